@@ -1,0 +1,112 @@
+//! `customers create | import | lock | unlock`.
+
+use std::io::BufRead as _;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, anyhow};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::domain::customer::{
+    CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
+};
+use crate::domain::password::Password;
+use crate::startup::Services;
+
+#[derive(Debug, Subcommand)]
+pub enum CustomersCommand {
+    /// Create one customer, reading the password from standard input; prints the customerId.
+    Create(CreateArgs),
+    /// Bulk-create customers from a JSON Lines file (plaintext `password` or argon2 `passwordHash`).
+    Import(super::import::ImportArgs),
+    /// Lock a customer until an operator unlocks them; ends their sessions.
+    Lock { username: String },
+    /// Lift a lock and clear the failed-login count.
+    Unlock { username: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TwoFactorArg {
+    Off,
+    Sms,
+    Email,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[arg(long)]
+    username: String,
+    #[arg(long)]
+    email: String,
+    /// E.164, e.g. +447700900123.
+    #[arg(long)]
+    phone: String,
+    #[arg(long)]
+    first_name: String,
+    #[arg(long)]
+    last_name: String,
+    /// NOT_STARTED, PENDING, VERIFIED or REJECTED.
+    #[arg(long, default_value = "NOT_STARTED")]
+    kyc_status: String,
+    #[arg(long, value_enum, default_value = "off")]
+    two_factor: TwoFactorArg,
+    /// Read the password from standard input (required: passwords never go on the command line).
+    #[arg(long, required = true)]
+    password_stdin: bool,
+}
+
+pub async fn run(cmd: CustomersCommand, services: &Services) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CustomersCommand::Create(args) => create(args, services).await,
+        CustomersCommand::Import(args) => super::import::run(args, services).await,
+        CustomersCommand::Lock { username } => {
+            services.accounts.lock(&parse_username(&username)?).await?;
+            println!("locked {}", username.trim().to_lowercase());
+            Ok(ExitCode::SUCCESS)
+        }
+        CustomersCommand::Unlock { username } => {
+            services
+                .accounts
+                .unlock(&parse_username(&username)?)
+                .await?;
+            println!("unlocked {}", username.trim().to_lowercase());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn parse_username(raw: &str) -> anyhow::Result<Username> {
+    Username::parse(raw).map_err(|e| anyhow!("username {e}"))
+}
+
+async fn create(args: CreateArgs, services: &Services) -> anyhow::Result<ExitCode> {
+    let field = |name: &'static str| move |e: crate::domain::InvalidValue| anyhow!("--{name} {e}");
+    let customer = NewCustomer {
+        id: CustomerId::generate(),
+        username: Username::parse(&args.username).map_err(field("username"))?,
+        email: Email::parse(&args.email).map_err(field("email"))?,
+        phone: Some(Phone::parse(&args.phone).map_err(field("phone"))?),
+        first_name: PersonName::parse(&args.first_name).map_err(field("first-name"))?,
+        last_name: PersonName::parse(&args.last_name).map_err(field("last-name"))?,
+        kyc_status: args
+            .kyc_status
+            .parse::<KycStatus>()
+            .map_err(field("kyc-status"))?,
+        two_factor: match args.two_factor {
+            TwoFactorArg::Off => None,
+            TwoFactorArg::Sms => Some(TwoFactorMethod::Sms),
+            TwoFactorArg::Email => Some(TwoFactorMethod::Email),
+        },
+        password_hash: String::new(),
+    };
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = Password::parse_new(line.trim_end_matches(['\r', '\n']).to_owned())
+        .map_err(|e| anyhow!("the password {e}"))?;
+    let id = customer.id.clone();
+    services.accounts.create(customer, &password).await?;
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,228 @@
+//! `customers import FILE`: streams JSON Lines into batched transactions. Plaintext passwords
+//! are hashed on every core; lines that carry a `passwordHash` skip hashing entirely, which is
+//! how a million customers load in minutes.
+
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+use tokio::task::JoinSet;
+
+use crate::domain::InvalidValue;
+use crate::domain::customer::{
+    CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
+};
+use crate::domain::password::{Password, PasswordHasher, is_supported_hash};
+use crate::startup::Services;
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// JSON Lines: one customer a line, with the fields of customers/me plus `password` or
+    /// `passwordHash`.
+    file: PathBuf,
+    /// Customers per transaction.
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+}
+
+/// One line of the file. (No `Debug`: it may hold a password.)
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ImportLine {
+    customer_id: Option<String>,
+    username: String,
+    email: String,
+    phone: Option<String>,
+    first_name: String,
+    last_name: String,
+    kyc_status: Option<String>,
+    two_factor: Option<TwoFactorLine>,
+    password: Option<String>,
+    password_hash: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TwoFactorLine {
+    enabled: bool,
+    method: Option<String>,
+}
+
+/// A parsed line whose password may still need hashing.
+struct Pending {
+    customer: NewCustomer,
+    password: Option<Password>,
+}
+
+fn parse_line(text: &str) -> Result<Pending, String> {
+    let line: ImportLine = serde_json::from_str(text).map_err(|e| {
+        // serde's message can quote values (a password among them): keep only its category.
+        let text = e.to_string();
+        let kind = text
+            .split([':', '`'])
+            .next()
+            .unwrap_or("invalid JSON")
+            .trim()
+            .to_owned();
+        format!("not a customer object ({kind})")
+    })?;
+    let f = |name: &'static str| move |e: InvalidValue| format!("{name} {e}");
+    let two_factor = match line.two_factor {
+        Some(t) if t.enabled => Some(
+            t.method
+                .as_deref()
+                .unwrap_or("SMS")
+                .parse::<TwoFactorMethod>()
+                .map_err(f("twoFactor.method"))?,
+        ),
+        _ => None,
+    };
+    let id = match line.customer_id {
+        Some(id)
+            if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            CustomerId::from_stored(id)
+        }
+        Some(_) => return Err("customerId must be 1 to 64 printable characters".into()),
+        None => CustomerId::generate(),
+    };
+    let (password, password_hash) = match (line.password, line.password_hash) {
+        (Some(p), None) => (
+            Some(Password::parse_new(p).map_err(f("password"))?),
+            String::new(),
+        ),
+        (None, Some(h)) if is_supported_hash(&h) => (None, h),
+        (None, Some(_)) => return Err("passwordHash is not an argon2 PHC string".into()),
+        _ => return Err("exactly one of password and passwordHash is required".into()),
+    };
+    let customer = NewCustomer {
+        id,
+        username: Username::parse(&line.username).map_err(f("username"))?,
+        email: Email::parse(&line.email).map_err(f("email"))?,
+        phone: line
+            .phone
+            .as_deref()
+            .map(Phone::parse)
+            .transpose()
+            .map_err(f("phone"))?,
+        first_name: PersonName::parse(&line.first_name).map_err(f("firstName"))?,
+        last_name: PersonName::parse(&line.last_name).map_err(f("lastName"))?,
+        kyc_status: line
+            .kyc_status
+            .as_deref()
+            .unwrap_or("NOT_STARTED")
+            .parse::<KycStatus>()
+            .map_err(f("kycStatus"))?,
+        two_factor,
+        password_hash,
+    };
+    customer.check().map_err(|e| e.to_string())?;
+    Ok(Pending { customer, password })
+}
+
+/// Hashes the plaintext passwords of a batch in parallel on the hashing pool.
+async fn hash_batch(
+    hasher: &PasswordHasher,
+    batch: Vec<Pending>,
+) -> anyhow::Result<Vec<NewCustomer>> {
+    let mut tasks = JoinSet::new();
+    let mut ready = Vec::with_capacity(batch.len());
+    for Pending {
+        mut customer,
+        password,
+    } in batch
+    {
+        match password {
+            None => ready.push(customer),
+            Some(password) => {
+                // Keep no more hashes in flight than the pool has threads, so none is refused.
+                if tasks.len() >= hasher.workers()
+                    && let Some(done) = tasks.join_next().await
+                {
+                    ready.push(done.context("hashing task")??);
+                }
+                let hasher = hasher.clone();
+                tasks.spawn(async move {
+                    customer.password_hash = hasher.hash(&password).await?;
+                    Ok::<_, anyhow::Error>(customer)
+                });
+            }
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        ready.push(done.context("hashing task")??);
+    }
+    Ok(ready)
+}
+
+#[derive(Default)]
+struct Summary {
+    read: u64,
+    imported: u64,
+    rejected: u64,
+}
+
+pub async fn run(args: ImportArgs, services: &Services) -> anyhow::Result<ExitCode> {
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let progress = ProgressBar::new(size).with_style(
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut reader = std::io::BufReader::new(file);
+    let batch_size = args.batch_size.clamp(1, 100_000);
+    let mut summary = Summary::default();
+    let mut batch = Vec::with_capacity(batch_size);
+    let mut text = String::new();
+    let mut line_no = 0u64;
+    loop {
+        text.clear();
+        let read = reader
+            .read_line(&mut text)
+            .context("reading the import file")?;
+        if read == 0 {
+            break;
+        }
+        line_no += 1;
+        progress.inc(read as u64);
+        if text.trim().is_empty() {
+            continue;
+        }
+        summary.read += 1;
+        match parse_line(text.trim()) {
+            Ok(pending) => batch.push(pending),
+            Err(why) => {
+                summary.rejected += 1;
+                progress.suspend(|| eprintln!("line {line_no}: {why}"));
+            }
+        }
+        if batch.len() >= batch_size {
+            summary.imported += flush(services, std::mem::take(&mut batch)).await?;
+            progress.set_message(format!("{} imported", summary.imported));
+        }
+    }
+    summary.imported += flush(services, batch).await?;
+    progress.finish_and_clear();
+    let skipped = summary.read - summary.imported - summary.rejected;
+    println!(
+        "read {} customers: {} imported, {} skipped (username exists), {} rejected",
+        summary.read, summary.imported, skipped, summary.rejected
+    );
+    Ok(if summary.rejected == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn flush(services: &Services, batch: Vec<Pending>) -> anyhow::Result<u64> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let ready = hash_batch(services.accounts.hasher(), batch).await?;
+    Ok(services.accounts.import_batch(ready).await?)
+}

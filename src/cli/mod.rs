@@ -1,0 +1,100 @@
+//! The operator's command line. Each subcommand lives in its own file; every failure ends in one
+//! line on standard error and a non-zero exit.
+
+mod audit;
+mod customers;
+mod import;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::clock::SystemClock;
+use crate::config::Settings;
+use crate::startup::Services;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "finhub-auth",
+    version,
+    about = "Signs in FinHub's individual customers"
+)]
+pub struct Cli {
+    /// A TOML settings file; FINHUB_* environment variables override it.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (applies pending migrations first).
+    Serve,
+    /// Seed the demo customers (idempotent) and serve on a loopback address.
+    Demo,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Manage customers.
+    #[command(subcommand)]
+    Customers(customers::CustomersCommand),
+    /// Read and check the audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+}
+
+/// Runs the command line and turns the outcome into an exit code.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    crate::telemetry::init_logging(settings.log_format);
+    for name in Settings::unknown_variables() {
+        tracing::warn!(variable = %name, "unknown FINHUB_ variable ignored");
+    }
+    for name in Settings::unsupported_variables() {
+        tracing::warn!(variable = %name, "this version does not support this setting yet; ignored");
+    }
+    let services = Services::build(&settings, Arc::new(SystemClock)).await?;
+    match cli.command {
+        Command::Serve => serve::serve(&settings, &services).await,
+        Command::Demo => serve::demo(&settings, &services).await,
+        Command::Migrate => {
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Customers(cmd) => customers::run(cmd, &services).await,
+        Command::Audit(cmd) => audit::run(cmd, &services).await,
+    }
+}
+
+/// An error and its causes on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

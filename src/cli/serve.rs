@@ -1,0 +1,97 @@
+//! `serve` and `demo`.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::config::Settings;
+use crate::domain::accounts::AccountError;
+use crate::domain::customer::{
+    CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
+};
+use crate::domain::password::Password;
+use crate::startup::{Application, Services, shutdown_signal};
+
+pub async fn serve(settings: &Settings, services: &Services) -> anyhow::Result<ExitCode> {
+    let app = Application::build(settings, services).await?;
+    tracing::info!(address = %app.address(), "finhub-auth listening");
+    app.run_until(shutdown_signal()).await.context("serving")?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The demo's one password; it is printed, so it must never be a real customer's.
+const DEMO_PASSWORD: &str = "finhub-demo-2026";
+
+pub async fn demo(settings: &Settings, services: &Services) -> anyhow::Result<ExitCode> {
+    if !settings.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "demo refuses to listen on {}: its passwords are public, so it binds loopback addresses only (set FINHUB_LISTEN=127.0.0.1:PORT)",
+            settings.listen
+        );
+    }
+    seed(
+        services,
+        "alice@demo.finhub.test",
+        "Alice",
+        "Demo",
+        "+447700900001",
+        KycStatus::Verified,
+        None,
+    )
+    .await?;
+    seed(
+        services,
+        "bob@demo.finhub.test",
+        "Bob",
+        "Demo",
+        "+447700900002",
+        KycStatus::Pending,
+        Some(TwoFactorMethod::Sms),
+    )
+    .await?;
+    let app = Application::build(settings, services).await?;
+    println!("FinHub Auth demo on http://{}", app.address());
+    println!("  alice@demo.finhub.test / {DEMO_PASSWORD}  (no 2FA, KYC VERIFIED)");
+    println!(
+        "  bob@demo.finhub.test   / {DEMO_PASSWORD}  (SMS 2FA, KYC PENDING; codes go to {})",
+        settings.outbox_path.display()
+    );
+    app.run_until(shutdown_signal()).await.context("serving")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn seed(
+    services: &Services,
+    username: &str,
+    first: &str,
+    last: &str,
+    phone: &str,
+    kyc: KycStatus,
+    two_factor: Option<TwoFactorMethod>,
+) -> anyhow::Result<()> {
+    let username = Username::parse(username)?;
+    if services.accounts.exists(&username).await? {
+        return Ok(());
+    }
+    let customer = NewCustomer {
+        id: CustomerId::generate(),
+        email: Email::parse(username.as_str())?,
+        username,
+        phone: Some(Phone::parse(phone)?),
+        first_name: PersonName::parse(first)?,
+        last_name: PersonName::parse(last)?,
+        kyc_status: kyc,
+        two_factor,
+        password_hash: String::new(),
+    };
+    match services
+        .accounts
+        .create(customer, &Password::parse(DEMO_PASSWORD.into())?)
+        .await
+    {
+        // Another process seeded it first: that is the idempotent outcome too.
+        Ok(()) | Err(AccountError::UsernameTaken(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

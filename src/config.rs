@@ -1,0 +1,415 @@
+//! Configuration: defaults, then an optional TOML file, then `FINHUB_*` environment variables.
+//! Every value is checked at start-up; a bad one stops the service with a message naming the
+//! variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize};
+use time::Duration;
+
+use crate::domain::auth::Policies;
+use crate::domain::lockout::LockoutPolicy;
+use crate::domain::session::SessionPolicy;
+use crate::domain::two_factor::TwoFactorPolicy;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Which notifier delivers codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifierKind {
+    Outbox,
+    Live,
+}
+
+/// Every setting, under the names of the `FINHUB_*` variables (lower-cased, prefix dropped).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    #[serde(with = "duration")]
+    pub session_ttl: Duration,
+    #[serde(with = "duration")]
+    pub pending_session_ttl: Duration,
+    #[serde(with = "duration")]
+    pub session_absolute_ttl: Duration,
+    /// `None` when set to `off`.
+    #[serde(with = "optional_duration")]
+    pub session_idle_timeout: Option<Duration>,
+    #[serde(rename = "2fa_code_ttl", with = "duration")]
+    pub two_factor_code_ttl: Duration,
+    #[serde(rename = "2fa_max_attempts")]
+    pub two_factor_max_attempts: u32,
+    #[serde(rename = "2fa_resend_interval", with = "duration")]
+    pub two_factor_resend_interval: Duration,
+    #[serde(rename = "2fa_max_sends")]
+    pub two_factor_max_sends: u32,
+    pub lockout_threshold: u32,
+    #[serde(with = "duration")]
+    pub lockout_duration: Duration,
+    /// The longest a doubled lock lasts.
+    #[serde(with = "duration")]
+    pub lockout_max_duration: Duration,
+    pub notifier: NotifierKind,
+    pub outbox_path: PathBuf,
+    pub log_format: LogFormat,
+    /// Password-hashing threads; 0 means one per core.
+    pub hash_workers: usize,
+    /// Logins that may wait for a hashing thread before new ones are refused.
+    pub hash_queue: usize,
+    /// argon2id memory in KiB, iterations and lanes for new hashes.
+    pub hash_memory_kib: u32,
+    pub hash_iterations: u32,
+    pub hash_parallelism: u32,
+    pub db_max_connections: u32,
+    #[serde(with = "duration")]
+    pub db_acquire_timeout: Duration,
+    /// The longest any request may take before it is answered 503.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://./data/finhub-auth.db".into(),
+            session_ttl: Duration::hours(1),
+            pending_session_ttl: Duration::minutes(10),
+            session_absolute_ttl: Duration::hours(12),
+            session_idle_timeout: Some(Duration::minutes(15)),
+            two_factor_code_ttl: Duration::minutes(10),
+            two_factor_max_attempts: 5,
+            two_factor_resend_interval: Duration::seconds(30),
+            two_factor_max_sends: 5,
+            lockout_threshold: 5,
+            lockout_duration: Duration::minutes(15),
+            lockout_max_duration: Duration::hours(24),
+            notifier: NotifierKind::Outbox,
+            outbox_path: "./data/outbox.jsonl".into(),
+            log_format: LogFormat::Pretty,
+            hash_workers: 0,
+            hash_queue: 64,
+            hash_memory_kib: 19 * 1024,
+            hash_iterations: 2,
+            hash_parallelism: 1,
+            db_max_connections: 8,
+            db_acquire_timeout: Duration::seconds(5),
+            request_timeout: Duration::seconds(30),
+        }
+    }
+}
+
+/// A setting that cannot be used, named as the operator would set it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Reads the settings: defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError(format!(
+                    "config file {} not found",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(
+            Env::prefixed("FINHUB_")
+                .filter(|k| KNOWN.contains(&k.as_str().to_lowercase().as_str())),
+        );
+        let settings: Settings = figment.extract().map_err(describe)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// `FINHUB_*` variables in the environment that this version does not read.
+    pub fn unknown_variables() -> Vec<String> {
+        std::env::vars()
+            .filter_map(|(k, _)| k.strip_prefix("FINHUB_").map(str::to_lowercase))
+            .filter(|k| !KNOWN.contains(&k.as_str()) && !FUTURE.contains(&k.as_str()))
+            .map(|k| format!("FINHUB_{}", k.to_uppercase()))
+            .collect()
+    }
+
+    /// Documented variables of controls this version does not have yet, when they are set.
+    pub fn unsupported_variables() -> Vec<String> {
+        std::env::vars()
+            .filter_map(|(k, _)| k.strip_prefix("FINHUB_").map(str::to_lowercase))
+            .filter(|k| FUTURE.contains(&k.as_str()))
+            .map(|k| format!("FINHUB_{}", k.to_uppercase()))
+            .collect()
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("SESSION_TTL", self.session_ttl),
+            ("PENDING_SESSION_TTL", self.pending_session_ttl),
+            ("SESSION_ABSOLUTE_TTL", self.session_absolute_ttl),
+            ("2FA_CODE_TTL", self.two_factor_code_ttl),
+            ("LOCKOUT_DURATION", self.lockout_duration),
+            ("LOCKOUT_MAX_DURATION", self.lockout_max_duration),
+            ("DB_ACQUIRE_TIMEOUT", self.db_acquire_timeout),
+            ("REQUEST_TIMEOUT", self.request_timeout),
+        ];
+        for (name, value) in positive {
+            if value <= Duration::ZERO {
+                return Err(ConfigError(format!(
+                    "FINHUB_{name} must be longer than zero"
+                )));
+            }
+        }
+        if self
+            .session_idle_timeout
+            .is_some_and(|d| d <= Duration::ZERO)
+        {
+            return Err(ConfigError(
+                "FINHUB_SESSION_IDLE_TIMEOUT must be longer than zero, or off".into(),
+            ));
+        }
+        for (name, value) in [
+            ("2FA_MAX_ATTEMPTS", self.two_factor_max_attempts),
+            ("2FA_MAX_SENDS", self.two_factor_max_sends),
+            ("DB_MAX_CONNECTIONS", self.db_max_connections),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("FINHUB_{name} must be at least 1")));
+            }
+        }
+        if !self.database_url.starts_with("sqlite:")
+            && !self.database_url.starts_with("postgres:")
+            && !self.database_url.starts_with("postgresql:")
+        {
+            return Err(ConfigError(
+                "FINHUB_DATABASE_URL must start with sqlite:// or postgres://".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The rules of the login flow these settings describe.
+    pub fn policies(&self) -> Policies {
+        Policies {
+            session: SessionPolicy {
+                ttl: self.session_ttl,
+                pending_ttl: self.pending_session_ttl,
+                absolute_ttl: self.session_absolute_ttl,
+                idle_timeout: self.session_idle_timeout,
+            },
+            lockout: LockoutPolicy {
+                threshold: self.lockout_threshold,
+                base: self.lockout_duration,
+                max: self.lockout_max_duration.max(self.lockout_duration),
+            },
+            two_factor: TwoFactorPolicy {
+                code_ttl: self.two_factor_code_ttl,
+                max_attempts: self.two_factor_max_attempts,
+                resend_interval: self.two_factor_resend_interval,
+                max_sends: self.two_factor_max_sends,
+            },
+        }
+    }
+
+    /// Hashing threads, resolving 0 to the number of cores.
+    pub fn hash_threads(&self) -> usize {
+        match self.hash_workers {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        }
+    }
+}
+
+/// The variables this version reads (without the `FINHUB_` prefix, lower-cased).
+const KNOWN: &[&str] = &[
+    "listen",
+    "database_url",
+    "session_ttl",
+    "pending_session_ttl",
+    "session_absolute_ttl",
+    "session_idle_timeout",
+    "2fa_code_ttl",
+    "2fa_max_attempts",
+    "2fa_resend_interval",
+    "2fa_max_sends",
+    "lockout_threshold",
+    "lockout_duration",
+    "lockout_max_duration",
+    "notifier",
+    "outbox_path",
+    "log_format",
+    "hash_workers",
+    "hash_queue",
+    "hash_memory_kib",
+    "hash_iterations",
+    "hash_parallelism",
+    "db_max_connections",
+    "db_acquire_timeout",
+    "request_timeout",
+];
+
+/// Documented variables of controls that later versions add.
+const FUTURE: &[&str] = &[
+    "rate_limit_ip",
+    "rate_limit_login_ip",
+    "rate_limit_login_account",
+    "redis_url",
+    "trusted_proxies",
+    "geoip_db",
+    "risk_action",
+    "tls_cert",
+    "tls_key",
+    "smtp_url",
+    "smtp_from",
+    "sms_gateway_url",
+    "sms_gateway_secret",
+];
+
+/// Turns figment's error into one line per bad value, naming the variable.
+fn describe(errors: figment::Error) -> ConfigError {
+    let lines: Vec<String> = errors
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join("_");
+            let name = if key.is_empty() {
+                "configuration".to_owned()
+            } else {
+                format!("FINHUB_{}", key.to_uppercase())
+            };
+            format!("{name}: {}", e.kind)
+        })
+        .collect();
+    ConfigError(lines.join("; "))
+}
+
+/// Parses `90s`, `10m`, `1h`, `1h30m`, or a whole number of seconds.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    if let Ok(secs) = raw.parse::<i64>() {
+        return Ok(Duration::seconds(secs));
+    }
+    let std = humantime::parse_duration(raw)
+        .map_err(|_| format!("`{raw}` is not a duration such as 90s, 10m or 1h"))?;
+    Duration::try_from(std).map_err(|_| format!("`{raw}` is too long"))
+}
+
+fn format_duration(d: Duration) -> String {
+    format!("{}s", d.whole_seconds())
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Text(String),
+    Seconds(i64),
+}
+
+mod duration {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        match RawDuration::deserialize(d)? {
+            RawDuration::Seconds(s) => Ok(Duration::seconds(s)),
+            RawDuration::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+mod optional_duration {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&format_duration(*d)),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match RawDuration::deserialize(d)? {
+            RawDuration::Text(t) if t.trim().eq_ignore_ascii_case("off") => Ok(None),
+            RawDuration::Text(t) => parse_duration(&t)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            RawDuration::Seconds(s) => Ok(Some(Duration::seconds(s))),
+        }
+    }
+}
+
+#[cfg(test)]
+#[expect(
+    clippy::result_large_err,
+    reason = "figment's Jail fixes the closure's error type"
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_the_documented_forms() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::seconds(90));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::minutes(10));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::hours(1));
+        assert_eq!(parse_duration("45").unwrap(), Duration::seconds(45));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn defaults_follow_the_operations_guide() {
+        figment::Jail::expect_with(|_| {
+            let s = Settings::load(None).unwrap();
+            assert_eq!(s.session_ttl, Duration::hours(1));
+            assert_eq!(s.session_idle_timeout, Some(Duration::minutes(15)));
+            assert_eq!(s.two_factor_max_sends, 5);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_off_disables_the_idle_timeout() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "finhub.toml",
+                "session_ttl = \"2h\"\nlockout_threshold = 3\n",
+            )?;
+            jail.set_env("FINHUB_SESSION_TTL", "30m");
+            jail.set_env("FINHUB_SESSION_IDLE_TIMEOUT", "off");
+            jail.set_env("FINHUB_2FA_CODE_TTL", "5m");
+            let s = Settings::load(Some(Path::new("finhub.toml"))).unwrap();
+            assert_eq!(s.session_ttl, Duration::minutes(30));
+            assert_eq!(s.lockout_threshold, 3);
+            assert_eq!(s.session_idle_timeout, None);
+            assert_eq!(s.two_factor_code_ttl, Duration::minutes(5));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FINHUB_LOCKOUT_DURATION", "a while");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("FINHUB_LOCKOUT_DURATION"), "{err}");
+            jail.set_env("FINHUB_LOCKOUT_DURATION", "15m");
+            jail.set_env("FINHUB_2FA_MAX_ATTEMPTS", "0");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("FINHUB_2FA_MAX_ATTEMPTS"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,130 @@
+//! Operator actions on customers: creating, importing, locking and unlocking.
+
+use std::sync::Arc;
+
+use super::audit::{AuditEvent, AuditKind, Outcome};
+use super::customer::{Customer, NewCustomer, Username};
+use super::password::{Password, PasswordHasher};
+use crate::clock::Clock;
+use crate::store::{Store, StoreError};
+
+/// Why an operator action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("no customer with username {0}")]
+    UnknownCustomer(String),
+    #[error("a customer with username {0} already exists")]
+    UsernameTaken(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("password hashing failed: {0}")]
+    Hash(#[from] super::password::HashError),
+}
+
+/// Operator actions, each audited like the customer's own.
+#[derive(Clone)]
+pub struct Accounts {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    hasher: PasswordHasher,
+}
+
+impl Accounts {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, hasher: PasswordHasher) -> Self {
+        Self {
+            store,
+            clock,
+            hasher,
+        }
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// Creates one customer with a password to hash.
+    pub async fn create(
+        &self,
+        mut customer: NewCustomer,
+        password: &Password,
+    ) -> Result<(), AccountError> {
+        customer
+            .check()
+            .map_err(|e| AccountError::Invalid(e.to_string()))?;
+        customer.password_hash = self.hasher.hash(password).await?;
+        match self
+            .store
+            .insert_customer(&customer, &self.created_event(&customer))
+            .await
+        {
+            Err(StoreError::Conflict(_)) => {
+                Err(AccountError::UsernameTaken(customer.username.to_string()))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Inserts a batch whose hashes are ready, skipping usernames that exist; returns how many
+    /// were new.
+    pub async fn import_batch(&self, batch: Vec<NewCustomer>) -> Result<u64, AccountError> {
+        let batch: Vec<_> = batch
+            .into_iter()
+            .map(|c| {
+                let event = self.created_event(&c).reason("import");
+                (c, event)
+            })
+            .collect();
+        Ok(self.store.insert_customers(&batch).await?)
+    }
+
+    /// Whether a customer with this username exists.
+    pub async fn exists(&self, username: &Username) -> Result<bool, AccountError> {
+        Ok(self.store.customer_by_username(username).await?.is_some())
+    }
+
+    /// Locks a customer until an operator unlocks, ending their sessions.
+    pub async fn lock(&self, username: &Username) -> Result<(), AccountError> {
+        self.set_lock(username, true).await
+    }
+
+    /// Lifts any lock and clears the failure counters.
+    pub async fn unlock(&self, username: &Username) -> Result<(), AccountError> {
+        self.set_lock(username, false).await
+    }
+
+    async fn set_lock(&self, username: &Username, locked: bool) -> Result<(), AccountError> {
+        let customer = self.find(username).await?;
+        let (kind, reason) = if locked {
+            (AuditKind::AccountLocked, "operator_lock")
+        } else {
+            (AuditKind::AccountUnlocked, "operator_unlock")
+        };
+        let event = AuditEvent::new(kind, Outcome::Success, self.clock.now())
+            .username(username)
+            .customer(&customer.id)
+            .reason(reason);
+        self.store
+            .set_operator_lock(username, &customer.id, locked, &event)
+            .await?;
+        Ok(())
+    }
+
+    async fn find(&self, username: &Username) -> Result<Customer, AccountError> {
+        self.store
+            .customer_by_username(username)
+            .await?
+            .ok_or_else(|| AccountError::UnknownCustomer(username.to_string()))
+    }
+
+    fn created_event(&self, customer: &NewCustomer) -> AuditEvent {
+        AuditEvent::new(
+            AuditKind::CustomerCreated,
+            Outcome::Success,
+            self.clock.now(),
+        )
+        .username(&customer.username)
+        .customer(&customer.id)
+    }
+}

@@ -1,0 +1,161 @@
+//! Password login.
+
+use super::{AuthService, IssuedSession, count_outcome};
+use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
+use crate::domain::client::ClientContext;
+use crate::domain::customer::{Customer, Username};
+use crate::domain::error::AuthError;
+use crate::domain::lockout::LockoutRecord;
+use crate::domain::password::Password;
+use crate::domain::session::{NewSession, SessionId, SessionState};
+use crate::domain::token::TokenPair;
+use crate::store::SessionStart;
+
+const LOGIN_METRIC: &str = "finhub_logins_total";
+
+impl AuthService {
+    /// Exchanges a username and password for a session. Unknown usernames cost the same hashing
+    /// work as known ones and fail identically; failures count towards a lock whether or not the
+    /// username exists, and a locked username is refused before any password is checked.
+    pub async fn login(
+        &self,
+        username: &Username,
+        password: &Password,
+        client: &ClientContext,
+    ) -> Result<IssuedSession, AuthError> {
+        let now = self.clock.now();
+        let attempt = |outcome| {
+            AuditEvent::new(AuditKind::LoginFailed, outcome, now)
+                .username(username)
+                .client(client)
+        };
+
+        let lockout = self.store.lockout(username).await?;
+        if let Some(lock) = lockout.lock_at(now) {
+            self.store
+                .append_event(&attempt(Outcome::Failure).reason("account_locked"))
+                .await?;
+            count_outcome(LOGIN_METRIC, "account_locked");
+            return Err(AuthError::AccountLocked {
+                until: lock.until(),
+            });
+        }
+
+        let customer = self.store.customer_by_username(username).await?;
+        let stored_hash = customer.as_ref().map(|c| c.password_hash.as_str());
+        let verification = self.hasher.verify(password, stored_hash).await?;
+        let customer = match customer {
+            Some(c) if verification.matches => c,
+            other => {
+                let mut event = attempt(Outcome::Failure).reason("invalid_credentials");
+                if let Some(c) = &other {
+                    event = event.customer(&c.id);
+                }
+                let failure = self
+                    .store
+                    .record_failure(username, &self.policies.lockout, &event)
+                    .await?;
+                return Err(if failure.counted {
+                    count_outcome(LOGIN_METRIC, "invalid_credentials");
+                    AuthError::InvalidCredentials
+                } else {
+                    count_outcome(LOGIN_METRIC, "account_locked");
+                    locked(&failure.record, now)
+                });
+            }
+        };
+
+        if verification.needs_rehash {
+            self.upgrade_hash(&customer, password).await;
+        }
+        self.start_session(customer, client).await
+    }
+
+    async fn start_session(
+        &self,
+        customer: Customer,
+        client: &ClientContext,
+    ) -> Result<IssuedSession, AuthError> {
+        let now = self.clock.now();
+        let state = if customer.two_factor.is_some() {
+            SessionState::TwoFactorPending
+        } else {
+            SessionState::Active
+        };
+        let tokens = TokenPair::generate()?;
+        let policy = &self.policies.session;
+        let session = NewSession {
+            id: SessionId::generate(),
+            customer_id: customer.id.clone(),
+            state,
+            access_hash: tokens.access.hash(),
+            refresh_hash: tokens.refresh.hash(),
+            created_at: now,
+            expires_at: policy.expiry(state, now, now),
+            absolute_expires_at: policy.absolute_expiry(now),
+            client: client.clone(),
+        };
+        let event = AuditEvent::new(AuditKind::LoginSucceeded, Outcome::Success, now)
+            .username(&customer.username)
+            .customer(&customer.id)
+            .session(&session.id)
+            .client(client)
+            .detail("state", state.as_str());
+        match self
+            .store
+            .start_session(&session, &customer.username, &event)
+            .await?
+        {
+            SessionStart::Started { .. } => {
+                count_outcome(LOGIN_METRIC, "success");
+                Ok(IssuedSession {
+                    session_id: session.id,
+                    tokens,
+                    issued_at: now,
+                    expires_at: session.expires_at,
+                    two_factor_required: state == SessionState::TwoFactorPending,
+                })
+            }
+            SessionStart::Locked(record) => {
+                // Locked between the password check and now: answer as any locked login.
+                let refused = AuditEvent::new(AuditKind::LoginFailed, Outcome::Failure, now)
+                    .username(&customer.username)
+                    .customer(&customer.id)
+                    .client(client)
+                    .reason("account_locked");
+                self.store.append_event(&refused).await?;
+                count_outcome(LOGIN_METRIC, "account_locked");
+                Err(locked(&record, now))
+            }
+        }
+    }
+
+    /// Re-hashes a password whose stored hash has outdated parameters. The login goes ahead if
+    /// this fails; it is tried again next time.
+    async fn upgrade_hash(&self, customer: &Customer, password: &Password) {
+        let result = async {
+            let new_hash = self.hasher.hash(password).await?;
+            let event = AuditEvent::new(
+                AuditKind::PasswordRehashed,
+                Outcome::Success,
+                self.clock.now(),
+            )
+            .username(&customer.username)
+            .customer(&customer.id);
+            self.store
+                .replace_password_hash(&customer.id, &customer.password_hash, &new_hash, &event)
+                .await?;
+            Ok::<_, AuthError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(customer.id = %customer.id, error = %e, "password hash upgrade failed");
+        }
+    }
+}
+
+fn locked(record: &LockoutRecord, now: time::OffsetDateTime) -> AuthError {
+    AuthError::AccountLocked {
+        until: record.lock_at(now).and_then(|l| l.until()),
+    }
+}

@@ -1,0 +1,183 @@
+//! The login flow: password login, the session checks on every call, two-factor, renewal and
+//! logout. [`AuthService`] holds the rules; the store makes each state change atomic.
+
+mod login;
+mod renewal;
+mod second_factor;
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::audit::{AuditEvent, AuditKind, Outcome};
+use super::client::ClientContext;
+use super::customer::{Customer, CustomerId, TwoFactorMethod};
+use super::error::AuthError;
+use super::lockout::LockoutPolicy;
+use super::password::PasswordHasher;
+use super::session::{Ended, Session, SessionId, SessionPolicy, SessionState};
+use super::token::{SessionToken, TokenPair};
+use super::two_factor::TwoFactorPolicy;
+use crate::clock::Clock;
+use crate::notify::Notifier;
+use crate::store::Store;
+
+/// Every configurable rule of the flow.
+#[derive(Debug, Clone, Copy)]
+pub struct Policies {
+    pub session: SessionPolicy,
+    pub lockout: LockoutPolicy,
+    pub two_factor: TwoFactorPolicy,
+}
+
+/// A session and the tokens just issued for it (shown to the customer once).
+#[derive(Debug)]
+pub struct IssuedSession {
+    pub session_id: SessionId,
+    pub tokens: TokenPair,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub two_factor_required: bool,
+}
+
+/// A code sent for a pending session.
+#[derive(Debug)]
+pub struct ChallengeIssued {
+    pub challenge_id: super::two_factor::ChallengeId,
+    pub method: TwoFactorMethod,
+    pub destination: String,
+    pub expires_at: OffsetDateTime,
+    pub resend_available_at: OffsetDateTime,
+}
+
+/// A customer's record with the session asking for it.
+#[derive(Debug)]
+pub struct CustomerDetails {
+    pub customer: Customer,
+    pub session: Session,
+}
+
+/// Which sessions a logout ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutScope {
+    ThisSession,
+    AllSessions,
+}
+
+/// The login flow's rules, over a store, a clock, a hasher and a notifier.
+#[derive(Clone)]
+pub struct AuthService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    hasher: PasswordHasher,
+    notifier: Arc<dyn Notifier>,
+    policies: Policies,
+}
+
+impl AuthService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        hasher: PasswordHasher,
+        notifier: Arc<dyn Notifier>,
+        policies: Policies,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            hasher,
+            notifier,
+            policies,
+        }
+    }
+
+    pub fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    /// Resolves a bearer token to its live session and records the call as activity. Tokens
+    /// that are not this service's shape never reach the store.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Session, AuthError> {
+        let token = SessionToken::parse(bearer).ok_or(AuthError::Unauthenticated)?;
+        let session = self
+            .store
+            .session_by_access(&token.hash())
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
+        let now = self.clock.now();
+        self.policies
+            .session
+            .check_access(&session, now)
+            .map_err(ended_error)?;
+        self.store.touch_session(&session.id, now).await?;
+        Ok(Session {
+            last_seen_at: now,
+            ..session
+        })
+    }
+
+    /// The customer behind a session.
+    pub async fn customer_details(&self, session: Session) -> Result<CustomerDetails, AuthError> {
+        let customer = self
+            .store
+            .customer_by_id(&session.customer_id)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
+        Ok(CustomerDetails { customer, session })
+    }
+
+    /// Ends this session, or every session of its customer, at once.
+    pub async fn logout(
+        &self,
+        session: &Session,
+        scope: LogoutScope,
+        client: &ClientContext,
+    ) -> Result<(), AuthError> {
+        let event = AuditEvent::new(AuditKind::Logout, Outcome::Success, self.clock.now())
+            .customer(&session.customer_id)
+            .session(&session.id)
+            .client(client);
+        match scope {
+            LogoutScope::ThisSession => {
+                let event = event.detail("scope", "session");
+                self.store
+                    .revoke_session(&session.id, "logout", &event)
+                    .await?;
+            }
+            LogoutScope::AllSessions => {
+                let event = event.detail("scope", "all");
+                self.store
+                    .revoke_customer_sessions(&session.customer_id, "logout_all", &event)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn require_pending(session: &Session) -> Result<(), AuthError> {
+        match session.state {
+            SessionState::TwoFactorPending => Ok(()),
+            SessionState::Active => Err(AuthError::TwoFactorNotPending),
+        }
+    }
+
+    async fn customer_of(&self, id: &CustomerId) -> Result<Customer, AuthError> {
+        self.store
+            .customer_by_id(id)
+            .await?
+            .ok_or(AuthError::Unauthenticated)
+    }
+}
+
+/// A revoked session is unknown to the caller; any other end is an expiry.
+fn ended_error(ended: Ended) -> AuthError {
+    match ended {
+        Ended::Revoked => AuthError::Unauthenticated,
+        Ended::Expired | Ended::Idle => AuthError::SessionExpired,
+    }
+}
+
+/// Counts an outcome for the metrics endpoint.
+fn count_outcome(metric: &'static str, outcome: &'static str) {
+    metrics::counter!(metric, "outcome" => outcome).increment(1);
+}

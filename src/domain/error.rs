@@ -1,0 +1,68 @@
+//! The ways a step of the login flow can be refused. The HTTP layer maps each to the contract's
+//! error code; nothing here carries a secret.
+
+use time::{Duration, OffsetDateTime};
+
+use super::InvalidValue;
+use super::password::HashError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("account locked")]
+    AccountLocked { until: Option<OffsetDateTime> },
+    #[error("unauthenticated")]
+    Unauthenticated,
+    #[error("session expired")]
+    SessionExpired,
+    #[error("two-factor authentication required")]
+    TwoFactorRequired,
+    #[error("session is not awaiting two-factor authentication")]
+    TwoFactorNotPending,
+    #[error("invalid two-factor code")]
+    InvalidCode { attempts_remaining: u32 },
+    #[error("two-factor code expired")]
+    CodeExpired,
+    #[error("too many two-factor attempts")]
+    TooManyAttempts { retry_after: Duration },
+    #[error("invalid {field}: {problem}")]
+    Invalid {
+        field: &'static str,
+        problem: InvalidValue,
+    },
+    #[error("overloaded")]
+    Overloaded,
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(why) => Self::Unavailable(why),
+            StoreError::Conflict(what) => {
+                Self::Internal(anyhow::anyhow!("unexpected conflict: {what}"))
+            }
+            StoreError::Other(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<HashError> for AuthError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Overloaded => Self::Overloaded,
+            HashError::Internal(why) => Self::Internal(anyhow::anyhow!(why)),
+        }
+    }
+}
+
+impl From<getrandom::Error> for AuthError {
+    fn from(e: getrandom::Error) -> Self {
+        Self::Internal(anyhow::anyhow!("random source: {e}"))
+    }
+}

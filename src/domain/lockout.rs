@@ -1,0 +1,125 @@
+//! Failed-login lockout: consecutive failures per normalised username (existing or not) lock it
+//! for a while, twice as long on each repeated lock.
+
+use time::{Duration, OffsetDateTime};
+
+/// How failures turn into locks.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    /// Consecutive failures that lock; 0 disables locking.
+    pub threshold: u32,
+    /// The first lock's length.
+    pub base: Duration,
+    /// No lock lasts longer than this, however often it repeats.
+    pub max: Duration,
+}
+
+impl LockoutPolicy {
+    /// Whether `failures` consecutive failures call for a lock.
+    pub fn should_lock(&self, failures: u32) -> bool {
+        self.threshold > 0 && failures >= self.threshold
+    }
+
+    /// The length of the `nth` lock (1 for the first): base, 2×base, 4×base, … up to `max`.
+    pub fn lock_duration(&self, nth: u32) -> Duration {
+        let doublings = nth.saturating_sub(1).min(30);
+        let factor = 1i32 << doublings;
+        self.base
+            .checked_mul(factor)
+            .map_or(self.max, |d| d.min(self.max))
+    }
+}
+
+/// The failure counters kept for one username.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LockoutRecord {
+    pub failures: u32,
+    pub lock_count: u32,
+    pub locked_until: Option<OffsetDateTime>,
+    pub operator_locked: bool,
+}
+
+/// Why a login is refused before any password is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// Until an operator unlocks.
+    Operator,
+    Until(OffsetDateTime),
+}
+
+impl LockoutRecord {
+    /// The lock in force at `now`, if any.
+    pub fn lock_at(&self, now: OffsetDateTime) -> Option<Lock> {
+        if self.operator_locked {
+            return Some(Lock::Operator);
+        }
+        self.locked_until
+            .filter(|until| *until > now)
+            .map(Lock::Until)
+    }
+}
+
+impl Lock {
+    pub fn until(self) -> Option<OffsetDateTime> {
+        match self {
+            Self::Operator => None,
+            Self::Until(t) => Some(t),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> LockoutPolicy {
+        LockoutPolicy {
+            threshold: 5,
+            base: Duration::minutes(15),
+            max: Duration::hours(24),
+        }
+    }
+
+    #[test]
+    fn the_fifth_consecutive_failure_locks() {
+        assert!(!policy().should_lock(4));
+        assert!(policy().should_lock(5));
+        let off = LockoutPolicy {
+            threshold: 0,
+            ..policy()
+        };
+        assert!(!off.should_lock(1000));
+    }
+
+    #[test]
+    fn locks_double_and_stop_at_the_maximum() {
+        let p = policy();
+        assert_eq!(p.lock_duration(1), Duration::minutes(15));
+        assert_eq!(p.lock_duration(2), Duration::minutes(30));
+        assert_eq!(p.lock_duration(3), Duration::minutes(60));
+        assert_eq!(p.lock_duration(8), Duration::hours(24));
+        assert_eq!(p.lock_duration(u32::MAX), Duration::hours(24));
+    }
+
+    #[test]
+    fn a_lock_holds_until_its_time_and_an_operator_lock_until_unlocked() {
+        let now = OffsetDateTime::now_utc();
+        let timed = LockoutRecord {
+            locked_until: Some(now + Duration::minutes(1)),
+            ..Default::default()
+        };
+        assert_eq!(
+            timed.lock_at(now),
+            Some(Lock::Until(now + Duration::minutes(1)))
+        );
+        assert_eq!(timed.lock_at(now + Duration::minutes(2)), None);
+        let operator = LockoutRecord {
+            operator_locked: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            operator.lock_at(now + Duration::days(999)),
+            Some(Lock::Operator)
+        );
+    }
+}

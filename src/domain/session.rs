@@ -1,0 +1,269 @@
+//! Sessions and the rules that end them.
+
+use std::fmt;
+
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::client::ClientContext;
+use super::customer::CustomerId;
+use super::token::TokenHash;
+
+/// An opaque session identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7().to_string())
+    }
+
+    pub fn from_stored(id: String) -> Self {
+        Self(id)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a session is in the login flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Password accepted, second factor still owed: may only read the restricted view, run 2FA
+    /// and log out.
+    TwoFactorPending,
+    Active,
+}
+
+impl SessionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TwoFactorPending => "TWO_FACTOR_PENDING",
+            Self::Active => "ACTIVE",
+        }
+    }
+
+    pub fn from_stored(s: &str) -> Option<Self> {
+        match s {
+            "TWO_FACTOR_PENDING" => Some(Self::TwoFactorPending),
+            "ACTIVE" => Some(Self::Active),
+            _ => None,
+        }
+    }
+}
+
+/// A session as stored.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: SessionId,
+    pub customer_id: CustomerId,
+    pub state: SessionState,
+    pub created_at: OffsetDateTime,
+    /// When the current bffToken stops working.
+    pub expires_at: OffsetDateTime,
+    /// No renewal reaches past this.
+    pub absolute_expires_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    /// When this session completed login (became ACTIVE).
+    pub login_at: Option<OffsetDateTime>,
+    /// The customer's login before this one, as it stood when this one completed.
+    pub previous_login_at: Option<OffsetDateTime>,
+    pub two_factor_verified: bool,
+    pub revoked: bool,
+}
+
+/// A session about to be stored.
+#[derive(Debug)]
+pub struct NewSession {
+    pub id: SessionId,
+    pub customer_id: CustomerId,
+    pub state: SessionState,
+    pub access_hash: TokenHash,
+    pub refresh_hash: TokenHash,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub absolute_expires_at: OffsetDateTime,
+    pub client: ClientContext,
+}
+
+/// New tokens for an existing session. With `old_refresh` set, the swap only happens while that
+/// is still the session's refresh token; the replaced refresh token is retired either way, so a
+/// later use of it is recognised as reuse.
+#[derive(Debug)]
+pub struct Rotation {
+    pub session_id: SessionId,
+    pub old_refresh: Option<TokenHash>,
+    pub access_hash: TokenHash,
+    pub refresh_hash: TokenHash,
+    pub expires_at: OffsetDateTime,
+    pub at: OffsetDateTime,
+}
+
+/// Session lifetimes.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    pub ttl: Duration,
+    pub pending_ttl: Duration,
+    pub absolute_ttl: Duration,
+    /// `None`: no idle limit.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Why a stored session no longer works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Revoked,
+    Expired,
+    Idle,
+}
+
+impl SessionPolicy {
+    /// The expiry of a token issued at `now` for a session in `state` created at `created_at`.
+    pub fn expiry(
+        &self,
+        state: SessionState,
+        created_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> OffsetDateTime {
+        let ttl = match state {
+            SessionState::TwoFactorPending => self.pending_ttl,
+            SessionState::Active => self.ttl,
+        };
+        (now + ttl).min(self.absolute_expiry(created_at))
+    }
+
+    pub fn absolute_expiry(&self, created_at: OffsetDateTime) -> OffsetDateTime {
+        created_at + self.absolute_ttl
+    }
+
+    /// Whether the session can still carry a bearer call at `now`.
+    pub fn check_access(&self, s: &Session, now: OffsetDateTime) -> Result<(), Ended> {
+        self.check_renewal(s, now)?;
+        if now >= s.expires_at {
+            return Err(Ended::Expired);
+        }
+        Ok(())
+    }
+
+    /// Whether the session can still be renewed at `now` (its bffToken may have expired).
+    pub fn check_renewal(&self, s: &Session, now: OffsetDateTime) -> Result<(), Ended> {
+        if s.revoked {
+            return Err(Ended::Revoked);
+        }
+        if now >= s.absolute_expires_at {
+            return Err(Ended::Expired);
+        }
+        if self
+            .idle_timeout
+            .is_some_and(|idle| now >= s.last_seen_at + idle)
+        {
+            return Err(Ended::Idle);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> SessionPolicy {
+        SessionPolicy {
+            ttl: Duration::hours(1),
+            pending_ttl: Duration::minutes(10),
+            absolute_ttl: Duration::hours(12),
+            idle_timeout: Some(Duration::minutes(15)),
+        }
+    }
+
+    fn session(now: OffsetDateTime) -> Session {
+        Session {
+            id: SessionId::generate(),
+            customer_id: CustomerId::generate(),
+            state: SessionState::Active,
+            created_at: now,
+            expires_at: now + Duration::hours(1),
+            absolute_expires_at: now + Duration::hours(12),
+            last_seen_at: now,
+            login_at: Some(now),
+            previous_login_at: None,
+            two_factor_verified: false,
+            revoked: false,
+        }
+    }
+
+    #[test]
+    fn pending_sessions_live_ten_minutes_and_active_ones_an_hour() {
+        let now = OffsetDateTime::now_utc();
+        let p = policy();
+        assert_eq!(
+            p.expiry(SessionState::TwoFactorPending, now, now),
+            now + Duration::minutes(10)
+        );
+        assert_eq!(
+            p.expiry(SessionState::Active, now, now),
+            now + Duration::hours(1)
+        );
+    }
+
+    #[test]
+    fn no_expiry_reaches_past_the_absolute_lifetime() {
+        let created = OffsetDateTime::now_utc();
+        let late = created + Duration::hours(11) + Duration::minutes(30);
+        assert_eq!(
+            policy().expiry(SessionState::Active, created, late),
+            created + Duration::hours(12)
+        );
+    }
+
+    #[test]
+    fn sessions_end_on_expiry_idleness_absolute_age_and_revocation() {
+        let now = OffsetDateTime::now_utc();
+        let p = policy();
+        let s = session(now);
+        assert_eq!(p.check_access(&s, now + Duration::minutes(14)), Ok(()));
+        assert_eq!(
+            p.check_access(&s, now + Duration::minutes(15)),
+            Err(Ended::Idle)
+        );
+        let fresh = Session {
+            last_seen_at: now + Duration::minutes(59),
+            ..s.clone()
+        };
+        assert_eq!(
+            p.check_access(&fresh, now + Duration::minutes(60)),
+            Err(Ended::Expired)
+        );
+        assert_eq!(p.check_renewal(&fresh, now + Duration::minutes(60)), Ok(()));
+        let old = Session {
+            last_seen_at: now + Duration::hours(12),
+            ..s.clone()
+        };
+        assert_eq!(
+            p.check_renewal(&old, now + Duration::hours(12)),
+            Err(Ended::Expired)
+        );
+        let revoked = Session { revoked: true, ..s };
+        assert_eq!(p.check_access(&revoked, now), Err(Ended::Revoked));
+    }
+
+    #[test]
+    fn idle_timeout_off_never_ends_a_session() {
+        let now = OffsetDateTime::now_utc();
+        let p = SessionPolicy {
+            idle_timeout: None,
+            ..policy()
+        };
+        assert_eq!(
+            p.check_access(&session(now), now + Duration::minutes(59)),
+            Ok(())
+        );
+    }
+}

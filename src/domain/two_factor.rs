@@ -1,0 +1,246 @@
+//! Two-factor challenges: six-digit codes, their lifetime, and the limits on guessing and sending.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::InvalidValue;
+use super::customer::TwoFactorMethod;
+use super::session::SessionId;
+
+/// The number of digits in a code.
+pub const CODE_LENGTH: usize = 6;
+
+/// A six-digit one-time code. `Debug` never shows it.
+#[derive(Clone)]
+pub struct OtpCode(SecretString);
+
+impl OtpCode {
+    /// A uniformly random code from the operating system's CSPRNG.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        // Rejection sampling: 4_294_000_000 is the largest multiple of 10^6 below 2^32, so every
+        // code is equally likely.
+        loop {
+            let n = getrandom::u32()?;
+            if n < 4_294_000_000 {
+                return Ok(Self(SecretString::from(format!("{:06}", n % 1_000_000))));
+            }
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        if raw.len() == CODE_LENGTH && raw.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(SecretString::from(raw.to_owned())))
+        } else {
+            Err(InvalidValue("must be 6 digits"))
+        }
+    }
+
+    /// For the notifier only.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The stored form: SHA-256 over the challenge id and the code, so equal codes in two
+    /// challenges hash differently.
+    pub fn hash(&self, challenge: &ChallengeId) -> CodeHash {
+        let mut h = Sha256::new();
+        h.update(challenge.as_str().as_bytes());
+        h.update(b":");
+        h.update(self.expose().as_bytes());
+        CodeHash(h.finalize().into())
+    }
+}
+
+impl fmt::Debug for OtpCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OtpCode([REDACTED])")
+    }
+}
+
+/// The hash of a code.
+#[derive(Clone, Copy)]
+pub struct CodeHash([u8; 32]);
+
+impl CodeHash {
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub fn from_stored(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    /// Constant-time equality.
+    pub fn matches(&self, other: &CodeHash) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for CodeHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CodeHash(..)")
+    }
+}
+
+/// An opaque challenge identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChallengeId(String);
+
+impl ChallengeId {
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7().to_string())
+    }
+
+    /// Anything short and printable may be looked up; unknown ids simply match nothing.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        if raw.is_empty() || raw.len() > 64 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            Err(InvalidValue(
+                "must be the challengeId returned by 2fa/initiate",
+            ))
+        } else {
+            Ok(Self(raw.to_owned()))
+        }
+    }
+
+    pub fn from_stored(id: String) -> Self {
+        Self(id)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ChallengeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A challenge about to be stored.
+#[derive(Debug)]
+pub struct NewChallenge {
+    pub id: ChallengeId,
+    pub session_id: SessionId,
+    pub method: TwoFactorMethod,
+    pub destination: String,
+    pub code_hash: CodeHash,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Where a challenge stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeStatus {
+    Open,
+    /// A newer code was sent for the session.
+    Superseded,
+    Verified,
+}
+
+impl ChallengeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "OPEN",
+            Self::Superseded => "SUPERSEDED",
+            Self::Verified => "VERIFIED",
+        }
+    }
+
+    pub fn from_stored(s: &str) -> Option<Self> {
+        match s {
+            "OPEN" => Some(Self::Open),
+            "SUPERSEDED" => Some(Self::Superseded),
+            "VERIFIED" => Some(Self::Verified),
+            _ => None,
+        }
+    }
+}
+
+/// A challenge as stored.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    pub id: ChallengeId,
+    pub session_id: SessionId,
+    pub code_hash: CodeHash,
+    pub expires_at: OffsetDateTime,
+    /// Guesses checked so far, including the one being made.
+    pub attempts: u32,
+    pub status: ChallengeStatus,
+}
+
+/// What a store reports when asked to reserve one guess on a challenge.
+#[derive(Debug, Clone)]
+pub enum AttemptClaim {
+    /// The guess may be checked; `attempts` includes it.
+    Claimed(Challenge),
+    /// Every allowed guess has been used.
+    Exhausted,
+    /// No open challenge with that id for this session.
+    Unknown,
+    /// The challenge was replaced by a newer code or has been used.
+    Closed,
+    Expired,
+}
+
+/// Limits on codes.
+#[derive(Debug, Clone, Copy)]
+pub struct TwoFactorPolicy {
+    pub code_ttl: Duration,
+    pub max_attempts: u32,
+    pub resend_interval: Duration,
+    pub max_sends: u32,
+}
+
+/// What a store reports when asked to open a challenge under the sending limits.
+#[derive(Debug, Clone, Copy)]
+pub enum SendOutcome {
+    Opened,
+    TooSoon { retry_at: OffsetDateTime },
+    LimitReached,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_six_digits() {
+        for _ in 0..200 {
+            let code = OtpCode::generate().unwrap();
+            assert_eq!(code.expose().len(), 6);
+            assert!(code.expose().bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
+    #[test]
+    fn only_six_digit_strings_parse() {
+        assert!(OtpCode::parse("012345").is_ok());
+        for bad in ["12345", "1234567", "12345a", " 123456", "١٢٣٤٥٦"] {
+            assert!(OtpCode::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_code_matches_its_own_hash_only_for_its_challenge() {
+        let a = ChallengeId::generate();
+        let b = ChallengeId::generate();
+        let code = OtpCode::parse("123456").unwrap();
+        assert!(
+            code.hash(&a)
+                .matches(&OtpCode::parse("123456").unwrap().hash(&a))
+        );
+        assert!(!code.hash(&a).matches(&code.hash(&b)));
+        assert!(
+            !code
+                .hash(&a)
+                .matches(&OtpCode::parse("123457").unwrap().hash(&a))
+        );
+        assert!(!format!("{code:?}").contains("123456"));
+    }
+}

@@ -1,0 +1,342 @@
+//! The one mapping from errors to responses: RFC 9457 problem details with the contract's
+//! `code`, the request id, and the headers the contract asks for. Internal detail is logged,
+//! never sent.
+
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use time::Duration;
+
+use super::request_id::current_request_id;
+use crate::domain::audit::rfc3339;
+use crate::domain::error::AuthError;
+
+/// One invalid field.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything an API call can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("no bearer token")]
+    MissingToken,
+    #[error("invalid fields")]
+    Validation(Vec<FieldError>),
+    #[error("malformed request: {detail}")]
+    Malformed {
+        status: StatusCode,
+        detail: &'static str,
+    },
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request timed out")]
+    Timeout,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The pieces of a problem response.
+struct Problem {
+    status: StatusCode,
+    code: &'static str,
+    title: &'static str,
+    detail: String,
+    extra: Map<String, Value>,
+    retry_after: Option<Duration>,
+    www_authenticate: Option<&'static str>,
+}
+
+impl Problem {
+    fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            title,
+            detail: detail.into(),
+            extra: Map::new(),
+            retry_after: None,
+            www_authenticate: None,
+        }
+    }
+
+    fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.to_owned(), value);
+        self
+    }
+
+    fn retry_after(mut self, d: Duration) -> Self {
+        self.retry_after = Some(d);
+        self
+    }
+
+    fn challenge(mut self, value: &'static str) -> Self {
+        self.www_authenticate = Some(value);
+        self
+    }
+
+    fn into_response(self) -> Response {
+        let mut body = Map::new();
+        body.insert(
+            "type".into(),
+            json!(format!(
+                "urn:finhub:problem:{}",
+                self.code.to_ascii_lowercase()
+            )),
+        );
+        body.insert("title".into(), json!(self.title));
+        body.insert("status".into(), json!(self.status.as_u16()));
+        body.insert("detail".into(), json!(self.detail));
+        body.insert("code".into(), json!(self.code));
+        body.insert(
+            "requestId".into(),
+            json!(current_request_id().unwrap_or_default()),
+        );
+        body.extend(self.extra);
+        let mut response = (self.status, Value::Object(body).to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(d) = self.retry_after {
+            // Whole seconds, rounded up, at least one.
+            let secs = (d.whole_milliseconds().max(1) + 999) / 1000;
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                headers.insert(header::RETRY_AFTER, v);
+            }
+        }
+        if let Some(challenge) = self.www_authenticate {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}
+
+const BEARER: &str = r#"Bearer realm="finhub""#;
+const BEARER_INVALID: &str = r#"Bearer realm="finhub", error="invalid_token""#;
+const BEARER_EXPIRED: &str =
+    r#"Bearer realm="finhub", error="invalid_token", error_description="the session has expired""#;
+
+impl ApiError {
+    fn problem(&self) -> Problem {
+        use StatusCode as S;
+        match self {
+            Self::Auth(e) => auth_problem(e),
+            Self::MissingToken => Problem::new(
+                S::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "Unauthenticated",
+                "this call needs a bearer token",
+            )
+            .challenge(BEARER),
+            Self::Validation(errors) => Problem::new(
+                S::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                "Invalid request",
+                "one or more fields are invalid",
+            )
+            .with("errors", json!(errors)),
+            Self::Malformed { status, detail } => {
+                Problem::new(*status, "MALFORMED_REQUEST", "Malformed request", *detail)
+            }
+            Self::NotFound => Problem::new(
+                S::NOT_FOUND,
+                "NOT_FOUND",
+                "Not found",
+                "no such route or resource",
+            ),
+            Self::MethodNotAllowed => Problem::new(
+                S::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "Method not allowed",
+                "this route does not accept that method",
+            ),
+            Self::Timeout => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                "Service unavailable",
+                "the request took too long; retry later",
+            )
+            .retry_after(Duration::seconds(1)),
+            Self::Internal(_) => internal(),
+        }
+    }
+}
+
+fn internal() -> Problem {
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL_ERROR",
+        "Internal error",
+        "an unexpected error occurred; quote the requestId to support",
+    )
+}
+
+fn auth_problem(e: &AuthError) -> Problem {
+    use StatusCode as S;
+    match e {
+        AuthError::InvalidCredentials => Problem::new(
+            S::UNAUTHORIZED,
+            "INVALID_CREDENTIALS",
+            "Invalid credentials",
+            "the username or password is incorrect",
+        )
+        .challenge(BEARER),
+        AuthError::AccountLocked { until } => {
+            let p = Problem::new(
+                S::LOCKED,
+                "ACCOUNT_LOCKED",
+                "Account locked",
+                "the account is locked; try again later or contact support",
+            );
+            match until {
+                Some(t) => p.with("lockedUntil", json!(rfc3339(*t))),
+                None => p,
+            }
+        }
+        AuthError::Unauthenticated => Problem::new(
+            S::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "Unauthenticated",
+            "the token is missing, malformed, unknown or revoked",
+        )
+        .challenge(BEARER_INVALID),
+        AuthError::SessionExpired => Problem::new(
+            S::UNAUTHORIZED,
+            "SESSION_EXPIRED",
+            "Session expired",
+            "the session has expired; log in again",
+        )
+        .challenge(BEARER_EXPIRED),
+        AuthError::TwoFactorRequired => Problem::new(
+            S::FORBIDDEN,
+            "TWO_FACTOR_REQUIRED",
+            "Two-factor authentication required",
+            "complete two-factor authentication first",
+        ),
+        AuthError::TwoFactorNotPending => Problem::new(
+            S::CONFLICT,
+            "TWO_FACTOR_NOT_PENDING",
+            "Two-factor not pending",
+            "this session is not awaiting two-factor authentication",
+        ),
+        AuthError::InvalidCode { attempts_remaining } => Problem::new(
+            S::BAD_REQUEST,
+            "INVALID_2FA_CODE",
+            "Invalid code",
+            "the code is incorrect",
+        )
+        .with("attemptsRemaining", json!(attempts_remaining)),
+        AuthError::CodeExpired => Problem::new(
+            S::BAD_REQUEST,
+            "2FA_CODE_EXPIRED",
+            "Code expired",
+            "the code is no longer valid; request a new one",
+        ),
+        AuthError::TooManyAttempts { retry_after } => Problem::new(
+            S::TOO_MANY_REQUESTS,
+            "TOO_MANY_2FA_ATTEMPTS",
+            "Too many attempts",
+            "too many codes were tried or sent",
+        )
+        .retry_after(*retry_after),
+        AuthError::Invalid { field, problem } => {
+            ApiError::Validation(vec![FieldError::new(*field, problem.0)]).problem()
+        }
+        AuthError::Overloaded => Problem::new(
+            S::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "Service unavailable",
+            "too many logins are in progress; retry shortly",
+        )
+        .retry_after(Duration::seconds(1)),
+        AuthError::Unavailable(_) => Problem::new(
+            S::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "Service unavailable",
+            "the service cannot reach its store; retry later",
+        )
+        .retry_after(Duration::seconds(5)),
+        AuthError::Internal(_) => internal(),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(why) => tracing::error!(error = %why, "internal error"),
+            Self::Auth(AuthError::Internal(why)) => tracing::error!(error = ?why, "internal error"),
+            Self::Auth(AuthError::Unavailable(why)) => {
+                tracing::warn!(error = %why, "store unavailable")
+            }
+            _ => {}
+        }
+        self.problem().into_response()
+    }
+}
+
+/// Turns any error response that is not yet a problem document (axum's own 405, a timeout, a
+/// panic) into one, so that every error has the contract's shape.
+pub fn ensure_problem(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::Malformed {
+            status,
+            detail: "the request body is too large",
+        },
+        StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => ApiError::Timeout,
+        s if s.is_client_error() => ApiError::Malformed {
+            status: StatusCode::BAD_REQUEST,
+            detail: "the request could not be understood",
+        },
+        _ => ApiError::Internal(format!("unhandled {status} response")),
+    };
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut problem = error.into_response();
+    if let Some(allow) = allow {
+        problem.headers_mut().insert(header::ALLOW, allow);
+    }
+    problem
+}
+
+/// `Cache-Control: no-store`, for successful responses that carry tokens or personal data.
+pub fn no_store() -> [(HeaderName, HeaderValue); 1] {
+    [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
+}

@@ -1,0 +1,59 @@
+//! Liveness, readiness, metrics and the API description.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi))
+}
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "get_health",
+    responses((status = 200, description = "Alive")))]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// The store answers; load balancers route traffic only to ready instances.
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "get_readiness",
+    responses((status = 200, description = "Ready"), (status = 503, description = "SERVICE_UNAVAILABLE: the store is unreachable")))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(e) => ApiError::Auth(e.into()).into_response(),
+    }
+}
+
+/// Prometheus metrics. Deployments restrict this path at the proxy.
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "get_metrics",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", operation_id = "get_openapi",
+    responses((status = 200, description = "OpenAPI 3.1")))]
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::http::openapi::document(),
+    )
+        .into_response()
+}

@@ -1,0 +1,162 @@
+//! Login, renewal and logout.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::{ProblemDocument, TokenResponse};
+use crate::domain::auth::LogoutScope;
+use crate::domain::client::Device;
+use crate::domain::customer::Username;
+use crate::domain::password::Password;
+use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
+use crate::http::extract::{ApiJson, AuthSession, Client};
+use crate::http::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/token", post(create_token))
+        .route("/api/v1/auth/token/refresh", post(refresh_token))
+        .route("/api/v1/auth/logout", post(logout))
+}
+
+/// Login credentials. (No `Debug`: it holds a password.)
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRequest {
+    /// Matched case-insensitively after trimming.
+    username: String,
+    password: String,
+    device: Option<DeviceBody>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceBody {
+    fingerprint: String,
+    name: Option<String>,
+}
+
+impl TokenRequest {
+    fn parse(self) -> Result<(Username, Password, Option<Device>), ApiError> {
+        let mut errors = Vec::new();
+        let username = Username::parse(&self.username)
+            .map_err(|e| errors.push(FieldError::new("username", e.0)))
+            .ok();
+        let password = Password::parse(self.password)
+            .map_err(|e| errors.push(FieldError::new("password", e.0)))
+            .ok();
+        let device = self.device.map(|d| {
+            if d.fingerprint.is_empty() || d.fingerprint.len() > Device::MAX_FINGERPRINT {
+                errors.push(FieldError::new(
+                    "device.fingerprint",
+                    "must be 1 to 512 bytes",
+                ));
+            }
+            if d.name
+                .as_ref()
+                .is_some_and(|n| n.chars().count() > Device::MAX_NAME)
+            {
+                errors.push(FieldError::new(
+                    "device.name",
+                    "must be at most 128 characters",
+                ));
+            }
+            Device {
+                fingerprint: d.fingerprint,
+                name: d.name,
+            }
+        });
+        match (username, password) {
+            (Some(u), Some(p)) if errors.is_empty() => Ok((u, p, device)),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
+/// Generate a session token from a username and password.
+#[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", operation_id = "create_token",
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "Session started", body = TokenResponse),
+        (status = 400, description = "VALIDATION_ERROR or MALFORMED_REQUEST", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "INVALID_CREDENTIALS", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 423, description = "ACCOUNT_LOCKED", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "SERVICE_UNAVAILABLE", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    Client(client): Client,
+    ApiJson(body): ApiJson<TokenRequest>,
+) -> ApiResult<Response> {
+    let (username, password, device) = body.parse()?;
+    let issued = state
+        .auth
+        .login(&username, &password, &client.with_device(device))
+        .await?;
+    Ok((no_store(), Json(TokenResponse::from(issued))).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Renew a session: a new token pair for a refresh token, which is then spent.
+#[utoipa::path(post, path = "/api/v1/auth/token/refresh", tag = "auth", operation_id = "refresh_token",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "Tokens rotated", body = TokenResponse),
+        (status = 401, description = "UNAUTHENTICATED (also on reuse, which revokes the session) or SESSION_EXPIRED", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "TWO_FACTOR_REQUIRED: the session is still pending", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh_token(
+    State(state): State<AppState>,
+    Client(client): Client,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> ApiResult<Response> {
+    let issued = state.auth.refresh(&body.refresh_token, &client).await?;
+    Ok((no_store(), Json(TokenResponse::from(issued))).into_response())
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct LogoutRequest {
+    /// `all` ends every session of the customer; absent or `session`, only this one.
+    #[serde(default)]
+    scope: Option<LogoutScopeBody>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogoutScopeBody {
+    Session,
+    All,
+}
+
+/// Log out: the session's tokens are refused from now on.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout",
+    request_body(content = Option<LogoutRequest>, description = "optional"),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "UNAUTHENTICATED or SESSION_EXPIRED", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn logout(
+    State(state): State<AppState>,
+    AuthSession(session): AuthSession,
+    Client(client): Client,
+    ApiJson(body): ApiJson<LogoutRequest>,
+) -> ApiResult<StatusCode> {
+    let scope = match body.scope {
+        Some(LogoutScopeBody::All) => LogoutScope::AllSessions,
+        _ => LogoutScope::ThisSession,
+    };
+    state.auth.logout(&session, scope, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

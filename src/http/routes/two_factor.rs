@@ -1,0 +1,122 @@
+//! Sending and checking two-factor codes.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ProblemDocument, TokenResponse};
+use crate::domain::audit::rfc3339;
+use crate::domain::customer::TwoFactorMethod;
+use crate::domain::two_factor::{CODE_LENGTH, ChallengeId, OtpCode};
+use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
+use crate::http::extract::{ApiJson, AuthSession, Client};
+use crate::http::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/2fa/initiate", post(initiate))
+        .route("/api/v1/auth/2fa/verify", post(verify))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct InitiateRequest {
+    /// The channel; defaults to the customer's configured one.
+    method: Option<TwoFactorMethod>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeResponse {
+    challenge_id: String,
+    method: TwoFactorMethod,
+    /// Masked, e.g. `+44********89`.
+    destination: String,
+    code_length: usize,
+    expires_at: String,
+    resend_available_at: String,
+}
+
+/// Send a fresh code to a session awaiting two-factor authentication.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/initiate", tag = "two-factor", operation_id = "initiate_two_factor",
+    request_body(content = Option<InitiateRequest>, description = "`{}` or `{\"method\": \"SMS\" | \"EMAIL\"}`"),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Code sent", body = ChallengeResponse),
+        (status = 401, description = "UNAUTHENTICATED or SESSION_EXPIRED", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "TWO_FACTOR_NOT_PENDING", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 423, description = "ACCOUNT_LOCKED", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "TOO_MANY_2FA_ATTEMPTS: sent too recently or too often", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn initiate(
+    State(state): State<AppState>,
+    AuthSession(session): AuthSession,
+    Client(client): Client,
+    ApiJson(body): ApiJson<InitiateRequest>,
+) -> ApiResult<Response> {
+    let issued = state
+        .auth
+        .initiate_two_factor(&session, body.method, &client)
+        .await?;
+    let body = ChallengeResponse {
+        challenge_id: issued.challenge_id.to_string(),
+        method: issued.method,
+        destination: issued.destination,
+        code_length: CODE_LENGTH,
+        expires_at: rfc3339(issued.expires_at),
+        resend_available_at: rfc3339(issued.resend_available_at),
+    };
+    Ok((StatusCode::ACCEPTED, no_store(), Json(body)).into_response())
+}
+
+/// A code to check. (No `Debug`: it holds the code.)
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyRequest {
+    challenge_id: String,
+    /// Six digits.
+    code: String,
+}
+
+/// Check a code; the right one activates the session and rotates its tokens.
+#[utoipa::path(post, path = "/api/v1/auth/2fa/verify", tag = "two-factor", operation_id = "verify_two_factor",
+    request_body = VerifyRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Session active; tokens rotated", body = TokenResponse),
+        (status = 400, description = "INVALID_2FA_CODE (with attemptsRemaining), 2FA_CODE_EXPIRED or VALIDATION_ERROR", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "UNAUTHENTICATED or SESSION_EXPIRED", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "TWO_FACTOR_NOT_PENDING", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 423, description = "ACCOUNT_LOCKED", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "TOO_MANY_2FA_ATTEMPTS: the challenge is burned", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn verify(
+    State(state): State<AppState>,
+    AuthSession(session): AuthSession,
+    Client(client): Client,
+    ApiJson(body): ApiJson<VerifyRequest>,
+) -> ApiResult<Response> {
+    let challenge = ChallengeId::parse(&body.challenge_id);
+    let code = OtpCode::parse(&body.code);
+    let (challenge, code) = match (challenge, code) {
+        (Ok(c), Ok(code)) => (c, code),
+        (c, code) => {
+            let mut errors = Vec::new();
+            if let Err(e) = c {
+                errors.push(FieldError::new("challengeId", e.0));
+            }
+            if let Err(e) = code {
+                errors.push(FieldError::new("code", e.0));
+            }
+            return Err(ApiError::Validation(errors));
+        }
+    };
+    let issued = state
+        .auth
+        .verify_two_factor(&session, &challenge, &code, &client)
+        .await?;
+    Ok((no_store(), Json(TokenResponse::from(issued))).into_response())
+}

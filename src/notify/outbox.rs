@@ -1,0 +1,110 @@
+//! The outbox notifier: appends each code to a JSON Lines file, for development and tests. The
+//! file is the one place a code is written down.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::Mutex;
+
+use super::{CodeMessage, Notifier, NotifyError};
+use crate::domain::audit::rfc3339;
+
+/// Appends to one file; a lock keeps concurrent lines whole.
+#[derive(Debug)]
+pub struct OutboxNotifier {
+    path: PathBuf,
+    lock: Mutex<()>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutboxLine<'a> {
+    at: String,
+    channel: &'static str,
+    to: &'a str,
+    customer_id: &'a str,
+    challenge_id: &'a str,
+    code: &'a str,
+    text: String,
+}
+
+impl OutboxNotifier {
+    /// Creates the file's directory if needed.
+    pub fn new(path: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let path = path.into();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(Self {
+            path,
+            lock: Mutex::new(()),
+        })
+    }
+}
+
+#[async_trait]
+impl Notifier for OutboxNotifier {
+    async fn send(&self, m: &CodeMessage) -> Result<(), NotifyError> {
+        let line = OutboxLine {
+            at: rfc3339(m.at),
+            channel: m.channel.as_str(),
+            to: &m.to,
+            customer_id: m.customer_id.as_str(),
+            challenge_id: m.challenge_id.as_str(),
+            code: m.code.expose(),
+            text: m.text(),
+        };
+        let mut bytes = serde_json::to_vec(&line).map_err(|e| NotifyError(e.to_string()))?;
+        bytes.push(b'\n');
+        let _guard = self.lock.lock().await;
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .await
+            .map_err(|e| NotifyError(format!("open outbox: {e}")))?;
+        file.write_all(&bytes)
+            .await
+            .map_err(|e| NotifyError(format!("write outbox: {e}")))?;
+        file.sync_data()
+            .await
+            .map_err(|e| NotifyError(format!("sync outbox: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::customer::{CustomerId, TwoFactorMethod};
+    use crate::domain::two_factor::{ChallengeId, OtpCode};
+
+    #[tokio::test]
+    async fn each_code_is_one_json_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/outbox.jsonl");
+        let outbox = OutboxNotifier::new(&path).unwrap();
+        for code in ["123456", "654321"] {
+            let message = CodeMessage {
+                at: time::OffsetDateTime::UNIX_EPOCH,
+                channel: TwoFactorMethod::Sms,
+                to: "+447700900123".into(),
+                customer_id: CustomerId::generate(),
+                challenge_id: ChallengeId::generate(),
+                code: OtpCode::parse(code).unwrap(),
+                valid_for_minutes: 10,
+            };
+            outbox.send(&message).await.unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["code"], "654321");
+        assert_eq!(lines[0]["channel"], "SMS");
+        assert!(lines[0]["text"].as_str().unwrap().contains("123456"));
+    }
+}

@@ -1,0 +1,215 @@
+//! Rows as both backends return them, and their conversion into domain values. Instants are
+//! stored as milliseconds since the Unix epoch in both backends, so these are shared.
+
+use anyhow::{Context as _, anyhow};
+
+use crate::clock::from_unix_millis;
+use crate::domain::audit::{AuditEvent, AuditKind, ChainedEvent, Outcome};
+use crate::domain::customer::{Customer, CustomerId, Email, PersonName, Phone, Username};
+use crate::domain::lockout::LockoutRecord;
+use crate::domain::session::{Session, SessionId, SessionState};
+use crate::domain::two_factor::{Challenge, ChallengeId, ChallengeStatus, CodeHash};
+
+use super::StoreError;
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Other(anyhow!("corrupt stored {what}"))
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct CustomerRow {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub phone: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub kyc_status: String,
+    pub two_factor_method: Option<String>,
+    pub password_hash: String,
+    pub last_login_at: Option<i64>,
+}
+
+/// The columns [`CustomerRow`] reads, for `concat!` into static queries.
+macro_rules! customer_columns {
+    () => {
+        "id, username, email, phone, first_name, last_name, kyc_status, two_factor_method, password_hash, last_login_at"
+    };
+}
+pub(crate) use customer_columns;
+
+impl TryFrom<CustomerRow> for Customer {
+    type Error = StoreError;
+
+    fn try_from(r: CustomerRow) -> Result<Self, StoreError> {
+        let bad = |_| corrupt("customer");
+        Ok(Self {
+            id: CustomerId::from_stored(r.id),
+            username: Username::parse(&r.username).map_err(bad)?,
+            email: Email::parse(&r.email).map_err(bad)?,
+            phone: r
+                .phone
+                .as_deref()
+                .map(Phone::parse)
+                .transpose()
+                .map_err(bad)?,
+            first_name: PersonName::parse(&r.first_name).map_err(bad)?,
+            last_name: PersonName::parse(&r.last_name).map_err(bad)?,
+            kyc_status: r.kyc_status.parse().map_err(bad)?,
+            two_factor: r
+                .two_factor_method
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(bad)?,
+            password_hash: r.password_hash,
+            last_login_at: r.last_login_at.map(from_unix_millis),
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: String,
+    pub customer_id: String,
+    pub state: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub absolute_expires_at: i64,
+    pub last_seen_at: i64,
+    pub login_at: Option<i64>,
+    pub previous_login_at: Option<i64>,
+    pub two_factor_verified: bool,
+    pub revoked_at: Option<i64>,
+}
+
+/// The columns [`SessionRow`] reads, for `concat!` into static queries.
+macro_rules! session_columns {
+    () => {
+        "s.id, s.customer_id, s.state, s.created_at, s.expires_at, s.absolute_expires_at, s.last_seen_at, s.login_at, s.previous_login_at, s.two_factor_verified, s.revoked_at"
+    };
+}
+pub(crate) use session_columns;
+
+impl TryFrom<SessionRow> for Session {
+    type Error = StoreError;
+
+    fn try_from(r: SessionRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: SessionId::from_stored(r.id),
+            customer_id: CustomerId::from_stored(r.customer_id),
+            state: SessionState::from_stored(&r.state).ok_or_else(|| corrupt("session state"))?,
+            created_at: from_unix_millis(r.created_at),
+            expires_at: from_unix_millis(r.expires_at),
+            absolute_expires_at: from_unix_millis(r.absolute_expires_at),
+            last_seen_at: from_unix_millis(r.last_seen_at),
+            login_at: r.login_at.map(from_unix_millis),
+            previous_login_at: r.previous_login_at.map(from_unix_millis),
+            two_factor_verified: r.two_factor_verified,
+            revoked: r.revoked_at.is_some(),
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct LockoutRow {
+    pub failures: i64,
+    pub lock_count: i64,
+    pub locked_until: Option<i64>,
+    pub operator_locked: bool,
+}
+
+impl From<LockoutRow> for LockoutRecord {
+    fn from(r: LockoutRow) -> Self {
+        Self {
+            failures: u32::try_from(r.failures).unwrap_or(u32::MAX),
+            lock_count: u32::try_from(r.lock_count).unwrap_or(u32::MAX),
+            locked_until: r.locked_until.map(from_unix_millis),
+            operator_locked: r.operator_locked,
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct ChallengeRow {
+    pub id: String,
+    pub session_id: String,
+    pub code_hash: Vec<u8>,
+    pub expires_at: i64,
+    pub attempts: i64,
+    pub status: String,
+}
+
+impl TryFrom<ChallengeRow> for Challenge {
+    type Error = StoreError;
+
+    fn try_from(r: ChallengeRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: ChallengeId::from_stored(r.id),
+            session_id: SessionId::from_stored(r.session_id),
+            code_hash: CodeHash::from_stored(&r.code_hash).ok_or_else(|| corrupt("code hash"))?,
+            expires_at: from_unix_millis(r.expires_at),
+            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+            status: ChallengeStatus::from_stored(&r.status)
+                .ok_or_else(|| corrupt("challenge status"))?,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub id: String,
+    pub at: i64,
+    pub kind: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub username: Option<String>,
+    pub customer_id: Option<String>,
+    pub session_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub device_fingerprint: Option<String>,
+    pub device_name: Option<String>,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The columns [`AuditRow`] reads, for `concat!` into static queries.
+macro_rules! audit_columns {
+    () => {
+        "seq, id, at, kind, outcome, reason, username, customer_id, session_id, ip, user_agent, device_fingerprint, device_name, details, prev_hash, hash"
+    };
+}
+pub(crate) use audit_columns;
+
+impl TryFrom<AuditRow> for ChainedEvent {
+    type Error = StoreError;
+
+    fn try_from(r: AuditRow) -> Result<Self, StoreError> {
+        let details = serde_json::from_str(&r.details)
+            .with_context(|| format!("audit event {} has unreadable details", r.seq))?;
+        Ok(Self {
+            seq: r.seq,
+            event: AuditEvent {
+                id: r.id,
+                at: from_unix_millis(r.at),
+                kind: AuditKind::from_stored(&r.kind).ok_or_else(|| corrupt("audit kind"))?,
+                outcome: Outcome::from_stored(&r.outcome)
+                    .ok_or_else(|| corrupt("audit outcome"))?,
+                reason: r.reason,
+                username: r.username,
+                customer_id: r.customer_id,
+                session_id: r.session_id,
+                ip: r.ip,
+                user_agent: r.user_agent,
+                device_fingerprint: r.device_fingerprint,
+                device_name: r.device_name,
+                details,
+            },
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        })
+    }
+}

@@ -1,0 +1,252 @@
+//! The embedded SQLite store.
+//!
+//! SQLite allows one writer at a time, so writes go through a pool of exactly one connection
+//! (no `SQLITE_BUSY` between our own transactions) and reads through a separate pool. WAL mode
+//! lets readers proceed during a write, and `synchronous = FULL` makes every commit durable
+//! before the response that depends on it is sent.
+
+mod audit;
+mod customers;
+mod sessions;
+mod two_factor;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use time::OffsetDateTime;
+
+use super::{
+    AuditQuery, ConnectOptions, FailureOutcome, LoginTimes, SessionStart, Store, StoreResult,
+};
+use crate::domain::audit::{AuditEvent, ChainedEvent};
+use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
+use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
+use crate::domain::session::{NewSession, Rotation, Session, SessionId};
+use crate::domain::token::TokenHash;
+use crate::domain::two_factor::{
+    AttemptClaim, ChallengeId, NewChallenge, SendOutcome, TwoFactorPolicy,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// A SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` and applies pending migrations.
+    pub async fn open(url: &str, options: &ConnectOptions) -> anyhow::Result<Self> {
+        let connect = SqliteConnectOptions::from_str(url)
+            .with_context(|| "FINHUB_DATABASE_URL is not a valid sqlite:// URL".to_owned())?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(dir) = connect
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            create_dir(dir)?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the SQLite database {}",
+                    connect.get_filename().display()
+                )
+            })?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .context("applying the SQLite migrations")?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.read_only(true))
+            .await
+            .context("opening SQLite readers")?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Closes both pools, waiting for running queries.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+/// Starts a write transaction that takes SQLite's write lock at once, so that another process
+/// writing to the same file makes us wait (busy timeout) instead of failing mid-transaction.
+async fn write_tx(pool: &SqlitePool) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
+
+fn create_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the database directory {}", dir.display()))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn insert_customer(&self, customer: &NewCustomer, event: &AuditEvent) -> StoreResult<()> {
+        customers::insert(&self.writer, customer, event).await
+    }
+
+    async fn insert_customers(&self, batch: &[(NewCustomer, AuditEvent)]) -> StoreResult<u64> {
+        customers::insert_batch(&self.writer, batch).await
+    }
+
+    async fn customer_by_username(&self, username: &Username) -> StoreResult<Option<Customer>> {
+        customers::by_username(&self.reader, username).await
+    }
+
+    async fn customer_by_id(&self, id: &CustomerId) -> StoreResult<Option<Customer>> {
+        customers::by_id(&self.reader, id).await
+    }
+
+    async fn replace_password_hash(
+        &self,
+        id: &CustomerId,
+        old: &str,
+        new: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<bool> {
+        customers::replace_password_hash(&self.writer, id, old, new, event).await
+    }
+
+    async fn lockout(&self, username: &Username) -> StoreResult<LockoutRecord> {
+        customers::lockout(&self.reader, username).await
+    }
+
+    async fn record_failure(
+        &self,
+        username: &Username,
+        policy: &LockoutPolicy,
+        event: &AuditEvent,
+    ) -> StoreResult<FailureOutcome> {
+        customers::record_failure(&self.writer, username, policy, event).await
+    }
+
+    async fn set_operator_lock(
+        &self,
+        username: &Username,
+        customer: &CustomerId,
+        locked: bool,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        customers::set_operator_lock(&self.writer, username, customer, locked, event).await
+    }
+
+    async fn append_event(&self, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = write_tx(&self.writer).await?;
+        audit::append(&mut tx, &[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn start_session(
+        &self,
+        session: &NewSession,
+        username: &Username,
+        event: &AuditEvent,
+    ) -> StoreResult<SessionStart> {
+        sessions::start(&self.writer, session, username, event).await
+    }
+
+    async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
+        sessions::by_access(&self.reader, hash).await
+    }
+
+    async fn session_by_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
+        sessions::by_refresh(&self.reader, hash).await
+    }
+
+    async fn session_by_retired_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
+        sessions::by_retired_refresh(&self.reader, hash).await
+    }
+
+    async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> StoreResult<()> {
+        sessions::touch(&self.writer, id, at).await
+    }
+
+    async fn rotate_session(&self, rotation: &Rotation, event: &AuditEvent) -> StoreResult<bool> {
+        sessions::rotate(&self.writer, rotation, event).await
+    }
+
+    async fn revoke_session(
+        &self,
+        id: &SessionId,
+        reason: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<bool> {
+        sessions::revoke(&self.writer, id, reason, event).await
+    }
+
+    async fn revoke_customer_sessions(
+        &self,
+        customer: &CustomerId,
+        reason: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<u64> {
+        sessions::revoke_all(&self.writer, customer, reason, event).await
+    }
+
+    async fn open_challenge(
+        &self,
+        challenge: &NewChallenge,
+        policy: &TwoFactorPolicy,
+        event: &AuditEvent,
+    ) -> StoreResult<SendOutcome> {
+        two_factor::open(&self.writer, challenge, policy, event).await
+    }
+
+    async fn claim_attempt(
+        &self,
+        session: &SessionId,
+        challenge: &ChallengeId,
+        max_attempts: u32,
+        now: OffsetDateTime,
+    ) -> StoreResult<AttemptClaim> {
+        two_factor::claim_attempt(&self.writer, session, challenge, max_attempts, now).await
+    }
+
+    async fn complete_two_factor(
+        &self,
+        challenge: &ChallengeId,
+        rotation: &Rotation,
+        event: &AuditEvent,
+    ) -> StoreResult<Option<LoginTimes>> {
+        two_factor::complete(&self.writer, challenge, rotation, event).await
+    }
+
+    async fn audit_events(&self, query: AuditQuery) -> StoreResult<Vec<ChainedEvent>> {
+        audit::events(&self.reader, query).await
+    }
+
+    async fn audit_tail(&self, n: u32) -> StoreResult<Vec<ChainedEvent>> {
+        audit::tail(&self.reader, n).await
+    }
+
+    async fn audit_head(&self) -> StoreResult<(i64, String)> {
+        audit::head(&self.reader).await
+    }
+}
