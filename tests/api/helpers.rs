@@ -1,0 +1,301 @@
+//! Spawns the real service on a random port against a fresh SQLite file, with a clock the test
+//! can move, and offers typed helpers for the calls the tests make.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use finhub_auth::clock::ManualClock;
+use finhub_auth::config::Settings;
+use finhub_auth::domain::customer::{
+    CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
+};
+use finhub_auth::domain::password::Password;
+use finhub_auth::startup::{Application, Services};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const PASSWORD: &str = "Corr3ct-horse-battery";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub services: Services,
+    pub settings: Settings,
+    /// Holds the database and outbox; removed when the test ends.
+    pub _workdir: TempDir,
+}
+
+/// Settings for a test: a fresh database and outbox in `dir`, any port.
+pub fn test_settings(dir: &TempDir) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        database_url: format!("sqlite://{}/auth.db", dir.path().display()),
+        outbox_path: dir.path().join("outbox.jsonl"),
+        hash_queue: 1024,
+        ..Settings::default()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        finhub_auth::telemetry::init_logging(finhub_auth::config::LogFormat::Pretty);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(&dir);
+    configure(&mut settings);
+    let clock = ManualClock::new();
+    let services = Services::build(&settings, Arc::new(clock.clone()))
+        .await
+        .expect("services");
+    let app = Application::build(&settings, &services)
+        .await
+        .expect("application");
+    let base = format!("http://{}", app.address());
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        clock,
+        services,
+        settings,
+        _workdir: dir,
+    }
+}
+
+/// A customer the test created.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub id: String,
+    pub username: String,
+}
+
+/// The token fields of a 200 from login, verify or refresh.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub bff: String,
+    pub refresh: String,
+    pub session_id: String,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn create_customer(
+        &self,
+        name: &str,
+        two_factor: Option<TwoFactorMethod>,
+    ) -> Customer {
+        let username = format!("{name}@example.com");
+        let customer = NewCustomer {
+            id: CustomerId::generate(),
+            username: Username::parse(&username).expect("username"),
+            email: Email::parse(&username).expect("email"),
+            phone: Some(Phone::parse("+447700900123").expect("phone")),
+            first_name: PersonName::parse(name).expect("name"),
+            last_name: PersonName::parse("Tester").expect("name"),
+            kyc_status: KycStatus::Verified,
+            two_factor,
+            password_hash: String::new(),
+        };
+        let id = customer.id.to_string();
+        self.services
+            .accounts
+            .create(
+                customer,
+                &Password::parse(PASSWORD.into()).expect("password"),
+            )
+            .await
+            .expect("create customer");
+        Customer { id, username }
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value, bearer: Option<&str>) -> Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/token",
+            &json!({"username": username, "password": password}),
+            None,
+        )
+        .await
+    }
+
+    pub async fn login_ok(&self, customer: &Customer) -> Tokens {
+        let response = self.login(&customer.username, PASSWORD).await;
+        tokens(response).await
+    }
+
+    pub async fn me(&self, bearer: &str) -> Response {
+        self.client
+            .get(self.url("/api/v1/customers/me"))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/token/refresh",
+            &json!({"refreshToken": refresh_token}),
+            None,
+        )
+        .await
+    }
+
+    pub async fn logout(&self, bearer: &str, body: &Value) -> Response {
+        self.post_json("/api/v1/auth/logout", body, Some(bearer))
+            .await
+    }
+
+    pub async fn initiate(&self, bearer: &str) -> Response {
+        self.post_json("/api/v1/auth/2fa/initiate", &json!({}), Some(bearer))
+            .await
+    }
+
+    /// Initiates 2FA and returns the challenge id.
+    pub async fn initiate_ok(&self, bearer: &str) -> String {
+        let response = self.initiate(bearer).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let body: Value = response.json().await.expect("json");
+        body["challengeId"]
+            .as_str()
+            .expect("challengeId")
+            .to_owned()
+    }
+
+    pub async fn verify(&self, bearer: &str, challenge_id: &str, code: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/2fa/verify",
+            &json!({"challengeId": challenge_id, "code": code}),
+            Some(bearer),
+        )
+        .await
+    }
+
+    pub fn outbox_path(&self) -> PathBuf {
+        self.settings.outbox_path.clone()
+    }
+
+    /// The newest code the outbox holds for a customer.
+    pub fn latest_code(&self, customer: &Customer) -> String {
+        let text = std::fs::read_to_string(self.outbox_path()).unwrap_or_default();
+        text.lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["customerId"] == customer.id.as_str())
+            .and_then(|l| l["code"].as_str().map(str::to_owned))
+            .expect("a code in the outbox")
+    }
+
+    /// A code that is certainly wrong.
+    pub fn wrong_code(&self, customer: &Customer) -> String {
+        if self.latest_code(customer) == "000000" {
+            "111111".into()
+        } else {
+            "000000".into()
+        }
+    }
+
+    /// Logs a 2FA customer in up to an ACTIVE session.
+    pub async fn login_with_2fa(&self, customer: &Customer) -> Tokens {
+        let pending = self.login_ok(customer).await;
+        let challenge = self.initiate_ok(&pending.bff).await;
+        let code = self.latest_code(customer);
+        tokens(self.verify(&pending.bff, &challenge, &code).await).await
+    }
+
+    /// Every audit event, oldest first.
+    pub async fn audit(&self) -> Vec<Value> {
+        let events = self
+            .services
+            .store
+            .audit_events(finhub_auth::store::AuditQuery {
+                after_seq: 0,
+                since: None,
+                limit: 100_000,
+            })
+            .await
+            .expect("audit events");
+        events
+            .iter()
+            .map(|e| serde_json::to_value(e).expect("json"))
+            .collect()
+    }
+
+    pub async fn audit_of_kind(&self, kind: &str) -> Vec<Value> {
+        self.audit()
+            .await
+            .into_iter()
+            .filter(|e| e["kind"] == kind)
+            .collect()
+    }
+
+    pub fn db_url(&self) -> &str {
+        &self.settings.database_url
+    }
+}
+
+pub async fn tokens(response: Response) -> Tokens {
+    assert_eq!(response.status(), StatusCode::OK, "expected tokens");
+    let body: Value = response.json().await.expect("json");
+    Tokens {
+        bff: body["bffToken"].as_str().expect("bffToken").to_owned(),
+        refresh: body["refreshToken"]
+            .as_str()
+            .expect("refreshToken")
+            .to_owned(),
+        session_id: body["sessionId"].as_str().expect("sessionId").to_owned(),
+        body,
+    }
+}
+
+/// Asserts a problem+json response with `status` and `code`, returning its body.
+pub async fn assert_problem(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "content type {content_type}"
+    );
+    assert_eq!(
+        response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    assert_eq!(body["requestId"].as_str(), request_id.as_deref());
+    for field in ["type", "title", "detail"] {
+        assert!(body[field].is_string(), "{field} in {body}");
+    }
+    body
+}
