@@ -12,6 +12,7 @@ use time::Duration;
 
 use crate::domain::auth::Policies;
 use crate::domain::lockout::LockoutPolicy;
+use crate::domain::rate_limit::{Rate, RateLimits};
 use crate::domain::session::SessionPolicy;
 use crate::domain::two_factor::TwoFactorPolicy;
 
@@ -73,6 +74,15 @@ pub struct Settings {
     pub db_max_connections: u32,
     #[serde(with = "duration")]
     pub db_acquire_timeout: Duration,
+    /// All API calls per client IP; `None` is `off`.
+    #[serde(with = "optional_rate")]
+    pub rate_limit_ip: Option<Rate>,
+    /// Logins per client IP.
+    #[serde(with = "optional_rate")]
+    pub rate_limit_login_ip: Option<Rate>,
+    /// Logins per username.
+    #[serde(with = "optional_rate")]
+    pub rate_limit_login_account: Option<Rate>,
     /// The longest any request may take before it is answered 503.
     #[serde(with = "duration")]
     pub request_timeout: Duration,
@@ -105,6 +115,9 @@ impl Default for Settings {
             db_max_connections: 8,
             db_acquire_timeout: Duration::seconds(5),
             request_timeout: Duration::seconds(30),
+            rate_limit_ip: "600/min".parse().ok(),
+            rate_limit_login_ip: "60/min".parse().ok(),
+            rate_limit_login_account: "20/min".parse().ok(),
         }
     }
 }
@@ -223,6 +236,15 @@ impl Settings {
         }
     }
 
+    /// The rate limiters these settings describe.
+    pub fn rate_limits(&self) -> RateLimits {
+        RateLimits::new(
+            self.rate_limit_ip,
+            self.rate_limit_login_ip,
+            self.rate_limit_login_account,
+        )
+    }
+
     /// Hashing threads, resolving 0 to the number of cores.
     pub fn hash_threads(&self) -> usize {
         match self.hash_workers {
@@ -258,6 +280,9 @@ const KNOWN: &[&str] = &[
     "db_max_connections",
     "db_acquire_timeout",
     "request_timeout",
+    "rate_limit_ip",
+    "rate_limit_login_ip",
+    "rate_limit_login_account",
 ];
 
 /// Documented variables of controls that later versions add.
@@ -352,6 +377,25 @@ mod optional_duration {
     }
 }
 
+mod optional_rate {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(r: &Option<Rate>, s: S) -> Result<S::Ok, S::Error> {
+        match r {
+            Some(r) => s.serialize_str(&r.to_string()),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Rate>, D::Error> {
+        let raw = String::deserialize(d)?;
+        if raw.trim().eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        raw.parse().map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 #[expect(
     clippy::result_large_err,
@@ -376,6 +420,7 @@ mod tests {
             assert_eq!(s.session_ttl, Duration::hours(1));
             assert_eq!(s.session_idle_timeout, Some(Duration::minutes(15)));
             assert_eq!(s.two_factor_max_sends, 5);
+            assert_eq!(s.rate_limit_login_ip.unwrap().to_string(), "60/min");
             Ok(())
         });
     }
@@ -390,11 +435,15 @@ mod tests {
             jail.set_env("FINHUB_SESSION_TTL", "30m");
             jail.set_env("FINHUB_SESSION_IDLE_TIMEOUT", "off");
             jail.set_env("FINHUB_2FA_CODE_TTL", "5m");
+            jail.set_env("FINHUB_RATE_LIMIT_IP", "off");
+            jail.set_env("FINHUB_RATE_LIMIT_LOGIN_ACCOUNT", "10/s");
             let s = Settings::load(Some(Path::new("finhub.toml"))).unwrap();
             assert_eq!(s.session_ttl, Duration::minutes(30));
             assert_eq!(s.lockout_threshold, 3);
             assert_eq!(s.session_idle_timeout, None);
             assert_eq!(s.two_factor_code_ttl, Duration::minutes(5));
+            assert_eq!(s.rate_limit_ip, None);
+            assert_eq!(s.rate_limit_login_account.unwrap().to_string(), "10/s");
             Ok(())
         });
     }

@@ -13,6 +13,7 @@ use crate::config::{NotifierKind, Settings};
 use crate::domain::accounts::Accounts;
 use crate::domain::auth::AuthService;
 use crate::domain::password::{HashCost, PasswordHasher};
+use crate::domain::rate_limit::RateLimits;
 use crate::http::state::AppState;
 use crate::notify::Notifier;
 use crate::notify::outbox::OutboxNotifier;
@@ -22,6 +23,7 @@ use crate::store::{self, ConnectOptions, Store};
 #[derive(Clone)]
 pub struct Services {
     pub store: Arc<dyn Store>,
+    pub limits: Arc<RateLimits>,
     pub auth: AuthService,
     pub accounts: Accounts,
 }
@@ -42,16 +44,19 @@ impl Services {
         let hasher = PasswordHasher::new(cost, settings.hash_threads(), settings.hash_queue)
             .context("FINHUB_HASH_MEMORY_KIB / FINHUB_HASH_ITERATIONS / FINHUB_HASH_PARALLELISM")?;
         let notifier = notifier(settings)?;
+        let limits = Arc::new(settings.rate_limits());
         let auth = AuthService::new(
             Arc::clone(&store),
             Arc::clone(&clock),
             hasher.clone(),
             notifier,
             settings.policies(),
+            Arc::clone(&limits),
         );
         let accounts = Accounts::new(Arc::clone(&store), clock, hasher);
         Ok(Self {
             store,
+            limits,
             auth,
             accounts,
         })
@@ -92,9 +97,11 @@ impl Application {
         let state = AppState {
             auth: services.auth.clone(),
             store: Arc::clone(&services.store),
+            limits: Arc::clone(&services.limits),
             metrics: crate::telemetry::metrics_handle(),
         };
         metrics::gauge!("finhub_up").set(1.0);
+        spawn_housekeeping(Arc::clone(&services.limits));
         let router = crate::http::router(state, settings.request_timeout.unsigned_abs());
         Ok(Self {
             listener,
@@ -124,6 +131,18 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await
     }
+}
+
+/// Periodically drops rate-limit state of clients that went quiet, so memory follows the
+/// active clients rather than every client ever seen.
+fn spawn_housekeeping(limits: Arc<RateLimits>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limits.forget_idle();
+        }
+    });
 }
 
 /// Completes on SIGINT or SIGTERM.

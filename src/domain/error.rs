@@ -27,6 +27,8 @@ pub enum AuthError {
     CodeExpired,
     #[error("too many two-factor attempts")]
     TooManyAttempts { retry_after: Duration },
+    #[error("rate limited")]
+    RateLimited { retry_after: Duration },
     #[error("invalid {field}: {problem}")]
     Invalid {
         field: &'static str,

@@ -11,6 +11,7 @@ pub mod customer;
 pub mod error;
 pub mod lockout;
 pub mod password;
+pub mod rate_limit;
 pub mod session;
 pub mod token;
 pub mod two_factor;

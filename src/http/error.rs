@@ -268,6 +268,13 @@ fn auth_problem(e: &AuthError) -> Problem {
             "too many codes were tried or sent",
         )
         .retry_after(*retry_after),
+        AuthError::RateLimited { retry_after } => Problem::new(
+            S::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            "Too many requests",
+            "the request rate is over the limit; retry later",
+        )
+        .retry_after(*retry_after),
         AuthError::Invalid { field, problem } => {
             ApiError::Validation(vec![FieldError::new(*field, problem.0)]).problem()
         }
@@ -339,4 +346,63 @@ pub fn ensure_problem(response: Response) -> Response {
 /// `Cache-Control: no-store`, for successful responses that carry tokens or personal data.
 pub fn no_store() -> [(HeaderName, HeaderValue); 1] {
     [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+
+    use super::*;
+
+    async fn body(response: Response) -> Value {
+        serde_json::from_slice(&to_bytes(response.into_body(), 4096).await.unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_bare_500_becomes_an_internal_error_problem_without_detail() {
+        let plain = (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "panicked at src/secret.rs",
+        )
+            .into_response();
+        let problem = ensure_problem(plain);
+        assert_eq!(
+            problem.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let json = body(problem).await;
+        assert_eq!(json["code"], "INTERNAL_ERROR");
+        assert!(!json.to_string().contains("secret.rs"));
+    }
+
+    #[tokio::test]
+    async fn a_bare_405_keeps_its_allow_header() {
+        let mut plain = StatusCode::METHOD_NOT_ALLOWED.into_response();
+        plain
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        let problem = ensure_problem(plain);
+        assert_eq!(problem.headers()[header::ALLOW], "POST");
+        assert_eq!(body(problem).await["code"], "METHOD_NOT_ALLOWED");
+    }
+
+    #[tokio::test]
+    async fn internal_errors_never_reach_the_body() {
+        let response = ApiError::Auth(AuthError::Internal(anyhow::anyhow!(
+            "SELECT password_hash FROM customers"
+        )))
+        .into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let json = body(response).await;
+        assert!(!json.to_string().contains("SELECT"));
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        let response = auth_problem(&AuthError::TooManyAttempts {
+            retry_after: Duration::milliseconds(1500),
+        })
+        .into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+mod limit;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;
@@ -20,10 +21,16 @@ use self::state::AppState;
 
 /// The whole API.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
-    Router::new()
+    let api = Router::new()
         .merge(routes::sessions::router())
         .merge(routes::two_factor::router())
         .merge(routes::customers::router())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit::limit_per_ip,
+        ));
+    Router::new()
+        .merge(api)
         .merge(routes::health::router())
         .route_layer(middleware::from_fn(request_id::mark_route))
         .fallback(|| async { ApiError::NotFound })

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::domain::auth::AuthService;
+use crate::domain::rate_limit::RateLimits;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -12,5 +13,7 @@ pub struct AppState {
     pub auth: AuthService,
     /// For the readiness probe only; handlers go through the domain.
     pub store: Arc<dyn Store>,
+    /// For the per-IP limit on every API call.
+    pub limits: Arc<RateLimits>,
     pub metrics: PrometheusHandle,
 }

@@ -34,6 +34,10 @@ pub fn test_settings(dir: &TempDir) -> Settings {
         database_url: format!("sqlite://{}/auth.db", dir.path().display()),
         outbox_path: dir.path().join("outbox.jsonl"),
         hash_queue: 1024,
+        // Tests make many calls from one address; the limits have tests of their own.
+        rate_limit_ip: None,
+        rate_limit_login_ip: None,
+        rate_limit_login_account: None,
         ..Settings::default()
     }
 }

@@ -3,6 +3,7 @@
 mod audit;
 mod errors;
 mod helpers;
+mod limits;
 mod login;
 mod sessions;
 mod two_factor;

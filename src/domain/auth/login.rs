@@ -30,6 +30,16 @@ impl AuthService {
                 .client(client)
         };
 
+        if let Err(wait) = self.limits.check_login(client.ip, username.as_str()) {
+            self.store
+                .append_event(&attempt(Outcome::Failure).reason("rate_limited"))
+                .await?;
+            count_outcome(LOGIN_METRIC, "rate_limited");
+            return Err(AuthError::RateLimited {
+                retry_after: time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND),
+            });
+        }
+
         let lockout = self.store.lockout(username).await?;
         if let Some(lock) = lockout.lock_at(now) {
             self.store

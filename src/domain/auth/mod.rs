@@ -15,6 +15,7 @@ use super::customer::{Customer, CustomerId, TwoFactorMethod};
 use super::error::AuthError;
 use super::lockout::LockoutPolicy;
 use super::password::PasswordHasher;
+use super::rate_limit::RateLimits;
 use super::session::{Ended, Session, SessionId, SessionPolicy, SessionState};
 use super::token::{SessionToken, TokenPair};
 use super::two_factor::TwoFactorPolicy;
@@ -72,6 +73,7 @@ pub struct AuthService {
     hasher: PasswordHasher,
     notifier: Arc<dyn Notifier>,
     policies: Policies,
+    limits: Arc<RateLimits>,
 }
 
 impl AuthService {
@@ -81,6 +83,7 @@ impl AuthService {
         hasher: PasswordHasher,
         notifier: Arc<dyn Notifier>,
         policies: Policies,
+        limits: Arc<RateLimits>,
     ) -> Self {
         Self {
             store,
@@ -88,6 +91,7 @@ impl AuthService {
             hasher,
             notifier,
             policies,
+            limits,
         }
     }
 
