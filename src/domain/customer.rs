@@ -5,7 +5,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::InvalidValue;
 
@@ -201,30 +200,10 @@ impl FromStr for TwoFactorMethod {
     }
 }
 
-/// An opaque customer identifier (a UUIDv7, so ids sort by creation).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CustomerId(String);
-
-impl CustomerId {
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7().to_string())
-    }
-
-    /// Wraps an id read back from storage.
-    pub fn from_stored(id: String) -> Self {
-        Self(id)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for CustomerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+super::opaque_id!(
+    /// An opaque customer identifier.
+    CustomerId
+);
 
 /// A customer as stored.
 #[derive(Debug, Clone)]

@@ -16,6 +16,37 @@ pub mod session;
 pub mod token;
 pub mod two_factor;
 
+/// Declares an opaque identifier: a UUIDv7 string, so ids sort by creation time.
+macro_rules! opaque_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn generate() -> Self {
+                Self(uuid::Uuid::now_v7().to_string())
+            }
+
+            /// Wraps an id read back from storage.
+            pub fn from_stored(id: String) -> Self {
+                Self(id)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+pub(crate) use opaque_id;
+
 /// Why a value could not be parsed: a short sentence for the customer, never echoing the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

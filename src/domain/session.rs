@@ -1,37 +1,15 @@
 //! Sessions and the rules that end them.
 
-use std::fmt;
-
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
 
 use super::client::ClientContext;
 use super::customer::CustomerId;
 use super::token::TokenHash;
 
-/// An opaque session identifier.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(String);
-
-impl SessionId {
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7().to_string())
-    }
-
-    pub fn from_stored(id: String) -> Self {
-        Self(id)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+super::opaque_id!(
+    /// An opaque session identifier.
+    SessionId
+);
 
 /// Where a session is in the login flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,6 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
 
 use super::InvalidValue;
 use super::customer::TwoFactorMethod;
@@ -87,15 +86,12 @@ impl fmt::Debug for CodeHash {
     }
 }
 
-/// An opaque challenge identifier.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ChallengeId(String);
+super::opaque_id!(
+    /// An opaque challenge identifier.
+    ChallengeId
+);
 
 impl ChallengeId {
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7().to_string())
-    }
-
     /// Anything short and printable may be looked up; unknown ids simply match nothing.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         if raw.is_empty() || raw.len() > 64 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
@@ -105,20 +101,6 @@ impl ChallengeId {
         } else {
             Ok(Self(raw.to_owned()))
         }
-    }
-
-    pub fn from_stored(id: String) -> Self {
-        Self(id)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ChallengeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use sqlx::{SqliteConnection, SqlitePool};
 
-use super::{audit, write_tx};
+use super::{audit, sessions, write_tx};
 use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
@@ -231,14 +231,7 @@ pub(super) async fn set_operator_lock(
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = ?, revoke_reason = 'operator_lock' \
-             WHERE customer_id = ? AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(customer.as_str())
-        .execute(&mut *tx)
-        .await?;
+        sessions::end_customer_sessions(&mut tx, customer, "operator_lock", event.at).await?;
     } else {
         sqlx::query("DELETE FROM lockouts WHERE username = ?")
             .bind(username.as_str())

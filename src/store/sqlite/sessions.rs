@@ -209,25 +209,59 @@ pub(super) async fn rotate(
     Ok(true)
 }
 
+const END_SESSION: &str =
+    "UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL";
+const END_CUSTOMER_SESSIONS: &str = "UPDATE sessions SET revoked_at = ?, revoke_reason = ? \
+     WHERE customer_id = ? AND revoked_at IS NULL";
+
+/// Ends the live sessions `sql` selects by `key`; returns how many there were.
+async fn end_sessions(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+    key: &str,
+    reason: &str,
+    at: OffsetDateTime,
+) -> StoreResult<u64> {
+    Ok(sqlx::query(sql)
+        .bind(to_unix_millis(at))
+        .bind(reason)
+        .bind(key)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
+/// Ends every live session of a customer inside the caller's transaction.
+pub(super) async fn end_customer_sessions(
+    conn: &mut SqliteConnection,
+    customer: &CustomerId,
+    reason: &str,
+    at: OffsetDateTime,
+) -> StoreResult<u64> {
+    end_sessions(conn, END_CUSTOMER_SESSIONS, customer.as_str(), reason, at).await
+}
+
+async fn revoke_audited(
+    pool: &SqlitePool,
+    sql: &'static str,
+    key: &str,
+    reason: &str,
+    event: &AuditEvent,
+) -> StoreResult<u64> {
+    let mut tx = write_tx(pool).await?;
+    let ended = end_sessions(&mut tx, sql, key, reason, event.at).await?;
+    audit::append(&mut tx, &[event]).await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
 pub(super) async fn revoke(
     pool: &SqlitePool,
     id: &SessionId,
     reason: &str,
     event: &AuditEvent,
 ) -> StoreResult<bool> {
-    let mut tx = write_tx(pool).await?;
-    let revoked = sqlx::query(
-        "UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL",
-    )
-    .bind(to_unix_millis(event.at))
-    .bind(reason)
-    .bind(id.as_str())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    audit::append(&mut tx, &[event]).await?;
-    tx.commit().await?;
-    Ok(revoked == 1)
+    Ok(revoke_audited(pool, END_SESSION, id.as_str(), reason, event).await? == 1)
 }
 
 pub(super) async fn revoke_all(
@@ -236,17 +270,12 @@ pub(super) async fn revoke_all(
     reason: &str,
     event: &AuditEvent,
 ) -> StoreResult<u64> {
-    let mut tx = write_tx(pool).await?;
-    let revoked = sqlx::query(
-        "UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE customer_id = ? AND revoked_at IS NULL",
+    revoke_audited(
+        pool,
+        END_CUSTOMER_SESSIONS,
+        customer.as_str(),
+        reason,
+        event,
     )
-    .bind(to_unix_millis(event.at))
-    .bind(reason)
-    .bind(customer.as_str())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    audit::append(&mut tx, &[event]).await?;
-    tx.commit().await?;
-    Ok(revoked)
+    .await
 }
