@@ -74,6 +74,9 @@ pub struct Settings {
     pub db_max_connections: u32,
     #[serde(with = "duration")]
     pub db_acquire_timeout: Duration,
+    /// PostgreSQL cancels statements running longer than this.
+    #[serde(with = "duration")]
+    pub db_statement_timeout: Duration,
     /// All API calls per client IP; `None` is `off`.
     #[serde(with = "optional_rate")]
     pub rate_limit_ip: Option<Rate>,
@@ -114,6 +117,7 @@ impl Default for Settings {
             hash_parallelism: 1,
             db_max_connections: 8,
             db_acquire_timeout: Duration::seconds(5),
+            db_statement_timeout: Duration::seconds(5),
             request_timeout: Duration::seconds(30),
             rate_limit_ip: "600/min".parse().ok(),
             rate_limit_login_ip: "60/min".parse().ok(),
@@ -176,6 +180,7 @@ impl Settings {
             ("LOCKOUT_DURATION", self.lockout_duration),
             ("LOCKOUT_MAX_DURATION", self.lockout_max_duration),
             ("DB_ACQUIRE_TIMEOUT", self.db_acquire_timeout),
+            ("DB_STATEMENT_TIMEOUT", self.db_statement_timeout),
             ("REQUEST_TIMEOUT", self.request_timeout),
         ];
         for (name, value) in positive {
@@ -279,6 +284,7 @@ const KNOWN: &[&str] = &[
     "hash_parallelism",
     "db_max_connections",
     "db_acquire_timeout",
+    "db_statement_timeout",
     "request_timeout",
     "rate_limit_ip",
     "rate_limit_login_ip",
@@ -287,9 +293,6 @@ const KNOWN: &[&str] = &[
 
 /// Documented variables of controls that later versions add.
 const FUTURE: &[&str] = &[
-    "rate_limit_ip",
-    "rate_limit_login_ip",
-    "rate_limit_login_account",
     "redis_url",
     "trusted_proxies",
     "geoip_db",

@@ -34,6 +34,7 @@ impl Services {
         let options = ConnectOptions {
             max_connections: settings.db_max_connections,
             acquire_timeout: settings.db_acquire_timeout.unsigned_abs(),
+            statement_timeout: settings.db_statement_timeout.unsigned_abs(),
         };
         let store = store::connect(&settings.database_url, &options).await?;
         let cost = HashCost {

@@ -4,6 +4,7 @@
 //! Every method that changes state takes the audit event that records the change and writes both
 //! in one transaction: either both are stored or neither is.
 
+pub mod postgres;
 mod rows;
 pub mod sqlite;
 
@@ -40,7 +41,25 @@ pub type StoreResult<T> = Result<T, StoreError>;
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(e.to_string()),
+            // PostgreSQL: connection exceptions (08), operator intervention such as a shutdown
+            // or a statement timeout (57), insufficient resources (53), serialization failures
+            // and deadlocks (40001, 40P01): all worth a retry.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| {
+                    c.len() == 5
+                        && (c.starts_with("08")
+                            || c.starts_with("57")
+                            || c.starts_with("53")
+                            || c == "40001"
+                            || c == "40P01")
+                }) =>
+            {
                 Self::Unavailable(e.to_string())
             }
             sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -205,7 +224,7 @@ pub async fn connect(url: &str, options: &ConnectOptions) -> anyhow::Result<Arc<
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url, options).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        anyhow::bail!("PostgreSQL is not supported by this build yet; use a sqlite:// URL")
+        Ok(Arc::new(postgres::PgStore::open(url, options).await?))
     } else {
         anyhow::bail!("FINHUB_DATABASE_URL must start with sqlite:// or postgres://")
     }
@@ -216,6 +235,8 @@ pub async fn connect(url: &str, options: &ConnectOptions) -> anyhow::Result<Arc<
 pub struct ConnectOptions {
     pub max_connections: u32,
     pub acquire_timeout: std::time::Duration,
+    /// PostgreSQL cancels statements running longer than this.
+    pub statement_timeout: std::time::Duration,
 }
 
 impl Default for ConnectOptions {
@@ -223,6 +244,7 @@ impl Default for ConnectOptions {
         Self {
             max_connections: 8,
             acquire_timeout: std::time::Duration::from_secs(5),
+            statement_timeout: std::time::Duration::from_secs(5),
         }
     }
 }

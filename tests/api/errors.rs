@@ -3,122 +3,124 @@ use serde_json::Value;
 
 use crate::helpers::{assert_problem, spawn_app};
 
-#[tokio::test]
-async fn unknown_routes_and_methods_answer_problem_json() {
-    let app = spawn_app().await;
-    let missing = app
-        .client
-        .get(app.url("/api/v1/nope"))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(missing, 404, "NOT_FOUND").await;
-    let wrong_method = app
-        .client
-        .get(app.url("/api/v1/auth/token"))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(wrong_method, 405, "METHOD_NOT_ALLOWED").await;
-}
-
-#[tokio::test]
-async fn a_sane_request_id_is_echoed_and_anything_else_replaced() {
-    let app = spawn_app().await;
-    let echoed = app
-        .client
-        .get(app.url("/healthz"))
-        .header("x-request-id", "trace-123_abc")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(echoed.headers()["x-request-id"], "trace-123_abc");
-
-    let hostile = app
-        .client
-        .get(app.url("/api/v1/nope"))
-        .header("x-request-id", "a b\"<script>")
-        .send()
-        .await
-        .unwrap();
-    let id = hostile.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_ne!(id, "a b\"<script>");
-    assert_eq!(id.len(), 36);
-    let body = assert_problem(hostile, 404, "NOT_FOUND").await;
-    assert_eq!(body["requestId"], id.as_str());
-}
-
-#[tokio::test]
-async fn health_readiness_and_metrics_answer() {
-    let app = spawn_app().await;
-    assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
+store_tests! {
+    #[tokio::test]
+    async fn unknown_routes_and_methods_answer_problem_json() {
+        let app = spawn_app().await;
+        let missing = app
+            .client
+            .get(app.url("/api/v1/nope"))
             .send()
             .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.client
-            .get(app.url("/readyz"))
+            .unwrap();
+        assert_problem(missing, 404, "NOT_FOUND").await;
+        let wrong_method = app
+            .client
+            .get(app.url("/api/v1/auth/token"))
             .send()
             .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    app.login("nobody@example.com", "wrong").await;
-
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-
-    assert!(
-        metrics.contains("# TYPE finhub_http_requests_total counter"),
-        "{metrics}"
-    );
-    assert!(metrics.contains(r#"route="/api/v1/auth/token""#));
-    assert!(metrics.contains("finhub_http_request_duration_seconds_bucket"));
-    assert!(metrics.contains(r#"finhub_logins_total{outcome="invalid_credentials"}"#));
-}
-
-#[tokio::test]
-async fn the_openapi_document_is_3_1_and_describes_every_endpoint() {
-    let app = spawn_app().await;
-    let doc: Value = app
-        .client
-        .get(app.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in [
-        "/api/v1/auth/token",
-        "/api/v1/auth/token/refresh",
-        "/api/v1/auth/logout",
-        "/api/v1/auth/2fa/initiate",
-        "/api/v1/auth/2fa/verify",
-        "/api/v1/customers/me",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/api/v1/openapi.json",
-    ] {
-        assert!(doc["paths"][path].is_object(), "{path} missing");
+            .unwrap();
+        assert_problem(wrong_method, 405, "METHOD_NOT_ALLOWED").await;
     }
-    assert!(doc["components"]["schemas"]["ProblemDocument"].is_object());
+
+    #[tokio::test]
+    async fn a_sane_request_id_is_echoed_and_anything_else_replaced() {
+        let app = spawn_app().await;
+        let echoed = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", "trace-123_abc")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(echoed.headers()["x-request-id"], "trace-123_abc");
+
+        let hostile = app
+            .client
+            .get(app.url("/api/v1/nope"))
+            .header("x-request-id", "a b\"<script>")
+            .send()
+            .await
+            .unwrap();
+        let id = hostile.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(id, "a b\"<script>");
+        assert_eq!(id.len(), 36);
+        let body = assert_problem(hostile, 404, "NOT_FOUND").await;
+        assert_eq!(body["requestId"], id.as_str());
+    }
+
+    #[tokio::test]
+    async fn health_readiness_and_metrics_answer() {
+        let app = spawn_app().await;
+        assert_eq!(
+            app.client
+                .get(app.url("/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            app.client
+                .get(app.url("/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+        app.login("nobody@example.com", "wrong").await;
+
+        let metrics = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+
+        assert!(
+            metrics.contains("# TYPE finhub_http_requests_total counter"),
+            "{metrics}"
+        );
+        assert!(metrics.contains(r#"route="/api/v1/auth/token""#));
+        assert!(metrics.contains("finhub_http_request_duration_seconds_bucket"));
+        assert!(metrics.contains(r#"finhub_logins_total{outcome="invalid_credentials"}"#));
+    }
+
+    #[tokio::test]
+    async fn the_openapi_document_is_3_1_and_describes_every_endpoint() {
+        let app = spawn_app().await;
+        let doc: Value = app
+            .client
+            .get(app.url("/api/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        for path in [
+            "/api/v1/auth/token",
+            "/api/v1/auth/token/refresh",
+            "/api/v1/auth/logout",
+            "/api/v1/auth/2fa/initiate",
+            "/api/v1/auth/2fa/verify",
+            "/api/v1/customers/me",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/api/v1/openapi.json",
+        ] {
+            assert!(doc["paths"][path].is_object(), "{path} missing");
+        }
+        assert!(doc["components"]["schemas"]["ProblemDocument"].is_object());
+    }
 }

@@ -17,12 +17,115 @@ use tempfile::TempDir;
 
 pub const PASSWORD: &str = "Corr3ct-horse-battery";
 
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    pub static BACKEND: Backend;
+}
+
+/// Declares each test twice: once against SQLite (`sqlite::name`) and once against PostgreSQL
+/// (`postgres::name`), so the whole suite holds for both stores.
+macro_rules! store_tests {
+    ($($(#[$attr:meta])* async fn $name:ident() $body:block)*) => {
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[$attr])*
+                async fn $name() {
+                    crate::helpers::BACKEND
+                        .scope(crate::helpers::Backend::Sqlite, async move $body)
+                        .await
+                }
+            )*
+        }
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[$attr])*
+                async fn $name() {
+                    crate::helpers::BACKEND
+                        .scope(crate::helpers::Backend::Postgres, async move $body)
+                        .await
+                }
+            )*
+        }
+    };
+}
+
+/// The PostgreSQL server tests use; each test gets a schema of its own in its database.
+pub fn postgres_admin_url() -> String {
+    std::env::var("FINHUB_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A schema created for one test and dropped when the test ends.
+pub struct PgSchema {
+    name: String,
+}
+
+impl PgSchema {
+    pub async fn create() -> Self {
+        use sqlx::Connection as _;
+        let name = format!("finhub_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&postgres_admin_url())
+            .await
+            .expect("PostgreSQL for tests (FINHUB_TEST_POSTGRES_URL)");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create schema");
+        Self { name }
+    }
+
+    /// A database URL whose connections work inside this schema.
+    pub fn url(&self) -> String {
+        format!(
+            "{}?options=-c%20search_path%3D{}",
+            postgres_admin_url(),
+            self.name
+        )
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        // Drop runs inside the test's runtime, which cannot be blocked on: use a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                use sqlx::Connection as _;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub clock: ManualClock,
     pub services: Services,
     pub settings: Settings,
+    /// The test's own PostgreSQL schema, when it runs against PostgreSQL.
+    pub _schema: Option<PgSchema>,
     /// Holds the database and outbox; removed when the test ends.
     pub _workdir: TempDir,
 }
@@ -52,6 +155,14 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = test_settings(&dir);
+    let backend = BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite);
+    let schema = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(PgSchema::create().await),
+    };
+    if let Some(schema) = &schema {
+        settings.database_url = schema.url();
+    }
     configure(&mut settings);
     let clock = ManualClock::new();
     let services = Services::build(&settings, Arc::new(clock.clone()))
@@ -68,6 +179,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         clock,
         services,
         settings,
+        _schema: schema,
         _workdir: dir,
     }
 }

@@ -1,8 +1,11 @@
-//! Integration tests: the real HTTP API against a fresh SQLite database per test.
+//! Integration tests: the real HTTP API against a fresh database per test, each test run once
+//! against SQLite and once against PostgreSQL.
+
+#[macro_use]
+mod helpers;
 
 mod audit;
 mod errors;
-mod helpers;
 mod limits;
 mod login;
 mod sessions;

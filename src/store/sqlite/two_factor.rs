@@ -142,6 +142,8 @@ pub(super) async fn complete(
     let customer = CustomerId::from_stored(owner.0);
     let username =
         Username::parse(&owner.1).map_err(|e| anyhow::anyhow!("stored username: {e}"))?;
+    // Lockout row before customer row, the order every transaction takes them in.
+    customers::reset_failures(&mut tx, &username).await?;
     let login = sessions::record_login(&mut tx, &customer, r.at).await?;
     let activated = sqlx::query(
         "UPDATE sessions SET state = 'ACTIVE', two_factor_verified = 1, access_hash = ?, refresh_hash = ?, \
@@ -162,7 +164,6 @@ pub(super) async fn complete(
     if !activated {
         return Ok(None);
     }
-    customers::reset_failures(&mut tx, &username).await?;
     audit::append(&mut tx, &[event]).await?;
     tx.commit().await?;
     Ok(Some(login))

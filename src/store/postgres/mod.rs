@@ -1,0 +1,215 @@
+//! The PostgreSQL store, for running several instances side by side.
+//!
+//! Every counter and state change is a conditional `UPDATE … RETURNING` or runs under a row
+//! lock (`SELECT … FOR UPDATE`), never a read-modify-write in Rust. Appends to the audit chain
+//! lock its head row, which orders the events of every instance into one chain.
+
+mod audit;
+mod customers;
+mod sessions;
+mod two_factor;
+
+use std::str::FromStr;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use time::OffsetDateTime;
+
+use super::{
+    AuditQuery, ConnectOptions, FailureOutcome, LoginTimes, SessionStart, Store, StoreResult,
+};
+use crate::domain::audit::{AuditEvent, ChainedEvent};
+use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
+use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
+use crate::domain::session::{NewSession, Rotation, Session, SessionId};
+use crate::domain::token::TokenHash;
+use crate::domain::two_factor::{
+    AttemptClaim, ChallengeId, NewChallenge, SendOutcome, TwoFactorPolicy,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A PostgreSQL database shared by any number of instances.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects and applies pending migrations; concurrent starters wait on the migrator's
+    /// advisory lock, so migrations run once.
+    pub async fn open(url: &str, options: &ConnectOptions) -> anyhow::Result<Self> {
+        let statement_timeout = options.statement_timeout.as_millis().to_string();
+        let connect = PgConnectOptions::from_str(url)
+            .context("FINHUB_DATABASE_URL is not a valid postgres:// URL")?
+            .options([("statement_timeout", statement_timeout.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .context("cannot connect to PostgreSQL")?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("applying the PostgreSQL migrations")?;
+        Ok(Self { pool })
+    }
+}
+
+async fn write_tx(pool: &PgPool) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+    Ok(pool.begin().await?)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_customer(&self, customer: &NewCustomer, event: &AuditEvent) -> StoreResult<()> {
+        customers::insert(&self.pool, customer, event).await
+    }
+
+    async fn insert_customers(&self, batch: &[(NewCustomer, AuditEvent)]) -> StoreResult<u64> {
+        customers::insert_batch(&self.pool, batch).await
+    }
+
+    async fn customer_by_username(&self, username: &Username) -> StoreResult<Option<Customer>> {
+        customers::by_username(&self.pool, username).await
+    }
+
+    async fn customer_by_id(&self, id: &CustomerId) -> StoreResult<Option<Customer>> {
+        customers::by_id(&self.pool, id).await
+    }
+
+    async fn replace_password_hash(
+        &self,
+        id: &CustomerId,
+        old: &str,
+        new: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<bool> {
+        customers::replace_password_hash(&self.pool, id, old, new, event).await
+    }
+
+    async fn lockout(&self, username: &Username) -> StoreResult<LockoutRecord> {
+        customers::lockout(&self.pool, username).await
+    }
+
+    async fn record_failure(
+        &self,
+        username: &Username,
+        policy: &LockoutPolicy,
+        event: &AuditEvent,
+    ) -> StoreResult<FailureOutcome> {
+        customers::record_failure(&self.pool, username, policy, event).await
+    }
+
+    async fn set_operator_lock(
+        &self,
+        username: &Username,
+        customer: &CustomerId,
+        locked: bool,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        customers::set_operator_lock(&self.pool, username, customer, locked, event).await
+    }
+
+    async fn append_event(&self, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = write_tx(&self.pool).await?;
+        audit::append(&mut tx, &[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn start_session(
+        &self,
+        session: &NewSession,
+        username: &Username,
+        event: &AuditEvent,
+    ) -> StoreResult<SessionStart> {
+        sessions::start(&self.pool, session, username, event).await
+    }
+
+    async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
+        sessions::by_access(&self.pool, hash).await
+    }
+
+    async fn session_by_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
+        sessions::by_refresh(&self.pool, hash).await
+    }
+
+    async fn session_by_retired_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
+        sessions::by_retired_refresh(&self.pool, hash).await
+    }
+
+    async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> StoreResult<()> {
+        sessions::touch(&self.pool, id, at).await
+    }
+
+    async fn rotate_session(&self, rotation: &Rotation, event: &AuditEvent) -> StoreResult<bool> {
+        sessions::rotate(&self.pool, rotation, event).await
+    }
+
+    async fn revoke_session(
+        &self,
+        id: &SessionId,
+        reason: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<bool> {
+        sessions::revoke(&self.pool, id, reason, event).await
+    }
+
+    async fn revoke_customer_sessions(
+        &self,
+        customer: &CustomerId,
+        reason: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<u64> {
+        sessions::revoke_all(&self.pool, customer, reason, event).await
+    }
+
+    async fn open_challenge(
+        &self,
+        challenge: &NewChallenge,
+        policy: &TwoFactorPolicy,
+        event: &AuditEvent,
+    ) -> StoreResult<SendOutcome> {
+        two_factor::open(&self.pool, challenge, policy, event).await
+    }
+
+    async fn claim_attempt(
+        &self,
+        session: &SessionId,
+        challenge: &ChallengeId,
+        max_attempts: u32,
+        now: OffsetDateTime,
+    ) -> StoreResult<AttemptClaim> {
+        two_factor::claim_attempt(&self.pool, session, challenge, max_attempts, now).await
+    }
+
+    async fn complete_two_factor(
+        &self,
+        challenge: &ChallengeId,
+        rotation: &Rotation,
+        event: &AuditEvent,
+    ) -> StoreResult<Option<LoginTimes>> {
+        two_factor::complete(&self.pool, challenge, rotation, event).await
+    }
+
+    async fn audit_events(&self, query: AuditQuery) -> StoreResult<Vec<ChainedEvent>> {
+        audit::events(&self.pool, query).await
+    }
+
+    async fn audit_tail(&self, n: u32) -> StoreResult<Vec<ChainedEvent>> {
+        audit::tail(&self.pool, n).await
+    }
+
+    async fn audit_head(&self) -> StoreResult<(i64, String)> {
+        audit::head(&self.pool).await
+    }
+}
