@@ -68,7 +68,7 @@ pub(super) async fn tail(pool: &PgPool, n: u32) -> StoreResult<Vec<ChainedEvent>
     let rows: Vec<AuditRow> = sqlx::query_as(concat!(
         "SELECT * FROM (SELECT ",
         audit_columns!(),
-        " FROM audit_events ORDER BY seq DESC LIMIT $1) ORDER BY seq"
+        " FROM audit_events ORDER BY seq DESC LIMIT $1) AS newest ORDER BY seq"
     ))
     .bind(i64::from(n))
     .fetch_all(pool)

@@ -1,0 +1,174 @@
+//! The real `finhub-auth` binary as a child process, for tests that need processes: several
+//! instances, restarts, a database that goes away.
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each using a part"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_finhub-auth");
+
+/// A `finhub-auth` configuration: a database URL and a working directory.
+#[derive(Clone)]
+pub struct Setup {
+    pub database_url: String,
+    pub dir: PathBuf,
+    pub extra: Vec<(String, String)>,
+}
+
+impl Setup {
+    pub fn new(database_url: String, dir: &Path) -> Self {
+        Self {
+            database_url,
+            dir: dir.to_owned(),
+            extra: vec![
+                ("FINHUB_RATE_LIMIT_IP".into(), "off".into()),
+                ("FINHUB_RATE_LIMIT_LOGIN_IP".into(), "off".into()),
+                ("FINHUB_RATE_LIMIT_LOGIN_ACCOUNT".into(), "off".into()),
+            ],
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.extra.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.join("outbox.jsonl")
+    }
+
+    pub fn command(&self, port: u16) -> Command {
+        let mut cmd = Command::new(BIN);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("FINHUB_")) {
+            cmd.env_remove(k);
+        }
+        cmd.current_dir(&self.dir)
+            .env("FINHUB_DATABASE_URL", &self.database_url)
+            .env("FINHUB_OUTBOX_PATH", self.outbox())
+            .env("FINHUB_LISTEN", format!("127.0.0.1:{port}"))
+            .env("FINHUB_LOG_FORMAT", "json")
+            .stdin(Stdio::null());
+        for (k, v) in &self.extra {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs a command to completion.
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write as _;
+        let mut child = self
+            .command(0)
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn finhub-auth");
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(input.as_bytes()).expect("stdin");
+        }
+        child.wait_with_output().expect("finhub-auth output")
+    }
+
+    /// Creates a customer through the CLI and returns its id.
+    pub fn create_customer(&self, name: &str, two_factor: &str, password: &str) -> String {
+        let username = format!("{name}@example.com");
+        let out = self.run(
+            &[
+                "customers",
+                "create",
+                "--username",
+                &username,
+                "--email",
+                &username,
+                "--phone",
+                "+447700900123",
+                "--first-name",
+                name,
+                "--last-name",
+                "Test",
+                "--two-factor",
+                two_factor,
+                "--password-stdin",
+            ],
+            Some(password),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Starts `serve` on a free port and waits until it answers.
+    pub async fn serve(&self, name: &str) -> Instance {
+        let port = free_port();
+        let log_path = self.dir.join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = self
+            .command(port)
+            .arg("serve")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn serve");
+        let instance = Instance {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log: log_path,
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..150 {
+            if let Ok(r) = client
+                .get(format!("{}/healthz", instance.base))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return instance;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "{name} did not start: {}",
+            std::fs::read_to_string(&instance.log).unwrap_or_default()
+        );
+    }
+}
+
+/// A running `serve`, killed when dropped.
+pub struct Instance {
+    child: Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+impl Instance {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

@@ -1,0 +1,291 @@
+//! Two `serve` processes on one PostgreSQL database behave as one service: tokens, logouts,
+//! lockouts, 2FA limits, refresh reuse and the audit chain hold across them.
+
+#[path = "common/pg.rs"]
+mod pg;
+#[path = "common/process.rs"]
+mod process;
+
+use futures::future::join_all;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+use pg::PgSchema;
+use process::{Instance, Setup};
+
+const PASSWORD: &str = "Corr3ct-horse-battery";
+
+struct Cluster {
+    setup: Setup,
+    a: Instance,
+    b: Instance,
+    client: Client,
+    _schema: PgSchema,
+    _dir: tempfile::TempDir,
+}
+
+async fn cluster() -> Cluster {
+    let schema = PgSchema::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(schema.url(), dir.path());
+    let out = setup.run(&["migrate"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (a, b) = tokio::join!(setup.serve("a"), setup.serve("b"));
+    Cluster {
+        setup,
+        a,
+        b,
+        client: Client::new(),
+        _schema: schema,
+        _dir: dir,
+    }
+}
+
+impl Cluster {
+    async fn post(
+        &self,
+        on: &Instance,
+        path: &str,
+        body: Value,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.post(on.url(path)).json(&body);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn me(&self, on: &Instance, token: &str) -> StatusCode {
+        self.client
+            .get(on.url("/api/v1/customers/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    async fn login(&self, on: &Instance, username: &str, password: &str) -> (StatusCode, Value) {
+        self.post(
+            on,
+            "/api/v1/auth/token",
+            json!({"username": username, "password": password}),
+            None,
+        )
+        .await
+    }
+
+    fn instance(&self, i: usize) -> &Instance {
+        if i.is_multiple_of(2) {
+            &self.a
+        } else {
+            &self.b
+        }
+    }
+
+    fn latest_code(&self, customer_id: &str) -> String {
+        let text = std::fs::read_to_string(self.setup.outbox()).unwrap();
+        text.lines()
+            .rev()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|l| l["customerId"] == customer_id)
+            .and_then(|l| l["code"].as_str().map(str::to_owned))
+            .unwrap()
+    }
+
+    async fn audit(&self) -> Vec<Value> {
+        let out = self.setup.run(&["audit", "tail", "-n", "100000"], None);
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_from_one_instance_works_on_the_other_and_a_logout_on_either_ends_it_everywhere() {
+    let c = cluster().await;
+    c.setup.create_customer("alice", "off", PASSWORD);
+
+    let (status, login) = c.login(&c.a, "alice@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let token = login["bffToken"].as_str().unwrap();
+    assert_eq!(c.me(&c.b, token).await, StatusCode::OK);
+
+    let (status, _) = c
+        .post(&c.b, "/api/v1/auth/logout", json!({}), Some(token))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(c.me(&c.a, token).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_wrong_logins_over_both_instances_lock_exactly_as_one_instance_would() {
+    let c = cluster().await;
+    c.setup.create_customer("alice", "off", PASSWORD);
+
+    let attempts = (0..40).map(|i| c.login(c.instance(i), "alice@example.com", "wrong"));
+    let statuses: Vec<u16> = join_all(attempts)
+        .await
+        .iter()
+        .map(|(s, _)| s.as_u16())
+        .collect();
+
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 423).count(),
+        35,
+        "{statuses:?}"
+    );
+    let audit = c.audit().await;
+    assert_eq!(
+        audit.iter().filter(|e| e["kind"] == "login.failed").count(),
+        40
+    );
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e["kind"] == "account.locked")
+            .count(),
+        1
+    );
+    assert_eq!(
+        c.login(&c.b, "alice@example.com", PASSWORD).await.0,
+        StatusCode::LOCKED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_wrong_2fa_guesses_over_both_instances_get_at_most_five_codes_checked() {
+    let c = cluster().await;
+    let bob = c.setup.create_customer("bob", "sms", PASSWORD);
+    let (_, login) = c.login(&c.a, "bob@example.com", PASSWORD).await;
+    let pending = login["bffToken"].as_str().unwrap().to_owned();
+    let (status, challenge) = c
+        .post(&c.b, "/api/v1/auth/2fa/initiate", json!({}), Some(&pending))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let wrong = if c.latest_code(&bob) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let body = json!({"challengeId": challenge["challengeId"], "code": wrong});
+
+    let guesses = (0..40).map(|i| {
+        c.post(
+            c.instance(i),
+            "/api/v1/auth/2fa/verify",
+            body.clone(),
+            Some(&pending),
+        )
+    });
+    let statuses: Vec<u16> = join_all(guesses)
+        .await
+        .iter()
+        .map(|(s, _)| s.as_u16())
+        .collect();
+
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 400).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        35,
+        "{statuses:?}"
+    );
+    let checked = c
+        .audit()
+        .await
+        .iter()
+        .filter(|e| e["kind"] == "2fa.failed" && e["reason"] == "invalid_code")
+        .count();
+    assert_eq!(checked, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_reused_on_the_other_instance_revokes_the_session() {
+    let c = cluster().await;
+    c.setup.create_customer("alice", "off", PASSWORD);
+    let (_, login) = c.login(&c.a, "alice@example.com", PASSWORD).await;
+    let refresh = login["refreshToken"].clone();
+
+    let (status, renewed) = c
+        .post(
+            &c.a,
+            "/api/v1/auth/token/refresh",
+            json!({"refreshToken": refresh}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, reused) = c
+        .post(
+            &c.b,
+            "/api/v1/auth/token/refresh",
+            json!({"refreshToken": refresh}),
+            None,
+        )
+        .await;
+
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{reused}");
+    assert_eq!(
+        c.me(&c.a, renewed["bffToken"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_chain_stays_valid_under_concurrent_writers_on_both_instances() {
+    let c = cluster().await;
+    for name in ["alice", "bob", "carol", "dave"] {
+        c.setup.create_customer(name, "off", PASSWORD);
+    }
+    let c = &c;
+    let load = (0..60).map(|i| {
+        let name = ["alice", "bob", "carol", "dave"][i % 4];
+        let password = if i % 3 == 0 { "wrong" } else { PASSWORD };
+        async move {
+            let (status, body) = c
+                .login(c.instance(i), &format!("{name}@example.com"), password)
+                .await;
+            if status == StatusCode::OK {
+                let token = body["bffToken"].as_str().unwrap().to_owned();
+                c.me(c.instance(i + 1), &token).await;
+                c.post(
+                    c.instance(i),
+                    "/api/v1/auth/logout",
+                    json!({}),
+                    Some(&token),
+                )
+                .await;
+            }
+        }
+    });
+    join_all(load).await;
+
+    let out = c.setup.run(&["audit", "verify"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit = c.audit().await;
+    assert!(audit.len() > 100, "{}", audit.len());
+    let seqs: Vec<i64> = audit.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=audit.len() as i64).collect::<Vec<_>>());
+}
