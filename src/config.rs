@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use time::Duration;
 
 use crate::domain::auth::Policies;
+use crate::domain::housekeeping::RetentionPolicy;
 use crate::domain::lockout::LockoutPolicy;
 use crate::domain::rate_limit::{Rate, RateLimits};
 use crate::domain::session::SessionPolicy;
@@ -77,6 +78,17 @@ pub struct Settings {
     /// PostgreSQL cancels statements running longer than this.
     #[serde(with = "duration")]
     pub db_statement_timeout: Duration,
+    /// How long sessions are kept after they end, before housekeeping removes them.
+    #[serde(with = "duration")]
+    pub session_retention: Duration,
+    /// Audit events older than this are removed; `None` (`off`) keeps them for ever.
+    #[serde(with = "optional_duration")]
+    pub audit_retention: Option<Duration>,
+    /// How often each instance runs housekeeping.
+    #[serde(with = "duration")]
+    pub housekeeping_interval: Duration,
+    /// Rows removed per statement.
+    pub housekeeping_batch: u32,
     /// All API calls per client IP; `None` is `off`.
     #[serde(with = "optional_rate")]
     pub rate_limit_ip: Option<Rate>,
@@ -119,6 +131,10 @@ impl Default for Settings {
             db_acquire_timeout: Duration::seconds(5),
             db_statement_timeout: Duration::seconds(5),
             request_timeout: Duration::seconds(30),
+            session_retention: Duration::hours(24),
+            audit_retention: None,
+            housekeeping_interval: Duration::minutes(5),
+            housekeeping_batch: 500,
             rate_limit_ip: "600/min".parse().ok(),
             rate_limit_login_ip: "60/min".parse().ok(),
             rate_limit_login_account: "20/min".parse().ok(),
@@ -182,6 +198,8 @@ impl Settings {
             ("DB_ACQUIRE_TIMEOUT", self.db_acquire_timeout),
             ("DB_STATEMENT_TIMEOUT", self.db_statement_timeout),
             ("REQUEST_TIMEOUT", self.request_timeout),
+            ("SESSION_RETENTION", self.session_retention),
+            ("HOUSEKEEPING_INTERVAL", self.housekeeping_interval),
         ];
         for (name, value) in positive {
             if value <= Duration::ZERO {
@@ -202,6 +220,7 @@ impl Settings {
             ("2FA_MAX_ATTEMPTS", self.two_factor_max_attempts),
             ("2FA_MAX_SENDS", self.two_factor_max_sends),
             ("DB_MAX_CONNECTIONS", self.db_max_connections),
+            ("HOUSEKEEPING_BATCH", self.housekeeping_batch),
         ] {
             if value == 0 {
                 return Err(ConfigError(format!("FINHUB_{name} must be at least 1")));
@@ -238,6 +257,16 @@ impl Settings {
                 resend_interval: self.two_factor_resend_interval,
                 max_sends: self.two_factor_max_sends,
             },
+        }
+    }
+
+    /// How long ended things are kept.
+    pub fn retention(&self) -> RetentionPolicy {
+        RetentionPolicy {
+            sessions: self.session_retention,
+            lockouts: self.lockout_max_duration.max(self.lockout_duration),
+            audit: self.audit_retention,
+            batch: self.housekeeping_batch,
         }
     }
 
@@ -286,6 +315,10 @@ const KNOWN: &[&str] = &[
     "db_acquire_timeout",
     "db_statement_timeout",
     "request_timeout",
+    "session_retention",
+    "audit_retention",
+    "housekeeping_interval",
+    "housekeeping_batch",
     "rate_limit_ip",
     "rate_limit_login_ip",
     "rate_limit_login_account",

@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::{NotifierKind, Settings};
 use crate::domain::accounts::Accounts;
 use crate::domain::auth::AuthService;
+use crate::domain::housekeeping::Housekeeper;
 use crate::domain::password::{HashCost, PasswordHasher};
 use crate::domain::rate_limit::RateLimits;
 use crate::http::state::AppState;
@@ -26,6 +27,7 @@ pub struct Services {
     pub limits: Arc<RateLimits>,
     pub auth: AuthService,
     pub accounts: Accounts,
+    pub housekeeper: Housekeeper,
 }
 
 impl Services {
@@ -54,12 +56,14 @@ impl Services {
             settings.policies(),
             Arc::clone(&limits),
         );
-        let accounts = Accounts::new(Arc::clone(&store), clock, hasher);
+        let accounts = Accounts::new(Arc::clone(&store), Arc::clone(&clock), hasher);
+        let housekeeper = Housekeeper::new(Arc::clone(&store), clock, settings.retention());
         Ok(Self {
             store,
             limits,
             auth,
             accounts,
+            housekeeper,
         })
     }
 }
@@ -102,7 +106,11 @@ impl Application {
             metrics: crate::telemetry::metrics_handle(),
         };
         metrics::gauge!("finhub_up").set(1.0);
-        spawn_housekeeping(Arc::clone(&services.limits));
+        spawn_housekeeping(
+            services.housekeeper.clone(),
+            Arc::clone(&services.limits),
+            settings.housekeeping_interval.unsigned_abs(),
+        );
         let router = crate::http::router(state, settings.request_timeout.unsigned_abs());
         Ok(Self {
             listener,
@@ -134,14 +142,30 @@ impl Application {
     }
 }
 
-/// Periodically drops rate-limit state of clients that went quiet, so memory follows the
-/// active clients rather than every client ever seen.
-fn spawn_housekeeping(limits: Arc<RateLimits>) {
+/// Runs housekeeping on every instance: purging ended sessions, stale counters and (with a
+/// retention) old audit events, and dropping the rate-limit state of clients that went quiet.
+/// The store makes concurrent runs on several instances safe.
+fn spawn_housekeeping(
+    housekeeper: Housekeeper,
+    limits: Arc<RateLimits>,
+    every: std::time::Duration,
+) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             limits.forget_idle();
+            match housekeeper.run_once().await {
+                Ok(purged) if purged != Default::default() => tracing::info!(
+                    sessions = purged.sessions,
+                    lockouts = purged.lockouts,
+                    audit_events = purged.audit_events,
+                    "housekeeping purged"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "housekeeping failed; will retry"),
+            }
         }
     });
 }

@@ -101,8 +101,22 @@ CREATE TABLE audit_head (
 INSERT INTO audit_head (id, seq, hash)
 VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
 
+-- Retention deletes events from the start of the chain; the checkpoint holds the last deleted
+-- link, so verification starts from it.
+CREATE TABLE audit_checkpoint (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  BIGINT NOT NULL,
+    hash TEXT NOT NULL
+);
+INSERT INTO audit_checkpoint (id, seq, hash)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
+-- Only events at or before the checkpoint (moved by retention) may be deleted.
 CREATE FUNCTION audit_events_are_append_only() RETURNS trigger AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND OLD.seq <= (SELECT seq FROM audit_checkpoint WHERE id = 1) THEN
+        RETURN OLD;
+    END IF;
     RAISE EXCEPTION 'audit events are append-only';
 END;
 $$ LANGUAGE plpgsql;

@@ -101,11 +101,23 @@ CREATE TABLE audit_head (
 INSERT INTO audit_head (id, seq, hash)
 VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
 
+-- Retention deletes events from the start of the chain; the checkpoint holds the last deleted
+-- link, so verification starts from it.
+CREATE TABLE audit_checkpoint (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    seq  INTEGER NOT NULL,
+    hash TEXT NOT NULL
+) STRICT;
+INSERT INTO audit_checkpoint (id, seq, hash)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
 CREATE TRIGGER audit_events_are_not_updated BEFORE UPDATE ON audit_events
 BEGIN
     SELECT RAISE(ABORT, 'audit events are append-only');
 END;
+-- Only events at or before the checkpoint (moved by retention) may be deleted.
 CREATE TRIGGER audit_events_are_not_deleted BEFORE DELETE ON audit_events
+WHEN OLD.seq > (SELECT seq FROM audit_checkpoint WHERE id = 1)
 BEGIN
     SELECT RAISE(ABORT, 'audit events are append-only');
 END;

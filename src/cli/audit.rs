@@ -4,11 +4,12 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::Context as _;
 use clap::Subcommand;
 use time::OffsetDateTime;
 
-use crate::domain::audit::{ChainVerifier, ChainedEvent, GENESIS_HASH};
+use crate::domain::audit::ChainedEvent;
+use crate::domain::audit_trail;
 use crate::startup::Services;
 use crate::store::{AuditQuery, Store};
 
@@ -98,34 +99,11 @@ fn print_events(events: &[ChainedEvent]) -> anyhow::Result<()> {
     out.flush().context("writing to standard output")
 }
 
-/// Walks the chain from its start up to the head as it stood when the check began, so events
-/// appended meanwhile do not disturb it.
 async fn verify(store: &dyn Store) -> anyhow::Result<ExitCode> {
-    let (head_seq, head_hash) = store.audit_head().await?;
-    let mut verifier = ChainVerifier::starting_after(0, GENESIS_HASH);
-    let mut after = 0;
-    let outcome = loop {
-        let page = store
-            .audit_events(AuditQuery {
-                after_seq: after,
-                since: None,
-                limit: PAGE,
-            })
-            .await?;
-        let in_range: Vec<_> = page.iter().filter(|e| e.seq <= head_seq).collect();
-        if in_range.is_empty() {
-            break verifier.finish(head_seq, &head_hash);
-        }
-        if let Some(broken) = in_range.iter().find_map(|e| verifier.check(e).err()) {
-            break Err(broken);
-        }
-        after = in_range.last().map_or(after, |e| e.seq);
-    };
-    match outcome {
-        Ok(n) => {
-            println!("audit trail intact: {n} events, head {head_hash}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(broken) => Err(anyhow!("audit trail broken: {broken}")),
-    }
+    let verified = audit_trail::verify(store).await?;
+    println!(
+        "audit trail intact: {} events after seq {}, head {}",
+        verified.events, verified.from_seq, verified.head_hash
+    );
+    Ok(ExitCode::SUCCESS)
 }

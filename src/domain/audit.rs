@@ -45,6 +45,8 @@ pub enum AuditKind {
     CustomerCreated,
     #[serde(rename = "customer.password_rehashed")]
     PasswordRehashed,
+    #[serde(rename = "audit.purged")]
+    AuditPurged,
 }
 
 impl AuditKind {
@@ -63,6 +65,7 @@ impl AuditKind {
             Self::SessionRevoked => "session.revoked",
             Self::CustomerCreated => "customer.created",
             Self::PasswordRehashed => "customer.password_rehashed",
+            Self::AuditPurged => "audit.purged",
         }
     }
 

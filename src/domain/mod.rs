@@ -5,10 +5,12 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod audit_trail;
 pub mod auth;
 pub mod client;
 pub mod customer;
 pub mod error;
+pub mod housekeeping;
 pub mod lockout;
 pub mod password;
 pub mod rate_limit;

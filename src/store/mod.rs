@@ -212,6 +212,24 @@ pub trait Store: Send + Sync + 'static {
         event: &AuditEvent,
     ) -> StoreResult<Option<LoginTimes>>;
 
+    /// Deletes up to `batch` sessions whose absolute lifetime, or pending lifetime, ended before
+    /// `cutoff`, with their challenges and retired refresh tokens; returns how many.
+    async fn purge_sessions(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64>;
+    /// Deletes up to `batch` failure counters that hold no lock and last changed before
+    /// `cutoff`; returns how many.
+    async fn purge_lockouts(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64>;
+    /// Deletes up to `batch` events older than `cutoff` from the start of the audit chain,
+    /// moving the checkpoint to the last one deleted, and appends `event` (with the count and
+    /// the checkpoint added) in the same transaction; returns how many were deleted.
+    async fn purge_audit(
+        &self,
+        cutoff: OffsetDateTime,
+        batch: u32,
+        event: &AuditEvent,
+    ) -> StoreResult<u64>;
+    /// The seq and hash of the last event removed by retention (0 and the genesis hash if none).
+    async fn audit_checkpoint(&self) -> StoreResult<(i64, String)>;
+
     async fn audit_events(&self, query: AuditQuery) -> StoreResult<Vec<ChainedEvent>>;
     /// The newest `n` events, oldest first.
     async fn audit_tail(&self, n: u32) -> StoreResult<Vec<ChainedEvent>>;

@@ -6,6 +6,7 @@ mod helpers;
 
 mod audit;
 mod errors;
+mod housekeeping;
 mod limits;
 mod login;
 mod sessions;

@@ -1,6 +1,9 @@
 //! Appending to and reading the hash-chained audit trail.
 
 use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+
+use super::write_tx;
 
 use crate::clock::to_unix_millis;
 use crate::domain::audit::{AuditEvent, ChainedEvent};
@@ -82,4 +85,58 @@ pub(super) async fn head(pool: &PgPool) -> StoreResult<(i64, String)> {
             .fetch_one(pool)
             .await?,
     )
+}
+
+pub(super) async fn checkpoint(pool: &PgPool) -> StoreResult<(i64, String)> {
+    Ok(
+        sqlx::query_as("SELECT seq, hash FROM audit_checkpoint WHERE id = 1")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Locks the checkpoint row, so that instances purging at once take turns.
+pub(super) async fn purge(
+    pool: &PgPool,
+    cutoff: OffsetDateTime,
+    batch: u32,
+    event: &AuditEvent,
+) -> StoreResult<u64> {
+    let mut tx = write_tx(pool).await?;
+    let (from, _): (i64, String) =
+        sqlx::query_as("SELECT seq, hash FROM audit_checkpoint WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await?;
+    let oldest: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT seq, hash, at FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+    )
+    .bind(from)
+    .bind(i64::from(batch))
+    .fetch_all(&mut *tx)
+    .await?;
+    let cutoff = to_unix_millis(cutoff);
+    let Some((through, hash, _)) = oldest
+        .into_iter()
+        .take_while(|(_, _, at)| *at < cutoff)
+        .last()
+    else {
+        return Ok(0);
+    };
+    sqlx::query("UPDATE audit_checkpoint SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(through)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+    let deleted = sqlx::query("DELETE FROM audit_events WHERE seq <= $1")
+        .bind(through)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    let record = event
+        .clone()
+        .detail("deleted", deleted)
+        .detail("throughSeq", through);
+    append(&mut tx, &[&record]).await?;
+    tx.commit().await?;
+    Ok(deleted)
 }

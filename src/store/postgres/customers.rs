@@ -1,6 +1,7 @@
 //! Customers and their failure counters.
 
 use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
 
 use super::{audit, sessions, write_tx};
 use crate::clock::to_unix_millis;
@@ -250,4 +251,21 @@ pub(super) async fn set_operator_lock(
     audit::append(&mut tx, &[event]).await?;
     tx.commit().await?;
     Ok(())
+}
+
+pub(super) async fn purge_lockouts(
+    pool: &PgPool,
+    cutoff: OffsetDateTime,
+    batch: u32,
+) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM lockouts WHERE username IN (SELECT username FROM lockouts \
+         WHERE operator_locked = FALSE AND updated_at <= $1 AND (locked_until IS NULL OR locked_until <= $1) \
+         LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(to_unix_millis(cutoff))
+    .bind(i64::from(batch))
+    .execute(pool)
+    .await?
+    .rows_affected())
 }

@@ -201,6 +201,27 @@ impl Store for PgStore {
         two_factor::complete(&self.pool, challenge, rotation, event).await
     }
 
+    async fn purge_sessions(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
+        sessions::purge(&self.pool, cutoff, batch).await
+    }
+
+    async fn purge_lockouts(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
+        customers::purge_lockouts(&self.pool, cutoff, batch).await
+    }
+
+    async fn purge_audit(
+        &self,
+        cutoff: OffsetDateTime,
+        batch: u32,
+        event: &AuditEvent,
+    ) -> StoreResult<u64> {
+        audit::purge(&self.pool, cutoff, batch, event).await
+    }
+
+    async fn audit_checkpoint(&self) -> StoreResult<(i64, String)> {
+        audit::checkpoint(&self.pool).await
+    }
+
     async fn audit_events(&self, query: AuditQuery) -> StoreResult<Vec<ChainedEvent>> {
         audit::events(&self.pool, query).await
     }

@@ -264,3 +264,17 @@ pub(super) async fn revoke_all(
     )
     .await
 }
+
+/// `SKIP LOCKED`: instances purging at once take different rows instead of waiting.
+pub(super) async fn purge(pool: &PgPool, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+         WHERE absolute_expires_at <= $1 OR (state = 'TWO_FACTOR_PENDING' AND expires_at <= $1) \
+         LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(to_unix_millis(cutoff))
+    .bind(i64::from(batch))
+    .execute(pool)
+    .await?
+    .rows_affected())
+}

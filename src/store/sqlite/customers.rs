@@ -1,6 +1,7 @@
 //! Customers and their failure counters.
 
 use sqlx::{SqliteConnection, SqlitePool};
+use time::OffsetDateTime;
 
 use super::{audit, sessions, write_tx};
 use crate::clock::to_unix_millis;
@@ -241,4 +242,22 @@ pub(super) async fn set_operator_lock(
     audit::append(&mut tx, &[event]).await?;
     tx.commit().await?;
     Ok(())
+}
+
+pub(super) async fn purge_lockouts(
+    pool: &SqlitePool,
+    cutoff: OffsetDateTime,
+    batch: u32,
+) -> StoreResult<u64> {
+    let cutoff = to_unix_millis(cutoff);
+    Ok(sqlx::query(
+        "DELETE FROM lockouts WHERE username IN (SELECT username FROM lockouts \
+         WHERE operator_locked = 0 AND updated_at <= ? AND (locked_until IS NULL OR locked_until <= ?) LIMIT ?)",
+    )
+    .bind(cutoff)
+    .bind(cutoff)
+    .bind(i64::from(batch))
+    .execute(pool)
+    .await?
+    .rows_affected())
 }

@@ -279,3 +279,21 @@ pub(super) async fn revoke_all(
     )
     .await
 }
+
+pub(super) async fn purge(
+    pool: &SqlitePool,
+    cutoff: OffsetDateTime,
+    batch: u32,
+) -> StoreResult<u64> {
+    let cutoff = to_unix_millis(cutoff);
+    Ok(sqlx::query(
+        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+         WHERE absolute_expires_at <= ? OR (state = 'TWO_FACTOR_PENDING' AND expires_at <= ?) LIMIT ?)",
+    )
+    .bind(cutoff)
+    .bind(cutoff)
+    .bind(i64::from(batch))
+    .execute(pool)
+    .await?
+    .rows_affected())
+}

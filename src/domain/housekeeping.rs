@@ -1,0 +1,100 @@
+//! Housekeeping: removing what has ended, in small batches, so that no run holds locks for long
+//! and any number of instances can run it at once.
+
+use std::sync::Arc;
+
+use time::Duration;
+
+use super::audit::{AuditEvent, AuditKind, Outcome};
+use crate::clock::Clock;
+use crate::store::{Store, StoreResult};
+
+/// How long ended things are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionPolicy {
+    /// Sessions are kept this long after they can no longer be used or renewed, so that a late
+    /// call still gets `SESSION_EXPIRED` rather than `UNAUTHENTICATED` for a while.
+    pub sessions: Duration,
+    /// Failure counters with no lock are forgotten after this long without a failure.
+    pub lockouts: Duration,
+    /// Audit events older than this are deleted; `None` keeps them for ever.
+    pub audit: Option<Duration>,
+    /// Rows per statement.
+    pub batch: u32,
+}
+
+/// What one run removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub sessions: u64,
+    pub lockouts: u64,
+    pub audit_events: u64,
+}
+
+/// Batches per kind in one run, so a large backlog is worked off over several runs.
+const MAX_BATCHES: u32 = 100;
+
+#[derive(Clone)]
+pub struct Housekeeper {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    policy: RetentionPolicy,
+}
+
+impl Housekeeper {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: RetentionPolicy) -> Self {
+        Self {
+            store,
+            clock,
+            policy,
+        }
+    }
+
+    /// Removes ended sessions (with their challenges and retired tokens), stale failure
+    /// counters and, with a retention set, old audit events.
+    pub async fn run_once(&self) -> StoreResult<Purged> {
+        let now = self.clock.now();
+        let batch = self.policy.batch.max(1);
+        let mut purged = Purged::default();
+        for _ in 0..MAX_BATCHES {
+            let n = self
+                .store
+                .purge_sessions(now - self.policy.sessions, batch)
+                .await?;
+            purged.sessions += n;
+            if n < u64::from(batch) {
+                break;
+            }
+        }
+        for _ in 0..MAX_BATCHES {
+            let n = self
+                .store
+                .purge_lockouts(now - self.policy.lockouts, batch)
+                .await?;
+            purged.lockouts += n;
+            if n < u64::from(batch) {
+                break;
+            }
+        }
+        if let Some(retention) = self.policy.audit {
+            for _ in 0..MAX_BATCHES {
+                let event = AuditEvent::new(AuditKind::AuditPurged, Outcome::Success, now)
+                    .reason("retention")
+                    .detail("retentionSeconds", retention.whole_seconds());
+                let n = self
+                    .store
+                    .purge_audit(now - retention, batch, &event)
+                    .await?;
+                purged.audit_events += n;
+                if n < u64::from(batch) {
+                    break;
+                }
+            }
+        }
+        metrics::counter!("finhub_purged_total", "kind" => "sessions").increment(purged.sessions);
+        metrics::counter!("finhub_purged_total", "kind" => "lockouts").increment(purged.lockouts);
+        metrics::counter!("finhub_purged_total", "kind" => "audit_events")
+            .increment(purged.audit_events);
+        Ok(purged)
+    }
+}
