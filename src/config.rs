@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::Duration;
 
@@ -89,6 +90,9 @@ pub struct Settings {
     pub housekeeping_interval: Duration,
     /// Rows removed per statement.
     pub housekeeping_batch: u32,
+    /// Networks whose `Forwarded` / `X-Forwarded-For` headers are believed.
+    #[serde(with = "networks")]
+    pub trusted_proxies: Vec<IpNet>,
     /// All API calls per client IP; `None` is `off`.
     #[serde(with = "optional_rate")]
     pub rate_limit_ip: Option<Rate>,
@@ -135,6 +139,7 @@ impl Default for Settings {
             audit_retention: None,
             housekeeping_interval: Duration::minutes(5),
             housekeeping_batch: 500,
+            trusted_proxies: Vec::new(),
             rate_limit_ip: "600/min".parse().ok(),
             rate_limit_login_ip: "60/min".parse().ok(),
             rate_limit_login_account: "20/min".parse().ok(),
@@ -319,6 +324,7 @@ const KNOWN: &[&str] = &[
     "audit_retention",
     "housekeeping_interval",
     "housekeeping_batch",
+    "trusted_proxies",
     "rate_limit_ip",
     "rate_limit_login_ip",
     "rate_limit_login_account",
@@ -327,7 +333,6 @@ const KNOWN: &[&str] = &[
 /// Documented variables of controls that later versions add.
 const FUTURE: &[&str] = &[
     "redis_url",
-    "trusted_proxies",
     "geoip_db",
     "risk_action",
     "tls_cert",
@@ -413,6 +418,36 @@ mod optional_duration {
     }
 }
 
+mod networks {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(nets: &[IpNet], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(
+            &nets
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    }
+
+    /// A comma-separated list of CIDRs; a bare address means just that host.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        serde::de::Error::custom(format!("`{s}` is not a CIDR such as 10.0.0.0/8"))
+                    })
+            })
+            .collect()
+    }
+}
+
 mod optional_rate {
     use super::*;
 
@@ -472,6 +507,7 @@ mod tests {
             jail.set_env("FINHUB_SESSION_IDLE_TIMEOUT", "off");
             jail.set_env("FINHUB_2FA_CODE_TTL", "5m");
             jail.set_env("FINHUB_RATE_LIMIT_IP", "off");
+            jail.set_env("FINHUB_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1");
             jail.set_env("FINHUB_RATE_LIMIT_LOGIN_ACCOUNT", "10/s");
             let s = Settings::load(Some(Path::new("finhub.toml"))).unwrap();
             assert_eq!(s.session_ttl, Duration::minutes(30));
@@ -479,6 +515,7 @@ mod tests {
             assert_eq!(s.session_idle_timeout, None);
             assert_eq!(s.two_factor_code_ttl, Duration::minutes(5));
             assert_eq!(s.rate_limit_ip, None);
+            assert_eq!(s.trusted_proxies.len(), 2);
             assert_eq!(s.rate_limit_login_account.unwrap().to_string(), "10/s");
             Ok(())
         });

@@ -15,6 +15,7 @@ use crate::domain::auth::AuthService;
 use crate::domain::housekeeping::Housekeeper;
 use crate::domain::password::{HashCost, PasswordHasher};
 use crate::domain::rate_limit::RateLimits;
+use crate::http::client_ip::TrustedProxies;
 use crate::http::state::AppState;
 use crate::notify::Notifier;
 use crate::notify::outbox::OutboxNotifier;
@@ -104,6 +105,7 @@ impl Application {
             store: Arc::clone(&services.store),
             limits: Arc::clone(&services.limits),
             metrics: crate::telemetry::metrics_handle(),
+            proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
         };
         metrics::gauge!("finhub_up").set(1.0);
         spawn_housekeeping(

@@ -1,9 +1,7 @@
 //! Extractors that turn requests into trusted values, answering bad input with the contract's
 //! errors: JSON bodies, the bearer session, and the client's network facts.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -134,17 +132,17 @@ impl FromRequestParts<AppState> for AuthSession {
     }
 }
 
-/// The client's address and user agent.
+/// The client's address (see [`super::client_ip`]) and user agent.
 pub struct Client(pub ClientContext);
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
+impl FromRequestParts<AppState> for Client {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ip = state.proxies.of_request(&parts.extensions, &parts.headers);
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

@@ -1,8 +1,6 @@
 //! The per-client-IP limit on every API call, applied before any handler runs.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -11,10 +9,9 @@ use super::state::AppState;
 use crate::domain::error::AuthError;
 
 pub async fn limit_per_ip(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+    let ip = state
+        .proxies
+        .of_request(request.extensions(), request.headers());
     match state.limits.check_api(ip) {
         Ok(()) => next.run(request).await,
         Err(wait) => ApiError::Auth(AuthError::RateLimited {

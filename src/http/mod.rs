@@ -1,6 +1,7 @@
 //! The HTTP edge: routing, extractors and the problem+json mapping. Handlers stay thin: parse,
 //! call the domain once, shape the response.
 
+pub mod client_ip;
 pub mod error;
 pub mod extract;
 mod limit;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use super::client_ip::TrustedProxies;
 use crate::domain::auth::AuthService;
 use crate::domain::rate_limit::RateLimits;
 use crate::store::Store;
@@ -16,4 +17,6 @@ pub struct AppState {
     /// For the per-IP limit on every API call.
     pub limits: Arc<RateLimits>,
     pub metrics: PrometheusHandle,
+    /// Whose forwarding headers name the client.
+    pub proxies: TrustedProxies,
 }

@@ -379,4 +379,21 @@ store_tests! {
         assert_eq!(failure["reason"], "invalid_credentials");
         assert_eq!(failure["username"], "alice@example.com");
     }
+
+    #[tokio::test]
+    async fn forwarded_client_addresses_are_believed_only_from_trusted_proxies() {
+        let trusting = spawn_app_with(|s| s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
+        let plain = spawn_app().await;
+        for app in [&trusting, &plain] {
+            app.client
+                .post(app.url("/api/v1/auth/token"))
+                .header("x-forwarded-for", "203.0.113.9")
+                .json(&json!({"username": "ghost@example.com", "password": "x"}))
+                .send()
+                .await
+                .unwrap();
+        }
+        assert_eq!(trusting.audit_of_kind("login.failed").await[0]["ip"], "203.0.113.9");
+        assert_eq!(plain.audit_of_kind("login.failed").await[0]["ip"], "127.0.0.1");
+    }
 }
