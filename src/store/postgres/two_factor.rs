@@ -122,29 +122,42 @@ pub(super) async fn complete(
     event: &AuditEvent,
 ) -> StoreResult<Option<LoginTimes>> {
     let mut tx = write_tx(pool).await?;
-    let verified = sqlx::query(
-        "UPDATE challenges SET status = 'VERIFIED' WHERE id = $1 AND session_id = $2 AND status = 'OPEN'",
+    // Rows are taken in the order every transaction takes them: failure counters, session,
+    // challenge, customer, audit head.
+    let owner: Option<(String, String)> = sqlx::query_as(
+        "SELECT c.id, c.username FROM sessions s JOIN customers c ON c.id = s.customer_id WHERE s.id = $1",
     )
-    .bind(challenge.as_str())
+    .bind(r.session_id.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((customer, username)) = owner else {
+        return Ok(None);
+    };
+    let customer = CustomerId::from_stored(customer);
+    let username =
+        Username::parse(&username).map_err(|e| anyhow::anyhow!("stored username: {e}"))?;
+    customers::reset_failures(&mut tx, &username).await?;
+    let still_pending = sqlx::query(
+        "UPDATE sessions SET state = state WHERE id = $1 AND state = 'TWO_FACTOR_PENDING' AND revoked_at IS NULL",
+    )
     .bind(r.session_id.as_str())
     .execute(&mut *tx)
     .await?
     .rows_affected()
         == 1;
+    let verified = still_pending
+        && sqlx::query(
+            "UPDATE challenges SET status = 'VERIFIED' WHERE id = $1 AND session_id = $2 AND status = 'OPEN'",
+        )
+        .bind(challenge.as_str())
+        .bind(r.session_id.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
     if !verified || !sessions::retire_refresh(&mut tx, &r.session_id, r.at).await? {
         return Ok(None);
     }
-    let owner: (String, String) = sqlx::query_as(
-        "SELECT c.id, c.username FROM sessions s JOIN customers c ON c.id = s.customer_id WHERE s.id = $1",
-    )
-    .bind(r.session_id.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
-    let customer = CustomerId::from_stored(owner.0);
-    let username =
-        Username::parse(&owner.1).map_err(|e| anyhow::anyhow!("stored username: {e}"))?;
-    // Lockout row before customer row, the order every transaction takes them in.
-    customers::reset_failures(&mut tx, &username).await?;
     let login = sessions::record_login(&mut tx, &customer, r.at).await?;
     let activated = sqlx::query(
         "UPDATE sessions SET state = 'ACTIVE', two_factor_verified = TRUE, access_hash = $1, refresh_hash = $2, \
