@@ -621,3 +621,38 @@ fn sqlite_result(db: &Path, sql: &str) -> String {
         }
     })
 }
+
+#[test]
+fn audit_tail_follow_prints_new_events_as_they_happen() {
+    use std::io::BufRead as _;
+    let env = Env::new();
+    assert!(env.run(&["migrate"]).status.success());
+    let mut follower = env
+        .command()
+        .args(["audit", "tail", "--follow", "-n", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    env.create("alice", "off");
+
+    let line = received.recv_timeout(Duration::from_secs(10));
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let event: Value = serde_json::from_str(&line.expect("an event within 10 s")).unwrap();
+    assert_eq!(event["kind"], "customer.created");
+    assert_eq!(event["username"], "alice@example.com");
+}
