@@ -175,20 +175,28 @@ impl AuditEvent {
         self
     }
 
+    /// A new event of another kind about the same actor and context (who, from where, which
+    /// session, and the details so far).
+    pub fn recast(&self, kind: AuditKind, outcome: Outcome, reason: Option<&str>) -> Self {
+        Self {
+            id: Uuid::now_v7().to_string(),
+            kind,
+            outcome,
+            reason: reason.map(str::to_owned),
+            ..self.clone()
+        }
+    }
+
     /// The event that records a lock caused by the failure `self` records.
     pub fn lock_caused(&self, until: OffsetDateTime, nth_lock: u32) -> Self {
-        let mut lock = Self::new(AuditKind::AccountLocked, Outcome::Success, self.at)
-            .reason("too_many_failures")
-            .detail("lockedUntil", rfc3339(until))
-            .detail("lockCount", nth_lock);
-        lock.username.clone_from(&self.username);
-        lock.customer_id.clone_from(&self.customer_id);
-        lock.session_id.clone_from(&self.session_id);
-        lock.ip.clone_from(&self.ip);
-        lock.user_agent.clone_from(&self.user_agent);
-        lock.device_fingerprint.clone_from(&self.device_fingerprint);
-        lock.device_name.clone_from(&self.device_name);
-        lock
+        let mut lock = self.recast(
+            AuditKind::AccountLocked,
+            Outcome::Success,
+            Some("too_many_failures"),
+        );
+        lock.details = serde_json::Map::new();
+        lock.detail("lockedUntil", rfc3339(until))
+            .detail("lockCount", nth_lock)
     }
 
     /// The chain hash of this event stored at `seq` after an event whose hash is `prev_hash`.

@@ -130,12 +130,14 @@ impl SessionPolicy {
         Ok(())
     }
 
-    /// Whether the session can still be renewed at `now` (its bffToken may have expired).
+    /// Whether the session can still be renewed at `now` (an ACTIVE session's bffToken may have
+    /// expired; a pending session ends with its lifetime).
     pub fn check_renewal(&self, s: &Session, now: OffsetDateTime) -> Result<(), Ended> {
         if s.revoked {
             return Err(Ended::Revoked);
         }
-        if now >= s.absolute_expires_at {
+        let pending_over = s.state == SessionState::TwoFactorPending && now >= s.expires_at;
+        if now >= s.absolute_expires_at || pending_over {
             return Err(Ended::Expired);
         }
         if self
@@ -230,6 +232,24 @@ mod tests {
         );
         let revoked = Session { revoked: true, ..s };
         assert_eq!(p.check_access(&revoked, now), Err(Ended::Revoked));
+    }
+
+    #[test]
+    fn a_pending_session_cannot_be_renewed_past_its_lifetime() {
+        let now = OffsetDateTime::now_utc();
+        let pending = Session {
+            state: SessionState::TwoFactorPending,
+            expires_at: now + Duration::minutes(10),
+            ..session(now)
+        };
+        assert_eq!(
+            policy().check_renewal(&pending, now + Duration::minutes(9)),
+            Ok(())
+        );
+        assert_eq!(
+            policy().check_renewal(&pending, now + Duration::minutes(10)),
+            Err(Ended::Expired)
+        );
     }
 
     #[test]

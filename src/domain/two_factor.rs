@@ -8,8 +8,10 @@ use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
 use super::InvalidValue;
+use super::audit::{AuditEvent, AuditKind, Outcome};
 use super::customer::TwoFactorMethod;
-use super::session::SessionId;
+use super::customer::Username;
+use super::session::{Rotation, SessionId};
 
 /// The number of digits in a code.
 pub const CODE_LENGTH: usize = 6;
@@ -156,18 +158,71 @@ pub struct Challenge {
     pub status: ChallengeStatus,
 }
 
-/// What a store reports when asked to reserve one guess on a challenge.
-#[derive(Debug, Clone)]
-pub enum AttemptClaim {
-    /// The guess may be checked; `attempts` includes it.
-    Claimed(Challenge),
-    /// Every allowed guess has been used.
+/// One guess at a code. The store checks it in one transaction with everything it depends on:
+/// the username's lock, the challenge's remaining guesses, the comparison, the failure count
+/// and, for the right code, the session's activation; so no number of concurrent guesses, over
+/// any number of sessions and instances, gets more codes checked than the limits allow.
+#[derive(Debug)]
+pub struct CodeGuess {
+    pub session_id: SessionId,
+    pub challenge_id: ChallengeId,
+    pub username: Username,
+    /// The presented code, hashed for this challenge.
+    pub presented: CodeHash,
+    pub max_attempts: u32,
+    /// The session's new tokens and lifetime, if the code is right.
+    pub rotation: Rotation,
+}
+
+/// What came of a guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuessOutcome {
+    /// The right code: the session is ACTIVE with the rotation's tokens.
+    Verified,
+    /// A wrong code; `attempts` guesses of the challenge are used, including this one. The
+    /// failure counted towards the username's lock, and `locked` is set if it caused one.
+    Wrong {
+        attempts: u32,
+        locked: Option<(OffsetDateTime, u32)>,
+    },
+    /// The username is locked; the guess was not checked.
+    Locked { until: Option<OffsetDateTime> },
+    /// Every allowed guess of the challenge has been used.
     Exhausted,
-    /// No open challenge with that id for this session.
-    Unknown,
-    /// The challenge was replaced by a newer code or has been used.
-    Closed,
+    /// The code's validity has passed.
     Expired,
+    /// The challenge was replaced by a newer code or used, or the session moved on.
+    Closed,
+    /// No challenge with that id for this session.
+    Unknown,
+}
+
+impl GuessOutcome {
+    /// The audit events that record this outcome, built on `context` (who, from where, which
+    /// session and challenge).
+    pub fn audit_events(&self, context: &AuditEvent) -> Vec<AuditEvent> {
+        let failed =
+            |reason| context.recast(AuditKind::TwoFactorFailed, Outcome::Failure, Some(reason));
+        match *self {
+            Self::Verified => {
+                vec![context.recast(AuditKind::TwoFactorVerified, Outcome::Success, None)]
+            }
+            Self::Wrong { attempts, locked } => {
+                let failure = failed("invalid_code").detail("attempt", attempts);
+                match locked {
+                    Some((until, nth)) => {
+                        let lock = failure.lock_caused(until, nth);
+                        vec![failure, lock]
+                    }
+                    None => vec![failure],
+                }
+            }
+            Self::Locked { .. } => vec![failed("account_locked")],
+            Self::Exhausted => vec![failed("too_many_attempts")],
+            Self::Expired | Self::Closed => vec![failed("code_expired")],
+            Self::Unknown => Vec::new(),
+        }
+    }
 }
 
 /// Limits on codes.

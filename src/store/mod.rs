@@ -19,7 +19,7 @@ use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
 use crate::domain::session::{NewSession, Rotation, Session, SessionId};
 use crate::domain::token::TokenHash;
 use crate::domain::two_factor::{
-    AttemptClaim, ChallengeId, NewChallenge, SendOutcome, TwoFactorPolicy,
+    CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
 };
 
 /// Why the store could not do what was asked.
@@ -155,8 +155,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn append_event(&self, event: &AuditEvent) -> StoreResult<()>;
 
-    /// Starts a session unless the username is locked at `session.created_at`; a start resets
-    /// the failure counters, and an ACTIVE start records the login on the customer.
+    /// Starts a session unless the username is locked at `session.created_at`. An ACTIVE start
+    /// completes a login: it resets the failure counters and records the login on the customer.
+    /// A pending start does neither: the second factor is still owed.
     async fn start_session(
         &self,
         session: &NewSession,
@@ -194,23 +195,16 @@ pub trait Store: Send + Sync + 'static {
         policy: &TwoFactorPolicy,
         event: &AuditEvent,
     ) -> StoreResult<SendOutcome>;
-    /// Reserves one guess on a challenge, atomically, so that no number of concurrent requests
-    /// gets more than `max_attempts` guesses checked.
-    async fn claim_attempt(
+    /// Checks one guess at a code in one transaction (see [`CodeGuess`]): refuses it if the
+    /// challenge is unusable or the username locked, otherwise uses one of the challenge's
+    /// guesses and compares the code; a wrong code counts towards the lock per `policy`, the
+    /// right one activates the session. Appends the outcome's audit events, built on `context`.
+    async fn check_code(
         &self,
-        session: &SessionId,
-        challenge: &ChallengeId,
-        max_attempts: u32,
-        now: OffsetDateTime,
-    ) -> StoreResult<AttemptClaim>;
-    /// Marks the challenge verified, activates and rotates the session, records the login and
-    /// resets the customer's failure counters; `None` if the challenge or session moved on first.
-    async fn complete_two_factor(
-        &self,
-        challenge: &ChallengeId,
-        rotation: &Rotation,
-        event: &AuditEvent,
-    ) -> StoreResult<Option<LoginTimes>>;
+        guess: &CodeGuess,
+        policy: &LockoutPolicy,
+        context: &AuditEvent,
+    ) -> StoreResult<GuessOutcome>;
 
     /// Deletes up to `batch` sessions whose absolute lifetime, or pending lifetime, ended before
     /// `cutoff`, with their challenges and retired refresh tokens; returns how many.

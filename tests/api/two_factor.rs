@@ -347,4 +347,59 @@ store_tests! {
         );
         assert_problem(app.initiate(&pending.bff).await, 401, "UNAUTHENTICATED").await;
     }
+
+    #[tokio::test]
+    async fn logging_in_again_buys_no_extra_guesses() {
+        let app = spawn_app().await;
+        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+        let first = app.login_ok(&bob).await;
+        let challenge = app.initiate_ok(&first.bff).await;
+        let wrong = app.wrong_code(&bob);
+        for _ in 0..4 {
+            app.verify(&first.bff, &challenge, &wrong).await;
+        }
+
+        let second = app.login_ok(&bob).await;
+        let challenge = app.initiate_ok(&second.bff).await;
+        let wrong = app.wrong_code(&bob);
+        app.verify(&second.bff, &challenge, &wrong).await;
+
+        assert_problem(app.login(&bob.username, crate::helpers::PASSWORD).await, 423, "ACCOUNT_LOCKED").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_guesses_over_several_sessions_get_no_more_codes_checked_than_the_lockout_allows() {
+        let app = spawn_app().await;
+        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+        let mut targets = Vec::new();
+        for _ in 0..3 {
+            let pending = app.login_ok(&bob).await;
+            let challenge = app.initiate_ok(&pending.bff).await;
+            targets.push((pending.bff, challenge));
+        }
+        let wrong = app.wrong_code(&bob);
+
+        let guesses = targets
+            .iter()
+            .flat_map(|(bff, challenge)| (0..10).map(move |_| (bff, challenge)))
+            .map(|(bff, challenge)| app.verify(bff, challenge, &wrong));
+        join_all(guesses).await;
+
+        let checked = app.audit_of_kind("2fa.failed").await.into_iter().filter(|e| e["reason"] == "invalid_code").count();
+        assert_eq!(checked, 5);
+        assert_problem(app.login(&bob.username, crate::helpers::PASSWORD).await, 423, "ACCOUNT_LOCKED").await;
+    }
+
+    #[tokio::test]
+    async fn a_pending_session_cannot_end_the_customers_other_sessions() {
+        let app = spawn_app().await;
+        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+        let active = app.login_with_2fa(&bob).await;
+        let pending = app.login_ok(&bob).await;
+
+        assert_problem(app.logout(&pending.bff, &json!({"scope": "all"})).await, 403, "TWO_FACTOR_REQUIRED").await;
+
+        assert_eq!(app.me(&active.bff).await.status(), StatusCode::OK);
+        assert_eq!(app.logout(&pending.bff, &json!({})).await.status(), StatusCode::NO_CONTENT);
+    }
 }

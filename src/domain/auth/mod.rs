@@ -130,13 +130,17 @@ impl AuthService {
         Ok(CustomerDetails { customer, session })
     }
 
-    /// Ends this session, or every session of its customer, at once.
+    /// Ends this session, or every session of its customer, at once. Ending every session takes
+    /// an ACTIVE one: a password alone must not log the customer out everywhere.
     pub async fn logout(
         &self,
         session: &Session,
         scope: LogoutScope,
         client: &ClientContext,
     ) -> Result<(), AuthError> {
+        if scope == LogoutScope::AllSessions && session.state != SessionState::Active {
+            return Err(AuthError::TwoFactorRequired);
+        }
         let event = AuditEvent::new(AuditKind::Logout, Outcome::Success, self.clock.now())
             .customer(&session.customer_id)
             .session(&session.id)

@@ -9,7 +9,7 @@ use crate::domain::error::AuthError;
 use crate::domain::session::{Rotation, Session, SessionState};
 use crate::domain::token::TokenPair;
 use crate::domain::two_factor::{
-    AttemptClaim, Challenge, ChallengeId, NewChallenge, OtpCode, SendOutcome,
+    ChallengeId, CodeGuess, GuessOutcome, NewChallenge, OtpCode, SendOutcome,
 };
 use crate::notify::CodeMessage;
 
@@ -102,9 +102,10 @@ impl AuthService {
         })
     }
 
-    /// Checks a code. Each guess is reserved in the store before it is compared, so concurrent
-    /// guesses never get more than the allowed number checked; a wrong code also counts towards
-    /// the account's lockout. The right code activates the session and rotates its tokens.
+    /// Checks a code. The store checks the guess in one transaction with the username's lock,
+    /// the challenge's remaining guesses and the failure count, so concurrent guesses (over any
+    /// number of sessions and instances) never get more codes checked than the limits allow. The
+    /// right code activates the session, rotates its tokens and extends it to the full lifetime.
     pub async fn verify_two_factor(
         &self,
         session: &Session,
@@ -115,105 +116,60 @@ impl AuthService {
         Self::require_pending(session)?;
         let customer = self.customer_of(&session.customer_id).await?;
         let now = self.clock.now();
-        let max = self.policies.two_factor.max_attempts;
-        let event = |outcome| {
-            AuditEvent::new(AuditKind::TwoFactorFailed, outcome, now)
-                .username(&customer.username)
-                .customer(&customer.id)
-                .session(&session.id)
-                .client(client)
-                .detail("challengeId", challenge_id.as_str())
-        };
-        let challenge = match self
-            .store
-            .claim_attempt(&session.id, challenge_id, max, now)
-            .await?
-        {
-            AttemptClaim::Claimed(challenge) => challenge,
-            AttemptClaim::Exhausted => {
-                self.store
-                    .append_event(&event(Outcome::Failure).reason("too_many_attempts"))
-                    .await?;
-                count_outcome(VERIFY_METRIC, "too_many_attempts");
-                // A new code can be asked for once the resend interval allows.
-                return Err(AuthError::TooManyAttempts {
-                    retry_after: self.policies.two_factor.resend_interval,
-                });
-            }
-            AttemptClaim::Expired | AttemptClaim::Closed => {
-                self.store
-                    .append_event(&event(Outcome::Failure).reason("code_expired"))
-                    .await?;
-                count_outcome(VERIFY_METRIC, "code_expired");
-                return Err(AuthError::CodeExpired);
-            }
-            AttemptClaim::Unknown => {
-                return Err(AuthError::Invalid {
-                    field: "challengeId",
-                    problem: InvalidValue("is not an open challenge of this session"),
-                });
-            }
-        };
-        self.refuse_if_locked(&customer, now).await?;
-
-        if !code.hash(&challenge.id).matches(&challenge.code_hash) {
-            let failed = event(Outcome::Failure)
-                .reason("invalid_code")
-                .detail("attempt", challenge.attempts);
-            self.store
-                .record_failure(&customer.username, &self.policies.lockout, &failed)
-                .await?;
-            count_outcome(VERIFY_METRIC, "invalid_code");
-            return Err(AuthError::InvalidCode {
-                attempts_remaining: max.saturating_sub(challenge.attempts),
-            });
-        }
-        self.complete(session, &customer, &challenge, client).await
-    }
-
-    async fn complete(
-        &self,
-        session: &Session,
-        customer: &Customer,
-        challenge: &Challenge,
-        client: &ClientContext,
-    ) -> Result<IssuedSession, AuthError> {
-        let now = self.clock.now();
         let tokens = TokenPair::generate()?;
         let expires_at =
             self.policies
                 .session
                 .expiry(SessionState::Active, session.created_at, now);
-        let rotation = Rotation {
+        let max = self.policies.two_factor.max_attempts;
+        let guess = CodeGuess {
             session_id: session.id.clone(),
-            old_refresh: None,
-            access_hash: tokens.access.hash(),
-            refresh_hash: tokens.refresh.hash(),
-            expires_at,
-            at: now,
+            challenge_id: challenge_id.clone(),
+            username: customer.username.clone(),
+            presented: code.hash(challenge_id),
+            max_attempts: max,
+            rotation: Rotation {
+                session_id: session.id.clone(),
+                old_refresh: None,
+                access_hash: tokens.access.hash(),
+                refresh_hash: tokens.refresh.hash(),
+                expires_at,
+                at: now,
+            },
         };
-        let event = AuditEvent::new(AuditKind::TwoFactorVerified, Outcome::Success, now)
+        let context = AuditEvent::new(AuditKind::TwoFactorFailed, Outcome::Failure, now)
             .username(&customer.username)
             .customer(&customer.id)
             .session(&session.id)
             .client(client)
-            .detail("challengeId", challenge.id.as_str());
-        let completed = self
+            .detail("challengeId", challenge_id.as_str());
+        let outcome = self
             .store
-            .complete_two_factor(&challenge.id, &rotation, &event)
+            .check_code(&guess, &self.policies.lockout, &context)
             .await?;
-        if completed.is_none() {
-            // Another request verified (or replaced) this challenge first.
-            return Err(AuthError::CodeExpired);
+        count_outcome(VERIFY_METRIC, outcome_label(outcome));
+        match outcome {
+            GuessOutcome::Verified => Ok(IssuedSession {
+                session_id: session.id.clone(),
+                tokens,
+                issued_at: now,
+                expires_at,
+                two_factor_required: false,
+            }),
+            GuessOutcome::Wrong { attempts, .. } => Err(AuthError::InvalidCode {
+                attempts_remaining: max.saturating_sub(attempts),
+            }),
+            GuessOutcome::Locked { until } => Err(AuthError::AccountLocked { until }),
+            // A new code can be asked for once the resend interval allows.
+            GuessOutcome::Exhausted => Err(AuthError::TooManyAttempts {
+                retry_after: self.policies.two_factor.resend_interval,
+            }),
+            GuessOutcome::Expired | GuessOutcome::Closed => Err(AuthError::CodeExpired),
+            GuessOutcome::Unknown => Err(AuthError::Invalid {
+                field: "challengeId",
+                problem: InvalidValue("is not an open challenge of this session"),
+            }),
         }
-        count_outcome(VERIFY_METRIC, "success");
-        Ok(IssuedSession {
-            session_id: session.id.clone(),
-            tokens,
-            issued_at: now,
-            expires_at,
-            two_factor_required: false,
-        })
     }
 
     async fn refuse_if_locked(
@@ -228,5 +184,16 @@ impl AuthService {
             }),
             None => Ok(()),
         }
+    }
+}
+
+fn outcome_label(outcome: GuessOutcome) -> &'static str {
+    match outcome {
+        GuessOutcome::Verified => "success",
+        GuessOutcome::Wrong { .. } => "invalid_code",
+        GuessOutcome::Locked { .. } => "account_locked",
+        GuessOutcome::Exhausted => "too_many_attempts",
+        GuessOutcome::Expired | GuessOutcome::Closed => "code_expired",
+        GuessOutcome::Unknown => "unknown_challenge",
     }
 }

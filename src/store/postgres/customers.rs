@@ -132,28 +132,21 @@ where
     .await?)
 }
 
-/// Reads a username's counters and locks its row until the transaction ends, so that
-/// concurrent failures and logins for one username take their turn.
+/// Reads a username's counters under a transaction-scoped advisory lock on the username, so
+/// that concurrent failures, guesses and logins for one username (from any instance) take their
+/// turn, whether or not the username has a counter row yet.
 pub(super) async fn lockout_in(
     conn: &mut PgConnection,
     username: &Username,
-    now: i64,
 ) -> StoreResult<LockoutRecord> {
-    sqlx::query(
-        "INSERT INTO lockouts (username, updated_at) VALUES ($1, $2) ON CONFLICT (username) DO NOTHING",
-    )
-    .bind(username.as_str())
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    let row: LockoutRow = sqlx::query_as(
-        "SELECT failures, lock_count, locked_until, operator_locked FROM lockouts \
-         WHERE username = $1 FOR UPDATE",
-    )
-    .bind(username.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(row.into())
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(username.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(lockout_row(conn, username)
+        .await?
+        .map(Into::into)
+        .unwrap_or_default())
 }
 
 /// Clears a username's counters after a successful login; an operator lock stays.
@@ -168,6 +161,47 @@ pub(super) async fn reset_failures(
     Ok(())
 }
 
+/// Counts one failure for a username that is not locked, inside the caller's transaction
+/// (which holds the username's counters); locks it when the policy says so. Returns the new
+/// counters and, if this failure locked, until when and the how-manieth lock it is.
+pub(super) async fn count_failure(
+    conn: &mut PgConnection,
+    username: &Username,
+    policy: &LockoutPolicy,
+    now: OffsetDateTime,
+) -> StoreResult<(LockoutRecord, Option<(OffsetDateTime, u32)>)> {
+    let row: LockoutRow = sqlx::query_as(
+        "INSERT INTO lockouts (username, failures, updated_at) VALUES ($1, 1, $2) \
+         ON CONFLICT (username) DO UPDATE SET failures = lockouts.failures + 1, updated_at = excluded.updated_at \
+         RETURNING failures, lock_count, locked_until, operator_locked",
+    )
+    .bind(username.as_str())
+    .bind(to_unix_millis(now))
+    .fetch_one(&mut *conn)
+    .await?;
+    let record = LockoutRecord::from(row);
+    if !policy.should_lock(record.failures) {
+        return Ok((record, None));
+    }
+    let nth = record.lock_count.saturating_add(1);
+    let until = now + policy.lock_duration(nth);
+    sqlx::query(
+        "UPDATE lockouts SET failures = 0, lock_count = $1, locked_until = $2 WHERE username = $3",
+    )
+    .bind(i64::from(nth))
+    .bind(to_unix_millis(until))
+    .bind(username.as_str())
+    .execute(&mut *conn)
+    .await?;
+    let locked = LockoutRecord {
+        failures: 0,
+        lock_count: nth,
+        locked_until: Some(until),
+        ..record
+    };
+    Ok((locked, Some((until, nth))))
+}
+
 pub(super) async fn record_failure(
     pool: &PgPool,
     username: &Username,
@@ -176,7 +210,7 @@ pub(super) async fn record_failure(
 ) -> StoreResult<FailureOutcome> {
     let now = event.at;
     let mut tx = write_tx(pool).await?;
-    let current = lockout_in(&mut tx, username, to_unix_millis(now)).await?;
+    let current = lockout_in(&mut tx, username).await?;
     if current.lock_at(now).is_some() {
         audit::append(&mut tx, &[event]).await?;
         tx.commit().await?;
@@ -185,36 +219,12 @@ pub(super) async fn record_failure(
             counted: false,
         });
     }
-    let row: LockoutRow = sqlx::query_as(
-        "INSERT INTO lockouts (username, failures, updated_at) VALUES ($1, 1, $2) \
-         ON CONFLICT (username) DO UPDATE SET failures = lockouts.failures + 1, updated_at = excluded.updated_at \
-         RETURNING failures, lock_count, locked_until, operator_locked",
-    )
-    .bind(username.as_str())
-    .bind(to_unix_millis(now))
-    .fetch_one(&mut *tx)
-    .await?;
-    let mut record = LockoutRecord::from(row);
-    if policy.should_lock(record.failures) {
-        let nth = record.lock_count.saturating_add(1);
-        let until = now + policy.lock_duration(nth);
-        sqlx::query(
-            "UPDATE lockouts SET failures = 0, lock_count = $1, locked_until = $2 WHERE username = $3",
-        )
-        .bind(i64::from(nth))
-        .bind(to_unix_millis(until))
-        .bind(username.as_str())
-        .execute(&mut *tx)
-        .await?;
-        record = LockoutRecord {
-            failures: 0,
-            lock_count: nth,
-            locked_until: Some(until),
-            ..record
-        };
-        audit::append(&mut tx, &[event, &event.lock_caused(until, nth)]).await?;
-    } else {
-        audit::append(&mut tx, &[event]).await?;
+    let (record, locked) = count_failure(&mut tx, username, policy, now).await?;
+    match locked {
+        Some((until, nth)) => {
+            audit::append(&mut tx, &[event, &event.lock_caused(until, nth)]).await?
+        }
+        None => audit::append(&mut tx, &[event]).await?,
     }
     tx.commit().await?;
     Ok(FailureOutcome {
@@ -232,6 +242,7 @@ pub(super) async fn set_operator_lock(
 ) -> StoreResult<()> {
     let now = to_unix_millis(event.at);
     let mut tx = write_tx(pool).await?;
+    lockout_in(&mut tx, username).await?;
     if locked {
         sqlx::query(
             "INSERT INTO lockouts (username, operator_locked, updated_at) VALUES ($1, TRUE, $2) \

@@ -20,13 +20,17 @@ pub(super) async fn start(
     event: &AuditEvent,
 ) -> StoreResult<SessionStart> {
     let mut tx = write_tx(pool).await?;
-    let lockout = customers::lockout_in(&mut tx, username, to_unix_millis(s.created_at)).await?;
+    let lockout = customers::lockout_in(&mut tx, username).await?;
     if lockout.lock_at(s.created_at).is_some() {
         return Ok(SessionStart::Locked(lockout));
     }
-    customers::reset_failures(&mut tx, username).await?;
+    // Only a completed login resets the failure count: a password alone, for a customer with
+    // 2FA, must not buy fresh guesses at the code.
     let login = match s.state {
-        SessionState::Active => Some(record_login(&mut tx, &s.customer_id, s.created_at).await?),
+        SessionState::Active => {
+            customers::reset_failures(&mut tx, username).await?;
+            Some(record_login(&mut tx, &s.customer_id, s.created_at).await?)
+        }
         SessionState::TwoFactorPending => None,
     };
     let device = s.client.device.as_ref();

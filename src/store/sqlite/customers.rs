@@ -159,6 +159,47 @@ pub(super) async fn reset_failures(
     Ok(())
 }
 
+/// Counts one failure for a username that is not locked, inside the caller's transaction
+/// (which holds the username's counters); locks it when the policy says so. Returns the new
+/// counters and, if this failure locked, until when and the how-manieth lock it is.
+pub(super) async fn count_failure(
+    conn: &mut SqliteConnection,
+    username: &Username,
+    policy: &LockoutPolicy,
+    now: OffsetDateTime,
+) -> StoreResult<(LockoutRecord, Option<(OffsetDateTime, u32)>)> {
+    let row: LockoutRow = sqlx::query_as(
+        "INSERT INTO lockouts (username, failures, updated_at) VALUES (?, 1, ?) \
+         ON CONFLICT (username) DO UPDATE SET failures = failures + 1, updated_at = excluded.updated_at \
+         RETURNING failures, lock_count, locked_until, operator_locked",
+    )
+    .bind(username.as_str())
+    .bind(to_unix_millis(now))
+    .fetch_one(&mut *conn)
+    .await?;
+    let record = LockoutRecord::from(row);
+    if !policy.should_lock(record.failures) {
+        return Ok((record, None));
+    }
+    let nth = record.lock_count.saturating_add(1);
+    let until = now + policy.lock_duration(nth);
+    sqlx::query(
+        "UPDATE lockouts SET failures = 0, lock_count = ?, locked_until = ? WHERE username = ?",
+    )
+    .bind(i64::from(nth))
+    .bind(to_unix_millis(until))
+    .bind(username.as_str())
+    .execute(&mut *conn)
+    .await?;
+    let locked = LockoutRecord {
+        failures: 0,
+        lock_count: nth,
+        locked_until: Some(until),
+        ..record
+    };
+    Ok((locked, Some((until, nth))))
+}
+
 pub(super) async fn record_failure(
     pool: &SqlitePool,
     username: &Username,
@@ -176,36 +217,12 @@ pub(super) async fn record_failure(
             counted: false,
         });
     }
-    let row: LockoutRow = sqlx::query_as(
-        "INSERT INTO lockouts (username, failures, updated_at) VALUES (?, 1, ?) \
-         ON CONFLICT (username) DO UPDATE SET failures = failures + 1, updated_at = excluded.updated_at \
-         RETURNING failures, lock_count, locked_until, operator_locked",
-    )
-    .bind(username.as_str())
-    .bind(to_unix_millis(now))
-    .fetch_one(&mut *tx)
-    .await?;
-    let mut record = LockoutRecord::from(row);
-    if policy.should_lock(record.failures) {
-        let nth = record.lock_count.saturating_add(1);
-        let until = now + policy.lock_duration(nth);
-        sqlx::query(
-            "UPDATE lockouts SET failures = 0, lock_count = ?, locked_until = ? WHERE username = ?",
-        )
-        .bind(i64::from(nth))
-        .bind(to_unix_millis(until))
-        .bind(username.as_str())
-        .execute(&mut *tx)
-        .await?;
-        record = LockoutRecord {
-            failures: 0,
-            lock_count: nth,
-            locked_until: Some(until),
-            ..record
-        };
-        audit::append(&mut tx, &[event, &event.lock_caused(until, nth)]).await?;
-    } else {
-        audit::append(&mut tx, &[event]).await?;
+    let (record, locked) = count_failure(&mut tx, username, policy, now).await?;
+    match locked {
+        Some((until, nth)) => {
+            audit::append(&mut tx, &[event, &event.lock_caused(until, nth)]).await?
+        }
+        None => audit::append(&mut tx, &[event]).await?,
     }
     tx.commit().await?;
     Ok(FailureOutcome {

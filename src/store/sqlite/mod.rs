@@ -20,16 +20,14 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use time::OffsetDateTime;
 
-use super::{
-    AuditQuery, ConnectOptions, FailureOutcome, LoginTimes, SessionStart, Store, StoreResult,
-};
+use super::{AuditQuery, ConnectOptions, FailureOutcome, SessionStart, Store, StoreResult};
 use crate::domain::audit::{AuditEvent, ChainedEvent};
 use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
 use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
 use crate::domain::session::{NewSession, Rotation, Session, SessionId};
 use crate::domain::token::TokenHash;
 use crate::domain::two_factor::{
-    AttemptClaim, ChallengeId, NewChallenge, SendOutcome, TwoFactorPolicy,
+    CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -219,23 +217,13 @@ impl Store for SqliteStore {
         two_factor::open(&self.writer, challenge, policy, event).await
     }
 
-    async fn claim_attempt(
+    async fn check_code(
         &self,
-        session: &SessionId,
-        challenge: &ChallengeId,
-        max_attempts: u32,
-        now: OffsetDateTime,
-    ) -> StoreResult<AttemptClaim> {
-        two_factor::claim_attempt(&self.writer, session, challenge, max_attempts, now).await
-    }
-
-    async fn complete_two_factor(
-        &self,
-        challenge: &ChallengeId,
-        rotation: &Rotation,
-        event: &AuditEvent,
-    ) -> StoreResult<Option<LoginTimes>> {
-        two_factor::complete(&self.writer, challenge, rotation, event).await
+        guess: &CodeGuess,
+        policy: &LockoutPolicy,
+        context: &AuditEvent,
+    ) -> StoreResult<GuessOutcome> {
+        two_factor::check_code(&self.writer, guess, policy, context).await
     }
 
     async fn purge_sessions(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {

@@ -1,18 +1,19 @@
 //! Two-factor challenges: sending limits, guess reservation and completion.
 
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 use time::{Duration, OffsetDateTime};
 
 use super::{audit, customers, sessions, write_tx};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
-use crate::domain::customer::{CustomerId, Username};
-use crate::domain::session::{Rotation, SessionId};
+use crate::domain::customer::CustomerId;
+use crate::domain::lockout::LockoutPolicy;
+use crate::domain::session::SessionId;
 use crate::domain::two_factor::{
-    AttemptClaim, Challenge, ChallengeId, NewChallenge, SendOutcome, TwoFactorPolicy,
+    Challenge, CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
 };
+use crate::store::StoreResult;
 use crate::store::rows::ChallengeRow;
-use crate::store::{LoginTimes, StoreResult};
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX)
@@ -78,90 +79,131 @@ pub(super) async fn open(
     Ok(SendOutcome::Opened)
 }
 
-pub(super) async fn claim_attempt(
+pub(super) async fn check_code(
     pool: &SqlitePool,
+    guess: &CodeGuess,
+    policy: &LockoutPolicy,
+    context: &AuditEvent,
+) -> StoreResult<GuessOutcome> {
+    let now = context.at;
+    let mut tx = write_tx(pool).await?;
+    // Rows are taken in the order every transaction takes them: failure counters, session,
+    // challenge, customer, audit head.
+    let lockout = customers::lockout_in(&mut tx, &guess.username).await?;
+    let outcome = if !hold_pending_session(&mut tx, &guess.session_id).await? {
+        GuessOutcome::Closed
+    } else if let Some(refused) = unusable(&mut tx, guess, now).await? {
+        refused
+    } else if let Some(lock) = lockout.lock_at(now) {
+        GuessOutcome::Locked {
+            until: lock.until(),
+        }
+    } else {
+        match use_attempt(&mut tx, guess, now).await? {
+            None => GuessOutcome::Exhausted,
+            Some(challenge) if challenge.code_hash.matches(&guess.presented) => {
+                activate(&mut tx, guess).await?;
+                GuessOutcome::Verified
+            }
+            Some(challenge) => {
+                let (_, locked) =
+                    customers::count_failure(&mut tx, &guess.username, policy, now).await?;
+                GuessOutcome::Wrong {
+                    attempts: challenge.attempts,
+                    locked,
+                }
+            }
+        }
+    };
+    let events = outcome.audit_events(context);
+    if !events.is_empty() {
+        audit::append(&mut tx, &events.iter().collect::<Vec<_>>()).await?;
+    }
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Locks the session row if the session still awaits 2FA.
+async fn hold_pending_session(
+    conn: &mut SqliteConnection,
     session: &SessionId,
-    challenge: &ChallengeId,
-    max_attempts: u32,
+) -> StoreResult<bool> {
+    let held = sqlx::query(
+        "UPDATE sessions SET state = state \
+         WHERE id = ? AND state = 'TWO_FACTOR_PENDING' AND revoked_at IS NULL",
+    )
+    .bind(session.as_str())
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(held == 1)
+}
+
+/// Why the challenge cannot take a guess, if it cannot.
+async fn unusable(
+    conn: &mut SqliteConnection,
+    guess: &CodeGuess,
     now: OffsetDateTime,
-) -> StoreResult<AttemptClaim> {
-    let now = to_unix_millis(now);
-    let claimed: Option<ChallengeRow> = sqlx::query_as(
+) -> StoreResult<Option<GuessOutcome>> {
+    let found: Option<(String, i64, i64)> = sqlx::query_as(
+        "SELECT status, attempts, expires_at FROM challenges WHERE id = ? AND session_id = ?",
+    )
+    .bind(guess.challenge_id.as_str())
+    .bind(guess.session_id.as_str())
+    .fetch_optional(conn)
+    .await?;
+    Ok(match found {
+        None => Some(GuessOutcome::Unknown),
+        Some((status, _, _)) if status != "OPEN" => Some(GuessOutcome::Closed),
+        Some((_, _, expires_at)) if expires_at <= to_unix_millis(now) => {
+            Some(GuessOutcome::Expired)
+        }
+        Some((_, attempts, _)) if attempts >= i64::from(guess.max_attempts) => {
+            Some(GuessOutcome::Exhausted)
+        }
+        Some(_) => None,
+    })
+}
+
+/// Uses one guess of the challenge, by a conditional update.
+async fn use_attempt(
+    conn: &mut SqliteConnection,
+    guess: &CodeGuess,
+    now: OffsetDateTime,
+) -> StoreResult<Option<Challenge>> {
+    let row: Option<ChallengeRow> = sqlx::query_as(
         "UPDATE challenges SET attempts = attempts + 1 \
          WHERE id = ? AND session_id = ? AND status = 'OPEN' AND attempts < ? AND expires_at > ? \
          RETURNING id, session_id, code_hash, expires_at, attempts, status",
     )
-    .bind(challenge.as_str())
-    .bind(session.as_str())
-    .bind(i64::from(max_attempts))
-    .bind(now)
-    .fetch_optional(pool)
+    .bind(guess.challenge_id.as_str())
+    .bind(guess.session_id.as_str())
+    .bind(i64::from(guess.max_attempts))
+    .bind(to_unix_millis(now))
+    .fetch_optional(conn)
     .await?;
-    if let Some(row) = claimed {
-        return Ok(AttemptClaim::Claimed(Challenge::try_from(row)?));
-    }
-    let why: Option<(String, i64)> =
-        sqlx::query_as("SELECT status, expires_at FROM challenges WHERE id = ? AND session_id = ?")
-            .bind(challenge.as_str())
-            .bind(session.as_str())
-            .fetch_optional(pool)
-            .await?;
-    Ok(match why {
-        None => AttemptClaim::Unknown,
-        Some((status, _)) if status != "OPEN" => AttemptClaim::Closed,
-        Some((_, expires_at)) if expires_at <= now => AttemptClaim::Expired,
-        Some(_) => AttemptClaim::Exhausted,
-    })
+    row.map(Challenge::try_from).transpose()
 }
 
-pub(super) async fn complete(
-    pool: &SqlitePool,
-    challenge: &ChallengeId,
-    r: &Rotation,
-    event: &AuditEvent,
-) -> StoreResult<Option<LoginTimes>> {
-    let mut tx = write_tx(pool).await?;
-    // Rows are taken in the order every transaction takes them: failure counters, session,
-    // challenge, customer, audit head.
-    let owner: Option<(String, String)> = sqlx::query_as(
-        "SELECT c.id, c.username FROM sessions s JOIN customers c ON c.id = s.customer_id WHERE s.id = ?",
-    )
-    .bind(r.session_id.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((customer, username)) = owner else {
-        return Ok(None);
-    };
-    let customer = CustomerId::from_stored(customer);
-    let username =
-        Username::parse(&username).map_err(|e| anyhow::anyhow!("stored username: {e}"))?;
-    customers::reset_failures(&mut tx, &username).await?;
-    let still_pending = sqlx::query(
-        "UPDATE sessions SET state = state WHERE id = ? AND state = 'TWO_FACTOR_PENDING' AND revoked_at IS NULL",
-    )
-    .bind(r.session_id.as_str())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    let verified = still_pending
-        && sqlx::query(
-            "UPDATE challenges SET status = 'VERIFIED' WHERE id = ? AND session_id = ? AND status = 'OPEN'",
-        )
-        .bind(challenge.as_str())
+/// The right code: closes the challenge, clears the failure count, records the login and makes
+/// the session ACTIVE with its new tokens (retiring the pending refresh token).
+async fn activate(conn: &mut SqliteConnection, guess: &CodeGuess) -> StoreResult<()> {
+    let r = &guess.rotation;
+    customers::reset_failures(&mut *conn, &guess.username).await?;
+    sqlx::query("UPDATE challenges SET status = 'VERIFIED' WHERE id = ?")
+        .bind(guess.challenge_id.as_str())
+        .execute(&mut *conn)
+        .await?;
+    sessions::retire_refresh(&mut *conn, &r.session_id, r.at).await?;
+    let customer: String = sqlx::query_scalar("SELECT customer_id FROM sessions WHERE id = ?")
         .bind(r.session_id.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-    if !verified || !sessions::retire_refresh(&mut tx, &r.session_id, r.at).await? {
-        return Ok(None);
-    }
-    let login = sessions::record_login(&mut tx, &customer, r.at).await?;
-    let activated = sqlx::query(
+        .fetch_one(&mut *conn)
+        .await?;
+    let login =
+        sessions::record_login(&mut *conn, &CustomerId::from_stored(customer), r.at).await?;
+    sqlx::query(
         "UPDATE sessions SET state = 'ACTIVE', two_factor_verified = 1, access_hash = ?, refresh_hash = ?, \
-         expires_at = ?, last_seen_at = ?, login_at = ?, previous_login_at = ? \
-         WHERE id = ? AND state = 'TWO_FACTOR_PENDING' AND revoked_at IS NULL",
+         expires_at = ?, last_seen_at = ?, login_at = ?, previous_login_at = ? WHERE id = ?",
     )
     .bind(r.access_hash.as_bytes().as_slice())
     .bind(r.refresh_hash.as_bytes().as_slice())
@@ -170,14 +212,7 @@ pub(super) async fn complete(
     .bind(to_unix_millis(login.login_at))
     .bind(login.previous_login_at.map(to_unix_millis))
     .bind(r.session_id.as_str())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !activated {
-        return Ok(None);
-    }
-    audit::append(&mut tx, &[event]).await?;
-    tx.commit().await?;
-    Ok(Some(login))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
