@@ -35,7 +35,10 @@ pub enum NotifierKind {
 }
 
 /// Every setting, under the names of the `FINHUB_*` variables (lower-cased, prefix dropped).
+/// Unknown keys in the file are refused, so a misspelt or unsupported setting is never silently
+/// ignored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub listen: SocketAddr,
     pub database_url: String,
@@ -183,6 +186,18 @@ impl Settings {
             .collect()
     }
 
+    /// Refuses to start when a documented control this version does not have yet is asked for
+    /// (TLS, Redis-shared limits, GeoIP risk checks, live delivery): running without a control
+    /// the operator configured would fail open.
+    pub fn refuse_unsupported() -> Result<(), ConfigError> {
+        match Self::unsupported_variables().first() {
+            None => Ok(()),
+            Some(name) => Err(ConfigError(format!(
+                "{name} is set, but this version does not support it yet; unset it to start without it"
+            ))),
+        }
+    }
+
     /// Documented variables of controls this version does not have yet, when they are set.
     pub fn unsupported_variables() -> Vec<String> {
         std::env::vars()
@@ -212,6 +227,27 @@ impl Settings {
                     "FINHUB_{name} must be longer than zero"
                 )));
             }
+        }
+        let bounded = positive
+            .iter()
+            .copied()
+            .chain([("2FA_RESEND_INTERVAL", self.two_factor_resend_interval)])
+            .chain(
+                self.session_idle_timeout
+                    .map(|d| ("SESSION_IDLE_TIMEOUT", d)),
+            )
+            .chain(self.audit_retention.map(|d| ("AUDIT_RETENTION", d)));
+        for (name, value) in bounded {
+            if value > MAX_DURATION {
+                return Err(ConfigError(format!(
+                    "FINHUB_{name} must be at most 3650 days"
+                )));
+            }
+        }
+        if self.two_factor_resend_interval < Duration::ZERO {
+            return Err(ConfigError(
+                "FINHUB_2FA_RESEND_INTERVAL must not be negative".into(),
+            ));
         }
         if self
             .session_idle_timeout
@@ -292,6 +328,9 @@ impl Settings {
         }
     }
 }
+
+/// Longer settings are surely mistakes, and would overflow date arithmetic.
+const MAX_DURATION: Duration = Duration::days(3650);
 
 /// The variables this version reads (without the `FINHUB_` prefix, lower-cased).
 const KNOWN: &[&str] = &[
@@ -522,6 +561,19 @@ mod tests {
     }
 
     #[test]
+    fn unknown_keys_in_the_file_and_unsupported_controls_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("finhub.toml", "tls_cert = \"/etc/cert.pem\"\n")?;
+            assert!(Settings::load(Some(Path::new("finhub.toml"))).is_err());
+            assert!(Settings::refuse_unsupported().is_ok());
+            jail.set_env("FINHUB_TLS_CERT", "/etc/cert.pem");
+            let err = Settings::refuse_unsupported().unwrap_err().to_string();
+            assert!(err.contains("FINHUB_TLS_CERT"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_bad_value_names_its_variable() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("FINHUB_LOCKOUT_DURATION", "a while");
@@ -531,6 +583,10 @@ mod tests {
             jail.set_env("FINHUB_2FA_MAX_ATTEMPTS", "0");
             let err = Settings::load(None).unwrap_err().to_string();
             assert!(err.contains("FINHUB_2FA_MAX_ATTEMPTS"), "{err}");
+            jail.set_env("FINHUB_2FA_MAX_ATTEMPTS", "5");
+            jail.set_env("FINHUB_SESSION_TTL", "100000d");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("FINHUB_SESSION_TTL"), "{err}");
             Ok(())
         });
     }

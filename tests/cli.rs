@@ -656,3 +656,23 @@ fn audit_tail_follow_prints_new_events_as_they_happen() {
     assert_eq!(event["kind"], "customer.created");
     assert_eq!(event["username"], "alice@example.com");
 }
+
+#[test]
+fn moving_the_retention_checkpoint_by_hand_to_hide_events_is_detected() {
+    let env = Env::new();
+    for name in ["alice", "bob", "carol", "dave"] {
+        env.create(name, "off");
+    }
+    sqlite(
+        &env.path("auth.db"),
+        "UPDATE audit_checkpoint SET seq = 2, hash = (SELECT hash FROM audit_events WHERE seq = 2); \
+         DELETE FROM audit_events WHERE seq <= 2;",
+    );
+    let out = env.run(&["audit", "verify"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no audit.purged event accounts"),
+        "{}",
+        stderr(&out)
+    );
+}

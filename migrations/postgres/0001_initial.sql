@@ -123,3 +123,12 @@ $$ LANGUAGE plpgsql;
 
 CREATE TRIGGER audit_events_are_not_changed BEFORE UPDATE OR DELETE ON audit_events
 FOR EACH ROW EXECUTE FUNCTION audit_events_are_append_only();
+
+CREATE FUNCTION audit_events_are_not_truncated() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'audit events are append-only';
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER audit_events_are_not_truncated BEFORE TRUNCATE ON audit_events
+FOR EACH STATEMENT EXECUTE FUNCTION audit_events_are_not_truncated();

@@ -16,7 +16,7 @@ use crate::domain::InvalidValue;
 use crate::domain::customer::{
     CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
 };
-use crate::domain::password::{Password, PasswordHasher, is_supported_hash};
+use crate::domain::password::{Password, PasswordHasher, check_imported_hash};
 use crate::startup::Services;
 
 #[derive(Debug, Args)]
@@ -94,8 +94,10 @@ fn parse_line(text: &str) -> Result<Pending, String> {
             Some(Password::parse_new(p).map_err(f("password"))?),
             String::new(),
         ),
-        (None, Some(h)) if is_supported_hash(&h) => (None, h),
-        (None, Some(_)) => return Err("passwordHash is not an argon2 PHC string".into()),
+        (None, Some(h)) => {
+            check_imported_hash(&h).map_err(f("passwordHash"))?;
+            (None, h)
+        }
         _ => return Err("exactly one of password and passwordHash is required".into()),
     };
     let customer = NewCustomer {

@@ -60,12 +60,10 @@ pub async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config.as_deref())?;
+    Settings::refuse_unsupported()?;
     crate::telemetry::init_logging(settings.log_format);
     for name in Settings::unknown_variables() {
         tracing::warn!(variable = %name, "unknown FINHUB_ variable ignored");
-    }
-    for name in Settings::unsupported_variables() {
-        tracing::warn!(variable = %name, "this version does not support this setting yet; ignored");
     }
     let services = Services::build(&settings, Arc::new(SystemClock)).await?;
     match cli.command {

@@ -236,6 +236,10 @@ pub enum ChainBreak {
         "the chain ends at seq {found} but the recorded head is seq {expected}: events were removed from the end"
     )]
     Truncated { expected: i64, found: i64 },
+    #[error(
+        "the chain starts after seq {checkpoint}, but no audit.purged event accounts for removing events up to it"
+    )]
+    UnaccountedCheckpoint { checkpoint: i64 },
 }
 
 /// Checks events in order, one at a time, so that a chain of any length verifies in constant

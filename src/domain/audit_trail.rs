@@ -1,6 +1,6 @@
 //! Checking the stored audit trail end to end.
 
-use super::audit::{ChainBreak, ChainVerifier};
+use super::audit::{AuditKind, ChainBreak, ChainVerifier};
 use crate::store::{AuditQuery, Store, StoreError};
 
 /// Why the trail could not be confirmed intact.
@@ -31,6 +31,9 @@ pub async fn verify(store: &dyn Store) -> Result<Verified, TrailError> {
     let (from_seq, from_hash) = store.audit_checkpoint().await?;
     let mut verifier = ChainVerifier::starting_after(from_seq, &from_hash);
     let mut after = from_seq;
+    // Retention records every removal; the newest record must name the checkpoint, or the
+    // checkpoint was moved by hand to hide events.
+    let mut purged_through = 0;
     loop {
         let page = store
             .audit_events(AuditQuery {
@@ -44,9 +47,23 @@ pub async fn verify(store: &dyn Store) -> Result<Verified, TrailError> {
         after = last.seq;
         for event in in_range {
             verifier.check(event)?;
+            if event.event.kind == AuditKind::AuditPurged {
+                purged_through = event
+                    .event
+                    .details
+                    .get("throughSeq")
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(-1);
+            }
         }
     }
     let events = verifier.finish(head_seq, &head_hash)?;
+    if purged_through != from_seq {
+        return Err(ChainBreak::UnaccountedCheckpoint {
+            checkpoint: from_seq,
+        }
+        .into());
+    }
     Ok(Verified {
         events,
         from_seq,

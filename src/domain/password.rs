@@ -243,9 +243,34 @@ fn verify_blocking(params: &Params, password: &str, stored: &str) -> Verificatio
     }
 }
 
-/// Whether `phc` is an argon2 PHC string this service can verify (for imports).
-pub fn is_supported_hash(phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| h.algorithm.as_str().starts_with("argon2"))
+/// The most expensive imported hash accepted: verifying one must not exhaust the service.
+const MAX_IMPORTED_COST: HashCost = HashCost {
+    memory_kib: 256 * 1024,
+    iterations: 16,
+    parallelism: 16,
+};
+
+/// Checks that an imported PHC string is an argon2id hash this service can verify at a bounded
+/// cost; hashes with other parameters than today's are upgraded at the next login.
+pub fn check_imported_hash(phc: &str) -> Result<(), InvalidValue> {
+    let parsed = PasswordHash::new(phc).map_err(|_| InvalidValue("is not a PHC string"))?;
+    if parsed.algorithm.as_str() != "argon2id" {
+        return Err(InvalidValue("must be an argon2id hash"));
+    }
+    let params =
+        Params::try_from(&parsed).map_err(|_| InvalidValue("has unreadable argon2 parameters"))?;
+    if params.m_cost() > MAX_IMPORTED_COST.memory_kib
+        || params.t_cost() > MAX_IMPORTED_COST.iterations
+        || params.p_cost() > MAX_IMPORTED_COST.parallelism
+    {
+        return Err(InvalidValue(
+            "has argon2 parameters above m=262144, t=16, p=16",
+        ));
+    }
+    if parsed.hash.is_none() || parsed.salt.is_none() {
+        return Err(InvalidValue("lacks a salt or a hash"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -324,6 +349,16 @@ mod tests {
         assert!(matches!(refused, Err(HashError::Overloaded)));
         drop(slot);
         assert!(hasher.hash(&pw("x")).await.is_ok());
+    }
+
+    #[test]
+    fn imported_hashes_must_be_argon2id_at_a_bounded_cost() {
+        let ok = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1MHhb5bTgdzmYBTTV1jVmfMgS0OoDMAnOVTeSa08Ezo";
+        assert!(check_imported_hash(ok).is_ok());
+        assert!(check_imported_hash(&ok.replace("argon2id", "argon2i")).is_err());
+        assert!(check_imported_hash(&ok.replace("m=19456", "m=4194304")).is_err());
+        assert!(check_imported_hash("$2b$12$notargon").is_err());
+        assert!(check_imported_hash("plain").is_err());
     }
 
     #[test]

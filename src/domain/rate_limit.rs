@@ -92,6 +92,21 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     }
 }
 
+/// The key a client's address is limited under. One IPv6 subscriber usually holds a whole /64,
+/// so IPv6 addresses count per /64; IPv4-mapped addresses count as the IPv4 address.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 /// The three limits of the operations guide; `None` is `off`.
 #[derive(Default)]
 pub struct RateLimits {
@@ -116,7 +131,7 @@ impl RateLimits {
     /// Counts one API call from `ip`.
     pub fn check_api(&self, ip: Option<IpAddr>) -> Result<(), std::time::Duration> {
         match (&self.api_per_ip, ip) {
-            (Some(limiter), Some(ip)) => limiter.check(&ip),
+            (Some(limiter), Some(ip)) => limiter.check(&client_key(ip)),
             _ => Ok(()),
         }
     }
@@ -128,7 +143,7 @@ impl RateLimits {
         username: &str,
     ) -> Result<(), std::time::Duration> {
         if let (Some(limiter), Some(ip)) = (&self.login_per_ip, ip) {
-            limiter.check(&ip)?;
+            limiter.check(&client_key(ip))?;
         }
         if let Some(limiter) = &self.login_per_account {
             limiter.check(&username.to_owned())?;
@@ -164,6 +179,19 @@ mod tests {
         for bad in ["0/min", "300", "x/min", "10/day"] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_per_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(other));
+        assert_eq!(
+            client_key("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

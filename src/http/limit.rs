@@ -1,4 +1,5 @@
-//! The per-client-IP limit on every API call, applied before any handler runs.
+//! The per-client-IP limit on every call but the probes, applied before any handler runs
+//! (unknown routes included, so they cannot be hammered for free).
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -8,7 +9,13 @@ use super::error::ApiError;
 use super::state::AppState;
 use crate::domain::error::AuthError;
 
+/// Probes and metrics are polled by infrastructure, not clients.
+const UNLIMITED: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
 pub async fn limit_per_ip(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if UNLIMITED.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
     let ip = state
         .proxies
         .of_request(request.extensions(), request.headers());

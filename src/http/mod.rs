@@ -22,20 +22,18 @@ use self::state::AppState;
 
 /// The whole API.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
-    let api = Router::new()
+    Router::new()
         .merge(routes::sessions::router())
         .merge(routes::two_factor::router())
         .merge(routes::customers::router())
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            limit::limit_per_ip,
-        ));
-    Router::new()
-        .merge(api)
         .merge(routes::health::router())
         .route_layer(middleware::from_fn(request_id::mark_route))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit::limit_per_ip,
+        ))
         .with_state(state)
         .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(

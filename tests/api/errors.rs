@@ -122,5 +122,10 @@ store_tests! {
             assert!(doc["paths"][path].is_object(), "{path} missing");
         }
         assert!(doc["components"]["schemas"]["ProblemDocument"].is_object());
+        for (path, method) in [("/api/v1/auth/token", "post"), ("/api/v1/auth/token/refresh", "post"), ("/api/v1/customers/me", "get")] {
+            for status in ["400", "429", "503"] {
+                assert!(doc["paths"][path][method]["responses"][status].is_object(), "{path} {status}");
+            }
+        }
     }
 }

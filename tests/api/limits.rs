@@ -46,6 +46,8 @@ store_tests! {
             assert_eq!(app.me("garbage").await.status(), StatusCode::UNAUTHORIZED);
         }
         assert_problem(app.me("garbage").await, 429, "RATE_LIMITED").await;
+        let unknown = app.client.get(app.url("/api/v1/nope")).send().await.unwrap();
+        assert_problem(unknown, 429, "RATE_LIMITED").await;
         assert_eq!(
             app.client
                 .get(app.url("/healthz"))

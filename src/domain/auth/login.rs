@@ -6,7 +6,7 @@ use crate::domain::client::ClientContext;
 use crate::domain::customer::{Customer, Username};
 use crate::domain::error::AuthError;
 use crate::domain::lockout::LockoutRecord;
-use crate::domain::password::Password;
+use crate::domain::password::{HashError, Password};
 use crate::domain::session::{NewSession, SessionId, SessionState};
 use crate::domain::token::TokenPair;
 use crate::store::SessionStart;
@@ -53,7 +53,18 @@ impl AuthService {
 
         let customer = self.store.customer_by_username(username).await?;
         let stored_hash = customer.as_ref().map(|c| c.password_hash.as_str());
-        let verification = self.hasher.verify(password, stored_hash).await?;
+        let verification = match self.hasher.verify(password, stored_hash).await {
+            Ok(v) => v,
+            Err(HashError::Overloaded) => {
+                // Refused unchecked; still an attempt worth recording.
+                self.store
+                    .append_event(&attempt(Outcome::Failure).reason("service_overloaded"))
+                    .await?;
+                count_outcome(LOGIN_METRIC, "service_overloaded");
+                return Err(AuthError::Overloaded);
+            }
+            Err(e) => return Err(e.into()),
+        };
         let customer = match customer {
             Some(c) if verification.matches => c,
             other => {

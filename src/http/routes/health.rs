@@ -7,6 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::domain::error::AuthError;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
@@ -31,7 +32,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(e) => ApiError::Auth(e.into()).into_response(),
+        // Whatever the store's trouble, this instance should not get traffic: 503, not 500.
+        Err(e) => ApiError::Auth(AuthError::Unavailable(e.to_string())).into_response(),
     }
 }
 
