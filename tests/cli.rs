@@ -204,8 +204,20 @@ fn every_command_has_help() {
 #[test]
 fn bad_arguments_and_settings_fail_with_one_line() {
     let env = Env::new();
-    assert!(!env.run(&["customers", "lock"]).status.success());
-    assert!(!env.run(&["frobnicate"]).status.success());
+    for args in [
+        &["customers", "lock"][..],
+        &["frobnicate"],
+        &["audit", "export", "--since", "yesterday"],
+    ] {
+        let out = env.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            stderr(&out).trim().lines().count(),
+            1,
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
 
     let out = env
         .command()

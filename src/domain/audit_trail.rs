@@ -24,12 +24,36 @@ pub struct Verified {
 
 const PAGE: u32 = 1000;
 
+/// Checks are started again this many times when retention moves the checkpoint mid-check.
+const ATTEMPTS: u32 = 5;
+
 /// Walks the chain from the retention checkpoint to the head as it stood when the check
-/// began (events appended meanwhile are left for the next check), in constant memory.
+/// began (events appended meanwhile are left for the next check), in constant memory. A
+/// retention run on another instance can remove events mid-check; a break found while the
+/// checkpoint moved is not tampering, so the check starts again.
 pub async fn verify(store: &dyn Store) -> Result<Verified, TrailError> {
+    let mut attempt = 1;
+    loop {
+        let checkpoint = store.audit_checkpoint().await?;
+        match verify_from(store, &checkpoint).await {
+            Err(TrailError::Broken(_))
+                if attempt < ATTEMPTS && store.audit_checkpoint().await? != checkpoint =>
+            {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn verify_from(
+    store: &dyn Store,
+    (from_seq, from_hash): &(i64, String),
+) -> Result<Verified, TrailError> {
+    let from_seq = *from_seq;
+    // The head is read after the checkpoint, so a purge in between is inside the range checked.
     let (head_seq, head_hash) = store.audit_head().await?;
-    let (from_seq, from_hash) = store.audit_checkpoint().await?;
-    let mut verifier = ChainVerifier::starting_after(from_seq, &from_hash);
+    let mut verifier = ChainVerifier::starting_after(from_seq, from_hash);
     let mut after = from_seq;
     // Retention records every removal; the newest record must name the checkpoint, or the
     // checkpoint was moved by hand to hide events.

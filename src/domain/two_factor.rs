@@ -195,6 +195,8 @@ pub enum GuessOutcome {
     Closed,
     /// No challenge with that id for this session.
     Unknown,
+    /// The session no longer awaits 2FA: verified meanwhile, or (`revoked`) ended.
+    SessionMoved { revoked: bool },
 }
 
 impl GuessOutcome {
@@ -220,7 +222,8 @@ impl GuessOutcome {
             Self::Locked { .. } => vec![failed("account_locked")],
             Self::Exhausted => vec![failed("too_many_attempts")],
             Self::Expired | Self::Closed => vec![failed("code_expired")],
-            Self::Unknown => Vec::new(),
+            Self::Unknown => vec![failed("unknown_challenge")],
+            Self::SessionMoved { .. } => vec![failed("not_pending")],
         }
     }
 }
@@ -238,8 +241,14 @@ pub struct TwoFactorPolicy {
 #[derive(Debug, Clone, Copy)]
 pub enum SendOutcome {
     Opened,
-    TooSoon { retry_at: OffsetDateTime },
+    TooSoon {
+        retry_at: OffsetDateTime,
+    },
     LimitReached,
+    /// The session no longer awaits 2FA: verified meanwhile, or (`revoked`) ended.
+    SessionMoved {
+        revoked: bool,
+    },
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
 use crate::domain::session::{NewSession, Rotation, Session, SessionId};
 use crate::domain::token::TokenHash;
 use crate::domain::two_factor::{
-    CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
+    ChallengeId, CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
 };
 
 /// Why the store could not do what was asked.
@@ -195,6 +195,14 @@ pub trait Store: Send + Sync + 'static {
         policy: &TwoFactorPolicy,
         event: &AuditEvent,
     ) -> StoreResult<SendOutcome>;
+    /// Undoes a send whose delivery failed: closes the challenge and gives the send back to the
+    /// session, appending `event`.
+    async fn release_send(
+        &self,
+        challenge: &ChallengeId,
+        session: &SessionId,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
     /// Checks one guess at a code in one transaction (see [`CodeGuess`]): refuses it if the
     /// challenge is unusable or the username locked, otherwise uses one of the challenge's
     /// guesses and compares the code; a wrong code counts towards the lock per `policy`, the

@@ -402,4 +402,31 @@ store_tests! {
         assert_eq!(app.me(&active.bff).await.status(), StatusCode::OK);
         assert_eq!(app.logout(&pending.bff, &json!({})).await.status(), StatusCode::NO_CONTENT);
     }
+
+    #[tokio::test]
+    async fn a_failed_delivery_gives_the_send_back() {
+        // A directory where the outbox file should be: every append fails.
+        let app = crate::helpers::spawn_app_with(|s| s.outbox_path = std::env::temp_dir()).await;
+        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+        let pending = app.login_ok(&bob).await;
+
+        let first = app.initiate(&pending.bff).await;
+        assert!(first.headers().contains_key("retry-after"));
+        assert_problem(first, 503, "SERVICE_UNAVAILABLE").await;
+        assert_problem(app.initiate(&pending.bff).await, 503, "SERVICE_UNAVAILABLE").await;
+
+        let failed = app.audit_of_kind("2fa.initiated").await;
+        assert_eq!(failed.len(), 4, "each attempt is recorded, then released");
+        assert_eq!(failed.iter().filter(|e| e["reason"] == "delivery_failed").count(), 2);
+    }
+
+    #[tokio::test]
+    async fn guesses_at_unknown_challenges_are_audited() {
+        let app = spawn_app().await;
+        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+        let pending = app.login_ok(&bob).await;
+        assert_problem(app.verify(&pending.bff, "made-up", "123456").await, 400, "VALIDATION_ERROR").await;
+        let failures = app.audit_of_kind("2fa.failed").await;
+        assert_eq!(failures[0]["reason"], "unknown_challenge");
+    }
 }

@@ -78,6 +78,7 @@ impl AuthService {
                     retry_after: session.expires_at - now,
                 });
             }
+            SendOutcome::SessionMoved { revoked } => return Err(moved(revoked)),
         }
         let message = CodeMessage {
             at: now,
@@ -88,10 +89,20 @@ impl AuthService {
             code,
             valid_for_minutes: policy.code_ttl.whole_minutes(),
         };
-        self.notifier.send(&message).await.map_err(|e| {
+        if let Err(e) = self.notifier.send(&message).await {
             tracing::error!(error = %e, session.id = %session.id, "two-factor code not delivered");
-            AuthError::Unavailable("code delivery failed".into())
-        })?;
+            // Give the send back: the customer never got this code.
+            let failed = event.recast(
+                AuditKind::TwoFactorInitiated,
+                Outcome::Failure,
+                Some("delivery_failed"),
+            );
+            self.store
+                .release_send(&challenge.id, &session.id, &failed)
+                .await?;
+            count_outcome(SEND_METRIC, "delivery_failed");
+            return Err(AuthError::Unavailable("code delivery failed".into()));
+        }
         count_outcome(SEND_METRIC, "sent");
         Ok(ChallengeIssued {
             challenge_id: challenge.id,
@@ -169,6 +180,7 @@ impl AuthService {
                 field: "challengeId",
                 problem: InvalidValue("is not an open challenge of this session"),
             }),
+            GuessOutcome::SessionMoved { revoked } => Err(moved(revoked)),
         }
     }
 
@@ -195,5 +207,15 @@ fn outcome_label(outcome: GuessOutcome) -> &'static str {
         GuessOutcome::Exhausted => "too_many_attempts",
         GuessOutcome::Expired | GuessOutcome::Closed => "code_expired",
         GuessOutcome::Unknown => "unknown_challenge",
+        GuessOutcome::SessionMoved { .. } => "not_pending",
+    }
+}
+
+/// A session that stopped awaiting 2FA while the request ran: ended, or verified meanwhile.
+fn moved(revoked: bool) -> AuthError {
+    if revoked {
+        AuthError::Unauthenticated
+    } else {
+        AuthError::TwoFactorNotPending
     }
 }

@@ -24,10 +24,8 @@ use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
 use crate::domain::session::{NewSession, Rotation, Session, SessionId};
 use crate::domain::token::TokenHash;
 use crate::domain::two_factor::{
-    CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
+    ChallengeId, CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
 };
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A PostgreSQL database shared by any number of instances.
 #[derive(Debug, Clone)]
@@ -49,7 +47,11 @@ impl PgStore {
             .connect_with(connect)
             .await
             .context("cannot connect to PostgreSQL")?;
-        MIGRATOR
+        let mut migrator = sqlx::migrate!("./migrations/postgres");
+        // A binary that predates a migration keeps working against the newer schema (rolling
+        // deployments); migrations only ever add.
+        migrator.set_ignore_missing(true);
+        migrator
             .run(&pool)
             .await
             .context("applying the PostgreSQL migrations")?;
@@ -178,6 +180,15 @@ impl Store for PgStore {
         event: &AuditEvent,
     ) -> StoreResult<SendOutcome> {
         two_factor::open(&self.pool, challenge, policy, event).await
+    }
+
+    async fn release_send(
+        &self,
+        challenge: &ChallengeId,
+        session: &SessionId,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        two_factor::release_send(&self.pool, challenge, session, event).await
     }
 
     async fn check_code(

@@ -27,10 +27,8 @@ use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
 use crate::domain::session::{NewSession, Rotation, Session, SessionId};
 use crate::domain::token::TokenHash;
 use crate::domain::two_factor::{
-    CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
+    ChallengeId, CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
 };
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A SQLite database file.
 #[derive(Debug, Clone)]
@@ -67,7 +65,11 @@ impl SqliteStore {
                     connect.get_filename().display()
                 )
             })?;
-        MIGRATOR
+        let mut migrator = sqlx::migrate!("./migrations/sqlite");
+        // A binary that predates a migration keeps working against the newer schema (rolling
+        // deployments); migrations only ever add.
+        migrator.set_ignore_missing(true);
+        migrator
             .run(&writer)
             .await
             .context("applying the SQLite migrations")?;
@@ -215,6 +217,15 @@ impl Store for SqliteStore {
         event: &AuditEvent,
     ) -> StoreResult<SendOutcome> {
         two_factor::open(&self.writer, challenge, policy, event).await
+    }
+
+    async fn release_send(
+        &self,
+        challenge: &ChallengeId,
+        session: &SessionId,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        two_factor::release_send(&self.writer, challenge, session, event).await
     }
 
     async fn check_code(

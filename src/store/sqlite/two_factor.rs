@@ -10,7 +10,7 @@ use crate::domain::customer::CustomerId;
 use crate::domain::lockout::LockoutPolicy;
 use crate::domain::session::SessionId;
 use crate::domain::two_factor::{
-    Challenge, CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
+    Challenge, ChallengeId, CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
 };
 use crate::store::StoreResult;
 use crate::store::rows::ChallengeRow;
@@ -42,17 +42,23 @@ pub(super) async fn open(
     .rows_affected()
         == 1;
     if !counted {
-        let (sent, last): (i64, Option<i64>) =
-            sqlx::query_as("SELECT codes_sent, last_code_sent_at FROM sessions WHERE id = ?")
-                .bind(c.session_id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
-                .unwrap_or((i64::MAX, None));
-        return Ok(match last {
-            Some(last) if sent < i64::from(policy.max_sends) => SendOutcome::TooSoon {
-                retry_at: from_unix_millis(last) + policy.resend_interval,
-            },
-            _ => SendOutcome::LimitReached,
+        let standing: Option<(String, Option<i64>, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT state, revoked_at, codes_sent, last_code_sent_at FROM sessions WHERE id = ?",
+        )
+        .bind(c.session_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        return Ok(match standing {
+            None | Some((_, Some(_), _, _)) => SendOutcome::SessionMoved { revoked: true },
+            Some((state, None, _, _)) if state != "TWO_FACTOR_PENDING" => {
+                SendOutcome::SessionMoved { revoked: false }
+            }
+            Some((_, None, sent, Some(last))) if sent < i64::from(policy.max_sends) => {
+                SendOutcome::TooSoon {
+                    retry_at: from_unix_millis(last) + policy.resend_interval,
+                }
+            }
+            Some(_) => SendOutcome::LimitReached,
         });
     }
     sqlx::query(
@@ -90,8 +96,8 @@ pub(super) async fn check_code(
     // Rows are taken in the order every transaction takes them: failure counters, session,
     // challenge, customer, audit head.
     let lockout = customers::lockout_in(&mut tx, &guess.username).await?;
-    let outcome = if !hold_pending_session(&mut tx, &guess.session_id).await? {
-        GuessOutcome::Closed
+    let outcome = if let Some(moved) = hold_pending_session(&mut tx, &guess.session_id).await? {
+        moved
     } else if let Some(refused) = unusable(&mut tx, guess, now).await? {
         refused
     } else if let Some(lock) = lockout.lock_at(now) {
@@ -123,20 +129,30 @@ pub(super) async fn check_code(
     Ok(outcome)
 }
 
-/// Locks the session row if the session still awaits 2FA.
+/// Locks the session row if the session still awaits 2FA; otherwise says what became of it.
 async fn hold_pending_session(
     conn: &mut SqliteConnection,
     session: &SessionId,
-) -> StoreResult<bool> {
+) -> StoreResult<Option<GuessOutcome>> {
     let held = sqlx::query(
         "UPDATE sessions SET state = state \
          WHERE id = ? AND state = 'TWO_FACTOR_PENDING' AND revoked_at IS NULL",
     )
     .bind(session.as_str())
-    .execute(conn)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
-    Ok(held == 1)
+    if held == 1 {
+        return Ok(None);
+    }
+    let revoked: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT revoked_at FROM sessions WHERE id = ?")
+            .bind(session.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(Some(GuessOutcome::SessionMoved {
+        revoked: !matches!(revoked, Some(None)),
+    }))
 }
 
 /// Why the challenge cannot take a guess, if it cannot.
@@ -214,5 +230,28 @@ async fn activate(conn: &mut SqliteConnection, guess: &CodeGuess) -> StoreResult
     .bind(r.session_id.as_str())
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+pub(super) async fn release_send(
+    pool: &SqlitePool,
+    challenge: &ChallengeId,
+    session: &SessionId,
+    event: &AuditEvent,
+) -> StoreResult<()> {
+    let mut tx = write_tx(pool).await?;
+    sqlx::query(
+        "UPDATE sessions SET codes_sent = codes_sent - 1, last_code_sent_at = NULL \
+         WHERE id = ? AND codes_sent > 0",
+    )
+    .bind(session.as_str())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE challenges SET status = 'SUPERSEDED' WHERE id = ? AND status = 'OPEN'")
+        .bind(challenge.as_str())
+        .execute(&mut *tx)
+        .await?;
+    audit::append(&mut tx, &[event]).await?;
+    tx.commit().await?;
     Ok(())
 }
