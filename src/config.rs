@@ -2,6 +2,7 @@
 //! Every value is checked at start-up; a bad one stops the service with a message naming the
 //! variable.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -35,10 +36,8 @@ pub enum NotifierKind {
 }
 
 /// Every setting, under the names of the `FINHUB_*` variables (lower-cased, prefix dropped).
-/// Unknown keys in the file are refused, so a misspelt or unsupported setting is never silently
-/// ignored.
+/// Unknown keys in the file are refused, so a misspelt setting is never silently ignored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub listen: SocketAddr,
     pub database_url: String,
@@ -105,6 +104,10 @@ pub struct Settings {
     /// Logins per username.
     #[serde(with = "optional_rate")]
     pub rate_limit_login_account: Option<Rate>,
+    /// Documented settings of controls this version does not have, as they were given
+    /// (`FINHUB_TLS_CERT`, …): see [`Settings::refuse_unsafe`].
+    #[serde(skip)]
+    pub unsupported: Vec<String>,
     /// The longest any request may take before it is answered 503.
     #[serde(with = "duration")]
     pub request_timeout: Duration,
@@ -138,6 +141,7 @@ impl Default for Settings {
             db_acquire_timeout: Duration::seconds(5),
             db_statement_timeout: Duration::seconds(5),
             request_timeout: Duration::seconds(30),
+            unsupported: Vec::new(),
             session_retention: Duration::hours(24),
             audit_retention: None,
             housekeeping_interval: Duration::minutes(5),
@@ -159,6 +163,7 @@ impl Settings {
     /// Reads the settings: defaults, then `file` if given, then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        let mut unsupported = Vec::new();
         if let Some(file) = file {
             if !file.is_file() {
                 return Err(ConfigError(format!(
@@ -166,14 +171,34 @@ impl Settings {
                     file.display()
                 )));
             }
+            let keys: BTreeMap<String, figment::value::Value> = Figment::from(Toml::file(file))
+                .extract()
+                .map_err(describe)?;
+            for key in keys.keys() {
+                if FUTURE.contains(&key.as_str()) {
+                    unsupported.push(format!("FINHUB_{}", key.to_uppercase()));
+                } else if !KNOWN.contains(&key.as_str()) {
+                    return Err(ConfigError(format!(
+                        "unknown setting `{key}` in {}",
+                        file.display()
+                    )));
+                }
+            }
             figment = figment.merge(Toml::file(file));
         }
         figment = figment.merge(
             Env::prefixed("FINHUB_")
                 .filter(|k| KNOWN.contains(&k.as_str().to_lowercase().as_str())),
         );
-        let settings: Settings = figment.extract().map_err(describe)?;
+        let mut settings: Settings = figment.extract().map_err(describe)?;
         settings.check()?;
+        unsupported.extend(
+            std::env::vars()
+                .filter_map(|(k, _)| k.strip_prefix("FINHUB_").map(str::to_lowercase))
+                .filter(|k| FUTURE.contains(&k.as_str()))
+                .map(|k| format!("FINHUB_{}", k.to_uppercase())),
+        );
+        settings.unsupported = unsupported;
         Ok(settings)
     }
 
@@ -186,25 +211,20 @@ impl Settings {
             .collect()
     }
 
-    /// Refuses to start when a documented control this version does not have yet is asked for
-    /// (TLS, Redis-shared limits, GeoIP risk checks, live delivery): running without a control
-    /// the operator configured would fail open.
-    pub fn refuse_unsupported() -> Result<(), ConfigError> {
-        match Self::unsupported_variables().first() {
-            None => Ok(()),
-            Some(name) => Err(ConfigError(format!(
-                "{name} is set, but this version does not support it yet; unset it to start without it"
-            ))),
+    /// Refuses to start when TLS is asked for: this version cannot serve it, and serving
+    /// passwords and tokens over plain HTTP instead would fail open. The other documented
+    /// controls this version lacks are returned, for the caller to warn about.
+    pub fn refuse_unsafe(&self) -> Result<Vec<&str>, ConfigError> {
+        if let Some(tls) = self
+            .unsupported
+            .iter()
+            .find(|n| n.starts_with("FINHUB_TLS_"))
+        {
+            return Err(ConfigError(format!(
+                "{tls} is set, but this version cannot serve TLS yet; terminate TLS in front of it and unset {tls}"
+            )));
         }
-    }
-
-    /// Documented variables of controls this version does not have yet, when they are set.
-    pub fn unsupported_variables() -> Vec<String> {
-        std::env::vars()
-            .filter_map(|(k, _)| k.strip_prefix("FINHUB_").map(str::to_lowercase))
-            .filter(|k| FUTURE.contains(&k.as_str()))
-            .map(|k| format!("FINHUB_{}", k.to_uppercase()))
-            .collect()
+        Ok(self.unsupported.iter().map(String::as_str).collect())
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -561,13 +581,24 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_in_the_file_and_unsupported_controls_are_refused() {
+    fn unknown_keys_in_the_file_are_refused_and_tls_is_refused_until_supported() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("finhub.toml", "tls_cert = \"/etc/cert.pem\"\n")?;
-            assert!(Settings::load(Some(Path::new("finhub.toml"))).is_err());
-            assert!(Settings::refuse_unsupported().is_ok());
+            jail.create_file("typo.toml", "sesion_ttl = \"1h\"\n")?;
+            let err = Settings::load(Some(Path::new("typo.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("sesion_ttl"), "{err}");
+
+            jail.create_file("later.toml", "redis_url = \"redis://127.0.0.1\"\n")?;
+            let s = Settings::load(Some(Path::new("later.toml"))).unwrap();
+            assert_eq!(s.refuse_unsafe().unwrap(), vec!["FINHUB_REDIS_URL"]);
+
             jail.set_env("FINHUB_TLS_CERT", "/etc/cert.pem");
-            let err = Settings::refuse_unsupported().unwrap_err().to_string();
+            let err = Settings::load(None)
+                .unwrap()
+                .refuse_unsafe()
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("FINHUB_TLS_CERT"), "{err}");
             Ok(())
         });
