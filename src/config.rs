@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::Duration;
 
+use crate::domain::audit::ChainSeal;
 use crate::domain::auth::Policies;
 use crate::domain::housekeeping::RetentionPolicy;
 use crate::domain::lockout::LockoutPolicy;
@@ -104,6 +106,13 @@ pub struct Settings {
     /// Logins per username.
     #[serde(with = "optional_rate")]
     pub rate_limit_login_account: Option<Rate>,
+    /// Seals the audit chain with HMAC-SHA256 under this key (at least 32 bytes); unset, links
+    /// are plain SHA-256. Never has a default and is never printed.
+    #[serde(default, skip_serializing)]
+    pub audit_key: Option<SecretString>,
+    /// A file holding the audit key, for secret stores that mount files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_key_file: Option<PathBuf>,
     /// Documented settings of controls this version does not have, as they were given
     /// (`FINHUB_TLS_CERT`, …): see [`Settings::refuse_unsafe`].
     #[serde(skip)]
@@ -141,6 +150,8 @@ impl Default for Settings {
             db_acquire_timeout: Duration::seconds(5),
             db_statement_timeout: Duration::seconds(5),
             request_timeout: Duration::seconds(30),
+            audit_key: None,
+            audit_key_file: None,
             unsupported: Vec::new(),
             session_retention: Duration::hours(24),
             audit_retention: None,
@@ -191,6 +202,7 @@ impl Settings {
                 .filter(|k| KNOWN.contains(&k.as_str().to_lowercase().as_str())),
         );
         let mut settings: Settings = figment.extract().map_err(describe)?;
+        settings.read_audit_key_file()?;
         settings.check()?;
         unsupported.extend(
             std::env::vars()
@@ -200,6 +212,35 @@ impl Settings {
         );
         settings.unsupported = unsupported;
         Ok(settings)
+    }
+
+    fn read_audit_key_file(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = &self.audit_key_file else {
+            return Ok(());
+        };
+        if self.audit_key.is_some() {
+            return Err(ConfigError(
+                "set FINHUB_AUDIT_KEY or FINHUB_AUDIT_KEY_FILE, not both".into(),
+            ));
+        }
+        let key = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "FINHUB_AUDIT_KEY_FILE: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        self.audit_key = Some(SecretString::from(
+            key.trim_end_matches(['\r', '\n']).to_owned(),
+        ));
+        Ok(())
+    }
+
+    /// How the audit chain is sealed.
+    pub fn chain_seal(&self) -> ChainSeal {
+        match &self.audit_key {
+            Some(key) => ChainSeal::keyed(key.expose_secret().as_bytes()),
+            None => ChainSeal::unkeyed(),
+        }
     }
 
     /// `FINHUB_*` variables in the environment that this version does not read.
@@ -263,6 +304,15 @@ impl Settings {
                     "FINHUB_{name} must be at most 3650 days"
                 )));
             }
+        }
+        if self
+            .audit_key
+            .as_ref()
+            .is_some_and(|k| k.expose_secret().len() < 32)
+        {
+            return Err(ConfigError(
+                "FINHUB_AUDIT_KEY must be at least 32 bytes".into(),
+            ));
         }
         if self.two_factor_resend_interval < Duration::ZERO {
             return Err(ConfigError(
@@ -384,6 +434,8 @@ const KNOWN: &[&str] = &[
     "housekeeping_interval",
     "housekeeping_batch",
     "trusted_proxies",
+    "audit_key",
+    "audit_key_file",
     "rate_limit_ip",
     "rate_limit_login_ip",
     "rate_limit_login_account",

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::config::{NotifierKind, Settings};
 use crate::domain::accounts::Accounts;
+use crate::domain::audit::ChainSeal;
 use crate::domain::auth::AuthService;
 use crate::domain::housekeeping::Housekeeper;
 use crate::domain::password::{HashCost, PasswordHasher};
@@ -25,6 +26,8 @@ use crate::store::{self, ConnectOptions, Store};
 #[derive(Clone)]
 pub struct Services {
     pub store: Arc<dyn Store>,
+    /// How the audit chain is sealed, for verifying it.
+    pub seal: ChainSeal,
     pub limits: Arc<RateLimits>,
     pub auth: AuthService,
     pub accounts: Accounts,
@@ -39,7 +42,8 @@ impl Services {
             acquire_timeout: settings.db_acquire_timeout.unsigned_abs(),
             statement_timeout: settings.db_statement_timeout.unsigned_abs(),
         };
-        let store = store::connect(&settings.database_url, &options).await?;
+        let seal = settings.chain_seal();
+        let store = store::connect(&settings.database_url, &options, seal.clone()).await?;
         let cost = HashCost {
             memory_kib: settings.hash_memory_kib,
             iterations: settings.hash_iterations,
@@ -61,6 +65,7 @@ impl Services {
         let housekeeper = Housekeeper::new(Arc::clone(&store), clock, settings.retention());
         Ok(Self {
             store,
+            seal,
             limits,
             auth,
             accounts,

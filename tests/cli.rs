@@ -688,3 +688,92 @@ fn moving_the_retention_checkpoint_by_hand_to_hide_events_is_detected() {
         stderr(&out)
     );
 }
+
+#[test]
+fn with_an_audit_key_the_chain_is_sealed_and_verifies_only_with_the_key() {
+    let env = Env::new();
+    let key = "a-long-audit-key-kept-outside-the-database";
+    let keyed = |args: &[&str]| {
+        env.command()
+            .args(args)
+            .env("FINHUB_AUDIT_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let mut create = env
+        .command()
+        .env("FINHUB_AUDIT_KEY", key)
+        .args([
+            "customers",
+            "create",
+            "--username",
+            "alice@example.com",
+            "--email",
+            "alice@example.com",
+            "--phone",
+            "+447700900123",
+            "--first-name",
+            "A",
+            "--last-name",
+            "B",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    create
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(PASSWORD.as_bytes())
+        .unwrap();
+    assert!(create.wait_with_output().unwrap().status.success());
+    assert!(
+        keyed(&["customers", "lock", "alice@example.com"])
+            .status
+            .success()
+    );
+
+    let out = keyed(&["audit", "verify"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let export = stdout(&keyed(&[
+        "audit",
+        "export",
+        "--since",
+        "2000-01-01T00:00:00Z",
+    ]));
+    assert!(export.lines().all(|l| {
+        serde_json::from_str::<Value>(l).unwrap()["hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac:")
+    }));
+
+    let unkeyed = env.run(&["audit", "verify"]);
+    assert!(!unkeyed.status.success());
+    assert!(
+        stderr(&unkeyed).contains("FINHUB_AUDIT_KEY"),
+        "{}",
+        stderr(&unkeyed)
+    );
+    let wrong = env
+        .command()
+        .args(["audit", "verify"])
+        .env("FINHUB_AUDIT_KEY", "x".repeat(40))
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+
+    let short = env
+        .command()
+        .args(["migrate"])
+        .env("FINHUB_AUDIT_KEY", "short")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&short).contains("at least 32 bytes"),
+        "{}",
+        stderr(&short)
+    );
+}

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use time::OffsetDateTime;
 
-use crate::domain::audit::ChainedEvent;
+use crate::domain::audit::{ChainSeal, ChainedEvent};
 use crate::domain::audit_trail;
 use crate::startup::Services;
 use crate::store::{AuditQuery, Store};
@@ -58,7 +58,7 @@ pub async fn run(cmd: AuditCommand, services: &Services) -> anyhow::Result<ExitC
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify => verify(store).await,
+        AuditCommand::Verify => verify(store, &services.seal).await,
     }
 }
 
@@ -99,8 +99,8 @@ fn print_events(events: &[ChainedEvent]) -> anyhow::Result<()> {
     out.flush().context("writing to standard output")
 }
 
-async fn verify(store: &dyn Store) -> anyhow::Result<ExitCode> {
-    let verified = audit_trail::verify(store).await?;
+async fn verify(store: &dyn Store, seal: &ChainSeal) -> anyhow::Result<ExitCode> {
+    let verified = audit_trail::verify(store, seal).await?;
     println!(
         "audit trail intact: {} events after seq {}, head {}",
         verified.events, verified.from_seq, verified.head_hash

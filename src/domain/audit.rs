@@ -4,6 +4,11 @@
 //! Each stored event carries `hash = SHA-256(prev_hash ‖ seq ‖ canonical JSON of the event)`.
 //! Events never hold a password, code or token: the types that carry those cannot be put here.
 
+use std::fmt;
+use std::sync::Arc;
+
+use hmac::{Hmac, Mac as _};
+use secrecy::{ExposeSecret, SecretSlice};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -199,16 +204,74 @@ impl AuditEvent {
             .detail("lockCount", nth_lock)
     }
 
-    /// The chain hash of this event stored at `seq` after an event whose hash is `prev_hash`.
-    pub fn chain_hash(&self, seq: i64, prev_hash: &str) -> String {
-        let canonical = serde_json::to_vec(self).unwrap_or_default();
-        let mut h = Sha256::new();
-        h.update(prev_hash.as_bytes());
-        h.update(b"\n");
-        h.update(seq.to_string().as_bytes());
-        h.update(b"\n");
-        h.update(&canonical);
-        hex(&h.finalize())
+    /// The canonical bytes that are sealed into the chain.
+    fn canonical(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// How links of the chain are sealed. Unkeyed, a link is a SHA-256, which detects edits by
+/// anyone who does not recompute every later link. Keyed, it is an HMAC-SHA256 under a key kept
+/// outside the database (`FINHUB_AUDIT_KEY`), so even a database writer cannot forge a link.
+#[derive(Clone)]
+pub struct ChainSeal {
+    key: Option<Arc<SecretSlice<u8>>>,
+}
+
+impl fmt::Debug for ChainSeal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.key.is_some() {
+            "ChainSeal(keyed)"
+        } else {
+            "ChainSeal(unkeyed)"
+        })
+    }
+}
+
+/// Marks the links sealed with a key.
+const KEYED: &str = "hmac:";
+
+impl ChainSeal {
+    pub fn unkeyed() -> Self {
+        Self { key: None }
+    }
+
+    pub fn keyed(key: &[u8]) -> Self {
+        Self {
+            key: Some(Arc::new(SecretSlice::from(key.to_vec()))),
+        }
+    }
+
+    pub fn is_keyed(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// The link of `event` stored at `seq` after the link `prev_hash`.
+    pub fn hash(&self, event: &AuditEvent, seq: i64, prev_hash: &str) -> String {
+        let seq = seq.to_string();
+        let parts: [&[u8]; 5] = [
+            prev_hash.as_bytes(),
+            b"\n",
+            seq.as_bytes(),
+            b"\n",
+            &event.canonical(),
+        ];
+        match &self.key {
+            None => {
+                let mut h = Sha256::new();
+                parts.iter().for_each(|p| h.update(p));
+                hex(&h.finalize())
+            }
+            // HMAC takes keys of any length; were that ever refused, an empty link would fail
+            // every verification rather than pass unsealed.
+            Some(key) => match Hmac::<Sha256>::new_from_slice(key.expose_secret()) {
+                Ok(mut mac) => {
+                    parts.iter().for_each(|p| mac.update(p));
+                    format!("{KEYED}{}", hex(&mac.finalize().into_bytes()))
+                }
+                Err(_) => String::new(),
+            },
+        }
     }
 }
 
@@ -240,12 +303,19 @@ pub enum ChainBreak {
         "the chain starts after seq {checkpoint}, but no audit.purged event accounts for removing events up to it"
     )]
     UnaccountedCheckpoint { checkpoint: i64 },
+    #[error("event seq {seq} (id {id}) is sealed with a key: verify with FINHUB_AUDIT_KEY set")]
+    NeedsKey { seq: i64, id: String },
+    #[error(
+        "event seq {seq} (id {id}) is not sealed with the audit key: written by something else than this service"
+    )]
+    Unsealed { seq: i64, id: String },
 }
 
 /// Checks events in order, one at a time, so that a chain of any length verifies in constant
 /// memory.
 #[derive(Debug)]
 pub struct ChainVerifier {
+    seal: ChainSeal,
     last_seq: i64,
     last_hash: String,
     checked: u64,
@@ -253,8 +323,9 @@ pub struct ChainVerifier {
 
 impl ChainVerifier {
     /// Starts after a trusted point (`GENESIS_HASH` at seq 0 for the whole chain).
-    pub fn starting_after(seq: i64, hash: &str) -> Self {
+    pub fn starting_after(seal: ChainSeal, seq: i64, hash: &str) -> Self {
         Self {
+            seal,
             last_seq: seq,
             last_hash: hash.to_owned(),
             checked: 0,
@@ -268,7 +339,20 @@ impl ChainVerifier {
                 id: e.event.id.clone(),
             });
         }
-        if e.event.chain_hash(e.seq, &e.prev_hash) != e.hash {
+        let keyed = e.hash.starts_with(KEYED);
+        if keyed && !self.seal.is_keyed() {
+            return Err(ChainBreak::NeedsKey {
+                seq: e.seq,
+                id: e.event.id.clone(),
+            });
+        }
+        if !keyed && self.seal.is_keyed() {
+            return Err(ChainBreak::Unsealed {
+                seq: e.seq,
+                id: e.event.id.clone(),
+            });
+        }
+        if self.seal.hash(&e.event, e.seq, &e.prev_hash) != e.hash {
             return Err(ChainBreak::Altered {
                 seq: e.seq,
                 id: e.event.id.clone(),
@@ -320,7 +404,7 @@ mod tests {
                     OffsetDateTime::UNIX_EPOCH,
                 )
                 .reason("invalid_credentials");
-                let hash = event.chain_hash(seq, &prev);
+                let hash = ChainSeal::unkeyed().hash(&event, seq, &prev);
                 let e = ChainedEvent {
                     seq,
                     event,
@@ -334,7 +418,7 @@ mod tests {
     }
 
     fn verify(events: &[ChainedEvent], head: &ChainedEvent) -> Result<u64, ChainBreak> {
-        let mut v = ChainVerifier::starting_after(0, GENESIS_HASH);
+        let mut v = ChainVerifier::starting_after(ChainSeal::unkeyed(), 0, GENESIS_HASH);
         for e in events {
             v.check(e)?;
         }
@@ -380,6 +464,43 @@ mod tests {
                 found: 3
             })
         );
+    }
+
+    #[test]
+    fn a_keyed_chain_cannot_be_recomputed_without_the_key_nor_checked_without_it() {
+        let event = AuditEvent::new(
+            AuditKind::LoginFailed,
+            Outcome::Failure,
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        let keyed = ChainSeal::keyed(b"0123456789abcdef0123456789abcdef");
+        let other = ChainSeal::keyed(b"another key, another chain.......");
+        let link = keyed.hash(&event, 1, GENESIS_HASH);
+        assert!(link.starts_with("hmac:"));
+        assert_ne!(link, other.hash(&event, 1, GENESIS_HASH));
+        let stored = ChainedEvent {
+            seq: 1,
+            event: event.clone(),
+            prev_hash: GENESIS_HASH.into(),
+            hash: link,
+        };
+        assert!(
+            ChainVerifier::starting_after(keyed.clone(), 0, GENESIS_HASH)
+                .check(&stored)
+                .is_ok()
+        );
+        assert!(matches!(
+            ChainVerifier::starting_after(ChainSeal::unkeyed(), 0, GENESIS_HASH).check(&stored),
+            Err(ChainBreak::NeedsKey { .. })
+        ));
+        let forged = ChainedEvent {
+            hash: ChainSeal::unkeyed().hash(&event, 1, GENESIS_HASH),
+            ..stored
+        };
+        assert!(matches!(
+            ChainVerifier::starting_after(keyed, 0, GENESIS_HASH).check(&forged),
+            Err(ChainBreak::Unsealed { .. })
+        ));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Checking the stored audit trail end to end.
 
-use super::audit::{AuditKind, ChainBreak, ChainVerifier};
+use super::audit::{AuditKind, ChainBreak, ChainSeal, ChainVerifier};
 use crate::store::{AuditQuery, Store, StoreError};
 
 /// Why the trail could not be confirmed intact.
@@ -31,11 +31,11 @@ const ATTEMPTS: u32 = 5;
 /// began (events appended meanwhile are left for the next check), in constant memory. A
 /// retention run on another instance can remove events mid-check; a break found while the
 /// checkpoint moved is not tampering, so the check starts again.
-pub async fn verify(store: &dyn Store) -> Result<Verified, TrailError> {
+pub async fn verify(store: &dyn Store, seal: &ChainSeal) -> Result<Verified, TrailError> {
     let mut attempt = 1;
     loop {
         let checkpoint = store.audit_checkpoint().await?;
-        match verify_from(store, &checkpoint).await {
+        match verify_from(store, seal, &checkpoint).await {
             Err(TrailError::Broken(_))
                 if attempt < ATTEMPTS && store.audit_checkpoint().await? != checkpoint =>
             {
@@ -48,12 +48,13 @@ pub async fn verify(store: &dyn Store) -> Result<Verified, TrailError> {
 
 async fn verify_from(
     store: &dyn Store,
+    seal: &ChainSeal,
     (from_seq, from_hash): &(i64, String),
 ) -> Result<Verified, TrailError> {
     let from_seq = *from_seq;
     // The head is read after the checkpoint, so a purge in between is inside the range checked.
     let (head_seq, head_hash) = store.audit_head().await?;
-    let mut verifier = ChainVerifier::starting_after(from_seq, from_hash);
+    let mut verifier = ChainVerifier::starting_after(seal.clone(), from_seq, from_hash);
     let mut after = from_seq;
     // Retention records every removal; the newest record must name the checkpoint, or the
     // checkpoint was moved by hand to hide events.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::domain::audit::{AuditEvent, ChainedEvent};
+use crate::domain::audit::{AuditEvent, ChainSeal, ChainedEvent};
 use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
 use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
 use crate::domain::session::{NewSession, Rotation, Session, SessionId};
@@ -239,12 +239,19 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_head(&self) -> StoreResult<(i64, String)>;
 }
 
-/// Opens the store a database URL names, applying pending migrations.
-pub async fn connect(url: &str, options: &ConnectOptions) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the store a database URL names, applying pending migrations. Audit events are sealed
+/// into the chain with `seal`.
+pub async fn connect(
+    url: &str,
+    options: &ConnectOptions,
+    seal: ChainSeal,
+) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url, options).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::open(url, options, seal).await?,
+        ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(postgres::PgStore::open(url, options).await?))
+        Ok(Arc::new(postgres::PgStore::open(url, options, seal).await?))
     } else {
         anyhow::bail!("FINHUB_DATABASE_URL must start with sqlite:// or postgres://")
     }

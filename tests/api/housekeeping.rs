@@ -47,7 +47,7 @@ store_tests! {
         assert_eq!(remaining[0]["seq"].as_i64().unwrap(), old as i64 + 1);
         let purge_event = remaining.iter().find(|e| e["kind"] == "audit.purged").expect("the purge is audited");
         assert_eq!(purge_event["details"]["deleted"], old);
-        let verified = audit_trail::verify(app.services.store.as_ref()).await.unwrap();
+        let verified = audit_trail::verify(app.services.store.as_ref(), &app.services.seal).await.unwrap();
         assert_eq!(verified.from_seq, old as i64);
         assert_eq!(verified.events, remaining.len() as u64);
     }
@@ -71,6 +71,6 @@ store_tests! {
         let total: u64 = runs.iter().map(|r| r.as_ref().expect("a run").sessions).sum();
         assert_eq!(total, 20);
         assert_eq!(app.me(&live.bff).await.status(), StatusCode::OK);
-        audit_trail::verify(app.services.store.as_ref()).await.expect("the trail stays intact");
+        audit_trail::verify(app.services.store.as_ref(), &app.services.seal).await.expect("the trail stays intact");
     }
 }

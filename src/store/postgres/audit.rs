@@ -6,13 +6,17 @@ use time::OffsetDateTime;
 use super::write_tx;
 
 use crate::clock::to_unix_millis;
-use crate::domain::audit::{AuditEvent, ChainedEvent};
+use crate::domain::audit::{AuditEvent, ChainSeal, ChainedEvent};
 use crate::store::rows::{AuditRow, audit_columns};
 use crate::store::{AuditQuery, StoreResult};
 
 /// Appends events to the chain inside the caller's transaction. Locking the head row makes
 /// concurrent appenders, from this instance or another, take their turn.
-pub(super) async fn append(conn: &mut PgConnection, events: &[&AuditEvent]) -> StoreResult<()> {
+pub(super) async fn append(
+    conn: &mut PgConnection,
+    seal: &ChainSeal,
+    events: &[&AuditEvent],
+) -> StoreResult<()> {
     let (mut seq, mut hash): (i64, String) =
         sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
             .fetch_one(&mut *conn)
@@ -20,7 +24,7 @@ pub(super) async fn append(conn: &mut PgConnection, events: &[&AuditEvent]) -> S
     for event in events {
         let prev_hash = hash;
         seq += 1;
-        hash = event.chain_hash(seq, &prev_hash);
+        hash = seal.hash(event, seq, &prev_hash);
         sqlx::query(
             "INSERT INTO audit_events (seq, id, at, kind, outcome, reason, username, customer_id, \
              session_id, ip, user_agent, device_fingerprint, device_name, details, prev_hash, hash) \
@@ -98,6 +102,7 @@ pub(super) async fn checkpoint(pool: &PgPool) -> StoreResult<(i64, String)> {
 /// Locks the checkpoint row, so that instances purging at once take turns.
 pub(super) async fn purge(
     pool: &PgPool,
+    seal: &ChainSeal,
     cutoff: OffsetDateTime,
     batch: u32,
     event: &AuditEvent,
@@ -136,7 +141,7 @@ pub(super) async fn purge(
         .clone()
         .detail("deleted", deleted)
         .detail("throughSeq", through);
-    append(&mut tx, &[&record]).await?;
+    append(&mut tx, seal, &[&record]).await?;
     tx.commit().await?;
     Ok(deleted)
 }

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::{audit, sessions, write_tx};
 use crate::clock::to_unix_millis;
-use crate::domain::audit::AuditEvent;
+use crate::domain::audit::{AuditEvent, ChainSeal};
 use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
 use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
 use crate::store::rows::{CustomerRow, LockoutRow, customer_columns};
@@ -36,18 +36,24 @@ async fn insert_row(
     Ok(inserted.rows_affected() == 1)
 }
 
-pub(super) async fn insert(pool: &PgPool, c: &NewCustomer, event: &AuditEvent) -> StoreResult<()> {
+pub(super) async fn insert(
+    pool: &PgPool,
+    seal: &ChainSeal,
+    c: &NewCustomer,
+    event: &AuditEvent,
+) -> StoreResult<()> {
     let mut tx = write_tx(pool).await?;
     if !insert_row(&mut tx, c, to_unix_millis(event.at)).await? {
         return Err(StoreError::Conflict("username"));
     }
-    audit::append(&mut tx, &[event]).await?;
+    audit::append(&mut tx, seal, &[event]).await?;
     tx.commit().await?;
     Ok(())
 }
 
 pub(super) async fn insert_batch(
     pool: &PgPool,
+    seal: &ChainSeal,
     batch: &[(NewCustomer, AuditEvent)],
 ) -> StoreResult<u64> {
     let mut tx = write_tx(pool).await?;
@@ -57,7 +63,7 @@ pub(super) async fn insert_batch(
             events.push(event);
         }
     }
-    audit::append(&mut tx, &events).await?;
+    audit::append(&mut tx, seal, &events).await?;
     tx.commit().await?;
     Ok(events.len() as u64)
 }
@@ -91,6 +97,7 @@ pub(super) async fn by_id(pool: &PgPool, id: &CustomerId) -> StoreResult<Option<
 
 pub(super) async fn replace_password_hash(
     pool: &PgPool,
+    seal: &ChainSeal,
     id: &CustomerId,
     old: &str,
     new: &str,
@@ -107,7 +114,7 @@ pub(super) async fn replace_password_hash(
             .rows_affected()
             == 1;
     if updated {
-        audit::append(&mut tx, &[event]).await?;
+        audit::append(&mut tx, seal, &[event]).await?;
     }
     tx.commit().await?;
     Ok(updated)
@@ -204,6 +211,7 @@ pub(super) async fn count_failure(
 
 pub(super) async fn record_failure(
     pool: &PgPool,
+    seal: &ChainSeal,
     username: &Username,
     policy: &LockoutPolicy,
     event: &AuditEvent,
@@ -212,7 +220,7 @@ pub(super) async fn record_failure(
     let mut tx = write_tx(pool).await?;
     let current = lockout_in(&mut tx, username).await?;
     if current.lock_at(now).is_some() {
-        audit::append(&mut tx, &[event]).await?;
+        audit::append(&mut tx, seal, &[event]).await?;
         tx.commit().await?;
         return Ok(FailureOutcome {
             record: current,
@@ -222,9 +230,9 @@ pub(super) async fn record_failure(
     let (record, locked) = count_failure(&mut tx, username, policy, now).await?;
     match locked {
         Some((until, nth)) => {
-            audit::append(&mut tx, &[event, &event.lock_caused(until, nth)]).await?
+            audit::append(&mut tx, seal, &[event, &event.lock_caused(until, nth)]).await?
         }
-        None => audit::append(&mut tx, &[event]).await?,
+        None => audit::append(&mut tx, seal, &[event]).await?,
     }
     tx.commit().await?;
     Ok(FailureOutcome {
@@ -235,6 +243,7 @@ pub(super) async fn record_failure(
 
 pub(super) async fn set_operator_lock(
     pool: &PgPool,
+    seal: &ChainSeal,
     username: &Username,
     customer: &CustomerId,
     locked: bool,
@@ -259,7 +268,7 @@ pub(super) async fn set_operator_lock(
             .execute(&mut *tx)
             .await?;
     }
-    audit::append(&mut tx, &[event]).await?;
+    audit::append(&mut tx, seal, &[event]).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -18,7 +18,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use time::OffsetDateTime;
 
 use super::{AuditQuery, ConnectOptions, FailureOutcome, SessionStart, Store, StoreResult};
-use crate::domain::audit::{AuditEvent, ChainedEvent};
+use crate::domain::audit::{AuditEvent, ChainSeal, ChainedEvent};
 use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
 use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
 use crate::domain::session::{NewSession, Rotation, Session, SessionId};
@@ -31,12 +31,17 @@ use crate::domain::two_factor::{
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    seal: ChainSeal,
 }
 
 impl PgStore {
     /// Connects and applies pending migrations; concurrent starters wait on the migrator's
     /// advisory lock, so migrations run once.
-    pub async fn open(url: &str, options: &ConnectOptions) -> anyhow::Result<Self> {
+    pub async fn open(
+        url: &str,
+        options: &ConnectOptions,
+        seal: ChainSeal,
+    ) -> anyhow::Result<Self> {
         let statement_timeout = options.statement_timeout.as_millis().to_string();
         let connect = PgConnectOptions::from_str(url)
             .context("FINHUB_DATABASE_URL is not a valid postgres:// URL")?
@@ -55,7 +60,7 @@ impl PgStore {
             .run(&pool)
             .await
             .context("applying the PostgreSQL migrations")?;
-        Ok(Self { pool })
+        Ok(Self { pool, seal })
     }
 }
 
@@ -71,11 +76,11 @@ impl Store for PgStore {
     }
 
     async fn insert_customer(&self, customer: &NewCustomer, event: &AuditEvent) -> StoreResult<()> {
-        customers::insert(&self.pool, customer, event).await
+        customers::insert(&self.pool, &self.seal, customer, event).await
     }
 
     async fn insert_customers(&self, batch: &[(NewCustomer, AuditEvent)]) -> StoreResult<u64> {
-        customers::insert_batch(&self.pool, batch).await
+        customers::insert_batch(&self.pool, &self.seal, batch).await
     }
 
     async fn customer_by_username(&self, username: &Username) -> StoreResult<Option<Customer>> {
@@ -93,7 +98,7 @@ impl Store for PgStore {
         new: &str,
         event: &AuditEvent,
     ) -> StoreResult<bool> {
-        customers::replace_password_hash(&self.pool, id, old, new, event).await
+        customers::replace_password_hash(&self.pool, &self.seal, id, old, new, event).await
     }
 
     async fn lockout(&self, username: &Username) -> StoreResult<LockoutRecord> {
@@ -106,7 +111,7 @@ impl Store for PgStore {
         policy: &LockoutPolicy,
         event: &AuditEvent,
     ) -> StoreResult<FailureOutcome> {
-        customers::record_failure(&self.pool, username, policy, event).await
+        customers::record_failure(&self.pool, &self.seal, username, policy, event).await
     }
 
     async fn set_operator_lock(
@@ -116,12 +121,13 @@ impl Store for PgStore {
         locked: bool,
         event: &AuditEvent,
     ) -> StoreResult<()> {
-        customers::set_operator_lock(&self.pool, username, customer, locked, event).await
+        customers::set_operator_lock(&self.pool, &self.seal, username, customer, locked, event)
+            .await
     }
 
     async fn append_event(&self, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = write_tx(&self.pool).await?;
-        audit::append(&mut tx, &[event]).await?;
+        audit::append(&mut tx, &self.seal, &[event]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -132,7 +138,7 @@ impl Store for PgStore {
         username: &Username,
         event: &AuditEvent,
     ) -> StoreResult<SessionStart> {
-        sessions::start(&self.pool, session, username, event).await
+        sessions::start(&self.pool, &self.seal, session, username, event).await
     }
 
     async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
@@ -152,7 +158,7 @@ impl Store for PgStore {
     }
 
     async fn rotate_session(&self, rotation: &Rotation, event: &AuditEvent) -> StoreResult<bool> {
-        sessions::rotate(&self.pool, rotation, event).await
+        sessions::rotate(&self.pool, &self.seal, rotation, event).await
     }
 
     async fn revoke_session(
@@ -161,7 +167,7 @@ impl Store for PgStore {
         reason: &str,
         event: &AuditEvent,
     ) -> StoreResult<bool> {
-        sessions::revoke(&self.pool, id, reason, event).await
+        sessions::revoke(&self.pool, &self.seal, id, reason, event).await
     }
 
     async fn revoke_customer_sessions(
@@ -170,7 +176,7 @@ impl Store for PgStore {
         reason: &str,
         event: &AuditEvent,
     ) -> StoreResult<u64> {
-        sessions::revoke_all(&self.pool, customer, reason, event).await
+        sessions::revoke_all(&self.pool, &self.seal, customer, reason, event).await
     }
 
     async fn open_challenge(
@@ -179,7 +185,7 @@ impl Store for PgStore {
         policy: &TwoFactorPolicy,
         event: &AuditEvent,
     ) -> StoreResult<SendOutcome> {
-        two_factor::open(&self.pool, challenge, policy, event).await
+        two_factor::open(&self.pool, &self.seal, challenge, policy, event).await
     }
 
     async fn release_send(
@@ -188,7 +194,7 @@ impl Store for PgStore {
         session: &SessionId,
         event: &AuditEvent,
     ) -> StoreResult<()> {
-        two_factor::release_send(&self.pool, challenge, session, event).await
+        two_factor::release_send(&self.pool, &self.seal, challenge, session, event).await
     }
 
     async fn check_code(
@@ -197,7 +203,7 @@ impl Store for PgStore {
         policy: &LockoutPolicy,
         context: &AuditEvent,
     ) -> StoreResult<GuessOutcome> {
-        two_factor::check_code(&self.pool, guess, policy, context).await
+        two_factor::check_code(&self.pool, &self.seal, guess, policy, context).await
     }
 
     async fn purge_sessions(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
@@ -214,7 +220,7 @@ impl Store for PgStore {
         batch: u32,
         event: &AuditEvent,
     ) -> StoreResult<u64> {
-        audit::purge(&self.pool, cutoff, batch, event).await
+        audit::purge(&self.pool, &self.seal, cutoff, batch, event).await
     }
 
     async fn audit_checkpoint(&self) -> StoreResult<(i64, String)> {

@@ -5,7 +5,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{audit, customers, sessions, write_tx};
 use crate::clock::{from_unix_millis, to_unix_millis};
-use crate::domain::audit::AuditEvent;
+use crate::domain::audit::{AuditEvent, ChainSeal};
 use crate::domain::customer::CustomerId;
 use crate::domain::lockout::LockoutPolicy;
 use crate::domain::session::SessionId;
@@ -21,6 +21,7 @@ fn millis(d: Duration) -> i64 {
 
 pub(super) async fn open(
     pool: &PgPool,
+    seal: &ChainSeal,
     c: &NewChallenge,
     policy: &TwoFactorPolicy,
     event: &AuditEvent,
@@ -80,13 +81,14 @@ pub(super) async fn open(
     .bind(to_unix_millis(c.expires_at))
     .execute(&mut *tx)
     .await?;
-    audit::append(&mut tx, &[event]).await?;
+    audit::append(&mut tx, seal, &[event]).await?;
     tx.commit().await?;
     Ok(SendOutcome::Opened)
 }
 
 pub(super) async fn check_code(
     pool: &PgPool,
+    seal: &ChainSeal,
     guess: &CodeGuess,
     policy: &LockoutPolicy,
     context: &AuditEvent,
@@ -123,7 +125,7 @@ pub(super) async fn check_code(
     };
     let events = outcome.audit_events(context);
     if !events.is_empty() {
-        audit::append(&mut tx, &events.iter().collect::<Vec<_>>()).await?;
+        audit::append(&mut tx, seal, &events.iter().collect::<Vec<_>>()).await?;
     }
     tx.commit().await?;
     Ok(outcome)
@@ -235,6 +237,7 @@ async fn activate(conn: &mut PgConnection, guess: &CodeGuess) -> StoreResult<()>
 
 pub(super) async fn release_send(
     pool: &PgPool,
+    seal: &ChainSeal,
     challenge: &ChallengeId,
     session: &SessionId,
     event: &AuditEvent,
@@ -251,7 +254,7 @@ pub(super) async fn release_send(
         .bind(challenge.as_str())
         .execute(&mut *tx)
         .await?;
-    audit::append(&mut tx, &[event]).await?;
+    audit::append(&mut tx, seal, &[event]).await?;
     tx.commit().await?;
     Ok(())
 }

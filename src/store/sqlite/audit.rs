@@ -6,13 +6,17 @@ use time::OffsetDateTime;
 use super::write_tx;
 
 use crate::clock::to_unix_millis;
-use crate::domain::audit::{AuditEvent, ChainedEvent};
+use crate::domain::audit::{AuditEvent, ChainSeal, ChainedEvent};
 use crate::store::rows::{AuditRow, audit_columns};
 use crate::store::{AuditQuery, StoreResult};
 
 /// Appends events to the chain inside the caller's transaction. The caller's transaction holds
 /// SQLite's write lock, so no other writer can interleave between reading and moving the head.
-pub(super) async fn append(conn: &mut SqliteConnection, events: &[&AuditEvent]) -> StoreResult<()> {
+pub(super) async fn append(
+    conn: &mut SqliteConnection,
+    seal: &ChainSeal,
+    events: &[&AuditEvent],
+) -> StoreResult<()> {
     let (mut seq, mut hash): (i64, String) =
         sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
             .fetch_one(&mut *conn)
@@ -20,7 +24,7 @@ pub(super) async fn append(conn: &mut SqliteConnection, events: &[&AuditEvent]) 
     for event in events {
         let prev_hash = hash;
         seq += 1;
-        hash = event.chain_hash(seq, &prev_hash);
+        hash = seal.hash(event, seq, &prev_hash);
         sqlx::query(
             "INSERT INTO audit_events (seq, id, at, kind, outcome, reason, username, customer_id, \
              session_id, ip, user_agent, device_fingerprint, device_name, details, prev_hash, hash) \
@@ -97,6 +101,7 @@ pub(super) async fn checkpoint(pool: &SqlitePool) -> StoreResult<(i64, String)> 
 
 pub(super) async fn purge(
     pool: &SqlitePool,
+    seal: &ChainSeal,
     cutoff: OffsetDateTime,
     batch: u32,
     event: &AuditEvent,
@@ -134,7 +139,7 @@ pub(super) async fn purge(
         .clone()
         .detail("deleted", deleted)
         .detail("throughSeq", through);
-    append(&mut tx, &[&record]).await?;
+    append(&mut tx, seal, &[&record]).await?;
     tx.commit().await?;
     Ok(deleted)
 }

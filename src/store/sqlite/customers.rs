@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::{audit, sessions, write_tx};
 use crate::clock::to_unix_millis;
-use crate::domain::audit::AuditEvent;
+use crate::domain::audit::{AuditEvent, ChainSeal};
 use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
 use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
 use crate::store::rows::{CustomerRow, LockoutRow, customer_columns};
@@ -38,6 +38,7 @@ async fn insert_row(
 
 pub(super) async fn insert(
     pool: &SqlitePool,
+    seal: &ChainSeal,
     c: &NewCustomer,
     event: &AuditEvent,
 ) -> StoreResult<()> {
@@ -45,13 +46,14 @@ pub(super) async fn insert(
     if !insert_row(&mut tx, c, to_unix_millis(event.at)).await? {
         return Err(StoreError::Conflict("username"));
     }
-    audit::append(&mut tx, &[event]).await?;
+    audit::append(&mut tx, seal, &[event]).await?;
     tx.commit().await?;
     Ok(())
 }
 
 pub(super) async fn insert_batch(
     pool: &SqlitePool,
+    seal: &ChainSeal,
     batch: &[(NewCustomer, AuditEvent)],
 ) -> StoreResult<u64> {
     let mut tx = write_tx(pool).await?;
@@ -61,7 +63,7 @@ pub(super) async fn insert_batch(
             events.push(event);
         }
     }
-    audit::append(&mut tx, &events).await?;
+    audit::append(&mut tx, seal, &events).await?;
     tx.commit().await?;
     Ok(events.len() as u64)
 }
@@ -95,6 +97,7 @@ pub(super) async fn by_id(pool: &SqlitePool, id: &CustomerId) -> StoreResult<Opt
 
 pub(super) async fn replace_password_hash(
     pool: &SqlitePool,
+    seal: &ChainSeal,
     id: &CustomerId,
     old: &str,
     new: &str,
@@ -111,7 +114,7 @@ pub(super) async fn replace_password_hash(
             .rows_affected()
             == 1;
     if updated {
-        audit::append(&mut tx, &[event]).await?;
+        audit::append(&mut tx, seal, &[event]).await?;
     }
     tx.commit().await?;
     Ok(updated)
@@ -202,6 +205,7 @@ pub(super) async fn count_failure(
 
 pub(super) async fn record_failure(
     pool: &SqlitePool,
+    seal: &ChainSeal,
     username: &Username,
     policy: &LockoutPolicy,
     event: &AuditEvent,
@@ -210,7 +214,7 @@ pub(super) async fn record_failure(
     let mut tx = write_tx(pool).await?;
     let current = lockout_in(&mut tx, username).await?;
     if current.lock_at(now).is_some() {
-        audit::append(&mut tx, &[event]).await?;
+        audit::append(&mut tx, seal, &[event]).await?;
         tx.commit().await?;
         return Ok(FailureOutcome {
             record: current,
@@ -220,9 +224,9 @@ pub(super) async fn record_failure(
     let (record, locked) = count_failure(&mut tx, username, policy, now).await?;
     match locked {
         Some((until, nth)) => {
-            audit::append(&mut tx, &[event, &event.lock_caused(until, nth)]).await?
+            audit::append(&mut tx, seal, &[event, &event.lock_caused(until, nth)]).await?
         }
-        None => audit::append(&mut tx, &[event]).await?,
+        None => audit::append(&mut tx, seal, &[event]).await?,
     }
     tx.commit().await?;
     Ok(FailureOutcome {
@@ -233,6 +237,7 @@ pub(super) async fn record_failure(
 
 pub(super) async fn set_operator_lock(
     pool: &SqlitePool,
+    seal: &ChainSeal,
     username: &Username,
     customer: &CustomerId,
     locked: bool,
@@ -256,7 +261,7 @@ pub(super) async fn set_operator_lock(
             .execute(&mut *tx)
             .await?;
     }
-    audit::append(&mut tx, &[event]).await?;
+    audit::append(&mut tx, seal, &[event]).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -21,7 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use time::OffsetDateTime;
 
 use super::{AuditQuery, ConnectOptions, FailureOutcome, SessionStart, Store, StoreResult};
-use crate::domain::audit::{AuditEvent, ChainedEvent};
+use crate::domain::audit::{AuditEvent, ChainSeal, ChainedEvent};
 use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
 use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
 use crate::domain::session::{NewSession, Rotation, Session, SessionId};
@@ -35,11 +35,16 @@ use crate::domain::two_factor::{
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    seal: ChainSeal,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` and applies pending migrations.
-    pub async fn open(url: &str, options: &ConnectOptions) -> anyhow::Result<Self> {
+    pub async fn open(
+        url: &str,
+        options: &ConnectOptions,
+        seal: ChainSeal,
+    ) -> anyhow::Result<Self> {
         let connect = SqliteConnectOptions::from_str(url)
             .with_context(|| "FINHUB_DATABASE_URL is not a valid sqlite:// URL".to_owned())?
             .create_if_missing(true)
@@ -79,7 +84,11 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await
             .context("opening SQLite readers")?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            seal,
+        })
     }
 
     /// Closes both pools, waiting for running queries.
@@ -108,11 +117,11 @@ impl Store for SqliteStore {
     }
 
     async fn insert_customer(&self, customer: &NewCustomer, event: &AuditEvent) -> StoreResult<()> {
-        customers::insert(&self.writer, customer, event).await
+        customers::insert(&self.writer, &self.seal, customer, event).await
     }
 
     async fn insert_customers(&self, batch: &[(NewCustomer, AuditEvent)]) -> StoreResult<u64> {
-        customers::insert_batch(&self.writer, batch).await
+        customers::insert_batch(&self.writer, &self.seal, batch).await
     }
 
     async fn customer_by_username(&self, username: &Username) -> StoreResult<Option<Customer>> {
@@ -130,7 +139,7 @@ impl Store for SqliteStore {
         new: &str,
         event: &AuditEvent,
     ) -> StoreResult<bool> {
-        customers::replace_password_hash(&self.writer, id, old, new, event).await
+        customers::replace_password_hash(&self.writer, &self.seal, id, old, new, event).await
     }
 
     async fn lockout(&self, username: &Username) -> StoreResult<LockoutRecord> {
@@ -143,7 +152,7 @@ impl Store for SqliteStore {
         policy: &LockoutPolicy,
         event: &AuditEvent,
     ) -> StoreResult<FailureOutcome> {
-        customers::record_failure(&self.writer, username, policy, event).await
+        customers::record_failure(&self.writer, &self.seal, username, policy, event).await
     }
 
     async fn set_operator_lock(
@@ -153,12 +162,13 @@ impl Store for SqliteStore {
         locked: bool,
         event: &AuditEvent,
     ) -> StoreResult<()> {
-        customers::set_operator_lock(&self.writer, username, customer, locked, event).await
+        customers::set_operator_lock(&self.writer, &self.seal, username, customer, locked, event)
+            .await
     }
 
     async fn append_event(&self, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = write_tx(&self.writer).await?;
-        audit::append(&mut tx, &[event]).await?;
+        audit::append(&mut tx, &self.seal, &[event]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -169,7 +179,7 @@ impl Store for SqliteStore {
         username: &Username,
         event: &AuditEvent,
     ) -> StoreResult<SessionStart> {
-        sessions::start(&self.writer, session, username, event).await
+        sessions::start(&self.writer, &self.seal, session, username, event).await
     }
 
     async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
@@ -189,7 +199,7 @@ impl Store for SqliteStore {
     }
 
     async fn rotate_session(&self, rotation: &Rotation, event: &AuditEvent) -> StoreResult<bool> {
-        sessions::rotate(&self.writer, rotation, event).await
+        sessions::rotate(&self.writer, &self.seal, rotation, event).await
     }
 
     async fn revoke_session(
@@ -198,7 +208,7 @@ impl Store for SqliteStore {
         reason: &str,
         event: &AuditEvent,
     ) -> StoreResult<bool> {
-        sessions::revoke(&self.writer, id, reason, event).await
+        sessions::revoke(&self.writer, &self.seal, id, reason, event).await
     }
 
     async fn revoke_customer_sessions(
@@ -207,7 +217,7 @@ impl Store for SqliteStore {
         reason: &str,
         event: &AuditEvent,
     ) -> StoreResult<u64> {
-        sessions::revoke_all(&self.writer, customer, reason, event).await
+        sessions::revoke_all(&self.writer, &self.seal, customer, reason, event).await
     }
 
     async fn open_challenge(
@@ -216,7 +226,7 @@ impl Store for SqliteStore {
         policy: &TwoFactorPolicy,
         event: &AuditEvent,
     ) -> StoreResult<SendOutcome> {
-        two_factor::open(&self.writer, challenge, policy, event).await
+        two_factor::open(&self.writer, &self.seal, challenge, policy, event).await
     }
 
     async fn release_send(
@@ -225,7 +235,7 @@ impl Store for SqliteStore {
         session: &SessionId,
         event: &AuditEvent,
     ) -> StoreResult<()> {
-        two_factor::release_send(&self.writer, challenge, session, event).await
+        two_factor::release_send(&self.writer, &self.seal, challenge, session, event).await
     }
 
     async fn check_code(
@@ -234,7 +244,7 @@ impl Store for SqliteStore {
         policy: &LockoutPolicy,
         context: &AuditEvent,
     ) -> StoreResult<GuessOutcome> {
-        two_factor::check_code(&self.writer, guess, policy, context).await
+        two_factor::check_code(&self.writer, &self.seal, guess, policy, context).await
     }
 
     async fn purge_sessions(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
@@ -251,7 +261,7 @@ impl Store for SqliteStore {
         batch: u32,
         event: &AuditEvent,
     ) -> StoreResult<u64> {
-        audit::purge(&self.writer, cutoff, batch, event).await
+        audit::purge(&self.writer, &self.seal, cutoff, batch, event).await
     }
 
     async fn audit_checkpoint(&self) -> StoreResult<(i64, String)> {

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::{audit, customers, write_tx};
 use crate::clock::{from_unix_millis, to_unix_millis};
-use crate::domain::audit::AuditEvent;
+use crate::domain::audit::{AuditEvent, ChainSeal};
 use crate::domain::customer::{CustomerId, Username};
 use crate::domain::session::{NewSession, Rotation, Session, SessionId, SessionState};
 use crate::domain::token::TokenHash;
@@ -15,6 +15,7 @@ use crate::store::{LoginTimes, SessionStart, StoreError, StoreResult};
 
 pub(super) async fn start(
     pool: &SqlitePool,
+    seal: &ChainSeal,
     s: &NewSession,
     username: &Username,
     event: &AuditEvent,
@@ -56,7 +57,7 @@ pub(super) async fn start(
     .bind(device.and_then(|d| d.name.as_deref()))
     .execute(&mut *tx)
     .await?;
-    audit::append(&mut tx, &[event]).await?;
+    audit::append(&mut tx, seal, &[event]).await?;
     tx.commit().await?;
     Ok(SessionStart::Started {
         previous_login_at: login.and_then(|l| l.previous_login_at),
@@ -177,6 +178,7 @@ pub(super) async fn retire_refresh(
 
 pub(super) async fn rotate(
     pool: &SqlitePool,
+    seal: &ChainSeal,
     r: &Rotation,
     event: &AuditEvent,
 ) -> StoreResult<bool> {
@@ -208,7 +210,7 @@ pub(super) async fn rotate(
     .bind(to_unix_millis(r.at))
     .execute(&mut *tx)
     .await?;
-    audit::append(&mut tx, &[event]).await?;
+    audit::append(&mut tx, seal, &[event]).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -247,6 +249,7 @@ pub(super) async fn end_customer_sessions(
 
 async fn revoke_audited(
     pool: &SqlitePool,
+    seal: &ChainSeal,
     sql: &'static str,
     key: &str,
     reason: &str,
@@ -254,28 +257,31 @@ async fn revoke_audited(
 ) -> StoreResult<u64> {
     let mut tx = write_tx(pool).await?;
     let ended = end_sessions(&mut tx, sql, key, reason, event.at).await?;
-    audit::append(&mut tx, &[event]).await?;
+    audit::append(&mut tx, seal, &[event]).await?;
     tx.commit().await?;
     Ok(ended)
 }
 
 pub(super) async fn revoke(
     pool: &SqlitePool,
+    seal: &ChainSeal,
     id: &SessionId,
     reason: &str,
     event: &AuditEvent,
 ) -> StoreResult<bool> {
-    Ok(revoke_audited(pool, END_SESSION, id.as_str(), reason, event).await? == 1)
+    Ok(revoke_audited(pool, seal, END_SESSION, id.as_str(), reason, event).await? == 1)
 }
 
 pub(super) async fn revoke_all(
     pool: &SqlitePool,
+    seal: &ChainSeal,
     customer: &CustomerId,
     reason: &str,
     event: &AuditEvent,
 ) -> StoreResult<u64> {
     revoke_audited(
         pool,
+        seal,
         END_CUSTOMER_SESSIONS,
         customer.as_str(),
         reason,
