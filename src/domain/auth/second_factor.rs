@@ -30,17 +30,7 @@ impl AuthService {
         let now = self.clock.now();
         self.refuse_if_locked(&customer, now).await?;
 
-        let method = method
-            .or(customer.two_factor)
-            .unwrap_or(TwoFactorMethod::Email);
-        let (Some(destination), Some(address)) =
-            (customer.destination(method), customer.address(method))
-        else {
-            return Err(AuthError::Invalid {
-                field: "method",
-                problem: InvalidValue("no phone number is on file for SMS"),
-            });
-        };
+        let (method, destination, address) = channel(&customer, method)?;
         let policy = self.policies.two_factor;
         let code = OtpCode::generate()?;
         let challenge_id = ChallengeId::generate();
@@ -60,49 +50,21 @@ impl AuthService {
             .client(client)
             .detail("method", method.as_str())
             .detail("challengeId", challenge.id.as_str());
-        match self
+        let opened = self
             .store
             .open_challenge(&challenge, &policy, &event)
-            .await?
-        {
-            SendOutcome::Opened => {}
-            SendOutcome::TooSoon { retry_at } => {
-                count_outcome(SEND_METRIC, "too_soon");
-                return Err(AuthError::TooManyAttempts {
-                    retry_after: retry_at - now,
-                });
-            }
-            SendOutcome::LimitReached => {
-                count_outcome(SEND_METRIC, "limit_reached");
-                return Err(AuthError::TooManyAttempts {
-                    retry_after: session.expires_at - now,
-                });
-            }
-            SendOutcome::SessionMoved { revoked } => return Err(moved(revoked)),
-        }
+            .await?;
+        refuse_unopened(opened, session, now)?;
         let message = CodeMessage {
             at: now,
             channel: method,
-            to: address.to_owned(),
+            to: address,
             customer_id: customer.id.clone(),
             challenge_id: challenge.id.clone(),
             code,
             valid_for_minutes: policy.code_ttl.whole_minutes(),
         };
-        if let Err(e) = self.notifier.send(&message).await {
-            tracing::error!(error = %e, session.id = %session.id, "two-factor code not delivered");
-            // Give the send back: the customer never got this code.
-            let failed = event.recast(
-                AuditKind::TwoFactorInitiated,
-                Outcome::Failure,
-                Some("delivery_failed"),
-            );
-            self.store
-                .release_send(&challenge.id, &session.id, &failed)
-                .await?;
-            count_outcome(SEND_METRIC, "delivery_failed");
-            return Err(AuthError::Unavailable("code delivery failed".into()));
-        }
+        self.deliver(&message, session, &event).await?;
         count_outcome(SEND_METRIC, "sent");
         Ok(ChallengeIssued {
             challenge_id: challenge.id,
@@ -132,13 +94,12 @@ impl AuthService {
             self.policies
                 .session
                 .expiry(SessionState::Active, session.created_at, now);
-        let max = self.policies.two_factor.max_attempts;
         let guess = CodeGuess {
             session_id: session.id.clone(),
             challenge_id: challenge_id.clone(),
             username: customer.username.clone(),
             presented: code.hash(challenge_id),
-            max_attempts: max,
+            max_attempts: self.policies.two_factor.max_attempts,
             rotation: Rotation {
                 session_id: session.id.clone(),
                 old_refresh: None,
@@ -159,29 +120,66 @@ impl AuthService {
             .check_code(&guess, &self.policies.lockout, &context)
             .await?;
         count_outcome(VERIFY_METRIC, outcome_label(outcome));
+        if outcome != GuessOutcome::Verified {
+            return Err(self.refusal(outcome));
+        }
+        Ok(IssuedSession {
+            session_id: session.id.clone(),
+            tokens,
+            issued_at: now,
+            expires_at,
+            two_factor_required: false,
+        })
+    }
+
+    /// The error a guess that did not verify is answered with.
+    fn refusal(&self, outcome: GuessOutcome) -> AuthError {
         match outcome {
-            GuessOutcome::Verified => Ok(IssuedSession {
-                session_id: session.id.clone(),
-                tokens,
-                issued_at: now,
-                expires_at,
-                two_factor_required: false,
-            }),
-            GuessOutcome::Wrong { attempts, .. } => Err(AuthError::InvalidCode {
-                attempts_remaining: max.saturating_sub(attempts),
-            }),
-            GuessOutcome::Locked { until } => Err(AuthError::AccountLocked { until }),
+            GuessOutcome::Wrong { attempts, .. } => AuthError::InvalidCode {
+                attempts_remaining: self
+                    .policies
+                    .two_factor
+                    .max_attempts
+                    .saturating_sub(attempts),
+            },
+            GuessOutcome::Locked { until } => AuthError::AccountLocked { until },
             // A new code can be asked for once the resend interval allows.
-            GuessOutcome::Exhausted => Err(AuthError::TooManyAttempts {
+            GuessOutcome::Exhausted => AuthError::TooManyAttempts {
                 retry_after: self.policies.two_factor.resend_interval,
-            }),
-            GuessOutcome::Expired | GuessOutcome::Closed => Err(AuthError::CodeExpired),
-            GuessOutcome::Unknown => Err(AuthError::Invalid {
+            },
+            GuessOutcome::Verified | GuessOutcome::Expired | GuessOutcome::Closed => {
+                AuthError::CodeExpired
+            }
+            GuessOutcome::Unknown => AuthError::Invalid {
                 field: "challengeId",
                 problem: InvalidValue("is not an open challenge of this session"),
-            }),
-            GuessOutcome::SessionMoved { revoked } => Err(moved(revoked)),
+            },
+            GuessOutcome::SessionMoved { revoked } => moved(revoked),
         }
+    }
+
+    /// Hands a code to the notifier; if that fails, gives the send back (the customer never got
+    /// this code) and answers 503.
+    async fn deliver(
+        &self,
+        message: &CodeMessage,
+        session: &Session,
+        sent: &AuditEvent,
+    ) -> Result<(), AuthError> {
+        let Err(e) = self.notifier.send(message).await else {
+            return Ok(());
+        };
+        tracing::error!(error = %e, session.id = %session.id, "two-factor code not delivered");
+        let failed = sent.recast(
+            AuditKind::TwoFactorInitiated,
+            Outcome::Failure,
+            Some("delivery_failed"),
+        );
+        self.store
+            .release_send(&message.challenge_id, &session.id, &failed)
+            .await?;
+        count_outcome(SEND_METRIC, "delivery_failed");
+        Err(AuthError::Unavailable("code delivery failed".into()))
     }
 
     async fn refuse_if_locked(
@@ -218,4 +216,43 @@ fn moved(revoked: bool) -> AuthError {
     } else {
         AuthError::TwoFactorNotPending
     }
+}
+
+/// The channel a code goes by: the one asked for, else the customer's own; with the masked
+/// destination shown to the customer and the address the notifier needs.
+fn channel(
+    customer: &Customer,
+    asked: Option<TwoFactorMethod>,
+) -> Result<(TwoFactorMethod, String, String), AuthError> {
+    let method = asked
+        .or(customer.two_factor)
+        .unwrap_or(TwoFactorMethod::Email);
+    match (customer.destination(method), customer.address(method)) {
+        (Some(destination), Some(address)) => Ok((method, destination, address.to_owned())),
+        _ => Err(AuthError::Invalid {
+            field: "method",
+            problem: InvalidValue("no phone number is on file for SMS"),
+        }),
+    }
+}
+
+/// Why no challenge was opened, as the error the caller gets.
+fn refuse_unopened(
+    outcome: SendOutcome,
+    session: &Session,
+    now: time::OffsetDateTime,
+) -> Result<(), AuthError> {
+    let retry_after = match outcome {
+        SendOutcome::Opened => return Ok(()),
+        SendOutcome::SessionMoved { revoked } => return Err(moved(revoked)),
+        SendOutcome::TooSoon { retry_at } => {
+            count_outcome(SEND_METRIC, "too_soon");
+            retry_at - now
+        }
+        SendOutcome::LimitReached => {
+            count_outcome(SEND_METRIC, "limit_reached");
+            session.expires_at - now
+        }
+    };
+    Err(AuthError::TooManyAttempts { retry_after })
 }
