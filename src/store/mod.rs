@@ -4,6 +4,11 @@
 //! Every method that changes state takes the audit event that records the change and writes both
 //! in one transaction: either both are stored or neither is.
 
+// Both backends compile the shared query modules (`shared/`) with their own connection types.
+#[expect(
+    clippy::duplicate_mod,
+    reason = "each backend compiles the shared queries against its own driver"
+)]
 pub mod postgres;
 mod rows;
 pub mod sqlite;

@@ -1,36 +1,58 @@
 //! The PostgreSQL store, for running several instances side by side.
 //!
-//! Every counter and state change is a conditional `UPDATE … RETURNING` or runs under a row
-//! lock (`SELECT … FOR UPDATE`), never a read-modify-write in Rust. Appends to the audit chain
-//! lock its head row, which orders the events of every instance into one chain.
+//! Every counter and state change is a conditional `UPDATE … RETURNING`, an upsert, or runs
+//! under a lock: a transaction-scoped advisory lock per username for the failure counters, and
+//! the chain's head row for audit appends, which orders the events of every instance into one
+//! chain. Nothing is read, changed in Rust and written back unprotected.
+//!
+//! The queries themselves are shared with SQLite (`../shared`); this module gives them their
+//! connection types and the few statements that differ.
 
+#[path = "../shared/audit.rs"]
 mod audit;
+#[path = "../shared/customers.rs"]
 mod customers;
+#[path = "../shared/sessions.rs"]
 mod sessions;
+#[path = "../shared/store_impl.rs"]
+mod store_impl;
+#[path = "../shared/two_factor.rs"]
 mod two_factor;
 
 use std::str::FromStr;
 
 use anyhow::Context as _;
-use async_trait::async_trait;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use time::OffsetDateTime;
 
-use super::{AuditQuery, ConnectOptions, FailureOutcome, SessionStart, Store, StoreResult};
-use crate::domain::audit::{AuditEvent, ChainSeal, ChainedEvent};
-use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
-use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
-use crate::domain::session::{NewSession, Rotation, Session, SessionId};
-use crate::domain::token::TokenHash;
-use crate::domain::two_factor::{
-    ChallengeId, CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
-};
+use super::{ConnectOptions, StoreResult};
+use crate::domain::audit::ChainSeal;
+use crate::domain::customer::Username;
+
+type Db = sqlx::Postgres;
+type Pool = sqlx::PgPool;
+type Conn = sqlx::PgConnection;
+type ThisStore = PgStore;
+
+/// The statements that differ from SQLite's: explicit row locks, and `SKIP LOCKED` so that
+/// instances purging at once take different rows instead of waiting for each other.
+mod sql {
+    pub const HEAD_FOR_APPEND: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
+    pub const CHECKPOINT_FOR_PURGE: &str =
+        "SELECT seq, hash FROM audit_checkpoint WHERE id = 1 FOR UPDATE";
+    pub const PURGE_SESSIONS: &str = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+         WHERE absolute_expires_at <= $1 OR (state = 'TWO_FACTOR_PENDING' AND expires_at <= $1) \
+         LIMIT $2 FOR UPDATE SKIP LOCKED)";
+    pub const PURGE_LOCKOUTS: &str = "DELETE FROM lockouts WHERE username IN (SELECT username FROM lockouts \
+         WHERE operator_locked = FALSE AND updated_at <= $1 AND (locked_until IS NULL OR locked_until <= $1) \
+         LIMIT $2 FOR UPDATE SKIP LOCKED)";
+}
 
 /// A PostgreSQL database shared by any number of instances.
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    /// One pool serves both: PostgreSQL has no single-writer limit.
+    writer: Pool,
+    reader: Pool,
     seal: ChainSeal,
 }
 
@@ -60,182 +82,24 @@ impl PgStore {
             .run(&pool)
             .await
             .context("applying the PostgreSQL migrations")?;
-        Ok(Self { pool, seal })
+        Ok(Self {
+            writer: pool.clone(),
+            reader: pool,
+            seal,
+        })
     }
 }
 
-async fn write_tx(pool: &PgPool) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+async fn write_tx(pool: &Pool) -> StoreResult<sqlx::Transaction<'static, Db>> {
     Ok(pool.begin().await?)
 }
 
-#[async_trait]
-impl Store for PgStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn insert_customer(&self, customer: &NewCustomer, event: &AuditEvent) -> StoreResult<()> {
-        customers::insert(&self.pool, &self.seal, customer, event).await
-    }
-
-    async fn insert_customers(&self, batch: &[(NewCustomer, AuditEvent)]) -> StoreResult<u64> {
-        customers::insert_batch(&self.pool, &self.seal, batch).await
-    }
-
-    async fn customer_by_username(&self, username: &Username) -> StoreResult<Option<Customer>> {
-        customers::by_username(&self.pool, username).await
-    }
-
-    async fn customer_by_id(&self, id: &CustomerId) -> StoreResult<Option<Customer>> {
-        customers::by_id(&self.pool, id).await
-    }
-
-    async fn replace_password_hash(
-        &self,
-        id: &CustomerId,
-        old: &str,
-        new: &str,
-        event: &AuditEvent,
-    ) -> StoreResult<bool> {
-        customers::replace_password_hash(&self.pool, &self.seal, id, old, new, event).await
-    }
-
-    async fn lockout(&self, username: &Username) -> StoreResult<LockoutRecord> {
-        customers::lockout(&self.pool, username).await
-    }
-
-    async fn record_failure(
-        &self,
-        username: &Username,
-        policy: &LockoutPolicy,
-        event: &AuditEvent,
-    ) -> StoreResult<FailureOutcome> {
-        customers::record_failure(&self.pool, &self.seal, username, policy, event).await
-    }
-
-    async fn set_operator_lock(
-        &self,
-        username: &Username,
-        customer: &CustomerId,
-        locked: bool,
-        event: &AuditEvent,
-    ) -> StoreResult<()> {
-        customers::set_operator_lock(&self.pool, &self.seal, username, customer, locked, event)
-            .await
-    }
-
-    async fn append_event(&self, event: &AuditEvent) -> StoreResult<()> {
-        let mut tx = write_tx(&self.pool).await?;
-        audit::append(&mut tx, &self.seal, &[event]).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn start_session(
-        &self,
-        session: &NewSession,
-        username: &Username,
-        event: &AuditEvent,
-    ) -> StoreResult<SessionStart> {
-        sessions::start(&self.pool, &self.seal, session, username, event).await
-    }
-
-    async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
-        sessions::by_access(&self.pool, hash).await
-    }
-
-    async fn session_by_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
-        sessions::by_refresh(&self.pool, hash).await
-    }
-
-    async fn session_by_retired_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
-        sessions::by_retired_refresh(&self.pool, hash).await
-    }
-
-    async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> StoreResult<()> {
-        sessions::touch(&self.pool, id, at).await
-    }
-
-    async fn rotate_session(&self, rotation: &Rotation, event: &AuditEvent) -> StoreResult<bool> {
-        sessions::rotate(&self.pool, &self.seal, rotation, event).await
-    }
-
-    async fn revoke_session(
-        &self,
-        id: &SessionId,
-        reason: &str,
-        event: &AuditEvent,
-    ) -> StoreResult<bool> {
-        sessions::revoke(&self.pool, &self.seal, id, reason, event).await
-    }
-
-    async fn revoke_customer_sessions(
-        &self,
-        customer: &CustomerId,
-        reason: &str,
-        event: &AuditEvent,
-    ) -> StoreResult<u64> {
-        sessions::revoke_all(&self.pool, &self.seal, customer, reason, event).await
-    }
-
-    async fn open_challenge(
-        &self,
-        challenge: &NewChallenge,
-        policy: &TwoFactorPolicy,
-        event: &AuditEvent,
-    ) -> StoreResult<SendOutcome> {
-        two_factor::open(&self.pool, &self.seal, challenge, policy, event).await
-    }
-
-    async fn release_send(
-        &self,
-        challenge: &ChallengeId,
-        session: &SessionId,
-        event: &AuditEvent,
-    ) -> StoreResult<()> {
-        two_factor::release_send(&self.pool, &self.seal, challenge, session, event).await
-    }
-
-    async fn check_code(
-        &self,
-        guess: &CodeGuess,
-        policy: &LockoutPolicy,
-        context: &AuditEvent,
-    ) -> StoreResult<GuessOutcome> {
-        two_factor::check_code(&self.pool, &self.seal, guess, policy, context).await
-    }
-
-    async fn purge_sessions(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
-        sessions::purge(&self.pool, cutoff, batch).await
-    }
-
-    async fn purge_lockouts(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
-        customers::purge_lockouts(&self.pool, cutoff, batch).await
-    }
-
-    async fn purge_audit(
-        &self,
-        cutoff: OffsetDateTime,
-        batch: u32,
-        event: &AuditEvent,
-    ) -> StoreResult<u64> {
-        audit::purge(&self.pool, &self.seal, cutoff, batch, event).await
-    }
-
-    async fn audit_checkpoint(&self) -> StoreResult<(i64, String)> {
-        audit::checkpoint(&self.pool).await
-    }
-
-    async fn audit_events(&self, query: AuditQuery) -> StoreResult<Vec<ChainedEvent>> {
-        audit::events(&self.pool, query).await
-    }
-
-    async fn audit_tail(&self, n: u32) -> StoreResult<Vec<ChainedEvent>> {
-        audit::tail(&self.pool, n).await
-    }
-
-    async fn audit_head(&self) -> StoreResult<(i64, String)> {
-        audit::head(&self.pool).await
-    }
+/// Takes a transaction-scoped advisory lock on the username, so that its failures, guesses and
+/// logins from every instance take their turn, whether or not it has a counter row yet.
+async fn lock_username(conn: &mut Conn, username: &Username) -> StoreResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(username.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -1,13 +1,23 @@
 //! The embedded SQLite store.
 //!
 //! SQLite allows one writer at a time, so writes go through a pool of exactly one connection
-//! (no `SQLITE_BUSY` between our own transactions) and reads through a separate pool. WAL mode
-//! lets readers proceed during a write, and `synchronous = FULL` makes every commit durable
-//! before the response that depends on it is sent.
+//! that starts every transaction with `BEGIN IMMEDIATE` (no `SQLITE_BUSY` between our own
+//! transactions, and another process writing the same file makes us wait rather than fail), and
+//! reads go through a separate pool. WAL mode lets readers proceed during a write, and
+//! `synchronous = FULL` makes every commit durable before the response that depends on it.
+//!
+//! The queries themselves are shared with PostgreSQL (`../shared`); this module gives them
+//! their connection types and the few statements that differ.
 
+#[path = "../shared/audit.rs"]
 mod audit;
+#[path = "../shared/customers.rs"]
 mod customers;
+#[path = "../shared/sessions.rs"]
 mod sessions;
+#[path = "../shared/store_impl.rs"]
+mod store_impl;
+#[path = "../shared/two_factor.rs"]
 mod two_factor;
 
 use std::path::Path;
@@ -15,26 +25,34 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use async_trait::async_trait;
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use time::OffsetDateTime;
 
-use super::{AuditQuery, ConnectOptions, FailureOutcome, SessionStart, Store, StoreResult};
-use crate::domain::audit::{AuditEvent, ChainSeal, ChainedEvent};
-use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
-use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
-use crate::domain::session::{NewSession, Rotation, Session, SessionId};
-use crate::domain::token::TokenHash;
-use crate::domain::two_factor::{
-    ChallengeId, CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
-};
+use super::{ConnectOptions, StoreResult};
+use crate::domain::audit::ChainSeal;
+use crate::domain::customer::Username;
+
+type Db = sqlx::Sqlite;
+type Pool = sqlx::SqlitePool;
+type Conn = sqlx::SqliteConnection;
+type ThisStore = SqliteStore;
+
+/// The statements that differ from PostgreSQL's: the single writer already orders every write,
+/// so nothing is locked explicitly.
+mod sql {
+    pub const HEAD_FOR_APPEND: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+    pub const CHECKPOINT_FOR_PURGE: &str = "SELECT seq, hash FROM audit_checkpoint WHERE id = 1";
+    pub const PURGE_SESSIONS: &str = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+         WHERE absolute_expires_at <= $1 OR (state = 'TWO_FACTOR_PENDING' AND expires_at <= $1) LIMIT $2)";
+    pub const PURGE_LOCKOUTS: &str = "DELETE FROM lockouts WHERE username IN (SELECT username FROM lockouts \
+         WHERE operator_locked = FALSE AND updated_at <= $1 AND (locked_until IS NULL OR locked_until <= $1) \
+         LIMIT $2)";
+}
 
 /// A SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    writer: Pool,
+    reader: Pool,
     seal: ChainSeal,
 }
 
@@ -90,193 +108,19 @@ impl SqliteStore {
             seal,
         })
     }
-
-    /// Closes both pools, waiting for running queries.
-    pub async fn close(&self) {
-        self.writer.close().await;
-        self.reader.close().await;
-    }
 }
 
-/// Starts a write transaction that takes SQLite's write lock at once, so that another process
-/// writing to the same file makes us wait (busy timeout) instead of failing mid-transaction.
-async fn write_tx(pool: &SqlitePool) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+/// Starts a write transaction that takes SQLite's write lock at once.
+async fn write_tx(pool: &Pool) -> StoreResult<sqlx::Transaction<'static, Db>> {
     Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
+
+/// Nothing to do: the transaction already holds the database's single write lock.
+async fn lock_username(_conn: &mut Conn, _username: &Username) -> StoreResult<()> {
+    Ok(())
 }
 
 fn create_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the database directory {}", dir.display()))
-}
-
-#[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
-    }
-
-    async fn insert_customer(&self, customer: &NewCustomer, event: &AuditEvent) -> StoreResult<()> {
-        customers::insert(&self.writer, &self.seal, customer, event).await
-    }
-
-    async fn insert_customers(&self, batch: &[(NewCustomer, AuditEvent)]) -> StoreResult<u64> {
-        customers::insert_batch(&self.writer, &self.seal, batch).await
-    }
-
-    async fn customer_by_username(&self, username: &Username) -> StoreResult<Option<Customer>> {
-        customers::by_username(&self.reader, username).await
-    }
-
-    async fn customer_by_id(&self, id: &CustomerId) -> StoreResult<Option<Customer>> {
-        customers::by_id(&self.reader, id).await
-    }
-
-    async fn replace_password_hash(
-        &self,
-        id: &CustomerId,
-        old: &str,
-        new: &str,
-        event: &AuditEvent,
-    ) -> StoreResult<bool> {
-        customers::replace_password_hash(&self.writer, &self.seal, id, old, new, event).await
-    }
-
-    async fn lockout(&self, username: &Username) -> StoreResult<LockoutRecord> {
-        customers::lockout(&self.reader, username).await
-    }
-
-    async fn record_failure(
-        &self,
-        username: &Username,
-        policy: &LockoutPolicy,
-        event: &AuditEvent,
-    ) -> StoreResult<FailureOutcome> {
-        customers::record_failure(&self.writer, &self.seal, username, policy, event).await
-    }
-
-    async fn set_operator_lock(
-        &self,
-        username: &Username,
-        customer: &CustomerId,
-        locked: bool,
-        event: &AuditEvent,
-    ) -> StoreResult<()> {
-        customers::set_operator_lock(&self.writer, &self.seal, username, customer, locked, event)
-            .await
-    }
-
-    async fn append_event(&self, event: &AuditEvent) -> StoreResult<()> {
-        let mut tx = write_tx(&self.writer).await?;
-        audit::append(&mut tx, &self.seal, &[event]).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn start_session(
-        &self,
-        session: &NewSession,
-        username: &Username,
-        event: &AuditEvent,
-    ) -> StoreResult<SessionStart> {
-        sessions::start(&self.writer, &self.seal, session, username, event).await
-    }
-
-    async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
-        sessions::by_access(&self.reader, hash).await
-    }
-
-    async fn session_by_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
-        sessions::by_refresh(&self.reader, hash).await
-    }
-
-    async fn session_by_retired_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
-        sessions::by_retired_refresh(&self.reader, hash).await
-    }
-
-    async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> StoreResult<()> {
-        sessions::touch(&self.writer, id, at).await
-    }
-
-    async fn rotate_session(&self, rotation: &Rotation, event: &AuditEvent) -> StoreResult<bool> {
-        sessions::rotate(&self.writer, &self.seal, rotation, event).await
-    }
-
-    async fn revoke_session(
-        &self,
-        id: &SessionId,
-        reason: &str,
-        event: &AuditEvent,
-    ) -> StoreResult<bool> {
-        sessions::revoke(&self.writer, &self.seal, id, reason, event).await
-    }
-
-    async fn revoke_customer_sessions(
-        &self,
-        customer: &CustomerId,
-        reason: &str,
-        event: &AuditEvent,
-    ) -> StoreResult<u64> {
-        sessions::revoke_all(&self.writer, &self.seal, customer, reason, event).await
-    }
-
-    async fn open_challenge(
-        &self,
-        challenge: &NewChallenge,
-        policy: &TwoFactorPolicy,
-        event: &AuditEvent,
-    ) -> StoreResult<SendOutcome> {
-        two_factor::open(&self.writer, &self.seal, challenge, policy, event).await
-    }
-
-    async fn release_send(
-        &self,
-        challenge: &ChallengeId,
-        session: &SessionId,
-        event: &AuditEvent,
-    ) -> StoreResult<()> {
-        two_factor::release_send(&self.writer, &self.seal, challenge, session, event).await
-    }
-
-    async fn check_code(
-        &self,
-        guess: &CodeGuess,
-        policy: &LockoutPolicy,
-        context: &AuditEvent,
-    ) -> StoreResult<GuessOutcome> {
-        two_factor::check_code(&self.writer, &self.seal, guess, policy, context).await
-    }
-
-    async fn purge_sessions(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
-        sessions::purge(&self.writer, cutoff, batch).await
-    }
-
-    async fn purge_lockouts(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
-        customers::purge_lockouts(&self.writer, cutoff, batch).await
-    }
-
-    async fn purge_audit(
-        &self,
-        cutoff: OffsetDateTime,
-        batch: u32,
-        event: &AuditEvent,
-    ) -> StoreResult<u64> {
-        audit::purge(&self.writer, &self.seal, cutoff, batch, event).await
-    }
-
-    async fn audit_checkpoint(&self) -> StoreResult<(i64, String)> {
-        audit::checkpoint(&self.reader).await
-    }
-
-    async fn audit_events(&self, query: AuditQuery) -> StoreResult<Vec<ChainedEvent>> {
-        audit::events(&self.reader, query).await
-    }
-
-    async fn audit_tail(&self, n: u32) -> StoreResult<Vec<ChainedEvent>> {
-        audit::tail(&self.reader, n).await
-    }
-
-    async fn audit_head(&self) -> StoreResult<(i64, String)> {
-        audit::head(&self.reader).await
-    }
 }

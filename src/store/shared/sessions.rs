@@ -1,10 +1,9 @@
 //! Sessions and their tokens.
 
 use anyhow::anyhow;
-use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
-use super::{audit, customers, write_tx};
+use super::{Conn, Pool, audit, customers, write_tx};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::{AuditEvent, ChainSeal};
 use crate::domain::customer::{CustomerId, Username};
@@ -14,7 +13,7 @@ use crate::store::rows::{SessionRow, session_columns};
 use crate::store::{LoginTimes, SessionStart, StoreError, StoreResult};
 
 pub(super) async fn start(
-    pool: &PgPool,
+    pool: &Pool,
     seal: &ChainSeal,
     s: &NewSession,
     username: &Username,
@@ -66,7 +65,7 @@ pub(super) async fn start(
 
 /// Moves the customer's last login to `at`, returning the one it replaces.
 pub(super) async fn record_login(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     customer: &CustomerId,
     at: OffsetDateTime,
 ) -> StoreResult<LoginTimes> {
@@ -88,7 +87,7 @@ pub(super) async fn record_login(
     })
 }
 
-async fn one(pool: &PgPool, query: &'static str, hash: &TokenHash) -> StoreResult<Option<Session>> {
+async fn one(pool: &Pool, query: &'static str, hash: &TokenHash) -> StoreResult<Option<Session>> {
     let row: Option<SessionRow> = sqlx::query_as(query)
         .bind(hash.as_bytes().as_slice())
         .fetch_optional(pool)
@@ -96,7 +95,7 @@ async fn one(pool: &PgPool, query: &'static str, hash: &TokenHash) -> StoreResul
     row.map(Session::try_from).transpose()
 }
 
-pub(super) async fn by_access(pool: &PgPool, hash: &TokenHash) -> StoreResult<Option<Session>> {
+pub(super) async fn by_access(pool: &Pool, hash: &TokenHash) -> StoreResult<Option<Session>> {
     one(
         pool,
         concat!(
@@ -109,7 +108,7 @@ pub(super) async fn by_access(pool: &PgPool, hash: &TokenHash) -> StoreResult<Op
     .await
 }
 
-pub(super) async fn by_refresh(pool: &PgPool, hash: &TokenHash) -> StoreResult<Option<Session>> {
+pub(super) async fn by_refresh(pool: &Pool, hash: &TokenHash) -> StoreResult<Option<Session>> {
     one(
         pool,
         concat!(
@@ -123,7 +122,7 @@ pub(super) async fn by_refresh(pool: &PgPool, hash: &TokenHash) -> StoreResult<O
 }
 
 pub(super) async fn by_retired_refresh(
-    pool: &PgPool,
+    pool: &Pool,
     hash: &TokenHash,
 ) -> StoreResult<Option<Session>> {
     one(
@@ -138,7 +137,7 @@ pub(super) async fn by_retired_refresh(
     .await
 }
 
-pub(super) async fn touch(pool: &PgPool, id: &SessionId, at: OffsetDateTime) -> StoreResult<()> {
+pub(super) async fn touch(pool: &Pool, id: &SessionId, at: OffsetDateTime) -> StoreResult<()> {
     sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $3")
         .bind(to_unix_millis(at))
         .bind(id.as_str())
@@ -150,7 +149,7 @@ pub(super) async fn touch(pool: &PgPool, id: &SessionId, at: OffsetDateTime) -> 
 
 /// Retires the session's current refresh token so that presenting it again is seen as reuse.
 pub(super) async fn retire_refresh(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     id: &SessionId,
     at: OffsetDateTime,
 ) -> StoreResult<bool> {
@@ -166,7 +165,7 @@ pub(super) async fn retire_refresh(
 }
 
 pub(super) async fn rotate(
-    pool: &PgPool,
+    pool: &Pool,
     seal: &ChainSeal,
     r: &Rotation,
     event: &AuditEvent,
@@ -211,7 +210,7 @@ const END_CUSTOMER_SESSIONS: &str = "UPDATE sessions SET revoked_at = $1, revoke
 
 /// Ends the live sessions `sql` selects by `key`; returns how many there were.
 async fn end_sessions(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     sql: &'static str,
     key: &str,
     reason: &str,
@@ -228,7 +227,7 @@ async fn end_sessions(
 
 /// Ends every live session of a customer inside the caller's transaction.
 pub(super) async fn end_customer_sessions(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     customer: &CustomerId,
     reason: &str,
     at: OffsetDateTime,
@@ -237,7 +236,7 @@ pub(super) async fn end_customer_sessions(
 }
 
 async fn revoke_audited(
-    pool: &PgPool,
+    pool: &Pool,
     seal: &ChainSeal,
     sql: &'static str,
     key: &str,
@@ -252,7 +251,7 @@ async fn revoke_audited(
 }
 
 pub(super) async fn revoke(
-    pool: &PgPool,
+    pool: &Pool,
     seal: &ChainSeal,
     id: &SessionId,
     reason: &str,
@@ -262,7 +261,7 @@ pub(super) async fn revoke(
 }
 
 pub(super) async fn revoke_all(
-    pool: &PgPool,
+    pool: &Pool,
     seal: &ChainSeal,
     customer: &CustomerId,
     reason: &str,
@@ -279,16 +278,11 @@ pub(super) async fn revoke_all(
     .await
 }
 
-/// `SKIP LOCKED`: instances purging at once take different rows instead of waiting.
-pub(super) async fn purge(pool: &PgPool, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
-    Ok(sqlx::query(
-        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
-         WHERE absolute_expires_at <= $1 OR (state = 'TWO_FACTOR_PENDING' AND expires_at <= $1) \
-         LIMIT $2 FOR UPDATE SKIP LOCKED)",
-    )
-    .bind(to_unix_millis(cutoff))
-    .bind(i64::from(batch))
-    .execute(pool)
-    .await?
-    .rows_affected())
+pub(super) async fn purge(pool: &Pool, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
+    Ok(sqlx::query(super::sql::PURGE_SESSIONS)
+        .bind(to_unix_millis(cutoff))
+        .bind(i64::from(batch))
+        .execute(pool)
+        .await?
+        .rows_affected())
 }

@@ -1,9 +1,8 @@
 //! Customers and their failure counters.
 
-use sqlx::{SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 
-use super::{audit, sessions, write_tx};
+use super::{Conn, Pool, audit, sessions, write_tx};
 use crate::clock::to_unix_millis;
 use crate::domain::audit::{AuditEvent, ChainSeal};
 use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
@@ -11,14 +10,10 @@ use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
 use crate::store::rows::{CustomerRow, LockoutRow, customer_columns};
 use crate::store::{FailureOutcome, StoreError, StoreResult};
 
-async fn insert_row(
-    conn: &mut SqliteConnection,
-    c: &NewCustomer,
-    created_at: i64,
-) -> StoreResult<bool> {
+async fn insert_row(conn: &mut Conn, c: &NewCustomer, created_at: i64) -> StoreResult<bool> {
     let inserted = sqlx::query(
         "INSERT INTO customers (id, username, email, phone, first_name, last_name, kyc_status, \
-         two_factor_method, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         two_factor_method, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT DO NOTHING",
     )
     .bind(c.id.as_str())
@@ -37,7 +32,7 @@ async fn insert_row(
 }
 
 pub(super) async fn insert(
-    pool: &SqlitePool,
+    pool: &Pool,
     seal: &ChainSeal,
     c: &NewCustomer,
     event: &AuditEvent,
@@ -52,7 +47,7 @@ pub(super) async fn insert(
 }
 
 pub(super) async fn insert_batch(
-    pool: &SqlitePool,
+    pool: &Pool,
     seal: &ChainSeal,
     batch: &[(NewCustomer, AuditEvent)],
 ) -> StoreResult<u64> {
@@ -68,14 +63,11 @@ pub(super) async fn insert_batch(
     Ok(events.len() as u64)
 }
 
-pub(super) async fn by_username(
-    pool: &SqlitePool,
-    username: &Username,
-) -> StoreResult<Option<Customer>> {
+pub(super) async fn by_username(pool: &Pool, username: &Username) -> StoreResult<Option<Customer>> {
     let row: Option<CustomerRow> = sqlx::query_as(concat!(
         "SELECT ",
         customer_columns!(),
-        " FROM customers WHERE username = ?"
+        " FROM customers WHERE username = $1"
     ))
     .bind(username.as_str())
     .fetch_optional(pool)
@@ -83,11 +75,11 @@ pub(super) async fn by_username(
     row.map(Customer::try_from).transpose()
 }
 
-pub(super) async fn by_id(pool: &SqlitePool, id: &CustomerId) -> StoreResult<Option<Customer>> {
+pub(super) async fn by_id(pool: &Pool, id: &CustomerId) -> StoreResult<Option<Customer>> {
     let row: Option<CustomerRow> = sqlx::query_as(concat!(
         "SELECT ",
         customer_columns!(),
-        " FROM customers WHERE id = ?"
+        " FROM customers WHERE id = $1"
     ))
     .bind(id.as_str())
     .fetch_optional(pool)
@@ -96,7 +88,7 @@ pub(super) async fn by_id(pool: &SqlitePool, id: &CustomerId) -> StoreResult<Opt
 }
 
 pub(super) async fn replace_password_hash(
-    pool: &SqlitePool,
+    pool: &Pool,
     seal: &ChainSeal,
     id: &CustomerId,
     old: &str,
@@ -105,7 +97,7 @@ pub(super) async fn replace_password_hash(
 ) -> StoreResult<bool> {
     let mut tx = write_tx(pool).await?;
     let updated =
-        sqlx::query("UPDATE customers SET password_hash = ? WHERE id = ? AND password_hash = ?")
+        sqlx::query("UPDATE customers SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
             .bind(new)
             .bind(id.as_str())
             .bind(old)
@@ -120,7 +112,7 @@ pub(super) async fn replace_password_hash(
     Ok(updated)
 }
 
-pub(super) async fn lockout(pool: &SqlitePool, username: &Username) -> StoreResult<LockoutRecord> {
+pub(super) async fn lockout(pool: &Pool, username: &Username) -> StoreResult<LockoutRecord> {
     Ok(lockout_row(pool, username)
         .await?
         .map(Into::into)
@@ -129,21 +121,21 @@ pub(super) async fn lockout(pool: &SqlitePool, username: &Username) -> StoreResu
 
 async fn lockout_row<'c, E>(conn: E, username: &Username) -> StoreResult<Option<LockoutRow>>
 where
-    E: sqlx::SqliteExecutor<'c>,
+    E: sqlx::Executor<'c, Database = super::Db>,
 {
     Ok(sqlx::query_as(
-        "SELECT failures, lock_count, locked_until, operator_locked FROM lockouts WHERE username = ?",
+        "SELECT failures, lock_count, locked_until, operator_locked FROM lockouts WHERE username = $1",
     )
     .bind(username.as_str())
     .fetch_optional(conn)
     .await?)
 }
 
-/// Reads the counters inside a write transaction (the write lock is already held).
-pub(super) async fn lockout_in(
-    conn: &mut SqliteConnection,
-    username: &Username,
-) -> StoreResult<LockoutRecord> {
+/// Reads a username's counters under the backend's lock on the username (SQLite's single
+/// writer; an advisory lock in PostgreSQL), so that concurrent failures, guesses and logins for
+/// one username, from any instance, take their turn, whether or not it has a counter row yet.
+pub(super) async fn lockout_in(conn: &mut Conn, username: &Username) -> StoreResult<LockoutRecord> {
+    super::lock_username(&mut *conn, username).await?;
     Ok(lockout_row(conn, username)
         .await?
         .map(Into::into)
@@ -151,11 +143,8 @@ pub(super) async fn lockout_in(
 }
 
 /// Clears a username's counters after a successful login; an operator lock stays.
-pub(super) async fn reset_failures(
-    conn: &mut SqliteConnection,
-    username: &Username,
-) -> StoreResult<()> {
-    sqlx::query("DELETE FROM lockouts WHERE username = ? AND operator_locked = 0")
+pub(super) async fn reset_failures(conn: &mut Conn, username: &Username) -> StoreResult<()> {
+    sqlx::query("DELETE FROM lockouts WHERE username = $1 AND operator_locked = FALSE")
         .bind(username.as_str())
         .execute(conn)
         .await?;
@@ -166,14 +155,14 @@ pub(super) async fn reset_failures(
 /// (which holds the username's counters); locks it when the policy says so. Returns the new
 /// counters and, if this failure locked, until when and the how-manieth lock it is.
 pub(super) async fn count_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     username: &Username,
     policy: &LockoutPolicy,
     now: OffsetDateTime,
 ) -> StoreResult<(LockoutRecord, Option<(OffsetDateTime, u32)>)> {
     let row: LockoutRow = sqlx::query_as(
-        "INSERT INTO lockouts (username, failures, updated_at) VALUES (?, 1, ?) \
-         ON CONFLICT (username) DO UPDATE SET failures = failures + 1, updated_at = excluded.updated_at \
+        "INSERT INTO lockouts (username, failures, updated_at) VALUES ($1, 1, $2) \
+         ON CONFLICT (username) DO UPDATE SET failures = lockouts.failures + 1, updated_at = excluded.updated_at \
          RETURNING failures, lock_count, locked_until, operator_locked",
     )
     .bind(username.as_str())
@@ -187,7 +176,7 @@ pub(super) async fn count_failure(
     let nth = record.lock_count.saturating_add(1);
     let until = now + policy.lock_duration(nth);
     sqlx::query(
-        "UPDATE lockouts SET failures = 0, lock_count = ?, locked_until = ? WHERE username = ?",
+        "UPDATE lockouts SET failures = 0, lock_count = $1, locked_until = $2 WHERE username = $3",
     )
     .bind(i64::from(nth))
     .bind(to_unix_millis(until))
@@ -204,7 +193,7 @@ pub(super) async fn count_failure(
 }
 
 pub(super) async fn record_failure(
-    pool: &SqlitePool,
+    pool: &Pool,
     seal: &ChainSeal,
     username: &Username,
     policy: &LockoutPolicy,
@@ -236,7 +225,7 @@ pub(super) async fn record_failure(
 }
 
 pub(super) async fn set_operator_lock(
-    pool: &SqlitePool,
+    pool: &Pool,
     seal: &ChainSeal,
     username: &Username,
     customer: &CustomerId,
@@ -245,10 +234,11 @@ pub(super) async fn set_operator_lock(
 ) -> StoreResult<()> {
     let now = to_unix_millis(event.at);
     let mut tx = write_tx(pool).await?;
+    lockout_in(&mut tx, username).await?;
     if locked {
         sqlx::query(
-            "INSERT INTO lockouts (username, operator_locked, updated_at) VALUES (?, 1, ?) \
-             ON CONFLICT (username) DO UPDATE SET operator_locked = 1, updated_at = excluded.updated_at",
+            "INSERT INTO lockouts (username, operator_locked, updated_at) VALUES ($1, TRUE, $2) \
+             ON CONFLICT (username) DO UPDATE SET operator_locked = TRUE, updated_at = excluded.updated_at",
         )
         .bind(username.as_str())
         .bind(now)
@@ -256,7 +246,7 @@ pub(super) async fn set_operator_lock(
         .await?;
         sessions::end_customer_sessions(&mut tx, customer, "operator_lock", event.at).await?;
     } else {
-        sqlx::query("DELETE FROM lockouts WHERE username = ?")
+        sqlx::query("DELETE FROM lockouts WHERE username = $1")
             .bind(username.as_str())
             .execute(&mut *tx)
             .await?;
@@ -267,19 +257,14 @@ pub(super) async fn set_operator_lock(
 }
 
 pub(super) async fn purge_lockouts(
-    pool: &SqlitePool,
+    pool: &Pool,
     cutoff: OffsetDateTime,
     batch: u32,
 ) -> StoreResult<u64> {
-    let cutoff = to_unix_millis(cutoff);
-    Ok(sqlx::query(
-        "DELETE FROM lockouts WHERE username IN (SELECT username FROM lockouts \
-         WHERE operator_locked = 0 AND updated_at <= ? AND (locked_until IS NULL OR locked_until <= ?) LIMIT ?)",
-    )
-    .bind(cutoff)
-    .bind(cutoff)
-    .bind(i64::from(batch))
-    .execute(pool)
-    .await?
-    .rows_affected())
+    Ok(sqlx::query(super::sql::PURGE_LOCKOUTS)
+        .bind(to_unix_millis(cutoff))
+        .bind(i64::from(batch))
+        .execute(pool)
+        .await?
+        .rows_affected())
 }

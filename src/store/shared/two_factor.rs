@@ -1,9 +1,8 @@
 //! Two-factor challenges: sending limits, guess reservation and completion.
 
-use sqlx::{SqliteConnection, SqlitePool};
 use time::{Duration, OffsetDateTime};
 
-use super::{audit, customers, sessions, write_tx};
+use super::{Conn, Pool, audit, customers, sessions, write_tx};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::{AuditEvent, ChainSeal};
 use crate::domain::customer::CustomerId;
@@ -20,7 +19,7 @@ fn millis(d: Duration) -> i64 {
 }
 
 pub(super) async fn open(
-    pool: &SqlitePool,
+    pool: &Pool,
     seal: &ChainSeal,
     c: &NewChallenge,
     policy: &TwoFactorPolicy,
@@ -30,9 +29,9 @@ pub(super) async fn open(
     let mut tx = write_tx(pool).await?;
     // Counting the send and checking the limits is one conditional update.
     let counted = sqlx::query(
-        "UPDATE sessions SET codes_sent = codes_sent + 1, last_code_sent_at = ? \
-         WHERE id = ? AND state = 'TWO_FACTOR_PENDING' AND revoked_at IS NULL AND codes_sent < ? \
-         AND (last_code_sent_at IS NULL OR last_code_sent_at <= ?)",
+        "UPDATE sessions SET codes_sent = codes_sent + 1, last_code_sent_at = $1 \
+         WHERE id = $2 AND state = 'TWO_FACTOR_PENDING' AND revoked_at IS NULL AND codes_sent < $3 \
+         AND (last_code_sent_at IS NULL OR last_code_sent_at <= $4)",
     )
     .bind(now)
     .bind(c.session_id.as_str())
@@ -44,7 +43,7 @@ pub(super) async fn open(
         == 1;
     if !counted {
         let standing: Option<(String, Option<i64>, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT state, revoked_at, codes_sent, last_code_sent_at FROM sessions WHERE id = ?",
+            "SELECT state, revoked_at, codes_sent, last_code_sent_at FROM sessions WHERE id = $1",
         )
         .bind(c.session_id.as_str())
         .fetch_optional(&mut *tx)
@@ -63,14 +62,14 @@ pub(super) async fn open(
         });
     }
     sqlx::query(
-        "UPDATE challenges SET status = 'SUPERSEDED' WHERE session_id = ? AND status = 'OPEN'",
+        "UPDATE challenges SET status = 'SUPERSEDED' WHERE session_id = $1 AND status = 'OPEN'",
     )
     .bind(c.session_id.as_str())
     .execute(&mut *tx)
     .await?;
     sqlx::query(
         "INSERT INTO challenges (id, session_id, method, destination, code_hash, created_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(c.id.as_str())
     .bind(c.session_id.as_str())
@@ -87,7 +86,7 @@ pub(super) async fn open(
 }
 
 pub(super) async fn check_code(
-    pool: &SqlitePool,
+    pool: &Pool,
     seal: &ChainSeal,
     guess: &CodeGuess,
     policy: &LockoutPolicy,
@@ -133,12 +132,12 @@ pub(super) async fn check_code(
 
 /// Locks the session row if the session still awaits 2FA; otherwise says what became of it.
 async fn hold_pending_session(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &SessionId,
 ) -> StoreResult<Option<GuessOutcome>> {
     let held = sqlx::query(
         "UPDATE sessions SET state = state \
-         WHERE id = ? AND state = 'TWO_FACTOR_PENDING' AND revoked_at IS NULL",
+         WHERE id = $1 AND state = 'TWO_FACTOR_PENDING' AND revoked_at IS NULL",
     )
     .bind(session.as_str())
     .execute(&mut *conn)
@@ -148,7 +147,7 @@ async fn hold_pending_session(
         return Ok(None);
     }
     let revoked: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT revoked_at FROM sessions WHERE id = ?")
+        sqlx::query_scalar("SELECT revoked_at FROM sessions WHERE id = $1")
             .bind(session.as_str())
             .fetch_optional(&mut *conn)
             .await?;
@@ -159,12 +158,12 @@ async fn hold_pending_session(
 
 /// Why the challenge cannot take a guess, if it cannot.
 async fn unusable(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     guess: &CodeGuess,
     now: OffsetDateTime,
 ) -> StoreResult<Option<GuessOutcome>> {
     let found: Option<(String, i64, i64)> = sqlx::query_as(
-        "SELECT status, attempts, expires_at FROM challenges WHERE id = ? AND session_id = ?",
+        "SELECT status, attempts, expires_at FROM challenges WHERE id = $1 AND session_id = $2",
     )
     .bind(guess.challenge_id.as_str())
     .bind(guess.session_id.as_str())
@@ -185,13 +184,13 @@ async fn unusable(
 
 /// Uses one guess of the challenge, by a conditional update.
 async fn use_attempt(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     guess: &CodeGuess,
     now: OffsetDateTime,
 ) -> StoreResult<Option<Challenge>> {
     let row: Option<ChallengeRow> = sqlx::query_as(
         "UPDATE challenges SET attempts = attempts + 1 \
-         WHERE id = ? AND session_id = ? AND status = 'OPEN' AND attempts < ? AND expires_at > ? \
+         WHERE id = $1 AND session_id = $2 AND status = 'OPEN' AND attempts < $3 AND expires_at > $4 \
          RETURNING id, session_id, code_hash, expires_at, attempts, status",
     )
     .bind(guess.challenge_id.as_str())
@@ -205,23 +204,23 @@ async fn use_attempt(
 
 /// The right code: closes the challenge, clears the failure count, records the login and makes
 /// the session ACTIVE with its new tokens (retiring the pending refresh token).
-async fn activate(conn: &mut SqliteConnection, guess: &CodeGuess) -> StoreResult<()> {
+async fn activate(conn: &mut Conn, guess: &CodeGuess) -> StoreResult<()> {
     let r = &guess.rotation;
     customers::reset_failures(&mut *conn, &guess.username).await?;
-    sqlx::query("UPDATE challenges SET status = 'VERIFIED' WHERE id = ?")
+    sqlx::query("UPDATE challenges SET status = 'VERIFIED' WHERE id = $1")
         .bind(guess.challenge_id.as_str())
         .execute(&mut *conn)
         .await?;
     sessions::retire_refresh(&mut *conn, &r.session_id, r.at).await?;
-    let customer: String = sqlx::query_scalar("SELECT customer_id FROM sessions WHERE id = ?")
+    let customer: String = sqlx::query_scalar("SELECT customer_id FROM sessions WHERE id = $1")
         .bind(r.session_id.as_str())
         .fetch_one(&mut *conn)
         .await?;
     let login =
         sessions::record_login(&mut *conn, &CustomerId::from_stored(customer), r.at).await?;
     sqlx::query(
-        "UPDATE sessions SET state = 'ACTIVE', two_factor_verified = 1, access_hash = ?, refresh_hash = ?, \
-         expires_at = ?, last_seen_at = ?, login_at = ?, previous_login_at = ? WHERE id = ?",
+        "UPDATE sessions SET state = 'ACTIVE', two_factor_verified = TRUE, access_hash = $1, refresh_hash = $2, \
+         expires_at = $3, last_seen_at = $4, login_at = $5, previous_login_at = $6 WHERE id = $7",
     )
     .bind(r.access_hash.as_bytes().as_slice())
     .bind(r.refresh_hash.as_bytes().as_slice())
@@ -236,7 +235,7 @@ async fn activate(conn: &mut SqliteConnection, guess: &CodeGuess) -> StoreResult
 }
 
 pub(super) async fn release_send(
-    pool: &SqlitePool,
+    pool: &Pool,
     seal: &ChainSeal,
     challenge: &ChallengeId,
     session: &SessionId,
@@ -245,12 +244,12 @@ pub(super) async fn release_send(
     let mut tx = write_tx(pool).await?;
     sqlx::query(
         "UPDATE sessions SET codes_sent = codes_sent - 1, last_code_sent_at = NULL \
-         WHERE id = ? AND codes_sent > 0",
+         WHERE id = $1 AND codes_sent > 0",
     )
     .bind(session.as_str())
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE challenges SET status = 'SUPERSEDED' WHERE id = ? AND status = 'OPEN'")
+    sqlx::query("UPDATE challenges SET status = 'SUPERSEDED' WHERE id = $1 AND status = 'OPEN'")
         .bind(challenge.as_str())
         .execute(&mut *tx)
         .await?;
