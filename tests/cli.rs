@@ -55,40 +55,37 @@ impl Env {
         self.command().args(args).output().unwrap()
     }
 
+    /// `customers create` for `username`, waiting for the password on standard input.
+    fn create_command(&self, username: &str, email: &str, two_factor: &str) -> Command {
+        let mut cmd = self.command();
+        cmd.args([
+            "customers",
+            "create",
+            "--username",
+            username,
+            "--email",
+            email,
+            "--phone",
+            "+447700900123",
+            "--first-name",
+            "Cli",
+            "--last-name",
+            "Test",
+            "--kyc-status",
+            "VERIFIED",
+            "--two-factor",
+            two_factor,
+            "--password-stdin",
+        ]);
+        cmd
+    }
+
     fn create(&self, name: &str, two_factor: &str) -> String {
-        let mut child = self
-            .command()
-            .args([
-                "customers",
-                "create",
-                "--username",
-                &format!("{name}@example.com"),
-                "--email",
-                &format!("{name}@example.com"),
-                "--phone",
-                "+447700900123",
-                "--first-name",
-                name,
-                "--last-name",
-                "Cli",
-                "--kyc-status",
-                "VERIFIED",
-                "--two-factor",
-                two_factor,
-                "--password-stdin",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let username = format!("{name}@example.com");
+        let out = feed(
+            self.create_command(&username, &username, two_factor),
+            &format!("{PASSWORD}\n"),
+        );
         assert!(
             out.status.success(),
             "{}",
@@ -169,6 +166,23 @@ fn ureq_status(
         .unwrap_or(0);
     let payload = raw.split("\r\n\r\n").nth(1).unwrap_or("");
     (status, serde_json::from_str(payload).unwrap_or(Value::Null))
+}
+
+/// Runs `cmd` with `input` on its standard input.
+fn feed(mut cmd: Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 fn stderr(out: &Output) -> String {
@@ -252,33 +266,10 @@ fn create_refuses_duplicates_and_bad_values() {
     let env = Env::new();
     assert!(env.run(&["migrate"]).status.success());
     env.create("alice", "off");
-    let mut dup = env
-        .command()
-        .args([
-            "customers",
-            "create",
-            "--username",
-            "ALICE@example.com",
-            "--email",
-            "a@example.com",
-            "--phone",
-            "+447700900123",
-            "--first-name",
-            "A",
-            "--last-name",
-            "B",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    dup.stdin
-        .take()
-        .unwrap()
-        .write_all(PASSWORD.as_bytes())
-        .unwrap();
-    let out = dup.wait_with_output().unwrap();
+    let out = feed(
+        env.create_command("ALICE@example.com", "a@example.com", "off"),
+        PASSWORD,
+    );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
 
@@ -700,35 +691,9 @@ fn with_an_audit_key_the_chain_is_sealed_and_verifies_only_with_the_key() {
             .output()
             .unwrap()
     };
-    let mut create = env
-        .command()
-        .env("FINHUB_AUDIT_KEY", key)
-        .args([
-            "customers",
-            "create",
-            "--username",
-            "alice@example.com",
-            "--email",
-            "alice@example.com",
-            "--phone",
-            "+447700900123",
-            "--first-name",
-            "A",
-            "--last-name",
-            "B",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    create
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(PASSWORD.as_bytes())
-        .unwrap();
-    assert!(create.wait_with_output().unwrap().status.success());
+    let mut create = env.create_command("alice@example.com", "alice@example.com", "off");
+    create.env("FINHUB_AUDIT_KEY", key);
+    assert!(feed(create, PASSWORD).status.success());
     assert!(
         keyed(&["customers", "lock", "alice@example.com"])
             .status
