@@ -64,6 +64,8 @@ store_tests! {
         let app = spawn_app_with(|s| {
             s.hash_workers = 1;
             s.hash_queue = 1;
+            // Slow hashes, so that the concurrent logins surely overlap.
+            s.hash_iterations = 6;
         })
         .await;
         let alice = app.create_customer("alice", None).await;
