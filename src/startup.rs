@@ -130,10 +130,6 @@ impl Application {
         self.address
     }
 
-    pub fn port(&self) -> u16 {
-        self.address.port()
-    }
-
     /// Serves until `shutdown` completes, then finishes the requests in flight.
     pub async fn run_until(
         self,

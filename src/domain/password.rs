@@ -99,7 +99,6 @@ pub struct PasswordHasher {
 }
 
 struct Inner {
-    cost: HashCost,
     params: Params,
     workers: Arc<Semaphore>,
     worker_count: usize,
@@ -116,7 +115,6 @@ impl PasswordHasher {
         let dummy_hash = hash_blocking(&params, "finhub-dummy-password-for-unknown-users")?;
         Ok(Self {
             inner: Arc::new(Inner {
-                cost,
                 params,
                 workers: Arc::new(Semaphore::new(workers)),
                 worker_count: workers,
@@ -130,11 +128,6 @@ impl PasswordHasher {
     /// How many hashes run at once.
     pub fn workers(&self) -> usize {
         self.inner.worker_count
-    }
-
-    /// The cost new hashes get.
-    pub fn cost(&self) -> HashCost {
-        self.inner.cost
     }
 
     /// Hashes a new password into a PHC string.

@@ -3,18 +3,20 @@
 //! as far back as the chain stays within trusted proxies; anything else a client could forge.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
 use axum::http::{Extensions, HeaderMap};
 use ipnet::IpNet;
 
-/// Networks whose forwarding headers are believed.
+/// Networks whose forwarding headers are believed. Shared, not copied, by every request's
+/// state.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct TrustedProxies(Arc<[IpNet]>);
 
 impl TrustedProxies {
     pub fn new(networks: Vec<IpNet>) -> Self {
-        Self(networks)
+        Self(networks.into())
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {

@@ -95,10 +95,6 @@ impl AuthService {
         }
     }
 
-    pub fn policies(&self) -> &Policies {
-        &self.policies
-    }
-
     /// Resolves a bearer token to its live session and records the call as activity. Tokens
     /// that are not this service's shape never reach the store.
     pub async fn authenticate(&self, bearer: &str) -> Result<Session, AuthError> {
