@@ -7,19 +7,9 @@ store_tests! {
     #[tokio::test]
     async fn unknown_routes_and_methods_answer_problem_json() {
         let app = spawn_app().await;
-        let missing = app
-            .client
-            .get(app.url("/api/v1/nope"))
-            .send()
-            .await
-            .unwrap();
+        let missing = app.get("/api/v1/nope").await;
         assert_problem(missing, 404, "NOT_FOUND").await;
-        let wrong_method = app
-            .client
-            .get(app.url("/api/v1/auth/token"))
-            .send()
-            .await
-            .unwrap();
+        let wrong_method = app.get("/api/v1/auth/token").await;
         assert_problem(wrong_method, 405, "METHOD_NOT_ALLOWED").await;
     }
 
@@ -56,31 +46,18 @@ store_tests! {
     async fn health_readiness_and_metrics_answer() {
         let app = spawn_app().await;
         assert_eq!(
-            app.client
-                .get(app.url("/healthz"))
-                .send()
-                .await
-                .unwrap()
+            app.get("/healthz").await
                 .status(),
             StatusCode::OK
         );
         assert_eq!(
-            app.client
-                .get(app.url("/readyz"))
-                .send()
-                .await
-                .unwrap()
+            app.get("/readyz").await
                 .status(),
             StatusCode::OK
         );
         app.login("nobody@example.com", "wrong").await;
 
-        let metrics = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
+        let metrics = app.get("/metrics").await
             .text()
             .await
             .unwrap();
@@ -97,12 +74,7 @@ store_tests! {
     #[tokio::test]
     async fn the_openapi_document_is_3_1_and_describes_every_endpoint() {
         let app = spawn_app().await;
-        let doc: Value = app
-            .client
-            .get(app.url("/api/v1/openapi.json"))
-            .send()
-            .await
-            .unwrap()
+        let doc: Value = app.get("/api/v1/openapi.json").await
             .json()
             .await
             .unwrap();

@@ -179,6 +179,14 @@ impl TestApp {
         Customer { id, username }
     }
 
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value, bearer: Option<&str>) -> Response {
         let mut request = self.client.post(self.url(path)).json(body);
         if let Some(token) = bearer {

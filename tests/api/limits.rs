@@ -46,14 +46,10 @@ store_tests! {
             assert_eq!(app.me("garbage").await.status(), StatusCode::UNAUTHORIZED);
         }
         assert_problem(app.me("garbage").await, 429, "RATE_LIMITED").await;
-        let unknown = app.client.get(app.url("/api/v1/nope")).send().await.unwrap();
+        let unknown = app.get("/api/v1/nope").await;
         assert_problem(unknown, 429, "RATE_LIMITED").await;
         assert_eq!(
-            app.client
-                .get(app.url("/healthz"))
-                .send()
-                .await
-                .unwrap()
+            app.get("/healthz").await
                 .status(),
             StatusCode::OK
         );

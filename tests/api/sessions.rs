@@ -8,12 +8,7 @@ store_tests! {
     #[tokio::test]
     async fn customers_me_needs_a_valid_bearer_token() {
         let app = spawn_app().await;
-        let none = app
-            .client
-            .get(app.url("/api/v1/customers/me"))
-            .send()
-            .await
-            .unwrap();
+        let none = app.get("/api/v1/customers/me").await;
         assert_eq!(
             none.headers()["www-authenticate"],
             r#"Bearer realm="finhub""#
