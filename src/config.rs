@@ -657,6 +657,20 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_key_comes_from_the_environment_or_a_file_but_not_both() {
+        figment::Jail::expect_with(|jail| {
+            assert!(!Settings::load(None).unwrap().chain_seal().is_keyed());
+            jail.create_file("audit.key", "0123456789abcdef0123456789abcdef\n")?;
+            jail.set_env("FINHUB_AUDIT_KEY_FILE", "audit.key");
+            assert!(Settings::load(None).unwrap().chain_seal().is_keyed());
+            jail.set_env("FINHUB_AUDIT_KEY", "0123456789abcdef0123456789abcdef");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("not both"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_bad_value_names_its_variable() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("FINHUB_LOCKOUT_DURATION", "a while");
