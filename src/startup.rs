@@ -15,12 +15,12 @@ use crate::domain::audit::ChainSeal;
 use crate::domain::auth::AuthService;
 use crate::domain::housekeeping::Housekeeper;
 use crate::domain::password::{HashCost, PasswordHasher};
+use crate::domain::ports::{Notifier, Store};
 use crate::domain::rate_limit::RateLimits;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::state::AppState;
-use crate::notify::Notifier;
 use crate::notify::outbox::OutboxNotifier;
-use crate::store::{self, ConnectOptions, Store};
+use crate::store::{self, ConnectOptions, Migrations};
 
 /// The domain services over an opened store.
 #[derive(Clone)]
@@ -43,7 +43,13 @@ impl Services {
             statement_timeout: settings.db_statement_timeout.unsigned_abs(),
         };
         let seal = settings.chain_seal();
-        let store = store::connect(&settings.database_url, &options, seal.clone()).await?;
+        let store = store::connect(
+            &settings.database_url,
+            &options,
+            Migrations::Apply,
+            seal.clone(),
+        )
+        .await?;
         let cost = HashCost {
             memory_kib: settings.hash_memory_kib,
             iterations: settings.hash_iterations,

@@ -293,6 +293,65 @@ fn create_refuses_duplicates_and_bad_values() {
 }
 
 #[test]
+fn import_reports_a_customer_id_taken_by_another_customer_and_repeats_idempotently() {
+    let env = Env::new();
+    let customer = |id: &str, name: &str| json!({"customerId": id, "username": name, "email": name, "firstName": "Id", "lastName": "L", "password": PASSWORD});
+    let file = env.path("ids.jsonl");
+    let lines = [
+        customer("cust-1", "first@example.com"),
+        customer("cust-1", "second@example.com"),
+        customer("cust-2", "third@example.com"),
+    ];
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, text).unwrap();
+
+    let out = env.run(&["customers", "import", file.to_str().unwrap()]);
+
+    assert!(!out.status.success(), "a taken customerId fails the import");
+    assert!(
+        stdout(&out).contains("2 imported, 0 skipped (username exists), 1 rejected"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("line 2: customerId exists"),
+        "{}",
+        stderr(&out)
+    );
+
+    let taken = env.path("taken.jsonl");
+    std::fs::write(
+        &taken,
+        format!("{}\n", customer("cust-2", "fourth@example.com")),
+    )
+    .unwrap();
+    let out = env.run(&["customers", "import", taken.to_str().unwrap()]);
+    assert!(
+        !out.status.success(),
+        "an existing customerId fails the import"
+    );
+    assert!(
+        stderr(&out).contains("line 1: customerId exists"),
+        "{}",
+        stderr(&out)
+    );
+
+    let again = env.path("again.jsonl");
+    std::fs::write(
+        &again,
+        format!("{}\n", customer("cust-1", "first@example.com")),
+    )
+    .unwrap();
+    let out = env.run(&["customers", "import", again.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("0 imported, 1 skipped (username exists), 0 rejected"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
 fn import_streams_json_lines_with_passwords_or_hashes() {
     let env = Env::new();
     let hash = "$argon2id$v=19$m=8192,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$1MHhb5bTgdzmYBTTV1jVmfMgS0OoDMAnOVTeSa08Ezo";
@@ -740,5 +799,31 @@ fn with_an_audit_key_the_chain_is_sealed_and_verifies_only_with_the_key() {
         stderr(&short).contains("at least 32 bytes"),
         "{}",
         stderr(&short)
+    );
+}
+
+#[test]
+fn migrate_normalises_usernames_stored_in_another_unicode_form() {
+    let env = Env::new();
+    env.create("jose", "off");
+    // As an earlier version stored it: lower-cased, but decomposed (e + combining acute).
+    sqlite(
+        &env.path("auth.db"),
+        "UPDATE customers SET username = 'jose' || char(769) || '@example.com'",
+    );
+
+    let out = env.run(&["migrate"]);
+
+    assert!(out.status.success(), "{}", stderr(&out));
+    let _server = env.serve();
+    let (status, _) = env.call(
+        "POST",
+        "/api/v1/auth/token",
+        Some(json!({"username": "Jos\u{e9}@Example.com", "password": PASSWORD})),
+        None,
+    );
+    assert_eq!(
+        status, 200,
+        "the composed form finds the normalised account"
     );
 }

@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 
 use crate::domain::audit::{ChainSeal, ChainedEvent};
 use crate::domain::audit_trail;
+use crate::domain::ports::{AuditQuery, Store};
 use crate::startup::Services;
-use crate::store::{AuditQuery, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {

@@ -17,6 +17,7 @@ use crate::domain::customer::{
     CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
 };
 use crate::domain::password::{Password, PasswordHasher, check_imported_hash};
+use crate::domain::ports::Insertion;
 use crate::startup::Services;
 
 #[derive(Debug, Args)]
@@ -53,11 +54,18 @@ struct TwoFactorLine {
 
 /// A parsed line whose password may still need hashing.
 struct Pending {
+    line: u64,
     customer: NewCustomer,
     password: Option<Password>,
 }
 
-fn parse_line(text: &str) -> Result<Pending, String> {
+/// A customer ready to store, with the line it came from.
+struct Ready {
+    line: u64,
+    customer: NewCustomer,
+}
+
+fn parse_line(line_no: u64, text: &str) -> Result<Pending, String> {
     let line: ImportLine = serde_json::from_str(text).map_err(|e| {
         // serde's message can quote values (a password among them): keep only its category.
         let text = e.to_string();
@@ -122,23 +130,25 @@ fn parse_line(text: &str) -> Result<Pending, String> {
         password_hash,
     };
     customer.check().map_err(|e| e.to_string())?;
-    Ok(Pending { customer, password })
+    Ok(Pending {
+        line: line_no,
+        customer,
+        password,
+    })
 }
 
 /// Hashes the plaintext passwords of a batch in parallel on the hashing pool.
-async fn hash_batch(
-    hasher: &PasswordHasher,
-    batch: Vec<Pending>,
-) -> anyhow::Result<Vec<NewCustomer>> {
+async fn hash_batch(hasher: &PasswordHasher, batch: Vec<Pending>) -> anyhow::Result<Vec<Ready>> {
     let mut tasks = JoinSet::new();
     let mut ready = Vec::with_capacity(batch.len());
     for Pending {
+        line,
         mut customer,
         password,
     } in batch
     {
         match password {
-            None => ready.push(customer),
+            None => ready.push(Ready { line, customer }),
             Some(password) => {
                 // Keep no more hashes in flight than the pool has threads, so none is refused.
                 if tasks.len() >= hasher.workers()
@@ -149,7 +159,7 @@ async fn hash_batch(
                 let hasher = hasher.clone();
                 tasks.spawn(async move {
                     customer.password_hash = hasher.hash(&password).await?;
-                    Ok::<_, anyhow::Error>(customer)
+                    Ok::<_, anyhow::Error>(Ready { line, customer })
                 });
             }
         }
@@ -164,6 +174,9 @@ async fn hash_batch(
 struct Summary {
     read: u64,
     imported: u64,
+    /// The username exists (this customer or another): skipped, so imports can be repeated.
+    skipped: u64,
+    /// Lines refused: bad values, or a customerId another customer has.
     rejected: u64,
 }
 
@@ -195,7 +208,7 @@ pub async fn run(args: ImportArgs, services: &Services) -> anyhow::Result<ExitCo
             continue;
         }
         summary.read += 1;
-        match parse_line(text.trim()) {
+        match parse_line(line_no, text.trim()) {
             Ok(pending) => batch.push(pending),
             Err(why) => {
                 summary.rejected += 1;
@@ -203,16 +216,21 @@ pub async fn run(args: ImportArgs, services: &Services) -> anyhow::Result<ExitCo
             }
         }
         if batch.len() >= batch_size {
-            summary.imported += flush(services, std::mem::take(&mut batch)).await?;
+            flush(
+                services,
+                std::mem::take(&mut batch),
+                &mut summary,
+                &progress,
+            )
+            .await?;
             progress.set_message(format!("{} imported", summary.imported));
         }
     }
-    summary.imported += flush(services, batch).await?;
+    flush(services, batch, &mut summary, &progress).await?;
     progress.finish_and_clear();
-    let skipped = summary.read - summary.imported - summary.rejected;
     println!(
         "read {} customers: {} imported, {} skipped (username exists), {} rejected",
-        summary.read, summary.imported, skipped, summary.rejected
+        summary.read, summary.imported, summary.skipped, summary.rejected
     );
     Ok(if summary.rejected == 0 {
         ExitCode::SUCCESS
@@ -221,10 +239,32 @@ pub async fn run(args: ImportArgs, services: &Services) -> anyhow::Result<ExitCo
     })
 }
 
-async fn flush(services: &Services, batch: Vec<Pending>) -> anyhow::Result<u64> {
+/// Stores a batch and counts what became of each line, naming the lines refused.
+async fn flush(
+    services: &Services,
+    batch: Vec<Pending>,
+    summary: &mut Summary,
+    progress: &ProgressBar,
+) -> anyhow::Result<()> {
     if batch.is_empty() {
-        return Ok(0);
+        return Ok(());
     }
-    let ready = hash_batch(services.accounts.hasher(), batch).await?;
-    Ok(services.accounts.import_batch(ready).await?)
+    let (lines, customers): (Vec<u64>, Vec<NewCustomer>) =
+        hash_batch(services.accounts.hasher(), batch)
+            .await?
+            .into_iter()
+            .map(|r| (r.line, r.customer))
+            .unzip();
+    let outcomes = services.accounts.import_batch(customers).await?;
+    for (line, outcome) in lines.into_iter().zip(outcomes) {
+        match outcome {
+            Insertion::Inserted => summary.imported += 1,
+            Insertion::UsernameExists => summary.skipped += 1,
+            Insertion::CustomerIdExists => {
+                summary.rejected += 1;
+                progress.suspend(|| eprintln!("line {line}: customerId exists"));
+            }
+        }
+    }
+    Ok(())
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use super::audit::{AuditEvent, AuditKind, Outcome};
 use super::customer::{Customer, NewCustomer, Username};
 use super::password::{Password, PasswordHasher};
+use super::ports::{Insertion, Store, StoreError};
 use crate::clock::Clock;
-use crate::store::{Store, StoreError};
 
 /// Why an operator action failed.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +15,8 @@ pub enum AccountError {
     UnknownCustomer(String),
     #[error("a customer with username {0} already exists")]
     UsernameTaken(String),
+    #[error("a customer with customerId {0} already exists")]
+    CustomerIdTaken(String),
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -59,6 +61,9 @@ impl Accounts {
             .insert_customer(&customer, &self.created_event(&customer))
             .await
         {
+            Err(StoreError::Conflict("customerId")) => {
+                Err(AccountError::CustomerIdTaken(customer.id.to_string()))
+            }
             Err(StoreError::Conflict(_)) => {
                 Err(AccountError::UsernameTaken(customer.username.to_string()))
             }
@@ -66,9 +71,12 @@ impl Accounts {
         }
     }
 
-    /// Inserts a batch whose hashes are ready, skipping usernames that exist; returns how many
-    /// were new.
-    pub async fn import_batch(&self, batch: Vec<NewCustomer>) -> Result<u64, AccountError> {
+    /// Inserts a batch whose hashes are ready, skipping customers whose username or customerId
+    /// exists; returns what became of each, in order.
+    pub async fn import_batch(
+        &self,
+        batch: Vec<NewCustomer>,
+    ) -> Result<Vec<Insertion>, AccountError> {
         let batch: Vec<_> = batch
             .into_iter()
             .map(|c| {

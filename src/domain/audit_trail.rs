@@ -1,7 +1,7 @@
 //! Checking the stored audit trail end to end.
 
 use super::audit::{AuditKind, ChainBreak, ChainSeal, ChainVerifier};
-use crate::store::{AuditQuery, Store, StoreError};
+use super::ports::{AuditQuery, Store, StoreError};
 
 /// Why the trail could not be confirmed intact.
 #[derive(Debug, thiserror::Error)]

@@ -5,10 +5,12 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use unicode_normalization::UnicodeNormalization as _;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 
 use super::InvalidValue;
 
-/// A customer's login name: trimmed and lower-cased once, here, so that every comparison and
+/// A customer's login name: normalised (NFKC), trimmed and lower-cased once, here, so that every comparison and
 /// every failure counter keys on the same form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Username(String);
@@ -16,8 +18,14 @@ pub struct Username(String);
 impl Username {
     pub const MAX_LEN: usize = 254;
 
+    /// Normalises to NFKC, trimmed and lower-cased, so that one name typed in any Unicode
+    /// form (composed "é" or "e" with a combining accent, full-width letters) is one account.
+    /// Invisible formatting characters (category Cf, such as U+200B) are refused rather than
+    /// dropped: they make look-alike names.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let normalised = raw.trim().to_lowercase();
+        let lowered = raw.nfkc().collect::<String>().trim().to_lowercase();
+        // Lower-casing can leave a string that NFKC would change again.
+        let normalised: String = lowered.nfkc().collect();
         if normalised.is_empty() {
             return Err(InvalidValue("must not be empty"));
         }
@@ -26,6 +34,14 @@ impl Username {
         }
         if normalised.chars().any(char::is_control) {
             return Err(InvalidValue("must not contain control characters"));
+        }
+        if normalised
+            .chars()
+            .any(|c| c.general_category() == GeneralCategory::Format)
+        {
+            return Err(InvalidValue(
+                "must not contain invisible formatting characters",
+            ));
         }
         Ok(Self(normalised))
     }
@@ -135,7 +151,7 @@ impl PersonName {
 }
 
 /// Where the customer stands in know-your-customer checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum KycStatus {
     NotStarted,
@@ -145,6 +161,13 @@ pub enum KycStatus {
 }
 
 impl KycStatus {
+    pub const ALL: [Self; 4] = [
+        Self::NotStarted,
+        Self::Pending,
+        Self::Verified,
+        Self::Rejected,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NotStarted => "NOT_STARTED",
@@ -172,7 +195,7 @@ impl FromStr for KycStatus {
 }
 
 /// The channel a two-factor code travels by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum TwoFactorMethod {
     Sms,
@@ -180,6 +203,8 @@ pub enum TwoFactorMethod {
 }
 
 impl TwoFactorMethod {
+    pub const ALL: [Self; 2] = [Self::Sms, Self::Email];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sms => "SMS",
@@ -271,6 +296,29 @@ mod tests {
     fn usernames_are_trimmed_and_lower_cased() {
         let u = Username::parse("  Alice@Example.COM ").unwrap();
         assert_eq!(u.as_str(), "alice@example.com");
+    }
+
+    #[test]
+    fn one_name_in_any_unicode_form_is_one_username() {
+        let composed = Username::parse("Jos\u{e9}@example.com").unwrap();
+        let decomposed = Username::parse("Jose\u{301}@example.com").unwrap();
+        assert_eq!(composed, decomposed);
+        assert_eq!(composed.as_str(), "jos\u{e9}@example.com");
+        // Full-width letters are compatibility forms of the ASCII ones.
+        let wide = Username::parse("\u{ff21}lice@example.com").unwrap();
+        assert_eq!(wide.as_str(), "alice@example.com");
+    }
+
+    #[test]
+    fn invisible_formatting_characters_are_refused() {
+        for sneaky in [
+            "ali\u{200b}ce",
+            "\u{feff}alice",
+            "al\u{200d}ice",
+            "alice\u{2066}",
+        ] {
+            assert!(Username::parse(sneaky).is_err(), "{sneaky:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::InvalidValue;
 use super::password::HashError;
-use crate::store::StoreError;
+use super::ports::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use time::Duration;
 
 use super::audit::{AuditEvent, AuditKind, Outcome};
+use super::ports::{Store, StoreResult};
 use crate::clock::Clock;
-use crate::store::{Store, StoreResult};
 
 /// How long ended things are kept.
 #[derive(Debug, Clone, Copy)]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod housekeeping;
 pub mod lockout;
 pub mod password;
+pub mod ports;
 pub mod rate_limit;
 pub mod session;
 pub mod token;

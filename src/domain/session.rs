@@ -1,4 +1,9 @@
-//! Sessions and the rules that end them.
+//! Sessions and the rules that end them: lifetimes (pending, active, idle, absolute) are
+//! checked here on every call. Renewal rotates the refresh token; the store swaps it only if it
+//! is still the presented one
+//! ([`SessionStore::rotate_session`](super::ports::SessionStore::rotate_session), a conditional
+//! update), so two renewals with one token cannot both win, and the retired token is kept so
+//! that presenting it again is seen as reuse (`domain/auth/renewal.rs`).
 
 use time::{Duration, OffsetDateTime};
 

@@ -1,4 +1,16 @@
 //! Two-factor challenges: six-digit codes, their lifetime, and the limits on guessing and sending.
+//!
+//! The rules are decided here; the ones that concurrent requests could race are enforced
+//! atomically by the store, in one transaction each:
+//! - **guesses**: a challenge takes at most [`TwoFactorPolicy::max_attempts`] guesses, and each
+//!   wrong one counts towards the username's lock ([`super::lockout`]). Enforced by
+//!   [`TwoFactorStore::check_code`](super::ports::TwoFactorStore::check_code), which uses a
+//!   guess with a conditional update (`attempts < max`) while holding the username's counters
+//!   and the session (`store/sql/two_factor.rs`, `use_attempt`);
+//! - **sends**: at most [`TwoFactorPolicy::max_sends`] codes per session, no sooner than
+//!   [`TwoFactorPolicy::resend_interval`] apart. Enforced by
+//!   [`TwoFactorStore::open_challenge`](super::ports::TwoFactorStore::open_challenge), which
+//!   counts the send and checks both limits in one conditional update.
 
 use std::fmt;
 

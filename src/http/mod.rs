@@ -8,6 +8,7 @@ mod limit;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;
+mod schema;
 pub mod state;
 
 use std::time::Duration;

@@ -6,8 +6,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::client_ip::TrustedProxies;
 use crate::domain::auth::AuthService;
+use crate::domain::ports::Store;
 use crate::domain::rate_limit::RateLimits;
-use crate::store::Store;
 
 #[derive(Clone)]
 pub struct AppState {

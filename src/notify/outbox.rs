@@ -8,8 +8,8 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::Mutex;
 
-use super::{CodeMessage, Notifier, NotifyError};
 use crate::domain::audit::rfc3339;
+use crate::domain::ports::{CodeMessage, Notifier, NotifyError};
 
 /// Appends to one file; a lock keeps concurrent lines whole.
 #[derive(Debug)]

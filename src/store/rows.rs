@@ -10,7 +10,7 @@ use crate::domain::lockout::LockoutRecord;
 use crate::domain::session::{Session, SessionId, SessionState};
 use crate::domain::two_factor::{Challenge, ChallengeId, ChallengeStatus, CodeHash};
 
-use super::StoreError;
+use crate::domain::ports::StoreError;
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Other(anyhow!("corrupt stored {what}"))

@@ -294,7 +294,7 @@ impl TestApp {
         let events = self
             .services
             .store
-            .audit_events(finhub_auth::store::AuditQuery {
+            .audit_events(finhub_auth::domain::ports::AuditQuery {
                 after_seq: 0,
                 since: None,
                 limit: 100_000,

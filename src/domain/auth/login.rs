@@ -7,9 +7,9 @@ use crate::domain::customer::{Customer, Username};
 use crate::domain::error::AuthError;
 use crate::domain::lockout::LockoutRecord;
 use crate::domain::password::{HashError, Password};
+use crate::domain::ports::SessionStart;
 use crate::domain::session::{NewSession, SessionId, SessionState};
 use crate::domain::token::TokenPair;
-use crate::store::SessionStart;
 
 const LOGIN_METRIC: &str = "finhub_logins_total";
 

@@ -1,11 +1,14 @@
 //! The login flow: password login, the session checks on every call, two-factor, renewal and
 //! logout. [`AuthService`] holds the rules; the store makes each state change atomic.
 
+mod details;
 mod login;
 mod renewal;
 mod second_factor;
 
 use std::sync::Arc;
+
+pub use details::{CustomerDetails, TwoFactorSettings};
 
 use time::OffsetDateTime;
 
@@ -20,8 +23,7 @@ use super::session::{Ended, Session, SessionId, SessionPolicy, SessionState};
 use super::token::{SessionToken, TokenPair};
 use super::two_factor::TwoFactorPolicy;
 use crate::clock::Clock;
-use crate::notify::Notifier;
-use crate::store::Store;
+use crate::domain::ports::{Notifier, Store};
 
 /// Every configurable rule of the flow.
 #[derive(Debug, Clone, Copy)]
@@ -49,13 +51,6 @@ pub struct ChallengeIssued {
     pub destination: String,
     pub expires_at: OffsetDateTime,
     pub resend_available_at: OffsetDateTime,
-}
-
-/// A customer's record with the session asking for it.
-#[derive(Debug)]
-pub struct CustomerDetails {
-    pub customer: Customer,
-    pub session: Session,
 }
 
 /// Which sessions a logout ends.
@@ -123,7 +118,7 @@ impl AuthService {
             .customer_by_id(&session.customer_id)
             .await?
             .ok_or(AuthError::Unauthenticated)?;
-        Ok(CustomerDetails { customer, session })
+        Ok(CustomerDetails::for_session(customer, session))
     }
 
     /// Ends this session, or every session of its customer, at once. Ending every session takes

@@ -6,12 +6,12 @@ use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::client::ClientContext;
 use crate::domain::customer::{Customer, TwoFactorMethod};
 use crate::domain::error::AuthError;
+use crate::domain::ports::CodeMessage;
 use crate::domain::session::{Rotation, Session, SessionState};
 use crate::domain::token::TokenPair;
 use crate::domain::two_factor::{
     ChallengeId, CodeGuess, GuessOutcome, NewChallenge, OtpCode, SendOutcome,
 };
-use crate::notify::CodeMessage;
 
 const VERIFY_METRIC: &str = "finhub_2fa_verifications_total";
 const SEND_METRIC: &str = "finhub_2fa_codes_sent_total";

@@ -9,11 +9,12 @@ use utoipa::ToSchema;
 
 use super::ProblemDocument;
 use crate::domain::audit::rfc3339;
-use crate::domain::auth::CustomerDetails;
-use crate::domain::customer::{Customer, KycStatus, TwoFactorMethod};
-use crate::domain::session::{Session, SessionState};
+use crate::domain::auth::{CustomerDetails, TwoFactorSettings};
+use crate::domain::customer::{KycStatus, TwoFactorMethod};
+use crate::domain::session::Session;
 use crate::http::error::{ApiResult, no_store};
 use crate::http::extract::AuthSession;
+use crate::http::schema;
 use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct TwoFactorView {
     enabled: bool,
+    #[schema(value_type = Option<schema::TwoFactorMethod>)]
     method: Option<TwoFactorMethod>,
     /// Masked.
     destination: Option<String>,
@@ -49,6 +51,7 @@ pub struct CustomerView {
     phone: Option<String>,
     first_name: String,
     last_name: String,
+    #[schema(value_type = schema::KycStatus)]
     kyc_status: KycStatus,
     two_factor: TwoFactorView,
     /// When the current session completed login.
@@ -74,40 +77,47 @@ pub enum MeResponse {
     Restricted(RestrictedCustomerView),
 }
 
-fn two_factor_view(c: &Customer) -> TwoFactorView {
-    TwoFactorView {
-        enabled: c.two_factor.is_some(),
-        method: c.two_factor,
-        destination: c.two_factor.and_then(|m| c.destination(m)),
+impl From<&TwoFactorSettings> for TwoFactorView {
+    fn from(t: &TwoFactorSettings) -> Self {
+        Self {
+            enabled: t.method.is_some(),
+            method: t.method,
+            destination: t.masked_destination.clone(),
+        }
     }
 }
 
-fn session_view(s: &Session) -> SessionView {
-    SessionView {
-        id: s.id.to_string(),
-        state: s.state.as_str(),
-        expires_at: rfc3339(s.expires_at),
-        two_factor_verified: s.two_factor_verified,
+impl From<&Session> for SessionView {
+    fn from(s: &Session) -> Self {
+        Self {
+            id: s.id.to_string(),
+            state: s.state.as_str(),
+            expires_at: rfc3339(s.expires_at),
+            two_factor_verified: s.two_factor_verified,
+        }
     }
 }
 
 impl From<CustomerDetails> for MeResponse {
-    fn from(
-        CustomerDetails {
-            customer: c,
-            session: s,
-        }: CustomerDetails,
-    ) -> Self {
-        match s.state {
-            SessionState::TwoFactorPending => Self::Restricted(RestrictedCustomerView {
-                customer_id: c.id.to_string(),
-                two_factor: two_factor_view(&c),
-                session: session_view(&s),
+    fn from(details: CustomerDetails) -> Self {
+        match details {
+            CustomerDetails::Restricted {
+                customer_id,
+                two_factor,
+                session,
+            } => Self::Restricted(RestrictedCustomerView {
+                customer_id: customer_id.to_string(),
+                two_factor: TwoFactorView::from(&two_factor),
+                session: SessionView::from(&session),
             }),
-            SessionState::Active => Self::Full(CustomerView {
+            CustomerDetails::Full {
+                customer: c,
+                two_factor,
+                session: s,
+            } => Self::Full(CustomerView {
                 customer_id: c.id.to_string(),
-                two_factor: two_factor_view(&c),
-                session: session_view(&s),
+                two_factor: TwoFactorView::from(&two_factor),
+                session: SessionView::from(&s),
                 username: c.username.to_string(),
                 email: c.email.as_str().to_owned(),
                 phone: c.phone.as_ref().map(|p| p.as_str().to_owned()),

@@ -14,6 +14,7 @@ use crate::domain::customer::TwoFactorMethod;
 use crate::domain::two_factor::{CODE_LENGTH, ChallengeId, OtpCode};
 use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
 use crate::http::extract::{ApiJson, AuthSession, Client};
+use crate::http::schema;
 use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct InitiateRequest {
     /// The channel; defaults to the customer's configured one.
+    #[schema(value_type = Option<schema::TwoFactorMethod>)]
     method: Option<TwoFactorMethod>,
 }
 
@@ -32,6 +34,7 @@ pub struct InitiateRequest {
 #[serde(rename_all = "camelCase")]
 pub struct ChallengeResponse {
     challenge_id: String,
+    #[schema(value_type = schema::TwoFactorMethod)]
     method: TwoFactorMethod,
     /// Masked, e.g. `+44********89`.
     destination: String,

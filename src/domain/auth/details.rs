@@ -1,0 +1,59 @@
+//! What a session may see of its customer: the rule of the restricted view.
+
+use crate::domain::customer::{Customer, CustomerId, TwoFactorMethod};
+use crate::domain::session::{Session, SessionState};
+
+/// A customer's two-factor settings as the customer may see them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwoFactorSettings {
+    /// `None` when two-factor is off.
+    pub method: Option<TwoFactorMethod>,
+    /// Where codes go, masked.
+    pub masked_destination: Option<String>,
+}
+
+impl TwoFactorSettings {
+    fn of(customer: &Customer) -> Self {
+        Self {
+            method: customer.two_factor,
+            masked_destination: customer.two_factor.and_then(|m| customer.destination(m)),
+        }
+    }
+}
+
+/// The customer behind a session, as much of it as the session may see.
+#[derive(Debug)]
+pub enum CustomerDetails {
+    /// An ACTIVE session sees the whole record.
+    Full {
+        customer: Customer,
+        two_factor: TwoFactorSettings,
+        session: Session,
+    },
+    /// A session awaiting two-factor has proved only a password: it sees what finishing
+    /// two-factor needs, and no personal or KYC data.
+    Restricted {
+        customer_id: CustomerId,
+        two_factor: TwoFactorSettings,
+        session: Session,
+    },
+}
+
+impl CustomerDetails {
+    /// Applies the rule: the session's state decides the view.
+    pub fn for_session(customer: Customer, session: Session) -> Self {
+        let two_factor = TwoFactorSettings::of(&customer);
+        match session.state {
+            SessionState::Active => Self::Full {
+                customer,
+                two_factor,
+                session,
+            },
+            SessionState::TwoFactorPending => Self::Restricted {
+                customer_id: customer.id,
+                two_factor,
+                session,
+            },
+        }
+    }
+}

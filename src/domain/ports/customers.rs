@@ -1,0 +1,71 @@
+//! Customers and the failure counters of their usernames.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+use crate::domain::audit::AuditEvent;
+use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
+use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
+
+/// The counters after a failure, and whether that failure was counted (it is not while a lock
+/// is already in force).
+#[derive(Debug, Clone, Copy)]
+pub struct FailureOutcome {
+    pub record: LockoutRecord,
+    pub counted: bool,
+}
+
+/// What became of one customer of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insertion {
+    Inserted,
+    /// Another customer (with another username) has this customerId.
+    CustomerIdExists,
+    /// A customer with this username exists: another one, or this one imported before.
+    UsernameExists,
+}
+
+/// Customers, and the lockout counters kept per normalised username (existing or not).
+#[async_trait]
+pub trait CustomerStore: Send + Sync + 'static {
+    /// Fails with [`super::StoreError::Conflict`] naming the value that is taken.
+    async fn insert_customer(&self, customer: &NewCustomer, event: &AuditEvent) -> StoreResult<()>;
+    /// Inserts a batch in one transaction, skipping customers whose customerId or username
+    /// exists. Each customer comes with the event that records its creation, appended only if
+    /// it was inserted. Returns what became of each customer, in order.
+    async fn insert_customers(
+        &self,
+        batch: &[(NewCustomer, AuditEvent)],
+    ) -> StoreResult<Vec<Insertion>>;
+    async fn customer_by_username(&self, username: &Username) -> StoreResult<Option<Customer>>;
+    async fn customer_by_id(&self, id: &CustomerId) -> StoreResult<Option<Customer>>;
+    /// Replaces the password hash if it is still `old`.
+    async fn replace_password_hash(
+        &self,
+        id: &CustomerId,
+        old: &str,
+        new: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<bool>;
+
+    /// The failure counters of a username (all zero if it never failed).
+    async fn lockout(&self, username: &Username) -> StoreResult<LockoutRecord>;
+    /// Counts one failure at `event.at`, locking per `policy`, in one transaction that holds
+    /// the username's counters; failures while locked are recorded but not counted. Appends
+    /// `event`, and a lock event when this failure locks.
+    async fn record_failure(
+        &self,
+        username: &Username,
+        policy: &LockoutPolicy,
+        event: &AuditEvent,
+    ) -> StoreResult<FailureOutcome>;
+    /// Sets or clears an operator lock. Unlocking also clears the failure counters; locking ends
+    /// every session of `customer`.
+    async fn set_operator_lock(
+        &self,
+        username: &Username,
+        customer: &CustomerId,
+        locked: bool,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+}

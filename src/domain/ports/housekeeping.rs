@@ -1,0 +1,26 @@
+//! Removing what has ended, in small batches.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::StoreResult;
+use crate::domain::audit::AuditEvent;
+
+#[async_trait]
+pub trait HousekeepingStore: Send + Sync + 'static {
+    /// Deletes up to `batch` sessions whose absolute lifetime, or pending lifetime, ended before
+    /// `cutoff`, with their challenges and retired refresh tokens; returns how many.
+    async fn purge_sessions(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64>;
+    /// Deletes up to `batch` failure counters that hold no lock and last changed before
+    /// `cutoff`; returns how many.
+    async fn purge_lockouts(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64>;
+    /// Deletes up to `batch` events older than `cutoff` from the start of the audit chain,
+    /// moving the checkpoint to the last one deleted, and appends `event` (with the count and
+    /// the checkpoint added) in the same transaction; returns how many were deleted.
+    async fn purge_audit(
+        &self,
+        cutoff: OffsetDateTime,
+        batch: u32,
+        event: &AuditEvent,
+    ) -> StoreResult<u64>;
+}

@@ -1,0 +1,49 @@
+//! The interfaces the domain needs from the outside world, declared here so that the rules
+//! depend on nothing but themselves. `crate::store` implements the storage ports for SQLite and
+//! PostgreSQL; `crate::notify` implements [`Notifier`].
+//!
+//! Storage is split by aggregate, so that a feature adds a port rather than growing one. Every
+//! method that changes state takes the audit event that records the change, and the store
+//! writes both in one transaction: either both are stored or neither is.
+
+mod audit;
+mod customers;
+mod housekeeping;
+mod notifier;
+mod sessions;
+mod two_factor;
+
+use async_trait::async_trait;
+
+pub use audit::{AuditQuery, AuditStore};
+pub use customers::{CustomerStore, FailureOutcome, Insertion};
+pub use housekeeping::HousekeepingStore;
+pub use notifier::{CodeMessage, Notifier, NotifyError};
+pub use sessions::{SessionStart, SessionStore};
+pub use two_factor::TwoFactorStore;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached, is overloaded or refuses writes for now; the caller may
+    /// retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A unique value (such as a username) is taken.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// Anything else: a bug or corrupt data.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Every storage port, as one database provides them.
+#[async_trait]
+pub trait Store:
+    CustomerStore + SessionStore + TwoFactorStore + AuditStore + HousekeepingStore
+{
+    /// Checks that the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+}

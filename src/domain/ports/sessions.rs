@@ -1,0 +1,60 @@
+//! Sessions and their tokens.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::StoreResult;
+use crate::domain::audit::AuditEvent;
+use crate::domain::customer::{CustomerId, Username};
+use crate::domain::lockout::LockoutRecord;
+use crate::domain::session::{NewSession, Rotation, Session, SessionId};
+use crate::domain::token::TokenHash;
+
+/// What the store reports when a login tries to start a session.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionStart {
+    /// The session exists; for an ACTIVE one, the login before it.
+    Started {
+        previous_login_at: Option<OffsetDateTime>,
+    },
+    /// The account was locked before the session could start.
+    Locked(LockoutRecord),
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Starts a session unless the username is locked at `session.created_at`, checked in the
+    /// same transaction that holds the username's counters. An ACTIVE start completes a login:
+    /// it resets the failure counters and records the login on the customer. A pending start
+    /// does neither: the second factor is still owed.
+    async fn start_session(
+        &self,
+        session: &NewSession,
+        username: &Username,
+        event: &AuditEvent,
+    ) -> StoreResult<SessionStart>;
+    async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>>;
+    async fn session_by_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>>;
+    /// The session a refresh token belonged to before it was rotated away.
+    async fn session_by_retired_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>>;
+    /// Records activity for the idle timeout.
+    async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> StoreResult<()>;
+    /// Swaps an ACTIVE session's tokens if its refresh token is still `rotation.old_refresh`
+    /// (a conditional update, so two renewals with one token cannot both win); false when
+    /// another request rotated first. The old token is kept as retired, for reuse detection.
+    async fn rotate_session(&self, rotation: &Rotation, event: &AuditEvent) -> StoreResult<bool>;
+    /// Ends one session; false if it had already ended.
+    async fn revoke_session(
+        &self,
+        id: &SessionId,
+        reason: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<bool>;
+    /// Ends every session of a customer; returns how many were live.
+    async fn revoke_customer_sessions(
+        &self,
+        customer: &CustomerId,
+        reason: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<u64>;
+}

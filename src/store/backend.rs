@@ -1,0 +1,165 @@
+//! The contract between the shared queries (`sql/`) and a database: what differs between SQLite
+//! and PostgreSQL is declared once, in [`Backend`], and each backend implements it in its own
+//! module (`sqlite.rs`, `postgres.rs`).
+//!
+//! sqlx cannot state "this value can be bound on this database" for a generic database without
+//! repeating the bounds on every function, so the shared queries go through [`Query`], which
+//! accepts any [`Param`] and decodes any [`Record`]: values and rows that both databases
+//! support, checked by the compiler for each backend.
+
+use std::future::Future;
+
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Database, Encode, FromRow, Pool, Postgres, Sqlite, Transaction, Type};
+
+use crate::domain::customer::Username;
+
+/// A value both databases can bind (encoded at once, so it may borrow for `'q`).
+pub trait Param<'q>:
+    Encode<'q, Sqlite> + Type<Sqlite> + Encode<'q, Postgres> + Type<Postgres> + Send
+{
+}
+
+impl<'q, T> Param<'q> for T where
+    T: Encode<'q, Sqlite> + Type<Sqlite> + Encode<'q, Postgres> + Type<Postgres> + Send
+{
+}
+
+/// A row both databases can decode.
+pub trait Record:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin + 'static
+{
+}
+
+impl<T> Record for T where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin + 'static
+{
+}
+
+/// A database the shared queries run on.
+pub trait Backend: Database + Sync {
+    /// Reads the chain head for an append, locked against concurrent appenders.
+    const HEAD_FOR_APPEND: &'static str;
+    /// Reads the retention checkpoint, locked against concurrent purges.
+    const CHECKPOINT_FOR_PURGE: &'static str;
+    /// Deletes a batch of ended sessions (`$1` cutoff, `$2` batch size).
+    const PURGE_SESSIONS: &'static str;
+    /// Deletes a batch of stale failure counters (`$1` cutoff, `$2` batch size).
+    const PURGE_LOCKOUTS: &'static str;
+    /// The id and username of every customer whose username has a non-ASCII character.
+    const NON_ASCII_USERNAMES: &'static str;
+
+    /// Starts a transaction that may write.
+    fn begin_write(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = sqlx::Result<Transaction<'static, Self>>> + Send;
+
+    /// Makes concurrent transactions on one username, from any instance, take their turn,
+    /// whether or not it has a counter row yet.
+    fn lock_username(
+        conn: &mut Self::Connection,
+        username: &Username,
+    ) -> impl Future<Output = sqlx::Result<()>> + Send;
+
+    /// Adds a value to the query's arguments.
+    fn bind<'q, T: Param<'q>>(query: Query<Self>, value: T) -> Query<Self>;
+
+    /// Runs a statement; returns how many rows it changed.
+    fn execute(
+        conn: &mut Self::Connection,
+        query: Query<Self>,
+    ) -> impl Future<Output = sqlx::Result<u64>> + Send;
+
+    fn fetch_optional<R: Record>(
+        conn: &mut Self::Connection,
+        query: Query<Self>,
+    ) -> impl Future<Output = sqlx::Result<Option<R>>> + Send;
+
+    fn fetch_all<R: Record>(
+        conn: &mut Self::Connection,
+        query: Query<Self>,
+    ) -> impl Future<Output = sqlx::Result<Vec<R>>> + Send;
+}
+
+/// A statement with its arguments, for backend `B`.
+pub struct Query<B: Backend>(pub(super) sqlx::query::Query<'static, B, B::Arguments>);
+
+/// A statement to run on backend `B`; placeholders are `$1`, `$2`, … on both databases.
+pub fn query<B: Backend>(sql: &'static str) -> Query<B> {
+    Query(sqlx::query(sql))
+}
+
+impl<B: Backend> Query<B> {
+    pub fn bind<'q, T: Param<'q>>(self, value: T) -> Self {
+        B::bind(self, value)
+    }
+
+    /// Runs the statement; returns how many rows it changed.
+    pub async fn execute(self, conn: &mut B::Connection) -> sqlx::Result<u64> {
+        B::execute(conn, self).await
+    }
+
+    pub async fn fetch_optional<R: Record>(
+        self,
+        conn: &mut B::Connection,
+    ) -> sqlx::Result<Option<R>> {
+        B::fetch_optional(conn, self).await
+    }
+
+    pub async fn fetch_one<R: Record>(self, conn: &mut B::Connection) -> sqlx::Result<R> {
+        B::fetch_optional(conn, self)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
+    }
+
+    pub async fn fetch_all<R: Record>(self, conn: &mut B::Connection) -> sqlx::Result<Vec<R>> {
+        B::fetch_all(conn, self).await
+    }
+}
+
+/// The part of [`Backend`] that is the same for every sqlx driver, written once: each backend
+/// module invokes it with its database type.
+macro_rules! forward_to_sqlx {
+    ($db:ty) => {
+        fn bind<'q, T: $crate::store::backend::Param<'q>>(
+            query: $crate::store::backend::Query<$db>,
+            value: T,
+        ) -> $crate::store::backend::Query<$db> {
+            $crate::store::backend::Query(query.0.bind(value))
+        }
+
+        async fn execute(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            query: $crate::store::backend::Query<$db>,
+        ) -> sqlx::Result<u64> {
+            Ok(query.0.execute(conn).await?.rows_affected())
+        }
+
+        async fn fetch_optional<R: $crate::store::backend::Record>(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            query: $crate::store::backend::Query<$db>,
+        ) -> sqlx::Result<Option<R>> {
+            query
+                .0
+                .fetch_optional(conn)
+                .await?
+                .map(|row| R::from_row(&row))
+                .transpose()
+        }
+
+        async fn fetch_all<R: $crate::store::backend::Record>(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            query: $crate::store::backend::Query<$db>,
+        ) -> sqlx::Result<Vec<R>> {
+            query
+                .0
+                .fetch_all(conn)
+                .await?
+                .iter()
+                .map(R::from_row)
+                .collect()
+        }
+    };
+}
+pub(super) use forward_to_sqlx;

@@ -1,0 +1,107 @@
+//! Appending to and reading the hash-chained audit trail.
+
+use async_trait::async_trait;
+
+use super::{SqlStore, Tx};
+use crate::clock::to_unix_millis;
+use crate::domain::audit::{AuditEvent, ChainSeal, ChainedEvent};
+use crate::domain::ports::{AuditQuery, AuditStore, StoreResult};
+use crate::store::backend::{Backend, query};
+use crate::store::rows::{AuditRow, audit_columns};
+
+/// Appends events to the chain inside the caller's transaction. The head is read with the
+/// backend's lock (SQLite's single writer; a row lock in PostgreSQL), so concurrent appenders,
+/// from this instance or another, take their turn.
+pub(super) async fn append<B: Backend>(
+    tx: &mut Tx<B>,
+    seal: &ChainSeal,
+    events: &[&AuditEvent],
+) -> StoreResult<()> {
+    let (mut seq, mut hash): (i64, String) = query::<B>(B::HEAD_FOR_APPEND).fetch_one(tx).await?;
+    for event in events {
+        let prev_hash = hash;
+        seq += 1;
+        hash = seal.hash(event, seq, &prev_hash);
+        query::<B>(
+            "INSERT INTO audit_events (seq, id, at, kind, outcome, reason, username, customer_id, \
+             session_id, ip, user_agent, device_fingerprint, device_name, details, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(seq)
+        .bind(event.id.as_str())
+        .bind(to_unix_millis(event.at))
+        .bind(event.kind.as_str())
+        .bind(event.outcome.as_str())
+        .bind(event.reason.as_deref())
+        .bind(event.username.as_deref())
+        .bind(event.customer_id.as_deref())
+        .bind(event.session_id.as_deref())
+        .bind(event.ip.as_deref())
+        .bind(event.user_agent.as_deref())
+        .bind(event.device_fingerprint.as_deref())
+        .bind(event.device_name.as_deref())
+        .bind(serde_json::Value::Object(event.details.clone()).to_string())
+        .bind(prev_hash)
+        .bind(hash.as_str())
+        .execute(tx)
+        .await?;
+    }
+    query::<B>("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(hash)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl<B: Backend> AuditStore for SqlStore<B> {
+    async fn append_event(&self, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        append(&mut tx, &self.seal, &[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, q: AuditQuery) -> StoreResult<Vec<ChainedEvent>> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_events WHERE seq > $1 AND at >= $2 ORDER BY seq LIMIT $3"
+        );
+        let rows: Vec<AuditRow> = query::<B>(SQL)
+            .bind(q.after_seq)
+            .bind(q.since.map_or(i64::MIN, to_unix_millis))
+            .bind(i64::from(q.limit))
+            .fetch_all(&mut *self.read().await?)
+            .await?;
+        rows.into_iter().map(ChainedEvent::try_from).collect()
+    }
+
+    async fn audit_tail(&self, n: u32) -> StoreResult<Vec<ChainedEvent>> {
+        const SQL: &str = concat!(
+            "SELECT * FROM (SELECT ",
+            audit_columns!(),
+            " FROM audit_events ORDER BY seq DESC LIMIT $1) AS newest ORDER BY seq"
+        );
+        let rows: Vec<AuditRow> = query::<B>(SQL)
+            .bind(i64::from(n))
+            .fetch_all(&mut *self.read().await?)
+            .await?;
+        rows.into_iter().map(ChainedEvent::try_from).collect()
+    }
+
+    async fn audit_head(&self) -> StoreResult<(i64, String)> {
+        Ok(query::<B>("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *self.read().await?)
+            .await?)
+    }
+
+    async fn audit_checkpoint(&self) -> StoreResult<(i64, String)> {
+        Ok(
+            query::<B>("SELECT seq, hash FROM audit_checkpoint WHERE id = 1")
+                .fetch_one(&mut *self.read().await?)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,321 @@
+//! Customers and their failure counters.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{SqlStore, Tx, audit, sessions};
+use crate::clock::to_unix_millis;
+use crate::domain::audit::AuditEvent;
+use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
+use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
+use crate::domain::ports::{CustomerStore, FailureOutcome, Insertion, StoreError, StoreResult};
+use crate::store::backend::{Backend, query};
+use crate::store::rows::{CustomerRow, LockoutRow, customer_columns};
+
+const SELECT_LOCKOUT: &str =
+    "SELECT failures, lock_count, locked_until, operator_locked FROM lockouts WHERE username = $1";
+
+/// Inserts one customer unless its customerId or username is taken, and says which. The same
+/// customer imported again (same customerId and username) counts as its username existing.
+async fn insert_row<B: Backend>(
+    tx: &mut Tx<B>,
+    c: &NewCustomer,
+    created_at: i64,
+) -> StoreResult<Insertion> {
+    let inserted = query::<B>(
+        "INSERT INTO customers (id, username, email, phone, first_name, last_name, kyc_status, \
+         two_factor_method, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(c.id.as_str())
+    .bind(c.username.as_str())
+    .bind(c.email.as_str())
+    .bind(c.phone.as_ref().map(|p| p.as_str()))
+    .bind(c.first_name.as_str())
+    .bind(c.last_name.as_str())
+    .bind(c.kyc_status.as_str())
+    .bind(c.two_factor.map(|m| m.as_str()))
+    .bind(c.password_hash.as_str())
+    .bind(created_at)
+    .execute(tx)
+    .await?;
+    if inserted == 1 {
+        return Ok(Insertion::Inserted);
+    }
+    let holder: Option<(String,)> = query::<B>("SELECT username FROM customers WHERE id = $1")
+        .bind(c.id.as_str())
+        .fetch_optional(tx)
+        .await?;
+    Ok(match holder {
+        Some((username,)) if username != c.username.as_str() => Insertion::CustomerIdExists,
+        _ => Insertion::UsernameExists,
+    })
+}
+
+async fn lockout_row<B: Backend>(
+    conn: &mut B::Connection,
+    username: &Username,
+) -> StoreResult<LockoutRecord> {
+    let row: Option<LockoutRow> = query::<B>(SELECT_LOCKOUT)
+        .bind(username.as_str())
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(Into::into).unwrap_or_default())
+}
+
+/// Reads a username's counters under the backend's lock on the username (SQLite's single
+/// writer; an advisory lock in PostgreSQL), so that concurrent failures, guesses and logins for
+/// one username, from any instance, take their turn, whether or not it has a counter row yet.
+pub(super) async fn lockout_in<B: Backend>(
+    tx: &mut Tx<B>,
+    username: &Username,
+) -> StoreResult<LockoutRecord> {
+    B::lock_username(tx, username).await?;
+    lockout_row::<B>(tx, username).await
+}
+
+/// Clears a username's counters after a successful login; an operator lock stays.
+pub(super) async fn reset_failures<B: Backend>(
+    tx: &mut Tx<B>,
+    username: &Username,
+) -> StoreResult<()> {
+    query::<B>("DELETE FROM lockouts WHERE username = $1 AND operator_locked = FALSE")
+        .bind(username.as_str())
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Counts one failure for a username that is not locked, inside the caller's transaction
+/// (which holds the username's counters); locks it when the policy says so. Returns the new
+/// counters and, if this failure locked, until when and the how-manieth lock it is.
+pub(super) async fn count_failure<B: Backend>(
+    tx: &mut Tx<B>,
+    username: &Username,
+    policy: &LockoutPolicy,
+    now: OffsetDateTime,
+) -> StoreResult<(LockoutRecord, Option<(OffsetDateTime, u32)>)> {
+    let row: LockoutRow = query::<B>(
+        "INSERT INTO lockouts (username, failures, updated_at) VALUES ($1, 1, $2) \
+         ON CONFLICT (username) DO UPDATE SET failures = lockouts.failures + 1, updated_at = excluded.updated_at \
+         RETURNING failures, lock_count, locked_until, operator_locked",
+    )
+    .bind(username.as_str())
+    .bind(to_unix_millis(now))
+    .fetch_one(tx)
+    .await?;
+    let record = LockoutRecord::from(row);
+    if !policy.should_lock(record.failures) {
+        return Ok((record, None));
+    }
+    let nth = record.lock_count.saturating_add(1);
+    let until = now + policy.lock_duration(nth);
+    query::<B>(
+        "UPDATE lockouts SET failures = 0, lock_count = $1, locked_until = $2 WHERE username = $3",
+    )
+    .bind(i64::from(nth))
+    .bind(to_unix_millis(until))
+    .bind(username.as_str())
+    .execute(tx)
+    .await?;
+    let locked = LockoutRecord {
+        failures: 0,
+        lock_count: nth,
+        locked_until: Some(until),
+        ..record
+    };
+    Ok((locked, Some((until, nth))))
+}
+
+async fn customer_where<B: Backend>(
+    store: &SqlStore<B>,
+    sql: &'static str,
+    key: &str,
+) -> StoreResult<Option<Customer>> {
+    let row: Option<CustomerRow> = query::<B>(sql)
+        .bind(key)
+        .fetch_optional(&mut *store.read().await?)
+        .await?;
+    row.map(Customer::try_from).transpose()
+}
+
+#[async_trait]
+impl<B: Backend> CustomerStore for SqlStore<B> {
+    async fn insert_customer(&self, customer: &NewCustomer, event: &AuditEvent) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        match insert_row(&mut tx, customer, to_unix_millis(event.at)).await? {
+            Insertion::Inserted => {}
+            Insertion::CustomerIdExists => return Err(StoreError::Conflict("customerId")),
+            Insertion::UsernameExists => return Err(StoreError::Conflict("username")),
+        }
+        audit::append(&mut tx, &self.seal, &[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_customers(
+        &self,
+        batch: &[(NewCustomer, AuditEvent)],
+    ) -> StoreResult<Vec<Insertion>> {
+        let mut tx = self.write().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len());
+        for (c, event) in batch {
+            let outcome = insert_row(&mut tx, c, to_unix_millis(event.at)).await?;
+            if outcome == Insertion::Inserted {
+                events.push(event);
+            }
+            outcomes.push(outcome);
+        }
+        audit::append(&mut tx, &self.seal, &events).await?;
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn customer_by_username(&self, username: &Username) -> StoreResult<Option<Customer>> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            customer_columns!(),
+            " FROM customers WHERE username = $1"
+        );
+        customer_where(self, SQL, username.as_str()).await
+    }
+
+    async fn customer_by_id(&self, id: &CustomerId) -> StoreResult<Option<Customer>> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            customer_columns!(),
+            " FROM customers WHERE id = $1"
+        );
+        customer_where(self, SQL, id.as_str()).await
+    }
+
+    async fn replace_password_hash(
+        &self,
+        id: &CustomerId,
+        old: &str,
+        new: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let updated = query::<B>(
+            "UPDATE customers SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
+        )
+        .bind(new)
+        .bind(id.as_str())
+        .bind(old)
+        .execute(&mut tx)
+        .await?
+            == 1;
+        if updated {
+            audit::append(&mut tx, &self.seal, &[event]).await?;
+        }
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    async fn lockout(&self, username: &Username) -> StoreResult<LockoutRecord> {
+        lockout_row::<B>(&mut *self.read().await?, username).await
+    }
+
+    async fn record_failure(
+        &self,
+        username: &Username,
+        policy: &LockoutPolicy,
+        event: &AuditEvent,
+    ) -> StoreResult<FailureOutcome> {
+        let now = event.at;
+        let mut tx = self.write().await?;
+        let current = lockout_in(&mut tx, username).await?;
+        if current.lock_at(now).is_some() {
+            audit::append(&mut tx, &self.seal, &[event]).await?;
+            tx.commit().await?;
+            return Ok(FailureOutcome {
+                record: current,
+                counted: false,
+            });
+        }
+        let (record, locked) = count_failure(&mut tx, username, policy, now).await?;
+        match locked {
+            Some((until, nth)) => {
+                let lock = event.lock_caused(until, nth);
+                audit::append(&mut tx, &self.seal, &[event, &lock]).await?
+            }
+            None => audit::append(&mut tx, &self.seal, &[event]).await?,
+        }
+        tx.commit().await?;
+        Ok(FailureOutcome {
+            record,
+            counted: true,
+        })
+    }
+
+    async fn set_operator_lock(
+        &self,
+        username: &Username,
+        customer: &CustomerId,
+        locked: bool,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        lockout_in(&mut tx, username).await?;
+        if locked {
+            query::<B>(
+                "INSERT INTO lockouts (username, operator_locked, updated_at) VALUES ($1, TRUE, $2) \
+                 ON CONFLICT (username) DO UPDATE SET operator_locked = TRUE, updated_at = excluded.updated_at",
+            )
+            .bind(username.as_str())
+            .bind(to_unix_millis(event.at))
+            .execute(&mut tx)
+            .await?;
+            sessions::end_customer_sessions(&mut tx, customer, "operator_lock", event.at).await?;
+        } else {
+            query::<B>("DELETE FROM lockouts WHERE username = $1")
+                .bind(username.as_str())
+                .execute(&mut tx)
+                .await?;
+        }
+        audit::append(&mut tx, &self.seal, &[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Rewrites usernames stored by earlier versions, which only trimmed and lower-cased them,
+    /// into today's form ([`Username::parse`]). Only names with non-ASCII characters can change,
+    /// so only those are read; a name whose new form another customer holds is left for an
+    /// operator (and reported). Returns how many were rewritten.
+    pub(crate) async fn normalise_usernames(&self) -> StoreResult<u64> {
+        let candidates: Vec<(String, String)> = query::<B>(B::NON_ASCII_USERNAMES)
+            .fetch_all(&mut *self.read().await?)
+            .await?;
+        let mut rewritten = 0;
+        for (id, stored) in candidates {
+            let Ok(username) = Username::parse(&stored) else {
+                tracing::warn!(customer.id = %id, "stored username is not valid today; left as it is");
+                continue;
+            };
+            if username.as_str() == stored {
+                continue;
+            }
+            let mut tx = self.write().await?;
+            let changed = query::<B>(
+                "UPDATE customers SET username = $1 WHERE id = $2 AND username = $3 \
+                 AND NOT EXISTS (SELECT 1 FROM customers o WHERE o.username = $1)",
+            )
+            .bind(username.as_str())
+            .bind(id.as_str())
+            .bind(stored.as_str())
+            .execute(&mut tx)
+            .await?;
+            tx.commit().await?;
+            if changed == 1 {
+                rewritten += 1;
+            } else {
+                tracing::warn!(customer.id = %id, "normalised username belongs to another customer; left as it is");
+            }
+        }
+        Ok(rewritten)
+    }
+}

@@ -1,0 +1,82 @@
+//! Removing ended sessions, stale failure counters and expired audit events, in small batches.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{SqlStore, audit};
+use crate::clock::to_unix_millis;
+use crate::domain::audit::AuditEvent;
+use crate::domain::ports::{HousekeepingStore, StoreResult};
+use crate::store::backend::{Backend, query};
+
+impl<B: Backend> SqlStore<B> {
+    /// Runs one batch deletion (`$1` cutoff, `$2` batch size) in its own statement.
+    async fn purge_batch(
+        &self,
+        sql: &'static str,
+        cutoff: OffsetDateTime,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        Ok(query::<B>(sql)
+            .bind(to_unix_millis(cutoff))
+            .bind(i64::from(batch))
+            .execute(&mut *self.writer.acquire().await?)
+            .await?)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> HousekeepingStore for SqlStore<B> {
+    async fn purge_sessions(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
+        self.purge_batch(B::PURGE_SESSIONS, cutoff, batch).await
+    }
+
+    async fn purge_lockouts(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
+        self.purge_batch(B::PURGE_LOCKOUTS, cutoff, batch).await
+    }
+
+    /// Reads the checkpoint with the backend's lock, so that instances purging at once take
+    /// turns.
+    async fn purge_audit(
+        &self,
+        cutoff: OffsetDateTime,
+        batch: u32,
+        event: &AuditEvent,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let (from, _): (i64, String) = query::<B>(B::CHECKPOINT_FOR_PURGE)
+            .fetch_one(&mut tx)
+            .await?;
+        let oldest: Vec<(i64, String, i64)> = query::<B>(
+            "SELECT seq, hash, at FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(from)
+        .bind(i64::from(batch))
+        .fetch_all(&mut tx)
+        .await?;
+        let cutoff = to_unix_millis(cutoff);
+        let Some((through, hash, _)) = oldest
+            .into_iter()
+            .take_while(|(_, _, at)| *at < cutoff)
+            .last()
+        else {
+            return Ok(0);
+        };
+        query::<B>("UPDATE audit_checkpoint SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(through)
+            .bind(hash)
+            .execute(&mut tx)
+            .await?;
+        let deleted = query::<B>("DELETE FROM audit_events WHERE seq <= $1")
+            .bind(through)
+            .execute(&mut tx)
+            .await?;
+        let record = event
+            .clone()
+            .detail("deleted", deleted)
+            .detail("throughSeq", through);
+        audit::append(&mut tx, &self.seal, &[&record]).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,59 @@
+//! The storage ports, implemented once for every [`Backend`]: one file per port, with the
+//! queries written in the SQL both databases accept.
+//!
+//! Writes go through the backend's write transaction ([`Backend::begin_write`]) and take rows in
+//! one order everywhere (failure counters, session, challenge, customer, audit head), so that
+//! concurrent transactions never wait on each other in a cycle.
+
+mod audit;
+mod customers;
+mod housekeeping;
+mod sessions;
+mod two_factor;
+
+use async_trait::async_trait;
+use sqlx::Transaction;
+use sqlx::pool::{Pool, PoolConnection};
+
+use super::backend::{Backend, query};
+use crate::domain::audit::ChainSeal;
+use crate::domain::ports::{Store, StoreResult};
+
+/// A write transaction on backend `B`.
+type Tx<B> = Transaction<'static, B>;
+
+/// The database of backend `B`, with the seal its audit chain is written under.
+#[derive(Debug)]
+pub struct SqlStore<B: Backend> {
+    /// Where every write transaction starts (on SQLite, a pool of exactly one connection).
+    writer: Pool<B>,
+    reader: Pool<B>,
+    seal: ChainSeal,
+}
+
+impl<B: Backend> SqlStore<B> {
+    pub(super) fn new(writer: Pool<B>, reader: Pool<B>, seal: ChainSeal) -> Self {
+        Self {
+            writer,
+            reader,
+            seal,
+        }
+    }
+
+    async fn write(&self) -> StoreResult<Tx<B>> {
+        Ok(B::begin_write(&self.writer).await?)
+    }
+
+    async fn read(&self) -> StoreResult<PoolConnection<B>> {
+        Ok(self.reader.acquire().await?)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Store for SqlStore<B> {
+    async fn ping(&self) -> StoreResult<()> {
+        let mut conn = self.read().await?;
+        query::<B>("SELECT 1").execute(&mut conn).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,270 @@
+//! Sessions and their tokens.
+
+use anyhow::anyhow;
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{SqlStore, Tx, audit, customers};
+use crate::clock::{from_unix_millis, to_unix_millis};
+use crate::domain::audit::AuditEvent;
+use crate::domain::customer::{CustomerId, Username};
+use crate::domain::ports::{SessionStart, SessionStore, StoreError, StoreResult};
+use crate::domain::session::{NewSession, Rotation, Session, SessionId, SessionState};
+use crate::domain::token::TokenHash;
+use crate::store::backend::{Backend, query};
+use crate::store::rows::{SessionRow, session_columns};
+
+/// When a completed login happened and the one before it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LoginTimes {
+    pub login_at: OffsetDateTime,
+    pub previous_login_at: Option<OffsetDateTime>,
+}
+
+/// Moves the customer's last login to `at`, returning the one it replaces.
+pub(super) async fn record_login<B: Backend>(
+    tx: &mut Tx<B>,
+    customer: &CustomerId,
+    at: OffsetDateTime,
+) -> StoreResult<LoginTimes> {
+    let previous: Option<(Option<i64>,)> =
+        query::<B>("SELECT last_login_at FROM customers WHERE id = $1")
+            .bind(customer.as_str())
+            .fetch_optional(tx)
+            .await?;
+    let (previous,) =
+        previous.ok_or_else(|| StoreError::Other(anyhow!("session for a missing customer")))?;
+    query::<B>("UPDATE customers SET last_login_at = $1 WHERE id = $2")
+        .bind(to_unix_millis(at))
+        .bind(customer.as_str())
+        .execute(tx)
+        .await?;
+    Ok(LoginTimes {
+        login_at: at,
+        previous_login_at: previous.map(from_unix_millis),
+    })
+}
+
+/// Retires the session's current refresh token so that presenting it again is seen as reuse.
+pub(super) async fn retire_refresh<B: Backend>(
+    tx: &mut Tx<B>,
+    id: &SessionId,
+    at: OffsetDateTime,
+) -> StoreResult<bool> {
+    let retired = query::<B>(
+        "INSERT INTO retired_refresh_tokens (hash, session_id, retired_at) \
+         SELECT refresh_hash, id, $1 FROM sessions WHERE id = $2 AND revoked_at IS NULL",
+    )
+    .bind(to_unix_millis(at))
+    .bind(id.as_str())
+    .execute(tx)
+    .await?;
+    Ok(retired == 1)
+}
+
+const END_SESSION: &str =
+    "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND revoked_at IS NULL";
+const END_CUSTOMER_SESSIONS: &str = "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
+     WHERE customer_id = $3 AND revoked_at IS NULL";
+
+/// Ends the live sessions `sql` selects by `key`; returns how many there were.
+async fn end_sessions<B: Backend>(
+    tx: &mut Tx<B>,
+    sql: &'static str,
+    key: &str,
+    reason: &str,
+    at: OffsetDateTime,
+) -> StoreResult<u64> {
+    Ok(query::<B>(sql)
+        .bind(to_unix_millis(at))
+        .bind(reason)
+        .bind(key)
+        .execute(tx)
+        .await?)
+}
+
+/// Ends every live session of a customer inside the caller's transaction.
+pub(super) async fn end_customer_sessions<B: Backend>(
+    tx: &mut Tx<B>,
+    customer: &CustomerId,
+    reason: &str,
+    at: OffsetDateTime,
+) -> StoreResult<u64> {
+    end_sessions(tx, END_CUSTOMER_SESSIONS, customer.as_str(), reason, at).await
+}
+
+/// Ends the live sessions `sql` selects by `key` and appends `event`, in one transaction.
+async fn end_sessions_audited<B: Backend>(
+    store: &SqlStore<B>,
+    sql: &'static str,
+    key: &str,
+    reason: &str,
+    event: &AuditEvent,
+) -> StoreResult<u64> {
+    let mut tx = store.write().await?;
+    let ended = end_sessions(&mut tx, sql, key, reason, event.at).await?;
+    audit::append(&mut tx, &store.seal, &[event]).await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
+/// The session a token hash selects through `sql`.
+async fn session_where<B: Backend>(
+    store: &SqlStore<B>,
+    sql: &'static str,
+    hash: &TokenHash,
+) -> StoreResult<Option<Session>> {
+    let row: Option<SessionRow> = query::<B>(sql)
+        .bind(hash.as_bytes().as_slice())
+        .fetch_optional(&mut *store.read().await?)
+        .await?;
+    row.map(Session::try_from).transpose()
+}
+
+#[async_trait]
+impl<B: Backend> SessionStore for SqlStore<B> {
+    async fn start_session(
+        &self,
+        s: &NewSession,
+        username: &Username,
+        event: &AuditEvent,
+    ) -> StoreResult<SessionStart> {
+        let mut tx = self.write().await?;
+        let lockout = customers::lockout_in(&mut tx, username).await?;
+        if lockout.lock_at(s.created_at).is_some() {
+            return Ok(SessionStart::Locked(lockout));
+        }
+        // Only a completed login resets the failure count: a password alone, for a customer
+        // with 2FA, must not buy fresh guesses at the code.
+        let login = match s.state {
+            SessionState::Active => {
+                customers::reset_failures(&mut tx, username).await?;
+                Some(record_login(&mut tx, &s.customer_id, s.created_at).await?)
+            }
+            SessionState::TwoFactorPending => None,
+        };
+        let device = s.client.device.as_ref();
+        query::<B>(
+            "INSERT INTO sessions (id, customer_id, state, access_hash, refresh_hash, created_at, \
+             expires_at, absolute_expires_at, last_seen_at, login_at, previous_login_at, ip, user_agent, \
+             device_fingerprint, device_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(s.id.as_str())
+        .bind(s.customer_id.as_str())
+        .bind(s.state.as_str())
+        .bind(s.access_hash.as_bytes().as_slice())
+        .bind(s.refresh_hash.as_bytes().as_slice())
+        .bind(to_unix_millis(s.created_at))
+        .bind(to_unix_millis(s.expires_at))
+        .bind(to_unix_millis(s.absolute_expires_at))
+        .bind(to_unix_millis(s.created_at))
+        .bind(login.map(|l| to_unix_millis(l.login_at)))
+        .bind(login.and_then(|l| l.previous_login_at).map(to_unix_millis))
+        .bind(s.client.ip.map(|ip| ip.to_string()))
+        .bind(s.client.user_agent.as_deref())
+        .bind(device.map(|d| d.fingerprint.as_str()))
+        .bind(device.and_then(|d| d.name.as_deref()))
+        .execute(&mut tx)
+        .await?;
+        audit::append(&mut tx, &self.seal, &[event]).await?;
+        tx.commit().await?;
+        Ok(SessionStart::Started {
+            previous_login_at: login.and_then(|l| l.previous_login_at),
+        })
+    }
+
+    async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions s WHERE s.access_hash = $1"
+        );
+        session_where(self, SQL, hash).await
+    }
+
+    async fn session_by_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions s WHERE s.refresh_hash = $1"
+        );
+        session_where(self, SQL, hash).await
+    }
+
+    async fn session_by_retired_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM retired_refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.hash = $1"
+        );
+        session_where(self, SQL, hash).await
+    }
+
+    async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> StoreResult<()> {
+        query::<B>("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $3")
+            .bind(to_unix_millis(at))
+            .bind(id.as_str())
+            .bind(to_unix_millis(at))
+            .execute(&mut *self.writer.acquire().await?)
+            .await?;
+        Ok(())
+    }
+
+    async fn rotate_session(&self, r: &Rotation, event: &AuditEvent) -> StoreResult<bool> {
+        let old = r.old_refresh.ok_or_else(|| {
+            StoreError::Other(anyhow!("a refresh rotation needs the presented token"))
+        })?;
+        let mut tx = self.write().await?;
+        let swapped = query::<B>(
+            "UPDATE sessions SET access_hash = $1, refresh_hash = $2, expires_at = $3 \
+             WHERE id = $4 AND refresh_hash = $5 AND revoked_at IS NULL AND state = 'ACTIVE'",
+        )
+        .bind(r.access_hash.as_bytes().as_slice())
+        .bind(r.refresh_hash.as_bytes().as_slice())
+        .bind(to_unix_millis(r.expires_at))
+        .bind(r.session_id.as_str())
+        .bind(old.as_bytes().as_slice())
+        .execute(&mut tx)
+        .await?
+            == 1;
+        if !swapped {
+            return Ok(false);
+        }
+        query::<B>(
+            "INSERT INTO retired_refresh_tokens (hash, session_id, retired_at) VALUES ($1, $2, $3)",
+        )
+        .bind(old.as_bytes().as_slice())
+        .bind(r.session_id.as_str())
+        .bind(to_unix_millis(r.at))
+        .execute(&mut tx)
+        .await?;
+        audit::append(&mut tx, &self.seal, &[event]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn revoke_session(
+        &self,
+        id: &SessionId,
+        reason: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<bool> {
+        Ok(end_sessions_audited(self, END_SESSION, id.as_str(), reason, event).await? == 1)
+    }
+
+    async fn revoke_customer_sessions(
+        &self,
+        customer: &CustomerId,
+        reason: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<u64> {
+        end_sessions_audited(
+            self,
+            END_CUSTOMER_SESSIONS,
+            customer.as_str(),
+            reason,
+            event,
+        )
+        .await
+    }
+}

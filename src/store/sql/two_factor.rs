@@ -1,0 +1,258 @@
+//! Two-factor challenges: sending limits, guess reservation and completion.
+
+use async_trait::async_trait;
+use time::{Duration, OffsetDateTime};
+
+use super::{SqlStore, Tx, audit, customers, sessions};
+use crate::clock::{from_unix_millis, to_unix_millis};
+use crate::domain::audit::AuditEvent;
+use crate::domain::customer::CustomerId;
+use crate::domain::lockout::LockoutPolicy;
+use crate::domain::ports::{StoreResult, TwoFactorStore};
+use crate::domain::session::SessionId;
+use crate::domain::two_factor::{
+    Challenge, ChallengeId, CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
+};
+use crate::store::backend::{Backend, query};
+use crate::store::rows::ChallengeRow;
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX)
+}
+
+/// Locks the session row if the session still awaits 2FA; otherwise says what became of it.
+async fn hold_pending_session<B: Backend>(
+    tx: &mut Tx<B>,
+    session: &SessionId,
+) -> StoreResult<Option<GuessOutcome>> {
+    let held = query::<B>(
+        "UPDATE sessions SET state = state \
+         WHERE id = $1 AND state = 'TWO_FACTOR_PENDING' AND revoked_at IS NULL",
+    )
+    .bind(session.as_str())
+    .execute(tx)
+    .await?;
+    if held == 1 {
+        return Ok(None);
+    }
+    let revoked: Option<(Option<i64>,)> =
+        query::<B>("SELECT revoked_at FROM sessions WHERE id = $1")
+            .bind(session.as_str())
+            .fetch_optional(tx)
+            .await?;
+    Ok(Some(GuessOutcome::SessionMoved {
+        revoked: !matches!(revoked, Some((None,))),
+    }))
+}
+
+/// Why the challenge cannot take a guess, if it cannot.
+async fn unusable<B: Backend>(
+    tx: &mut Tx<B>,
+    guess: &CodeGuess,
+    now: OffsetDateTime,
+) -> StoreResult<Option<GuessOutcome>> {
+    let found: Option<(String, i64, i64)> = query::<B>(
+        "SELECT status, attempts, expires_at FROM challenges WHERE id = $1 AND session_id = $2",
+    )
+    .bind(guess.challenge_id.as_str())
+    .bind(guess.session_id.as_str())
+    .fetch_optional(tx)
+    .await?;
+    Ok(match found {
+        None => Some(GuessOutcome::Unknown),
+        Some((status, _, _)) if status != "OPEN" => Some(GuessOutcome::Closed),
+        Some((_, _, expires_at)) if expires_at <= to_unix_millis(now) => {
+            Some(GuessOutcome::Expired)
+        }
+        Some((_, attempts, _)) if attempts >= i64::from(guess.max_attempts) => {
+            Some(GuessOutcome::Exhausted)
+        }
+        Some(_) => None,
+    })
+}
+
+/// Uses one guess of the challenge, by a conditional update.
+async fn use_attempt<B: Backend>(
+    tx: &mut Tx<B>,
+    guess: &CodeGuess,
+    now: OffsetDateTime,
+) -> StoreResult<Option<Challenge>> {
+    let row: Option<ChallengeRow> = query::<B>(
+        "UPDATE challenges SET attempts = attempts + 1 \
+         WHERE id = $1 AND session_id = $2 AND status = 'OPEN' AND attempts < $3 AND expires_at > $4 \
+         RETURNING id, session_id, code_hash, expires_at, attempts, status",
+    )
+    .bind(guess.challenge_id.as_str())
+    .bind(guess.session_id.as_str())
+    .bind(i64::from(guess.max_attempts))
+    .bind(to_unix_millis(now))
+    .fetch_optional(tx)
+    .await?;
+    row.map(Challenge::try_from).transpose()
+}
+
+/// The right code: closes the challenge, clears the failure count, records the login and makes
+/// the session ACTIVE with its new tokens (retiring the pending refresh token).
+async fn activate<B: Backend>(tx: &mut Tx<B>, guess: &CodeGuess) -> StoreResult<()> {
+    let r = &guess.rotation;
+    customers::reset_failures(tx, &guess.username).await?;
+    query::<B>("UPDATE challenges SET status = 'VERIFIED' WHERE id = $1")
+        .bind(guess.challenge_id.as_str())
+        .execute(tx)
+        .await?;
+    sessions::retire_refresh(tx, &r.session_id, r.at).await?;
+    let (customer,): (String,) = query::<B>("SELECT customer_id FROM sessions WHERE id = $1")
+        .bind(r.session_id.as_str())
+        .fetch_one(tx)
+        .await?;
+    let login = sessions::record_login(tx, &CustomerId::from_stored(customer), r.at).await?;
+    query::<B>(
+        "UPDATE sessions SET state = 'ACTIVE', two_factor_verified = TRUE, access_hash = $1, refresh_hash = $2, \
+         expires_at = $3, last_seen_at = $4, login_at = $5, previous_login_at = $6 WHERE id = $7",
+    )
+    .bind(r.access_hash.as_bytes().as_slice())
+    .bind(r.refresh_hash.as_bytes().as_slice())
+    .bind(to_unix_millis(r.expires_at))
+    .bind(to_unix_millis(r.at))
+    .bind(to_unix_millis(login.login_at))
+    .bind(login.previous_login_at.map(to_unix_millis))
+    .bind(r.session_id.as_str())
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl<B: Backend> TwoFactorStore for SqlStore<B> {
+    async fn open_challenge(
+        &self,
+        c: &NewChallenge,
+        policy: &TwoFactorPolicy,
+        event: &AuditEvent,
+    ) -> StoreResult<SendOutcome> {
+        let now = to_unix_millis(c.created_at);
+        let mut tx = self.write().await?;
+        // Counting the send and checking the limits is one conditional update.
+        let counted = query::<B>(
+            "UPDATE sessions SET codes_sent = codes_sent + 1, last_code_sent_at = $1 \
+             WHERE id = $2 AND state = 'TWO_FACTOR_PENDING' AND revoked_at IS NULL AND codes_sent < $3 \
+             AND (last_code_sent_at IS NULL OR last_code_sent_at <= $4)",
+        )
+        .bind(now)
+        .bind(c.session_id.as_str())
+        .bind(i64::from(policy.max_sends))
+        .bind(now.saturating_sub(millis(policy.resend_interval)))
+        .execute(&mut tx)
+        .await?
+            == 1;
+        if !counted {
+            let standing: Option<(String, Option<i64>, i64, Option<i64>)> = query::<B>(
+                "SELECT state, revoked_at, codes_sent, last_code_sent_at FROM sessions WHERE id = $1",
+            )
+            .bind(c.session_id.as_str())
+            .fetch_optional(&mut tx)
+            .await?;
+            return Ok(match standing {
+                None | Some((_, Some(_), _, _)) => SendOutcome::SessionMoved { revoked: true },
+                Some((state, None, _, _)) if state != "TWO_FACTOR_PENDING" => {
+                    SendOutcome::SessionMoved { revoked: false }
+                }
+                Some((_, None, sent, Some(last))) if sent < i64::from(policy.max_sends) => {
+                    SendOutcome::TooSoon {
+                        retry_at: from_unix_millis(last) + policy.resend_interval,
+                    }
+                }
+                Some(_) => SendOutcome::LimitReached,
+            });
+        }
+        query::<B>(
+            "UPDATE challenges SET status = 'SUPERSEDED' WHERE session_id = $1 AND status = 'OPEN'",
+        )
+        .bind(c.session_id.as_str())
+        .execute(&mut tx)
+        .await?;
+        query::<B>(
+            "INSERT INTO challenges (id, session_id, method, destination, code_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(c.id.as_str())
+        .bind(c.session_id.as_str())
+        .bind(c.method.as_str())
+        .bind(&c.destination)
+        .bind(c.code_hash.as_bytes().as_slice())
+        .bind(now)
+        .bind(to_unix_millis(c.expires_at))
+        .execute(&mut tx)
+        .await?;
+        audit::append(&mut tx, &self.seal, &[event]).await?;
+        tx.commit().await?;
+        Ok(SendOutcome::Opened)
+    }
+
+    async fn release_send(
+        &self,
+        challenge: &ChallengeId,
+        session: &SessionId,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        query::<B>(
+            "UPDATE sessions SET codes_sent = codes_sent - 1, last_code_sent_at = NULL \
+             WHERE id = $1 AND codes_sent > 0",
+        )
+        .bind(session.as_str())
+        .execute(&mut tx)
+        .await?;
+        query::<B>("UPDATE challenges SET status = 'SUPERSEDED' WHERE id = $1 AND status = 'OPEN'")
+            .bind(challenge.as_str())
+            .execute(&mut tx)
+            .await?;
+        audit::append(&mut tx, &self.seal, &[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn check_code(
+        &self,
+        guess: &CodeGuess,
+        policy: &LockoutPolicy,
+        context: &AuditEvent,
+    ) -> StoreResult<GuessOutcome> {
+        let now = context.at;
+        let mut tx = self.write().await?;
+        // Rows are taken in the order every transaction takes them: failure counters, session,
+        // challenge, customer, audit head.
+        let lockout = customers::lockout_in(&mut tx, &guess.username).await?;
+        let outcome = if let Some(moved) = hold_pending_session(&mut tx, &guess.session_id).await? {
+            moved
+        } else if let Some(refused) = unusable(&mut tx, guess, now).await? {
+            refused
+        } else if let Some(lock) = lockout.lock_at(now) {
+            GuessOutcome::Locked {
+                until: lock.until(),
+            }
+        } else {
+            match use_attempt(&mut tx, guess, now).await? {
+                None => GuessOutcome::Exhausted,
+                Some(challenge) if challenge.code_hash.matches(&guess.presented) => {
+                    activate(&mut tx, guess).await?;
+                    GuessOutcome::Verified
+                }
+                Some(challenge) => {
+                    let (_, locked) =
+                        customers::count_failure(&mut tx, &guess.username, policy, now).await?;
+                    GuessOutcome::Wrong {
+                        attempts: challenge.attempts,
+                        locked,
+                    }
+                }
+            }
+        };
+        let events = outcome.audit_events(context);
+        if !events.is_empty() {
+            audit::append(&mut tx, &self.seal, &events.iter().collect::<Vec<_>>()).await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,100 @@
+//! The embedded SQLite store.
+//!
+//! SQLite allows one writer at a time, so writes go through a pool of exactly one connection
+//! that starts every transaction with `BEGIN IMMEDIATE` (no `SQLITE_BUSY` between our own
+//! transactions, and another process writing the same file makes us wait rather than fail), and
+//! reads go through a separate pool. WAL mode lets readers proceed during a write, and
+//! `synchronous = FULL` makes every commit durable before the response that depends on it.
+//!
+//! The queries themselves are shared with PostgreSQL (`sql/`); this module is SQLite's
+//! [`Backend`]: the few statements that differ, and how transactions start.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Sqlite, SqliteConnection, Transaction};
+
+use super::backend::{Backend, forward_to_sqlx};
+use super::sql::SqlStore;
+use super::{ConnectOptions, Migrations};
+use crate::domain::audit::ChainSeal;
+use crate::domain::customer::Username;
+
+/// The single writer already orders every write, so nothing is locked explicitly.
+impl Backend for Sqlite {
+    const HEAD_FOR_APPEND: &'static str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+    const CHECKPOINT_FOR_PURGE: &'static str =
+        "SELECT seq, hash FROM audit_checkpoint WHERE id = 1";
+    const PURGE_SESSIONS: &'static str = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+         WHERE absolute_expires_at <= $1 OR (state = 'TWO_FACTOR_PENDING' AND expires_at <= $1) LIMIT $2)";
+    const PURGE_LOCKOUTS: &'static str = "DELETE FROM lockouts WHERE username IN (SELECT username FROM lockouts \
+         WHERE operator_locked = FALSE AND updated_at <= $1 AND (locked_until IS NULL OR locked_until <= $1) \
+         LIMIT $2)";
+    const NON_ASCII_USERNAMES: &'static str =
+        "SELECT id, username FROM customers WHERE username GLOB '*[^ -~]*'";
+
+    /// Takes SQLite's write lock at once, so that a transaction never fails half-way with
+    /// `SQLITE_BUSY` when it first writes.
+    async fn begin_write(pool: &Pool<Self>) -> sqlx::Result<Transaction<'static, Self>> {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Nothing to do: the transaction already holds the database's single write lock.
+    async fn lock_username(_conn: &mut SqliteConnection, _username: &Username) -> sqlx::Result<()> {
+        Ok(())
+    }
+
+    forward_to_sqlx!(Sqlite);
+}
+
+/// Opens (creating if needed) the database at `url`, applying or checking migrations.
+pub(super) async fn open(
+    url: &str,
+    options: &ConnectOptions,
+    migrations: Migrations,
+    seal: ChainSeal,
+) -> anyhow::Result<SqlStore<Sqlite>> {
+    let connect = SqliteConnectOptions::from_str(url)
+        .with_context(|| "FINHUB_DATABASE_URL is not a valid sqlite:// URL".to_owned())?
+        .create_if_missing(migrations == Migrations::Apply)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    if let Some(dir) = connect
+        .get_filename()
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        create_dir(dir)?;
+    }
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect.clone())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the SQLite database {}",
+                connect.get_filename().display()
+            )
+        })?;
+    migrations
+        .run(sqlx::migrate!("./migrations/sqlite"), &writer)
+        .await?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(options.max_connections.max(1))
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect.read_only(true))
+        .await
+        .context("opening SQLite readers")?;
+    Ok(SqlStore::new(writer, reader, seal))
+}
+
+fn create_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the database directory {}", dir.display()))
+}
