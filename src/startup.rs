@@ -9,18 +9,18 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
-use crate::config::{NotifierKind, Settings};
+use crate::config::{NotifierKind, NotifierSection, Settings};
 use crate::domain::accounts::Accounts;
 use crate::domain::audit::ChainSeal;
 use crate::domain::auth::AuthService;
 use crate::domain::housekeeping::Housekeeper;
-use crate::domain::password::{HashCost, PasswordHasher};
+use crate::domain::password::PasswordHasher;
 use crate::domain::ports::{Notifier, Store};
 use crate::domain::rate_limit::RateLimits;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::state::AppState;
 use crate::notify::outbox::OutboxNotifier;
-use crate::store::{self, ConnectOptions, Migrations};
+use crate::store::{self, Migrations};
 
 /// The domain services over an opened store.
 #[derive(Clone)]
@@ -37,28 +37,19 @@ pub struct Services {
 impl Services {
     /// Opens the store (applying migrations) and builds the services the settings describe.
     pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let options = ConnectOptions {
-            max_connections: settings.db_max_connections,
-            acquire_timeout: settings.db_acquire_timeout.unsigned_abs(),
-            statement_timeout: settings.db_statement_timeout.unsigned_abs(),
-        };
-        let seal = settings.chain_seal();
+        let seal = settings.audit.chain_seal();
         let store = store::connect(
-            &settings.database_url,
-            &options,
+            &settings.store.url,
+            &settings.store.options(),
             Migrations::Apply,
             seal.clone(),
         )
         .await?;
-        let cost = HashCost {
-            memory_kib: settings.hash_memory_kib,
-            iterations: settings.hash_iterations,
-            parallelism: settings.hash_parallelism,
-        };
-        let hasher = PasswordHasher::new(cost, settings.hash_threads(), settings.hash_queue)
+        let hashing = &settings.hashing;
+        let hasher = PasswordHasher::new(hashing.cost(), hashing.threads(), hashing.queue)
             .context("FINHUB_HASH_MEMORY_KIB / FINHUB_HASH_ITERATIONS / FINHUB_HASH_PARALLELISM")?;
-        let notifier = notifier(settings)?;
-        let limits = Arc::new(settings.rate_limits());
+        let notifier = notifier(&settings.notifier)?;
+        let limits = Arc::new(settings.limits.rate_limits());
         let auth = AuthService::new(
             Arc::clone(&store),
             Arc::clone(&clock),
@@ -80,8 +71,8 @@ impl Services {
     }
 }
 
-fn notifier(settings: &Settings) -> anyhow::Result<Arc<dyn Notifier>> {
-    match settings.notifier {
+fn notifier(settings: &NotifierSection) -> anyhow::Result<Arc<dyn Notifier>> {
+    match settings.kind {
         NotifierKind::Outbox => {
             let outbox = OutboxNotifier::new(&settings.outbox_path).with_context(|| {
                 format!(
@@ -105,26 +96,27 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `settings.listen` (port 0 picks a free port) and builds the router.
+    /// Binds `settings.server.listen` (port 0 picks a free port) and builds the router.
     pub async fn build(settings: &Settings, services: &Services) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.listen)
+        let server = &settings.server;
+        let listener = TcpListener::bind(server.listen)
             .await
-            .with_context(|| format!("FINHUB_LISTEN: cannot bind {}", settings.listen))?;
+            .with_context(|| format!("FINHUB_LISTEN: cannot bind {}", server.listen))?;
         let address = listener.local_addr()?;
         let state = AppState {
             auth: services.auth.clone(),
             store: Arc::clone(&services.store),
             limits: Arc::clone(&services.limits),
             metrics: crate::telemetry::metrics_handle(),
-            proxies: TrustedProxies::new(settings.trusted_proxies.clone()),
+            proxies: TrustedProxies::new(server.trusted_proxies.clone()),
         };
         metrics::gauge!("finhub_up").set(1.0);
         spawn_housekeeping(
             services.housekeeper.clone(),
             Arc::clone(&services.limits),
-            settings.housekeeping_interval.unsigned_abs(),
+            settings.housekeeping.interval.unsigned_abs(),
         );
-        let router = crate::http::router(state, settings.request_timeout.unsigned_abs());
+        let router = crate::http::router(state, server.request_timeout.unsigned_abs());
         Ok(Self {
             listener,
             router,

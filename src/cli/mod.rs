@@ -93,11 +93,11 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config.as_deref())?;
     let unsupported = settings.refuse_unsafe()?;
-    crate::telemetry::init_logging(settings.log_format);
+    crate::telemetry::init_logging(settings.server.log_format);
     for name in unsupported {
         tracing::warn!(setting = %name, "this version does not support this setting yet; running without it");
     }
-    for name in Settings::unknown_variables() {
+    for name in &settings.unknown_variables {
         tracing::warn!(variable = %name, "unknown FINHUB_ variable ignored");
     }
     let services = Services::build(&settings, Arc::new(SystemClock)).await?;

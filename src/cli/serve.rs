@@ -24,10 +24,10 @@ pub async fn serve(settings: &Settings, services: &Services) -> anyhow::Result<E
 const DEMO_PASSWORD: &str = "finhub-demo-2026";
 
 pub async fn demo(settings: &Settings, services: &Services) -> anyhow::Result<ExitCode> {
-    if !settings.listen.ip().is_loopback() {
+    if !settings.server.listen.ip().is_loopback() {
         anyhow::bail!(
             "demo refuses to listen on {}: its passwords are public, so it binds loopback addresses only (set FINHUB_LISTEN=127.0.0.1:PORT)",
-            settings.listen
+            settings.server.listen
         );
     }
     seed(
@@ -55,7 +55,7 @@ pub async fn demo(settings: &Settings, services: &Services) -> anyhow::Result<Ex
     println!("  alice@demo.finhub.test / {DEMO_PASSWORD}  (no 2FA, KYC VERIFIED)");
     println!(
         "  bob@demo.finhub.test   / {DEMO_PASSWORD}  (SMS 2FA, KYC PENDING; codes go to {})",
-        settings.outbox_path.display()
+        settings.notifier.outbox_path.display()
     );
     app.run_until(shutdown_signal()).await.context("serving")?;
     Ok(ExitCode::SUCCESS)

@@ -77,17 +77,16 @@ pub struct TestApp {
 
 /// Settings for a test: a fresh database and outbox in `dir`, any port.
 pub fn test_settings(dir: &TempDir) -> Settings {
-    Settings {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        database_url: format!("sqlite://{}/auth.db", dir.path().display()),
-        outbox_path: dir.path().join("outbox.jsonl"),
-        hash_queue: 1024,
-        // Tests make many calls from one address; the limits have tests of their own.
-        rate_limit_ip: None,
-        rate_limit_login_ip: None,
-        rate_limit_login_account: None,
-        ..Settings::default()
-    }
+    let mut settings = Settings::default();
+    settings.server.listen = "127.0.0.1:0".parse().expect("address");
+    settings.store.url = format!("sqlite://{}/auth.db", dir.path().display());
+    settings.notifier.outbox_path = dir.path().join("outbox.jsonl");
+    settings.hashing.queue = 1024;
+    // Tests make many calls from one address; the limits have tests of their own.
+    settings.limits.api_per_ip = None;
+    settings.limits.login_per_ip = None;
+    settings.limits.login_per_account = None;
+    settings
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -106,7 +105,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         Backend::Postgres => Some(PgSchema::create().await),
     };
     if let Some(schema) = &schema {
-        settings.database_url = schema.url();
+        settings.store.url = schema.url();
     }
     configure(&mut settings);
     let clock = ManualClock::new();
@@ -258,7 +257,7 @@ impl TestApp {
     }
 
     pub fn outbox_path(&self) -> PathBuf {
-        self.settings.outbox_path.clone()
+        self.settings.notifier.outbox_path.clone()
     }
 
     /// The newest code the outbox holds for a customer.
@@ -316,7 +315,7 @@ impl TestApp {
     }
 
     pub fn db_url(&self) -> &str {
-        &self.settings.database_url
+        &self.settings.store.url
     }
 }
 

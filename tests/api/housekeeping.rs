@@ -32,7 +32,7 @@ store_tests! {
 
     #[tokio::test]
     async fn audit_retention_removes_old_events_and_verification_starts_from_the_checkpoint() {
-        let app = spawn_app_with(|s| s.audit_retention = Some(Duration::hours(1))).await;
+        let app = spawn_app_with(|s| s.housekeeping.audit_retention = Some(Duration::hours(1))).await;
         let alice = app.create_customer("alice", None).await;
         app.login_ok(&alice).await;
         app.login(&alice.username, "wrong").await;
@@ -55,8 +55,8 @@ store_tests! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_housekeeping_runs_share_the_work_without_errors() {
         let app = spawn_app_with(|s| {
-            s.housekeeping_batch = 3;
-            s.audit_retention = Some(Duration::minutes(30));
+            s.housekeeping.batch = 3.try_into().unwrap();
+            s.housekeeping.audit_retention = Some(Duration::minutes(30));
         })
         .await;
         let alice = app.create_customer("alice", None).await;

@@ -6,7 +6,7 @@ use crate::helpers::{PASSWORD, assert_problem, spawn_app_with};
 store_tests! {
     #[tokio::test]
     async fn logins_per_username_are_rate_limited_with_retry_after() {
-        let app = spawn_app_with(|s| s.rate_limit_login_account = "3/min".parse().ok()).await;
+        let app = spawn_app_with(|s| s.limits.login_per_account = "3/min".parse().ok()).await;
         let alice = app.create_customer("alice", None).await;
         for _ in 0..3 {
             assert_eq!(
@@ -33,7 +33,7 @@ store_tests! {
 
     #[tokio::test]
     async fn logins_per_client_ip_are_rate_limited() {
-        let app = spawn_app_with(|s| s.rate_limit_login_ip = "2/min".parse().ok()).await;
+        let app = spawn_app_with(|s| s.limits.login_per_ip = "2/min".parse().ok()).await;
         app.login("a@example.com", "x").await;
         app.login("b@example.com", "x").await;
         assert_problem(app.login("c@example.com", "x").await, 429, "RATE_LIMITED").await;
@@ -41,7 +41,7 @@ store_tests! {
 
     #[tokio::test]
     async fn every_api_call_counts_towards_the_per_ip_limit_but_probes_do_not() {
-        let app = spawn_app_with(|s| s.rate_limit_ip = "5/min".parse().ok()).await;
+        let app = spawn_app_with(|s| s.limits.api_per_ip = "5/min".parse().ok()).await;
         for _ in 0..5 {
             assert_eq!(app.me("garbage").await.status(), StatusCode::UNAUTHORIZED);
         }
@@ -58,10 +58,10 @@ store_tests! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_login_storm_past_the_hashing_queue_is_shed_with_503() {
         let app = spawn_app_with(|s| {
-            s.hash_workers = 1;
-            s.hash_queue = 1;
+            s.hashing.workers = 1;
+            s.hashing.queue = 1;
             // Slow hashes, so that the concurrent logins surely overlap.
-            s.hash_iterations = 6;
+            s.hashing.iterations = 6;
         })
         .await;
         let alice = app.create_customer("alice", None).await;

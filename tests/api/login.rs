@@ -307,14 +307,14 @@ store_tests! {
 
     #[tokio::test]
     async fn a_hash_with_outdated_parameters_is_upgraded_on_login() {
-        let app = spawn_app_with(|s| s.hash_memory_kib = 8 * 1024).await;
+        let app = spawn_app_with(|s| s.hashing.memory_kib = 8 * 1024).await;
         let alice = app.create_customer("alice", None).await;
         let stronger = crate::helpers::spawn_app_with({
             let url = app.db_url().to_owned();
             let outbox = app.outbox_path();
             move |s| {
-                s.database_url = url;
-                s.outbox_path = outbox;
+                s.store.url = url;
+                s.notifier.outbox_path = outbox;
             }
         })
         .await;
@@ -382,7 +382,7 @@ store_tests! {
 
     #[tokio::test]
     async fn forwarded_client_addresses_are_believed_only_from_trusted_proxies() {
-        let trusting = spawn_app_with(|s| s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
+        let trusting = spawn_app_with(|s| s.server.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
         let plain = spawn_app().await;
         for app in [&trusting, &plain] {
             app.client

@@ -66,7 +66,7 @@ store_tests! {
 
     #[tokio::test]
     async fn a_session_expires_after_its_lifetime() {
-        let app = spawn_app_with(|s| s.session_idle_timeout = None).await;
+        let app = spawn_app_with(|s| s.sessions.idle_timeout = None).await;
         let alice = app.create_customer("alice", None).await;
         let t = app.login_ok(&alice).await;
         app.clock.advance(Duration::minutes(59));
@@ -146,7 +146,7 @@ store_tests! {
 
     #[tokio::test]
     async fn refresh_never_reaches_past_the_absolute_lifetime_and_is_not_activity() {
-        let app = spawn_app_with(|s| s.session_idle_timeout = None).await;
+        let app = spawn_app_with(|s| s.sessions.idle_timeout = None).await;
         let alice = app.create_customer("alice", None).await;
         let mut t = app.login_ok(&alice).await;
         for _ in 0..11 {

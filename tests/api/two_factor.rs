@@ -202,7 +202,7 @@ store_tests! {
     #[tokio::test]
     async fn an_expired_code_is_refused_while_the_session_lives() {
         let app =
-            crate::helpers::spawn_app_with(|s| s.two_factor_code_ttl = Duration::minutes(2)).await;
+            crate::helpers::spawn_app_with(|s| s.two_factor.code_ttl = Duration::minutes(2)).await;
         let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
         let pending = app.login_ok(&bob).await;
         let challenge = app.initiate_ok(&pending.bff).await;
@@ -406,7 +406,7 @@ store_tests! {
     #[tokio::test]
     async fn a_failed_delivery_gives_the_send_back() {
         // A directory where the outbox file should be: every append fails.
-        let app = crate::helpers::spawn_app_with(|s| s.outbox_path = std::env::temp_dir()).await;
+        let app = crate::helpers::spawn_app_with(|s| s.notifier.outbox_path = std::env::temp_dir()).await;
         let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
         let pending = app.login_ok(&bob).await;
 

@@ -1,0 +1,163 @@
+//! The sign-in rules: sessions, two-factor codes, lockout and request rates, each section with
+//! the domain policy it describes.
+
+use std::num::NonZeroU32;
+
+use serde::{Deserialize, Serialize};
+use serde_with::{As, DisplayFromStr};
+use time::Duration;
+
+use super::values::{NonNegative, OrOff, Positive, PositiveOrOff, Span};
+use crate::domain::lockout::LockoutPolicy;
+use crate::domain::rate_limit::{Per, Rate, RateLimits};
+use crate::domain::session::SessionPolicy;
+use crate::domain::two_factor::TwoFactorPolicy;
+
+/// How long sessions live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionSection {
+    #[serde(rename = "session_ttl", with = "As::<Span<Positive>>")]
+    pub ttl: Duration,
+    #[serde(rename = "pending_session_ttl", with = "As::<Span<Positive>>")]
+    pub pending_ttl: Duration,
+    #[serde(rename = "session_absolute_ttl", with = "As::<Span<Positive>>")]
+    pub absolute_ttl: Duration,
+    /// `None` when set to `off`.
+    #[serde(
+        rename = "session_idle_timeout",
+        with = "As::<OrOff<Span<PositiveOrOff>>>"
+    )]
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::hours(1),
+            pending_ttl: Duration::minutes(10),
+            absolute_ttl: Duration::hours(12),
+            idle_timeout: Some(Duration::minutes(15)),
+        }
+    }
+}
+
+impl SessionSection {
+    pub fn policy(&self) -> SessionPolicy {
+        SessionPolicy {
+            ttl: self.ttl,
+            pending_ttl: self.pending_ttl,
+            absolute_ttl: self.absolute_ttl,
+            idle_timeout: self.idle_timeout,
+        }
+    }
+}
+
+/// Limits on two-factor codes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TwoFactorSection {
+    #[serde(rename = "2fa_code_ttl", with = "As::<Span<Positive>>")]
+    pub code_ttl: Duration,
+    #[serde(rename = "2fa_max_attempts")]
+    pub max_attempts: NonZeroU32,
+    #[serde(rename = "2fa_resend_interval", with = "As::<Span<NonNegative>>")]
+    pub resend_interval: Duration,
+    #[serde(rename = "2fa_max_sends")]
+    pub max_sends: NonZeroU32,
+}
+
+impl Default for TwoFactorSection {
+    fn default() -> Self {
+        Self {
+            code_ttl: Duration::minutes(10),
+            max_attempts: const { NonZeroU32::new(5).unwrap() },
+            resend_interval: Duration::seconds(30),
+            max_sends: const { NonZeroU32::new(5).unwrap() },
+        }
+    }
+}
+
+impl TwoFactorSection {
+    pub fn policy(&self) -> TwoFactorPolicy {
+        TwoFactorPolicy {
+            code_ttl: self.code_ttl,
+            max_attempts: self.max_attempts.get(),
+            resend_interval: self.resend_interval,
+            max_sends: self.max_sends.get(),
+        }
+    }
+}
+
+/// Failed-login locks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockoutSection {
+    /// Consecutive failures that lock; 0 disables locking.
+    #[serde(rename = "lockout_threshold")]
+    pub threshold: u32,
+    /// The first lock's length, doubled on each repeat.
+    #[serde(rename = "lockout_duration", with = "As::<Span<Positive>>")]
+    pub duration: Duration,
+    /// The longest a doubled lock lasts.
+    #[serde(rename = "lockout_max_duration", with = "As::<Span<Positive>>")]
+    pub max_duration: Duration,
+}
+
+impl Default for LockoutSection {
+    fn default() -> Self {
+        Self {
+            threshold: 5,
+            duration: Duration::minutes(15),
+            max_duration: Duration::hours(24),
+        }
+    }
+}
+
+impl LockoutSection {
+    /// A maximum shorter than the first lock is taken as the first lock's length, so that no
+    /// lock is ever cut shorter than configured.
+    pub fn policy(&self) -> LockoutPolicy {
+        LockoutPolicy {
+            threshold: self.threshold,
+            base: self.duration,
+            max: self.max_duration.max(self.duration),
+        }
+    }
+}
+
+/// Request rates such as `300/min`; `None` (`off`) disables a limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LimitsSection {
+    /// All API calls per client IP.
+    #[serde(rename = "rate_limit_ip", with = "As::<OrOff<DisplayFromStr>>")]
+    pub api_per_ip: Option<Rate>,
+    /// Logins per client IP.
+    #[serde(rename = "rate_limit_login_ip", with = "As::<OrOff<DisplayFromStr>>")]
+    pub login_per_ip: Option<Rate>,
+    /// Logins per username.
+    #[serde(
+        rename = "rate_limit_login_account",
+        with = "As::<OrOff<DisplayFromStr>>"
+    )]
+    pub login_per_account: Option<Rate>,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let per_minute = |n| {
+            NonZeroU32::new(n).map(|count| Rate {
+                count,
+                per: Per::Minute,
+            })
+        };
+        Self {
+            api_per_ip: per_minute(600),
+            login_per_ip: per_minute(60),
+            login_per_account: per_minute(20),
+        }
+    }
+}
+
+impl LimitsSection {
+    pub fn rate_limits(&self) -> RateLimits {
+        RateLimits::new(self.api_per_ip, self.login_per_ip, self.login_per_account)
+    }
+}

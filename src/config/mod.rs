@@ -1,0 +1,235 @@
+//! Configuration: defaults, then an optional TOML file, then `FINHUB_*` environment variables.
+//! Every value is checked as it is read; a bad one stops the service with a message naming the
+//! variable.
+//!
+//! Files and variables are flat (`session_ttl`, `FINHUB_SESSION_TTL`); the settings are grouped
+//! by what they configure. Each group is a section struct whose fields are renamed to the flat
+//! names, whose serde adaptors ([`values`]) carry the accepted forms and ranges, and which builds
+//! its part of the domain's policies. [`Settings`] composes the sections with `#[serde(flatten)]`
+//! to *serialise* them into one flat map of defaults; the keys of that map are the names this
+//! version reads, so no list of names is kept beside the types. Each section is *deserialised*
+//! on its own from the layered values instead of through `flatten`, which would lose figment's
+//! key path (and with it the variable an error names) and cannot `deny_unknown_fields`: a file
+//! key outside the defaults is refused, an unknown variable is reported for a warning.
+
+mod auth;
+mod records;
+mod server;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use figment::Figment;
+use figment::error::{Actual, Kind};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::Dict;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use auth::{LimitsSection, LockoutSection, SessionSection, TwoFactorSection};
+pub use records::{AuditSection, HousekeepingSection};
+pub use server::{
+    HashingSection, LogFormat, NotifierKind, NotifierSection, ServerSection, StoreSection,
+};
+pub use values::parse_duration;
+
+use crate::domain::auth::Policies;
+use crate::domain::housekeeping::RetentionPolicy;
+
+/// Every setting, by section. A later section is one more field here and one more line in
+/// `Settings::extract`; its names are known from then on.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub server: ServerSection,
+    #[serde(flatten)]
+    pub store: StoreSection,
+    #[serde(flatten)]
+    pub sessions: SessionSection,
+    #[serde(flatten)]
+    pub two_factor: TwoFactorSection,
+    #[serde(flatten)]
+    pub lockout: LockoutSection,
+    #[serde(flatten)]
+    pub limits: LimitsSection,
+    #[serde(flatten)]
+    pub hashing: HashingSection,
+    #[serde(flatten)]
+    pub notifier: NotifierSection,
+    #[serde(flatten)]
+    pub audit: AuditSection,
+    #[serde(flatten)]
+    pub housekeeping: HousekeepingSection,
+    /// Documented settings of controls this version does not have, as they were given
+    /// (`FINHUB_TLS_CERT`, …): see [`Settings::refuse_unsafe`].
+    #[serde(skip)]
+    pub unsupported: Vec<String>,
+    /// `FINHUB_*` variables in the environment that this version does not read.
+    #[serde(skip)]
+    pub unknown_variables: Vec<String>,
+}
+
+/// A setting that cannot be used, named as the operator would set it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// Documented variables of controls that later versions add (names as keys).
+const FUTURE: &[&str] = &[
+    "redis_url",
+    "geoip_db",
+    "risk_action",
+    "tls_cert",
+    "tls_key",
+    "smtp_url",
+    "smtp_from",
+    "sms_gateway_url",
+    "sms_gateway_secret",
+];
+
+impl Settings {
+    /// Reads the settings: defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        let known: BTreeSet<String> = figment
+            .extract::<Dict>()
+            .map_err(describe)?
+            .into_keys()
+            .collect();
+        let mut unsupported = Vec::new();
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError(format!(
+                    "config file {} not found",
+                    file.display()
+                )));
+            }
+            let keys: Dict = Figment::from(Toml::file(file))
+                .extract()
+                .map_err(describe)?;
+            for key in keys.keys() {
+                if FUTURE.contains(&key.as_str()) {
+                    unsupported.push(variable(key));
+                } else if !known.contains(key) {
+                    return Err(ConfigError(format!(
+                        "unknown setting `{key}` in {}",
+                        file.display()
+                    )));
+                }
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let mut unknown_variables = Vec::new();
+        for key in environment_keys() {
+            if FUTURE.contains(&key.as_str()) {
+                unsupported.push(variable(&key));
+            } else if !known.contains(&key) {
+                unknown_variables.push(variable(&key));
+            }
+        }
+        figment = figment.merge(
+            Env::prefixed("FINHUB_").filter(move |k| known.contains(&k.as_str().to_lowercase())),
+        );
+        let mut settings = Self::extract(&figment)?;
+        settings.audit.read_key()?;
+        settings.unsupported = unsupported;
+        settings.unknown_variables = unknown_variables;
+        Ok(settings)
+    }
+
+    /// Each section from the same layered values, so an error keeps the key it is about.
+    fn extract(figment: &Figment) -> Result<Self, ConfigError> {
+        fn section<T: DeserializeOwned>(figment: &Figment) -> Result<T, ConfigError> {
+            figment.extract().map_err(describe)
+        }
+        Ok(Self {
+            server: section(figment)?,
+            store: section(figment)?,
+            sessions: section(figment)?,
+            two_factor: section(figment)?,
+            lockout: section(figment)?,
+            limits: section(figment)?,
+            hashing: section(figment)?,
+            notifier: section(figment)?,
+            audit: section(figment)?,
+            housekeeping: section(figment)?,
+            unsupported: Vec::new(),
+            unknown_variables: Vec::new(),
+        })
+    }
+
+    /// Refuses to start when TLS is asked for: this version cannot serve it, and serving
+    /// passwords and tokens over plain HTTP instead would fail open. The other documented
+    /// controls this version lacks are returned, for the caller to warn about.
+    pub fn refuse_unsafe(&self) -> Result<Vec<&str>, ConfigError> {
+        if let Some(tls) = self
+            .unsupported
+            .iter()
+            .find(|n| n.starts_with("FINHUB_TLS_"))
+        {
+            return Err(ConfigError(format!(
+                "{tls} is set, but this version cannot serve TLS yet; terminate TLS in front of it and unset {tls}"
+            )));
+        }
+        Ok(self.unsupported.iter().map(String::as_str).collect())
+    }
+
+    /// The rules of the login flow these settings describe.
+    pub fn policies(&self) -> Policies {
+        Policies {
+            session: self.sessions.policy(),
+            lockout: self.lockout.policy(),
+            two_factor: self.two_factor.policy(),
+        }
+    }
+
+    /// How long ended things are kept.
+    pub fn retention(&self) -> RetentionPolicy {
+        self.housekeeping.retention(&self.lockout.policy())
+    }
+}
+
+/// The `FINHUB_*` variables set, as keys: prefix dropped, lower-cased. Names that are not
+/// Unicode cannot be settings and are passed over.
+fn environment_keys() -> impl Iterator<Item = String> {
+    std::env::vars_os()
+        .filter_map(|(name, _)| Some(name.to_str()?.strip_prefix("FINHUB_")?.to_lowercase()))
+}
+
+/// The variable a key is set by.
+fn variable(key: &str) -> String {
+    format!("FINHUB_{}", key.to_uppercase())
+}
+
+/// Turns figment's error into one line per bad value, naming the variable: "FINHUB_X must …"
+/// for a value its setting does not allow, "FINHUB_X: …" for one that could not be read.
+fn describe(errors: figment::Error) -> ConfigError {
+    let lines: Vec<String> = errors
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join("_");
+            let name = if key.is_empty() {
+                "configuration".to_owned()
+            } else {
+                variable(&key)
+            };
+            match &e.kind {
+                Kind::InvalidValue(Actual::Other(what), rule) if what == values::OUT_OF_RANGE => {
+                    format!("{name} {rule}")
+                }
+                // A `NonZero*` setting given 0.
+                Kind::InvalidValue(Actual::Unsigned(0), expected)
+                    if expected.starts_with("a nonzero") =>
+                {
+                    format!("{name} must be at least 1")
+                }
+                kind => format!("{name}: {kind}"),
+            }
+        })
+        .collect();
+    ConfigError(lines.join("; "))
+}

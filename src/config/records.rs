@@ -1,0 +1,109 @@
+//! What is kept, and how: the audit chain's seal and housekeeping's retention.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_with::As;
+use time::Duration;
+
+use super::ConfigError;
+use super::values::{NonNegative, OrOff, Positive, Span};
+use crate::domain::audit::ChainSeal;
+use crate::domain::housekeeping::RetentionPolicy;
+use crate::domain::lockout::LockoutPolicy;
+
+/// How the audit chain is sealed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AuditSection {
+    /// Seals the audit chain with HMAC-SHA256 under this key (at least 32 bytes); unset, links
+    /// are plain SHA-256. Never has a default and is never written out.
+    #[serde(rename = "audit_key", serialize_with = "unset")]
+    pub key: Option<SecretString>,
+    /// A file holding the key, for secret stores that mount files.
+    #[serde(rename = "audit_key_file")]
+    pub key_file: Option<PathBuf>,
+}
+
+fn unset<S: Serializer>(_: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_none()
+}
+
+impl AuditSection {
+    /// Reads the key from `key_file` when one is named, then refuses a key too short to seal
+    /// with, wherever it came from.
+    pub(super) fn read_key(&mut self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.key_file {
+            if self.key.is_some() {
+                return Err(ConfigError(
+                    "set FINHUB_AUDIT_KEY or FINHUB_AUDIT_KEY_FILE, not both".into(),
+                ));
+            }
+            let key = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!(
+                    "FINHUB_AUDIT_KEY_FILE: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            self.key = Some(key.trim_end_matches(['\r', '\n']).into());
+        }
+        if self
+            .key
+            .as_ref()
+            .is_some_and(|k| k.expose_secret().len() < 32)
+        {
+            return Err(ConfigError(
+                "FINHUB_AUDIT_KEY must be at least 32 bytes".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn chain_seal(&self) -> ChainSeal {
+        match &self.key {
+            Some(key) => ChainSeal::keyed(key.expose_secret().as_bytes()),
+            None => ChainSeal::unkeyed(),
+        }
+    }
+}
+
+/// What housekeeping removes, and how often it runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HousekeepingSection {
+    /// How long sessions are kept after they end.
+    #[serde(with = "As::<Span<Positive>>")]
+    pub session_retention: Duration,
+    /// Audit events older than this are removed; `None` (`off`) keeps them for ever.
+    #[serde(with = "As::<OrOff<Span<NonNegative>>>")]
+    pub audit_retention: Option<Duration>,
+    /// How often each instance runs housekeeping.
+    #[serde(rename = "housekeeping_interval", with = "As::<Span<Positive>>")]
+    pub interval: Duration,
+    /// Rows removed per statement.
+    #[serde(rename = "housekeeping_batch")]
+    pub batch: NonZeroU32,
+}
+
+impl Default for HousekeepingSection {
+    fn default() -> Self {
+        Self {
+            session_retention: Duration::hours(24),
+            audit_retention: None,
+            interval: Duration::minutes(5),
+            batch: const { NonZeroU32::new(500).unwrap() },
+        }
+    }
+}
+
+impl HousekeepingSection {
+    /// Failure counters are kept as long as the longest lock, so a repeat still doubles it.
+    pub fn retention(&self, lockout: &LockoutPolicy) -> RetentionPolicy {
+        RetentionPolicy {
+            sessions: self.session_retention,
+            lockouts: lockout.max,
+            audit: self.audit_retention,
+            batch: self.batch.get(),
+        }
+    }
+}

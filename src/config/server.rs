@@ -1,0 +1,170 @@
+//! What the service runs on: its listener, the store, password hashing and the notifier.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_with::As;
+use time::Duration;
+
+use super::values::{Networks, Positive, Span, out_of_range};
+use crate::domain::password::HashCost;
+use crate::store::ConnectOptions;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Which notifier delivers codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifierKind {
+    Outbox,
+    Live,
+}
+
+/// The HTTP listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerSection {
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+    /// The longest any request may take before it is answered 503.
+    #[serde(with = "As::<Span<Positive>>")]
+    pub request_timeout: Duration,
+    /// Networks whose `Forwarded` / `X-Forwarded-For` headers are believed.
+    #[serde(with = "As::<Networks>")]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            log_format: LogFormat::Pretty,
+            request_timeout: Duration::seconds(30),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// The database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreSection {
+    /// `sqlite://PATH` or `postgres://…`.
+    #[serde(rename = "database_url", deserialize_with = "database_url")]
+    pub url: String,
+    #[serde(rename = "db_max_connections")]
+    pub max_connections: NonZeroU32,
+    #[serde(rename = "db_acquire_timeout", with = "As::<Span<Positive>>")]
+    pub acquire_timeout: Duration,
+    /// PostgreSQL cancels statements running longer than this.
+    #[serde(rename = "db_statement_timeout", with = "As::<Span<Positive>>")]
+    pub statement_timeout: Duration,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://./data/finhub-auth.db".into(),
+            max_connections: const { NonZeroU32::new(8).unwrap() },
+            acquire_timeout: Duration::seconds(5),
+            statement_timeout: Duration::seconds(5),
+        }
+    }
+}
+
+impl StoreSection {
+    pub fn options(&self) -> ConnectOptions {
+        ConnectOptions {
+            max_connections: self.max_connections.get(),
+            acquire_timeout: self.acquire_timeout.unsigned_abs(),
+            statement_timeout: self.statement_timeout.unsigned_abs(),
+        }
+    }
+}
+
+/// Refuses a store this version cannot open while the settings are read, before any command
+/// starts work.
+fn database_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let url = String::deserialize(d)?;
+    if ["sqlite:", "postgres:", "postgresql:"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+    {
+        Ok(url)
+    } else {
+        Err(out_of_range("must start with sqlite:// or postgres://"))
+    }
+}
+
+/// Password hashing: the argon2id cost of new hashes and the threads that compute them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HashingSection {
+    /// Hashing threads; 0 means one per core.
+    #[serde(rename = "hash_workers")]
+    pub workers: usize,
+    /// Logins that may wait for a hashing thread before new ones are refused.
+    #[serde(rename = "hash_queue")]
+    pub queue: usize,
+    #[serde(rename = "hash_memory_kib")]
+    pub memory_kib: u32,
+    #[serde(rename = "hash_iterations")]
+    pub iterations: u32,
+    #[serde(rename = "hash_parallelism")]
+    pub parallelism: u32,
+}
+
+impl Default for HashingSection {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            queue: 64,
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl HashingSection {
+    /// Checked by argon2 when the hasher is built, which names all three variables.
+    pub fn cost(&self) -> HashCost {
+        HashCost {
+            memory_kib: self.memory_kib,
+            iterations: self.iterations,
+            parallelism: self.parallelism,
+        }
+    }
+
+    /// Hashing threads, resolving 0 to the number of cores.
+    pub fn threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        }
+    }
+}
+
+/// How two-factor codes are delivered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotifierSection {
+    #[serde(rename = "notifier")]
+    pub kind: NotifierKind,
+    /// The JSON Lines file the outbox notifier appends to.
+    pub outbox_path: PathBuf,
+}
+
+impl Default for NotifierSection {
+    fn default() -> Self {
+        Self {
+            kind: NotifierKind::Outbox,
+            outbox_path: "./data/outbox.jsonl".into(),
+        }
+    }
+}

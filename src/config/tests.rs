@@ -1,0 +1,260 @@
+#![expect(
+    clippy::result_large_err,
+    reason = "figment's Jail fixes the closure's error type"
+)]
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::Serialized;
+use figment::value::{Dict, Value};
+use time::Duration;
+
+use super::*;
+
+fn load_error() -> String {
+    Settings::load(None).unwrap_err().to_string()
+}
+
+#[test]
+fn durations_take_the_documented_forms() {
+    assert_eq!(parse_duration("90s").unwrap(), Duration::seconds(90));
+    assert_eq!(parse_duration("10m").unwrap(), Duration::minutes(10));
+    assert_eq!(parse_duration("1h").unwrap(), Duration::hours(1));
+    assert_eq!(parse_duration("1h30m").unwrap(), Duration::minutes(90));
+    assert_eq!(parse_duration("45").unwrap(), Duration::seconds(45));
+    assert!(parse_duration("soon").is_err());
+}
+
+#[test]
+fn defaults_follow_the_operations_guide() {
+    figment::Jail::expect_with(|_| {
+        let s = Settings::load(None).unwrap();
+        assert_eq!(s.sessions.ttl, Duration::hours(1));
+        assert_eq!(s.sessions.idle_timeout, Some(Duration::minutes(15)));
+        assert_eq!(s.two_factor.max_sends.get(), 5);
+        assert_eq!(s.limits.login_per_ip.unwrap().to_string(), "60/min");
+        // Every default reads back as itself.
+        assert_eq!(
+            Value::serialize(&s).unwrap(),
+            Value::serialize(Settings::default()).unwrap()
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn the_names_are_the_documented_ones() {
+    let known: Dict = Figment::from(Serialized::defaults(Settings::default()))
+        .extract()
+        .unwrap();
+    let known: Vec<&str> = known.keys().map(String::as_str).collect();
+    let mut documented = vec![
+        "listen",
+        "database_url",
+        "session_ttl",
+        "pending_session_ttl",
+        "session_absolute_ttl",
+        "session_idle_timeout",
+        "2fa_code_ttl",
+        "2fa_max_attempts",
+        "2fa_resend_interval",
+        "2fa_max_sends",
+        "lockout_threshold",
+        "lockout_duration",
+        "lockout_max_duration",
+        "notifier",
+        "outbox_path",
+        "log_format",
+        "hash_workers",
+        "hash_queue",
+        "hash_memory_kib",
+        "hash_iterations",
+        "hash_parallelism",
+        "db_max_connections",
+        "db_acquire_timeout",
+        "db_statement_timeout",
+        "request_timeout",
+        "session_retention",
+        "audit_retention",
+        "housekeeping_interval",
+        "housekeeping_batch",
+        "trusted_proxies",
+        "audit_key",
+        "audit_key_file",
+        "rate_limit_ip",
+        "rate_limit_login_ip",
+        "rate_limit_login_account",
+    ];
+    documented.sort_unstable();
+    assert_eq!(known, documented);
+}
+
+#[test]
+fn environment_overrides_the_file_and_off_disables_the_idle_timeout() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "finhub.toml",
+            "session_ttl = \"2h\"\nlockout_threshold = 3\n\"2fa_max_sends\" = 2\n",
+        )?;
+        jail.set_env("FINHUB_SESSION_TTL", "30m");
+        jail.set_env("FINHUB_SESSION_IDLE_TIMEOUT", "off");
+        jail.set_env("FINHUB_2FA_CODE_TTL", "5m");
+        jail.set_env("FINHUB_RATE_LIMIT_IP", "off");
+        jail.set_env("FINHUB_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1");
+        jail.set_env("FINHUB_RATE_LIMIT_LOGIN_ACCOUNT", "10/s");
+        jail.set_env("FINHUB_AUDIT_RETENTION", "90");
+        let s = Settings::load(Some(Path::new("finhub.toml"))).unwrap();
+        assert_eq!(s.sessions.ttl, Duration::minutes(30));
+        assert_eq!(s.lockout.threshold, 3);
+        assert_eq!(s.two_factor.max_sends.get(), 2);
+        assert_eq!(s.sessions.idle_timeout, None);
+        assert_eq!(s.two_factor.code_ttl, Duration::minutes(5));
+        assert_eq!(s.limits.api_per_ip, None);
+        assert_eq!(s.server.trusted_proxies.len(), 2);
+        assert_eq!(s.limits.login_per_account.unwrap().to_string(), "10/s");
+        assert_eq!(s.housekeeping.audit_retention, Some(Duration::seconds(90)));
+        Ok(())
+    });
+}
+
+#[test]
+fn the_lockout_maximum_is_never_below_the_first_lock() {
+    let lockout = LockoutSection {
+        duration: Duration::hours(2),
+        max_duration: Duration::hours(1),
+        ..LockoutSection::default()
+    };
+    assert_eq!(lockout.policy().max, Duration::hours(2));
+    let settings = Settings {
+        lockout,
+        ..Settings::default()
+    };
+    assert_eq!(settings.retention().lockouts, Duration::hours(2));
+}
+
+#[test]
+fn unknown_keys_in_the_file_are_refused_and_tls_is_refused_until_supported() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("typo.toml", "sesion_ttl = \"1h\"\n")?;
+        let err = Settings::load(Some(Path::new("typo.toml")))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "unknown setting `sesion_ttl` in typo.toml");
+
+        jail.create_file("later.toml", "redis_url = \"redis://127.0.0.1\"\n")?;
+        let s = Settings::load(Some(Path::new("later.toml"))).unwrap();
+        assert_eq!(s.refuse_unsafe().unwrap(), vec!["FINHUB_REDIS_URL"]);
+
+        jail.set_env("FINHUB_TLS_CERT", "/etc/cert.pem");
+        let err = Settings::load(None)
+            .unwrap()
+            .refuse_unsafe()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("FINHUB_TLS_CERT"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_variables_are_reported_not_read() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("FINHUB_SESION_TTL", "nonsense");
+        let s = Settings::load(None).unwrap();
+        assert_eq!(s.unknown_variables, vec!["FINHUB_SESION_TTL"]);
+        assert!(s.unsupported.is_empty());
+        Ok(())
+    });
+}
+
+#[test]
+fn the_audit_key_comes_from_the_environment_or_a_file_but_not_both() {
+    figment::Jail::expect_with(|jail| {
+        assert!(!Settings::load(None).unwrap().audit.chain_seal().is_keyed());
+        jail.create_file("audit.key", "0123456789abcdef0123456789abcdef\n")?;
+        jail.set_env("FINHUB_AUDIT_KEY_FILE", "audit.key");
+        assert!(Settings::load(None).unwrap().audit.chain_seal().is_keyed());
+        jail.set_env("FINHUB_AUDIT_KEY", "0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            load_error(),
+            "set FINHUB_AUDIT_KEY or FINHUB_AUDIT_KEY_FILE, not both"
+        );
+        jail.create_file("short.key", "too short\n")?;
+        jail.clear_env();
+        jail.set_env("FINHUB_AUDIT_KEY_FILE", "short.key");
+        assert_eq!(load_error(), "FINHUB_AUDIT_KEY must be at least 32 bytes");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_value_names_its_variable() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("FINHUB_LOCKOUT_DURATION", "a while");
+        let err = load_error();
+        assert!(err.contains("FINHUB_LOCKOUT_DURATION"), "{err}");
+        jail.set_env("FINHUB_LOCKOUT_DURATION", "15m");
+        jail.set_env("FINHUB_2FA_MAX_ATTEMPTS", "0");
+        let err = load_error();
+        assert!(err.contains("FINHUB_2FA_MAX_ATTEMPTS"), "{err}");
+        jail.set_env("FINHUB_2FA_MAX_ATTEMPTS", "5");
+        jail.set_env("FINHUB_SESSION_TTL", "100000d");
+        let err = load_error();
+        assert!(err.contains("FINHUB_SESSION_TTL"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_value_out_of_range_says_what_the_setting_allows() {
+    figment::Jail::expect_with(|jail| {
+        let cases = [
+            ("FINHUB_2FA_MAX_ATTEMPTS", "0", "must be at least 1"),
+            ("FINHUB_HOUSEKEEPING_BATCH", "0", "must be at least 1"),
+            ("FINHUB_SESSION_TTL", "0", "must be longer than zero"),
+            ("FINHUB_SESSION_TTL", "100000d", "must be at most 3650 days"),
+            ("FINHUB_2FA_RESEND_INTERVAL", "-1", "must not be negative"),
+            (
+                "FINHUB_SESSION_IDLE_TIMEOUT",
+                "0",
+                "must be longer than zero, or off",
+            ),
+            (
+                "FINHUB_AUDIT_RETENTION",
+                "4000d",
+                "must be at most 3650 days",
+            ),
+            (
+                "FINHUB_DATABASE_URL",
+                "mysql://nope",
+                "must start with sqlite:// or postgres://",
+            ),
+            ("FINHUB_AUDIT_KEY", "short", "must be at least 32 bytes"),
+        ];
+        for (name, value, rule) in cases {
+            jail.clear_env();
+            jail.set_env(name, value);
+            assert_eq!(load_error(), format!("{name} {rule}"));
+        }
+        jail.clear_env();
+        jail.set_env("FINHUB_RATE_LIMIT_IP", "lots");
+        assert_eq!(
+            load_error(),
+            "FINHUB_RATE_LIMIT_IP: must be a rate such as 300/min, 10/s or 1000/h, or off"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_value_of_the_wrong_type_says_what_is_expected() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("types.toml", "session_ttl = true\n")?;
+        let err = Settings::load(Some(Path::new("types.toml")))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "FINHUB_SESSION_TTL: expected text or a whole number");
+        Ok(())
+    });
+}
