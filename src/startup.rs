@@ -34,20 +34,43 @@ pub struct Services {
     pub housekeeper: Housekeeper,
 }
 
+/// Opens the store the settings name, doing `migrations`; the operator commands that need only
+/// the store start here.
+pub async fn open_store(
+    settings: &Settings,
+    migrations: Migrations,
+) -> anyhow::Result<Arc<dyn Store>> {
+    store::connect(
+        &settings.store.url,
+        &settings.store.options(),
+        migrations,
+        settings.audit.chain_seal(),
+    )
+    .await
+}
+
+/// The operator's account actions over a store: hashing new passwords, but no login checks,
+/// so nothing is prepared for them.
+pub async fn accounts(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Accounts> {
+    let store = open_store(settings, Migrations::Apply).await?;
+    let hashing = &settings.hashing;
+    let hasher =
+        PasswordHasher::for_new_passwords(hashing.cost(), hashing.threads(), hashing.queue)
+            .context(HASHING_SETTINGS)?;
+    Ok(Accounts::new(store, clock, hasher))
+}
+
+const HASHING_SETTINGS: &str =
+    "FINHUB_HASH_MEMORY_KIB / FINHUB_HASH_ITERATIONS / FINHUB_HASH_PARALLELISM";
+
 impl Services {
     /// Opens the store (applying migrations) and builds the services the settings describe.
     pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let seal = settings.audit.chain_seal();
-        let store = store::connect(
-            &settings.store.url,
-            &settings.store.options(),
-            Migrations::Apply,
-            seal.clone(),
-        )
-        .await?;
+        let store = open_store(settings, Migrations::Apply).await?;
         let hashing = &settings.hashing;
         let hasher = PasswordHasher::new(hashing.cost(), hashing.threads(), hashing.queue)
-            .context("FINHUB_HASH_MEMORY_KIB / FINHUB_HASH_ITERATIONS / FINHUB_HASH_PARALLELISM")?;
+            .context(HASHING_SETTINGS)?;
         let notifier = notifier(&settings.notifier)?;
         let limits = Arc::new(settings.limits.rate_limits());
         let auth = AuthService::new(

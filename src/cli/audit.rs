@@ -11,7 +11,6 @@ use time::OffsetDateTime;
 use crate::domain::audit::{ChainSeal, ChainedEvent};
 use crate::domain::audit_trail;
 use crate::domain::ports::{AuditQuery, Store};
-use crate::startup::Services;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -38,8 +37,11 @@ fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
 
 const PAGE: u32 = 1000;
 
-pub async fn run(cmd: AuditCommand, services: &Services) -> anyhow::Result<ExitCode> {
-    let store = services.store.as_ref();
+pub async fn run(
+    cmd: AuditCommand,
+    store: &dyn Store,
+    seal: &ChainSeal,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         AuditCommand::Tail { lines, follow } => tail(store, lines, follow).await,
         AuditCommand::Export { since } => {
@@ -58,7 +60,7 @@ pub async fn run(cmd: AuditCommand, services: &Services) -> anyhow::Result<ExitC
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify => verify(store, &services.seal).await,
+        AuditCommand::Verify => verify(store, seal).await,
     }
 }
 

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use anyhow::{Context as _, anyhow};
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::domain::accounts::Accounts;
 use crate::domain::customer::{
     CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
 };
 use crate::domain::password::Password;
-use crate::startup::Services;
 
 #[derive(Debug, Subcommand)]
 pub enum CustomersCommand {
@@ -54,20 +54,17 @@ pub struct CreateArgs {
     password_stdin: bool,
 }
 
-pub async fn run(cmd: CustomersCommand, services: &Services) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: CustomersCommand, accounts: &Accounts) -> anyhow::Result<ExitCode> {
     match cmd {
-        CustomersCommand::Create(args) => create(args, services).await,
-        CustomersCommand::Import(args) => super::import::run(args, services).await,
+        CustomersCommand::Create(args) => create(args, accounts).await,
+        CustomersCommand::Import(args) => super::import::run(args, accounts).await,
         CustomersCommand::Lock { username } => {
-            services.accounts.lock(&parse_username(&username)?).await?;
+            accounts.lock(&parse_username(&username)?).await?;
             println!("locked {}", username.trim().to_lowercase());
             Ok(ExitCode::SUCCESS)
         }
         CustomersCommand::Unlock { username } => {
-            services
-                .accounts
-                .unlock(&parse_username(&username)?)
-                .await?;
+            accounts.unlock(&parse_username(&username)?).await?;
             println!("unlocked {}", username.trim().to_lowercase());
             Ok(ExitCode::SUCCESS)
         }
@@ -78,7 +75,7 @@ fn parse_username(raw: &str) -> anyhow::Result<Username> {
     Username::parse(raw).map_err(|e| anyhow!("username {e}"))
 }
 
-async fn create(args: CreateArgs, services: &Services) -> anyhow::Result<ExitCode> {
+async fn create(args: CreateArgs, accounts: &Accounts) -> anyhow::Result<ExitCode> {
     let field = |name: &'static str| move |e: crate::domain::InvalidValue| anyhow!("--{name} {e}");
     let customer = NewCustomer {
         id: CustomerId::generate(),
@@ -106,7 +103,7 @@ async fn create(args: CreateArgs, services: &Services) -> anyhow::Result<ExitCod
     let password = Password::parse_new(line.trim_end_matches(['\r', '\n']).to_owned())
         .map_err(|e| anyhow!("the password {e}"))?;
     let id = customer.id.clone();
-    services.accounts.create(customer, &password).await?;
+    accounts.create(customer, &password).await?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }

@@ -13,12 +13,12 @@ use serde::Deserialize;
 use tokio::task::JoinSet;
 
 use crate::domain::InvalidValue;
+use crate::domain::accounts::Accounts;
 use crate::domain::customer::{
     CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
 };
 use crate::domain::password::{Password, PasswordHasher, check_imported_hash};
 use crate::domain::ports::Insertion;
-use crate::startup::Services;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -180,7 +180,7 @@ struct Summary {
     rejected: u64,
 }
 
-pub async fn run(args: ImportArgs, services: &Services) -> anyhow::Result<ExitCode> {
+pub async fn run(args: ImportArgs, accounts: &Accounts) -> anyhow::Result<ExitCode> {
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -217,7 +217,7 @@ pub async fn run(args: ImportArgs, services: &Services) -> anyhow::Result<ExitCo
         }
         if batch.len() >= batch_size {
             flush(
-                services,
+                accounts,
                 std::mem::take(&mut batch),
                 &mut summary,
                 &progress,
@@ -226,7 +226,7 @@ pub async fn run(args: ImportArgs, services: &Services) -> anyhow::Result<ExitCo
             progress.set_message(format!("{} imported", summary.imported));
         }
     }
-    flush(services, batch, &mut summary, &progress).await?;
+    flush(accounts, batch, &mut summary, &progress).await?;
     progress.finish_and_clear();
     println!(
         "read {} customers: {} imported, {} skipped (username exists), {} rejected",
@@ -241,7 +241,7 @@ pub async fn run(args: ImportArgs, services: &Services) -> anyhow::Result<ExitCo
 
 /// Stores a batch and counts what became of each line, naming the lines refused.
 async fn flush(
-    services: &Services,
+    accounts: &Accounts,
     batch: Vec<Pending>,
     summary: &mut Summary,
     progress: &ProgressBar,
@@ -249,13 +249,12 @@ async fn flush(
     if batch.is_empty() {
         return Ok(());
     }
-    let (lines, customers): (Vec<u64>, Vec<NewCustomer>) =
-        hash_batch(services.accounts.hasher(), batch)
-            .await?
-            .into_iter()
-            .map(|r| (r.line, r.customer))
-            .unzip();
-    let outcomes = services.accounts.import_batch(customers).await?;
+    let (lines, customers): (Vec<u64>, Vec<NewCustomer>) = hash_batch(accounts.hasher(), batch)
+        .await?
+        .into_iter()
+        .map(|r| (r.line, r.customer))
+        .unzip();
+    let outcomes = accounts.import_batch(customers).await?;
     for (line, outcome) in lines.into_iter().zip(outcomes) {
         match outcome {
             Insertion::Inserted => summary.imported += 1,

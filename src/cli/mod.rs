@@ -14,7 +14,8 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::startup::Services;
+use crate::startup::{self, Services};
+use crate::store::Migrations;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -100,16 +101,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     for name in &settings.unknown_variables {
         tracing::warn!(variable = %name, "unknown FINHUB_ variable ignored");
     }
-    let services = Services::build(&settings, Arc::new(SystemClock)).await?;
+    // Each command builds only what it needs: reading the audit trail changes nothing, not
+    // even the schema; only serving prepares logins and code delivery.
     match cli.command {
-        Command::Serve => serve::serve(&settings, &services).await,
-        Command::Demo => serve::demo(&settings, &services).await,
+        Command::Serve => {
+            let services = Services::build(&settings, Arc::new(SystemClock)).await?;
+            serve::serve(&settings, &services).await
+        }
+        Command::Demo => {
+            let services = Services::build(&settings, Arc::new(SystemClock)).await?;
+            serve::demo(&settings, &services).await
+        }
         Command::Migrate => {
+            startup::open_store(&settings, Migrations::Apply).await?;
             println!("migrations applied");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Customers(cmd) => customers::run(cmd, &services).await,
-        Command::Audit(cmd) => audit::run(cmd, &services).await,
+        Command::Customers(cmd) => {
+            let accounts = startup::accounts(&settings, Arc::new(SystemClock)).await?;
+            customers::run(cmd, &accounts).await
+        }
+        Command::Audit(cmd) => {
+            let store = startup::open_store(&settings, Migrations::Check).await?;
+            audit::run(cmd, store.as_ref(), &settings.audit.chain_seal()).await
+        }
     }
 }
 

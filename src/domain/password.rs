@@ -104,15 +104,34 @@ struct Inner {
     worker_count: usize,
     capacity: usize,
     in_flight: AtomicUsize,
-    /// Verified against for unknown usernames, so they cost what known ones cost.
-    dummy_hash: String,
+    /// Verified against for unknown usernames, so they cost what known ones cost; only a
+    /// hasher that checks logins has one.
+    dummy_hash: Option<String>,
 }
 
 impl PasswordHasher {
+    /// A hasher that checks logins: it hashes a dummy password first, at the current cost, to
+    /// verify unknown usernames against.
     pub fn new(cost: HashCost, workers: usize, queue: usize) -> Result<Self, HashError> {
+        let mut hasher = Self::for_new_passwords(cost, workers, queue)?;
+        let dummy = hash_blocking(
+            &hasher.inner.params,
+            "finhub-dummy-password-for-unknown-users",
+        )?;
+        if let Some(inner) = Arc::get_mut(&mut hasher.inner) {
+            inner.dummy_hash = Some(dummy);
+        }
+        Ok(hasher)
+    }
+
+    /// A hasher that only hashes new passwords (operator commands): no dummy hash to prepare.
+    pub fn for_new_passwords(
+        cost: HashCost,
+        workers: usize,
+        queue: usize,
+    ) -> Result<Self, HashError> {
         let params = cost.params()?;
         let workers = workers.max(1);
-        let dummy_hash = hash_blocking(&params, "finhub-dummy-password-for-unknown-users")?;
         Ok(Self {
             inner: Arc::new(Inner {
                 params,
@@ -120,7 +139,7 @@ impl PasswordHasher {
                 worker_count: workers,
                 capacity: workers + queue,
                 in_flight: AtomicUsize::new(0),
-                dummy_hash,
+                dummy_hash: None,
             }),
         })
     }
@@ -146,7 +165,10 @@ impl PasswordHasher {
         stored: Option<&str>,
     ) -> Result<Verification, HashError> {
         let known = stored.is_some();
-        let hash = stored.unwrap_or(&self.inner.dummy_hash).to_owned();
+        let hash = stored
+            .or(self.inner.dummy_hash.as_deref())
+            .ok_or_else(|| HashError::Internal("this hasher checks no logins".into()))?
+            .to_owned();
         let password = password.clone();
         let params = self.inner.params.clone();
         let verification = self
