@@ -4,29 +4,12 @@
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use serde_json::{Map, Value, json};
 use time::Duration;
 
-use super::request_id::current_request_id;
+pub use super::problem::FieldError;
+use super::problem::Problem;
 use crate::domain::audit::rfc3339;
 use crate::domain::error::AuthError;
-
-/// One invalid field.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
 
 /// Everything an API call can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -54,92 +37,6 @@ pub enum ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// The pieces of a problem response.
-struct Problem {
-    status: StatusCode,
-    code: &'static str,
-    title: &'static str,
-    detail: String,
-    extra: Map<String, Value>,
-    retry_after: Option<Duration>,
-    www_authenticate: Option<&'static str>,
-}
-
-impl Problem {
-    fn new(
-        status: StatusCode,
-        code: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            code,
-            title,
-            detail: detail.into(),
-            extra: Map::new(),
-            retry_after: None,
-            www_authenticate: None,
-        }
-    }
-
-    fn with(mut self, key: &str, value: Value) -> Self {
-        self.extra.insert(key.to_owned(), value);
-        self
-    }
-
-    fn retry_after(mut self, d: Duration) -> Self {
-        self.retry_after = Some(d);
-        self
-    }
-
-    fn challenge(mut self, value: &'static str) -> Self {
-        self.www_authenticate = Some(value);
-        self
-    }
-
-    fn into_response(self) -> Response {
-        let mut body = Map::new();
-        body.insert(
-            "type".into(),
-            json!(format!(
-                "urn:finhub:problem:{}",
-                self.code.to_ascii_lowercase()
-            )),
-        );
-        body.insert("title".into(), json!(self.title));
-        body.insert("status".into(), json!(self.status.as_u16()));
-        body.insert("detail".into(), json!(self.detail));
-        body.insert("code".into(), json!(self.code));
-        body.insert(
-            "requestId".into(),
-            json!(current_request_id().unwrap_or_default()),
-        );
-        body.extend(self.extra);
-        let mut response = (self.status, Value::Object(body).to_string()).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(d) = self.retry_after {
-            // Whole seconds, rounded up, at least one.
-            let secs = (d.whole_milliseconds().max(1) + 999) / 1000;
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                headers.insert(header::RETRY_AFTER, v);
-            }
-        }
-        if let Some(challenge) = self.www_authenticate {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
-        }
-        response
-    }
-}
-
 const BEARER: &str = r#"Bearer realm="finhub""#;
 const BEARER_INVALID: &str = r#"Bearer realm="finhub", error="invalid_token""#;
 const BEARER_EXPIRED: &str =
@@ -163,7 +60,7 @@ impl ApiError {
                 "Invalid request",
                 "one or more fields are invalid",
             )
-            .with("errors", json!(errors)),
+            .errors(errors.clone()),
             Self::Malformed { status, detail } => {
                 Problem::new(*status, "MALFORMED_REQUEST", "Malformed request", *detail)
             }
@@ -218,7 +115,7 @@ fn auth_problem(e: &AuthError) -> Problem {
                 "the account is locked; try again later or contact support",
             );
             match until {
-                Some(t) => p.with("lockedUntil", json!(rfc3339(*t))),
+                Some(t) => p.locked_until(rfc3339(*t)),
                 None => p,
             }
         }
@@ -254,7 +151,7 @@ fn auth_problem(e: &AuthError) -> Problem {
             "Invalid code",
             "the code is incorrect",
         )
-        .with("attemptsRemaining", json!(attempts_remaining)),
+        .attempts_remaining(*attempts_remaining),
         AuthError::CodeExpired => Problem::new(
             S::BAD_REQUEST,
             "2FA_CODE_EXPIRED",
@@ -354,7 +251,7 @@ mod tests {
 
     use super::*;
 
-    async fn body(response: Response) -> Value {
+    async fn body(response: Response) -> serde_json::Value {
         serde_json::from_slice(&to_bytes(response.into_body(), 4096).await.unwrap()).unwrap()
     }
 
@@ -395,14 +292,5 @@ mod tests {
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let json = body(response).await;
         assert!(!json.to_string().contains("SELECT"));
-    }
-
-    #[test]
-    fn retry_after_rounds_up_to_whole_seconds() {
-        let response = auth_problem(&AuthError::TooManyAttempts {
-            retry_after: Duration::milliseconds(1500),
-        })
-        .into_response();
-        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
     }
 }

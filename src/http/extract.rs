@@ -2,13 +2,19 @@
 //! errors: JSON bodies, the bearer session, and the client's network facts.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum_extra::TypedHeader;
+use axum_extra::headers::Authorization;
+use axum_extra::headers::authorization::Bearer;
+use axum_extra::typed_header::TypedHeaderRejectionReason;
 use serde::de::DeserializeOwned;
+use serde_value::{DeserializerError, ValueDeserializer};
 
 use super::error::{ApiError, FieldError};
 use super::state::AppState;
 use crate::domain::client::ClientContext;
+use crate::domain::error::AuthError;
 use crate::domain::session::Session;
 
 /// Request bodies larger than this are refused with 413.
@@ -35,73 +41,77 @@ where
         let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
             .await
             .map_err(|_| ApiError::Malformed {
-                status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                status: StatusCode::PAYLOAD_TOO_LARGE,
                 detail: "the request body is larger than 16 KiB",
             })?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            let is_json = content_type.as_deref().is_some_and(|ct| {
-                let essence = ct.split(';').next().unwrap_or("").trim();
-                essence == "application/json"
-                    || (essence.starts_with("application/") && essence.ends_with("+json"))
-            });
-            if !is_json {
-                return Err(ApiError::Malformed {
-                    status: axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    detail: "send the body as application/json",
-                });
-            }
-            &bytes
-        };
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|_| ApiError::Malformed {
-                status: axum::http::StatusCode::BAD_REQUEST,
-                detail: "the body is not valid JSON",
-            })?;
-        if !value.is_object() {
-            return Err(ApiError::Validation(vec![FieldError::new(
-                "body",
-                "must be a JSON object",
-            )]));
-        }
-        serde_path_to_error::deserialize(value)
-            .map(ApiJson)
-            .map_err(|e| ApiError::Validation(vec![field_error(&e)]))
+        parse_body(content_type.as_deref(), &bytes).map(ApiJson)
     }
 }
 
-/// Names the field and the kind of problem, from serde's message, without the offending value.
-fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldError {
-    let path = e.path().to_string();
-    let path = if path == "." { String::new() } else { path };
-    let message = e.inner().to_string();
-    if let Some(rest) = message.strip_prefix("missing field `") {
-        let name = rest.split('`').next().unwrap_or_default();
-        let field = if path.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{path}.{name}")
-        };
-        return FieldError::new(field, "is required");
-    }
-    let problem = if message.starts_with("invalid type") {
-        "has the wrong type"
-    } else if message.starts_with("unknown variant") {
-        "is not one of the allowed values"
-    } else if message.starts_with("invalid length") {
-        "has the wrong length"
+/// The body's value, or the contract's error for it.
+fn parse_body<T: DeserializeOwned>(
+    content_type: Option<&str>,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
     } else {
-        "is invalid"
+        let is_json = content_type.is_some_and(|ct| {
+            let essence = ct.split(';').next().unwrap_or("").trim();
+            essence == "application/json"
+                || (essence.starts_with("application/") && essence.ends_with("+json"))
+        });
+        if !is_json {
+            return Err(ApiError::Malformed {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                detail: "send the body as application/json",
+            });
+        }
+        bytes
     };
-    FieldError::new(
-        if path.is_empty() {
-            "body".to_owned()
-        } else {
-            path
-        },
-        problem,
-    )
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|_| ApiError::Malformed {
+            status: StatusCode::BAD_REQUEST,
+            detail: "the body is not valid JSON",
+        })?;
+    if !value.is_object() {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "body",
+            "must be a JSON object",
+        )]));
+    }
+    // Through a self-describing value whose errors keep serde's kind (missing field, wrong
+    // type, …), so each failure is named without reading, or echoing, its message.
+    let value = serde_value::to_value(value)
+        .map_err(|e| ApiError::Internal(format!("copying a JSON body: {e}")))?;
+    serde_path_to_error::deserialize(ValueDeserializer::<DeserializerError>::new(value))
+        .map_err(|e| ApiError::Validation(vec![field_error(&e)]))
+}
+
+/// Names the field and the kind of problem, by serde's error kind, never with the value.
+fn field_error(e: &serde_path_to_error::Error<DeserializerError>) -> FieldError {
+    let path = e.path().to_string();
+    let at = |name: &str| match path.as_str() {
+        "." => name.to_owned(),
+        parent => format!("{parent}.{name}"),
+    };
+    let (field, message) = match e.inner() {
+        DeserializerError::MissingField(name) => (at(name), "is required"),
+        DeserializerError::DuplicateField(name) => (at(name), "is given more than once"),
+        DeserializerError::UnknownField(name, _) => (at(name), "is not a known field"),
+        DeserializerError::InvalidType(..) => (path.clone(), "has the wrong type"),
+        DeserializerError::UnknownVariant(..) => (path.clone(), "is not one of the allowed values"),
+        DeserializerError::InvalidLength(..) => (path.clone(), "has the wrong length"),
+        DeserializerError::InvalidValue(..) | DeserializerError::Custom(_) => {
+            (path.clone(), "is invalid")
+        }
+    };
+    let field = if field == "." {
+        "body".to_owned()
+    } else {
+        field
+    };
+    FieldError::new(field, message)
 }
 
 /// The live session behind the request's bearer token.
@@ -114,20 +124,13 @@ impl FromRequestParts<AppState> for AuthSession {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(ApiError::MissingToken)?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .ok_or(ApiError::Auth(
-                crate::domain::error::AuthError::Unauthenticated,
-            ))?;
+        let bearer = TypedHeader::<Authorization<Bearer>>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| match rejection.reason() {
+                TypedHeaderRejectionReason::Missing => ApiError::MissingToken,
+                _ => ApiError::Auth(AuthError::Unauthenticated),
+            })?;
+        let token = bearer.token();
         Ok(Self(state.auth.authenticate(token).await?))
     }
 }
@@ -148,5 +151,82 @@ impl FromRequestParts<AppState> for Client {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok());
         Ok(Self(ClientContext::new(ip, user_agent)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    #[expect(dead_code, reason = "only parsed")]
+    struct Body {
+        user_name: String,
+        count: u32,
+        kind: Option<Kind>,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    enum Kind {
+        A,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[expect(dead_code, reason = "only parsed")]
+    struct Inner {
+        code: String,
+    }
+
+    fn field_of(json: &str) -> (String, String) {
+        match parse_body::<Body>(Some("application/json"), json.as_bytes()) {
+            Err(ApiError::Validation(errors)) => {
+                (errors[0].field.clone(), errors[0].message.clone())
+            }
+            other => panic!("not a validation error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_kind_of_shape_error_names_its_field_without_the_value() {
+        assert_eq!(
+            field_of(r#"{"count": 1}"#),
+            ("userName".into(), "is required".into())
+        );
+        assert_eq!(
+            field_of(r#"{"userName": "x", "count": "secret-value"}"#),
+            ("count".into(), "has the wrong type".into())
+        );
+        assert_eq!(
+            field_of(r#"{"userName": "x", "count": 1, "kind": "B"}"#),
+            ("kind".into(), "is not one of the allowed values".into())
+        );
+        assert_eq!(
+            field_of(r#"{"userName": "x", "count": 1, "inner": {}}"#),
+            ("inner.code".into(), "is required".into())
+        );
+        assert_eq!(
+            field_of(r#"{"userName": "x", "count": 1, "inner": {"code": 7}}"#),
+            ("inner.code".into(), "has the wrong type".into())
+        );
+    }
+
+    #[test]
+    fn bodies_that_are_not_json_objects_are_told_apart() {
+        let malformed = parse_body::<Body>(Some("application/json"), b"{not json");
+        assert!(
+            matches!(malformed, Err(ApiError::Malformed { status, .. }) if status == StatusCode::BAD_REQUEST)
+        );
+        let media = parse_body::<Body>(Some("text/plain"), b"{}");
+        assert!(
+            matches!(media, Err(ApiError::Malformed { status, .. }) if status == StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        );
+        assert_eq!(
+            field_of("[1]"),
+            ("body".into(), "must be a JSON object".into())
+        );
     }
 }

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 mod limit;
 pub mod openapi;
+mod problem;
 pub mod request_id;
 pub mod routes;
 mod schema;
@@ -16,18 +17,17 @@ use std::time::Duration;
 use axum::Router;
 use axum::middleware;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
 use self::state::AppState;
 
 /// The whole API.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
-    Router::new()
-        .merge(routes::sessions::router())
-        .merge(routes::two_factor::router())
-        .merge(routes::customers::router())
-        .merge(routes::health::router())
+    let (routes, _) = openapi::routes().split_for_parts();
+    routes
         .route_layer(middleware::from_fn(request_id::mark_route))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -42,4 +42,15 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             request_timeout,
         ))
         .layer(middleware::from_fn(request_id::request_context))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_id::request_span)
+                .on_request(())
+                .on_response(request_id::log_response)
+                // Failures are logged where they are understood (internal errors, outages).
+                .on_failure(()),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::map_request(request_id::drop_insane_request_id))
 }

@@ -1,11 +1,15 @@
-//! The API description, generated from the handlers' annotations so it cannot drift from them.
+//! The API: its routes and their description, declared once. Each route is registered with
+//! the annotation of its handler (`routes!`), so the document cannot drift from the router.
 
 use std::sync::OnceLock;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::{Modify, OpenApi, ToSchema as _};
+use utoipa_axum::router::OpenApiRouter;
 
+use super::problem::ProblemDocument;
 use super::routes::{customers, health, sessions, two_factor};
+use super::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,13 +18,6 @@ use super::routes::{customers, health, sessions, two_factor};
         description = "Signs in FinHub's individual (B2C) customers: login, two-factor authentication, session renewal and logout. Every error is an RFC 9457 problem document whose `code` is stable.",
         version = "1"
     ),
-    paths(
-        sessions::create_token, sessions::refresh_token, sessions::logout,
-        two_factor::initiate, two_factor::verify,
-        customers::me,
-        health::healthz, health::readyz, health::metrics, health::openapi,
-    ),
-    modifiers(&BearerAuth, &CommonErrors),
     tags(
         (name = "auth", description = "Sessions"),
         (name = "two-factor", description = "Six-digit codes by SMS or e-mail"),
@@ -28,7 +25,7 @@ use super::routes::{customers, health, sessions, two_factor};
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
 struct BearerAuth;
 
@@ -82,7 +79,9 @@ impl Modify for CommonErrors {
                                 .content(
                                     "application/problem+json",
                                     ContentBuilder::new()
-                                        .schema(Some(Ref::from_schema_name("ProblemDocument")))
+                                        .schema(Some(
+                                            Ref::from_schema_name(ProblemDocument::name()),
+                                        ))
                                         .build(),
                                 )
                                 .build()
@@ -94,12 +93,58 @@ impl Modify for CommonErrors {
     }
 }
 
+/// Every route of the API, each with its description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(sessions::router())
+        .merge(two_factor::router())
+        .merge(customers::router())
+        .merge(health::router())
+}
+
 /// The document as served, rendered once.
 pub fn document() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .unwrap_or_else(|_| "{}".into())
+        let mut api = routes().into_openapi();
+        BearerAuth.modify(&mut api);
+        CommonErrors.modify(&mut api);
+        api.to_pretty_json().unwrap_or_else(|_| "{}".into())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    found.push(target);
+                }
+                map.values().for_each(|v| refs(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_schema_the_document_refers_to_is_in_it() {
+        let doc: Value = serde_json::from_str(super::document()).unwrap();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(found.len() > 10, "{found:?}");
+        for target in found {
+            let name = target.trim_start_matches("#/components/schemas/");
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{target} is not in the document"
+            );
+        }
+        for schema in ["KycStatus", "TwoFactorMethod", "ProblemDocument"] {
+            assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+        }
+    }
 }

@@ -1,15 +1,14 @@
-//! The outermost middleware: gives every request an id (echoing a sane incoming
-//! `X-Request-Id`), runs it inside a tracing span, makes every error a problem document, and
-//! counts it for the metrics endpoint.
+//! Every request's id and its record: tower-http gives each request an `X-Request-Id` (echoing a
+//! sane incoming one) and returns it on the response, its trace layer runs the request in a span
+//! and writes the access log line; [`request_context`] makes the id available to error bodies,
+//! makes every error a problem document and counts the request for the metrics endpoint.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument as _;
-use uuid::Uuid;
+use tower_http::request_id::RequestId;
 
 use super::error::ensure_problem;
 
@@ -17,21 +16,52 @@ tokio::task_local! {
     static REQUEST_ID: String;
 }
 
-const HEADER: &str = "x-request-id";
-
 /// The id of the request being handled, if called while handling one.
 pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
-/// An incoming id is echoed only if it is short and plain; anything else is replaced, so it can
-/// neither inject into logs nor grow without bound.
-fn sane(value: &HeaderValue) -> Option<String> {
-    let s = value.to_str().ok()?;
-    let ok = (1..=128).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    ok.then(|| s.to_owned())
+/// An incoming id is kept only if it is short and plain; anything else is dropped before an id
+/// is assigned, so it can neither inject into logs nor grow without bound.
+pub async fn drop_insane_request_id(mut request: Request) -> Request {
+    let sane = request.headers().get("x-request-id").is_none_or(|v| {
+        (1..=128).contains(&v.len())
+            && v.as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    });
+    if !sane {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
+}
+
+fn id_of(request: &Request) -> &str {
+    request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or_default()
+}
+
+/// The span each request runs in; `route` is filled in once routing has matched.
+pub fn request_span(request: &Request) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        request_id = %id_of(request),
+        method = %request.method(),
+        path = %request.uri().path(),
+        route = tracing::field::Empty,
+    )
+}
+
+/// The access log line.
+pub fn log_response(response: &Response, latency: Duration, _span: &tracing::Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms = latency.as_millis() as u64,
+        "request handled"
+    );
 }
 
 /// The route a request matched, carried on the response from the inner layer to the outer one.
@@ -53,49 +83,24 @@ pub async fn mark_route(request: Request, next: Next) -> Response {
 }
 
 pub async fn request_context(request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(HEADER)
-        .and_then(sane)
-        .unwrap_or_else(|| Uuid::new_v4().to_string());
-    let method = request.method().clone();
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id,
-        method = %method,
-        path = %request.uri().path(),
-        route = tracing::field::Empty,
-    );
+    let id = id_of(&request).to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
-    let response = REQUEST_ID
-        .scope(id.clone(), next.run(request).instrument(span.clone()))
-        .await;
-    let mut response = REQUEST_ID.sync_scope(id.clone(), || ensure_problem(response));
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(HEADER, value);
-    }
+    let response = REQUEST_ID.scope(id.clone(), next.run(request)).await;
+    let response = REQUEST_ID.sync_scope(id, || ensure_problem(response));
 
-    let elapsed = started.elapsed();
     let route = response
         .extensions()
         .get::<Route>()
         .map_or_else(|| "unmatched".to_owned(), |r| r.0.clone());
-    let status = response.status().as_u16();
     let labels = [
-        ("method", method_label(&method).to_owned()),
+        ("method", method.to_owned()),
         ("route", route),
-        ("status", status.to_string()),
+        ("status", response.status().as_u16().to_string()),
     ];
     metrics::counter!("finhub_http_requests_total", &labels).increment(1);
     metrics::histogram!("finhub_http_request_duration_seconds", &labels[..2])
-        .record(elapsed.as_secs_f64());
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            latency_ms = elapsed.as_millis() as u64,
-            "request handled"
-        );
-    });
+        .record(started.elapsed().as_secs_f64());
     response
 }
 
@@ -111,5 +116,32 @@ fn method_label(method: &axum::http::Method) -> &'static str {
         Method::HEAD => "HEAD",
         Method::OPTIONS => "OPTIONS",
         _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn insane_incoming_ids_are_dropped_and_sane_ones_kept() {
+        for (incoming, kept) in [
+            ("abc-123_x.y:z", true),
+            ("has space", false),
+            ("", false),
+            (&"a".repeat(129), false),
+        ] {
+            let mut request = Request::new(axum::body::Body::empty());
+            let value = HeaderValue::from_str(incoming).unwrap();
+            request.headers_mut().insert("x-request-id", value);
+            let request = drop_insane_request_id(request).await;
+            assert_eq!(
+                request.headers().contains_key("x-request-id"),
+                kept,
+                "{incoming:?}"
+            );
+        }
     }
 }

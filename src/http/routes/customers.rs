@@ -1,11 +1,12 @@
 //! The signed-in customer's own record.
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ProblemDocument;
 use crate::domain::audit::rfc3339;
@@ -17,8 +18,8 @@ use crate::http::extract::AuthSession;
 use crate::http::schema;
 use crate::http::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/customers/me", get(me))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(me))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

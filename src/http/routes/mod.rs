@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::domain::audit::rfc3339;
 use crate::domain::auth::IssuedSession;
+pub use crate::http::problem::ProblemDocument;
 
 /// The body of every response that issues tokens (login, 2FA verification, refresh).
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,24 +41,4 @@ impl From<IssuedSession> for TokenResponse {
             two_factor_required: s.two_factor_required,
         }
     }
-}
-
-/// An RFC 9457 problem document, as every error is answered (for the API description).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProblemDocument {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-    /// The stable machine-readable error code; switch on this.
-    pub code: String,
-    pub request_id: String,
-    /// VALIDATION_ERROR only.
-    pub errors: Option<Vec<super::error::FieldError>>,
-    /// INVALID_2FA_CODE only.
-    pub attempts_remaining: Option<u32>,
-    /// ACCOUNT_LOCKED only; absent when an operator must unlock.
-    pub locked_until: Option<String>,
 }

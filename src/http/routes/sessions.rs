@@ -1,13 +1,13 @@
 //! Login, renewal and logout.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use serde::Deserialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ProblemDocument, TokenResponse};
 use crate::domain::auth::LogoutScope;
@@ -18,11 +18,11 @@ use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
 use crate::http::extract::{ApiJson, AuthSession, Client};
 use crate::http::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/token", post(create_token))
-        .route("/api/v1/auth/token/refresh", post(refresh_token))
-        .route("/api/v1/auth/logout", post(logout))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_token))
+        .routes(routes!(refresh_token))
+        .routes(routes!(logout))
 }
 
 /// Login credentials. (No `Debug`: it holds a password.)

@@ -1,12 +1,13 @@
 //! Sending and checking two-factor codes.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ProblemDocument, TokenResponse};
 use crate::domain::audit::rfc3339;
@@ -17,10 +18,10 @@ use crate::http::extract::{ApiJson, AuthSession, Client};
 use crate::http::schema;
 use crate::http::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/2fa/initiate", post(initiate))
-        .route("/api/v1/auth/2fa/verify", post(verify))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(initiate))
+        .routes(routes!(verify))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
