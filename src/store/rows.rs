@@ -30,13 +30,13 @@ pub struct CustomerRow {
     pub last_login_at: Option<i64>,
 }
 
-/// The columns [`CustomerRow`] reads, for `concat!` into static queries.
-macro_rules! customer_columns {
-    () => {
-        "id, username, email, phone, first_name, last_name, kyc_status, two_factor_method, password_hash, last_login_at"
+/// A static query reading [`CustomerRow`]s: `SELECT` its columns, then the rest of the query.
+macro_rules! select_customer {
+    ($rest:literal) => {
+        concat!("SELECT ", "id, username, email, phone, first_name, last_name, kyc_status, two_factor_method, password_hash, last_login_at", " ", $rest)
     };
 }
-pub(crate) use customer_columns;
+pub(crate) use select_customer;
 
 impl TryFrom<CustomerRow> for Customer {
     type Error = StoreError;
@@ -83,13 +83,13 @@ pub struct SessionRow {
     pub revoked_at: Option<i64>,
 }
 
-/// The columns [`SessionRow`] reads, for `concat!` into static queries.
-macro_rules! session_columns {
-    () => {
-        "s.id, s.customer_id, s.state, s.created_at, s.expires_at, s.absolute_expires_at, s.last_seen_at, s.login_at, s.previous_login_at, s.two_factor_verified, s.revoked_at"
+/// A static query reading [`SessionRow`]s: `SELECT` its columns, then the rest of the query.
+macro_rules! select_session {
+    ($rest:literal) => {
+        concat!("SELECT ", "s.id, s.customer_id, s.state, s.created_at, s.expires_at, s.absolute_expires_at, s.last_seen_at, s.login_at, s.previous_login_at, s.two_factor_verified, s.revoked_at", " ", $rest)
     };
 }
-pub(crate) use session_columns;
+pub(crate) use select_session;
 
 impl TryFrom<SessionRow> for Session {
     type Error = StoreError;
@@ -176,13 +176,13 @@ pub struct AuditRow {
     pub hash: String,
 }
 
-/// The columns [`AuditRow`] reads, for `concat!` into static queries.
-macro_rules! audit_columns {
-    () => {
-        "seq, id, at, kind, outcome, reason, username, customer_id, session_id, ip, user_agent, device_fingerprint, device_name, details, prev_hash, hash"
+/// A static query reading [`AuditRow`]s: `SELECT` its columns, then the rest of the query.
+macro_rules! select_audit {
+    ($rest:literal) => {
+        concat!("SELECT ", "seq, id, at, kind, outcome, reason, username, customer_id, session_id, ip, user_agent, device_fingerprint, device_name, details, prev_hash, hash", " ", $rest)
     };
 }
-pub(crate) use audit_columns;
+pub(crate) use select_audit;
 
 impl TryFrom<AuditRow> for ChainedEvent {
     type Error = StoreError;

@@ -7,7 +7,16 @@ use crate::clock::to_unix_millis;
 use crate::domain::audit::{AuditEvent, ChainSeal, ChainedEvent};
 use crate::domain::ports::{AuditQuery, AuditStore, StoreResult};
 use crate::store::backend::{Backend, query};
-use crate::store::rows::{AuditRow, audit_columns};
+use crate::store::rows::{AuditRow, select_audit};
+
+const EVENTS_AFTER: &str =
+    select_audit!("FROM audit_events WHERE seq > $1 AND at >= $2 ORDER BY seq LIMIT $3");
+/// The newest events, oldest first.
+const NEWEST: &str = concat!(
+    "SELECT * FROM (",
+    select_audit!("FROM audit_events ORDER BY seq DESC LIMIT $1"),
+    ") AS newest ORDER BY seq"
+);
 
 /// Appends events to the chain inside the caller's transaction. The head is read with the
 /// backend's lock (SQLite's single writer; a row lock in PostgreSQL), so concurrent appenders,
@@ -64,12 +73,7 @@ impl<B: Backend> AuditStore for SqlStore<B> {
     }
 
     async fn audit_events(&self, q: AuditQuery) -> StoreResult<Vec<ChainedEvent>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            audit_columns!(),
-            " FROM audit_events WHERE seq > $1 AND at >= $2 ORDER BY seq LIMIT $3"
-        );
-        let rows: Vec<AuditRow> = query::<B>(SQL)
+        let rows: Vec<AuditRow> = query::<B>(EVENTS_AFTER)
             .bind(q.after_seq)
             .bind(q.since.map_or(i64::MIN, to_unix_millis))
             .bind(i64::from(q.limit))
@@ -79,12 +83,7 @@ impl<B: Backend> AuditStore for SqlStore<B> {
     }
 
     async fn audit_tail(&self, n: u32) -> StoreResult<Vec<ChainedEvent>> {
-        const SQL: &str = concat!(
-            "SELECT * FROM (SELECT ",
-            audit_columns!(),
-            " FROM audit_events ORDER BY seq DESC LIMIT $1) AS newest ORDER BY seq"
-        );
-        let rows: Vec<AuditRow> = query::<B>(SQL)
+        let rows: Vec<AuditRow> = query::<B>(NEWEST)
             .bind(i64::from(n))
             .fetch_all(&mut *self.read().await?)
             .await?;

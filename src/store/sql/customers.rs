@@ -10,8 +10,10 @@ use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
 use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
 use crate::domain::ports::{CustomerStore, FailureOutcome, Insertion, StoreError, StoreResult};
 use crate::store::backend::{Backend, query};
-use crate::store::rows::{CustomerRow, LockoutRow, customer_columns};
+use crate::store::rows::{CustomerRow, LockoutRow, select_customer};
 
+const CUSTOMER_BY_USERNAME: &str = select_customer!("FROM customers WHERE username = $1");
+const CUSTOMER_BY_ID: &str = select_customer!("FROM customers WHERE id = $1");
 const SELECT_LOCKOUT: &str =
     "SELECT failures, lock_count, locked_until, operator_locked FROM lockouts WHERE username = $1";
 
@@ -127,18 +129,6 @@ pub(super) async fn count_failure<B: Backend>(
     Ok((locked, Some((until, nth))))
 }
 
-async fn customer_where<B: Backend>(
-    store: &SqlStore<B>,
-    sql: &'static str,
-    key: &str,
-) -> StoreResult<Option<Customer>> {
-    let row: Option<CustomerRow> = query::<B>(sql)
-        .bind(key)
-        .fetch_optional(&mut *store.read().await?)
-        .await?;
-    row.map(Customer::try_from).transpose()
-}
-
 #[async_trait]
 impl<B: Backend> CustomerStore for SqlStore<B> {
     async fn insert_customer(&self, customer: &NewCustomer, event: &AuditEvent) -> StoreResult<()> {
@@ -173,21 +163,13 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
     }
 
     async fn customer_by_username(&self, username: &Username) -> StoreResult<Option<Customer>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            customer_columns!(),
-            " FROM customers WHERE username = $1"
-        );
-        customer_where(self, SQL, username.as_str()).await
+        self.read_one::<CustomerRow, _>(CUSTOMER_BY_USERNAME, username.as_str())
+            .await
     }
 
     async fn customer_by_id(&self, id: &CustomerId) -> StoreResult<Option<Customer>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            customer_columns!(),
-            " FROM customers WHERE id = $1"
-        );
-        customer_where(self, SQL, id.as_str()).await
+        self.read_one::<CustomerRow, _>(CUSTOMER_BY_ID, id.as_str())
+            .await
     }
 
     async fn replace_password_hash(

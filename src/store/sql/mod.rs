@@ -15,9 +15,9 @@ use async_trait::async_trait;
 use sqlx::Transaction;
 use sqlx::pool::{Pool, PoolConnection};
 
-use super::backend::{Backend, query};
+use super::backend::{Backend, Param, Record, query};
 use crate::domain::audit::ChainSeal;
-use crate::domain::ports::{Store, StoreResult};
+use crate::domain::ports::{Store, StoreError, StoreResult};
 
 /// A write transaction on backend `B`.
 type Tx<B> = Transaction<'static, B>;
@@ -46,6 +46,23 @@ impl<B: Backend> SqlStore<B> {
 
     async fn read(&self) -> StoreResult<PoolConnection<B>> {
         Ok(self.reader.acquire().await?)
+    }
+
+    /// The row `sql` selects by one key, converted to its domain value.
+    async fn read_one<'k, R, T>(
+        &self,
+        sql: &'static str,
+        key: impl Param<'k>,
+    ) -> StoreResult<Option<T>>
+    where
+        R: Record,
+        T: TryFrom<R, Error = StoreError>,
+    {
+        let row: Option<R> = query::<B>(sql)
+            .bind(key)
+            .fetch_optional(&mut *self.read().await?)
+            .await?;
+        row.map(T::try_from).transpose()
     }
 }
 

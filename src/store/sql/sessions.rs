@@ -12,7 +12,7 @@ use crate::domain::ports::{SessionStart, SessionStore, StoreError, StoreResult};
 use crate::domain::session::{NewSession, Rotation, Session, SessionId, SessionState};
 use crate::domain::token::TokenHash;
 use crate::store::backend::{Backend, query};
-use crate::store::rows::{SessionRow, session_columns};
+use crate::store::rows::{SessionRow, select_session};
 
 /// When a completed login happened and the one before it.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +62,11 @@ pub(super) async fn retire_refresh<B: Backend>(
     Ok(retired == 1)
 }
 
+const BY_ACCESS: &str = select_session!("FROM sessions s WHERE s.access_hash = $1");
+const BY_REFRESH: &str = select_session!("FROM sessions s WHERE s.refresh_hash = $1");
+const BY_RETIRED_REFRESH: &str = select_session!(
+    "FROM retired_refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.hash = $1"
+);
 const END_SESSION: &str =
     "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND revoked_at IS NULL";
 const END_CUSTOMER_SESSIONS: &str = "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
@@ -106,19 +111,6 @@ async fn end_sessions_audited<B: Backend>(
     audit::append(&mut tx, &store.seal, &[event]).await?;
     tx.commit().await?;
     Ok(ended)
-}
-
-/// The session a token hash selects through `sql`.
-async fn session_where<B: Backend>(
-    store: &SqlStore<B>,
-    sql: &'static str,
-    hash: &TokenHash,
-) -> StoreResult<Option<Session>> {
-    let row: Option<SessionRow> = query::<B>(sql)
-        .bind(hash.as_bytes().as_slice())
-        .fetch_optional(&mut *store.read().await?)
-        .await?;
-    row.map(Session::try_from).transpose()
 }
 
 #[async_trait]
@@ -174,30 +166,18 @@ impl<B: Backend> SessionStore for SqlStore<B> {
     }
 
     async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            session_columns!(),
-            " FROM sessions s WHERE s.access_hash = $1"
-        );
-        session_where(self, SQL, hash).await
+        self.read_one::<SessionRow, _>(BY_ACCESS, hash.as_bytes().as_slice())
+            .await
     }
 
     async fn session_by_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            session_columns!(),
-            " FROM sessions s WHERE s.refresh_hash = $1"
-        );
-        session_where(self, SQL, hash).await
+        self.read_one::<SessionRow, _>(BY_REFRESH, hash.as_bytes().as_slice())
+            .await
     }
 
     async fn session_by_retired_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            session_columns!(),
-            " FROM retired_refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.hash = $1"
-        );
-        session_where(self, SQL, hash).await
+        self.read_one::<SessionRow, _>(BY_RETIRED_REFRESH, hash.as_bytes().as_slice())
+            .await
     }
 
     async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> StoreResult<()> {
