@@ -1,103 +1,94 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{Backend, assert_problem, spawn_app};
 
-store_tests! {
-    #[tokio::test]
-    async fn unknown_routes_and_methods_answer_problem_json() {
-        let app = spawn_app().await;
-        let missing = app.get("/api/v1/nope").await;
-        assert_problem(missing, 404, "NOT_FOUND").await;
-        let wrong_method = app.get("/api/v1/auth/token").await;
-        assert_problem(wrong_method, 405, "METHOD_NOT_ALLOWED").await;
+on_both_stores!(unknown_routes_and_methods_answer_problem_json);
+async fn unknown_routes_and_methods_answer_problem_json(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let missing = app.get("/api/v1/nope").await;
+    assert_problem(missing, 404, "NOT_FOUND").await;
+    let wrong_method = app.get("/api/v1/auth/token").await;
+    assert_problem(wrong_method, 405, "METHOD_NOT_ALLOWED").await;
+}
+
+on_both_stores!(a_sane_request_id_is_echoed_and_anything_else_replaced);
+async fn a_sane_request_id_is_echoed_and_anything_else_replaced(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let echoed = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-123_abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "trace-123_abc");
+
+    let hostile = app
+        .client
+        .get(app.url("/api/v1/nope"))
+        .header("x-request-id", "a b\"<script>")
+        .send()
+        .await
+        .unwrap();
+    let id = hostile.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(id, "a b\"<script>");
+    assert_eq!(id.len(), 36);
+    let body = assert_problem(hostile, 404, "NOT_FOUND").await;
+    assert_eq!(body["requestId"], id.as_str());
+}
+
+on_both_stores!(health_readiness_and_metrics_answer);
+async fn health_readiness_and_metrics_answer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    app.login("nobody@example.com", "wrong").await;
+
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+
+    assert!(
+        metrics.contains("# TYPE finhub_http_requests_total counter"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"route="/api/v1/auth/token""#));
+    assert!(metrics.contains("finhub_http_request_duration_seconds_bucket"));
+    assert!(metrics.contains(r#"finhub_logins_total{outcome="invalid_credentials"}"#));
+}
+
+on_both_stores!(the_openapi_document_is_3_1_and_describes_every_endpoint);
+async fn the_openapi_document_is_3_1_and_describes_every_endpoint(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in [
+        "/api/v1/auth/token",
+        "/api/v1/auth/token/refresh",
+        "/api/v1/auth/logout",
+        "/api/v1/auth/2fa/initiate",
+        "/api/v1/auth/2fa/verify",
+        "/api/v1/customers/me",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/v1/openapi.json",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
     }
-
-    #[tokio::test]
-    async fn a_sane_request_id_is_echoed_and_anything_else_replaced() {
-        let app = spawn_app().await;
-        let echoed = app
-            .client
-            .get(app.url("/healthz"))
-            .header("x-request-id", "trace-123_abc")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(echoed.headers()["x-request-id"], "trace-123_abc");
-
-        let hostile = app
-            .client
-            .get(app.url("/api/v1/nope"))
-            .header("x-request-id", "a b\"<script>")
-            .send()
-            .await
-            .unwrap();
-        let id = hostile.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        assert_ne!(id, "a b\"<script>");
-        assert_eq!(id.len(), 36);
-        let body = assert_problem(hostile, 404, "NOT_FOUND").await;
-        assert_eq!(body["requestId"], id.as_str());
-    }
-
-    #[tokio::test]
-    async fn health_readiness_and_metrics_answer() {
-        let app = spawn_app().await;
-        assert_eq!(
-            app.get("/healthz").await
-                .status(),
-            StatusCode::OK
-        );
-        assert_eq!(
-            app.get("/readyz").await
-                .status(),
-            StatusCode::OK
-        );
-        app.login("nobody@example.com", "wrong").await;
-
-        let metrics = app.get("/metrics").await
-            .text()
-            .await
-            .unwrap();
-
-        assert!(
-            metrics.contains("# TYPE finhub_http_requests_total counter"),
-            "{metrics}"
-        );
-        assert!(metrics.contains(r#"route="/api/v1/auth/token""#));
-        assert!(metrics.contains("finhub_http_request_duration_seconds_bucket"));
-        assert!(metrics.contains(r#"finhub_logins_total{outcome="invalid_credentials"}"#));
-    }
-
-    #[tokio::test]
-    async fn the_openapi_document_is_3_1_and_describes_every_endpoint() {
-        let app = spawn_app().await;
-        let doc: Value = app.get("/api/v1/openapi.json").await
-            .json()
-            .await
-            .unwrap();
-        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-        for path in [
-            "/api/v1/auth/token",
-            "/api/v1/auth/token/refresh",
-            "/api/v1/auth/logout",
-            "/api/v1/auth/2fa/initiate",
-            "/api/v1/auth/2fa/verify",
-            "/api/v1/customers/me",
-            "/healthz",
-            "/readyz",
-            "/metrics",
-            "/api/v1/openapi.json",
-        ] {
-            assert!(doc["paths"][path].is_object(), "{path} missing");
-        }
-        assert!(doc["components"]["schemas"]["ProblemDocument"].is_object());
-        for (path, method) in [("/api/v1/auth/token", "post"), ("/api/v1/auth/token/refresh", "post"), ("/api/v1/customers/me", "get")] {
-            for status in ["400", "429", "503"] {
-                assert!(doc["paths"][path][method]["responses"][status].is_object(), "{path} {status}");
-            }
+    assert!(doc["components"]["schemas"]["ProblemDocument"].is_object());
+    for (path, method) in [
+        ("/api/v1/auth/token", "post"),
+        ("/api/v1/auth/token/refresh", "post"),
+        ("/api/v1/customers/me", "get"),
+    ] {
+        for status in ["400", "429", "503"] {
+            assert!(
+                doc["paths"][path][method]["responses"][status].is_object(),
+                "{path} {status}"
+            );
         }
     }
 }

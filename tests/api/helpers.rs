@@ -1,5 +1,6 @@
-//! Spawns the real service on a random port against a fresh SQLite file, with a clock the test
-//! can move, and offers typed helpers for the calls the tests make.
+//! Spawns the real service on a random port against a fresh database (a SQLite file or a
+//! PostgreSQL schema of its own), with a clock the test can move, and offers typed helpers for
+//! the calls the tests make.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,37 +29,21 @@ pub enum Backend {
     Postgres,
 }
 
-tokio::task_local! {
-    pub static BACKEND: Backend;
-}
+/// Runs `async fn $name(backend: Backend)` as two tests, `$name::sqlite` and `$name::postgres`,
+/// so that every API test holds for both stores. Anything after the name goes to `#[tokio::test]`.
+/// The body stays an ordinary function, which rustfmt formats.
+macro_rules! on_both_stores {
+    ($name:ident $(, $($runtime:tt)+)?) => {
+        mod $name {
+            #[tokio::test$(($($runtime)+))?]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
 
-/// Declares each test twice: once against SQLite (`sqlite::name`) and once against PostgreSQL
-/// (`postgres::name`), so the whole suite holds for both stores.
-macro_rules! store_tests {
-    ($($(#[$attr:meta])* async fn $name:ident() $body:block)*) => {
-        mod sqlite {
-            #[allow(unused_imports)]
-            use super::*;
-            $(
-                $(#[$attr])*
-                async fn $name() {
-                    crate::helpers::BACKEND
-                        .scope(crate::helpers::Backend::Sqlite, async move $body)
-                        .await
-                }
-            )*
-        }
-        mod postgres {
-            #[allow(unused_imports)]
-            use super::*;
-            $(
-                $(#[$attr])*
-                async fn $name() {
-                    crate::helpers::BACKEND
-                        .scope(crate::helpers::Backend::Postgres, async move $body)
-                        .await
-                }
-            )*
+            #[tokio::test$(($($runtime)+))?]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
         }
     };
 }
@@ -89,17 +74,16 @@ pub fn test_settings(dir: &TempDir) -> Settings {
     settings
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
 }
 
-pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         finhub_auth::telemetry::init_logging(finhub_auth::config::LogFormat::Pretty);
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = test_settings(&dir);
-    let backend = BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite);
     let schema = match backend {
         Backend::Sqlite => None,
         Backend::Postgres => Some(PgSchema::create().await),

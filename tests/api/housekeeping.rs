@@ -4,73 +4,98 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use time::Duration;
 
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, assert_problem, spawn_app, spawn_app_with};
 
-store_tests! {
-    #[tokio::test]
-    async fn housekeeping_removes_ended_sessions_and_stale_counters_and_keeps_the_rest() {
-        let app = spawn_app().await;
-        let alice = app.create_customer("alice", None).await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let old = app.login_ok(&alice).await;
-        let old_pending = app.login_ok(&bob).await;
-        app.login("ghost@example.com", "wrong").await;
-        app.clock.advance(Duration::hours(30));
-        let recent = app.login_ok(&alice).await;
-        app.clock.advance(Duration::hours(7));
+on_both_stores!(housekeeping_removes_ended_sessions_and_stale_counters_and_keeps_the_rest);
+async fn housekeeping_removes_ended_sessions_and_stale_counters_and_keeps_the_rest(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_customer("alice", None).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let old = app.login_ok(&alice).await;
+    let old_pending = app.login_ok(&bob).await;
+    app.login("ghost@example.com", "wrong").await;
+    app.clock.advance(Duration::hours(30));
+    let recent = app.login_ok(&alice).await;
+    app.clock.advance(Duration::hours(7));
 
-        let purged = app.services.housekeeper.run_once().await.unwrap();
+    let purged = app.services.housekeeper.run_once().await.unwrap();
 
-        assert_eq!(purged.sessions, 2, "{purged:?}");
-        assert_eq!(purged.lockouts, 1, "{purged:?}");
-        assert_eq!(purged.audit_events, 0, "audit events are kept without a retention");
-        assert_problem(app.me(&old.bff).await, 401, "UNAUTHENTICATED").await;
-        assert_problem(app.me(&old_pending.bff).await, 401, "UNAUTHENTICATED").await;
-        assert_problem(app.me(&recent.bff).await, 401, "SESSION_EXPIRED").await;
-        assert_eq!(app.services.housekeeper.run_once().await.unwrap(), Default::default());
-    }
+    assert_eq!(purged.sessions, 2, "{purged:?}");
+    assert_eq!(purged.lockouts, 1, "{purged:?}");
+    assert_eq!(
+        purged.audit_events, 0,
+        "audit events are kept without a retention"
+    );
+    assert_problem(app.me(&old.bff).await, 401, "UNAUTHENTICATED").await;
+    assert_problem(app.me(&old_pending.bff).await, 401, "UNAUTHENTICATED").await;
+    assert_problem(app.me(&recent.bff).await, 401, "SESSION_EXPIRED").await;
+    assert_eq!(
+        app.services.housekeeper.run_once().await.unwrap(),
+        Default::default()
+    );
+}
 
-    #[tokio::test]
-    async fn audit_retention_removes_old_events_and_verification_starts_from_the_checkpoint() {
-        let app = spawn_app_with(|s| s.housekeeping.audit_retention = Some(Duration::hours(1))).await;
-        let alice = app.create_customer("alice", None).await;
+on_both_stores!(audit_retention_removes_old_events_and_verification_starts_from_the_checkpoint);
+async fn audit_retention_removes_old_events_and_verification_starts_from_the_checkpoint(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |s| {
+        s.housekeeping.audit_retention = Some(Duration::hours(1))
+    })
+    .await;
+    let alice = app.create_customer("alice", None).await;
+    app.login_ok(&alice).await;
+    app.login(&alice.username, "wrong").await;
+    let old = app.audit().await.len() as u64;
+    app.clock.advance(Duration::hours(2));
+    app.login_ok(&alice).await;
+
+    let purged = app.services.housekeeper.run_once().await.unwrap();
+
+    assert_eq!(purged.audit_events, old);
+    let remaining = app.audit().await;
+    assert_eq!(remaining[0]["seq"].as_i64().unwrap(), old as i64 + 1);
+    let purge_event = remaining
+        .iter()
+        .find(|e| e["kind"] == "audit.purged")
+        .expect("the purge is audited");
+    assert_eq!(purge_event["details"]["deleted"], old);
+    let verified = audit_trail::verify(app.services.store.as_ref(), &app.services.seal)
+        .await
+        .unwrap();
+    assert_eq!(verified.from_seq, old as i64);
+    assert_eq!(verified.events, remaining.len() as u64);
+}
+
+on_both_stores!(
+    concurrent_housekeeping_runs_share_the_work_without_errors,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
+async fn concurrent_housekeeping_runs_share_the_work_without_errors(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.housekeeping.batch = 3.try_into().unwrap();
+        s.housekeeping.audit_retention = Some(Duration::minutes(30));
+    })
+    .await;
+    let alice = app.create_customer("alice", None).await;
+    for _ in 0..20 {
         app.login_ok(&alice).await;
-        app.login(&alice.username, "wrong").await;
-        let old = app.audit().await.len() as u64;
-        app.clock.advance(Duration::hours(2));
-        app.login_ok(&alice).await;
-
-        let purged = app.services.housekeeper.run_once().await.unwrap();
-
-        assert_eq!(purged.audit_events, old);
-        let remaining = app.audit().await;
-        assert_eq!(remaining[0]["seq"].as_i64().unwrap(), old as i64 + 1);
-        let purge_event = remaining.iter().find(|e| e["kind"] == "audit.purged").expect("the purge is audited");
-        assert_eq!(purge_event["details"]["deleted"], old);
-        let verified = audit_trail::verify(app.services.store.as_ref(), &app.services.seal).await.unwrap();
-        assert_eq!(verified.from_seq, old as i64);
-        assert_eq!(verified.events, remaining.len() as u64);
     }
+    app.clock.advance(Duration::hours(37));
+    let live = app.login_ok(&alice).await;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_housekeeping_runs_share_the_work_without_errors() {
-        let app = spawn_app_with(|s| {
-            s.housekeeping.batch = 3.try_into().unwrap();
-            s.housekeeping.audit_retention = Some(Duration::minutes(30));
-        })
-        .await;
-        let alice = app.create_customer("alice", None).await;
-        for _ in 0..20 {
-            app.login_ok(&alice).await;
-        }
-        app.clock.advance(Duration::hours(37));
-        let live = app.login_ok(&alice).await;
+    let runs = join_all((0..4).map(|_| app.services.housekeeper.run_once())).await;
 
-        let runs = join_all((0..4).map(|_| app.services.housekeeper.run_once())).await;
-
-        let total: u64 = runs.iter().map(|r| r.as_ref().expect("a run").sessions).sum();
-        assert_eq!(total, 20);
-        assert_eq!(app.me(&live.bff).await.status(), StatusCode::OK);
-        audit_trail::verify(app.services.store.as_ref(), &app.services.seal).await.expect("the trail stays intact");
-    }
+    let total: u64 = runs
+        .iter()
+        .map(|r| r.as_ref().expect("a run").sessions)
+        .sum();
+    assert_eq!(total, 20);
+    assert_eq!(app.me(&live.bff).await.status(), StatusCode::OK);
+    audit_trail::verify(app.services.store.as_ref(), &app.services.seal)
+        .await
+        .expect("the trail stays intact");
 }

@@ -1,399 +1,250 @@
 use finhub_auth::domain::customer::TwoFactorMethod;
-use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use time::Duration;
 
-use crate::helpers::{PASSWORD, assert_problem, spawn_app, spawn_app_with, tokens};
+use crate::helpers::{Backend, PASSWORD, assert_problem, spawn_app, spawn_app_with, tokens};
 
-store_tests! {
-    #[tokio::test]
-    async fn login_returns_tokens_and_an_active_session_for_a_customer_without_2fa() {
-        let app = spawn_app().await;
-        let alice = app.create_customer("alice", None).await;
+on_both_stores!(login_returns_tokens_and_an_active_session_for_a_customer_without_2fa);
+async fn login_returns_tokens_and_an_active_session_for_a_customer_without_2fa(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_customer("alice", None).await;
 
-        let response = app.login("  ALICE@Example.com ", PASSWORD).await;
+    let response = app.login("  ALICE@Example.com ", PASSWORD).await;
 
-        assert_eq!(response.headers()["cache-control"], "no-store");
-        let t = tokens(response).await;
-        assert_eq!(t.body["tokenType"], "Bearer");
-        assert_eq!(t.body["expiresIn"], 3600);
-        assert_eq!(t.body["twoFactorRequired"], false);
-        assert_eq!(t.bff.len(), 43);
-        assert_ne!(t.bff, t.refresh);
-        let me: Value = app.me(&t.bff).await.json().await.unwrap();
-        assert_eq!(me["customerId"], alice.id.as_str());
-        assert_eq!(me["session"]["state"], "ACTIVE");
-        assert_eq!(me["session"]["id"], t.session_id.as_str());
-        assert_eq!(me["session"]["expiresAt"], t.body["expiresAt"]);
-    }
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let t = tokens(response).await;
+    assert_eq!(t.body["tokenType"], "Bearer");
+    assert_eq!(t.body["expiresIn"], 3600);
+    assert_eq!(t.body["twoFactorRequired"], false);
+    assert_eq!(t.bff.len(), 43);
+    assert_ne!(t.bff, t.refresh);
+    let me: Value = app.me(&t.bff).await.json().await.unwrap();
+    assert_eq!(me["customerId"], alice.id.as_str());
+    assert_eq!(me["session"]["state"], "ACTIVE");
+    assert_eq!(me["session"]["id"], t.session_id.as_str());
+    assert_eq!(me["session"]["expiresAt"], t.body["expiresAt"]);
+}
 
-    #[tokio::test]
-    async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
-        let app = spawn_app().await;
-        app.create_customer("alice", None).await;
+on_both_stores!(a_wrong_password_and_an_unknown_user_get_the_same_answer);
+async fn a_wrong_password_and_an_unknown_user_get_the_same_answer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_customer("alice", None).await;
 
-        let wrong = app.login("alice@example.com", "not-the-password").await;
-        assert!(
-            wrong.headers()["www-authenticate"]
-                .to_str()
-                .unwrap()
-                .starts_with("Bearer")
-        );
-        let mut wrong = assert_problem(wrong, 401, "INVALID_CREDENTIALS").await;
-        let mut unknown = assert_problem(
-            app.login("nobody@example.com", "whatever").await,
-            401,
-            "INVALID_CREDENTIALS",
-        )
-        .await;
-
-        wrong.as_object_mut().unwrap().remove("requestId");
-        unknown.as_object_mut().unwrap().remove("requestId");
-        assert_eq!(wrong, unknown);
-    }
-
-    #[tokio::test]
-    async fn invalid_bodies_are_named_field_by_field_without_echoing_values() {
-        let app = spawn_app().await;
-        let cases = [
-            (json!({"password": "x"}), "username"),
-            (json!({"username": "a@b.c"}), "password"),
-            (json!({"username": 5, "password": "x"}), "username"),
-            (
-                json!({"username": "a@b.c", "password": ["secret-in-array"]}),
-                "password",
-            ),
-            (json!({"username": "   ", "password": "x"}), "username"),
-            (
-                json!({"username": "a".repeat(300), "password": "x"}),
-                "username",
-            ),
-            (
-                json!({"username": "a@b.c", "password": "x".repeat(2000)}),
-                "password",
-            ),
-            (
-                json!({"username": "a@b.c", "password": "x", "device": {"fingerprint": ""}}),
-                "device.fingerprint",
-            ),
-        ];
-        for (body, field) in cases {
-            let problem = assert_problem(
-                app.post_json("/api/v1/auth/token", &body, None).await,
-                400,
-                "VALIDATION_ERROR",
-            )
-            .await;
-            let errors = problem["errors"].as_array().expect("errors");
-            assert!(
-                errors.iter().any(|e| e["field"] == field),
-                "{field}: {problem}"
-            );
-            assert!(!problem.to_string().contains("secret-in-array"));
-        }
-    }
-
-    #[tokio::test]
-    async fn malformed_oversized_and_wrongly_typed_requests_are_refused_cleanly() {
-        let app = spawn_app().await;
-        let url = app.url("/api/v1/auth/token");
-        let not_json = app
-            .client
-            .post(&url)
-            .header("content-type", "application/json")
-            .body("{nope")
-            .send()
-            .await
-            .unwrap();
-        assert_problem(not_json, 400, "MALFORMED_REQUEST").await;
-        let text = app
-            .client
-            .post(&url)
-            .header("content-type", "text/plain")
-            .body("username=a")
-            .send()
-            .await
-            .unwrap();
-        assert_problem(text, 415, "MALFORMED_REQUEST").await;
-        let huge = format!(
-            r#"{{"username":"a@b.c","password":"{}"}}"#,
-            "x".repeat(64 * 1024)
-        );
-        let big = app
-            .client
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(huge)
-            .send()
-            .await
-            .unwrap();
-        assert_problem(big, 413, "MALFORMED_REQUEST").await;
-        let array = app
-            .client
-            .post(&url)
-            .json(&json!([1, 2]))
-            .send()
-            .await
-            .unwrap();
-        assert_problem(array, 400, "VALIDATION_ERROR").await;
-        let nul = app
-            .client
-            .post(&url)
-            .json(&json!({"username": "a\u{0}b", "password": "x"}))
-            .send()
-            .await
-            .unwrap();
-        assert_problem(nul, 400, "VALIDATION_ERROR").await;
-    }
-
-    #[tokio::test]
-    async fn five_failures_lock_the_account_and_then_even_the_right_password_is_refused() {
-        let app = spawn_app().await;
-        let alice = app.create_customer("alice", None).await;
-
-        for _ in 0..5 {
-            assert_problem(
-                app.login(&alice.username, "wrong").await,
-                401,
-                "INVALID_CREDENTIALS",
-            )
-            .await;
-        }
-        let locked_right = assert_problem(
-            app.login(&alice.username, PASSWORD).await,
-            423,
-            "ACCOUNT_LOCKED",
-        )
-        .await;
-        let mut locked_wrong = assert_problem(
-            app.login(&alice.username, "wrong").await,
-            423,
-            "ACCOUNT_LOCKED",
-        )
-        .await;
-
-        assert!(locked_right["lockedUntil"].is_string());
-        let mut locked_right = locked_right;
-        locked_right.as_object_mut().unwrap().remove("requestId");
-        locked_wrong.as_object_mut().unwrap().remove("requestId");
-        assert_eq!(locked_right, locked_wrong);
-        assert_eq!(app.audit_of_kind("account.locked").await.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn unknown_usernames_lock_exactly_like_real_ones() {
-        let app = spawn_app().await;
-        for _ in 0..5 {
-            assert_problem(
-                app.login("ghost@example.com", "wrong").await,
-                401,
-                "INVALID_CREDENTIALS",
-            )
-            .await;
-        }
-        let body = assert_problem(
-            app.login("ghost@example.com", "wrong").await,
-            423,
-            "ACCOUNT_LOCKED",
-        )
-        .await;
-        assert!(body["lockedUntil"].is_string());
-    }
-
-    #[tokio::test]
-    async fn a_lock_expires_and_the_next_one_lasts_twice_as_long() {
-        let app = spawn_app().await;
-        let alice = app.create_customer("alice", None).await;
-        for _ in 0..5 {
-            app.login(&alice.username, "wrong").await;
-        }
-        app.clock
-            .advance(Duration::minutes(15) + Duration::seconds(1));
-        assert_eq!(
-            app.login(&alice.username, "wrong").await.status(),
-            StatusCode::UNAUTHORIZED
-        );
-
-        for _ in 0..4 {
-            app.login(&alice.username, "wrong").await;
-        }
-        assert_eq!(
-            app.login(&alice.username, PASSWORD).await.status(),
-            StatusCode::LOCKED
-        );
-        app.clock.advance(Duration::minutes(16));
-        assert_eq!(
-            app.login(&alice.username, PASSWORD).await.status(),
-            StatusCode::LOCKED,
-            "second lock lasts 30 minutes"
-        );
-        app.clock.advance(Duration::minutes(15));
-        tokens(app.login(&alice.username, PASSWORD).await).await;
-    }
-
-    #[tokio::test]
-    async fn a_successful_login_resets_the_failure_count() {
-        let app = spawn_app().await;
-        let alice = app.create_customer("alice", None).await;
-        for _ in 0..4 {
-            app.login(&alice.username, "wrong").await;
-        }
-        app.login_ok(&alice).await;
-        for _ in 0..4 {
-            assert_eq!(
-                app.login(&alice.username, "wrong").await.status(),
-                StatusCode::UNAUTHORIZED
-            );
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_wrong_logins_are_all_counted_and_lock_the_account() {
-        let app = spawn_app().await;
-        let alice = app.create_customer("alice", None).await;
-
-        let attempts = (0..20).map(|_| app.login(&alice.username, "wrong"));
-        let statuses: Vec<u16> = join_all(attempts)
-            .await
-            .iter()
-            .map(|r| r.status().as_u16())
-            .collect();
-
-        assert_eq!(
-            statuses.iter().filter(|s| **s == 401).count(),
-            5,
-            "{statuses:?}"
-        );
-        assert_eq!(
-            statuses.iter().filter(|s| **s == 423).count(),
-            15,
-            "{statuses:?}"
-        );
-        let failures = app.audit_of_kind("login.failed").await;
-        assert_eq!(failures.len(), 20);
-        assert_eq!(app.audit_of_kind("account.locked").await.len(), 1);
-        assert_eq!(
-            app.login(&alice.username, PASSWORD).await.status(),
-            StatusCode::LOCKED
-        );
-    }
-
-    #[tokio::test]
-    async fn an_operator_lock_has_no_end_time_ends_sessions_and_lifts_on_unlock() {
-        let app = spawn_app().await;
-        let alice = app.create_customer("alice", None).await;
-        let session = app.login_ok(&alice).await;
-        let username = finhub_auth::domain::customer::Username::parse(&alice.username).unwrap();
-
-        app.services.accounts.lock(&username).await.unwrap();
-
-        let body = assert_problem(
-            app.login(&alice.username, PASSWORD).await,
-            423,
-            "ACCOUNT_LOCKED",
-        )
-        .await;
-        assert!(body.get("lockedUntil").is_none());
-        assert_problem(app.me(&session.bff).await, 401, "UNAUTHENTICATED").await;
-        app.clock.advance(Duration::days(30));
-        assert_eq!(
-            app.login(&alice.username, PASSWORD).await.status(),
-            StatusCode::LOCKED
-        );
-        app.services.accounts.unlock(&username).await.unwrap();
-        app.login_ok(&alice).await;
-    }
-
-    #[tokio::test]
-    async fn a_hash_with_outdated_parameters_is_upgraded_on_login() {
-        let app = spawn_app_with(|s| s.hashing.memory_kib = 8 * 1024).await;
-        let alice = app.create_customer("alice", None).await;
-        let stronger = crate::helpers::spawn_app_with({
-            let url = app.db_url().to_owned();
-            let outbox = app.outbox_path();
-            move |s| {
-                s.store.url = url;
-                s.notifier.outbox_path = outbox;
-            }
-        })
-        .await;
-
-        tokens(stronger.login(&alice.username, PASSWORD).await).await;
-
-        let username = finhub_auth::domain::customer::Username::parse(&alice.username).unwrap();
-        let stored = stronger
-            .services
-            .store
-            .customer_by_username(&username)
-            .await
+    let wrong = app.login("alice@example.com", "not-the-password").await;
+    assert!(
+        wrong.headers()["www-authenticate"]
+            .to_str()
             .unwrap()
-            .unwrap();
+            .starts_with("Bearer")
+    );
+    let mut wrong = assert_problem(wrong, 401, "INVALID_CREDENTIALS").await;
+    let mut unknown = assert_problem(
+        app.login("nobody@example.com", "whatever").await,
+        401,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+
+    wrong.as_object_mut().unwrap().remove("requestId");
+    unknown.as_object_mut().unwrap().remove("requestId");
+    assert_eq!(wrong, unknown);
+}
+
+on_both_stores!(invalid_bodies_are_named_field_by_field_without_echoing_values);
+async fn invalid_bodies_are_named_field_by_field_without_echoing_values(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let cases = [
+        (json!({"password": "x"}), "username"),
+        (json!({"username": "a@b.c"}), "password"),
+        (json!({"username": 5, "password": "x"}), "username"),
+        (
+            json!({"username": "a@b.c", "password": ["secret-in-array"]}),
+            "password",
+        ),
+        (json!({"username": "   ", "password": "x"}), "username"),
+        (
+            json!({"username": "a".repeat(300), "password": "x"}),
+            "username",
+        ),
+        (
+            json!({"username": "a@b.c", "password": "x".repeat(2000)}),
+            "password",
+        ),
+        (
+            json!({"username": "a@b.c", "password": "x", "device": {"fingerprint": ""}}),
+            "device.fingerprint",
+        ),
+    ];
+    for (body, field) in cases {
+        let problem = assert_problem(
+            app.post_json("/api/v1/auth/token", &body, None).await,
+            400,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        let errors = problem["errors"].as_array().expect("errors");
         assert!(
-            stored.password_hash.contains("m=19456,t=2,p=1"),
-            "{}",
-            stored.password_hash
+            errors.iter().any(|e| e["field"] == field),
+            "{field}: {problem}"
         );
-        assert_eq!(
-            stronger
-                .audit_of_kind("customer.password_rehashed")
-                .await
-                .len(),
-            1
-        );
-        tokens(stronger.login(&alice.username, PASSWORD).await).await;
+        assert!(!problem.to_string().contains("secret-in-array"));
     }
+}
 
-    #[tokio::test]
-    async fn a_2fa_customer_starts_pending_with_a_ten_minute_session() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let t = app.login_ok(&bob).await;
-        assert_eq!(t.body["twoFactorRequired"], true);
-        assert_eq!(t.body["expiresIn"], 600);
-    }
+on_both_stores!(malformed_oversized_and_wrongly_typed_requests_are_refused_cleanly);
+async fn malformed_oversized_and_wrongly_typed_requests_are_refused_cleanly(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let url = app.url("/api/v1/auth/token");
+    let not_json = app
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(not_json, 400, "MALFORMED_REQUEST").await;
+    let text = app
+        .client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("username=a")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(text, 415, "MALFORMED_REQUEST").await;
+    let huge = format!(
+        r#"{{"username":"a@b.c","password":"{}"}}"#,
+        "x".repeat(64 * 1024)
+    );
+    let big = app
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(big, 413, "MALFORMED_REQUEST").await;
+    let array = app
+        .client
+        .post(&url)
+        .json(&json!([1, 2]))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(array, 400, "VALIDATION_ERROR").await;
+    let nul = app
+        .client
+        .post(&url)
+        .json(&json!({"username": "a\u{0}b", "password": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(nul, 400, "VALIDATION_ERROR").await;
+}
 
-    #[tokio::test]
-    async fn every_login_attempt_is_audited_with_ip_user_agent_and_device() {
-        let app = spawn_app().await;
-        let alice = app.create_customer("alice", None).await;
-        let body = json!({"username": alice.username, "password": PASSWORD, "device": {"fingerprint": "fp-123", "name": "Alice's phone"}});
-        let ok = app
-            .client
+on_both_stores!(a_hash_with_outdated_parameters_is_upgraded_on_login);
+async fn a_hash_with_outdated_parameters_is_upgraded_on_login(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.hashing.memory_kib = 8 * 1024).await;
+    let alice = app.create_customer("alice", None).await;
+    let stronger = crate::helpers::spawn_app_with(backend, {
+        let url = app.db_url().to_owned();
+        let outbox = app.outbox_path();
+        move |s| {
+            s.store.url = url;
+            s.notifier.outbox_path = outbox;
+        }
+    })
+    .await;
+
+    tokens(stronger.login(&alice.username, PASSWORD).await).await;
+
+    let username = finhub_auth::domain::customer::Username::parse(&alice.username).unwrap();
+    let stored = stronger
+        .services
+        .store
+        .customer_by_username(&username)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.password_hash.contains("m=19456,t=2,p=1"),
+        "{}",
+        stored.password_hash
+    );
+    assert_eq!(
+        stronger
+            .audit_of_kind("customer.password_rehashed")
+            .await
+            .len(),
+        1
+    );
+    tokens(stronger.login(&alice.username, PASSWORD).await).await;
+}
+
+on_both_stores!(a_2fa_customer_starts_pending_with_a_ten_minute_session);
+async fn a_2fa_customer_starts_pending_with_a_ten_minute_session(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let t = app.login_ok(&bob).await;
+    assert_eq!(t.body["twoFactorRequired"], true);
+    assert_eq!(t.body["expiresIn"], 600);
+}
+
+on_both_stores!(every_login_attempt_is_audited_with_ip_user_agent_and_device);
+async fn every_login_attempt_is_audited_with_ip_user_agent_and_device(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_customer("alice", None).await;
+    let body = json!({
+        "username": alice.username,
+        "password": PASSWORD,
+        "device": {"fingerprint": "fp-123", "name": "Alice's phone"},
+    });
+    let ok = app
+        .client
+        .post(app.url("/api/v1/auth/token"))
+        .header("user-agent", "FinHubApp/1.0")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    app.login(&alice.username, "wrong").await;
+
+    let success = &app.audit_of_kind("login.succeeded").await[0];
+    assert_eq!(success["ip"], "127.0.0.1");
+    assert_eq!(success["userAgent"], "FinHubApp/1.0");
+    assert_eq!(success["deviceFingerprint"], "fp-123");
+    assert_eq!(success["deviceName"], "Alice's phone");
+    assert_eq!(success["outcome"], "success");
+    let failure = &app.audit_of_kind("login.failed").await[0];
+    assert_eq!(failure["reason"], "invalid_credentials");
+    assert_eq!(failure["username"], "alice@example.com");
+}
+
+on_both_stores!(forwarded_client_addresses_are_believed_only_from_trusted_proxies);
+async fn forwarded_client_addresses_are_believed_only_from_trusted_proxies(backend: Backend) {
+    let trusting = spawn_app_with(backend, |s| {
+        s.server.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]
+    })
+    .await;
+    let plain = spawn_app(backend).await;
+    for app in [&trusting, &plain] {
+        app.client
             .post(app.url("/api/v1/auth/token"))
-            .header("user-agent", "FinHubApp/1.0")
-            .json(&body)
+            .header("x-forwarded-for", "203.0.113.9")
+            .json(&json!({"username": "ghost@example.com", "password": "x"}))
             .send()
             .await
             .unwrap();
-        assert_eq!(ok.status(), StatusCode::OK);
-        app.login(&alice.username, "wrong").await;
-
-        let success = &app.audit_of_kind("login.succeeded").await[0];
-        assert_eq!(success["ip"], "127.0.0.1");
-        assert_eq!(success["userAgent"], "FinHubApp/1.0");
-        assert_eq!(success["deviceFingerprint"], "fp-123");
-        assert_eq!(success["deviceName"], "Alice's phone");
-        assert_eq!(success["outcome"], "success");
-        let failure = &app.audit_of_kind("login.failed").await[0];
-        assert_eq!(failure["reason"], "invalid_credentials");
-        assert_eq!(failure["username"], "alice@example.com");
     }
-
-    #[tokio::test]
-    async fn forwarded_client_addresses_are_believed_only_from_trusted_proxies() {
-        let trusting = spawn_app_with(|s| s.server.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
-        let plain = spawn_app().await;
-        for app in [&trusting, &plain] {
-            app.client
-                .post(app.url("/api/v1/auth/token"))
-                .header("x-forwarded-for", "203.0.113.9")
-                .json(&json!({"username": "ghost@example.com", "password": "x"}))
-                .send()
-                .await
-                .unwrap();
-        }
-        assert_eq!(trusting.audit_of_kind("login.failed").await[0]["ip"], "203.0.113.9");
-        assert_eq!(plain.audit_of_kind("login.failed").await[0]["ip"], "127.0.0.1");
-    }
+    assert_eq!(
+        trusting.audit_of_kind("login.failed").await[0]["ip"],
+        "203.0.113.9"
+    );
+    assert_eq!(
+        plain.audit_of_kind("login.failed").await[0]["ip"],
+        "127.0.0.1"
+    );
 }

@@ -8,6 +8,8 @@ mod audit;
 mod errors;
 mod housekeeping;
 mod limits;
+mod lockout;
 mod login;
 mod sessions;
 mod two_factor;
+mod two_factor_limits;

@@ -1,432 +1,282 @@
 use finhub_auth::domain::customer::TwoFactorMethod;
-use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use time::Duration;
 
-use crate::helpers::{assert_problem, spawn_app, tokens};
+use crate::helpers::{Backend, assert_problem, spawn_app, tokens};
 
-store_tests! {
-    #[tokio::test]
-    async fn a_pending_session_sees_only_the_restricted_view() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
+on_both_stores!(a_pending_session_sees_only_the_restricted_view);
+async fn a_pending_session_sees_only_the_restricted_view(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
 
-        let me: Value = app.me(&pending.bff).await.json().await.unwrap();
+    let me: Value = app.me(&pending.bff).await.json().await.unwrap();
 
-        let keys: Vec<&str> = me.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys.len(), 3, "{me}");
-        assert_eq!(me["customerId"], bob.id.as_str());
-        assert_eq!(
-            me["twoFactor"],
-            json!({"enabled": true, "method": "SMS", "destination": "+44********23"})
-        );
-        assert_eq!(me["session"]["state"], "TWO_FACTOR_PENDING");
-        assert_eq!(me["session"]["twoFactorVerified"], false);
-    }
+    let keys: Vec<&str> = me.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), 3, "{me}");
+    assert_eq!(me["customerId"], bob.id.as_str());
+    assert_eq!(
+        me["twoFactor"],
+        json!({"enabled": true, "method": "SMS", "destination": "+44********23"})
+    );
+    assert_eq!(me["session"]["state"], "TWO_FACTOR_PENDING");
+    assert_eq!(me["session"]["twoFactorVerified"], false);
+}
 
-    #[tokio::test]
-    async fn a_pending_session_cannot_be_refreshed() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
-        assert_problem(
-            app.refresh(&pending.refresh).await,
-            403,
-            "TWO_FACTOR_REQUIRED",
+on_both_stores!(a_pending_session_cannot_be_refreshed);
+async fn a_pending_session_cannot_be_refreshed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    assert_problem(
+        app.refresh(&pending.refresh).await,
+        403,
+        "TWO_FACTOR_REQUIRED",
+    )
+    .await;
+}
+
+on_both_stores!(initiate_sends_a_six_digit_code_through_the_outbox);
+async fn initiate_sends_a_six_digit_code_through_the_outbox(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+
+    let response = app.initiate(&pending.bff).await;
+
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["method"], "SMS");
+    assert_eq!(body["destination"], "+44********23");
+    assert_eq!(body["codeLength"], 6);
+    assert!(body["expiresAt"].is_string() && body["resendAvailableAt"].is_string());
+    let line: Value = serde_json::from_str(
+        std::fs::read_to_string(app.outbox_path())
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line["channel"], "SMS");
+    assert_eq!(line["to"], "+447700900123");
+    assert_eq!(line["challengeId"], body["challengeId"]);
+    assert!(
+        line["text"]
+            .as_str()
+            .unwrap()
+            .contains(line["code"].as_str().unwrap())
+    );
+    assert_eq!(app.latest_code(&bob).len(), 6);
+}
+
+on_both_stores!(the_code_can_go_by_email_instead);
+async fn the_code_can_go_by_email_instead(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    let response = app
+        .post_json(
+            "/api/v1/auth/2fa/initiate",
+            &json!({"method": "EMAIL"}),
+            Some(&pending.bff),
         )
         .await;
-    }
-
-    #[tokio::test]
-    async fn initiate_sends_a_six_digit_code_through_the_outbox() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
-
-        let response = app.initiate(&pending.bff).await;
-
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["method"], "SMS");
-        assert_eq!(body["destination"], "+44********23");
-        assert_eq!(body["codeLength"], 6);
-        assert!(body["expiresAt"].is_string() && body["resendAvailableAt"].is_string());
-        let line: Value = serde_json::from_str(
-            std::fs::read_to_string(app.outbox_path())
-                .unwrap()
-                .lines()
-                .last()
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(line["channel"], "SMS");
-        assert_eq!(line["to"], "+447700900123");
-        assert_eq!(line["challengeId"], body["challengeId"]);
-        assert!(
-            line["text"]
-                .as_str()
-                .unwrap()
-                .contains(line["code"].as_str().unwrap())
-        );
-        assert_eq!(app.latest_code(&bob).len(), 6);
-    }
-
-    #[tokio::test]
-    async fn the_code_can_go_by_email_instead() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
-        let response = app
-            .post_json(
-                "/api/v1/auth/2fa/initiate",
-                &json!({"method": "EMAIL"}),
-                Some(&pending.bff),
-            )
-            .await;
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["method"], "EMAIL");
-        assert_eq!(body["destination"], "b***b@example.com");
-        let bad = app
-            .post_json(
-                "/api/v1/auth/2fa/initiate",
-                &json!({"method": "PIGEON"}),
-                Some(&pending.bff),
-            )
-            .await;
-        assert_problem(bad, 400, "VALIDATION_ERROR").await;
-    }
-
-    #[tokio::test]
-    async fn the_right_code_activates_the_session_rotates_tokens_and_extends_it() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
-        let challenge = app.initiate_ok(&pending.bff).await;
-        app.clock.advance(Duration::minutes(2));
-
-        let active = tokens(
-            app.verify(&pending.bff, &challenge, &app.latest_code(&bob))
-                .await,
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["method"], "EMAIL");
+    assert_eq!(body["destination"], "b***b@example.com");
+    let bad = app
+        .post_json(
+            "/api/v1/auth/2fa/initiate",
+            &json!({"method": "PIGEON"}),
+            Some(&pending.bff),
         )
         .await;
+    assert_problem(bad, 400, "VALIDATION_ERROR").await;
+}
 
-        assert_eq!(active.body["twoFactorRequired"], false);
-        assert_eq!(active.body["expiresIn"], 3600);
-        assert_eq!(active.session_id, pending.session_id);
-        assert_problem(app.me(&pending.bff).await, 401, "UNAUTHENTICATED").await;
-        assert_problem(app.refresh(&pending.refresh).await, 401, "UNAUTHENTICATED").await;
-        // Reusing the pending refresh token counts as reuse: the session is gone.
-        assert_problem(app.me(&active.bff).await, 401, "UNAUTHENTICATED").await;
-    }
+on_both_stores!(the_right_code_activates_the_session_rotates_tokens_and_extends_it);
+async fn the_right_code_activates_the_session_rotates_tokens_and_extends_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    let challenge = app.initiate_ok(&pending.bff).await;
+    app.clock.advance(Duration::minutes(2));
 
-    #[tokio::test]
-    async fn after_verification_the_full_view_shows_two_factor_verified() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let active = app.login_with_2fa(&bob).await;
-        let me: Value = app.me(&active.bff).await.json().await.unwrap();
-        assert_eq!(me["session"]["state"], "ACTIVE");
-        assert_eq!(me["session"]["twoFactorVerified"], true);
-        assert!(me["lastLoginAt"].is_string());
-        assert_eq!(app.audit_of_kind("2fa.verified").await.len(), 1);
-        assert_problem(
-            app.initiate(&active.bff).await,
-            409,
-            "TWO_FACTOR_NOT_PENDING",
-        )
-        .await;
-        assert_problem(
-            app.verify(&active.bff, "x", "123456").await,
-            409,
-            "TWO_FACTOR_NOT_PENDING",
-        )
-        .await;
-    }
+    let active = tokens(
+        app.verify(&pending.bff, &challenge, &app.latest_code(&bob))
+            .await,
+    )
+    .await;
 
-    #[tokio::test]
-    async fn wrong_codes_count_down_and_the_fifth_burns_the_challenge() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
-        let challenge = app.initiate_ok(&pending.bff).await;
-        let wrong = app.wrong_code(&bob);
+    assert_eq!(active.body["twoFactorRequired"], false);
+    assert_eq!(active.body["expiresIn"], 3600);
+    assert_eq!(active.session_id, pending.session_id);
+    assert_problem(app.me(&pending.bff).await, 401, "UNAUTHENTICATED").await;
+    assert_problem(app.refresh(&pending.refresh).await, 401, "UNAUTHENTICATED").await;
+    // Reusing the pending refresh token counts as reuse: the session is gone.
+    assert_problem(app.me(&active.bff).await, 401, "UNAUTHENTICATED").await;
+}
 
-        for remaining in (0..5).rev() {
-            let body = assert_problem(
-                app.verify(&pending.bff, &challenge, &wrong).await,
-                400,
-                "INVALID_2FA_CODE",
-            )
+on_both_stores!(after_verification_the_full_view_shows_two_factor_verified);
+async fn after_verification_the_full_view_shows_two_factor_verified(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let active = app.login_with_2fa(&bob).await;
+    let me: Value = app.me(&active.bff).await.json().await.unwrap();
+    assert_eq!(me["session"]["state"], "ACTIVE");
+    assert_eq!(me["session"]["twoFactorVerified"], true);
+    assert!(me["lastLoginAt"].is_string());
+    assert_eq!(app.audit_of_kind("2fa.verified").await.len(), 1);
+    assert_problem(
+        app.initiate(&active.bff).await,
+        409,
+        "TWO_FACTOR_NOT_PENDING",
+    )
+    .await;
+    assert_problem(
+        app.verify(&active.bff, "x", "123456").await,
+        409,
+        "TWO_FACTOR_NOT_PENDING",
+    )
+    .await;
+}
+
+on_both_stores!(an_expired_code_is_refused_while_the_session_lives);
+async fn an_expired_code_is_refused_while_the_session_lives(backend: Backend) {
+    let app =
+        crate::helpers::spawn_app_with(backend, |s| s.two_factor.code_ttl = Duration::minutes(2))
             .await;
-            assert_eq!(body["attemptsRemaining"], remaining);
-        }
-        let burned = app
-            .verify(&pending.bff, &challenge, &app.latest_code(&bob))
-            .await;
-        assert!(burned.headers().contains_key("retry-after"));
-        assert_problem(burned, 429, "TOO_MANY_2FA_ATTEMPTS").await;
-    }
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    let challenge = app.initiate_ok(&pending.bff).await;
+    app.clock.advance(Duration::minutes(2));
+    assert_problem(
+        app.verify(&pending.bff, &challenge, &app.latest_code(&bob))
+            .await,
+        400,
+        "2FA_CODE_EXPIRED",
+    )
+    .await;
+}
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_wrong_guesses_never_get_more_than_five_codes_checked() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
-        let challenge = app.initiate_ok(&pending.bff).await;
-        let wrong = app.wrong_code(&bob);
+on_both_stores!(a_new_code_replaces_the_previous_one);
+async fn a_new_code_replaces_the_previous_one(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    let first = app.initiate_ok(&pending.bff).await;
+    let first_code = app.latest_code(&bob);
+    app.clock.advance(Duration::seconds(30));
+    let second = app.initiate_ok(&pending.bff).await;
 
-        let responses = join_all((0..30).map(|_| app.verify(&pending.bff, &challenge, &wrong))).await;
+    assert_problem(
+        app.verify(&pending.bff, &first, &first_code).await,
+        400,
+        "2FA_CODE_EXPIRED",
+    )
+    .await;
+    tokens(
+        app.verify(&pending.bff, &second, &app.latest_code(&bob))
+            .await,
+    )
+    .await;
+}
 
-        let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
-        assert_eq!(
-            statuses.iter().filter(|s| **s == 400).count(),
-            5,
-            "{statuses:?}"
-        );
-        assert_eq!(
-            statuses.iter().filter(|s| **s == 429).count(),
-            25,
-            "{statuses:?}"
-        );
-        let checked = app
-            .audit_of_kind("2fa.failed")
-            .await
-            .into_iter()
-            .filter(|e| e["reason"] == "invalid_code")
-            .count();
-        assert_eq!(checked, 5);
-    }
-
-    #[tokio::test]
-    async fn an_expired_code_is_refused_while_the_session_lives() {
-        let app =
-            crate::helpers::spawn_app_with(|s| s.two_factor.code_ttl = Duration::minutes(2)).await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
-        let challenge = app.initiate_ok(&pending.bff).await;
-        app.clock.advance(Duration::minutes(2));
-        assert_problem(
-            app.verify(&pending.bff, &challenge, &app.latest_code(&bob))
-                .await,
+on_both_stores!(verify_validates_its_fields);
+async fn verify_validates_its_fields(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    let challenge = app.initiate_ok(&pending.bff).await;
+    for code in ["12345", "abcdef", "1234567"] {
+        let body = assert_problem(
+            app.verify(&pending.bff, &challenge, code).await,
             400,
-            "2FA_CODE_EXPIRED",
+            "VALIDATION_ERROR",
         )
         .await;
+        assert_eq!(body["errors"][0]["field"], "code");
     }
-
-    #[tokio::test]
-    async fn a_new_code_replaces_the_previous_one() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
-        let first = app.initiate_ok(&pending.bff).await;
-        let first_code = app.latest_code(&bob);
-        app.clock.advance(Duration::seconds(30));
-        let second = app.initiate_ok(&pending.bff).await;
-
-        assert_problem(
-            app.verify(&pending.bff, &first, &first_code).await,
-            400,
-            "2FA_CODE_EXPIRED",
+    let unknown = app
+        .verify(&pending.bff, "no-such-challenge", "123456")
+        .await;
+    assert_problem(unknown, 400, "VALIDATION_ERROR").await;
+    let missing = app
+        .post_json(
+            "/api/v1/auth/2fa/verify",
+            &json!({"code": "123456"}),
+            Some(&pending.bff),
         )
         .await;
-        tokens(
-            app.verify(&pending.bff, &second, &app.latest_code(&bob))
-                .await,
-        )
-        .await;
-    }
+    assert_problem(missing, 400, "VALIDATION_ERROR").await;
+}
 
-    #[tokio::test]
-    async fn sends_are_limited_in_pace_and_number() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
-        app.initiate_ok(&pending.bff).await;
+on_both_stores!(a_pending_session_lasts_ten_minutes);
+async fn a_pending_session_lasts_ten_minutes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    app.clock.advance(Duration::minutes(10));
+    assert_problem(app.me(&pending.bff).await, 401, "SESSION_EXPIRED").await;
+    assert_problem(app.initiate(&pending.bff).await, 401, "SESSION_EXPIRED").await;
+}
 
-        let too_soon = app.initiate(&pending.bff).await;
-        assert_eq!(too_soon.headers()["retry-after"], "30");
-        assert_problem(too_soon, 429, "TOO_MANY_2FA_ATTEMPTS").await;
+on_both_stores!(a_pending_session_can_log_out);
+async fn a_pending_session_can_log_out(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    assert_eq!(
+        app.logout(&pending.bff, &json!({})).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_problem(app.initiate(&pending.bff).await, 401, "UNAUTHENTICATED").await;
+}
 
-        for _ in 0..4 {
-            app.clock.advance(Duration::seconds(30));
-            app.initiate_ok(&pending.bff).await;
-        }
-        app.clock.advance(Duration::seconds(30));
-        assert_problem(
-            app.initiate(&pending.bff).await,
-            429,
-            "TOO_MANY_2FA_ATTEMPTS",
-        )
-        .await;
-    }
+on_both_stores!(a_pending_session_cannot_end_the_customers_other_sessions);
+async fn a_pending_session_cannot_end_the_customers_other_sessions(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let active = app.login_with_2fa(&bob).await;
+    let pending = app.login_ok(&bob).await;
 
-    #[tokio::test]
-    async fn wrong_codes_count_towards_the_lockout_across_challenges() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
-        let first = app.initiate_ok(&pending.bff).await;
-        let wrong = app.wrong_code(&bob);
-        for _ in 0..3 {
-            app.verify(&pending.bff, &first, &wrong).await;
-        }
-        app.clock.advance(Duration::seconds(30));
-        let second = app.initiate_ok(&pending.bff).await;
-        let wrong = app.wrong_code(&bob);
-        for _ in 0..2 {
-            app.verify(&pending.bff, &second, &wrong).await;
-        }
+    assert_problem(
+        app.logout(&pending.bff, &json!({"scope": "all"})).await,
+        403,
+        "TWO_FACTOR_REQUIRED",
+    )
+    .await;
 
-        assert_problem(
-            app.login(&bob.username, crate::helpers::PASSWORD).await,
-            423,
-            "ACCOUNT_LOCKED",
-        )
-        .await;
-        assert_problem(
-            app.verify(&pending.bff, &second, &app.latest_code(&bob))
-                .await,
-            423,
-            "ACCOUNT_LOCKED",
-        )
-        .await;
-        app.clock.advance(Duration::seconds(30));
-        assert_problem(app.initiate(&pending.bff).await, 423, "ACCOUNT_LOCKED").await;
-    }
+    assert_eq!(app.me(&active.bff).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.logout(&pending.bff, &json!({})).await.status(),
+        StatusCode::NO_CONTENT
+    );
+}
 
-    #[tokio::test]
-    async fn verify_validates_its_fields() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
-        let challenge = app.initiate_ok(&pending.bff).await;
-        for code in ["12345", "abcdef", "1234567"] {
-            let body = assert_problem(
-                app.verify(&pending.bff, &challenge, code).await,
-                400,
-                "VALIDATION_ERROR",
-            )
+on_both_stores!(a_failed_delivery_gives_the_send_back);
+async fn a_failed_delivery_gives_the_send_back(backend: Backend) {
+    // A directory where the outbox file should be: every append fails.
+    let app =
+        crate::helpers::spawn_app_with(backend, |s| s.notifier.outbox_path = std::env::temp_dir())
             .await;
-            assert_eq!(body["errors"][0]["field"], "code");
-        }
-        let unknown = app
-            .verify(&pending.bff, "no-such-challenge", "123456")
-            .await;
-        assert_problem(unknown, 400, "VALIDATION_ERROR").await;
-        let missing = app
-            .post_json(
-                "/api/v1/auth/2fa/verify",
-                &json!({"code": "123456"}),
-                Some(&pending.bff),
-            )
-            .await;
-        assert_problem(missing, 400, "VALIDATION_ERROR").await;
-    }
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
 
-    #[tokio::test]
-    async fn a_pending_session_lasts_ten_minutes() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
-        app.clock.advance(Duration::minutes(10));
-        assert_problem(app.me(&pending.bff).await, 401, "SESSION_EXPIRED").await;
-        assert_problem(app.initiate(&pending.bff).await, 401, "SESSION_EXPIRED").await;
-    }
+    let first = app.initiate(&pending.bff).await;
+    assert!(first.headers().contains_key("retry-after"));
+    assert_problem(first, 503, "SERVICE_UNAVAILABLE").await;
+    assert_problem(app.initiate(&pending.bff).await, 503, "SERVICE_UNAVAILABLE").await;
 
-    #[tokio::test]
-    async fn a_pending_session_can_log_out() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
-        assert_eq!(
-            app.logout(&pending.bff, &json!({})).await.status(),
-            StatusCode::NO_CONTENT
-        );
-        assert_problem(app.initiate(&pending.bff).await, 401, "UNAUTHENTICATED").await;
-    }
-
-    #[tokio::test]
-    async fn logging_in_again_buys_no_extra_guesses() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let first = app.login_ok(&bob).await;
-        let challenge = app.initiate_ok(&first.bff).await;
-        let wrong = app.wrong_code(&bob);
-        for _ in 0..4 {
-            app.verify(&first.bff, &challenge, &wrong).await;
-        }
-
-        let second = app.login_ok(&bob).await;
-        let challenge = app.initiate_ok(&second.bff).await;
-        let wrong = app.wrong_code(&bob);
-        app.verify(&second.bff, &challenge, &wrong).await;
-
-        assert_problem(app.login(&bob.username, crate::helpers::PASSWORD).await, 423, "ACCOUNT_LOCKED").await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_guesses_over_several_sessions_get_no_more_codes_checked_than_the_lockout_allows() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let mut targets = Vec::new();
-        for _ in 0..3 {
-            let pending = app.login_ok(&bob).await;
-            let challenge = app.initiate_ok(&pending.bff).await;
-            targets.push((pending.bff, challenge));
-        }
-        let wrong = app.wrong_code(&bob);
-
-        let guesses = targets
+    let failed = app.audit_of_kind("2fa.initiated").await;
+    assert_eq!(failed.len(), 4, "each attempt is recorded, then released");
+    assert_eq!(
+        failed
             .iter()
-            .flat_map(|(bff, challenge)| (0..10).map(move |_| (bff, challenge)))
-            .map(|(bff, challenge)| app.verify(bff, challenge, &wrong));
-        join_all(guesses).await;
-
-        let checked = app.audit_of_kind("2fa.failed").await.into_iter().filter(|e| e["reason"] == "invalid_code").count();
-        assert_eq!(checked, 5);
-        assert_problem(app.login(&bob.username, crate::helpers::PASSWORD).await, 423, "ACCOUNT_LOCKED").await;
-    }
-
-    #[tokio::test]
-    async fn a_pending_session_cannot_end_the_customers_other_sessions() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let active = app.login_with_2fa(&bob).await;
-        let pending = app.login_ok(&bob).await;
-
-        assert_problem(app.logout(&pending.bff, &json!({"scope": "all"})).await, 403, "TWO_FACTOR_REQUIRED").await;
-
-        assert_eq!(app.me(&active.bff).await.status(), StatusCode::OK);
-        assert_eq!(app.logout(&pending.bff, &json!({})).await.status(), StatusCode::NO_CONTENT);
-    }
-
-    #[tokio::test]
-    async fn a_failed_delivery_gives_the_send_back() {
-        // A directory where the outbox file should be: every append fails.
-        let app = crate::helpers::spawn_app_with(|s| s.notifier.outbox_path = std::env::temp_dir()).await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
-
-        let first = app.initiate(&pending.bff).await;
-        assert!(first.headers().contains_key("retry-after"));
-        assert_problem(first, 503, "SERVICE_UNAVAILABLE").await;
-        assert_problem(app.initiate(&pending.bff).await, 503, "SERVICE_UNAVAILABLE").await;
-
-        let failed = app.audit_of_kind("2fa.initiated").await;
-        assert_eq!(failed.len(), 4, "each attempt is recorded, then released");
-        assert_eq!(failed.iter().filter(|e| e["reason"] == "delivery_failed").count(), 2);
-    }
-
-    #[tokio::test]
-    async fn guesses_at_unknown_challenges_are_audited() {
-        let app = spawn_app().await;
-        let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
-        let pending = app.login_ok(&bob).await;
-        assert_problem(app.verify(&pending.bff, "made-up", "123456").await, 400, "VALIDATION_ERROR").await;
-        let failures = app.audit_of_kind("2fa.failed").await;
-        assert_eq!(failures[0]["reason"], "unknown_challenge");
-    }
+            .filter(|e| e["reason"] == "delivery_failed")
+            .count(),
+        2
+    );
 }

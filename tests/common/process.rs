@@ -1,5 +1,5 @@
-//! The real `finhub-auth` binary as a child process, for tests that need processes: several
-//! instances, restarts, a database that goes away.
+//! The real `finhub-auth` binary as a child process, for tests that need processes: the command
+//! line, several instances, restarts, a database that goes away.
 #![allow(
     dead_code,
     reason = "shared by several test binaries, each using a part"
@@ -8,6 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_finhub-auth");
 
@@ -32,13 +35,24 @@ impl Setup {
         }
     }
 
+    /// A SQLite database file, `auth.db`, in `dir`.
+    pub fn sqlite(dir: &Path) -> Self {
+        Self::new(format!("sqlite://{}", dir.join("auth.db").display()), dir)
+    }
+
+    /// Sets an environment variable for every command, over any earlier value.
     pub fn with(mut self, key: &str, value: &str) -> Self {
         self.extra.push((key.into(), value.into()));
         self
     }
 
+    /// A file in the working directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
     pub fn outbox(&self) -> PathBuf {
-        self.dir.join("outbox.jsonl")
+        self.path("outbox.jsonl")
     }
 
     pub fn command(&self, port: u16) -> Command {
@@ -79,21 +93,27 @@ impl Setup {
         child.wait_with_output().expect("finhub-auth output")
     }
 
-    /// Creates a customer through the CLI and returns its id.
-    pub fn create_customer(&self, name: &str, two_factor: &str, password: &str) -> String {
-        let username = format!("{name}@example.com");
-        let out = self.run(
+    /// Runs `customers create` with `password` on standard input.
+    pub fn try_create_customer(
+        &self,
+        username: &str,
+        email: &str,
+        two_factor: &str,
+        password: &str,
+    ) -> Output {
+        let first_name = username.split('@').next().unwrap_or(username);
+        self.run(
             &[
                 "customers",
                 "create",
                 "--username",
-                &username,
+                username,
                 "--email",
-                &username,
+                email,
                 "--phone",
                 "+447700900123",
                 "--first-name",
-                name,
+                first_name,
                 "--last-name",
                 "Test",
                 "--two-factor",
@@ -101,7 +121,13 @@ impl Setup {
                 "--password-stdin",
             ],
             Some(password),
-        );
+        )
+    }
+
+    /// Creates `{name}@example.com` through the CLI and returns its id.
+    pub fn create_customer(&self, name: &str, two_factor: &str, password: &str) -> String {
+        let username = format!("{name}@example.com");
+        let out = self.try_create_customer(&username, &username, two_factor, password);
         assert!(
             out.status.success(),
             "{}",
@@ -126,13 +152,10 @@ impl Setup {
             child,
             base: format!("http://127.0.0.1:{port}"),
             log: log_path,
+            client: Client::new(),
         };
-        let client = reqwest::Client::new();
         for _ in 0..150 {
-            if let Ok(r) = client
-                .get(format!("{}/healthz", instance.base))
-                .send()
-                .await
+            if let Ok(r) = instance.client.get(instance.url("/healthz")).send().await
                 && r.status().is_success()
             {
                 return instance;
@@ -146,17 +169,59 @@ impl Setup {
     }
 }
 
-/// A running `serve`, killed when dropped.
+/// A running `serve`, killed when dropped, so a failing test leaves no process behind.
 pub struct Instance {
     child: Child,
     pub base: String,
     pub log: PathBuf,
+    pub client: Client,
 }
 
 impl Instance {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// POSTs `body` as JSON; the status and the JSON answer (`Null` when there is none).
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        bearer: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        answer(request).await
+    }
+
+    /// GETs `path`; the status and the JSON answer (`Null` when there is none).
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        answer(request).await
+    }
+
+    /// Logs in and returns the status and body.
+    pub async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
+        let body = serde_json::json!({"username": username, "password": password});
+        self.post("/api/v1/auth/token", &body, None).await
+    }
+
+    /// SIGKILL: no graceful shutdown, no flushing.
+    pub fn kill_9(mut self) {
+        self.child.kill().expect("kill serve");
+        self.child.wait().expect("reap serve");
+    }
+}
+
+async fn answer(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.expect("a response from serve");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 impl Drop for Instance {

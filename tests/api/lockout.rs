@@ -1,0 +1,171 @@
+//! Locking an account after failed logins, and operator locks.
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+use time::Duration;
+
+use crate::helpers::{Backend, PASSWORD, assert_problem, spawn_app, tokens};
+
+on_both_stores!(five_failures_lock_the_account_and_then_even_the_right_password_is_refused);
+async fn five_failures_lock_the_account_and_then_even_the_right_password_is_refused(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_customer("alice", None).await;
+
+    for _ in 0..5 {
+        assert_problem(
+            app.login(&alice.username, "wrong").await,
+            401,
+            "INVALID_CREDENTIALS",
+        )
+        .await;
+    }
+    let locked_right = assert_problem(
+        app.login(&alice.username, PASSWORD).await,
+        423,
+        "ACCOUNT_LOCKED",
+    )
+    .await;
+    let mut locked_wrong = assert_problem(
+        app.login(&alice.username, "wrong").await,
+        423,
+        "ACCOUNT_LOCKED",
+    )
+    .await;
+
+    assert!(locked_right["lockedUntil"].is_string());
+    let mut locked_right = locked_right;
+    locked_right.as_object_mut().unwrap().remove("requestId");
+    locked_wrong.as_object_mut().unwrap().remove("requestId");
+    assert_eq!(locked_right, locked_wrong);
+    assert_eq!(app.audit_of_kind("account.locked").await.len(), 1);
+}
+
+on_both_stores!(unknown_usernames_lock_exactly_like_real_ones);
+async fn unknown_usernames_lock_exactly_like_real_ones(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for _ in 0..5 {
+        assert_problem(
+            app.login("ghost@example.com", "wrong").await,
+            401,
+            "INVALID_CREDENTIALS",
+        )
+        .await;
+    }
+    let body = assert_problem(
+        app.login("ghost@example.com", "wrong").await,
+        423,
+        "ACCOUNT_LOCKED",
+    )
+    .await;
+    assert!(body["lockedUntil"].is_string());
+}
+
+on_both_stores!(a_lock_expires_and_the_next_one_lasts_twice_as_long);
+async fn a_lock_expires_and_the_next_one_lasts_twice_as_long(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_customer("alice", None).await;
+    for _ in 0..5 {
+        app.login(&alice.username, "wrong").await;
+    }
+    app.clock
+        .advance(Duration::minutes(15) + Duration::seconds(1));
+    assert_eq!(
+        app.login(&alice.username, "wrong").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    for _ in 0..4 {
+        app.login(&alice.username, "wrong").await;
+    }
+    assert_eq!(
+        app.login(&alice.username, PASSWORD).await.status(),
+        StatusCode::LOCKED
+    );
+    app.clock.advance(Duration::minutes(16));
+    assert_eq!(
+        app.login(&alice.username, PASSWORD).await.status(),
+        StatusCode::LOCKED,
+        "second lock lasts 30 minutes"
+    );
+    app.clock.advance(Duration::minutes(15));
+    tokens(app.login(&alice.username, PASSWORD).await).await;
+}
+
+on_both_stores!(a_successful_login_resets_the_failure_count);
+async fn a_successful_login_resets_the_failure_count(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_customer("alice", None).await;
+    for _ in 0..4 {
+        app.login(&alice.username, "wrong").await;
+    }
+    app.login_ok(&alice).await;
+    for _ in 0..4 {
+        assert_eq!(
+            app.login(&alice.username, "wrong").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+on_both_stores!(
+    concurrent_wrong_logins_are_all_counted_and_lock_the_account,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
+async fn concurrent_wrong_logins_are_all_counted_and_lock_the_account(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_customer("alice", None).await;
+
+    let attempts = (0..20).map(|_| app.login(&alice.username, "wrong"));
+    let statuses: Vec<u16> = join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 423).count(),
+        15,
+        "{statuses:?}"
+    );
+    let failures = app.audit_of_kind("login.failed").await;
+    assert_eq!(failures.len(), 20);
+    assert_eq!(app.audit_of_kind("account.locked").await.len(), 1);
+    assert_eq!(
+        app.login(&alice.username, PASSWORD).await.status(),
+        StatusCode::LOCKED
+    );
+}
+
+on_both_stores!(an_operator_lock_has_no_end_time_ends_sessions_and_lifts_on_unlock);
+async fn an_operator_lock_has_no_end_time_ends_sessions_and_lifts_on_unlock(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_customer("alice", None).await;
+    let session = app.login_ok(&alice).await;
+    let username = finhub_auth::domain::customer::Username::parse(&alice.username).unwrap();
+
+    app.services.accounts.lock(&username).await.unwrap();
+
+    let body = assert_problem(
+        app.login(&alice.username, PASSWORD).await,
+        423,
+        "ACCOUNT_LOCKED",
+    )
+    .await;
+    assert!(body.get("lockedUntil").is_none());
+    assert_problem(app.me(&session.bff).await, 401, "UNAUTHENTICATED").await;
+    app.clock.advance(Duration::days(30));
+    assert_eq!(
+        app.login(&alice.username, PASSWORD).await.status(),
+        StatusCode::LOCKED
+    );
+    app.services.accounts.unlock(&username).await.unwrap();
+    app.login_ok(&alice).await;
+}

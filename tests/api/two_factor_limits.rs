@@ -1,0 +1,201 @@
+//! Limits on second-factor guesses and sends: per challenge, per session, per customer.
+
+use finhub_auth::domain::customer::TwoFactorMethod;
+use futures::future::join_all;
+use time::Duration;
+
+use crate::helpers::{Backend, assert_problem, spawn_app};
+
+on_both_stores!(wrong_codes_count_down_and_the_fifth_burns_the_challenge);
+async fn wrong_codes_count_down_and_the_fifth_burns_the_challenge(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    let challenge = app.initiate_ok(&pending.bff).await;
+    let wrong = app.wrong_code(&bob);
+
+    for remaining in (0..5).rev() {
+        let body = assert_problem(
+            app.verify(&pending.bff, &challenge, &wrong).await,
+            400,
+            "INVALID_2FA_CODE",
+        )
+        .await;
+        assert_eq!(body["attemptsRemaining"], remaining);
+    }
+    let burned = app
+        .verify(&pending.bff, &challenge, &app.latest_code(&bob))
+        .await;
+    assert!(burned.headers().contains_key("retry-after"));
+    assert_problem(burned, 429, "TOO_MANY_2FA_ATTEMPTS").await;
+}
+
+on_both_stores!(
+    concurrent_wrong_guesses_never_get_more_than_five_codes_checked,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
+async fn concurrent_wrong_guesses_never_get_more_than_five_codes_checked(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    let challenge = app.initiate_ok(&pending.bff).await;
+    let wrong = app.wrong_code(&bob);
+
+    let responses = join_all((0..30).map(|_| app.verify(&pending.bff, &challenge, &wrong))).await;
+
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 400).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        25,
+        "{statuses:?}"
+    );
+    let checked = app
+        .audit_of_kind("2fa.failed")
+        .await
+        .into_iter()
+        .filter(|e| e["reason"] == "invalid_code")
+        .count();
+    assert_eq!(checked, 5);
+}
+
+on_both_stores!(sends_are_limited_in_pace_and_number);
+async fn sends_are_limited_in_pace_and_number(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    app.initiate_ok(&pending.bff).await;
+
+    let too_soon = app.initiate(&pending.bff).await;
+    assert_eq!(too_soon.headers()["retry-after"], "30");
+    assert_problem(too_soon, 429, "TOO_MANY_2FA_ATTEMPTS").await;
+
+    for _ in 0..4 {
+        app.clock.advance(Duration::seconds(30));
+        app.initiate_ok(&pending.bff).await;
+    }
+    app.clock.advance(Duration::seconds(30));
+    assert_problem(
+        app.initiate(&pending.bff).await,
+        429,
+        "TOO_MANY_2FA_ATTEMPTS",
+    )
+    .await;
+}
+
+on_both_stores!(wrong_codes_count_towards_the_lockout_across_challenges);
+async fn wrong_codes_count_towards_the_lockout_across_challenges(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    let first = app.initiate_ok(&pending.bff).await;
+    let wrong = app.wrong_code(&bob);
+    for _ in 0..3 {
+        app.verify(&pending.bff, &first, &wrong).await;
+    }
+    app.clock.advance(Duration::seconds(30));
+    let second = app.initiate_ok(&pending.bff).await;
+    let wrong = app.wrong_code(&bob);
+    for _ in 0..2 {
+        app.verify(&pending.bff, &second, &wrong).await;
+    }
+
+    assert_problem(
+        app.login(&bob.username, crate::helpers::PASSWORD).await,
+        423,
+        "ACCOUNT_LOCKED",
+    )
+    .await;
+    assert_problem(
+        app.verify(&pending.bff, &second, &app.latest_code(&bob))
+            .await,
+        423,
+        "ACCOUNT_LOCKED",
+    )
+    .await;
+    app.clock.advance(Duration::seconds(30));
+    assert_problem(app.initiate(&pending.bff).await, 423, "ACCOUNT_LOCKED").await;
+}
+
+on_both_stores!(logging_in_again_buys_no_extra_guesses);
+async fn logging_in_again_buys_no_extra_guesses(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let first = app.login_ok(&bob).await;
+    let challenge = app.initiate_ok(&first.bff).await;
+    let wrong = app.wrong_code(&bob);
+    for _ in 0..4 {
+        app.verify(&first.bff, &challenge, &wrong).await;
+    }
+
+    let second = app.login_ok(&bob).await;
+    let challenge = app.initiate_ok(&second.bff).await;
+    let wrong = app.wrong_code(&bob);
+    app.verify(&second.bff, &challenge, &wrong).await;
+
+    assert_problem(
+        app.login(&bob.username, crate::helpers::PASSWORD).await,
+        423,
+        "ACCOUNT_LOCKED",
+    )
+    .await;
+}
+
+on_both_stores!(
+    concurrent_guesses_over_several_sessions_get_no_more_codes_checked_than_the_lockout_allows,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
+async fn concurrent_guesses_over_several_sessions_get_no_more_codes_checked_than_the_lockout_allows(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let mut targets = Vec::new();
+    for _ in 0..3 {
+        let pending = app.login_ok(&bob).await;
+        let challenge = app.initiate_ok(&pending.bff).await;
+        targets.push((pending.bff, challenge));
+    }
+    let wrong = app.wrong_code(&bob);
+
+    let guesses = targets
+        .iter()
+        .flat_map(|(bff, challenge)| (0..10).map(move |_| (bff, challenge)))
+        .map(|(bff, challenge)| app.verify(bff, challenge, &wrong));
+    join_all(guesses).await;
+
+    let checked = app
+        .audit_of_kind("2fa.failed")
+        .await
+        .into_iter()
+        .filter(|e| e["reason"] == "invalid_code")
+        .count();
+    assert_eq!(checked, 5);
+    assert_problem(
+        app.login(&bob.username, crate::helpers::PASSWORD).await,
+        423,
+        "ACCOUNT_LOCKED",
+    )
+    .await;
+}
+
+on_both_stores!(guesses_at_unknown_challenges_are_audited);
+async fn guesses_at_unknown_challenges_are_audited(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    assert_problem(
+        app.verify(&pending.bff, "made-up", "123456").await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+    let failures = app.audit_of_kind("2fa.failed").await;
+    assert_eq!(failures[0]["reason"], "unknown_challenge");
+}

@@ -1,0 +1,204 @@
+//! Creating, importing, locking and migrating customers.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::process::Setup;
+use crate::{PASSWORD, database, kind, run_ok, sandbox, sqlite, stderr, stdout};
+
+#[test]
+fn create_refuses_duplicates_and_bad_values() {
+    let (setup, _dir) = sandbox();
+    run_ok(&setup, &["migrate"]);
+    setup.create_customer("alice", "off", PASSWORD);
+
+    let out = setup.try_create_customer("ALICE@example.com", "a@example.com", "off", PASSWORD);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+
+    let out = setup.try_create_customer("x@example.com", "nope", "off", PASSWORD);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--email"), "{}", stderr(&out));
+}
+
+/// Writes JSON lines to `name` in the sandbox and runs `customers import` on it.
+fn import(setup: &Setup, name: &str, lines: &[Value]) -> std::process::Output {
+    let file = setup.path(name);
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, text).expect("write the import file");
+    setup.run(
+        &["customers", "import", file.to_str().expect("utf-8 path")],
+        None,
+    )
+}
+
+#[test]
+fn import_reports_a_customer_id_taken_by_another_customer_and_repeats_idempotently() {
+    let (setup, _dir) = sandbox();
+    let customer = |id: &str, name: &str| {
+        json!({
+            "customerId": id,
+            "username": name,
+            "email": name,
+            "firstName": "Id",
+            "lastName": "L",
+            "password": PASSWORD,
+        })
+    };
+    let lines = [
+        customer("cust-1", "first@example.com"),
+        customer("cust-1", "second@example.com"),
+        customer("cust-2", "third@example.com"),
+    ];
+
+    let out = import(&setup, "ids.jsonl", &lines);
+
+    assert!(!out.status.success(), "a taken customerId fails the import");
+    assert!(
+        stdout(&out).contains("2 imported, 0 skipped (username exists), 1 rejected"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("line 2: customerId exists"),
+        "{}",
+        stderr(&out)
+    );
+
+    let taken = [customer("cust-2", "fourth@example.com")];
+    let out = import(&setup, "taken.jsonl", &taken);
+    assert!(
+        !out.status.success(),
+        "an existing customerId fails the import"
+    );
+    assert!(
+        stderr(&out).contains("line 1: customerId exists"),
+        "{}",
+        stderr(&out)
+    );
+
+    let again = [customer("cust-1", "first@example.com")];
+    let out = import(&setup, "again.jsonl", &again);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("0 imported, 1 skipped (username exists), 0 rejected"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test]
+async fn import_streams_json_lines_with_passwords_or_hashes() {
+    let (setup, _dir) = sandbox();
+    let hash = "$argon2id$v=19$m=8192,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$\
+                1MHhb5bTgdzmYBTTV1jVmfMgS0OoDMAnOVTeSa08Ezo";
+    let lines = [
+        json!({
+            "username": "one@example.com",
+            "email": "one@example.com",
+            "firstName": "One",
+            "lastName": "L",
+            "kycStatus": "PENDING",
+            "password": PASSWORD,
+        }),
+        json!({
+            "username": "two@example.com",
+            "email": "two@example.com",
+            "phone": "+447700900222",
+            "firstName": "Two",
+            "lastName": "L",
+            "twoFactor": {"enabled": true, "method": "SMS"},
+            "passwordHash": hash,
+        }),
+        json!({
+            "username": "bad",
+            "email": "not-an-email",
+            "firstName": "Bad",
+            "lastName": "L",
+            "password": "secret-never-echoed",
+        }),
+        json!({
+            "username": "one@example.com",
+            "email": "one@example.com",
+            "firstName": "Dup",
+            "lastName": "L",
+            "password": PASSWORD,
+        }),
+    ];
+    let file = setup.path("customers.jsonl");
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, text + "{not json\n").expect("write the import file");
+
+    let out = setup.run(
+        &["customers", "import", file.to_str().expect("utf-8")],
+        None,
+    );
+
+    assert!(
+        !out.status.success(),
+        "rejected lines make the exit non-zero"
+    );
+    assert!(
+        stdout(&out).contains("2 imported, 1 skipped (username exists), 2 rejected"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("line 3: email"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("line 5:"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("secret-never-echoed"));
+
+    let server = setup.serve("serve").await;
+    let (status, body) = server.login("one@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = server.login("two@example.com", "wrong").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["code"], "INVALID_CREDENTIALS");
+}
+
+#[tokio::test]
+async fn operators_lock_and_unlock_customers() {
+    let (setup, _dir) = sandbox();
+    setup.create_customer("alice", "off", PASSWORD);
+    run_ok(&setup, &["customers", "lock", "Alice@Example.com"]);
+    let server = setup.serve("serve").await;
+
+    let (status, body) = server.login("alice@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::LOCKED, "{body}");
+    assert_eq!(body["code"], "ACCOUNT_LOCKED");
+    assert!(
+        body.get("lockedUntil").is_none(),
+        "locked until an operator unlocks"
+    );
+
+    run_ok(&setup, &["customers", "unlock", "alice@example.com"]);
+    let (status, body) = server.login("alice@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let tail = stdout(&run_ok(&setup, &["audit", "tail", "-n", "3"]));
+    let kinds: Vec<String> = tail.lines().map(kind).collect();
+    assert_eq!(
+        kinds,
+        ["login.failed", "account.unlocked", "login.succeeded"]
+    );
+}
+
+#[tokio::test]
+async fn migrate_normalises_usernames_stored_in_another_unicode_form() {
+    let (setup, _dir) = sandbox();
+    setup.create_customer("jose", "off", PASSWORD);
+    // As an earlier version stored it: lower-cased, but decomposed (e + combining acute).
+    sqlite(
+        &database(&setup),
+        "UPDATE customers SET username = 'jose' || char(769) || '@example.com'",
+    )
+    .await;
+
+    run_ok(&setup, &["migrate"]);
+
+    let server = setup.serve("serve").await;
+    let (status, body) = server.login("Jos\u{e9}@Example.com", PASSWORD).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the composed form finds the normalised account: {body}"
+    );
+}
