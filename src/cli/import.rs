@@ -137,7 +137,8 @@ fn parse_line(line_no: u64, text: &str) -> Result<Pending, String> {
     })
 }
 
-/// Hashes the plaintext passwords of a batch in parallel on the hashing pool.
+/// Hashes the plaintext passwords of a batch in parallel on the hashing pool; the batch comes
+/// back in file order.
 async fn hash_batch(hasher: &PasswordHasher, batch: Vec<Pending>) -> anyhow::Result<Vec<Ready>> {
     let mut tasks = JoinSet::new();
     let mut ready = Vec::with_capacity(batch.len());
@@ -167,6 +168,9 @@ async fn hash_batch(hasher: &PasswordHasher, batch: Vec<Pending>) -> anyhow::Res
     while let Some(done) = tasks.join_next().await {
         ready.push(done.context("hashing task")??);
     }
+    // Hashes finish in any order; store in file order, so that of two lines naming one
+    // customer the first always wins.
+    ready.sort_unstable_by_key(|r| r.line);
     Ok(ready)
 }
 

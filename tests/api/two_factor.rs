@@ -71,29 +71,43 @@ async fn initiate_sends_a_six_digit_code_through_the_outbox(backend: Backend) {
     assert_eq!(app.latest_code(&bob).len(), 6);
 }
 
-on_both_stores!(the_code_can_go_by_email_instead);
-async fn the_code_can_go_by_email_instead(backend: Backend) {
+on_both_stores!(the_code_goes_only_by_the_customers_own_method);
+async fn the_code_goes_only_by_the_customers_own_method(backend: Backend) {
     let app = spawn_app(backend).await;
     let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
     let pending = app.login_ok(&bob).await;
-    let response = app
-        .post_json(
-            "/api/v1/auth/2fa/initiate",
-            &json!({"method": "EMAIL"}),
-            Some(&pending.bff),
-        )
-        .await;
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["method"], "EMAIL");
-    assert_eq!(body["destination"], "b***b@example.com");
-    let bad = app
-        .post_json(
-            "/api/v1/auth/2fa/initiate",
-            &json!({"method": "PIGEON"}),
-            Some(&pending.bff),
-        )
-        .await;
-    assert_problem(bad, 400, "VALIDATION_ERROR").await;
+    let initiate = |body: Value| {
+        let app = &app;
+        let bff = pending.bff.clone();
+        async move {
+            app.post_json("/api/v1/auth/2fa/initiate", &body, Some(&bff))
+                .await
+        }
+    };
+
+    // A stolen password must not route the code to a channel the customer never chose.
+    let elsewhere = assert_problem(
+        initiate(json!({"method": "EMAIL"})).await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+    assert_eq!(elsewhere["errors"][0]["field"], "method");
+    let unknown = assert_problem(
+        initiate(json!({"method": "PIGEON"})).await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+    assert_eq!(unknown["errors"][0]["field"], "method");
+    let sent = std::fs::read_to_string(app.outbox_path()).unwrap_or_default();
+    assert!(sent.is_empty(), "nothing was sent for a refused method");
+
+    let own = initiate(json!({"method": "SMS"})).await;
+    assert_eq!(own.status().as_u16(), 202);
+    let body: Value = own.json().await.unwrap();
+    assert_eq!(body["method"], "SMS");
+    assert_eq!(body["destination"], "+44********23");
 }
 
 on_both_stores!(the_right_code_activates_the_session_rotates_tokens_and_extends_it);

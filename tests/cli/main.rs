@@ -5,6 +5,7 @@
 mod process;
 
 mod audit;
+mod building;
 mod commands;
 mod customers;
 mod serve;

@@ -218,15 +218,21 @@ fn moved(revoked: bool) -> AuthError {
     }
 }
 
-/// The channel a code goes by: the one asked for, else the customer's own; with the masked
-/// destination shown to the customer and the address the notifier needs.
+/// The channel a code goes by: always the customer's own (e-mail for a customer without
+/// two-factor whose login was stepped up), so that a stolen password cannot route the code to
+/// a channel the customer never chose; naming any other is refused. With the masked destination
+/// shown to the customer and the address the notifier needs.
 fn channel(
     customer: &Customer,
     asked: Option<TwoFactorMethod>,
 ) -> Result<(TwoFactorMethod, String, String), AuthError> {
-    let method = asked
-        .or(customer.two_factor)
-        .unwrap_or(TwoFactorMethod::Email);
+    let method = customer.two_factor.unwrap_or(TwoFactorMethod::Email);
+    if asked.is_some_and(|asked| asked != method) {
+        return Err(AuthError::Invalid {
+            field: "method",
+            problem: InvalidValue("must be the customer's own two-factor method"),
+        });
+    }
     match (customer.destination(method), customer.address(method)) {
         (Some(destination), Some(address)) => Ok((method, destination, address.to_owned())),
         _ => Err(AuthError::Invalid {

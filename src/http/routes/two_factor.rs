@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct InitiateRequest {
-    /// The channel; defaults to the customer's configured one.
+    /// The customer's own method, if named: any other is refused (`VALIDATION_ERROR`).
     #[schema(value_type = Option<schema::TwoFactorMethod>)]
     method: Option<TwoFactorMethod>,
 }

@@ -1,0 +1,89 @@
+//! Each command builds only what it needs: reading the audit trail changes nothing, not even
+//! the schema, and no command but `serve` prepares code delivery.
+
+use crate::{database, sandbox, stderr};
+
+#[test]
+fn audit_commands_neither_create_nor_migrate_a_database() {
+    let (setup, _dir) = sandbox();
+    let db = database(&setup);
+
+    for args in [
+        &["audit", "verify"][..],
+        &["audit", "export", "--since", "2026-01-01T00:00:00Z"],
+    ] {
+        let out = setup.run(args, None);
+        assert!(!out.status.success(), "{args:?} on no database");
+        assert!(
+            stderr(&out).contains("cannot open the SQLite database"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(!db.exists(), "no database file made");
+
+    assert!(setup.run(&["migrate"], None).status.success());
+    assert!(setup.run(&["audit", "verify"], None).status.success());
+    // As if the database had been left behind by an older version.
+    assert_eq!(count(&db, "DELETE FROM _sqlx_migrations RETURNING 1"), 1);
+
+    let out = setup.run(&["audit", "verify"], None);
+
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("schema is behind"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("finhub-auth migrate"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        count(&db, "SELECT 1 FROM _sqlx_migrations"),
+        0,
+        "verify did not migrate"
+    );
+}
+
+#[test]
+fn only_serving_prepares_code_delivery() {
+    let (setup, dir) = sandbox();
+    let outbox = dir.path().join("outbox");
+    let setup = setup.with(
+        "FINHUB_OUTBOX_PATH",
+        &outbox.join("codes.jsonl").display().to_string(),
+    );
+
+    setup.create_customer("ops", "sms", crate::PASSWORD);
+    let lock = setup.run(&["customers", "lock", "ops@example.com"], None);
+    assert!(lock.status.success(), "{}", stderr(&lock));
+    assert!(setup.run(&["audit", "verify"], None).status.success());
+    assert!(setup.run(&["migrate"], None).status.success());
+
+    assert!(
+        !outbox.exists(),
+        "no outbox directory made by operator commands"
+    );
+}
+
+/// How many rows `sql` returns, run on the database file directly.
+fn count(db: &std::path::Path, sql: &str) -> usize {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            use sqlx::Connection as _;
+            let url = format!("sqlite://{}", db.display());
+            let mut conn = sqlx::SqliteConnection::connect(&url)
+                .await
+                .expect("open the database file");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                .fetch_all(&mut conn)
+                .await
+                .expect("query")
+                .len()
+        })
+}
