@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::domain::audit::{ChainSeal, ChainedEvent};
 use crate::domain::audit_trail;
-use crate::domain::ports::{AuditQuery, Store};
+use crate::domain::ports::{AuditQuery, AuditStore};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -39,7 +39,7 @@ const PAGE: u32 = 1000;
 
 pub async fn run(
     cmd: AuditCommand,
-    store: &dyn Store,
+    store: &dyn AuditStore,
     seal: &ChainSeal,
 ) -> anyhow::Result<ExitCode> {
     match cmd {
@@ -64,7 +64,7 @@ pub async fn run(
     }
 }
 
-async fn tail(store: &dyn Store, lines: u32, follow: bool) -> anyhow::Result<ExitCode> {
+async fn tail(store: &dyn AuditStore, lines: u32, follow: bool) -> anyhow::Result<ExitCode> {
     let newest = store.audit_tail(lines).await?;
     print_events(&newest)?;
     if !follow {
@@ -101,7 +101,7 @@ fn print_events(events: &[ChainedEvent]) -> anyhow::Result<()> {
     out.flush().context("writing to standard output")
 }
 
-async fn verify(store: &dyn Store, seal: &ChainSeal) -> anyhow::Result<ExitCode> {
+async fn verify(store: &dyn AuditStore, seal: &ChainSeal) -> anyhow::Result<ExitCode> {
     let verified = audit_trail::verify(store, seal).await?;
     println!(
         "audit trail intact: {} events after seq {}, head {}",

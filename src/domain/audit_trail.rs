@@ -1,7 +1,7 @@
 //! Checking the stored audit trail end to end.
 
 use super::audit::{AuditKind, ChainBreak, ChainSeal, ChainVerifier};
-use super::ports::{AuditQuery, Store, StoreError};
+use super::ports::{AuditQuery, AuditStore, StoreError};
 
 /// Why the trail could not be confirmed intact.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,7 @@ const ATTEMPTS: u32 = 5;
 /// began (events appended meanwhile are left for the next check), in constant memory. A
 /// retention run on another instance can remove events mid-check; a break found while the
 /// checkpoint moved is not tampering, so the check starts again.
-pub async fn verify(store: &dyn Store, seal: &ChainSeal) -> Result<Verified, TrailError> {
+pub async fn verify(store: &dyn AuditStore, seal: &ChainSeal) -> Result<Verified, TrailError> {
     let mut attempt = 1;
     loop {
         let checkpoint = store.audit_checkpoint().await?;
@@ -47,7 +47,7 @@ pub async fn verify(store: &dyn Store, seal: &ChainSeal) -> Result<Verified, Tra
 }
 
 async fn verify_from(
-    store: &dyn Store,
+    store: &dyn AuditStore,
     seal: &ChainSeal,
     (from_seq, from_hash): &(i64, String),
 ) -> Result<Verified, TrailError> {
