@@ -233,3 +233,59 @@ async fn with_postgresql_down_calls_answer_503_and_the_service_recovers_when_it_
     );
     assert_eq!(login().await.unwrap().status(), StatusCode::OK);
 }
+
+/// Runs one statement on the throw-away server as its superuser.
+async fn superuser(pg: &TempPostgres, sql: &'static str) {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_turns_read_only_answers_503_until_it_takes_writes_again() {
+    let pg = TempPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(pg.url(), dir.path());
+    setup.create_customer("alice", "off", PASSWORD);
+    let server = setup.serve("a").await;
+    let client = Client::new();
+    let login = || async {
+        client
+            .post(server.url("/api/v1/auth/token"))
+            .json(&json!({"username": "alice@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(login().await.status(), StatusCode::OK);
+
+    // What a client sees after a failover to a server that is still read-only (SQLSTATE 25006).
+    superuser(&pg, "ALTER SYSTEM SET default_transaction_read_only = on").await;
+    superuser(&pg, "SELECT pg_reload_conf()").await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        let response = login().await;
+        if response.status() != StatusCode::OK {
+            break response;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server never turned read-only"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "SERVICE_UNAVAILABLE");
+
+    superuser(&pg, "ALTER SYSTEM RESET default_transaction_read_only").await;
+    superuser(&pg, "SELECT pg_reload_conf()").await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while login().await.status() != StatusCode::OK {
+        assert!(Instant::now() < deadline, "logins did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
