@@ -21,7 +21,7 @@ pub enum AccountError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("password hashing failed: {0}")]
+    #[error("password hashing failed")]
     Hash(#[from] super::password::HashError),
 }
 

@@ -6,7 +6,7 @@ use super::ports::{AuditQuery, AuditStore, StoreError};
 /// Why the trail could not be confirmed intact.
 #[derive(Debug, thiserror::Error)]
 pub enum TrailError {
-    #[error("audit trail broken: {0}")]
+    #[error("audit trail broken")]
     Broken(#[from] ChainBreak),
     #[error(transparent)]
     Store(#[from] StoreError),

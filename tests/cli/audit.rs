@@ -72,10 +72,11 @@ async fn audit_verify_detects_deleted_events() {
     .await;
     let out = setup.run(&["audit", "verify"], None);
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("the chain ends at seq 2 but the recorded head is seq 3"),
-        "{}",
-        stderr(&out)
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: audit trail broken: the chain ends at seq 2 but the recorded head is seq 3: \
+         events were removed from the end",
+        "one line, naming the break once"
     );
 }
 
