@@ -70,6 +70,7 @@ impl Services {
         let store = open_store(settings, Migrations::Apply).await?;
         let hashing = &settings.hashing;
         let hasher = PasswordHasher::new(hashing.cost(), hashing.threads(), hashing.queue)
+            .await
             .context(HASHING_SETTINGS)?;
         let notifier = notifier(&settings.notifier)?;
         let limits = Arc::new(settings.limits.rate_limits());

@@ -126,6 +126,21 @@ impl SessionPolicy {
         created_at + self.absolute_ttl
     }
 
+    /// How stale a session's recorded activity may grow before a call records it again.
+    /// Recording every call would make every authenticated read a durable write; recording at
+    /// this resolution (a fifteenth of the idle timeout, between 1 and 60 seconds) keeps the idle
+    /// timeout exact to within it: a session can end up to this much early, never late.
+    pub fn activity_resolution(&self) -> Duration {
+        self.idle_timeout.map_or(Duration::minutes(1), |idle| {
+            (idle / 15_i32).clamp(Duration::seconds(1), Duration::minutes(1))
+        })
+    }
+
+    /// Whether a call at `now` should record the session's activity.
+    pub fn should_record_activity(&self, s: &Session, now: OffsetDateTime) -> bool {
+        now - s.last_seen_at >= self.activity_resolution()
+    }
+
     /// Whether the session can still carry a bearer call at `now`.
     pub fn check_access(&self, s: &Session, now: OffsetDateTime) -> Result<(), Ended> {
         self.check_renewal(s, now)?;
@@ -255,6 +270,27 @@ mod tests {
             policy().check_renewal(&pending, now + Duration::minutes(10)),
             Err(Ended::Expired)
         );
+    }
+
+    #[test]
+    fn activity_is_recorded_once_per_resolution_and_the_idle_timeout_errs_early() {
+        let now = OffsetDateTime::now_utc();
+        let p = policy();
+        assert_eq!(p.activity_resolution(), Duration::minutes(1));
+        let s = session(now);
+        assert!(!p.should_record_activity(&s, now + Duration::seconds(59)));
+        assert!(p.should_record_activity(&s, now + Duration::seconds(60)));
+        // Activity at +59 s went unrecorded: the session ends 15 minutes after +0 s, up to one
+        // resolution before a perfectly exact timeout would end it.
+        assert_eq!(
+            p.check_access(&s, now + Duration::minutes(15)),
+            Err(Ended::Idle)
+        );
+        let short = SessionPolicy {
+            idle_timeout: Some(Duration::seconds(5)),
+            ..p
+        };
+        assert_eq!(short.activity_resolution(), Duration::seconds(1));
     }
 
     #[test]

@@ -104,6 +104,9 @@ impl AuthService {
             .session
             .check_access(&session, now)
             .map_err(ended_error)?;
+        if !self.policies.session.should_record_activity(&session, now) {
+            return Ok(session);
+        }
         self.store.touch_session(&session.id, now).await?;
         Ok(Session {
             last_seen_at: now,

@@ -1,17 +1,17 @@
-//! Passwords: the secret type, and argon2id hashing on a bounded pool of blocking threads.
+//! Passwords: the secret type, and argon2id hashing on a fixed pool of hashing threads.
 //!
 //! Hashing is deliberately slow, so it never runs on the async executor: a login storm queues
 //! here, up to a limit, and past it is refused at once instead of stalling every other request.
 
+mod pool;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::Params;
+use argon2::password_hash::PasswordHash;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
-use tracing::Instrument;
 
+use self::pool::{Done, Pool, Task};
 use super::InvalidValue;
 
 /// A password as typed by a customer. Its `Debug` prints `[REDACTED]`, so it cannot reach a log.
@@ -91,8 +91,8 @@ pub struct Verification {
     pub needs_rehash: bool,
 }
 
-/// Hashes and verifies passwords on at most `workers` threads, with at most `queue` logins
-/// waiting; any more are refused with [`HashError::Overloaded`].
+/// Hashes and verifies passwords on `workers` threads, with at most `queue` logins waiting; any
+/// more are refused with [`HashError::Overloaded`].
 #[derive(Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
@@ -100,27 +100,24 @@ pub struct PasswordHasher {
 
 struct Inner {
     params: Params,
-    workers: Arc<Semaphore>,
-    worker_count: usize,
-    capacity: usize,
-    in_flight: AtomicUsize,
+    pool: Pool,
     /// Verified against for unknown usernames, so they cost what known ones cost; only a
     /// hasher that checks logins has one.
-    dummy_hash: Option<String>,
+    dummy_hash: Option<Arc<str>>,
 }
 
 impl PasswordHasher {
     /// A hasher that checks logins: it hashes a dummy password first, at the current cost, to
     /// verify unknown usernames against.
-    pub fn new(cost: HashCost, workers: usize, queue: usize) -> Result<Self, HashError> {
+    pub async fn new(cost: HashCost, workers: usize, queue: usize) -> Result<Self, HashError> {
         let mut hasher = Self::for_new_passwords(cost, workers, queue)?;
-        let dummy = hash_blocking(
-            &hasher.inner.params,
+        let dummy = Password(SecretString::from(
             "finhub-dummy-password-for-unknown-users",
-        )?;
-        if let Some(inner) = Arc::get_mut(&mut hasher.inner) {
-            inner.dummy_hash = Some(dummy);
-        }
+        ));
+        let dummy = hasher.hash(&dummy).await?;
+        let inner = Arc::get_mut(&mut hasher.inner)
+            .ok_or_else(|| HashError::Internal("the new hasher is already shared".into()))?;
+        inner.dummy_hash = Some(Arc::from(dummy));
         Ok(hasher)
     }
 
@@ -130,15 +127,10 @@ impl PasswordHasher {
         workers: usize,
         queue: usize,
     ) -> Result<Self, HashError> {
-        let params = cost.params()?;
-        let workers = workers.max(1);
         Ok(Self {
             inner: Arc::new(Inner {
-                params,
-                workers: Arc::new(Semaphore::new(workers)),
-                worker_count: workers,
-                capacity: workers + queue,
-                in_flight: AtomicUsize::new(0),
+                params: cost.params()?,
+                pool: Pool::start(workers, queue)?,
                 dummy_hash: None,
             }),
         })
@@ -146,15 +138,19 @@ impl PasswordHasher {
 
     /// How many hashes run at once.
     pub fn workers(&self) -> usize {
-        self.inner.worker_count
+        self.inner.pool.workers()
     }
 
     /// Hashes a new password into a PHC string.
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
-        let password = password.clone();
-        let params = self.inner.params.clone();
-        self.run(move || hash_blocking(&params, password.expose()))
-            .await
+        let task = Task::Hash {
+            password: password.clone(),
+            params: self.inner.params.clone(),
+        };
+        match self.inner.pool.run(task).await? {
+            Done::Hashed(phc) => Ok(phc),
+            Done::Verified(_) => Err(HashError::Internal("a hash was asked for".into())),
+        }
     }
 
     /// Checks `password` against `stored`; with no stored hash (unknown username) it does the same
@@ -165,96 +161,26 @@ impl PasswordHasher {
         stored: Option<&str>,
     ) -> Result<Verification, HashError> {
         let known = stored.is_some();
-        let hash = stored
-            .or(self.inner.dummy_hash.as_deref())
-            .ok_or_else(|| HashError::Internal("this hasher checks no logins".into()))?
-            .to_owned();
-        let password = password.clone();
-        let params = self.inner.params.clone();
-        let verification = self
-            .run(move || Ok(verify_blocking(&params, password.expose(), &hash)))
-            .await?;
-        Ok(Verification {
-            matches: known && verification.matches,
-            needs_rehash: known && verification.needs_rehash,
-        })
-    }
-
-    async fn run<T, F>(&self, work: F) -> Result<T, HashError>
-    where
-        T: Send + 'static,
-        F: FnOnce() -> Result<T, HashError> + Send + 'static,
-    {
-        let _slot = QueueSlot::take(&self.inner)?;
-        let permit = Arc::clone(&self.inner.workers)
-            .acquire_owned()
-            .await
-            .map_err(|_| HashError::Internal("hashing pool closed".into()))?;
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            span.in_scope(work)
-        })
-        .in_current_span()
-        .await
-        .map_err(|e| HashError::Internal(format!("hashing task: {e}")))?
-    }
-}
-
-/// A place among the logins being hashed or waiting; given back on drop.
-struct QueueSlot<'a>(&'a Inner);
-
-impl<'a> QueueSlot<'a> {
-    fn take(inner: &'a Inner) -> Result<Self, HashError> {
-        let before = inner.in_flight.fetch_add(1, Ordering::AcqRel);
-        if before >= inner.capacity {
-            inner.in_flight.fetch_sub(1, Ordering::AcqRel);
-            return Err(HashError::Overloaded);
-        }
-        Ok(Self(inner))
-    }
-}
-
-impl Drop for QueueSlot<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-fn argon2(params: &Params) -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-}
-
-fn hash_blocking(params: &Params, password: &str) -> Result<String, HashError> {
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| HashError::Internal(format!("salt: {e}")))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| HashError::Internal(e.to_string()))?;
-    argon2(params)
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| HashError::Internal(e.to_string()))
-}
-
-fn verify_blocking(params: &Params, password: &str, stored: &str) -> Verification {
-    let Ok(parsed) = PasswordHash::new(stored) else {
-        return Verification {
-            matches: false,
-            needs_rehash: false,
+        let stored = match stored {
+            Some(hash) => Arc::from(hash),
+            None => self
+                .inner
+                .dummy_hash
+                .clone()
+                .ok_or_else(|| HashError::Internal("this hasher checks no logins".into()))?,
         };
-    };
-    let matches = argon2(params)
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok();
-    let current = Params::try_from(&parsed).ok();
-    let needs_rehash = parsed.algorithm.as_str() != "argon2id"
-        || current.is_none_or(|p| {
-            p.m_cost() != params.m_cost()
-                || p.t_cost() != params.t_cost()
-                || p.p_cost() != params.p_cost()
-        });
-    Verification {
-        matches,
-        needs_rehash,
+        let task = Task::Verify {
+            password: password.clone(),
+            stored,
+            current: self.inner.params.clone(),
+        };
+        match self.inner.pool.run(task).await? {
+            Done::Verified(v) => Ok(Verification {
+                matches: known && v.matches,
+                needs_rehash: known && v.needs_rehash,
+            }),
+            Done::Hashed(_) => Err(HashError::Internal("a verification was asked for".into())),
+        }
     }
 }
 
@@ -304,7 +230,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_verifies_its_password_and_nothing_else() {
-        let hasher = PasswordHasher::new(CHEAP, 1, 4).unwrap();
+        let hasher = PasswordHasher::new(CHEAP, 1, 4).await.unwrap();
         let hash = hasher.hash(&pw("correct horse")).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         let good = hasher
@@ -329,7 +255,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_user_never_matches() {
-        let hasher = PasswordHasher::new(CHEAP, 1, 4).unwrap();
+        let hasher = PasswordHasher::new(CHEAP, 1, 4).await.unwrap();
         let v = hasher
             .verify(&pw("finhub-dummy-password-for-unknown-users"), None)
             .await
@@ -339,13 +265,13 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_with_other_parameters_ask_for_a_rehash() {
-        let old = PasswordHasher::new(CHEAP, 1, 4).unwrap();
+        let old = PasswordHasher::new(CHEAP, 1, 4).await.unwrap();
         let hash = old.hash(&pw("correct horse")).await.unwrap();
         let stronger = HashCost {
             memory_kib: 2048,
             ..CHEAP
         };
-        let new = PasswordHasher::new(stronger, 1, 4).unwrap();
+        let new = PasswordHasher::new(stronger, 1, 4).await.unwrap();
         let v = new.verify(&pw("correct horse"), Some(&hash)).await.unwrap();
         assert_eq!(
             v,
@@ -357,13 +283,54 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_queue_refuses_at_once() {
-        let hasher = PasswordHasher::new(CHEAP, 1, 0).unwrap();
-        let slot = QueueSlot::take(&hasher.inner).unwrap();
-        let refused = hasher.hash(&pw("x")).await;
+    async fn past_the_threads_and_the_queue_a_task_is_refused_at_once() {
+        let hasher = PasswordHasher::new(CHEAP, 1, 1).await.unwrap();
+        let (one, two) = (pw("first"), pw("second"));
+        let first = hasher.hash(&one);
+        let second = hasher.hash(&two);
+        tokio::pin!(first, second);
+        // Each has taken its place once polled: one on the thread, one in the queue.
+        assert!(futures::poll!(&mut first).is_pending());
+        assert!(futures::poll!(&mut second).is_pending());
+
+        let refused = hasher.hash(&pw("third")).await;
+
         assert!(matches!(refused, Err(HashError::Overloaded)));
-        drop(slot);
-        assert!(hasher.hash(&pw("x")).await.is_ok());
+        assert!(first.await.is_ok());
+        assert!(second.await.is_ok());
+        assert!(hasher.hash(&pw("again")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn hashes_made_with_reused_memory_verify_with_the_argon2_crate_and_back() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _, SaltString};
+        let hasher = PasswordHasher::new(CHEAP, 2, 4).await.unwrap();
+        let ours = hasher.hash(&pw("correct horse")).await.unwrap();
+        let reference = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            CHEAP.params().unwrap(),
+        );
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(reference.verify_password(b"correct horse", &parsed).is_ok());
+
+        let salt = SaltString::encode_b64(b"sixteen bytes!!!").unwrap();
+        let theirs = reference
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        let v = hasher
+            .verify(&pw("correct horse"), Some(&theirs))
+            .await
+            .unwrap();
+        assert!(v.matches && !v.needs_rehash);
+        assert!(
+            !hasher
+                .verify(&pw("wrong"), Some(&theirs))
+                .await
+                .unwrap()
+                .matches
+        );
     }
 
     #[test]
