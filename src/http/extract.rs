@@ -114,6 +114,23 @@ fn field_error(e: &serde_path_to_error::Error<DeserializerError>) -> FieldError 
     FieldError::new(field, message)
 }
 
+/// The request's bearer token, as sent (checked by the domain, which alone knows its shape).
+pub struct BearerToken(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let bearer = TypedHeader::<Authorization<Bearer>>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| match rejection.reason() {
+                TypedHeaderRejectionReason::Missing => ApiError::MissingToken,
+                _ => ApiError::Auth(AuthError::Unauthenticated),
+            })?;
+        Ok(Self(bearer.token().to_owned()))
+    }
+}
+
 /// The live session behind the request's bearer token.
 pub struct AuthSession(pub Session);
 
@@ -124,14 +141,8 @@ impl FromRequestParts<AppState> for AuthSession {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let bearer = TypedHeader::<Authorization<Bearer>>::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| match rejection.reason() {
-                TypedHeaderRejectionReason::Missing => ApiError::MissingToken,
-                _ => ApiError::Auth(AuthError::Unauthenticated),
-            })?;
-        let token = bearer.token();
-        Ok(Self(state.auth.authenticate(token).await?))
+        let BearerToken(token) = BearerToken::from_request_parts(parts, state).await?;
+        Ok(Self(state.auth.authenticate(&token).await?))
     }
 }
 

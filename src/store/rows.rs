@@ -30,10 +30,25 @@ pub struct CustomerRow {
     pub last_login_at: Option<i64>,
 }
 
-/// A static query reading [`CustomerRow`]s: `SELECT` its columns, then the rest of the query.
+/// The columns of [`CustomerRow`], from `customers c`.
+macro_rules! customer_columns {
+    () => {
+        "c.id, c.username, c.email, c.phone, c.first_name, c.last_name, c.kyc_status, \
+         c.two_factor_method, c.password_hash, c.last_login_at"
+    };
+}
+pub(crate) use customer_columns;
+
+/// A static query reading [`CustomerRow`]s: `SELECT` its columns, then the rest of the query
+/// (which names `customers c`).
 macro_rules! select_customer {
     ($rest:literal) => {
-        concat!("SELECT ", "id, username, email, phone, first_name, last_name, kyc_status, two_factor_method, password_hash, last_login_at", " ", $rest)
+        concat!(
+            "SELECT ",
+            $crate::store::rows::customer_columns!(),
+            " ",
+            $rest
+        )
     };
 }
 pub(crate) use select_customer;
@@ -70,6 +85,8 @@ impl TryFrom<CustomerRow> for Customer {
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct SessionRow {
+    /// Named apart from the customer's id, so both can be read from one joined row.
+    #[sqlx(rename = "session_id")]
     pub id: String,
     pub customer_id: String,
     pub state: String,
@@ -83,13 +100,61 @@ pub struct SessionRow {
     pub revoked_at: Option<i64>,
 }
 
-/// A static query reading [`SessionRow`]s: `SELECT` its columns, then the rest of the query.
+/// The columns of [`SessionRow`], from `sessions s`.
+macro_rules! session_columns {
+    () => {
+        "s.id AS session_id, s.customer_id, s.state, s.created_at, s.expires_at, \
+         s.absolute_expires_at, s.last_seen_at, s.login_at, s.previous_login_at, \
+         s.two_factor_verified, s.revoked_at"
+    };
+}
+pub(crate) use session_columns;
+
+/// A static query reading [`SessionRow`]s: `SELECT` its columns, then the rest of the query
+/// (which names `sessions s`).
 macro_rules! select_session {
     ($rest:literal) => {
-        concat!("SELECT ", "s.id, s.customer_id, s.state, s.created_at, s.expires_at, s.absolute_expires_at, s.last_seen_at, s.login_at, s.previous_login_at, s.two_factor_verified, s.revoked_at", " ", $rest)
+        concat!(
+            "SELECT ",
+            $crate::store::rows::session_columns!(),
+            " ",
+            $rest
+        )
     };
 }
 pub(crate) use select_session;
+
+/// A session with its customer, read together.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SessionCustomerRow {
+    #[sqlx(flatten)]
+    pub session: SessionRow,
+    #[sqlx(flatten)]
+    pub customer: CustomerRow,
+}
+
+/// A static query reading [`SessionCustomerRow`]s from `sessions s JOIN customers c`.
+macro_rules! select_session_with_customer {
+    ($rest:literal) => {
+        concat!(
+            "SELECT ",
+            $crate::store::rows::session_columns!(),
+            ", ",
+            $crate::store::rows::customer_columns!(),
+            " FROM sessions s JOIN customers c ON c.id = s.customer_id ",
+            $rest
+        )
+    };
+}
+pub(crate) use select_session_with_customer;
+
+impl TryFrom<SessionCustomerRow> for (Session, Customer) {
+    type Error = StoreError;
+
+    fn try_from(r: SessionCustomerRow) -> Result<Self, StoreError> {
+        Ok((r.session.try_into()?, r.customer.try_into()?))
+    }
+}
 
 impl TryFrom<SessionRow> for Session {
     type Error = StoreError;

@@ -99,6 +99,25 @@ impl AuthService {
             .session_by_access(&token.hash())
             .await?
             .ok_or(AuthError::Unauthenticated)?;
+        self.admit(session).await
+    }
+
+    /// The customer behind a bearer token, as much as its session may see: the session and the
+    /// customer come from one read, as the service's most frequent call deserves.
+    pub async fn customer_details(&self, bearer: &str) -> Result<CustomerDetails, AuthError> {
+        let token = SessionToken::parse(bearer).ok_or(AuthError::Unauthenticated)?;
+        let (session, customer) = self
+            .store
+            .session_with_customer_by_access(&token.hash())
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
+        let session = self.admit(session).await?;
+        Ok(CustomerDetails::for_session(customer, session))
+    }
+
+    /// Applies the session rules to a call at this moment, recording it as activity once per
+    /// [`SessionPolicy::activity_resolution`].
+    async fn admit(&self, session: Session) -> Result<Session, AuthError> {
         let now = self.clock.now();
         self.policies
             .session
@@ -112,16 +131,6 @@ impl AuthService {
             last_seen_at: now,
             ..session
         })
-    }
-
-    /// The customer behind a session.
-    pub async fn customer_details(&self, session: Session) -> Result<CustomerDetails, AuthError> {
-        let customer = self
-            .store
-            .customer_by_id(&session.customer_id)
-            .await?
-            .ok_or(AuthError::Unauthenticated)?;
-        Ok(CustomerDetails::for_session(customer, session))
     }
 
     /// Ends this session, or every session of its customer, at once. Ending every session takes

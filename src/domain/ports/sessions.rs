@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
-use crate::domain::customer::{CustomerId, Username};
+use crate::domain::customer::{Customer, CustomerId, Username};
 use crate::domain::lockout::LockoutRecord;
 use crate::domain::session::{NewSession, Rotation, Session, SessionId};
 use crate::domain::token::TokenHash;
@@ -34,6 +34,11 @@ pub trait SessionStore: Send + Sync + 'static {
         event: &AuditEvent,
     ) -> StoreResult<SessionStart>;
     async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>>;
+    /// The session an access token belongs to, with its customer, in one read.
+    async fn session_with_customer_by_access(
+        &self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<(Session, Customer)>>;
     async fn session_by_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>>;
     /// The session a refresh token belonged to before it was rotated away.
     async fn session_by_retired_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>>;

@@ -14,7 +14,7 @@ use crate::domain::auth::{CustomerDetails, TwoFactorSettings};
 use crate::domain::customer::{KycStatus, TwoFactorMethod};
 use crate::domain::session::Session;
 use crate::http::error::{ApiResult, no_store};
-use crate::http::extract::AuthSession;
+use crate::http::extract::BearerToken;
 use crate::http::schema;
 use crate::http::state::AppState;
 
@@ -142,8 +142,8 @@ impl From<CustomerDetails> for MeResponse {
     ))]
 pub async fn me(
     State(state): State<AppState>,
-    AuthSession(session): AuthSession,
+    BearerToken(token): BearerToken,
 ) -> ApiResult<Response> {
-    let details = state.auth.customer_details(session).await?;
+    let details = state.auth.customer_details(&token).await?;
     Ok((no_store(), Json(MeResponse::from(details))).into_response())
 }

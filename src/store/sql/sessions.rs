@@ -7,12 +7,14 @@ use time::OffsetDateTime;
 use super::{SqlStore, Tx, audit, customers};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
-use crate::domain::customer::{CustomerId, Username};
+use crate::domain::customer::{Customer, CustomerId, Username};
 use crate::domain::ports::{SessionStart, SessionStore, StoreError, StoreResult};
 use crate::domain::session::{NewSession, Rotation, Session, SessionId, SessionState};
 use crate::domain::token::TokenHash;
 use crate::store::backend::{Backend, query};
-use crate::store::rows::{SessionRow, select_session};
+use crate::store::rows::{
+    SessionCustomerRow, SessionRow, select_session, select_session_with_customer,
+};
 
 /// When a completed login happened and the one before it.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +65,7 @@ pub(super) async fn retire_refresh<B: Backend>(
 }
 
 const BY_ACCESS: &str = select_session!("FROM sessions s WHERE s.access_hash = $1");
+const WITH_CUSTOMER_BY_ACCESS: &str = select_session_with_customer!("WHERE s.access_hash = $1");
 const BY_REFRESH: &str = select_session!("FROM sessions s WHERE s.refresh_hash = $1");
 const BY_RETIRED_REFRESH: &str = select_session!(
     "FROM retired_refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.hash = $1"
@@ -167,6 +170,14 @@ impl<B: Backend> SessionStore for SqlStore<B> {
 
     async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
         self.read_one::<SessionRow, _>(BY_ACCESS, hash.as_bytes().as_slice())
+            .await
+    }
+
+    async fn session_with_customer_by_access(
+        &self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<(Session, Customer)>> {
+        self.read_one::<SessionCustomerRow, _>(WITH_CUSTOMER_BY_ACCESS, hash.as_bytes().as_slice())
             .await
     }
 

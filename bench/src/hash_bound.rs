@@ -1,0 +1,53 @@
+//! The physical limit of logins: argon2id hashes per second on every core, with the service's
+//! own crate and parameters, measured outside the service. Each thread reuses its memory, as the
+//! service's hashing threads do, so this is the speed of the CPU and nothing else.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+
+/// The service's default cost: 19 MiB, 2 iterations, 1 lane.
+pub fn default_params() -> anyhow::Result<Params> {
+    Params::new(19 * 1024, 2, 1, None).map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))
+}
+
+/// Hashes per second over `threads` threads for about `duration`.
+pub fn measure(threads: usize, duration: Duration) -> anyhow::Result<f64> {
+    let params = default_params()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..threads.max(1))
+        .map(|_| {
+            let (stop, done, params) = (Arc::clone(&stop), Arc::clone(&done), params.clone());
+            std::thread::spawn(move || {
+                let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+                let mut memory = vec![Block::default(); params.block_count()];
+                let mut out = [0u8; 32];
+                while !stop.load(Ordering::Relaxed) {
+                    if argon2
+                        .hash_password_into_with_memory(
+                            b"a benchmark password",
+                            b"sixteen byte salt",
+                            &mut out,
+                            &mut memory,
+                        )
+                        .is_ok()
+                    {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("a hashing thread panicked"))?;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}

@@ -1,0 +1,96 @@
+//! `finhub-bench`: every performance scenario of finhub-auth in one run, each ratio's two sides
+//! measured in the same run on the same machine, written as a table (Markdown and JSON), plots
+//! (SVG) and the figures section of docs/performance.md.
+
+mod hash_bound;
+mod open_loop;
+mod report;
+mod scenarios;
+mod target;
+mod wrk;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(about = "Measures finhub-auth against the physical limits of this machine")]
+pub struct Args {
+    /// A few seconds in all, on small data: checks that every scenario runs (the test command
+    /// runs this). Writes nothing into docs/.
+    #[arg(long)]
+    smoke: bool,
+    /// Skips the scale runs (1,000,000 customers and sessions), which take minutes.
+    #[arg(long)]
+    quick: bool,
+    /// The service binary to measure.
+    #[arg(long, default_value = "target/release/finhub-auth")]
+    binary: PathBuf,
+    /// Where results.json, results.md and the plots go.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// The document whose figures section is rewritten (not in smoke runs).
+    #[arg(long, default_value = "docs/performance.md")]
+    docs: PathBuf,
+    /// PostgreSQL for the runs on PostgreSQL (a schema of their own is made and dropped).
+    #[arg(
+        long,
+        env = "FINHUB_TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres: String,
+    /// Seconds each measurement runs.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+impl Args {
+    fn duration(&self) -> Duration {
+        if self.smoke {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(self.seconds.max(1))
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let mut args = Args::parse();
+    // The service runs in a working directory of its own: name it absolutely.
+    if let Ok(binary) = args.binary.canonicalize() {
+        args.binary = binary;
+    }
+    match run(&args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.binary.exists(),
+        "{} not found: build it first (cargo build --release)",
+        args.binary.display()
+    );
+    let results = scenarios::run_all(args).await?;
+    let out = if args.smoke {
+        std::env::temp_dir().join(format!("finhub-bench-smoke-{}", std::process::id()))
+    } else {
+        args.out.clone()
+    };
+    std::fs::create_dir_all(&out)?;
+    let table = report::write(&results, &out)?;
+    println!("{table}");
+    if args.smoke {
+        std::fs::remove_dir_all(&out)?;
+    } else {
+        report::update_docs(&args.docs, &table)?;
+        println!("written: {} and {}", out.display(), args.docs.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! Open-loop load: requests sent on a fixed schedule whatever the answers do, with each latency
+//! measured from when the request was due (so a stalled server cannot hide its queue), and the
+//! whole customer flow end to end.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::target::{PASSWORD, Server};
+
+/// Latencies of an open-loop run.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Paced {
+    pub offered_per_sec: f64,
+    pub achieved_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+}
+
+/// A request to send again and again.
+#[derive(Clone)]
+pub enum Call {
+    Get { url: String, bearer: Option<String> },
+    PostJson { url: String, body: Value },
+}
+
+impl Call {
+    fn send(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        match self {
+            Self::Get { url, bearer } => {
+                let request = client.get(url);
+                match bearer {
+                    Some(token) => request.bearer_auth(token),
+                    None => request,
+                }
+            }
+            Self::PostJson { url, body } => client.post(url).json(body),
+        }
+    }
+}
+
+/// At most this many requests in flight; a schedule that needs more counts the rest as errors
+/// rather than growing without bound.
+const MAX_IN_FLIGHT: usize = 1024;
+
+/// Sends `call` `rate` times a second for `duration`.
+pub async fn paced(call: &Call, rate: f64, duration: Duration) -> anyhow::Result<Paced> {
+    let client = reqwest::Client::new();
+    let latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let mut sent: u64 = 0;
+    let mut tasks = tokio::task::JoinSet::new();
+    while started.elapsed() < duration {
+        let due = started + interval.mul_f64(sent as f64);
+        tokio::time::sleep_until(due.into()).await;
+        sent += 1;
+        let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
+            errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            continue;
+        };
+        let (request, latencies, errors) = (
+            call.send(&client),
+            Arc::clone(&latencies),
+            Arc::clone(&errors),
+        );
+        tasks.spawn(async move {
+            let _permit = permit;
+            let ok = request.send().await.is_ok_and(|r| r.status().is_success());
+            if !ok {
+                errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let micros = due.elapsed().as_micros() as u64;
+            if let Ok(mut h) = latencies.lock() {
+                let _ = h.record(micros.max(1));
+            }
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let elapsed = started.elapsed().as_secs_f64();
+    let h = latencies
+        .lock()
+        .map_err(|_| anyhow::anyhow!("latency histogram poisoned"))?;
+    let errors = errors.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(Paced {
+        offered_per_sec: rate,
+        achieved_per_sec: (h.len().saturating_sub(errors)) as f64 / elapsed,
+        p50_ms: h.value_at_quantile(0.50) as f64 / 1000.0,
+        p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
+        errors,
+    })
+}
+
+/// The customer flow end to end: login → details → 2FA initiate → verify → logout.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Flows {
+    pub flows_per_sec: f64,
+    pub completed: u64,
+    pub errors: u64,
+}
+
+/// Codes as the outbox notifier writes them, read as the file grows.
+struct Outbox {
+    path: PathBuf,
+    read: Mutex<(usize, HashMap<String, String>)>,
+}
+
+impl Outbox {
+    fn code(&self, challenge: &str) -> anyhow::Result<Option<String>> {
+        let mut read = self
+            .read
+            .lock()
+            .map_err(|_| anyhow::anyhow!("outbox reader poisoned"))?;
+        if let Some(code) = read.1.remove(challenge) {
+            return Ok(Some(code));
+        }
+        let text = std::fs::read(&self.path).unwrap_or_default();
+        let new = text.get(read.0..).unwrap_or_default();
+        // Only whole lines: a line being written is read next time.
+        let upto = new.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        for line in new[..upto].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let line: Value = serde_json::from_slice(line)?;
+            if let (Some(id), Some(code)) = (line["challengeId"].as_str(), line["code"].as_str()) {
+                read.1.insert(id.to_owned(), code.to_owned());
+            }
+        }
+        read.0 += upto;
+        Ok(read.1.remove(challenge))
+    }
+}
+
+/// Runs the flow on `workers` concurrent customers (`flow-0…`) for `duration`.
+pub async fn flows(server: &Server, workers: u64, duration: Duration) -> anyhow::Result<Flows> {
+    let outbox = Arc::new(Outbox {
+        path: server.outbox.clone(),
+        read: Mutex::new((0, HashMap::new())),
+    });
+    let base = server.base.clone();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..workers {
+        let (outbox, base) = (Arc::clone(&outbox), base.clone());
+        tasks.spawn(async move {
+            let client = reqwest::Client::new();
+            let username = format!("flow-{w}@example.com");
+            let (mut completed, mut errors) = (0u64, 0u64);
+            while started.elapsed() < duration {
+                match one_flow(&client, &base, &username, &outbox).await {
+                    Ok(()) => completed += 1,
+                    Err(_) => errors += 1,
+                }
+            }
+            (completed, errors)
+        });
+    }
+    let mut result = Flows::default();
+    while let Some(done) = tasks.join_next().await {
+        let (completed, errors) = done?;
+        result.completed += completed;
+        result.errors += errors;
+    }
+    result.flows_per_sec = result.completed as f64 / started.elapsed().as_secs_f64();
+    Ok(result)
+}
+
+async fn one_flow(
+    client: &reqwest::Client,
+    base: &str,
+    username: &str,
+    outbox: &Outbox,
+) -> anyhow::Result<()> {
+    let url = |path: &str| format!("{base}{path}");
+    let login: Value = client
+        .post(url("/api/v1/auth/token"))
+        .json(&json!({"username": username, "password": PASSWORD}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let pending = login["bffToken"].as_str().context("bffToken")?;
+    client
+        .get(url("/api/v1/customers/me"))
+        .bearer_auth(pending)
+        .send()
+        .await?
+        .error_for_status()?;
+    let challenge: Value = client
+        .post(url("/api/v1/auth/2fa/initiate"))
+        .bearer_auth(pending)
+        .json(&json!({}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let challenge_id = challenge["challengeId"].as_str().context("challengeId")?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let code = loop {
+        if let Some(code) = outbox.code(challenge_id)? {
+            break code;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no code in the outbox");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    let active: Value = client
+        .post(url("/api/v1/auth/2fa/verify"))
+        .bearer_auth(pending)
+        .json(&json!({"challengeId": challenge_id, "code": code}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = active["bffToken"].as_str().context("bffToken")?;
+    client
+        .post(url("/api/v1/auth/logout"))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! The results as JSON, as a Markdown table with the goals beside the figures, and as plots of
+//! latency against offered load.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use plotters::prelude::*;
+
+use crate::open_loop::Paced;
+use crate::scenarios::Results;
+
+const BEGIN: &str = "<!-- bench:begin -->";
+const END: &str = "<!-- bench:end -->";
+
+/// Writes results.json, results.md and the plots into `out`; returns the Markdown.
+pub fn write(results: &Results, out: &Path) -> anyhow::Result<String> {
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(results)?,
+    )?;
+    let table = markdown(results)?;
+    std::fs::write(out.join("results.md"), &table)?;
+    plot(
+        &out.join("logins-latency.svg"),
+        "Logins: latency against offered load",
+        &results.offered_load.logins,
+    )?;
+    plot(
+        &out.join("customers-me-latency.svg"),
+        "customers/me: latency against offered load",
+        &results.offered_load.customers_me,
+    )?;
+    Ok(table)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "**missed**" }
+}
+
+fn markdown(r: &Results) -> anyhow::Result<String> {
+    let s = &r.sqlite;
+    let reads = &s.reads;
+    let mut md = String::new();
+    writeln!(
+        md,
+        "Measured on {} cores ({}), {} build, {} s per measurement, rate limits off unless \
+         named; load from wrk (closed loop) and finhub-bench (open loop) on the same machine.\n",
+        r.machine.cores, r.machine.cpu, r.machine.build, r.seconds_per_measurement
+    )?;
+    writeln!(md, "| measure | figure | goal | |\n|---|---|---|---|")?;
+    let mut row = |measure: &str, figure: String, goal: &str, ok: Option<bool>| {
+        let _ = writeln!(
+            md,
+            "| {measure} | {figure} | {goal} | {} |",
+            ok.map_or("", verdict)
+        );
+    };
+    row(
+        "argon2id hashes/s on all cores, outside the service (the hash bound)",
+        format!("{:.1}/s", r.hash_bound_per_sec),
+        "",
+        None,
+    );
+    row(
+        "logins/s (SQLite) ÷ hash bound",
+        format!(
+            "{:.2} ({:.1}/s, p99 {:.0} ms)",
+            s.logins_over_hash_bound, reads.logins.requests_per_sec, reads.logins.p99_ms
+        ),
+        "≥ 0.90",
+        Some(s.logins_over_hash_bound >= 0.90),
+    );
+    row(
+        "`customers/me` rps ÷ `/healthz` rps (32 connections, SQLite)",
+        format!(
+            "{:.2} ({:.0} vs {:.0}; p50 {:.2} ms, p99 {:.2} ms)",
+            reads.me_over_healthz,
+            reads.customers_me.requests_per_sec,
+            reads.healthz.requests_per_sec,
+            reads.customers_me.p50_ms,
+            reads.customers_me.p99_ms
+        ),
+        "≥ 0.50",
+        Some(reads.me_over_healthz >= 0.50),
+    );
+    row(
+        "p99 of `customers/me` for a paced client (50/s) while logins run at saturation",
+        format!(
+            "{:.2} ms (alone {:.2} ms)",
+            s.paced_under_login_flood.p99_ms, s.paced_alone.p99_ms
+        ),
+        "≤ 20 ms",
+        Some(s.paced_under_login_flood.p99_ms <= 20.0),
+    );
+    row(
+        "full flows/s: login → details → 2FA initiate → verify → logout (8 at once)",
+        format!("{:.1}/s, {} errors", s.flows.flows_per_sec, s.flows.errors),
+        "no errors",
+        Some(s.flows.errors == 0 && s.flows.completed > 0),
+    );
+    row(
+        "peak RSS (VmHWM) of the server after those runs",
+        format!("{:.0} MiB", s.peak_rss_mib),
+        "≤ 100 MiB",
+        Some(s.peak_rss_mib <= 100.0),
+    );
+    row(
+        "one client IP with the default limits: accepted logins/s, reads/s",
+        format!(
+            "{:.1}/s, {:.1}/s",
+            r.default_limits.logins_accepted_per_sec, r.default_limits.reads_accepted_per_sec
+        ),
+        "60/min, 600/min",
+        None,
+    );
+    if let Some(pg) = &r.postgres {
+        row(
+            "PostgreSQL: `customers/me` rps ÷ `/healthz` rps; logins/s ÷ hash bound",
+            format!(
+                "{:.2} ({:.0} vs {:.0}); {:.2} ({:.1}/s)",
+                pg.me_over_healthz,
+                pg.customers_me.requests_per_sec,
+                pg.healthz.requests_per_sec,
+                pg.logins.requests_per_sec / r.hash_bound_per_sec,
+                pg.logins.requests_per_sec
+            ),
+            "stated",
+            None,
+        );
+    }
+    scale_rows(r, &mut md)?;
+    Ok(md)
+}
+
+fn scale_rows(r: &Results, md: &mut String) -> anyhow::Result<()> {
+    if r.scale.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        md,
+        "\n| backend | customers (and sessions) | import | `customers/me` rps, p50, p99 | logins/s | peak RSS |\n|---|---|---|---|---|---|"
+    )?;
+    for s in &r.scale {
+        writeln!(
+            md,
+            "| {} | {} | {:.1} s | {:.0}, {:.2} ms, {:.2} ms | {:.1} | {:.0} MiB |",
+            s.backend,
+            s.customers,
+            s.import_secs,
+            s.customers_me.requests_per_sec,
+            s.customers_me.p50_ms,
+            s.customers_me.p99_ms,
+            s.logins.requests_per_sec,
+            s.peak_rss_mib
+        )?;
+    }
+    writeln!(md, "\n| scale goal | figure | goal | |\n|---|---|---|---|")?;
+    for backend in ["SQLite", "PostgreSQL"] {
+        let at = |n: u64| {
+            r.scale
+                .iter()
+                .find(|s| s.backend == backend && s.customers == n)
+        };
+        let (Some(small), Some(large)) = (at(1_000), at(1_000_000)) else {
+            continue;
+        };
+        let ratio = large.customers_me.p50_ms / small.customers_me.p50_ms;
+        writeln!(
+            md,
+            "| {backend}: p50 of `customers/me` at 1,000,000 ÷ at 1,000 | {ratio:.2} | ≤ 1.5 | {} |",
+            verdict(ratio <= 1.5)
+        )?;
+        let limit = if backend == "SQLite" { 120.0 } else { 300.0 };
+        writeln!(
+            md,
+            "| {backend}: import of 1,000,000 pre-hashed customers | {:.0} s | < {limit:.0} s | {} |",
+            large.import_secs,
+            verdict(large.import_secs < limit)
+        )?;
+        writeln!(
+            md,
+            "| {backend}: peak RSS at 1,000,000 | {:.0} MiB | ≤ 100 MiB | {} |",
+            large.peak_rss_mib,
+            verdict(large.peak_rss_mib <= 100.0)
+        )?;
+    }
+    Ok(())
+}
+
+/// p50 and p99 against the offered rate.
+fn plot(path: &Path, title: &str, points: &[Paced]) -> anyhow::Result<()> {
+    let max_x = points.iter().map(|p| p.offered_per_sec).fold(1.0, f64::max);
+    let max_y = points.iter().map(|p| p.p99_ms).fold(1.0, f64::max);
+    let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..max_x * 1.05, 0.0..max_y * 1.1)?;
+    chart
+        .configure_mesh()
+        .x_desc("offered load (requests/s)")
+        .y_desc("latency (ms)")
+        .draw()?;
+    for (label, color, value) in [
+        ("p50", BLUE, (|p: &Paced| p.p50_ms) as fn(&Paced) -> f64),
+        ("p99", RED, |p: &Paced| p.p99_ms),
+    ] {
+        let series: Vec<(f64, f64)> = points
+            .iter()
+            .map(|p| (p.offered_per_sec, value(p)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(series.clone(), color))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color));
+        chart.draw_series(
+            series
+                .into_iter()
+                .map(|xy| Circle::new(xy, 3, color.filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Replaces the figures section of the performance document.
+pub fn update_docs(docs: &Path, table: &str) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(docs).with_context(|| format!("reading {}", docs.display()))?;
+    let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+        anyhow::bail!("{} has no {BEGIN} … {END} section", docs.display());
+    };
+    let updated = format!("{}{BEGIN}\n{table}\n{}", &text[..begin], &text[end..]);
+    std::fs::write(docs, updated)?;
+    Ok(())
+}
