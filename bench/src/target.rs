@@ -94,14 +94,15 @@ impl Database {
                      FROM n, total JOIN customers c ON c.rowid = 1 + (n.i % total.t)"
             ),
             Self::Postgres { .. } => format!(
-                "WITH c AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k, COUNT(*) OVER () AS total \
-                     FROM customers) \
+                "WITH c AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM customers), \
+                     t AS (SELECT COUNT(*) AS total FROM customers), \
+                     n AS (SELECT i, i % t.total AS k FROM generate_series(1, {count}) AS i, t) \
                      INSERT INTO sessions (id, customer_id, state, access_hash, refresh_hash, created_at, \
                      expires_at, absolute_expires_at, last_seen_at) \
-                     SELECT 'seeded-' || i, c.id, 'ACTIVE', \
-                     sha256(('a' || i || random())::bytea), sha256(('r' || i || random())::bytea), \
+                     SELECT 'seeded-' || n.i, c.id, 'ACTIVE', \
+                     sha256(('a' || n.i || random())::text::bytea), sha256(('r' || n.i || random())::text::bytea), \
                      {now_ms}, {now_ms} + 3600000, {now_ms} + 43200000, {now_ms} \
-                     FROM generate_series(1, {count}) AS i JOIN c ON c.k = i % c.total"
+                     FROM n JOIN c ON c.k = n.k"
             ),
         };
         self.execute(sql).await.context("seeding sessions")
