@@ -90,6 +90,25 @@ pub fn query<B: Backend>(sql: &'static str) -> Query<B> {
     Query(sqlx::query(sql))
 }
 
+/// A statement whose text is built at run time from fixed text and numbered placeholders only
+/// (multi-row inserts), never from values.
+pub fn query_built<B: Backend>(sql: String) -> Query<B> {
+    Query(sqlx::query(sqlx::AssertSqlSafe(sql)))
+}
+
+/// `($1, …, $c), ($c+1, …), …`: the placeholders of `rows` rows of `columns` values each.
+pub fn row_placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let values: Vec<String> = (1..=columns)
+                .map(|column| format!("${}", row * columns + column))
+                .collect();
+            format!("({})", values.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl<B: Backend> Query<B> {
     pub fn bind<'q, T: Param<'q>>(self, value: T) -> Self {
         B::bind(self, value)
@@ -163,3 +182,12 @@ macro_rules! forward_to_sqlx {
     };
 }
 pub(super) use forward_to_sqlx;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_number_rows_and_columns_in_order() {
+        assert_eq!(super::row_placeholders(1, 2), "($1, $2)");
+        assert_eq!(super::row_placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
+}

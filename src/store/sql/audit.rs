@@ -6,7 +6,7 @@ use super::{SqlStore, Tx};
 use crate::clock::to_unix_millis;
 use crate::domain::audit::{AuditEvent, ChainSeal, ChainedEvent};
 use crate::domain::ports::{AuditQuery, AuditStore, StoreResult};
-use crate::store::backend::{Backend, query};
+use crate::store::backend::{Backend, query, query_built, row_placeholders};
 use crate::store::rows::{AuditRow, select_audit};
 
 const EVENTS_AFTER: &str =
@@ -18,42 +18,54 @@ const NEWEST: &str = concat!(
     ") AS newest ORDER BY seq"
 );
 
+/// Events per statement when many are appended at once (an import's batch).
+const EVENTS_PER_STATEMENT: usize = 200;
+
 /// Appends events to the chain inside the caller's transaction. The head is read with the
 /// backend's lock (SQLite's single writer; a row lock in PostgreSQL), so concurrent appenders,
-/// from this instance or another, take their turn.
+/// from this instance or another, take their turn. The links are computed first, then the
+/// events are written a few hundred to a statement.
 pub(super) async fn append<B: Backend>(
     tx: &mut Tx<B>,
     seal: &ChainSeal,
     events: &[&AuditEvent],
 ) -> StoreResult<()> {
     let (mut seq, mut hash): (i64, String) = query::<B>(B::HEAD_FOR_APPEND).fetch_one(tx).await?;
+    let mut links = Vec::with_capacity(events.len());
     for event in events {
         let prev_hash = hash;
         seq += 1;
         hash = seal.hash(event, seq, &prev_hash);
-        query::<B>(
+        links.push((*event, seq, prev_hash, hash.clone()));
+    }
+    for chunk in links.chunks(EVENTS_PER_STATEMENT) {
+        let sql = format!(
             "INSERT INTO audit_events (seq, id, at, kind, outcome, reason, username, customer_id, \
              session_id, ip, user_agent, device_fingerprint, device_name, details, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        )
-        .bind(seq)
-        .bind(event.id.as_str())
-        .bind(to_unix_millis(event.at))
-        .bind(event.kind.as_str())
-        .bind(event.outcome.as_str())
-        .bind(event.reason.as_deref())
-        .bind(event.username.as_deref())
-        .bind(event.customer_id.as_deref())
-        .bind(event.session_id.as_deref())
-        .bind(event.ip.as_deref())
-        .bind(event.user_agent.as_deref())
-        .bind(event.device_fingerprint.as_deref())
-        .bind(event.device_name.as_deref())
-        .bind(serde_json::Value::Object(event.details.clone()).to_string())
-        .bind(prev_hash)
-        .bind(hash.as_str())
-        .execute(tx)
-        .await?;
+             VALUES {}",
+            row_placeholders(chunk.len(), 16)
+        );
+        let mut insert = query_built::<B>(sql);
+        for (event, seq, prev_hash, hash) in chunk {
+            insert = insert
+                .bind(*seq)
+                .bind(event.id.as_str())
+                .bind(to_unix_millis(event.at))
+                .bind(event.kind.as_str())
+                .bind(event.outcome.as_str())
+                .bind(event.reason.as_deref())
+                .bind(event.username.as_deref())
+                .bind(event.customer_id.as_deref())
+                .bind(event.session_id.as_deref())
+                .bind(event.ip.as_deref())
+                .bind(event.user_agent.as_deref())
+                .bind(event.device_fingerprint.as_deref())
+                .bind(event.device_name.as_deref())
+                .bind(serde_json::Value::Object(event.details.clone()).to_string())
+                .bind(prev_hash.as_str())
+                .bind(hash.as_str());
+        }
+        insert.execute(tx).await?;
     }
     query::<B>("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
         .bind(seq)

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{SqlStore, Tx, audit, sessions};
+use super::{SqlStore, Tx, audit, insert, sessions};
 use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
@@ -16,43 +16,6 @@ const CUSTOMER_BY_USERNAME: &str = select_customer!("FROM customers c WHERE c.us
 const CUSTOMER_BY_ID: &str = select_customer!("FROM customers c WHERE c.id = $1");
 const SELECT_LOCKOUT: &str =
     "SELECT failures, lock_count, locked_until, operator_locked FROM lockouts WHERE username = $1";
-
-/// Inserts one customer unless its customerId or username is taken, and says which. The same
-/// customer imported again (same customerId and username) counts as its username existing.
-async fn insert_row<B: Backend>(
-    tx: &mut Tx<B>,
-    c: &NewCustomer,
-    created_at: i64,
-) -> StoreResult<Insertion> {
-    let inserted = query::<B>(
-        "INSERT INTO customers (id, username, email, phone, first_name, last_name, kyc_status, \
-         two_factor_method, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(c.id.as_str())
-    .bind(c.username.as_str())
-    .bind(c.email.as_str())
-    .bind(c.phone.as_ref().map(|p| p.as_str()))
-    .bind(c.first_name.as_str())
-    .bind(c.last_name.as_str())
-    .bind(c.kyc_status.as_str())
-    .bind(c.two_factor.map(|m| m.as_str()))
-    .bind(c.password_hash.as_str())
-    .bind(created_at)
-    .execute(tx)
-    .await?;
-    if inserted == 1 {
-        return Ok(Insertion::Inserted);
-    }
-    let holder: Option<(String,)> = query::<B>("SELECT username FROM customers WHERE id = $1")
-        .bind(c.id.as_str())
-        .fetch_optional(tx)
-        .await?;
-    Ok(match holder {
-        Some((username,)) if username != c.username.as_str() => Insertion::CustomerIdExists,
-        _ => Insertion::UsernameExists,
-    })
-}
 
 async fn lockout_row<B: Backend>(
     conn: &mut B::Connection,
@@ -133,7 +96,7 @@ pub(super) async fn count_failure<B: Backend>(
 impl<B: Backend> CustomerStore for SqlStore<B> {
     async fn insert_customer(&self, customer: &NewCustomer, event: &AuditEvent) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        match insert_row(&mut tx, customer, to_unix_millis(event.at)).await? {
+        match insert::one(&mut tx, customer, to_unix_millis(event.at)).await? {
             Insertion::Inserted => {}
             Insertion::CustomerIdExists => return Err(StoreError::Conflict("customerId")),
             Insertion::UsernameExists => return Err(StoreError::Conflict("username")),
@@ -148,15 +111,13 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         batch: &[(NewCustomer, AuditEvent)],
     ) -> StoreResult<Vec<Insertion>> {
         let mut tx = self.write().await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut events = Vec::with_capacity(batch.len());
-        for (c, event) in batch {
-            let outcome = insert_row(&mut tx, c, to_unix_millis(event.at)).await?;
-            if outcome == Insertion::Inserted {
-                events.push(event);
-            }
-            outcomes.push(outcome);
-        }
+        let outcomes = insert::batch(&mut tx, batch).await?;
+        let events: Vec<&AuditEvent> = batch
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| **outcome == Insertion::Inserted)
+            .map(|((_, event), _)| event)
+            .collect();
         audit::append(&mut tx, &self.seal, &events).await?;
         tx.commit().await?;
         Ok(outcomes)

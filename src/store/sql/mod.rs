@@ -8,6 +8,7 @@
 mod audit;
 mod customers;
 mod housekeeping;
+mod insert;
 mod sessions;
 mod two_factor;
 
