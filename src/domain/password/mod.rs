@@ -319,18 +319,10 @@ mod tests {
             .hash_password(b"correct horse", &salt)
             .unwrap()
             .to_string();
-        let v = hasher
-            .verify(&pw("correct horse"), Some(&theirs))
-            .await
-            .unwrap();
-        assert!(v.matches && !v.needs_rehash);
-        assert!(
-            !hasher
-                .verify(&pw("wrong"), Some(&theirs))
-                .await
-                .unwrap()
-                .matches
-        );
+        for (password, matches) in [("correct horse", true), ("wrong", false)] {
+            let v = hasher.verify(&pw(password), Some(&theirs)).await.unwrap();
+            assert_eq!((v.matches, v.needs_rehash), (matches, false), "{password}");
+        }
     }
 
     #[test]
