@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::target::{PASSWORD, Server};
+use crate::target::{Server, login_at};
 
 /// Latencies of an open-loop run.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -180,15 +180,7 @@ async fn one_flow(
     outbox: &Outbox,
 ) -> anyhow::Result<()> {
     let url = |path: &str| format!("{base}{path}");
-    let login: Value = client
-        .post(url("/api/v1/auth/token"))
-        .json(&json!({"username": username, "password": PASSWORD}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let pending = login["bffToken"].as_str().context("bffToken")?;
+    let pending = &login_at(client, base, username).await?;
     client
         .get(url("/api/v1/customers/me"))
         .bearer_auth(pending)

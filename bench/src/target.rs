@@ -155,6 +155,26 @@ pub fn write_customers(path: &Path, count: u64, flow_customers: u64) -> anyhow::
     Ok(())
 }
 
+/// Logs a bench customer in at `base`; returns the bffToken.
+pub async fn login_at(
+    client: &reqwest::Client,
+    base: &str,
+    username: &str,
+) -> anyhow::Result<String> {
+    let body: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/token"))
+        .json(&json!({"username": username, "password": PASSWORD}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    body["bffToken"]
+        .as_str()
+        .map(str::to_owned)
+        .context("a bffToken in the login response")
+}
+
 /// A running `finhub-auth serve`.
 pub struct Server {
     child: Child,
@@ -260,18 +280,7 @@ impl Server {
 
     /// A fresh bffToken for a customer.
     pub async fn login(&self, client: &reqwest::Client, username: &str) -> anyhow::Result<String> {
-        let body: serde_json::Value = client
-            .post(self.url("/api/v1/auth/token"))
-            .json(&json!({"username": username, "password": PASSWORD}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        body["bffToken"]
-            .as_str()
-            .map(str::to_owned)
-            .context("a bffToken in the login response")
+        login_at(client, &self.base, username).await
     }
 
     pub async fn stop(mut self) -> anyhow::Result<()> {

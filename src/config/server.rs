@@ -11,7 +11,7 @@ use time::Duration;
 
 use super::values::{Networks, Positive, Span, out_of_range};
 use crate::domain::password::HashCost;
-use crate::store::ConnectOptions;
+use crate::store::{ConnectOptions, DatabaseKind};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,10 +93,7 @@ impl StoreSection {
 /// starts work.
 fn database_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let url = String::deserialize(d)?;
-    if ["sqlite:", "postgres:", "postgresql:"]
-        .iter()
-        .any(|scheme| url.starts_with(scheme))
-    {
+    if DatabaseKind::of(&url).is_some() {
         Ok(url)
     } else {
         Err(out_of_range("must start with sqlite:// or postgres://"))

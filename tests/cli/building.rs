@@ -1,10 +1,10 @@
 //! Each command builds only what it needs: reading the audit trail changes nothing, not even
 //! the schema, and no command but `serve` prepares code delivery.
 
-use crate::{database, sandbox, stderr};
+use crate::{database, sandbox, sqlite_rows, stderr};
 
-#[test]
-fn audit_commands_neither_create_nor_migrate_a_database() {
+#[tokio::test]
+async fn audit_commands_neither_create_nor_migrate_a_database() {
     let (setup, _dir) = sandbox();
     let db = database(&setup);
 
@@ -25,7 +25,10 @@ fn audit_commands_neither_create_nor_migrate_a_database() {
     assert!(setup.run(&["migrate"], None).status.success());
     assert!(setup.run(&["audit", "verify"], None).status.success());
     // As if the database had been left behind by an older version.
-    assert_eq!(count(&db, "DELETE FROM _sqlx_migrations RETURNING 1"), 1);
+    assert_eq!(
+        sqlite_rows(&db, "DELETE FROM _sqlx_migrations RETURNING 1").await,
+        1
+    );
 
     let out = setup.run(&["audit", "verify"], None);
 
@@ -41,7 +44,7 @@ fn audit_commands_neither_create_nor_migrate_a_database() {
         stderr(&out)
     );
     assert_eq!(
-        count(&db, "SELECT 1 FROM _sqlx_migrations"),
+        sqlite_rows(&db, "SELECT 1 FROM _sqlx_migrations").await,
         0,
         "verify did not migrate"
     );
@@ -66,24 +69,4 @@ fn only_serving_prepares_code_delivery() {
         !outbox.exists(),
         "no outbox directory made by operator commands"
     );
-}
-
-/// How many rows `sql` returns, run on the database file directly.
-fn count(db: &std::path::Path, sql: &str) -> usize {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(async {
-            use sqlx::Connection as _;
-            let url = format!("sqlite://{}", db.display());
-            let mut conn = sqlx::SqliteConnection::connect(&url)
-                .await
-                .expect("open the database file");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                .fetch_all(&mut conn)
-                .await
-                .expect("query")
-                .len()
-        })
 }

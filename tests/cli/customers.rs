@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::process::Setup;
-use crate::{PASSWORD, database, kind, run_ok, sandbox, sqlite, stderr, stdout};
+use crate::{PASSWORD, database, exported_events, kind, run_ok, sandbox, sqlite, stderr, stdout};
 
 #[test]
 fn create_refuses_duplicates_and_bad_values() {
@@ -64,6 +64,17 @@ fn import_reports_a_customer_id_taken_by_another_customer_and_repeats_idempotent
         "{}",
         stderr(&out)
     );
+    // One event per stored customer, written together, and the chain still verifies.
+    let created: Vec<Value> = exported_events(&setup)
+        .into_iter()
+        .filter(|e| e["kind"] == "customer.created")
+        .collect();
+    let ids: Vec<&str> = created
+        .iter()
+        .filter_map(|e| e["customerId"].as_str())
+        .collect();
+    assert_eq!(ids, ["cust-1", "cust-2"]);
+    run_ok(&setup, &["audit", "verify"]);
 
     let taken = [customer("cust-2", "fourth@example.com")];
     let out = import(&setup, "taken.jsonl", &taken);

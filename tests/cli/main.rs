@@ -120,14 +120,26 @@ async fn sqlite(db: &Path, sql: &str) {
 }
 
 async fn sqlite_result(db: &Path, sql: &str) -> Result<(), String> {
-    use sqlx::Connection as _;
-    let url = format!("sqlite://{}", db.display());
-    let mut conn = sqlx::SqliteConnection::connect(&url)
-        .await
-        .expect("open the database file");
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut conn)
+        .execute(&mut open_file(db).await)
         .await
         .map(drop)
         .map_err(|e| e.to_string())
+}
+
+/// How many rows `sql` returns, run on the database file directly.
+async fn sqlite_rows(db: &Path, sql: &str) -> usize {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_all(&mut open_file(db).await)
+        .await
+        .expect("query")
+        .len()
+}
+
+async fn open_file(db: &Path) -> sqlx::SqliteConnection {
+    use sqlx::Connection as _;
+    let url = format!("sqlite://{}", db.display());
+    sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("open the database file")
 }

@@ -18,6 +18,19 @@ const NEWEST: &str = concat!(
     ") AS newest ORDER BY seq"
 );
 
+/// The start of an insert into the chain, up to its `VALUES`.
+macro_rules! insert_events {
+    () => {
+        "INSERT INTO audit_events (seq, id, at, kind, outcome, reason, username, customer_id, \
+         session_id, ip, user_agent, device_fingerprint, device_name, details, prev_hash, hash) \
+         VALUES"
+    };
+}
+const INSERT_ONE: &str = concat!(
+    insert_events!(),
+    " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+);
+
 /// Events per statement when many are appended at once (an import's batch).
 const EVENTS_PER_STATEMENT: usize = 200;
 
@@ -39,13 +52,12 @@ pub(super) async fn append<B: Backend>(
         links.push((*event, seq, prev_hash, hash.clone()));
     }
     for chunk in links.chunks(EVENTS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO audit_events (seq, id, at, kind, outcome, reason, username, customer_id, \
-             session_id, ip, user_agent, device_fingerprint, device_name, details, prev_hash, hash) \
-             VALUES {}",
-            row_placeholders(chunk.len(), 16)
-        );
-        let mut insert = query_built::<B>(sql);
+        // A single event (every login, logout, …) takes the fixed statement; only batches
+        // build theirs.
+        let mut insert = match chunk.len() {
+            1 => query::<B>(INSERT_ONE),
+            n => query_built::<B>(format!("{} {}", insert_events!(), row_placeholders(n, 16))),
+        };
         for (event, seq, prev_hash, hash) in chunk {
             insert = insert
                 .bind(*seq)
