@@ -18,7 +18,7 @@ use crate::domain::password::PasswordHasher;
 use crate::domain::ports::{Notifier, Store};
 use crate::domain::rate_limit::RateLimits;
 use crate::http::client_ip::TrustedProxies;
-use crate::http::state::AppState;
+use crate::http::state::{AppState, Components};
 use crate::notify::outbox::OutboxNotifier;
 use crate::store::{self, Migrations};
 
@@ -127,13 +127,13 @@ impl Application {
             .await
             .with_context(|| format!("FINHUB_LISTEN: cannot bind {}", server.listen))?;
         let address = listener.local_addr()?;
-        let state = AppState {
+        let state = AppState::new(Components {
             auth: services.auth.clone(),
             store: Arc::clone(&services.store),
             limits: Arc::clone(&services.limits),
             metrics: crate::telemetry::metrics_handle(),
             proxies: TrustedProxies::new(server.trusted_proxies.clone()),
-        };
+        });
         metrics::gauge!("finhub_up").set(1.0);
         spawn_housekeeping(
             services.housekeeper.clone(),

@@ -9,8 +9,26 @@ use crate::domain::auth::AuthService;
 use crate::domain::ports::Store;
 use crate::domain::rate_limit::RateLimits;
 
+/// Shared behind one `Arc`: axum clones the state for every request and for each extractor
+/// that asks for it, and one reference count costs less than one per component.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Components>);
+
+impl AppState {
+    pub fn new(components: Components) -> Self {
+        Self(Arc::new(components))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Components;
+
+    fn deref(&self) -> &Components {
+        &self.0
+    }
+}
+
+pub struct Components {
     pub auth: AuthService,
     /// For the readiness probe only; handlers go through the domain.
     pub store: Arc<dyn Store>,

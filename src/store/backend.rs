@@ -49,6 +49,8 @@ pub trait Backend: Database + Sync {
     const PURGE_LOCKOUTS: &'static str;
     /// The id and username of every customer whose username has a non-ASCII character.
     const NON_ASCII_USERNAMES: &'static str;
+    /// Writes the `n`th (1-based) value of a statement built at run time.
+    fn placeholder(n: usize) -> String;
 
     /// Starts a transaction that may write.
     fn begin_write(
@@ -90,18 +92,19 @@ pub fn query<B: Backend>(sql: &'static str) -> Query<B> {
     Query(sqlx::query(sql))
 }
 
-/// A statement whose text is built at run time from fixed text and numbered placeholders only
+/// A statement whose text is built at run time from fixed text and placeholders only
 /// (multi-row inserts), never from values.
 pub fn query_built<B: Backend>(sql: String) -> Query<B> {
     Query(sqlx::query(sqlx::AssertSqlSafe(sql)))
 }
 
-/// `($1, …, $c), ($c+1, …), …`: the placeholders of `rows` rows of `columns` values each.
-pub fn row_placeholders(rows: usize, columns: usize) -> String {
+/// `($1, …, $c), ($c+1, …), …` (as [`Backend::placeholder`] writes them): the placeholders of
+/// `rows` rows of `columns` values each.
+pub fn row_placeholders<B: Backend>(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|row| {
             let values: Vec<String> = (1..=columns)
-                .map(|column| format!("${}", row * columns + column))
+                .map(|column| B::placeholder(row * columns + column))
                 .collect();
             format!("({})", values.join(", "))
         })
@@ -185,9 +188,15 @@ pub(super) use forward_to_sqlx;
 
 #[cfg(test)]
 mod tests {
+    use sqlx::{Postgres, Sqlite};
+
     #[test]
     fn placeholders_number_rows_and_columns_in_order() {
-        assert_eq!(super::row_placeholders(1, 2), "($1, $2)");
-        assert_eq!(super::row_placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::row_placeholders::<Postgres>(1, 2), "($1, $2)");
+        assert_eq!(
+            super::row_placeholders::<Postgres>(2, 3),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(super::row_placeholders::<Sqlite>(2, 2), "(?, ?), (?, ?)");
     }
 }

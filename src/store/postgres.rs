@@ -36,6 +36,10 @@ impl Backend for Postgres {
     const NON_ASCII_USERNAMES: &'static str =
         "SELECT id, username FROM customers WHERE username ~ '[^ -~]'";
 
+    fn placeholder(n: usize) -> String {
+        format!("${n}")
+    }
+
     async fn begin_write(pool: &Pool<Self>) -> sqlx::Result<Transaction<'static, Self>> {
         pool.begin().await
     }

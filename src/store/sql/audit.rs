@@ -56,7 +56,11 @@ pub(super) async fn append<B: Backend>(
         // build theirs.
         let mut insert = match chunk.len() {
             1 => query::<B>(INSERT_ONE),
-            n => query_built::<B>(format!("{} {}", insert_events!(), row_placeholders(n, 16))),
+            n => query_built::<B>(format!(
+                "{} {}",
+                insert_events!(),
+                row_placeholders::<B>(n, 16)
+            )),
         };
         for (event, seq, prev_hash, hash) in chunk {
             insert = insert

@@ -37,7 +37,7 @@ pub(super) async fn one<B: Backend>(
 ) -> StoreResult<Insertion> {
     let sql = format!(
         "{INSERT}{} ON CONFLICT DO NOTHING",
-        row_placeholders(1, COLUMNS)
+        row_placeholders::<B>(1, COLUMNS)
     );
     let inserted = bind_customer(query_built::<B>(sql), c, created_at)
         .execute(tx)
@@ -83,7 +83,7 @@ pub(super) async fn batch<B: Backend>(
     for rows in distinct.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "{INSERT}{} ON CONFLICT DO NOTHING RETURNING id",
-            row_placeholders(rows.len(), COLUMNS)
+            row_placeholders::<B>(rows.len(), COLUMNS)
         );
         let mut insert = query_built::<B>(sql);
         for &i in rows {

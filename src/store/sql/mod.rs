@@ -17,8 +17,10 @@ use sqlx::Transaction;
 use sqlx::pool::{Pool, PoolConnection};
 
 use super::backend::{Backend, Param, Record, query};
+use super::sqlite::{InlineReads, InlineRecord};
 use crate::domain::audit::ChainSeal;
 use crate::domain::ports::{Store, StoreError, StoreResult};
+use crate::domain::token::TokenHash;
 
 /// A write transaction on backend `B`.
 type Tx<B> = Transaction<'static, B>;
@@ -29,6 +31,8 @@ pub struct SqlStore<B: Backend> {
     /// Where every write transaction starts (on SQLite, a pool of exactly one connection).
     writer: Pool<B>,
     reader: Pool<B>,
+    /// SQLite's session lookups on the calling thread (see [`InlineReads`]); `None` elsewhere.
+    inline: Option<InlineReads>,
     seal: ChainSeal,
 }
 
@@ -37,7 +41,15 @@ impl<B: Backend> SqlStore<B> {
         Self {
             writer,
             reader,
+            inline: None,
             seal,
+        }
+    }
+
+    pub(super) fn with_inline_reads(self, inline: InlineReads) -> Self {
+        Self {
+            inline: Some(inline),
+            ..self
         }
     }
 
@@ -64,6 +76,24 @@ impl<B: Backend> SqlStore<B> {
             .fetch_optional(&mut *self.read().await?)
             .await?;
         row.map(T::try_from).transpose()
+    }
+
+    /// The row `sql` selects by a token hash: the per-request read, inline where the backend
+    /// allows it.
+    async fn read_by_token<R, T>(
+        &self,
+        sql: &'static str,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<T>>
+    where
+        R: Record + InlineRecord,
+        T: TryFrom<R, Error = StoreError>,
+    {
+        let key = hash.as_bytes().as_slice();
+        if let Some(read) = self.inline.as_ref().and_then(|i| i.read_one::<R>(sql, key)) {
+            return read?.map(T::try_from).transpose();
+        }
+        self.read_one::<R, T>(sql, key).await
     }
 }
 

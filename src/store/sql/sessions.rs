@@ -169,15 +169,14 @@ impl<B: Backend> SessionStore for SqlStore<B> {
     }
 
     async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
-        self.read_one::<SessionRow, _>(BY_ACCESS, hash.as_bytes().as_slice())
-            .await
+        self.read_by_token::<SessionRow, _>(BY_ACCESS, hash).await
     }
 
     async fn session_with_customer_by_access(
         &self,
         hash: &TokenHash,
     ) -> StoreResult<Option<(Session, Customer)>> {
-        self.read_one::<SessionCustomerRow, _>(WITH_CUSTOMER_BY_ACCESS, hash.as_bytes().as_slice())
+        self.read_by_token::<SessionCustomerRow, _>(WITH_CUSTOMER_BY_ACCESS, hash)
             .await
     }
 
