@@ -19,6 +19,7 @@ use crate::domain::ports::{Notifier, Store};
 use crate::domain::rate_limit::RateLimits;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::state::{AppState, Components};
+use crate::http::web::WebClient;
 use crate::notify::outbox::OutboxNotifier;
 use crate::store::{self, Migrations};
 
@@ -122,6 +123,22 @@ pub struct Application {
 impl Application {
     /// Binds `settings.server.listen` (port 0 picks a free port) and builds the router.
     pub async fn build(settings: &Settings, services: &Services) -> anyhow::Result<Self> {
+        Self::build_with(settings, services, WebClient::default()).await
+    }
+
+    /// The demo: also serves the inbox page that shows the outbox's codes.
+    pub async fn build_demo(settings: &Settings, services: &Services) -> anyhow::Result<Self> {
+        let web = WebClient {
+            demo_outbox: Some(settings.notifier.outbox_path.clone()),
+        };
+        Self::build_with(settings, services, web).await
+    }
+
+    async fn build_with(
+        settings: &Settings,
+        services: &Services,
+        web: WebClient,
+    ) -> anyhow::Result<Self> {
         let server = &settings.server;
         let listener = TcpListener::bind(server.listen)
             .await
@@ -140,7 +157,7 @@ impl Application {
             Arc::clone(&services.limits),
             settings.housekeeping.interval.unsigned_abs(),
         );
-        let router = crate::http::router(state, server.request_timeout.unsigned_abs());
+        let router = crate::http::router(state, web, server.request_timeout.unsigned_abs());
         Ok(Self {
             listener,
             router,

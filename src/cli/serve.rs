@@ -50,12 +50,16 @@ pub async fn demo(settings: &Settings, services: &Services) -> anyhow::Result<Ex
         Some(TwoFactorMethod::Sms),
     )
     .await?;
-    let app = Application::build(settings, services).await?;
+    let app = Application::build_demo(settings, services).await?;
     println!("FinHub Auth demo on http://{}", app.address());
     println!("  alice@demo.finhub.test / {DEMO_PASSWORD}  (no 2FA, KYC VERIFIED)");
     println!(
         "  bob@demo.finhub.test   / {DEMO_PASSWORD}  (SMS 2FA, KYC PENDING; codes go to {})",
         settings.notifier.outbox_path.display()
+    );
+    println!(
+        "  sign in at http://{0}/ ; the demo inbox with the codes: http://{0}/demo/inbox",
+        app.address()
     );
     app.run_until(shutdown_signal()).await.context("serving")?;
     Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@
 pub mod client_ip;
 pub mod error;
 pub mod extract;
+mod headers;
 mod limit;
 pub mod openapi;
 mod problem;
@@ -11,6 +12,7 @@ pub mod request_id;
 pub mod routes;
 mod schema;
 pub mod state;
+pub mod web;
 
 use std::time::Duration;
 
@@ -23,18 +25,26 @@ use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
 use self::state::AppState;
+use self::web::WebClient;
 
-/// The whole API.
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
+/// The whole service: the API, and the web client's pages beside it.
+pub fn router(state: AppState, web: WebClient, request_timeout: Duration) -> Router {
     let (routes, _) = openapi::routes().split_for_parts();
-    routes
+    let api = routes
         .route_layer(middleware::from_fn(request_id::mark_route))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(
             state.clone(),
             limit::limit_per_ip,
-        ))
+        ));
+    // The pages are static and served from memory, as cheap as `/healthz`: outside the per-IP
+    // limit, so a page load (a dozen files) never eats into a customer's API allowance.
+    let pages = web
+        .router()
+        .route_layer(middleware::from_fn(request_id::mark_route));
+    let router = api
+        .merge(pages)
         .with_state(state)
         .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(
@@ -52,5 +62,6 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 .on_failure(()),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(middleware::map_request(request_id::drop_insane_request_id))
+        .layer(middleware::map_request(request_id::drop_insane_request_id));
+    headers::with_security_headers(router)
 }

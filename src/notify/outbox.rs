@@ -1,10 +1,10 @@
 //! The outbox notifier: appends each code to a JSON Lines file, for development and tests. The
 //! file is the one place a code is written down.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::Mutex;
 
@@ -72,6 +72,32 @@ impl Notifier for OutboxNotifier {
             .await
             .map_err(|e| NotifyError(format!("sync outbox: {e}")))
     }
+}
+
+/// A message as the outbox file holds it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxMessage {
+    pub at: String,
+    pub channel: String,
+    pub to: String,
+    pub text: String,
+}
+
+/// The newest `limit` messages of the outbox at `path`, newest first (none if it does not
+/// exist yet); lines that are not messages are skipped.
+pub async fn recent(path: &Path, limit: usize) -> std::io::Result<Vec<OutboxMessage>> {
+    let text = match tokio::fs::read_to_string(path).await {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(text
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .take(limit)
+        .collect())
 }
 
 #[cfg(test)]

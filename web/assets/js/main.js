@@ -1,0 +1,150 @@
+// The client's controller. Which page shows follows from the tokens in localStorage alone:
+// none → login; awaiting 2FA → two-factor; active → account. The URL's hash mirrors the page,
+// so the back button moves between pages but can never show a page the tokens do not allow
+// (after logout it lands on login, with the customer's details gone from memory).
+
+import { call } from './api.js';
+import { messageFor } from './messages.js';
+import { showAccount, showExpiry } from './pages/account.js';
+import { showLogin } from './pages/login.js';
+import { showVerify } from './pages/verify.js';
+import { cancelRenewal, scheduleRenewal } from './renewal.js';
+import { KEYS, clearSession, readTokens } from './storage.js';
+
+const PAGES = {
+  '#/login': { show: showLogin, title: 'Sign in' },
+  '#/verify': { show: showVerify, title: 'Check it’s you' },
+  '#/account': { show: showAccount, title: 'Your account' },
+};
+
+function pageFor(tokens) {
+  if (!tokens) return '#/login';
+  return tokens.twoFactorRequired ? '#/verify' : '#/account';
+}
+
+const app = {
+  view: document.getElementById('view'),
+  // The application state: the customer's details, once read.
+  state: { customer: null },
+  notice: null,
+  timers: [],
+
+  // A message for the login page, shown once.
+  takeNotice() {
+    const notice = this.notice;
+    this.notice = null;
+    return notice;
+  },
+
+  // Runs `fn` every `ms` while the current page shows.
+  every(ms, fn) {
+    this.timers.push(setInterval(fn, ms));
+  },
+
+  // Moves to the page the tokens call for, as a new history entry.
+  navigate() {
+    const page = pageFor(readTokens());
+    if (location.hash === page) render();
+    else location.hash = page;
+  },
+
+  // Ends the session here: clears localStorage and the state, back to login with `notice`.
+  endLocally(notice) {
+    clearSession();
+    cancelRenewal();
+    this.state.customer = null;
+    this.notice = notice;
+    this.navigate();
+  },
+
+  // The server says the session is over (or not yet verified): acts and returns true.
+  handleSessionError(failure) {
+    if (failure.code === 'SESSION_EXPIRED' || failure.code === 'UNAUTHENTICATED') {
+      this.endLocally(messageFor(failure));
+      return true;
+    }
+    if (failure.code === 'TWO_FACTOR_REQUIRED') {
+      this.navigate();
+      return true;
+    }
+    return false;
+  },
+};
+
+const logoutButton = document.getElementById('logout');
+
+function keepRenewing() {
+  scheduleRenewal((failure) => app.endLocally(messageFor(failure)));
+}
+
+function render() {
+  for (const timer of app.timers) clearInterval(timer);
+  app.timers = [];
+  const tokens = readTokens();
+  const page = pageFor(tokens);
+  if (location.hash !== page) history.replaceState(null, '', page);
+  if (!tokens) app.state.customer = null;
+  logoutButton.hidden = !tokens;
+  logoutButton.disabled = false;
+  document.title = `FinHub — ${PAGES[page].title}`;
+  PAGES[page].show(app);
+  // Each page focuses its first field; otherwise the heading, so screen readers start there.
+  if (!app.view.contains(document.activeElement)) {
+    const heading = app.view.querySelector('h1');
+    heading.tabIndex = -1;
+    heading.focus();
+  }
+  keepRenewing();
+}
+
+async function logout() {
+  const tokens = readTokens();
+  logoutButton.disabled = true;
+  let notice = 'You have logged out.';
+  if (tokens) {
+    try {
+      await call('POST', '/auth/logout', { token: tokens.bffToken, body: {} });
+    } catch (failure) {
+      // An ended session needs no ending; otherwise say that the server may still hold it.
+      if (failure.code !== 'SESSION_EXPIRED' && failure.code !== 'UNAUTHENTICATED') {
+        notice = `You are logged out on this device, but FinHub could not be told: ${messageFor(failure)}`;
+      }
+    }
+  }
+  app.endLocally(notice);
+}
+
+// Another tab changed the session: logged out, renewed, or finished 2FA.
+function onStorage(event) {
+  if (event.storageArea !== localStorage) return;
+  if (event.key !== null && event.key !== KEYS.bffToken) return;
+  const tokens = readTokens();
+  if (!tokens) {
+    if (location.hash === '#/login') return;
+    cancelRenewal();
+    app.state.customer = null;
+    app.notice = 'You logged out in another window.';
+    app.navigate();
+    return;
+  }
+  if (pageFor(tokens) !== location.hash) {
+    app.navigate();
+    return;
+  }
+  const page = app.view.firstElementChild;
+  if (page && location.hash === '#/account') showExpiry(page);
+  keepRenewing();
+}
+
+logoutButton.addEventListener('click', logout);
+window.addEventListener('hashchange', render);
+window.addEventListener('storage', onStorage);
+// A hidden tab's timers may have run late: catch up as soon as it shows again.
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') keepRenewing();
+});
+// A page restored from the back-forward cache shows what the tokens allow now.
+window.addEventListener('pageshow', (event) => {
+  if (event.persisted) render();
+});
+render();

@@ -1,0 +1,126 @@
+// The two-factor page: where the code went, a 6-digit entry that takes a pasted code, resend
+// with a countdown, and tries left after a wrong code.
+
+import { call } from '../api.js';
+import { hideMessage, mountPage, part, showMessage } from '../dom.js';
+import { formatTime } from '../format.js';
+import { messageFor } from '../messages.js';
+import { forgetChallenge, readChallenge, readTokens, saveChallenge, saveTokens } from '../storage.js';
+
+const METHOD_NAMES = { SMS: 'text message', EMAIL: 'e-mail' };
+
+export function showVerify(app) {
+  const page = mountPage(app.view, 'page-verify');
+  const form = part(page, 'form');
+  const error = part(page, 'error');
+  const sent = part(page, 'sent');
+  const resend = part(page, 'resend');
+  const countdown = part(page, 'countdown');
+  const code = form.elements.code;
+  const submit = form.querySelector('button[type="submit"]');
+  let challenge = readChallenge(readTokens()?.sessionId);
+  let resendAt = 0;
+
+  const tick = () => {
+    const left = Math.ceil((resendAt - Date.now()) / 1000);
+    if (left > 0) {
+      resend.disabled = true;
+      countdown.textContent = `You can ask for a new code in ${left} s.`;
+    } else {
+      resend.disabled = false;
+      countdown.textContent = '';
+    }
+  };
+  app.every(1_000, tick);
+
+  const showChallenge = () => {
+    part(page, 'method').textContent = METHOD_NAMES[challenge.method] ?? 'message';
+    part(page, 'destination').textContent = challenge.destination;
+    part(page, 'code-expiry').textContent = formatTime(challenge.expiresAt);
+    sent.hidden = false;
+    resendAt = Date.parse(challenge.resendAvailableAt);
+    tick();
+  };
+
+  const fail = (failure) => {
+    if (app.handleSessionError(failure)) return;
+    if (failure.code === 'TWO_FACTOR_NOT_PENDING') {
+      // Verified already (in another tab, say): carry on with the session as it is now.
+      app.navigate();
+      return;
+    }
+    if (failure.code === 'TOO_MANY_2FA_ATTEMPTS' && failure.retryAfter) {
+      resendAt = Date.now() + failure.retryAfter * 1000;
+      tick();
+    }
+    code.value = '';
+    showMessage(error, messageFor(failure));
+  };
+
+  const send = async () => {
+    resend.disabled = true;
+    hideMessage(error);
+    try {
+      const tokens = readTokens();
+      challenge = await call('POST', '/auth/2fa/initiate', { token: tokens?.bffToken, body: {} });
+      saveChallenge(challenge, tokens?.sessionId);
+      showChallenge();
+      code.focus();
+    } catch (failure) {
+      fail(failure);
+      tick();
+    }
+  };
+
+  const verify = async () => {
+    hideMessage(error);
+    if (!/^[0-9]{6}$/.test(code.value)) {
+      showMessage(error, 'Enter the 6 digits of the code.');
+      return;
+    }
+    if (!challenge) {
+      showMessage(error, 'Ask for a code first.');
+      return;
+    }
+    submit.disabled = true;
+    try {
+      const tokens = readTokens();
+      const verified = await call('POST', '/auth/2fa/verify', {
+        token: tokens?.bffToken,
+        body: { challengeId: challenge.challengeId, code: code.value },
+      });
+      forgetChallenge();
+      saveTokens(verified);
+      app.navigate();
+    } catch (failure) {
+      fail(failure);
+    } finally {
+      submit.disabled = false;
+    }
+  };
+
+  // Keeps digits only, so a pasted "123 456" or "Your code is 123456." works.
+  code.addEventListener('paste', (event) => {
+    const pasted = event.clipboardData?.getData('text') ?? '';
+    const digits = pasted.replace(/[^0-9]/g, '').slice(-6);
+    if (!digits) return;
+    event.preventDefault();
+    code.value = digits;
+    if (digits.length === 6) verify();
+  });
+  code.addEventListener('input', () => {
+    code.value = code.value.replace(/[^0-9]/g, '').slice(0, 6);
+  });
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    verify();
+  });
+  resend.addEventListener('click', send);
+
+  if (challenge) {
+    showChallenge();
+    code.focus();
+  } else {
+    send();
+  }
+}
