@@ -149,7 +149,7 @@ impl Application {
             store: Arc::clone(&services.store),
             limits: Arc::clone(&services.limits),
             metrics: crate::telemetry::metrics_handle(),
-            proxies: TrustedProxies::new(server.trusted_proxies.clone()),
+            proxies: TrustedProxies::new(server.trusted_proxies.clone(), server.client_ip_header),
         });
         metrics::gauge!("finhub_up").set(1.0);
         spawn_housekeeping(

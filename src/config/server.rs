@@ -11,6 +11,7 @@ use time::Duration;
 
 use super::values::{Networks, Positive, Span, out_of_range};
 use crate::domain::password::HashCost;
+use crate::http::client_ip::ClientIpHeader;
 use crate::store::{ConnectOptions, DatabaseKind};
 
 /// How log lines are written.
@@ -40,6 +41,8 @@ pub struct ServerSection {
     /// Networks whose `Forwarded` / `X-Forwarded-For` headers are believed.
     #[serde(with = "As::<Networks>")]
     pub trusted_proxies: Vec<IpNet>,
+    /// The one forwarding header the trusted proxies write; the other is ignored.
+    pub client_ip_header: ClientIpHeader,
 }
 
 impl Default for ServerSection {
@@ -49,6 +52,7 @@ impl Default for ServerSection {
             log_format: LogFormat::Pretty,
             request_timeout: Duration::seconds(30),
             trusted_proxies: Vec::new(),
+            client_ip_header: ClientIpHeader::XForwardedFor,
         }
     }
 }

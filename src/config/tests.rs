@@ -11,6 +11,7 @@ use figment::value::{Dict, Value};
 use time::Duration;
 
 use super::*;
+use crate::http::client_ip::ClientIpHeader;
 
 fn load_error() -> String {
     Settings::load(None).unwrap_err().to_string()
@@ -80,6 +81,7 @@ fn the_names_are_the_documented_ones() {
         "housekeeping_interval",
         "housekeeping_batch",
         "trusted_proxies",
+        "client_ip_header",
         "audit_key",
         "audit_key_file",
         "rate_limit_ip",
@@ -102,6 +104,7 @@ fn environment_overrides_the_file_and_off_disables_the_idle_timeout() {
         jail.set_env("FINHUB_2FA_CODE_TTL", "5m");
         jail.set_env("FINHUB_RATE_LIMIT_IP", "off");
         jail.set_env("FINHUB_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1");
+        jail.set_env("FINHUB_CLIENT_IP_HEADER", "forwarded");
         jail.set_env("FINHUB_RATE_LIMIT_LOGIN_ACCOUNT", "10/s");
         jail.set_env("FINHUB_AUDIT_RETENTION", "90");
         let s = Settings::load(Some(Path::new("finhub.toml"))).unwrap();
@@ -112,6 +115,7 @@ fn environment_overrides_the_file_and_off_disables_the_idle_timeout() {
         assert_eq!(s.two_factor.code_ttl, Duration::minutes(5));
         assert_eq!(s.limits.api_per_ip, None);
         assert_eq!(s.server.trusted_proxies.len(), 2);
+        assert_eq!(s.server.client_ip_header, ClientIpHeader::Forwarded);
         assert_eq!(s.limits.login_per_account.unwrap().to_string(), "10/s");
         assert_eq!(s.housekeeping.audit_retention, Some(Duration::seconds(90)));
         Ok(())

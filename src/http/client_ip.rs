@@ -1,6 +1,8 @@
-//! The client's address. Behind a load balancer the peer is the proxy, so `Forwarded` and
-//! `X-Forwarded-For` are believed, but only from peers in `FINHUB_TRUSTED_PROXIES`, and only
-//! as far back as the chain stays within trusted proxies; anything else a client could forge.
+//! The client's address. Behind a load balancer the peer is the proxy, so its forwarding header
+//! is believed, but only from peers in `FINHUB_TRUSTED_PROXIES`, only the one header they write
+//! (`FINHUB_CLIENT_IP_HEADER`: a proxy that appends to `X-Forwarded-For` passes a client's own
+//! `Forwarded` through untouched, so reading both would let the client choose), and only as far
+//! back as the chain stays within trusted proxies; anything else a client could forge.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -8,19 +10,36 @@ use std::sync::Arc;
 use axum::extract::ConnectInfo;
 use axum::http::{Extensions, HeaderMap};
 use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
 
-/// Networks whose forwarding headers are believed. Shared, not copied, by every request's
-/// state.
+/// The forwarding header the trusted proxies write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    #[default]
+    XForwardedFor,
+    /// RFC 7239.
+    Forwarded,
+}
+
+/// Networks whose forwarding header is believed, and which header that is. Shared, not copied,
+/// by every request's state.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Arc<[IpNet]>);
+pub struct TrustedProxies {
+    networks: Arc<[IpNet]>,
+    header: ClientIpHeader,
+}
 
 impl TrustedProxies {
-    pub fn new(networks: Vec<IpNet>) -> Self {
-        Self(networks.into())
+    pub fn new(networks: Vec<IpNet>, header: ClientIpHeader) -> Self {
+        Self {
+            networks: networks.into(),
+            header,
+        }
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|net| net.contains(&ip))
+        self.networks.iter().any(|net| net.contains(&ip))
     }
 
     /// The client address for a request from `peer` carrying `headers`.
@@ -31,7 +50,11 @@ impl TrustedProxies {
         }
         // Nearest hop last: walk back from the proxy that reached us until an untrusted hop.
         let mut client = peer;
-        for hop in forwarded_chain(headers).into_iter().rev() {
+        let chain = match self.header {
+            ClientIpHeader::XForwardedFor => x_forwarded_for(headers),
+            ClientIpHeader::Forwarded => forwarded(headers),
+        };
+        for hop in chain.into_iter().rev() {
             let Some(ip) = hop else { break };
             client = ip;
             if !self.trusts(ip) {
@@ -50,35 +73,36 @@ impl TrustedProxies {
     }
 }
 
-/// The addresses a request passed through, oldest first: `Forwarded` (RFC 7239) when present,
-/// else `X-Forwarded-For`. `None` marks a hop that is not a plain address (obfuscated,
-/// `unknown`, or malformed), beyond which nothing is believed.
-fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let forwarded: Vec<&str> = headers
-        .get_all("forwarded")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if !forwarded.is_empty() {
-        return forwarded
-            .iter()
-            .flat_map(|v| v.split(','))
-            .map(|element| {
-                element
-                    .split(';')
-                    .filter_map(|pair| pair.trim().split_once('='))
-                    .find(|(k, _)| k.eq_ignore_ascii_case("for"))
-                    .and_then(|(_, v)| parse_node(v.trim().trim_matches('"')))
-            })
-            .collect();
-    }
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
+// The addresses a request passed through, oldest first. `None` marks a hop that is not a plain
+// address (obfuscated, `unknown`, or malformed), beyond which nothing is believed.
+
+/// From `Forwarded` (RFC 7239): the `for=` of each element.
+fn forwarded(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    header_elements(headers, "forwarded")
+        .map(|element| {
+            element
+                .split(';')
+                .filter_map(|pair| pair.trim().split_once('='))
+                .find(|(k, _)| k.eq_ignore_ascii_case("for"))
+                .and_then(|(_, v)| parse_node(v.trim().trim_matches('"')))
+        })
+        .collect()
+}
+
+/// From `X-Forwarded-For`.
+fn x_forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    header_elements(headers, "x-forwarded-for")
         .map(|s| parse_node(s.trim()))
         .collect()
+}
+
+/// The comma-separated elements of every `name` header, in order. A header that is not text
+/// counts as one element that is no address.
+fn header_elements<'h>(headers: &'h HeaderMap, name: &str) -> impl Iterator<Item = &'h str> {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
 }
 
 /// `192.0.2.1`, `192.0.2.1:443`, `[2001:db8::1]`, `[2001:db8::1]:443` or `2001:db8::1`.
@@ -98,8 +122,12 @@ mod tests {
 
     use super::*;
 
+    fn proxies_writing(header: ClientIpHeader, nets: &[&str]) -> TrustedProxies {
+        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect(), header)
+    }
+
     fn proxies(nets: &[&str]) -> TrustedProxies {
-        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect())
+        proxies_writing(ClientIpHeader::XForwardedFor, nets)
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -139,18 +167,36 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_takes_precedence_and_handles_ports_and_ipv6() {
-        let p = proxies(&["10.0.0.0/8"]);
-        let h = headers(&[
-            (
-                "forwarded",
-                r#"for="[2001:db8::1]:4711";proto=https, for=10.0.0.3"#,
-            ),
-            ("x-forwarded-for", "9.9.9.9"),
-        ]);
+    fn forwarded_handles_ports_and_ipv6() {
+        let p = proxies_writing(ClientIpHeader::Forwarded, &["10.0.0.0/8"]);
+        let h = headers(&[(
+            "forwarded",
+            r#"for="[2001:db8::1]:4711";proto=https, for=10.0.0.3"#,
+        )]);
         assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("2001:db8::1"));
         let h = headers(&[("forwarded", "for=192.0.2.60:8080")]);
         assert_eq!(p.client_ip(ip("10.0.0.1"), &h), ip("192.0.2.60"));
+    }
+
+    #[test]
+    fn only_the_configured_header_is_read() {
+        // The proxy appends to X-Forwarded-For; the client sent a Forwarded of its own.
+        let h = headers(&[
+            ("forwarded", "for=192.0.2.66"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ]);
+        let xff = proxies_writing(ClientIpHeader::XForwardedFor, &["10.0.0.0/8"]);
+        assert_eq!(xff.client_ip(ip("10.0.0.1"), &h), ip("203.0.113.9"));
+        // And the other way round: a proxy writing Forwarded passes a forged X-Forwarded-For.
+        let h = headers(&[
+            ("forwarded", "for=203.0.113.9"),
+            ("x-forwarded-for", "192.0.2.66"),
+        ]);
+        let fwd = proxies_writing(ClientIpHeader::Forwarded, &["10.0.0.0/8"]);
+        assert_eq!(fwd.client_ip(ip("10.0.0.1"), &h), ip("203.0.113.9"));
+        // Without its header, the client is the proxy's peer: the other header is not a fallback.
+        let only_xff = headers(&[("x-forwarded-for", "192.0.2.66")]);
+        assert_eq!(fwd.client_ip(ip("10.0.0.1"), &only_xff), ip("10.0.0.1"));
     }
 
     #[test]

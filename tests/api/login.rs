@@ -248,3 +248,37 @@ async fn forwarded_client_addresses_are_believed_only_from_trusted_proxies(backe
         "127.0.0.1"
     );
 }
+
+on_both_stores!(a_client_cannot_spoof_its_address_with_the_header_the_proxies_do_not_write);
+async fn a_client_cannot_spoof_its_address_with_the_header_the_proxies_do_not_write(
+    backend: Backend,
+) {
+    use finhub_auth::http::client_ip::ClientIpHeader;
+    // Proxies that append to X-Forwarded-For pass a client's own Forwarded through untouched,
+    // and proxies that write Forwarded pass its X-Forwarded-For.
+    for (header, believed) in [
+        (ClientIpHeader::XForwardedFor, "203.0.113.9"),
+        (ClientIpHeader::Forwarded, "198.51.100.20"),
+    ] {
+        let app = spawn_app_with(backend, |s| {
+            s.server.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+            s.server.client_ip_header = header;
+        })
+        .await;
+        let response = app
+            .client
+            .post(app.url("/api/v1/auth/token"))
+            .header("x-forwarded-for", "203.0.113.9")
+            .header("forwarded", "for=198.51.100.20")
+            .json(&json!({"username": "ghost@example.com", "password": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            app.audit_of_kind("login.failed").await[0]["ip"],
+            believed,
+            "{header:?}"
+        );
+    }
+}
