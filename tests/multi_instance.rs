@@ -108,6 +108,52 @@ async fn a_token_from_one_instance_works_on_the_other_and_a_logout_on_either_end
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_the_customer_ends_or_a_device_they_forget_on_one_instance_is_refused_on_the_other()
+ {
+    let c = cluster().await;
+    c.setup.create_customer("alice", "off", PASSWORD);
+    let c = &c;
+    let login = |fingerprint: &'static str| {
+        let body = json!({"username": "alice@example.com", "password": PASSWORD,
+                          "device": {"fingerprint": fingerprint}});
+        async move { c.post(&c.a, "/api/v1/auth/token", body, None).await }
+    };
+    let (_, phone_login) = login("phone").await;
+    let (_, laptop) = login("laptop").await;
+    let (_, tablet) = login("tablet").await;
+    let token = |t: &Value| t["bffToken"].as_str().unwrap().to_owned();
+    let (phone, laptop, tablet) = (token(&phone_login), token(&laptop), token(&tablet));
+    let phone_session = phone_login["sessionId"].as_str().unwrap();
+    assert_eq!(c.me(&c.b, &phone).await, StatusCode::OK);
+
+    // The laptop ends the phone's session through instance A; B refuses it at once.
+    let ended =
+        c.a.client
+            .delete(c.a.url(&format!("/api/v1/sessions/{phone_session}")))
+            .bearer_auth(&laptop)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    assert_eq!(c.me(&c.b, &phone).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.me(&c.b, &laptop).await, StatusCode::OK);
+
+    // Forgetting the tablet on B ends its session on A.
+    let (_, devices) = c.b.get("/api/v1/customers/me/devices", Some(&laptop)).await;
+    let tablet_device = devices["devices"][0]["id"].as_str().unwrap().to_owned();
+    let forgotten =
+        c.b.client
+            .delete(c.b.url(&format!("/api/v1/customers/me/devices/{tablet_device}")))
+            .bearer_auth(&laptop)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(forgotten.status(), StatusCode::NO_CONTENT);
+    assert_eq!(c.me(&c.a, &tablet).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.me(&c.a, &laptop).await, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_wrong_logins_over_both_instances_lock_exactly_as_one_instance_would() {
     let c = cluster().await;
     c.setup.create_customer("alice", "off", PASSWORD);

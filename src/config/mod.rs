@@ -184,6 +184,7 @@ impl Settings {
             session: self.sessions.policy(),
             lockout: self.lockout.policy(),
             two_factor: self.two_factor.policy(),
+            devices: self.audit.device_key(),
         }
     }
 

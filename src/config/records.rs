@@ -11,6 +11,7 @@ use time::Duration;
 use super::ConfigError;
 use super::values::{NonNegative, OrOff, Positive, Span};
 use crate::domain::audit::ChainSeal;
+use crate::domain::device::DeviceKey;
 use crate::domain::housekeeping::RetentionPolicy;
 use crate::domain::lockout::LockoutPolicy;
 
@@ -64,6 +65,14 @@ impl AuditSection {
         match &self.key {
             Some(key) => ChainSeal::keyed(key.expose_secret().as_bytes()),
             None => ChainSeal::unkeyed(),
+        }
+    }
+
+    /// Device fingerprints are hashed under a key derived from the audit key, when there is one.
+    pub fn device_key(&self) -> DeviceKey {
+        match &self.key {
+            Some(key) => DeviceKey::derived_from(key.expose_secret().as_bytes()),
+            None => DeviceKey::unkeyed(),
         }
     }
 }

@@ -19,6 +19,10 @@ pub enum AuthError {
     SessionExpired,
     #[error("two-factor authentication required")]
     TwoFactorRequired,
+    /// The customer has no such resource (or it is another customer's, which they may not
+    /// learn exists).
+    #[error("not found")]
+    NotFound,
     #[error("session is not awaiting two-factor authentication")]
     TwoFactorNotPending,
     #[error("invalid two-factor code")]

@@ -139,6 +139,12 @@ fn auth_problem(e: &AuthError) -> Problem {
             "Two-factor authentication required",
             "complete two-factor authentication first",
         ),
+        AuthError::NotFound => Problem::new(
+            S::NOT_FOUND,
+            "NOT_FOUND",
+            "Not found",
+            "no such route or resource",
+        ),
         AuthError::TwoFactorNotPending => Problem::new(
             S::CONFLICT,
             "TWO_FACTOR_NOT_PENDING",

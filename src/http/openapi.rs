@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi, ToSchema as _};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::problem::ProblemDocument;
-use super::routes::{customers, health, sessions, two_factor};
+use super::routes::{customers, health, security, sessions, two_factor};
 use super::state::AppState;
 
 #[derive(OpenApi)]
@@ -22,6 +22,7 @@ use super::state::AppState;
         (name = "auth", description = "Sessions"),
         (name = "two-factor", description = "Six-digit codes by SMS or e-mail"),
         (name = "customers", description = "The signed-in customer"),
+        (name = "account security", description = "The customer's own sessions, devices and sign-in history"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]
@@ -99,6 +100,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(sessions::router())
         .merge(two_factor::router())
         .merge(customers::router())
+        .merge(security::router())
         .merge(health::router())
 }
 

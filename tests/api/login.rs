@@ -215,7 +215,10 @@ async fn every_login_attempt_is_audited_with_ip_user_agent_and_device(backend: B
     let success = &app.audit_of_kind("login.succeeded").await[0];
     assert_eq!(success["ip"], "127.0.0.1");
     assert_eq!(success["userAgent"], "FinHubApp/1.0");
-    assert_eq!(success["deviceFingerprint"], "fp-123");
+    // The device is recorded by the keyed hash of its fingerprint, never the fingerprint.
+    let fingerprint = success["deviceFingerprint"].as_str().unwrap();
+    assert_eq!(fingerprint.len(), 64);
+    assert_ne!(fingerprint, "fp-123");
     assert_eq!(success["deviceName"], "Alice's phone");
     assert_eq!(success["outcome"], "success");
     let failure = &app.audit_of_kind("login.failed").await[0];

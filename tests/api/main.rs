@@ -10,6 +10,7 @@ mod housekeeping;
 mod limits;
 mod lockout;
 mod login;
+mod security;
 mod sessions;
 mod two_factor;
 mod two_factor_limits;

@@ -41,6 +41,8 @@ pub enum AuditKind {
     Logout,
     #[serde(rename = "session.revoked")]
     SessionRevoked,
+    #[serde(rename = "device.forgotten")]
+    DeviceForgotten,
     #[serde(rename = "customer.created")]
     CustomerCreated,
     #[serde(rename = "customer.password_rehashed")]
@@ -63,6 +65,7 @@ impl AuditKind {
             Self::RefreshReused => "session.refresh_reused",
             Self::Logout => "session.logout",
             Self::SessionRevoked => "session.revoked",
+            Self::DeviceForgotten => "device.forgotten",
             Self::CustomerCreated => "customer.created",
             Self::PasswordRehashed => "customer.password_rehashed",
             Self::AuditPurged => "audit.purged",

@@ -2,7 +2,7 @@
 
 use super::{AuthService, IssuedSession, count_outcome};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
-use crate::domain::client::ClientContext;
+use crate::domain::client::{ClientContext, Device};
 use crate::domain::customer::{Customer, Username};
 use crate::domain::error::AuthError;
 use crate::domain::lockout::LockoutRecord;
@@ -23,6 +23,9 @@ impl AuthService {
         password: &Password,
         client: &ClientContext,
     ) -> Result<IssuedSession, AuthError> {
+        // From here on the device is known only by its keyed hash: the audit trail, the session
+        // and the device list never see the fingerprint itself.
+        let client = &self.with_hashed_device(client);
         let now = self.clock.now();
         let attempt = |outcome| {
             AuditEvent::new(AuditKind::LoginFailed, outcome, now)
@@ -86,10 +89,40 @@ impl AuthService {
             }
         };
 
-        if verification.needs_rehash {
+        let needs_rehash = verification.needs_rehash;
+        let issued = self.start_session(customer.clone(), client).await?;
+        // Only once the session has started, which re-checked the lock: a locked account's
+        // right password must not be told from a wrong one by a rehash.
+        if needs_rehash {
             self.upgrade_hash(&customer, password).await;
         }
-        self.start_session(customer, client).await
+        Ok(issued)
+    }
+
+    fn with_hashed_device(&self, client: &ClientContext) -> ClientContext {
+        let device = client.device.as_ref().map(|d| Device {
+            fingerprint: self.policies.devices.hash(&d.fingerprint),
+            name: d.name.clone(),
+        });
+        client.clone().with_device(device)
+    }
+
+    /// Why this login is unusual for the customer, from their own history.
+    async fn risk_flags(
+        &self,
+        customer: &Customer,
+        client: &ClientContext,
+    ) -> Result<Vec<&'static str>, AuthError> {
+        let mut flags = Vec::new();
+        if let Some(device) = &client.device
+            && !self
+                .store
+                .device_known(&customer.id, &device.fingerprint)
+                .await?
+        {
+            flags.push("NEW_DEVICE");
+        }
+        Ok(flags)
     }
 
     async fn start_session(
@@ -116,12 +149,14 @@ impl AuthService {
             absolute_expires_at: policy.absolute_expiry(now),
             client: client.clone(),
         };
+        let flags = self.risk_flags(&customer, client).await?;
         let event = AuditEvent::new(AuditKind::LoginSucceeded, Outcome::Success, now)
             .username(&customer.username)
             .customer(&customer.id)
             .session(&session.id)
             .client(client)
-            .detail("state", state.as_str());
+            .detail("state", state.as_str())
+            .detail("flags", flags);
         match self
             .store
             .start_session(&session, &customer.username, &event)

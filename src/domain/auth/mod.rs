@@ -5,6 +5,7 @@ mod details;
 mod login;
 mod renewal;
 mod second_factor;
+mod security;
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use time::OffsetDateTime;
 use super::audit::{AuditEvent, AuditKind, Outcome};
 use super::client::ClientContext;
 use super::customer::{Customer, CustomerId, TwoFactorMethod};
+use super::device::DeviceKey;
 use super::error::AuthError;
 use super::lockout::LockoutPolicy;
 use super::password::PasswordHasher;
@@ -26,11 +28,13 @@ use crate::clock::Clock;
 use crate::domain::ports::{Notifier, Store};
 
 /// Every configurable rule of the flow.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Policies {
     pub session: SessionPolicy,
     pub lockout: LockoutPolicy,
     pub two_factor: TwoFactorPolicy,
+    /// How device fingerprints are hashed before anything else sees them.
+    pub devices: DeviceKey,
 }
 
 /// A session and the tokens just issued for it (shown to the customer once).

@@ -10,6 +10,7 @@ mod audit;
 mod customers;
 mod housekeeping;
 mod notifier;
+mod security;
 mod sessions;
 mod two_factor;
 
@@ -19,6 +20,7 @@ pub use audit::{AuditQuery, AuditStore};
 pub use customers::{CustomerStore, FailureOutcome, Insertion};
 pub use housekeeping::HousekeepingStore;
 pub use notifier::{CodeMessage, Notifier, NotifyError};
+pub use security::SecurityStore;
 pub use sessions::{SessionStart, SessionStore};
 pub use two_factor::TwoFactorStore;
 
@@ -42,7 +44,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Every storage port, as one database provides them.
 #[async_trait]
 pub trait Store:
-    CustomerStore + SessionStore + TwoFactorStore + AuditStore + HousekeepingStore
+    CustomerStore + SessionStore + TwoFactorStore + AuditStore + HousekeepingStore + SecurityStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;

@@ -7,8 +7,10 @@
 
 mod audit;
 mod customers;
+mod devices;
 mod housekeeping;
 mod insert;
+mod security;
 mod sessions;
 mod two_factor;
 

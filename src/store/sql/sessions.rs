@@ -4,7 +4,7 @@ use anyhow::anyhow;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{SqlStore, Tx, audit, customers};
+use super::{SqlStore, Tx, audit, customers, devices};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::{Customer, CustomerId, Username};
@@ -161,6 +161,9 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         .bind(device.and_then(|d| d.name.as_deref()))
         .execute(&mut tx)
         .await?;
+        if let Some(device) = device {
+            devices::record_sighting(&mut tx, s, device).await?;
+        }
         audit::append(&mut tx, &self.seal, &[event]).await?;
         tx.commit().await?;
         Ok(SessionStart::Started {

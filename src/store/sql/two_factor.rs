@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
-use super::{SqlStore, Tx, audit, customers, sessions};
+use super::{SqlStore, Tx, audit, customers, devices, sessions};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::CustomerId;
@@ -119,6 +119,7 @@ async fn activate<B: Backend>(tx: &mut Tx<B>, guess: &CodeGuess) -> StoreResult<
     .bind(r.session_id.as_str())
     .execute(tx)
     .await?;
+    devices::mark_verified(tx, &r.session_id, r.at).await?;
     Ok(())
 }
 

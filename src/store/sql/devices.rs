@@ -1,0 +1,54 @@
+//! Devices, known by the keyed hash of their fingerprint (sessions hold the same hash).
+
+use super::Tx;
+use crate::clock::to_unix_millis;
+use crate::domain::client::Device;
+use crate::domain::device::DeviceId;
+use crate::domain::ports::StoreResult;
+use crate::domain::session::{NewSession, SessionId, SessionState};
+use crate::store::backend::{Backend, query};
+
+/// A login with the right password names this device: records it, or brings it up to date. A
+/// completed login (no 2FA owed) also makes it known.
+pub(super) async fn record_sighting<B: Backend>(
+    tx: &mut Tx<B>,
+    s: &NewSession,
+    device: &Device,
+) -> StoreResult<()> {
+    let verified_at = (s.state == SessionState::Active).then(|| to_unix_millis(s.created_at));
+    query::<B>(
+        "INSERT INTO devices (id, customer_id, fingerprint_hash, name, first_seen_at, last_seen_at, \
+         last_ip, verified_at) VALUES ($1, $2, $3, $4, $5, $5, $6, $7) \
+         ON CONFLICT (customer_id, fingerprint_hash) DO UPDATE SET \
+         name = COALESCE(excluded.name, devices.name), last_seen_at = excluded.last_seen_at, \
+         last_ip = excluded.last_ip, verified_at = COALESCE(devices.verified_at, excluded.verified_at)",
+    )
+    .bind(DeviceId::generate().as_str())
+    .bind(s.customer_id.as_str())
+    .bind(device.fingerprint.as_str())
+    .bind(device.name.as_deref())
+    .bind(to_unix_millis(s.created_at))
+    .bind(s.client.ip.map(|ip| ip.to_string()))
+    .bind(verified_at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// The session's second factor is verified: its device (if any) is known from now on.
+pub(super) async fn mark_verified<B: Backend>(
+    tx: &mut Tx<B>,
+    session: &SessionId,
+    at: time::OffsetDateTime,
+) -> StoreResult<()> {
+    query::<B>(
+        "UPDATE devices SET verified_at = $1 WHERE verified_at IS NULL \
+         AND customer_id = (SELECT customer_id FROM sessions WHERE id = $2) \
+         AND fingerprint_hash = (SELECT device_fingerprint FROM sessions WHERE id = $2)",
+    )
+    .bind(to_unix_millis(at))
+    .bind(session.as_str())
+    .execute(tx)
+    .await?;
+    Ok(())
+}
