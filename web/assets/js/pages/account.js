@@ -6,6 +6,7 @@ import { mountPage, part, setField, showMessage } from '../dom.js';
 import { formatDateTime, formatTime } from '../format.js';
 import { messageFor } from '../messages.js';
 import { readTokens } from '../storage.js';
+import { showSecurity } from './security.js';
 
 const KYC = {
   VERIFIED: ['Verified', 'Your identity is confirmed. Every FinHub service is open to you.'],
@@ -60,4 +61,5 @@ export async function showAccount(app) {
   }
   fill(page, app.state.customer);
   part(page, 'error').hidden = true;
+  await showSecurity(page, app);
 }
