@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
-use crate::config::{NotifierKind, NotifierSection, Settings};
+use crate::config::{LimitsSection, NotifierKind, NotifierSection, Settings};
 use crate::domain::accounts::Accounts;
 use crate::domain::audit::ChainSeal;
 use crate::domain::auth::AuthService;
@@ -20,6 +21,7 @@ use crate::domain::rate_limit::RateLimits;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::state::{AppState, Components};
 use crate::http::web::WebClient;
+use crate::limits::redis::RedisCounter;
 use crate::notify::outbox::OutboxNotifier;
 use crate::store::{self, Migrations};
 
@@ -74,7 +76,7 @@ impl Services {
             .await
             .context(HASHING_SETTINGS)?;
         let notifier = notifier(&settings.notifier)?;
-        let limits = Arc::new(settings.limits.rate_limits());
+        let limits = Arc::new(rate_limits(&settings.limits)?);
         let auth = AuthService::new(
             Arc::clone(&store),
             Arc::clone(&clock),
@@ -111,6 +113,18 @@ fn notifier(settings: &NotifierSection) -> anyhow::Result<Arc<dyn Notifier>> {
             "FINHUB_NOTIFIER=live: SMTP and SMS gateway delivery are not available in this version; use outbox"
         ),
     }
+}
+
+/// The rate limits, shared through Redis when `FINHUB_REDIS_URL` names one.
+fn rate_limits(settings: &LimitsSection) -> anyhow::Result<RateLimits> {
+    let limits = settings.rate_limits();
+    Ok(match &settings.redis_url {
+        None => limits,
+        Some(url) => {
+            let counter = RedisCounter::new(url.expose_secret())?;
+            limits.shared_through(Arc::new(counter))
+        }
+    })
 }
 
 /// A bound, ready-to-run HTTP service.
@@ -152,6 +166,7 @@ impl Application {
             proxies: TrustedProxies::new(server.trusted_proxies.clone(), server.client_ip_header),
         });
         metrics::gauge!("finhub_up").set(1.0);
+        services.limits.report();
         spawn_housekeeping(
             services.housekeeper.clone(),
             Arc::clone(&services.limits),

@@ -3,6 +3,7 @@
 
 use std::num::NonZeroU32;
 
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_with::{As, DisplayFromStr};
 use time::Duration;
@@ -138,6 +139,10 @@ pub struct LimitsSection {
         with = "As::<OrOff<DisplayFromStr>>"
     )]
     pub login_per_account: Option<Rate>,
+    /// Redis that keeps the counts for every instance (`redis://…`); unset, each instance counts
+    /// for itself. It may hold a password, so it is never printed.
+    #[serde(rename = "redis_url", serialize_with = "super::records::unset")]
+    pub redis_url: Option<SecretString>,
 }
 
 impl Default for LimitsSection {
@@ -152,6 +157,7 @@ impl Default for LimitsSection {
             api_per_ip: per_minute(600),
             login_per_ip: per_minute(60),
             login_per_account: per_minute(20),
+            redis_url: None,
         }
     }
 }

@@ -80,7 +80,6 @@ pub struct ConfigError(String);
 
 /// Documented variables of controls that later versions add (names as keys).
 const FUTURE: &[&str] = &[
-    "redis_url",
     "geoip_db",
     "risk_action",
     "tls_cert",

@@ -27,7 +27,7 @@ pub struct AuditSection {
     pub key_file: Option<PathBuf>,
 }
 
-fn unset<S: Serializer>(_: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn unset<S: Serializer>(_: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_none()
 }
 

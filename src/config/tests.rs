@@ -87,6 +87,7 @@ fn the_names_are_the_documented_ones() {
         "rate_limit_ip",
         "rate_limit_login_ip",
         "rate_limit_login_account",
+        "redis_url",
     ];
     documented.sort_unstable();
     assert_eq!(known, documented);
@@ -146,9 +147,14 @@ fn unknown_keys_in_the_file_are_refused_and_tls_is_refused_until_supported() {
             .to_string();
         assert_eq!(err, "unknown setting `sesion_ttl` in typo.toml");
 
-        jail.create_file("later.toml", "redis_url = \"redis://127.0.0.1\"\n")?;
+        jail.create_file("later.toml", "geoip_db = \"/var/lib/GeoLite2-City.mmdb\"\n")?;
         let s = Settings::load(Some(Path::new("later.toml"))).unwrap();
-        assert_eq!(s.refuse_unsafe().unwrap(), vec!["FINHUB_REDIS_URL"]);
+        assert_eq!(s.refuse_unsafe().unwrap(), vec!["FINHUB_GEOIP_DB"]);
+
+        jail.create_file("redis.toml", "redis_url = \"redis://127.0.0.1\"\n")?;
+        let s = Settings::load(Some(Path::new("redis.toml"))).unwrap();
+        assert!(s.limits.redis_url.is_some());
+        assert!(s.refuse_unsafe().unwrap().is_empty());
 
         jail.set_env("FINHUB_TLS_CERT", "/etc/cert.pem");
         let err = Settings::load(None)

@@ -1,16 +1,25 @@
 //! Request-rate limits: all API calls per client IP, logins per client IP, logins per username.
-//! Each is a keyed token bucket (GCRA) held in this process.
+//! Each is a keyed token bucket (GCRA). With a [`SharedCounter`] (Redis) the buckets are shared
+//! by every instance, so N instances allow what one does; while it is unreachable each instance
+//! falls back to its own buckets in memory, says so once in its log, in the metric
+//! `finhub_rate_limit_shared` (1 shared, 0 local) and in `/readyz`, and tries the shared store
+//! again every few seconds.
 
 use std::fmt;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use sha2::{Digest as _, Sha256};
 
 use super::InvalidValue;
+use super::ports::SharedCounter;
 
 /// A rate such as `300/min`: that many requests, refilled evenly over the period, with a burst
 /// of the same size.
@@ -57,6 +66,15 @@ impl fmt::Display for Rate {
 }
 
 impl Rate {
+    /// The period the count refills over.
+    pub fn period(self) -> Duration {
+        Duration::from_secs(match self.per {
+            Per::Second => 1,
+            Per::Minute => 60,
+            Per::Hour => 3600,
+        })
+    }
+
     fn quota(self) -> Quota {
         match self.per {
             Per::Second => Quota::per_second(self.count),
@@ -107,12 +125,68 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// One limit: its rate, the name its shared keys carry, and this instance's own buckets.
+struct Limit<K: Hash + Eq + Clone> {
+    name: &'static str,
+    rate: Rate,
+    local: KeyedLimiter<K>,
+}
+
+impl<K: Hash + Eq + Clone> Limit<K> {
+    fn new(name: &'static str, rate: Rate) -> Self {
+        Self {
+            name,
+            rate,
+            local: KeyedLimiter::new(rate),
+        }
+    }
+}
+
+/// How long an instance keeps to its own buckets after the shared store failed.
+const RETRY_SHARED_AFTER: Duration = Duration::from_secs(5);
+
+/// The shared store and whether it is answering.
+struct Shared {
+    counter: Arc<dyn SharedCounter>,
+    up: AtomicBool,
+    /// Milliseconds since the epoch before which the store is not tried again.
+    retry_at_ms: AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The three limits of the operations guide; `None` is `off`.
 #[derive(Default)]
 pub struct RateLimits {
-    pub api_per_ip: Option<KeyedLimiter<IpAddr>>,
-    pub login_per_ip: Option<KeyedLimiter<IpAddr>>,
-    pub login_per_account: Option<KeyedLimiter<String>>,
+    api_per_ip: Option<Limit<IpAddr>>,
+    login_per_ip: Option<Limit<IpAddr>>,
+    login_per_account: Option<Limit<String>>,
+    shared: Option<Shared>,
+}
+
+/// Where the limits are counted right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitsBackend {
+    /// In this process only (no shared store configured).
+    Local,
+    /// In the shared store, for every instance.
+    Shared,
+    /// In this process, because the shared store is unreachable.
+    LocalFallback,
+}
+
+impl LimitsBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Shared => "shared",
+            Self::LocalFallback => "local (shared store unreachable)",
+        }
+    }
 }
 
 impl RateLimits {
@@ -122,47 +196,115 @@ impl RateLimits {
         login_per_account: Option<Rate>,
     ) -> Self {
         Self {
-            api_per_ip: api_per_ip.map(KeyedLimiter::new),
-            login_per_ip: login_per_ip.map(KeyedLimiter::new),
-            login_per_account: login_per_account.map(KeyedLimiter::new),
+            api_per_ip: api_per_ip.map(|r| Limit::new("api_ip", r)),
+            login_per_ip: login_per_ip.map(|r| Limit::new("login_ip", r)),
+            login_per_account: login_per_account.map(|r| Limit::new("login_account", r)),
+            shared: None,
+        }
+    }
+
+    /// Counts in `counter`, shared by every instance, from now on.
+    pub fn shared_through(mut self, counter: Arc<dyn SharedCounter>) -> Self {
+        self.shared = Some(Shared {
+            counter,
+            up: AtomicBool::new(true),
+            retry_at_ms: AtomicU64::new(0),
+        });
+        self
+    }
+
+    /// Sets `finhub_rate_limit_shared` to where the limits are counted now (when a shared store
+    /// is configured at all).
+    pub fn report(&self) {
+        if self.shared.is_some() {
+            let shared = self.backend() == LimitsBackend::Shared;
+            metrics::gauge!("finhub_rate_limit_shared").set(if shared { 1.0 } else { 0.0 });
+        }
+    }
+
+    pub fn backend(&self) -> LimitsBackend {
+        match &self.shared {
+            None => LimitsBackend::Local,
+            Some(shared) if shared.up.load(Ordering::Relaxed) => LimitsBackend::Shared,
+            Some(_) => LimitsBackend::LocalFallback,
         }
     }
 
     /// Counts one API call from `ip`.
-    pub fn check_api(&self, ip: Option<IpAddr>) -> Result<(), std::time::Duration> {
+    pub async fn check_api(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
         match (&self.api_per_ip, ip) {
-            (Some(limiter), Some(ip)) => limiter.check(&client_key(ip)),
+            (Some(limit), Some(ip)) => self.hit(limit, client_key(ip)).await,
             _ => Ok(()),
         }
     }
 
     /// Counts one login for `ip` and `username`; both must allow it.
-    pub fn check_login(
-        &self,
-        ip: Option<IpAddr>,
-        username: &str,
-    ) -> Result<(), std::time::Duration> {
-        if let (Some(limiter), Some(ip)) = (&self.login_per_ip, ip) {
-            limiter.check(&client_key(ip))?;
+    pub async fn check_login(&self, ip: Option<IpAddr>, username: &str) -> Result<(), Duration> {
+        if let (Some(limit), Some(ip)) = (&self.login_per_ip, ip) {
+            self.hit(limit, client_key(ip)).await?;
         }
-        if let Some(limiter) = &self.login_per_account {
-            limiter.check(&username.to_owned())?;
+        if let Some(limit) = &self.login_per_account {
+            self.hit(limit, username.to_owned()).await?;
         }
         Ok(())
+    }
+
+    /// One request against `limit` for `key`: in the shared store when it answers, else here.
+    async fn hit<K>(&self, limit: &Limit<K>, key: K) -> Result<(), Duration>
+    where
+        K: Hash + Eq + Clone + fmt::Display,
+    {
+        if let Some(shared) = &self.shared
+            && (shared.up.load(Ordering::Relaxed)
+                || now_ms() >= shared.retry_at_ms.load(Ordering::Relaxed))
+        {
+            match shared
+                .counter
+                .hit(&shared_key(limit.name, &key), limit.rate)
+                .await
+            {
+                Ok(wait) => {
+                    if !shared.up.swap(true, Ordering::Relaxed) {
+                        tracing::info!("rate limits are shared again");
+                        metrics::gauge!("finhub_rate_limit_shared").set(1.0);
+                    }
+                    return wait.map_or(Ok(()), Err);
+                }
+                Err(e) => {
+                    shared.retry_at_ms.store(
+                        now_ms() + RETRY_SHARED_AFTER.as_millis() as u64,
+                        Ordering::Relaxed,
+                    );
+                    if shared.up.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "rate limits fall back to this instance's own counts");
+                        metrics::gauge!("finhub_rate_limit_shared").set(0.0);
+                    }
+                }
+            }
+        }
+        limit.local.check(&key)
     }
 
     /// Drops the state of clients that have gone quiet.
     pub fn forget_idle(&self) {
         if let Some(l) = &self.api_per_ip {
-            l.forget_idle();
+            l.local.forget_idle();
         }
         if let Some(l) = &self.login_per_ip {
-            l.forget_idle();
+            l.local.forget_idle();
         }
         if let Some(l) = &self.login_per_account {
-            l.forget_idle();
+            l.local.forget_idle();
         }
     }
+}
+
+/// The shared key of `key` under limit `name`. Usernames and addresses are hashed, so the
+/// shared store holds no personal data.
+fn shared_key(name: &str, key: &impl fmt::Display) -> String {
+    let digest = Sha256::digest(key.to_string().as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("finhub:rl:{name}:{hex}")
 }
 
 #[cfg(test)]
@@ -203,5 +345,70 @@ mod tests {
         let wait = limiter.check(&"a").unwrap_err();
         assert!(wait.as_secs() <= 20 && wait.as_millis() > 0, "{wait:?}");
         assert!(limiter.check(&"b").is_ok());
+    }
+
+    /// A shared store that allows `allow` requests in all, or fails while `down`.
+    struct FakeCounter {
+        down: AtomicBool,
+        left: std::sync::Mutex<u32>,
+    }
+
+    #[async_trait::async_trait]
+    impl SharedCounter for FakeCounter {
+        async fn hit(
+            &self,
+            key: &str,
+            _rate: Rate,
+        ) -> Result<Option<Duration>, crate::domain::ports::CounterUnavailable> {
+            assert!(key.starts_with("finhub:rl:login_account:"));
+            assert!(!key.contains("alice"), "no username in the shared key");
+            if self.down.load(Ordering::Relaxed) {
+                return Err(crate::domain::ports::CounterUnavailable("down".into()));
+            }
+            let mut left = self.left.lock().unwrap();
+            if *left == 0 {
+                return Ok(Some(Duration::from_secs(7)));
+            }
+            *left -= 1;
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_shared_store_decides_while_it_answers_and_local_buckets_while_it_does_not() {
+        let fake = Arc::new(FakeCounter {
+            down: AtomicBool::new(false),
+            left: std::sync::Mutex::new(1),
+        });
+        let limits = RateLimits::new(None, None, Some("3/min".parse().unwrap()))
+            .shared_through(Arc::clone(&fake) as Arc<dyn SharedCounter>);
+        assert_eq!(limits.backend(), LimitsBackend::Shared);
+        assert!(limits.check_login(None, "alice").await.is_ok());
+        // The shared store says no (another instance used the allowance), whatever is left here.
+        assert_eq!(
+            limits.check_login(None, "alice").await,
+            Err(Duration::from_secs(7))
+        );
+
+        fake.down.store(true, Ordering::Relaxed);
+        for _ in 0..3 {
+            assert!(limits.check_login(None, "alice").await.is_ok());
+        }
+        assert_eq!(limits.backend(), LimitsBackend::LocalFallback);
+        assert!(
+            limits.check_login(None, "alice").await.is_err(),
+            "local burst of 3 used"
+        );
+
+        // Back up: tried again only after the pause.
+        fake.down.store(false, Ordering::Relaxed);
+        *fake.left.lock().unwrap() = 5;
+        let _ = limits.check_login(None, "alice").await;
+        assert_eq!(limits.backend(), LimitsBackend::LocalFallback);
+        if let Some(shared) = &limits.shared {
+            shared.retry_at_ms.store(0, Ordering::Relaxed);
+        }
+        assert!(limits.check_login(None, "alice").await.is_ok());
+        assert_eq!(limits.backend(), LimitsBackend::Shared);
     }
 }

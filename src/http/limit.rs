@@ -19,7 +19,7 @@ pub async fn limit_per_ip(State(state): State<AppState>, request: Request, next:
     let ip = state
         .proxies
         .of_request(request.extensions(), request.headers());
-    match state.limits.check_api(ip) {
+    match state.limits.check_api(ip).await {
         Ok(()) => next.run(request).await,
         Err(wait) => ApiError::Auth(AuthError::RateLimited {
             retry_after: time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND),

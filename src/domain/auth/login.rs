@@ -33,7 +33,7 @@ impl AuthService {
                 .client(client)
         };
 
-        if let Err(wait) = self.limits.check_login(client.ip, username.as_str()) {
+        if let Err(wait) = self.limits.check_login(client.ip, username.as_str()).await {
             self.store
                 .append_event(&attempt(Outcome::Failure).reason("rate_limited"))
                 .await?;

@@ -32,7 +32,11 @@ pub async fn healthz() -> Json<serde_json::Value> {
     responses((status = 200, description = "Ready"), (status = 503, description = "SERVICE_UNAVAILABLE: the store is unreachable")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Ok(()) => Json(json!({
+            "status": "ready",
+            "details": {"rateLimits": state.limits.backend().as_str()},
+        }))
+        .into_response(),
         // Whatever the store's trouble, this instance should not get traffic: 503, not 500.
         Err(e) => ApiError::Auth(AuthError::Unavailable(e.to_string())).into_response(),
     }

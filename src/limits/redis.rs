@@ -1,0 +1,115 @@
+//! Shared rate limits in Redis: one GCRA bucket per key, checked and updated atomically by a
+//! Lua script in one round trip, on Redis's own clock (instances' clocks may disagree).
+//!
+//! Every call has a short timeout, so an unreachable Redis costs a request at most that long
+//! before the domain falls back to this instance's buckets; a failed connection is dropped and
+//! made afresh when the domain next tries Redis.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::Mutex;
+
+use crate::domain::ports::{CounterUnavailable, SharedCounter};
+use crate::domain::rate_limit::Rate;
+
+/// GCRA. KEYS[1]: the bucket. ARGV[1]: emission interval (period ÷ count), ARGV[2]: period, both
+/// in microseconds. The bucket holds its theoretical arrival time (TAT); a request is allowed
+/// when the new TAT is at most one period ahead, i.e. `count` requests may come at once and
+/// then one per interval. Returns 0 when allowed, else the wait in microseconds.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - now > period then
+  return new_tat - now - period
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000))
+return 0
+";
+
+/// Answers slower than this count as Redis being down.
+const TIMEOUT: Duration = Duration::from_millis(250);
+
+pub struct RedisCounter {
+    client: redis::Client,
+    /// Made on first use, and made afresh after any failure, so a Redis that comes back is
+    /// used from the next attempt on.
+    connection: Mutex<Option<ConnectionManager>>,
+    script: redis::Script,
+}
+
+impl std::fmt::Debug for RedisCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisCounter")
+    }
+}
+
+impl RedisCounter {
+    /// Checks the URL only: a Redis that is down at start-up is treated like one that goes
+    /// down later, and the service starts on its own buckets meanwhile.
+    pub fn new(url: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url).context("FINHUB_REDIS_URL is not a Redis URL")?;
+        Ok(Self {
+            client,
+            connection: Mutex::new(None),
+            script: redis::Script::new(GCRA),
+        })
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, CounterUnavailable> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(TIMEOUT)
+            .set_response_timeout(TIMEOUT)
+            .set_number_of_retries(1);
+        let connection = ConnectionManager::new_with_config(self.client.clone(), config)
+            .await
+            .map_err(|e| CounterUnavailable(e.to_string()))?;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    async fn forget_connection(&self) {
+        *self.connection.lock().await = None;
+    }
+
+    async fn run(&self, key: &str, interval: u64, period: u64) -> Result<u64, CounterUnavailable> {
+        let mut connection = self.connection().await?;
+        tokio::time::timeout(
+            TIMEOUT,
+            self.script
+                .key(key)
+                .arg(interval)
+                .arg(period)
+                .invoke_async(&mut connection),
+        )
+        .await
+        .map_err(|_| CounterUnavailable("no answer in time".into()))?
+        .map_err(|e| CounterUnavailable(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl SharedCounter for RedisCounter {
+    async fn hit(&self, key: &str, rate: Rate) -> Result<Option<Duration>, CounterUnavailable> {
+        let period = u64::try_from(rate.period().as_micros()).unwrap_or(u64::MAX);
+        let interval = (period / u64::from(rate.count.get())).max(1);
+        match self.run(key, interval, period).await {
+            Ok(wait) => Ok((wait > 0).then(|| Duration::from_micros(wait))),
+            Err(e) => {
+                self.forget_connection().await;
+                Err(e)
+            }
+        }
+    }
+}

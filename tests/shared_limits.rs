@@ -1,0 +1,173 @@
+//! Rate limits shared through Redis by two `serve` processes, and what happens when Redis goes
+//! away and comes back. Each test runs a private `redis-server` on a port of its own.
+
+#[path = "common/process.rs"]
+mod process;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use process::{Instance, Setup, free_port};
+
+const PASSWORD: &str = "Corr3ct-horse-battery";
+
+/// A private Redis, stopped when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    async fn start_on(port: u16) -> Self {
+        let mut redis = Self {
+            child: Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server (Debian's redis-server package)"),
+            port,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return redis;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        redis.stop_now();
+        panic!("redis-server did not start");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// Two instances, each on a database of its own, sharing `redis` for their limits.
+async fn pair(redis: &Redis, dir: &tempfile::TempDir) -> (Instance, Instance, Setup) {
+    let setups: Vec<Setup> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(&path).unwrap();
+            Setup::sqlite(&path)
+                .with("FINHUB_REDIS_URL", &redis.url())
+                .with("FINHUB_RATE_LIMIT_LOGIN_ACCOUNT", "4/min")
+        })
+        .collect();
+    for setup in &setups {
+        setup.create_customer("alice", "off", PASSWORD);
+    }
+    let (a, b) = tokio::join!(setups[0].serve("a"), setups[1].serve("b"));
+    (a, b, setups[0].clone())
+}
+
+async fn readiness(on: &Instance) -> Value {
+    let (status, body) = on.get("/readyz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    body
+}
+
+async fn metric(on: &Instance, name: &str) -> Option<f64> {
+    let text = on
+        .client
+        .get(on.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_allow_together_what_one_allows() {
+    let redis = Redis::start_on(free_port()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, _) = pair(&redis, &dir).await;
+    assert_eq!(readiness(&a).await["details"]["rateLimits"], "shared");
+
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let on = if i % 2 == 0 { &a } else { &b };
+        statuses.push(on.login("alice@example.com", PASSWORD).await.0);
+    }
+    let allowed = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((allowed, limited), (4, 4), "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_each_instance_counts_for_itself_and_goes_back_when_it_returns() {
+    let port = free_port();
+    let redis = Redis::start_on(port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, _) = pair(&redis, &dir).await;
+    assert_eq!(
+        a.login("alice@example.com", PASSWORD).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(metric(&a, "finhub_rate_limit_shared").await, Some(1.0));
+
+    redis.stop();
+    // Still serving, each instance on its own buckets: 4 each.
+    let mut allowed = 0;
+    for on in [&a, &b] {
+        for _ in 0..5 {
+            match on.login("alice@example.com", PASSWORD).await.0 {
+                StatusCode::OK => allowed += 1,
+                StatusCode::TOO_MANY_REQUESTS => {}
+                other => panic!("unexpected {other}"),
+            }
+        }
+    }
+    assert_eq!(allowed, 8, "each instance allows its own four");
+    assert_eq!(
+        readiness(&a).await["details"]["rateLimits"],
+        "local (shared store unreachable)"
+    );
+    assert_eq!(metric(&a, "finhub_rate_limit_shared").await, Some(0.0));
+    let log = std::fs::read_to_string(&a.log).unwrap();
+    assert_eq!(
+        log.matches("rate limits fall back").count(),
+        1,
+        "said once:\n{log}"
+    );
+
+    // Redis returns (empty): after the retry pause the instances share it again.
+    let _redis = Redis::start_on(port).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    a.login("alice@example.com", PASSWORD).await;
+    assert_eq!(readiness(&a).await["details"]["rateLimits"], "shared");
+    assert_eq!(metric(&a, "finhub_rate_limit_shared").await, Some(1.0));
+    assert!(
+        std::fs::read_to_string(&a.log)
+            .unwrap()
+            .contains("rate limits are shared again")
+    );
+}
