@@ -12,7 +12,7 @@ use super::values::{NonNegative, OrOff, Positive, PositiveOrOff, Span};
 use crate::domain::lockout::LockoutPolicy;
 use crate::domain::rate_limit::{Per, Rate, RateLimits};
 use crate::domain::session::SessionPolicy;
-use crate::domain::two_factor::TwoFactorPolicy;
+use crate::domain::two_factor::{SendBudget, TwoFactorPolicy};
 
 /// How long sessions live.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +64,10 @@ pub struct TwoFactorSection {
     pub resend_interval: Duration,
     #[serde(rename = "2fa_max_sends")]
     pub max_sends: NonZeroU32,
+    /// Codes sent to one customer over all their sessions, e.g. `10/h`: repeated logins cannot
+    /// pump messages to one phone.
+    #[serde(rename = "2fa_customer_sends", with = "As::<OrOff<DisplayFromStr>>")]
+    pub customer_sends: Option<Rate>,
 }
 
 impl Default for TwoFactorSection {
@@ -73,6 +77,10 @@ impl Default for TwoFactorSection {
             max_attempts: const { NonZeroU32::new(5).unwrap() },
             resend_interval: Duration::seconds(30),
             max_sends: const { NonZeroU32::new(5).unwrap() },
+            customer_sends: Some(Rate {
+                count: const { NonZeroU32::new(10).unwrap() },
+                per: Per::Hour,
+            }),
         }
     }
 }
@@ -84,6 +92,10 @@ impl TwoFactorSection {
             max_attempts: self.max_attempts.get(),
             resend_interval: self.resend_interval,
             max_sends: self.max_sends.get(),
+            customer_sends: self.customer_sends.map(|rate| SendBudget {
+                count: rate.count.get(),
+                window: Duration::try_from(rate.period()).unwrap_or(Duration::HOUR),
+            }),
         }
     }
 }

@@ -61,6 +61,7 @@ fn the_names_are_the_documented_ones() {
         "2fa_max_attempts",
         "2fa_resend_interval",
         "2fa_max_sends",
+        "2fa_customer_sends",
         "lockout_threshold",
         "lockout_duration",
         "lockout_max_duration",

@@ -247,6 +247,15 @@ pub struct TwoFactorPolicy {
     pub max_attempts: u32,
     pub resend_interval: Duration,
     pub max_sends: u32,
+    /// Codes one customer may be sent over all their sessions; `None`: no such limit.
+    pub customer_sends: Option<SendBudget>,
+}
+
+/// At most `count` codes in any `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendBudget {
+    pub count: u32,
+    pub window: Duration,
 }
 
 /// What a store reports when asked to open a challenge under the sending limits.
@@ -257,6 +266,11 @@ pub enum SendOutcome {
         retry_at: OffsetDateTime,
     },
     LimitReached,
+    /// The customer was sent their budget of codes over all sessions; one more may go at
+    /// `retry_at`.
+    CustomerBudgetSpent {
+        retry_at: OffsetDateTime,
+    },
     /// The session no longer awaits 2FA: verified meanwhile, or (`revoked`) ended.
     SessionMoved {
         revoked: bool,

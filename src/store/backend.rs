@@ -41,6 +41,8 @@ impl<T> Record for T where
 pub trait Backend: Database + Sync {
     /// Reads the chain head for an append, locked against concurrent appenders.
     const HEAD_FOR_APPEND: &'static str;
+    /// Reads a customer's id (`$1`), locked against concurrent sends to the same customer.
+    const CUSTOMER_FOR_SEND: &'static str;
     /// Reads the retention checkpoint, locked against concurrent purges.
     const CHECKPOINT_FOR_PURGE: &'static str;
     /// Deletes a batch of ended sessions (`$1` cutoff, `$2` batch size).

@@ -25,6 +25,7 @@ use crate::domain::customer::Username;
 impl Backend for Postgres {
     const HEAD_FOR_APPEND: &'static str =
         "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
+    const CUSTOMER_FOR_SEND: &'static str = "SELECT id FROM customers WHERE id = $1 FOR UPDATE";
     const CHECKPOINT_FOR_PURGE: &'static str =
         "SELECT seq, hash FROM audit_checkpoint WHERE id = 1 FOR UPDATE";
     const PURGE_SESSIONS: &'static str = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \

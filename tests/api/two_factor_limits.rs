@@ -4,7 +4,7 @@ use finhub_auth::domain::customer::TwoFactorMethod;
 use futures::future::join_all;
 use time::Duration;
 
-use crate::helpers::{Backend, assert_problem, spawn_app};
+use crate::helpers::{Backend, assert_problem, spawn_app, spawn_app_with};
 
 on_both_stores!(wrong_codes_count_down_and_the_fifth_burns_the_challenge);
 async fn wrong_codes_count_down_and_the_fifth_burns_the_challenge(backend: Backend) {
@@ -198,4 +198,56 @@ async fn guesses_at_unknown_challenges_are_audited(backend: Backend) {
     .await;
     let failures = app.audit_of_kind("2fa.failed").await;
     assert_eq!(failures[0]["reason"], "unknown_challenge");
+}
+
+on_both_stores!(repeated_logins_cannot_pump_codes_past_the_customers_budget);
+async fn repeated_logins_cannot_pump_codes_past_the_customers_budget(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.two_factor.customer_sends = Some("3/h".parse().unwrap());
+    })
+    .await;
+    let carol = app
+        .create_customer("carol", Some(TwoFactorMethod::Sms))
+        .await;
+    let dave = app
+        .create_customer("dave", Some(TwoFactorMethod::Sms))
+        .await;
+    for _ in 0..3 {
+        let pending = app.login_ok(&carol).await;
+        assert_eq!(app.initiate(&pending.bff).await.status(), 202);
+        app.clock.advance(Duration::minutes(1));
+    }
+    // A fourth session within the hour: refused, and no code goes out.
+    let pending = app.login_ok(&carol).await;
+    let sent = std::fs::read_to_string(app.outbox_path())
+        .unwrap()
+        .lines()
+        .count();
+    let refused = app.initiate(&pending.bff).await;
+    let retry_after: i64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_problem(refused, 429, "TOO_MANY_2FA_ATTEMPTS").await;
+    assert_eq!(retry_after, 57 * 60, "when the oldest send leaves the hour");
+    assert_eq!(
+        std::fs::read_to_string(app.outbox_path())
+            .unwrap()
+            .lines()
+            .count(),
+        sent
+    );
+    // Another customer is not affected; and once the oldest send leaves the hour, one more goes.
+    let other = app.login_ok(&dave).await;
+    assert_eq!(app.initiate(&other.bff).await.status(), 202);
+    app.clock.advance(Duration::minutes(57));
+    let later = app.login_ok(&carol).await;
+    assert_eq!(app.initiate(&later.bff).await.status(), 202);
+    assert_problem(
+        app.initiate(&app.login_ok(&carol).await.bff).await,
+        429,
+        "TOO_MANY_2FA_ATTEMPTS",
+    )
+    .await;
 }

@@ -259,6 +259,10 @@ fn refuse_unopened(
             count_outcome(SEND_METRIC, "limit_reached");
             session.expires_at - now
         }
+        SendOutcome::CustomerBudgetSpent { retry_at } => {
+            count_outcome(SEND_METRIC, "customer_budget_spent");
+            retry_at - now
+        }
     };
     Err(AuthError::TooManyAttempts { retry_after })
 }

@@ -11,7 +11,8 @@ use crate::domain::lockout::LockoutPolicy;
 use crate::domain::ports::{StoreResult, TwoFactorStore};
 use crate::domain::session::SessionId;
 use crate::domain::two_factor::{
-    Challenge, ChallengeId, CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
+    Challenge, ChallengeId, CodeGuess, GuessOutcome, NewChallenge, SendBudget, SendOutcome,
+    TwoFactorPolicy,
 };
 use crate::store::backend::{Backend, query};
 use crate::store::rows::ChallengeRow;
@@ -123,6 +124,36 @@ async fn activate<B: Backend>(tx: &mut Tx<B>, guess: &CodeGuess) -> StoreResult<
     Ok(())
 }
 
+/// When the session's customer was sent `budget.count` codes within the window before this one:
+/// the moment the oldest of them leaves it. The customer's row is locked first, so concurrent
+/// sends to one customer (from any session or instance) are counted one after the other.
+async fn customer_budget_spent<B: Backend>(
+    tx: &mut Tx<B>,
+    c: &NewChallenge,
+    budget: SendBudget,
+) -> StoreResult<Option<OffsetDateTime>> {
+    let (customer,): (String,) = query::<B>("SELECT customer_id FROM sessions WHERE id = $1")
+        .bind(c.session_id.as_str())
+        .fetch_one(tx)
+        .await?;
+    let _: Option<(String,)> = query::<B>(B::CUSTOMER_FOR_SEND)
+        .bind(customer.as_str())
+        .fetch_optional(tx)
+        .await?;
+    let since = to_unix_millis(c.created_at - budget.window);
+    let (sent, oldest): (i64, Option<i64>) = query::<B>(
+        "SELECT COUNT(*), MIN(c.created_at) FROM challenges c JOIN sessions s ON s.id = c.session_id \
+         WHERE s.customer_id = $1 AND c.created_at > $2",
+    )
+    .bind(customer.as_str())
+    .bind(since)
+    .fetch_one(tx)
+    .await?;
+    Ok((sent >= i64::from(budget.count))
+        .then(|| oldest.map(|t| from_unix_millis(t) + budget.window))
+        .flatten())
+}
+
 #[async_trait]
 impl<B: Backend> TwoFactorStore for SqlStore<B> {
     async fn open_challenge(
@@ -165,6 +196,11 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
                 }
                 Some(_) => SendOutcome::LimitReached,
             });
+        }
+        if let Some(budget) = policy.customer_sends
+            && let Some(retry_at) = customer_budget_spent(&mut tx, c, budget).await?
+        {
+            return Ok(SendOutcome::CustomerBudgetSpent { retry_at });
         }
         query::<B>(
             "UPDATE challenges SET status = 'SUPERSEDED' WHERE session_id = $1 AND status = 'OPEN'",

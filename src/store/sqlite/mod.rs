@@ -29,6 +29,7 @@ use crate::domain::customer::Username;
 /// The single writer already orders every write, so nothing is locked explicitly.
 impl Backend for Sqlite {
     const HEAD_FOR_APPEND: &'static str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+    const CUSTOMER_FOR_SEND: &'static str = "SELECT id FROM customers WHERE id = $1";
     const CHECKPOINT_FOR_PURGE: &'static str =
         "SELECT seq, hash FROM audit_checkpoint WHERE id = 1";
     const PURGE_SESSIONS: &'static str = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
