@@ -167,6 +167,7 @@ impl Application {
         });
         metrics::gauge!("finhub_up").set(1.0);
         services.limits.report();
+        spawn_refusal_audit(services.auth.clone());
         spawn_housekeeping(
             services.housekeeper.clone(),
             Arc::clone(&services.limits),
@@ -197,6 +198,21 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await
     }
+}
+
+/// How long refused logins are counted before their counts are audited.
+const REFUSAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Audits the refused logins of each window in aggregate (see `domain::refusals`).
+fn spawn_refusal_audit(auth: AuthService) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REFUSAL_WINDOW);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            auth.flush_refusals().await;
+        }
+    });
 }
 
 /// Runs housekeeping on every instance: purging ended sessions, stale counters and (with a

@@ -16,6 +16,7 @@ pub async fn serve(settings: &Settings, services: &Services) -> anyhow::Result<E
     let app = Application::build(settings, services).await?;
     tracing::info!(address = %app.address(), "finhub-auth listening");
     app.run_until(shutdown_signal()).await.context("serving")?;
+    services.auth.flush_refusals().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -62,6 +63,7 @@ pub async fn demo(settings: &Settings, services: &Services) -> anyhow::Result<Ex
         app.address()
     );
     app.run_until(shutdown_signal()).await.context("serving")?;
+    services.auth.flush_refusals().await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -16,6 +16,7 @@ pub mod lockout;
 pub mod password;
 pub mod ports;
 pub mod rate_limit;
+pub mod refusals;
 pub mod security;
 pub mod session;
 pub mod token;

@@ -29,8 +29,51 @@ async fn logins_per_username_are_rate_limited_with_retry_after(backend: Backend)
         StatusCode::UNAUTHORIZED,
         "other usernames are unaffected"
     );
-    let refused = app.audit_of_kind("login.failed").await;
-    assert!(refused.iter().any(|e| e["reason"] == "rate_limited"));
+    // Refusals are audited in aggregate, when the window closes.
+    let refused = |events: Vec<serde_json::Value>| {
+        events
+            .into_iter()
+            .filter(|e| e["reason"] == "rate_limited")
+            .collect::<Vec<_>>()
+    };
+    assert!(refused(app.audit_of_kind("login.failed").await).is_empty());
+    app.services.auth.flush_refusals().await;
+    let events = refused(app.audit_of_kind("login.failed").await);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["details"]["count"], 1);
+}
+
+on_both_stores!(a_flood_of_refused_logins_costs_one_audit_event_per_key_and_window);
+async fn a_flood_of_refused_logins_costs_one_audit_event_per_key_and_window(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.limits.login_per_account = "1/h".parse().ok();
+        s.lockout.threshold = 3;
+    })
+    .await;
+    let alice = app.create_customer("alice", None).await;
+    let before = app.audit().await.len();
+    assert_eq!(app.login(&alice.username, PASSWORD).await.status(), 200);
+    // 10,000 refused logins on one username from one address, 64 at a time.
+    let body = serde_json::json!({"username": alice.username, "password": "guess"});
+    let mut statuses = Vec::new();
+    for _ in 0..(10_000 / 64 + 1) {
+        let batch = (0..64).map(|_| app.post_json("/api/v1/auth/token", &body, None));
+        statuses.extend(join_all(batch).await.into_iter().map(|r| r.status()));
+    }
+    assert!(statuses.iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS));
+    // Not one write for all of them: the trail holds the accepted login only.
+    assert_eq!(app.audit().await.len(), before + 1);
+    app.services.auth.flush_refusals().await;
+    let events = app.audit().await;
+    assert_eq!(events.len(), before + 2, "one event for the whole window");
+    let flood = events.last().unwrap();
+    assert_eq!(flood["kind"], "login.failed");
+    assert_eq!(flood["reason"], "rate_limited");
+    assert_eq!(flood["username"], alice.username.as_str());
+    assert_eq!(flood["details"]["count"], statuses.len());
+    // The next window starts empty.
+    app.services.auth.flush_refusals().await;
+    assert_eq!(app.audit().await.len(), before + 2);
 }
 
 on_both_stores!(logins_per_client_ip_are_rate_limited);

@@ -188,8 +188,15 @@ async fn operators_lock_and_unlock_customers() {
     let kinds: Vec<String> = tail.lines().map(kind).collect();
     assert_eq!(
         kinds,
-        ["login.failed", "account.unlocked", "login.succeeded"]
+        ["account.locked", "account.unlocked", "login.succeeded"]
     );
+    // The refused login is audited with its window's count, at the latest when serve stops.
+    server.terminate();
+    let tail = stdout(&run_ok(&setup, &["audit", "tail", "-n", "1"]));
+    let refused: serde_json::Value = serde_json::from_str(tail.trim()).unwrap();
+    assert_eq!(refused["kind"], "login.failed");
+    assert_eq!(refused["reason"], "account_locked");
+    assert_eq!(refused["details"]["count"], 1);
 }
 
 #[tokio::test]

@@ -212,6 +212,16 @@ impl Instance {
     }
 
     /// SIGKILL: no graceful shutdown, no flushing.
+    /// SIGTERM, and waits for the graceful shutdown to finish.
+    pub fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        self.child.wait().expect("reap serve");
+    }
+
     pub fn kill_9(mut self) {
         self.child.kill().expect("kill serve");
         self.child.wait().expect("reap serve");

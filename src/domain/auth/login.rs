@@ -33,10 +33,9 @@ impl AuthService {
                 .client(client)
         };
 
+        // Refusals before the password is checked are counted, and audited in aggregate.
         if let Err(wait) = self.limits.check_login(client.ip, username.as_str()).await {
-            self.store
-                .append_event(&attempt(Outcome::Failure).reason("rate_limited"))
-                .await?;
+            self.refusals.count("rate_limited", username, client, now);
             count_outcome(LOGIN_METRIC, "rate_limited");
             return Err(AuthError::RateLimited {
                 retry_after: time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND),
@@ -45,9 +44,7 @@ impl AuthService {
 
         let lockout = self.store.lockout(username).await?;
         if let Some(lock) = lockout.lock_at(now) {
-            self.store
-                .append_event(&attempt(Outcome::Failure).reason("account_locked"))
-                .await?;
+            self.refusals.count("account_locked", username, client, now);
             count_outcome(LOGIN_METRIC, "account_locked");
             return Err(AuthError::AccountLocked {
                 until: lock.until(),
@@ -59,10 +56,9 @@ impl AuthService {
         let verification = match self.hasher.verify(password, stored_hash).await {
             Ok(v) => v,
             Err(HashError::Overloaded) => {
-                // Refused unchecked; still an attempt worth recording.
-                self.store
-                    .append_event(&attempt(Outcome::Failure).reason("service_overloaded"))
-                    .await?;
+                // Refused unchecked: shedding load must not add a write.
+                self.refusals
+                    .count("service_overloaded", username, client, now);
                 count_outcome(LOGIN_METRIC, "service_overloaded");
                 return Err(AuthError::Overloaded);
             }

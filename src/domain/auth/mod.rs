@@ -21,6 +21,7 @@ use super::error::AuthError;
 use super::lockout::LockoutPolicy;
 use super::password::PasswordHasher;
 use super::rate_limit::RateLimits;
+use super::refusals::Refusals;
 use super::session::{Ended, Session, SessionId, SessionPolicy, SessionState};
 use super::token::{SessionToken, TokenPair};
 use super::two_factor::TwoFactorPolicy;
@@ -73,6 +74,7 @@ pub struct AuthService {
     notifier: Arc<dyn Notifier>,
     policies: Policies,
     limits: Arc<RateLimits>,
+    refusals: Arc<Refusals>,
 }
 
 impl AuthService {
@@ -91,6 +93,19 @@ impl AuthService {
             notifier,
             policies,
             limits,
+            refusals: Arc::default(),
+        }
+    }
+
+    /// Audits the refused logins counted since the last call, one event per key (see
+    /// [`Refusals`]). Run every minute, and at shutdown.
+    pub async fn flush_refusals(&self) {
+        let events = self.refusals.drain();
+        if events.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.append_events(&events).await {
+            tracing::warn!(error = %e, events = events.len(), "refused logins could not be audited");
         }
     }
 

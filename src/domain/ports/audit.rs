@@ -20,6 +20,8 @@ pub struct AuditQuery {
 pub trait AuditStore: Send + Sync + 'static {
     /// Appends one event on its own, for actions that change nothing else.
     async fn append_event(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Appends several events on their own, in one transaction.
+    async fn append_events(&self, events: &[AuditEvent]) -> StoreResult<()>;
     async fn audit_events(&self, query: AuditQuery) -> StoreResult<Vec<ChainedEvent>>;
     /// The newest `n` events, oldest first.
     async fn audit_tail(&self, n: u32) -> StoreResult<Vec<ChainedEvent>>;

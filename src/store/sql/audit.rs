@@ -94,8 +94,13 @@ pub(super) async fn append<B: Backend>(
 #[async_trait]
 impl<B: Backend> AuditStore for SqlStore<B> {
     async fn append_event(&self, event: &AuditEvent) -> StoreResult<()> {
+        self.append_events(std::slice::from_ref(event)).await
+    }
+
+    async fn append_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        let events: Vec<&AuditEvent> = events.iter().collect();
         let mut tx = self.write().await?;
-        append(&mut tx, &self.seal, &[event]).await?;
+        append(&mut tx, &self.seal, &events).await?;
         tx.commit().await?;
         Ok(())
     }
