@@ -15,9 +15,11 @@ use crate::domain::accounts::Accounts;
 use crate::domain::audit::ChainSeal;
 use crate::domain::auth::AuthService;
 use crate::domain::housekeeping::Housekeeper;
+use crate::domain::location::Locator;
 use crate::domain::password::PasswordHasher;
 use crate::domain::ports::{Notifier, Store};
 use crate::domain::rate_limit::RateLimits;
+use crate::geo::{MmdbLocator, spawn_reloader};
 use crate::http::client_ip::TrustedProxies;
 use crate::http::state::{AppState, Components};
 use crate::http::web::WebClient;
@@ -77,6 +79,7 @@ impl Services {
             .context(HASHING_SETTINGS)?;
         let notifier = notifier(&settings.notifier)?;
         let limits = Arc::new(rate_limits(&settings.limits)?);
+        let locator = locator(settings)?;
         let auth = AuthService::new(
             Arc::clone(&store),
             Arc::clone(&clock),
@@ -85,6 +88,10 @@ impl Services {
             settings.policies(),
             Arc::clone(&limits),
         );
+        let auth = match locator {
+            Some(locator) => auth.locating_with(locator),
+            None => auth,
+        };
         let accounts = Accounts::new(Arc::clone(&store), Arc::clone(&clock), hasher);
         let housekeeper = Housekeeper::new(Arc::clone(&store), clock, settings.retention());
         Ok(Self {
@@ -113,6 +120,16 @@ fn notifier(settings: &NotifierSection) -> anyhow::Result<Arc<dyn Notifier>> {
             "FINHUB_NOTIFIER=live: SMTP and SMS gateway delivery are not available in this version; use outbox"
         ),
     }
+}
+
+/// The location database of `FINHUB_GEOIP_DB`, reloaded on SIGHUP and when its files change.
+fn locator(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Locator>>> {
+    let Some(paths) = &settings.risk.geoip_db else {
+        return Ok(None);
+    };
+    let locator = Arc::new(MmdbLocator::open(paths.clone())?);
+    spawn_reloader(Arc::clone(&locator));
+    Ok(Some(locator))
 }
 
 /// The rate limits, shared through Redis when `FINHUB_REDIS_URL` names one.

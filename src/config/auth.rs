@@ -2,6 +2,7 @@
 //! the domain policy it describes.
 
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use time::Duration;
 use super::values::{NonNegative, OrOff, Positive, PositiveOrOff, Span};
 use crate::domain::lockout::LockoutPolicy;
 use crate::domain::rate_limit::{Per, Rate, RateLimits};
+use crate::domain::risk::RiskAction;
 use crate::domain::session::SessionPolicy;
 use crate::domain::two_factor::{SendBudget, TwoFactorPolicy};
 
@@ -177,5 +179,45 @@ impl Default for LimitsSection {
 impl LimitsSection {
     pub fn rate_limits(&self) -> RateLimits {
         RateLimits::new(self.api_per_ip, self.login_per_ip, self.login_per_account)
+    }
+}
+
+/// Unusual logins: where addresses are located, and what a flagged login triggers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RiskSection {
+    /// A MaxMind-format database (GeoLite2, DB-IP and compatible) with country, ASN and
+    /// optionally coordinates; several files (a City and an ASN database) separated by commas.
+    /// Unset: no location checks.
+    #[serde(rename = "geoip_db", default, with = "As::<Option<GeoipFiles>>")]
+    pub geoip_db: Option<Vec<PathBuf>>,
+    #[serde(rename = "risk_action")]
+    pub action: RiskAction,
+}
+
+/// `a.mmdb,b.mmdb`: one or more paths.
+struct GeoipFiles;
+
+impl serde_with::SerializeAs<Vec<PathBuf>> for GeoipFiles {
+    fn serialize_as<S: serde::Serializer>(paths: &Vec<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+        let joined: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        s.serialize_str(&joined.join(","))
+    }
+}
+
+impl<'de> serde_with::DeserializeAs<'de, Vec<PathBuf>> for GeoipFiles {
+    fn deserialize_as<D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+        let text = String::deserialize(d)?;
+        let paths: Vec<PathBuf> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if paths.is_empty() {
+            return Err(serde::de::Error::custom(
+                "must name at least one .mmdb file",
+            ));
+        }
+        Ok(paths)
     }
 }

@@ -30,7 +30,7 @@ use figment::value::Dict;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use auth::{LimitsSection, LockoutSection, SessionSection, TwoFactorSection};
+pub use auth::{LimitsSection, LockoutSection, RiskSection, SessionSection, TwoFactorSection};
 pub use records::{AuditSection, HousekeepingSection};
 pub use server::{
     HashingSection, LogFormat, NotifierKind, NotifierSection, ServerSection, StoreSection,
@@ -57,6 +57,8 @@ pub struct Settings {
     #[serde(flatten)]
     pub limits: LimitsSection,
     #[serde(flatten)]
+    pub risk: RiskSection,
+    #[serde(flatten)]
     pub hashing: HashingSection,
     #[serde(flatten)]
     pub notifier: NotifierSection,
@@ -80,8 +82,6 @@ pub struct ConfigError(String);
 
 /// Documented variables of controls that later versions add (names as keys).
 const FUTURE: &[&str] = &[
-    "geoip_db",
-    "risk_action",
     "tls_cert",
     "tls_key",
     "smtp_url",
@@ -152,6 +152,7 @@ impl Settings {
             two_factor: section(figment)?,
             lockout: section(figment)?,
             limits: section(figment)?,
+            risk: section(figment)?,
             hashing: section(figment)?,
             notifier: section(figment)?,
             audit: section(figment)?,
@@ -184,6 +185,7 @@ impl Settings {
             lockout: self.lockout.policy(),
             two_factor: self.two_factor.policy(),
             devices: self.audit.device_key(),
+            risk: self.risk.action,
         }
     }
 

@@ -89,6 +89,8 @@ fn the_names_are_the_documented_ones() {
         "rate_limit_login_ip",
         "rate_limit_login_account",
         "redis_url",
+        "geoip_db",
+        "risk_action",
     ];
     documented.sort_unstable();
     assert_eq!(known, documented);
@@ -148,9 +150,9 @@ fn unknown_keys_in_the_file_are_refused_and_tls_is_refused_until_supported() {
             .to_string();
         assert_eq!(err, "unknown setting `sesion_ttl` in typo.toml");
 
-        jail.create_file("later.toml", "geoip_db = \"/var/lib/GeoLite2-City.mmdb\"\n")?;
+        jail.create_file("later.toml", "smtp_from = \"auth@finhub.example\"\n")?;
         let s = Settings::load(Some(Path::new("later.toml"))).unwrap();
-        assert_eq!(s.refuse_unsafe().unwrap(), vec!["FINHUB_GEOIP_DB"]);
+        assert_eq!(s.refuse_unsafe().unwrap(), vec!["FINHUB_SMTP_FROM"]);
 
         jail.create_file("redis.toml", "redis_url = \"redis://127.0.0.1\"\n")?;
         let s = Settings::load(Some(Path::new("redis.toml"))).unwrap();

@@ -2,6 +2,8 @@
 
 use std::net::IpAddr;
 
+use super::location::Location;
+
 /// The device a customer says they are on. Fingerprints are the client's own opaque strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
@@ -15,11 +17,13 @@ impl Device {
 }
 
 /// The network and device facts recorded with every authentication event.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClientContext {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
     pub device: Option<Device>,
+    /// Where `ip` is, when a location database is configured (filled in at login).
+    pub location: Location,
 }
 
 impl ClientContext {
@@ -31,6 +35,7 @@ impl ClientContext {
             ip,
             user_agent: user_agent.map(|ua| ua.chars().take(Self::MAX_USER_AGENT).collect()),
             device: None,
+            location: Location::default(),
         }
     }
 

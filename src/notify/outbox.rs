@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::Mutex;
 
 use crate::domain::audit::rfc3339;
-use crate::domain::ports::{CodeMessage, Notifier, NotifyError};
+use crate::domain::ports::{CodeMessage, Notifier, NotifyError, SecurityNotice};
 
 /// Appends to one file; a lock keeps concurrent lines whole.
 #[derive(Debug)]
@@ -56,7 +56,39 @@ impl Notifier for OutboxNotifier {
             code: m.code.expose(),
             text: m.text(),
         };
-        let mut bytes = serde_json::to_vec(&line).map_err(|e| NotifyError(e.to_string()))?;
+        self.append(&line).await
+    }
+
+    async fn send_notice(&self, notice: &SecurityNotice) -> Result<(), NotifyError> {
+        let line = NoticeLine {
+            at: rfc3339(notice.at),
+            channel: "EMAIL",
+            kind: "security_notice",
+            to: &notice.to,
+            customer_id: notice.customer_id.as_str(),
+            flags: &notice.flags,
+            text: notice.text(),
+        };
+        self.append(&line).await
+    }
+}
+
+/// A security notice as the outbox holds it: no code, and `kind` says what it is.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NoticeLine<'a> {
+    at: String,
+    channel: &'static str,
+    kind: &'static str,
+    to: &'a str,
+    customer_id: &'a str,
+    flags: &'a [&'static str],
+    text: String,
+}
+
+impl OutboxNotifier {
+    async fn append(&self, line: &impl Serialize) -> Result<(), NotifyError> {
+        let mut bytes = serde_json::to_vec(line).map_err(|e| NotifyError(e.to_string()))?;
         bytes.push(b'\n');
         let _guard = self.lock.lock().await;
         let mut file = tokio::fs::OpenOptions::new()

@@ -250,7 +250,7 @@ impl TestApp {
         text.lines()
             .rev()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|l| l["customerId"] == customer.id.as_str())
+            .find(|l| l["customerId"] == customer.id.as_str() && l["code"].is_string())
             .and_then(|l| l["code"].as_str().map(str::to_owned))
             .expect("a code in the outbox")
     }

@@ -10,6 +10,7 @@ mod housekeeping;
 mod limits;
 mod lockout;
 mod login;
+mod risk;
 mod security;
 mod sessions;
 mod two_factor;

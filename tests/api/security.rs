@@ -291,23 +291,36 @@ async fn the_audit_trail_never_holds_a_fingerprint(backend: Backend) {
     assert!(audit.contains("Laptop"));
 }
 
-on_both_stores!(a_device_is_new_until_a_login_on_it_completes);
-async fn a_device_is_new_until_a_login_on_it_completes(backend: Backend) {
+on_both_stores!(a_device_is_new_until_a_login_on_it_completes_and_announced_once);
+async fn a_device_is_new_until_a_login_on_it_completes_and_announced_once(backend: Backend) {
     let app = spawn_app(backend).await;
     let carol = app
         .create_customer("carol", Some(TwoFactorMethod::Sms))
         .await;
-    // The password alone: recorded, but not yet known.
+    // A first completed login, with no device named: nothing to compare with yet.
+    let first = app
+        .login_from(&carol.username, "laptop", Some("Laptop"))
+        .await;
+    let challenge = app.initiate_ok(&first.bff).await;
+    tokens(
+        app.verify(&first.bff, &challenge, &app.latest_code(&carol))
+            .await,
+    )
+    .await;
+    // The password alone on a tablet, twice: recorded, still new.
     app.login_from(&carol.username, "tablet", Some("Tablet"))
         .await;
     let pending = app
         .login_from(&carol.username, "tablet", Some("Tablet"))
         .await;
     let challenge = app.initiate_ok(&pending.bff).await;
-    let code = app.latest_code(&carol);
-    let active = tokens(app.verify(&pending.bff, &challenge, &code).await).await;
-    let again = app
-        .login_from(&carol.username, "tablet", Some("Tablet"))
+    let active = tokens(
+        app.verify(&pending.bff, &challenge, &app.latest_code(&carol))
+            .await,
+    )
+    .await;
+    // Completed once: known from now on.
+    app.login_from(&carol.username, "tablet", Some("Tablet"))
         .await;
     let flags: Vec<Value> = app
         .audit_of_kind("login.succeeded")
@@ -317,13 +330,35 @@ async fn a_device_is_new_until_a_login_on_it_completes(backend: Backend) {
         .collect();
     assert_eq!(
         flags,
-        [json!(["NEW_DEVICE"]), json!(["NEW_DEVICE"]), json!([])]
+        [
+            json!([]),
+            json!(["NEW_DEVICE"]),
+            json!(["NEW_DEVICE"]),
+            json!([])
+        ]
     );
     let devices = app
         .json_of("/api/v1/customers/me/devices", &active.bff)
         .await;
-    assert_eq!(devices["devices"].as_array().unwrap().len(), 1);
-    drop(again);
+    assert_eq!(devices["devices"].as_array().unwrap().len(), 2);
+    // The customer is told once, by e-mail, not once per login.
+    let outbox = std::fs::read_to_string(app.outbox_path()).unwrap();
+    let notices: Vec<Value> = outbox
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["kind"] == "security_notice")
+        .collect();
+    assert_eq!(notices.len(), 1, "{outbox}");
+    assert_eq!(notices[0]["to"], carol.username.as_str());
+    assert_eq!(notices[0]["channel"], "EMAIL");
+    assert_eq!(notices[0]["flags"], json!(["NEW_DEVICE"]));
+    let text = notices[0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("New sign-in to your FinHub account from"),
+        "{text}"
+    );
+    assert!(text.contains("Tablet"), "{text}");
+    assert!(notices[0].get("code").is_none());
 }
 
 on_both_stores!(security_events_page_through_the_customers_own_history);
@@ -364,7 +399,11 @@ async fn security_events_page_through_the_customers_own_history(backend: Backend
     assert_eq!(events[3]["outcome"], "failure");
     assert_eq!(events[3]["reason"], "invalid_credentials");
     assert_eq!(events[2]["device"]["name"], "Laptop");
-    assert_eq!(events[2]["flags"], json!(["NEW_DEVICE"]));
+    assert_eq!(
+        events[2]["flags"],
+        json!([]),
+        "a first login has nothing to compare with"
+    );
     assert_eq!(events[0]["flags"], json!([]));
     assert_eq!(events[0]["ip"], "127.0.0.1");
     assert_eq!(events[0]["country"], Value::Null);

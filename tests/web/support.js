@@ -110,10 +110,11 @@ export class Service {
     }
   }
 
+  // The first code written after the outbox held `after` messages (security notices have none).
   async nextCode(after = 0) {
     for (let i = 0; i < 100; i += 1) {
-      const messages = this.messages();
-      if (messages.length > after) return messages.at(-1).code;
+      const code = this.messages().slice(after).find((m) => typeof m.code === 'string');
+      if (code) return code.code;
       await sleep(100);
     }
     throw new Error('no code reached the outbox');

@@ -170,6 +170,10 @@ impl AuditEvent {
             self.device_fingerprint = Some(device.fingerprint.clone());
             self.device_name.clone_from(&device.name);
         }
+        if let Some(country) = &client.location.country {
+            self.details
+                .insert("country".into(), country.clone().into());
+        }
         self
     }
 

@@ -7,7 +7,8 @@ use crate::domain::customer::{Customer, Username};
 use crate::domain::error::AuthError;
 use crate::domain::lockout::LockoutRecord;
 use crate::domain::password::{HashError, Password};
-use crate::domain::ports::SessionStart;
+use crate::domain::ports::{SecurityNotice, SessionStart};
+use crate::domain::risk::{self, RiskAction, RiskFlag};
 use crate::domain::session::{NewSession, SessionId, SessionState};
 use crate::domain::token::TokenPair;
 
@@ -25,7 +26,7 @@ impl AuthService {
     ) -> Result<IssuedSession, AuthError> {
         // From here on the device is known only by its keyed hash: the audit trail, the session
         // and the device list never see the fingerprint itself.
-        let client = &self.with_hashed_device(client);
+        let client = &self.prepared(client);
         let now = self.clock.now();
         let attempt = |outcome| {
             AuditEvent::new(AuditKind::LoginFailed, outcome, now)
@@ -95,12 +96,18 @@ impl AuthService {
         Ok(issued)
     }
 
-    fn with_hashed_device(&self, client: &ClientContext) -> ClientContext {
+    /// The client as the rest of the login sees it: the device known only by its keyed hash,
+    /// and the address located.
+    fn prepared(&self, client: &ClientContext) -> ClientContext {
         let device = client.device.as_ref().map(|d| Device {
             fingerprint: self.policies.devices.hash(&d.fingerprint),
             name: d.name.clone(),
         });
-        client.clone().with_device(device)
+        let mut client = client.clone().with_device(device);
+        if let Some(ip) = client.ip {
+            client.location = self.locator.locate(ip);
+        }
+        client
     }
 
     /// Why this login is unusual for the customer, from their own history.
@@ -108,17 +115,72 @@ impl AuthService {
         &self,
         customer: &Customer,
         client: &ClientContext,
-    ) -> Result<Vec<&'static str>, AuthError> {
-        let mut flags = Vec::new();
-        if let Some(device) = &client.device
-            && !self
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<RiskFlag>, AuthError> {
+        let device_known = match &client.device {
+            Some(device) => Some(
+                self.store
+                    .device_known(&customer.id, &device.fingerprint)
+                    .await?,
+            ),
+            None => None,
+        };
+        let history = self.store.login_history(&customer.id).await?;
+        Ok(risk::assess(&history, &client.location, device_known, now))
+    }
+
+    /// Tells the customer about an unusual sign-in by e-mail, once per new signal: the same new
+    /// country, network or device is not announced again, even before a login on it completes.
+    async fn tell_customer(
+        &self,
+        customer: &Customer,
+        client: &ClientContext,
+        flags: &[RiskFlag],
+        now: time::OffsetDateTime,
+    ) {
+        let location = &client.location;
+        let signal: Vec<String> = flags
+            .iter()
+            .map(|flag| {
+                let what = match flag {
+                    RiskFlag::NewCountry => location.country.clone().unwrap_or_default(),
+                    RiskFlag::NewNetwork => location.asn.map(|a| a.to_string()).unwrap_or_default(),
+                    RiskFlag::NewDevice => client
+                        .device
+                        .as_ref()
+                        .map(|d| d.fingerprint.clone())
+                        .unwrap_or_default(),
+                    RiskFlag::ImpossibleTravel => format!("{now}"),
+                };
+                format!("{}:{what}", flag.as_str())
+            })
+            .collect();
+        let result = async {
+            if !self
                 .store
-                .device_known(&customer.id, &device.fingerprint)
+                .claim_notice(&customer.id, &signal.join("|"), now)
                 .await?
-        {
-            flags.push("NEW_DEVICE");
+            {
+                return Ok(());
+            }
+            let notice = SecurityNotice {
+                at: now,
+                to: customer.email.as_str().to_owned(),
+                customer_id: customer.id.clone(),
+                country: location.country.clone(),
+                device: client.device.as_ref().and_then(|d| d.name.clone()),
+                flags: flags.iter().map(|f| f.as_str()).collect(),
+            };
+            self.notifier
+                .send_notice(&notice)
+                .await
+                .map_err(|e| AuthError::Unavailable(e.to_string()))
         }
-        Ok(flags)
+        .await;
+        if let Err(e) = result {
+            // The login stands; the notice is best effort.
+            tracing::warn!(customer.id = %customer.id, error = %e, "security notice not sent");
+        }
     }
 
     async fn start_session(
@@ -127,7 +189,10 @@ impl AuthService {
         client: &ClientContext,
     ) -> Result<IssuedSession, AuthError> {
         let now = self.clock.now();
-        let state = if customer.two_factor.is_some() {
+        let flags = self.risk_flags(&customer, client, now).await?;
+        // Step-up: an unusual login of a customer without 2FA owes a code by e-mail.
+        let step_up = !flags.is_empty() && self.policies.risk == RiskAction::StepUp;
+        let state = if customer.two_factor.is_some() || step_up {
             SessionState::TwoFactorPending
         } else {
             SessionState::Active
@@ -145,14 +210,15 @@ impl AuthService {
             absolute_expires_at: policy.absolute_expiry(now),
             client: client.clone(),
         };
-        let flags = self.risk_flags(&customer, client).await?;
+        let flag_names: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
         let event = AuditEvent::new(AuditKind::LoginSucceeded, Outcome::Success, now)
             .username(&customer.username)
             .customer(&customer.id)
             .session(&session.id)
             .client(client)
             .detail("state", state.as_str())
-            .detail("flags", flags);
+            .detail("flags", flag_names)
+            .detail("stepUp", step_up);
         match self
             .store
             .start_session(&session, &customer.username, &event)
@@ -160,6 +226,13 @@ impl AuthService {
         {
             SessionStart::Started { .. } => {
                 count_outcome(LOGIN_METRIC, "success");
+                for flag in &flags {
+                    metrics::counter!("finhub_risk_flags_total", "flag" => flag.as_str())
+                        .increment(1);
+                }
+                if !flags.is_empty() && self.policies.risk == RiskAction::Notify {
+                    self.tell_customer(&customer, client, &flags, now).await;
+                }
                 Ok(IssuedSession {
                     session_id: session.id,
                     tokens,

@@ -18,10 +18,12 @@ use super::client::ClientContext;
 use super::customer::{Customer, CustomerId, TwoFactorMethod};
 use super::device::DeviceKey;
 use super::error::AuthError;
+use super::location::{Locator, Nowhere};
 use super::lockout::LockoutPolicy;
 use super::password::PasswordHasher;
 use super::rate_limit::RateLimits;
 use super::refusals::Refusals;
+use super::risk::RiskAction;
 use super::session::{Ended, Session, SessionId, SessionPolicy, SessionState};
 use super::token::{SessionToken, TokenPair};
 use super::two_factor::TwoFactorPolicy;
@@ -36,6 +38,8 @@ pub struct Policies {
     pub two_factor: TwoFactorPolicy,
     /// How device fingerprints are hashed before anything else sees them.
     pub devices: DeviceKey,
+    /// What an unusual login triggers.
+    pub risk: RiskAction,
 }
 
 /// A session and the tokens just issued for it (shown to the customer once).
@@ -75,6 +79,7 @@ pub struct AuthService {
     policies: Policies,
     limits: Arc<RateLimits>,
     refusals: Arc<Refusals>,
+    locator: Arc<dyn Locator>,
 }
 
 impl AuthService {
@@ -94,7 +99,14 @@ impl AuthService {
             policies,
             limits,
             refusals: Arc::default(),
+            locator: Arc::new(Nowhere),
         }
+    }
+
+    /// Locates login addresses with `locator` (a location database) from now on.
+    pub fn locating_with(mut self, locator: Arc<dyn Locator>) -> Self {
+        self.locator = locator;
+        self
     }
 
     /// Audits the refused logins counted since the last call, one event per key (see

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 pub use audit::{AuditQuery, AuditStore};
 pub use customers::{CustomerStore, FailureOutcome, Insertion};
 pub use housekeeping::HousekeepingStore;
-pub use notifier::{CodeMessage, Notifier, NotifyError};
+pub use notifier::{CodeMessage, Notifier, NotifyError, SecurityNotice};
 pub use rate_limit::{CounterUnavailable, SharedCounter};
 pub use security::SecurityStore;
 pub use sessions::{SessionStart, SessionStore};

@@ -31,6 +31,31 @@ impl CodeMessage {
     }
 }
 
+/// A new sign-in the customer should know about, sent by e-mail.
+#[derive(Debug)]
+pub struct SecurityNotice {
+    pub at: OffsetDateTime,
+    pub to: String,
+    pub customer_id: CustomerId,
+    /// ISO 3166 alpha-2, when known.
+    pub country: Option<String>,
+    pub device: Option<String>,
+    /// What made the sign-in unusual, e.g. `NEW_DEVICE`.
+    pub flags: Vec<&'static str>,
+}
+
+impl SecurityNotice {
+    /// The text the customer reads.
+    pub fn text(&self) -> String {
+        let place = self.country.as_deref().unwrap_or("an unknown place");
+        let device = self.device.as_deref().unwrap_or("an unnamed device");
+        format!(
+            "New sign-in to your FinHub account from {place}, {device}, at {} UTC. If this was not you, change your password and contact FinHub.",
+            crate::domain::audit::rfc3339(self.at)
+        )
+    }
+}
+
 /// Why a code could not be handed over for delivery.
 #[derive(Debug, thiserror::Error)]
 #[error("code delivery failed: {0}")]
@@ -40,4 +65,5 @@ pub struct NotifyError(pub String);
 #[async_trait]
 pub trait Notifier: Send + Sync + 'static {
     async fn send(&self, message: &CodeMessage) -> Result<(), NotifyError>;
+    async fn send_notice(&self, notice: &SecurityNotice) -> Result<(), NotifyError>;
 }

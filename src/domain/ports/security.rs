@@ -6,6 +6,7 @@ use super::StoreResult;
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::{CustomerId, Username};
 use crate::domain::device::{DeviceId, KnownDevice};
+use crate::domain::risk::LoginHistory;
 use crate::domain::security::{Cursor, LiveSession, Liveness, SecurityEvent};
 use crate::domain::session::SessionId;
 
@@ -45,6 +46,15 @@ pub trait SecurityStore: Send + Sync + 'static {
         customer: &CustomerId,
         device: &DeviceId,
         event: &AuditEvent,
+    ) -> StoreResult<bool>;
+    /// The places and time of the customer's completed logins, for judging a new one.
+    async fn login_history(&self, customer: &CustomerId) -> StoreResult<LoginHistory>;
+    /// Records that the customer was told about `signal`; false when they already were.
+    async fn claim_notice(
+        &self,
+        customer: &CustomerId,
+        signal: &str,
+        at: time::OffsetDateTime,
     ) -> StoreResult<bool>;
     /// Up to `limit` events of the customer's history (theirs, or naming their username),
     /// newest first, older than `before`.

@@ -18,10 +18,11 @@ pub(super) async fn record_sighting<B: Backend>(
     let verified_at = (s.state == SessionState::Active).then(|| to_unix_millis(s.created_at));
     query::<B>(
         "INSERT INTO devices (id, customer_id, fingerprint_hash, name, first_seen_at, last_seen_at, \
-         last_ip, verified_at) VALUES ($1, $2, $3, $4, $5, $5, $6, $7) \
+         last_ip, last_country, verified_at) VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8) \
          ON CONFLICT (customer_id, fingerprint_hash) DO UPDATE SET \
          name = COALESCE(excluded.name, devices.name), last_seen_at = excluded.last_seen_at, \
-         last_ip = excluded.last_ip, verified_at = COALESCE(devices.verified_at, excluded.verified_at)",
+         last_ip = excluded.last_ip, last_country = excluded.last_country, \
+         verified_at = COALESCE(devices.verified_at, excluded.verified_at)",
     )
     .bind(DeviceId::generate().as_str())
     .bind(s.customer_id.as_str())
@@ -29,6 +30,7 @@ pub(super) async fn record_sighting<B: Backend>(
     .bind(device.name.as_deref())
     .bind(to_unix_millis(s.created_at))
     .bind(s.client.ip.map(|ip| ip.to_string()))
+    .bind(s.client.location.country.as_deref())
     .bind(verified_at)
     .execute(tx)
     .await?;

@@ -8,7 +8,9 @@ use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::customer::{CustomerId, Username};
 use crate::domain::device::{DeviceId, DeviceRef, KnownDevice};
+use crate::domain::location::Coordinates;
 use crate::domain::ports::{SecurityStore, StoreError, StoreResult};
+use crate::domain::risk::LoginHistory;
 use crate::domain::security::{Cursor, HISTORY_KINDS, LiveSession, Liveness, SecurityEvent};
 use crate::domain::session::{SessionId, SessionState};
 use crate::store::backend::{Backend, Query, query, query_built};
@@ -37,6 +39,7 @@ struct LiveSessionRow {
     last_seen_at: i64,
     expires_at: i64,
     ip: Option<String>,
+    country: Option<String>,
     user_agent: Option<String>,
     device_id: Option<String>,
     device_name: Option<String>,
@@ -61,7 +64,7 @@ impl TryFrom<LiveSessionRow> for LiveSession {
             last_seen_at: from_unix_millis(r.last_seen_at),
             expires_at: from_unix_millis(r.expires_at),
             ip: r.ip,
-            country: None,
+            country: r.country,
             user_agent: r.user_agent,
             device: device_ref(r.device_id, r.device_name),
         })
@@ -131,7 +134,7 @@ impl TryFrom<EventRow> for SecurityEvent {
             outcome: Outcome::from_stored(&r.outcome).ok_or_else(|| corrupt("outcome"))?,
             reason: r.reason,
             ip: r.ip,
-            country: None,
+            country: details["country"].as_str().map(str::to_owned),
             device: device_ref(r.device_id, r.device_name),
             flags,
         })
@@ -169,7 +172,7 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         let rows: Vec<LiveSessionRow> = bind_live(
             query::<B>(concat!(
                 "SELECT s.id, s.state, s.created_at, s.last_seen_at, s.expires_at, s.ip, \
-                 s.user_agent, d.id AS device_id, d.name AS device_name FROM sessions s \
+                 s.country, s.user_agent, d.id AS device_id, d.name AS device_name FROM sessions s \
                  LEFT JOIN devices d ON d.customer_id = s.customer_id \
                  AND d.fingerprint_hash = s.device_fingerprint WHERE ",
                 live!(),
@@ -288,6 +291,66 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         audit::append(&mut tx, &self.seal, &[event]).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn login_history(&self, customer: &CustomerId) -> StoreResult<LoginHistory> {
+        let mut conn = self.read().await?;
+        let row: Option<(Option<i64>, Option<i64>, Option<f64>, Option<f64>)> = query::<B>(
+            "SELECT last_login_at, last_located_at, last_latitude, last_longitude \
+             FROM customers WHERE id = $1",
+        )
+        .bind(customer.as_str())
+        .fetch_optional(&mut conn)
+        .await?;
+        let Some((last_login, located_at, latitude, longitude)) = row else {
+            return Ok(LoginHistory::default());
+        };
+        let places: Vec<(String, String)> =
+            query::<B>("SELECT kind, value FROM login_places WHERE customer_id = $1")
+                .bind(customer.as_str())
+                .fetch_all(&mut conn)
+                .await?;
+        let mut history = LoginHistory {
+            completed_before: last_login.is_some(),
+            last_located: match (located_at, latitude, longitude) {
+                (Some(at), Some(latitude), Some(longitude)) => Some((
+                    from_unix_millis(at),
+                    Coordinates {
+                        latitude,
+                        longitude,
+                    },
+                )),
+                _ => None,
+            },
+            ..LoginHistory::default()
+        };
+        for (kind, value) in places {
+            match kind.as_str() {
+                "COUNTRY" => history.countries.push(value),
+                _ => history.networks.extend(value.parse::<u32>().ok()),
+            }
+        }
+        Ok(history)
+    }
+
+    async fn claim_notice(
+        &self,
+        customer: &CustomerId,
+        signal: &str,
+        at: time::OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let claimed = query::<B>(
+            "INSERT INTO risk_notices (customer_id, signal, sent_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(customer.as_str())
+        .bind(signal)
+        .bind(to_unix_millis(at))
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(claimed == 1)
     }
 
     async fn security_events(

@@ -4,7 +4,7 @@ use anyhow::anyhow;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{SqlStore, Tx, audit, customers, devices};
+use super::{SqlStore, Tx, audit, customers, devices, places};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::{Customer, CustomerId, Username};
@@ -139,10 +139,12 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             SessionState::TwoFactorPending => None,
         };
         let device = s.client.device.as_ref();
+        let location = &s.client.location;
         query::<B>(
             "INSERT INTO sessions (id, customer_id, state, access_hash, refresh_hash, created_at, \
              expires_at, absolute_expires_at, last_seen_at, login_at, previous_login_at, ip, user_agent, \
-             device_fingerprint, device_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             device_fingerprint, device_name, country, asn, latitude, longitude) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )
         .bind(s.id.as_str())
         .bind(s.customer_id.as_str())
@@ -159,8 +161,15 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         .bind(s.client.user_agent.as_deref())
         .bind(device.map(|d| d.fingerprint.as_str()))
         .bind(device.and_then(|d| d.name.as_deref()))
+        .bind(location.country.as_deref())
+        .bind(location.asn.map(i64::from))
+        .bind(location.coordinates.map(|c| c.latitude))
+        .bind(location.coordinates.map(|c| c.longitude))
         .execute(&mut tx)
         .await?;
+        if login.is_some() {
+            places::record_completed_login(&mut tx, &s.id, s.created_at).await?;
+        }
         if let Some(device) = device {
             devices::record_sighting(&mut tx, s, device).await?;
         }

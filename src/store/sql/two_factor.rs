@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
-use super::{SqlStore, Tx, audit, customers, devices, sessions};
+use super::{SqlStore, Tx, audit, customers, devices, places, sessions};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::CustomerId;
@@ -121,6 +121,7 @@ async fn activate<B: Backend>(tx: &mut Tx<B>, guess: &CodeGuess) -> StoreResult<
     .execute(tx)
     .await?;
     devices::mark_verified(tx, &r.session_id, r.at).await?;
+    places::record_completed_login(tx, &r.session_id, r.at).await?;
     Ok(())
 }
 

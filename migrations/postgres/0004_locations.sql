@@ -1,0 +1,26 @@
+-- Where each login came from (when a location database is configured), the places of each
+-- customer's completed logins, and the unusual-login notices already sent.
+ALTER TABLE sessions ADD COLUMN country TEXT;
+ALTER TABLE sessions ADD COLUMN asn BIGINT;
+ALTER TABLE sessions ADD COLUMN latitude DOUBLE PRECISION;
+ALTER TABLE sessions ADD COLUMN longitude DOUBLE PRECISION;
+
+ALTER TABLE customers ADD COLUMN last_located_at BIGINT;
+ALTER TABLE customers ADD COLUMN last_latitude DOUBLE PRECISION;
+ALTER TABLE customers ADD COLUMN last_longitude DOUBLE PRECISION;
+
+CREATE TABLE login_places (
+    customer_id   TEXT NOT NULL REFERENCES customers (id),
+    kind          TEXT NOT NULL CHECK (kind IN ('COUNTRY', 'NETWORK')),
+    value         TEXT NOT NULL,
+    first_seen_at BIGINT NOT NULL,
+    last_seen_at  BIGINT NOT NULL,
+    PRIMARY KEY (customer_id, kind, value)
+);
+
+CREATE TABLE risk_notices (
+    customer_id TEXT NOT NULL REFERENCES customers (id),
+    signal      TEXT NOT NULL,
+    sent_at     BIGINT NOT NULL,
+    PRIMARY KEY (customer_id, signal)
+);
