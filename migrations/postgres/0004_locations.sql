@@ -5,6 +5,9 @@ ALTER TABLE sessions ADD COLUMN asn BIGINT;
 ALTER TABLE sessions ADD COLUMN latitude DOUBLE PRECISION;
 ALTER TABLE sessions ADD COLUMN longitude DOUBLE PRECISION;
 
+-- The user agent of a device's latest login.
+ALTER TABLE devices ADD COLUMN last_user_agent TEXT;
+
 ALTER TABLE customers ADD COLUMN last_located_at BIGINT;
 ALTER TABLE customers ADD COLUMN last_latitude DOUBLE PRECISION;
 ALTER TABLE customers ADD COLUMN last_longitude DOUBLE PRECISION;

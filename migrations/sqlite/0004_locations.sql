@@ -5,6 +5,9 @@ ALTER TABLE sessions ADD COLUMN asn INTEGER;
 ALTER TABLE sessions ADD COLUMN latitude REAL;
 ALTER TABLE sessions ADD COLUMN longitude REAL;
 
+-- The user agent of a device's latest login.
+ALTER TABLE devices ADD COLUMN last_user_agent TEXT;
+
 ALTER TABLE customers ADD COLUMN last_located_at INTEGER;
 ALTER TABLE customers ADD COLUMN last_latitude REAL;
 ALTER TABLE customers ADD COLUMN last_longitude REAL;

@@ -1,7 +1,7 @@
-//! `serve` as a process: what it writes down, and what survives a kill -9.
+//! `serve` as a process: what it writes down, what survives a kill -9, and reloading on SIGHUP.
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{PASSWORD, database, full_flow, login, run_ok, sandbox, stdout};
 
@@ -63,4 +63,56 @@ async fn a_kill_9_loses_no_acknowledged_session_or_logout() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["code"], "UNAUTHENTICATED");
     run_ok(&setup, &["audit", "verify"]);
+}
+
+/// A one-network location database placing 203.0.113.0/24 in `country`.
+fn write_location_database(path: &std::path::Path, country: &str) {
+    let mut writer = mmdb_writer::Writer::new("FinHub-Test-Country");
+    let record = json!({"country": {"iso_code": country}});
+    let net: ipnet::IpNet = "203.0.113.0/24".parse().unwrap();
+    writer.insert(net, &record).unwrap();
+    std::fs::write(path, writer.to_bytes().unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn the_location_database_is_reloaded_on_sighup() {
+    let (setup, dir) = sandbox();
+    let db = dir.path().join("geo.mmdb");
+    write_location_database(&db, "GB");
+    let setup = setup
+        .with("FINHUB_GEOIP_DB", &db.display().to_string())
+        .with("FINHUB_TRUSTED_PROXIES", "127.0.0.0/8");
+    setup.create_customer("alice", "off", PASSWORD);
+    let server = setup.serve("serve").await;
+    let country = |token: String| {
+        let server = &server;
+        async move {
+            let (_, list) = server.get("/api/v1/sessions", Some(&token)).await;
+            list["sessions"][0]["country"].clone()
+        }
+    };
+    let login_from_203 = || async {
+        let response = server
+            .client
+            .post(server.url("/api/v1/auth/token"))
+            .header("x-forwarded-for", "203.0.113.7")
+            .json(&json!({"username": "alice@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        body["bffToken"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(country(login_from_203().await).await, "GB");
+
+    write_location_database(&db, "IE");
+    server.signal("HUP");
+    for _ in 0..50 {
+        let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+        if log.contains("location database reloaded") && log.contains("SIGHUP") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(country(login_from_203().await).await, "IE");
 }

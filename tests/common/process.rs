@@ -212,6 +212,15 @@ impl Instance {
     }
 
     /// SIGKILL: no graceful shutdown, no flushing.
+    /// Sends `signal` (`HUP`, …) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
     /// SIGTERM, and waits for the graceful shutdown to finish.
     pub fn terminate(mut self) {
         let status = Command::new("kill")

@@ -18,10 +18,12 @@ pub(super) async fn record_sighting<B: Backend>(
     let verified_at = (s.state == SessionState::Active).then(|| to_unix_millis(s.created_at));
     query::<B>(
         "INSERT INTO devices (id, customer_id, fingerprint_hash, name, first_seen_at, last_seen_at, \
-         last_ip, last_country, verified_at) VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8) \
+         last_ip, last_country, verified_at, last_user_agent) \
+         VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9) \
          ON CONFLICT (customer_id, fingerprint_hash) DO UPDATE SET \
          name = COALESCE(excluded.name, devices.name), last_seen_at = excluded.last_seen_at, \
          last_ip = excluded.last_ip, last_country = excluded.last_country, \
+         last_user_agent = excluded.last_user_agent, \
          verified_at = COALESCE(devices.verified_at, excluded.verified_at)",
     )
     .bind(DeviceId::generate().as_str())
@@ -32,6 +34,7 @@ pub(super) async fn record_sighting<B: Backend>(
     .bind(s.client.ip.map(|ip| ip.to_string()))
     .bind(s.client.location.country.as_deref())
     .bind(verified_at)
+    .bind(s.client.user_agent.as_deref())
     .execute(tx)
     .await?;
     Ok(())
