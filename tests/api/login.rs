@@ -183,6 +183,42 @@ async fn a_hash_with_outdated_parameters_is_upgraded_on_login(backend: Backend) 
     tokens(stronger.login(&alice.username, PASSWORD).await).await;
 }
 
+on_both_stores!(an_account_locked_while_its_password_is_checked_is_not_rehashed);
+async fn an_account_locked_while_its_password_is_checked_is_not_rehashed(backend: Backend) {
+    // A costly stored hash keeps the check busy long enough to lock the account meanwhile.
+    let costly = spawn_app_with(backend, |s| {
+        s.hashing.memory_kib = 64 * 1024;
+        s.hashing.iterations = 6;
+    })
+    .await;
+    let alice = costly.create_customer("alice", None).await;
+    let app = crate::helpers::spawn_app_with(backend, {
+        let url = costly.db_url().to_owned();
+        let outbox = costly.outbox_path();
+        move |s| {
+            s.store.url = url;
+            s.notifier.outbox_path = outbox;
+        }
+    })
+    .await;
+    let username = finhub_auth::domain::customer::Username::parse(&alice.username).unwrap();
+    let login = app.login(&alice.username, PASSWORD);
+    let lock = async {
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        app.services.accounts.lock(&username).await.unwrap();
+    };
+    let (response, ()) = tokio::join!(login, lock);
+    // The right password, answered exactly as a locked account's wrong one would be...
+    assert_problem(response, 423, "ACCOUNT_LOCKED").await;
+    // ...and nothing about the account changed: no rehash, no session.
+    assert!(
+        app.audit_of_kind("customer.password_rehashed")
+            .await
+            .is_empty()
+    );
+    assert!(app.audit_of_kind("login.succeeded").await.is_empty());
+}
+
 on_both_stores!(a_2fa_customer_starts_pending_with_a_ten_minute_session);
 async fn a_2fa_customer_starts_pending_with_a_ten_minute_session(backend: Backend) {
     let app = spawn_app(backend).await;
