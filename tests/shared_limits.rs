@@ -1,5 +1,5 @@
 //! Rate limits shared through Redis by two `serve` processes, and what happens when Redis goes
-//! away and comes back. Each test runs a private `redis-server` on a port of its own.
+//! away and comes back (on a private `redis-server` the test starts and stops).
 
 #[path = "common/process.rs"]
 mod process;
@@ -62,20 +62,21 @@ impl Drop for Redis {
     }
 }
 
-/// Two instances, each on a database of its own, sharing `redis` for their limits.
-async fn pair(redis: &Redis, dir: &tempfile::TempDir) -> (Instance, Instance, Setup) {
+/// Two instances, each on a database of its own, sharing the Redis at `redis_url` for their
+/// limits, each with the customer `name`.
+async fn pair(redis_url: &str, dir: &tempfile::TempDir, name: &str) -> (Instance, Instance, Setup) {
     let setups: Vec<Setup> = ["a", "b"]
         .iter()
-        .map(|name| {
-            let path = dir.path().join(name);
+        .map(|instance| {
+            let path = dir.path().join(instance);
             std::fs::create_dir_all(&path).unwrap();
             Setup::sqlite(&path)
-                .with("FINHUB_REDIS_URL", &redis.url())
+                .with("FINHUB_REDIS_URL", redis_url)
                 .with("FINHUB_RATE_LIMIT_LOGIN_ACCOUNT", "4/min")
         })
         .collect();
     for setup in &setups {
-        setup.create_customer("alice", "off", PASSWORD);
+        setup.create_customer(name, "off", PASSWORD);
     }
     let (a, b) = tokio::join!(setups[0].serve("a"), setups[1].serve("b"));
     (a, b, setups[0].clone())
@@ -103,16 +104,18 @@ async fn metric(on: &Instance, name: &str) -> Option<f64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_allow_together_what_one_allows() {
-    let redis = Redis::start_on(free_port()).await;
+async fn two_instances_on_the_local_redis_allow_together_what_one_allows() {
+    // The machine's Redis (scripts/test starts it), shared with other runs: a username of our own.
+    let name = format!("shared-{}", uuid::Uuid::new_v4().simple());
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, _) = pair(&redis, &dir).await;
+    let (a, b, _) = pair("redis://127.0.0.1:6379", &dir, &name).await;
     assert_eq!(readiness(&a).await["details"]["rateLimits"], "shared");
 
+    let username = format!("{name}@example.com");
     let mut statuses = Vec::new();
     for i in 0..8 {
         let on = if i % 2 == 0 { &a } else { &b };
-        statuses.push(on.login("alice@example.com", PASSWORD).await.0);
+        statuses.push(on.login(&username, PASSWORD).await.0);
     }
     let allowed = statuses.iter().filter(|s| **s == StatusCode::OK).count();
     let limited = statuses
@@ -127,7 +130,7 @@ async fn without_redis_each_instance_counts_for_itself_and_goes_back_when_it_ret
     let port = free_port();
     let redis = Redis::start_on(port).await;
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, _) = pair(&redis, &dir).await;
+    let (a, b, _) = pair(&redis.url(), &dir, "alice").await;
     assert_eq!(
         a.login("alice@example.com", PASSWORD).await.0,
         StatusCode::OK
