@@ -20,8 +20,9 @@ use crate::domain::password::PasswordHasher;
 use crate::domain::ports::{Notifier, Store};
 use crate::domain::rate_limit::RateLimits;
 use crate::geo::{MmdbLocator, spawn_reloader};
+use crate::http::OpsRoutes;
 use crate::http::client_ip::TrustedProxies;
-use crate::http::state::{AppState, Components};
+use crate::http::state::{AppState, Components, Readiness};
 use crate::http::web::WebClient;
 use crate::limits::redis::RedisCounter;
 use crate::notify::outbox::OutboxNotifier;
@@ -149,6 +150,8 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     address: SocketAddr,
+    /// The operations address and its router, when `FINHUB_OPS_LISTEN` names one.
+    ops: Option<(TcpListener, axum::Router)>,
 }
 
 impl Application {
@@ -181,7 +184,22 @@ impl Application {
             limits: Arc::clone(&services.limits),
             metrics: crate::telemetry::metrics_handle(),
             proxies: TrustedProxies::new(server.trusted_proxies.clone(), server.client_ip_header),
+            readiness: Readiness::default(),
         });
+        let ops = match server.ops_listen {
+            None => None,
+            Some(address) => {
+                let listener = TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("FINHUB_OPS_LISTEN: cannot bind {address}"))?;
+                Some((listener, crate::http::ops_router(state.clone())))
+            }
+        };
+        let placement = if ops.is_some() {
+            OpsRoutes::Separate
+        } else {
+            OpsRoutes::Public
+        };
         metrics::gauge!("finhub_up").set(1.0);
         services.limits.report();
         spawn_refusal_audit(services.auth.clone());
@@ -190,11 +208,13 @@ impl Application {
             Arc::clone(&services.limits),
             settings.housekeeping.interval.unsigned_abs(),
         );
-        let router = crate::http::router(state, web, server.request_timeout.unsigned_abs());
+        let router =
+            crate::http::router(state, web, placement, server.request_timeout.unsigned_abs());
         Ok(Self {
             listener,
             router,
             address,
+            ops,
         })
     }
 
@@ -203,17 +223,35 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// The operations address, when there is one.
+    pub fn ops_address(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(
+        let public = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        );
+        let Some((listener, router)) = self.ops else {
+            return public.with_graceful_shutdown(shutdown).await;
+        };
+        // Both stop on the one shutdown signal.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let ops = axum::serve(listener, router).with_graceful_shutdown(wait(stopped.clone()));
+        let (public, ops) = tokio::join!(public.with_graceful_shutdown(wait(stopped)), ops);
+        public.and(ops)
     }
 }
 

@@ -14,7 +14,10 @@ use crate::startup::{Application, Services, shutdown_signal};
 
 pub async fn serve(settings: &Settings, services: &Services) -> anyhow::Result<ExitCode> {
     let app = Application::build(settings, services).await?;
-    tracing::info!(address = %app.address(), "finhub-auth listening");
+    match app.ops_address() {
+        Some(ops) => tracing::info!(address = %app.address(), ops = %ops, "finhub-auth listening"),
+        None => tracing::info!(address = %app.address(), "finhub-auth listening"),
+    }
     app.run_until(shutdown_signal()).await.context("serving")?;
     services.auth.flush_refusals().await;
     tracing::info!("stopped");

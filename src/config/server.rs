@@ -43,6 +43,9 @@ pub struct ServerSection {
     pub trusted_proxies: Vec<IpNet>,
     /// The one forwarding header the trusted proxies write; the other is ignored.
     pub client_ip_header: ClientIpHeader,
+    /// A second address for `/readyz` and `/metrics`, which then leave the public one.
+    #[serde(default)]
+    pub ops_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerSection {
@@ -53,6 +56,7 @@ impl Default for ServerSection {
             request_timeout: Duration::seconds(30),
             trusted_proxies: Vec::new(),
             client_ip_header: ClientIpHeader::XForwardedFor,
+            ops_listen: None,
         }
     }
 }

@@ -83,6 +83,7 @@ fn the_names_are_the_documented_ones() {
         "housekeeping_batch",
         "trusted_proxies",
         "client_ip_header",
+        "ops_listen",
         "audit_key",
         "audit_key_file",
         "rate_limit_ip",

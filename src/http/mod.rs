@@ -27,9 +27,27 @@ use self::error::ApiError;
 use self::state::AppState;
 use self::web::WebClient;
 
+/// Where readiness and metrics are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpsRoutes {
+    /// On the public address too.
+    Public,
+    /// Only on the operations address (`FINHUB_OPS_LISTEN`).
+    Separate,
+}
+
 /// The whole service: the API, and the web client's pages beside it.
-pub fn router(state: AppState, web: WebClient, request_timeout: Duration) -> Router {
-    let (routes, _) = openapi::routes().split_for_parts();
+pub fn router(
+    state: AppState,
+    web: WebClient,
+    ops: OpsRoutes,
+    request_timeout: Duration,
+) -> Router {
+    let routes = match ops {
+        OpsRoutes::Public => openapi::routes().merge(routes::health::ops_router()),
+        OpsRoutes::Separate => openapi::routes(),
+    };
+    let (routes, _) = routes.split_for_parts();
     let api = routes
         .route_layer(middleware::from_fn(request_id::mark_route))
         .fallback(|| async { ApiError::NotFound })
@@ -63,5 +81,19 @@ pub fn router(state: AppState, web: WebClient, request_timeout: Duration) -> Rou
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(middleware::map_request(request_id::drop_insane_request_id));
+    headers::with_security_headers(router)
+}
+
+/// The operations address: `/healthz`, `/readyz` and `/metrics`, for the monitoring network.
+pub fn ops_router(state: AppState) -> Router {
+    let (routes, _) = routes::health::liveness()
+        .merge(routes::health::ops_router())
+        .split_for_parts();
+    let router = routes
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state)
+        .layer(middleware::from_fn(request_id::request_context))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
     headers::with_security_headers(router)
 }

@@ -108,7 +108,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub fn document() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| {
-        let mut api = routes().into_openapi();
+        let mut api = routes().merge(health::ops_router()).into_openapi();
         BearerAuth.modify(&mut api);
         CommonErrors.modify(&mut api);
         api.to_pretty_json().unwrap_or_else(|_| "{}".into())

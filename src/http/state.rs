@@ -1,12 +1,14 @@
 //! What every handler can reach.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::client_ip::TrustedProxies;
 use crate::domain::auth::AuthService;
-use crate::domain::ports::Store;
+use crate::domain::ports::{Store, StoreResult};
 use crate::domain::rate_limit::RateLimits;
 
 /// Shared behind one `Arc`: axum clones the state for every request and for each extractor
@@ -37,4 +39,60 @@ pub struct Components {
     pub metrics: PrometheusHandle,
     /// Whose forwarding headers name the client.
     pub proxies: TrustedProxies,
+    pub readiness: Readiness,
+}
+
+/// How long a readiness check is answered from its last result: a flood of probes costs the
+/// store one ping a second, never a pool's worth.
+const READINESS_FRESH: Duration = Duration::from_secs(1);
+
+/// The last readiness check, shared by every probe.
+#[derive(Default)]
+pub struct Readiness {
+    last: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+impl Readiness {
+    /// Pings the store unless a check finished less than a second ago; probes that arrive
+    /// while one check runs wait for it instead of starting their own.
+    pub async fn check<P, F>(&self, ping: P) -> Result<(), String>
+    where
+        P: FnOnce() -> F,
+        F: Future<Output = StoreResult<()>>,
+    {
+        let mut last = self.last.lock().await;
+        if let Some((at, result)) = last.as_ref()
+            && at.elapsed() < READINESS_FRESH
+        {
+            return result.clone();
+        }
+        let result = ping().await.map_err(|e| e.to_string());
+        *last = Some((Instant::now(), result.clone()));
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_flood_of_probes_pings_the_store_once_a_second() {
+        let readiness = Readiness::default();
+        let pings = AtomicUsize::new(0);
+        let ping = || async {
+            pings.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(())
+        };
+        let probes = (0..200).map(|_| readiness.check(ping));
+        let answers = futures::future::join_all(probes).await;
+        assert!(answers.iter().all(Result::is_ok));
+        assert_eq!(pings.load(Ordering::Relaxed), 1);
+        tokio::time::sleep(READINESS_FRESH + Duration::from_millis(50)).await;
+        readiness.check(ping).await.unwrap();
+        assert_eq!(pings.load(Ordering::Relaxed), 2);
+    }
 }

@@ -59,6 +59,40 @@ async fn health_readiness_and_metrics_answer(backend: Backend) {
     assert!(metrics.contains(r#"finhub_logins_total{outcome="invalid_credentials"}"#));
 }
 
+on_both_stores!(an_operations_address_takes_readiness_and_metrics_off_the_public_one);
+async fn an_operations_address_takes_readiness_and_metrics_off_the_public_one(backend: Backend) {
+    let app = crate::helpers::spawn_app_with(backend, |s| {
+        s.server.ops_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let ops = app.ops_base.clone().expect("an operations address");
+    for path in ["/readyz", "/metrics"] {
+        assert_problem(app.get(path).await, 404, "NOT_FOUND").await;
+        let on_ops = app.client.get(format!("{ops}{path}")).send().await.unwrap();
+        assert_eq!(on_ops.status(), StatusCode::OK, "{path}");
+    }
+    for base in [&app.base, &ops] {
+        let live = app
+            .client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(live.status(), StatusCode::OK);
+    }
+    let ready: Value = app
+        .client
+        .get(format!("{ops}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_problem(app.get("/api/v1/auth/nothing").await, 404, "NOT_FOUND").await;
+}
+
 on_both_stores!(the_openapi_document_is_3_1_and_describes_every_endpoint);
 async fn the_openapi_document_is_3_1_and_describes_every_endpoint(backend: Backend) {
     let app = spawn_app(backend).await;

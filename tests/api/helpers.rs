@@ -50,6 +50,8 @@ macro_rules! on_both_stores {
 
 pub struct TestApp {
     pub base: String,
+    /// The operations address (`FINHUB_OPS_LISTEN`), when the test set one.
+    pub ops_base: Option<String>,
     pub client: reqwest::Client,
     pub clock: ManualClock,
     pub services: Services,
@@ -100,9 +102,11 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         .await
         .expect("application");
     let base = format!("http://{}", app.address());
+    let ops_base = app.ops_address().map(|a| format!("http://{a}"));
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         base,
+        ops_base,
         client: reqwest::Client::new(),
         clock,
         services,

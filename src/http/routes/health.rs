@@ -12,12 +12,22 @@ use crate::domain::error::AuthError;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
+/// Liveness and the API description: always on the public address.
 pub fn router() -> OpenApiRouter<AppState> {
+    liveness().routes(routes!(openapi))
+}
+
+/// Liveness, on every address.
+pub fn liveness() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz))
+}
+
+/// Readiness and metrics: on the operations address when `FINHUB_OPS_LISTEN` names one, else on
+/// the public one.
+pub fn ops_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))
-        .routes(routes!(openapi))
 }
 
 /// The process is alive.
@@ -31,14 +41,14 @@ pub async fn healthz() -> Json<serde_json::Value> {
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "get_readiness",
     responses((status = 200, description = "Ready"), (status = 503, description = "SERVICE_UNAVAILABLE: the store is unreachable")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
+    match state.readiness.check(|| state.store.ping()).await {
         Ok(()) => Json(json!({
             "status": "ready",
             "details": {"rateLimits": state.limits.backend().as_str()},
         }))
         .into_response(),
         // Whatever the store's trouble, this instance should not get traffic: 503, not 500.
-        Err(e) => ApiError::Auth(AuthError::Unavailable(e.to_string())).into_response(),
+        Err(e) => ApiError::Auth(AuthError::Unavailable(e)).into_response(),
     }
 }
 
