@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::config::{LimitsSection, NotifierKind, NotifierSection, Settings};
 use crate::domain::accounts::Accounts;
 use crate::domain::audit::ChainSeal;
+use crate::domain::audit_trail;
 use crate::domain::auth::AuthService;
 use crate::domain::housekeeping::Housekeeper;
 use crate::domain::location::Locator;
@@ -185,6 +186,7 @@ impl Application {
             metrics: crate::telemetry::metrics_handle(),
             proxies: TrustedProxies::new(server.trusted_proxies.clone(), server.client_ip_header),
             readiness: Readiness::default(),
+            audit_keyed: services.seal.is_keyed(),
         });
         let ops = match server.ops_listen {
             None => None,
@@ -203,6 +205,14 @@ impl Application {
         metrics::gauge!("finhub_up").set(1.0);
         services.limits.report();
         spawn_refusal_audit(services.auth.clone());
+        if let Some(path) = &settings.audit.anchor_path {
+            spawn_anchoring(
+                Arc::clone(&services.store),
+                services.seal.clone(),
+                path.clone(),
+                settings.audit.anchor_interval.unsigned_abs(),
+            );
+        }
         spawn_housekeeping(
             services.housekeeper.clone(),
             Arc::clone(&services.limits),
@@ -253,6 +263,39 @@ impl Application {
         let (public, ops) = tokio::join!(public.with_graceful_shutdown(wait(stopped)), ops);
         public.and(ops)
     }
+}
+
+/// Appends an anchor of the audit chain's head to `path` every `every` (see `audit anchor`).
+fn spawn_anchoring(
+    store: Arc<dyn Store>,
+    seal: ChainSeal,
+    path: std::path::PathBuf,
+    every: std::time::Duration,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let written = async {
+                let anchor =
+                    audit_trail::anchor(store.as_ref(), &seal, time::OffsetDateTime::now_utc())
+                        .await?;
+                let mut line = serde_json::to_vec(&anchor)?;
+                line.push(b'\n');
+                let mut file = std::fs::OpenOptions::new();
+                file.create(true).append(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+                std::io::Write::write_all(&mut file.open(&path)?, &line)?;
+                anyhow::Ok(())
+            }
+            .await;
+            if let Err(e) = written {
+                tracing::warn!(error = %e, path = %path.display(), "audit anchor not written; will retry");
+            }
+        }
+    });
 }
 
 /// How long refused logins are counted before their counts are audited.

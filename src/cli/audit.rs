@@ -1,4 +1,5 @@
-//! `audit tail | export | verify`: the audit trail as JSON Lines, and its integrity check.
+//! `audit tail | export | verify | anchor`: the audit trail as JSON Lines, its integrity check,
+//! and anchors of its head.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -8,7 +9,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use time::OffsetDateTime;
 
-use crate::domain::audit::{ChainSeal, ChainedEvent};
+use crate::domain::audit::{Anchor, ChainSeal, ChainedEvent};
 use crate::domain::audit_trail;
 use crate::domain::ports::{AuditQuery, AuditStore};
 
@@ -26,8 +27,16 @@ pub enum AuditCommand {
         #[arg(long, value_parser = parse_time)]
         since: OffsetDateTime,
     },
-    /// Check the hash chain; exit 0 when intact, 1 naming the first bad event.
-    Verify,
+    /// Check the hash chain; exit 0 when intact, 1 naming the first bad event (or anchor).
+    Verify {
+        /// Anchors from `audit anchor` (JSON Lines), kept where the database's writers cannot
+        /// change them: the chain must still reach each with the same hash.
+        #[arg(long)]
+        anchors: Option<std::path::PathBuf>,
+    },
+    /// Print a signed checkpoint of the chain's head as one JSON line, for storage the
+    /// database's writers cannot change.
+    Anchor,
 }
 
 fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
@@ -60,7 +69,12 @@ pub async fn run(
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify => verify(store, seal).await,
+        AuditCommand::Verify { anchors } => verify(store, seal, anchors.as_deref()).await,
+        AuditCommand::Anchor => {
+            let anchor = audit_trail::anchor(store, seal, OffsetDateTime::now_utc()).await?;
+            println!("{}", serde_json::to_string(&anchor)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -101,11 +115,34 @@ fn print_events(events: &[ChainedEvent]) -> anyhow::Result<()> {
     out.flush().context("writing to standard output")
 }
 
-async fn verify(store: &dyn AuditStore, seal: &ChainSeal) -> anyhow::Result<ExitCode> {
+async fn verify(
+    store: &dyn AuditStore,
+    seal: &ChainSeal,
+    anchors: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     let verified = audit_trail::verify(store, seal).await?;
     println!(
         "audit trail intact: {} events after seq {}, head {}",
         verified.events, verified.from_seq, verified.head_hash
     );
+    if let Some(path) = anchors {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the anchors in {}", path.display()))?;
+        let anchors = text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(i, line)| {
+                serde_json::from_str::<Anchor>(line)
+                    .with_context(|| format!("{} line {}: not an anchor", path.display(), i + 1))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let checked = audit_trail::verify_anchors(store, seal, &anchors).await?;
+        println!(
+            "anchors hold: {} of {} checked against the chain (the rest precede retention)",
+            checked,
+            anchors.len()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

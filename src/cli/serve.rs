@@ -13,6 +13,12 @@ use crate::domain::password::Password;
 use crate::startup::{Application, Services, shutdown_signal};
 
 pub async fn serve(settings: &Settings, services: &Services) -> anyhow::Result<ExitCode> {
+    if !services.seal.is_keyed() {
+        tracing::warn!(
+            "no FINHUB_AUDIT_KEY: the audit chain is sealed with plain SHA-256, which a database \
+             writer can recompute; set a key kept outside the database"
+        );
+    }
     let app = Application::build(settings, services).await?;
     match app.ops_address() {
         Some(ops) => tracing::info!(address = %app.address(), ops = %ops, "finhub-auth listening"),

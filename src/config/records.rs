@@ -16,7 +16,7 @@ use crate::domain::housekeeping::RetentionPolicy;
 use crate::domain::lockout::LockoutPolicy;
 
 /// How the audit chain is sealed.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditSection {
     /// Seals the audit chain with HMAC-SHA256 under this key (at least 32 bytes); unset, links
     /// are plain SHA-256. Never has a default and is never written out.
@@ -25,6 +25,23 @@ pub struct AuditSection {
     /// A file holding the key, for secret stores that mount files.
     #[serde(rename = "audit_key_file")]
     pub key_file: Option<PathBuf>,
+    /// `serve` appends an anchor of the chain's head (`audit anchor`) to this file every
+    /// `anchor_interval`; point it at storage the database's writers cannot change.
+    #[serde(rename = "audit_anchor_path")]
+    pub anchor_path: Option<PathBuf>,
+    #[serde(rename = "audit_anchor_interval", with = "As::<Span<Positive>>")]
+    pub anchor_interval: Duration,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self {
+            key: None,
+            key_file: None,
+            anchor_path: None,
+            anchor_interval: Duration::hours(1),
+        }
+    }
 }
 
 pub(super) fn unset<S: Serializer>(_: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {

@@ -86,6 +86,8 @@ fn the_names_are_the_documented_ones() {
         "ops_listen",
         "audit_key",
         "audit_key_file",
+        "audit_anchor_path",
+        "audit_anchor_interval",
         "rate_limit_ip",
         "rate_limit_login_ip",
         "rate_limit_login_account",

@@ -1,6 +1,6 @@
 //! Checking the stored audit trail end to end.
 
-use super::audit::{AuditKind, ChainBreak, ChainSeal, ChainVerifier};
+use super::audit::{Anchor, AnchorBreak, AuditKind, ChainBreak, ChainSeal, ChainVerifier};
 use super::ports::{AuditQuery, AuditStore, StoreError};
 
 /// Why the trail could not be confirmed intact.
@@ -8,6 +8,8 @@ use super::ports::{AuditQuery, AuditStore, StoreError};
 pub enum TrailError {
     #[error("audit trail broken")]
     Broken(#[from] ChainBreak),
+    #[error("audit trail does not match its anchors")]
+    Anchor(#[from] AnchorBreak),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -94,4 +96,62 @@ async fn verify_from(
         from_seq,
         head_hash,
     })
+}
+
+/// An anchor of the chain's head as it stands at `at`.
+pub async fn anchor(
+    store: &dyn AuditStore,
+    seal: &ChainSeal,
+    at: time::OffsetDateTime,
+) -> Result<Anchor, StoreError> {
+    let (seq, hash) = store.audit_head().await?;
+    Ok(Anchor::new(seal, seq, hash, at))
+}
+
+/// Checks the trail against anchors taken earlier (numbered from 1, as the lines of their
+/// file): each must be signed with this key (or unsigned), and the chain must still reach its
+/// sequence with the same hash there. Anchors at or before the retention checkpoint name events
+/// that retention removed (and recorded); they are not checked further. Returns how many anchors
+/// were checked against an event.
+pub async fn verify_anchors(
+    store: &dyn AuditStore,
+    seal: &ChainSeal,
+    anchors: &[Anchor],
+) -> Result<usize, TrailError> {
+    let (head, _) = store.audit_head().await?;
+    let (checkpoint, _) = store.audit_checkpoint().await?;
+    let mut checked = 0;
+    for (i, anchor) in anchors.iter().enumerate() {
+        let number = i + 1;
+        anchor.check(seal, number)?;
+        if anchor.seq > head {
+            return Err(AnchorBreak::ChainEndsBefore {
+                anchor: number,
+                seq: anchor.seq,
+                head,
+            }
+            .into());
+        }
+        if anchor.seq <= checkpoint {
+            continue;
+        }
+        let found = store
+            .audit_events(AuditQuery {
+                after_seq: anchor.seq - 1,
+                since: None,
+                limit: 1,
+            })
+            .await?;
+        match found.first() {
+            Some(event) if event.seq == anchor.seq && event.hash == anchor.hash => checked += 1,
+            _ => {
+                return Err(AnchorBreak::Differs {
+                    anchor: number,
+                    seq: anchor.seq,
+                }
+                .into());
+            }
+        }
+    }
+    Ok(checked)
 }

@@ -40,6 +40,8 @@ pub struct Components {
     /// Whose forwarding headers name the client.
     pub proxies: TrustedProxies,
     pub readiness: Readiness,
+    /// Whether the audit chain is sealed with a key (reported by `/readyz`).
+    pub audit_keyed: bool,
 }
 
 /// How long a readiness check is answered from its last result: a flood of probes costs the

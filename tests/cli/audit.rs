@@ -189,3 +189,122 @@ fn with_an_audit_key_the_chain_is_sealed_and_verifies_only_with_the_key() {
         stderr(&short)
     );
 }
+
+#[tokio::test]
+async fn a_trail_cut_short_and_its_head_rewritten_passes_alone_but_not_against_its_anchors() {
+    let (setup, dir) = sandbox();
+    let setup = setup.with(
+        "FINHUB_AUDIT_KEY",
+        "a-long-audit-key-kept-outside-the-database",
+    );
+    for name in ["alice", "bob", "carol", "dave"] {
+        setup.create_customer(name, "off", PASSWORD);
+    }
+    let anchors = dir.path().join("anchors.jsonl");
+    let first = stdout(&run_ok(&setup, &["audit", "anchor"]));
+    let anchor: Value = serde_json::from_str(first.trim()).unwrap();
+    assert_eq!(anchor["seq"], 4);
+    assert_eq!(anchor["seal"], "hmac-sha256");
+    assert!(anchor["hash"].as_str().unwrap().starts_with("hmac:"));
+    std::fs::write(&anchors, &first).unwrap();
+    let intact = run_ok(
+        &setup,
+        &[
+            "audit",
+            "verify",
+            "--anchors",
+            &anchors.display().to_string(),
+        ],
+    );
+    assert!(
+        stdout(&intact).contains("anchors hold: 1 of 1"),
+        "{}",
+        stdout(&intact)
+    );
+
+    // What a database writer can do: drop the trigger, cut the newest events, and copy the
+    // remaining last link into the head row.
+    sqlite(
+        &database(&setup),
+        "DROP TRIGGER audit_events_are_not_deleted; DELETE FROM audit_events WHERE seq > 2; \
+         UPDATE audit_head SET seq = 2, hash = (SELECT hash FROM audit_events WHERE seq = 2);",
+    )
+    .await;
+    let alone = run_ok(&setup, &["audit", "verify"]);
+    assert!(
+        stdout(&alone).contains("intact"),
+        "the chain alone cannot tell"
+    );
+
+    let out = setup.run(
+        &[
+            "audit",
+            "verify",
+            "--anchors",
+            &anchors.display().to_string(),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "anchor 1: the chain ends at seq 2, before the anchored seq 4: events were cut off"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
+    // An anchor edited to match the shortened chain no longer carries a valid signature.
+    let forged = first.replace("\"seq\":4", "\"seq\":2");
+    std::fs::write(&anchors, forged).unwrap();
+    let out = setup.run(
+        &[
+            "audit",
+            "verify",
+            "--anchors",
+            &anchors.display().to_string(),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("anchor 1 (seq 2): its signature does not match"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn serve_appends_anchors_to_the_anchor_file() {
+    let (setup, dir) = sandbox();
+    let anchors = dir.path().join("worm").join("anchors.jsonl");
+    std::fs::create_dir_all(anchors.parent().unwrap()).unwrap();
+    let setup = setup
+        .with("FINHUB_AUDIT_ANCHOR_PATH", &anchors.display().to_string())
+        .with("FINHUB_AUDIT_ANCHOR_INTERVAL", "1s");
+    setup.create_customer("alice", "off", PASSWORD);
+    let _server = setup.serve("serve").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let text = std::fs::read_to_string(&anchors).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 2, "{text}");
+    assert_eq!(lines[0]["seq"], 1);
+    assert_eq!(lines[0]["seal"], "none", "no audit key in this setup");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&anchors).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "owner only");
+    let verified = run_ok(
+        &setup,
+        &[
+            "audit",
+            "verify",
+            "--anchors",
+            &anchors.display().to_string(),
+        ],
+    );
+    assert!(stdout(&verified).contains("anchors hold"));
+}

@@ -49,6 +49,11 @@ impl ChainSeal {
         self.key.is_some()
     }
 
+    /// The key, for sealing what belongs with the chain (its anchors).
+    pub(super) fn key_bytes(&self) -> Option<Vec<u8>> {
+        self.key.as_ref().map(|k| k.expose_secret().to_vec())
+    }
+
     /// The link of `event` stored at `seq` after the link `prev_hash`.
     pub fn hash(&self, event: &AuditEvent, seq: i64, prev_hash: &str) -> String {
         let seq = seq.to_string();

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+mod anchor;
 mod chain;
 
+pub use anchor::{Anchor, AnchorBreak};
 pub use chain::{ChainBreak, ChainSeal, ChainVerifier, GENESIS_HASH};
 
 use super::client::ClientContext;

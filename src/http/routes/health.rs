@@ -44,7 +44,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.readiness.check(|| state.store.ping()).await {
         Ok(()) => Json(json!({
             "status": "ready",
-            "details": {"rateLimits": state.limits.backend().as_str()},
+            "details": {
+                "rateLimits": state.limits.backend().as_str(),
+                "auditKey": if state.audit_keyed { "set" } else { "missing: the audit chain is plain SHA-256" },
+            },
         }))
         .into_response(),
         // Whatever the store's trouble, this instance should not get traffic: 503, not 500.
