@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use axum_server::tls_rustls::RustlsConfig;
 use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
 
@@ -153,6 +154,36 @@ pub struct Application {
     address: SocketAddr,
     /// The operations address and its router, when `FINHUB_OPS_LISTEN` names one.
     ops: Option<(TcpListener, axum::Router)>,
+    /// HTTPS, when `FINHUB_TLS_CERT` and `FINHUB_TLS_KEY` are set.
+    tls: Option<Tls>,
+}
+
+/// The listener's certificate, and where it is read from again when renewed.
+struct Tls {
+    config: RustlsConfig,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+impl Tls {
+    async fn load(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<Self> {
+        // One process-wide crypto provider; a second install (tests, several apps) is a no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = RustlsConfig::from_pem_file(cert, key)
+            .await
+            .with_context(|| {
+                format!(
+                    "FINHUB_TLS_CERT / FINHUB_TLS_KEY: cannot use {} and {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        Ok(Self {
+            config,
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+        })
+    }
 }
 
 impl Application {
@@ -220,11 +251,21 @@ impl Application {
         );
         let router =
             crate::http::router(state, web, placement, server.request_timeout.unsigned_abs());
+        let tls = match (&server.tls_cert, &server.tls_key) {
+            (Some(cert), Some(key)) => Some(Tls::load(cert, key).await?),
+            _ => None,
+        };
+        let router = if tls.is_some() {
+            crate::http::with_hsts(router)
+        } else {
+            router
+        };
         Ok(Self {
             listener,
             router,
             address,
             ops,
+            tls,
         })
     }
 
@@ -238,19 +279,16 @@ impl Application {
         self.ops.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
+    /// Whether the public address speaks HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let public = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        );
-        let Some((listener, router)) = self.ops else {
-            return public.with_graceful_shutdown(shutdown).await;
-        };
-        // Both stop on the one shutdown signal.
+        // Every listener stops on the one shutdown signal.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -259,10 +297,84 @@ impl Application {
             shutdown.await;
             let _ = stop.send(true);
         });
-        let ops = axum::serve(listener, router).with_graceful_shutdown(wait(stopped.clone()));
-        let (public, ops) = tokio::join!(public.with_graceful_shutdown(wait(stopped)), ops);
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let public = async {
+            match self.tls {
+                None => {
+                    axum::serve(self.listener, service)
+                        .with_graceful_shutdown(wait(stopped.clone()))
+                        .await
+                }
+                Some(tls) => {
+                    let handle = axum_server::Handle::new();
+                    let stopping = handle.clone();
+                    let stopped = stopped.clone();
+                    tokio::spawn(async move {
+                        wait(stopped).await;
+                        stopping.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+                    });
+                    spawn_certificate_reloader(&tls);
+                    axum_server::from_tcp_rustls(self.listener.into_std()?, tls.config)?
+                        .handle(handle)
+                        .serve(service)
+                        .await
+                }
+            }
+        };
+        let ops = async {
+            match self.ops {
+                None => Ok(()),
+                Some((listener, router)) => {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(wait(stopped.clone()))
+                        .await
+                }
+            }
+        };
+        let (public, ops) = tokio::join!(public, ops);
         public.and(ops)
     }
+}
+
+/// Reads the certificate again on SIGHUP and when its files change (certificates are renewed
+/// every few months); a renewal that cannot be read leaves the current certificate in use.
+fn spawn_certificate_reloader(tls: &Tls) {
+    let (config, cert, key) = (tls.config.clone(), tls.cert.clone(), tls.key.clone());
+    tokio::spawn(async move {
+        let modified =
+            || [&cert, &key].map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        let mut hangups =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut seen = modified();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            let hangup = async {
+                match hangups.as_mut() {
+                    Some(signal) => signal.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let why = tokio::select! {
+                _ = hangup => "SIGHUP",
+                _ = tick.tick() => {
+                    let now = modified();
+                    if now == seen {
+                        continue;
+                    }
+                    seen = now;
+                    "files changed"
+                }
+            };
+            match config.reload_from_pem_file(&cert, &key).await {
+                Ok(()) => tracing::info!(reason = why, "TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "TLS certificate not reloaded; keeping the current one")
+                }
+            }
+        }
+    });
 }
 
 /// Appends an anchor of the audit chain's head to `path` every `every` (see `audit anchor`).

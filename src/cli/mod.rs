@@ -3,6 +3,7 @@
 
 mod audit;
 mod customers;
+mod dev_cert;
 mod import;
 mod serve;
 
@@ -45,6 +46,8 @@ pub enum Command {
     /// Read and check the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Write a self-signed certificate for localhost, for trying HTTPS (never for production).
+    DevCert(dev_cert::DevCertArgs),
 }
 
 /// Runs the command line and turns the outcome into an exit code.
@@ -121,6 +124,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let accounts = startup::accounts(&settings, Arc::new(SystemClock)).await?;
             customers::run(cmd, &accounts).await
         }
+        Command::DevCert(args) => dev_cert::run(&args),
         Command::Audit(cmd) => {
             let store = startup::open_store(&settings, Migrations::Check).await?;
             audit::run(cmd, store.as_ref(), &settings.audit.chain_seal()).await

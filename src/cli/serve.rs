@@ -20,9 +20,12 @@ pub async fn serve(settings: &Settings, services: &Services) -> anyhow::Result<E
         );
     }
     let app = Application::build(settings, services).await?;
+    let scheme = if app.is_tls() { "https" } else { "http" };
     match app.ops_address() {
-        Some(ops) => tracing::info!(address = %app.address(), ops = %ops, "finhub-auth listening"),
-        None => tracing::info!(address = %app.address(), "finhub-auth listening"),
+        Some(ops) => {
+            tracing::info!(address = %app.address(), scheme, ops = %ops, "finhub-auth listening");
+        }
+        None => tracing::info!(address = %app.address(), scheme, "finhub-auth listening"),
     }
     app.run_until(shutdown_signal()).await.context("serving")?;
     services.auth.flush_refusals().await;
@@ -61,14 +64,15 @@ pub async fn demo(settings: &Settings, services: &Services) -> anyhow::Result<Ex
     )
     .await?;
     let app = Application::build_demo(settings, services).await?;
-    println!("FinHub Auth demo on http://{}", app.address());
+    let scheme = if app.is_tls() { "https" } else { "http" };
+    println!("FinHub Auth demo on {scheme}://{}", app.address());
     println!("  alice@demo.finhub.test / {DEMO_PASSWORD}  (no 2FA, KYC VERIFIED)");
     println!(
         "  bob@demo.finhub.test   / {DEMO_PASSWORD}  (SMS 2FA, KYC PENDING; codes go to {})",
         settings.notifier.outbox_path.display()
     );
     println!(
-        "  sign in at http://{0}/ ; the demo inbox with the codes: http://{0}/demo/inbox",
+        "  sign in at {scheme}://{0}/ ; the demo inbox with the codes: {scheme}://{0}/demo/inbox",
         app.address()
     );
     app.run_until(shutdown_signal()).await.context("serving")?;

@@ -82,8 +82,6 @@ pub struct ConfigError(String);
 
 /// Documented variables of controls that later versions add (names as keys).
 const FUTURE: &[&str] = &[
-    "tls_cert",
-    "tls_key",
     "smtp_url",
     "smtp_from",
     "sms_gateway_url",
@@ -162,18 +160,16 @@ impl Settings {
         })
     }
 
-    /// Refuses to start when TLS is asked for: this version cannot serve it, and serving
-    /// passwords and tokens over plain HTTP instead would fail open. The other documented
-    /// controls this version lacks are returned, for the caller to warn about.
+    /// Refuses half a TLS configuration: a certificate without its key (or the other way
+    /// round) must not fall back to plain HTTP. The documented controls this version lacks are
+    /// returned, for the caller to warn about.
     pub fn refuse_unsafe(&self) -> Result<Vec<&str>, ConfigError> {
-        if let Some(tls) = self
-            .unsupported
-            .iter()
-            .find(|n| n.starts_with("FINHUB_TLS_"))
-        {
-            return Err(ConfigError(format!(
-                "{tls} is set, but this version cannot serve TLS yet; terminate TLS in front of it and unset {tls}"
-            )));
+        let server = &self.server;
+        if server.tls_cert.is_some() != server.tls_key.is_some() {
+            return Err(ConfigError(
+                "FINHUB_TLS_CERT and FINHUB_TLS_KEY go together: set both (HTTPS only) or neither"
+                    .into(),
+            ));
         }
         Ok(self.unsupported.iter().map(String::as_str).collect())
     }

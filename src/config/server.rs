@@ -46,6 +46,11 @@ pub struct ServerSection {
     /// A second address for `/readyz` and `/metrics`, which then leave the public one.
     #[serde(default)]
     pub ops_listen: Option<SocketAddr>,
+    /// PEM certificate chain and private key: with both, the listener speaks HTTPS only.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerSection {
@@ -57,6 +62,8 @@ impl Default for ServerSection {
             trusted_proxies: Vec::new(),
             client_ip_header: ClientIpHeader::XForwardedFor,
             ops_listen: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -84,6 +84,8 @@ fn the_names_are_the_documented_ones() {
         "trusted_proxies",
         "client_ip_header",
         "ops_listen",
+        "tls_cert",
+        "tls_key",
         "audit_key",
         "audit_key_file",
         "audit_anchor_path",
@@ -145,7 +147,7 @@ fn the_lockout_maximum_is_never_below_the_first_lock() {
 }
 
 #[test]
-fn unknown_keys_in_the_file_are_refused_and_tls_is_refused_until_supported() {
+fn unknown_keys_in_the_file_are_refused_and_half_a_tls_configuration_too() {
     figment::Jail::expect_with(|jail| {
         jail.create_file("typo.toml", "sesion_ttl = \"1h\"\n")?;
         let err = Settings::load(Some(Path::new("typo.toml")))
@@ -162,13 +164,19 @@ fn unknown_keys_in_the_file_are_refused_and_tls_is_refused_until_supported() {
         assert!(s.limits.redis_url.is_some());
         assert!(s.refuse_unsafe().unwrap().is_empty());
 
+        // Half a TLS configuration never falls back to plain HTTP.
         jail.set_env("FINHUB_TLS_CERT", "/etc/cert.pem");
         let err = Settings::load(None)
             .unwrap()
             .refuse_unsafe()
             .unwrap_err()
             .to_string();
-        assert!(err.contains("FINHUB_TLS_CERT"), "{err}");
+        assert!(
+            err.contains("FINHUB_TLS_CERT and FINHUB_TLS_KEY go together"),
+            "{err}"
+        );
+        jail.set_env("FINHUB_TLS_KEY", "/etc/key.pem");
+        assert!(Settings::load(None).unwrap().refuse_unsafe().is_ok());
         Ok(())
     });
 }

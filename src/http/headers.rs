@@ -30,3 +30,11 @@ pub fn with_security_headers(router: Router) -> Router {
             ))
         })
 }
+
+/// Adds `Strict-Transport-Security` (only ever sent over HTTPS, where it means something).
+pub fn with_hsts(router: Router) -> Router {
+    router.layer(SetResponseHeaderLayer::overriding(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+    ))
+}

@@ -84,6 +84,11 @@ pub fn router(
     headers::with_security_headers(router)
 }
 
+/// Tells browsers to use HTTPS only, for a year, on this host and its subdomains.
+pub fn with_hsts(router: Router) -> Router {
+    headers::with_hsts(router)
+}
+
 /// The operations address: `/healthz`, `/readyz` and `/metrics`, for the monitoring network.
 pub fn ops_router(state: AppState) -> Router {
     let (routes, _) = routes::health::liveness()
