@@ -5,10 +5,11 @@ use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::client::{ClientContext, Device};
 use crate::domain::customer::{Customer, Username};
 use crate::domain::error::AuthError;
+use crate::domain::location::Location;
 use crate::domain::lockout::LockoutRecord;
 use crate::domain::password::{HashError, Password};
 use crate::domain::ports::{SecurityNotice, SessionStart};
-use crate::domain::risk::{self, RiskAction, RiskFlag};
+use crate::domain::risk::{self, LoginHistory, RiskAction, RiskFlag};
 use crate::domain::session::{NewSession, SessionId, SessionState};
 use crate::domain::token::TokenPair;
 
@@ -117,6 +118,11 @@ impl AuthService {
         client: &ClientContext,
         now: time::OffsetDateTime,
     ) -> Result<Vec<RiskFlag>, AuthError> {
+        let located = client.location != Location::default();
+        // Nothing to judge (no device named, no location database): no reads on the login path.
+        if client.device.is_none() && !located {
+            return Ok(Vec::new());
+        }
         let device_known = match &client.device {
             Some(device) => Some(
                 self.store
@@ -125,7 +131,14 @@ impl AuthService {
             ),
             None => None,
         };
-        let history = self.store.login_history(&customer.id).await?;
+        let history = if located {
+            self.store.login_history(&customer.id).await?
+        } else {
+            LoginHistory {
+                completed_before: customer.last_login_at.is_some(),
+                ..LoginHistory::default()
+            }
+        };
         Ok(risk::assess(&history, &client.location, device_known, now))
     }
 

@@ -8,6 +8,7 @@ use super::{SqlStore, Tx, audit, customers, devices, places};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::{Customer, CustomerId, Username};
+use crate::domain::location::Location;
 use crate::domain::ports::{SessionStart, SessionStore, StoreError, StoreResult};
 use crate::domain::session::{NewSession, Rotation, Session, SessionId, SessionState};
 use crate::domain::token::TokenHash;
@@ -167,7 +168,8 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         .bind(location.coordinates.map(|c| c.longitude))
         .execute(&mut tx)
         .await?;
-        if login.is_some() {
+        // Only a located login has places to remember (no location database: no statements).
+        if login.is_some() && *location != Location::default() {
             places::record_completed_login(&mut tx, &s.id, s.created_at).await?;
         }
         if let Some(device) = device {
