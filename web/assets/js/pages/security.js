@@ -78,8 +78,9 @@ export async function showSecurity(page, app) {
     hideMessage(error);
     try {
       await api('DELETE', path);
-      showMessage(notice, done, { focus: false });
+      // The lists are current by the time the notice says it is done.
       await load();
+      showMessage(notice, done, { focus: false });
     } catch (failure) {
       if (!app.handleSessionError(failure)) showMessage(error, messageFor(failure));
     }
