@@ -13,6 +13,7 @@ pub mod geo;
 pub mod http;
 pub mod limits;
 pub mod notify;
+pub mod reload;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -342,38 +342,10 @@ impl Application {
 /// every few months); a renewal that cannot be read leaves the current certificate in use.
 fn spawn_certificate_reloader(tls: &Tls) {
     let (config, cert, key) = (tls.config.clone(), tls.cert.clone(), tls.key.clone());
-    tokio::spawn(async move {
-        let modified =
-            || [&cert, &key].map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-        let mut hangups =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        let mut seen = modified();
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
-        loop {
-            let hangup = async {
-                match hangups.as_mut() {
-                    Some(signal) => signal.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let why = tokio::select! {
-                _ = hangup => "SIGHUP",
-                _ = tick.tick() => {
-                    let now = modified();
-                    if now == seen {
-                        continue;
-                    }
-                    seen = now;
-                    "files changed"
-                }
-            };
-            match config.reload_from_pem_file(&cert, &key).await {
-                Ok(()) => tracing::info!(reason = why, "TLS certificate reloaded"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "TLS certificate not reloaded; keeping the current one")
-                }
-            }
-        }
+    let paths = vec![cert.clone(), key.clone()];
+    crate::reload::spawn("TLS certificate", paths, move || {
+        let (config, cert, key) = (config.clone(), cert.clone(), key.clone());
+        async move { Ok(config.reload_from_pem_file(&cert, &key).await?) }
     });
 }
 

@@ -3,13 +3,12 @@
 //! an ASN database, say); each part of a location comes from the first file that has it.
 //!
 //! Databases are replaced every few weeks: [`MmdbLocator::reload`] reads the files again, and
-//! [`spawn_reloader`] calls it on SIGHUP and whenever a file's modification time changes. A
-//! reload that fails keeps the databases already loaded.
+//! [`spawn_reloader`] calls it on SIGHUP and whenever a file's modification time changes
+//! (`crate::reload`). A reload that fails keeps the databases already loaded.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use maxminddb::Reader;
@@ -89,13 +88,6 @@ impl MmdbLocator {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
     }
-
-    fn modified(&self) -> Vec<Option<SystemTime>> {
-        self.paths
-            .iter()
-            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-            .collect()
-    }
 }
 
 impl Locator for MmdbLocator {
@@ -127,46 +119,11 @@ impl Locator for MmdbLocator {
     }
 }
 
-/// How often the files' modification times are checked.
-const WATCH_EVERY: Duration = Duration::from_secs(10);
-
 /// Reloads `locator` on SIGHUP and when a file changes.
 pub fn spawn_reloader(locator: Arc<MmdbLocator>) {
-    tokio::spawn(async move {
-        let mut hangups =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-                Ok(signal) => Some(signal),
-                Err(e) => {
-                    tracing::warn!(error = %e, "no SIGHUP reloads of the location database");
-                    None
-                }
-            };
-        let mut seen = locator.modified();
-        let mut tick = tokio::time::interval(WATCH_EVERY);
-        loop {
-            let hangup = async {
-                match hangups.as_mut() {
-                    Some(signal) => signal.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let why = tokio::select! {
-                _ = hangup => "SIGHUP",
-                _ = tick.tick() => {
-                    let now = locator.modified();
-                    if now == seen {
-                        continue;
-                    }
-                    seen = now;
-                    "file changed"
-                }
-            };
-            match locator.reload() {
-                Ok(()) => tracing::info!(reason = why, "location database reloaded"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "location database not reloaded; keeping the loaded one")
-                }
-            }
-        }
+    let paths = locator.paths.clone();
+    crate::reload::spawn("location database", paths, move || {
+        let locator = Arc::clone(&locator);
+        async move { locator.reload() }
     });
 }
