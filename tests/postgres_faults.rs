@@ -1,170 +1,20 @@
 //! PostgreSQL going away and coming back, on a throw-away server of the test's own (stopping the
 //! shared one would disturb every other test).
 
+#[path = "common/pg_cluster.rs"]
+mod pg_cluster;
 #[path = "common/process.rs"]
 mod process;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
-use process::{Setup, free_port};
+use pg_cluster::TempPostgres;
+use process::Setup;
 
 const PASSWORD: &str = "Corr3ct-horse-battery";
-
-/// A PostgreSQL cluster in a temporary directory, on its own port.
-struct TempPostgres {
-    data: PathBuf,
-    port: u16,
-    bin: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn postgres_bin() -> PathBuf {
-    let out = Command::new("pg_config").arg("--bindir").output();
-    if let Ok(out) = out
-        && out.status.success()
-    {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if dir.join("initdb").exists() {
-            return dir;
-        }
-    }
-    std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL server binaries under /usr/lib/postgresql")
-        .filter_map(Result::ok)
-        .map(|e| e.path().join("bin"))
-        .find(|p| p.join("initdb").exists())
-        .expect("initdb")
-}
-
-/// Runs a PostgreSQL tool, as the `postgres` user when we are root (the server refuses root).
-fn pg_tool(bin: &Path, tool: &str, args: &[&str]) {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0"))
-        .unwrap_or(false);
-    let program = bin.join(tool);
-    let status = if is_root {
-        Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(&program)
-            .args(args)
-            .status()
-    } else {
-        Command::new(&program).args(args).status()
-    }
-    .expect("run a PostgreSQL tool");
-    assert!(status.success(), "{tool} {args:?} failed");
-}
-
-impl TempPostgres {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let is_root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout.starts_with(b"0"))
-            .unwrap_or(false);
-        if is_root {
-            assert!(
-                Command::new("chown")
-                    .args(["-R", "postgres:postgres"])
-                    .arg(dir.path())
-                    .status()
-                    .unwrap()
-                    .success()
-            );
-        }
-        let data = dir.path().join("data");
-        let bin = postgres_bin();
-        pg_tool(
-            &bin,
-            "initdb",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ],
-        );
-        let pg = Self {
-            data,
-            port: free_port(),
-            bin,
-            _dir: dir,
-        };
-        pg.up();
-        pg
-    }
-
-    fn up(&self) {
-        let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off",
-            self.port,
-            self.data.display()
-        );
-        pg_tool(
-            &self.bin,
-            "pg_ctl",
-            &[
-                "-D",
-                self.data.to_str().unwrap(),
-                "-o",
-                &options,
-                "-w",
-                "-s",
-                "start",
-            ],
-        );
-    }
-
-    fn down(&self) {
-        pg_tool(
-            &self.bin,
-            "pg_ctl",
-            &[
-                "-D",
-                self.data.to_str().unwrap(),
-                "-m",
-                "fast",
-                "-w",
-                "-s",
-                "stop",
-            ],
-        );
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for TempPostgres {
-    fn drop(&mut self) {
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(self.bin.join("pg_ctl"))
-            .args([
-                "-D",
-                self.data.to_str().unwrap_or_default(),
-                "-m",
-                "immediate",
-                "-s",
-                "stop",
-            ])
-            .status();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_postgresql_down_calls_answer_503_and_the_service_recovers_when_it_returns() {

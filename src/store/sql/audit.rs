@@ -31,13 +31,15 @@ const INSERT_ONE: &str = concat!(
     " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
 );
 
-/// Events per statement when many are appended at once (an import's batch).
-const EVENTS_PER_STATEMENT: usize = 200;
+/// Events per statement when many are appended at once (an import's batch): typical events
+/// (~400 bytes of values) keep a statement within one TLS record (see "Batch sizes" in
+/// `store/backend.rs`).
+const EVENTS_PER_STATEMENT: usize = 24;
 
 /// Appends events to the chain inside the caller's transaction. The head is read with the
 /// backend's lock (SQLite's single writer; a row lock in PostgreSQL), so concurrent appenders,
 /// from this instance or another, take their turn. The links are computed first, then the
-/// events are written a few hundred to a statement.
+/// events are written a few dozen to a statement.
 pub(super) async fn append<B: Backend>(
     tx: &mut Tx<B>,
     seal: &ChainSeal,

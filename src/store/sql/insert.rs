@@ -1,4 +1,4 @@
-//! Inserting customers: one, or an import's batch a few hundred rows to a statement (a
+//! Inserting customers: one, or an import's batch a few dozen rows to a statement (a
 //! statement per row would cost a round trip to the database each).
 
 use std::collections::HashSet;
@@ -13,7 +13,9 @@ use crate::store::backend::{Backend, Query, query, query_built, row_placeholders
 const INSERT: &str = "INSERT INTO customers (id, username, email, phone, first_name, last_name, \
      kyc_status, two_factor_method, password_hash, created_at) VALUES ";
 const COLUMNS: usize = 10;
-const ROWS_PER_STATEMENT: usize = 200;
+/// Typical rows (~250 bytes of values) keep a statement within one TLS record (see "Batch
+/// sizes" in `store/backend.rs`).
+const ROWS_PER_STATEMENT: usize = 40;
 
 fn bind_customer<B: Backend>(insert: Query<B>, c: &NewCustomer, created_at: i64) -> Query<B> {
     insert
