@@ -141,7 +141,8 @@ fn rate_limits(settings: &LimitsSection) -> anyhow::Result<RateLimits> {
     Ok(match &settings.redis_url {
         None => limits,
         Some(url) => {
-            let counter = RedisCounter::new(url.expose_secret())?;
+            let counter =
+                RedisCounter::new(url.expose_secret(), settings.redis_ca_file.as_deref())?;
             limits.shared_through(Arc::new(counter))
         }
     })

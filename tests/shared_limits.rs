@@ -1,9 +1,11 @@
-//! Rate limits shared through Redis by two `serve` processes, and what happens when Redis goes
-//! away and comes back (on a private `redis-server` the test starts and stops).
+//! Rate limits shared through Redis by two `serve` processes, what happens when Redis goes
+//! away and comes back (on a private `redis-server` the test starts and stops), and `rediss://`
+//! to a Redis that speaks TLS only.
 
 #[path = "common/process.rs"]
 mod process;
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -22,9 +24,34 @@ struct Redis {
 
 impl Redis {
     async fn start_on(port: u16) -> Self {
+        Self::start(port, &["--port", &port.to_string()]).await
+    }
+
+    /// TLS only, with `dir`'s `redis.crt` and `redis.key`; clients need no certificate.
+    async fn start_tls_on(port: u16, dir: &Path) -> Self {
+        let file = |name: &str| dir.join(name).display().to_string();
+        let (cert, key) = (file("redis.crt"), file("redis.key"));
+        let port_arg = port.to_string();
+        let args = [
+            "--port",
+            "0",
+            "--tls-port",
+            &port_arg,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-auth-clients",
+            "no",
+        ];
+        Self::start(port, &args).await
+    }
+
+    async fn start(port: u16, listen: &[&str]) -> Self {
         let mut redis = Self {
             child: Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(listen)
+                .args(["--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -65,13 +92,25 @@ impl Drop for Redis {
 /// Two instances, each on a database of its own, sharing the Redis at `redis_url` for their
 /// limits, each with the customer `name`.
 async fn pair(redis_url: &str, dir: &tempfile::TempDir, name: &str) -> (Instance, Instance, Setup) {
+    pair_with(&[("FINHUB_REDIS_URL", redis_url)], dir, name).await
+}
+
+/// [`pair`] with the Redis settings given.
+async fn pair_with(
+    redis: &[(&str, &str)],
+    dir: &tempfile::TempDir,
+    name: &str,
+) -> (Instance, Instance, Setup) {
     let setups: Vec<Setup> = ["a", "b"]
         .iter()
         .map(|instance| {
             let path = dir.path().join(instance);
             std::fs::create_dir_all(&path).unwrap();
-            Setup::sqlite(&path)
-                .with("FINHUB_REDIS_URL", redis_url)
+            redis
+                .iter()
+                .fold(Setup::sqlite(&path), |setup, (key, value)| {
+                    setup.with(key, value)
+                })
                 .with("FINHUB_RATE_LIMIT_LOGIN_ACCOUNT", "4/min")
         })
         .collect();
@@ -172,5 +211,66 @@ async fn without_redis_each_instance_counts_for_itself_and_goes_back_when_it_ret
         std::fs::read_to_string(&a.log)
             .unwrap()
             .contains("rate limits are shared again")
+    );
+}
+
+/// Logs `username` in eight times, alternating between the instances; how many were allowed.
+async fn allowed_of_eight(a: &Instance, b: &Instance, username: &str) -> usize {
+    let mut allowed = 0;
+    for i in 0..8 {
+        let on = if i % 2 == 0 { a } else { b };
+        match on.login(username, PASSWORD).await.0 {
+            StatusCode::OK => allowed += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    allowed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_shares_the_limits_over_tls_with_a_server_the_ca_vouches_for() {
+    let certs = tempfile::tempdir().unwrap();
+    let server = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let stranger = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let write = |name: &str, pem: String| {
+        let path = certs.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.display().to_string()
+    };
+    // The server's self-signed certificate is its own CA.
+    let ca = write("redis.crt", server.cert.pem());
+    write("redis.key", server.signing_key.serialize_pem());
+    let other_ca = write("other.crt", stranger.cert.pem());
+    let port = free_port();
+    let _redis = Redis::start_tls_on(port, certs.path()).await;
+    let url = format!("rediss://localhost:{port}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, _) = pair_with(
+        &[("FINHUB_REDIS_URL", &url), ("FINHUB_REDIS_CA_FILE", &ca)],
+        &dir,
+        "tls",
+    )
+    .await;
+    assert_eq!(allowed_of_eight(&a, &b, "tls@example.com").await, 4);
+    assert_eq!(readiness(&a).await["details"]["rateLimits"], "shared");
+
+    // A certificate the configured CA does not vouch for: no shared counts, each instance on
+    // its own.
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, _) = pair_with(
+        &[
+            ("FINHUB_REDIS_URL", &url),
+            ("FINHUB_REDIS_CA_FILE", &other_ca),
+        ],
+        &dir,
+        "stranger",
+    )
+    .await;
+    assert_eq!(allowed_of_eight(&a, &b, "stranger@example.com").await, 8);
+    assert_eq!(
+        readiness(&a).await["details"]["rateLimits"],
+        "local (shared store unreachable)"
     );
 }

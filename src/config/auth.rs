@@ -157,6 +157,10 @@ pub struct LimitsSection {
     /// for itself. It may hold a password, so it is never printed.
     #[serde(rename = "redis_url", serialize_with = "super::records::unset")]
     pub redis_url: Option<SecretString>,
+    /// The CAs (PEM) that a `rediss://` server's certificate must chain to; unset, the
+    /// system's roots.
+    #[serde(rename = "redis_ca_file")]
+    pub redis_ca_file: Option<PathBuf>,
 }
 
 impl Default for LimitsSection {
@@ -172,6 +176,7 @@ impl Default for LimitsSection {
             login_per_ip: per_minute(60),
             login_per_account: per_minute(20),
             redis_url: None,
+            redis_ca_file: None,
         }
     }
 }

@@ -94,6 +94,7 @@ fn the_names_are_the_documented_ones() {
         "rate_limit_login_ip",
         "rate_limit_login_account",
         "redis_url",
+        "redis_ca_file",
         "geoip_db",
         "risk_action",
     ];

@@ -5,6 +5,7 @@
 //! before the domain falls back to this instance's buckets; a failed connection is dropped and
 //! made afresh when the domain next tries Redis.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -52,10 +53,27 @@ impl std::fmt::Debug for RedisCounter {
 }
 
 impl RedisCounter {
-    /// Checks the URL only: a Redis that is down at start-up is treated like one that goes
-    /// down later, and the service starts on its own buckets meanwhile.
-    pub fn new(url: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).context("FINHUB_REDIS_URL is not a Redis URL")?;
+    /// Checks the URL (and reads the CA file) only: a Redis that is down at start-up is treated
+    /// like one that goes down later, and the service starts on its own buckets meanwhile.
+    /// `rediss://` speaks TLS, checking the server's certificate against `ca_file` or, without
+    /// one, the system's roots.
+    pub fn new(url: &str, ca_file: Option<&Path>) -> anyhow::Result<Self> {
+        let client = match ca_file {
+            None => redis::Client::open(url),
+            Some(path) => {
+                let root_cert = std::fs::read(path).with_context(|| {
+                    format!("cannot read FINHUB_REDIS_CA_FILE {}", path.display())
+                })?;
+                redis::Client::build_with_tls(
+                    url,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(root_cert),
+                    },
+                )
+            }
+        }
+        .context("FINHUB_REDIS_URL is not a Redis URL")?;
         Ok(Self {
             client,
             connection: Mutex::new(None),
