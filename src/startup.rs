@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::config::{LimitsSection, NotifierKind, NotifierSection, Settings};
 use crate::domain::accounts::Accounts;
-use crate::domain::audit::ChainSeal;
+use crate::domain::audit::{AnchorKeys, ChainSeal};
 use crate::domain::audit_trail;
 use crate::domain::auth::AuthService;
 use crate::domain::housekeeping::Housekeeper;
@@ -240,7 +240,7 @@ impl Application {
         if let Some(path) = &settings.audit.anchor_path {
             spawn_anchoring(
                 Arc::clone(&services.store),
-                services.seal.clone(),
+                settings.audit.anchor_keys()?,
                 path.clone(),
                 settings.audit.anchor_interval.unsigned_abs(),
             );
@@ -353,7 +353,7 @@ fn spawn_certificate_reloader(tls: &Tls) {
 /// Appends an anchor of the audit chain's head to `path` every `every` (see `audit anchor`).
 fn spawn_anchoring(
     store: Arc<dyn Store>,
-    seal: ChainSeal,
+    keys: AnchorKeys,
     path: std::path::PathBuf,
     every: std::time::Duration,
 ) {
@@ -364,7 +364,7 @@ fn spawn_anchoring(
             tick.tick().await;
             let written = async {
                 let anchor =
-                    audit_trail::anchor(store.as_ref(), &seal, time::OffsetDateTime::now_utc())
+                    audit_trail::anchor(store.as_ref(), &keys, time::OffsetDateTime::now_utc())
                         .await?;
                 let mut line = serde_json::to_vec(&anchor)?;
                 line.push(b'\n');

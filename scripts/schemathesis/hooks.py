@@ -1,31 +1,38 @@
 """Schemathesis hooks for finhub-auth: signs the generated calls in, and makes some positive
-cases meaningful (a real refresh token, a real 2FA code, the caller's own session id).
+cases meaningful (a real login, refresh token, 2FA code, session id or device id).
 
 Loaded through SCHEMATHESIS_HOOKS by scripts/schemathesis/run, which starts the service and sets:
 
     FINHUB_ST_BASE_URL      the service's origin, e.g. http://127.0.0.1:41234
-    FINHUB_ST_OUTBOX        the demo's outbox file (2FA codes are read from it)
+    FINHUB_ST_OUTBOX        the service's outbox file (2FA codes are read from it)
     FINHUB_ST_READER        customer whose one shared session serves the read-only calls [alice]
     FINHUB_ST_ENDER         customer whose fresh sessions serve the calls that end sessions [carol]
     FINHUB_ST_PENDING       customer with 2FA whose fresh pending sessions serve the 2FA calls [bob]
     FINHUB_ST_PASSWORD      their password [finhub-demo-2026]
 
-Why three customers, and when a token is fresh:
+Which token a case gets, and when:
 
+* The auth provider below only says *which kind* of session a case needs (it puts a placeholder
+  in `Authorization`); `before_call` swaps in a real token right before the request is sent.
+  Schemathesis asks auth providers when it generates a case, and its coverage phase generates all
+  of an operation's cases before sending the first: a token fetched then could be ended (by a
+  generated `logout {"scope": "all"}`) before its own case is sent.
 * The read-only calls (customers/me, sessions, devices, security-events) share one ACTIVE
-  session of the reader, cached by Schemathesis. Nothing the run generates can end that session:
-  the calls that end sessions use another customer. If it ends all the same (idle timeout, a
-  restart), Schemathesis' reactive re-authentication (retry_on=[401]) logs in again and replays
-  the call once.
-* The calls that can end sessions (logout, logout {"scope": "all"}, DELETE sessions/{id},
-  DELETE customers/me/devices/{id}) get a fresh session of their own customer per case, so a
-  generated logout never spoils the token of another case, and `scope: all` only ends sessions
-  of a customer no other kind of case uses.
+  session of the reader. Nothing the run generates can end it, because the calls that end
+  sessions act on another customer. Should it end all the same (idle timeout, a restart),
+  `after_call` drops it on a 401 and Schemathesis' reactive re-authentication (retry_on=[401])
+  replays the call once, which then logs in again.
+* The calls that can end sessions (logout, also with `scope: all`, DELETE sessions/{id}, DELETE
+  customers/me/devices/{id}) get a fresh session of their own customer per case (with a device
+  of its own), so a generated logout never ends a session another case relies on. Two workers
+  could still race (one's `scope: all` between the other's login and call); that 401 is replayed
+  with a fresh login too.
 * The 2FA calls get a fresh TWO_FACTOR_PENDING session of the 2FA customer per case: a pending
-  session allows few sends, a right code makes it ACTIVE and rotates its tokens.
+  session allows few sends, and a right code makes it ACTIVE and rotates its tokens. One
+  read-only call in four gets such a session too (restricted view, TWO_FACTOR_REQUIRED).
 
-Cases generated without credentials on purpose (Schemathesis' negative security tests) are left
-alone: Schemathesis does not ask an auth provider for them.
+Cases that Schemathesis generates without, or with broken, credentials on purpose (negative
+security tests) are left alone: it does not ask auth providers for them.
 """
 
 from __future__ import annotations
@@ -47,30 +54,27 @@ READER = os.environ.get("FINHUB_ST_READER", "alice@demo.finhub.test")
 ENDER = os.environ.get("FINHUB_ST_ENDER", "carol@demo.finhub.test")
 PENDING = os.environ.get("FINHUB_ST_PENDING", "bob@demo.finhub.test")
 
-READ_ONLY = {
-    "GET /api/v1/customers/me",
-    "GET /api/v1/sessions",
-    "GET /api/v1/customers/me/devices",
-    "GET /api/v1/customers/me/security-events",
+ROLES = {
+    "GET /api/v1/customers/me": "reader",
+    "GET /api/v1/sessions": "reader",
+    "GET /api/v1/customers/me/devices": "reader",
+    "GET /api/v1/customers/me/security-events": "reader",
+    "POST /api/v1/auth/logout": "ender",
+    "DELETE /api/v1/sessions/{id}": "ender",
+    "DELETE /api/v1/customers/me/devices/{id}": "ender",
+    "POST /api/v1/auth/2fa/initiate": "pending",
+    "POST /api/v1/auth/2fa/verify": "pending",
 }
-ENDS_SESSIONS = {
-    "POST /api/v1/auth/logout",
-    "DELETE /api/v1/sessions/{id}",
-    "DELETE /api/v1/customers/me/devices/{id}",
-}
-TWO_FACTOR = {
-    "POST /api/v1/auth/2fa/initiate",
-    "POST /api/v1/auth/2fa/verify",
-}
+PLACEHOLDER = "finhub-st-role:"
 
-_http = threading.local()
+_local = threading.local()
 
 
-def _session() -> requests.Session:
-    s = getattr(_http, "session", None)
-    if s is None:
-        s = _http.session = requests.Session()
-    return s
+def _http() -> requests.Session:
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+    return session
 
 
 def _label(operation) -> str:
@@ -78,57 +82,75 @@ def _label(operation) -> str:
 
 
 def login(username: str, fingerprint: str | None = None) -> dict:
-    """A fresh session; the token response as the service sends it."""
+    """A fresh session: the token response as the service sends it."""
     body: dict = {"username": username, "password": PASSWORD}
     if fingerprint is not None:
         body["device"] = {"fingerprint": fingerprint, "name": "schemathesis"}
     for attempt in range(3):
-        r = _session().post(f"{BASE_URL}/api/v1/auth/token", json=body, timeout=10)
+        r = _http().post(f"{BASE_URL}/api/v1/auth/token", json=body, timeout=10)
         if r.status_code == 200:
             return r.json()
-        # 503 (hashing queue full) and 429 say "retry"; anything else is a setup error.
+        # 503 (hashing queue full) and 429 ask for a retry; anything else is a broken setup.
         if r.status_code not in (429, 503) or attempt == 2:
             raise RuntimeError(f"login as {username} answered {r.status_code}: {r.text[:300]}")
         time.sleep(float(r.headers.get("retry-after", "1")))
     raise AssertionError("unreachable")
 
 
-def _cache_key(case, context) -> str:
-    # One shared entry for the read-only calls; one entry per case (so a fresh login) otherwise.
-    label = _label(context.operation)
-    return "reader" if label in READ_ONLY else f"{label} {case.id}"
+_reader: dict | None = None
+_reader_lock = threading.Lock()
 
 
-@schemathesis.auth(refresh_interval=600, cache_by_key=_cache_key, retry_on=[401]).apply_to(
-    lambda ctx: _label(ctx.operation) in READ_ONLY | ENDS_SESSIONS | TWO_FACTOR
-)
+def _reader_token() -> str:
+    global _reader
+    with _reader_lock:
+        if _reader is None:
+            _reader = login(READER)
+        return _reader["bffToken"]
+
+
+def _drop_reader(token: str) -> None:
+    global _reader
+    with _reader_lock:
+        if _reader is not None and _reader["bffToken"] == token:
+            _reader = None
+
+
+_reader_turns = itertools.count()
+
+
+def token_for(role: str) -> str:
+    if role == "reader":
+        # One read-only call in four is made by a session still awaiting 2FA: the restricted
+        # view of customers/me, and TWO_FACTOR_REQUIRED from the account-security calls.
+        if next(_reader_turns) % 4 == 3:
+            return login(PENDING)["bffToken"]
+        return _reader_token()
+    if role == "pending":
+        return login(PENDING)["bffToken"]
+    return login(ENDER, fingerprint=f"schemathesis-{uuid.uuid4()}")["bffToken"]
+
+
+# Cached per operation (the role never changes), which also makes it a provider Schemathesis
+# re-authenticates through: a 401 is replayed once with the placeholder set again.
+@schemathesis.auth(
+    refresh_interval=3600,
+    cache_by_key=lambda case, context: _label(context.operation),
+    retry_on=[401],
+).apply_to(lambda context: _label(context.operation) in ROLES)
 class FinhubBearer:
     def get(self, case, context):
-        label = _label(context.operation)
-        if label in READ_ONLY:
-            return login(READER)
-        if label in TWO_FACTOR:
-            return login(PENDING)
-        if label in ENDS_SESSIONS:
-            # A device of its own, so that DELETE devices/{id} can name a real one.
-            return login(ENDER, fingerprint=f"schemathesis-{uuid.uuid4()}")
-        return None
+        return ROLES.get(_label(context.operation))
 
     def set(self, case, data, context):
         if case.headers is None:
             case.headers = {}
-        case.headers["Authorization"] = f"Bearer {data['bffToken']}"
+        case.headers["Authorization"] = f"Bearer {PLACEHOLDER}{data}"
 
 
-# Every other positive case of these operations gets a real value where a random one can only be
-# refused; the others keep the generated values, so both paths are exercised.
-_turns = {label: itertools.count() for label in (
-    "POST /api/v1/auth/token",
-    "POST /api/v1/auth/token/refresh",
-    "POST /api/v1/auth/2fa/verify",
-    "DELETE /api/v1/sessions/{id}",
-    "DELETE /api/v1/customers/me/devices/{id}",
-)}
+def _bearer(case) -> str | None:
+    value = (case.headers or {}).get("Authorization") or ""
+    return value[len("Bearer "):] if isinstance(value, str) and value.startswith("Bearer ") else None
 
 
 def _positive(case) -> bool:
@@ -138,11 +160,6 @@ def _positive(case) -> bool:
     return meta.generation.mode.is_positive and not any(
         component.mode.is_negative for component in meta.components.values()
     )
-
-
-def _bearer(case) -> str | None:
-    value = (case.headers or {}).get("Authorization") or ""
-    return value[len("Bearer "):] if value.startswith("Bearer ") else None
 
 
 def _code_for(challenge_id: str) -> str | None:
@@ -161,26 +178,35 @@ def _code_for(challenge_id: str) -> str | None:
     return None
 
 
-@schemathesis.hook
-def before_call(context, case, kwargs):
-    label = _label(case.operation)
-    turns = _turns.get(label)
-    if turns is None or not _positive(case) or next(turns) % 2:
-        return
-    if label == "POST /api/v1/auth/token" and isinstance(case.body, dict):
-        case.body = {**case.body, "username": ENDER, "password": PASSWORD}
-    elif label == "POST /api/v1/auth/token/refresh" and isinstance(case.body, dict):
-        case.body = {**case.body, "refreshToken": login(ENDER)["refreshToken"]}
-    elif label == "POST /api/v1/auth/2fa/verify" and isinstance(case.body, dict):
-        token = _bearer(case)
-        if token is None:
+# Every other positive case of these operations gets a real value where a generated one can only
+# be refused (401 or 404); the others keep the generated values, so both paths are exercised.
+_turns = {
+    label: itertools.count()
+    for label in (
+        "POST /api/v1/auth/token",
+        "POST /api/v1/auth/token/refresh",
+        "POST /api/v1/auth/2fa/verify",
+        "DELETE /api/v1/sessions/{id}",
+        "DELETE /api/v1/customers/me/devices/{id}",
+    )
+}
+
+
+def _make_real(label: str, case, turn: int) -> None:
+    token = _bearer(case)
+    auth = {"Authorization": f"Bearer {token}"}
+    if label == "POST /api/v1/auth/token":
+        if isinstance(case.body, dict):
+            case.body = {**case.body, "username": ENDER, "password": PASSWORD}
+    elif label == "POST /api/v1/auth/token/refresh":
+        if isinstance(case.body, dict):
+            # Mostly an ACTIVE session's; now and then a pending one's (TWO_FACTOR_REQUIRED).
+            customer = PENDING if turn % 6 == 4 else ENDER
+            case.body = {**case.body, "refreshToken": login(customer)["refreshToken"]}
+    elif label == "POST /api/v1/auth/2fa/verify":
+        if token is None or not isinstance(case.body, dict):
             return
-        r = _session().post(
-            f"{BASE_URL}/api/v1/auth/2fa/initiate",
-            headers={"Authorization": f"Bearer {token}"},
-            json={},
-            timeout=10,
-        )
+        r = _http().post(f"{BASE_URL}/api/v1/auth/2fa/initiate", headers=auth, json={}, timeout=10)
         if r.status_code != 202:
             return
         challenge = r.json()["challengeId"]
@@ -188,25 +214,36 @@ def before_call(context, case, kwargs):
         if code is not None:
             case.body = {**case.body, "challengeId": challenge, "code": code}
     elif label == "DELETE /api/v1/sessions/{id}":
-        token = _bearer(case)
         if token is None:
             return
-        r = _session().get(
-            f"{BASE_URL}/api/v1/customers/me",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
+        r = _http().get(f"{BASE_URL}/api/v1/customers/me", headers=auth, timeout=10)
         if r.status_code == 200:
             case.path_parameters = {**(case.path_parameters or {}), "id": r.json()["session"]["id"]}
     elif label == "DELETE /api/v1/customers/me/devices/{id}":
-        token = _bearer(case)
         if token is None:
             return
-        r = _session().get(
-            f"{BASE_URL}/api/v1/customers/me/devices",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
+        r = _http().get(f"{BASE_URL}/api/v1/customers/me/devices", headers=auth, timeout=10)
         devices = r.json().get("devices", []) if r.status_code == 200 else []
         if devices:
             case.path_parameters = {**(case.path_parameters or {}), "id": devices[0]["id"]}
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    label = _label(case.operation)
+    token = _bearer(case)
+    if token is not None and token.startswith(PLACEHOLDER):
+        case.headers["Authorization"] = f"Bearer {token_for(token[len(PLACEHOLDER):])}"
+    turns = _turns.get(label)
+    if turns is not None and _positive(case):
+        turn = next(turns)
+        if turn % 2 == 0:
+            _make_real(label, case, turn)
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    if response.status_code == 401 and ROLES.get(_label(case.operation)) == "reader":
+        token = _bearer(case)
+        if token is not None:
+            _drop_reader(token)

@@ -9,7 +9,10 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use time::OffsetDateTime;
 
-use crate::domain::audit::{Anchor, ChainSeal, ChainedEvent};
+use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::pkcs8::DecodePublicKey as _;
+
+use crate::domain::audit::{Anchor, AnchorKeys, ChainSeal, ChainedEvent};
 use crate::domain::audit_trail;
 use crate::domain::ports::{AuditQuery, AuditStore};
 
@@ -33,6 +36,10 @@ pub enum AuditCommand {
         /// change them: the chain must still reach each with the same hash.
         #[arg(long)]
         anchors: Option<std::path::PathBuf>,
+        /// The public half (PEM) of the Ed25519 key that signed the anchors, for checking them
+        /// without the private key (`openssl pkey -in KEY -pubout`).
+        #[arg(long, requires = "anchors")]
+        anchor_public_key: Option<std::path::PathBuf>,
     },
     /// Print a signed checkpoint of the chain's head as one JSON line, for storage the
     /// database's writers cannot change.
@@ -50,6 +57,7 @@ pub async fn run(
     cmd: AuditCommand,
     store: &dyn AuditStore,
     seal: &ChainSeal,
+    keys: AnchorKeys,
 ) -> anyhow::Result<ExitCode> {
     match cmd {
         AuditCommand::Tail { lines, follow } => tail(store, lines, follow).await,
@@ -69,9 +77,18 @@ pub async fn run(
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify { anchors } => verify(store, seal, anchors.as_deref()).await,
+        AuditCommand::Verify {
+            anchors,
+            anchor_public_key,
+        } => {
+            let keys = match anchor_public_key {
+                Some(path) => keys.checking_with(public_key(&path)?),
+                None => keys,
+            };
+            verify(store, seal, anchors.as_deref(), &keys).await
+        }
         AuditCommand::Anchor => {
-            let anchor = audit_trail::anchor(store, seal, OffsetDateTime::now_utc()).await?;
+            let anchor = audit_trail::anchor(store, &keys, OffsetDateTime::now_utc()).await?;
             println!("{}", serde_json::to_string(&anchor)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -115,10 +132,22 @@ fn print_events(events: &[ChainedEvent]) -> anyhow::Result<()> {
     out.flush().context("writing to standard output")
 }
 
+fn public_key(path: &std::path::Path) -> anyhow::Result<VerifyingKey> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the public key in {}", path.display()))?;
+    VerifyingKey::from_public_key_pem(&pem).map_err(|_| {
+        anyhow::anyhow!(
+            "{} is not an Ed25519 public key in PEM (openssl pkey -in KEY -pubout)",
+            path.display()
+        )
+    })
+}
+
 async fn verify(
     store: &dyn AuditStore,
     seal: &ChainSeal,
     anchors: Option<&std::path::Path>,
+    keys: &AnchorKeys,
 ) -> anyhow::Result<ExitCode> {
     let verified = audit_trail::verify(store, seal).await?;
     println!(
@@ -137,7 +166,7 @@ async fn verify(
                     .with_context(|| format!("{} line {}: not an anchor", path.display(), i + 1))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let checked = audit_trail::verify_anchors(store, seal, &anchors).await?;
+        let checked = audit_trail::verify_anchors(store, keys, &anchors).await?;
         println!(
             "anchors hold: {} of {} checked against the chain (the rest precede retention)",
             checked,

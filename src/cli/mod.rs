@@ -127,7 +127,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DevCert(args) => dev_cert::run(&args),
         Command::Audit(cmd) => {
             let store = startup::open_store(&settings, Migrations::Check).await?;
-            audit::run(cmd, store.as_ref(), &settings.audit.chain_seal()).await
+            let keys = settings.audit.anchor_keys()?;
+            audit::run(cmd, store.as_ref(), &settings.audit.chain_seal(), keys).await
         }
     }
 }

@@ -10,7 +10,10 @@ use time::Duration;
 
 use super::ConfigError;
 use super::values::{NonNegative, OrOff, Positive, Span};
-use crate::domain::audit::ChainSeal;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+
+use crate::domain::audit::{AnchorKeys, ChainSeal};
 use crate::domain::device::DeviceKey;
 use crate::domain::housekeeping::RetentionPolicy;
 use crate::domain::lockout::LockoutPolicy;
@@ -31,6 +34,10 @@ pub struct AuditSection {
     pub anchor_path: Option<PathBuf>,
     #[serde(rename = "audit_anchor_interval", with = "As::<Span<Positive>>")]
     pub anchor_interval: Duration,
+    /// An Ed25519 private key (PKCS#8 PEM, `openssl genpkey -algorithm ed25519`) that signs
+    /// anchors instead of the audit key's HMAC: its public half checks them without any secret.
+    #[serde(rename = "audit_anchor_key_file")]
+    pub anchor_key_file: Option<PathBuf>,
 }
 
 impl Default for AuditSection {
@@ -40,6 +47,7 @@ impl Default for AuditSection {
             key_file: None,
             anchor_path: None,
             anchor_interval: Duration::hours(1),
+            anchor_key_file: None,
         }
     }
 }
@@ -83,6 +91,28 @@ impl AuditSection {
             Some(key) => ChainSeal::keyed(key.expose_secret().as_bytes()),
             None => ChainSeal::unkeyed(),
         }
+    }
+
+    /// The keys anchors are signed with: the Ed25519 key of `anchor_key_file` when one is
+    /// named, else the audit key's HMAC.
+    pub fn anchor_keys(&self) -> Result<AnchorKeys, ConfigError> {
+        let keys = AnchorKeys::new(&self.chain_seal());
+        let Some(path) = &self.anchor_key_file else {
+            return Ok(keys);
+        };
+        let pem = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "FINHUB_AUDIT_ANCHOR_KEY_FILE: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|_| {
+            ConfigError(format!(
+                "FINHUB_AUDIT_ANCHOR_KEY_FILE: {} is not an Ed25519 private key in PKCS#8 PEM",
+                path.display()
+            ))
+        })?;
+        Ok(keys.signing_with(key))
     }
 
     /// Device fingerprints are hashed under a key derived from the audit key, when there is one.

@@ -90,6 +90,7 @@ fn the_names_are_the_documented_ones() {
         "audit_key_file",
         "audit_anchor_path",
         "audit_anchor_interval",
+        "audit_anchor_key_file",
         "rate_limit_ip",
         "rate_limit_login_ip",
         "rate_limit_login_account",

@@ -1,6 +1,8 @@
 //! Checking the stored audit trail end to end.
 
-use super::audit::{Anchor, AnchorBreak, AuditKind, ChainBreak, ChainSeal, ChainVerifier};
+use super::audit::{
+    Anchor, AnchorBreak, AnchorKeys, AuditKind, ChainBreak, ChainSeal, ChainVerifier,
+};
 use super::ports::{AuditQuery, AuditStore, StoreError};
 
 /// Why the trail could not be confirmed intact.
@@ -101,21 +103,21 @@ async fn verify_from(
 /// An anchor of the chain's head as it stands at `at`.
 pub async fn anchor(
     store: &dyn AuditStore,
-    seal: &ChainSeal,
+    keys: &AnchorKeys,
     at: time::OffsetDateTime,
 ) -> Result<Anchor, StoreError> {
     let (seq, hash) = store.audit_head().await?;
-    Ok(Anchor::new(seal, seq, hash, at))
+    Ok(Anchor::new(keys, seq, hash, at))
 }
 
 /// Checks the trail against anchors taken earlier (numbered from 1, as the lines of their
-/// file): each must be signed with this key (or unsigned), and the chain must still reach its
+/// file): each must be signed with these keys (unsigned only where no key is set), and the chain must still reach its
 /// sequence with the same hash there. Anchors at or before the retention checkpoint name events
 /// that retention removed (and recorded); they are not checked further. Returns how many anchors
 /// were checked against an event.
 pub async fn verify_anchors(
     store: &dyn AuditStore,
-    seal: &ChainSeal,
+    keys: &AnchorKeys,
     anchors: &[Anchor],
 ) -> Result<usize, TrailError> {
     let (head, _) = store.audit_head().await?;
@@ -123,7 +125,7 @@ pub async fn verify_anchors(
     let mut checked = 0;
     for (i, anchor) in anchors.iter().enumerate() {
         let number = i + 1;
-        anchor.check(seal, number)?;
+        anchor.check(keys, number)?;
         if anchor.seq > head {
             return Err(AnchorBreak::ChainEndsBefore {
                 anchor: number,

@@ -1,13 +1,15 @@
 //! The audit commands: verify, export, tail, and a trail that resists edits.
 
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::process::Setup;
 use crate::{
-    PASSWORD, database, exported_events, full_flow, run_ok, sandbox, sqlite, sqlite_result, stderr,
-    stdout,
+    Backend, Database, PASSWORD, database, exported_events, full_flow, on_both_stores, run_ok,
+    sandbox, sandbox_on, sqlite, sqlite_result, stderr, stdout,
 };
 
 #[tokio::test]
@@ -190,13 +192,33 @@ fn with_an_audit_key_the_chain_is_sealed_and_verifies_only_with_the_key() {
     );
 }
 
-#[tokio::test]
-async fn a_trail_cut_short_and_its_head_rewritten_passes_alone_but_not_against_its_anchors() {
-    let (setup, dir) = sandbox();
-    let setup = setup.with(
-        "FINHUB_AUDIT_KEY",
-        "a-long-audit-key-kept-outside-the-database",
-    );
+const AUDIT_KEY: &str = "a-long-audit-key-kept-outside-the-database";
+
+/// `audit verify --anchors PATH` and any `extra` arguments.
+fn verify_against(setup: &Setup, anchors: &Path, extra: &[&str]) -> Output {
+    let path = anchors.display().to_string();
+    let mut args = vec!["audit", "verify", "--anchors", &path];
+    args.extend_from_slice(extra);
+    setup.run(&args, None)
+}
+
+/// What a database writer can do: drop the trigger, cut the events after `keep`, and copy the
+/// remaining last link into the head row.
+async fn cut_after(db: &Database, keep: i64) {
+    db.execute(&format!(
+        "{} DELETE FROM audit_events WHERE seq > {keep}; \
+         UPDATE audit_head SET seq = {keep}, hash = (SELECT hash FROM audit_events WHERE seq = {keep});",
+        db.allow_deleting_events()
+    ))
+    .await;
+}
+
+on_both_stores!(a_trail_cut_short_and_its_head_rewritten_passes_alone_but_not_against_its_anchors);
+async fn a_trail_cut_short_and_its_head_rewritten_passes_alone_but_not_against_its_anchors(
+    backend: Backend,
+) {
+    let (setup, dir, db) = sandbox_on(backend).await;
+    let setup = setup.with("FINHUB_AUDIT_KEY", AUDIT_KEY);
     for name in ["alice", "bob", "carol", "dave"] {
         setup.create_customer(name, "off", PASSWORD);
     }
@@ -207,44 +229,21 @@ async fn a_trail_cut_short_and_its_head_rewritten_passes_alone_but_not_against_i
     assert_eq!(anchor["seal"], "hmac-sha256");
     assert!(anchor["hash"].as_str().unwrap().starts_with("hmac:"));
     std::fs::write(&anchors, &first).unwrap();
-    let intact = run_ok(
-        &setup,
-        &[
-            "audit",
-            "verify",
-            "--anchors",
-            &anchors.display().to_string(),
-        ],
-    );
+    let intact = verify_against(&setup, &anchors, &[]);
     assert!(
         stdout(&intact).contains("anchors hold: 1 of 1"),
         "{}",
-        stdout(&intact)
+        stderr(&intact)
     );
 
-    // What a database writer can do: drop the trigger, cut the newest events, and copy the
-    // remaining last link into the head row.
-    sqlite(
-        &database(&setup),
-        "DROP TRIGGER audit_events_are_not_deleted; DELETE FROM audit_events WHERE seq > 2; \
-         UPDATE audit_head SET seq = 2, hash = (SELECT hash FROM audit_events WHERE seq = 2);",
-    )
-    .await;
+    cut_after(&db, 2).await;
     let alone = run_ok(&setup, &["audit", "verify"]);
     assert!(
         stdout(&alone).contains("intact"),
         "the chain alone cannot tell"
     );
 
-    let out = setup.run(
-        &[
-            "audit",
-            "verify",
-            "--anchors",
-            &anchors.display().to_string(),
-        ],
-        None,
-    );
+    let out = verify_against(&setup, &anchors, &[]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains(
@@ -256,22 +255,164 @@ async fn a_trail_cut_short_and_its_head_rewritten_passes_alone_but_not_against_i
 
     // An anchor edited to match the shortened chain no longer carries a valid signature.
     let forged = first.replace("\"seq\":4", "\"seq\":2");
-    std::fs::write(&anchors, forged).unwrap();
-    let out = setup.run(
-        &[
-            "audit",
-            "verify",
-            "--anchors",
-            &anchors.display().to_string(),
-        ],
-        None,
-    );
+    std::fs::write(&anchors, &forged).unwrap();
+    let out = verify_against(&setup, &anchors, &[]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("anchor 1 (seq 2): its signature does not match"),
         "{}",
         stderr(&out)
     );
+
+    // Nor does removing the signature help: with a key set, anchors must be signed.
+    let mut stripped: Value = serde_json::from_str(forged.trim()).unwrap();
+    stripped["sig"] = Value::Null;
+    stripped["seal"] = "none".into();
+    stripped["hash"] = exported_events(&setup)[1]["hash"].clone();
+    std::fs::write(&anchors, stripped.to_string()).unwrap();
+    let out = verify_against(&setup, &anchors, &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("anchor 1 (seq 2) is not signed"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Writes an Ed25519 key pair as operators make one; returns the private and public files.
+fn ed25519_key_pair(dir: &Path) -> (String, String) {
+    let private = dir.join("anchor-key.pem");
+    let public = dir.join("anchor-key.pub.pem");
+    for args in [
+        vec![
+            "genpkey",
+            "-algorithm",
+            "ed25519",
+            "-out",
+            private.to_str().unwrap(),
+        ],
+        vec![
+            "pkey",
+            "-in",
+            private.to_str().unwrap(),
+            "-pubout",
+            "-out",
+            public.to_str().unwrap(),
+        ],
+    ] {
+        let status = std::process::Command::new("openssl")
+            .args(&args)
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl {args:?}");
+    }
+    (private.display().to_string(), public.display().to_string())
+}
+
+on_both_stores!(ed25519_anchors_are_checked_with_the_public_key_alone);
+async fn ed25519_anchors_are_checked_with_the_public_key_alone(backend: Backend) {
+    let (setup, dir, db) = sandbox_on(backend).await;
+    let (private, public) = ed25519_key_pair(dir.path());
+    let signer = setup
+        .clone()
+        .with("FINHUB_AUDIT_KEY", AUDIT_KEY)
+        .with("FINHUB_AUDIT_ANCHOR_KEY_FILE", &private);
+    for name in ["alice", "bob", "carol"] {
+        signer.create_customer(name, "off", PASSWORD);
+    }
+    let line = stdout(&run_ok(&signer, &["audit", "anchor"]));
+    let anchor: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(anchor["seal"], "ed25519");
+    assert_eq!(anchor["seq"], 3);
+    let anchors = dir.path().join("anchors.jsonl");
+    std::fs::write(&anchors, &line).unwrap();
+
+    // An auditor holds the audit key for the chain, and only the public half for anchors.
+    let auditor = setup.clone().with("FINHUB_AUDIT_KEY", AUDIT_KEY);
+    let out = verify_against(&auditor, &anchors, &["--anchor-public-key", &public]);
+    assert!(
+        stdout(&out).contains("anchors hold: 1 of 1"),
+        "{}",
+        stderr(&out)
+    );
+    let out = verify_against(&auditor, &anchors, &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("anchor 1 is sealed with ed25519, and no key to check it is set"),
+        "{}",
+        stderr(&out)
+    );
+    let other_dir = tempfile::tempdir().unwrap();
+    let (_, other_public) = ed25519_key_pair(other_dir.path());
+    let out = verify_against(&auditor, &anchors, &["--anchor-public-key", &other_public]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("anchor 1 (seq 3): its signature does not match"),
+        "{}",
+        stderr(&out)
+    );
+
+    cut_after(&db, 1).await;
+    let out = verify_against(&auditor, &anchors, &["--anchor-public-key", &public]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("anchor 1: the chain ends at seq 1, before the anchored seq 3"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+on_both_stores!(a_chain_begun_without_a_key_is_switched_to_the_key_at_a_marked_event);
+async fn a_chain_begun_without_a_key_is_switched_to_the_key_at_a_marked_event(backend: Backend) {
+    let (setup, _dir, _db) = sandbox_on(backend).await;
+    setup.create_customer("alice", "off", PASSWORD);
+    setup.create_customer("bob", "off", PASSWORD);
+    let keyed = setup.clone().with("FINHUB_AUDIT_KEY", AUDIT_KEY);
+    let out = keyed.run(&["audit", "verify"], None);
+    assert!(
+        !out.status.success(),
+        "a plain chain is not sealed with the key"
+    );
+    assert!(
+        stderr(&out).contains("event seq 1") && stderr(&out).contains("audit.sealed_with_key"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The first event written with the key marks the switch.
+    keyed.create_customer("carol", "off", PASSWORD);
+    let events = exported_events(&keyed);
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "customer.created",
+            "customer.created",
+            "audit.sealed_with_key",
+            "customer.created"
+        ]
+    );
+    assert_eq!(events[2]["details"]["plainThroughSeq"], 2);
+    let hashes: Vec<bool> = events
+        .iter()
+        .map(|e| e["hash"].as_str().unwrap().starts_with("hmac:"))
+        .collect();
+    assert_eq!(hashes, [false, false, true, true]);
+    let out = run_ok(&keyed, &["audit", "verify"]);
+    assert!(
+        stdout(&out).contains("intact: 4 events"),
+        "{}",
+        stdout(&out)
+    );
+    keyed.create_customer("dave", "off", PASSWORD);
+    assert_eq!(exported_events(&keyed).len(), 5, "one marker only");
+    run_ok(&keyed, &["audit", "verify"]);
+
+    // A plain event appended after the switch (a writer without the key) breaks it.
+    setup.create_customer("eve", "off", PASSWORD);
+    let out = keyed.run(&["audit", "verify"], None);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("event seq 6"), "{}", stderr(&out));
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! The `finhub-auth` binary as operators and scripts use it: real processes, a real database
 //! file, real signals.
 
+#[path = "../common/pg.rs"]
+mod pg;
 #[path = "../common/process.rs"]
 mod process;
 
@@ -27,6 +29,87 @@ fn sandbox() -> (Setup, TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let setup = Setup::sqlite(dir.path()).with("RUST_LOG", "debug,sqlx=warn");
     (setup, dir)
+}
+
+/// The store a test runs on.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs the test `name(Backend)` once on each store, as `name::sqlite` and `name::postgres`.
+macro_rules! on_both_stores {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::Backend::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::$name($crate::Backend::Postgres).await
+            }
+        }
+    };
+}
+pub(crate) use on_both_stores;
+
+/// A test's database: a SQLite file in its directory, or a PostgreSQL schema of its own
+/// (dropped with it).
+enum Database {
+    Sqlite(PathBuf),
+    Postgres(pg::PgSchema),
+}
+
+impl Database {
+    /// Runs `sql` on the database directly, past the service, as an intruder with write access
+    /// would.
+    async fn execute(&self, sql: &str) {
+        use sqlx::Connection as _;
+        let result = match self {
+            Self::Sqlite(path) => sqlite_result(path, sql).await,
+            Self::Postgres(schema) => {
+                let mut conn = sqlx::PgConnection::connect(&schema.url())
+                    .await
+                    .expect("connect");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut conn)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        };
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
+
+    /// The statement that lets events be deleted: the trigger guarding them dropped.
+    fn allow_deleting_events(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "DROP TRIGGER audit_events_are_not_deleted;",
+            Self::Postgres(_) => "DROP TRIGGER audit_events_are_not_changed ON audit_events;",
+        }
+    }
+}
+
+/// [`sandbox`] on `backend`.
+async fn sandbox_on(backend: Backend) -> (Setup, TempDir, Database) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    match backend {
+        Backend::Sqlite => {
+            let setup = Setup::sqlite(dir.path()).with("RUST_LOG", "debug,sqlx=warn");
+            let db = Database::Sqlite(database(&setup));
+            (setup, dir, db)
+        }
+        Backend::Postgres => {
+            let schema = pg::PgSchema::create().await;
+            let setup = Setup::new(schema.url(), dir.path()).with("RUST_LOG", "debug,sqlx=warn");
+            (setup, dir, Database::Postgres(schema))
+        }
+    }
 }
 
 fn database(setup: &Setup) -> PathBuf {

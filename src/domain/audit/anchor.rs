@@ -3,6 +3,9 @@
 //! the chain and rewrite its head row so that the chain alone still verifies; an anchor taken
 //! before remembers a head beyond the cut, and verification against it fails.
 
+use std::sync::Arc;
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use hmac::{Hmac, Mac as _};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -16,8 +19,9 @@ pub struct Anchor {
     pub seq: i64,
     pub hash: String,
     pub at: String,
-    /// `hmac-sha256` under a key derived from `FINHUB_AUDIT_KEY`, or `none` without one (the
-    /// storage the anchor is kept in is then its only protection).
+    /// `ed25519` (a key of its own, whose public half checks it), `hmac-sha256` (under a key
+    /// derived from `FINHUB_AUDIT_KEY`), or `none` without either (the storage the anchor is
+    /// kept in is then its only protection).
     pub seal: String,
     pub sig: Option<String>,
 }
@@ -26,11 +30,13 @@ pub struct Anchor {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnchorBreak {
     #[error(
-        "anchor {anchor} (seq {seq}): its signature does not match (not made with this audit key, or altered)"
+        "anchor {anchor} (seq {seq}): its signature does not match (not made with this key, or altered)"
     )]
     BadSignature { anchor: usize, seq: i64 },
-    #[error("anchor {anchor} is signed, and no FINHUB_AUDIT_KEY is set to check it")]
-    CannotCheck { anchor: usize },
+    #[error("anchor {anchor} is sealed with {seal}, and no key to check it is set")]
+    CannotCheck { anchor: usize, seal: String },
+    #[error("anchor {anchor} (seq {seq}) is not signed, but anchors are signed with the keys set")]
+    Unsigned { anchor: usize, seq: i64 },
     #[error(
         "anchor {anchor}: the chain ends at seq {head}, before the anchored seq {seq}: events were cut off"
     )]
@@ -40,31 +46,94 @@ pub enum AnchorBreak {
 }
 
 const DOMAIN: &[u8] = b"finhub audit anchor v1";
+const HMAC: &str = "hmac-sha256";
+const ED25519: &str = "ed25519";
+const UNSIGNED: &str = "none";
 
-fn signature(key: &[u8], seq: i64, hash: &str, at: &str) -> Option<String> {
+/// What an anchor signs.
+fn message(seq: i64, hash: &str, at: &str) -> Vec<u8> {
+    [DOMAIN, b"\n", format!("{seq}\n{hash}\n{at}").as_bytes()].concat()
+}
+
+fn hmac_signature(key: &[u8], seq: i64, hash: &str, at: &str) -> Option<String> {
     let mut derive = Hmac::<Sha256>::new_from_slice(key).ok()?;
     derive.update(DOMAIN);
     let derived = derive.finalize().into_bytes();
     let mut mac = Hmac::<Sha256>::new_from_slice(&derived).ok()?;
     mac.update(format!("{seq}\n{hash}\n{at}").as_bytes());
-    Some(
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
+    Some(hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The keys anchors are signed and checked with: an Ed25519 key of their own when one is set
+/// (its public half is enough to check, so auditors need no secret), else the audit key's HMAC.
+#[derive(Clone)]
+pub struct AnchorKeys {
+    seal: ChainSeal,
+    signing: Option<Arc<SigningKey>>,
+    verifying: Option<VerifyingKey>,
+}
+
+impl std::fmt::Debug for AnchorKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnchorKeys")
+            .field("hmac", &self.seal.is_keyed())
+            .field("ed25519_signing", &self.signing.is_some())
+            .field("ed25519_checking", &self.verifying.is_some())
+            .finish()
+    }
+}
+
+impl AnchorKeys {
+    /// HMAC under the audit key, if `seal` has one.
+    pub fn new(seal: &ChainSeal) -> Self {
+        Self {
+            seal: seal.clone(),
+            signing: None,
+            verifying: None,
+        }
+    }
+
+    /// Signs with `key`, and checks with its public half.
+    pub fn signing_with(self, key: SigningKey) -> Self {
+        Self {
+            verifying: Some(key.verifying_key()),
+            signing: Some(Arc::new(key)),
+            ..self
+        }
+    }
+
+    /// Checks Ed25519 anchors with `key`.
+    pub fn checking_with(self, key: VerifyingKey) -> Self {
+        Self {
+            verifying: Some(key),
+            ..self
+        }
+    }
+
+    /// Whether anchors must carry a signature: any key is set.
+    fn expects_signatures(&self) -> bool {
+        self.seal.is_keyed() || self.verifying.is_some()
+    }
 }
 
 impl Anchor {
-    /// An anchor of the head `(seq, hash)` at `at`, signed when `seal` has a key.
-    pub fn new(seal: &ChainSeal, seq: i64, hash: String, at: OffsetDateTime) -> Self {
+    /// An anchor of the head `(seq, hash)` at `at`, signed with the strongest key set.
+    pub fn new(keys: &AnchorKeys, seq: i64, hash: String, at: OffsetDateTime) -> Self {
         let at = rfc3339(at);
-        let sig = seal
+        let (seal, sig) = if let Some(key) = &keys.signing {
+            let sig = key.sign(&message(seq, &hash, &at));
+            (ED25519, Some(hex::encode(sig.to_bytes())))
+        } else if let Some(sig) = keys
+            .seal
             .key_bytes()
-            .and_then(|key| signature(&key, seq, &hash, &at));
+            .and_then(|key| hmac_signature(&key, seq, &hash, &at))
+        {
+            (HMAC, Some(sig))
+        } else {
+            (UNSIGNED, None)
+        };
         Self {
-            seal: if sig.is_some() { "hmac-sha256" } else { "none" }.to_owned(),
+            seal: seal.to_owned(),
             seq,
             hash,
             at,
@@ -72,22 +141,51 @@ impl Anchor {
         }
     }
 
-    /// Checks the signature of the anchor numbered `anchor` (its line in the file).
-    pub fn check(&self, seal: &ChainSeal, anchor: usize) -> Result<(), AnchorBreak> {
+    /// Checks the signature of the anchor numbered `anchor` (its line in the file). With any
+    /// key set, an unsigned anchor is refused: removing the signature must not help a forger.
+    pub fn check(&self, keys: &AnchorKeys, anchor: usize) -> Result<(), AnchorBreak> {
+        let bad = || AnchorBreak::BadSignature {
+            anchor,
+            seq: self.seq,
+        };
+        let cannot = || AnchorBreak::CannotCheck {
+            anchor,
+            seal: self.seal.clone(),
+        };
         let Some(sig) = &self.sig else {
-            return Ok(());
+            return if keys.expects_signatures() {
+                Err(AnchorBreak::Unsigned {
+                    anchor,
+                    seq: self.seq,
+                })
+            } else {
+                Ok(())
+            };
         };
-        let Some(key) = seal.key_bytes() else {
-            return Err(AnchorBreak::CannotCheck { anchor });
-        };
-        let expected = signature(&key, self.seq, &self.hash, &self.at).unwrap_or_default();
-        if subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sig.as_bytes()).into() {
-            Ok(())
-        } else {
-            Err(AnchorBreak::BadSignature {
-                anchor,
-                seq: self.seq,
-            })
+        match self.seal.as_str() {
+            ED25519 => {
+                let key = keys.verifying.as_ref().ok_or_else(cannot)?;
+                let bytes: [u8; 64] = hex::decode(sig)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(bad)?;
+                key.verify_strict(
+                    &message(self.seq, &self.hash, &self.at),
+                    &Signature::from_bytes(&bytes),
+                )
+                .map_err(|_| bad())
+            }
+            HMAC => {
+                let key = keys.seal.key_bytes().ok_or_else(cannot)?;
+                let expected =
+                    hmac_signature(&key, self.seq, &self.hash, &self.at).unwrap_or_default();
+                if subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sig.as_bytes()).into() {
+                    Ok(())
+                } else {
+                    Err(bad())
+                }
+            }
+            _ => Err(bad()),
         }
     }
 }
@@ -96,35 +194,96 @@ impl Anchor {
 mod tests {
     use super::*;
 
+    fn at() -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH
+    }
+
     #[test]
-    fn signed_anchors_verify_only_unaltered_and_under_their_key() {
-        let seal = ChainSeal::keyed(&[9; 32]);
-        let anchor = Anchor::new(&seal, 42, "hmac:abc".into(), OffsetDateTime::UNIX_EPOCH);
+    fn hmac_anchors_verify_only_unaltered_and_under_their_key() {
+        let keys = AnchorKeys::new(&ChainSeal::keyed(&[9; 32]));
+        let anchor = Anchor::new(&keys, 42, "hmac:abc".into(), at());
         assert_eq!(anchor.seal, "hmac-sha256");
-        assert_eq!(anchor.check(&seal, 1), Ok(()));
+        assert_eq!(anchor.check(&keys, 1), Ok(()));
         let moved = Anchor {
             seq: 41,
             ..anchor.clone()
         };
         assert_eq!(
-            moved.check(&seal, 1),
+            moved.check(&keys, 1),
             Err(AnchorBreak::BadSignature { anchor: 1, seq: 41 })
         );
-        assert!(anchor.check(&ChainSeal::keyed(&[8; 32]), 1).is_err());
+        let other = AnchorKeys::new(&ChainSeal::keyed(&[8; 32]));
+        assert!(anchor.check(&other, 1).is_err());
+        assert!(matches!(
+            anchor.check(&AnchorKeys::new(&ChainSeal::unkeyed()), 2),
+            Err(AnchorBreak::CannotCheck { anchor: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn ed25519_anchors_are_checked_with_the_public_half_alone() {
+        let signing = SigningKey::from_bytes(&[7; 32]);
+        let public = signing.verifying_key();
+        let keys = AnchorKeys::new(&ChainSeal::keyed(&[9; 32])).signing_with(signing);
+        let anchor = Anchor::new(&keys, 42, "hmac:abc".into(), at());
+        assert_eq!(anchor.seal, "ed25519", "the key of its own wins");
+        let auditor = AnchorKeys::new(&ChainSeal::unkeyed()).checking_with(public);
+        assert_eq!(anchor.check(&auditor, 1), Ok(()));
+        let moved = Anchor {
+            hash: "hmac:abd".into(),
+            ..anchor.clone()
+        };
         assert_eq!(
-            anchor.check(&ChainSeal::unkeyed(), 2),
-            Err(AnchorBreak::CannotCheck { anchor: 2 })
+            moved.check(&auditor, 1),
+            Err(AnchorBreak::BadSignature { anchor: 1, seq: 42 })
         );
+        let stranger = AnchorKeys::new(&ChainSeal::unkeyed())
+            .checking_with(SigningKey::from_bytes(&[6; 32]).verifying_key());
+        assert!(anchor.check(&stranger, 1).is_err());
+        assert!(matches!(
+            anchor.check(&AnchorKeys::new(&ChainSeal::keyed(&[9; 32])), 3),
+            Err(AnchorBreak::CannotCheck { anchor: 3, .. })
+        ));
+        let garbled = Anchor {
+            sig: Some("not hex".into()),
+            ..anchor
+        };
+        assert!(garbled.check(&auditor, 4).is_err());
+    }
+
+    #[test]
+    fn an_unsigned_anchor_passes_only_where_no_key_is_set() {
         let unsigned = Anchor::new(
-            &ChainSeal::unkeyed(),
+            &AnchorKeys::new(&ChainSeal::unkeyed()),
             42,
             "abc".into(),
-            OffsetDateTime::UNIX_EPOCH,
+            at(),
         );
         assert_eq!(
             (unsigned.seal.as_str(), unsigned.sig.is_none()),
             ("none", true)
         );
-        assert_eq!(unsigned.check(&seal, 3), Ok(()));
+        assert_eq!(
+            unsigned.check(&AnchorKeys::new(&ChainSeal::unkeyed()), 1),
+            Ok(())
+        );
+        assert_eq!(
+            unsigned.check(&AnchorKeys::new(&ChainSeal::keyed(&[9; 32])), 2),
+            Err(AnchorBreak::Unsigned { anchor: 2, seq: 42 })
+        );
+        let auditor = AnchorKeys::new(&ChainSeal::unkeyed())
+            .checking_with(SigningKey::from_bytes(&[7; 32]).verifying_key());
+        assert_eq!(
+            unsigned.check(&auditor, 3),
+            Err(AnchorBreak::Unsigned { anchor: 3, seq: 42 })
+        );
+        // A signed anchor stripped of its signature is an unsigned one.
+        let keys = AnchorKeys::new(&ChainSeal::keyed(&[9; 32]));
+        let stripped = Anchor {
+            sig: None,
+            seal: "none".into(),
+            ..Anchor::new(&keys, 42, "hmac:abc".into(), at())
+        };
+        assert!(stripped.check(&keys, 4).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! Sealing events into the chain and verifying it: each link is SHA-256 (or HMAC-SHA256 under
 //! the audit key) of the previous link, the sequence number and the event's canonical form.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use hmac::{Hmac, Mac as _};
 use secrecy::{ExposeSecret, SecretSlice};
 use sha2::{Digest, Sha256};
 
-use super::{AuditEvent, ChainedEvent};
+use super::{AuditEvent, AuditKind, ChainedEvent, Outcome};
 
 /// The hash before the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -68,18 +69,62 @@ impl ChainSeal {
             None => {
                 let mut h = Sha256::new();
                 parts.iter().for_each(|p| h.update(p));
-                hex(&h.finalize())
+                hex::encode(h.finalize())
             }
             // HMAC takes keys of any length; were that ever refused, an empty link would fail
             // every verification rather than pass unsealed.
             Some(key) => match Hmac::<Sha256>::new_from_slice(key.expose_secret()) {
                 Ok(mut mac) => {
                     parts.iter().for_each(|p| mac.update(p));
-                    format!("{KEYED}{}", hex(&mac.finalize().into_bytes()))
+                    format!("{KEYED}{}", hex::encode(mac.finalize().into_bytes()))
                 }
                 Err(_) => String::new(),
             },
         }
+    }
+}
+
+/// One event's place in the chain, ready to store.
+#[derive(Debug)]
+pub struct Link<'a> {
+    pub event: Cow<'a, AuditEvent>,
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl ChainSeal {
+    /// Links `events` after the head `(seq, hash)`. A keyed seal on a chain that is plain so far
+    /// (begun before the key was set) first appends `audit.sealed_with_key`: the verifier
+    /// accepts plain links only before that marker.
+    pub fn link<'a>(
+        &self,
+        mut seq: i64,
+        mut hash: String,
+        events: &[&'a AuditEvent],
+    ) -> Vec<Link<'a>> {
+        let switching = self.is_keyed() && seq > 0 && !is_keyed_link(&hash);
+        let marker = events.first().filter(|_| switching).map(|first| {
+            AuditEvent::new(AuditKind::SealedWithKey, Outcome::Success, first.at)
+                .detail("plainThroughSeq", seq)
+        });
+        let events = marker
+            .into_iter()
+            .map(Cow::Owned)
+            .chain(events.iter().map(|e| Cow::Borrowed(*e)));
+        events
+            .map(|event| {
+                let prev_hash = std::mem::take(&mut hash);
+                seq += 1;
+                hash = self.hash(&event, seq, &prev_hash);
+                Link {
+                    event,
+                    seq,
+                    prev_hash,
+                    hash: hash.clone(),
+                }
+            })
+            .collect()
     }
 }
 
@@ -103,19 +148,31 @@ pub enum ChainBreak {
     #[error("event seq {seq} (id {id}) is sealed with a key: verify with FINHUB_AUDIT_KEY set")]
     NeedsKey { seq: i64, id: String },
     #[error(
-        "event seq {seq} (id {id}) is not sealed with the audit key: written by something else than this service"
+        "event seq {seq} (id {id}) is not sealed with the audit key, and no audit.sealed_with_key event follows it: written by something else than this service, or `serve` has not yet sealed a chain begun without a key"
     )]
     Unsealed { seq: i64, id: String },
 }
 
+/// Whether the link `hash` was sealed with a key.
+pub fn is_keyed_link(hash: &str) -> bool {
+    hash.starts_with(KEYED)
+}
+
 /// Checks events in order, one at a time, so that a chain of any length verifies in constant
 /// memory.
+///
+/// With a key, every link must be keyed, except a plain prefix from before the key was set:
+/// the first keyed link after plain ones must be an `audit.sealed_with_key` event, and no plain
+/// link may follow a keyed one. The marker's link seals the plain prefix's last hash, so the
+/// prefix cannot be rewritten, and a chain that is plain to its end fails.
 #[derive(Debug)]
 pub struct ChainVerifier {
     seal: ChainSeal,
     last_seq: i64,
     last_hash: String,
     checked: u64,
+    /// With a key: the first plain link, while no keyed link has followed it.
+    plain_since: Option<(i64, String)>,
 }
 
 impl ChainVerifier {
@@ -126,30 +183,50 @@ impl ChainVerifier {
             last_seq: seq,
             last_hash: hash.to_owned(),
             checked: 0,
+            plain_since: None,
         }
     }
 
     pub fn check(&mut self, e: &ChainedEvent) -> Result<(), ChainBreak> {
+        let unsealed = || ChainBreak::Unsealed {
+            seq: e.seq,
+            id: e.event.id.clone(),
+        };
         if e.seq != self.last_seq + 1 || e.prev_hash != self.last_hash {
             return Err(ChainBreak::Unlinked {
                 seq: e.seq,
                 id: e.event.id.clone(),
             });
         }
-        let keyed = e.hash.starts_with(KEYED);
-        if keyed && !self.seal.is_keyed() {
-            return Err(ChainBreak::NeedsKey {
-                seq: e.seq,
-                id: e.event.id.clone(),
-            });
-        }
-        if !keyed && self.seal.is_keyed() {
-            return Err(ChainBreak::Unsealed {
-                seq: e.seq,
-                id: e.event.id.clone(),
-            });
-        }
-        if self.seal.hash(&e.event, e.seq, &e.prev_hash) != e.hash {
+        let keyed = is_keyed_link(&e.hash);
+        let expected = match (keyed, self.seal.is_keyed()) {
+            (true, false) => {
+                return Err(ChainBreak::NeedsKey {
+                    seq: e.seq,
+                    id: e.event.id.clone(),
+                });
+            }
+            (false, true) => {
+                // Plain links are the prefix from before the key, never after a keyed one.
+                if is_keyed_link(&self.last_hash) {
+                    return Err(unsealed());
+                }
+                if self.plain_since.is_none() {
+                    self.plain_since = Some((e.seq, e.event.id.clone()));
+                }
+                ChainSeal::unkeyed().hash(&e.event, e.seq, &e.prev_hash)
+            }
+            (true, true) => {
+                if let Some((seq, id)) = self.plain_since.take()
+                    && e.event.kind != AuditKind::SealedWithKey
+                {
+                    return Err(ChainBreak::Unsealed { seq, id });
+                }
+                self.seal.hash(&e.event, e.seq, &e.prev_hash)
+            }
+            (false, false) => self.seal.hash(&e.event, e.seq, &e.prev_hash),
+        };
+        if expected != e.hash {
             return Err(ChainBreak::Altered {
                 seq: e.seq,
                 id: e.event.id.clone(),
@@ -169,14 +246,9 @@ impl ChainVerifier {
                 found: self.last_seq,
             });
         }
+        if let Some((seq, id)) = self.plain_since {
+            return Err(ChainBreak::Unsealed { seq, id });
+        }
         Ok(self.checked)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }

@@ -11,8 +11,8 @@ use uuid::Uuid;
 mod anchor;
 mod chain;
 
-pub use anchor::{Anchor, AnchorBreak};
-pub use chain::{ChainBreak, ChainSeal, ChainVerifier, GENESIS_HASH};
+pub use anchor::{Anchor, AnchorBreak, AnchorKeys};
+pub use chain::{ChainBreak, ChainSeal, ChainVerifier, GENESIS_HASH, Link, is_keyed_link};
 
 use super::client::ClientContext;
 use super::customer::{CustomerId, Username};
@@ -51,6 +51,10 @@ pub enum AuditKind {
     PasswordRehashed,
     #[serde(rename = "audit.purged")]
     AuditPurged,
+    /// From here on the chain is sealed with the audit key; the links before it are plain
+    /// SHA-256, from before a key was set.
+    #[serde(rename = "audit.sealed_with_key")]
+    SealedWithKey,
 }
 
 impl AuditKind {
@@ -71,6 +75,7 @@ impl AuditKind {
             Self::CustomerCreated => "customer.created",
             Self::PasswordRehashed => "customer.password_rehashed",
             Self::AuditPurged => "audit.purged",
+            Self::SealedWithKey => "audit.sealed_with_key",
         }
     }
 
@@ -338,9 +343,13 @@ mod tests {
             hash: ChainSeal::unkeyed().hash(&event, 1, GENESIS_HASH),
             ..stored
         };
+        // A plain link could only be the prefix from before a key; with no marker after it,
+        // the chain fails.
+        let mut verifier = ChainVerifier::starting_after(keyed, 0, GENESIS_HASH);
+        assert_eq!(verifier.check(&forged), Ok(()));
         assert!(matches!(
-            ChainVerifier::starting_after(keyed, 0, GENESIS_HASH).check(&forged),
-            Err(ChainBreak::Unsealed { .. })
+            verifier.finish(1, &forged.hash),
+            Err(ChainBreak::Unsealed { seq: 1, .. })
         ));
     }
 
@@ -393,5 +402,118 @@ mod tests {
             assert_eq!(serde_json::to_value(kind).expect("json"), name);
         }
         assert_eq!(AuditKind::from_stored("login.unknown"), None);
+    }
+
+    /// Appends `n` failed logins to `chain` as `seal` links them.
+    fn extend(chain: &mut Vec<ChainedEvent>, seal: &ChainSeal, n: usize) {
+        let events: Vec<AuditEvent> = (0..n)
+            .map(|_| {
+                AuditEvent::new(
+                    AuditKind::LoginFailed,
+                    Outcome::Failure,
+                    OffsetDateTime::UNIX_EPOCH,
+                )
+            })
+            .collect();
+        let refs: Vec<&AuditEvent> = events.iter().collect();
+        let (seq, hash) = chain
+            .last()
+            .map_or((0, GENESIS_HASH.to_owned()), |e| (e.seq, e.hash.clone()));
+        chain.extend(
+            seal.link(seq, hash, &refs)
+                .into_iter()
+                .map(|l| ChainedEvent {
+                    seq: l.seq,
+                    event: l.event.into_owned(),
+                    prev_hash: l.prev_hash,
+                    hash: l.hash,
+                }),
+        );
+    }
+
+    fn verify_with(seal: &ChainSeal, events: &[ChainedEvent]) -> Result<u64, ChainBreak> {
+        let mut v = ChainVerifier::starting_after(seal.clone(), 0, GENESIS_HASH);
+        for e in events {
+            v.check(e)?;
+        }
+        let head = events.last().expect("events");
+        v.finish(head.seq, &head.hash)
+    }
+
+    fn keyed() -> ChainSeal {
+        ChainSeal::keyed(b"0123456789abcdef0123456789abcdef")
+    }
+
+    #[test]
+    fn a_chain_begun_without_a_key_is_switched_at_a_marked_event() {
+        let mut events = Vec::new();
+        extend(&mut events, &ChainSeal::unkeyed(), 3);
+        extend(&mut events, &keyed(), 2);
+        assert_eq!(events.len(), 6, "a marker between the parts");
+        assert_eq!(events[3].event.kind, AuditKind::SealedWithKey);
+        assert_eq!(events[3].event.details["plainThroughSeq"], 3);
+        assert!(is_keyed_link(&events[3].hash));
+        assert_eq!(verify_with(&keyed(), &events), Ok(6));
+        // Linking again with the key adds no second marker.
+        extend(&mut events, &keyed(), 1);
+        assert_eq!(events.len(), 7);
+        assert_eq!(verify_with(&keyed(), &events), Ok(7));
+        // Without the key the keyed part cannot be checked.
+        assert!(matches!(
+            verify_with(&ChainSeal::unkeyed(), &events),
+            Err(ChainBreak::NeedsKey { seq: 4, .. })
+        ));
+    }
+
+    #[test]
+    fn the_plain_part_of_a_switched_chain_cannot_be_rewritten_or_extended() {
+        let mut events = Vec::new();
+        extend(&mut events, &ChainSeal::unkeyed(), 3);
+        extend(&mut events, &keyed(), 1);
+
+        // A plain prefix rewritten (and relinked) no longer leads to the marker.
+        let mut rewritten = events.clone();
+        rewritten[1].event.reason = Some("nothing to see".into());
+        let mut prev = rewritten[0].hash.clone();
+        for e in &mut rewritten[1..3] {
+            e.prev_hash.clone_from(&prev);
+            e.hash = ChainSeal::unkeyed().hash(&e.event, e.seq, &prev);
+            prev.clone_from(&e.hash);
+        }
+        assert!(matches!(
+            verify_with(&keyed(), &rewritten),
+            Err(ChainBreak::Unlinked { seq: 4, .. })
+        ));
+
+        // A plain link after the keyed part.
+        let mut appended = events.clone();
+        extend(&mut appended, &ChainSeal::unkeyed(), 1);
+        assert!(matches!(
+            verify_with(&keyed(), &appended),
+            Err(ChainBreak::Unsealed { seq: 6, .. })
+        ));
+    }
+
+    #[test]
+    fn with_a_key_a_plain_chain_needs_its_marker() {
+        let mut plain = Vec::new();
+        extend(&mut plain, &ChainSeal::unkeyed(), 2);
+        assert!(matches!(
+            verify_with(&keyed(), &plain),
+            Err(ChainBreak::Unsealed { seq: 1, .. })
+        ));
+
+        // Keyed links straight after plain ones, with the marker removed and the chain
+        // relinked: the first keyed link is not the marker.
+        let mut events = Vec::new();
+        extend(&mut events, &ChainSeal::unkeyed(), 2);
+        extend(&mut events, &keyed(), 1);
+        events.remove(2);
+        events[2].seq = 3;
+        events[2].prev_hash = events[1].hash.clone();
+        assert!(matches!(
+            verify_with(&keyed(), &events),
+            Err(ChainBreak::Unsealed { seq: 1, .. }) | Err(ChainBreak::Altered { seq: 3, .. })
+        ));
     }
 }

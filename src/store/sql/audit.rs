@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{SqlStore, Tx};
 use crate::clock::to_unix_millis;
-use crate::domain::audit::{AuditEvent, ChainSeal, ChainedEvent};
+use crate::domain::audit::{AuditEvent, ChainSeal, ChainedEvent, Link};
 use crate::domain::ports::{AuditQuery, AuditStore, StoreResult};
 use crate::store::backend::{Backend, query, query_built, row_placeholders};
 use crate::store::rows::{AuditRow, select_audit};
@@ -39,20 +39,19 @@ const EVENTS_PER_STATEMENT: usize = 24;
 /// Appends events to the chain inside the caller's transaction. The head is read with the
 /// backend's lock (SQLite's single writer; a row lock in PostgreSQL), so concurrent appenders,
 /// from this instance or another, take their turn. The links are computed first, then the
-/// events are written a few dozen to a statement.
+/// events are written a few dozen to a statement. A keyed seal on a chain begun without a key
+/// marks the switch first ([`ChainSeal::link`]).
 pub(super) async fn append<B: Backend>(
     tx: &mut Tx<B>,
     seal: &ChainSeal,
     events: &[&AuditEvent],
 ) -> StoreResult<()> {
-    let (mut seq, mut hash): (i64, String) = query::<B>(B::HEAD_FOR_APPEND).fetch_one(tx).await?;
-    let mut links = Vec::with_capacity(events.len());
-    for event in events {
-        let prev_hash = hash;
-        seq += 1;
-        hash = seal.hash(event, seq, &prev_hash);
-        links.push((*event, seq, prev_hash, hash.clone()));
-    }
+    let (head_seq, head_hash): (i64, String) = query::<B>(B::HEAD_FOR_APPEND).fetch_one(tx).await?;
+    let links = seal.link(head_seq, head_hash, events);
+    let Some(head) = links.last() else {
+        return Ok(());
+    };
+    let (seq, hash) = (head.seq, head.hash.clone());
     for chunk in links.chunks(EVENTS_PER_STATEMENT) {
         // A single event (every login, logout, …) takes the fixed statement; only batches
         // build theirs.
@@ -64,7 +63,13 @@ pub(super) async fn append<B: Backend>(
                 row_placeholders::<B>(n, 16)
             )),
         };
-        for (event, seq, prev_hash, hash) in chunk {
+        for Link {
+            event,
+            seq,
+            prev_hash,
+            hash,
+        } in chunk
+        {
             insert = insert
                 .bind(*seq)
                 .bind(event.id.as_str())
