@@ -157,6 +157,7 @@ pub struct Application {
     ops: Option<(TcpListener, axum::Router)>,
     /// HTTPS, when `FINHUB_TLS_CERT` and `FINHUB_TLS_KEY` are set.
     tls: Option<Tls>,
+    header_read_timeout: std::time::Duration,
 }
 
 /// The listener's certificate, and where it is read from again when renewed.
@@ -267,6 +268,7 @@ impl Application {
             address,
             ops,
             tls,
+            header_read_timeout: server.header_read_timeout.unsigned_abs(),
         })
     }
 
@@ -291,9 +293,6 @@ impl Application {
     ) -> std::io::Result<()> {
         // Every listener stops on the one shutdown signal.
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        };
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop.send(true);
@@ -302,22 +301,17 @@ impl Application {
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
         let public = async {
+            let server = guarded(
+                axum_server::from_tcp(self.listener.into_std()?)?,
+                self.header_read_timeout,
+            );
+            let handle = stopping_on(stopped.clone());
             match self.tls {
-                None => {
-                    axum::serve(self.listener, service)
-                        .with_graceful_shutdown(wait(stopped.clone()))
-                        .await
-                }
+                None => server.handle(handle).serve(service).await,
                 Some(tls) => {
-                    let handle = axum_server::Handle::new();
-                    let stopping = handle.clone();
-                    let stopped = stopped.clone();
-                    tokio::spawn(async move {
-                        wait(stopped).await;
-                        stopping.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-                    });
                     spawn_certificate_reloader(&tls);
-                    axum_server::from_tcp_rustls(self.listener.into_std()?, tls.config)?
+                    server
+                        .acceptor(axum_server::tls_rustls::RustlsAcceptor::new(tls.config))
                         .handle(handle)
                         .serve(service)
                         .await
@@ -328,15 +322,52 @@ impl Application {
             match self.ops {
                 None => Ok(()),
                 Some((listener, router)) => {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(wait(stopped.clone()))
-                        .await
+                    guarded(
+                        axum_server::from_tcp(listener.into_std()?)?,
+                        self.header_read_timeout,
+                    )
+                    .handle(stopping_on(stopped.clone()))
+                    .serve(router.into_make_service())
+                    .await
                 }
             }
         };
         let (public, ops) = tokio::join!(public, ops);
         public.and(ops)
     }
+}
+
+/// HTTP/2 connections are pinged this often when idle, and closed when a ping goes unanswered
+/// for as long.
+const HTTP2_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A listener with the connection limits every address gets. The head of each request must
+/// arrive within `header_read_timeout` of the server waiting for it, which closes slow senders
+/// (slowloris) and idle keep-alive connections (hyper's own default needs a timer, and
+/// axum-server turns it off).
+fn guarded(
+    mut server: axum_server::Server<SocketAddr>,
+    header_read_timeout: std::time::Duration,
+) -> axum_server::Server<SocketAddr> {
+    let builder = server.http_builder();
+    builder.http1().header_read_timeout(header_read_timeout);
+    builder
+        .http2()
+        .keep_alive_interval(HTTP2_KEEP_ALIVE)
+        .keep_alive_timeout(HTTP2_KEEP_ALIVE);
+    server
+}
+
+/// A handle that shuts its server down gracefully (requests in flight get 10 s) once
+/// `stopped` turns true.
+fn stopping_on(mut stopped: tokio::sync::watch::Receiver<bool>) -> axum_server::Handle<SocketAddr> {
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        let _ = stopped.wait_for(|s| *s).await;
+        stopping.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    handle
 }
 
 /// Reads the certificate again on SIGHUP and when its files change (certificates are renewed

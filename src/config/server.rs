@@ -38,6 +38,10 @@ pub struct ServerSection {
     /// The longest any request may take before it is answered 503.
     #[serde(with = "As::<Span<Positive>>")]
     pub request_timeout: Duration,
+    /// How long a connection may take to send a request's head (from when the server waits for
+    /// it): slow senders and idle keep-alive connections are closed after it.
+    #[serde(with = "As::<Span<Positive>>")]
+    pub header_read_timeout: Duration,
     /// Networks whose `Forwarded` / `X-Forwarded-For` headers are believed.
     #[serde(with = "As::<Networks>")]
     pub trusted_proxies: Vec<IpNet>,
@@ -59,6 +63,7 @@ impl Default for ServerSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             log_format: LogFormat::Pretty,
             request_timeout: Duration::seconds(30),
+            header_read_timeout: Duration::seconds(10),
             trusted_proxies: Vec::new(),
             client_ip_header: ClientIpHeader::XForwardedFor,
             ops_listen: None,

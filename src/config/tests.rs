@@ -77,6 +77,7 @@ fn the_names_are_the_documented_ones() {
         "db_acquire_timeout",
         "db_statement_timeout",
         "request_timeout",
+        "header_read_timeout",
         "session_retention",
         "audit_retention",
         "housekeeping_interval",

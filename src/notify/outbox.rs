@@ -91,9 +91,10 @@ impl OutboxNotifier {
         let mut bytes = serde_json::to_vec(line).map_err(|e| NotifyError(e.to_string()))?;
         bytes.push(b'\n');
         let _guard = self.lock.lock().await;
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
+        let mut options = tokio::fs::OpenOptions::new();
+        // It holds live codes: readable by the service's own user only.
+        options.create(true).append(true).mode(0o600);
+        let mut file = options
             .open(&self.path)
             .await
             .map_err(|e| NotifyError(format!("open outbox: {e}")))?;

@@ -131,3 +131,62 @@ async fn a_login_storm_past_the_hashing_queue_is_shed_with_503(backend: Backend)
         "other calls still answer"
     );
 }
+
+/// Reads from `stream` until the server closes it; what it sent, or `None` when it is still
+/// open after `patience`.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    patience: std::time::Duration,
+) -> Option<String> {
+    use tokio::io::AsyncReadExt as _;
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(patience, stream.read_to_end(&mut received)).await;
+    match read {
+        Ok(_) => Some(String::from_utf8_lossy(&received).into_owned()),
+        Err(_) => None,
+    }
+}
+
+on_both_stores!(slow_request_heads_and_idle_connections_are_closed);
+async fn slow_request_heads_and_idle_connections_are_closed(backend: Backend) {
+    use tokio::io::AsyncWriteExt as _;
+    let app = spawn_app_with(backend, |s| {
+        s.server.header_read_timeout = time::Duration::seconds(1);
+    })
+    .await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let patience = std::time::Duration::from_secs(5);
+
+    // A head that never ends (slowloris): closed without an answer.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: finhub\r\nX-Slow: 1\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        read_until_closed(&mut slow, patience).await.as_deref(),
+        Some("")
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+
+    // A kept-alive connection is answered, then closed once idle for as long.
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: finhub\r\n\r\n")
+        .await
+        .unwrap();
+    let answered = read_until_closed(&mut idle, patience)
+        .await
+        .expect("closed after idling");
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+
+    // A patient but complete client is unaffected.
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}

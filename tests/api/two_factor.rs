@@ -108,6 +108,10 @@ async fn the_code_goes_only_by_the_customers_own_method(backend: Backend) {
     let body: Value = own.json().await.unwrap();
     assert_eq!(body["method"], "SMS");
     assert_eq!(body["destination"], "+44********23");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(app.outbox_path()).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the outbox holds codes: owner only");
 }
 
 on_both_stores!(the_right_code_activates_the_session_rotates_tokens_and_extends_it);
