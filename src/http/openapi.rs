@@ -40,8 +40,8 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Adds the errors any API call can meet to every `/api/v1` operation, so that no operation's
-/// list leaves them out.
+/// Adds the errors any API call can meet to every `/api/v1` operation (the body's errors to
+/// those that take one), so that no operation's list leaves them out.
 struct CommonErrors;
 
 impl Modify for CommonErrors {
@@ -65,11 +65,29 @@ impl Modify for CommonErrors {
             ),
         ];
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if !path.starts_with("/api/v1/") || path.ends_with("openapi.json") {
+            if !path.starts_with("/api/v1/") {
                 continue;
             }
-            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+            // This document itself meets only the limits and failures every call meets.
+            let document = path.ends_with("openapi.json");
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let has_body = operation.request_body.is_some();
                 for (status, description) in common {
+                    let applies = match status {
+                        "413" | "415" => has_body,
+                        "400" => !document,
+                        _ => true,
+                    };
+                    if !applies {
+                        continue;
+                    }
                     operation
                         .responses
                         .responses

@@ -63,8 +63,10 @@ pub struct CustomerView {
 }
 
 /// What a session awaiting two-factor sees: no personal or KYC data.
+// `deny_unknown_fields` only shapes the schema (`additionalProperties: false`), so that a full
+// view never also matches this one and `oneOf` stays exact.
 #[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestrictedCustomerView {
     customer_id: String,
     two_factor: TwoFactorView,

@@ -215,6 +215,7 @@ pub async fn forget_device(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct EventsQuery {
     /// 1 to 100 [50].
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// The `next` of the previous page.
     before: Option<String>,

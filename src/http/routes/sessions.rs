@@ -30,7 +30,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct TokenRequest {
     /// Matched case-insensitively after trimming.
+    #[schema(min_length = 1, max_length = 254)]
     username: String,
+    /// 1 to 1,024 bytes.
+    #[schema(min_length = 1, max_length = 1024)]
     password: String,
     device: Option<DeviceBody>,
 }
@@ -38,12 +41,16 @@ pub struct TokenRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceBody {
+    /// 1 to 512 bytes.
+    #[schema(min_length = 1, max_length = 512)]
     fingerprint: String,
+    #[schema(max_length = 128)]
     name: Option<String>,
 }
 
 impl TokenRequest {
-    fn parse(self) -> Result<(Username, Password, Option<Device>), ApiError> {
+    /// The credentials as domain values, or every field that is wrong.
+    pub fn parse(self) -> Result<(Username, Password, Option<Device>), ApiError> {
         let mut errors = Vec::new();
         let username = Username::parse(&self.username)
             .map_err(|e| errors.push(FieldError::new("username", e.0)))

@@ -80,8 +80,10 @@ pub async fn initiate(
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyRequest {
+    #[schema(min_length = 1, max_length = 64)]
     challenge_id: String,
     /// Six digits.
+    #[schema(pattern = "^[0-9]{6}$")]
     code: String,
 }
 
