@@ -16,6 +16,7 @@ use crate::domain::accounts::Accounts;
 use crate::domain::audit::{AnchorKeys, ChainSeal};
 use crate::domain::audit_trail;
 use crate::domain::auth::AuthService;
+use crate::domain::delivery::{Courier, DeliveryPolicy};
 use crate::domain::housekeeping::Housekeeper;
 use crate::domain::location::Locator;
 use crate::domain::password::PasswordHasher;
@@ -40,6 +41,8 @@ pub struct Services {
     pub auth: AuthService,
     pub accounts: Accounts,
     pub housekeeper: Housekeeper,
+    /// Delivers the codes waiting in the outbox.
+    pub courier: Courier,
 }
 
 /// Opens the store the settings name, doing `migrations`; the operator commands that need only
@@ -83,6 +86,13 @@ impl Services {
         let notifier = notifier(&settings.notifier)?;
         let limits = Arc::new(rate_limits(&settings.limits)?);
         let locator = locator(settings)?;
+        let courier = Courier::new(
+            Arc::clone(&store),
+            Arc::clone(&notifier),
+            Arc::clone(&clock),
+            settings.audit.code_seal()?,
+            DeliveryPolicy::default(),
+        );
         let auth = AuthService::new(
             Arc::clone(&store),
             Arc::clone(&clock),
@@ -90,6 +100,7 @@ impl Services {
             notifier,
             settings.policies(),
             Arc::clone(&limits),
+            courier.clone(),
         );
         let auth = match locator {
             Some(locator) => auth.locating_with(locator),
@@ -104,6 +115,7 @@ impl Services {
             auth,
             accounts,
             housekeeper,
+            courier,
         })
     }
 }
@@ -238,6 +250,9 @@ impl Application {
         metrics::gauge!("finhub_up").set(1.0);
         services.limits.report();
         spawn_refusal_audit(services.auth.clone());
+        if settings.notifier.delivery_worker {
+            tokio::spawn(services.courier.clone().run(DELIVERY_POLL));
+        }
         if let Some(path) = &settings.audit.anchor_path {
             spawn_anchoring(
                 Arc::clone(&services.store),
@@ -340,6 +355,10 @@ impl Application {
 /// HTTP/2 connections are pinged this often when idle, and closed when a ping goes unanswered
 /// for as long.
 const HTTP2_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// How often the delivery worker looks for messages it was not woken for: retries that fell
+/// due, and messages other instances queued.
+const DELIVERY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A listener with the connection limits every address gets. The head of each request must
 /// arrive within `header_read_timeout` of the server waiting for it, which closes slow senders

@@ -194,6 +194,19 @@ async fn the_whole_flow_runs_over_https_and_nothing_else_is_accepted() {
         &["--tlsv1.2", "--tls-max", "1.2"],
     );
     assert!(tls12.status.success(), "TLS 1.2 accepted");
+    // Only AEAD suites with forward secrecy: a client offering nothing else is refused.
+    let weak = curl(
+        &ca,
+        &format!("{base}/healthz"),
+        &[
+            "--tlsv1.2",
+            "--tls-max",
+            "1.2",
+            "--ciphers",
+            "AES128-SHA:AES256-SHA:AES128-GCM-SHA256",
+        ],
+    );
+    assert!(!weak.status.success(), "no static-RSA or CBC suite");
     // A client that does not trust the certificate does not talk to it.
     let untrusting = Command::new("curl")
         .args(["-sS", "--max-time", "5"])

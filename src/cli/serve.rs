@@ -16,7 +16,9 @@ pub async fn serve(settings: &Settings, services: &Services) -> anyhow::Result<E
     if !services.seal.is_keyed() {
         tracing::warn!(
             "no FINHUB_AUDIT_KEY: the audit chain is sealed with plain SHA-256, which a database \
-             writer can recompute; set a key kept outside the database"
+             writer can recompute, and codes awaiting delivery are sealed under a key of this \
+             process alone (a restart or another instance cannot deliver them); set a key kept \
+             outside the database"
         );
     }
     let app = Application::build(settings, services).await?;

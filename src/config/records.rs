@@ -14,6 +14,7 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 
 use crate::domain::audit::{AnchorKeys, ChainSeal};
+use crate::domain::delivery::CodeSeal;
 use crate::domain::device::DeviceKey;
 use crate::domain::housekeeping::RetentionPolicy;
 use crate::domain::lockout::LockoutPolicy;
@@ -113,6 +114,17 @@ impl AuditSection {
             ))
         })?;
         Ok(keys.signing_with(key))
+    }
+
+    /// Codes waiting in the outbox are sealed under a key derived from the audit key, or
+    /// without one under a random key of this process (see [`CodeSeal`]).
+    pub fn code_seal(&self) -> Result<CodeSeal, ConfigError> {
+        match &self.key {
+            Some(key) => CodeSeal::derived_from(key.expose_secret().as_bytes())
+                .map_err(|e| ConfigError(format!("the outbox key: {e}"))),
+            None => CodeSeal::ephemeral()
+                .map_err(|e| ConfigError(format!("no random source for the outbox key: {e}"))),
+        }
     }
 
     /// Device fingerprints are hashed under a key derived from the audit key, when there is one.

@@ -175,6 +175,9 @@ pub struct NotifierSection {
     pub kind: NotifierKind,
     /// The JSON Lines file the outbox notifier appends to.
     pub outbox_path: PathBuf,
+    /// Whether this instance runs a delivery worker (`false` for instances that only answer
+    /// the API while others deliver; at least one instance must).
+    pub delivery_worker: bool,
 }
 
 impl Default for NotifierSection {
@@ -182,6 +185,7 @@ impl Default for NotifierSection {
         Self {
             kind: NotifierKind::Outbox,
             outbox_path: "./data/outbox.jsonl".into(),
+            delivery_worker: true,
         }
     }
 }

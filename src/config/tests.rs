@@ -67,6 +67,7 @@ fn the_names_are_the_documented_ones() {
         "lockout_max_duration",
         "notifier",
         "outbox_path",
+        "delivery_worker",
         "log_format",
         "hash_workers",
         "hash_queue",

@@ -72,3 +72,9 @@ impl From<getrandom::Error> for AuthError {
         Self::Internal(anyhow::anyhow!("random source: {e}"))
     }
 }
+
+impl From<super::delivery::SealError> for AuthError {
+    fn from(e: super::delivery::SealError) -> Self {
+        Self::Internal(anyhow::anyhow!(e))
+    }
+}

@@ -9,6 +9,7 @@ pub mod audit_trail;
 pub mod auth;
 pub mod client;
 pub mod customer;
+pub mod delivery;
 pub mod device;
 pub mod error;
 pub mod housekeeping;

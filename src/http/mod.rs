@@ -61,9 +61,13 @@ pub fn router(
     let pages = web
         .router()
         .route_layer(middleware::from_fn(request_id::mark_route));
-    let router = api
-        .merge(pages)
-        .with_state(state)
+    serving(api.merge(pages).with_state(state), request_timeout)
+}
+
+/// What every answer of the public address goes through: panics caught, the request timeout,
+/// the request id and its log line, problem documents for bare errors, the security headers.
+fn serving(router: Router, request_timeout: Duration) -> Router {
+    let router = router
         .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -101,4 +105,37 @@ pub fn ops_router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
     headers::with_security_headers(router)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_internal_error_without_its_message() {
+        async fn boom() -> &'static str {
+            panic!("secret detail")
+        }
+        let router = Router::new().route("/boom", get(boom));
+        let response = serving(router, Duration::from_secs(5))
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers();
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert!(headers.contains_key("x-request-id"));
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["code"], "INTERNAL_ERROR");
+        assert!(!String::from_utf8_lossy(&body).contains("secret detail"));
+    }
 }

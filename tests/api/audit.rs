@@ -16,10 +16,10 @@ async fn a_full_flow_leaves_a_complete_audit_trail(backend: Backend) {
     .await;
     let pending = app.login_ok(&bob).await;
     let challenge = app.initiate_ok(&pending.bff).await;
-    let wrong = app.wrong_code(&bob);
+    let wrong = app.wrong_code(&bob).await;
     let refused = app.verify(&pending.bff, &challenge, &wrong).await;
     assert_problem(refused, 400, "INVALID_2FA_CODE").await;
-    let code = app.latest_code(&bob);
+    let code = app.latest_code(&bob).await;
     let active = tokens(app.verify(&pending.bff, &challenge, &code).await).await;
     tokens(app.refresh(&active.refresh).await).await;
     let reused = app.refresh(&active.refresh).await;
@@ -29,6 +29,15 @@ async fn a_full_flow_leaves_a_complete_audit_trail(backend: Backend) {
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
 
     let trail = app.audit().await;
+    for event in &trail {
+        let at = event["at"].as_str().expect("at");
+        assert!(
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                .is_ok_and(|t| t.offset().is_utc())
+                && at.ends_with('Z'),
+            "RFC 3339 in UTC: {at}"
+        );
+    }
 
     let kinds: Vec<&str> = trail
         .iter()
@@ -41,12 +50,14 @@ async fn a_full_flow_leaves_a_complete_audit_trail(backend: Backend) {
             "login.failed",
             "login.succeeded",
             "2fa.initiated",
+            "2fa.delivered",
             "2fa.failed",
             "2fa.verified",
             "session.refreshed",
             "session.refresh_reused",
             "login.succeeded",
             "2fa.initiated",
+            "2fa.delivered",
             "2fa.verified",
             "session.logout",
         ]
@@ -55,7 +66,7 @@ async fn a_full_flow_leaves_a_complete_audit_trail(backend: Backend) {
         .iter()
         .map(|e| e["seq"].as_i64().expect("seq"))
         .collect();
-    assert_eq!(seqs, (1..=12).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=14).collect::<Vec<_>>());
 }
 
 on_both_stores!(the_audit_trail_never_holds_a_password_code_or_token);
@@ -64,7 +75,7 @@ async fn the_audit_trail_never_holds_a_password_code_or_token(backend: Backend) 
     let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
     let pending = app.login_ok(&bob).await;
     let challenge = app.initiate_ok(&pending.bff).await;
-    let code = app.latest_code(&bob);
+    let code = app.latest_code(&bob).await;
     let active = tokens(app.verify(&pending.bff, &challenge, &code).await).await;
     let renewed = tokens(app.refresh(&active.refresh).await).await;
 

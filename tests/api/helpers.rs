@@ -68,6 +68,8 @@ pub fn test_settings(dir: &TempDir) -> Settings {
     settings.server.listen = "127.0.0.1:0".parse().expect("address");
     settings.store.url = format!("sqlite://{}/auth.db", dir.path().display());
     settings.notifier.outbox_path = dir.path().join("outbox.jsonl");
+    // Tests deliver codes when they choose (`TestApp::latest_code`, `Courier::deliver_due`).
+    settings.notifier.delivery_worker = false;
     settings.hashing.queue = 1024;
     // Tests make many calls from one address; the limits have tests of their own.
     settings.limits.api_per_ip = None;
@@ -248,20 +250,80 @@ impl TestApp {
         self.settings.notifier.outbox_path.clone()
     }
 
-    /// The newest code the outbox holds for a customer.
-    pub fn latest_code(&self, customer: &Customer) -> String {
-        let text = std::fs::read_to_string(self.outbox_path()).unwrap_or_default();
-        text.lines()
-            .rev()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|l| l["customerId"] == customer.id.as_str() && l["code"].is_string())
-            .and_then(|l| l["code"].as_str().map(str::to_owned))
-            .expect("a code in the outbox")
+    /// The newest code the outbox file holds for a customer, after delivering what is due (the
+    /// test's instance runs no worker of its own: tests deliver when they choose).
+    pub async fn latest_code(&self, customer: &Customer) -> String {
+        for _ in 0..250 {
+            self.services
+                .courier
+                .deliver_due()
+                .await
+                .expect("delivery pass");
+            let text = std::fs::read_to_string(self.outbox_path()).unwrap_or_default();
+            let code = text
+                .lines()
+                .rev()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|l| l["customerId"] == customer.id.as_str() && l["code"].is_string())
+                .and_then(|l| l["code"].as_str().map(str::to_owned));
+            if let Some(code) = code {
+                return code;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no code in the outbox for {}", customer.username)
+    }
+
+    /// How many of the customer's messages wait in the outbox (read from the database itself).
+    pub async fn pending_codes(&self, customer: &Customer) -> i64 {
+        self.customer_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE customer_id = $1 AND status = 'PENDING'",
+            customer,
+        )
+        .await
+    }
+
+    /// The sealed code of the customer's newest outbox message, as stored (`None` once erased).
+    pub async fn queued_code_bytes(&self, customer: &Customer) -> Option<Vec<u8>> {
+        self.customer_scalar(
+            "SELECT sealed_code FROM outbox WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 1",
+            customer,
+        )
+        .await
+    }
+
+    /// The one value `sql` (whose `$1` is the customer's id) reads, past the service.
+    async fn customer_scalar<T>(&self, sql: &str, customer: &Customer) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres>
+            + sqlx::Type<sqlx::Postgres>
+            + for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+            + sqlx::Type<sqlx::Sqlite>
+            + Send
+            + Unpin,
+    {
+        use sqlx::Connection as _;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        let url = &self.settings.store.url;
+        let value = if url.starts_with("postgres") {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::query_scalar(sql)
+                .bind(&customer.id)
+                .fetch_one(&mut conn)
+                .await
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+            sqlx::query_scalar(sql)
+                .bind(&customer.id)
+                .fetch_one(&mut conn)
+                .await
+        };
+        value.expect("a value from the database")
     }
 
     /// A code that is certainly wrong.
-    pub fn wrong_code(&self, customer: &Customer) -> String {
-        if self.latest_code(customer) == "000000" {
+    pub async fn wrong_code(&self, customer: &Customer) -> String {
+        if self.latest_code(customer).await == "000000" {
             "111111".into()
         } else {
             "000000".into()
@@ -272,7 +334,7 @@ impl TestApp {
     pub async fn login_with_2fa(&self, customer: &Customer) -> Tokens {
         let pending = self.login_ok(customer).await;
         let challenge = self.initiate_ok(&pending.bff).await;
-        let code = self.latest_code(customer);
+        let code = self.latest_code(customer).await;
         tokens(self.verify(&pending.bff, &challenge, &code).await).await
     }
 

@@ -183,7 +183,7 @@ async fn step_up_asks_a_customer_without_2fa_for_an_emailed_code(backend: Backen
     let initiated: Value = app.initiate(&unusual.bff).await.json().await.unwrap();
     assert_eq!(initiated["method"], "EMAIL");
     let challenge = initiated["challengeId"].as_str().unwrap();
-    let code = app.latest_code(&alice);
+    let code = app.latest_code(&alice).await;
     let active = tokens(app.verify(&unusual.bff, challenge, &code).await).await;
     assert_eq!(app.me(&active.bff).await.status(), 200);
     // New York is known now.

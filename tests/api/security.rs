@@ -303,7 +303,7 @@ async fn a_device_is_new_until_a_login_on_it_completes_and_announced_once(backen
         .await;
     let challenge = app.initiate_ok(&first.bff).await;
     tokens(
-        app.verify(&first.bff, &challenge, &app.latest_code(&carol))
+        app.verify(&first.bff, &challenge, &app.latest_code(&carol).await)
             .await,
     )
     .await;
@@ -315,7 +315,7 @@ async fn a_device_is_new_until_a_login_on_it_completes_and_announced_once(backen
         .await;
     let challenge = app.initiate_ok(&pending.bff).await;
     let active = tokens(
-        app.verify(&pending.bff, &challenge, &app.latest_code(&carol))
+        app.verify(&pending.bff, &challenge, &app.latest_code(&carol).await)
             .await,
     )
     .await;

@@ -51,6 +51,7 @@ async fn initiate_sends_a_six_digit_code_through_the_outbox(backend: Backend) {
     assert_eq!(body["destination"], "+44********23");
     assert_eq!(body["codeLength"], 6);
     assert!(body["expiresAt"].is_string() && body["resendAvailableAt"].is_string());
+    assert_eq!(app.latest_code(&bob).await.len(), 6);
     let line: Value = serde_json::from_str(
         std::fs::read_to_string(app.outbox_path())
             .unwrap()
@@ -68,7 +69,6 @@ async fn initiate_sends_a_six_digit_code_through_the_outbox(backend: Backend) {
             .unwrap()
             .contains(line["code"].as_str().unwrap())
     );
-    assert_eq!(app.latest_code(&bob).len(), 6);
 }
 
 on_both_stores!(the_code_goes_only_by_the_customers_own_method);
@@ -108,6 +108,7 @@ async fn the_code_goes_only_by_the_customers_own_method(backend: Backend) {
     let body: Value = own.json().await.unwrap();
     assert_eq!(body["method"], "SMS");
     assert_eq!(body["destination"], "+44********23");
+    app.latest_code(&bob).await;
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(app.outbox_path()).unwrap().permissions(),
     );
@@ -123,7 +124,7 @@ async fn the_right_code_activates_the_session_rotates_tokens_and_extends_it(back
     app.clock.advance(Duration::minutes(2));
 
     let active = tokens(
-        app.verify(&pending.bff, &challenge, &app.latest_code(&bob))
+        app.verify(&pending.bff, &challenge, &app.latest_code(&bob).await)
             .await,
     )
     .await;
@@ -169,10 +170,10 @@ async fn an_expired_code_is_refused_while_the_session_lives(backend: Backend) {
     let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
     let pending = app.login_ok(&bob).await;
     let challenge = app.initiate_ok(&pending.bff).await;
+    let code = app.latest_code(&bob).await;
     app.clock.advance(Duration::minutes(2));
     assert_problem(
-        app.verify(&pending.bff, &challenge, &app.latest_code(&bob))
-            .await,
+        app.verify(&pending.bff, &challenge, &code).await,
         400,
         "2FA_CODE_EXPIRED",
     )
@@ -185,7 +186,7 @@ async fn a_new_code_replaces_the_previous_one(backend: Backend) {
     let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
     let pending = app.login_ok(&bob).await;
     let first = app.initiate_ok(&pending.bff).await;
-    let first_code = app.latest_code(&bob);
+    let first_code = app.latest_code(&bob).await;
     app.clock.advance(Duration::seconds(30));
     let second = app.initiate_ok(&pending.bff).await;
 
@@ -196,7 +197,7 @@ async fn a_new_code_replaces_the_previous_one(backend: Backend) {
     )
     .await;
     tokens(
-        app.verify(&pending.bff, &second, &app.latest_code(&bob))
+        app.verify(&pending.bff, &second, &app.latest_code(&bob).await)
             .await,
     )
     .await;
@@ -274,27 +275,77 @@ async fn a_pending_session_cannot_end_the_customers_other_sessions(backend: Back
     );
 }
 
-on_both_stores!(a_failed_delivery_gives_the_send_back);
-async fn a_failed_delivery_gives_the_send_back(backend: Backend) {
-    // A directory where the outbox file should be: every append fails.
+on_both_stores!(a_message_that_fails_for_good_gives_the_send_back);
+async fn a_message_that_fails_for_good_gives_the_send_back(backend: Backend) {
+    // A directory where the outbox file should be: every delivery attempt fails.
     let app =
         crate::helpers::spawn_app_with(backend, |s| s.notifier.outbox_path = std::env::temp_dir())
             .await;
     let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
     let pending = app.login_ok(&bob).await;
 
+    // Queued with the challenge: the answer does not wait for the SMS gateway.
     let first = app.initiate(&pending.bff).await;
-    assert!(first.headers().contains_key("retry-after"));
-    assert_problem(first, 503, "SERVICE_UNAVAILABLE").await;
-    assert_problem(app.initiate(&pending.bff).await, 503, "SERVICE_UNAVAILABLE").await;
+    assert_eq!(first.status().as_u16(), 202);
+    assert_problem(
+        app.initiate(&pending.bff).await,
+        429,
+        "TOO_MANY_2FA_ATTEMPTS",
+    )
+    .await;
 
-    let failed = app.audit_of_kind("2fa.initiated").await;
-    assert_eq!(failed.len(), 4, "each attempt is recorded, then released");
-    assert_eq!(
-        failed
-            .iter()
-            .filter(|e| e["reason"] == "delivery_failed")
-            .count(),
-        2
+    // Each attempt fails; retries wait longer each time; the sixth is the last.
+    for _ in 0..6 {
+        app.services.courier.deliver_due().await.unwrap();
+        app.clock.advance(Duration::seconds(70));
+    }
+    assert_eq!(app.pending_codes(&bob).await, 0);
+    let given_up = app.audit_of_kind("2fa.undelivered").await;
+    assert_eq!(given_up.len(), 1, "{given_up:?}");
+    assert_eq!(given_up[0]["reason"], "gave_up");
+    assert_eq!(given_up[0]["details"]["attempts"], 6);
+    assert!(app.audit_of_kind("2fa.delivered").await.is_empty());
+
+    // The send is the customer's again, at once.
+    let again = app.initiate(&pending.bff).await;
+    assert_eq!(again.status().as_u16(), 202);
+}
+
+on_both_stores!(a_code_that_expires_before_it_can_be_sent_is_dropped);
+async fn a_code_that_expires_before_it_can_be_sent_is_dropped(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    app.initiate_ok(&pending.bff).await;
+    app.clock.advance(Duration::minutes(10));
+
+    app.services.courier.deliver_due().await.unwrap();
+    assert_eq!(app.pending_codes(&bob).await, 0);
+    let sent = std::fs::read_to_string(app.outbox_path()).unwrap_or_default();
+    assert!(!sent.contains("\"code\""), "never sent late: {sent}");
+    let dropped = app.audit_of_kind("2fa.undelivered").await;
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0]["reason"], "expired");
+}
+
+on_both_stores!(a_queued_code_is_sealed_at_rest_and_erased_once_sent);
+async fn a_queued_code_is_sealed_at_rest_and_erased_once_sent(backend: Backend) {
+    let app = crate::helpers::spawn_app_with(backend, |s| {
+        s.audit.key = Some("an-audit-key-of-at-least-32-bytes-long".into());
+    })
+    .await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    app.initiate_ok(&pending.bff).await;
+    let waiting = app.queued_code_bytes(&bob).await.expect("a sealed code");
+
+    let code = app.latest_code(&bob).await;
+    assert!(
+        !waiting.windows(6).any(|w| w == code.as_bytes()),
+        "the code is not readable in the outbox table"
     );
+    assert_eq!(app.queued_code_bytes(&bob).await, None, "erased once sent");
+    let delivered = app.audit_of_kind("2fa.delivered").await;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0]["details"]["attempts"], 1);
 }

@@ -12,7 +12,7 @@ async fn wrong_codes_count_down_and_the_fifth_burns_the_challenge(backend: Backe
     let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
     let pending = app.login_ok(&bob).await;
     let challenge = app.initiate_ok(&pending.bff).await;
-    let wrong = app.wrong_code(&bob);
+    let wrong = app.wrong_code(&bob).await;
 
     for remaining in (0..5).rev() {
         let body = assert_problem(
@@ -24,7 +24,7 @@ async fn wrong_codes_count_down_and_the_fifth_burns_the_challenge(backend: Backe
         assert_eq!(body["attemptsRemaining"], remaining);
     }
     let burned = app
-        .verify(&pending.bff, &challenge, &app.latest_code(&bob))
+        .verify(&pending.bff, &challenge, &app.latest_code(&bob).await)
         .await;
     assert!(burned.headers().contains_key("retry-after"));
     assert_problem(burned, 429, "TOO_MANY_2FA_ATTEMPTS").await;
@@ -40,7 +40,7 @@ async fn concurrent_wrong_guesses_never_get_more_than_five_codes_checked(backend
     let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
     let pending = app.login_ok(&bob).await;
     let challenge = app.initiate_ok(&pending.bff).await;
-    let wrong = app.wrong_code(&bob);
+    let wrong = app.wrong_code(&bob).await;
 
     let responses = join_all((0..30).map(|_| app.verify(&pending.bff, &challenge, &wrong))).await;
 
@@ -94,13 +94,13 @@ async fn wrong_codes_count_towards_the_lockout_across_challenges(backend: Backen
     let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
     let pending = app.login_ok(&bob).await;
     let first = app.initiate_ok(&pending.bff).await;
-    let wrong = app.wrong_code(&bob);
+    let wrong = app.wrong_code(&bob).await;
     for _ in 0..3 {
         app.verify(&pending.bff, &first, &wrong).await;
     }
     app.clock.advance(Duration::seconds(30));
     let second = app.initiate_ok(&pending.bff).await;
-    let wrong = app.wrong_code(&bob);
+    let wrong = app.wrong_code(&bob).await;
     for _ in 0..2 {
         app.verify(&pending.bff, &second, &wrong).await;
     }
@@ -112,7 +112,7 @@ async fn wrong_codes_count_towards_the_lockout_across_challenges(backend: Backen
     )
     .await;
     assert_problem(
-        app.verify(&pending.bff, &second, &app.latest_code(&bob))
+        app.verify(&pending.bff, &second, &app.latest_code(&bob).await)
             .await,
         423,
         "ACCOUNT_LOCKED",
@@ -128,14 +128,14 @@ async fn logging_in_again_buys_no_extra_guesses(backend: Backend) {
     let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
     let first = app.login_ok(&bob).await;
     let challenge = app.initiate_ok(&first.bff).await;
-    let wrong = app.wrong_code(&bob);
+    let wrong = app.wrong_code(&bob).await;
     for _ in 0..4 {
         app.verify(&first.bff, &challenge, &wrong).await;
     }
 
     let second = app.login_ok(&bob).await;
     let challenge = app.initiate_ok(&second.bff).await;
-    let wrong = app.wrong_code(&bob);
+    let wrong = app.wrong_code(&bob).await;
     app.verify(&second.bff, &challenge, &wrong).await;
 
     assert_problem(
@@ -162,7 +162,7 @@ async fn concurrent_guesses_over_several_sessions_get_no_more_codes_checked_than
         let challenge = app.initiate_ok(&pending.bff).await;
         targets.push((pending.bff, challenge));
     }
-    let wrong = app.wrong_code(&bob);
+    let wrong = app.wrong_code(&bob).await;
 
     let guesses = targets
         .iter()
@@ -219,6 +219,7 @@ async fn repeated_logins_cannot_pump_codes_past_the_customers_budget(backend: Ba
     }
     // A fourth session within the hour: refused, and no code goes out.
     let pending = app.login_ok(&carol).await;
+    app.services.courier.deliver_due().await.unwrap();
     let sent = std::fs::read_to_string(app.outbox_path())
         .unwrap()
         .lines()
@@ -231,6 +232,7 @@ async fn repeated_logins_cannot_pump_codes_past_the_customers_budget(backend: Ba
         .unwrap();
     assert_problem(refused, 429, "TOO_MANY_2FA_ATTEMPTS").await;
     assert_eq!(retry_after, 57 * 60, "when the oldest send leaves the hour");
+    app.services.courier.deliver_due().await.unwrap();
     assert_eq!(
         std::fs::read_to_string(app.outbox_path())
             .unwrap()

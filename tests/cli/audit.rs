@@ -34,6 +34,7 @@ async fn audit_verify_passes_on_an_intact_trail_and_names_the_first_tampered_eve
             "customer.created",
             "login.succeeded",
             "2fa.initiated",
+            "2fa.delivered",
             "2fa.verified",
             "session.refreshed",
         ]

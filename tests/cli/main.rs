@@ -166,12 +166,9 @@ async fn full_flow(setup: &Setup, server: &Instance) -> Vec<String> {
         .post("/api/v1/auth/2fa/initiate", &json!({}), Some(pending))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{challenge}");
-    let outbox = std::fs::read_to_string(setup.outbox()).expect("outbox");
-    let last = outbox.lines().last().expect("a message in the outbox");
-    let code = serde_json::from_str::<Value>(last).expect("json")["code"]
-        .as_str()
-        .expect("code")
-        .to_owned();
+    let code = setup
+        .code_for(challenge["challengeId"].as_str().expect("challengeId"))
+        .await;
     let verify = json!({"challengeId": challenge["challengeId"], "code": code});
     let (status, active) = server
         .post("/api/v1/auth/2fa/verify", &verify, Some(pending))

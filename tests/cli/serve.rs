@@ -3,7 +3,10 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{PASSWORD, database, full_flow, login, run_ok, sandbox, stdout};
+use crate::{
+    Backend, PASSWORD, database, full_flow, login, on_both_stores, run_ok, sandbox, sandbox_on,
+    stdout,
+};
 
 #[tokio::test]
 async fn no_secret_of_a_full_flow_reaches_the_log_the_audit_trail_or_the_database() {
@@ -115,4 +118,48 @@ async fn the_location_database_is_reloaded_on_sighup() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(country(login_from_203().await).await, "IE");
+}
+
+on_both_stores!(a_code_queued_before_a_kill_9_is_delivered_once_after_the_restart);
+async fn a_code_queued_before_a_kill_9_is_delivered_once_after_the_restart(backend: Backend) {
+    let (setup, dir, _db) = sandbox_on(backend).await;
+    // The key that seals queued codes comes from the audit key, so the restarted process can
+    // open what the killed one queued.
+    let setup = setup.with("FINHUB_AUDIT_KEY", "an-audit-key-kept-outside-the-database");
+    setup.create_customer("bob", "sms", PASSWORD);
+    // The first instance cannot deliver (its outbox file is a directory): the message stays
+    // queued, its next attempt seconds away, when the process is killed.
+    let broken = setup
+        .clone()
+        .with("FINHUB_OUTBOX_PATH", &dir.path().display().to_string());
+    let first = broken.serve("first").await;
+    let (status, login) = first.login("bob@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let pending = login["bffToken"].as_str().unwrap().to_owned();
+    let (status, challenge) = first
+        .post("/api/v1/auth/2fa/initiate", &json!({}), Some(&pending))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{challenge}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    first.kill_9();
+    assert!(
+        setup.messages().is_empty(),
+        "nothing was sent before the kill"
+    );
+
+    let second = setup.serve("second").await;
+    let challenge_id = challenge["challengeId"].as_str().unwrap();
+    let code = setup.code_for(challenge_id).await;
+    let verify = json!({"challengeId": challenge_id, "code": code});
+    let (status, active) = second
+        .post("/api/v1/auth/2fa/verify", &verify, Some(&pending))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{active}");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let copies = setup
+        .messages()
+        .iter()
+        .filter(|m| m["challengeId"] == challenge_id)
+        .count();
+    assert_eq!(copies, 1, "delivered once");
 }

@@ -55,6 +55,31 @@ impl Setup {
         self.path("outbox.jsonl")
     }
 
+    /// The outbox file's messages, oldest first.
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.outbox())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The code of `challenge_id`, once a delivery worker has written it (waits up to 10 s).
+    pub async fn code_for(&self, challenge_id: &str) -> String {
+        for _ in 0..200 {
+            let code = self
+                .messages()
+                .iter()
+                .find(|m| m["challengeId"] == challenge_id)
+                .and_then(|m| m["code"].as_str().map(str::to_owned));
+            if let Some(code) = code {
+                return code;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no code for challenge {challenge_id} in the outbox")
+    }
+
     pub fn command(&self, port: u16) -> Command {
         let mut cmd = Command::new(BIN);
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("FINHUB_")) {

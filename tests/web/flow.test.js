@@ -20,6 +20,10 @@ test('without 2FA: login, account, logout; the back button then shows no custome
   });
   await page.goto(service.url);
   await screenshot(page, 'login');
+  // The password is masked, and the browser may offer its password manager.
+  const password = page.locator('#password');
+  assert.equal(await password.getAttribute('type'), 'password');
+  assert.equal(await password.getAttribute('autocomplete'), 'current-password');
   await signIn(page, service, CUSTOMERS.ann);
 
   await page.getByRole('heading', { name: 'Hello, Ann' }).waitFor();

@@ -35,6 +35,12 @@ pub enum AuditKind {
     TwoFactorVerified,
     #[serde(rename = "2fa.failed")]
     TwoFactorFailed,
+    /// A code's message was handed to the SMS gateway or mail relay (or the outbox file).
+    #[serde(rename = "2fa.delivered")]
+    CodeDelivered,
+    /// A code's message was not sent: expired first, or given up on after the last attempt.
+    #[serde(rename = "2fa.undelivered")]
+    CodeUndelivered,
     #[serde(rename = "session.refreshed")]
     SessionRefreshed,
     #[serde(rename = "session.refresh_reused")]
@@ -67,6 +73,8 @@ impl AuditKind {
             Self::TwoFactorInitiated => "2fa.initiated",
             Self::TwoFactorVerified => "2fa.verified",
             Self::TwoFactorFailed => "2fa.failed",
+            Self::CodeDelivered => "2fa.delivered",
+            Self::CodeUndelivered => "2fa.undelivered",
             Self::SessionRefreshed => "session.refreshed",
             Self::RefreshReused => "session.refresh_reused",
             Self::Logout => "session.logout",

@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use super::audit::{AuditEvent, AuditKind, Outcome};
 use super::client::ClientContext;
 use super::customer::{Customer, CustomerId, TwoFactorMethod};
+use super::delivery::Courier;
 use super::device::DeviceKey;
 use super::error::AuthError;
 use super::location::{Locator, Nowhere};
@@ -80,6 +81,7 @@ pub struct AuthService {
     limits: Arc<RateLimits>,
     refusals: Arc<Refusals>,
     locator: Arc<dyn Locator>,
+    courier: Courier,
 }
 
 impl AuthService {
@@ -90,6 +92,7 @@ impl AuthService {
         notifier: Arc<dyn Notifier>,
         policies: Policies,
         limits: Arc<RateLimits>,
+        courier: Courier,
     ) -> Self {
         Self {
             store,
@@ -100,6 +103,7 @@ impl AuthService {
             limits,
             refusals: Arc::default(),
             locator: Arc::new(Nowhere),
+            courier,
         }
     }
 

@@ -5,8 +5,8 @@ use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::client::ClientContext;
 use crate::domain::customer::{Customer, TwoFactorMethod};
+use crate::domain::delivery::QueuedCode;
 use crate::domain::error::AuthError;
-use crate::domain::ports::CodeMessage;
 use crate::domain::session::{Rotation, Session, SessionState};
 use crate::domain::token::TokenPair;
 use crate::domain::two_factor::{
@@ -50,22 +50,25 @@ impl AuthService {
             .client(client)
             .detail("method", method.as_str())
             .detail("challengeId", challenge.id.as_str());
+        let message = QueuedCode {
+            sealed_code: self.courier.seal().seal(&code, &challenge.id)?,
+            challenge_id: challenge.id.clone(),
+            session_id: session.id.clone(),
+            customer_id: customer.id.clone(),
+            channel: method,
+            address,
+            valid_for_minutes: policy.code_ttl.whole_minutes(),
+            created_at: now,
+            expires_at: challenge.expires_at,
+            attempts: 0,
+        };
         let opened = self
             .store
-            .open_challenge(&challenge, &policy, &event)
+            .open_challenge(&challenge, &policy, &message, &event)
             .await?;
         refuse_unopened(opened, session, now)?;
-        let message = CodeMessage {
-            at: now,
-            channel: method,
-            to: address,
-            customer_id: customer.id.clone(),
-            challenge_id: challenge.id.clone(),
-            code,
-            valid_for_minutes: policy.code_ttl.whole_minutes(),
-        };
-        self.deliver(&message, session, &event).await?;
-        count_outcome(SEND_METRIC, "sent");
+        self.courier.wake();
+        count_outcome(SEND_METRIC, "queued");
         Ok(ChallengeIssued {
             challenge_id: challenge.id,
             method,
@@ -156,30 +159,6 @@ impl AuthService {
             },
             GuessOutcome::SessionMoved { revoked } => moved(revoked),
         }
-    }
-
-    /// Hands a code to the notifier; if that fails, gives the send back (the customer never got
-    /// this code) and answers 503.
-    async fn deliver(
-        &self,
-        message: &CodeMessage,
-        session: &Session,
-        sent: &AuditEvent,
-    ) -> Result<(), AuthError> {
-        let Err(e) = self.notifier.send(message).await else {
-            return Ok(());
-        };
-        tracing::error!(error = %e, session.id = %session.id, "two-factor code not delivered");
-        let failed = sent.recast(
-            AuditKind::TwoFactorInitiated,
-            Outcome::Failure,
-            Some("delivery_failed"),
-        );
-        self.store
-            .release_send(&message.challenge_id, &session.id, &failed)
-            .await?;
-        count_outcome(SEND_METRIC, "delivery_failed");
-        Err(AuthError::Unavailable("code delivery failed".into()))
     }
 
     async fn refuse_if_locked(

@@ -10,6 +10,7 @@ mod audit;
 mod customers;
 mod housekeeping;
 mod notifier;
+mod outbox;
 mod rate_limit;
 mod security;
 mod sessions;
@@ -21,6 +22,7 @@ pub use audit::{AuditQuery, AuditStore};
 pub use customers::{CustomerStore, FailureOutcome, Insertion};
 pub use housekeeping::HousekeepingStore;
 pub use notifier::{CodeMessage, Notifier, NotifyError, SecurityNotice};
+pub use outbox::OutboxStore;
 pub use rate_limit::{CounterUnavailable, SharedCounter};
 pub use security::SecurityStore;
 pub use sessions::{SessionStart, SessionStore};
@@ -46,7 +48,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Every storage port, as one database provides them.
 #[async_trait]
 pub trait Store:
-    CustomerStore + SessionStore + TwoFactorStore + AuditStore + HousekeepingStore + SecurityStore
+    CustomerStore
+    + SessionStore
+    + TwoFactorStore
+    + OutboxStore
+    + AuditStore
+    + HousekeepingStore
+    + SecurityStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;

@@ -4,31 +4,25 @@ use async_trait::async_trait;
 
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
+use crate::domain::delivery::QueuedCode;
 use crate::domain::lockout::LockoutPolicy;
-use crate::domain::session::SessionId;
 use crate::domain::two_factor::{
-    ChallengeId, CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
+    CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
 };
 
 #[async_trait]
 pub trait TwoFactorStore: Send + Sync + 'static {
     /// Opens a challenge for a pending session, replacing any open one, if the session's
     /// sending limits allow: the send is counted and the limits checked in one conditional
-    /// update, so concurrent requests cannot exceed them.
+    /// update, so concurrent requests cannot exceed them. The code's `message` goes into the
+    /// outbox in the same transaction.
     async fn open_challenge(
         &self,
         challenge: &NewChallenge,
         policy: &TwoFactorPolicy,
+        message: &QueuedCode,
         event: &AuditEvent,
     ) -> StoreResult<SendOutcome>;
-    /// Undoes a send whose delivery failed: closes the challenge and gives the send back to the
-    /// session, appending `event`.
-    async fn release_send(
-        &self,
-        challenge: &ChallengeId,
-        session: &SessionId,
-        event: &AuditEvent,
-    ) -> StoreResult<()>;
     /// Checks one guess at a code in one transaction (see [`CodeGuess`]) that holds the
     /// username's counters and the session: refuses it if the challenge is unusable or the
     /// username locked, otherwise uses one of the challenge's guesses by a conditional update

@@ -10,6 +10,7 @@ mod customers;
 mod devices;
 mod housekeeping;
 mod insert;
+mod outbox;
 mod places;
 mod security;
 mod sessions;

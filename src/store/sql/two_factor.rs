@@ -3,16 +3,16 @@
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
-use super::{SqlStore, Tx, audit, customers, devices, places, sessions};
+use super::{SqlStore, Tx, audit, customers, devices, outbox, places, sessions};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::CustomerId;
+use crate::domain::delivery::QueuedCode;
 use crate::domain::lockout::LockoutPolicy;
 use crate::domain::ports::{StoreResult, TwoFactorStore};
 use crate::domain::session::SessionId;
 use crate::domain::two_factor::{
-    Challenge, ChallengeId, CodeGuess, GuessOutcome, NewChallenge, SendBudget, SendOutcome,
-    TwoFactorPolicy,
+    Challenge, CodeGuess, GuessOutcome, NewChallenge, SendBudget, SendOutcome, TwoFactorPolicy,
 };
 use crate::store::backend::{Backend, query};
 use crate::store::rows::ChallengeRow;
@@ -161,6 +161,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         &self,
         c: &NewChallenge,
         policy: &TwoFactorPolicy,
+        message: &QueuedCode,
         event: &AuditEvent,
     ) -> StoreResult<SendOutcome> {
         let now = to_unix_millis(c.created_at);
@@ -222,32 +223,10 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         .bind(to_unix_millis(c.expires_at))
         .execute(&mut tx)
         .await?;
+        outbox::enqueue(&mut tx, message).await?;
         audit::append(&mut tx, &self.seal, &[event]).await?;
         tx.commit().await?;
         Ok(SendOutcome::Opened)
-    }
-
-    async fn release_send(
-        &self,
-        challenge: &ChallengeId,
-        session: &SessionId,
-        event: &AuditEvent,
-    ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        query::<B>(
-            "UPDATE sessions SET codes_sent = codes_sent - 1, last_code_sent_at = NULL \
-             WHERE id = $1 AND codes_sent > 0",
-        )
-        .bind(session.as_str())
-        .execute(&mut tx)
-        .await?;
-        query::<B>("UPDATE challenges SET status = 'SUPERSEDED' WHERE id = $1 AND status = 'OPEN'")
-            .bind(challenge.as_str())
-            .execute(&mut tx)
-            .await?;
-        audit::append(&mut tx, &self.seal, &[event]).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn check_code(

@@ -30,6 +30,12 @@ use crate::domain::customer::Username;
 impl Backend for Sqlite {
     const HEAD_FOR_APPEND: &'static str = "SELECT seq, hash FROM audit_head WHERE id = 1";
     const CUSTOMER_FOR_SEND: &'static str = "SELECT id FROM customers WHERE id = $1";
+    const CLAIM_CODES: &'static str = "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1 \
+         WHERE challenge_id IN (SELECT challenge_id FROM outbox WHERE status = 'PENDING' \
+         AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) \
+         ORDER BY next_attempt_at LIMIT $3) \
+         RETURNING challenge_id, session_id, customer_id, channel, address, sealed_code, \
+         valid_for_minutes, created_at, expires_at, attempts";
     const CHECKPOINT_FOR_PURGE: &'static str =
         "SELECT seq, hash FROM audit_checkpoint WHERE id = 1";
     const PURGE_SESSIONS: &'static str = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
