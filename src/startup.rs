@@ -28,7 +28,10 @@ use crate::http::client_ip::TrustedProxies;
 use crate::http::state::{AppState, Components, Readiness};
 use crate::http::web::WebClient;
 use crate::limits::redis::RedisCounter;
+use crate::notify::email::Mailer;
+use crate::notify::live::LiveNotifier;
 use crate::notify::outbox::OutboxNotifier;
+use crate::notify::sms::SmsGateway;
 use crate::store::{self, Migrations};
 
 /// The domain services over an opened store.
@@ -131,9 +134,30 @@ fn notifier(settings: &NotifierSection) -> anyhow::Result<Arc<dyn Notifier>> {
             })?;
             Ok(Arc::new(outbox))
         }
-        NotifierKind::Live => anyhow::bail!(
-            "FINHUB_NOTIFIER=live: SMTP and SMS gateway delivery are not available in this version; use outbox"
-        ),
+        NotifierKind::Live => {
+            let missing = |name: &str| anyhow::anyhow!("FINHUB_NOTIFIER=live needs {name}");
+            let sms = SmsGateway::new(
+                settings
+                    .sms_gateway_url
+                    .as_deref()
+                    .ok_or_else(|| missing("FINHUB_SMS_GATEWAY_URL"))?,
+                settings
+                    .sms_gateway_secret
+                    .clone()
+                    .ok_or_else(|| missing("FINHUB_SMS_GATEWAY_SECRET"))?,
+            )?;
+            let email = Mailer::new(
+                settings
+                    .smtp_url
+                    .as_ref()
+                    .ok_or_else(|| missing("FINHUB_SMTP_URL"))?,
+                settings
+                    .smtp_from
+                    .as_deref()
+                    .ok_or_else(|| missing("FINHUB_SMTP_FROM"))?,
+            )?;
+            Ok(Arc::new(LiveNotifier { sms, email }))
+        }
     }
 }
 

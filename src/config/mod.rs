@@ -81,12 +81,7 @@ pub struct Settings {
 pub struct ConfigError(String);
 
 /// Documented variables of controls that later versions add (names as keys).
-const FUTURE: &[&str] = &[
-    "smtp_url",
-    "smtp_from",
-    "sms_gateway_url",
-    "sms_gateway_secret",
-];
+const FUTURE: &[&str] = &[];
 
 impl Settings {
     /// Reads the settings: defaults, then `file` if given, then the environment.

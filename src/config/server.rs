@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
+use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_with::As;
 use time::Duration;
@@ -178,6 +179,19 @@ pub struct NotifierSection {
     /// Whether this instance runs a delivery worker (`false` for instances that only answer
     /// the API while others deliver; at least one instance must).
     pub delivery_worker: bool,
+    /// The SMTP relay (`live`): it may hold a password, so it is never printed.
+    #[serde(rename = "smtp_url", serialize_with = "super::records::unset")]
+    pub smtp_url: Option<SecretString>,
+    /// The sender address of e-mails.
+    pub smtp_from: Option<String>,
+    /// The SMS gateway's endpoint (`live`).
+    pub sms_gateway_url: Option<String>,
+    /// The key that signs requests to the SMS gateway.
+    #[serde(
+        rename = "sms_gateway_secret",
+        serialize_with = "super::records::unset"
+    )]
+    pub sms_gateway_secret: Option<SecretString>,
 }
 
 impl Default for NotifierSection {
@@ -186,6 +200,10 @@ impl Default for NotifierSection {
             kind: NotifierKind::Outbox,
             outbox_path: "./data/outbox.jsonl".into(),
             delivery_worker: true,
+            smtp_url: None,
+            smtp_from: None,
+            sms_gateway_url: None,
+            sms_gateway_secret: None,
         }
     }
 }

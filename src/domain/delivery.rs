@@ -302,10 +302,11 @@ impl Courier {
                     .finish_code(message, DeliveryEnd::Sent, None, &sent)
                     .await
             }
-            Err(e) if message.attempts >= self.policy.max_attempts => {
+            Err(e) if e.permanent || message.attempts >= self.policy.max_attempts => {
                 metrics::counter!(DELIVERY_METRIC, "outcome" => "failed").increment(1);
                 tracing::error!(error = %e, challenge.id = %message.challenge_id, "code not delivered; giving up");
-                let failed = event(Outcome::Failure, Some("gave_up"));
+                let why = if e.permanent { "refused" } else { "gave_up" };
+                let failed = event(Outcome::Failure, Some(why));
                 self.store
                     .finish_code(message, DeliveryEnd::Failed, Some(&e.to_string()), &failed)
                     .await

@@ -1,4 +1,24 @@
-//! Delivery of two-factor codes: implementations of the domain's
-//! [`Notifier`](crate::domain::ports::Notifier) port.
+//! Delivery of two-factor codes and security notices: implementations of the domain's
+//! [`Notifier`](crate::domain::ports::Notifier) port, used by the delivery worker.
 
+pub mod email;
+pub mod live;
 pub mod outbox;
+pub mod sms;
+
+/// Whether `url` names this machine (plain connections are allowed there only, for tests and
+/// a relay on the same host). Hosts of non-special schemes (`smtp://`) arrive as names.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            name == "localhost"
+                || name
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        None => false,
+    }
+}

@@ -88,7 +88,8 @@ struct NoticeLine<'a> {
 
 impl OutboxNotifier {
     async fn append(&self, line: &impl Serialize) -> Result<(), NotifyError> {
-        let mut bytes = serde_json::to_vec(line).map_err(|e| NotifyError(e.to_string()))?;
+        let mut bytes =
+            serde_json::to_vec(line).map_err(|e| NotifyError::transient(e.to_string()))?;
         bytes.push(b'\n');
         let _guard = self.lock.lock().await;
         let mut options = tokio::fs::OpenOptions::new();
@@ -97,13 +98,13 @@ impl OutboxNotifier {
         let mut file = options
             .open(&self.path)
             .await
-            .map_err(|e| NotifyError(format!("open outbox: {e}")))?;
+            .map_err(|e| NotifyError::transient(format!("open outbox: {e}")))?;
         file.write_all(&bytes)
             .await
-            .map_err(|e| NotifyError(format!("write outbox: {e}")))?;
+            .map_err(|e| NotifyError::transient(format!("write outbox: {e}")))?;
         file.sync_data()
             .await
-            .map_err(|e| NotifyError(format!("sync outbox: {e}")))
+            .map_err(|e| NotifyError::transient(format!("sync outbox: {e}")))
     }
 }
 

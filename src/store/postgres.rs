@@ -72,17 +72,25 @@ pub(super) async fn open(
     seal: ChainSeal,
 ) -> anyhow::Result<SqlStore<Postgres>> {
     let statement_timeout = options.statement_timeout.as_millis().to_string();
-    let connect = PgConnectOptions::from_str(url)
-        .context("FINHUB_DATABASE_URL is not a valid postgres:// URL")?
-        .options([("statement_timeout", statement_timeout.as_str())]);
-    let pool = PgPoolOptions::new()
-        .max_connections(options.max_connections.max(1))
+    let url = PgConnectOptions::from_str(url)
+        .context("FINHUB_DATABASE_URL is not a valid postgres:// URL")?;
+    // Migrations may rightly take longer than any request's statement (an index on a large
+    // table): they run on a connection of their own without the statement timeout.
+    let migrating = PgPoolOptions::new()
+        .max_connections(1)
         .acquire_timeout(options.acquire_timeout)
-        .connect_with(connect)
+        .connect_with(url.clone())
         .await
         .context("cannot connect to PostgreSQL")?;
     migrations
-        .run(sqlx::migrate!("./migrations/postgres"), &pool)
+        .run(sqlx::migrate!("./migrations/postgres"), &migrating)
         .await?;
+    migrating.close().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(options.max_connections.max(1))
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(url.options([("statement_timeout", statement_timeout.as_str())]))
+        .await
+        .context("cannot connect to PostgreSQL")?;
     Ok(SqlStore::new(pool.clone(), pool, seal))
 }

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod audit;
+mod delivery;
 mod errors;
 mod housekeeping;
 mod limits;

@@ -56,10 +56,31 @@ impl SecurityNotice {
     }
 }
 
-/// Why a code could not be handed over for delivery.
+/// Why a message could not be handed over for delivery. Never holds the code.
 #[derive(Debug, thiserror::Error)]
-#[error("code delivery failed: {0}")]
-pub struct NotifyError(pub String);
+#[error("delivery failed: {reason}")]
+pub struct NotifyError {
+    pub reason: String,
+    /// Another attempt cannot succeed (the gateway refused the message itself): no retry.
+    pub permanent: bool,
+}
+
+impl NotifyError {
+    /// A failure another attempt may not meet (unreachable, overloaded, timed out).
+    pub fn transient(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            permanent: false,
+        }
+    }
+
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            permanent: true,
+        }
+    }
+}
 
 /// Sends codes.
 #[async_trait]

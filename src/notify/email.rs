@@ -1,0 +1,150 @@
+//! E-mail through an SMTP relay (lettre): STARTTLS (`smtp://`) or implicit TLS (`smtps://`),
+//! with the URL's credentials; plain SMTP only to a loopback relay (`smtp://…?tls=none`).
+//! Each message has a plain-text and an HTML body, a `Date` and a `Message-ID`.
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::domain::ports::{CodeMessage, NotifyError, SecurityNotice};
+
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("from", &self.from.to_string())
+            .finish()
+    }
+}
+
+/// Why the relay's settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    #[error("FINHUB_SMTP_URL is not an smtp:// or smtps:// URL with a host")]
+    Url,
+    #[error("FINHUB_SMTP_URL: tls=none is allowed only for a relay on a loopback address")]
+    Insecure,
+    #[error("FINHUB_SMTP_FROM is not an e-mail address")]
+    From,
+    #[error("FINHUB_SMTP_URL: {0}")]
+    Transport(#[from] lettre::transport::smtp::Error),
+}
+
+impl Mailer {
+    pub fn new(url: &SecretString, from: &str) -> Result<Self, MailerError> {
+        let url = url::Url::parse(url.expose_secret()).map_err(|_| MailerError::Url)?;
+        let host = url.host_str().ok_or(MailerError::Url)?.to_owned();
+        let loopback = super::is_loopback(&url);
+        let tls = url
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.into_owned());
+        let builder = match (url.scheme(), tls.as_deref()) {
+            ("smtps", None) => AsyncSmtpTransport::<Tokio1Executor>::relay(&host)?,
+            ("smtp", None | Some("required")) => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)?
+            }
+            ("smtp", Some("none")) if loopback => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
+            }
+            ("smtp", Some("none")) => return Err(MailerError::Insecure),
+            _ => return Err(MailerError::Url),
+        };
+        let builder = match url.port() {
+            Some(port) => builder.port(port),
+            None => builder,
+        };
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let builder = match (url.username(), url.password()) {
+            ("", _) => builder,
+            (user, password) => builder.credentials(Credentials::new(
+                decode(user),
+                decode(password.unwrap_or_default()),
+            )),
+        };
+        Ok(Self {
+            transport: builder.build(),
+            from: from.parse().map_err(|_| MailerError::From)?,
+        })
+    }
+
+    pub async fn send_code(&self, m: &CodeMessage) -> Result<(), NotifyError> {
+        let text = m.text();
+        let html = format!(
+            "<!doctype html><html><body><p>Your FinHub security code is <strong>{}</strong>.</p>\
+             <p>It expires in {} minutes. FinHub will never ask you for it.</p></body></html>",
+            m.code.expose(),
+            m.valid_for_minutes
+        );
+        let id = format!("<{}@finhub-auth>", m.challenge_id.as_str());
+        self.send(&m.to, "Your FinHub security code", text, html, id)
+            .await
+    }
+
+    pub async fn send_notice(&self, n: &SecurityNotice) -> Result<(), NotifyError> {
+        let text = n.text();
+        let html = format!(
+            "<!doctype html><html><body><p>{}</p></body></html>",
+            html_escape(&text)
+        );
+        let id = format!("<{}@finhub-auth>", uuid::Uuid::now_v7());
+        self.send(
+            &n.to,
+            "A new sign-in to your FinHub account",
+            text,
+            html,
+            id,
+        )
+        .await
+    }
+
+    async fn send(
+        &self,
+        to: &str,
+        subject: &str,
+        text: String,
+        html: String,
+        message_id: String,
+    ) -> Result<(), NotifyError> {
+        let to: Mailbox = to
+            .parse()
+            .map_err(|_| NotifyError::permanent("the recipient is not an e-mail address"))?;
+        let email = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .date_now()
+            .message_id(Some(message_id))
+            .multipart(MultiPart::alternative_plain_html(text, html))
+            .map_err(|e| NotifyError::permanent(format!("building the e-mail: {e}")))?;
+        match self.transport.send(email).await {
+            Ok(_) => Ok(()),
+            // Only what kind of failure: the relay's answer may quote the message.
+            Err(e) if e.is_permanent() => Err(NotifyError::permanent(format!(
+                "SMTP relay refused the message ({})",
+                e.status()
+                    .map_or_else(|| "no code".to_owned(), |c| c.to_string())
+            ))),
+            Err(e) => Err(NotifyError::transient(format!(
+                "SMTP relay unavailable ({})",
+                e.status()
+                    .map_or_else(|| "no answer".to_owned(), |c| c.to_string())
+            ))),
+        }
+    }
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

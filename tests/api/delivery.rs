@@ -1,0 +1,221 @@
+//! Real delivery (`FINHUB_NOTIFIER=live`): codes by SMS through a gateway the test runs on
+//! loopback, which fails before it succeeds and checks every request's signature; and by e-mail
+//! through an SMTP server the test starts (aiosmtpd).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use finhub_auth::config::NotifierKind;
+use finhub_auth::domain::customer::TwoFactorMethod;
+use finhub_auth::notify::sms::SmsGateway;
+use serde_json::Value;
+use time::Duration;
+
+use crate::helpers::{Backend, TestApp, spawn_app_with, tokens};
+
+const SECRET: &str = "a-gateway-secret-of-at-least-32-bytes";
+
+/// What the gateway received, and the answers it still has to give (then 200).
+#[derive(Default)]
+struct Gateway {
+    received: Vec<(HeaderMap, Bytes)>,
+    answers: VecDeque<StatusCode>,
+}
+
+type Shared = Arc<Mutex<Gateway>>;
+
+async fn receive(State(gateway): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let mut gateway = gateway.lock().unwrap();
+    gateway.received.push((headers, body));
+    gateway.answers.pop_front().unwrap_or(StatusCode::OK)
+}
+
+/// A gateway on loopback that answers `answers` first; its URL.
+async fn gateway(answers: &[StatusCode]) -> (Shared, String) {
+    let shared = Shared::default();
+    shared.lock().unwrap().answers = answers.iter().copied().collect();
+    let app = axum::Router::new()
+        .route("/sms", axum::routing::post(receive))
+        .with_state(Arc::clone(&shared));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/sms", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (shared, url)
+}
+
+async fn live_app(backend: Backend, sms_url: &str, smtp_url: &str) -> TestApp {
+    let (sms_url, smtp_url) = (sms_url.to_owned(), smtp_url.to_owned());
+    spawn_app_with(backend, move |s| {
+        s.notifier.kind = NotifierKind::Live;
+        s.notifier.sms_gateway_url = Some(sms_url);
+        s.notifier.sms_gateway_secret = Some(SECRET.into());
+        s.notifier.smtp_url = Some(smtp_url.into());
+        s.notifier.smtp_from = Some("FinHub <auth@finhub.test>".into());
+    })
+    .await
+}
+
+/// Delivers what is due, then lets the clock pass the longest retry wait.
+async fn delivery_pass(app: &TestApp) {
+    app.services.courier.deliver_due().await.unwrap();
+    app.clock.advance(Duration::seconds(70));
+}
+
+on_both_stores!(an_sms_gateway_down_then_up_gets_one_signed_message_under_one_key);
+async fn an_sms_gateway_down_then_up_gets_one_signed_message_under_one_key(backend: Backend) {
+    let (gateway, url) = gateway(&[
+        StatusCode::SERVICE_UNAVAILABLE,
+        StatusCode::TOO_MANY_REQUESTS,
+    ])
+    .await;
+    let app = live_app(backend, &url, "smtp://127.0.0.1:9?tls=none").await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    let challenge = app.initiate_ok(&pending.bff).await;
+    for _ in 0..3 {
+        delivery_pass(&app).await;
+    }
+    assert_eq!(app.pending_codes(&bob).await, 0);
+
+    let received = std::mem::take(&mut gateway.lock().unwrap().received);
+    assert_eq!(received.len(), 3, "two failures, then the delivery");
+    for (headers, body) in &received {
+        assert_eq!(headers["idempotency-key"], challenge.as_str());
+        let timestamp: i64 = headers["x-finhub-timestamp"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let expected = SmsGateway::signature(SECRET.as_bytes(), timestamp, body).unwrap();
+        assert_eq!(headers["x-finhub-signature"], expected.as_str());
+        assert_eq!(headers["content-type"], "application/json");
+    }
+    let sms: Value = serde_json::from_slice(&received[2].1).unwrap();
+    assert_eq!(sms["to"], "+447700900123");
+    assert_eq!(sms["reference"], challenge.as_str());
+    let text = sms["text"].as_str().unwrap();
+    assert!(text.contains("FinHub") && text.contains("10 minutes") && !text.contains("http"));
+    let code: String = text.chars().filter(char::is_ascii_digit).take(6).collect();
+
+    tokens(app.verify(&pending.bff, &challenge, &code).await).await;
+    let delivered = app.audit_of_kind("2fa.delivered").await;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0]["details"]["attempts"], 3);
+    for event in app.audit().await {
+        assert!(
+            !event.to_string().contains(&code),
+            "no code in the audit trail"
+        );
+    }
+}
+
+on_both_stores!(a_message_the_gateway_refuses_is_not_retried_and_gives_the_send_back);
+async fn a_message_the_gateway_refuses_is_not_retried_and_gives_the_send_back(backend: Backend) {
+    let (gateway, url) = gateway(&[StatusCode::UNPROCESSABLE_ENTITY]).await;
+    let app = live_app(backend, &url, "smtp://127.0.0.1:9?tls=none").await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    app.initiate_ok(&pending.bff).await;
+    for _ in 0..3 {
+        delivery_pass(&app).await;
+    }
+    assert_eq!(gateway.lock().unwrap().received.len(), 1, "no retry");
+    let refused = app.audit_of_kind("2fa.undelivered").await;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["reason"], "refused");
+    assert_eq!(app.initiate(&pending.bff).await.status().as_u16(), 202);
+}
+
+/// An SMTP server on loopback (aiosmtpd) that keeps what it receives in a maildir.
+struct SmtpSink {
+    child: std::process::Child,
+    port: u16,
+    maildir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    async fn start() -> Self {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let maildir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("mail"))
+            .spawn()
+            .expect("python3 -m aiosmtpd (scripts/test installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Self {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    /// Every message received, as raw text.
+    fn messages(&self) -> Vec<String> {
+        let new = self.maildir.path().join("mail").join("new");
+        std::fs::read_dir(new)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+on_both_stores!(an_emailed_code_reaches_the_smtp_server_with_both_bodies);
+async fn an_emailed_code_reaches_the_smtp_server_with_both_bodies(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let smtp = format!("smtp://127.0.0.1:{}?tls=none", sink.port);
+    let app = live_app(backend, "https://sms.invalid/send", &smtp).await;
+    let carol = app
+        .create_customer("carol", Some(TwoFactorMethod::Email))
+        .await;
+    let pending = app.login_ok(&carol).await;
+    let challenge = app.initiate_ok(&pending.bff).await;
+    app.services.courier.deliver_due().await.unwrap();
+    assert_eq!(app.pending_codes(&carol).await, 0);
+
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1);
+    let mail = &messages[0];
+    assert!(mail.contains("To: carol@example.com"), "{mail}");
+    assert!(mail.contains("From: FinHub <auth@finhub.test>"), "{mail}");
+    assert!(
+        mail.contains("Subject: Your FinHub security code"),
+        "{mail}"
+    );
+    assert!(mail.contains("\nDate: "), "{mail}");
+    assert!(
+        mail.contains(&format!("Message-ID: <{challenge}@finhub-auth>")),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("text/plain") && mail.contains("text/html"),
+        "{mail}"
+    );
+    let marker = "Your FinHub security code is ";
+    let start = mail.find(marker).expect("the code's sentence") + marker.len();
+    let code = &mail[start..start + 6];
+    tokens(app.verify(&pending.bff, &challenge, code).await).await;
+}
