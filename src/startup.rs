@@ -16,7 +16,7 @@ use crate::domain::accounts::Accounts;
 use crate::domain::audit::{AnchorKeys, ChainSeal};
 use crate::domain::audit_trail;
 use crate::domain::auth::AuthService;
-use crate::domain::delivery::{Courier, DeliveryPolicy};
+use crate::domain::delivery::{CodeTemplate, Courier, DeliveryPolicy};
 use crate::domain::housekeeping::Housekeeper;
 use crate::domain::location::Locator;
 use crate::domain::password::PasswordHasher;
@@ -95,6 +95,7 @@ impl Services {
             Arc::clone(&clock),
             settings.audit.code_seal()?,
             DeliveryPolicy::default(),
+            code_template(&settings.notifier)?,
         );
         let auth = AuthService::new(
             Arc::clone(&store),
@@ -155,8 +156,19 @@ fn notifier(settings: &NotifierSection) -> anyhow::Result<Arc<dyn Notifier>> {
                     .smtp_from
                     .as_deref()
                     .ok_or_else(|| missing("FINHUB_SMTP_FROM"))?,
+                settings.smtp_ca_file.as_deref(),
             )?;
             Ok(Arc::new(LiveNotifier { sms, email }))
+        }
+    }
+}
+
+/// The text of codes' messages: `FINHUB_CODE_TEMPLATE`, or the default.
+fn code_template(settings: &NotifierSection) -> anyhow::Result<CodeTemplate> {
+    match &settings.code_template {
+        None => Ok(CodeTemplate::default()),
+        Some(raw) => {
+            CodeTemplate::parse(raw).map_err(|e| anyhow::anyhow!("FINHUB_CODE_TEMPLATE {e}"))
         }
     }
 }

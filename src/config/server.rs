@@ -184,6 +184,10 @@ pub struct NotifierSection {
     pub smtp_url: Option<SecretString>,
     /// The sender address of e-mails.
     pub smtp_from: Option<String>,
+    /// CAs (PEM) a private relay's certificate chains to, beside the public roots.
+    pub smtp_ca_file: Option<PathBuf>,
+    /// The text of a code's message, with `{code}` and `{minutes}` (see `CodeTemplate`).
+    pub code_template: Option<String>,
     /// The SMS gateway's endpoint (`live`).
     pub sms_gateway_url: Option<String>,
     /// The key that signs requests to the SMS gateway.
@@ -202,6 +206,8 @@ impl Default for NotifierSection {
             delivery_worker: true,
             smtp_url: None,
             smtp_from: None,
+            smtp_ca_file: None,
+            code_template: None,
             sms_gateway_url: None,
             sms_gateway_secret: None,
         }

@@ -70,6 +70,8 @@ fn the_names_are_the_documented_ones() {
         "delivery_worker",
         "smtp_url",
         "smtp_from",
+        "smtp_ca_file",
+        "code_template",
         "sms_gateway_url",
         "sms_gateway_secret",
         "log_format",

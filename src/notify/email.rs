@@ -4,6 +4,8 @@
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::{SUBMISSION_PORT, SUBMISSIONS_PORT};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -31,12 +33,20 @@ pub enum MailerError {
     Insecure,
     #[error("FINHUB_SMTP_FROM is not an e-mail address")]
     From,
+    #[error("FINHUB_SMTP_CA_FILE cannot be read")]
+    CaFile,
     #[error("FINHUB_SMTP_URL: {0}")]
     Transport(#[from] lettre::transport::smtp::Error),
 }
 
 impl Mailer {
-    pub fn new(url: &SecretString, from: &str) -> Result<Self, MailerError> {
+    /// `ca_file` (PEM) adds the CAs a private relay's certificate chains to, beside the public
+    /// roots.
+    pub fn new(
+        url: &SecretString,
+        from: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, MailerError> {
         let url = url::Url::parse(url.expose_secret()).map_err(|_| MailerError::Url)?;
         let host = url.host_str().ok_or(MailerError::Url)?.to_owned();
         let loopback = super::is_loopback(&url);
@@ -44,14 +54,23 @@ impl Mailer {
             .query_pairs()
             .find(|(k, _)| k == "tls")
             .map(|(_, v)| v.into_owned());
+        let parameters = || -> Result<TlsParameters, MailerError> {
+            let mut parameters = TlsParameters::builder(host.clone());
+            if let Some(path) = ca_file {
+                let pem = std::fs::read(path).map_err(|_| MailerError::CaFile)?;
+                parameters = parameters.add_root_certificate(Certificate::from_pem(&pem)?);
+            }
+            Ok(parameters.build_rustls()?)
+        };
+        let plain = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host);
         let builder = match (url.scheme(), tls.as_deref()) {
-            ("smtps", None) => AsyncSmtpTransport::<Tokio1Executor>::relay(&host)?,
-            ("smtp", None | Some("required")) => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)?
-            }
-            ("smtp", Some("none")) if loopback => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
-            }
+            ("smtps", None) => plain
+                .port(SUBMISSIONS_PORT)
+                .tls(Tls::Wrapper(parameters()?)),
+            ("smtp", None | Some("required")) => plain
+                .port(SUBMISSION_PORT)
+                .tls(Tls::Required(parameters()?)),
+            ("smtp", Some("none")) if loopback => plain,
             ("smtp", Some("none")) => return Err(MailerError::Insecure),
             _ => return Err(MailerError::Url),
         };
@@ -80,10 +99,8 @@ impl Mailer {
     pub async fn send_code(&self, m: &CodeMessage) -> Result<(), NotifyError> {
         let text = m.text();
         let html = format!(
-            "<!doctype html><html><body><p>Your FinHub security code is <strong>{}</strong>.</p>\
-             <p>It expires in {} minutes. FinHub will never ask you for it.</p></body></html>",
-            m.code.expose(),
-            m.valid_for_minutes
+            "<!doctype html><html><body><p>{}</p></body></html>",
+            html_escape(&text)
         );
         let id = format!("<{}@finhub-auth>", m.challenge_id.as_str());
         self.send(&m.to, "Your FinHub security code", text, html, id)

@@ -154,6 +154,7 @@ mod tests {
                 challenge_id: ChallengeId::generate(),
                 code: OtpCode::parse(code).unwrap(),
                 valid_for_minutes: 10,
+                template: std::sync::Arc::default(),
             };
             outbox.send(&message).await.unwrap();
         }

@@ -47,8 +47,19 @@ async fn gateway(answers: &[StatusCode]) -> (Shared, String) {
 }
 
 async fn live_app(backend: Backend, sms_url: &str, smtp_url: &str) -> TestApp {
+    live_app_trusting(backend, sms_url, smtp_url, None).await
+}
+
+/// [`live_app`], with `ca` (PEM file) trusted for the SMTP relay.
+async fn live_app_trusting(
+    backend: Backend,
+    sms_url: &str,
+    smtp_url: &str,
+    ca: Option<std::path::PathBuf>,
+) -> TestApp {
     let (sms_url, smtp_url) = (sms_url.to_owned(), smtp_url.to_owned());
     spawn_app_with(backend, move |s| {
+        s.notifier.smtp_ca_file = ca;
         s.notifier.kind = NotifierKind::Live;
         s.notifier.sms_gateway_url = Some(sms_url);
         s.notifier.sms_gateway_secret = Some(SECRET.into());
@@ -138,6 +149,11 @@ struct SmtpSink {
 
 impl SmtpSink {
     async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// With aiosmtpd's `args` (e.g. its STARTTLS or SMTPS certificate).
+    async fn start_with(args: &[&str]) -> Self {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
@@ -146,6 +162,7 @@ impl SmtpSink {
         let child = std::process::Command::new("python3")
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
+            .args(args)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(maildir.path().join("mail"))
             .spawn()
@@ -218,4 +235,73 @@ async fn an_emailed_code_reaches_the_smtp_server_with_both_bodies(backend: Backe
     let start = mail.find(marker).expect("the code's sentence") + marker.len();
     let code = &mail[start..start + 6];
     tokens(app.verify(&pending.bff, &challenge, code).await).await;
+}
+
+/// Logs `name` (2FA by e-mail) in, asks for a code, delivers it; the code, read from the mail
+/// the sink received.
+async fn emailed_code(app: &TestApp, sink: &SmtpSink, name: &str) -> String {
+    let customer = app
+        .create_customer(name, Some(TwoFactorMethod::Email))
+        .await;
+    let pending = app.login_ok(&customer).await;
+    let challenge = app.initiate_ok(&pending.bff).await;
+    app.services.courier.deliver_due().await.unwrap();
+    assert_eq!(app.pending_codes(&customer).await, 0, "delivered");
+    let mail = sink
+        .messages()
+        .into_iter()
+        .find(|m| m.contains(&format!("To: {name}@example.com")))
+        .expect("the mail");
+    let marker = "Your FinHub security code is ";
+    let start = mail.find(marker).expect("the code's sentence") + marker.len();
+    let code = mail[start..start + 6].to_owned();
+    tokens(app.verify(&pending.bff, &challenge, &code).await).await;
+    code
+}
+
+on_both_stores!(codes_go_over_starttls_and_implicit_tls_to_a_relay_the_ca_vouches_for);
+async fn codes_go_over_starttls_and_implicit_tls_to_a_relay_the_ca_vouches_for(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("relay.pem"), dir.path().join("relay.key"));
+    std::fs::write(&cert, relay.cert.pem()).unwrap();
+    std::fs::write(&key, relay.signing_key.serialize_pem()).unwrap();
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+
+    // STARTTLS, required: `smtp://` without `tls=none`.
+    let starttls = SmtpSink::start_with(&["--tlscert", &cert_arg, "--tlskey", &key_arg]).await;
+    let url = format!("smtp://localhost:{}", starttls.port);
+    let app = live_app_trusting(
+        backend,
+        "https://sms.invalid/send",
+        &url,
+        Some(cert.clone()),
+    )
+    .await;
+    emailed_code(&app, &starttls, "dora").await;
+
+    // Implicit TLS: `smtps://`.
+    let smtps = SmtpSink::start_with(&["--smtpscert", &cert_arg, "--smtpskey", &key_arg]).await;
+    let url = format!("smtps://localhost:{}", smtps.port);
+    let app = live_app_trusting(
+        backend,
+        "https://sms.invalid/send",
+        &url,
+        Some(cert.clone()),
+    )
+    .await;
+    emailed_code(&app, &smtps, "emil").await;
+
+    // Without the relay's CA the certificate is refused: nothing is sent, the message waits.
+    let untrusted = SmtpSink::start_with(&["--smtpscert", &cert_arg, "--smtpskey", &key_arg]).await;
+    let url = format!("smtps://localhost:{}", untrusted.port);
+    let app = live_app(backend, "https://sms.invalid/send", &url).await;
+    let fred = app
+        .create_customer("fred", Some(TwoFactorMethod::Email))
+        .await;
+    let pending = app.login_ok(&fred).await;
+    app.initiate_ok(&pending.bff).await;
+    app.services.courier.deliver_due().await.unwrap();
+    assert!(untrusted.messages().is_empty());
+    assert_eq!(app.pending_codes(&fred).await, 1, "kept for a retry");
 }

@@ -277,10 +277,13 @@ async fn a_pending_session_cannot_end_the_customers_other_sessions(backend: Back
 
 on_both_stores!(a_message_that_fails_for_good_gives_the_send_back);
 async fn a_message_that_fails_for_good_gives_the_send_back(backend: Backend) {
-    // A directory where the outbox file should be: every delivery attempt fails.
-    let app =
-        crate::helpers::spawn_app_with(backend, |s| s.notifier.outbox_path = std::env::temp_dir())
-            .await;
+    // A directory where the outbox file should be: every delivery attempt fails. One code an
+    // hour per customer: the failed one must not use it up.
+    let app = crate::helpers::spawn_app_with(backend, |s| {
+        s.notifier.outbox_path = std::env::temp_dir();
+        s.two_factor.customer_sends = Some("1/h".parse().unwrap());
+    })
+    .await;
     let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
     let pending = app.login_ok(&bob).await;
 
@@ -306,7 +309,7 @@ async fn a_message_that_fails_for_good_gives_the_send_back(backend: Backend) {
     assert_eq!(given_up[0]["details"]["attempts"], 6);
     assert!(app.audit_of_kind("2fa.delivered").await.is_empty());
 
-    // The send is the customer's again, at once.
+    // The send is the customer's again, at once, and does not count toward the hour's budget.
     let again = app.initiate(&pending.bff).await;
     assert_eq!(again.status().as_u16(), 202);
 }
@@ -348,4 +351,19 @@ async fn a_queued_code_is_sealed_at_rest_and_erased_once_sent(backend: Backend) 
     let delivered = app.audit_of_kind("2fa.delivered").await;
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0]["details"]["attempts"], 1);
+}
+
+on_both_stores!(the_message_text_follows_the_configured_template);
+async fn the_message_text_follows_the_configured_template(backend: Backend) {
+    let app = crate::helpers::spawn_app_with(backend, |s| {
+        s.notifier.code_template = Some("FinHub code {code}, valid {minutes} min.".into());
+    })
+    .await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    app.initiate_ok(&pending.bff).await;
+    let code = app.latest_code(&bob).await;
+    let sent = std::fs::read_to_string(app.outbox_path()).unwrap();
+    let line: Value = serde_json::from_str(sent.lines().last().unwrap()).unwrap();
+    assert_eq!(line["text"], format!("FinHub code {code}, valid 10 min."));
 }

@@ -1,10 +1,13 @@
 //! Delivery of two-factor codes. The domain hands a [`CodeMessage`] to a [`Notifier`]; which one
 //! is chosen once, from configuration (`crate::notify`).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::customer::{CustomerId, TwoFactorMethod};
+use crate::domain::delivery::CodeTemplate;
 use crate::domain::two_factor::{ChallengeId, OtpCode};
 
 /// A code on its way to a customer.
@@ -18,16 +21,13 @@ pub struct CodeMessage {
     pub challenge_id: ChallengeId,
     pub code: OtpCode,
     pub valid_for_minutes: i64,
+    pub template: Arc<CodeTemplate>,
 }
 
 impl CodeMessage {
     /// The text the customer reads.
     pub fn text(&self) -> String {
-        format!(
-            "Your FinHub security code is {}. It expires in {} minutes. FinHub will never ask you for it.",
-            self.code.expose(),
-            self.valid_for_minutes
-        )
+        self.template.render(&self.code, self.valid_for_minutes)
     }
 }
 

@@ -128,6 +128,7 @@ async fn activate<B: Backend>(tx: &mut Tx<B>, guess: &CodeGuess) -> StoreResult<
 /// When the session's customer was sent `budget.count` codes within the window before this one:
 /// the moment the oldest of them leaves it. The customer's row is locked first, so concurrent
 /// sends to one customer (from any session or instance) are counted one after the other.
+/// Messages that failed for good do not count: the customer never got them.
 async fn customer_budget_spent<B: Backend>(
     tx: &mut Tx<B>,
     c: &NewChallenge,
@@ -144,7 +145,8 @@ async fn customer_budget_spent<B: Backend>(
     let since = to_unix_millis(c.created_at - budget.window);
     let (sent, oldest): (i64, Option<i64>) = query::<B>(
         "SELECT COUNT(*), MIN(c.created_at) FROM challenges c JOIN sessions s ON s.id = c.session_id \
-         WHERE s.customer_id = $1 AND c.created_at > $2",
+         LEFT JOIN outbox o ON o.challenge_id = c.id \
+         WHERE s.customer_id = $1 AND c.created_at > $2 AND (o.status IS NULL OR o.status <> 'FAILED')",
     )
     .bind(customer.as_str())
     .bind(since)
