@@ -94,7 +94,10 @@ impl Services {
             Arc::clone(&notifier),
             Arc::clone(&clock),
             settings.audit.code_seal()?,
-            DeliveryPolicy::default(),
+            DeliveryPolicy {
+                max_attempts: settings.notifier.delivery_attempts.get(),
+                ..DeliveryPolicy::default()
+            },
             code_template(&settings.notifier)?,
         );
         let auth = AuthService::new(

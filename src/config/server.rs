@@ -188,6 +188,8 @@ pub struct NotifierSection {
     pub smtp_ca_file: Option<PathBuf>,
     /// The text of a code's message, with `{code}` and `{minutes}` (see `CodeTemplate`).
     pub code_template: Option<String>,
+    /// Attempts at delivering one message before it is given up on.
+    pub delivery_attempts: NonZeroU32,
     /// The SMS gateway's endpoint (`live`).
     pub sms_gateway_url: Option<String>,
     /// The key that signs requests to the SMS gateway.
@@ -208,6 +210,7 @@ impl Default for NotifierSection {
             smtp_from: None,
             smtp_ca_file: None,
             code_template: None,
+            delivery_attempts: NonZeroU32::new(6).unwrap_or(NonZeroU32::MIN),
             sms_gateway_url: None,
             sms_gateway_secret: None,
         }

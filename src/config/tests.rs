@@ -72,6 +72,7 @@ fn the_names_are_the_documented_ones() {
         "smtp_from",
         "smtp_ca_file",
         "code_template",
+        "delivery_attempts",
         "sms_gateway_url",
         "sms_gateway_secret",
         "log_format",

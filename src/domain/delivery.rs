@@ -55,6 +55,40 @@ pub enum DeliveryEnd {
     Failed,
 }
 
+/// Where a code's message stands, as the customer waiting for it may ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Queued, or being retried.
+    Pending,
+    Sent,
+    /// Given up on: the customer can ask for a new code at once.
+    Failed,
+    /// The code expired before it could be sent.
+    Expired,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Sent => "SENT",
+            Self::Failed => "FAILED",
+            Self::Expired => "EXPIRED",
+        }
+    }
+
+    /// From the outbox row's status.
+    pub fn from_stored(status: &str) -> Option<Self> {
+        match status {
+            "PENDING" => Some(Self::Pending),
+            "SENT" => Some(Self::Sent),
+            "FAILED" => Some(Self::Failed),
+            "DROPPED" => Some(Self::Expired),
+            _ => None,
+        }
+    }
+}
+
 /// Seals codes while they wait in the outbox: ChaCha20-Poly1305 under a key derived from the
 /// audit key, bound to the challenge (a sealed code copied to another row does not open).
 /// Without an audit key the key is random and lives only in this process: codes are still never

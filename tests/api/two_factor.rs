@@ -367,3 +367,61 @@ async fn the_message_text_follows_the_configured_template(backend: Backend) {
     let line: Value = serde_json::from_str(sent.lines().last().unwrap()).unwrap();
     assert_eq!(line["text"], format!("FinHub code {code}, valid 10 min."));
 }
+
+on_both_stores!(a_waiting_client_can_see_whether_its_code_was_sent);
+async fn a_waiting_client_can_see_whether_its_code_was_sent(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    let challenge = app.initiate_ok(&pending.bff).await;
+    let state = |bearer: String, id: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .client
+                .get(app.url(&format!("/api/v1/auth/2fa/challenges/{id}")))
+                .bearer_auth(bearer)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, body) = state(pending.bff.clone(), challenge.clone()).await;
+    assert_eq!((status, body["delivery"].as_str()), (200, Some("PENDING")));
+    app.latest_code(&bob).await;
+    let (_, body) = state(pending.bff.clone(), challenge.clone()).await;
+    assert_eq!(body["delivery"], "SENT");
+    assert_eq!(body["challengeId"], challenge.as_str());
+
+    // Only the session's own challenges.
+    let other = app.login_ok(&bob).await;
+    assert_eq!(state(other.bff.clone(), challenge.clone()).await.0, 404);
+    assert_eq!(state(pending.bff.clone(), "nope".into()).await.0, 404);
+
+    // A message given up on says so.
+    let failing = crate::helpers::spawn_app_with(backend, |s| {
+        s.notifier.outbox_path = std::env::temp_dir();
+        s.notifier.delivery_attempts = std::num::NonZeroU32::MIN;
+    })
+    .await;
+    let carol = failing
+        .create_customer("carol", Some(TwoFactorMethod::Sms))
+        .await;
+    let waiting = failing.login_ok(&carol).await;
+    let lost = failing.initiate_ok(&waiting.bff).await;
+    failing.services.courier.deliver_due().await.unwrap();
+    let response = failing
+        .client
+        .get(failing.url(&format!("/api/v1/auth/2fa/challenges/{lost}")))
+        .bearer_auth(&waiting.bff)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["delivery"], "FAILED");
+}

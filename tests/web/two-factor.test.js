@@ -1,6 +1,7 @@
 // The two-factor page: wrong, expired and exhausted codes, and resend with its countdown.
 
 import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
 import { test } from 'node:test';
 
 import {
@@ -72,5 +73,22 @@ test('resend waits out its countdown, then sends a code that works', async (t) =
   await page.getByLabel('6-digit code').fill(fresh);
   await page.getByRole('button', { name: 'Verify' }).click();
   await page.getByRole('heading', { name: 'Hello, Ben' }).waitFor();
+  assertNoProblems(context);
+});
+
+test('a code that could not be sent is reported, and a new one can be asked for at once', async (t) => {
+  // The outbox file cannot be written (a directory stands in its place), and one attempt is all.
+  const service = await Service.for(t, {
+    env: { FINHUB_OUTBOX_PATH: tmpdir(), FINHUB_DELIVERY_ATTEMPTS: '1' },
+  });
+  const context = await contextFor(t, browser());
+  const page = await context.newPage();
+  await signIn(page, service, CUSTOMERS.ben);
+  await page.locator('[data-sent]').waitFor();
+  const alert = page.getByRole('alert');
+  await alert.waitFor({ timeout: 15_000 });
+  assert.equal(await alert.innerText(), 'We could not send your code. Ask for a new one.');
+  const resend = page.getByRole('button', { name: 'Send a new code' });
+  assert.equal(await resend.isEnabled(), true, 'no countdown to wait out');
   assertNoProblems(context);
 });

@@ -5,7 +5,7 @@ use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::client::ClientContext;
 use crate::domain::customer::{Customer, TwoFactorMethod};
-use crate::domain::delivery::QueuedCode;
+use crate::domain::delivery::{DeliveryState, QueuedCode};
 use crate::domain::error::AuthError;
 use crate::domain::session::{Rotation, Session, SessionState};
 use crate::domain::token::TokenPair;
@@ -76,6 +76,20 @@ impl AuthService {
             expires_at: challenge.expires_at,
             resend_available_at: now + policy.resend_interval,
         })
+    }
+
+    /// Where the message of the session's challenge stands: a client waiting for a code can
+    /// tell the customer it could not be sent.
+    pub async fn delivery_of(
+        &self,
+        session: &Session,
+        challenge_id: &ChallengeId,
+    ) -> Result<DeliveryState, AuthError> {
+        Self::require_pending(session)?;
+        self.store
+            .delivery_state(challenge_id, &session.id)
+            .await?
+            .ok_or(AuthError::NotFound)
     }
 
     /// Checks a code. The store checks the guess in one transaction with the username's lock,

@@ -6,7 +6,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
-use crate::domain::delivery::{DeliveryEnd, QueuedCode};
+use crate::domain::delivery::{DeliveryEnd, DeliveryState, QueuedCode};
+use crate::domain::session::SessionId;
 use crate::domain::two_factor::ChallengeId;
 
 #[async_trait]
@@ -28,6 +29,12 @@ pub trait OutboxStore: Send + Sync + 'static {
         error: Option<&str>,
         event: &AuditEvent,
     ) -> StoreResult<()>;
+    /// Where the message of `challenge` stands, if it belongs to `session`.
+    async fn delivery_state(
+        &self,
+        challenge: &ChallengeId,
+        session: &SessionId,
+    ) -> StoreResult<Option<DeliveryState>>;
     /// Releases a claimed message for another attempt at `next_attempt_at`.
     async fn retry_code(
         &self,

@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(initiate))
         .routes(routes!(verify))
+        .routes(routes!(delivery))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -125,4 +126,38 @@ pub async fn verify(
         .verify_two_factor(&session, &challenge, &code, &client)
         .await?;
     Ok((no_store(), Json(TokenResponse::from(issued))).into_response())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryResponse {
+    challenge_id: String,
+    /// `PENDING` (queued or being retried), `SENT`, `FAILED` (ask for a new code: it can be sent
+    /// at once) or `EXPIRED` (the code expired before it could be sent).
+    #[schema(value_type = String, pattern = "^(PENDING|SENT|FAILED|EXPIRED)$")]
+    delivery: &'static str,
+}
+
+/// Where the code of the session's challenge stands: sent, still on its way, or not sent.
+#[utoipa::path(get, path = "/api/v1/auth/2fa/challenges/{challengeId}", tag = "two-factor", operation_id = "two_factor_delivery",
+    params(("challengeId" = String, Path, description = "From `2fa/initiate`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The delivery's state", body = DeliveryResponse),
+        (status = 401, description = "UNAUTHENTICATED or SESSION_EXPIRED", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "NOT_FOUND: no such challenge for this session", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "TWO_FACTOR_NOT_PENDING", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub async fn delivery(
+    State(state): State<AppState>,
+    AuthSession(session): AuthSession,
+    axum::extract::Path(challenge_id): axum::extract::Path<String>,
+) -> ApiResult<Response> {
+    let challenge = ChallengeId::parse(&challenge_id).map_err(|_| ApiError::NotFound)?;
+    let delivery = state.auth.delivery_of(&session, &challenge).await?;
+    let body = DeliveryResponse {
+        challenge_id,
+        delivery: delivery.as_str(),
+    };
+    Ok((no_store(), Json(body)).into_response())
 }

@@ -7,7 +7,7 @@ use super::{SqlStore, Tx, audit};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::CustomerId;
-use crate::domain::delivery::{DeliveryEnd, QueuedCode};
+use crate::domain::delivery::{DeliveryEnd, DeliveryState, QueuedCode};
 use crate::domain::ports::{OutboxStore, StoreError, StoreResult};
 use crate::domain::session::SessionId;
 use crate::domain::two_factor::ChallengeId;
@@ -152,6 +152,20 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         audit::append(&mut tx, &self.seal, &[event]).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn delivery_state(
+        &self,
+        challenge: &ChallengeId,
+        session: &SessionId,
+    ) -> StoreResult<Option<DeliveryState>> {
+        let status: Option<(String,)> =
+            query::<B>("SELECT status FROM outbox WHERE challenge_id = $1 AND session_id = $2")
+                .bind(challenge.as_str())
+                .bind(session.as_str())
+                .fetch_optional(&mut *self.read().await?)
+                .await?;
+        Ok(status.and_then(|(s,)| DeliveryState::from_stored(&s)))
     }
 
     async fn retry_code(

@@ -1,5 +1,5 @@
 // The two-factor page: where the code went, a 6-digit entry that takes a pasted code, resend
-// with a countdown, and tries left after a wrong code.
+// with a countdown, tries left after a wrong code, and word when the code could not be sent.
 
 import { call } from '../api.js';
 import { hideMessage, mountPage, part, showMessage } from '../dom.js';
@@ -32,6 +32,32 @@ export function showVerify(app) {
     }
   };
   app.every(1_000, tick);
+
+  // Until the code is known to be sent, asks where it stands; a code that could not be sent
+  // (or expired first) can be asked for again at once.
+  let watched = null;
+  const watchDelivery = async () => {
+    if (!challenge || watched === challenge.challengeId) return;
+    const id = challenge.challengeId;
+    try {
+      const state = await call('GET', `/auth/2fa/challenges/${encodeURIComponent(id)}`, {
+        token: readTokens()?.bffToken,
+      });
+      if (challenge?.challengeId !== id || state.delivery === 'PENDING') return;
+      watched = id;
+      if (state.delivery === 'FAILED' || state.delivery === 'EXPIRED') {
+        resendAt = 0;
+        tick();
+        showMessage(error, state.delivery === 'FAILED'
+          ? 'We could not send your code. Ask for a new one.'
+          : 'Your code could not be sent in time. Ask for a new one.');
+      }
+    } catch (failure) {
+      if (app.handleSessionError(failure)) return;
+      if (failure.code === 'TWO_FACTOR_NOT_PENDING') app.navigate();
+    }
+  };
+  app.every(2_000, watchDelivery);
 
   const showChallenge = () => {
     part(page, 'method').textContent = METHOD_NAMES[challenge.method] ?? 'message';
