@@ -154,19 +154,46 @@ impl SmtpSink {
 
     /// With aiosmtpd's `args` (e.g. its STARTTLS or SMTPS certificate).
     async fn start_with(args: &[&str]) -> Self {
+        Self::spawn(|port, maildir| {
+            let mut command = std::process::Command::new("python3");
+            command
+                .args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(args)
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(maildir);
+            command
+        })
+        .await
+    }
+
+    /// One that requires AUTH as `relay-user` / `relay-pass` (`tests/fixtures/smtp_auth_sink.py`).
+    async fn start_requiring_auth() -> Self {
+        Self::spawn(|port, maildir| {
+            let mut command = std::process::Command::new("python3");
+            // Its warning about AUTH without TLS is the point here (loopback only).
+            command
+                .args(["-W", "ignore"])
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/fixtures/smtp_auth_sink.py"
+                ))
+                .arg(port.to_string())
+                .arg(maildir);
+            command
+        })
+        .await
+    }
+
+    async fn spawn(command: impl FnOnce(u16, &std::path::Path) -> std::process::Command) -> Self {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
         let maildir = tempfile::tempdir().unwrap();
-        let child = std::process::Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(args)
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(maildir.path().join("mail"))
+        let child = command(port, &maildir.path().join("mail"))
             .spawn()
-            .expect("python3 -m aiosmtpd (scripts/test installs it)");
+            .expect("python3 with aiosmtpd (scripts/test installs it)");
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 break;
@@ -304,4 +331,15 @@ async fn codes_go_over_starttls_and_implicit_tls_to_a_relay_the_ca_vouches_for(b
     app.services.courier.deliver_due().await.unwrap();
     assert!(untrusted.messages().is_empty());
     assert_eq!(app.pending_codes(&fred).await, 1, "kept for a retry");
+}
+
+on_both_stores!(the_relay_credentials_in_the_url_are_used);
+async fn the_relay_credentials_in_the_url_are_used(backend: Backend) {
+    let sink = SmtpSink::start_requiring_auth().await;
+    let url = format!(
+        "smtp://relay-user:relay-pass@127.0.0.1:{}?tls=none",
+        sink.port
+    );
+    let app = live_app(backend, "https://sms.invalid/send", &url).await;
+    emailed_code(&app, &sink, "gina").await;
 }
