@@ -14,8 +14,6 @@ use std::time::Duration as StdDuration;
 use backon::{BackoffBuilder as _, ExponentialBuilder};
 use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
 use chacha20poly1305::{AeadCore as _, ChaCha20Poly1305};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Notify;
 
@@ -120,10 +118,9 @@ impl CodeSeal {
 
     /// Under a key derived from the audit key, so that no other secret needs managing.
     pub fn derived_from(audit_key: &[u8]) -> Result<Self, SealError> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(audit_key).map_err(|_| SealError)?;
-        mac.update(b"finhub outbox code key v1");
+        let key = super::keys::derive(audit_key, b"finhub outbox code key v1").ok_or(SealError)?;
         Ok(Self {
-            cipher: Arc::new(ChaCha20Poly1305::new(&mac.finalize().into_bytes())),
+            cipher: Arc::new(ChaCha20Poly1305::new(&key.into())),
         })
     }
 
@@ -294,8 +291,9 @@ impl Courier {
         &self.seal
     }
 
-    /// Tells the worker that a message is waiting (it also looks every `every` of [`run`]).
-    pub fn wake(&self) {
+    /// Counts a message just queued and wakes the worker for it (which also looks every
+    /// `every` of [`Courier::run`]).
+    pub fn queued(&self) {
         metrics::counter!(DELIVERY_METRIC, "outcome" => "queued").increment(1);
         self.wake.notify_one();
     }

@@ -37,13 +37,7 @@ impl DeviceKey {
 
     /// A key for device hashes derived from `secret`, so the secret itself is never reused.
     pub fn derived_from(secret: &[u8]) -> Self {
-        let key = Hmac::<Sha256>::new_from_slice(secret)
-            .map(|mut mac| {
-                mac.update(DOMAIN);
-                mac.finalize().into_bytes().to_vec()
-            })
-            .ok();
-        Self(key.map(SecretSlice::from))
+        Self(super::keys::derive(secret, DOMAIN).map(|key| SecretSlice::from(key.to_vec())))
     }
 
     /// The stored form of `fingerprint`: 64 hex digits.
@@ -62,7 +56,7 @@ impl DeviceKey {
                 .finalize()
                 .to_vec(),
         };
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(digest)
     }
 }
 

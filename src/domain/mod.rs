@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod device;
 pub mod error;
 pub mod housekeeping;
+pub mod keys;
 pub mod location;
 pub mod lockout;
 pub mod password;

@@ -303,8 +303,7 @@ impl RateLimits {
 /// shared store holds no personal data.
 fn shared_key(name: &str, key: &impl fmt::Display) -> String {
     let digest = Sha256::digest(key.to_string().as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("finhub:rl:{name}:{hex}")
+    format!("finhub:rl:{name}:{}", hex::encode(&digest[..16]))
 }
 
 #[cfg(test)]

@@ -56,9 +56,7 @@ fn message(seq: i64, hash: &str, at: &str) -> Vec<u8> {
 }
 
 fn hmac_signature(key: &[u8], seq: i64, hash: &str, at: &str) -> Option<String> {
-    let mut derive = Hmac::<Sha256>::new_from_slice(key).ok()?;
-    derive.update(DOMAIN);
-    let derived = derive.finalize().into_bytes();
+    let derived = crate::domain::keys::derive(key, DOMAIN)?;
     let mut mac = Hmac::<Sha256>::new_from_slice(&derived).ok()?;
     mac.update(format!("{seq}\n{hash}\n{at}").as_bytes());
     Some(hex::encode(mac.finalize().into_bytes()))

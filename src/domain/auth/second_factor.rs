@@ -67,8 +67,7 @@ impl AuthService {
             .open_challenge(&challenge, &policy, &message, &event)
             .await?;
         refuse_unopened(opened, session, now)?;
-        self.courier.wake();
-        count_outcome(SEND_METRIC, "queued");
+        self.courier.queued();
         Ok(ChallengeIssued {
             challenge_id: challenge.id,
             method,
