@@ -80,10 +80,8 @@ async fn serve_tls(setup: &Setup, ca: &Path) -> (Server, String) {
     );
 }
 
-#[tokio::test]
-async fn the_whole_flow_runs_over_https_and_nothing_else_is_accepted() {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
+/// A setup whose `serve` speaks HTTPS with a `dev-cert` pair written to `certs`.
+fn with_dev_cert(dir: &tempfile::TempDir, certs: &Path) -> Setup {
     let setup = Setup::sqlite(dir.path())
         .with(
             "FINHUB_TLS_CERT",
@@ -93,7 +91,15 @@ async fn the_whole_flow_runs_over_https_and_nothing_else_is_accepted() {
             "FINHUB_TLS_KEY",
             &certs.join("dev-key.pem").display().to_string(),
         );
-    dev_cert(&setup, &certs);
+    dev_cert(&setup, certs);
+    setup
+}
+
+#[tokio::test]
+async fn the_whole_flow_runs_over_https_and_nothing_else_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let setup = with_dev_cert(&dir, &certs);
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(certs.join("dev-key.pem"))
             .unwrap()
@@ -220,16 +226,7 @@ async fn the_whole_flow_runs_over_https_and_nothing_else_is_accepted() {
 async fn a_renewed_certificate_is_served_after_sighup() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    let setup = Setup::sqlite(dir.path())
-        .with(
-            "FINHUB_TLS_CERT",
-            &certs.join("dev-cert.pem").display().to_string(),
-        )
-        .with(
-            "FINHUB_TLS_KEY",
-            &certs.join("dev-key.pem").display().to_string(),
-        );
-    dev_cert(&setup, &certs);
+    let setup = with_dev_cert(&dir, &certs);
     let old_ca = dir.path().join("old-ca.pem");
     std::fs::copy(certs.join("dev-cert.pem"), &old_ca).unwrap();
     let (server, base) = serve_tls(&setup, &old_ca).await;

@@ -295,29 +295,22 @@ async fn codes_go_over_starttls_and_implicit_tls_to_a_relay_the_ca_vouches_for(b
     std::fs::write(&key, relay.signing_key.serialize_pem()).unwrap();
     let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
 
-    // STARTTLS, required: `smtp://` without `tls=none`.
-    let starttls = SmtpSink::start_with(&["--tlscert", &cert_arg, "--tlskey", &key_arg]).await;
-    let url = format!("smtp://localhost:{}", starttls.port);
-    let app = live_app_trusting(
-        backend,
-        "https://sms.invalid/send",
-        &url,
-        Some(cert.clone()),
-    )
-    .await;
-    emailed_code(&app, &starttls, "dora").await;
-
-    // Implicit TLS: `smtps://`.
-    let smtps = SmtpSink::start_with(&["--smtpscert", &cert_arg, "--smtpskey", &key_arg]).await;
-    let url = format!("smtps://localhost:{}", smtps.port);
-    let app = live_app_trusting(
-        backend,
-        "https://sms.invalid/send",
-        &url,
-        Some(cert.clone()),
-    )
-    .await;
-    emailed_code(&app, &smtps, "emil").await;
+    // STARTTLS, required (`smtp://` without `tls=none`), then implicit TLS (`smtps://`).
+    for (scheme, cert_flag, key_flag, name) in [
+        ("smtp", "--tlscert", "--tlskey", "dora"),
+        ("smtps", "--smtpscert", "--smtpskey", "emil"),
+    ] {
+        let sink = SmtpSink::start_with(&[cert_flag, &cert_arg, key_flag, &key_arg]).await;
+        let url = format!("{scheme}://localhost:{}", sink.port);
+        let app = live_app_trusting(
+            backend,
+            "https://sms.invalid/send",
+            &url,
+            Some(cert.clone()),
+        )
+        .await;
+        emailed_code(&app, &sink, name).await;
+    }
 
     // Without the relay's CA the certificate is refused: nothing is sent, the message waits.
     let untrusted = SmtpSink::start_with(&["--smtpscert", &cert_arg, "--smtpskey", &key_arg]).await;
