@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::config::{LimitsSection, NotifierKind, NotifierSection, Settings};
 use crate::domain::accounts::Accounts;
-use crate::domain::audit::{AnchorKeys, ChainSeal};
+use crate::domain::audit::{AnchorKeys, AuditEvent, AuditKind, ChainSeal, Outcome, is_keyed_link};
 use crate::domain::audit_trail;
 use crate::domain::auth::AuthService;
 use crate::domain::delivery::{CodeTemplate, Courier, DeliveryPolicy};
@@ -48,6 +48,70 @@ pub struct Services {
     pub courier: Courier,
 }
 
+/// What a command does with the audit key generated for an SQLite database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeneratedKey {
+    /// `serve` and `demo`: create it on first start, then use it; on PostgreSQL, refuse to
+    /// start without a configured key unless `FINHUB_ALLOW_NO_AUDIT_KEY` accepts the risk.
+    Create,
+    /// The operator commands: use it when `serve` has created one, so that what they append
+    /// to the chain and what they verify is sealed with the same key.
+    Reuse,
+}
+
+/// Settles the audit key before anything is opened. Without `FINHUB_AUDIT_KEY`, codes waiting
+/// for delivery would be sealed under a key of the process alone, so a restart silently drops
+/// them, and the chain would be plain SHA-256. On SQLite, whose files one host keeps, a key is
+/// generated once into an owner-only file beside the database and read on every later start;
+/// a chain begun without a key switches to it at a marked event (`audit.sealed_with_key`), as
+/// with a configured key. PostgreSQL serves several instances, which must share one key, so
+/// none is made up there.
+pub fn settle_audit_key(settings: &mut Settings, generated: GeneratedKey) -> anyhow::Result<()> {
+    let url = settings.store.url.clone();
+    let database = match store::DatabaseKind::of(&url) {
+        Some(store::DatabaseKind::Sqlite) => store::sqlite_files::database_file(&url)?,
+        Some(store::DatabaseKind::Postgres) => {
+            if generated == GeneratedKey::Create
+                && settings.audit.key.is_none()
+                && !settings.audit.allow_no_key
+            {
+                anyhow::bail!(
+                    "serve refuses PostgreSQL without an audit key: queued codes would be lost on every restart and the audit chain would be plain SHA-256; set FINHUB_AUDIT_KEY or FINHUB_AUDIT_KEY_FILE (the same on every instance), or FINHUB_ALLOW_NO_AUDIT_KEY=true to accept the risk"
+                );
+            }
+            None
+        }
+        None => None,
+    };
+    let Some(database) = database else {
+        return Ok(());
+    };
+    let path = store::sqlite_files::audit_key_file(&database);
+    if settings.audit.key.is_some() {
+        if path.exists() {
+            tracing::warn!(
+                path = %path.display(),
+                "FINHUB_AUDIT_KEY is set, so the key generated beside the database is not used; a chain sealed with that key verifies only with it"
+            );
+        }
+        return Ok(());
+    }
+    let key = match generated {
+        GeneratedKey::Create => {
+            let (key, created) = store::sqlite_files::read_or_create_audit_key(&path)?;
+            if created {
+                tracing::info!(path = %path.display(), "no FINHUB_AUDIT_KEY: generated an audit key beside the database; back it up with the database and keep it owner-only");
+            } else {
+                tracing::info!(path = %path.display(), "no FINHUB_AUDIT_KEY: using the audit key generated beside the database");
+            }
+            Some(key)
+        }
+        GeneratedKey::Reuse => store::sqlite_files::read_audit_key(&path)?,
+    };
+    settings.audit.key = key;
+    Ok(())
+}
+
 /// Opens the store the settings name, doing `migrations`; the operator commands that need only
 /// the store start here.
 pub async fn open_store(
@@ -58,7 +122,7 @@ pub async fn open_store(
         &settings.store.url,
         &settings.store.options(),
         migrations,
-        settings.audit.chain_seal(),
+        settings.audit.chain_seal()?,
     )
     .await
 }
@@ -80,18 +144,19 @@ const HASHING_SETTINGS: &str =
 impl Services {
     /// Opens the store (applying migrations) and builds the services the settings describe.
     pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let seal = settings.audit.chain_seal();
+        let seal = settings.audit.chain_seal()?;
         let store = open_store(settings, Migrations::Apply).await?;
+        seal_plain_chain(store.as_ref(), &seal, clock.now()).await?;
         let hashing = &settings.hashing;
         let hasher = PasswordHasher::new(hashing.cost(), hashing.threads(), hashing.queue)
             .await
             .context(HASHING_SETTINGS)?;
         let notifier = notifier(&settings.notifier)?;
-        let limits = Arc::new(rate_limits(&settings.limits)?);
+        let limits = Arc::new(rate_limits(&settings.limits).await?);
         let locator = locator(settings)?;
         let courier = Courier::new(
             Arc::clone(&store),
-            Arc::clone(&notifier),
+            notifier,
             Arc::clone(&clock),
             settings.audit.code_seal()?,
             DeliveryPolicy {
@@ -104,8 +169,7 @@ impl Services {
             Arc::clone(&store),
             Arc::clone(&clock),
             hasher.clone(),
-            notifier,
-            settings.policies(),
+            settings.policies()?,
             Arc::clone(&limits),
             courier.clone(),
         );
@@ -125,6 +189,38 @@ impl Services {
             courier,
         })
     }
+}
+
+/// With a key, a chain begun without one (an earlier version, or a key generated beside the
+/// SQLite database only now) is switched to it at start-up, at the marked event
+/// `audit.sealed_with_key`, rather than at the first event a customer happens to cause: until
+/// then `audit verify` with the key would refuse a chain that is plain to its end.
+async fn seal_plain_chain(
+    store: &dyn Store,
+    seal: &ChainSeal,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<()> {
+    if !seal.is_keyed() {
+        return Ok(());
+    }
+    let (seq, hash) = store
+        .audit_head()
+        .await
+        .context("reading the audit chain's head")?;
+    if seq == 0 || is_keyed_link(&hash) {
+        return Ok(());
+    }
+    let marker = AuditEvent::new(AuditKind::SealedWithKey, Outcome::Success, now)
+        .detail("plainThroughSeq", seq);
+    store
+        .append_event(&marker)
+        .await
+        .context("sealing the audit chain with the key")?;
+    tracing::info!(
+        plain_through_seq = seq,
+        "the audit chain begun without a key is sealed with it from here on"
+    );
+    Ok(())
 }
 
 fn notifier(settings: &NotifierSection) -> anyhow::Result<Arc<dyn Notifier>> {
@@ -187,13 +283,14 @@ fn locator(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Locator>>> {
 }
 
 /// The rate limits, shared through Redis when `FINHUB_REDIS_URL` names one.
-fn rate_limits(settings: &LimitsSection) -> anyhow::Result<RateLimits> {
+async fn rate_limits(settings: &LimitsSection) -> anyhow::Result<RateLimits> {
     let limits = settings.rate_limits();
     Ok(match &settings.redis_url {
         None => limits,
         Some(url) => {
             let counter =
                 RedisCounter::new(url.expose_secret(), settings.redis_ca_file.as_deref())?;
+            counter.warm_up().await;
             limits.shared_through(Arc::new(counter))
         }
     })

@@ -179,4 +179,45 @@ proptest! {
         let peer = IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9));
         prop_assert_eq!(trusted.client_ip(Some(peer), &headers), Some(IpAddr::from(client)));
     }
+
+    /// IPv4-mapped spoofing of the proxy check: a dual-stack listener reports IPv4 peers as
+    /// `::ffff:a.b.c.d`. Written either way, the peer and every hop give the same client, in its
+    /// IPv4 form, so a proxy is never taken for the client (per-IP limits made global) and a
+    /// client cannot double its buckets by writing its address mapped.
+    #[test]
+    fn ipv4_mapped_peers_and_hops_give_the_same_client_as_plain_ipv4(
+        client in any::<[u8; 4]>().prop_filter("outside 10/8", |o| o[0] != 10),
+        proxies in prop::collection::vec((1u8..=254, any::<bool>()), 0..4),
+        mapped_client in any::<bool>(),
+        mapped_peer in any::<bool>(),
+        header in prop_oneof![Just(ClientIpHeader::XForwardedFor), Just(ClientIpHeader::Forwarded)],
+    ) {
+        let trusted = TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()], header);
+        let written = |v4: Ipv4Addr, mapped: bool| {
+            if mapped { IpAddr::V6(v4.to_ipv6_mapped()) } else { IpAddr::V4(v4) }
+        };
+        let hops: Vec<IpAddr> = std::iter::once(written(Ipv4Addr::from(client), mapped_client))
+            .chain(proxies.iter().map(|(p, m)| written(Ipv4Addr::new(10, 0, 0, *p), *m)))
+            .collect();
+        let (name, value) = match header {
+            ClientIpHeader::XForwardedFor => (
+                "x-forwarded-for",
+                hops.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", "),
+            ),
+            ClientIpHeader::Forwarded => (
+                "forwarded",
+                hops.iter()
+                    .map(|h| match h {
+                        IpAddr::V4(_) => format!("for={h}"),
+                        IpAddr::V6(_) => format!("for=\"[{h}]\""),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(name, HeaderValue::from_str(&value).unwrap());
+        let peer = written(Ipv4Addr::new(10, 9, 9, 9), mapped_peer);
+        prop_assert_eq!(trusted.client_ip(Some(peer), &headers), Some(IpAddr::from(client)));
+    }
 }

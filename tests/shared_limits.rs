@@ -5,9 +5,14 @@
 #[path = "common/process.rs"]
 mod process;
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use finhub_auth::domain::rate_limit::RateLimits;
+use finhub_auth::limits::redis::RedisCounter;
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -112,6 +117,8 @@ async fn pair_with(
                     setup.with(key, value)
                 })
                 .with("FINHUB_RATE_LIMIT_LOGIN_ACCOUNT", "4/min")
+                // Readiness details and metrics are on the operations address.
+                .with("FINHUB_OPS_LISTEN", &format!("127.0.0.1:{}", free_port()))
         })
         .collect();
     for setup in &setups {
@@ -122,15 +129,15 @@ async fn pair_with(
 }
 
 async fn readiness(on: &Instance) -> Value {
-    let (status, body) = on.get("/readyz", None).await;
-    assert_eq!(status, StatusCode::OK);
-    body
+    let response = on.client.get(on.ops_url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
 }
 
 async fn metric(on: &Instance, name: &str) -> Option<f64> {
     let text = on
         .client
-        .get(on.url("/metrics"))
+        .get(on.ops_url("/metrics"))
         .send()
         .await
         .unwrap()
@@ -272,5 +279,39 @@ async fn rediss_shares_the_limits_over_tls_with_a_server_the_ca_vouches_for() {
     assert_eq!(
         readiness(&a).await["details"]["rateLimits"],
         "local (shared store unreachable)"
+    );
+}
+
+/// Requests queueing on the reconnect: while Redis accepts connections but never answers (a
+/// hung server, a black-holed route), every request used to wait its turn on one lock to try
+/// connecting again, so N requests took N timeouts. One request reconnects; the others count in
+/// the local buckets at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_hangs_concurrent_limit_checks_do_not_queue_behind_the_reconnect() {
+    // The kernel completes connections to it; nothing ever reads or answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", silent.local_addr().unwrap());
+    let counter = RedisCounter::new(&url, None).unwrap();
+    let limits = Arc::new(
+        RateLimits::new(Some("100/min".parse().unwrap()), None, None)
+            .shared_through(Arc::new(counter)),
+    );
+    let started = Instant::now();
+    let checks = (0..16u8).map(|i| {
+        let limits = Arc::clone(&limits);
+        tokio::spawn(async move {
+            limits
+                .check_api(Some(IpAddr::from([198, 51, 100, i])))
+                .await
+        })
+    });
+    let all = tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(checks))
+        .await
+        .expect("the checks finish");
+    let elapsed = started.elapsed();
+    assert!(all.iter().all(|r| matches!(r, Ok(Ok(())))), "{all:?}");
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "16 concurrent checks took {elapsed:?}: they waited for each other's reconnects"
     );
 }

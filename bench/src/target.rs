@@ -213,6 +213,11 @@ impl Launch<'_> {
         }
         // The flow scenario sends each of its few customers thousands of codes an hour.
         cmd.env("FINHUB_2FA_CUSTOMER_SENDS", "off");
+        // As production runs: `serve` on PostgreSQL refuses to start without an audit key.
+        cmd.env(
+            "FINHUB_AUDIT_KEY",
+            "finhub-bench-audit-key-of-32-bytes-or-more",
+        );
         cmd
     }
 

@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::startup::{self, Services};
+use crate::startup::{self, GeneratedKey, Services};
 use crate::store::Migrations;
 
 #[derive(Debug, Parser)]
@@ -95,7 +95,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    let mut settings = Settings::load(cli.config.as_deref())?;
     let unsupported = settings.refuse_unsafe()?;
     crate::telemetry::init_logging(settings.server.log_format);
     for name in unsupported {
@@ -103,6 +103,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     for name in &settings.unknown_variables {
         tracing::warn!(variable = %name, "unknown FINHUB_ variable ignored");
+    }
+    match &cli.command {
+        Command::Serve => startup::settle_audit_key(&mut settings, GeneratedKey::Create)?,
+        Command::Demo => {
+            serve::refuse_foreign_store(&settings)?;
+            startup::settle_audit_key(&mut settings, GeneratedKey::Create)?;
+        }
+        Command::DevCert(_) => {}
+        Command::Migrate | Command::Customers(_) | Command::Audit(_) => {
+            startup::settle_audit_key(&mut settings, GeneratedKey::Reuse)?;
+        }
     }
     // Each command builds only what it needs: reading the audit trail changes nothing, not
     // even the schema; only serving prepares logins and code delivery.
@@ -128,7 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(cmd) => {
             let store = startup::open_store(&settings, Migrations::Check).await?;
             let keys = settings.audit.anchor_keys()?;
-            audit::run(cmd, store.as_ref(), &settings.audit.chain_seal(), keys).await
+            audit::run(cmd, store.as_ref(), &settings.audit.chain_seal()?, keys).await
         }
     }
 }

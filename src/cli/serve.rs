@@ -11,14 +11,16 @@ use crate::domain::customer::{
 };
 use crate::domain::password::Password;
 use crate::startup::{Application, Services, shutdown_signal};
+use crate::store::DatabaseKind;
 
 pub async fn serve(settings: &Settings, services: &Services) -> anyhow::Result<ExitCode> {
     if !services.seal.is_keyed() {
         tracing::warn!(
             "no FINHUB_AUDIT_KEY: the audit chain is sealed with plain SHA-256, which a database \
-             writer can recompute, and codes awaiting delivery are sealed under a key of this \
-             process alone (a restart or another instance cannot deliver them); set a key kept \
-             outside the database"
+             writer can recompute, codes are stored as plain SHA-256 (a database reader finds \
+             a live one in under a second), and codes awaiting delivery are sealed under a key \
+             of this process alone (a restart or another instance cannot deliver them); set a \
+             key kept outside the database"
         );
     }
     let app = Application::build(settings, services).await?;
@@ -37,6 +39,29 @@ pub async fn serve(settings: &Settings, services: &Services) -> anyhow::Result<E
 
 /// The demo's one password; it is printed, so it must never be a real customer's.
 const DEMO_PASSWORD: &str = "finhub-demo-2026";
+
+/// The demo seeds customers whose password is public: it runs only on an SQLite file of its
+/// own, never on a shared database (a `FINHUB_DATABASE_URL` left pointing at PostgreSQL would
+/// put those logins into a real customer base). Checked before the store is opened, so such a
+/// database is not even migrated.
+pub fn refuse_foreign_store(settings: &Settings) -> anyhow::Result<()> {
+    match DatabaseKind::of(&settings.store.url) {
+        Some(DatabaseKind::Sqlite) => Ok(()),
+        _ => anyhow::bail!(
+            "demo refuses FINHUB_DATABASE_URL {}: it seeds customers with a public password, so it runs only on an SQLite file of its own (unset FINHUB_DATABASE_URL, or set it to sqlite://PATH)",
+            scheme_of(&settings.store.url)
+        ),
+    }
+}
+
+/// The scheme of a database URL, which names the kind of store without the credentials the
+/// rest of it may hold.
+fn scheme_of(url: &str) -> String {
+    match url.split_once(':') {
+        Some((scheme, _)) => format!("{scheme}://…"),
+        None => "(not a URL)".to_owned(),
+    }
+}
 
 pub async fn demo(settings: &Settings, services: &Services) -> anyhow::Result<ExitCode> {
     if !settings.server.listen.ip().is_loopback() {

@@ -169,15 +169,17 @@ impl Settings {
         Ok(self.unsupported.iter().map(String::as_str).collect())
     }
 
-    /// The rules of the login flow these settings describe.
-    pub fn policies(&self) -> Policies {
-        Policies {
+    /// The rules of the login flow these settings describe; an error if a purpose key cannot
+    /// be derived from the audit key.
+    pub fn policies(&self) -> Result<Policies, ConfigError> {
+        Ok(Policies {
             session: self.sessions.policy(),
             lockout: self.lockout.policy(),
             two_factor: self.two_factor.policy(),
-            devices: self.audit.device_key(),
+            devices: self.audit.device_key()?,
+            codes: self.audit.code_key()?,
             risk: self.risk.action,
-        }
+        })
     }
 
     /// How long ended things are kept.

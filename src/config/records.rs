@@ -18,6 +18,7 @@ use crate::domain::delivery::CodeSeal;
 use crate::domain::device::DeviceKey;
 use crate::domain::housekeeping::RetentionPolicy;
 use crate::domain::lockout::LockoutPolicy;
+use crate::domain::two_factor::CodeKey;
 
 /// How the audit chain is sealed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +40,11 @@ pub struct AuditSection {
     /// anchors instead of the audit key's HMAC: its public half checks them without any secret.
     #[serde(rename = "audit_anchor_key_file")]
     pub anchor_key_file: Option<PathBuf>,
+    /// Lets `serve` on PostgreSQL run without an audit key: the chain is then plain SHA-256
+    /// and queued codes are sealed under a key of each process, so a restart drops them.
+    /// Without it such a start is refused (on SQLite a key is generated beside the database).
+    #[serde(rename = "allow_no_audit_key")]
+    pub allow_no_key: bool,
 }
 
 impl Default for AuditSection {
@@ -49,6 +55,7 @@ impl Default for AuditSection {
             anchor_path: None,
             anchor_interval: Duration::hours(1),
             anchor_key_file: None,
+            allow_no_key: false,
         }
     }
 }
@@ -87,17 +94,21 @@ impl AuditSection {
         Ok(())
     }
 
-    pub fn chain_seal(&self) -> ChainSeal {
+    /// How the audit chain is sealed; a key from which the chain's key cannot be derived stops
+    /// start-up rather than leave the chain unkeyed.
+    pub fn chain_seal(&self) -> Result<ChainSeal, ConfigError> {
         match &self.key {
-            Some(key) => ChainSeal::keyed(key.expose_secret().as_bytes()),
-            None => ChainSeal::unkeyed(),
+            Some(key) => ChainSeal::keyed(key.expose_secret().as_bytes())
+                .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}"))),
+            None => Ok(ChainSeal::unkeyed()),
         }
     }
 
     /// The keys anchors are signed with: the Ed25519 key of `anchor_key_file` when one is
     /// named, else the audit key's HMAC.
     pub fn anchor_keys(&self) -> Result<AnchorKeys, ConfigError> {
-        let keys = AnchorKeys::new(&self.chain_seal());
+        let keys = AnchorKeys::new(&self.chain_seal()?)
+            .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}")))?;
         let Some(path) = &self.anchor_key_file else {
             return Ok(keys);
         };
@@ -127,11 +138,23 @@ impl AuditSection {
         }
     }
 
-    /// Device fingerprints are hashed under a key derived from the audit key, when there is one.
-    pub fn device_key(&self) -> DeviceKey {
+    /// Device fingerprints are hashed under a key derived from the audit key, when there is one
+    /// (a key that cannot be derived stops start-up, never an unkeyed fallback).
+    pub fn device_key(&self) -> Result<DeviceKey, ConfigError> {
         match &self.key {
-            Some(key) => DeviceKey::derived_from(key.expose_secret().as_bytes()),
-            None => DeviceKey::unkeyed(),
+            Some(key) => DeviceKey::derived_from(key.expose_secret().as_bytes())
+                .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}"))),
+            None => Ok(DeviceKey::unkeyed()),
+        }
+    }
+
+    /// Codes are stored as HMACs under a key derived from the audit key, when there is one
+    /// (without one, plain SHA-256, as start-up warns).
+    pub fn code_key(&self) -> Result<CodeKey, ConfigError> {
+        match &self.key {
+            Some(key) => CodeKey::derived_from(key.expose_secret().as_bytes())
+                .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}"))),
+            None => Ok(CodeKey::unkeyed()),
         }
     }
 }

@@ -48,7 +48,8 @@ pub struct ServerSection {
     pub trusted_proxies: Vec<IpNet>,
     /// The one forwarding header the trusted proxies write; the other is ignored.
     pub client_ip_header: ClientIpHeader,
-    /// A second address for `/readyz` and `/metrics`, which then leave the public one.
+    /// A second address for `/metrics`, which then leaves the public one, and for `/readyz`
+    /// with its details (the public one says only ready or not).
     #[serde(default)]
     pub ops_listen: Option<SocketAddr>,
     /// PEM certificate chain and private key: with both, the listener speaks HTTPS only.

@@ -100,6 +100,7 @@ fn the_names_are_the_documented_ones() {
         "audit_anchor_path",
         "audit_anchor_interval",
         "audit_anchor_key_file",
+        "allow_no_audit_key",
         "rate_limit_ip",
         "rate_limit_login_ip",
         "rate_limit_login_account",
@@ -207,10 +208,24 @@ fn unknown_variables_are_reported_not_read() {
 #[test]
 fn the_audit_key_comes_from_the_environment_or_a_file_but_not_both() {
     figment::Jail::expect_with(|jail| {
-        assert!(!Settings::load(None).unwrap().audit.chain_seal().is_keyed());
+        assert!(
+            !Settings::load(None)
+                .unwrap()
+                .audit
+                .chain_seal()
+                .unwrap()
+                .is_keyed()
+        );
         jail.create_file("audit.key", "0123456789abcdef0123456789abcdef\n")?;
         jail.set_env("FINHUB_AUDIT_KEY_FILE", "audit.key");
-        assert!(Settings::load(None).unwrap().audit.chain_seal().is_keyed());
+        assert!(
+            Settings::load(None)
+                .unwrap()
+                .audit
+                .chain_seal()
+                .unwrap()
+                .is_keyed()
+        );
         jail.set_env("FINHUB_AUDIT_KEY", "0123456789abcdef0123456789abcdef");
         assert_eq!(
             load_error(),

@@ -2,18 +2,82 @@
 
 use std::net::IpAddr;
 
+use unicode_normalization::UnicodeNormalization as _;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+
+use super::InvalidValue;
 use super::location::Location;
 
 /// The device a customer says they are on. Fingerprints are the client's own opaque strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
     pub fingerprint: String,
-    pub name: Option<String>,
+    pub name: Option<DeviceName>,
 }
 
 impl Device {
     pub const MAX_FINGERPRINT: usize = 512;
-    pub const MAX_NAME: usize = 128;
+}
+
+/// The name a client gives its device ("Alice's laptop"). Whoever logs in chooses it, so it is
+/// shown only to the customer, marked as the device's own, and never copied into anything
+/// FinHub sends: a name that reorders text (bidi controls), hides characters or reads as a
+/// link or domain ("Call finhub-help.com") would put an attacker's words in FinHub's voice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceName(String);
+
+impl DeviceName {
+    pub const MAX_CHARS: usize = 128;
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(InvalidValue("must be at most 128 characters"));
+        }
+        if raw
+            .chars()
+            .any(|c| c.is_control() || c.general_category() == GeneralCategory::Format)
+        {
+            return Err(InvalidValue(
+                "must not contain control or formatting characters",
+            ));
+        }
+        if looks_like_a_link(raw) {
+            return Err(InvalidValue("must not look like a link or a domain"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// A name read back from the store, parsed when it was first accepted.
+    pub fn from_stored(name: String) -> Self {
+        Self(name)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A scheme, a `www.`, an `@`, or a word of the form `label.tld` (after NFKC, so full-width
+/// and ideographic dots count as dots): what a reader could follow or type into a browser.
+fn looks_like_a_link(raw: &str) -> bool {
+    let folded: String = raw.nfkc().collect::<String>().to_lowercase();
+    let folded = folded.replace(['\u{3002}', '\u{ff61}'], ".");
+    if ["://", "www.", "@", "mailto:"]
+        .iter()
+        .any(|s| folded.contains(s))
+    {
+        return true;
+    }
+    folded
+        .split(|c: char| c.is_whitespace() || c == '/' || c == ',')
+        .any(|word| {
+            let word = word.trim_end_matches(|c: char| c.is_ascii_punctuation());
+            word.rsplit_once('.').is_some_and(|(label, tld)| {
+                !label.is_empty()
+                    && tld.chars().count() >= 2
+                    && tld.chars().all(char::is_alphabetic)
+            })
+        })
 }
 
 /// The network and device facts recorded with every authentication event.
@@ -42,5 +106,42 @@ impl ClientContext {
     pub fn with_device(mut self, device: Option<Device>) -> Self {
         self.device = device;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_device_names_are_accepted() {
+        for name in [
+            "Alice's laptop",
+            "Pixel 8 Pro",
+            "Work PC v2.0",
+            "Mr. Smith's phone",
+            "Ноутбук",
+        ] {
+            assert_eq!(DeviceName::parse(name).unwrap().as_str(), name);
+        }
+    }
+
+    #[test]
+    fn names_that_would_put_an_attackers_words_in_finhubs_mail_are_refused() {
+        for name in [
+            "Call finhub-help.com now",
+            "https://evil.example",
+            "www.finhub-secure",
+            "support@evil.example",
+            "evil\u{3002}com",
+            "evil\u{ff0e}com",
+            "Laptop \u{202e}moc.live",
+            "Laptop\u{200b}",
+            "Laptop\nReset your password",
+            "Laptop\u{7}",
+            &"x".repeat(129),
+        ] {
+            assert!(DeviceName::parse(name).is_err(), "{name:?}");
+        }
     }
 }

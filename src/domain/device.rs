@@ -3,8 +3,9 @@
 //! one; per customer, a device is its hash.
 
 use hmac::{Hmac, Mac as _};
-use secrecy::{ExposeSecret as _, SecretSlice};
 use sha2::{Digest as _, Sha256};
+
+use super::keys::KeyError;
 use time::OffsetDateTime;
 
 super::opaque_id!(
@@ -16,7 +17,7 @@ super::opaque_id!(
 /// outside the database), else a plain SHA-256 with a fixed prefix. Fingerprints from FinHub's
 /// web client are random 128-bit ids, which a plain hash already protects.
 #[derive(Clone)]
-pub struct DeviceKey(Option<SecretSlice<u8>>);
+pub struct DeviceKey(Option<Hmac<Sha256>>);
 
 impl std::fmt::Debug for DeviceKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,20 +37,20 @@ impl DeviceKey {
     }
 
     /// A key for device hashes derived from `secret`, so the secret itself is never reused.
-    pub fn derived_from(secret: &[u8]) -> Self {
-        Self(super::keys::derive(secret, DOMAIN).map(|key| SecretSlice::from(key.to_vec())))
+    /// A key that cannot be derived is an error, never an unkeyed hash.
+    pub fn derived_from(secret: &[u8]) -> Result<Self, KeyError> {
+        Ok(Self(Some(super::keys::purpose_mac(secret, DOMAIN)?)))
     }
 
     /// The stored form of `fingerprint`: 64 hex digits.
     pub fn hash(&self, fingerprint: &str) -> String {
         let digest = match &self.0 {
-            Some(key) => match Hmac::<Sha256>::new_from_slice(key.expose_secret()) {
-                Ok(mut mac) => {
-                    mac.update(fingerprint.as_bytes());
-                    mac.finalize().into_bytes().to_vec()
-                }
-                Err(_) => Vec::new(),
-            },
+            Some(mac) => mac
+                .clone()
+                .chain_update(fingerprint.as_bytes())
+                .finalize()
+                .into_bytes()
+                .to_vec(),
             None => Sha256::new()
                 .chain_update(DOMAIN)
                 .chain_update(fingerprint.as_bytes())
@@ -80,21 +81,47 @@ pub struct KnownDevice {
     pub active_sessions: u64,
 }
 
+/// What the server can say of a device from its user agent: browser and operating system
+/// families ("Firefox on Windows"), never the client's own words. `None` when the agent tells
+/// neither.
+pub fn describe_user_agent(user_agent: &str) -> Option<String> {
+    let parsed = woothee::parser::Parser::new().parse(user_agent)?;
+    let known =
+        |s: &str| (!s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN).then(|| s.to_owned());
+    match (known(parsed.name), known(parsed.os)) {
+        (Some(browser), Some(os)) => Some(format!("{browser} on {os}")),
+        (Some(one), None) | (None, Some(one)) => Some(one),
+        (None, None) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn a_device_is_described_by_its_browser_and_system_families_only() {
+        let firefox =
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
+        let described = describe_user_agent(firefox).unwrap();
+        assert!(described.starts_with("Firefox on Windows"), "{described}");
+        assert_eq!(describe_user_agent("evil.example says hello"), None);
+    }
+
+    #[test]
     fn hashes_depend_on_the_key_and_hide_the_fingerprint() {
         let fingerprint = "0123456789abcdef|Linux|en-GB";
         let unkeyed = DeviceKey::unkeyed().hash(fingerprint);
-        let keyed = DeviceKey::derived_from(&[7; 32]).hash(fingerprint);
-        let other = DeviceKey::derived_from(&[8; 32]).hash(fingerprint);
+        let keyed = DeviceKey::derived_from(&[7; 32]).unwrap().hash(fingerprint);
+        let other = DeviceKey::derived_from(&[8; 32]).unwrap().hash(fingerprint);
         assert_eq!(unkeyed.len(), 64);
         assert_eq!(keyed.len(), 64);
         assert_ne!(unkeyed, keyed);
         assert_ne!(keyed, other);
-        assert_eq!(keyed, DeviceKey::derived_from(&[7; 32]).hash(fingerprint));
+        assert_eq!(
+            keyed,
+            DeviceKey::derived_from(&[7; 32]).unwrap().hash(fingerprint)
+        );
         assert!(!keyed.contains("0123456789abcdef"));
     }
 }

@@ -28,6 +28,7 @@ pub struct RetentionPolicy {
 pub struct Purged {
     pub sessions: u64,
     pub lockouts: u64,
+    pub notices: u64,
     pub audit_events: u64,
 }
 
@@ -51,7 +52,7 @@ impl Housekeeper {
     }
 
     /// Removes ended sessions (with their challenges and retired tokens), stale failure
-    /// counters and, with a retention set, old audit events.
+    /// counters, delivered notices and, with a retention set, old audit events.
     pub async fn run_once(&self) -> StoreResult<Purged> {
         let now = self.clock.now();
         let batch = self.policy.batch.max(1);
@@ -76,6 +77,16 @@ impl Housekeeper {
                 break;
             }
         }
+        for _ in 0..MAX_BATCHES {
+            let n = self
+                .store
+                .purge_notices(now - self.policy.sessions, batch)
+                .await?;
+            purged.notices += n;
+            if n < u64::from(batch) {
+                break;
+            }
+        }
         if let Some(retention) = self.policy.audit {
             for _ in 0..MAX_BATCHES {
                 let event = AuditEvent::new(AuditKind::AuditPurged, Outcome::Success, now)
@@ -93,6 +104,7 @@ impl Housekeeper {
         }
         metrics::counter!("finhub_purged_total", "kind" => "sessions").increment(purged.sessions);
         metrics::counter!("finhub_purged_total", "kind" => "lockouts").increment(purged.lockouts);
+        metrics::counter!("finhub_purged_total", "kind" => "notices").increment(purged.notices);
         metrics::counter!("finhub_purged_total", "kind" => "audit_events")
             .increment(purged.audit_events);
         Ok(purged)

@@ -33,6 +33,17 @@ impl Coordinates {
 /// Resolves addresses to locations (`crate::geo` reads MaxMind-format databases).
 pub trait Locator: Send + Sync + 'static {
     fn locate(&self, ip: IpAddr) -> Location;
+
+    /// Whether a database is configured: then an address it cannot place is a signal.
+    fn configured(&self) -> bool {
+        true
+    }
+
+    /// What is wrong with the configured databases, for readiness (records that cannot be
+    /// decoded, say); `None` while nothing is.
+    fn trouble(&self) -> Option<String> {
+        None
+    }
 }
 
 /// No location database: every address is nowhere in particular.
@@ -42,6 +53,10 @@ pub struct Nowhere;
 impl Locator for Nowhere {
     fn locate(&self, _ip: IpAddr) -> Location {
         Location::default()
+    }
+
+    fn configured(&self) -> bool {
+        false
     }
 }
 

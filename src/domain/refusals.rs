@@ -1,14 +1,22 @@
-//! Refused logins, audited in aggregate. A login refused by a rate limit, a lock or an
-//! overloaded hashing pool is cheap to refuse, and must stay cheap: a flood of them must not
-//! cost a durable write each, fill the disk or queue behind the store's writer. So each refusal
-//! is counted here, in memory, and [`Refusals::drain`] turns each key's count into one audit
-//! event per window (`login.failed` with `details.count`, `details.firstAt`, `details.lastAt`).
-//! Accepted attempts, right or wrong password, are still audited one by one.
+//! Refusals, audited in aggregate. A login refused by a rate limit, a lock or an overloaded
+//! hashing pool, a guess at a code that the stored state already refuses (an unknown, closed,
+//! expired or exhausted challenge, a locked username) and a refresh token replayed after its
+//! session ended are cheap to refuse, and must stay cheap: a flood of them must not cost a
+//! durable write each, fill the disk or queue behind the store's writer. So each refusal is
+//! counted here, in memory, and [`Refusals::drain`] turns each key's count into one audit event
+//! per window (the refusal's kind and reason, with `details.count`, `details.firstAt`,
+//! `details.lastAt`). Attempts that change something (a password checked, a guess used) are
+//! still audited one by one, with the change.
+//!
+//! Memory is bounded: once [`MAX_KEYS`] keys are counted, a refusal under a new key keeps one
+//! dimension (the username, else the address) within a budget of its own, and only past those
+//! is counted under its reason alone; each such refusal is counted in
+//! `finhub_refusals_overflow_total{kept}`. A spray of distinct usernames therefore cannot hide
+//! the refusals against a real target that follow it.
 //!
 //! What a crash loses is the current window's counts, never an accepted attempt.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 
 use time::OffsetDateTime;
@@ -17,15 +25,58 @@ use super::audit::{AuditEvent, AuditKind, Outcome, rfc3339};
 use super::client::ClientContext;
 use super::customer::Username;
 
-/// Keys counted at once; past this, refusals of new keys are counted under one key per reason
-/// with no username or address, so memory stays bounded under a distributed flood.
+/// Keys counted at once with every dimension; as many again may keep only the username, and
+/// as many only the address.
 const MAX_KEYS: usize = 10_000;
+
+/// Whom a refusal was about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Who {
+    username: Option<String>,
+    customer_id: Option<String>,
+    session_id: Option<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
-    reason: &'static str,
-    username: Option<String>,
-    ip: Option<IpAddr>,
+    kind: AuditKind,
+    reason: Option<String>,
+    who: Option<Who>,
+    ip: Option<String>,
+}
+
+/// Which dimensions a key keeps; each shape but the last has its own budget of keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Both,
+    WhoOnly,
+    IpOnly,
+    Neither,
+}
+
+impl Key {
+    fn shape(&self) -> Shape {
+        match (self.who.is_some(), self.ip.is_some()) {
+            (true, true) => Shape::Both,
+            (true, false) => Shape::WhoOnly,
+            (false, true) => Shape::IpOnly,
+            (false, false) => Shape::Neither,
+        }
+    }
+
+    fn without_ip(&self) -> Self {
+        Self {
+            ip: None,
+            ..self.clone()
+        }
+    }
+
+    fn without_who(&self) -> Self {
+        Self {
+            who: None,
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -37,11 +88,83 @@ struct Tally {
 }
 
 #[derive(Debug, Default)]
+struct Window {
+    tallies: HashMap<Key, Tally>,
+    /// Keys of each shape, to keep each within its budget.
+    keys_of: [usize; 3],
+}
+
+impl Window {
+    fn has_room(&self, shape: Shape) -> bool {
+        match shape {
+            Shape::Both => self.keys_of[0] < MAX_KEYS,
+            Shape::WhoOnly => self.keys_of[1] < MAX_KEYS,
+            Shape::IpOnly => self.keys_of[2] < MAX_KEYS,
+            // Kinds times reasons: a handful.
+            Shape::Neither => true,
+        }
+    }
+
+    /// The key a refusal under `key` is counted under: `key` itself while there is room for
+    /// it, else the first narrower key there is room for, named by what it kept.
+    fn place(&self, key: Key) -> (Key, Option<&'static str>) {
+        if self.tallies.contains_key(&key) || self.has_room(key.shape()) {
+            return (key, None);
+        }
+        let narrower = [
+            (key.without_ip(), "username"),
+            (key.without_who(), "ip"),
+            (key.without_ip().without_who(), "none"),
+        ];
+        narrower
+            .into_iter()
+            .find(|(k, _)| self.tallies.contains_key(k) || self.has_room(k.shape()))
+            .map_or_else(
+                || (key.without_ip().without_who(), Some("none")),
+                |(k, kept)| (k, Some(kept)),
+            )
+    }
+
+    fn add(&mut self, key: Key, at: OffsetDateTime, user_agent: Option<&str>) {
+        let (key, kept) = self.place(key);
+        if let Some(kept) = kept {
+            metrics::counter!("finhub_refusals_overflow_total", "kept" => kept).increment(1);
+        }
+        if let Some(tally) = self.tallies.get_mut(&key) {
+            tally.count += 1;
+            tally.last_at = at;
+            return;
+        }
+        match key.shape() {
+            Shape::Both => self.keys_of[0] += 1,
+            Shape::WhoOnly => self.keys_of[1] += 1,
+            Shape::IpOnly => self.keys_of[2] += 1,
+            Shape::Neither => {}
+        }
+        self.tallies.insert(
+            key,
+            Tally {
+                count: 1,
+                first_at: at,
+                last_at: at,
+                user_agent: user_agent.map(str::to_owned),
+            },
+        );
+    }
+}
+
+#[derive(Debug, Default)]
 pub struct Refusals {
-    tallies: Mutex<HashMap<Key, Tally>>,
+    window: Mutex<Window>,
 }
 
 impl Refusals {
+    fn window(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Counts one refused login.
     pub fn count(
         &self,
@@ -50,55 +173,57 @@ impl Refusals {
         client: &ClientContext,
         at: OffsetDateTime,
     ) {
-        let mut tallies = self
-            .tallies
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut key = Key {
-            reason,
-            username: Some(username.as_str().to_owned()),
-            ip: client.ip,
+        let key = Key {
+            kind: AuditKind::LoginFailed,
+            reason: Some(reason.to_owned()),
+            who: Some(Who {
+                username: Some(username.as_str().to_owned()),
+                customer_id: None,
+                session_id: None,
+            }),
+            ip: client.ip.map(|ip| ip.to_string()),
         };
-        if tallies.len() >= MAX_KEYS && !tallies.contains_key(&key) {
-            key = Key {
-                reason,
-                username: None,
-                ip: None,
-            };
-        }
-        tallies
-            .entry(key)
-            .and_modify(|t| {
-                t.count += 1;
-                t.last_at = at;
-            })
-            .or_insert_with(|| Tally {
-                count: 1,
-                first_at: at,
-                last_at: at,
-                user_agent: client.user_agent.clone(),
-            });
+        self.window().add(key, at, client.user_agent.as_deref());
+    }
+
+    /// Counts the refusal `event` records (its kind, reason, who and from where), instead of
+    /// appending it.
+    pub fn count_event(&self, event: &AuditEvent) {
+        let who = Who {
+            username: event.username.clone(),
+            customer_id: event.customer_id.clone(),
+            session_id: event.session_id.clone(),
+        };
+        let anyone =
+            who.username.is_some() || who.customer_id.is_some() || who.session_id.is_some();
+        let key = Key {
+            kind: event.kind,
+            reason: event.reason.clone(),
+            who: anyone.then_some(who),
+            ip: event.ip.clone(),
+        };
+        self.window()
+            .add(key, event.at, event.user_agent.as_deref());
     }
 
     /// One audit event per key counted since the last drain, and a fresh window.
     pub fn drain(&self) -> Vec<AuditEvent> {
-        let tallies = std::mem::take(
-            &mut *self
-                .tallies
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        tallies
+        let window = std::mem::take(&mut *self.window());
+        window
+            .tallies
             .into_iter()
             .map(|(key, tally)| {
-                let mut event =
-                    AuditEvent::new(AuditKind::LoginFailed, Outcome::Failure, tally.last_at)
-                        .reason(key.reason)
-                        .detail("count", tally.count)
-                        .detail("firstAt", rfc3339(tally.first_at))
-                        .detail("lastAt", rfc3339(tally.last_at));
-                event.username = key.username;
-                event.ip = key.ip.map(|ip| ip.to_string());
+                let mut event = AuditEvent::new(key.kind, Outcome::Failure, tally.last_at)
+                    .detail("count", tally.count)
+                    .detail("firstAt", rfc3339(tally.first_at))
+                    .detail("lastAt", rfc3339(tally.last_at));
+                event.reason = key.reason;
+                if let Some(who) = key.who {
+                    event.username = who.username;
+                    event.customer_id = who.customer_id;
+                    event.session_id = who.session_id;
+                }
+                event.ip = key.ip;
                 event.user_agent = tally.user_agent;
                 event
             })
@@ -133,6 +258,7 @@ mod tests {
         events.sort_by_key(|e| (e.reason.clone(), e.ip.clone()));
         assert_eq!(events.len(), 3);
         let flood = &events[2];
+        assert_eq!(flood.kind, AuditKind::LoginFailed);
         assert_eq!(flood.reason.as_deref(), Some("rate_limited"));
         assert_eq!(flood.ip.as_deref(), Some("203.0.113.9"));
         assert_eq!(flood.details["count"], 10_000);
@@ -143,16 +269,81 @@ mod tests {
     }
 
     #[test]
+    fn refusals_of_other_kinds_keep_their_kind_and_subject() {
+        let refusals = Refusals::default();
+        let guess = AuditEvent::new(
+            AuditKind::TwoFactorFailed,
+            Outcome::Failure,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .reason("unknown_challenge")
+        .client(&client("203.0.113.9"))
+        .detail("challengeId", "c-1");
+        let mut guess = guess;
+        guess.customer_id = Some("cust-1".into());
+        guess.session_id = Some("sess-1".into());
+        for _ in 0..3 {
+            refusals.count_event(&guess);
+        }
+        let events = refusals.drain();
+        assert_eq!(events.len(), 1);
+        let event = &events[0];
+        assert_eq!(event.kind, AuditKind::TwoFactorFailed);
+        assert_eq!(event.reason.as_deref(), Some("unknown_challenge"));
+        assert_eq!(event.customer_id.as_deref(), Some("cust-1"));
+        assert_eq!(event.session_id.as_deref(), Some("sess-1"));
+        assert_eq!(event.ip.as_deref(), Some("203.0.113.9"));
+        assert_eq!(event.details["count"], 3);
+    }
+
+    #[test]
     fn memory_stays_bounded_under_a_distributed_flood() {
         let refusals = Refusals::default();
         let t0 = OffsetDateTime::UNIX_EPOCH;
-        for i in 0..(MAX_KEYS as u32 + 500) {
+        // Every key distinct in both dimensions, past every budget.
+        for i in 0..(3 * MAX_KEYS as u32 + 500) {
             let name = Username::parse(&format!("user{i}@example.com")).unwrap();
-            refusals.count("rate_limited", &name, &client("203.0.113.9"), t0);
+            let ip = std::net::Ipv6Addr::from(u128::from(i)).to_string();
+            refusals.count("rate_limited", &name, &client(&ip), t0);
         }
         let events = refusals.drain();
-        assert_eq!(events.len(), MAX_KEYS + 1);
-        let overflow = events.iter().find(|e| e.username.is_none()).unwrap();
+        assert_eq!(events.len(), 3 * MAX_KEYS + 1);
+        let overflow = events
+            .iter()
+            .find(|e| e.username.is_none() && e.ip.is_none())
+            .unwrap();
         assert_eq!(overflow.details["count"], 500);
+    }
+
+    /// A spray of distinct usernames that fills the tally must not hide the refusals against a
+    /// real target that follow it: they are still counted under the target's username.
+    #[test]
+    fn a_username_spray_that_fills_the_tally_does_not_hide_a_real_target() {
+        let refusals = Refusals::default();
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        for i in 0..(MAX_KEYS as u32 + 2_000) {
+            let name = Username::parse(&format!("spray{i}@example.com")).unwrap();
+            refusals.count("rate_limited", &name, &client("203.0.113.9"), t0);
+        }
+        let target = Username::parse("ceo@bank.example").unwrap();
+        for _ in 0..50 {
+            refusals.count("account_locked", &target, &client("198.51.100.7"), t0);
+        }
+        let events = refusals.drain();
+        let named: u64 = events
+            .iter()
+            .filter(|e| e.username.as_deref() == Some("ceo@bank.example"))
+            .map(|e| e.details["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(named, 50, "every refusal against the target names it");
+        let total: u64 = events
+            .iter()
+            .map(|e| e.details["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(total, MAX_KEYS as u64 + 2_000 + 50, "nothing is lost");
+        assert!(
+            events.iter().all(|e| e.username.is_some()),
+            "the spray's own overflow keeps its usernames"
+        );
     }
 }

@@ -53,41 +53,113 @@ pub struct LoginHistory {
     pub last_located: Option<(OffsetDateTime, Coordinates)>,
 }
 
-/// The flags of a login from `location` at `at`, on a device known (`Some(true)`), new
-/// (`Some(false)`) or not named (`None`).
+/// What a login says of its device, against the customer's known devices (those a completed
+/// login was made on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStanding {
+    Known,
+    New,
+    /// No device named. `others_known`: the customer has known devices, so leaving the device
+    /// out is how a thief would hide a new one.
+    Unnamed {
+        others_known: bool,
+    },
+}
+
+/// Where the login's address is, as far as the service can tell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    /// No location database is configured: the address is no signal.
+    Unknowable,
+    /// A configured database has no record of the address (or none it can read): unusual.
+    Unplaced,
+    Placed(Location),
+}
+
+/// The judgement of one login.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Judgement {
+    pub flags: Vec<RiskFlag>,
+    /// Nothing to judge the login by: the customer has no baseline, or the login offers no
+    /// usable signal. Under `step-up` such a login needs the code, so that leaving signals out
+    /// (or a customer who never completed a login) never skips the check.
+    pub blind: bool,
+}
+
+impl Judgement {
+    /// Whether `action` asks for a code before the session is active.
+    pub fn needs_step_up(&self, action: RiskAction) -> bool {
+        action == RiskAction::StepUp && (self.blind || !self.flags.is_empty())
+    }
+
+    /// Whether `action` tells the customer: `notify` and `step-up` both do, for a flagged login.
+    pub fn tells_customer(&self, action: RiskAction) -> bool {
+        action != RiskAction::Record && !self.flags.is_empty()
+    }
+}
+
+/// Judges a login at `placement` on a `device` at `at` against the customer's `history`. It
+/// fails closed: a device left out while the customer has known ones is a new device, and an
+/// address a configured database cannot place is a new country.
 pub fn assess(
     history: &LoginHistory,
-    location: &Location,
-    device_known: Option<bool>,
+    placement: &Placement,
+    device: DeviceStanding,
     at: OffsetDateTime,
-) -> Vec<RiskFlag> {
+) -> Judgement {
+    let usable_signal = !matches!(placement, Placement::Unknowable)
+        || !matches!(
+            device,
+            DeviceStanding::Unnamed {
+                others_known: false
+            }
+        );
+    let blind = !history.completed_before || !usable_signal;
     if !history.completed_before {
-        return Vec::new();
+        return Judgement {
+            flags: Vec::new(),
+            blind,
+        };
     }
     let mut flags = Vec::new();
-    if location
-        .country
-        .as_ref()
-        .is_some_and(|c| !history.countries.contains(c))
-    {
-        flags.push(RiskFlag::NewCountry);
+    let location = match placement {
+        Placement::Placed(location) => Some(location),
+        Placement::Unplaced => {
+            flags.push(RiskFlag::NewCountry);
+            None
+        }
+        Placement::Unknowable => None,
+    };
+    if let Some(location) = location {
+        if location
+            .country
+            .as_ref()
+            .is_some_and(|c| !history.countries.contains(c))
+        {
+            flags.push(RiskFlag::NewCountry);
+        }
+        if location
+            .asn
+            .is_some_and(|asn| !history.networks.contains(&asn))
+        {
+            flags.push(RiskFlag::NewNetwork);
+        }
     }
-    if location
-        .asn
-        .is_some_and(|asn| !history.networks.contains(&asn))
-    {
-        flags.push(RiskFlag::NewNetwork);
-    }
-    if device_known == Some(false) {
+    if matches!(
+        device,
+        DeviceStanding::New | DeviceStanding::Unnamed { others_known: true }
+    ) {
         flags.push(RiskFlag::NewDevice);
     }
-    if let (Some((then, there)), Some(here)) = (history.last_located, location.coordinates) {
+    if let (Some((then, there)), Some(here)) =
+        (history.last_located, location.and_then(|l| l.coordinates))
+    {
         let hours = (at - then).as_seconds_f64().max(1.0) / 3600.0;
         if there.distance_km(here) / hours > MAX_TRAVEL_KMH {
             flags.push(RiskFlag::ImpossibleTravel);
         }
     }
-    flags
+    Judgement { flags, blind }
 }
 
 #[cfg(test)]
@@ -117,37 +189,54 @@ mod tests {
         }
     }
 
+    fn placed(location: Location) -> Placement {
+        Placement::Placed(location)
+    }
+
+    fn history() -> LoginHistory {
+        LoginHistory {
+            completed_before: true,
+            countries: vec!["GB".into()],
+            networks: vec![64500],
+            last_located: Some((OffsetDateTime::UNIX_EPOCH, LONDON)),
+        }
+    }
+
     #[test]
-    fn nothing_is_unusual_without_a_baseline() {
+    fn nothing_is_flagged_without_a_baseline_but_the_login_is_blind() {
         let t = OffsetDateTime::UNIX_EPOCH;
-        assert!(
-            assess(
-                &LoginHistory::default(),
-                &at("US", 1, NEW_YORK),
-                Some(false),
-                t
-            )
-            .is_empty()
+        let judgement = assess(
+            &LoginHistory::default(),
+            &placed(at("US", 1, NEW_YORK)),
+            DeviceStanding::New,
+            t,
         );
+        assert!(judgement.flags.is_empty());
+        assert!(judgement.blind, "a first login has nothing to be judged by");
+        assert!(judgement.needs_step_up(RiskAction::StepUp));
+        assert!(!judgement.needs_step_up(RiskAction::Notify));
     }
 
     #[test]
     fn each_signal_against_the_customers_own_history() {
         let t0 = OffsetDateTime::UNIX_EPOCH;
-        let history = LoginHistory {
-            completed_before: true,
-            countries: vec!["GB".into()],
-            networks: vec![64500],
-            last_located: Some((t0, LONDON)),
-        };
+        let history = history();
         let later = t0 + Duration::hours(1);
-        assert!(assess(&history, &at("GB", 64500, MANCHESTER), Some(true), later).is_empty());
+        let flags =
+            |place: Location, device, at| assess(&history, &placed(place), device, at).flags;
+        assert!(flags(at("GB", 64500, MANCHESTER), DeviceStanding::Known, later).is_empty());
         assert_eq!(
-            assess(&history, &at("GB", 64501, MANCHESTER), None, later),
+            flags(
+                at("GB", 64501, MANCHESTER),
+                DeviceStanding::Unnamed {
+                    others_known: false
+                },
+                later
+            ),
             [RiskFlag::NewNetwork]
         );
         assert_eq!(
-            assess(&history, &at("US", 64502, NEW_YORK), Some(false), later),
+            flags(at("US", 64502, NEW_YORK), DeviceStanding::New, later),
             [
                 RiskFlag::NewCountry,
                 RiskFlag::NewNetwork,
@@ -156,17 +245,64 @@ mod tests {
             ]
         );
         // London to New York in ten hours is a flight, not impossible.
-        let flight = assess(
-            &history,
-            &at("US", 64502, NEW_YORK),
-            Some(true),
+        let flight = flags(
+            at("US", 64502, NEW_YORK),
+            DeviceStanding::Known,
             t0 + Duration::hours(10),
         );
         assert!(!flight.contains(&RiskFlag::ImpossibleTravel));
-        // No location database: only the device can be new.
-        assert_eq!(
-            assess(&history, &Location::default(), Some(false), later),
-            [RiskFlag::NewDevice]
+    }
+
+    #[test]
+    fn leaving_the_device_out_does_not_hide_a_new_one() {
+        // The attack: a thief with the password omits `device`, so that no device is new.
+        let judgement = assess(
+            &history(),
+            &Placement::Unknowable,
+            DeviceStanding::Unnamed { others_known: true },
+            OffsetDateTime::UNIX_EPOCH,
         );
+        assert_eq!(judgement.flags, [RiskFlag::NewDevice]);
+        assert!(judgement.tells_customer(RiskAction::Notify));
+        assert!(judgement.tells_customer(RiskAction::StepUp));
+        assert!(!judgement.tells_customer(RiskAction::Record));
+    }
+
+    #[test]
+    fn a_login_without_any_usable_signal_is_blind() {
+        // No location database and no device named, for a customer with no known device.
+        let judgement = assess(
+            &history(),
+            &Placement::Unknowable,
+            DeviceStanding::Unnamed {
+                others_known: false,
+            },
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert!(judgement.flags.is_empty());
+        assert!(judgement.blind);
+        assert!(judgement.needs_step_up(RiskAction::StepUp));
+        // A known device is a signal: the login is judged, and passes.
+        let known = assess(
+            &history(),
+            &Placement::Unknowable,
+            DeviceStanding::Known,
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(known, Judgement::default());
+    }
+
+    #[test]
+    fn an_address_the_database_cannot_place_is_unusual() {
+        // The attack: a login from an address no configured database knows (a fresh hosting
+        // range, an anonymiser) would otherwise carry no location signal at all.
+        let judgement = assess(
+            &history(),
+            &Placement::Unplaced,
+            DeviceStanding::Known,
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(judgement.flags, [RiskFlag::NewCountry]);
+        assert!(!judgement.blind);
     }
 }

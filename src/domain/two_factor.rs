@@ -14,6 +14,7 @@
 
 use std::fmt;
 
+use hmac::{Hmac, Mac as _};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -23,6 +24,7 @@ use super::InvalidValue;
 use super::audit::{AuditEvent, AuditKind, Outcome};
 use super::customer::TwoFactorMethod;
 use super::customer::Username;
+use super::keys::KeyError;
 use super::session::{Rotation, SessionId};
 
 /// The number of digits in a code.
@@ -57,16 +59,6 @@ impl OtpCode {
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }
-
-    /// The stored form: SHA-256 over the challenge id and the code, so equal codes in two
-    /// challenges hash differently.
-    pub fn hash(&self, challenge: &ChallengeId) -> CodeHash {
-        let mut h = Sha256::new();
-        h.update(challenge.as_str().as_bytes());
-        h.update(b":");
-        h.update(self.expose().as_bytes());
-        CodeHash(h.finalize().into())
-    }
 }
 
 impl fmt::Debug for OtpCode {
@@ -75,28 +67,144 @@ impl fmt::Debug for OtpCode {
     }
 }
 
-/// The hash of a code.
+/// How codes are hashed for storage: HMAC-SHA256 under a key derived from the audit key, so
+/// that reading the database is not enough to find a live code (a six-digit code under a plain
+/// hash falls to a million guesses offline). Without an audit key, a plain SHA-256, as start-up
+/// warns.
+#[derive(Clone)]
+pub struct CodeKey(Option<Hmac<Sha256>>);
+
+impl fmt::Debug for CodeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "CodeKey(keyed)"
+        } else {
+            "CodeKey(unkeyed)"
+        })
+    }
+}
+
+const CODE_KEY_PURPOSE: &[u8] = b"finhub challenge code v1";
+
+impl CodeKey {
+    pub fn unkeyed() -> Self {
+        Self(None)
+    }
+
+    /// A key derived from `secret` (the audit key); an error, never an unkeyed hash, if it
+    /// cannot be.
+    pub fn derived_from(secret: &[u8]) -> Result<Self, KeyError> {
+        Ok(Self(Some(super::keys::purpose_mac(
+            secret,
+            CODE_KEY_PURPOSE,
+        )?)))
+    }
+
+    /// The stored form of `code` for `challenge`; the challenge id is part of what is hashed,
+    /// so equal codes in two challenges hash differently.
+    pub fn hash(&self, code: &OtpCode, challenge: &ChallengeId) -> CodeHash {
+        match &self.0 {
+            Some(mac) => CodeHash::Keyed(keyed_digest(mac, code, challenge)),
+            None => CodeHash::Plain(plain_digest(code, challenge)),
+        }
+    }
+
+    /// A presented code, hashed in every scheme a stored challenge may use.
+    pub fn presented(&self, code: &OtpCode, challenge: &ChallengeId) -> PresentedCode {
+        PresentedCode {
+            plain: plain_digest(code, challenge),
+            keyed: self
+                .0
+                .as_ref()
+                .map(|mac| keyed_digest(mac, code, challenge)),
+        }
+    }
+}
+
+fn plain_digest(code: &OtpCode, challenge: &ChallengeId) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(challenge.as_str().as_bytes());
+    h.update(b":");
+    h.update(code.expose().as_bytes());
+    h.finalize().into()
+}
+
+fn keyed_digest(mac: &Hmac<Sha256>, code: &OtpCode, challenge: &ChallengeId) -> [u8; 32] {
+    mac.clone()
+        .chain_update(challenge.as_str().as_bytes())
+        .chain_update(b":")
+        .chain_update(code.expose().as_bytes())
+        .finalize()
+        .into_bytes()
+        .into()
+}
+
+/// The stored hash of a code, with its scheme. The scheme is marked in the stored bytes (a
+/// keyed hash is a tag byte and 32 bytes, a plain one 32 bytes), so no migration was needed.
+///
+/// Challenges opened before codes were keyed hold plain hashes; they are still accepted, until
+/// they expire (a few minutes after the upgrade), so that a customer mid-login is not refused
+/// a right code. Every challenge opened with a key holds a keyed hash.
 #[derive(Clone, Copy)]
-pub struct CodeHash([u8; 32]);
+pub enum CodeHash {
+    /// SHA-256 over the challenge id and the code: without an audit key, or from before codes
+    /// were keyed.
+    Plain([u8; 32]),
+    /// HMAC-SHA256 under the code key.
+    Keyed([u8; 32]),
+}
+
+const KEYED_CODE_TAG: u8 = 1;
 
 impl CodeHash {
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
+    /// The bytes stored in `challenges.code_hash`.
+    pub fn to_stored(&self) -> Vec<u8> {
+        match self {
+            Self::Plain(digest) => digest.to_vec(),
+            Self::Keyed(digest) => [&[KEYED_CODE_TAG][..], digest].concat(),
+        }
     }
 
     pub fn from_stored(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(Self)
+        match bytes {
+            [KEYED_CODE_TAG, digest @ ..] if digest.len() == 32 => {
+                digest.try_into().ok().map(Self::Keyed)
+            }
+            digest => digest.try_into().ok().map(Self::Plain),
+        }
     }
 
-    /// Constant-time equality.
-    pub fn matches(&self, other: &CodeHash) -> bool {
-        self.0.ct_eq(&other.0).into()
+    /// Whether `presented` is the code this hash was made of, compared in constant time in the
+    /// hash's own scheme.
+    pub fn matches(&self, presented: &PresentedCode) -> bool {
+        match (self, &presented.keyed) {
+            (Self::Plain(stored), _) => stored.ct_eq(&presented.plain).into(),
+            (Self::Keyed(stored), Some(keyed)) => stored.ct_eq(keyed).into(),
+            // A keyed hash cannot be checked without the key.
+            (Self::Keyed(_), None) => false,
+        }
     }
 }
 
 impl fmt::Debug for CodeHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CodeHash(..)")
+        f.write_str(match self {
+            Self::Plain(_) => "CodeHash::Plain(..)",
+            Self::Keyed(_) => "CodeHash::Keyed(..)",
+        })
+    }
+}
+
+/// A presented code, hashed in each scheme (see [`CodeHash`]).
+#[derive(Clone, Copy)]
+pub struct PresentedCode {
+    plain: [u8; 32],
+    keyed: Option<[u8; 32]>,
+}
+
+impl fmt::Debug for PresentedCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PresentedCode(..)")
     }
 }
 
@@ -123,6 +231,8 @@ impl ChallengeId {
 pub struct NewChallenge {
     pub id: ChallengeId,
     pub session_id: SessionId,
+    /// The session's customer's username: its lock is checked again as the challenge opens.
+    pub username: Username,
     pub method: TwoFactorMethod,
     pub destination: String,
     pub code_hash: CodeHash,
@@ -180,7 +290,7 @@ pub struct CodeGuess {
     pub challenge_id: ChallengeId,
     pub username: Username,
     /// The presented code, hashed for this challenge.
-    pub presented: CodeHash,
+    pub presented: PresentedCode,
     pub max_attempts: u32,
     /// The session's new tokens and lifetime, if the code is right.
     pub rotation: Rotation,
@@ -212,6 +322,13 @@ pub enum GuessOutcome {
 }
 
 impl GuessOutcome {
+    /// Whether the guess was checked against the code (and so changed something: a guess
+    /// used, the session activated). The others are refused on the stored state alone, change
+    /// nothing, and are audited in aggregate.
+    pub fn was_checked(&self) -> bool {
+        matches!(self, Self::Verified | Self::Wrong { .. })
+    }
+
     /// The audit events that record this outcome, built on `context` (who, from where, which
     /// session and challenge).
     pub fn audit_events(&self, context: &AuditEvent) -> Vec<AuditEvent> {
@@ -275,6 +392,10 @@ pub enum SendOutcome {
     SessionMoved {
         revoked: bool,
     },
+    /// The username is locked (perhaps since the caller looked): no code is sent.
+    Locked {
+        until: Option<OffsetDateTime>,
+    },
 }
 
 #[cfg(test)]
@@ -303,16 +424,53 @@ mod tests {
         let a = ChallengeId::generate();
         let b = ChallengeId::generate();
         let code = OtpCode::parse("123456").unwrap();
-        assert!(
-            code.hash(&a)
-                .matches(&OtpCode::parse("123456").unwrap().hash(&a))
-        );
-        assert!(!code.hash(&a).matches(&code.hash(&b)));
-        assert!(
-            !code
-                .hash(&a)
-                .matches(&OtpCode::parse("123457").unwrap().hash(&a))
-        );
+        for key in [CodeKey::unkeyed(), CodeKey::derived_from(&[7; 32]).unwrap()] {
+            let stored = key.hash(&code, &a);
+            assert!(stored.matches(&key.presented(&OtpCode::parse("123456").unwrap(), &a)));
+            assert!(!stored.matches(&key.presented(&code, &b)));
+            assert!(!stored.matches(&key.presented(&OtpCode::parse("123457").unwrap(), &a)));
+        }
         assert!(!format!("{code:?}").contains("123456"));
+    }
+
+    /// Reading the database must not be enough to find a live code: with a key, the stored
+    /// hash is not the SHA-256 a million offline guesses would find, and another key's hash
+    /// of the same code differs.
+    #[test]
+    fn a_keyed_code_hash_cannot_be_brute_forced_from_the_database() {
+        let challenge = ChallengeId::generate();
+        let code = OtpCode::parse("042042").unwrap();
+        let keyed = CodeKey::derived_from(&[7; 32]).unwrap();
+        let stored = keyed.hash(&code, &challenge);
+        let CodeHash::Keyed(digest) = stored else {
+            panic!("a key makes keyed hashes");
+        };
+        assert_ne!(digest, plain_digest(&code, &challenge));
+        let other = CodeKey::derived_from(&[8; 32]).unwrap();
+        assert!(!stored.matches(&other.presented(&code, &challenge)));
+        assert!(!stored.matches(&CodeKey::unkeyed().presented(&code, &challenge)));
+        // The scheme is kept in the stored bytes.
+        let bytes = stored.to_stored();
+        assert_eq!(bytes.len(), 33);
+        assert!(
+            CodeHash::from_stored(&bytes)
+                .unwrap()
+                .matches(&keyed.presented(&code, &challenge))
+        );
+    }
+
+    /// A challenge opened before codes were keyed holds a plain hash; its right code is still
+    /// accepted (until it expires), and a wrong one is not.
+    #[test]
+    fn a_plain_hash_from_before_the_key_still_verifies() {
+        let challenge = ChallengeId::generate();
+        let code = OtpCode::parse("314159").unwrap();
+        let before = CodeKey::unkeyed().hash(&code, &challenge).to_stored();
+        assert_eq!(before.len(), 32);
+        let stored = CodeHash::from_stored(&before).unwrap();
+        let keyed = CodeKey::derived_from(&[7; 32]).unwrap();
+        assert!(stored.matches(&keyed.presented(&code, &challenge)));
+        assert!(!stored.matches(&keyed.presented(&OtpCode::parse("314158").unwrap(), &challenge)));
+        assert!(CodeHash::from_stored(&[1; 31]).is_none());
     }
 }

@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
@@ -17,11 +18,15 @@ use serde::Deserialize;
 use crate::domain::location::{Coordinates, Location, Locator};
 
 /// The parts of a record this service reads, in GeoIP2's names; anything else is ignored.
+/// Numbers are read in whatever width the file stores them: MMDB has several integer and
+/// float types, and writers other than MaxMind's pick the narrowest that fits (an ASN as a
+/// 16-bit integer is valid), which a decoder asking for one exact type would refuse.
 #[derive(Debug, Default, Deserialize)]
 struct Record {
     country: Option<Country>,
     registered_country: Option<Country>,
     location: Option<Place>,
+    #[serde(default, deserialize_with = "any_width::unsigned")]
     autonomous_system_number: Option<u32>,
 }
 
@@ -32,15 +37,103 @@ struct Country {
 
 #[derive(Debug, Deserialize)]
 struct Place {
+    #[serde(default, deserialize_with = "any_width::float")]
     latitude: Option<f64>,
+    #[serde(default, deserialize_with = "any_width::float")]
     longitude: Option<f64>,
 }
 
-type Databases = Vec<Reader<Vec<u8>>>;
+/// Numbers of any stored width, through `deserialize_any` (which hands over the stored type).
+mod any_width {
+    use std::fmt;
+
+    use serde::Deserializer;
+    use serde::de::{Error, Visitor};
+
+    struct Unsigned;
+
+    impl Visitor<'_> for Unsigned {
+        type Value = Option<u32>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an unsigned integer of any width that fits 32 bits")
+        }
+
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Self::Value, E> {
+            u32::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom(format!("{v} does not fit 32 bits")))
+        }
+
+        fn visit_u128<E: Error>(self, v: u128) -> Result<Self::Value, E> {
+            u32::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom(format!("{v} does not fit 32 bits")))
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Self::Value, E> {
+            u32::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom(format!("{v} is not an unsigned 32-bit value")))
+        }
+
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+
+    /// u16, u32, u64 or u128 (and a non-negative int32) as a u32.
+    pub fn unsigned<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        d.deserialize_any(Unsigned)
+    }
+
+    struct Float;
+
+    impl Visitor<'_> for Float {
+        type Value = Option<f64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number")
+        }
+
+        fn visit_f64<E: Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+
+        // Coordinates are small: an integer one converts exactly.
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v as f64))
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v as f64))
+        }
+
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+
+    /// A double, a float or an integer, as an f64.
+    pub fn float<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        d.deserialize_any(Float)
+    }
+}
+
+/// One loaded database, and whether its records were found undecodable (said once per load).
+struct Database {
+    reader: Reader<Vec<u8>>,
+    path: PathBuf,
+    failing: AtomicBool,
+}
+
+type Databases = Vec<Database>;
 
 pub struct MmdbLocator {
     paths: Vec<PathBuf>,
     databases: RwLock<Arc<Databases>>,
+    /// Records that could not be decoded, since start.
+    decode_errors: AtomicU64,
 }
 
 impl std::fmt::Debug for MmdbLocator {
@@ -55,8 +148,13 @@ fn open_all(paths: &[PathBuf]) -> anyhow::Result<Databases> {
     paths
         .iter()
         .map(|path| {
-            Reader::open_readfile(path)
-                .with_context(|| format!("FINHUB_GEOIP_DB: cannot read {}", path.display()))
+            let reader = Reader::open_readfile(path)
+                .with_context(|| format!("FINHUB_GEOIP_DB: cannot read {}", path.display()))?;
+            Ok(Database {
+                reader,
+                path: path.clone(),
+                failing: AtomicBool::new(false),
+            })
         })
         .collect()
 }
@@ -67,7 +165,39 @@ impl MmdbLocator {
         Ok(Self {
             paths,
             databases: RwLock::new(Arc::new(databases)),
+            decode_errors: AtomicU64::new(0),
         })
+    }
+
+    /// What readiness reports of the databases: the files whose records could not be decoded
+    /// since they were loaded (every location from them is then missing), or `None`.
+    pub fn trouble(&self) -> Option<String> {
+        let failing: Vec<String> = self
+            .current()
+            .iter()
+            .filter(|d| d.failing.load(Ordering::Relaxed))
+            .map(|d| d.path.display().to_string())
+            .collect();
+        (!failing.is_empty()).then(|| {
+            format!(
+                "records cannot be decoded in {} ({} failed lookups)",
+                failing.join(", "),
+                self.decode_errors.load(Ordering::Relaxed)
+            )
+        })
+    }
+
+    /// Counts a record `database` could not decode, and says so once per load of the file.
+    fn undecodable(&self, database: &Database, error: &maxminddb::MaxMindDbError) {
+        self.decode_errors.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("finhub_geoip_decode_errors_total").increment(1);
+        if !database.failing.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                path = %database.path.display(),
+                error = %error,
+                "location database records cannot be decoded: logins are not located from this file"
+            );
+        }
     }
 
     /// Reads the files again; on failure the databases already loaded stay in use.
@@ -91,12 +221,26 @@ impl MmdbLocator {
 }
 
 impl Locator for MmdbLocator {
+    fn trouble(&self) -> Option<String> {
+        MmdbLocator::trouble(self)
+    }
+
     fn locate(&self, ip: IpAddr) -> Location {
         let mut location = Location::default();
         for database in self.current().iter() {
-            // An address a database does not cover, or a record it cannot decode, tells nothing.
-            let Ok(Some(record)) = database.lookup(ip).and_then(|r| r.decode::<Record>()) else {
-                continue;
+            // An address a database does not cover tells nothing; a record it cannot decode
+            // tells nothing either, but is said (log, metric, readiness), never silent.
+            let record = match database
+                .reader
+                .lookup(ip)
+                .and_then(|r| r.decode::<Record>())
+            {
+                Ok(Some(record)) => record,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.undecodable(database, &e);
+                    continue;
+                }
             };
             let country = record
                 .country

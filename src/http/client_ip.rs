@@ -3,6 +3,11 @@
 //! (`FINHUB_CLIENT_IP_HEADER`: a proxy that appends to `X-Forwarded-For` passes a client's own
 //! `Forwarded` through untouched, so reading both would let the client choose), and only as far
 //! back as the chain stays within trusted proxies; anything else a client could forge.
+//!
+//! Every address is canonical before it is compared or returned: a dual-stack listener reports
+//! an IPv4 peer as `::ffff:a.b.c.d`, which would otherwise match no IPv4 network (so the proxy
+//! itself became every client, and per-IP limits one global limit) and count apart from the same
+//! client seen as plain IPv4.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -33,7 +38,7 @@ pub struct TrustedProxies {
 impl TrustedProxies {
     pub fn new(networks: Vec<IpNet>, header: ClientIpHeader) -> Self {
         Self {
-            networks: networks.into(),
+            networks: networks.into_iter().map(canonical_net).collect(),
             header,
         }
     }
@@ -44,7 +49,7 @@ impl TrustedProxies {
 
     /// The client address for a request from `peer` carrying `headers`.
     pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
-        let peer = peer?;
+        let peer = peer?.to_canonical();
         if !self.trusts(peer) {
             return Some(peer);
         }
@@ -56,6 +61,7 @@ impl TrustedProxies {
         };
         for hop in chain.into_iter().rev() {
             let Some(ip) = hop else { break };
+            let ip = ip.to_canonical();
             client = ip;
             if !self.trusts(ip) {
                 break;
@@ -70,6 +76,20 @@ impl TrustedProxies {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
         self.client_ip(peer, headers)
+    }
+}
+
+/// A network written in IPv4-mapped form (`::ffff:10.0.0.0/104`) as the IPv4 network it is,
+/// since the addresses it is compared with are canonical.
+fn canonical_net(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        _ => net,
     }
 }
 
@@ -197,6 +217,39 @@ mod tests {
         // Without its header, the client is the proxy's peer: the other header is not a fallback.
         let only_xff = headers(&[("x-forwarded-for", "192.0.2.66")]);
         assert_eq!(fwd.client_ip(ip("10.0.0.1"), &only_xff), ip("10.0.0.1"));
+    }
+
+    /// A dual-stack listener reports an IPv4 proxy as `::ffff:10.0.0.5`: it must still match
+    /// the IPv4 trusted network, or every client gets the proxy's address and the per-IP limits
+    /// become one global limit that anyone can exhaust for everyone.
+    #[test]
+    fn an_ipv4_mapped_proxy_is_trusted_and_mapped_hops_are_canonical() {
+        let p = proxies(&["10.0.0.0/8"]);
+        let h = headers(&[("x-forwarded-for", "203.0.113.9")]);
+        assert_eq!(p.client_ip(ip("::ffff:10.0.0.5"), &h), ip("203.0.113.9"));
+        // A mapped hop is walked through like the IPv4 proxy it is, and a mapped client is
+        // returned as IPv4, so it shares its buckets with the same client seen over IPv4.
+        let h = headers(&[("x-forwarded-for", "::ffff:203.0.113.9, ::ffff:10.0.0.2")]);
+        assert_eq!(p.client_ip(ip("::ffff:10.0.0.5"), &h), ip("203.0.113.9"));
+        let fwd = proxies_writing(ClientIpHeader::Forwarded, &["10.0.0.0/8"]);
+        let h = headers(&[(
+            "forwarded",
+            r#"for="[::ffff:203.0.113.9]:80", for=10.0.0.2"#,
+        )]);
+        assert_eq!(fwd.client_ip(ip("10.0.0.5"), &h), ip("203.0.113.9"));
+        // An untrusted mapped peer is the client, in its IPv4 form.
+        assert_eq!(
+            p.client_ip(ip("::ffff:198.51.100.7"), &h),
+            ip("198.51.100.7")
+        );
+        // A trusted network written in mapped form matches plain IPv4 peers too.
+        let mapped = proxies(&["::ffff:10.0.0.0/104"]);
+        let h = headers(&[("x-forwarded-for", "203.0.113.9")]);
+        assert_eq!(mapped.client_ip(ip("10.0.0.5"), &h), ip("203.0.113.9"));
+        assert_eq!(
+            mapped.client_ip(ip("::ffff:10.0.0.5"), &h),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]

@@ -9,8 +9,10 @@ use super::error::ApiError;
 use super::state::AppState;
 use crate::domain::error::AuthError;
 
-/// Probes and metrics are polled by infrastructure, not clients.
-const UNLIMITED: &[&str] = &["/healthz", "/readyz", "/metrics"];
+/// Probes are polled by infrastructure, not clients, and cost nothing (readiness pings the
+/// store at most once a second). Metrics are limited like any call where they are public:
+/// rendering them costs more, and anyone can ask.
+const UNLIMITED: &[&str] = &["/healthz", "/readyz"];
 
 pub async fn limit_per_ip(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if UNLIMITED.contains(&request.uri().path()) {

@@ -27,7 +27,8 @@ use self::error::ApiError;
 use self::state::AppState;
 use self::web::WebClient;
 
-/// Where readiness and metrics are served.
+/// Where metrics are served (readiness is on the public address either way, saying only
+/// ready or not; its details are on the operations address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpsRoutes {
     /// On the public address too.
@@ -93,12 +94,17 @@ pub fn with_hsts(router: Router) -> Router {
     headers::with_hsts(router)
 }
 
-/// The operations address: `/healthz`, `/readyz` and `/metrics`, for the monitoring network.
+/// The operations address: `/healthz`, `/readyz` with its details and `/metrics`, for the
+/// monitoring network.
 pub fn ops_router(state: AppState) -> Router {
     let (routes, _) = routes::health::liveness()
         .merge(routes::health::ops_router())
         .split_for_parts();
     let router = routes
+        .route(
+            "/readyz",
+            axum::routing::get(routes::health::readyz_with_details),
+        )
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)
         .layer(middleware::from_fn(request_id::request_context))

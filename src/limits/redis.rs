@@ -3,15 +3,17 @@
 //!
 //! Every call has a short timeout, so an unreachable Redis costs a request at most that long
 //! before the domain falls back to this instance's buckets; a failed connection is dropped and
-//! made afresh when the domain next tries Redis.
+//! made afresh when the domain next tries Redis. Reconnecting is single-flight: one request
+//! connects while every other one is answered at once as unavailable (and so counted in the
+//! local buckets), instead of queueing for its turn to wait out the same timeout.
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::Mutex;
 
 use crate::domain::ports::{CounterUnavailable, SharedCounter};
 use crate::domain::rate_limit::Rate;
@@ -38,12 +40,37 @@ return 0
 /// Answers slower than this count as Redis being down.
 const TIMEOUT: Duration = Duration::from_millis(250);
 
+/// The most one reconnection may take, retry and handshake included.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(600);
+
+/// A reconnection in progress; dropped unfinished, it leaves the connection absent.
+struct Attempt<'a>(Option<&'a RedisCounter>);
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if let Some(counter) = self.0 {
+            let mut link = counter.link();
+            if matches!(*link, Link::Connecting) {
+                *link = Link::Absent;
+            }
+        }
+    }
+}
+
 pub struct RedisCounter {
     client: redis::Client,
     /// Made on first use, and made afresh after any failure, so a Redis that comes back is
-    /// used from the next attempt on.
-    connection: Mutex<Option<ConnectionManager>>,
+    /// used from the next attempt on. Held only to look or swap, never across an await.
+    connection: Mutex<Link>,
     script: redis::Script,
+}
+
+/// The connection to Redis, or where making one stands.
+enum Link {
+    Absent,
+    /// One request is connecting; the others do not wait for it.
+    Connecting,
+    Ready(ConnectionManager),
 }
 
 impl std::fmt::Debug for RedisCounter {
@@ -76,29 +103,64 @@ impl RedisCounter {
         .context("FINHUB_REDIS_URL is not a Redis URL")?;
         Ok(Self {
             client,
-            connection: Mutex::new(None),
+            connection: Mutex::new(Link::Absent),
             script: redis::Script::new(GCRA),
         })
     }
 
+    /// The connection, made now by this caller if there is none and nobody else is making one.
     async fn connection(&self) -> Result<ConnectionManager, CounterUnavailable> {
-        let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref() {
-            return Ok(connection.clone());
+        {
+            let mut link = self.link();
+            match &*link {
+                Link::Ready(connection) => return Ok(connection.clone()),
+                Link::Connecting => {
+                    return Err(CounterUnavailable("another request is reconnecting".into()));
+                }
+                Link::Absent => *link = Link::Connecting,
+            }
         }
+        // Whatever ends this attempt, a failure, a timeout or the caller going away, the slot
+        // is given back, so the next request may try again.
+        let mut attempt = Attempt(Some(self));
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(TIMEOUT)
             .set_response_timeout(TIMEOUT)
             .set_number_of_retries(1);
-        let connection = ConnectionManager::new_with_config(self.client.clone(), config)
-            .await
-            .map_err(|e| CounterUnavailable(e.to_string()))?;
-        *slot = Some(connection.clone());
-        Ok(connection)
+        let made = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            ConnectionManager::new_with_config(self.client.clone(), config),
+        )
+        .await
+        .map_err(|_| CounterUnavailable("no connection in time".into()))?
+        .map_err(|e| CounterUnavailable(e.to_string()))?;
+        attempt.0 = None;
+        *self.link() = Link::Ready(made.clone());
+        Ok(made)
     }
 
-    async fn forget_connection(&self) {
-        *self.connection.lock().await = None;
+    /// Connects now, before any request needs the connection, so that the first requests
+    /// find it made rather than one of them making it while the others count locally. A Redis
+    /// that is down is left to the requests to retry.
+    pub async fn warm_up(&self) {
+        if let Err(e) = self.connection().await {
+            tracing::warn!(error = %e, "Redis for the shared rate limits is not answering yet");
+        }
+    }
+
+    fn link(&self) -> std::sync::MutexGuard<'_, Link> {
+        // The lock guards a swap that cannot panic half-way; a poisoned one holds a whole value.
+        self.connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Drops a connection that failed, unless another request is already making a new one.
+    fn forget_connection(&self) {
+        let mut link = self.link();
+        if matches!(*link, Link::Ready(_)) {
+            *link = Link::Absent;
+        }
     }
 
     async fn run(&self, key: &str, interval: u64, period: u64) -> Result<u64, CounterUnavailable> {
@@ -125,7 +187,7 @@ impl SharedCounter for RedisCounter {
         match self.run(key, interval, period).await {
             Ok(wait) => Ok((wait > 0).then(|| Duration::from_micros(wait))),
             Err(e) => {
-                self.forget_connection().await;
+                self.forget_connection();
                 Err(e)
             }
         }

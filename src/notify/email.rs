@@ -91,7 +91,8 @@ impl Mailer {
             )),
         };
         Ok(Self {
-            transport: builder.build(),
+            // Below the delivery worker's own bound, which is below its claim's lease.
+            transport: builder.timeout(Some(super::SEND_TIMEOUT)).build(),
             from: from.parse().map_err(|_| MailerError::From)?,
         })
     }
@@ -113,7 +114,8 @@ impl Mailer {
             "<!doctype html><html><body><p>{}</p></body></html>",
             html_escape(&text)
         );
-        let id = format!("<{}@finhub-auth>", uuid::Uuid::now_v7());
+        // The notice's own id: a retry after an unclear failure is recognisably the same mail.
+        let id = format!("<{}@finhub-auth>", n.notice_id);
         self.send(
             &n.to,
             "A new sign-in to your FinHub account",
@@ -151,11 +153,15 @@ impl Mailer {
                 e.status()
                     .map_or_else(|| "no code".to_owned(), |c| c.to_string())
             ))),
-            Err(e) => Err(NotifyError::transient(format!(
-                "SMTP relay unavailable ({})",
+            // A temporary refusal (4xx) is an answer: the relay did not take the message.
+            Err(e) if e.is_transient() => Err(NotifyError::transient(format!(
+                "SMTP relay busy ({})",
                 e.status()
-                    .map_or_else(|| "no answer".to_owned(), |c| c.to_string())
+                    .map_or_else(|| "no code".to_owned(), |c| c.to_string())
             ))),
+            // No answer: unreachable, or the connection failed after the message was handed
+            // over, which may have delivered it.
+            Err(_) => Err(NotifyError::uncertain("SMTP relay unavailable (no answer)")),
         }
     }
 }

@@ -6,6 +6,10 @@ pub mod live;
 pub mod outbox;
 pub mod sms;
 
+/// How long one SMTP or SMS call may take: below the delivery worker's send timeout
+/// (`DeliveryPolicy::send_timeout`), so an adapter gives its own answer first.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Whether `url` names this machine (plain connections are allowed there only, for tests and
 /// a relay on the same host). Hosts of non-special schemes (`smtp://`) arrive as names.
 fn is_loopback(url: &url::Url) -> bool {

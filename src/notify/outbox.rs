@@ -64,9 +64,11 @@ impl Notifier for OutboxNotifier {
             at: rfc3339(notice.at),
             channel: "EMAIL",
             kind: "security_notice",
+            notice: SecurityNotice::KIND,
+            notice_id: &notice.notice_id,
             to: &notice.to,
             customer_id: notice.customer_id.as_str(),
-            flags: &notice.flags,
+            flags: &notice.facts.flags,
             text: notice.text(),
         };
         self.append(&line).await
@@ -80,9 +82,11 @@ struct NoticeLine<'a> {
     at: String,
     channel: &'static str,
     kind: &'static str,
+    notice: &'static str,
+    notice_id: &'a str,
     to: &'a str,
     customer_id: &'a str,
-    flags: &'a [&'static str],
+    flags: &'a [String],
     text: String,
 }
 

@@ -29,7 +29,7 @@ use sha2::Sha256;
 use crate::domain::ports::{CodeMessage, NotifyError};
 
 /// How long one request may take, connecting included.
-const TIMEOUT: Duration = Duration::from_secs(10);
+const TIMEOUT: Duration = super::SEND_TIMEOUT;
 
 pub struct SmsGateway {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
@@ -128,13 +128,27 @@ impl SmsGateway {
         // The errors name the kind of failure, never the body.
         let response = tokio::time::timeout(TIMEOUT, self.client.request(request))
             .await
-            .map_err(|_| NotifyError::transient("SMS gateway: no answer within 10 s"))?
-            .map_err(|e| NotifyError::transient(format!("SMS gateway unreachable: {e}")))?;
+            .map_err(|_| NotifyError::uncertain("SMS gateway: no answer within 10 s"))?
+            .map_err(|e| {
+                // Not connected: the message cannot have gone. Any later failure: it may have.
+                if e.is_connect() {
+                    NotifyError::transient(format!("SMS gateway unreachable: {e}"))
+                } else {
+                    NotifyError::uncertain(format!("SMS gateway connection failed: {e}"))
+                }
+            })?;
         let status = response.status();
         if status.is_success() {
             Ok(())
-        } else if status == axum::http::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        } else if status == axum::http::StatusCode::TOO_MANY_REQUESTS
+            || status == axum::http::StatusCode::SERVICE_UNAVAILABLE
+        {
+            // Turned away before the message was taken.
             Err(NotifyError::transient(format!(
+                "SMS gateway answered {status}"
+            )))
+        } else if status.is_server_error() {
+            Err(NotifyError::uncertain(format!(
                 "SMS gateway answered {status}"
             )))
         } else {

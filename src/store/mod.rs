@@ -18,6 +18,8 @@ use sqlx::{Database, Pool};
 
 use self::backend::Backend;
 use self::sql::SqlStore;
+/// The embedded database's files: owner-only, and the audit key generated beside them.
+pub use self::sqlite::files as sqlite_files;
 use crate::domain::audit::ChainSeal;
 use crate::domain::ports::Store;
 

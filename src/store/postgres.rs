@@ -11,7 +11,7 @@
 use std::str::FromStr;
 
 use anyhow::Context as _;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{PgConnection, Pool, Postgres, Transaction};
 
 use super::backend::{Backend, forward_to_sqlx, query};
@@ -26,12 +26,21 @@ impl Backend for Postgres {
     const HEAD_FOR_APPEND: &'static str =
         "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
     const CUSTOMER_FOR_SEND: &'static str = "SELECT id FROM customers WHERE id = $1 FOR UPDATE";
-    const CLAIM_CODES: &'static str = "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1 \
+    const CLAIM_CODES: &'static str = "UPDATE outbox SET claimed_until = $1, claim_token = $4, attempts = attempts + 1 \
          WHERE challenge_id IN (SELECT challenge_id FROM outbox WHERE status = 'PENDING' \
          AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) \
          ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
          RETURNING challenge_id, session_id, customer_id, channel, address, sealed_code, \
-         valid_for_minutes, created_at, expires_at, attempts";
+         valid_for_minutes, created_at, expires_at, attempts, claim_token, \
+         CAST(CASE WHEN EXISTS (SELECT 1 FROM challenges c JOIN sessions s ON s.id = c.session_id \
+         WHERE c.id = outbox.challenge_id AND c.status = 'OPEN' AND s.revoked_at IS NULL \
+         AND s.expires_at > $2) THEN 1 ELSE 0 END AS BIGINT), maybe_delivered";
+    const CLAIM_NOTICES: &'static str = "UPDATE notice_outbox SET claimed_until = $1, claim_token = $4, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM notice_outbox WHERE status = 'PENDING' \
+         AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) \
+         ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, customer_id, address, signal, country, device, flags, created_at, \
+         expires_at, attempts, claim_token";
     const CHECKPOINT_FOR_PURGE: &'static str =
         "SELECT seq, hash FROM audit_checkpoint WHERE id = 1 FOR UPDATE";
     const PURGE_SESSIONS: &'static str = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
@@ -74,6 +83,18 @@ pub(super) async fn open(
     let statement_timeout = options.statement_timeout.as_millis().to_string();
     let url = PgConnectOptions::from_str(url)
         .context("FINHUB_DATABASE_URL is not a valid postgres:// URL")?;
+    // Decided before the first connection, so a downgradable setting never sends a byte.
+    match transport(
+        url.get_host(),
+        url.get_socket().is_some(),
+        url.get_ssl_mode(),
+    )? {
+        Transport::Local | Transport::Verified => {}
+        Transport::Unverified(risk) => tracing::warn!(
+            host = url.get_host(),
+            "PostgreSQL connections {risk}, as sslmode chose; use sslmode=verify-full where the network is not trusted"
+        ),
+    }
     // Migrations may rightly take longer than any request's statement (an index on a large
     // table): they run on a connection of their own without the statement timeout.
     let migrating = PgPoolOptions::new()
@@ -93,4 +114,134 @@ pub(super) async fn open(
         .await
         .context("cannot connect to PostgreSQL")?;
     Ok(SqlStore::new(pool.clone(), pool, seal))
+}
+
+/// How connections to PostgreSQL are protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// A Unix socket or a loopback address: nothing crosses a network.
+    Local,
+    /// TLS with the server's certificate checked (`verify-full`, `verify-ca`).
+    Verified,
+    /// Chosen explicitly (`disable`, `require`): what an attacker on the path could do.
+    Unverified(&'static str),
+}
+
+/// Refuses TLS settings that an attacker on the network could downgrade. sqlx's default,
+/// `prefer` (and `allow`), falls back to cleartext when TLS fails and accepts any certificate,
+/// so without an explicit `sslmode` (or `PGSSLMODE`) a remote database's traffic, passwords
+/// and all, could be read and changed in transit. Loopback hosts and Unix sockets keep working
+/// as they are.
+fn transport(host: &str, socket: bool, mode: PgSslMode) -> anyhow::Result<Transport> {
+    if socket || host.starts_with('/') || is_loopback(host) {
+        return Ok(Transport::Local);
+    }
+    match mode {
+        PgSslMode::VerifyFull | PgSslMode::VerifyCa => Ok(Transport::Verified),
+        PgSslMode::Require => Ok(Transport::Unverified(
+            "are encrypted but the server's certificate is not checked",
+        )),
+        PgSslMode::Disable => Ok(Transport::Unverified("are not encrypted")),
+        PgSslMode::Prefer | PgSslMode::Allow => anyhow::bail!(
+            "FINHUB_DATABASE_URL: refusing PostgreSQL at {host} without sslmode=verify-full: sslmode {} (the default when the URL and PGSSLMODE name none) falls back to cleartext and accepts any certificate; add ?sslmode=verify-full (and sslrootcert=CA-FILE for a private CA), or sslmode=require or sslmode=disable to accept the risk explicitly",
+            if matches!(mode, PgSslMode::Allow) {
+                "allow"
+            } else {
+                "prefer"
+            }
+        ),
+    }
+}
+
+/// `localhost`, 127.0.0.0/8 or ::1 (also written IPv4-mapped).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TLS downgrade: without an explicit sslmode a remote database would be reached with
+    /// `prefer`, which an attacker on the path turns into cleartext (or a certificate of their
+    /// own). Refused; the explicit choices pass, the loopback ones as before.
+    #[test]
+    fn a_remote_database_without_a_verifying_sslmode_is_refused() {
+        for mode in [PgSslMode::Prefer, PgSslMode::Allow] {
+            for host in [
+                "db.example.invalid",
+                "10.0.0.7",
+                "[2001:db8::7]",
+                "localhost.example",
+            ] {
+                let refused = transport(host, false, mode).unwrap_err().to_string();
+                assert!(refused.contains("sslmode=verify-full"), "{refused}");
+                assert!(refused.contains(host), "{refused}");
+            }
+        }
+        let remote = |mode| transport("db.example.invalid", false, mode).unwrap();
+        assert_eq!(remote(PgSslMode::VerifyFull), Transport::Verified);
+        assert_eq!(remote(PgSslMode::VerifyCa), Transport::Verified);
+        assert!(matches!(
+            remote(PgSslMode::Require),
+            Transport::Unverified(_)
+        ));
+        assert!(matches!(
+            remote(PgSslMode::Disable),
+            Transport::Unverified(_)
+        ));
+    }
+
+    #[test]
+    fn loopback_hosts_and_sockets_keep_the_default() {
+        for host in [
+            "localhost",
+            "LOCALHOST.",
+            "127.0.0.1",
+            "127.8.9.10",
+            "::1",
+            "[::1]",
+            "::ffff:127.0.0.1",
+            "/var/run/postgresql",
+        ] {
+            assert_eq!(
+                transport(host, false, PgSslMode::Prefer).unwrap(),
+                Transport::Local,
+                "{host}"
+            );
+        }
+        assert_eq!(
+            transport("db.example.invalid", true, PgSslMode::Prefer).unwrap(),
+            Transport::Local
+        );
+    }
+
+    /// What sqlx reads from a URL reaches the decision: the host and an explicit sslmode.
+    #[test]
+    fn the_url_decides() {
+        let decide = |url: &str| {
+            let o = PgConnectOptions::from_str(url).unwrap();
+            transport(o.get_host(), o.get_socket().is_some(), o.get_ssl_mode())
+        };
+        assert!(decide("postgres://u@db.example.invalid/x?sslmode=prefer").is_err());
+        assert_eq!(
+            decide("postgres://u@db.example.invalid/x?sslmode=verify-full").unwrap(),
+            Transport::Verified
+        );
+        assert_eq!(
+            decide("postgres://u@127.0.0.1:5432/x?sslmode=prefer").unwrap(),
+            Transport::Local
+        );
+        assert_eq!(
+            decide("postgres:///x?host=/var/run/postgresql").unwrap(),
+            Transport::Local
+        );
+    }
 }

@@ -336,3 +336,50 @@ async fn the_relay_credentials_in_the_url_are_used(backend: Backend) {
     let app = live_app(backend, "https://sms.invalid/send", &url).await;
     emailed_code(&app, &sink, "gina").await;
 }
+
+on_both_stores!(a_code_a_slow_gateway_may_have_delivered_is_not_given_back);
+/// The attack: a gateway that times out or fails after it may have sent the SMS used to have the
+/// send given back after the last attempt, so that each such failure bought another code within
+/// the customer's hourly budget. Only a definite refusal gives the send back now; the code stays
+/// usable.
+async fn a_code_a_slow_gateway_may_have_delivered_is_not_given_back(backend: Backend) {
+    // The first answer may come after the gateway passed the message on; the second turns it away.
+    let (gateway, url) =
+        gateway(&[StatusCode::GATEWAY_TIMEOUT, StatusCode::SERVICE_UNAVAILABLE]).await;
+    let app = spawn_app_with(backend, move |s| {
+        s.notifier.kind = NotifierKind::Live;
+        s.notifier.sms_gateway_url = Some(url);
+        s.notifier.sms_gateway_secret = Some(SECRET.into());
+        s.notifier.smtp_url = Some("smtp://127.0.0.1:9?tls=none".into());
+        s.notifier.smtp_from = Some("FinHub <auth@finhub.test>".into());
+        s.notifier.delivery_attempts = std::num::NonZeroU32::new(2).unwrap();
+    })
+    .await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    let challenge = app.initiate_ok(&pending.bff).await;
+    for _ in 0..3 {
+        delivery_pass(&app).await;
+    }
+    let undelivered = app.audit_of_kind("2fa.undelivered").await;
+    assert_eq!(undelivered.len(), 1);
+    assert_eq!(undelivered[0]["reason"], "gave_up");
+    let codes_sent: i64 = app
+        .customer_scalar(
+            "SELECT codes_sent FROM sessions WHERE customer_id = $1",
+            &bob,
+        )
+        .await;
+    assert_eq!(codes_sent, 1, "the send stays counted");
+    // The gateway may well have passed it on: the code still works.
+    let body = gateway.lock().unwrap().received[1].1.clone();
+    let sms: Value = serde_json::from_slice(&body).unwrap();
+    let code: String = sms["text"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(6)
+        .collect();
+    tokens(app.verify(&pending.bff, &challenge, &code).await).await;
+}

@@ -59,15 +59,32 @@ async fn health_readiness_and_metrics_answer(backend: Backend) {
     assert!(metrics.contains(r#"finhub_logins_total{outcome="invalid_credentials"}"#));
 }
 
-on_both_stores!(an_operations_address_takes_readiness_and_metrics_off_the_public_one);
-async fn an_operations_address_takes_readiness_and_metrics_off_the_public_one(backend: Backend) {
+on_both_stores!(public_readiness_says_ready_or_not_and_nothing_about_weakened_controls);
+/// Reconnaissance through the readiness probe: on the public address it says ready or not and
+/// nothing else, never that the shared rate limits fell back to per-instance counts or that
+/// the audit chain is unkeyed (which would tell an attacker when to strike).
+async fn public_readiness_says_ready_or_not_and_nothing_about_weakened_controls(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready, serde_json::json!({"status": "ready"}));
+}
+
+on_both_stores!(an_operations_address_takes_metrics_and_readiness_details_off_the_public_one);
+/// With an operations address, the public one keeps the contract's ready-or-not probe but no
+/// metrics (which describe traffic, failures and fallbacks to anyone who asks); the details
+/// and metrics are on the operations address.
+async fn an_operations_address_takes_metrics_and_readiness_details_off_the_public_one(
+    backend: Backend,
+) {
     let app = crate::helpers::spawn_app_with(backend, |s| {
         s.server.ops_listen = Some("127.0.0.1:0".parse().unwrap());
     })
     .await;
     let ops = app.ops_base.clone().expect("an operations address");
+    assert_problem(app.get("/metrics").await, 404, "NOT_FOUND").await;
+    let public: Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(public, serde_json::json!({"status": "ready"}));
     for path in ["/readyz", "/metrics"] {
-        assert_problem(app.get(path).await, 404, "NOT_FOUND").await;
         let on_ops = app.client.get(format!("{ops}{path}")).send().await.unwrap();
         assert_eq!(on_ops.status(), StatusCode::OK, "{path}");
     }
@@ -90,7 +107,56 @@ async fn an_operations_address_takes_readiness_and_metrics_off_the_public_one(ba
         .await
         .unwrap();
     assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["details"]["rateLimits"], "local");
+    assert!(ready["details"]["auditKey"].is_string(), "{ready}");
     assert_problem(app.get("/api/v1/auth/nothing").await, 404, "NOT_FOUND").await;
+}
+
+on_both_stores!(public_metrics_count_against_the_per_ip_limit);
+/// Scraping metrics for free: where `/metrics` is public it counts against the caller's
+/// per-IP limit like any other call, so it cannot be polled without bound.
+async fn public_metrics_count_against_the_per_ip_limit(backend: Backend) {
+    let app = crate::helpers::spawn_app_with(backend, |s| {
+        s.limits.api_per_ip = "3/min".parse().ok();
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/metrics").await.status(), StatusCode::OK);
+    }
+    assert_problem(app.get("/metrics").await, 429, "RATE_LIMITED").await;
+    // Probes stay unlimited: a load balancer must always learn whether to route here.
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+}
+
+on_both_stores!(an_ipv4_mapped_proxy_on_a_dual_stack_listener_is_trusted);
+/// Per-IP limits made global through IPv4-mapped peers: on a dual-stack listener an IPv4 proxy
+/// connects as `::ffff:127.0.0.1`, which must still match the trusted `127.0.0.0/8`, so each
+/// forwarded client gets its own bucket instead of all sharing the proxy's.
+async fn an_ipv4_mapped_proxy_on_a_dual_stack_listener_is_trusted(backend: Backend) {
+    let app = crate::helpers::spawn_app_with(backend, |s| {
+        s.server.listen = "[::]:0".parse().unwrap();
+        s.server.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        s.limits.api_per_ip = "2/min".parse().ok();
+    })
+    .await;
+    // Over IPv4 to the dual-stack socket: the peer is reported IPv4-mapped.
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let call = |client_ip: &'static str| {
+        app.client
+            .get(format!("http://127.0.0.1:{port}/api/v1/customers/me"))
+            .header("x-forwarded-for", client_ip)
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(call("203.0.113.1").await.unwrap().status(), 401);
+    }
+    assert_eq!(call("203.0.113.1").await.unwrap().status(), 429);
+    assert_eq!(
+        call("203.0.113.2").await.unwrap().status(),
+        401,
+        "another client behind the proxy has a bucket of its own"
+    );
 }
 
 on_both_stores!(the_openapi_document_is_3_1_and_describes_every_endpoint);

@@ -293,7 +293,7 @@ impl TestApp {
     }
 
     /// The one value `sql` (whose `$1` is the customer's id) reads, past the service.
-    async fn customer_scalar<T>(&self, sql: &str, customer: &Customer) -> T
+    pub async fn customer_scalar<T>(&self, sql: &str, customer: &Customer) -> T
     where
         T: for<'r> sqlx::Decode<'r, sqlx::Postgres>
             + sqlx::Type<sqlx::Postgres>

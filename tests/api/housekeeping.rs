@@ -99,3 +99,28 @@ async fn concurrent_housekeeping_runs_share_the_work_without_errors(backend: Bac
         .await
         .expect("the trail stays intact");
 }
+
+on_both_stores!(delivered_notices_are_purged_after_the_session_retention);
+async fn delivered_notices_are_purged_after_the_session_retention(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_customer("alice", None).await;
+    for fingerprint in ["laptop", "phone"] {
+        let body = serde_json::json!({
+            "username": alice.username,
+            "password": crate::helpers::PASSWORD,
+            "device": {"fingerprint": fingerprint},
+        });
+        let response = app.post_json("/api/v1/auth/token", &body, None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    app.services.courier.deliver_due().await.unwrap();
+    assert_eq!(app.audit_of_kind("notice.delivered").await.len(), 1);
+    assert_eq!(
+        app.services.housekeeper.run_once().await.unwrap().notices,
+        0
+    );
+
+    app.clock.advance(Duration::days(31));
+    let purged = app.services.housekeeper.run_once().await.unwrap();
+    assert_eq!(purged.notices, 1, "{purged:?}");
+}

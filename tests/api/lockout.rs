@@ -176,3 +176,81 @@ async fn an_operator_lock_has_no_end_time_ends_sessions_and_lifts_on_unlock(back
     app.services.accounts.unlock(&username).await.unwrap();
     app.login_ok(&alice).await;
 }
+
+on_both_stores!(a_username_locked_after_initiate_looked_gets_no_challenge_and_no_code);
+/// The race: wrong passwords elsewhere lock the username between `2fa/initiate`'s lock check
+/// and the challenge's insert, and a code went out anyway. The store checks the lock again in
+/// the transaction that opens the challenge; asked to open one after the lock (as initiate
+/// would, having looked before it), it refuses, and nothing is queued.
+async fn a_username_locked_after_initiate_looked_gets_no_challenge_and_no_code(backend: Backend) {
+    use finhub_auth::clock::Clock as _;
+    use finhub_auth::domain::audit::{AuditEvent, AuditKind, Outcome};
+    use finhub_auth::domain::customer::{CustomerId, TwoFactorMethod, Username};
+    use finhub_auth::domain::delivery::{ClaimToken, QueuedCode};
+    use finhub_auth::domain::session::SessionId;
+    use finhub_auth::domain::two_factor::{
+        ChallengeId, CodeKey, NewChallenge, OtpCode, SendOutcome,
+    };
+
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    for _ in 0..5 {
+        app.login(&bob.username, "wrong").await;
+    }
+
+    let now = app.clock.now();
+    let id = ChallengeId::generate();
+    let session_id = SessionId::from_stored(pending.session_id.clone());
+    let challenge = NewChallenge {
+        code_hash: CodeKey::unkeyed().hash(&OtpCode::parse("123456").unwrap(), &id),
+        id: id.clone(),
+        session_id: session_id.clone(),
+        username: Username::parse(&bob.username).unwrap(),
+        method: TwoFactorMethod::Sms,
+        destination: "+44********23".into(),
+        created_at: now,
+        expires_at: now + Duration::minutes(10),
+    };
+    let message = QueuedCode {
+        challenge_id: id,
+        session_id,
+        customer_id: CustomerId::from_stored(bob.id.clone()),
+        channel: TwoFactorMethod::Sms,
+        address: "+447700900123".into(),
+        sealed_code: vec![0; 16],
+        valid_for_minutes: 10,
+        created_at: now,
+        expires_at: now + Duration::minutes(10),
+        attempts: 0,
+        claim: ClaimToken::unclaimed(),
+        live: true,
+        maybe_delivered: false,
+    };
+    let event = AuditEvent::new(AuditKind::TwoFactorInitiated, Outcome::Success, now);
+    let outcome = app
+        .services
+        .store
+        .open_challenge(
+            &challenge,
+            &app.settings.two_factor.policy(),
+            &message,
+            &event,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, SendOutcome::Locked { until: Some(_) }),
+        "{outcome:?}"
+    );
+    assert_eq!(app.pending_codes(&bob).await, 0, "no code queued");
+    let challenges: i64 = app
+        .customer_scalar(
+            "SELECT COUNT(*) FROM challenges c JOIN sessions s ON s.id = c.session_id \
+             WHERE s.customer_id = $1",
+            &bob,
+        )
+        .await;
+    assert_eq!(challenges, 0, "no challenge opened");
+    assert!(app.audit_of_kind("2fa.initiated").await.is_empty());
+}

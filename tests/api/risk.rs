@@ -10,11 +10,13 @@ use reqwest::Response;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Customer, PASSWORD, TestApp, spawn_app_with, tokens};
+use crate::helpers::{Backend, Customer, PASSWORD, TestApp, spawn_app, spawn_app_with, tokens};
 
 const LONDON: &str = "203.0.113.10";
 const MANCHESTER: &str = "192.0.2.10";
 const NEW_YORK: &str = "198.51.100.10";
+const FIREFOX_ON_WINDOWS: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
 
 #[derive(Serialize)]
 struct Record {
@@ -82,6 +84,21 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A login naming the device with this fingerprint, or none, with a browser's user agent.
+    async fn login_with_device(&self, customer: &Customer, fingerprint: Option<&str>) -> Response {
+        let mut body = json!({"username": customer.username, "password": PASSWORD});
+        if let Some(fingerprint) = fingerprint {
+            body["device"] = json!({"fingerprint": fingerprint, "name": "My laptop"});
+        }
+        self.client
+            .post(self.url("/api/v1/auth/token"))
+            .header("user-agent", FIREFOX_ON_WINDOWS)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn last_flags(&self) -> Value {
         let logins = self.audit_of_kind("login.succeeded").await;
         logins.last().unwrap()["details"]["flags"].clone()
@@ -92,7 +109,9 @@ impl TestApp {
         response.await.unwrap().json().await.unwrap()
     }
 
-    fn notices(&self) -> Vec<Value> {
+    /// The security notices in the outbox file, once the worker has delivered what is due.
+    async fn notices(&self) -> Vec<Value> {
+        self.services.courier.deliver_due().await.unwrap();
         std::fs::read_to_string(self.outbox_path())
             .unwrap_or_default()
             .lines()
@@ -126,7 +145,7 @@ async fn new_places_and_impossible_travel_are_flagged_against_the_customers_hist
         json!([]),
         "a known place, long enough after"
     );
-    assert!(app.notices().is_empty(), "record only");
+    assert!(app.notices().await.is_empty(), "record only");
 
     let sessions = app.get_json("/api/v1/sessions", &again.bff).await;
     let ny_session = sessions["sessions"]
@@ -157,13 +176,13 @@ async fn notify_tells_the_customer_once_per_new_signal(backend: Backend) {
     tokens(app.login_at(&alice, LONDON).await).await;
     tokens(app.login_at(&alice, LONDON).await).await;
     assert!(
-        app.notices().is_empty(),
+        app.notices().await.is_empty(),
         "the same country and network: no notice"
     );
     app.clock.advance(time::Duration::hours(12));
     tokens(app.login_at(&alice, NEW_YORK).await).await;
     tokens(app.login_at(&alice, NEW_YORK).await).await;
-    let notices = app.notices();
+    let notices = app.notices().await;
     assert_eq!(notices.len(), 1);
     assert_eq!(notices[0]["flags"], json!(["NEW_COUNTRY", "NEW_NETWORK"]));
     assert!(notices[0]["text"].as_str().unwrap().contains("from US"));
@@ -173,6 +192,10 @@ on_both_stores!(step_up_asks_a_customer_without_2fa_for_an_emailed_code);
 async fn step_up_asks_a_customer_without_2fa_for_an_emailed_code(backend: Backend) {
     let (app, _db) = app_with(backend, RiskAction::StepUp).await;
     let alice = app.create_customer("alice", None).await;
+    // No baseline yet: the first login cannot be judged, so it needs the code too.
+    let first = tokens(app.login_at(&alice, LONDON).await).await;
+    assert_eq!(first.body["twoFactorRequired"], true);
+    app.step_up(&alice, &first).await;
     let usual = tokens(app.login_at(&alice, LONDON).await).await;
     assert_eq!(usual.body["twoFactorRequired"], false);
     app.clock.advance(time::Duration::hours(12));
@@ -180,16 +203,77 @@ async fn step_up_asks_a_customer_without_2fa_for_an_emailed_code(backend: Backen
     assert_eq!(unusual.body["twoFactorRequired"], true);
     let me: Value = app.me(&unusual.bff).await.json().await.unwrap();
     assert!(me.get("email").is_none(), "the restricted view only: {me}");
-    let initiated: Value = app.initiate(&unusual.bff).await.json().await.unwrap();
-    assert_eq!(initiated["method"], "EMAIL");
-    let challenge = initiated["challengeId"].as_str().unwrap();
-    let code = app.latest_code(&alice).await;
-    let active = tokens(app.verify(&unusual.bff, challenge, &code).await).await;
-    assert_eq!(app.me(&active.bff).await.status(), 200);
+    app.step_up(&alice, &unusual).await;
     // New York is known now.
     let known = tokens(app.login_at(&alice, NEW_YORK).await).await;
     assert_eq!(known.body["twoFactorRequired"], false);
-    assert!(app.notices().is_empty());
+    // Step-up tells the customer too: the one unusual login, once.
+    let notices = app.notices().await;
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0]["flags"], json!(["NEW_COUNTRY", "NEW_NETWORK"]));
+}
+
+impl TestApp {
+    /// Completes a stepped-up login with the code e-mailed for it.
+    async fn step_up(&self, customer: &Customer, pending: &crate::helpers::Tokens) {
+        let initiated: Value = self.initiate(&pending.bff).await.json().await.unwrap();
+        assert_eq!(initiated["method"], "EMAIL");
+        let challenge = initiated["challengeId"].as_str().unwrap();
+        let code = self.latest_code(customer).await;
+        let active = tokens(self.verify(&pending.bff, challenge, &code).await).await;
+        assert_eq!(self.me(&active.bff).await.status(), 200);
+    }
+}
+
+on_both_stores!(an_address_the_location_database_cannot_place_is_unusual);
+/// The attack: logging in from an address no configured database knows (a fresh hosting range,
+/// an anonymiser) used to carry no location signal at all, so nothing was flagged.
+async fn an_address_the_location_database_cannot_place_is_unusual(backend: Backend) {
+    let (app, _db) = app_with(backend, RiskAction::Record).await;
+    let alice = app.create_customer("alice", None).await;
+    tokens(app.login_at(&alice, LONDON).await).await;
+    app.clock.advance(time::Duration::hours(1));
+    tokens(app.login_at(&alice, "100.64.0.10").await).await;
+    assert_eq!(app.last_flags().await, json!(["NEW_COUNTRY"]));
+}
+
+on_both_stores!(under_step_up_leaving_every_signal_out_still_needs_the_code);
+/// The attack: without a location database the device is the only signal, and the client
+/// writes it; a thief who leaves `device` out used to be waved through, and the answer told
+/// them whether they had been flagged.
+async fn under_step_up_leaving_every_signal_out_still_needs_the_code(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.risk.action = RiskAction::StepUp).await;
+    let alice = app.create_customer("alice", None).await;
+    let first = tokens(app.login_with_device(&alice, None).await).await;
+    assert_eq!(first.body["twoFactorRequired"], true, "no baseline");
+    app.step_up(&alice, &first).await;
+    // A baseline, but still no device named and no location database: nothing to judge by.
+    let blind = tokens(app.login_with_device(&alice, None).await).await;
+    assert_eq!(blind.body["twoFactorRequired"], true, "no usable signal");
+    app.step_up(&alice, &blind).await;
+    // A device, completed once, is a signal: the same device then passes.
+    let named = tokens(app.login_with_device(&alice, Some("laptop-1")).await).await;
+    assert_eq!(named.body["twoFactorRequired"], true, "a new device");
+    app.step_up(&alice, &named).await;
+    let known = tokens(app.login_with_device(&alice, Some("laptop-1")).await).await;
+    assert_eq!(known.body["twoFactorRequired"], false);
+    // Leaving the device out now that the customer has a known one is a new device.
+    let hidden = tokens(app.login_with_device(&alice, None).await).await;
+    assert_eq!(hidden.body["twoFactorRequired"], true);
+}
+
+on_both_stores!(leaving_the_device_out_is_a_new_device_for_a_customer_with_known_ones);
+async fn leaving_the_device_out_is_a_new_device_for_a_customer_with_known_ones(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_customer("alice", None).await;
+    tokens(app.login_with_device(&alice, Some("laptop-1")).await).await;
+    tokens(app.login_with_device(&alice, Some("laptop-1")).await).await;
+    assert_eq!(app.last_flags().await, json!([]));
+    tokens(app.login_with_device(&alice, None).await).await;
+    assert_eq!(app.last_flags().await, json!(["NEW_DEVICE"]));
+    let notices = app.notices().await;
+    assert_eq!(notices.len(), 1, "notify is the default: {notices:?}");
+    assert_eq!(notices[0]["flags"], json!(["NEW_DEVICE"]));
 }
 
 #[test]

@@ -357,7 +357,10 @@ async fn a_device_is_new_until_a_login_on_it_completes_and_announced_once(backen
         text.starts_with("New sign-in to your FinHub account from"),
         "{text}"
     );
-    assert!(text.contains("Tablet"), "{text}");
+    assert!(
+        !text.contains("Tablet"),
+        "the device's own name never reaches a notice: {text}"
+    );
     assert!(notices[0].get("code").is_none());
 }
 
@@ -404,7 +407,11 @@ async fn security_events_page_through_the_customers_own_history(backend: Backend
         json!([]),
         "a first login has nothing to compare with"
     );
-    assert_eq!(events[0]["flags"], json!([]));
+    assert_eq!(
+        events[0]["flags"],
+        json!(["NEW_DEVICE"]),
+        "no device named, while the customer has a known one"
+    );
     assert_eq!(events[0]["ip"], "127.0.0.1");
     assert_eq!(events[0]["country"], Value::Null);
 

@@ -196,8 +196,13 @@ async fn guesses_at_unknown_challenges_are_audited(backend: Backend) {
         "VALIDATION_ERROR",
     )
     .await;
+    // Refused without a guess used: audited in aggregate, when the window closes.
+    assert!(app.audit_of_kind("2fa.failed").await.is_empty());
+    app.services.auth.flush_refusals().await;
     let failures = app.audit_of_kind("2fa.failed").await;
     assert_eq!(failures[0]["reason"], "unknown_challenge");
+    assert_eq!(failures[0]["details"]["count"], 1);
+    assert_eq!(failures[0]["username"], bob.username.as_str());
 }
 
 on_both_stores!(repeated_logins_cannot_pump_codes_past_the_customers_budget);

@@ -28,10 +28,13 @@ async fn audit_verify_passes_on_an_intact_trail_and_names_the_first_tampered_eve
         .iter()
         .map(|e| e["kind"].as_str().expect("kind"))
         .collect();
+    // `serve` generated an audit key beside the database: the chain begun without one switches
+    // to it at a marked event.
     assert_eq!(
         kinds,
         [
             "customer.created",
+            "audit.sealed_with_key",
             "login.succeeded",
             "2fa.initiated",
             "2fa.delivered",
@@ -170,7 +173,7 @@ fn with_an_audit_key_the_chain_is_sealed_and_verifies_only_with_the_key() {
     assert_eq!(events.len(), 2, "created and locked");
     for event in &events {
         let hash = event["hash"].as_str().expect("hash");
-        assert!(hash.starts_with("hmac:"), "{hash}");
+        assert!(hash.starts_with("hmac2:"), "{hash}");
     }
 
     let unkeyed = setup.run(&["audit", "verify"], None);
@@ -228,7 +231,7 @@ async fn a_trail_cut_short_and_its_head_rewritten_passes_alone_but_not_against_i
     let anchor: Value = serde_json::from_str(first.trim()).unwrap();
     assert_eq!(anchor["seq"], 4);
     assert_eq!(anchor["seal"], "hmac-sha256");
-    assert!(anchor["hash"].as_str().unwrap().starts_with("hmac:"));
+    assert!(anchor["hash"].as_str().unwrap().starts_with("hmac2:"));
     std::fs::write(&anchors, &first).unwrap();
     let intact = verify_against(&setup, &anchors, &[]);
     assert!(
@@ -396,7 +399,7 @@ async fn a_chain_begun_without_a_key_is_switched_to_the_key_at_a_marked_event(ba
     assert_eq!(events[2]["details"]["plainThroughSeq"], 2);
     let hashes: Vec<bool> = events
         .iter()
-        .map(|e| e["hash"].as_str().unwrap().starts_with("hmac:"))
+        .map(|e| e["hash"].as_str().unwrap().starts_with("hmac2:"))
         .collect();
     assert_eq!(hashes, [false, false, true, true]);
     let out = run_ok(&keyed, &["audit", "verify"]);
@@ -433,8 +436,10 @@ async fn serve_appends_anchors_to_the_anchor_file() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(lines.len() >= 2, "{text}");
-    assert_eq!(lines[0]["seq"], 1);
-    assert_eq!(lines[0]["seal"], "none", "no audit key in this setup");
+    // Sealed at start-up with the key serve generated beside the database: the customer's
+    // creation, then the marked switch.
+    assert_eq!(lines[0]["seq"], 2);
+    assert_eq!(lines[0]["seal"], "hmac-sha256");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&anchors).unwrap().permissions(),
     );

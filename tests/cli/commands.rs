@@ -75,3 +75,55 @@ fn demo_refuses_a_non_loopback_address() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("loopback"), "{}", stderr(&out));
 }
+
+/// Demo customers with a public password seeded into a real customer base: `demo` refuses any
+/// store but an SQLite file, before opening (or migrating) it, without echoing the URL's
+/// credentials.
+#[test]
+fn demo_refuses_any_store_but_an_sqlite_file() {
+    let (setup, _dir) = sandbox();
+    let postgres = setup.with(
+        "FINHUB_DATABASE_URL",
+        "postgres://finhub:s3cret-password@127.0.0.1:1/bank",
+    );
+    let out = postgres.run(&["demo"], None);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("demo refuses") && err.contains("sqlite://"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret-password"), "{err}");
+}
+
+/// A TLS downgrade of the database connection: without an explicit `sslmode`, a remote
+/// PostgreSQL would be reached with `prefer` (cleartext when TLS fails, any certificate
+/// accepted). `migrate` and `serve` refuse at once, before any network I/O, naming the fix.
+#[test]
+fn a_remote_postgresql_without_a_verifying_sslmode_is_refused_before_connecting() {
+    let (setup, _dir) = sandbox();
+    for (url, pgsslmode) in [
+        ("postgres://finhub@db.example.invalid/bank", None),
+        ("postgres://finhub@db.example.invalid/bank", Some("prefer")),
+        (
+            "postgres://finhub@db.example.invalid/bank?sslmode=allow",
+            None,
+        ),
+    ] {
+        let mut remote = setup.clone().with("FINHUB_DATABASE_URL", url);
+        if let Some(mode) = pgsslmode {
+            remote = remote.with("PGSSLMODE", mode);
+        }
+        for command in [&["migrate"][..], &["serve"]] {
+            let started = std::time::Instant::now();
+            let out = remote.run(command, None);
+            assert!(!out.status.success(), "{url} {command:?}");
+            let err = stderr(&out);
+            assert!(
+                err.contains("db.example.invalid") && err.contains("sslmode=verify-full"),
+                "{url} {command:?}: {err}"
+            );
+            assert!(started.elapsed() < std::time::Duration::from_secs(3));
+        }
+    }
+}

@@ -184,11 +184,17 @@ async fn operators_lock_and_unlock_customers() {
     run_ok(&setup, &["customers", "unlock", "alice@example.com"]);
     let (status, body) = server.login("alice@example.com", PASSWORD).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let tail = stdout(&run_ok(&setup, &["audit", "tail", "-n", "3"]));
+    let tail = stdout(&run_ok(&setup, &["audit", "tail", "-n", "4"]));
     let kinds: Vec<String> = tail.lines().map(kind).collect();
+    // `serve` sealed the chain with the key it generated beside the database when it started.
     assert_eq!(
         kinds,
-        ["account.locked", "account.unlocked", "login.succeeded"]
+        [
+            "account.locked",
+            "audit.sealed_with_key",
+            "account.unlocked",
+            "login.succeeded"
+        ]
     );
     // The refused login is audited with its window's count, at the latest when serve stops.
     server.terminate();

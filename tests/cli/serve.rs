@@ -4,8 +4,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::{
-    Backend, PASSWORD, database, full_flow, login, on_both_stores, run_ok, sandbox, sandbox_on,
-    stdout,
+    Backend, PASSWORD, database, full_flow, login, on_both_stores, process, run_ok, sandbox,
+    sandbox_on, stdout,
 };
 
 #[tokio::test]
@@ -162,4 +162,166 @@ async fn a_code_queued_before_a_kill_9_is_delivered_once_after_the_restart(backe
         .filter(|m| m["challengeId"] == challenge_id)
         .count();
     assert_eq!(copies, 1, "delivered once");
+}
+
+/// Codes silently lost on every restart: without `FINHUB_AUDIT_KEY`, a queued code was sealed
+/// under a key of the process alone. On SQLite a key is generated once into an owner-only file
+/// beside the database and read again by the next start, so the restarted process delivers
+/// what the stopped one queued; the chain begun without a key switches to it at one marked
+/// event, and the operator commands verify it with the same file.
+#[tokio::test]
+async fn without_an_audit_key_a_code_queued_before_a_restart_is_delivered_after_it() {
+    let (setup, _dir) = sandbox();
+    setup.create_customer("bob", "sms", PASSWORD);
+    let key_file = setup.path("auth.db.audit-key");
+    let quiet = setup.clone().with("FINHUB_DELIVERY_WORKER", "false");
+    let first = quiet.serve("first").await;
+    let (status, login) = first.login("bob@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let pending = login["bffToken"].as_str().unwrap().to_owned();
+    let (status, challenge) = first
+        .post("/api/v1/auth/2fa/initiate", &json!({}), Some(&pending))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{challenge}");
+    let first_log = first.log.clone();
+    first.terminate();
+    assert!(setup.messages().is_empty(), "nothing was sent yet");
+    let key = std::fs::read_to_string(&key_file).expect("a key file beside the database");
+    assert_eq!(key.trim().len(), 64);
+    assert_owner_only(&key_file);
+    let log = std::fs::read_to_string(first_log).unwrap();
+    assert!(log.contains("auth.db.audit-key"), "the log names the file");
+    assert!(!log.contains(key.trim()), "never its content");
+
+    let second = setup.serve("second").await;
+    let challenge_id = challenge["challengeId"].as_str().unwrap();
+    let code = setup.code_for(challenge_id).await;
+    let verify = json!({"challengeId": challenge_id, "code": code});
+    let (status, active) = second
+        .post("/api/v1/auth/2fa/verify", &verify, Some(&pending))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{active}");
+    second.terminate();
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        key,
+        "reused, not replaced"
+    );
+
+    let events = crate::exported_events(&setup);
+    let switches = events
+        .iter()
+        .filter(|e| e["kind"] == "audit.sealed_with_key")
+        .count();
+    assert_eq!(switches, 1, "one marked switch from the plain start");
+    let out = run_ok(&setup, &["audit", "verify"]);
+    assert!(stdout(&out).contains("intact"), "{}", stdout(&out));
+}
+
+fn assert_owner_only(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{} is {mode:o}", path.display());
+}
+
+/// Other local accounts reading the database (every customer's record, session hashes, the
+/// audit trail): the directory `serve` creates is 0700, the database and its WAL and SHM files
+/// 0600 whatever the umask, and a database file others may read is refused at start-up with the
+/// fix named.
+#[tokio::test]
+async fn the_database_files_are_owner_only_and_shared_ones_are_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = data.join("auth.db");
+    let setup = process::Setup::new(format!("sqlite://{}", db.display()), dir.path());
+    setup.create_customer("alice", "off", PASSWORD);
+    let server = setup.serve("serve").await;
+    login(&server, "alice@example.com").await;
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the directory");
+    for suffix in ["", "-wal", "-shm", ".audit-key"] {
+        assert_owner_only(std::path::Path::new(&format!("{}{suffix}", db.display())));
+    }
+    server.terminate();
+
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for command in [&["migrate"][..], &["serve"], &["audit", "verify"]] {
+        let out = setup.run(command, None);
+        assert!(!out.status.success(), "{command:?}");
+        let err = crate::stderr(&out);
+        assert!(
+            err.contains(&db.display().to_string()) && err.contains("chmod 600"),
+            "{command:?}: {err}"
+        );
+    }
+}
+
+/// Served without an audit key on PostgreSQL, several instances would each seal queued codes
+/// under a key of their own (lost on every restart, undeliverable by the others) and keep an
+/// unkeyed chain: refused unless `FINHUB_ALLOW_NO_AUDIT_KEY` accepts the risk.
+#[tokio::test]
+async fn serve_on_postgresql_without_an_audit_key_is_refused_unless_the_risk_is_accepted() {
+    let (setup, _dir, _db) = sandbox_on(Backend::Postgres).await;
+    let strict = setup.clone().with("FINHUB_ALLOW_NO_AUDIT_KEY", "false");
+    let mut child = strict
+        .command(process::free_port())
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let Some(status) = exited else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("serve started on PostgreSQL without an audit key");
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(
+        err.contains("FINHUB_AUDIT_KEY") && err.contains("FINHUB_ALLOW_NO_AUDIT_KEY"),
+        "{err}"
+    );
+    assert!(
+        err.lines().any(|l| l.starts_with("error: serve refuses")),
+        "{err}"
+    );
+
+    // A shared key, or the risk accepted in so many words, and it serves.
+    let keyed = strict.with("FINHUB_AUDIT_KEY", "an-audit-key-kept-outside-the-database");
+    keyed.serve("keyed").await.terminate();
+    setup.serve("accepted").await.terminate();
+}
+
+/// An existing deployment's chain, begun without a key, must still verify once `serve` has
+/// generated one: the switch is made at start-up through the same marked event as a configured
+/// key's (`audit.sealed_with_key`), not left until a customer happens to cause an event, so
+/// `audit verify` (reading the same key file) passes at once.
+#[tokio::test]
+async fn a_chain_begun_without_a_key_is_sealed_with_the_generated_key_at_start_up() {
+    let (setup, _dir) = sandbox();
+    setup.create_customer("alice", "off", PASSWORD);
+    setup.serve("serve").await.terminate();
+    let events = crate::exported_events(&setup);
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["customer.created", "audit.sealed_with_key"]);
+    assert_eq!(events[1]["details"]["plainThroughSeq"], 1);
+    let out = run_ok(&setup, &["audit", "verify"]);
+    assert!(
+        stdout(&out).contains("intact: 2 events"),
+        "{}",
+        stdout(&out)
+    );
+    // A second start finds the chain sealed and adds nothing.
+    setup.serve("again").await.terminate();
+    assert_eq!(crate::exported_events(&setup).len(), 2);
 }

@@ -31,6 +31,9 @@ impl Setup {
                 ("FINHUB_RATE_LIMIT_IP".into(), "off".into()),
                 ("FINHUB_RATE_LIMIT_LOGIN_IP".into(), "off".into()),
                 ("FINHUB_RATE_LIMIT_LOGIN_ACCOUNT".into(), "off".into()),
+                // Most tests are not about the audit key: `serve` on PostgreSQL runs without
+                // one as before. The tests of that refusal set it back to false.
+                ("FINHUB_ALLOW_NO_AUDIT_KEY".into(), "true".into()),
             ],
         }
     }
@@ -173,9 +176,16 @@ impl Setup {
             .stderr(log)
             .spawn()
             .expect("spawn serve");
+        let ops = self
+            .extra
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "FINHUB_OPS_LISTEN")
+            .map(|(_, address)| format!("http://{address}"));
         let instance = Instance {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            ops,
             log: log_path,
             client: Client::new(),
         };
@@ -198,6 +208,8 @@ impl Setup {
 pub struct Instance {
     child: Child,
     pub base: String,
+    /// The operations address (`FINHUB_OPS_LISTEN`), when the setup names one.
+    pub ops: Option<String>,
     pub log: PathBuf,
     pub client: Client,
 }
@@ -205,6 +217,11 @@ pub struct Instance {
 impl Instance {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `path` on the operations address, or on the public one when there is none.
+    pub fn ops_url(&self, path: &str) -> String {
+        format!("{}{path}", self.ops.as_deref().unwrap_or(&self.base))
     }
 
     /// POSTs `body` as JSON; the status and the JSON answer (`Null` when there is none).

@@ -28,6 +28,8 @@ test('the customer sees where they are signed in, ends a session and forgets a d
   await security.getByText('Chrome on Linux (this browser)').waitFor();
   await assertText(security.locator('[data-sessions]'), 'Old phone');
   await assertText(security.locator('[data-sessions]'), 'Tablet');
+  // A name the device gave itself is marked as such, never shown as FinHub's own words.
+  await assertText(security.locator('[data-devices]'), 'Name given by the device at sign-in');
   await assertText(security.locator('[data-events]'), 'Unusual: new device');
   await screenshot(page, 'account-security');
 

@@ -12,6 +12,7 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 
 use super::{ChainSeal, rfc3339};
+use crate::domain::keys::{self, KeyError};
 
 /// One anchor, as one JSON line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,18 +56,18 @@ fn message(seq: i64, hash: &str, at: &str) -> Vec<u8> {
     [DOMAIN, b"\n", format!("{seq}\n{hash}\n{at}").as_bytes()].concat()
 }
 
-fn hmac_signature(key: &[u8], seq: i64, hash: &str, at: &str) -> Option<String> {
-    let derived = crate::domain::keys::derive(key, DOMAIN)?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(&derived).ok()?;
+fn hmac_signature(mac: &Hmac<Sha256>, seq: i64, hash: &str, at: &str) -> String {
+    let mut mac = mac.clone();
     mac.update(format!("{seq}\n{hash}\n{at}").as_bytes());
-    Some(hex::encode(mac.finalize().into_bytes()))
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// The keys anchors are signed and checked with: an Ed25519 key of their own when one is set
 /// (its public half is enough to check, so auditors need no secret), else the audit key's HMAC.
 #[derive(Clone)]
 pub struct AnchorKeys {
-    seal: ChainSeal,
+    /// HMAC under the anchors' key derived from the audit key, when one is set.
+    hmac: Option<Hmac<Sha256>>,
     signing: Option<Arc<SigningKey>>,
     verifying: Option<VerifyingKey>,
 }
@@ -74,7 +75,7 @@ pub struct AnchorKeys {
 impl std::fmt::Debug for AnchorKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AnchorKeys")
-            .field("hmac", &self.seal.is_keyed())
+            .field("hmac", &self.hmac.is_some())
             .field("ed25519_signing", &self.signing.is_some())
             .field("ed25519_checking", &self.verifying.is_some())
             .finish()
@@ -82,13 +83,18 @@ impl std::fmt::Debug for AnchorKeys {
 }
 
 impl AnchorKeys {
-    /// HMAC under the audit key, if `seal` has one.
-    pub fn new(seal: &ChainSeal) -> Self {
-        Self {
-            seal: seal.clone(),
+    /// HMAC under a key derived from the audit key, if `seal` has one; a key that cannot be
+    /// derived is an error, never unsigned anchors.
+    pub fn new(seal: &ChainSeal) -> Result<Self, KeyError> {
+        let hmac = seal
+            .key_bytes()
+            .map(|key| keys::purpose_mac(&key, DOMAIN))
+            .transpose()?;
+        Ok(Self {
+            hmac,
             signing: None,
             verifying: None,
-        }
+        })
     }
 
     /// Signs with `key`, and checks with its public half.
@@ -110,7 +116,7 @@ impl AnchorKeys {
 
     /// Whether anchors must carry a signature: any key is set.
     fn expects_signatures(&self) -> bool {
-        self.seal.is_keyed() || self.verifying.is_some()
+        self.hmac.is_some() || self.verifying.is_some()
     }
 }
 
@@ -121,12 +127,8 @@ impl Anchor {
         let (seal, sig) = if let Some(key) = &keys.signing {
             let sig = key.sign(&message(seq, &hash, &at));
             (ED25519, Some(hex::encode(sig.to_bytes())))
-        } else if let Some(sig) = keys
-            .seal
-            .key_bytes()
-            .and_then(|key| hmac_signature(&key, seq, &hash, &at))
-        {
-            (HMAC, Some(sig))
+        } else if let Some(mac) = &keys.hmac {
+            (HMAC, Some(hmac_signature(mac, seq, &hash, &at)))
         } else {
             (UNSIGNED, None)
         };
@@ -174,9 +176,8 @@ impl Anchor {
                 .map_err(|_| bad())
             }
             HMAC => {
-                let key = keys.seal.key_bytes().ok_or_else(cannot)?;
-                let expected =
-                    hmac_signature(&key, self.seq, &self.hash, &self.at).unwrap_or_default();
+                let mac = keys.hmac.as_ref().ok_or_else(cannot)?;
+                let expected = hmac_signature(mac, self.seq, &self.hash, &self.at);
                 if subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sig.as_bytes()).into() {
                     Ok(())
                 } else {
@@ -198,7 +199,7 @@ mod tests {
 
     #[test]
     fn hmac_anchors_verify_only_unaltered_and_under_their_key() {
-        let keys = AnchorKeys::new(&ChainSeal::keyed(&[9; 32]));
+        let keys = AnchorKeys::new(&ChainSeal::keyed(&[9; 32]).unwrap()).unwrap();
         let anchor = Anchor::new(&keys, 42, "hmac:abc".into(), at());
         assert_eq!(anchor.seal, "hmac-sha256");
         assert_eq!(anchor.check(&keys, 1), Ok(()));
@@ -210,10 +211,10 @@ mod tests {
             moved.check(&keys, 1),
             Err(AnchorBreak::BadSignature { anchor: 1, seq: 41 })
         );
-        let other = AnchorKeys::new(&ChainSeal::keyed(&[8; 32]));
+        let other = AnchorKeys::new(&ChainSeal::keyed(&[8; 32]).unwrap()).unwrap();
         assert!(anchor.check(&other, 1).is_err());
         assert!(matches!(
-            anchor.check(&AnchorKeys::new(&ChainSeal::unkeyed()), 2),
+            anchor.check(&AnchorKeys::new(&ChainSeal::unkeyed()).unwrap(), 2),
             Err(AnchorBreak::CannotCheck { anchor: 2, .. })
         ));
     }
@@ -222,10 +223,14 @@ mod tests {
     fn ed25519_anchors_are_checked_with_the_public_half_alone() {
         let signing = SigningKey::from_bytes(&[7; 32]);
         let public = signing.verifying_key();
-        let keys = AnchorKeys::new(&ChainSeal::keyed(&[9; 32])).signing_with(signing);
+        let keys = AnchorKeys::new(&ChainSeal::keyed(&[9; 32]).unwrap())
+            .unwrap()
+            .signing_with(signing);
         let anchor = Anchor::new(&keys, 42, "hmac:abc".into(), at());
         assert_eq!(anchor.seal, "ed25519", "the key of its own wins");
-        let auditor = AnchorKeys::new(&ChainSeal::unkeyed()).checking_with(public);
+        let auditor = AnchorKeys::new(&ChainSeal::unkeyed())
+            .unwrap()
+            .checking_with(public);
         assert_eq!(anchor.check(&auditor, 1), Ok(()));
         let moved = Anchor {
             hash: "hmac:abd".into(),
@@ -236,10 +241,14 @@ mod tests {
             Err(AnchorBreak::BadSignature { anchor: 1, seq: 42 })
         );
         let stranger = AnchorKeys::new(&ChainSeal::unkeyed())
+            .unwrap()
             .checking_with(SigningKey::from_bytes(&[6; 32]).verifying_key());
         assert!(anchor.check(&stranger, 1).is_err());
         assert!(matches!(
-            anchor.check(&AnchorKeys::new(&ChainSeal::keyed(&[9; 32])), 3),
+            anchor.check(
+                &AnchorKeys::new(&ChainSeal::keyed(&[9; 32]).unwrap()).unwrap(),
+                3
+            ),
             Err(AnchorBreak::CannotCheck { anchor: 3, .. })
         ));
         let garbled = Anchor {
@@ -252,7 +261,7 @@ mod tests {
     #[test]
     fn an_unsigned_anchor_passes_only_where_no_key_is_set() {
         let unsigned = Anchor::new(
-            &AnchorKeys::new(&ChainSeal::unkeyed()),
+            &AnchorKeys::new(&ChainSeal::unkeyed()).unwrap(),
             42,
             "abc".into(),
             at(),
@@ -262,21 +271,25 @@ mod tests {
             ("none", true)
         );
         assert_eq!(
-            unsigned.check(&AnchorKeys::new(&ChainSeal::unkeyed()), 1),
+            unsigned.check(&AnchorKeys::new(&ChainSeal::unkeyed()).unwrap(), 1),
             Ok(())
         );
         assert_eq!(
-            unsigned.check(&AnchorKeys::new(&ChainSeal::keyed(&[9; 32])), 2),
+            unsigned.check(
+                &AnchorKeys::new(&ChainSeal::keyed(&[9; 32]).unwrap()).unwrap(),
+                2
+            ),
             Err(AnchorBreak::Unsigned { anchor: 2, seq: 42 })
         );
         let auditor = AnchorKeys::new(&ChainSeal::unkeyed())
+            .unwrap()
             .checking_with(SigningKey::from_bytes(&[7; 32]).verifying_key());
         assert_eq!(
             unsigned.check(&auditor, 3),
             Err(AnchorBreak::Unsigned { anchor: 3, seq: 42 })
         );
         // A signed anchor stripped of its signature is an unsigned one.
-        let keys = AnchorKeys::new(&ChainSeal::keyed(&[9; 32]));
+        let keys = AnchorKeys::new(&ChainSeal::keyed(&[9; 32]).unwrap()).unwrap();
         let stripped = Anchor {
             sig: None,
             seal: "none".into(),

@@ -1,5 +1,6 @@
 //! Sealing events into the chain and verifying it: each link is SHA-256 (or HMAC-SHA256 under
-//! the audit key) of the previous link, the sequence number and the event's canonical form.
+//! a key derived from the audit key) of the previous link, the sequence number and the event's
+//! canonical form.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -10,21 +11,34 @@ use secrecy::{ExposeSecret, SecretSlice};
 use sha2::{Digest, Sha256};
 
 use super::{AuditEvent, AuditKind, ChainedEvent, Outcome};
+use crate::domain::keys::{self, KeyError};
 
 /// The hash before the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// How links of the chain are sealed. Unkeyed, a link is a SHA-256, which detects edits by
-/// anyone who does not recompute every later link. Keyed, it is an HMAC-SHA256 under a key kept
-/// outside the database (`FINHUB_AUDIT_KEY`), so even a database writer cannot forge a link.
+/// anyone who does not recompute every later link. Keyed, it is an HMAC-SHA256 under a key
+/// derived from the audit key (kept outside the database, `FINHUB_AUDIT_KEY`), so even a
+/// database writer cannot forge a link. Chains linked by earlier versions under the audit key
+/// itself still verify; appending to one first marks the switch (`audit.chain_key_derived`).
 #[derive(Clone)]
 pub struct ChainSeal {
-    key: Option<Arc<SecretSlice<u8>>>,
+    keys: Option<Arc<SealKeys>>,
+}
+
+/// The keys of a keyed seal, each ready to clone for a link: sealing cannot fail.
+struct SealKeys {
+    /// The audit key itself, from which the anchors' key is derived.
+    audit: SecretSlice<u8>,
+    /// HMAC under the audit key itself: links written before the chain's key was derived.
+    raw: Hmac<Sha256>,
+    /// HMAC under the chain's purpose key: every link written now.
+    derived: Hmac<Sha256>,
 }
 
 impl fmt::Debug for ChainSeal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.key.is_some() {
+        f.write_str(if self.keys.is_some() {
             "ChainSeal(keyed)"
         } else {
             "ChainSeal(unkeyed)"
@@ -32,31 +46,78 @@ impl fmt::Debug for ChainSeal {
     }
 }
 
-/// Marks the links sealed with a key.
+/// Marks the links sealed under the audit key itself (before the chain's key was derived).
 const KEYED: &str = "hmac:";
+/// Marks the links sealed under the chain's key derived from the audit key.
+const DERIVED: &str = "hmac2:";
+/// The purpose the chain's key is derived for (`domain/keys.rs`).
+const CHAIN_KEY_PURPOSE: &[u8] = b"finhub audit chain v1";
+
+/// How a stored link was sealed, read from its prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Plain,
+    /// Under the audit key itself.
+    Raw,
+    /// Under the chain's derived key.
+    Derived,
+}
+
+fn scheme_of(hash: &str) -> Scheme {
+    if hash.starts_with(DERIVED) {
+        Scheme::Derived
+    } else if hash.starts_with(KEYED) {
+        Scheme::Raw
+    } else {
+        Scheme::Plain
+    }
+}
 
 impl ChainSeal {
     pub fn unkeyed() -> Self {
-        Self { key: None }
+        Self { keys: None }
     }
 
-    pub fn keyed(key: &[u8]) -> Self {
-        Self {
-            key: Some(Arc::new(SecretSlice::from(key.to_vec()))),
-        }
+    /// Keyed by `audit_key`: new links under the chain's key derived from it. A key that cannot
+    /// be derived is an error, never an unkeyed chain.
+    pub fn keyed(audit_key: &[u8]) -> Result<Self, KeyError> {
+        Ok(Self {
+            keys: Some(Arc::new(SealKeys {
+                audit: SecretSlice::from(audit_key.to_vec()),
+                raw: keys::raw_mac(audit_key)?,
+                derived: keys::purpose_mac(audit_key, CHAIN_KEY_PURPOSE)?,
+            })),
+        })
     }
 
     pub fn is_keyed(&self) -> bool {
-        self.key.is_some()
+        self.keys.is_some()
     }
 
-    /// The key, for sealing what belongs with the chain (its anchors).
+    /// The audit key, for sealing what belongs with the chain (its anchors).
     pub(super) fn key_bytes(&self) -> Option<Vec<u8>> {
-        self.key.as_ref().map(|k| k.expose_secret().to_vec())
+        self.keys.as_ref().map(|k| k.audit.expose_secret().to_vec())
     }
 
-    /// The link of `event` stored at `seq` after the link `prev_hash`.
+    /// The link of `event` stored at `seq` after the link `prev_hash`, as this seal writes it.
     pub fn hash(&self, event: &AuditEvent, seq: i64, prev_hash: &str) -> String {
+        let scheme = if self.is_keyed() {
+            Scheme::Derived
+        } else {
+            Scheme::Plain
+        };
+        self.hash_as(scheme, event, seq, prev_hash)
+            .unwrap_or_default()
+    }
+
+    /// The link in `scheme`; `None` for a keyed scheme without a key.
+    fn hash_as(
+        &self,
+        scheme: Scheme,
+        event: &AuditEvent,
+        seq: i64,
+        prev_hash: &str,
+    ) -> Option<String> {
         let seq = seq.to_string();
         let parts: [&[u8]; 5] = [
             prev_hash.as_bytes(),
@@ -65,21 +126,19 @@ impl ChainSeal {
             b"\n",
             &event.canonical(),
         ];
-        match &self.key {
-            None => {
+        let keyed = |mac: &Hmac<Sha256>, prefix: &str| {
+            let mut mac = mac.clone();
+            parts.iter().for_each(|p| mac.update(p));
+            format!("{prefix}{}", hex::encode(mac.finalize().into_bytes()))
+        };
+        match scheme {
+            Scheme::Plain => {
                 let mut h = Sha256::new();
                 parts.iter().for_each(|p| h.update(p));
-                hex::encode(h.finalize())
+                Some(hex::encode(h.finalize()))
             }
-            // HMAC takes keys of any length; were that ever refused, an empty link would fail
-            // every verification rather than pass unsealed.
-            Some(key) => match Hmac::<Sha256>::new_from_slice(key.expose_secret()) {
-                Ok(mut mac) => {
-                    parts.iter().for_each(|p| mac.update(p));
-                    format!("{KEYED}{}", hex::encode(mac.finalize().into_bytes()))
-                }
-                Err(_) => String::new(),
-            },
+            Scheme::Raw => self.keys.as_ref().map(|k| keyed(&k.raw, KEYED)),
+            Scheme::Derived => self.keys.as_ref().map(|k| keyed(&k.derived, DERIVED)),
         }
     }
 }
@@ -103,11 +162,22 @@ impl ChainSeal {
         mut hash: String,
         events: &[&'a AuditEvent],
     ) -> Vec<Link<'a>> {
-        let switching = self.is_keyed() && seq > 0 && !is_keyed_link(&hash);
-        let marker = events.first().filter(|_| switching).map(|first| {
-            AuditEvent::new(AuditKind::SealedWithKey, Outcome::Success, first.at)
-                .detail("plainThroughSeq", seq)
-        });
+        // A chain begun without a key, or linked under the audit key itself, is switched at a
+        // marker, so that the verifier knows where the earlier links end.
+        let marker = match (self.is_keyed() && seq > 0, scheme_of(&hash)) {
+            (true, Scheme::Plain) => Some((AuditKind::SealedWithKey, "plainThroughSeq")),
+            (true, Scheme::Raw) => Some((AuditKind::ChainKeyDerived, "rawKeyThroughSeq")),
+            _ => None,
+        };
+        // A caller that seals the chain on purpose (`serve` at start-up) passes the marker
+        // itself: it is not doubled.
+        let marker = events
+            .first()
+            .zip(marker)
+            .filter(|(first, (kind, _))| first.kind != *kind)
+            .map(|(first, (kind, through))| {
+                AuditEvent::new(kind, Outcome::Success, first.at).detail(through, seq)
+            });
         let events = marker
             .into_iter()
             .map(Cow::Owned)
@@ -151,11 +221,20 @@ pub enum ChainBreak {
         "event seq {seq} (id {id}) is not sealed with the audit key, and no audit.sealed_with_key event follows it: written by something else than this service, or `serve` has not yet sealed a chain begun without a key"
     )]
     Unsealed { seq: i64, id: String },
+    #[error(
+        "event seq {seq} (id {id}) is sealed with the chain's derived key right after links sealed with the audit key itself, and is not the audit.chain_key_derived event that marks that switch"
+    )]
+    UnmarkedRekey { seq: i64, id: String },
+    #[error(
+        "event seq {seq} (id {id}) is sealed with the audit key itself after links sealed with the chain's derived key: written by something else than this service"
+    )]
+    RawAfterDerived { seq: i64, id: String },
 }
 
-/// Whether the link `hash` was sealed with a key.
+/// Whether the link `hash` was sealed with a key (the audit key itself, or the chain's key
+/// derived from it).
 pub fn is_keyed_link(hash: &str) -> bool {
-    hash.starts_with(KEYED)
+    scheme_of(hash) != Scheme::Plain
 }
 
 /// Checks events in order, one at a time, so that a chain of any length verifies in constant
@@ -164,7 +243,10 @@ pub fn is_keyed_link(hash: &str) -> bool {
 /// With a key, every link must be keyed, except a plain prefix from before the key was set:
 /// the first keyed link after plain ones must be an `audit.sealed_with_key` event, and no plain
 /// link may follow a keyed one. The marker's link seals the plain prefix's last hash, so the
-/// prefix cannot be rewritten, and a chain that is plain to its end fails.
+/// prefix cannot be rewritten, and a chain that is plain to its end fails. Likewise links under
+/// the audit key itself (written before the chain's key was derived) come only before those
+/// under the derived key, which begin with `audit.chain_key_derived`. Each link's prefix names
+/// its scheme, so checking can start at any checkpoint.
 #[derive(Debug)]
 pub struct ChainVerifier {
     seal: ChainSeal,
@@ -198,35 +280,51 @@ impl ChainVerifier {
                 id: e.event.id.clone(),
             });
         }
-        let keyed = is_keyed_link(&e.hash);
-        let expected = match (keyed, self.seal.is_keyed()) {
-            (true, false) => {
+        let scheme = scheme_of(&e.hash);
+        let before = scheme_of(&self.last_hash);
+        match (scheme, self.seal.is_keyed()) {
+            (Scheme::Raw | Scheme::Derived, false) => {
                 return Err(ChainBreak::NeedsKey {
                     seq: e.seq,
                     id: e.event.id.clone(),
                 });
             }
-            (false, true) => {
+            (Scheme::Plain, true) => {
                 // Plain links are the prefix from before the key, never after a keyed one.
-                if is_keyed_link(&self.last_hash) {
+                if before != Scheme::Plain {
                     return Err(unsealed());
                 }
                 if self.plain_since.is_none() {
                     self.plain_since = Some((e.seq, e.event.id.clone()));
                 }
-                ChainSeal::unkeyed().hash(&e.event, e.seq, &e.prev_hash)
             }
-            (true, true) => {
+            (Scheme::Raw | Scheme::Derived, true) => {
                 if let Some((seq, id)) = self.plain_since.take()
                     && e.event.kind != AuditKind::SealedWithKey
                 {
                     return Err(ChainBreak::Unsealed { seq, id });
                 }
-                self.seal.hash(&e.event, e.seq, &e.prev_hash)
+                // The audit key itself seals only links older than the derived key's.
+                if scheme == Scheme::Raw && before == Scheme::Derived {
+                    return Err(ChainBreak::RawAfterDerived {
+                        seq: e.seq,
+                        id: e.event.id.clone(),
+                    });
+                }
+                if scheme == Scheme::Derived
+                    && before == Scheme::Raw
+                    && e.event.kind != AuditKind::ChainKeyDerived
+                {
+                    return Err(ChainBreak::UnmarkedRekey {
+                        seq: e.seq,
+                        id: e.event.id.clone(),
+                    });
+                }
             }
-            (false, false) => self.seal.hash(&e.event, e.seq, &e.prev_hash),
-        };
-        if expected != e.hash {
+            (Scheme::Plain, false) => {}
+        }
+        let expected = self.seal.hash_as(scheme, &e.event, e.seq, &e.prev_hash);
+        if expected.as_deref() != Some(e.hash.as_str()) {
             return Err(ChainBreak::Altered {
                 seq: e.seq,
                 id: e.event.id.clone(),
@@ -250,5 +348,151 @@ impl ChainVerifier {
             return Err(ChainBreak::Unsealed { seq, id });
         }
         Ok(self.checked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn seal() -> ChainSeal {
+        ChainSeal::keyed(b"0123456789abcdef0123456789abcdef").unwrap()
+    }
+
+    fn event() -> AuditEvent {
+        AuditEvent::new(
+            AuditKind::LoginFailed,
+            Outcome::Failure,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
+    /// `n` links after the chain's end, in `scheme`, as written by hand (earlier versions).
+    fn extend_as(chain: &mut Vec<ChainedEvent>, scheme: Scheme, n: usize) {
+        for _ in 0..n {
+            let (seq, prev) = chain
+                .last()
+                .map_or((0, GENESIS_HASH.to_owned()), |e| (e.seq, e.hash.clone()));
+            let event = event();
+            let hash = seal().hash_as(scheme, &event, seq + 1, &prev).unwrap();
+            chain.push(ChainedEvent {
+                seq: seq + 1,
+                event,
+                prev_hash: prev,
+                hash,
+            });
+        }
+    }
+
+    /// Links appended by this version.
+    fn extend(chain: &mut Vec<ChainedEvent>, n: usize) {
+        let events: Vec<AuditEvent> = (0..n).map(|_| event()).collect();
+        let refs: Vec<&AuditEvent> = events.iter().collect();
+        let (seq, hash) = chain
+            .last()
+            .map_or((0, GENESIS_HASH.to_owned()), |e| (e.seq, e.hash.clone()));
+        chain.extend(
+            seal()
+                .link(seq, hash, &refs)
+                .into_iter()
+                .map(|l| ChainedEvent {
+                    seq: l.seq,
+                    event: l.event.into_owned(),
+                    prev_hash: l.prev_hash,
+                    hash: l.hash,
+                }),
+        );
+    }
+
+    fn verify(chain: &[ChainedEvent], from: usize) -> Result<u64, ChainBreak> {
+        let (seq, hash) = match from {
+            0 => (0, GENESIS_HASH.to_owned()),
+            n => (chain[n - 1].seq, chain[n - 1].hash.clone()),
+        };
+        let mut v = ChainVerifier::starting_after(seal(), seq, &hash);
+        for e in &chain[from..] {
+            v.check(e)?;
+        }
+        let head = chain.last().unwrap();
+        v.finish(head.seq, &head.hash)
+    }
+
+    #[test]
+    fn the_chain_key_is_derived_and_differs_from_the_audit_key() {
+        let e = event();
+        let derived = seal().hash(&e, 1, GENESIS_HASH);
+        let raw = seal().hash_as(Scheme::Raw, &e, 1, GENESIS_HASH).unwrap();
+        assert!(derived.starts_with(DERIVED));
+        assert!(raw.starts_with(KEYED));
+        assert_ne!(derived[DERIVED.len()..], raw[KEYED.len()..]);
+        assert!(is_keyed_link(&derived) && is_keyed_link(&raw));
+    }
+
+    #[test]
+    fn a_chain_linked_under_the_audit_key_itself_is_continued_after_a_marker() {
+        let mut chain = Vec::new();
+        extend_as(&mut chain, Scheme::Plain, 2);
+        // Plain, then the earlier version's switch to the audit key, then this version.
+        let marker = AuditEvent::new(
+            AuditKind::SealedWithKey,
+            Outcome::Success,
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        let raw = seal()
+            .hash_as(Scheme::Raw, &marker, 3, &chain[1].hash)
+            .unwrap();
+        chain.push(ChainedEvent {
+            seq: 3,
+            event: marker,
+            prev_hash: chain[1].hash.clone(),
+            hash: raw,
+        });
+        extend_as(&mut chain, Scheme::Raw, 2);
+        assert_eq!(verify(&chain, 0), Ok(5), "an old chain verifies as it is");
+
+        extend(&mut chain, 2);
+        assert_eq!(chain.len(), 8, "one marker, then the two events");
+        assert_eq!(chain[5].event.kind, AuditKind::ChainKeyDerived);
+        assert_eq!(chain[5].event.details["rawKeyThroughSeq"], 5);
+        assert!(chain[5..].iter().all(|e| e.hash.starts_with(DERIVED)));
+        assert_eq!(verify(&chain, 0), Ok(8));
+        // From a checkpoint in either part.
+        assert_eq!(verify(&chain, 4), Ok(4));
+        assert_eq!(verify(&chain, 6), Ok(2));
+        // No second marker.
+        extend(&mut chain, 1);
+        assert_eq!(chain.len(), 9);
+        assert_eq!(verify(&chain, 0), Ok(9));
+    }
+
+    #[test]
+    fn the_switch_cannot_be_unmarked_or_undone() {
+        let mut chain = Vec::new();
+        extend_as(&mut chain, Scheme::Raw, 2);
+        // Derived links straight after raw ones, with no marker.
+        let mut unmarked = chain.clone();
+        extend_as(&mut unmarked, Scheme::Derived, 1);
+        assert!(matches!(
+            verify(&unmarked, 0),
+            Err(ChainBreak::UnmarkedRekey { seq: 3, .. })
+        ));
+        // A raw link after derived ones.
+        extend(&mut chain, 1);
+        extend_as(&mut chain, Scheme::Raw, 1);
+        assert!(matches!(
+            verify(&chain, 0),
+            Err(ChainBreak::RawAfterDerived { seq: 5, .. })
+        ));
+        // A raw link edited after the fact.
+        let mut edited = Vec::new();
+        extend_as(&mut edited, Scheme::Raw, 2);
+        extend(&mut edited, 1);
+        edited[1].event.reason = Some("nothing to see".into());
+        assert!(matches!(
+            verify(&edited, 0),
+            Err(ChainBreak::Altered { seq: 2, .. })
+        ));
     }
 }

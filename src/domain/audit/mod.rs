@@ -19,7 +19,7 @@ use super::customer::{CustomerId, Username};
 use super::session::SessionId;
 
 /// What happened. The string forms are stable: operators filter on them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AuditKind {
     #[serde(rename = "login.succeeded")]
     LoginSucceeded,
@@ -41,6 +41,12 @@ pub enum AuditKind {
     /// A code's message was not sent: expired first, or given up on after the last attempt.
     #[serde(rename = "2fa.undelivered")]
     CodeUndelivered,
+    /// A security notice was handed to the mail relay (or the outbox file).
+    #[serde(rename = "notice.delivered")]
+    NoticeDelivered,
+    /// A security notice was not sent: expired first, or given up on after the last attempt.
+    #[serde(rename = "notice.undelivered")]
+    NoticeUndelivered,
     #[serde(rename = "session.refreshed")]
     SessionRefreshed,
     #[serde(rename = "session.refresh_reused")]
@@ -61,6 +67,10 @@ pub enum AuditKind {
     /// SHA-256, from before a key was set.
     #[serde(rename = "audit.sealed_with_key")]
     SealedWithKey,
+    /// From here on the chain is sealed with its own key derived from the audit key; the keyed
+    /// links before it are sealed with the audit key itself, as earlier versions did.
+    #[serde(rename = "audit.chain_key_derived")]
+    ChainKeyDerived,
 }
 
 impl AuditKind {
@@ -75,6 +85,8 @@ impl AuditKind {
             Self::TwoFactorFailed => "2fa.failed",
             Self::CodeDelivered => "2fa.delivered",
             Self::CodeUndelivered => "2fa.undelivered",
+            Self::NoticeDelivered => "notice.delivered",
+            Self::NoticeUndelivered => "notice.undelivered",
             Self::SessionRefreshed => "session.refreshed",
             Self::RefreshReused => "session.refresh_reused",
             Self::Logout => "session.logout",
@@ -84,6 +96,7 @@ impl AuditKind {
             Self::PasswordRehashed => "customer.password_rehashed",
             Self::AuditPurged => "audit.purged",
             Self::SealedWithKey => "audit.sealed_with_key",
+            Self::ChainKeyDerived => "audit.chain_key_derived",
         }
     }
 
@@ -183,7 +196,7 @@ impl AuditEvent {
         self.user_agent.clone_from(&client.user_agent);
         if let Some(device) = &client.device {
             self.device_fingerprint = Some(device.fingerprint.clone());
-            self.device_name.clone_from(&device.name);
+            self.device_name = device.name.as_ref().map(|n| n.as_str().to_owned());
         }
         if let Some(country) = &client.location.country {
             self.details
@@ -327,10 +340,10 @@ mod tests {
             Outcome::Failure,
             OffsetDateTime::UNIX_EPOCH,
         );
-        let keyed = ChainSeal::keyed(b"0123456789abcdef0123456789abcdef");
-        let other = ChainSeal::keyed(b"another key, another chain.......");
+        let keyed = ChainSeal::keyed(b"0123456789abcdef0123456789abcdef").unwrap();
+        let other = ChainSeal::keyed(b"another key, another chain.......").unwrap();
         let link = keyed.hash(&event, 1, GENESIS_HASH);
-        assert!(link.starts_with("hmac:"));
+        assert!(link.starts_with("hmac2:"));
         assert_ne!(link, other.hash(&event, 1, GENESIS_HASH));
         let stored = ChainedEvent {
             seq: 1,
@@ -449,7 +462,7 @@ mod tests {
     }
 
     fn keyed() -> ChainSeal {
-        ChainSeal::keyed(b"0123456789abcdef0123456789abcdef")
+        ChainSeal::keyed(b"0123456789abcdef0123456789abcdef").unwrap()
     }
 
     #[test]

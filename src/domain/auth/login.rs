@@ -4,12 +4,14 @@ use super::{AuthService, IssuedSession, count_outcome};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::client::{ClientContext, Device};
 use crate::domain::customer::{Customer, Username};
+use crate::domain::delivery::{NoticeFacts, QueuedNotice};
+use crate::domain::device::describe_user_agent;
 use crate::domain::error::AuthError;
 use crate::domain::location::Location;
 use crate::domain::lockout::LockoutRecord;
 use crate::domain::password::{HashError, Password};
-use crate::domain::ports::{SecurityNotice, SessionStart};
-use crate::domain::risk::{self, LoginHistory, RiskAction, RiskFlag};
+use crate::domain::ports::SessionStart;
+use crate::domain::risk::{self, Judgement, LoginHistory, Placement, RiskFlag};
 use crate::domain::session::{NewSession, SessionId, SessionState};
 use crate::domain::token::TokenPair;
 
@@ -111,46 +113,50 @@ impl AuthService {
         client
     }
 
-    /// Why this login is unusual for the customer, from their own history.
-    async fn risk_flags(
+    /// How unusual this login is for the customer, from their own history. Without a location
+    /// database and a device, the customer's devices are still read: leaving `device` out must
+    /// not make a login look usual.
+    async fn judge(
         &self,
         customer: &Customer,
         client: &ClientContext,
         now: time::OffsetDateTime,
-    ) -> Result<Vec<RiskFlag>, AuthError> {
-        let located = client.location != Location::default();
-        // Nothing to judge (no device named, no location database): no reads on the login path.
-        if client.device.is_none() && !located {
-            return Ok(Vec::new());
-        }
-        let device_known = match &client.device {
-            Some(device) => Some(
-                self.store
-                    .device_known(&customer.id, &device.fingerprint)
-                    .await?,
-            ),
-            None => None,
-        };
-        let history = if located {
-            self.store.login_history(&customer.id).await?
+    ) -> Result<Judgement, AuthError> {
+        let placement = if !self.locator.configured() {
+            Placement::Unknowable
+        } else if client.location == Location::default() {
+            Placement::Unplaced
         } else {
+            Placement::Placed(client.location.clone())
+        };
+        let fingerprint = client.device.as_ref().map(|d| d.fingerprint.as_str());
+        let device = self
+            .store
+            .device_standing(&customer.id, fingerprint)
+            .await?;
+        let history = if placement == Placement::Unknowable {
             LoginHistory {
                 completed_before: customer.last_login_at.is_some(),
                 ..LoginHistory::default()
             }
+        } else {
+            self.store.login_history(&customer.id).await?
         };
-        Ok(risk::assess(&history, &client.location, device_known, now))
+        Ok(risk::assess(&history, &placement, device, now))
     }
 
-    /// Tells the customer about an unusual sign-in by e-mail, once per new signal: the same new
-    /// country, network or device is not announced again, even before a login on it completes.
-    async fn tell_customer(
+    /// The e-mail telling the customer about an unusual sign-in, queued in the transaction that
+    /// starts the session. Once per new signal: the same new country, network or device is not
+    /// announced again once a notice of it went out (or while one waits). It describes the
+    /// sign-in by what the server saw (country, browser and system from the user agent), never
+    /// by the name the client gave its device.
+    fn notice(
         &self,
         customer: &Customer,
         client: &ClientContext,
         flags: &[RiskFlag],
         now: time::OffsetDateTime,
-    ) {
+    ) -> QueuedNotice {
         let location = &client.location;
         let signal: Vec<String> = flags
             .iter()
@@ -168,32 +174,16 @@ impl AuthService {
                 format!("{}:{what}", flag.as_str())
             })
             .collect();
-        let result = async {
-            if !self
-                .store
-                .claim_notice(&customer.id, &signal.join("|"), now)
-                .await?
-            {
-                return Ok(());
-            }
-            let notice = SecurityNotice {
-                at: now,
-                to: customer.email.as_str().to_owned(),
-                customer_id: customer.id.clone(),
+        QueuedNotice::new(
+            customer,
+            signal.join("|"),
+            NoticeFacts {
                 country: location.country.clone(),
-                device: client.device.as_ref().and_then(|d| d.name.clone()),
-                flags: flags.iter().map(|f| f.as_str()).collect(),
-            };
-            self.notifier
-                .send_notice(&notice)
-                .await
-                .map_err(|e| AuthError::Unavailable(e.to_string()))
-        }
-        .await;
-        if let Err(e) = result {
-            // The login stands; the notice is best effort.
-            tracing::warn!(customer.id = %customer.id, error = %e, "security notice not sent");
-        }
+                device: client.user_agent.as_deref().and_then(describe_user_agent),
+                flags: flags.iter().map(|f| f.as_str().to_owned()).collect(),
+            },
+            now,
+        )
     }
 
     async fn start_session(
@@ -202,14 +192,20 @@ impl AuthService {
         client: &ClientContext,
     ) -> Result<IssuedSession, AuthError> {
         let now = self.clock.now();
-        let flags = self.risk_flags(&customer, client, now).await?;
-        // Step-up: an unusual login of a customer without 2FA owes a code by e-mail.
-        let step_up = !flags.is_empty() && self.policies.risk == RiskAction::StepUp;
+        let action = self.policies.risk;
+        let judgement = self.judge(&customer, client, now).await?;
+        let flags = &judgement.flags;
+        // Step-up: an unusual (or unjudgeable) login of a customer without 2FA owes a code by
+        // e-mail.
+        let step_up = judgement.needs_step_up(action);
         let state = if customer.two_factor.is_some() || step_up {
             SessionState::TwoFactorPending
         } else {
             SessionState::Active
         };
+        let notice = judgement
+            .tells_customer(action)
+            .then(|| self.notice(&customer, client, flags, now));
         let tokens = TokenPair::generate()?;
         let policy = &self.policies.session;
         let session = NewSession {
@@ -234,17 +230,17 @@ impl AuthService {
             .detail("stepUp", step_up);
         match self
             .store
-            .start_session(&session, &customer.username, &event)
+            .start_session(&session, &customer.username, &event, notice.as_ref())
             .await?
         {
             SessionStart::Started { .. } => {
                 count_outcome(LOGIN_METRIC, "success");
-                for flag in &flags {
+                for flag in flags {
                     metrics::counter!("finhub_risk_flags_total", "flag" => flag.as_str())
                         .increment(1);
                 }
-                if !flags.is_empty() && self.policies.risk == RiskAction::Notify {
-                    self.tell_customer(&customer, client, &flags, now).await;
+                if notice.is_some() {
+                    self.courier.queued_notice();
                 }
                 Ok(IssuedSession {
                     session_id: session.id,

@@ -27,9 +27,9 @@ use super::refusals::Refusals;
 use super::risk::RiskAction;
 use super::session::{Ended, Session, SessionId, SessionPolicy, SessionState};
 use super::token::{SessionToken, TokenPair};
-use super::two_factor::TwoFactorPolicy;
+use super::two_factor::{CodeKey, TwoFactorPolicy};
 use crate::clock::Clock;
-use crate::domain::ports::{Notifier, Store};
+use crate::domain::ports::Store;
 
 /// Every configurable rule of the flow.
 #[derive(Debug, Clone)]
@@ -39,6 +39,8 @@ pub struct Policies {
     pub two_factor: TwoFactorPolicy,
     /// How device fingerprints are hashed before anything else sees them.
     pub devices: DeviceKey,
+    /// How codes are hashed for storage.
+    pub codes: CodeKey,
     /// What an unusual login triggers.
     pub risk: RiskAction,
 }
@@ -70,13 +72,12 @@ pub enum LogoutScope {
     AllSessions,
 }
 
-/// The login flow's rules, over a store, a clock, a hasher and a notifier.
+/// The login flow's rules, over a store, a clock, a hasher and the delivery worker.
 #[derive(Clone)]
 pub struct AuthService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
-    notifier: Arc<dyn Notifier>,
     policies: Policies,
     limits: Arc<RateLimits>,
     refusals: Arc<Refusals>,
@@ -89,7 +90,6 @@ impl AuthService {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         hasher: PasswordHasher,
-        notifier: Arc<dyn Notifier>,
         policies: Policies,
         limits: Arc<RateLimits>,
         courier: Courier,
@@ -98,7 +98,6 @@ impl AuthService {
             store,
             clock,
             hasher,
-            notifier,
             policies,
             limits,
             refusals: Arc::default(),
@@ -113,15 +112,20 @@ impl AuthService {
         self
     }
 
-    /// Audits the refused logins counted since the last call, one event per key (see
-    /// [`Refusals`]). Run every minute, and at shutdown.
+    /// What is wrong with the location databases, for readiness; `None` while nothing is.
+    pub fn location_trouble(&self) -> Option<String> {
+        self.locator.trouble()
+    }
+
+    /// Audits the refusals (logins, guesses at codes, replayed refresh tokens) counted since
+    /// the last call, one event per key (see [`Refusals`]). Run every minute, and at shutdown.
     pub async fn flush_refusals(&self) {
         let events = self.refusals.drain();
         if events.is_empty() {
             return;
         }
         if let Err(e) = self.store.append_events(&events).await {
-            tracing::warn!(error = %e, events = events.len(), "refused logins could not be audited");
+            tracing::warn!(error = %e, events = events.len(), "refusals could not be audited");
         }
     }
 

@@ -68,12 +68,23 @@ impl AuthService {
             .client(client)
             .reason("refresh_token_reused");
         metrics::counter!("finhub_refreshes_total", "outcome" => "reused").increment(1);
+        // Only ending the session is a change worth a write of its own; a replay at a session
+        // already ended is counted and audited in aggregate, so replaying a spent token in a
+        // loop costs the store no write.
+        if session.revoked {
+            self.refusals.count_event(&event);
+            return AuthError::Unauthenticated;
+        }
         match self
             .store
             .revoke_session(&session.id, "refresh_token_reused", &event)
             .await
         {
-            Ok(_) => AuthError::Unauthenticated,
+            Ok(true) => AuthError::Unauthenticated,
+            Ok(false) => {
+                self.refusals.count_event(&event);
+                AuthError::Unauthenticated
+            }
             Err(e) => e.into(),
         }
     }

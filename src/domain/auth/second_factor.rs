@@ -5,7 +5,7 @@ use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::client::ClientContext;
 use crate::domain::customer::{Customer, TwoFactorMethod};
-use crate::domain::delivery::{DeliveryState, QueuedCode};
+use crate::domain::delivery::{ClaimToken, DeliveryState, QueuedCode, SealedFor};
 use crate::domain::error::AuthError;
 use crate::domain::session::{Rotation, Session, SessionState};
 use crate::domain::token::TokenPair;
@@ -35,9 +35,10 @@ impl AuthService {
         let code = OtpCode::generate()?;
         let challenge_id = ChallengeId::generate();
         let challenge = NewChallenge {
-            code_hash: code.hash(&challenge_id),
+            code_hash: self.policies.codes.hash(&code, &challenge_id),
             id: challenge_id,
             session_id: session.id.clone(),
+            username: customer.username.clone(),
             method,
             destination: destination.clone(),
             created_at: now,
@@ -50,8 +51,13 @@ impl AuthService {
             .client(client)
             .detail("method", method.as_str())
             .detail("challengeId", challenge.id.as_str());
+        let sealed_for = SealedFor {
+            challenge: &challenge.id,
+            channel: method,
+            address: &address,
+        };
         let message = QueuedCode {
-            sealed_code: self.courier.seal().seal(&code, &challenge.id)?,
+            sealed_code: self.courier.seal().seal(&code, &sealed_for)?,
             challenge_id: challenge.id.clone(),
             session_id: session.id.clone(),
             customer_id: customer.id.clone(),
@@ -61,6 +67,9 @@ impl AuthService {
             created_at: now,
             expires_at: challenge.expires_at,
             attempts: 0,
+            claim: ClaimToken::unclaimed(),
+            live: true,
+            maybe_delivered: false,
         };
         let opened = self
             .store
@@ -114,7 +123,7 @@ impl AuthService {
             session_id: session.id.clone(),
             challenge_id: challenge_id.clone(),
             username: customer.username.clone(),
-            presented: code.hash(challenge_id),
+            presented: self.policies.codes.presented(code, challenge_id),
             max_attempts: self.policies.two_factor.max_attempts,
             rotation: Rotation {
                 session_id: session.id.clone(),
@@ -136,6 +145,13 @@ impl AuthService {
             .check_code(&guess, &self.policies.lockout, &context)
             .await?;
         count_outcome(VERIFY_METRIC, outcome_label(outcome));
+        if !outcome.was_checked() {
+            // Refused on the stored state alone: nothing changed, so nothing was written, and
+            // a flood of such guesses is audited in aggregate.
+            for event in outcome.audit_events(&context) {
+                self.refusals.count_event(&event);
+            }
+        }
         if outcome != GuessOutcome::Verified {
             return Err(self.refusal(outcome));
         }
@@ -243,6 +259,10 @@ fn refuse_unopened(
     let retry_after = match outcome {
         SendOutcome::Opened => return Ok(()),
         SendOutcome::SessionMoved { revoked } => return Err(moved(revoked)),
+        SendOutcome::Locked { until } => {
+            count_outcome(SEND_METRIC, "account_locked");
+            return Err(AuthError::AccountLocked { until });
+        }
         SendOutcome::TooSoon { retry_at } => {
             count_outcome(SEND_METRIC, "too_soon");
             retry_at - now

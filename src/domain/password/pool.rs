@@ -68,7 +68,8 @@ impl Pool {
             queue,
             workers,
             in_flight: AtomicUsize::new(0),
-            capacity: workers + waiting,
+            // `FINHUB_HASH_QUEUE` may be as large as a usize: past the sum, nothing is refused.
+            capacity: workers.saturating_add(waiting),
         })
     }
 
@@ -223,5 +224,20 @@ fn verify(
     Verification {
         matches,
         needs_rehash,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hashing queue configured as large as a `usize` holds (`FINHUB_HASH_QUEUE`) must not
+    /// overflow `workers + queue` and panic the service at start-up (or wrap to a tiny
+    /// capacity that refuses every login).
+    #[test]
+    fn a_huge_queue_saturates_instead_of_overflowing() {
+        let pool = Pool::start(2, usize::MAX).expect("a pool");
+        assert_eq!(pool.capacity, usize::MAX);
+        assert_eq!(pool.workers(), 2);
     }
 }

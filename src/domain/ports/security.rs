@@ -6,7 +6,7 @@ use super::StoreResult;
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::{CustomerId, Username};
 use crate::domain::device::{DeviceId, KnownDevice};
-use crate::domain::risk::LoginHistory;
+use crate::domain::risk::{DeviceStanding, LoginHistory};
 use crate::domain::security::{Cursor, LiveSession, Liveness, SecurityEvent};
 use crate::domain::session::SessionId;
 
@@ -27,12 +27,13 @@ pub trait SecurityStore: Send + Sync + 'static {
         live: &Liveness,
         event: &AuditEvent,
     ) -> StoreResult<bool>;
-    /// Whether the customer completed a login on the device with this fingerprint hash.
-    async fn device_known(
+    /// Whether the customer completed a login on the device with this fingerprint hash, or,
+    /// for a login that names none, on any device.
+    async fn device_standing(
         &self,
         customer: &CustomerId,
-        fingerprint_hash: &str,
-    ) -> StoreResult<bool>;
+        fingerprint_hash: Option<&str>,
+    ) -> StoreResult<DeviceStanding>;
     /// The customer's devices, last seen first, with their live ACTIVE sessions counted.
     async fn devices(
         &self,
@@ -49,13 +50,6 @@ pub trait SecurityStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// The places and time of the customer's completed logins, for judging a new one.
     async fn login_history(&self, customer: &CustomerId) -> StoreResult<LoginHistory>;
-    /// Records that the customer was told about `signal`; false when they already were.
-    async fn claim_notice(
-        &self,
-        customer: &CustomerId,
-        signal: &str,
-        at: time::OffsetDateTime,
-    ) -> StoreResult<bool>;
     /// Up to `limit` events of the customer's history (theirs, or naming their username),
     /// newest first, older than `before`.
     async fn security_events(

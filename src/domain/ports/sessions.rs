@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::{Customer, CustomerId, Username};
+use crate::domain::delivery::QueuedNotice;
 use crate::domain::lockout::LockoutRecord;
 use crate::domain::session::{NewSession, Rotation, Session, SessionId};
 use crate::domain::token::TokenHash;
@@ -26,12 +27,14 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Starts a session unless the username is locked at `session.created_at`, checked in the
     /// same transaction that holds the username's counters. An ACTIVE start completes a login:
     /// it resets the failure counters and records the login on the customer. A pending start
-    /// does neither: the second factor is still owed.
+    /// does neither: the second factor is still owed. `notice` (an unusual sign-in) is queued
+    /// in the same transaction, unless its signal was told already or waits to be.
     async fn start_session(
         &self,
         session: &NewSession,
         username: &Username,
         event: &AuditEvent,
+        notice: Option<&QueuedNotice>,
     ) -> StoreResult<SessionStart>;
     async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>>;
     /// The session an access token belongs to, with its customer, in one read.
@@ -48,14 +51,16 @@ pub trait SessionStore: Send + Sync + 'static {
     /// (a conditional update, so two renewals with one token cannot both win); false when
     /// another request rotated first. The old token is kept as retired, for reuse detection.
     async fn rotate_session(&self, rotation: &Rotation, event: &AuditEvent) -> StoreResult<bool>;
-    /// Ends one session; false if it had already ended.
+    /// Ends one session and appends `event`; false (and nothing appended) if it had already
+    /// ended.
     async fn revoke_session(
         &self,
         id: &SessionId,
         reason: &str,
         event: &AuditEvent,
     ) -> StoreResult<bool>;
-    /// Ends every session of a customer; returns how many were live.
+    /// Ends every session of a customer; returns how many were live. `event` is appended only
+    /// if one was.
     async fn revoke_customer_sessions(
         &self,
         customer: &CustomerId,

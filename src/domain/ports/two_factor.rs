@@ -15,7 +15,8 @@ pub trait TwoFactorStore: Send + Sync + 'static {
     /// Opens a challenge for a pending session, replacing any open one, if the session's
     /// sending limits allow: the send is counted and the limits checked in one conditional
     /// update, so concurrent requests cannot exceed them. The code's `message` goes into the
-    /// outbox in the same transaction.
+    /// outbox in the same transaction. A username locked by then gets no challenge: the lock is
+    /// checked again in that transaction, holding the username's counters.
     async fn open_challenge(
         &self,
         challenge: &NewChallenge,
@@ -27,7 +28,9 @@ pub trait TwoFactorStore: Send + Sync + 'static {
     /// username's counters and the session: refuses it if the challenge is unusable or the
     /// username locked, otherwise uses one of the challenge's guesses by a conditional update
     /// and compares the code; a wrong code counts towards the lock per `policy`, the right one
-    /// activates the session. Appends the outcome's audit events, built on `context`.
+    /// activates the session. Appends the outcome's audit events, built on `context`, for a
+    /// guess that was checked ([`GuessOutcome::was_checked`]); a guess refused on the stored
+    /// state alone changes nothing and writes nothing (the caller audits it in aggregate).
     async fn check_code(
         &self,
         guess: &CodeGuess,

@@ -12,22 +12,20 @@ use crate::domain::error::AuthError;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
-/// Liveness and the API description: always on the public address.
-pub fn router() -> OpenApiRouter<AppState> {
-    liveness().routes(routes!(openapi))
-}
-
 /// Liveness, on every address.
 pub fn liveness() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(healthz))
 }
 
-/// Readiness and metrics: on the operations address when `FINHUB_OPS_LISTEN` names one, else on
-/// the public one.
+/// Liveness, readiness (ready or not) and the API description: always on the public address.
+pub fn router() -> OpenApiRouter<AppState> {
+    liveness().routes(routes!(openapi)).routes(routes!(readyz))
+}
+
+/// Metrics: on the operations address when `FINHUB_OPS_LISTEN` names one, else on the public
+/// one (the contract lists them there).
 pub fn ops_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(readyz))
-        .routes(routes!(metrics))
+    OpenApiRouter::new().routes(routes!(metrics))
 }
 
 /// The process is alive.
@@ -37,25 +35,39 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The store answers; load balancers route traffic only to ready instances.
+/// The store answers; load balancers route traffic only to ready instances. Only ready or
+/// not: whether shared limits fell back or the audit key is missing would tell anyone which
+/// controls are weak right now, so those details are on the operations address alone.
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "get_readiness",
     responses((status = 200, description = "Ready"), (status = 503, description = "SERVICE_UNAVAILABLE: the store is unreachable")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.readiness.check(|| state.store.ping()).await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        // Whatever the store's trouble, this instance should not get traffic: 503, not 500.
+        Err(e) => ApiError::Auth(AuthError::Unavailable(e)).into_response(),
+    }
+}
+
+/// Readiness with the details operators need (`FINHUB_OPS_LISTEN` only): where the rate limits
+/// are counted and whether the audit chain is keyed. The same path as [`readyz`], answered on
+/// the operations address.
+pub async fn readyz_with_details(State(state): State<AppState>) -> Response {
     match state.readiness.check(|| state.store.ping()).await {
         Ok(()) => Json(json!({
             "status": "ready",
             "details": {
                 "rateLimits": state.limits.backend().as_str(),
                 "auditKey": if state.audit_keyed { "set" } else { "missing: the audit chain is plain SHA-256" },
+                "locationDatabase": state.auth.location_trouble().unwrap_or_else(|| "ok".to_owned()),
             },
         }))
         .into_response(),
-        // Whatever the store's trouble, this instance should not get traffic: 503, not 500.
         Err(e) => ApiError::Auth(AuthError::Unavailable(e)).into_response(),
     }
 }
 
-/// Prometheus metrics. Deployments restrict this path at the proxy.
+/// Prometheus metrics. With `FINHUB_OPS_LISTEN` set they are served there only; without it,
+/// deployments block this path at the proxy.
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "get_metrics",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {

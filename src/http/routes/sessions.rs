@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use super::{ProblemDocument, TokenResponse};
 use crate::domain::auth::LogoutScope;
-use crate::domain::client::Device;
+use crate::domain::client::{Device, DeviceName};
 use crate::domain::customer::Username;
 use crate::domain::password::Password;
 use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
@@ -44,6 +44,8 @@ pub struct DeviceBody {
     /// 1 to 512 bytes.
     #[schema(min_length = 1, max_length = 512)]
     fingerprint: String,
+    /// At most 128 characters; no control or formatting characters, nothing that reads as a
+    /// link or a domain. Shown only to the customer, as the device's own name.
     #[schema(max_length = 128)]
     name: Option<String>,
 }
@@ -65,18 +67,14 @@ impl TokenRequest {
                     "must be 1 to 512 bytes",
                 ));
             }
-            if d.name
-                .as_ref()
-                .is_some_and(|n| n.chars().count() > Device::MAX_NAME)
-            {
-                errors.push(FieldError::new(
-                    "device.name",
-                    "must be at most 128 characters",
-                ));
-            }
+            let name = d.name.as_deref().map(DeviceName::parse).transpose();
+            let name = name
+                .map_err(|e| errors.push(FieldError::new("device.name", e.0)))
+                .ok()
+                .flatten();
             Device {
                 fingerprint: d.fingerprint,
-                name: d.name,
+                name,
             }
         });
         match (username, password) {

@@ -17,7 +17,7 @@ const CUSTOMER_BY_ID: &str = select_customer!("FROM customers c WHERE c.id = $1"
 const SELECT_LOCKOUT: &str =
     "SELECT failures, lock_count, locked_until, operator_locked FROM lockouts WHERE username = $1";
 
-async fn lockout_row<B: Backend>(
+pub(super) async fn lockout_row<B: Backend>(
     conn: &mut B::Connection,
     username: &Username,
 ) -> StoreResult<LockoutRecord> {

@@ -2,7 +2,7 @@
 
 use super::Tx;
 use crate::clock::to_unix_millis;
-use crate::domain::client::Device;
+use crate::domain::client::{Device, DeviceName};
 use crate::domain::device::DeviceId;
 use crate::domain::ports::StoreResult;
 use crate::domain::session::{NewSession, SessionId, SessionState};
@@ -29,7 +29,7 @@ pub(super) async fn record_sighting<B: Backend>(
     .bind(DeviceId::generate().as_str())
     .bind(s.customer_id.as_str())
     .bind(device.fingerprint.as_str())
-    .bind(device.name.as_deref())
+    .bind(device.name.as_ref().map(DeviceName::as_str))
     .bind(to_unix_millis(s.created_at))
     .bind(s.client.ip.map(|ip| ip.to_string()))
     .bind(s.client.location.country.as_deref())

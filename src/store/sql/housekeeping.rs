@@ -35,6 +35,17 @@ impl<B: Backend> HousekeepingStore for SqlStore<B> {
         self.purge_batch(B::PURGE_LOCKOUTS, cutoff, batch).await
     }
 
+    async fn purge_notices(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
+        // Finished rows are never written again, so instances purging at once need no lock.
+        self.purge_batch(
+            "DELETE FROM notice_outbox WHERE id IN (SELECT id FROM notice_outbox \
+             WHERE status <> 'PENDING' AND finished_at <= $1 LIMIT $2)",
+            cutoff,
+            batch,
+        )
+        .await
+    }
+
     /// Reads the checkpoint with the backend's lock, so that instances purging at once take
     /// turns.
     async fn purge_audit(

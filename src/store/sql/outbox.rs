@@ -1,4 +1,7 @@
-//! The outbox of two-factor codes: claimed by delivery workers, finished or retried.
+//! The outbox: codes and security notices claimed by delivery workers, finished or retried.
+//! Every finish and retry is conditional on the claim that took the message: once a lease has
+//! run out and another worker has claimed the message, the first worker's outcome changes
+//! nothing (and appends no event).
 
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
@@ -7,15 +10,17 @@ use super::{SqlStore, Tx, audit};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::CustomerId;
-use crate::domain::delivery::{DeliveryEnd, DeliveryState, QueuedCode};
+use crate::domain::delivery::{
+    ClaimToken, DeliveryEnd, DeliveryState, Finish, NoticeFacts, QueuedCode, QueuedNotice,
+};
 use crate::domain::ports::{OutboxStore, StoreError, StoreResult};
 use crate::domain::session::SessionId;
 use crate::domain::two_factor::ChallengeId;
-use crate::store::backend::{Backend, query};
+use crate::store::backend::{Backend, Record, query};
 
-/// A claimed row: challenge, session, customer, channel, address, sealed code, minutes valid,
-/// created, expires, attempts.
-type ClaimedRow = (
+/// A claimed code: challenge, session, customer, channel, address, sealed code, minutes valid,
+/// created, expires, attempts, claim token, live, maybe delivered.
+type ClaimedCode = (
     String,
     String,
     String,
@@ -26,6 +31,25 @@ type ClaimedRow = (
     i64,
     i64,
     i64,
+    Option<String>,
+    i64,
+    i64,
+);
+
+/// A claimed notice: id, customer, address, signal, country, device, flags, created, expires,
+/// attempts, claim token.
+type ClaimedNotice = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<String>,
 );
 
 /// Errors are kept short: they are for operators, and never hold the code.
@@ -35,7 +59,11 @@ fn short(error: &str) -> String {
     error.chars().take(MAX_ERROR_CHARS).collect()
 }
 
-fn queued(row: ClaimedRow) -> StoreResult<QueuedCode> {
+fn attempts(stored: i64) -> u32 {
+    u32::try_from(stored).unwrap_or(u32::MAX)
+}
+
+fn queued(row: ClaimedCode) -> StoreResult<QueuedCode> {
     let (
         challenge,
         session,
@@ -46,7 +74,10 @@ fn queued(row: ClaimedRow) -> StoreResult<QueuedCode> {
         minutes,
         created,
         expires,
-        attempts,
+        tries,
+        claim,
+        live,
+        maybe_delivered,
     ) = row;
     Ok(QueuedCode {
         challenge_id: ChallengeId::from_stored(challenge),
@@ -60,8 +91,43 @@ fn queued(row: ClaimedRow) -> StoreResult<QueuedCode> {
         valid_for_minutes: minutes,
         created_at: from_unix_millis(created),
         expires_at: from_unix_millis(expires),
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        attempts: attempts(tries),
+        claim: ClaimToken::from_stored(claim),
+        live: live == 1,
+        maybe_delivered: maybe_delivered == 1,
     })
+}
+
+fn notice(row: ClaimedNotice) -> QueuedNotice {
+    let (id, customer, address, signal, country, device, flags, created, expires, tries, claim) =
+        row;
+    QueuedNotice {
+        id,
+        customer_id: CustomerId::from_stored(customer),
+        to: address,
+        signal,
+        facts: NoticeFacts {
+            country,
+            device,
+            flags: flags
+                .split(',')
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        },
+        created_at: from_unix_millis(created),
+        expires_at: from_unix_millis(expires),
+        attempts: attempts(tries),
+        claim: ClaimToken::from_stored(claim),
+    }
+}
+
+fn status(end: DeliveryEnd) -> &'static str {
+    match end {
+        DeliveryEnd::Sent => "SENT",
+        DeliveryEnd::Dropped => "DROPPED",
+        DeliveryEnd::Undelivered | DeliveryEnd::GaveUp => "FAILED",
+    }
 }
 
 /// Writes a code's message, inside the transaction that opens its challenge.
@@ -87,6 +153,60 @@ pub(super) async fn enqueue<B: Backend>(tx: &mut Tx<B>, m: &QueuedCode) -> Store
     Ok(())
 }
 
+/// Writes a security notice, inside the transaction of the login it tells of; nothing when its
+/// signal was told already or a notice of it still waits.
+pub(super) async fn enqueue_notice<B: Backend>(
+    tx: &mut Tx<B>,
+    n: &QueuedNotice,
+) -> StoreResult<()> {
+    let created = to_unix_millis(n.created_at);
+    query::<B>(
+        "INSERT INTO notice_outbox (id, customer_id, address, signal, country, device, flags, \
+         created_at, expires_at, next_attempt_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE NOT EXISTS \
+         (SELECT 1 FROM risk_notices WHERE customer_id = $2 AND signal = $4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(n.id.as_str())
+    .bind(n.customer_id.as_str())
+    .bind(n.to.as_str())
+    .bind(n.signal.as_str())
+    .bind(n.facts.country.as_deref())
+    .bind(n.facts.device.as_deref())
+    .bind(n.facts.flags.join(","))
+    .bind(created)
+    .bind(to_unix_millis(n.expires_at))
+    .bind(created)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Runs one of the backend's claim statements: up to `limit` due rows, under `claim` until
+    /// `now + lease`.
+    async fn claim<R: Record>(
+        &self,
+        sql: &'static str,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: u32,
+        claim: &ClaimToken,
+    ) -> StoreResult<Vec<R>> {
+        let now = to_unix_millis(now);
+        let mut tx = self.write().await?;
+        let rows = query::<B>(sql)
+            .bind(now.saturating_add(lease.whole_milliseconds() as i64))
+            .bind(now)
+            .bind(i64::from(limit))
+            .bind(claim.as_str())
+            .fetch_all(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}
+
 #[async_trait]
 impl<B: Backend> OutboxStore for SqlStore<B> {
     async fn claim_codes(
@@ -94,16 +214,9 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         now: OffsetDateTime,
         lease: Duration,
         limit: u32,
+        claim: &ClaimToken,
     ) -> StoreResult<Vec<QueuedCode>> {
-        let now = to_unix_millis(now);
-        let mut tx = self.write().await?;
-        let rows: Vec<ClaimedRow> = query::<B>(B::CLAIM_CODES)
-            .bind(now.saturating_add(lease.whole_milliseconds() as i64))
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(&mut tx)
-            .await?;
-        tx.commit().await?;
+        let rows: Vec<ClaimedCode> = self.claim(B::CLAIM_CODES, now, lease, limit, claim).await?;
         rows.into_iter().map(queued).collect()
     }
 
@@ -113,24 +226,24 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         end: DeliveryEnd,
         error: Option<&str>,
         event: &AuditEvent,
-    ) -> StoreResult<()> {
-        let status = match end {
-            DeliveryEnd::Sent => "SENT",
-            DeliveryEnd::Dropped => "DROPPED",
-            DeliveryEnd::Failed => "FAILED",
-        };
+    ) -> StoreResult<Finish> {
         let mut tx = self.write().await?;
-        query::<B>(
+        let finished = query::<B>(
             "UPDATE outbox SET status = $1, sealed_code = NULL, claimed_until = NULL, \
-             finished_at = $2, last_error = $3 WHERE challenge_id = $4",
+             finished_at = $2, last_error = $3 \
+             WHERE challenge_id = $4 AND claim_token = $5 AND status = 'PENDING'",
         )
-        .bind(status)
+        .bind(status(end))
         .bind(to_unix_millis(event.at))
         .bind(error.map(short))
         .bind(message.challenge_id.as_str())
+        .bind(message.claim.as_str())
         .execute(&mut tx)
         .await?;
-        if end == DeliveryEnd::Failed {
+        if finished == 0 {
+            return Ok(Finish::ClaimLost);
+        }
+        if end == DeliveryEnd::Undelivered {
             // The customer never got this code: the send is theirs again, unless a newer
             // challenge has replaced this one meanwhile.
             query::<B>(
@@ -151,7 +264,7 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         }
         audit::append(&mut tx, &self.seal, &[event]).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Finish::Recorded)
     }
 
     async fn delivery_state(
@@ -170,18 +283,97 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
 
     async fn retry_code(
         &self,
-        challenge: &ChallengeId,
+        message: &QueuedCode,
+        next_attempt_at: OffsetDateTime,
+        error: &str,
+        maybe_delivered: bool,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        query::<B>(
+            "UPDATE outbox SET next_attempt_at = $1, claimed_until = NULL, last_error = $2, \
+             maybe_delivered = CASE WHEN $5 = 1 THEN 1 ELSE maybe_delivered END \
+             WHERE challenge_id = $3 AND claim_token = $4 AND status = 'PENDING'",
+        )
+        .bind(to_unix_millis(next_attempt_at))
+        .bind(short(error))
+        .bind(message.challenge_id.as_str())
+        .bind(message.claim.as_str())
+        .bind(i64::from(maybe_delivered))
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_notices(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: u32,
+        claim: &ClaimToken,
+    ) -> StoreResult<Vec<QueuedNotice>> {
+        let rows: Vec<ClaimedNotice> = self
+            .claim(B::CLAIM_NOTICES, now, lease, limit, claim)
+            .await?;
+        Ok(rows.into_iter().map(notice).collect())
+    }
+
+    async fn finish_notice(
+        &self,
+        notice: &QueuedNotice,
+        end: DeliveryEnd,
+        error: Option<&str>,
+        event: &AuditEvent,
+    ) -> StoreResult<Finish> {
+        let at = to_unix_millis(event.at);
+        let mut tx = self.write().await?;
+        let finished = query::<B>(
+            "UPDATE notice_outbox SET status = $1, claimed_until = NULL, finished_at = $2, \
+             last_error = $3 WHERE id = $4 AND claim_token = $5 AND status = 'PENDING'",
+        )
+        .bind(status(end))
+        .bind(at)
+        .bind(error.map(short))
+        .bind(notice.id.as_str())
+        .bind(notice.claim.as_str())
+        .execute(&mut tx)
+        .await?;
+        if finished == 0 {
+            return Ok(Finish::ClaimLost);
+        }
+        if end == DeliveryEnd::Sent {
+            // Told: the same signal is not announced again. Marked only now, so a notice that
+            // never went out does not silence the next one.
+            query::<B>(
+                "INSERT INTO risk_notices (customer_id, signal, sent_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(notice.customer_id.as_str())
+            .bind(notice.signal.as_str())
+            .bind(at)
+            .execute(&mut tx)
+            .await?;
+        }
+        audit::append(&mut tx, &self.seal, &[event]).await?;
+        tx.commit().await?;
+        Ok(Finish::Recorded)
+    }
+
+    async fn retry_notice(
+        &self,
+        notice: &QueuedNotice,
         next_attempt_at: OffsetDateTime,
         error: &str,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
         query::<B>(
-            "UPDATE outbox SET next_attempt_at = $1, claimed_until = NULL, last_error = $2 \
-             WHERE challenge_id = $3 AND status = 'PENDING'",
+            "UPDATE notice_outbox SET next_attempt_at = $1, claimed_until = NULL, last_error = $2 \
+             WHERE id = $3 AND claim_token = $4 AND status = 'PENDING'",
         )
         .bind(to_unix_millis(next_attempt_at))
         .bind(short(error))
-        .bind(challenge.as_str())
+        .bind(notice.id.as_str())
+        .bind(notice.claim.as_str())
         .execute(&mut tx)
         .await?;
         tx.commit().await?;

@@ -10,7 +10,7 @@ use crate::domain::customer::{CustomerId, Username};
 use crate::domain::device::{DeviceId, DeviceRef, KnownDevice};
 use crate::domain::location::Coordinates;
 use crate::domain::ports::{SecurityStore, StoreError, StoreResult};
-use crate::domain::risk::LoginHistory;
+use crate::domain::risk::{DeviceStanding, LoginHistory};
 use crate::domain::security::{Cursor, HISTORY_KINDS, LiveSession, Liveness, SecurityEvent};
 use crate::domain::session::{SessionId, SessionState};
 use crate::store::backend::{Backend, Query, query, query_built};
@@ -221,20 +221,27 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         Ok(true)
     }
 
-    async fn device_known(
+    async fn device_standing(
         &self,
         customer: &CustomerId,
-        fingerprint_hash: &str,
-    ) -> StoreResult<bool> {
-        let known: Option<(String,)> = query::<B>(
-            "SELECT id FROM devices WHERE customer_id = $1 AND fingerprint_hash = $2 \
-             AND verified_at IS NOT NULL",
+        fingerprint_hash: Option<&str>,
+    ) -> StoreResult<DeviceStanding> {
+        // One read answers both: is this device known, and is any?
+        let (this, any): (i64, i64) = query::<B>(
+            "SELECT CAST(COALESCE(MAX(CASE WHEN fingerprint_hash = $2 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COUNT(*) AS BIGINT) FROM devices WHERE customer_id = $1 AND verified_at IS NOT NULL",
         )
         .bind(customer.as_str())
         .bind(fingerprint_hash)
-        .fetch_optional(&mut *self.read().await?)
+        .fetch_one(&mut *self.read().await?)
         .await?;
-        Ok(known.is_some())
+        Ok(match fingerprint_hash {
+            Some(_) if this == 1 => DeviceStanding::Known,
+            Some(_) => DeviceStanding::New,
+            None => DeviceStanding::Unnamed {
+                others_known: any > 0,
+            },
+        })
     }
 
     async fn devices(
@@ -331,26 +338,6 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
             }
         }
         Ok(history)
-    }
-
-    async fn claim_notice(
-        &self,
-        customer: &CustomerId,
-        signal: &str,
-        at: time::OffsetDateTime,
-    ) -> StoreResult<bool> {
-        let mut tx = self.write().await?;
-        let claimed = query::<B>(
-            "INSERT INTO risk_notices (customer_id, signal, sent_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(customer.as_str())
-        .bind(signal)
-        .bind(to_unix_millis(at))
-        .execute(&mut tx)
-        .await?;
-        tx.commit().await?;
-        Ok(claimed == 1)
     }
 
     async fn security_events(

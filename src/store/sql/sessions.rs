@@ -4,10 +4,12 @@ use anyhow::anyhow;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{SqlStore, Tx, audit, customers, devices, places};
+use super::{SqlStore, Tx, audit, customers, devices, outbox, places};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
+use crate::domain::client::DeviceName;
 use crate::domain::customer::{Customer, CustomerId, Username};
+use crate::domain::delivery::QueuedNotice;
 use crate::domain::location::Location;
 use crate::domain::ports::{SessionStart, SessionStore, StoreError, StoreResult};
 use crate::domain::session::{NewSession, Rotation, Session, SessionId, SessionState};
@@ -102,7 +104,9 @@ pub(super) async fn end_customer_sessions<B: Backend>(
     end_sessions(tx, END_CUSTOMER_SESSIONS, customer.as_str(), reason, at).await
 }
 
-/// Ends the live sessions `sql` selects by `key` and appends `event`, in one transaction.
+/// Ends the live sessions `sql` selects by `key` and appends `event`, in one transaction; when
+/// none was live, nothing changed and nothing is appended (a replayed refresh token must not
+/// buy a write under the chain's head lock).
 async fn end_sessions_audited<B: Backend>(
     store: &SqlStore<B>,
     sql: &'static str,
@@ -112,6 +116,10 @@ async fn end_sessions_audited<B: Backend>(
 ) -> StoreResult<u64> {
     let mut tx = store.write().await?;
     let ended = end_sessions(&mut tx, sql, key, reason, event.at).await?;
+    if ended == 0 {
+        tx.rollback().await?;
+        return Ok(0);
+    }
     audit::append(&mut tx, &store.seal, &[event]).await?;
     tx.commit().await?;
     Ok(ended)
@@ -124,6 +132,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         s: &NewSession,
         username: &Username,
         event: &AuditEvent,
+        notice: Option<&QueuedNotice>,
     ) -> StoreResult<SessionStart> {
         let mut tx = self.write().await?;
         let lockout = customers::lockout_in(&mut tx, username).await?;
@@ -161,7 +170,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         .bind(s.client.ip.map(|ip| ip.to_string()))
         .bind(s.client.user_agent.as_deref())
         .bind(device.map(|d| d.fingerprint.as_str()))
-        .bind(device.and_then(|d| d.name.as_deref()))
+        .bind(device.and_then(|d| d.name.as_ref()).map(DeviceName::as_str))
         .bind(location.country.as_deref())
         .bind(location.asn.map(i64::from))
         .bind(location.coordinates.map(|c| c.latitude))
@@ -174,6 +183,9 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         }
         if let Some(device) = device {
             devices::record_sighting(&mut tx, s, device).await?;
+        }
+        if let Some(notice) = notice {
+            outbox::enqueue_notice(&mut tx, notice).await?;
         }
         audit::append(&mut tx, &self.seal, &[event]).await?;
         tx.commit().await?;

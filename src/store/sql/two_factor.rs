@@ -46,9 +46,41 @@ async fn hold_pending_session<B: Backend>(
     }))
 }
 
+/// What the stored state alone says of a guess, read without the writer: the refusals a
+/// guess can meet before its code is compared (a session no longer pending, a challenge
+/// unknown, closed, expired or exhausted, a username locked). Each of them stays true once
+/// read (challenges and sessions only move on; a lock lifted meanwhile puts the guess before
+/// the unlock), so such a guess is answered here, and a flood of them never queues behind the
+/// writer nor commits anything.
+async fn refused_on_read<B: Backend>(
+    conn: &mut B::Connection,
+    guess: &CodeGuess,
+    now: OffsetDateTime,
+) -> StoreResult<Option<GuessOutcome>> {
+    let session: Option<(String, Option<i64>)> =
+        query::<B>("SELECT state, revoked_at FROM sessions WHERE id = $1")
+            .bind(guess.session_id.as_str())
+            .fetch_optional(conn)
+            .await?;
+    match session {
+        None | Some((_, Some(_))) => return Ok(Some(GuessOutcome::SessionMoved { revoked: true })),
+        Some((state, None)) if state != "TWO_FACTOR_PENDING" => {
+            return Ok(Some(GuessOutcome::SessionMoved { revoked: false }));
+        }
+        Some(_) => {}
+    }
+    if let Some(refused) = unusable::<B>(conn, guess, now).await? {
+        return Ok(Some(refused));
+    }
+    let lockout = customers::lockout_row::<B>(conn, &guess.username).await?;
+    Ok(lockout.lock_at(now).map(|lock| GuessOutcome::Locked {
+        until: lock.until(),
+    }))
+}
+
 /// Why the challenge cannot take a guess, if it cannot.
 async fn unusable<B: Backend>(
-    tx: &mut Tx<B>,
+    conn: &mut B::Connection,
     guess: &CodeGuess,
     now: OffsetDateTime,
 ) -> StoreResult<Option<GuessOutcome>> {
@@ -57,7 +89,7 @@ async fn unusable<B: Backend>(
     )
     .bind(guess.challenge_id.as_str())
     .bind(guess.session_id.as_str())
-    .fetch_optional(tx)
+    .fetch_optional(conn)
     .await?;
     Ok(match found {
         None => Some(GuessOutcome::Unknown),
@@ -168,6 +200,14 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
     ) -> StoreResult<SendOutcome> {
         let now = to_unix_millis(c.created_at);
         let mut tx = self.write().await?;
+        // The lock is checked again here, holding the username's counters (rows in the usual
+        // order: counters first), so a username locked after the caller looked gets no code.
+        let lockout = customers::lockout_in(&mut tx, &c.username).await?;
+        if let Some(lock) = lockout.lock_at(c.created_at) {
+            return Ok(SendOutcome::Locked {
+                until: lock.until(),
+            });
+        }
         // Counting the send and checking the limits is one conditional update.
         let counted = query::<B>(
             "UPDATE sessions SET codes_sent = codes_sent + 1, last_code_sent_at = $1 \
@@ -220,7 +260,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         .bind(c.session_id.as_str())
         .bind(c.method.as_str())
         .bind(&c.destination)
-        .bind(c.code_hash.as_bytes().as_slice())
+        .bind(c.code_hash.to_stored())
         .bind(now)
         .bind(to_unix_millis(c.expires_at))
         .execute(&mut tx)
@@ -238,13 +278,16 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         context: &AuditEvent,
     ) -> StoreResult<GuessOutcome> {
         let now = context.at;
+        if let Some(refused) = refused_on_read::<B>(&mut *self.read().await?, guess, now).await? {
+            return Ok(refused);
+        }
         let mut tx = self.write().await?;
         // Rows are taken in the order every transaction takes them: failure counters, session,
         // challenge, customer, audit head.
         let lockout = customers::lockout_in(&mut tx, &guess.username).await?;
         let outcome = if let Some(moved) = hold_pending_session(&mut tx, &guess.session_id).await? {
             moved
-        } else if let Some(refused) = unusable(&mut tx, guess, now).await? {
+        } else if let Some(refused) = unusable::<B>(&mut tx, guess, now).await? {
             refused
         } else if let Some(lock) = lockout.lock_at(now) {
             GuessOutcome::Locked {
@@ -267,10 +310,13 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
                 }
             }
         };
-        let events = outcome.audit_events(context);
-        if !events.is_empty() {
-            audit::append(&mut tx, &self.seal, &events.iter().collect::<Vec<_>>()).await?;
+        if !outcome.was_checked() {
+            // Refused after all (the state moved since the read): nothing to keep.
+            tx.rollback().await?;
+            return Ok(outcome);
         }
+        let events = outcome.audit_events(context);
+        audit::append(&mut tx, &self.seal, &events.iter().collect::<Vec<_>>()).await?;
         tx.commit().await?;
         Ok(outcome)
     }

@@ -9,9 +9,9 @@
 //! The queries themselves are shared with PostgreSQL (`sql/`); this module is SQLite's
 //! [`Backend`]: the few statements that differ, and how transactions start.
 
+pub mod files;
 mod inline_reads;
 
-use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -30,12 +30,21 @@ use crate::domain::customer::Username;
 impl Backend for Sqlite {
     const HEAD_FOR_APPEND: &'static str = "SELECT seq, hash FROM audit_head WHERE id = 1";
     const CUSTOMER_FOR_SEND: &'static str = "SELECT id FROM customers WHERE id = $1";
-    const CLAIM_CODES: &'static str = "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1 \
+    const CLAIM_CODES: &'static str = "UPDATE outbox SET claimed_until = $1, claim_token = $4, attempts = attempts + 1 \
          WHERE challenge_id IN (SELECT challenge_id FROM outbox WHERE status = 'PENDING' \
          AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) \
          ORDER BY next_attempt_at LIMIT $3) \
          RETURNING challenge_id, session_id, customer_id, channel, address, sealed_code, \
-         valid_for_minutes, created_at, expires_at, attempts";
+         valid_for_minutes, created_at, expires_at, attempts, claim_token, \
+         CAST(CASE WHEN EXISTS (SELECT 1 FROM challenges c JOIN sessions s ON s.id = c.session_id \
+         WHERE c.id = outbox.challenge_id AND c.status = 'OPEN' AND s.revoked_at IS NULL \
+         AND s.expires_at > $2) THEN 1 ELSE 0 END AS BIGINT), maybe_delivered";
+    const CLAIM_NOTICES: &'static str = "UPDATE notice_outbox SET claimed_until = $1, claim_token = $4, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM notice_outbox WHERE status = 'PENDING' \
+         AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) \
+         ORDER BY next_attempt_at LIMIT $3) \
+         RETURNING id, customer_id, address, signal, country, device, flags, created_at, \
+         expires_at, attempts, claim_token";
     const CHECKPOINT_FOR_PURGE: &'static str =
         "SELECT seq, hash FROM audit_checkpoint WHERE id = 1";
     const PURGE_SESSIONS: &'static str = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
@@ -81,12 +90,14 @@ pub(super) async fn open(
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true);
-    if let Some(dir) = connect
-        .get_filename()
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        create_dir(dir)?;
+    if let Some(file) = files::database_file(url)? {
+        if migrations == Migrations::Apply {
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                files::create_private_dir(dir)?;
+            }
+            files::create_private_database(&file)?;
+        }
+        files::refuse_shared_database(&file)?;
     }
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
@@ -116,9 +127,4 @@ pub(super) async fn open(
         Some(inline) => store.with_inline_reads(inline),
         None => store,
     })
-}
-
-fn create_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the database directory {}", dir.display()))
 }

@@ -42,6 +42,10 @@ function where(ip, country) {
   return country ? `${ip} (${country})` : ip;
 }
 
+// Device names are chosen by whoever signs in, not by FinHub: they are shown as the device's
+// own words, never as a statement of ours.
+const NAMED_BY_DEVICE = 'Name given by the device at sign-in';
+
 function item(title, details, action) {
   const li = document.createElement('li');
   li.append(line(title, 'title'), ...details.map((d) => line(d)));
@@ -104,19 +108,21 @@ export async function showSecurity(page, app) {
     part(section, 'sessions').replaceChildren(...sessions.map((s) => item(
       `${s.device?.name ?? s.userAgent ?? 'Unknown browser'}${s.current ? ' (this browser)' : ''}`,
       [`Signed in ${formatDateTime(s.createdAt)} from ${where(s.ip, s.country)}`,
-        `Last active ${formatDateTime(s.lastSeenAt)}`],
+        `Last active ${formatDateTime(s.lastSeenAt)}`,
+        ...(s.device?.name ? [NAMED_BY_DEVICE] : [])],
       s.current ? null : button('End this session', () => act(`/sessions/${encodeURIComponent(s.id)}`, 'That session has ended.')),
     )));
     part(section, 'devices').replaceChildren(...(devices.length ? devices.map((d) => item(
       d.name ?? 'Unnamed device',
       [`Last used ${formatDateTime(d.lastSeenAt)} from ${where(d.lastIp, d.lastCountry)}`,
-        `First seen ${formatDateTime(d.firstSeenAt)}; ${d.activeSessions === 1 ? '1 active session' : `${d.activeSessions} active sessions`}`],
+        `First seen ${formatDateTime(d.firstSeenAt)}; ${d.activeSessions === 1 ? '1 active session' : `${d.activeSessions} active sessions`}`,
+        ...(d.name ? [NAMED_BY_DEVICE] : [])],
       button('Forget this device', () => act(`/customers/me/devices/${encodeURIComponent(d.id)}`, 'The device is forgotten and its sessions have ended.')),
     )) : [empty('No devices yet.')]));
     part(section, 'events').replaceChildren(...events.map((e) => {
       const li = item(
         `${KINDS[e.kind] ?? 'Account activity'}${e.outcome === 'failure' && !e.kind.endsWith('failed') ? ' (refused)' : ''}`,
-        [`${formatDateTime(e.at)} · ${where(e.ip, e.country)}${e.device?.name ? ` · ${e.device.name}` : ''}`],
+        [`${formatDateTime(e.at)} · ${where(e.ip, e.country)}${e.device?.name ? ` · a device that calls itself “${e.device.name}”` : ''}`],
       );
       if (e.flags.length) {
         li.append(line(`Unusual: ${e.flags.map((f) => FLAGS[f] ?? 'unusual').join(', ')}`, 'flag'));

@@ -1,0 +1,183 @@
+//! Codes sealed while they wait in the outbox.
+
+use std::sync::Arc;
+
+use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
+use chacha20poly1305::{AeadCore as _, ChaCha20Poly1305};
+
+use crate::domain::customer::TwoFactorMethod;
+use crate::domain::two_factor::{ChallengeId, OtpCode};
+
+/// Seals codes while they wait in the outbox: ChaCha20-Poly1305 under a key derived from the
+/// audit key, bound to the challenge, channel and address (a sealed code copied to another row,
+/// or a row whose address was changed to the attacker's, does not open).
+/// Without an audit key the key is random and lives only in this process: codes are still never
+/// stored in clear, but one queued by another instance, or before a restart, cannot be opened
+/// (its send is given back, so the customer can ask again), as `serve` warns.
+#[derive(Clone)]
+pub struct CodeSeal {
+    cipher: Arc<ChaCha20Poly1305>,
+}
+
+impl std::fmt::Debug for CodeSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CodeSeal")
+    }
+}
+
+const SEALED: u8 = 1;
+const SEALED_FOR_ADDRESS: u8 = 2;
+const NONCE_BYTES: usize = 12;
+
+/// Whom a sealed code is for: it opens only for the same challenge, channel and address.
+#[derive(Debug, Clone, Copy)]
+pub struct SealedFor<'a> {
+    pub challenge: &'a ChallengeId,
+    pub channel: TwoFactorMethod,
+    pub address: &'a str,
+}
+
+impl SealedFor<'_> {
+    /// Length-prefixed parts, so that no two different triples share a byte string.
+    fn associated_data(&self) -> Vec<u8> {
+        let mut aad = Vec::new();
+        for part in [self.challenge.as_str(), self.channel.as_str(), self.address] {
+            aad.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            aad.extend_from_slice(part.as_bytes());
+        }
+        aad
+    }
+}
+
+impl CodeSeal {
+    /// Under a random key of this process alone.
+    pub fn ephemeral() -> Result<Self, getrandom::Error> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key)?;
+        Ok(Self {
+            cipher: Arc::new(ChaCha20Poly1305::new(&key.into())),
+        })
+    }
+
+    /// Under a key derived from the audit key, so that no other secret needs managing.
+    pub fn derived_from(audit_key: &[u8]) -> Result<Self, SealError> {
+        let key = crate::domain::keys::derive(audit_key, b"finhub outbox code key v1")
+            .ok_or(SealError)?;
+        Ok(Self {
+            cipher: Arc::new(ChaCha20Poly1305::new(&key.into())),
+        })
+    }
+
+    pub fn seal(&self, code: &OtpCode, to: &SealedFor<'_>) -> Result<Vec<u8>, SealError> {
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut chacha20poly1305::aead::OsRng);
+        let aad = to.associated_data();
+        let sealed = self
+            .cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: code.expose().as_bytes(),
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SealError)?;
+        Ok([&[SEALED_FOR_ADDRESS][..], &nonce[..], &sealed].concat())
+    }
+
+    /// The code, or `None` when it was sealed under another key, for another challenge or
+    /// address, or altered.
+    pub fn open(&self, sealed: &[u8], to: &SealedFor<'_>) -> Option<OtpCode> {
+        let (&version, rest) = sealed.split_first()?;
+        let aad = match version {
+            SEALED_FOR_ADDRESS => to.associated_data(),
+            // Queued by an earlier version, bound to the challenge alone; gone within minutes.
+            SEALED => to.challenge.as_str().as_bytes().to_vec(),
+            _ => return None,
+        };
+        if rest.len() <= NONCE_BYTES {
+            return None;
+        }
+        let (nonce, body) = rest.split_at(NONCE_BYTES);
+        let plain = self
+            .cipher
+            .decrypt(
+                nonce.into(),
+                Payload {
+                    msg: body,
+                    aad: &aad,
+                },
+            )
+            .ok()?;
+        OtpCode::parse(std::str::from_utf8(&plain).ok()?).ok()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the code could not be sealed")]
+pub struct SealError;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_code_opens_only_for_its_challenge_address_and_key() {
+        let seal = CodeSeal::derived_from(&[7; 32]).unwrap();
+        let code = OtpCode::parse("123456").unwrap();
+        let challenge = ChallengeId::parse("challenge-1").unwrap();
+        let for_ = |challenge, address| SealedFor {
+            challenge,
+            channel: TwoFactorMethod::Sms,
+            address,
+        };
+        let to_alice = for_(&challenge, "+447700900001");
+        let sealed = seal.seal(&code, &to_alice).unwrap();
+        assert!(
+            !sealed.windows(6).any(|w| w == b"123456"),
+            "the code is not readable at rest"
+        );
+        let opened = seal.open(&sealed, &to_alice).unwrap();
+        assert_eq!(opened.expose(), "123456");
+        let other = ChallengeId::parse("challenge-2").unwrap();
+        assert!(
+            seal.open(&sealed, &for_(&other, "+447700900001")).is_none(),
+            "bound to its challenge"
+        );
+        // The attack: someone who can write the outbox row points it at their own phone.
+        assert!(
+            seal.open(&sealed, &for_(&challenge, "+447700900666"))
+                .is_none(),
+            "bound to its address"
+        );
+        let by_email = SealedFor {
+            channel: TwoFactorMethod::Email,
+            ..to_alice
+        };
+        assert!(
+            seal.open(&sealed, &by_email).is_none(),
+            "bound to its channel"
+        );
+        assert!(
+            CodeSeal::derived_from(&[8; 32])
+                .unwrap()
+                .open(&sealed, &to_alice)
+                .is_none()
+        );
+        assert!(
+            CodeSeal::ephemeral()
+                .unwrap()
+                .open(&sealed, &to_alice)
+                .is_none()
+        );
+        let mut altered = sealed.clone();
+        if let Some(last) = altered.last_mut() {
+            *last ^= 1;
+        }
+        assert!(seal.open(&altered, &to_alice).is_none());
+        assert_ne!(
+            sealed,
+            seal.seal(&code, &to_alice).unwrap(),
+            "a fresh nonce each time"
+        );
+    }
+}
