@@ -9,6 +9,7 @@ use time::{Duration, OffsetDateTime};
 /// A source of the current time, truncated to whole milliseconds so that every stored instant
 /// round-trips exactly (the audit chain hashes them).
 pub trait Clock: Send + Sync + 'static {
+    /// Now, in UTC, to the millisecond.
     fn now(&self) -> OffsetDateTime;
 }
 
@@ -35,6 +36,7 @@ impl Default for ManualClock {
 }
 
 impl ManualClock {
+    /// A clock at the system time, until moved.
     pub fn new() -> Self {
         Self {
             offset_ms: Arc::new(AtomicI64::new(0)),

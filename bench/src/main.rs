@@ -57,6 +57,9 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Built in one workspace with the service, reqwest has rustls without a provider chosen
+    // (the service's SMS client brings its own): every client here needs ring installed first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut args = Args::parse();
     // The service runs in a working directory of its own: name it absolutely.
     if let Ok(binary) = args.binary.canonicalize() {

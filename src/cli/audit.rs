@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use ed25519_dalek::VerifyingKey;
 use ed25519_dalek::pkcs8::DecodePublicKey as _;
 
+use crate::clock::{Clock as _, SystemClock};
 use crate::domain::audit::{Anchor, AnchorKeys, ChainSeal, ChainedEvent};
 use crate::domain::audit_trail;
 use crate::domain::ports::{AuditQuery, AuditStore};
@@ -88,7 +89,7 @@ pub async fn run(
             verify(store, seal, anchors.as_deref(), &keys).await
         }
         AuditCommand::Anchor => {
-            let anchor = audit_trail::anchor(store, &keys, OffsetDateTime::now_utc()).await?;
+            let anchor = audit_trail::anchor(store, &keys, SystemClock.now()).await?;
             println!("{}", serde_json::to_string(&anchor)?);
             Ok(ExitCode::SUCCESS)
         }

@@ -1,5 +1,6 @@
 //! `dev-cert [--out DIR]`: a self-signed certificate for `localhost` and `127.0.0.1`, for trying
-//! HTTPS on a development machine. Never for production: nothing vouches for it.
+//! HTTPS on a development machine. Never for production: nothing vouches for it, and builds
+//! without the `dev-cert` cargo feature (release builds) leave the generator out.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,7 +15,26 @@ pub struct DevCertArgs {
     out: PathBuf,
 }
 
+/// Writes the pair and prints the settings that use it.
 pub fn run(args: &DevCertArgs) -> anyhow::Result<ExitCode> {
+    let (cert_pem, key_pem) = generate()?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let cert = args.out.join("dev-cert.pem");
+    let key = args.out.join("dev-key.pem");
+    write(&cert, cert_pem.as_bytes(), 0o644)?;
+    write(&key, key_pem.as_bytes(), 0o600)?;
+    println!(
+        "FINHUB_TLS_CERT={} FINHUB_TLS_KEY={}",
+        cert.display(),
+        key.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The certificate and its private key, both PEM.
+#[cfg(feature = "dev-cert")]
+fn generate() -> anyhow::Result<(String, String)> {
     let names = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
@@ -22,22 +42,13 @@ pub fn run(args: &DevCertArgs) -> anyhow::Result<ExitCode> {
     ];
     let certified =
         rcgen::generate_simple_self_signed(names).context("generating a certificate")?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let cert = args.out.join("dev-cert.pem");
-    let key = args.out.join("dev-key.pem");
-    write(&cert, certified.cert.pem().as_bytes(), 0o644)?;
-    write(
-        &key,
-        certified.signing_key.serialize_pem().as_bytes(),
-        0o600,
-    )?;
-    println!(
-        "FINHUB_TLS_CERT={} FINHUB_TLS_KEY={}",
-        cert.display(),
-        key.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok((certified.cert.pem(), certified.signing_key.serialize_pem()))
+}
+
+/// Production builds carry no certificate generator: the command says how to get one.
+#[cfg(not(feature = "dev-cert"))]
+fn generate() -> anyhow::Result<(String, String)> {
+    anyhow::bail!("this build leaves out dev-cert: build with `--features dev-cert`")
 }
 
 fn write(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {

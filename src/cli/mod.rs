@@ -24,7 +24,7 @@ use crate::store::Migrations;
     version,
     about = "Signs in FinHub's individual customers"
 )]
-pub struct Cli {
+struct Cli {
     /// A TOML settings file; FINHUB_* environment variables override it.
     #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -33,7 +33,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+enum Command {
     /// Run the service (applies pending migrations first).
     Serve,
     /// Seed the demo customers (idempotent) and serve on a loopback address.
@@ -96,11 +96,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut settings = Settings::load(cli.config.as_deref())?;
-    let unsupported = settings.refuse_unsafe()?;
     crate::telemetry::init_logging(settings.server.log_format);
-    for name in unsupported {
-        tracing::warn!(setting = %name, "this version does not support this setting yet; running without it");
-    }
     for name in &settings.unknown_variables {
         tracing::warn!(variable = %name, "unknown FINHUB_ variable ignored");
     }

@@ -10,7 +10,7 @@ use crate::domain::customer::{
     CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
 };
 use crate::domain::password::Password;
-use crate::startup::{Application, Services, shutdown_signal};
+use crate::startup::{Application, Jobs, Services, shutdown_signal};
 use crate::store::DatabaseKind;
 
 pub async fn serve(settings: &Settings, services: &Services) -> anyhow::Result<ExitCode> {
@@ -24,6 +24,7 @@ pub async fn serve(settings: &Settings, services: &Services) -> anyhow::Result<E
         );
     }
     let app = Application::build(settings, services).await?;
+    let jobs = Jobs::start(settings, services)?;
     let scheme = if app.is_tls() { "https" } else { "http" };
     match app.ops_address() {
         Some(ops) => {
@@ -31,10 +32,19 @@ pub async fn serve(settings: &Settings, services: &Services) -> anyhow::Result<E
         }
         None => tracing::info!(address = %app.address(), scheme, "finhub-auth listening"),
     }
-    app.run_until(shutdown_signal()).await.context("serving")?;
-    services.auth.flush_refusals().await;
+    run(app, jobs, services).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves until SIGINT or SIGTERM, then stops in order: the listeners (finishing the requests
+/// in flight), the background jobs (auditing the refusals counted meanwhile), and last the
+/// store's connections, which both of them use.
+async fn run(app: Application, mut jobs: Jobs, services: &Services) -> anyhow::Result<()> {
+    let served = app.run_until(shutdown_signal()).await;
+    jobs.stop().await;
+    services.close().await;
+    served.context("serving")
 }
 
 /// The demo's one password; it is printed, so it must never be a real customer's.
@@ -91,6 +101,7 @@ pub async fn demo(settings: &Settings, services: &Services) -> anyhow::Result<Ex
     )
     .await?;
     let app = Application::build_demo(settings, services).await?;
+    let jobs = Jobs::start(settings, services)?;
     let scheme = if app.is_tls() { "https" } else { "http" };
     println!("FinHub Auth demo on {scheme}://{}", app.address());
     println!("  alice@demo.finhub.test / {DEMO_PASSWORD}  (no 2FA, KYC VERIFIED)");
@@ -102,8 +113,7 @@ pub async fn demo(settings: &Settings, services: &Services) -> anyhow::Result<Ex
         "  sign in at {scheme}://{0}/ ; the demo inbox with the codes: {scheme}://{0}/demo/inbox",
         app.address()
     );
-    app.run_until(shutdown_signal()).await.context("serving")?;
-    services.auth.flush_refusals().await;
+    run(app, jobs, services).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Files and variables are flat (`session_ttl`, `FINHUB_SESSION_TTL`); the settings are grouped
 //! by what they configure. Each group is a section struct whose fields are renamed to the flat
-//! names, whose serde adaptors ([`values`]) carry the accepted forms and ranges, and which builds
+//! names, whose serde adaptors (`values`) carry the accepted forms and ranges, and which builds
 //! its part of the domain's policies. [`Settings`] composes the sections with `#[serde(flatten)]`
 //! to *serialise* them into one flat map of defaults; the keys of that map are the names this
 //! version reads, so no list of names is kept beside the types. Each section is *deserialised*
@@ -66,10 +66,6 @@ pub struct Settings {
     pub audit: AuditSection,
     #[serde(flatten)]
     pub housekeeping: HousekeepingSection,
-    /// Documented settings of controls this version does not have, as they were given
-    /// (`FINHUB_TLS_CERT`, …): see [`Settings::refuse_unsafe`].
-    #[serde(skip)]
-    pub unsupported: Vec<String>,
     /// `FINHUB_*` variables in the environment that this version does not read.
     #[serde(skip)]
     pub unknown_variables: Vec<String>,
@@ -80,19 +76,21 @@ pub struct Settings {
 #[error("{0}")]
 pub struct ConfigError(String);
 
-/// Documented variables of controls that later versions add (names as keys).
-const FUTURE: &[&str] = &[];
-
 impl Settings {
-    /// Reads the settings: defaults, then `file` if given, then the environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
-        let known: BTreeSet<String> = figment
+    /// The names of every setting this version reads, as keys (`session_ttl`): those of the
+    /// defaults, so the types are the only list.
+    pub fn known_keys() -> Result<BTreeSet<String>, ConfigError> {
+        Ok(Figment::from(Serialized::defaults(Settings::default()))
             .extract::<Dict>()
             .map_err(describe)?
             .into_keys()
-            .collect();
-        let mut unsupported = Vec::new();
+            .collect())
+    }
+
+    /// Reads the settings: defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        let known = Self::known_keys()?;
         if let Some(file) = file {
             if !file.is_file() {
                 return Err(ConfigError(format!(
@@ -103,32 +101,24 @@ impl Settings {
             let keys: Dict = Figment::from(Toml::file(file))
                 .extract()
                 .map_err(describe)?;
-            for key in keys.keys() {
-                if FUTURE.contains(&key.as_str()) {
-                    unsupported.push(variable(key));
-                } else if !known.contains(key) {
-                    return Err(ConfigError(format!(
-                        "unknown setting `{key}` in {}",
-                        file.display()
-                    )));
-                }
+            if let Some(key) = keys.keys().find(|key| !known.contains(*key)) {
+                return Err(ConfigError(format!(
+                    "unknown setting `{key}` in {}",
+                    file.display()
+                )));
             }
             figment = figment.merge(Toml::file(file));
         }
-        let mut unknown_variables = Vec::new();
-        for key in environment_keys() {
-            if FUTURE.contains(&key.as_str()) {
-                unsupported.push(variable(&key));
-            } else if !known.contains(&key) {
-                unknown_variables.push(variable(&key));
-            }
-        }
+        let unknown_variables = environment_keys()
+            .filter(|key| !known.contains(key))
+            .map(|key| variable(&key))
+            .collect();
         figment = figment.merge(
             Env::prefixed("FINHUB_").filter(move |k| known.contains(&k.as_str().to_lowercase())),
         );
         let mut settings = Self::extract(&figment)?;
+        settings.server.refuse_half_tls()?;
         settings.audit.read_key()?;
-        settings.unsupported = unsupported;
         settings.unknown_variables = unknown_variables;
         Ok(settings)
     }
@@ -150,23 +140,8 @@ impl Settings {
             notifier: section(figment)?,
             audit: section(figment)?,
             housekeeping: section(figment)?,
-            unsupported: Vec::new(),
             unknown_variables: Vec::new(),
         })
-    }
-
-    /// Refuses half a TLS configuration: a certificate without its key (or the other way
-    /// round) must not fall back to plain HTTP. The documented controls this version lacks are
-    /// returned, for the caller to warn about.
-    pub fn refuse_unsafe(&self) -> Result<Vec<&str>, ConfigError> {
-        let server = &self.server;
-        if server.tls_cert.is_some() != server.tls_key.is_some() {
-            return Err(ConfigError(
-                "FINHUB_TLS_CERT and FINHUB_TLS_KEY go together: set both (HTTPS only) or neither"
-                    .into(),
-            ));
-        }
-        Ok(self.unsupported.iter().map(String::as_str).collect())
     }
 
     /// The rules of the login flow these settings describe; an error if a purpose key cannot

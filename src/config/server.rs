@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_with::As;
 use time::Duration;
 
+use super::ConfigError;
 use super::values::{Networks, Positive, Span, out_of_range};
 use crate::domain::password::HashCost;
 use crate::http::client_ip::ClientIpHeader;
@@ -72,6 +73,20 @@ impl Default for ServerSection {
             tls_cert: None,
             tls_key: None,
         }
+    }
+}
+
+impl ServerSection {
+    /// Refuses a certificate without its key (or the other way round): half a TLS
+    /// configuration must not fall back to plain HTTP.
+    pub fn refuse_half_tls(&self) -> Result<(), ConfigError> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError(
+                "FINHUB_TLS_CERT and FINHUB_TLS_KEY go together: set both (HTTPS only) or neither"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 

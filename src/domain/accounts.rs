@@ -5,22 +5,28 @@ use std::sync::Arc;
 use super::audit::{AuditEvent, AuditKind, Outcome};
 use super::customer::{Customer, NewCustomer, Username};
 use super::password::{Password, PasswordHasher};
-use super::ports::{Insertion, Store, StoreError};
+use super::ports::{Insertion, Store, StoreError, Taken};
 use crate::clock::Clock;
 
 /// Why an operator action failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
+    /// The username names no customer.
     #[error("no customer with username {0}")]
     UnknownCustomer(String),
+    /// The username is already in use.
     #[error("a customer with username {0} already exists")]
     UsernameTaken(String),
+    /// An import reused a customer id.
     #[error("a customer with customerId {0} already exists")]
     CustomerIdTaken(String),
+    /// A field does not pass its check; the message names it.
     #[error("{0}")]
     Invalid(String),
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The password could not be hashed.
     #[error("password hashing failed")]
     Hash(#[from] super::password::HashError),
 }
@@ -34,6 +40,7 @@ pub struct Accounts {
 }
 
 impl Accounts {
+    /// Operator actions on `store`, hashing new passwords with `hasher`.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, hasher: PasswordHasher) -> Self {
         Self {
             store,
@@ -42,6 +49,7 @@ impl Accounts {
         }
     }
 
+    /// The hasher new passwords go through (imports hash in batches with it).
     pub fn hasher(&self) -> &PasswordHasher {
         &self.hasher
     }
@@ -61,10 +69,10 @@ impl Accounts {
             .insert_customer(&customer, &self.created_event(&customer))
             .await
         {
-            Err(StoreError::Conflict("customerId")) => {
+            Err(StoreError::Conflict(Taken::CustomerId)) => {
                 Err(AccountError::CustomerIdTaken(customer.id.to_string()))
             }
-            Err(StoreError::Conflict(_)) => {
+            Err(StoreError::Conflict(Taken::Username | Taken::Other)) => {
                 Err(AccountError::UsernameTaken(customer.username.to_string()))
             }
             other => Ok(other?),

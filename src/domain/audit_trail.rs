@@ -8,10 +8,13 @@ use super::ports::{AuditQuery, AuditStore, StoreError};
 /// Why the trail could not be confirmed intact.
 #[derive(Debug, thiserror::Error)]
 pub enum TrailError {
+    /// An event altered, missing or out of order.
     #[error("audit trail broken")]
     Broken(#[from] ChainBreak),
+    /// The trail no longer reaches what an anchor recorded.
     #[error("audit trail does not match its anchors")]
     Anchor(#[from] AnchorBreak),
+    /// The store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -23,6 +26,7 @@ pub struct Verified {
     pub events: u64,
     /// Where checking started: the retention checkpoint (0 when nothing was ever removed).
     pub from_seq: i64,
+    /// The head's hash, to anchor or compare.
     pub head_hash: String,
 }
 

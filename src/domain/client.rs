@@ -11,11 +11,15 @@ use super::location::Location;
 /// The device a customer says they are on. Fingerprints are the client's own opaque strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
+    /// The client's opaque string, hashed (see [`DeviceKey`](super::device::DeviceKey)) before
+    /// anything stores it.
     pub fingerprint: String,
+    /// The name the client gave, if any and if it passed [`DeviceName::parse`].
     pub name: Option<DeviceName>,
 }
 
 impl Device {
+    /// Longer fingerprints are refused: the client's own strings are short.
     pub const MAX_FINGERPRINT: usize = 512;
 }
 
@@ -27,8 +31,10 @@ impl Device {
 pub struct DeviceName(String);
 
 impl DeviceName {
+    /// Longer names are refused.
     pub const MAX_CHARS: usize = 128;
 
+    /// The name, or why it may not be shown (length, controls, anything like a link or domain).
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         if raw.chars().count() > Self::MAX_CHARS {
             return Err(InvalidValue("must be at most 128 characters"));
@@ -52,6 +58,7 @@ impl DeviceName {
         Self(name)
     }
 
+    /// The name as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -83,8 +90,11 @@ fn looks_like_a_link(raw: &str) -> bool {
 /// The network and device facts recorded with every authentication event.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClientContext {
+    /// The client's address, after trusted proxies.
     pub ip: Option<IpAddr>,
+    /// The user agent as sent, cut to [`Self::MAX_USER_AGENT`] characters.
     pub user_agent: Option<String>,
+    /// The device the client says it is on.
     pub device: Option<Device>,
     /// Where `ip` is, when a location database is configured (filled in at login).
     pub location: Location,
@@ -94,6 +104,7 @@ impl ClientContext {
     /// User agents are kept to this many characters; longer ones are cut.
     pub const MAX_USER_AGENT: usize = 512;
 
+    /// A context with the user agent cut to length and no device or location yet.
     pub fn new(ip: Option<IpAddr>, user_agent: Option<&str>) -> Self {
         Self {
             ip,
@@ -103,6 +114,7 @@ impl ClientContext {
         }
     }
 
+    /// Adds the device the client named.
     pub fn with_device(mut self, device: Option<Device>) -> Self {
         self.device = device;
         self

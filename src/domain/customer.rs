@@ -16,6 +16,7 @@ use super::InvalidValue;
 pub struct Username(String);
 
 impl Username {
+    /// The longest name accepted, in characters (an e-mail address's limit).
     pub const MAX_LEN: usize = 254;
 
     /// Normalises to NFKC, trimmed and lower-cased, so that one name typed in any Unicode
@@ -46,6 +47,7 @@ impl Username {
         Ok(Self(normalised))
     }
 
+    /// The normalised form, which every comparison and counter uses.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -63,6 +65,7 @@ impl fmt::Display for Username {
 pub struct Email(String);
 
 impl Email {
+    /// Trims and checks the loose shape; the case is kept (the local part may be case-sensitive).
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let value = raw.trim();
         let valid = value.len() <= 254
@@ -77,6 +80,7 @@ impl Email {
         }
     }
 
+    /// The address as given (trimmed).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -99,6 +103,7 @@ impl Email {
 pub struct Phone(String);
 
 impl Phone {
+    /// Accepts spaces and dashes between digits and keeps the compact form.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let compact: String = raw.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
         let digits = compact.strip_prefix('+').unwrap_or("");
@@ -111,6 +116,7 @@ impl Phone {
         }
     }
 
+    /// The E.164 form, as the gateway takes it.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -132,6 +138,7 @@ impl Phone {
 pub struct PersonName(String);
 
 impl PersonName {
+    /// Trims and checks the length (1 to 100 characters) and for control characters.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let value = raw.trim();
         if value.is_empty() {
@@ -145,6 +152,7 @@ impl PersonName {
         }
     }
 
+    /// The name as given (trimmed).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -154,13 +162,18 @@ impl PersonName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum KycStatus {
+    /// No check begun.
     NotStarted,
+    /// A check is under way.
     Pending,
+    /// Identity confirmed.
     Verified,
+    /// Identity not confirmed.
     Rejected,
 }
 
 impl KycStatus {
+    /// Every status, in the order documented.
     pub const ALL: [Self; 4] = [
         Self::NotStarted,
         Self::Pending,
@@ -168,6 +181,7 @@ impl KycStatus {
         Self::Rejected,
     ];
 
+    /// The stable name the API and the store use.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NotStarted => "NOT_STARTED",
@@ -198,13 +212,17 @@ impl FromStr for KycStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum TwoFactorMethod {
+    /// A code by text message to the customer's phone.
     Sms,
+    /// A code by e-mail.
     Email,
 }
 
 impl TwoFactorMethod {
+    /// Every method, in the order documented.
     pub const ALL: [Self; 2] = [Self::Sms, Self::Email];
 
+    /// The stable name the API and the store use.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sms => "SMS",
@@ -233,16 +251,25 @@ super::opaque_id!(
 /// A customer as stored.
 #[derive(Debug, Clone)]
 pub struct Customer {
+    /// Stable and opaque; never the username.
     pub id: CustomerId,
+    /// The login name, normalised.
     pub username: Username,
+    /// Where e-mail codes and security notices go.
     pub email: Email,
+    /// Where SMS codes go; needed for SMS two-factor.
     pub phone: Option<Phone>,
+    /// Given name.
     pub first_name: PersonName,
+    /// Family name.
     pub last_name: PersonName,
+    /// Know-your-customer standing, shown to the customer.
     pub kyc_status: KycStatus,
+    /// The second factor, if the customer has one.
     pub two_factor: Option<TwoFactorMethod>,
     /// An argon2 PHC string; never leaves the store and the password module.
     pub password_hash: String,
+    /// When the customer's last completed login was.
     pub last_login_at: Option<OffsetDateTime>,
 }
 
@@ -267,14 +294,23 @@ impl Customer {
 /// A customer about to be created, with the password already hashed.
 #[derive(Debug, Clone)]
 pub struct NewCustomer {
+    /// Chosen by the caller: an import may carry the id of the system it comes from.
     pub id: CustomerId,
+    /// The login name, normalised.
     pub username: Username,
+    /// Where e-mail codes and security notices go.
     pub email: Email,
+    /// Where SMS codes go; needed for SMS two-factor.
     pub phone: Option<Phone>,
+    /// Given name.
     pub first_name: PersonName,
+    /// Family name.
     pub last_name: PersonName,
+    /// Know-your-customer standing.
     pub kyc_status: KycStatus,
+    /// The second factor, if any.
     pub two_factor: Option<TwoFactorMethod>,
+    /// An argon2 PHC string.
     pub password_hash: String,
 }
 
@@ -289,92 +325,5 @@ impl NewCustomer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usernames_are_trimmed_and_lower_cased() {
-        let u = Username::parse("  Alice@Example.COM ").unwrap();
-        assert_eq!(u.as_str(), "alice@example.com");
-    }
-
-    #[test]
-    fn one_name_in_any_unicode_form_is_one_username() {
-        let composed = Username::parse("Jos\u{e9}@example.com").unwrap();
-        let decomposed = Username::parse("Jose\u{301}@example.com").unwrap();
-        assert_eq!(composed, decomposed);
-        assert_eq!(composed.as_str(), "jos\u{e9}@example.com");
-        // Full-width letters are compatibility forms of the ASCII ones.
-        let wide = Username::parse("\u{ff21}lice@example.com").unwrap();
-        assert_eq!(wide.as_str(), "alice@example.com");
-    }
-
-    #[test]
-    fn invisible_formatting_characters_are_refused() {
-        for sneaky in [
-            "ali\u{200b}ce",
-            "\u{feff}alice",
-            "al\u{200d}ice",
-            "alice\u{2066}",
-        ] {
-            assert!(Username::parse(sneaky).is_err(), "{sneaky:?}");
-        }
-    }
-
-    #[test]
-    fn empty_overlong_and_control_usernames_are_refused() {
-        assert!(Username::parse("   ").is_err());
-        assert!(Username::parse(&"a".repeat(255)).is_err());
-        assert!(Username::parse("al\u{0}ice").is_err());
-        assert!(Username::parse(&"a".repeat(254)).is_ok());
-    }
-
-    #[test]
-    fn emails_need_a_local_part_and_a_dotted_domain() {
-        assert!(Email::parse("alice@example.com").is_ok());
-        for bad in [
-            "alice",
-            "@example.com",
-            "alice@example",
-            "a b@example.com",
-            "a@b@c.com",
-            "a@.com",
-        ] {
-            assert!(Email::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn phones_are_e164_and_masked_to_country_and_last_two_digits() {
-        let p = Phone::parse("+44 7700 900189").unwrap();
-        assert_eq!(p.as_str(), "+447700900189");
-        assert_eq!(p.masked(), "+44********89");
-        assert!(Phone::parse("07700900189").is_err());
-        assert!(Phone::parse("+44abc").is_err());
-    }
-
-    #[test]
-    fn emails_are_masked_to_first_and_last_letter() {
-        assert_eq!(
-            Email::parse("alice@example.com").unwrap().masked(),
-            "a***e@example.com"
-        );
-        assert_eq!(
-            Email::parse("al@example.com").unwrap().masked(),
-            "a***@example.com"
-        );
-    }
-
-    #[test]
-    fn kyc_and_method_parse_case_insensitively() {
-        assert_eq!(
-            "verified".parse::<KycStatus>().unwrap(),
-            KycStatus::Verified
-        );
-        assert_eq!(
-            "sms".parse::<TwoFactorMethod>().unwrap(),
-            TwoFactorMethod::Sms
-        );
-        assert!("maybe".parse::<KycStatus>().is_err());
-    }
-}
+#[path = "customer_tests.rs"]
+mod tests;

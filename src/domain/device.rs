@@ -32,6 +32,7 @@ impl std::fmt::Debug for DeviceKey {
 const DOMAIN: &[u8] = b"finhub device fingerprint v1";
 
 impl DeviceKey {
+    /// Hashes without a key, when no audit key is set.
     pub fn unkeyed() -> Self {
         Self(None)
     }
@@ -64,18 +65,26 @@ impl DeviceKey {
 /// A device as the customer sees it in their own lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRef {
+    /// Stable per customer and fingerprint; never the fingerprint.
     pub id: DeviceId,
+    /// The name the client gave it, last time it named one.
     pub name: Option<String>,
 }
 
 /// A device the customer has signed in from with the right password.
 #[derive(Debug, Clone)]
 pub struct KnownDevice {
+    /// Stable per customer and fingerprint; never the fingerprint.
     pub id: DeviceId,
+    /// The name the client gave it, last time it named one.
     pub name: Option<String>,
+    /// The first completed login from it.
     pub first_seen_at: OffsetDateTime,
+    /// The latest login from it.
     pub last_seen_at: OffsetDateTime,
+    /// The address of that latest login.
     pub last_ip: Option<String>,
+    /// Its country, where the address could be placed.
     pub last_country: Option<String>,
     /// Its ACTIVE, live sessions.
     pub active_sessions: u64,

@@ -7,41 +7,70 @@ use super::InvalidValue;
 use super::password::HashError;
 use super::ports::StoreError;
 
+/// Why a step was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// Wrong username or password, the same answer for both.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// Locked by repeated failures or an operator.
     #[error("account locked")]
-    AccountLocked { until: Option<OffsetDateTime> },
+    AccountLocked {
+        /// When the lock ends; `None` for an operator's lock, which lasts until lifted.
+        until: Option<OffsetDateTime>,
+    },
+    /// No usable session token.
     #[error("unauthenticated")]
     Unauthenticated,
+    /// The session ended (expired, idle, revoked).
     #[error("session expired")]
     SessionExpired,
+    /// The session still owes its second factor.
     #[error("two-factor authentication required")]
     TwoFactorRequired,
     /// The customer has no such resource (or it is another customer's, which they may not
     /// learn exists).
     #[error("not found")]
     NotFound,
+    /// A second-factor step on a session that does not owe one.
     #[error("session is not awaiting two-factor authentication")]
     TwoFactorNotPending,
+    /// A wrong code.
     #[error("invalid two-factor code")]
-    InvalidCode { attempts_remaining: u32 },
+    InvalidCode {
+        /// Guesses left on this challenge.
+        attempts_remaining: u32,
+    },
+    /// The code's time ran out.
     #[error("two-factor code expired")]
     CodeExpired,
+    /// The challenge's guesses are used up.
     #[error("too many two-factor attempts")]
-    TooManyAttempts { retry_after: Duration },
+    TooManyAttempts {
+        /// How long until trying again can succeed.
+        retry_after: Duration,
+    },
+    /// Too many requests from this client or for this username.
     #[error("rate limited")]
-    RateLimited { retry_after: Duration },
+    RateLimited {
+        /// How long until trying again can succeed.
+        retry_after: Duration,
+    },
+    /// Input that does not pass its check.
     #[error("invalid {field}: {problem}")]
     Invalid {
+        /// The input's name in the contract.
         field: &'static str,
+        /// What is wrong with it, never the value.
         problem: InvalidValue,
     },
+    /// Password hashing is at capacity: retry shortly.
     #[error("overloaded")]
     Overloaded,
+    /// A dependency is down (database, lock, counter): retry shortly.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A fault in the service; the detail is logged, never sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

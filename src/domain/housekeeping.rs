@@ -6,7 +6,7 @@ use std::sync::Arc;
 use time::Duration;
 
 use super::audit::{AuditEvent, AuditKind, Outcome};
-use super::ports::{Store, StoreResult};
+use super::ports::{HousekeepingStore, StoreResult};
 use crate::clock::Clock;
 
 /// How long ended things are kept.
@@ -26,24 +26,34 @@ pub struct RetentionPolicy {
 /// What one run removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
+    /// Ended sessions past retention.
     pub sessions: u64,
+    /// Failure counters with nothing left to count.
     pub lockouts: u64,
+    /// Security notices finished or abandoned.
     pub notices: u64,
+    /// Audit events past retention.
     pub audit_events: u64,
 }
 
 /// Batches per kind in one run, so a large backlog is worked off over several runs.
 const MAX_BATCHES: u32 = 100;
 
+/// Removes what the retention policy no longer keeps, a batch at a time.
 #[derive(Clone)]
 pub struct Housekeeper {
-    store: Arc<dyn Store>,
+    store: Arc<dyn HousekeepingStore>,
     clock: Arc<dyn Clock>,
     policy: RetentionPolicy,
 }
 
 impl Housekeeper {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: RetentionPolicy) -> Self {
+    /// Housekeeping of `store` under `policy`.
+    pub fn new(
+        store: Arc<dyn HousekeepingStore>,
+        clock: Arc<dyn Clock>,
+        policy: RetentionPolicy,
+    ) -> Self {
         Self {
             store,
             clock,

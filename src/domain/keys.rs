@@ -17,6 +17,7 @@ pub fn derive(secret: &[u8], purpose: &[u8]) -> Option<[u8; 32]> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the key for {purpose} cannot be derived from the audit key")]
 pub struct KeyError {
+    /// What the key was for (device hashes, anchors, …).
     pub purpose: String,
 }
 

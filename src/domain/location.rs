@@ -9,12 +9,16 @@ pub struct Location {
     pub country: Option<String>,
     /// The network's autonomous system number.
     pub asn: Option<u32>,
+    /// Where the address is, when the database places it (city or better).
     pub coordinates: Option<Coordinates>,
 }
 
+/// A point on the Earth, in degrees.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Coordinates {
+    /// North positive.
     pub latitude: f64,
+    /// East positive.
     pub longitude: f64,
 }
 
@@ -30,21 +34,7 @@ impl Coordinates {
     }
 }
 
-/// Resolves addresses to locations (`crate::geo` reads MaxMind-format databases).
-pub trait Locator: Send + Sync + 'static {
-    fn locate(&self, ip: IpAddr) -> Location;
-
-    /// Whether a database is configured: then an address it cannot place is a signal.
-    fn configured(&self) -> bool {
-        true
-    }
-
-    /// What is wrong with the configured databases, for readiness (records that cannot be
-    /// decoded, say); `None` while nothing is.
-    fn trouble(&self) -> Option<String> {
-        None
-    }
-}
+pub use super::ports::Locator;
 
 /// No location database: every address is nowhere in particular.
 #[derive(Debug, Default)]

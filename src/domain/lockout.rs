@@ -42,9 +42,13 @@ impl LockoutPolicy {
 /// The failure counters kept for one username.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LockoutRecord {
+    /// Failed logins since the last success or lock.
     pub failures: u32,
+    /// Locks so far, which double each new lock's length (up to the cap).
     pub lock_count: u32,
+    /// The end of the current automatic lock, if any.
     pub locked_until: Option<OffsetDateTime>,
+    /// Locked by an operator until unlocked.
     pub operator_locked: bool,
 }
 
@@ -53,6 +57,7 @@ pub struct LockoutRecord {
 pub enum Lock {
     /// Until an operator unlocks.
     Operator,
+    /// An automatic lock, until this moment.
     Until(OffsetDateTime),
 }
 
@@ -69,6 +74,7 @@ impl LockoutRecord {
 }
 
 impl Lock {
+    /// When the lock ends; `None` while an operator's lock lasts.
     pub fn until(self) -> Option<OffsetDateTime> {
         match self {
             Self::Operator => None,

@@ -16,6 +16,7 @@ pub mod housekeeping;
 pub mod keys;
 pub mod location;
 pub mod lockout;
+pub mod message;
 pub mod password;
 pub mod ports;
 pub mod rate_limit;

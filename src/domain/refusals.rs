@@ -8,7 +8,7 @@
 //! `details.lastAt`). Attempts that change something (a password checked, a guess used) are
 //! still audited one by one, with the change.
 //!
-//! Memory is bounded: once [`MAX_KEYS`] keys are counted, a refusal under a new key keeps one
+//! Memory is bounded: once `MAX_KEYS` keys are counted, a refusal under a new key keeps one
 //! dimension (the username, else the address) within a budget of its own, and only past those
 //! is counted under its reason alone; each such refusal is counted in
 //! `finhub_refusals_overflow_total{kept}`. A spray of distinct usernames therefore cannot hide
@@ -153,6 +153,7 @@ impl Window {
     }
 }
 
+/// The refusals counted since the last flush, one tally per key (see the module's docs).
 #[derive(Debug, Default)]
 pub struct Refusals {
     window: Mutex<Window>,

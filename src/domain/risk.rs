@@ -16,6 +16,14 @@ pub enum RiskFlag {
 }
 
 impl RiskFlag {
+    /// Every flag (the API documents them as an enum).
+    pub const ALL: [Self; 4] = [
+        Self::NewCountry,
+        Self::NewNetwork,
+        Self::NewDevice,
+        Self::ImpossibleTravel,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NewCountry => "NEW_COUNTRY",

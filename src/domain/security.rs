@@ -11,6 +11,7 @@ use super::session::{SessionId, SessionState};
 /// Which sessions are live at a moment: not revoked, and none of their ends passed.
 #[derive(Debug, Clone, Copy)]
 pub struct Liveness {
+    /// The moment the question is asked.
     pub now: OffsetDateTime,
     /// Sessions last seen at or before this have reached the idle timeout (`None`: no timeout).
     pub idle_before: Option<OffsetDateTime>,
@@ -19,14 +20,23 @@ pub struct Liveness {
 /// A live session as its customer sees it; `ip`, `country` and `user_agent` are the login's.
 #[derive(Debug, Clone)]
 pub struct LiveSession {
+    /// The session, as the customer may name it to end it.
     pub id: SessionId,
+    /// Whether it still owes its second factor.
     pub state: SessionState,
+    /// When its login began.
     pub created_at: OffsetDateTime,
+    /// Its last recorded activity.
     pub last_seen_at: OffsetDateTime,
+    /// When its current bffToken stops working.
     pub expires_at: OffsetDateTime,
+    /// The login's client address.
     pub ip: Option<String>,
+    /// The login's country, where the address could be placed.
     pub country: Option<String>,
+    /// The login's user agent.
     pub user_agent: Option<String>,
+    /// The device it signed in from, if the client named one.
     pub device: Option<DeviceRef>,
 }
 
@@ -51,13 +61,21 @@ pub const HISTORY_KINDS: &[AuditKind] = &[
 pub struct SecurityEvent {
     /// Its position in the audit trail, which pages are cut by.
     pub seq: i64,
+    /// The audit event's id.
     pub id: String,
+    /// When it happened.
     pub at: OffsetDateTime,
+    /// What happened.
     pub kind: AuditKind,
+    /// Whether it succeeded.
     pub outcome: Outcome,
+    /// Why, as a stable code.
     pub reason: Option<String>,
+    /// The client's address.
     pub ip: Option<String>,
+    /// The client's country, where it could be placed.
     pub country: Option<String>,
+    /// The device, if the client named one.
     pub device: Option<DeviceRef>,
     /// Why the login was judged unusual; empty when it was not.
     pub flags: Vec<String>,
@@ -68,8 +86,10 @@ pub struct SecurityEvent {
 pub struct PageSize(u32);
 
 impl PageSize {
+    /// The page size when the client asks for none.
     pub const DEFAULT: Self = Self(50);
 
+    /// A size from 1 to 100.
     pub fn new(n: i64) -> Result<Self, InvalidValue> {
         u32::try_from(n)
             .ok()
@@ -78,6 +98,7 @@ impl PageSize {
             .ok_or(InvalidValue("must be between 1 and 100"))
     }
 
+    /// The number of events.
     pub fn get(self) -> u32 {
         self.0
     }
@@ -88,6 +109,7 @@ impl PageSize {
 pub struct Cursor(i64);
 
 impl Cursor {
+    /// A cursor as [`Cursor`]'s `Display` wrote it (`e` and a seq); anything else is refused.
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         let invalid = InvalidValue("is not a cursor this service returned");
         let seq = s
@@ -100,10 +122,12 @@ impl Cursor {
         Ok(Self(seq))
     }
 
+    /// The cursor for the page after the one `event` ends.
     pub fn before(event: &SecurityEvent) -> Self {
         Self(event.seq)
     }
 
+    /// The audit seq the next page starts below.
     pub fn seq(self) -> i64 {
         self.0
     }
@@ -118,7 +142,9 @@ impl std::fmt::Display for Cursor {
 /// A page of history, newest first, and where the next (older) one starts.
 #[derive(Debug, Clone)]
 pub struct EventPage {
+    /// Newest first.
     pub events: Vec<SecurityEvent>,
+    /// Where the next page starts; `None` on the last.
     pub next: Option<Cursor>,
 }
 

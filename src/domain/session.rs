@@ -22,10 +22,15 @@ pub enum SessionState {
     /// Password accepted, second factor still owed: may only read the restricted view, run 2FA
     /// and log out.
     TwoFactorPending,
+    /// Login complete: the customer's full view and every operation.
     Active,
 }
 
 impl SessionState {
+    /// Every state (the API documents them as an enum).
+    pub const ALL: [Self; 2] = [Self::TwoFactorPending, Self::Active];
+
+    /// The stable name stored and shown in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::TwoFactorPending => "TWO_FACTOR_PENDING",
@@ -33,6 +38,7 @@ impl SessionState {
         }
     }
 
+    /// The state of a stored name; `None` for anything else.
     pub fn from_stored(s: &str) -> Option<Self> {
         match s {
             "TWO_FACTOR_PENDING" => Some(Self::TwoFactorPending),
@@ -45,34 +51,51 @@ impl SessionState {
 /// A session as stored.
 #[derive(Debug, Clone)]
 pub struct Session {
+    /// Opaque; never a token.
     pub id: SessionId,
+    /// Whose session it is.
     pub customer_id: CustomerId,
+    /// How far the login has come.
     pub state: SessionState,
+    /// When the login began; the absolute lifetime counts from here.
     pub created_at: OffsetDateTime,
     /// When the current bffToken stops working.
     pub expires_at: OffsetDateTime,
     /// No renewal reaches past this.
     pub absolute_expires_at: OffsetDateTime,
+    /// The last recorded activity, for the idle timeout (recorded coarsely: see `activity_resolution`).
     pub last_seen_at: OffsetDateTime,
     /// When this session completed login (became ACTIVE).
     pub login_at: Option<OffsetDateTime>,
     /// The customer's login before this one, as it stood when this one completed.
     pub previous_login_at: Option<OffsetDateTime>,
+    /// Whether a second factor completed this login.
     pub two_factor_verified: bool,
+    /// Ended before its time: logout, reuse of a refresh token, an operator lock, a forgotten
+    /// device.
     pub revoked: bool,
 }
 
 /// A session about to be stored.
 #[derive(Debug)]
 pub struct NewSession {
+    /// Opaque; never a token.
     pub id: SessionId,
+    /// Whose session it is.
     pub customer_id: CustomerId,
+    /// Pending when a second factor is owed.
     pub state: SessionState,
+    /// SHA-256 of the bffToken; the token itself is never stored.
     pub access_hash: TokenHash,
+    /// SHA-256 of the refresh token.
     pub refresh_hash: TokenHash,
+    /// When the login began.
     pub created_at: OffsetDateTime,
+    /// When the first bffToken stops working.
     pub expires_at: OffsetDateTime,
+    /// No renewal reaches past this.
     pub absolute_expires_at: OffsetDateTime,
+    /// Where the login came from, recorded with the session (devices, history).
     pub client: ClientContext,
 }
 
@@ -81,19 +104,28 @@ pub struct NewSession {
 /// later use of it is recognised as reuse.
 #[derive(Debug)]
 pub struct Rotation {
+    /// The session whose tokens change.
     pub session_id: SessionId,
+    /// The refresh token presented; `None` when the swap is unconditional (a completed second factor).
     pub old_refresh: Option<TokenHash>,
+    /// SHA-256 of the new bffToken.
     pub access_hash: TokenHash,
+    /// SHA-256 of the new refresh token.
     pub refresh_hash: TokenHash,
+    /// When the new bffToken stops working.
     pub expires_at: OffsetDateTime,
+    /// When the rotation happened.
     pub at: OffsetDateTime,
 }
 
 /// Session lifetimes.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionPolicy {
+    /// How long a bffToken of an active session lives.
     pub ttl: Duration,
+    /// How long a session awaiting its second factor lives.
     pub pending_ttl: Duration,
+    /// No session lives longer, however often it is renewed.
     pub absolute_ttl: Duration,
     /// `None`: no idle limit.
     pub idle_timeout: Option<Duration>,
@@ -102,8 +134,11 @@ pub struct SessionPolicy {
 /// Why a stored session no longer works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
+    /// Logged out or ended by the customer, reuse detection or an operator.
     Revoked,
+    /// Past its token's or its absolute lifetime.
     Expired,
+    /// Unused for longer than the idle timeout.
     Idle,
 }
 
@@ -122,6 +157,7 @@ impl SessionPolicy {
         (now + ttl).min(self.absolute_expiry(created_at))
     }
 
+    /// When a session created at `created_at` ends whatever happens.
     pub fn absolute_expiry(&self, created_at: OffsetDateTime) -> OffsetDateTime {
         created_at + self.absolute_ttl
     }

@@ -79,6 +79,7 @@ impl<K> fmt::Debug for Token<K> {
 pub struct TokenHash([u8; 32]);
 
 impl TokenHash {
+    /// The 32 bytes the store keeps.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -98,11 +99,14 @@ impl fmt::Debug for TokenHash {
 /// A freshly issued pair, with the hashes the store keeps.
 #[derive(Debug)]
 pub struct TokenPair {
+    /// The bffToken, sent with every call.
     pub access: SessionToken,
+    /// The refresh token, sent only to renew.
     pub refresh: RefreshToken,
 }
 
 impl TokenPair {
+    /// A new pair from the operating system's CSPRNG.
     pub fn generate() -> Result<Self, getrandom::Error> {
         Ok(Self {
             access: SessionToken::generate()?,

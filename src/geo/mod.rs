@@ -3,7 +3,7 @@
 //! an ASN database, say); each part of a location comes from the first file that has it.
 //!
 //! Databases are replaced every few weeks: [`MmdbLocator::reload`] reads the files again, and
-//! [`spawn_reloader`] calls it on SIGHUP and whenever a file's modification time changes
+//! [`watch`] calls it on SIGHUP and whenever a file's modification time changes
 //! (`crate::reload`). A reload that fails keeps the databases already loaded.
 
 use std::net::IpAddr;
@@ -263,11 +263,12 @@ impl Locator for MmdbLocator {
     }
 }
 
-/// Reloads `locator` on SIGHUP and when a file changes.
-pub fn spawn_reloader(locator: Arc<MmdbLocator>) {
+/// Reloads `locator` on SIGHUP and when a file changes, for as long as it is polled.
+pub async fn watch(locator: Arc<MmdbLocator>) {
     let paths = locator.paths.clone();
-    crate::reload::spawn("location database", paths, move || {
+    crate::reload::watch("location database", paths, move || {
         let locator = Arc::clone(&locator);
         async move { locator.reload() }
-    });
+    })
+    .await;
 }

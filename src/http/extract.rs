@@ -9,9 +9,9 @@ use axum_extra::headers::Authorization;
 use axum_extra::headers::authorization::Bearer;
 use axum_extra::typed_header::TypedHeaderRejectionReason;
 use serde::de::DeserializeOwned;
-use serde_value::{DeserializerError, ValueDeserializer};
 
 use super::error::{ApiError, FieldError};
+use super::json_shape::{Shape, ShapeError};
 use super::state::AppState;
 use crate::domain::client::ClientContext;
 use crate::domain::error::AuthError;
@@ -87,31 +87,27 @@ pub fn parse_body<T: DeserializeOwned>(
             "must be a JSON object",
         )]));
     }
-    // Through a self-describing value whose errors keep serde's kind (missing field, wrong
-    // type, …), so each failure is named without reading, or echoing, its message.
-    let value = serde_value::to_value(value)
-        .map_err(|e| ApiError::Internal(format!("copying a JSON body: {e}")))?;
-    serde_path_to_error::deserialize(ValueDeserializer::<DeserializerError>::new(value))
+    // Through a deserializer whose errors keep serde's kind (missing field, wrong type, …), so
+    // each failure is named without reading, or echoing, its message.
+    serde_path_to_error::deserialize(Shape(value))
         .map_err(|e| ApiError::Validation(vec![field_error(&e)]))
 }
 
 /// Names the field and the kind of problem, by serde's error kind, never with the value.
-fn field_error(e: &serde_path_to_error::Error<DeserializerError>) -> FieldError {
+fn field_error(e: &serde_path_to_error::Error<ShapeError>) -> FieldError {
     let path = e.path().to_string();
     let at = |name: &str| match path.as_str() {
         "." => name.to_owned(),
         parent => format!("{parent}.{name}"),
     };
     let (field, message) = match e.inner() {
-        DeserializerError::MissingField(name) => (at(name), "is required"),
-        DeserializerError::DuplicateField(name) => (at(name), "is given more than once"),
-        DeserializerError::UnknownField(name, _) => (at(name), "is not a known field"),
-        DeserializerError::InvalidType(..) => (path.clone(), "has the wrong type"),
-        DeserializerError::UnknownVariant(..) => (path.clone(), "is not one of the allowed values"),
-        DeserializerError::InvalidLength(..) => (path.clone(), "has the wrong length"),
-        DeserializerError::InvalidValue(..) | DeserializerError::Custom(_) => {
-            (path.clone(), "is invalid")
-        }
+        ShapeError::MissingField(name) => (at(name), "is required"),
+        ShapeError::DuplicateField(name) => (at(name), "is given more than once"),
+        ShapeError::UnknownField(name) => (at(name), "is not a known field"),
+        ShapeError::InvalidType => (path.clone(), "has the wrong type"),
+        ShapeError::UnknownVariant => (path.clone(), "is not one of the allowed values"),
+        ShapeError::InvalidLength => (path.clone(), "has the wrong length"),
+        ShapeError::InvalidValue => (path.clone(), "is invalid"),
     };
     let field = if field == "." {
         "body".to_owned()

@@ -5,6 +5,7 @@ pub mod client_ip;
 pub mod error;
 pub mod extract;
 mod headers;
+mod json_shape;
 mod limit;
 pub mod openapi;
 mod problem;

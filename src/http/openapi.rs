@@ -4,11 +4,11 @@
 use std::sync::OnceLock;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema as _};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::problem::ProblemDocument;
-use super::routes::{customers, health, security, sessions, two_factor};
+use super::routes::{customers, health, problem_response, security, sessions, two_factor};
 use super::state::AppState;
 
 #[derive(OpenApi)]
@@ -18,6 +18,8 @@ use super::state::AppState;
         description = "Signs in FinHub's individual (B2C) customers: login, two-factor authentication, session renewal and logout. Every error is an RFC 9457 problem document whose `code` is stable.",
         version = "1"
     ),
+    // Referred to by name from the shared error responses (`CommonErrors`, `NeedsSession`).
+    components(schemas(ProblemDocument)),
     tags(
         (name = "auth", description = "Sessions"),
         (name = "two-factor", description = "Six-digit codes by SMS or e-mail"),
@@ -46,7 +48,6 @@ struct CommonErrors;
 
 impl Modify for CommonErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         let common = [
             ("400", "MALFORMED_REQUEST (not JSON), VALIDATION_ERROR"),
             ("413", "MALFORMED_REQUEST: the body is larger than 16 KiB"),
@@ -92,20 +93,7 @@ impl Modify for CommonErrors {
                         .responses
                         .responses
                         .entry(status.to_owned())
-                        .or_insert_with(|| {
-                            ResponseBuilder::new()
-                                .description(description)
-                                .content(
-                                    "application/problem+json",
-                                    ContentBuilder::new()
-                                        .schema(Some(
-                                            Ref::from_schema_name(ProblemDocument::name()),
-                                        ))
-                                        .build(),
-                                )
-                                .build()
-                                .into()
-                        });
+                        .or_insert_with(|| problem_response(description));
                 }
             }
         }
@@ -163,7 +151,17 @@ mod tests {
                 "{target} is not in the document"
             );
         }
-        for schema in ["KycStatus", "TwoFactorMethod", "ProblemDocument"] {
+        let typed = [
+            "KycStatus",
+            "TwoFactorMethod",
+            "RiskFlag",
+            "DeliveryState",
+            "AuditKind",
+            "SessionState",
+            "Outcome",
+            "ProblemDocument",
+        ];
+        for schema in typed {
             assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
         }
     }

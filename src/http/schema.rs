@@ -5,7 +5,8 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::domain::customer;
+use crate::domain::security::HISTORY_KINDS;
+use crate::domain::{audit, customer, message, risk, session};
 
 fn string_enum(values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
     ObjectBuilder::new()
@@ -35,3 +36,59 @@ impl PartialSchema for TwoFactorMethod {
 }
 
 impl ToSchema for TwoFactorMethod {}
+
+/// [`risk::RiskFlag`] as it is written: why a login was judged unusual.
+pub struct RiskFlag;
+
+impl PartialSchema for RiskFlag {
+    fn schema() -> RefOr<Schema> {
+        string_enum(risk::RiskFlag::ALL.map(risk::RiskFlag::as_str))
+    }
+}
+
+impl ToSchema for RiskFlag {}
+
+/// [`DeliveryState`](message::DeliveryState) as it is written: where a code's message stands.
+pub struct DeliveryState;
+
+impl PartialSchema for DeliveryState {
+    fn schema() -> RefOr<Schema> {
+        string_enum(message::DeliveryState::ALL.map(message::DeliveryState::as_str))
+    }
+}
+
+impl ToSchema for DeliveryState {}
+
+/// The [`AuditKind`](audit::AuditKind)s a customer's own history holds ([`HISTORY_KINDS`]),
+/// as they are written.
+pub struct AuditKind;
+
+impl PartialSchema for AuditKind {
+    fn schema() -> RefOr<Schema> {
+        string_enum(HISTORY_KINDS.iter().map(|kind| kind.as_str()))
+    }
+}
+
+impl ToSchema for AuditKind {}
+
+/// [`SessionState`](session::SessionState) as it is written.
+pub struct SessionState;
+
+impl PartialSchema for SessionState {
+    fn schema() -> RefOr<Schema> {
+        string_enum(session::SessionState::ALL.map(session::SessionState::as_str))
+    }
+}
+
+impl ToSchema for SessionState {}
+
+/// [`Outcome`](audit::Outcome) as it is written: whether an audited step succeeded.
+pub struct Outcome;
+
+impl PartialSchema for Outcome {
+    fn schema() -> RefOr<Schema> {
+        string_enum(audit::Outcome::ALL.map(audit::Outcome::as_str))
+    }
+}
+
+impl ToSchema for Outcome {}

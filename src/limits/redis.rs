@@ -18,10 +18,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use crate::domain::ports::{CounterUnavailable, SharedCounter};
 use crate::domain::rate_limit::Rate;
 
-/// GCRA. KEYS[1]: the bucket. ARGV[1]: emission interval (period ÷ count), ARGV[2]: period, both
-/// in microseconds. The bucket holds its theoretical arrival time (TAT); a request is allowed
-/// when the new TAT is at most one period ahead, i.e. `count` requests may come at once and
-/// then one per interval. Returns 0 when allowed, else the wait in microseconds.
+/// GCRA. `KEYS[1]`: the bucket. `ARGV[1]`: emission interval (period ÷ count), `ARGV[2]`:
+/// period, both in microseconds. The bucket holds its theoretical arrival time (TAT); a request
+/// is allowed when the new TAT is at most one period ahead, i.e. `count` requests may come at
+/// once and then one per interval. Returns 0 when allowed, else the wait in microseconds.
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -57,6 +57,7 @@ impl Drop for Attempt<'_> {
     }
 }
 
+/// Request counts kept in Redis, shared by every instance (GCRA, atomic in one script).
 pub struct RedisCounter {
     client: redis::Client,
     /// Made on first use, and made afresh after any failure, so a Redis that comes back is

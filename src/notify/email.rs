@@ -9,7 +9,7 @@ use lettre::transport::smtp::{SUBMISSION_PORT, SUBMISSIONS_PORT};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::domain::ports::{CodeMessage, NotifyError, SecurityNotice};
+use crate::domain::ports::{NotifyError, Outgoing};
 
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -97,33 +97,15 @@ impl Mailer {
         })
     }
 
-    pub async fn send_code(&self, m: &CodeMessage) -> Result<(), NotifyError> {
-        let text = m.text();
+    /// Sends one message, text and HTML; its id becomes the `Message-ID`, the same on every
+    /// retry, so a retry after an unclear failure is recognisably the same mail.
+    pub async fn send_message(&self, m: &Outgoing) -> Result<(), NotifyError> {
         let html = format!(
             "<!doctype html><html><body><p>{}</p></body></html>",
-            html_escape(&text)
+            html_escape(&m.text)
         );
-        let id = format!("<{}@finhub-auth>", m.challenge_id.as_str());
-        self.send(&m.to, "Your FinHub security code", text, html, id)
-            .await
-    }
-
-    pub async fn send_notice(&self, n: &SecurityNotice) -> Result<(), NotifyError> {
-        let text = n.text();
-        let html = format!(
-            "<!doctype html><html><body><p>{}</p></body></html>",
-            html_escape(&text)
-        );
-        // The notice's own id: a retry after an unclear failure is recognisably the same mail.
-        let id = format!("<{}@finhub-auth>", n.notice_id);
-        self.send(
-            &n.to,
-            "A new sign-in to your FinHub account",
-            text,
-            html,
-            id,
-        )
-        .await
+        let id = format!("<{}@finhub-auth>", m.id);
+        self.send(&m.to, m.subject, m.text.clone(), html, id).await
     }
 
     async fn send(

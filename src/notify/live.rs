@@ -1,12 +1,12 @@
-//! `FINHUB_NOTIFIER=live`: codes by SMS through the gateway and by e-mail through the SMTP
-//! relay; security notices by e-mail.
+//! `FINHUB_NOTIFIER=live`: SMS through the gateway, e-mail through the SMTP relay, whatever
+//! the message's purpose.
 
 use async_trait::async_trait;
 
 use super::email::Mailer;
 use super::sms::SmsGateway;
 use crate::domain::customer::TwoFactorMethod;
-use crate::domain::ports::{CodeMessage, Notifier, NotifyError, SecurityNotice};
+use crate::domain::ports::{Notifier, NotifyError, Outgoing};
 
 #[derive(Debug)]
 pub struct LiveNotifier {
@@ -16,14 +16,10 @@ pub struct LiveNotifier {
 
 #[async_trait]
 impl Notifier for LiveNotifier {
-    async fn send(&self, message: &CodeMessage) -> Result<(), NotifyError> {
+    async fn send(&self, message: &Outgoing) -> Result<(), NotifyError> {
         match message.channel {
             TwoFactorMethod::Sms => self.sms.send(message).await,
-            TwoFactorMethod::Email => self.email.send_code(message).await,
+            TwoFactorMethod::Email => self.email.send_message(message).await,
         }
-    }
-
-    async fn send_notice(&self, notice: &SecurityNotice) -> Result<(), NotifyError> {
-        self.email.send_notice(notice).await
     }
 }

@@ -1,5 +1,5 @@
-//! The outbox notifier: appends each code to a JSON Lines file, for development and tests. The
-//! file is the one place a code is written down.
+//! The outbox notifier: appends each message to a JSON Lines file, for development and tests.
+//! The file is the one place a code is written down.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::Mutex;
 
 use crate::domain::audit::rfc3339;
-use crate::domain::ports::{CodeMessage, Notifier, NotifyError, SecurityNotice};
+use crate::domain::ports::{Notifier, NotifyError, Outgoing};
 
 /// Appends to one file; a lock keeps concurrent lines whole.
 #[derive(Debug)]
@@ -18,6 +18,8 @@ pub struct OutboxNotifier {
     lock: Mutex<()>,
 }
 
+/// One line: what every message has, then its purpose's own fields (a code's `challengeId` and
+/// `code`; a notice's `kind`, `notice`, `noticeId` and `flags`).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct OutboxLine<'a> {
@@ -25,9 +27,9 @@ struct OutboxLine<'a> {
     channel: &'static str,
     to: &'a str,
     customer_id: &'a str,
-    challenge_id: &'a str,
-    code: &'a str,
-    text: String,
+    #[serde(flatten)]
+    record: &'a serde_json::Map<String, serde_json::Value>,
+    text: &'a str,
 }
 
 impl OutboxNotifier {
@@ -46,48 +48,17 @@ impl OutboxNotifier {
 
 #[async_trait]
 impl Notifier for OutboxNotifier {
-    async fn send(&self, m: &CodeMessage) -> Result<(), NotifyError> {
+    async fn send(&self, m: &Outgoing) -> Result<(), NotifyError> {
         let line = OutboxLine {
             at: rfc3339(m.at),
             channel: m.channel.as_str(),
             to: &m.to,
             customer_id: m.customer_id.as_str(),
-            challenge_id: m.challenge_id.as_str(),
-            code: m.code.expose(),
-            text: m.text(),
+            record: &m.record,
+            text: &m.text,
         };
         self.append(&line).await
     }
-
-    async fn send_notice(&self, notice: &SecurityNotice) -> Result<(), NotifyError> {
-        let line = NoticeLine {
-            at: rfc3339(notice.at),
-            channel: "EMAIL",
-            kind: "security_notice",
-            notice: SecurityNotice::KIND,
-            notice_id: &notice.notice_id,
-            to: &notice.to,
-            customer_id: notice.customer_id.as_str(),
-            flags: &notice.facts.flags,
-            text: notice.text(),
-        };
-        self.append(&line).await
-    }
-}
-
-/// A security notice as the outbox holds it: no code, and `kind` says what it is.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct NoticeLine<'a> {
-    at: String,
-    channel: &'static str,
-    kind: &'static str,
-    notice: &'static str,
-    notice_id: &'a str,
-    to: &'a str,
-    customer_id: &'a str,
-    flags: &'a [String],
-    text: String,
 }
 
 impl OutboxNotifier {
@@ -142,23 +113,25 @@ pub async fn recent(path: &Path, limit: usize) -> std::io::Result<Vec<OutboxMess
 mod tests {
     use super::*;
     use crate::domain::customer::{CustomerId, TwoFactorMethod};
-    use crate::domain::two_factor::{ChallengeId, OtpCode};
 
     #[tokio::test]
-    async fn each_code_is_one_json_line() {
+    async fn each_message_is_one_json_line_with_its_purposes_fields() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/outbox.jsonl");
         let outbox = OutboxNotifier::new(&path).unwrap();
         for code in ["123456", "654321"] {
-            let message = CodeMessage {
+            let message = Outgoing {
+                id: "challenge-1".into(),
                 at: time::OffsetDateTime::UNIX_EPOCH,
                 channel: TwoFactorMethod::Sms,
                 to: "+447700900123".into(),
                 customer_id: CustomerId::generate(),
-                challenge_id: ChallengeId::generate(),
-                code: OtpCode::parse(code).unwrap(),
-                valid_for_minutes: 10,
-                template: std::sync::Arc::default(),
+                subject: "Your FinHub security code",
+                text: format!("Your FinHub security code is {code}."),
+                record: serde_json::json!({"challengeId": "challenge-1", "code": code})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
             };
             outbox.send(&message).await.unwrap();
         }
@@ -169,6 +142,7 @@ mod tests {
             .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1]["code"], "654321");
+        assert_eq!(lines[0]["challengeId"], "challenge-1");
         assert_eq!(lines[0]["channel"], "SMS");
         assert!(lines[0]["text"].as_str().unwrap().contains("123456"));
     }

@@ -15,24 +15,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::{Request, header};
 use hmac::{Hmac, Mac as _};
-use http_body_util::Full;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use reqwest::{StatusCode, header};
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::Sha256;
 
-use crate::domain::ports::{CodeMessage, NotifyError};
+use crate::domain::ports::{NotifyError, Outgoing};
 
 /// How long one request may take, connecting included.
 const TIMEOUT: Duration = super::SEND_TIMEOUT;
 
+/// The gateway's client: one connection pool, reused for every message.
 pub struct SmsGateway {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: reqwest::Client,
     url: url::Url,
     secret: SecretString,
 }
@@ -48,14 +43,21 @@ impl std::fmt::Debug for SmsGateway {
 /// Why the gateway's settings cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    /// The URL does not parse.
     #[error("FINHUB_SMS_GATEWAY_URL is not a URL")]
     Url,
+    /// Plain HTTP to another host would expose codes on the way.
     #[error("FINHUB_SMS_GATEWAY_URL must be https:// (plain http only to a loopback address)")]
     Insecure,
+    /// A short secret makes signatures guessable.
     #[error("FINHUB_SMS_GATEWAY_SECRET must be at least 32 bytes")]
     ShortSecret,
+    /// The TLS configuration was refused.
     #[error("TLS for the SMS gateway: {0}")]
     Tls(#[from] rustls::Error),
+    /// The HTTP client could not be built.
+    #[error("HTTP client for the SMS gateway: {0}")]
+    Client(#[source] reqwest::Error),
 }
 
 #[derive(serde::Serialize)]
@@ -66,6 +68,8 @@ struct Sms<'a> {
 }
 
 impl SmsGateway {
+    /// A client for the gateway at `url`, signing with `secret`; refuses settings that would be
+    /// unsafe to send codes with.
     pub fn new(url: &str, secret: SecretString) -> Result<Self, GatewayError> {
         let url = url::Url::parse(url).map_err(|_| GatewayError::Url)?;
         let loopback = super::is_loopback(&url);
@@ -86,13 +90,16 @@ impl SmsGateway {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         })
         .with_no_client_auth();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
+        // No proxy from the environment and no redirects: the request goes to the configured
+        // address or nowhere, and a redirect is the gateway's refusal (as any other 3xx).
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(GatewayError::Client)?;
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client,
             url,
             secret,
         })
@@ -107,41 +114,50 @@ impl SmsGateway {
         Some(format!("v1={}", hex::encode(mac.finalize().into_bytes())))
     }
 
-    pub async fn send(&self, message: &CodeMessage) -> Result<(), NotifyError> {
-        let text = message.text();
+    /// Sends one message: delivered on 2xx; otherwise the error says whether it may have gone.
+    pub async fn send(&self, message: &Outgoing) -> Result<(), NotifyError> {
         let body = serde_json::to_vec(&Sms {
             to: &message.to,
-            text: &text,
-            reference: message.challenge_id.as_str(),
+            text: &message.text,
+            reference: &message.id,
         })
         .map_err(|e| NotifyError::permanent(format!("SMS body: {e}")))?;
         let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
         let signature = Self::signature(self.secret.expose_secret().as_bytes(), timestamp, &body)
             .ok_or_else(|| NotifyError::permanent("SMS signature key unusable"))?;
-        let request = Request::post(self.url.as_str())
+        // The errors name the kind of failure, never the body or the URL (which may hold a key).
+        let response = self
+            .client
+            .post(self.url.clone())
+            .timeout(TIMEOUT)
             .header(header::CONTENT_TYPE, "application/json")
-            .header("Idempotency-Key", message.challenge_id.as_str())
+            .header("Idempotency-Key", message.id.as_str())
             .header("X-FinHub-Timestamp", timestamp)
             .header("X-FinHub-Signature", signature)
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| NotifyError::permanent(format!("SMS request: {e}")))?;
-        // The errors name the kind of failure, never the body.
-        let response = tokio::time::timeout(TIMEOUT, self.client.request(request))
+            .body(body)
+            .send()
             .await
-            .map_err(|_| NotifyError::uncertain("SMS gateway: no answer within 10 s"))?
             .map_err(|e| {
                 // Not connected: the message cannot have gone. Any later failure: it may have.
-                if e.is_connect() {
-                    NotifyError::transient(format!("SMS gateway unreachable: {e}"))
+                if e.is_builder() {
+                    // A header that cannot be sent: no retry will change it.
+                    NotifyError::permanent(format!("SMS request: {}", e.without_url()))
+                } else if e.is_connect() {
+                    NotifyError::transient(format!("SMS gateway unreachable: {}", e.without_url()))
+                } else if e.is_timeout() {
+                    NotifyError::uncertain("SMS gateway: no answer within 10 s")
                 } else {
-                    NotifyError::uncertain(format!("SMS gateway connection failed: {e}"))
+                    NotifyError::uncertain(format!(
+                        "SMS gateway connection failed: {}",
+                        e.without_url()
+                    ))
                 }
             })?;
         let status = response.status();
         if status.is_success() {
             Ok(())
-        } else if status == axum::http::StatusCode::TOO_MANY_REQUESTS
-            || status == axum::http::StatusCode::SERVICE_UNAVAILABLE
+        } else if status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::SERVICE_UNAVAILABLE
         {
             // Turned away before the message was taken.
             Err(NotifyError::transient(format!(

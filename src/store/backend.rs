@@ -53,10 +53,9 @@ pub trait Backend: Database + Sync {
     /// Reads a customer's id (`$1`), locked against concurrent sends to the same customer.
     const CUSTOMER_FOR_SEND: &'static str;
     /// Claims due outbox messages (`$1` claimed until, `$2` now, `$3` at most, `$4` the claim's
-    /// token), returning them; each is claimed by one worker however many run.
-    const CLAIM_CODES: &'static str;
-    /// The same for security notices.
-    const CLAIM_NOTICES: &'static str;
+    /// token), returning them with whether each is still worth sending (`live`); each is
+    /// claimed by one worker however many run.
+    const CLAIM_MESSAGES: &'static str;
     /// Reads the retention checkpoint, locked against concurrent purges.
     const CHECKPOINT_FOR_PURGE: &'static str;
     /// Deletes a batch of ended sessions (`$1` cutoff, `$2` batch size).

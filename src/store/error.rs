@@ -4,7 +4,7 @@
 use sqlx::error::DatabaseError;
 use sqlx::sqlite::SqliteError;
 
-use crate::domain::ports::StoreError;
+use crate::domain::ports::{StoreError, Taken};
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
@@ -15,9 +15,7 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Tls(_)
             | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed => Self::Unavailable(e.to_string()),
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                Self::Conflict("a unique value")
-            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::Conflict(Taken::Other),
             sqlx::Error::Database(db) if is_transient(db.as_ref()) => {
                 Self::Unavailable(e.to_string())
             }

@@ -1,6 +1,6 @@
-//! The storage ports of [`crate::domain::ports`], implemented once in [`sql`] for both
-//! databases; each backend ([`sqlite`], [`postgres`]) supplies what differs through
-//! [`backend::Backend`]. The backend is chosen once, at start-up, from the database URL.
+//! The storage ports of [`crate::domain::ports`], implemented once in `sql` for both
+//! databases; each backend (`sqlite`, `postgres`) supplies what differs through
+//! `backend::Backend`. The backend is chosen once, at start-up, from the database URL.
 
 mod backend;
 mod error;
@@ -26,7 +26,9 @@ use crate::domain::ports::Store;
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatabaseKind {
+    /// `sqlite:` URLs: one file, one writer.
     Sqlite,
+    /// `postgres:` URLs: several instances side by side.
     Postgres,
 }
 
@@ -88,7 +90,9 @@ impl Migrations {
 /// Connection settings shared by the backends.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
+    /// The pool's size.
     pub max_connections: u32,
+    /// How long a caller waits for a connection before the store counts as unavailable.
     pub acquire_timeout: Duration,
     /// PostgreSQL cancels statements running longer than this.
     pub statement_timeout: Duration,

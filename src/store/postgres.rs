@@ -26,21 +26,17 @@ impl Backend for Postgres {
     const HEAD_FOR_APPEND: &'static str =
         "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
     const CUSTOMER_FOR_SEND: &'static str = "SELECT id FROM customers WHERE id = $1 FOR UPDATE";
-    const CLAIM_CODES: &'static str = "UPDATE outbox SET claimed_until = $1, claim_token = $4, attempts = attempts + 1 \
-         WHERE challenge_id IN (SELECT challenge_id FROM outbox WHERE status = 'PENDING' \
+    const CLAIM_MESSAGES: &'static str = "UPDATE messages SET claimed_until = $1, claim_token = $4, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM messages WHERE status = 'PENDING' \
          AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) \
          ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-         RETURNING challenge_id, session_id, customer_id, channel, address, sealed_code, \
-         valid_for_minutes, created_at, expires_at, attempts, claim_token, \
-         CAST(CASE WHEN EXISTS (SELECT 1 FROM challenges c JOIN sessions s ON s.id = c.session_id \
-         WHERE c.id = outbox.challenge_id AND c.status = 'OPEN' AND s.revoked_at IS NULL \
-         AND s.expires_at > $2) THEN 1 ELSE 0 END AS BIGINT), maybe_delivered";
-    const CLAIM_NOTICES: &'static str = "UPDATE notice_outbox SET claimed_until = $1, claim_token = $4, attempts = attempts + 1 \
-         WHERE id IN (SELECT id FROM notice_outbox WHERE status = 'PENDING' \
-         AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) \
-         ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, customer_id, address, signal, country, device, flags, created_at, \
-         expires_at, attempts, claim_token";
+         RETURNING id, purpose, customer_id, session_id, challenge_id, channel, address, \
+         sealed_code, payload, dedupe_key, valid_for_minutes, created_at, expires_at, attempts, \
+         claim_token, maybe_delivered, \
+         CAST(CASE WHEN challenge_id IS NULL THEN 1 WHEN EXISTS (SELECT 1 FROM challenges c \
+         JOIN sessions s ON s.id = c.session_id WHERE c.id = messages.challenge_id \
+         AND c.status = 'OPEN' AND s.revoked_at IS NULL AND s.expires_at > $2) THEN 1 ELSE 0 END \
+         AS BIGINT) AS live";
     const CHECKPOINT_FOR_PURGE: &'static str =
         "SELECT seq, hash FROM audit_checkpoint WHERE id = 1 FOR UPDATE";
     const PURGE_SESSIONS: &'static str = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \

@@ -353,6 +353,7 @@ async fn a_code_a_slow_gateway_may_have_delivered_is_not_given_back(backend: Bac
         s.notifier.smtp_url = Some("smtp://127.0.0.1:9?tls=none".into());
         s.notifier.smtp_from = Some("FinHub <auth@finhub.test>".into());
         s.notifier.delivery_attempts = std::num::NonZeroU32::new(2).unwrap();
+        s.two_factor.customer_sends = Some("1/h".parse().unwrap());
     })
     .await;
     let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
@@ -371,6 +372,10 @@ async fn a_code_a_slow_gateway_may_have_delivered_is_not_given_back(backend: Bac
         )
         .await;
     assert_eq!(codes_sent, 1, "the send stays counted");
+    // And so does the customer's hourly budget, from any session.
+    let again = app.login_ok(&bob).await;
+    crate::helpers::assert_problem(app.initiate(&again.bff).await, 429, "TOO_MANY_2FA_ATTEMPTS")
+        .await;
     // The gateway may well have passed it on: the code still works.
     let body = gateway.lock().unwrap().received[1].1.clone();
     let sms: Value = serde_json::from_slice(&body).unwrap();

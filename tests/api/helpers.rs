@@ -11,7 +11,7 @@ use finhub_auth::domain::customer::{
     CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
 };
 use finhub_auth::domain::password::Password;
-use finhub_auth::startup::{Application, Services};
+use finhub_auth::startup::{Application, Jobs, Services};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -55,6 +55,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: ManualClock,
     pub services: Services,
+    /// The service's background jobs, started as `serve` starts them.
+    pub jobs: Jobs,
     pub settings: Settings,
     /// The test's own PostgreSQL schema, when it runs against PostgreSQL.
     pub _schema: Option<PgSchema>,
@@ -105,13 +107,18 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         .expect("application");
     let base = format!("http://{}", app.address());
     let ops_base = app.ops_address().map(|a| format!("http://{a}"));
+    let jobs = Jobs::start(&settings, &services).expect("background jobs");
     tokio::spawn(app.run_until(std::future::pending()));
+    // reqwest has rustls without a provider chosen (the SMS client brings its own): ring, as
+    // everywhere else, for the test's client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     TestApp {
         base,
         ops_base,
         client: reqwest::Client::new(),
         clock,
         services,
+        jobs,
         settings,
         _schema: schema,
         _workdir: dir,
@@ -277,7 +284,8 @@ impl TestApp {
     /// How many of the customer's messages wait in the outbox (read from the database itself).
     pub async fn pending_codes(&self, customer: &Customer) -> i64 {
         self.customer_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE customer_id = $1 AND status = 'PENDING'",
+            "SELECT COUNT(*) FROM messages WHERE customer_id = $1 AND purpose = '2fa_code' \
+             AND status = 'PENDING'",
             customer,
         )
         .await
@@ -286,7 +294,8 @@ impl TestApp {
     /// The sealed code of the customer's newest outbox message, as stored (`None` once erased).
     pub async fn queued_code_bytes(&self, customer: &Customer) -> Option<Vec<u8>> {
         self.customer_scalar(
-            "SELECT sealed_code FROM outbox WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 1",
+            "SELECT sealed_code FROM messages WHERE customer_id = $1 AND purpose = '2fa_code' \
+             ORDER BY created_at DESC LIMIT 1",
             customer,
         )
         .await

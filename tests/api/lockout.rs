@@ -186,7 +186,7 @@ async fn a_username_locked_after_initiate_looked_gets_no_challenge_and_no_code(b
     use finhub_auth::clock::Clock as _;
     use finhub_auth::domain::audit::{AuditEvent, AuditKind, Outcome};
     use finhub_auth::domain::customer::{CustomerId, TwoFactorMethod, Username};
-    use finhub_auth::domain::delivery::{ClaimToken, QueuedCode};
+    use finhub_auth::domain::message::Message;
     use finhub_auth::domain::session::SessionId;
     use finhub_auth::domain::two_factor::{
         ChallengeId, CodeKey, NewChallenge, OtpCode, SendOutcome,
@@ -204,29 +204,20 @@ async fn a_username_locked_after_initiate_looked_gets_no_challenge_and_no_code(b
     let session_id = SessionId::from_stored(pending.session_id.clone());
     let challenge = NewChallenge {
         code_hash: CodeKey::unkeyed().hash(&OtpCode::parse("123456").unwrap(), &id),
-        id: id.clone(),
-        session_id: session_id.clone(),
+        id,
+        session_id,
         username: Username::parse(&bob.username).unwrap(),
         method: TwoFactorMethod::Sms,
         destination: "+44********23".into(),
         created_at: now,
         expires_at: now + Duration::minutes(10),
     };
-    let message = QueuedCode {
-        challenge_id: id,
-        session_id,
-        customer_id: CustomerId::from_stored(bob.id.clone()),
-        channel: TwoFactorMethod::Sms,
-        address: "+447700900123".into(),
-        sealed_code: vec![0; 16],
-        valid_for_minutes: 10,
-        created_at: now,
-        expires_at: now + Duration::minutes(10),
-        attempts: 0,
-        claim: ClaimToken::unclaimed(),
-        live: true,
-        maybe_delivered: false,
-    };
+    let message = Message::code(
+        &challenge,
+        &CustomerId::from_stored(bob.id.clone()),
+        "+447700900123".into(),
+        vec![0; 16],
+    );
     let event = AuditEvent::new(AuditKind::TwoFactorInitiated, Outcome::Success, now);
     let outcome = app
         .services

@@ -30,7 +30,8 @@ impl TestApp {
 
     async fn pending_notices(&self, customer: &Customer) -> i64 {
         self.customer_scalar(
-            "SELECT COUNT(*) FROM notice_outbox WHERE customer_id = $1 AND status = 'PENDING'",
+            "SELECT COUNT(*) FROM messages WHERE customer_id = $1 AND purpose = 'security_notice' \
+             AND status = 'PENDING'",
             customer,
         )
         .await

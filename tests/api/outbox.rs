@@ -4,7 +4,7 @@
 use finhub_auth::clock::Clock as _;
 use finhub_auth::domain::audit::{AuditEvent, AuditKind, Outcome};
 use finhub_auth::domain::customer::TwoFactorMethod;
-use finhub_auth::domain::delivery::{ClaimToken, DeliveryEnd, Finish};
+use finhub_auth::domain::message::{ClaimToken, DeliveryEnd, Finish};
 use serde_json::{Value, json};
 use time::Duration;
 
@@ -65,7 +65,7 @@ async fn a_stale_workers_late_failure_cannot_overwrite_a_sent_code(backend: Back
     let lease = Duration::seconds(60);
     let stale = ClaimToken::generate();
     let claimed = store
-        .claim_codes(app.clock.now(), lease, 5, &stale)
+        .claim_messages(app.clock.now(), lease, 5, &stale)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -73,13 +73,13 @@ async fn a_stale_workers_late_failure_cannot_overwrite_a_sent_code(backend: Back
     app.clock.advance(lease + Duration::seconds(1));
     let fresh = ClaimToken::generate();
     let reclaimed = store
-        .claim_codes(app.clock.now(), lease, 5, &fresh)
+        .claim_messages(app.clock.now(), lease, 5, &fresh)
         .await
         .unwrap();
     assert_eq!(reclaimed.len(), 1, "the lease ran out: claimed again");
     let event = |kind, outcome| AuditEvent::new(kind, outcome, app.clock.now());
     let sent = store
-        .finish_code(
+        .finish_message(
             &reclaimed[0],
             DeliveryEnd::Sent,
             None,
@@ -89,7 +89,7 @@ async fn a_stale_workers_late_failure_cannot_overwrite_a_sent_code(backend: Back
         .unwrap();
     assert_eq!(sent, Finish::Recorded);
     let late = store
-        .finish_code(
+        .finish_message(
             &claimed[0],
             DeliveryEnd::Undelivered,
             Some("refused"),
@@ -100,7 +100,7 @@ async fn a_stale_workers_late_failure_cannot_overwrite_a_sent_code(backend: Back
     assert_eq!(late, Finish::ClaimLost);
 
     let status: String = app
-        .customer_scalar("SELECT status FROM outbox WHERE customer_id = $1", &bob)
+        .customer_scalar("SELECT status FROM messages WHERE customer_id = $1", &bob)
         .await;
     assert_eq!(status, "SENT");
     let codes_sent: i64 = app

@@ -236,7 +236,11 @@ async fn repeated_logins_cannot_pump_codes_past_the_customers_budget(backend: Ba
         .parse()
         .unwrap();
     assert_problem(refused, 429, "TOO_MANY_2FA_ATTEMPTS").await;
-    assert_eq!(retry_after, 57 * 60, "when the oldest send leaves the hour");
+    // The test clock runs with real time: a busy machine may take a second or two from here.
+    assert!(
+        (57 * 60 - 5..=57 * 60).contains(&retry_after),
+        "when the oldest send leaves the hour: {retry_after}"
+    );
     app.services.courier.deliver_due().await.unwrap();
     assert_eq!(
         std::fs::read_to_string(app.outbox_path())

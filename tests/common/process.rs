@@ -182,6 +182,9 @@ impl Setup {
             .rev()
             .find(|(k, _)| k == "FINHUB_OPS_LISTEN")
             .map(|(_, address)| format!("http://{address}"));
+        // reqwest has rustls without a provider chosen (the SMS client brings its own): ring, as
+        // everywhere else, for this and every later client of the test.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let instance = Instance {
             child,
             base: format!("http://127.0.0.1:{port}"),

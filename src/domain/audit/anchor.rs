@@ -17,33 +17,69 @@ use crate::domain::keys::{self, KeyError};
 /// One anchor, as one JSON line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anchor {
+    /// The head's seq when the anchor was made.
     pub seq: i64,
+    /// The head's hash then: the chain must still reach it.
     pub hash: String,
+    /// When, RFC 3339.
     pub at: String,
     /// `ed25519` (a key of its own, whose public half checks it), `hmac-sha256` (under a key
     /// derived from `FINHUB_AUDIT_KEY`), or `none` without either (the storage the anchor is
     /// kept in is then its only protection).
     pub seal: String,
+    /// The signature over seq, hash and time, hex; none when `seal` is `none`.
     pub sig: Option<String>,
 }
 
 /// Why an anchor does not match the trail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnchorBreak {
+    /// The signature is not this key's over the anchor.
     #[error(
         "anchor {anchor} (seq {seq}): its signature does not match (not made with this key, or altered)"
     )]
-    BadSignature { anchor: usize, seq: i64 },
+    BadSignature {
+        /// The anchor's line in the file.
+        anchor: usize,
+        /// The anchored event's seq.
+        seq: i64,
+    },
+    /// Signed, but the key that checks it is not set.
     #[error("anchor {anchor} is sealed with {seal}, and no key to check it is set")]
-    CannotCheck { anchor: usize, seal: String },
+    CannotCheck {
+        /// The anchor's line in the file.
+        anchor: usize,
+        /// The seal the anchor names.
+        seal: String,
+    },
+    /// Unsigned although signing keys are set: it may have been forged.
     #[error("anchor {anchor} (seq {seq}) is not signed, but anchors are signed with the keys set")]
-    Unsigned { anchor: usize, seq: i64 },
+    Unsigned {
+        /// The anchor's line in the file.
+        anchor: usize,
+        /// The anchored event's seq.
+        seq: i64,
+    },
+    /// The chain ends before the anchored event.
     #[error(
         "anchor {anchor}: the chain ends at seq {head}, before the anchored seq {seq}: events were cut off"
     )]
-    ChainEndsBefore { anchor: usize, seq: i64, head: i64 },
+    ChainEndsBefore {
+        /// The anchor's line in the file.
+        anchor: usize,
+        /// The anchored event's seq.
+        seq: i64,
+        /// The last seq the chain holds.
+        head: i64,
+    },
+    /// The anchored event's hash changed.
     #[error("anchor {anchor}: event seq {seq} differs from the anchored hash")]
-    Differs { anchor: usize, seq: i64 },
+    Differs {
+        /// The anchor's line in the file.
+        anchor: usize,
+        /// The anchored event's seq.
+        seq: i64,
+    },
 }
 
 const DOMAIN: &[u8] = b"finhub audit anchor v1";

@@ -74,6 +74,7 @@ fn scheme_of(hash: &str) -> Scheme {
 }
 
 impl ChainSeal {
+    /// Plain SHA-256 links: a chain begun before an audit key was set.
     pub fn unkeyed() -> Self {
         Self { keys: None }
     }
@@ -90,6 +91,7 @@ impl ChainSeal {
         })
     }
 
+    /// Whether new links are sealed with a key.
     pub fn is_keyed(&self) -> bool {
         self.keys.is_some()
     }
@@ -146,9 +148,13 @@ impl ChainSeal {
 /// One event's place in the chain, ready to store.
 #[derive(Debug)]
 pub struct Link<'a> {
+    /// The event, borrowed unless the seal added it (a marker).
     pub event: Cow<'a, AuditEvent>,
+    /// Its place in the chain.
     pub seq: i64,
+    /// The hash of the link before it.
     pub prev_hash: String,
+    /// This link's hash (or keyed MAC).
     pub hash: String,
 }
 
@@ -201,34 +207,80 @@ impl ChainSeal {
 /// The first place the chain breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainBreak {
+    /// An event changed after it was chained.
     #[error("event seq {seq} (id {id}): its hash does not match its contents")]
-    Altered { seq: i64, id: String },
+    Altered {
+        /// The event's place in the chain.
+        seq: i64,
+        /// The event's id.
+        id: String,
+    },
+    /// An event that does not follow the one before it.
     #[error(
         "event seq {seq} (id {id}): it does not follow the event before it (deleted or reordered events)"
     )]
-    Unlinked { seq: i64, id: String },
+    Unlinked {
+        /// The event's place in the chain.
+        seq: i64,
+        /// The event's id.
+        id: String,
+    },
+    /// Events missing from the end.
     #[error(
         "the chain ends at seq {found} but the recorded head is seq {expected}: events were removed from the end"
     )]
-    Truncated { expected: i64, found: i64 },
+    Truncated {
+        /// The head's seq, as recorded.
+        expected: i64,
+        /// The last seq the chain holds.
+        found: i64,
+    },
+    /// Events missing from the start with no purge to account for them.
     #[error(
         "the chain starts after seq {checkpoint}, but no audit.purged event accounts for removing events up to it"
     )]
-    UnaccountedCheckpoint { checkpoint: i64 },
+    UnaccountedCheckpoint {
+        /// The seq the chain was purged up to.
+        checkpoint: i64,
+    },
+    /// A keyed link, checked without the key.
     #[error("event seq {seq} (id {id}) is sealed with a key: verify with FINHUB_AUDIT_KEY set")]
-    NeedsKey { seq: i64, id: String },
+    NeedsKey {
+        /// The event's place in the chain.
+        seq: i64,
+        /// The event's id.
+        id: String,
+    },
+    /// A plain link where only keyed ones may be.
     #[error(
         "event seq {seq} (id {id}) is not sealed with the audit key, and no audit.sealed_with_key event follows it: written by something else than this service, or `serve` has not yet sealed a chain begun without a key"
     )]
-    Unsealed { seq: i64, id: String },
+    Unsealed {
+        /// The event's place in the chain.
+        seq: i64,
+        /// The event's id.
+        id: String,
+    },
+    /// A switch to the derived key without its marker.
     #[error(
         "event seq {seq} (id {id}) is sealed with the chain's derived key right after links sealed with the audit key itself, and is not the audit.chain_key_derived event that marks that switch"
     )]
-    UnmarkedRekey { seq: i64, id: String },
+    UnmarkedRekey {
+        /// The event's place in the chain.
+        seq: i64,
+        /// The event's id.
+        id: String,
+    },
+    /// A link under the audit key itself after the switch to the derived key.
     #[error(
         "event seq {seq} (id {id}) is sealed with the audit key itself after links sealed with the chain's derived key: written by something else than this service"
     )]
-    RawAfterDerived { seq: i64, id: String },
+    RawAfterDerived {
+        /// The event's place in the chain.
+        seq: i64,
+        /// The event's id.
+        id: String,
+    },
 }
 
 /// Whether the link `hash` was sealed with a key (the audit key itself, or the chain's key
@@ -269,6 +321,7 @@ impl ChainVerifier {
         }
     }
 
+    /// Checks the next event in order; the first break is returned, and checking stops there.
     pub fn check(&mut self, e: &ChainedEvent) -> Result<(), ChainBreak> {
         let unsealed = || ChainBreak::Unsealed {
             seq: e.seq,
@@ -352,147 +405,5 @@ impl ChainVerifier {
 }
 
 #[cfg(test)]
-mod tests {
-    use time::OffsetDateTime;
-
-    use super::*;
-
-    fn seal() -> ChainSeal {
-        ChainSeal::keyed(b"0123456789abcdef0123456789abcdef").unwrap()
-    }
-
-    fn event() -> AuditEvent {
-        AuditEvent::new(
-            AuditKind::LoginFailed,
-            Outcome::Failure,
-            OffsetDateTime::UNIX_EPOCH,
-        )
-    }
-
-    /// `n` links after the chain's end, in `scheme`, as written by hand (earlier versions).
-    fn extend_as(chain: &mut Vec<ChainedEvent>, scheme: Scheme, n: usize) {
-        for _ in 0..n {
-            let (seq, prev) = chain
-                .last()
-                .map_or((0, GENESIS_HASH.to_owned()), |e| (e.seq, e.hash.clone()));
-            let event = event();
-            let hash = seal().hash_as(scheme, &event, seq + 1, &prev).unwrap();
-            chain.push(ChainedEvent {
-                seq: seq + 1,
-                event,
-                prev_hash: prev,
-                hash,
-            });
-        }
-    }
-
-    /// Links appended by this version.
-    fn extend(chain: &mut Vec<ChainedEvent>, n: usize) {
-        let events: Vec<AuditEvent> = (0..n).map(|_| event()).collect();
-        let refs: Vec<&AuditEvent> = events.iter().collect();
-        let (seq, hash) = chain
-            .last()
-            .map_or((0, GENESIS_HASH.to_owned()), |e| (e.seq, e.hash.clone()));
-        chain.extend(
-            seal()
-                .link(seq, hash, &refs)
-                .into_iter()
-                .map(|l| ChainedEvent {
-                    seq: l.seq,
-                    event: l.event.into_owned(),
-                    prev_hash: l.prev_hash,
-                    hash: l.hash,
-                }),
-        );
-    }
-
-    fn verify(chain: &[ChainedEvent], from: usize) -> Result<u64, ChainBreak> {
-        let (seq, hash) = match from {
-            0 => (0, GENESIS_HASH.to_owned()),
-            n => (chain[n - 1].seq, chain[n - 1].hash.clone()),
-        };
-        let mut v = ChainVerifier::starting_after(seal(), seq, &hash);
-        for e in &chain[from..] {
-            v.check(e)?;
-        }
-        let head = chain.last().unwrap();
-        v.finish(head.seq, &head.hash)
-    }
-
-    #[test]
-    fn the_chain_key_is_derived_and_differs_from_the_audit_key() {
-        let e = event();
-        let derived = seal().hash(&e, 1, GENESIS_HASH);
-        let raw = seal().hash_as(Scheme::Raw, &e, 1, GENESIS_HASH).unwrap();
-        assert!(derived.starts_with(DERIVED));
-        assert!(raw.starts_with(KEYED));
-        assert_ne!(derived[DERIVED.len()..], raw[KEYED.len()..]);
-        assert!(is_keyed_link(&derived) && is_keyed_link(&raw));
-    }
-
-    #[test]
-    fn a_chain_linked_under_the_audit_key_itself_is_continued_after_a_marker() {
-        let mut chain = Vec::new();
-        extend_as(&mut chain, Scheme::Plain, 2);
-        // Plain, then the earlier version's switch to the audit key, then this version.
-        let marker = AuditEvent::new(
-            AuditKind::SealedWithKey,
-            Outcome::Success,
-            OffsetDateTime::UNIX_EPOCH,
-        );
-        let raw = seal()
-            .hash_as(Scheme::Raw, &marker, 3, &chain[1].hash)
-            .unwrap();
-        chain.push(ChainedEvent {
-            seq: 3,
-            event: marker,
-            prev_hash: chain[1].hash.clone(),
-            hash: raw,
-        });
-        extend_as(&mut chain, Scheme::Raw, 2);
-        assert_eq!(verify(&chain, 0), Ok(5), "an old chain verifies as it is");
-
-        extend(&mut chain, 2);
-        assert_eq!(chain.len(), 8, "one marker, then the two events");
-        assert_eq!(chain[5].event.kind, AuditKind::ChainKeyDerived);
-        assert_eq!(chain[5].event.details["rawKeyThroughSeq"], 5);
-        assert!(chain[5..].iter().all(|e| e.hash.starts_with(DERIVED)));
-        assert_eq!(verify(&chain, 0), Ok(8));
-        // From a checkpoint in either part.
-        assert_eq!(verify(&chain, 4), Ok(4));
-        assert_eq!(verify(&chain, 6), Ok(2));
-        // No second marker.
-        extend(&mut chain, 1);
-        assert_eq!(chain.len(), 9);
-        assert_eq!(verify(&chain, 0), Ok(9));
-    }
-
-    #[test]
-    fn the_switch_cannot_be_unmarked_or_undone() {
-        let mut chain = Vec::new();
-        extend_as(&mut chain, Scheme::Raw, 2);
-        // Derived links straight after raw ones, with no marker.
-        let mut unmarked = chain.clone();
-        extend_as(&mut unmarked, Scheme::Derived, 1);
-        assert!(matches!(
-            verify(&unmarked, 0),
-            Err(ChainBreak::UnmarkedRekey { seq: 3, .. })
-        ));
-        // A raw link after derived ones.
-        extend(&mut chain, 1);
-        extend_as(&mut chain, Scheme::Raw, 1);
-        assert!(matches!(
-            verify(&chain, 0),
-            Err(ChainBreak::RawAfterDerived { seq: 5, .. })
-        ));
-        // A raw link edited after the fact.
-        let mut edited = Vec::new();
-        extend_as(&mut edited, Scheme::Raw, 2);
-        extend(&mut edited, 1);
-        edited[1].event.reason = Some("nothing to see".into());
-        assert!(matches!(
-            verify(&edited, 0),
-            Err(ChainBreak::Altered { seq: 2, .. })
-        ));
-    }
-}
+#[path = "chain_tests.rs"]
+mod tests;

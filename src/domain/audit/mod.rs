@@ -21,18 +21,25 @@ use super::session::SessionId;
 /// What happened. The string forms are stable: operators filter on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AuditKind {
+    /// The password was right: a session started (pending while a second factor is due).
     #[serde(rename = "login.succeeded")]
     LoginSucceeded,
+    /// A login refused (events refused before the password arrive in aggregate).
     #[serde(rename = "login.failed")]
     LoginFailed,
+    /// The account was locked, by repeated failures or by an operator.
     #[serde(rename = "account.locked")]
     AccountLocked,
+    /// An operator lifted a lock.
     #[serde(rename = "account.unlocked")]
     AccountUnlocked,
+    /// A code was issued for the session's second factor.
     #[serde(rename = "2fa.initiated")]
     TwoFactorInitiated,
+    /// A correct code activated the session.
     #[serde(rename = "2fa.verified")]
     TwoFactorVerified,
+    /// A wrong, expired or used-up code.
     #[serde(rename = "2fa.failed")]
     TwoFactorFailed,
     /// A code's message was handed to the SMS gateway or mail relay (or the outbox file).
@@ -47,20 +54,28 @@ pub enum AuditKind {
     /// A security notice was not sent: expired first, or given up on after the last attempt.
     #[serde(rename = "notice.undelivered")]
     NoticeUndelivered,
+    /// A refresh token was exchanged for a new pair.
     #[serde(rename = "session.refreshed")]
     SessionRefreshed,
+    /// A retired refresh token came back: the session is ended as stolen.
     #[serde(rename = "session.refresh_reused")]
     RefreshReused,
+    /// The customer signed out.
     #[serde(rename = "session.logout")]
     Logout,
+    /// One of the customer's sessions was ended from another.
     #[serde(rename = "session.revoked")]
     SessionRevoked,
+    /// The customer removed a device from their known devices.
     #[serde(rename = "device.forgotten")]
     DeviceForgotten,
+    /// A customer was created (CLI, import or demo).
     #[serde(rename = "customer.created")]
     CustomerCreated,
+    /// A password hash was upgraded to the current parameters at login.
     #[serde(rename = "customer.password_rehashed")]
     PasswordRehashed,
+    /// Events past their retention were removed (the chain keeps its head).
     #[serde(rename = "audit.purged")]
     AuditPurged,
     /// From here on the chain is sealed with the audit key; the links before it are plain
@@ -74,6 +89,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
+    /// The stable name stored and shown to operators.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::LoginSucceeded => "login.succeeded",
@@ -100,6 +116,7 @@ impl AuditKind {
         }
     }
 
+    /// The kind of a stored name; `None` for a name this version does not know.
     pub fn from_stored(s: &str) -> Option<Self> {
         serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
     }
@@ -109,11 +126,17 @@ impl AuditKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    /// The step did what was asked.
     Success,
+    /// The step was refused.
     Failure,
 }
 
 impl Outcome {
+    /// Every outcome (the API documents them as an enum).
+    pub const ALL: [Self; 2] = [Self::Success, Self::Failure];
+
+    /// The stable name stored and shown to operators.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Success => "success",
@@ -121,6 +144,7 @@ impl Outcome {
         }
     }
 
+    /// The outcome of a stored name; `None` for anything else.
     pub fn from_stored(s: &str) -> Option<Self> {
         match s {
             "success" => Some(Self::Success),
@@ -134,18 +158,30 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
+    /// Unique and time-ordered (UUIDv7).
     pub id: String,
+    /// When it happened, by the service's clock.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+    /// What happened.
     pub kind: AuditKind,
+    /// Whether it succeeded.
     pub outcome: Outcome,
+    /// A short stable code for why (e.g. `bad_password`), never free text.
     pub reason: Option<String>,
+    /// The normalised username the step was about, known customer or not.
     pub username: Option<String>,
+    /// The customer, once known.
     pub customer_id: Option<String>,
+    /// The session the step belongs to.
     pub session_id: Option<String>,
+    /// The client's address as the service saw it (after trusted proxies).
     pub ip: Option<String>,
+    /// The client's user agent, as sent.
     pub user_agent: Option<String>,
+    /// The device fingerprint, hashed under a key derived from the audit key.
     pub device_fingerprint: Option<String>,
+    /// The name the client gave its device.
     pub device_name: Option<String>,
     /// Small facts specific to the kind (e.g. `lockedUntil`, `method`); keys sort, so the
     /// canonical form is stable.
@@ -153,6 +189,7 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// An event of `kind` at `at`, about no one yet: the builder methods add who and where.
     pub fn new(kind: AuditKind, outcome: Outcome, at: OffsetDateTime) -> Self {
         Self {
             id: Uuid::now_v7().to_string(),
@@ -171,26 +208,31 @@ impl AuditEvent {
         }
     }
 
+    /// Adds why the step ended as it did.
     pub fn reason(mut self, reason: &str) -> Self {
         self.reason = Some(reason.to_owned());
         self
     }
 
+    /// Adds the username the step was about.
     pub fn username(mut self, username: &Username) -> Self {
         self.username = Some(username.as_str().to_owned());
         self
     }
 
+    /// Adds the customer.
     pub fn customer(mut self, id: &CustomerId) -> Self {
         self.customer_id = Some(id.as_str().to_owned());
         self
     }
 
+    /// Adds the session.
     pub fn session(mut self, id: &SessionId) -> Self {
         self.session_id = Some(id.as_str().to_owned());
         self
     }
 
+    /// Adds the client's address, user agent, device and country.
     pub fn client(mut self, client: &ClientContext) -> Self {
         self.ip = client.ip.map(|ip| ip.to_string());
         self.user_agent.clone_from(&client.user_agent);
@@ -205,6 +247,7 @@ impl AuditEvent {
         self
     }
 
+    /// Adds one detail (see [`AuditEvent::details`]).
     pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
         self.details.insert(key.to_owned(), value.into());
         self
@@ -244,10 +287,14 @@ impl AuditEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChainedEvent {
+    /// Its position in the chain, from 1 without gaps.
     pub seq: i64,
+    /// The event itself, its fields inline when serialised.
     #[serde(flatten)]
     pub event: AuditEvent,
+    /// The hash of the event before it ([`GENESIS_HASH`] for the first).
     pub prev_hash: String,
+    /// This event's link: the hash (or keyed MAC) over `prev_hash`, `seq` and the event.
     pub hash: String,
 }
 
@@ -258,283 +305,4 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chain(n: i64) -> Vec<ChainedEvent> {
-        let mut prev = GENESIS_HASH.to_owned();
-        (1..=n)
-            .map(|seq| {
-                let event = AuditEvent::new(
-                    AuditKind::LoginFailed,
-                    Outcome::Failure,
-                    OffsetDateTime::UNIX_EPOCH,
-                )
-                .reason("invalid_credentials");
-                let hash = ChainSeal::unkeyed().hash(&event, seq, &prev);
-                let e = ChainedEvent {
-                    seq,
-                    event,
-                    prev_hash: prev.clone(),
-                    hash: hash.clone(),
-                };
-                prev = hash;
-                e
-            })
-            .collect()
-    }
-
-    fn verify(events: &[ChainedEvent], head: &ChainedEvent) -> Result<u64, ChainBreak> {
-        let mut v = ChainVerifier::starting_after(ChainSeal::unkeyed(), 0, GENESIS_HASH);
-        for e in events {
-            v.check(e)?;
-        }
-        v.finish(head.seq, &head.hash)
-    }
-
-    #[test]
-    fn an_intact_chain_verifies() {
-        let events = chain(5);
-        assert_eq!(verify(&events, &events[4]), Ok(5));
-    }
-
-    #[test]
-    fn an_edited_event_is_named() {
-        let mut events = chain(5);
-        events[2].event.reason = Some("nothing to see".into());
-        let id = events[2].event.id.clone();
-        assert_eq!(
-            verify(&events, &events[4].clone()),
-            Err(ChainBreak::Altered { seq: 3, id })
-        );
-    }
-
-    #[test]
-    fn a_deleted_event_is_named() {
-        let mut events = chain(5);
-        let head = events[4].clone();
-        events.remove(1);
-        let id = events[1].event.id.clone();
-        assert_eq!(
-            verify(&events, &head),
-            Err(ChainBreak::Unlinked { seq: 3, id })
-        );
-    }
-
-    #[test]
-    fn a_cut_off_tail_is_detected() {
-        let events = chain(5);
-        assert_eq!(
-            verify(&events[..3], &events[4]),
-            Err(ChainBreak::Truncated {
-                expected: 5,
-                found: 3
-            })
-        );
-    }
-
-    #[test]
-    fn a_keyed_chain_cannot_be_recomputed_without_the_key_nor_checked_without_it() {
-        let event = AuditEvent::new(
-            AuditKind::LoginFailed,
-            Outcome::Failure,
-            OffsetDateTime::UNIX_EPOCH,
-        );
-        let keyed = ChainSeal::keyed(b"0123456789abcdef0123456789abcdef").unwrap();
-        let other = ChainSeal::keyed(b"another key, another chain.......").unwrap();
-        let link = keyed.hash(&event, 1, GENESIS_HASH);
-        assert!(link.starts_with("hmac2:"));
-        assert_ne!(link, other.hash(&event, 1, GENESIS_HASH));
-        let stored = ChainedEvent {
-            seq: 1,
-            event: event.clone(),
-            prev_hash: GENESIS_HASH.into(),
-            hash: link,
-        };
-        assert!(
-            ChainVerifier::starting_after(keyed.clone(), 0, GENESIS_HASH)
-                .check(&stored)
-                .is_ok()
-        );
-        assert!(matches!(
-            ChainVerifier::starting_after(ChainSeal::unkeyed(), 0, GENESIS_HASH).check(&stored),
-            Err(ChainBreak::NeedsKey { .. })
-        ));
-        let forged = ChainedEvent {
-            hash: ChainSeal::unkeyed().hash(&event, 1, GENESIS_HASH),
-            ..stored
-        };
-        // A plain link could only be the prefix from before a key; with no marker after it,
-        // the chain fails.
-        let mut verifier = ChainVerifier::starting_after(keyed, 0, GENESIS_HASH);
-        assert_eq!(verifier.check(&forged), Ok(()));
-        assert!(matches!(
-            verifier.finish(1, &forged.hash),
-            Err(ChainBreak::Unsealed { seq: 1, .. })
-        ));
-    }
-
-    /// The stored name of every kind, as the serde derive lists them: a new variant joins the
-    /// list by itself, so no round trip below can leave one out.
-    fn every_kind_name() -> &'static [&'static str] {
-        use serde::de::{self, Deserializer, Visitor};
-        use std::cell::Cell;
-
-        /// Asked for an enum, keeps the names of its variants and deserializes nothing.
-        struct VariantNames<'a>(&'a Cell<&'static [&'static str]>);
-
-        impl<'de> Deserializer<'de> for VariantNames<'_> {
-            type Error = de::value::Error;
-
-            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-                Err(de::Error::custom("only an enum is expected"))
-            }
-
-            fn deserialize_enum<V: Visitor<'de>>(
-                self,
-                _name: &'static str,
-                variants: &'static [&'static str],
-                _visitor: V,
-            ) -> Result<V::Value, Self::Error> {
-                self.0.set(variants);
-                Err(de::Error::custom("the names are all that was wanted"))
-            }
-
-            serde::forward_to_deserialize_any! {
-                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map struct
-                identifier ignored_any
-            }
-        }
-
-        let names = Cell::new(&[][..]);
-        let _ = AuditKind::deserialize(VariantNames(&names));
-        names.get()
-    }
-
-    #[test]
-    fn every_kind_round_trips_through_its_name() {
-        let names = every_kind_name();
-        // The last variant, so the list was caught whole.
-        assert!(names.contains(&"audit.purged"), "{names:?}");
-        for &name in names {
-            let kind = AuditKind::from_stored(name).expect(name);
-            assert_eq!(kind.as_str(), name);
-            assert_eq!(serde_json::to_value(kind).expect("json"), name);
-        }
-        assert_eq!(AuditKind::from_stored("login.unknown"), None);
-    }
-
-    /// Appends `n` failed logins to `chain` as `seal` links them.
-    fn extend(chain: &mut Vec<ChainedEvent>, seal: &ChainSeal, n: usize) {
-        let events: Vec<AuditEvent> = (0..n)
-            .map(|_| {
-                AuditEvent::new(
-                    AuditKind::LoginFailed,
-                    Outcome::Failure,
-                    OffsetDateTime::UNIX_EPOCH,
-                )
-            })
-            .collect();
-        let refs: Vec<&AuditEvent> = events.iter().collect();
-        let (seq, hash) = chain
-            .last()
-            .map_or((0, GENESIS_HASH.to_owned()), |e| (e.seq, e.hash.clone()));
-        chain.extend(
-            seal.link(seq, hash, &refs)
-                .into_iter()
-                .map(|l| ChainedEvent {
-                    seq: l.seq,
-                    event: l.event.into_owned(),
-                    prev_hash: l.prev_hash,
-                    hash: l.hash,
-                }),
-        );
-    }
-
-    fn verify_with(seal: &ChainSeal, events: &[ChainedEvent]) -> Result<u64, ChainBreak> {
-        let mut v = ChainVerifier::starting_after(seal.clone(), 0, GENESIS_HASH);
-        for e in events {
-            v.check(e)?;
-        }
-        let head = events.last().expect("events");
-        v.finish(head.seq, &head.hash)
-    }
-
-    fn keyed() -> ChainSeal {
-        ChainSeal::keyed(b"0123456789abcdef0123456789abcdef").unwrap()
-    }
-
-    #[test]
-    fn a_chain_begun_without_a_key_is_switched_at_a_marked_event() {
-        let mut events = Vec::new();
-        extend(&mut events, &ChainSeal::unkeyed(), 3);
-        extend(&mut events, &keyed(), 2);
-        assert_eq!(events.len(), 6, "a marker between the parts");
-        assert_eq!(events[3].event.kind, AuditKind::SealedWithKey);
-        assert_eq!(events[3].event.details["plainThroughSeq"], 3);
-        assert!(is_keyed_link(&events[3].hash));
-        assert_eq!(verify_with(&keyed(), &events), Ok(6));
-        // Linking again with the key adds no second marker.
-        extend(&mut events, &keyed(), 1);
-        assert_eq!(events.len(), 7);
-        assert_eq!(verify_with(&keyed(), &events), Ok(7));
-        // Without the key the keyed part cannot be checked.
-        assert!(matches!(
-            verify_with(&ChainSeal::unkeyed(), &events),
-            Err(ChainBreak::NeedsKey { seq: 4, .. })
-        ));
-    }
-
-    #[test]
-    fn the_plain_part_of_a_switched_chain_cannot_be_rewritten_or_extended() {
-        let mut events = Vec::new();
-        extend(&mut events, &ChainSeal::unkeyed(), 3);
-        extend(&mut events, &keyed(), 1);
-
-        // A plain prefix rewritten (and relinked) no longer leads to the marker.
-        let mut rewritten = events.clone();
-        rewritten[1].event.reason = Some("nothing to see".into());
-        let mut prev = rewritten[0].hash.clone();
-        for e in &mut rewritten[1..3] {
-            e.prev_hash.clone_from(&prev);
-            e.hash = ChainSeal::unkeyed().hash(&e.event, e.seq, &prev);
-            prev.clone_from(&e.hash);
-        }
-        assert!(matches!(
-            verify_with(&keyed(), &rewritten),
-            Err(ChainBreak::Unlinked { seq: 4, .. })
-        ));
-
-        // A plain link after the keyed part.
-        let mut appended = events.clone();
-        extend(&mut appended, &ChainSeal::unkeyed(), 1);
-        assert!(matches!(
-            verify_with(&keyed(), &appended),
-            Err(ChainBreak::Unsealed { seq: 6, .. })
-        ));
-    }
-
-    #[test]
-    fn with_a_key_a_plain_chain_needs_its_marker() {
-        let mut plain = Vec::new();
-        extend(&mut plain, &ChainSeal::unkeyed(), 2);
-        assert!(matches!(
-            verify_with(&keyed(), &plain),
-            Err(ChainBreak::Unsealed { seq: 1, .. })
-        ));
-
-        // Keyed links straight after plain ones, with the marker removed and the chain
-        // relinked: the first keyed link is not the marker.
-        let mut events = Vec::new();
-        extend(&mut events, &ChainSeal::unkeyed(), 2);
-        extend(&mut events, &keyed(), 1);
-        events.remove(2);
-        events[2].seq = 3;
-        events[2].prev_hash = events[1].hash.clone();
-        assert!(matches!(
-            verify_with(&keyed(), &events),
-            Err(ChainBreak::Unsealed { seq: 1, .. }) | Err(ChainBreak::Altered { seq: 3, .. })
-        ));
-    }
-}
+mod tests;

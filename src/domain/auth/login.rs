@@ -4,11 +4,11 @@ use super::{AuthService, IssuedSession, count_outcome};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::client::{ClientContext, Device};
 use crate::domain::customer::{Customer, Username};
-use crate::domain::delivery::{NoticeFacts, QueuedNotice};
 use crate::domain::device::describe_user_agent;
 use crate::domain::error::AuthError;
 use crate::domain::location::Location;
 use crate::domain::lockout::LockoutRecord;
+use crate::domain::message::{Message, NoticeFacts};
 use crate::domain::password::{HashError, Password};
 use crate::domain::ports::SessionStart;
 use crate::domain::risk::{self, Judgement, LoginHistory, Placement, RiskFlag};
@@ -156,7 +156,7 @@ impl AuthService {
         client: &ClientContext,
         flags: &[RiskFlag],
         now: time::OffsetDateTime,
-    ) -> QueuedNotice {
+    ) -> Message {
         let location = &client.location;
         let signal: Vec<String> = flags
             .iter()
@@ -174,7 +174,7 @@ impl AuthService {
                 format!("{}:{what}", flag.as_str())
             })
             .collect();
-        QueuedNotice::new(
+        Message::notice(
             customer,
             signal.join("|"),
             NoticeFacts {
@@ -239,8 +239,8 @@ impl AuthService {
                     metrics::counter!("finhub_risk_flags_total", "flag" => flag.as_str())
                         .increment(1);
                 }
-                if notice.is_some() {
-                    self.courier.queued_notice();
+                if let Some(notice) = &notice {
+                    self.courier.queued(notice);
                 }
                 Ok(IssuedSession {
                     session_id: session.id,

@@ -5,8 +5,9 @@ use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::client::ClientContext;
 use crate::domain::customer::{Customer, TwoFactorMethod};
-use crate::domain::delivery::{ClaimToken, DeliveryState, QueuedCode, SealedFor};
+use crate::domain::delivery::SealedFor;
 use crate::domain::error::AuthError;
+use crate::domain::message::{DeliveryState, Message};
 use crate::domain::session::{Rotation, Session, SessionState};
 use crate::domain::token::TokenPair;
 use crate::domain::two_factor::{
@@ -56,27 +57,18 @@ impl AuthService {
             channel: method,
             address: &address,
         };
-        let message = QueuedCode {
-            sealed_code: self.courier.seal().seal(&code, &sealed_for)?,
-            challenge_id: challenge.id.clone(),
-            session_id: session.id.clone(),
-            customer_id: customer.id.clone(),
-            channel: method,
-            address,
-            valid_for_minutes: policy.code_ttl.whole_minutes(),
-            created_at: now,
-            expires_at: challenge.expires_at,
-            attempts: 0,
-            claim: ClaimToken::unclaimed(),
-            live: true,
-            maybe_delivered: false,
-        };
+        let message = Message::code(
+            &challenge,
+            &customer.id,
+            address.clone(),
+            self.courier.seal().seal(&code, &sealed_for)?,
+        );
         let opened = self
             .store
             .open_challenge(&challenge, &policy, &message, &event)
             .await?;
         refuse_unopened(opened, session, now)?;
-        self.courier.queued();
+        self.courier.queued(&message);
         Ok(ChallengeIssued {
             challenge_id: challenge.id,
             method,

@@ -1,4 +1,5 @@
-//! The delivery worker.
+//! The delivery worker: claims due messages of every purpose, renders each, hands it to the
+//! notifier and records the outcome.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -7,14 +8,12 @@ use backon::{BackoffBuilder as _, ExponentialBuilder};
 use time::Duration;
 use tokio::sync::Notify;
 
-use super::{
-    ClaimToken, CodeSeal, CodeTemplate, DeliveryEnd, Finish, QueuedCode, QueuedNotice, SealedFor,
-};
+use super::render::{Renderer, Unrenderable};
+use super::{CodeSeal, CodeTemplate};
 use crate::clock::Clock;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
-use crate::domain::ports::{
-    CodeMessage, Notifier, NotifyError, SecurityNotice, Store, StoreResult,
-};
+use crate::domain::message::{ClaimToken, Content, DeliveryEnd, Finish, Message};
+use crate::domain::ports::{Notifier, NotifyError, OutboxStore, StoreResult};
 
 /// How hard delivery tries.
 #[derive(Debug, Clone, Copy)]
@@ -68,27 +67,37 @@ impl DeliveryPolicy {
     }
 }
 
-const DELIVERY_METRIC: &str = "finhub_2fa_delivery_total";
+/// How long a code waited between being queued and sent.
 const LATENCY_METRIC: &str = "finhub_2fa_delivery_seconds";
-const NOTICE_METRIC: &str = "finhub_notice_delivery_total";
 /// Most messages claimed per pass.
 const MAX_BATCH: u8 = 32;
+
+/// The counter of a purpose's messages, by outcome.
+fn metric(content: &Content) -> &'static str {
+    match content {
+        Content::Code(_) => "finhub_2fa_delivery_total",
+        Content::Notice(_) => "finhub_notice_delivery_total",
+    }
+}
+
+fn count(message: &Message, outcome: &'static str) {
+    metrics::counter!(metric(&message.content), "outcome" => outcome).increment(1);
+}
 
 /// The delivery worker.
 #[derive(Clone)]
 pub struct Courier {
-    store: Arc<dyn Store>,
+    store: Arc<dyn OutboxStore>,
     notifier: Arc<dyn Notifier>,
     clock: Arc<dyn Clock>,
-    seal: CodeSeal,
+    renderer: Arc<Renderer>,
     policy: DeliveryPolicy,
-    template: Arc<CodeTemplate>,
     wake: Arc<Notify>,
 }
 
 impl Courier {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn OutboxStore>,
         notifier: Arc<dyn Notifier>,
         clock: Arc<dyn Clock>,
         seal: CodeSeal,
@@ -99,27 +108,20 @@ impl Courier {
             store,
             notifier,
             clock,
-            seal,
+            renderer: Arc::new(Renderer::new(seal, template)),
             policy,
-            template: Arc::new(template),
             wake: Arc::new(Notify::new()),
         }
     }
 
     pub fn seal(&self) -> &CodeSeal {
-        &self.seal
+        self.renderer.seal()
     }
 
     /// Counts a message just queued and wakes the worker for it (which also looks every
     /// `every` of [`Courier::run`]).
-    pub fn queued(&self) {
-        metrics::counter!(DELIVERY_METRIC, "outcome" => "queued").increment(1);
-        self.wake.notify_one();
-    }
-
-    /// Wakes the worker for a security notice just queued.
-    pub fn queued_notice(&self) {
-        metrics::counter!(NOTICE_METRIC, "outcome" => "queued").increment(1);
+    pub fn queued(&self, message: &Message) {
+        count(message, "queued");
         self.wake.notify_one();
     }
 
@@ -140,27 +142,22 @@ impl Courier {
         }
     }
 
-    /// One pass: claims the codes and then the notices due now, and delivers each. Returns how
-    /// many it claimed of the larger kind.
+    /// One pass: claims the messages due now and delivers each. Returns how many it claimed.
     pub async fn deliver_due(&self) -> StoreResult<usize> {
-        let batch = self.policy.batch();
         let claim = ClaimToken::generate();
-        let codes = self
+        let claimed = self
             .store
-            .claim_codes(self.clock.now(), self.policy.lease, batch, &claim)
+            .claim_messages(
+                self.clock.now(),
+                self.policy.lease,
+                self.policy.batch(),
+                &claim,
+            )
             .await?;
-        for message in &codes {
+        for message in &claimed {
             self.deliver(message).await?;
         }
-        let claim = ClaimToken::generate();
-        let notices = self
-            .store
-            .claim_notices(self.clock.now(), self.policy.lease, batch, &claim)
-            .await?;
-        for notice in &notices {
-            self.deliver_notice(notice).await?;
-        }
-        Ok(codes.len().max(notices.len()))
+        Ok(claimed.len())
     }
 
     /// Hands a message over, bounded by the policy's send timeout whatever the adapter does.
@@ -173,77 +170,77 @@ impl Courier {
             .unwrap_or_else(|_| Err(NotifyError::uncertain("no answer within the send timeout")))
     }
 
-    async fn deliver(&self, message: &QueuedCode) -> StoreResult<()> {
+    async fn finish(
+        &self,
+        message: &Message,
+        end: DeliveryEnd,
+        error: Option<&str>,
+        event: AuditEvent,
+    ) -> StoreResult<()> {
+        let finish = self
+            .store
+            .finish_message(message, end, error, &event)
+            .await?;
+        if finish == Finish::ClaimLost {
+            tracing::warn!(message.id = %message.id, "claim taken over by another worker; its outcome stands");
+        }
+        Ok(())
+    }
+
+    async fn deliver(&self, message: &Message) -> StoreResult<()> {
         let now = self.clock.now();
-        let event = |outcome, reason| {
-            let kind = match outcome {
-                Outcome::Success => AuditKind::CodeDelivered,
-                Outcome::Failure => AuditKind::CodeUndelivered,
-            };
-            let event = AuditEvent::new(kind, outcome, now)
-                .customer(&message.customer_id)
-                .session(&message.session_id)
-                .detail("challengeId", message.challenge_id.as_str())
-                .detail("method", message.channel.as_str())
-                .detail("attempts", message.attempts);
+        let event = |outcome, reason: Option<&str>| {
+            let event = delivery_event(message, outcome, now);
             match reason {
                 Some(reason) => event.reason(reason),
                 None => event,
             }
         };
-        let finish = |end, error: Option<String>, event: AuditEvent| async move {
-            self.store
-                .finish_code(message, end, error.as_deref(), &event)
-                .await
-                .map(|finish| {
-                    if finish == Finish::ClaimLost {
-                        tracing::warn!(challenge.id = %message.challenge_id, "claim taken over by another worker; its outcome stands");
-                    }
-                })
-        };
         if now >= message.expires_at {
-            metrics::counter!(DELIVERY_METRIC, "outcome" => "dropped").increment(1);
+            count(message, "dropped");
             let dropped = event(Outcome::Failure, Some("expired"));
-            return finish(DeliveryEnd::Dropped, None, dropped).await;
+            return self
+                .finish(message, DeliveryEnd::Dropped, None, dropped)
+                .await;
         }
         if !message.live {
-            metrics::counter!(DELIVERY_METRIC, "outcome" => "dropped").increment(1);
+            count(message, "dropped");
             let dropped = event(Outcome::Failure, Some("superseded"));
-            return finish(DeliveryEnd::Dropped, None, dropped).await;
+            return self
+                .finish(message, DeliveryEnd::Dropped, None, dropped)
+                .await;
         }
-        let sealed_for = SealedFor {
-            challenge: &message.challenge_id,
-            channel: message.channel,
-            address: &message.address,
-        };
-        let Some(code) = self.seal.open(&message.sealed_code, &sealed_for) else {
-            // Sealed under another key: no attempt can succeed.
-            let failed = event(Outcome::Failure, Some("unreadable"));
-            metrics::counter!(DELIVERY_METRIC, "outcome" => "failed").increment(1);
-            tracing::error!(challenge.id = %message.challenge_id, "queued code cannot be opened with this audit key");
-            return finish(DeliveryEnd::Undelivered, Some("unreadable".into()), failed).await;
-        };
-        let outgoing = CodeMessage {
-            at: message.created_at,
-            channel: message.channel,
-            to: message.address.clone(),
-            customer_id: message.customer_id.clone(),
-            challenge_id: message.challenge_id.clone(),
-            code,
-            valid_for_minutes: message.valid_for_minutes,
-            template: Arc::clone(&self.template),
+        let outgoing = match self.renderer.render(message) {
+            Ok(outgoing) => outgoing,
+            Err(Unrenderable::Unreadable) => {
+                // Sealed under another key: no attempt can succeed.
+                count(message, "failed");
+                tracing::error!(message.id = %message.id, "queued code cannot be opened with this audit key");
+                let failed = event(Outcome::Failure, Some("unreadable"));
+                return self
+                    .finish(
+                        message,
+                        DeliveryEnd::Undelivered,
+                        Some("unreadable"),
+                        failed,
+                    )
+                    .await;
+            }
         };
         match self.send_within(self.notifier.send(&outgoing)).await {
             Ok(()) => {
-                metrics::counter!(DELIVERY_METRIC, "outcome" => "sent").increment(1);
-                let waited = (self.clock.now() - message.created_at).as_seconds_f64();
-                metrics::histogram!(LATENCY_METRIC).record(waited.max(0.0));
-                finish(DeliveryEnd::Sent, None, event(Outcome::Success, None)).await
+                count(message, "sent");
+                if let Content::Code(_) = message.content {
+                    let waited = (self.clock.now() - message.created_at).as_seconds_f64();
+                    metrics::histogram!(LATENCY_METRIC).record(waited.max(0.0));
+                }
+                let sent = event(Outcome::Success, None);
+                self.finish(message, DeliveryEnd::Sent, None, sent).await
             }
             Err(e) if e.permanent || message.attempts >= self.policy.max_attempts => {
-                metrics::counter!(DELIVERY_METRIC, "outcome" => "failed").increment(1);
-                tracing::error!(error = %e, challenge.id = %message.challenge_id, "code not delivered; giving up");
-                // The send goes back only when no attempt can have reached the customer:
+                count(message, "failed");
+                tracing::error!(error = %e, message.id = %message.id, "message not delivered; giving up");
+                // A code's send goes back only when no attempt can have reached the customer:
                 // otherwise a gateway that fails after sending would buy codes past the limits.
                 let end = if e.maybe_delivered || message.maybe_delivered {
                     DeliveryEnd::GaveUp
@@ -251,82 +248,52 @@ impl Courier {
                     DeliveryEnd::Undelivered
                 };
                 let why = if e.permanent { "refused" } else { "gave_up" };
-                finish(end, Some(e.to_string()), event(Outcome::Failure, Some(why))).await
+                let failed = event(Outcome::Failure, Some(why));
+                self.finish(message, end, Some(&e.to_string()), failed)
+                    .await
             }
             Err(e) => {
-                metrics::counter!(DELIVERY_METRIC, "outcome" => "retried").increment(1);
-                tracing::warn!(error = %e, challenge.id = %message.challenge_id, attempt = message.attempts, "code not delivered; will retry");
+                count(message, "retried");
+                tracing::warn!(error = %e, message.id = %message.id, attempt = message.attempts, "message not delivered; will retry");
                 let next = now + self.policy.retry_delay(message.attempts);
                 self.store
-                    .retry_code(message, next, &e.to_string(), e.maybe_delivered)
+                    .retry_message(message, next, &e.to_string(), e.maybe_delivered)
                     .await
             }
         }
     }
+}
 
-    async fn deliver_notice(&self, notice: &QueuedNotice) -> StoreResult<()> {
-        let now = self.clock.now();
-        let event = |outcome, reason: Option<&str>| {
-            let kind = match outcome {
-                Outcome::Success => AuditKind::NoticeDelivered,
-                Outcome::Failure => AuditKind::NoticeUndelivered,
+/// The audit event of a message's outcome: `2fa.delivered`/`2fa.undelivered` for a code (with
+/// its session and challenge), `notice.delivered`/`notice.undelivered` for a notice.
+fn delivery_event(message: &Message, outcome: Outcome, at: time::OffsetDateTime) -> AuditEvent {
+    let success = outcome == Outcome::Success;
+    let event = match &message.content {
+        Content::Code(code) => {
+            let kind = if success {
+                AuditKind::CodeDelivered
+            } else {
+                AuditKind::CodeUndelivered
             };
-            let event = AuditEvent::new(kind, outcome, now)
-                .customer(&notice.customer_id)
-                .detail("noticeId", notice.id.as_str())
-                .detail("notice", "unusual_login")
-                .detail("attempts", notice.attempts);
-            match reason {
-                Some(reason) => event.reason(reason),
-                None => event,
-            }
-        };
-        let finish = |end, error: Option<String>, event: AuditEvent| async move {
-            self.store
-                .finish_notice(notice, end, error.as_deref(), &event)
-                .await
-                .map(|_| ())
-        };
-        if now >= notice.expires_at {
-            metrics::counter!(NOTICE_METRIC, "outcome" => "dropped").increment(1);
-            return finish(
-                DeliveryEnd::Dropped,
-                None,
-                event(Outcome::Failure, Some("expired")),
-            )
-            .await;
+            AuditEvent::new(kind, outcome, at)
+                .session(&code.session_id)
+                .detail("challengeId", code.challenge_id.as_str())
+                .detail("method", message.channel.as_str())
         }
-        let outgoing = SecurityNotice {
-            at: notice.created_at,
-            to: notice.to.clone(),
-            customer_id: notice.customer_id.clone(),
-            notice_id: notice.id.clone(),
-            facts: notice.facts.clone(),
-        };
-        match self.send_within(self.notifier.send_notice(&outgoing)).await {
-            Ok(()) => {
-                metrics::counter!(NOTICE_METRIC, "outcome" => "sent").increment(1);
-                finish(DeliveryEnd::Sent, None, event(Outcome::Success, None)).await
-            }
-            Err(e) if e.permanent || notice.attempts >= self.policy.max_attempts => {
-                metrics::counter!(NOTICE_METRIC, "outcome" => "failed").increment(1);
-                tracing::error!(error = %e, notice.id = %notice.id, "security notice not delivered; giving up");
-                let why = if e.permanent { "refused" } else { "gave_up" };
-                finish(
-                    DeliveryEnd::GaveUp,
-                    Some(e.to_string()),
-                    event(Outcome::Failure, Some(why)),
-                )
-                .await
-            }
-            Err(e) => {
-                metrics::counter!(NOTICE_METRIC, "outcome" => "retried").increment(1);
-                tracing::warn!(error = %e, notice.id = %notice.id, attempt = notice.attempts, "security notice not delivered; will retry");
-                let next = now + self.policy.retry_delay(notice.attempts);
-                self.store.retry_notice(notice, next, &e.to_string()).await
-            }
+        Content::Notice(_) => {
+            let kind = if success {
+                AuditKind::NoticeDelivered
+            } else {
+                AuditKind::NoticeUndelivered
+            };
+            AuditEvent::new(kind, outcome, at)
+                .detail("noticeId", message.id.as_str())
+                .detail("notice", super::render::UNUSUAL_LOGIN)
         }
-    }
+    };
+    event
+        .customer(&message.customer_id)
+        .detail("attempts", message.attempts)
 }
 
 #[cfg(test)]

@@ -51,8 +51,11 @@ impl Password {
 /// argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashCost {
+    /// Memory per hash, in KiB: the cost that makes guessing on GPUs expensive.
     pub memory_kib: u32,
+    /// Passes over that memory.
     pub iterations: u32,
+    /// Lanes; one keeps a login to one core.
     pub parallelism: u32,
 }
 
@@ -77,8 +80,10 @@ impl HashCost {
 /// Why hashing could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
+    /// Every hashing thread is busy and the queue is full: answer 503 rather than wait.
     #[error("the password hashing queue is full")]
     Overloaded,
+    /// argon2 refused its input or parameters.
     #[error("password hashing failed: {0}")]
     Internal(String),
 }
@@ -86,6 +91,7 @@ pub enum HashError {
 /// The result of checking a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verification {
+    /// Whether the password is the one hashed.
     pub matches: bool,
     /// The stored hash used weaker (or other) parameters than today's and should be replaced.
     pub needs_rehash: bool,

@@ -14,8 +14,8 @@ pub trait HousekeepingStore: Send + Sync + 'static {
     /// Deletes up to `batch` failure counters that hold no lock and last changed before
     /// `cutoff`; returns how many.
     async fn purge_lockouts(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64>;
-    /// Deletes up to `batch` security notices whose delivery ended before `cutoff` (the audit
-    /// trail keeps the record); returns how many.
+    /// Deletes up to `batch` messages not tied to a challenge (notices) whose delivery ended
+    /// before `cutoff` (the audit trail keeps the record); returns how many.
     async fn purge_notices(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64>;
     /// Deletes up to `batch` events older than `cutoff` from the start of the audit chain,
     /// moving the checkpoint to the last one deleted, and appends `event` (with the count and

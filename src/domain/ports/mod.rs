@@ -9,6 +9,7 @@
 mod audit;
 mod customers;
 mod housekeeping;
+mod location;
 mod notifier;
 mod outbox;
 mod rate_limit;
@@ -21,7 +22,8 @@ use async_trait::async_trait;
 pub use audit::{AuditQuery, AuditStore};
 pub use customers::{CustomerStore, FailureOutcome, Insertion};
 pub use housekeeping::HousekeepingStore;
-pub use notifier::{CodeMessage, Notifier, NotifyError, SecurityNotice};
+pub use location::Locator;
+pub use notifier::{Notifier, NotifyError, Outgoing};
 pub use outbox::OutboxStore;
 pub use rate_limit::{CounterUnavailable, SharedCounter};
 pub use security::SecurityStore;
@@ -37,10 +39,29 @@ pub enum StoreError {
     Unavailable(String),
     /// A unique value (such as a username) is taken.
     #[error("{0} already exists")]
-    Conflict(&'static str),
+    Conflict(Taken),
     /// Anything else: a bug or corrupt data.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
+}
+
+/// Which unique value a write found taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    CustomerId,
+    Username,
+    /// A unique value the store did not name (a constraint it did not expect to meet).
+    Other,
+}
+
+impl std::fmt::Display for Taken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::CustomerId => "customerId",
+            Self::Username => "username",
+            Self::Other => "a unique value",
+        })
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -58,4 +79,9 @@ pub trait Store:
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Closes the connections once those in use are given back: at shutdown, after everything
+    /// else that writes has stopped, so that the database sees the connections end cleanly
+    /// (and SQLite checkpoints its log) instead of finding them cut off.
+    async fn close(&self);
 }

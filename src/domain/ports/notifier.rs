@@ -1,63 +1,39 @@
-//! Delivery of two-factor codes. The domain hands a [`CodeMessage`] to a [`Notifier`]; which one
-//! is chosen once, from configuration (`crate::notify`).
-
-use std::sync::Arc;
+//! Handing a message over for delivery. The delivery worker renders each message of the outbox
+//! into an [`Outgoing`] and gives it to a [`Notifier`]; which one is chosen once, from
+//! configuration (`crate::notify`). An adapter knows channels, not purposes: a new kind of
+//! message needs no change here.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::customer::{CustomerId, TwoFactorMethod};
-use crate::domain::delivery::{CodeTemplate, NoticeFacts};
-use crate::domain::two_factor::{ChallengeId, OtpCode};
 
-/// A code on its way to a customer.
-#[derive(Debug)]
-pub struct CodeMessage {
+/// A message ready to go: addressed, worded, and with the fields the development outbox file
+/// records beside the text (for a code: its challenge and the code itself).
+pub struct Outgoing {
+    /// Stable across retries: the gateway's idempotency key, the e-mail's `Message-ID`.
+    pub id: String,
     pub at: OffsetDateTime,
     pub channel: TwoFactorMethod,
     /// The unmasked phone number or e-mail address.
     pub to: String,
     pub customer_id: CustomerId,
-    pub challenge_id: ChallengeId,
-    pub code: OtpCode,
-    pub valid_for_minutes: i64,
-    pub template: Arc<CodeTemplate>,
+    /// The e-mail's subject.
+    pub subject: &'static str,
+    /// The text the customer reads (the SMS, and both bodies of the e-mail). May hold a code.
+    pub text: String,
+    /// Purpose-specific fields of the development outbox file's line. May hold a code.
+    pub record: serde_json::Map<String, serde_json::Value>,
 }
 
-impl CodeMessage {
-    /// The text the customer reads.
-    pub fn text(&self) -> String {
-        self.template.render(&self.code, self.valid_for_minutes)
-    }
-}
-
-/// A new sign-in the customer should know about, sent by e-mail. Every word of it is the
-/// server's: the device is described from its user agent, never by the name a client gave it.
-#[derive(Debug)]
-pub struct SecurityNotice {
-    pub at: OffsetDateTime,
-    pub to: String,
-    pub customer_id: CustomerId,
-    pub notice_id: String,
-    pub facts: NoticeFacts,
-}
-
-impl SecurityNotice {
-    /// What kind of notice this is, as the outbox file names it.
-    pub const KIND: &'static str = "unusual_login";
-
-    /// The text the customer reads.
-    pub fn text(&self) -> String {
-        let place = self.facts.country.as_deref().unwrap_or("an unknown place");
-        let device = self
-            .facts
-            .device
-            .as_deref()
-            .unwrap_or("an unrecognised device");
-        format!(
-            "New sign-in to your FinHub account from {place}, on {device}, at {} UTC. If this was not you, change your password and contact FinHub.",
-            crate::domain::audit::rfc3339(self.at)
-        )
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The text and the record may hold a code.
+        f.debug_struct("Outgoing")
+            .field("id", &self.id)
+            .field("channel", &self.channel)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
     }
 }
 
@@ -101,9 +77,8 @@ impl NotifyError {
     }
 }
 
-/// Sends codes and security notices.
+/// Sends messages.
 #[async_trait]
 pub trait Notifier: Send + Sync + 'static {
-    async fn send(&self, message: &CodeMessage) -> Result<(), NotifyError>;
-    async fn send_notice(&self, notice: &SecurityNotice) -> Result<(), NotifyError>;
+    async fn send(&self, message: &Outgoing) -> Result<(), NotifyError>;
 }

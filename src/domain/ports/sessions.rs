@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::{Customer, CustomerId, Username};
-use crate::domain::delivery::QueuedNotice;
 use crate::domain::lockout::LockoutRecord;
+use crate::domain::message::Message;
 use crate::domain::session::{NewSession, Rotation, Session, SessionId};
 use crate::domain::token::TokenHash;
 
@@ -34,7 +34,7 @@ pub trait SessionStore: Send + Sync + 'static {
         session: &NewSession,
         username: &Username,
         event: &AuditEvent,
-        notice: Option<&QueuedNotice>,
+        notice: Option<&Message>,
     ) -> StoreResult<SessionStart>;
     async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>>;
     /// The session an access token belongs to, with its customer, in one read.

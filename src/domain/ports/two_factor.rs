@@ -4,8 +4,8 @@ use async_trait::async_trait;
 
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
-use crate::domain::delivery::QueuedCode;
 use crate::domain::lockout::LockoutPolicy;
+use crate::domain::message::Message;
 use crate::domain::two_factor::{
     CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
 };
@@ -21,7 +21,7 @@ pub trait TwoFactorStore: Send + Sync + 'static {
         &self,
         challenge: &NewChallenge,
         policy: &TwoFactorPolicy,
-        message: &QueuedCode,
+        message: &Message,
         event: &AuditEvent,
     ) -> StoreResult<SendOutcome>;
     /// Checks one guess at a code in one transaction (see [`CodeGuess`]) that holds the

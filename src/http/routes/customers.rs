@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::ProblemDocument;
+use super::NeedsSession;
 use crate::domain::audit::rfc3339;
 use crate::domain::auth::{CustomerDetails, TwoFactorSettings};
 use crate::domain::customer::{KycStatus, TwoFactorMethod};
@@ -140,7 +140,7 @@ impl From<CustomerDetails> for MeResponse {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The customer", body = MeResponse),
-        (status = 401, description = "UNAUTHENTICATED or SESSION_EXPIRED", body = ProblemDocument, content_type = "application/problem+json"),
+        NeedsSession,
     ))]
 pub async fn me(
     State(state): State<AppState>,

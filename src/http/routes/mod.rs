@@ -6,8 +6,11 @@ pub mod security;
 pub mod sessions;
 pub mod two_factor;
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, ToSchema};
 
 use crate::domain::audit::rfc3339;
 use crate::domain::auth::IssuedSession;
@@ -41,5 +44,48 @@ impl From<IssuedSession> for TokenResponse {
             session_id: s.session_id.to_string(),
             two_factor_required: s.two_factor_required,
         }
+    }
+}
+
+/// A problem+json response entry of the OpenAPI document.
+pub fn problem_response(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(ProblemDocument::name())))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+fn problem_responses<const N: usize>(
+    entries: [(&str, &str); N],
+) -> BTreeMap<String, RefOr<Response>> {
+    entries
+        .into_iter()
+        .map(|(status, description)| (status.to_owned(), problem_response(description)))
+        .collect()
+}
+
+const UNAUTHENTICATED: (&str, &str) = ("401", "UNAUTHENTICATED or SESSION_EXPIRED");
+
+/// The refusals of a call that needs a session, pending or active (`responses(NeedsSession)`).
+pub struct NeedsSession;
+
+impl IntoResponses for NeedsSession {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problem_responses([UNAUTHENTICATED])
+    }
+}
+
+/// The refusals of a call that needs an ACTIVE session: a pending one is refused as well.
+pub struct NeedsActiveSession;
+
+impl IntoResponses for NeedsActiveSession {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problem_responses([UNAUTHENTICATED, ("403", "TWO_FACTOR_REQUIRED")])
     }
 }

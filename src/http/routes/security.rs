@@ -10,13 +10,14 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::ProblemDocument;
+use super::{NeedsActiveSession, ProblemDocument};
 use crate::domain::audit::rfc3339;
 use crate::domain::device::{DeviceId, DeviceRef, KnownDevice};
 use crate::domain::security::{Cursor, EventPage, LiveSession, PageSize, SecurityEvent};
 use crate::domain::session::{Session, SessionId};
 use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
 use crate::http::extract::{AuthSession, Client};
+use crate::http::schema;
 use crate::http::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -51,7 +52,7 @@ impl From<DeviceRef> for DeviceRefView {
 #[serde(rename_all = "camelCase")]
 pub struct LiveSessionView {
     id: String,
-    /// `TWO_FACTOR_PENDING` or `ACTIVE`.
+    #[schema(value_type = schema::SessionState)]
     state: &'static str,
     created_at: String,
     /// The last authenticated call, to within the service's activity resolution.
@@ -94,8 +95,7 @@ pub struct SessionList {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Live sessions", body = SessionList),
-        (status = 401, description = "UNAUTHENTICATED or SESSION_EXPIRED", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "TWO_FACTOR_REQUIRED", body = ProblemDocument, content_type = "application/problem+json"),
+        NeedsActiveSession,
     ))]
 pub async fn list_sessions(
     State(state): State<AppState>,
@@ -115,8 +115,7 @@ pub async fn list_sessions(
     params(("id" = String, Path, description = "The session's id")),
     responses(
         (status = 204, description = "Ended"),
-        (status = 401, description = "UNAUTHENTICATED or SESSION_EXPIRED", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "TWO_FACTOR_REQUIRED", body = ProblemDocument, content_type = "application/problem+json"),
+        NeedsActiveSession,
         (status = 404, description = "NOT_FOUND: no live session of the customer's has this id", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub async fn end_session(
@@ -173,8 +172,7 @@ pub struct DeviceList {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Devices", body = DeviceList),
-        (status = 401, description = "UNAUTHENTICATED or SESSION_EXPIRED", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "TWO_FACTOR_REQUIRED", body = ProblemDocument, content_type = "application/problem+json"),
+        NeedsActiveSession,
     ))]
 pub async fn list_devices(
     State(state): State<AppState>,
@@ -191,8 +189,7 @@ pub async fn list_devices(
     params(("id" = String, Path, description = "The device's id")),
     responses(
         (status = 204, description = "Forgotten"),
-        (status = 401, description = "UNAUTHENTICATED or SESSION_EXPIRED", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "TWO_FACTOR_REQUIRED", body = ProblemDocument, content_type = "application/problem+json"),
+        NeedsActiveSession,
         (status = 404, description = "NOT_FOUND: the customer has no device with this id", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub async fn forget_device(
@@ -259,15 +256,16 @@ pub struct SecurityEventView {
     id: String,
     at: String,
     /// An audit trail kind, e.g. `login.succeeded`.
+    #[schema(value_type = schema::AuditKind)]
     kind: &'static str,
-    /// `success` or `failure`.
+    #[schema(value_type = schema::Outcome)]
     outcome: &'static str,
     reason: Option<String>,
     ip: Option<String>,
     country: Option<String>,
     device: Option<DeviceRefView>,
-    /// Why the login was judged unusual: `NEW_COUNTRY`, `NEW_NETWORK`, `NEW_DEVICE`,
-    /// `IMPOSSIBLE_TRAVEL`.
+    /// Why the login was judged unusual; empty when it was not.
+    #[schema(value_type = Vec<schema::RiskFlag>)]
     flags: Vec<String>,
 }
 
@@ -314,8 +312,7 @@ impl From<EventPage> for SecurityEventPage {
     responses(
         (status = 200, description = "A page of events", body = SecurityEventPage),
         (status = 400, description = "VALIDATION_ERROR: limit or before", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "UNAUTHENTICATED or SESSION_EXPIRED", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "TWO_FACTOR_REQUIRED", body = ProblemDocument, content_type = "application/problem+json"),
+        NeedsActiveSession,
     ))]
 pub async fn security_events(
     State(state): State<AppState>,

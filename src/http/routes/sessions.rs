@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ProblemDocument, TokenResponse};
+use super::{NeedsSession, ProblemDocument, TokenResponse};
 use crate::domain::auth::LogoutScope;
 use crate::domain::client::{Device, DeviceName};
 use crate::domain::customer::Username;
@@ -150,7 +150,7 @@ pub enum LogoutScopeBody {
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out"),
-        (status = 401, description = "UNAUTHENTICATED or SESSION_EXPIRED", body = ProblemDocument, content_type = "application/problem+json"),
+        NeedsSession,
     ))]
 pub async fn logout(
     State(state): State<AppState>,

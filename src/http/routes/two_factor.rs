@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ProblemDocument, TokenResponse};
+use super::{NeedsSession, ProblemDocument, TokenResponse};
 use crate::domain::audit::rfc3339;
 use crate::domain::customer::TwoFactorMethod;
 use crate::domain::two_factor::{CODE_LENGTH, ChallengeId, OtpCode};
@@ -51,7 +51,7 @@ pub struct ChallengeResponse {
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Code sent", body = ChallengeResponse),
-        (status = 401, description = "UNAUTHENTICATED or SESSION_EXPIRED", body = ProblemDocument, content_type = "application/problem+json"),
+        NeedsSession,
         (status = 409, description = "TWO_FACTOR_NOT_PENDING", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 423, description = "ACCOUNT_LOCKED", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "TOO_MANY_2FA_ATTEMPTS: sent too recently or too often", body = ProblemDocument, content_type = "application/problem+json"),
@@ -95,7 +95,7 @@ pub struct VerifyRequest {
     responses(
         (status = 200, description = "Session active; tokens rotated", body = TokenResponse),
         (status = 400, description = "INVALID_2FA_CODE (with attemptsRemaining), 2FA_CODE_EXPIRED or VALIDATION_ERROR", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "UNAUTHENTICATED or SESSION_EXPIRED", body = ProblemDocument, content_type = "application/problem+json"),
+        NeedsSession,
         (status = 409, description = "TWO_FACTOR_NOT_PENDING", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 423, description = "ACCOUNT_LOCKED", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "TOO_MANY_2FA_ATTEMPTS: the challenge is burned", body = ProblemDocument, content_type = "application/problem+json"),
@@ -134,7 +134,7 @@ pub struct DeliveryResponse {
     challenge_id: String,
     /// `PENDING` (queued or being retried), `SENT`, `FAILED` (ask for a new code: it can be sent
     /// at once) or `EXPIRED` (the code expired before it could be sent).
-    #[schema(value_type = String, pattern = "^(PENDING|SENT|FAILED|EXPIRED)$")]
+    #[schema(value_type = schema::DeliveryState)]
     delivery: &'static str,
 }
 
@@ -144,7 +144,7 @@ pub struct DeliveryResponse {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The delivery's state", body = DeliveryResponse),
-        (status = 401, description = "UNAUTHENTICATED or SESSION_EXPIRED", body = ProblemDocument, content_type = "application/problem+json"),
+        NeedsSession,
         (status = 404, description = "NOT_FOUND: no such challenge for this session", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "TWO_FACTOR_NOT_PENDING", body = ProblemDocument, content_type = "application/problem+json"),
     ))]

@@ -8,7 +8,9 @@ use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
 use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
-use crate::domain::ports::{CustomerStore, FailureOutcome, Insertion, StoreError, StoreResult};
+use crate::domain::ports::{
+    CustomerStore, FailureOutcome, Insertion, StoreError, StoreResult, Taken,
+};
 use crate::store::backend::{Backend, query};
 use crate::store::rows::{CustomerRow, LockoutRow, select_customer};
 
@@ -98,8 +100,8 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         let mut tx = self.write().await?;
         match insert::one(&mut tx, customer, to_unix_millis(event.at)).await? {
             Insertion::Inserted => {}
-            Insertion::CustomerIdExists => return Err(StoreError::Conflict("customerId")),
-            Insertion::UsernameExists => return Err(StoreError::Conflict("username")),
+            Insertion::CustomerIdExists => return Err(StoreError::Conflict(Taken::CustomerId)),
+            Insertion::UsernameExists => return Err(StoreError::Conflict(Taken::Username)),
         }
         audit::append(&mut tx, &self.seal, &[event]).await?;
         tx.commit().await?;

@@ -37,9 +37,10 @@ impl<B: Backend> HousekeepingStore for SqlStore<B> {
 
     async fn purge_notices(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
         // Finished rows are never written again, so instances purging at once need no lock.
+        // A code's message goes with its challenge, when its session is purged.
         self.purge_batch(
-            "DELETE FROM notice_outbox WHERE id IN (SELECT id FROM notice_outbox \
-             WHERE status <> 'PENDING' AND finished_at <= $1 LIMIT $2)",
+            "DELETE FROM messages WHERE id IN (SELECT id FROM messages \
+             WHERE challenge_id IS NULL AND status <> 'PENDING' AND finished_at <= $1 LIMIT $2)",
             cutoff,
             batch,
         )

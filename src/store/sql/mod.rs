@@ -108,4 +108,12 @@ impl<B: Backend> Store for SqlStore<B> {
         query::<B>("SELECT 1").execute(&mut conn).await?;
         Ok(())
     }
+
+    async fn close(&self) {
+        if let Some(inline) = &self.inline {
+            inline.close();
+        }
+        self.writer.close().await;
+        self.reader.close().await;
+    }
 }

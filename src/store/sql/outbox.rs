@@ -1,4 +1,4 @@
-//! The outbox: codes and security notices claimed by delivery workers, finished or retried.
+//! The outbox: messages of every purpose, claimed by delivery workers, finished or retried.
 //! Every finish and retry is conditional on the claim that took the message: once a lease has
 //! run out and another worker has claimed the message, the first worker's outcome changes
 //! nothing (and appends no event).
@@ -10,47 +10,36 @@ use super::{SqlStore, Tx, audit};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::CustomerId;
-use crate::domain::delivery::{
-    ClaimToken, DeliveryEnd, DeliveryState, Finish, NoticeFacts, QueuedCode, QueuedNotice,
+use crate::domain::message::{
+    CODE_PURPOSE, ClaimToken, CodeContent, Content, DeliveryEnd, DeliveryState, Finish, Message,
+    NOTICE_PURPOSE, NoticeContent,
 };
 use crate::domain::ports::{OutboxStore, StoreError, StoreResult};
 use crate::domain::session::SessionId;
 use crate::domain::two_factor::ChallengeId;
-use crate::store::backend::{Backend, Record, query};
+use crate::store::backend::{Backend, query};
 
-/// A claimed code: challenge, session, customer, channel, address, sealed code, minutes valid,
-/// created, expires, attempts, claim token, live, maybe delivered.
-type ClaimedCode = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<Vec<u8>>,
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-    i64,
-    i64,
-);
-
-/// A claimed notice: id, customer, address, signal, country, device, flags, created, expires,
-/// attempts, claim token.
-type ClaimedNotice = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-);
+/// A claimed message, as `Backend::CLAIM_MESSAGES` returns it.
+#[derive(Debug, sqlx::FromRow)]
+struct ClaimedRow {
+    id: String,
+    purpose: String,
+    customer_id: String,
+    session_id: Option<String>,
+    challenge_id: Option<String>,
+    channel: String,
+    address: String,
+    sealed_code: Option<Vec<u8>>,
+    payload: Option<String>,
+    dedupe_key: Option<String>,
+    valid_for_minutes: i64,
+    created_at: i64,
+    expires_at: i64,
+    attempts: i64,
+    claim_token: Option<String>,
+    maybe_delivered: i64,
+    live: i64,
+}
 
 /// Errors are kept short: they are for operators, and never hold the code.
 const MAX_ERROR_CHARS: usize = 300;
@@ -59,92 +48,97 @@ fn short(error: &str) -> String {
     error.chars().take(MAX_ERROR_CHARS).collect()
 }
 
-fn attempts(stored: i64) -> u32 {
-    u32::try_from(stored).unwrap_or(u32::MAX)
+fn corrupt(what: &str, id: &str) -> StoreError {
+    StoreError::Other(anyhow::anyhow!("outbox: message {id} has {what}"))
 }
 
-fn queued(row: ClaimedCode) -> StoreResult<QueuedCode> {
-    let (
-        challenge,
-        session,
-        customer,
-        channel,
-        address,
-        sealed,
-        minutes,
-        created,
-        expires,
-        tries,
-        claim,
-        live,
-        maybe_delivered,
-    ) = row;
-    Ok(QueuedCode {
-        challenge_id: ChallengeId::from_stored(challenge),
-        session_id: SessionId::from_stored(session),
-        customer_id: CustomerId::from_stored(customer),
-        channel: channel
-            .parse()
-            .map_err(|_| StoreError::Other(anyhow::anyhow!("outbox: unknown channel {channel}")))?,
-        address,
-        sealed_code: sealed.unwrap_or_default(),
-        valid_for_minutes: minutes,
-        created_at: from_unix_millis(created),
-        expires_at: from_unix_millis(expires),
-        attempts: attempts(tries),
-        claim: ClaimToken::from_stored(claim),
-        live: live == 1,
-        maybe_delivered: maybe_delivered == 1,
-    })
-}
+impl TryFrom<ClaimedRow> for Message {
+    type Error = StoreError;
 
-fn notice(row: ClaimedNotice) -> QueuedNotice {
-    let (id, customer, address, signal, country, device, flags, created, expires, tries, claim) =
-        row;
-    QueuedNotice {
-        id,
-        customer_id: CustomerId::from_stored(customer),
-        to: address,
-        signal,
-        facts: NoticeFacts {
-            country,
-            device,
-            flags: flags
-                .split(',')
-                .filter(|f| !f.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        },
-        created_at: from_unix_millis(created),
-        expires_at: from_unix_millis(expires),
-        attempts: attempts(tries),
-        claim: ClaimToken::from_stored(claim),
+    fn try_from(row: ClaimedRow) -> StoreResult<Self> {
+        let content = match row.purpose.as_str() {
+            CODE_PURPOSE => Content::Code(CodeContent {
+                challenge_id: ChallengeId::from_stored(
+                    row.challenge_id
+                        .ok_or_else(|| corrupt("no challenge", &row.id))?,
+                ),
+                session_id: SessionId::from_stored(
+                    row.session_id
+                        .ok_or_else(|| corrupt("no session", &row.id))?,
+                ),
+                sealed_code: row.sealed_code.unwrap_or_default(),
+                valid_for_minutes: row.valid_for_minutes,
+            }),
+            NOTICE_PURPOSE => Content::Notice(NoticeContent {
+                signal: row.dedupe_key.unwrap_or_default(),
+                facts: row
+                    .payload
+                    .as_deref()
+                    .and_then(|p| serde_json::from_str(p).ok())
+                    .ok_or_else(|| corrupt("an unreadable notice", &row.id))?,
+            }),
+            other => return Err(corrupt(&format!("an unknown purpose {other}"), &row.id)),
+        };
+        Ok(Message {
+            customer_id: CustomerId::from_stored(row.customer_id),
+            channel: row
+                .channel
+                .parse()
+                .map_err(|_| corrupt("an unknown channel", &row.id))?,
+            address: row.address,
+            content,
+            created_at: from_unix_millis(row.created_at),
+            expires_at: from_unix_millis(row.expires_at),
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            claim: ClaimToken::from_stored(row.claim_token),
+            live: row.live == 1,
+            maybe_delivered: row.maybe_delivered == 1,
+            id: row.id,
+        })
     }
 }
 
-fn status(end: DeliveryEnd) -> &'static str {
-    match end {
-        DeliveryEnd::Sent => "SENT",
-        DeliveryEnd::Dropped => "DROPPED",
-        DeliveryEnd::Undelivered | DeliveryEnd::GaveUp => "FAILED",
-    }
-}
-
-/// Writes a code's message, inside the transaction that opens its challenge.
-pub(super) async fn enqueue<B: Backend>(tx: &mut Tx<B>, m: &QueuedCode) -> StoreResult<()> {
+/// Writes a message, inside the transaction of what it is about. A message with a dedupe key
+/// (a notice's signal) is not written when one with that key waits, or its signal was told.
+pub(super) async fn enqueue<B: Backend>(tx: &mut Tx<B>, m: &Message) -> StoreResult<()> {
     let created = to_unix_millis(m.created_at);
+    let (session, challenge, sealed, minutes, payload, dedupe) = match &m.content {
+        Content::Code(c) => (
+            Some(c.session_id.as_str()),
+            Some(c.challenge_id.as_str()),
+            Some(c.sealed_code.as_slice()),
+            c.valid_for_minutes,
+            None,
+            None,
+        ),
+        Content::Notice(n) => (
+            None,
+            None,
+            None,
+            0,
+            Some(serde_json::to_string(&n.facts).map_err(anyhow::Error::from)?),
+            Some(n.signal.as_str()),
+        ),
+    };
     query::<B>(
-        "INSERT INTO outbox (challenge_id, session_id, customer_id, channel, address, sealed_code, \
-         valid_for_minutes, created_at, expires_at, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO messages (id, purpose, customer_id, session_id, challenge_id, channel, \
+         address, sealed_code, payload, dedupe_key, valid_for_minutes, created_at, expires_at, \
+         next_attempt_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 WHERE $10 IS NULL \
+         OR NOT EXISTS (SELECT 1 FROM risk_notices WHERE customer_id = $3 AND signal = $10) \
+         ON CONFLICT DO NOTHING",
     )
-    .bind(m.challenge_id.as_str())
-    .bind(m.session_id.as_str())
+    .bind(m.id.as_str())
+    .bind(m.content.purpose())
     .bind(m.customer_id.as_str())
+    .bind(session)
+    .bind(challenge)
     .bind(m.channel.as_str())
     .bind(m.address.as_str())
-    .bind(m.sealed_code.as_slice())
-    .bind(m.valid_for_minutes)
+    .bind(sealed)
+    .bind(payload)
+    .bind(dedupe)
+    .bind(minutes)
     .bind(created)
     .bind(to_unix_millis(m.expires_at))
     .bind(created)
@@ -153,49 +147,18 @@ pub(super) async fn enqueue<B: Backend>(tx: &mut Tx<B>, m: &QueuedCode) -> Store
     Ok(())
 }
 
-/// Writes a security notice, inside the transaction of the login it tells of; nothing when its
-/// signal was told already or a notice of it still waits.
-pub(super) async fn enqueue_notice<B: Backend>(
-    tx: &mut Tx<B>,
-    n: &QueuedNotice,
-) -> StoreResult<()> {
-    let created = to_unix_millis(n.created_at);
-    query::<B>(
-        "INSERT INTO notice_outbox (id, customer_id, address, signal, country, device, flags, \
-         created_at, expires_at, next_attempt_at) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE NOT EXISTS \
-         (SELECT 1 FROM risk_notices WHERE customer_id = $2 AND signal = $4) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(n.id.as_str())
-    .bind(n.customer_id.as_str())
-    .bind(n.to.as_str())
-    .bind(n.signal.as_str())
-    .bind(n.facts.country.as_deref())
-    .bind(n.facts.device.as_deref())
-    .bind(n.facts.flags.join(","))
-    .bind(created)
-    .bind(to_unix_millis(n.expires_at))
-    .bind(created)
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-impl<B: Backend> SqlStore<B> {
-    /// Runs one of the backend's claim statements: up to `limit` due rows, under `claim` until
-    /// `now + lease`.
-    async fn claim<R: Record>(
+#[async_trait]
+impl<B: Backend> OutboxStore for SqlStore<B> {
+    async fn claim_messages(
         &self,
-        sql: &'static str,
         now: OffsetDateTime,
         lease: Duration,
         limit: u32,
         claim: &ClaimToken,
-    ) -> StoreResult<Vec<R>> {
+    ) -> StoreResult<Vec<Message>> {
         let now = to_unix_millis(now);
         let mut tx = self.write().await?;
-        let rows = query::<B>(sql)
+        let rows: Vec<ClaimedRow> = query::<B>(B::CLAIM_MESSAGES)
             .bind(now.saturating_add(lease.whole_milliseconds() as i64))
             .bind(now)
             .bind(i64::from(limit))
@@ -203,100 +166,71 @@ impl<B: Backend> SqlStore<B> {
             .fetch_all(&mut tx)
             .await?;
         tx.commit().await?;
-        Ok(rows)
-    }
-}
-
-#[async_trait]
-impl<B: Backend> OutboxStore for SqlStore<B> {
-    async fn claim_codes(
-        &self,
-        now: OffsetDateTime,
-        lease: Duration,
-        limit: u32,
-        claim: &ClaimToken,
-    ) -> StoreResult<Vec<QueuedCode>> {
-        let rows: Vec<ClaimedCode> = self.claim(B::CLAIM_CODES, now, lease, limit, claim).await?;
-        rows.into_iter().map(queued).collect()
+        rows.into_iter().map(Message::try_from).collect()
     }
 
-    async fn finish_code(
+    async fn finish_message(
         &self,
-        message: &QueuedCode,
+        message: &Message,
         end: DeliveryEnd,
         error: Option<&str>,
         event: &AuditEvent,
     ) -> StoreResult<Finish> {
+        let at = to_unix_millis(event.at);
         let mut tx = self.write().await?;
         let finished = query::<B>(
-            "UPDATE outbox SET status = $1, sealed_code = NULL, claimed_until = NULL, \
+            "UPDATE messages SET status = $1, sealed_code = NULL, claimed_until = NULL, \
              finished_at = $2, last_error = $3 \
-             WHERE challenge_id = $4 AND claim_token = $5 AND status = 'PENDING'",
+             WHERE id = $4 AND claim_token = $5 AND status = 'PENDING'",
         )
-        .bind(status(end))
-        .bind(to_unix_millis(event.at))
+        .bind(end.as_stored())
+        .bind(at)
         .bind(error.map(short))
-        .bind(message.challenge_id.as_str())
+        .bind(message.id.as_str())
         .bind(message.claim.as_str())
         .execute(&mut tx)
         .await?;
         if finished == 0 {
             return Ok(Finish::ClaimLost);
         }
-        if end == DeliveryEnd::Undelivered {
-            // The customer never got this code: the send is theirs again, unless a newer
-            // challenge has replaced this one meanwhile.
-            query::<B>(
-                "UPDATE sessions SET codes_sent = codes_sent - 1, last_code_sent_at = NULL \
-                 WHERE id = $1 AND codes_sent > 0 \
-                 AND EXISTS (SELECT 1 FROM challenges WHERE id = $2 AND status = 'OPEN')",
-            )
-            .bind(message.session_id.as_str())
-            .bind(message.challenge_id.as_str())
-            .execute(&mut tx)
-            .await?;
-            query::<B>(
-                "UPDATE challenges SET status = 'SUPERSEDED' WHERE id = $1 AND status = 'OPEN'",
-            )
-            .bind(message.challenge_id.as_str())
-            .execute(&mut tx)
-            .await?;
+        match (&message.content, end) {
+            (Content::Code(code), DeliveryEnd::Undelivered) => give_back(&mut tx, code).await?,
+            (Content::Notice(notice), DeliveryEnd::Sent) => {
+                // Told: the same signal is not announced again. Marked only now, so a notice
+                // that never went out does not silence the next one.
+                query::<B>(
+                    "INSERT INTO risk_notices (customer_id, signal, sent_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(message.customer_id.as_str())
+                .bind(notice.signal.as_str())
+                .bind(at)
+                .execute(&mut tx)
+                .await?;
+            }
+            _ => {}
         }
         audit::append(&mut tx, &self.seal, &[event]).await?;
         tx.commit().await?;
         Ok(Finish::Recorded)
     }
 
-    async fn delivery_state(
+    async fn retry_message(
         &self,
-        challenge: &ChallengeId,
-        session: &SessionId,
-    ) -> StoreResult<Option<DeliveryState>> {
-        let status: Option<(String,)> =
-            query::<B>("SELECT status FROM outbox WHERE challenge_id = $1 AND session_id = $2")
-                .bind(challenge.as_str())
-                .bind(session.as_str())
-                .fetch_optional(&mut *self.read().await?)
-                .await?;
-        Ok(status.and_then(|(s,)| DeliveryState::from_stored(&s)))
-    }
-
-    async fn retry_code(
-        &self,
-        message: &QueuedCode,
+        message: &Message,
         next_attempt_at: OffsetDateTime,
         error: &str,
         maybe_delivered: bool,
     ) -> StoreResult<()> {
         let mut tx = self.write().await?;
         query::<B>(
-            "UPDATE outbox SET next_attempt_at = $1, claimed_until = NULL, last_error = $2, \
+            "UPDATE messages SET next_attempt_at = $1, claimed_until = NULL, last_error = $2, \
              maybe_delivered = CASE WHEN $5 = 1 THEN 1 ELSE maybe_delivered END \
-             WHERE challenge_id = $3 AND claim_token = $4 AND status = 'PENDING'",
+             WHERE id = $3 AND claim_token = $4 AND status = 'PENDING'",
         )
         .bind(to_unix_millis(next_attempt_at))
         .bind(short(error))
-        .bind(message.challenge_id.as_str())
+        .bind(message.id.as_str())
         .bind(message.claim.as_str())
         .bind(i64::from(maybe_delivered))
         .execute(&mut tx)
@@ -305,78 +239,36 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         Ok(())
     }
 
-    async fn claim_notices(
+    async fn delivery_state(
         &self,
-        now: OffsetDateTime,
-        lease: Duration,
-        limit: u32,
-        claim: &ClaimToken,
-    ) -> StoreResult<Vec<QueuedNotice>> {
-        let rows: Vec<ClaimedNotice> = self
-            .claim(B::CLAIM_NOTICES, now, lease, limit, claim)
-            .await?;
-        Ok(rows.into_iter().map(notice).collect())
+        challenge: &ChallengeId,
+        session: &SessionId,
+    ) -> StoreResult<Option<DeliveryState>> {
+        let status: Option<(String,)> =
+            query::<B>("SELECT status FROM messages WHERE challenge_id = $1 AND session_id = $2")
+                .bind(challenge.as_str())
+                .bind(session.as_str())
+                .fetch_optional(&mut *self.read().await?)
+                .await?;
+        Ok(status.and_then(|(s,)| DeliveryState::from_stored(&s)))
     }
+}
 
-    async fn finish_notice(
-        &self,
-        notice: &QueuedNotice,
-        end: DeliveryEnd,
-        error: Option<&str>,
-        event: &AuditEvent,
-    ) -> StoreResult<Finish> {
-        let at = to_unix_millis(event.at);
-        let mut tx = self.write().await?;
-        let finished = query::<B>(
-            "UPDATE notice_outbox SET status = $1, claimed_until = NULL, finished_at = $2, \
-             last_error = $3 WHERE id = $4 AND claim_token = $5 AND status = 'PENDING'",
-        )
-        .bind(status(end))
-        .bind(at)
-        .bind(error.map(short))
-        .bind(notice.id.as_str())
-        .bind(notice.claim.as_str())
-        .execute(&mut tx)
+/// The customer never got this code: the send is theirs again, unless a newer challenge has
+/// replaced this one meanwhile.
+async fn give_back<B: Backend>(tx: &mut Tx<B>, code: &CodeContent) -> StoreResult<()> {
+    query::<B>(
+        "UPDATE sessions SET codes_sent = codes_sent - 1, last_code_sent_at = NULL \
+         WHERE id = $1 AND codes_sent > 0 \
+         AND EXISTS (SELECT 1 FROM challenges WHERE id = $2 AND status = 'OPEN')",
+    )
+    .bind(code.session_id.as_str())
+    .bind(code.challenge_id.as_str())
+    .execute(&mut *tx)
+    .await?;
+    query::<B>("UPDATE challenges SET status = 'SUPERSEDED' WHERE id = $1 AND status = 'OPEN'")
+        .bind(code.challenge_id.as_str())
+        .execute(tx)
         .await?;
-        if finished == 0 {
-            return Ok(Finish::ClaimLost);
-        }
-        if end == DeliveryEnd::Sent {
-            // Told: the same signal is not announced again. Marked only now, so a notice that
-            // never went out does not silence the next one.
-            query::<B>(
-                "INSERT INTO risk_notices (customer_id, signal, sent_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(notice.customer_id.as_str())
-            .bind(notice.signal.as_str())
-            .bind(at)
-            .execute(&mut tx)
-            .await?;
-        }
-        audit::append(&mut tx, &self.seal, &[event]).await?;
-        tx.commit().await?;
-        Ok(Finish::Recorded)
-    }
-
-    async fn retry_notice(
-        &self,
-        notice: &QueuedNotice,
-        next_attempt_at: OffsetDateTime,
-        error: &str,
-    ) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        query::<B>(
-            "UPDATE notice_outbox SET next_attempt_at = $1, claimed_until = NULL, last_error = $2 \
-             WHERE id = $3 AND claim_token = $4 AND status = 'PENDING'",
-        )
-        .bind(to_unix_millis(next_attempt_at))
-        .bind(short(error))
-        .bind(notice.id.as_str())
-        .bind(notice.claim.as_str())
-        .execute(&mut tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
+    Ok(())
 }

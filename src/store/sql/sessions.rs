@@ -9,8 +9,8 @@ use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::client::DeviceName;
 use crate::domain::customer::{Customer, CustomerId, Username};
-use crate::domain::delivery::QueuedNotice;
 use crate::domain::location::Location;
+use crate::domain::message::Message;
 use crate::domain::ports::{SessionStart, SessionStore, StoreError, StoreResult};
 use crate::domain::session::{NewSession, Rotation, Session, SessionId, SessionState};
 use crate::domain::token::TokenHash;
@@ -132,7 +132,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         s: &NewSession,
         username: &Username,
         event: &AuditEvent,
-        notice: Option<&QueuedNotice>,
+        notice: Option<&Message>,
     ) -> StoreResult<SessionStart> {
         let mut tx = self.write().await?;
         let lockout = customers::lockout_in(&mut tx, username).await?;
@@ -185,7 +185,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             devices::record_sighting(&mut tx, s, device).await?;
         }
         if let Some(notice) = notice {
-            outbox::enqueue_notice(&mut tx, notice).await?;
+            outbox::enqueue(&mut tx, notice).await?;
         }
         audit::append(&mut tx, &self.seal, &[event]).await?;
         tx.commit().await?;

@@ -7,8 +7,8 @@ use super::{SqlStore, Tx, audit, customers, devices, outbox, places, sessions};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::customer::CustomerId;
-use crate::domain::delivery::QueuedCode;
 use crate::domain::lockout::LockoutPolicy;
+use crate::domain::message::Message;
 use crate::domain::ports::{StoreResult, TwoFactorStore};
 use crate::domain::session::SessionId;
 use crate::domain::two_factor::{
@@ -177,7 +177,7 @@ async fn customer_budget_spent<B: Backend>(
     let since = to_unix_millis(c.created_at - budget.window);
     let (sent, oldest): (i64, Option<i64>) = query::<B>(
         "SELECT COUNT(*), MIN(c.created_at) FROM challenges c JOIN sessions s ON s.id = c.session_id \
-         LEFT JOIN outbox o ON o.challenge_id = c.id \
+         LEFT JOIN messages o ON o.challenge_id = c.id \
          WHERE s.customer_id = $1 AND c.created_at > $2 AND (o.status IS NULL OR o.status <> 'FAILED')",
     )
     .bind(customer.as_str())
@@ -195,7 +195,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         &self,
         c: &NewChallenge,
         policy: &TwoFactorPolicy,
-        message: &QueuedCode,
+        message: &Message,
         event: &AuditEvent,
     ) -> StoreResult<SendOutcome> {
         let now = to_unix_millis(c.created_at);

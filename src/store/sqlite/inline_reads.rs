@@ -91,6 +91,11 @@ impl InlineReads {
         Ok(conn)
     }
 
+    /// Closes the idle connections: at shutdown, once no request reads any more.
+    pub fn close(&self) {
+        self.lock_idle().clear();
+    }
+
     fn put_back(&self, conn: Connection) {
         self.lock_idle().push(conn);
     }

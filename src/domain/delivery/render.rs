@@ -1,0 +1,101 @@
+//! What each purpose of message says: the one place a new kind of message gets its words.
+
+use serde_json::{Map, Value, json};
+
+use super::{CodeSeal, CodeTemplate, SealedFor};
+use crate::domain::audit::rfc3339;
+use crate::domain::message::{CodeContent, Content, Message, NoticeContent};
+use crate::domain::ports::Outgoing;
+
+/// The notice kind of an unusual sign-in, as the outbox file and the audit trail name it.
+pub const UNUSUAL_LOGIN: &str = "unusual_login";
+
+/// Why a message cannot be put into words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unrenderable {
+    /// The code was sealed under another key (or altered): no attempt can succeed.
+    Unreadable,
+}
+
+/// Turns messages of the outbox into what the notifier sends.
+pub struct Renderer {
+    seal: CodeSeal,
+    template: CodeTemplate,
+}
+
+impl Renderer {
+    pub fn new(seal: CodeSeal, template: CodeTemplate) -> Self {
+        Self { seal, template }
+    }
+
+    pub fn seal(&self) -> &CodeSeal {
+        &self.seal
+    }
+
+    pub fn render(&self, message: &Message) -> Result<Outgoing, Unrenderable> {
+        let (subject, text, record) = match &message.content {
+            Content::Code(code) => self.code(message, code)?,
+            Content::Notice(notice) => notice_words(message, notice),
+        };
+        Ok(Outgoing {
+            id: message.id.clone(),
+            at: message.created_at,
+            channel: message.channel,
+            to: message.address.clone(),
+            customer_id: message.customer_id.clone(),
+            subject,
+            text,
+            record,
+        })
+    }
+
+    fn code(
+        &self,
+        message: &Message,
+        code: &CodeContent,
+    ) -> Result<(&'static str, String, Map<String, Value>), Unrenderable> {
+        let sealed_for = SealedFor {
+            challenge: &code.challenge_id,
+            channel: message.channel,
+            address: &message.address,
+        };
+        let opened = self
+            .seal
+            .open(&code.sealed_code, &sealed_for)
+            .ok_or(Unrenderable::Unreadable)?;
+        let text = self.template.render(&opened, code.valid_for_minutes);
+        let record = fields(json!({
+            "challengeId": code.challenge_id.as_str(),
+            "code": opened.expose(),
+        }));
+        Ok(("Your FinHub security code", text, record))
+    }
+}
+
+/// An unusual sign-in, told by what the server saw: country, browser and system.
+fn notice_words(
+    message: &Message,
+    notice: &NoticeContent,
+) -> (&'static str, String, Map<String, Value>) {
+    let facts = &notice.facts;
+    let place = facts.country.as_deref().unwrap_or("an unknown place");
+    let device = facts.device.as_deref().unwrap_or("an unrecognised device");
+    let text = format!(
+        "New sign-in to your FinHub account from {place}, on {device}, at {} UTC. If this was not you, change your password and contact FinHub.",
+        rfc3339(message.created_at)
+    );
+    let record = fields(json!({
+        "kind": message.content.purpose(),
+        "notice": UNUSUAL_LOGIN,
+        "noticeId": message.id,
+        "flags": facts.flags,
+    }));
+    ("A new sign-in to your FinHub account", text, record)
+}
+
+fn fields(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}

@@ -1,0 +1,240 @@
+//! What the service sends a customer, as it waits in the outbox: one kind of message with a
+//! purpose (a two-factor code, a security notice, …). The storage port
+//! ([`OutboxStore`](super::ports::OutboxStore)) and the delivery worker
+//! ([`Courier`](super::delivery::Courier)) both speak of these, so they live apart from both.
+//!
+//! Adding a message is a [`Content`] variant (what it carries) and its text in
+//! `delivery/render.rs`; the outbox, the claim, the retries and the adapters stay as they are.
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use super::customer::{Customer, CustomerId, TwoFactorMethod};
+use super::session::SessionId;
+use super::two_factor::{ChallengeId, NewChallenge};
+
+/// A message in the outbox.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// A code's message has its challenge's id, so that the gateway's idempotency key and the
+    /// e-mail's `Message-ID` are the same on every retry.
+    pub id: String,
+    pub customer_id: CustomerId,
+    pub channel: TwoFactorMethod,
+    /// The unmasked phone number or e-mail address.
+    pub address: String,
+    pub content: Content,
+    pub created_at: OffsetDateTime,
+    /// Not sent after this: a late code or notice is worse than none.
+    pub expires_at: OffsetDateTime,
+    /// Attempts made, this one included once claimed.
+    pub attempts: u32,
+    /// The claim this worker holds: finishing needs it, so a worker whose lease ran out cannot
+    /// overwrite what another did since.
+    pub claim: ClaimToken,
+    /// Whether it is still worth sending: a code's challenge is the session's open one and the
+    /// session has not ended. A superseded code is never sent.
+    pub live: bool,
+    /// Whether an earlier attempt may have delivered it (a timeout, a dropped connection).
+    pub maybe_delivered: bool,
+}
+
+/// What a message carries, by purpose.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// A two-factor code for a session waiting for it.
+    Code(CodeContent),
+    /// A security notice: facts the server derived, never text a client chose.
+    Notice(NoticeContent),
+}
+
+impl Content {
+    /// The purpose as stored and as the outbox file names it.
+    pub fn purpose(&self) -> &'static str {
+        match self {
+            Self::Code(_) => CODE_PURPOSE,
+            Self::Notice(_) => NOTICE_PURPOSE,
+        }
+    }
+}
+
+/// The stored purpose of a code's message.
+pub const CODE_PURPOSE: &str = "2fa_code";
+/// The stored purpose of a security notice.
+pub const NOTICE_PURPOSE: &str = "security_notice";
+
+#[derive(Debug, Clone)]
+pub struct CodeContent {
+    pub challenge_id: ChallengeId,
+    pub session_id: SessionId,
+    /// The code, sealed by [`CodeSeal`](super::delivery::CodeSeal).
+    pub sealed_code: Vec<u8>,
+    pub valid_for_minutes: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NoticeContent {
+    /// What the notice is about (a new country, network or device): a customer is told of one
+    /// signal once, marked when the notice is delivered; a notice of a signal already told, or
+    /// already waiting, is not queued.
+    pub signal: String,
+    pub facts: NoticeFacts,
+}
+
+/// What an unusual-sign-in notice says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeFacts {
+    /// ISO 3166 alpha-2, when known.
+    pub country: Option<String>,
+    /// Browser and system families from the user agent ("Firefox on Windows").
+    pub device: Option<String>,
+    /// What made the sign-in unusual, e.g. `NEW_DEVICE`.
+    pub flags: Vec<String>,
+}
+
+impl Message {
+    /// A notice not sent within a day is news no longer.
+    pub const NOTICE_LIFETIME: Duration = Duration::days(1);
+
+    /// A code's message, to be written with its challenge.
+    pub fn code(
+        challenge: &NewChallenge,
+        customer: &CustomerId,
+        address: String,
+        sealed_code: Vec<u8>,
+    ) -> Self {
+        Self {
+            id: challenge.id.as_str().to_owned(),
+            customer_id: customer.clone(),
+            channel: challenge.method,
+            address,
+            content: Content::Code(CodeContent {
+                challenge_id: challenge.id.clone(),
+                session_id: challenge.session_id.clone(),
+                sealed_code,
+                valid_for_minutes: (challenge.expires_at - challenge.created_at).whole_minutes(),
+            }),
+            created_at: challenge.created_at,
+            expires_at: challenge.expires_at,
+            attempts: 0,
+            claim: ClaimToken::unclaimed(),
+            live: true,
+            maybe_delivered: false,
+        }
+    }
+
+    /// An unusual-sign-in notice to the customer's e-mail address.
+    pub fn notice(
+        customer: &Customer,
+        signal: String,
+        facts: NoticeFacts,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            customer_id: customer.id.clone(),
+            channel: TwoFactorMethod::Email,
+            address: customer.email.as_str().to_owned(),
+            content: Content::Notice(NoticeContent { signal, facts }),
+            created_at: now,
+            expires_at: now + Self::NOTICE_LIFETIME,
+            attempts: 0,
+            claim: ClaimToken::unclaimed(),
+            live: true,
+            maybe_delivered: false,
+        }
+    }
+}
+
+/// One worker's claim on the messages it took in one pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimToken(String);
+
+impl ClaimToken {
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    pub fn unclaimed() -> Self {
+        Self(String::new())
+    }
+
+    pub fn from_stored(token: Option<String>) -> Self {
+        Self(token.unwrap_or_default())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How a message's delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryEnd {
+    Sent,
+    /// Not sent: it expired, or was superseded, before it could go.
+    Dropped,
+    /// Given up on, and no attempt can have delivered it (each was refused or never reached the
+    /// gateway): a code's send is given back to its session and the customer's budget, so the
+    /// customer can ask again at once.
+    Undelivered,
+    /// Given up on after an attempt that may have delivered it all the same (a slow gateway, a
+    /// dropped connection): a code's send stays counted and the code stays usable.
+    GaveUp,
+}
+
+impl DeliveryEnd {
+    /// The message's stored status.
+    pub fn as_stored(self) -> &'static str {
+        match self {
+            Self::Sent => "SENT",
+            Self::Dropped => "DROPPED",
+            Self::Undelivered => "FAILED",
+            Self::GaveUp => "GAVE_UP",
+        }
+    }
+}
+
+/// Whether a finish was recorded: a worker whose claim was taken over records nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Recorded,
+    ClaimLost,
+}
+
+/// Where a code's message stands, as the customer waiting for it may ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Queued, or being retried.
+    Pending,
+    Sent,
+    /// Given up on: the customer can ask for a new code (at once when it cannot have gone).
+    Failed,
+    /// The code expired before it could be sent.
+    Expired,
+}
+
+impl DeliveryState {
+    /// Every state (the API documents them as an enum).
+    pub const ALL: [Self; 4] = [Self::Pending, Self::Sent, Self::Failed, Self::Expired];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Sent => "SENT",
+            Self::Failed => "FAILED",
+            Self::Expired => "EXPIRED",
+        }
+    }
+
+    /// From the message's stored status.
+    pub fn from_stored(status: &str) -> Option<Self> {
+        match status {
+            "PENDING" => Some(Self::Pending),
+            "SENT" => Some(Self::Sent),
+            "FAILED" | "GAVE_UP" => Some(Self::Failed),
+            "DROPPED" => Some(Self::Expired),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Which adapter fills each port: the store and its audit key, the notifier, shared rate
+//! limits, the location database. Each reads its own section of the settings and names the
+//! variable at fault when it cannot be used.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use secrecy::ExposeSecret as _;
+
+use crate::config::{LimitsSection, NotifierKind, NotifierSection, Settings};
+use crate::domain::delivery::CodeTemplate;
+use crate::domain::ports::{Notifier, Store};
+use crate::domain::rate_limit::RateLimits;
+use crate::geo::MmdbLocator;
+use crate::limits::redis::RedisCounter;
+use crate::notify::email::Mailer;
+use crate::notify::live::LiveNotifier;
+use crate::notify::outbox::OutboxNotifier;
+use crate::notify::sms::SmsGateway;
+use crate::store::{self, Migrations};
+
+/// What a command does with the audit key generated for an SQLite database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeneratedKey {
+    /// `serve` and `demo`: create it on first start, then use it; on PostgreSQL, refuse to
+    /// start without a configured key unless `FINHUB_ALLOW_NO_AUDIT_KEY` accepts the risk.
+    Create,
+    /// The operator commands: use it when `serve` has created one, so that what they append
+    /// to the chain and what they verify is sealed with the same key.
+    Reuse,
+}
+
+/// Settles the audit key before anything is opened. Without `FINHUB_AUDIT_KEY`, codes waiting
+/// for delivery would be sealed under a key of the process alone, so a restart silently drops
+/// them, and the chain would be plain SHA-256. On SQLite, whose files one host keeps, a key is
+/// generated once into an owner-only file beside the database and read on every later start;
+/// a chain begun without a key switches to it at a marked event (`audit.sealed_with_key`), as
+/// with a configured key. PostgreSQL serves several instances, which must share one key, so
+/// none is made up there.
+pub fn settle_audit_key(settings: &mut Settings, generated: GeneratedKey) -> anyhow::Result<()> {
+    let url = settings.store.url.clone();
+    let database = match store::DatabaseKind::of(&url) {
+        Some(store::DatabaseKind::Sqlite) => store::sqlite_files::database_file(&url)?,
+        Some(store::DatabaseKind::Postgres) => {
+            if generated == GeneratedKey::Create
+                && settings.audit.key.is_none()
+                && !settings.audit.allow_no_key
+            {
+                anyhow::bail!(
+                    "serve refuses PostgreSQL without an audit key: queued codes would be lost on every restart and the audit chain would be plain SHA-256; set FINHUB_AUDIT_KEY or FINHUB_AUDIT_KEY_FILE (the same on every instance), or FINHUB_ALLOW_NO_AUDIT_KEY=true to accept the risk"
+                );
+            }
+            None
+        }
+        None => None,
+    };
+    let Some(database) = database else {
+        return Ok(());
+    };
+    let path = store::sqlite_files::audit_key_file(&database);
+    if settings.audit.key.is_some() {
+        if path.exists() {
+            tracing::warn!(
+                path = %path.display(),
+                "FINHUB_AUDIT_KEY is set, so the key generated beside the database is not used; a chain sealed with that key verifies only with it"
+            );
+        }
+        return Ok(());
+    }
+    let key = match generated {
+        GeneratedKey::Create => {
+            let (key, created) = store::sqlite_files::read_or_create_audit_key(&path)?;
+            if created {
+                tracing::info!(path = %path.display(), "no FINHUB_AUDIT_KEY: generated an audit key beside the database; back it up with the database and keep it owner-only");
+            } else {
+                tracing::info!(path = %path.display(), "no FINHUB_AUDIT_KEY: using the audit key generated beside the database");
+            }
+            Some(key)
+        }
+        GeneratedKey::Reuse => store::sqlite_files::read_audit_key(&path)?,
+    };
+    settings.audit.key = key;
+    Ok(())
+}
+
+/// Opens the store the settings name, doing `migrations`; the operator commands that need only
+/// the store start here.
+pub async fn open_store(
+    settings: &Settings,
+    migrations: Migrations,
+) -> anyhow::Result<Arc<dyn Store>> {
+    store::connect(
+        &settings.store.url,
+        &settings.store.options(),
+        migrations,
+        settings.audit.chain_seal()?,
+    )
+    .await
+}
+
+/// The outbox file, or SMS and e-mail for real (`FINHUB_NOTIFIER`).
+pub(super) fn notifier(settings: &NotifierSection) -> anyhow::Result<Arc<dyn Notifier>> {
+    match settings.kind {
+        NotifierKind::Outbox => {
+            let outbox = OutboxNotifier::new(&settings.outbox_path).with_context(|| {
+                format!(
+                    "FINHUB_OUTBOX_PATH: cannot use {}",
+                    settings.outbox_path.display()
+                )
+            })?;
+            Ok(Arc::new(outbox))
+        }
+        NotifierKind::Live => {
+            let missing = |name: &str| anyhow::anyhow!("FINHUB_NOTIFIER=live needs {name}");
+            let sms = SmsGateway::new(
+                settings
+                    .sms_gateway_url
+                    .as_deref()
+                    .ok_or_else(|| missing("FINHUB_SMS_GATEWAY_URL"))?,
+                settings
+                    .sms_gateway_secret
+                    .clone()
+                    .ok_or_else(|| missing("FINHUB_SMS_GATEWAY_SECRET"))?,
+            )?;
+            let email = Mailer::new(
+                settings
+                    .smtp_url
+                    .as_ref()
+                    .ok_or_else(|| missing("FINHUB_SMTP_URL"))?,
+                settings
+                    .smtp_from
+                    .as_deref()
+                    .ok_or_else(|| missing("FINHUB_SMTP_FROM"))?,
+                settings.smtp_ca_file.as_deref(),
+            )?;
+            Ok(Arc::new(LiveNotifier { sms, email }))
+        }
+    }
+}
+
+/// The text of codes' messages: `FINHUB_CODE_TEMPLATE`, or the default.
+pub(super) fn code_template(settings: &NotifierSection) -> anyhow::Result<CodeTemplate> {
+    match &settings.code_template {
+        None => Ok(CodeTemplate::default()),
+        Some(raw) => {
+            CodeTemplate::parse(raw).map_err(|e| anyhow::anyhow!("FINHUB_CODE_TEMPLATE {e}"))
+        }
+    }
+}
+
+/// The location database of `FINHUB_GEOIP_DB`; the background jobs reload it on SIGHUP and
+/// when its files change.
+pub(super) fn locator(settings: &Settings) -> anyhow::Result<Option<Arc<MmdbLocator>>> {
+    let Some(paths) = &settings.risk.geoip_db else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(MmdbLocator::open(paths.clone())?)))
+}
+
+/// The rate limits, shared through Redis when `FINHUB_REDIS_URL` names one.
+pub(super) async fn rate_limits(settings: &LimitsSection) -> anyhow::Result<RateLimits> {
+    let limits = settings.rate_limits();
+    Ok(match &settings.redis_url {
+        None => limits,
+        Some(url) => {
+            let counter =
+                RedisCounter::new(url.expose_secret(), settings.redis_ca_file.as_deref())?;
+            counter.warm_up().await;
+            limits.shared_through(Arc::new(counter))
+        }
+    })
+}

@@ -1,0 +1,137 @@
+//! Upgrading a database made by the previous version: what it holds keeps working.
+
+use std::path::Path;
+
+use finhub_auth::domain::customer::TwoFactorMethod;
+use finhub_auth::domain::delivery::{CodeSeal, SealedFor};
+use finhub_auth::domain::two_factor::{ChallengeId, OtpCode};
+use serde_json::Value;
+use sqlx::migrate::Migrator;
+
+use crate::helpers::{Backend, PgSchema, spawn_app_with};
+
+const AUDIT_KEY: &str = "an-audit-key-of-at-least-32-bytes-long";
+/// The last migration of the version before the one outbox of messages.
+const PREVIOUS: &str = "0005";
+
+/// The migrations of the previous version, for `backend`, in a directory of their own.
+fn previous_migrations(backend: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    for entry in std::fs::read_dir(source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.as_str() <= PREVIOUS || name.starts_with(PREVIOUS) {
+            std::fs::copy(&path, dir.path().join(name)).unwrap();
+        }
+    }
+    dir
+}
+
+/// A customer with SMS 2FA, a pending session and a code queued for it, as the previous
+/// version stored them.
+const ROWS: [&str; 4] = [
+    "INSERT INTO customers (id, username, email, phone, first_name, last_name, kyc_status, \
+     two_factor_method, password_hash, created_at) VALUES ('c-1', 'bob@example.com', \
+     'bob@example.com', '+447700900123', 'Bob', 'Tester', 'VERIFIED', 'SMS', 'x', $1)",
+    "INSERT INTO sessions (id, customer_id, state, access_hash, refresh_hash, created_at, \
+     expires_at, absolute_expires_at, last_seen_at, codes_sent, last_code_sent_at) \
+     VALUES ('s-1', 'c-1', 'TWO_FACTOR_PENDING', $2, $3, $1, $4, $4, $1, 1, $1)",
+    "INSERT INTO challenges (id, session_id, method, destination, code_hash, created_at, \
+     expires_at) VALUES ('ch-1', 's-1', 'SMS', '+44*******23', $2, $1, $4)",
+    "INSERT INTO outbox (challenge_id, session_id, customer_id, channel, address, sealed_code, \
+     valid_for_minutes, created_at, expires_at, next_attempt_at) \
+     VALUES ('ch-1', 's-1', 'c-1', 'SMS', '+447700900123', $5, 10, $1, $4, $1)",
+];
+
+macro_rules! previous_version_database {
+    ($pool:expr, $backend:literal, $sealed:expr) => {{
+        let pool = $pool;
+        let dir = previous_migrations($backend);
+        Migrator::new(dir.path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let ms = |t: time::OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+        let later = ms(now + time::Duration::minutes(10));
+        for sql in ROWS {
+            sqlx::query(sql)
+                .bind(ms(now))
+                .bind(vec![1u8; 32])
+                .bind(vec![2u8; 32])
+                .bind(later)
+                .bind($sealed.clone())
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+    }};
+}
+
+on_both_stores!(a_code_queued_by_the_previous_version_is_delivered_once_after_the_upgrade);
+async fn a_code_queued_by_the_previous_version_is_delivered_once_after_the_upgrade(
+    backend: Backend,
+) {
+    let seal = CodeSeal::derived_from(AUDIT_KEY.as_bytes()).unwrap();
+    let sealed_for = SealedFor {
+        challenge: &ChallengeId::parse("ch-1").unwrap(),
+        channel: TwoFactorMethod::Sms,
+        address: "+447700900123",
+    };
+    let sealed = seal
+        .seal(&OtpCode::parse("123456").unwrap(), &sealed_for)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _schema) = match backend {
+        Backend::Sqlite => {
+            let url = format!("sqlite://{}/old.db?mode=rwc", dir.path().display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            previous_version_database!(pool, "sqlite", sealed);
+            // The service refuses database files others can read.
+            for entry in std::fs::read_dir(dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                    .unwrap();
+            }
+            (url, None)
+        }
+        Backend::Postgres => {
+            let schema = PgSchema::create().await;
+            let pool = sqlx::PgPool::connect(&schema.url()).await.unwrap();
+            previous_version_database!(pool, "postgres", sealed);
+            (schema.url(), Some(schema))
+        }
+    };
+    let app = spawn_app_with(backend, |s| {
+        s.store.url = url;
+        s.audit.key = Some(AUDIT_KEY.into());
+    })
+    .await;
+
+    app.services.courier.deliver_due().await.unwrap();
+    let lines: Vec<Value> = std::fs::read_to_string(app.outbox_path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["challengeId"], "ch-1");
+    assert_eq!(lines[0]["code"], "123456");
+    assert_eq!(app.audit_of_kind("2fa.delivered").await.len(), 1);
+    app.clock.advance(time::Duration::seconds(70));
+    app.services.courier.deliver_due().await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(app.outbox_path())
+            .unwrap()
+            .lines()
+            .count(),
+        1,
+        "sent once"
+    );
+}
