@@ -195,6 +195,23 @@ impl fmt::Debug for CodeHash {
     }
 }
 
+/// An answer to a challenge, judged by the domain. The store hands it what it stored for the
+/// challenge inside the guess's transaction (where the attempt is used, a failure counted and
+/// the session activated) and never decides itself whether an answer is right: a method whose
+/// answers are judged otherwise (an authenticator app's code against its secret, say) is
+/// another implementation, not another query.
+pub trait Answer: fmt::Debug + Send + Sync {
+    /// Whether this answers `challenge`.
+    fn is_right(&self, challenge: &Challenge) -> bool;
+}
+
+impl Answer for PresentedCode {
+    /// The code the challenge's hash was made of, compared in constant time.
+    fn is_right(&self, challenge: &Challenge) -> bool {
+        challenge.code_hash.matches(self)
+    }
+}
+
 /// A presented code, hashed in each scheme (see [`CodeHash`]).
 #[derive(Clone, Copy)]
 pub struct PresentedCode {
@@ -289,8 +306,8 @@ pub struct CodeGuess {
     pub session_id: SessionId,
     pub challenge_id: ChallengeId,
     pub username: Username,
-    /// The presented code, hashed for this challenge.
-    pub presented: PresentedCode,
+    /// The answer, judged against what the store holds for the challenge.
+    pub answer: Box<dyn Answer>,
     pub max_attempts: u32,
     /// The session's new tokens and lifetime, if the code is right.
     pub rotation: Rotation,

@@ -225,7 +225,7 @@ async fn a_username_locked_after_initiate_looked_gets_no_challenge_and_no_code(b
         .open_challenge(
             &challenge,
             &app.settings.two_factor.policy(),
-            &message,
+            Some(&message),
             &event,
         )
         .await

@@ -65,7 +65,7 @@ impl AuthService {
         );
         let opened = self
             .store
-            .open_challenge(&challenge, &policy, &message, &event)
+            .open_challenge(&challenge, &policy, Some(&message), &event)
             .await?;
         refuse_unopened(opened, session, now)?;
         self.courier.queued(&message);
@@ -115,7 +115,7 @@ impl AuthService {
             session_id: session.id.clone(),
             challenge_id: challenge_id.clone(),
             username: customer.username.clone(),
-            presented: self.policies.codes.presented(code, challenge_id),
+            answer: Box::new(self.policies.codes.presented(code, challenge_id)),
             max_attempts: self.policies.two_factor.max_attempts,
             rotation: Rotation {
                 session_id: session.id.clone(),

@@ -14,14 +14,15 @@ use crate::domain::two_factor::{
 pub trait TwoFactorStore: Send + Sync + 'static {
     /// Opens a challenge for a pending session, replacing any open one, if the session's
     /// sending limits allow: the send is counted and the limits checked in one conditional
-    /// update, so concurrent requests cannot exceed them. The code's `message` goes into the
+    /// update, so concurrent requests cannot exceed them. A `message` (a code to send; a
+    /// method whose answer is not sent, such as an authenticator app, has none) goes into the
     /// outbox in the same transaction. A username locked by then gets no challenge: the lock is
     /// checked again in that transaction, holding the username's counters.
     async fn open_challenge(
         &self,
         challenge: &NewChallenge,
         policy: &TwoFactorPolicy,
-        message: &Message,
+        message: Option<&Message>,
         event: &AuditEvent,
     ) -> StoreResult<SendOutcome>;
     /// Checks one guess at a code in one transaction (see [`CodeGuess`]) that holds the

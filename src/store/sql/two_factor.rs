@@ -195,7 +195,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         &self,
         c: &NewChallenge,
         policy: &TwoFactorPolicy,
-        message: &Message,
+        message: Option<&Message>,
         event: &AuditEvent,
     ) -> StoreResult<SendOutcome> {
         let now = to_unix_millis(c.created_at);
@@ -265,7 +265,9 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         .bind(to_unix_millis(c.expires_at))
         .execute(&mut tx)
         .await?;
-        outbox::enqueue(&mut tx, message).await?;
+        if let Some(message) = message {
+            outbox::enqueue(&mut tx, message).await?;
+        }
         audit::append(&mut tx, &self.seal, &[event]).await?;
         tx.commit().await?;
         Ok(SendOutcome::Opened)
@@ -296,7 +298,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         } else {
             match use_attempt(&mut tx, guess, now).await? {
                 None => GuessOutcome::Exhausted,
-                Some(challenge) if challenge.code_hash.matches(&guess.presented) => {
+                Some(challenge) if guess.answer.is_right(&challenge) => {
                     activate(&mut tx, guess).await?;
                     GuessOutcome::Verified
                 }
