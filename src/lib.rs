@@ -5,6 +5,8 @@
 //! [`notify`] delivers two-factor codes. [`startup`] wires them into a running service and
 //! [`cli`] is the operator's entry point.
 
+#![deny(missing_docs)]
+
 pub mod cli;
 pub mod clock;
 pub mod config;

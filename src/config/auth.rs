@@ -19,10 +19,13 @@ use crate::domain::two_factor::{SendBudget, TwoFactorPolicy};
 /// How long sessions live.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionSection {
+    /// How long an active session's access token lasts before it must be renewed.
     #[serde(rename = "session_ttl", with = "As::<Span<Positive>>")]
     pub ttl: Duration,
+    /// How long a session waiting for its second factor lasts: a password alone buys little time.
     #[serde(rename = "pending_session_ttl", with = "As::<Span<Positive>>")]
     pub pending_ttl: Duration,
+    /// No session outlives this, however often it is renewed.
     #[serde(rename = "session_absolute_ttl", with = "As::<Span<Positive>>")]
     pub absolute_ttl: Duration,
     /// `None` when set to `off`.
@@ -45,6 +48,7 @@ impl Default for SessionSection {
 }
 
 impl SessionSection {
+    /// The domain's session rules from these settings.
     pub fn policy(&self) -> SessionPolicy {
         SessionPolicy {
             ttl: self.ttl,
@@ -58,12 +62,16 @@ impl SessionSection {
 /// Limits on two-factor codes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TwoFactorSection {
+    /// How long a sent code may be used.
     #[serde(rename = "2fa_code_ttl", with = "As::<Span<Positive>>")]
     pub code_ttl: Duration,
+    /// Guesses one code takes before the customer must ask for another.
     #[serde(rename = "2fa_max_attempts")]
     pub max_attempts: NonZeroU32,
+    /// Least time between two codes for one session; 0 allows an immediate resend.
     #[serde(rename = "2fa_resend_interval", with = "As::<Span<NonNegative>>")]
     pub resend_interval: Duration,
+    /// Codes one session may be sent in all.
     #[serde(rename = "2fa_max_sends")]
     pub max_sends: NonZeroU32,
     /// Codes sent to one customer over all their sessions, e.g. `10/h`: repeated logins cannot
@@ -88,6 +96,7 @@ impl Default for TwoFactorSection {
 }
 
 impl TwoFactorSection {
+    /// The domain's code rules from these settings.
     pub fn policy(&self) -> TwoFactorPolicy {
         TwoFactorPolicy {
             code_ttl: self.code_ttl,
@@ -182,6 +191,8 @@ impl Default for LimitsSection {
 }
 
 impl LimitsSection {
+    /// The limiters for these rates, counting in this process; start-up shares them through Redis
+    /// when `redis_url` is set.
     pub fn rate_limits(&self) -> RateLimits {
         RateLimits::new(self.api_per_ip, self.login_per_ip, self.login_per_account)
     }
@@ -195,6 +206,7 @@ pub struct RiskSection {
     /// Unset: no location checks.
     #[serde(rename = "geoip_db", default, with = "As::<Option<GeoipFiles>>")]
     pub geoip_db: Option<Vec<PathBuf>>,
+    /// What a flagged login triggers: record it, tell the customer, or ask for a code as well.
     #[serde(rename = "risk_action")]
     pub action: RiskAction,
 }

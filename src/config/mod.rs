@@ -44,26 +44,37 @@ use crate::domain::housekeeping::RetentionPolicy;
 /// `Settings::extract`; its names are known from then on.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Settings {
+    /// The listener, TLS and the proxies trusted to name clients.
     #[serde(flatten)]
     pub server: ServerSection,
+    /// The database and its pool.
     #[serde(flatten)]
     pub store: StoreSection,
+    /// Session lifetimes.
     #[serde(flatten)]
     pub sessions: SessionSection,
+    /// Codes' lifetime and the limits on guessing and sending them.
     #[serde(flatten)]
     pub two_factor: TwoFactorSection,
+    /// When failures lock a username.
     #[serde(flatten)]
     pub lockout: LockoutSection,
+    /// Request rates per address and per account.
     #[serde(flatten)]
     pub limits: LimitsSection,
+    /// Unusual logins: location databases and what a flagged login triggers.
     #[serde(flatten)]
     pub risk: RiskSection,
+    /// The cost of password hashes and the threads that compute them.
     #[serde(flatten)]
     pub hashing: HashingSection,
+    /// How codes and notices are delivered.
     #[serde(flatten)]
     pub notifier: NotifierSection,
+    /// How the audit chain is sealed: its key and signed anchors.
     #[serde(flatten)]
     pub audit: AuditSection,
+    /// How long ended sessions and old audit events are kept, and how often they are removed.
     #[serde(flatten)]
     pub housekeeping: HousekeepingSection,
     /// `FINHUB_*` variables in the environment that this version does not read.

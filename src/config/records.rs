@@ -34,6 +34,8 @@ pub struct AuditSection {
     /// `anchor_interval`; point it at storage the database's writers cannot change.
     #[serde(rename = "audit_anchor_path")]
     pub anchor_path: Option<PathBuf>,
+    /// How often `serve` appends an anchor to `anchor_path`; events since the last one are covered
+    /// by no anchor yet.
     #[serde(rename = "audit_anchor_interval", with = "As::<Span<Positive>>")]
     pub anchor_interval: Duration,
     /// An Ed25519 private key (PKCS#8 PEM, `openssl genpkey -algorithm ed25519`) that signs

@@ -20,7 +20,9 @@ use crate::store::{ConnectOptions, DatabaseKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// Human-readable, for a terminal.
     Pretty,
+    /// One JSON object a line, for a log collector.
     Json,
 }
 
@@ -28,14 +30,18 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NotifierKind {
+    /// Codes and notices appended to a local file instead of sent: for development and demos.
     Outbox,
+    /// Real delivery: SMS through the gateway, e-mail through the SMTP relay.
     Live,
 }
 
 /// The HTTP listener.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerSection {
+    /// The public API's address; `127.0.0.1:8080` unless set.
     pub listen: SocketAddr,
+    /// Pretty for a terminal, JSON for a log collector.
     pub log_format: LogFormat,
     /// The longest any request may take before it is answered 503.
     #[serde(with = "As::<Span<Positive>>")]
@@ -56,6 +62,7 @@ pub struct ServerSection {
     /// PEM certificate chain and private key: with both, the listener speaks HTTPS only.
     #[serde(default)]
     pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert`; set both or neither.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
 }
@@ -96,8 +103,10 @@ pub struct StoreSection {
     /// `sqlite://PATH` or `postgres://…`.
     #[serde(rename = "database_url", deserialize_with = "database_url")]
     pub url: String,
+    /// Pool size: the most connections one instance opens to the database.
     #[serde(rename = "db_max_connections")]
     pub max_connections: NonZeroU32,
+    /// How long a request waits for a pooled connection before it fails with 503.
     #[serde(rename = "db_acquire_timeout", with = "As::<Span<Positive>>")]
     pub acquire_timeout: Duration,
     /// PostgreSQL cancels statements running longer than this.
@@ -117,6 +126,7 @@ impl Default for StoreSection {
 }
 
 impl StoreSection {
+    /// The pool's limits, as the store takes them.
     pub fn options(&self) -> ConnectOptions {
         ConnectOptions {
             max_connections: self.max_connections.get(),
@@ -146,10 +156,13 @@ pub struct HashingSection {
     /// Logins that may wait for a hashing thread before new ones are refused.
     #[serde(rename = "hash_queue")]
     pub queue: usize,
+    /// Memory cost of each new hash: the more, the dearer offline guessing of a stolen hash.
     #[serde(rename = "hash_memory_kib")]
     pub memory_kib: u32,
+    /// Passes over the memory for each new hash.
     #[serde(rename = "hash_iterations")]
     pub iterations: u32,
+    /// Argon2 lanes per hash; like the other costs, stored in each hash it makes.
     #[serde(rename = "hash_parallelism")]
     pub parallelism: u32,
 }
@@ -188,6 +201,7 @@ impl HashingSection {
 /// How two-factor codes are delivered.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NotifierSection {
+    /// Whether codes are sent for real or appended to a file.
     #[serde(rename = "notifier")]
     pub kind: NotifierKind,
     /// The JSON Lines file the outbox notifier appends to.

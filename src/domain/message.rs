@@ -19,11 +19,15 @@ pub struct Message {
     /// A code's message has its challenge's id, so that the gateway's idempotency key and the
     /// e-mail's `Message-ID` are the same on every retry.
     pub id: String,
+    /// Whose message it is; a notice is marked as told to this customer once delivered.
     pub customer_id: CustomerId,
+    /// SMS or e-mail: which adapter delivers it.
     pub channel: TwoFactorMethod,
     /// The unmasked phone number or e-mail address.
     pub address: String,
+    /// The purpose and what it carries.
     pub content: Content,
+    /// When it was queued.
     pub created_at: OffsetDateTime,
     /// Not sent after this: a late code or notice is worse than none.
     pub expires_at: OffsetDateTime,
@@ -63,21 +67,29 @@ pub const CODE_PURPOSE: &str = "2fa_code";
 /// The stored purpose of a security notice.
 pub const NOTICE_PURPOSE: &str = "security_notice";
 
+/// What a two-factor code's message carries.
 #[derive(Debug, Clone)]
 pub struct CodeContent {
+    /// The challenge the code answers: once it is no longer the session's open one, the code is
+    /// not sent.
     pub challenge_id: ChallengeId,
+    /// The pending session waiting for the code; once it ends, the message is no longer worth
+    /// sending.
     pub session_id: SessionId,
     /// The code, sealed by [`CodeSeal`](super::delivery::CodeSeal).
     pub sealed_code: Vec<u8>,
+    /// The code's validity, told to the customer in the message's text.
     pub valid_for_minutes: i64,
 }
 
+/// What a security notice carries.
 #[derive(Debug, Clone)]
 pub struct NoticeContent {
     /// What the notice is about (a new country, network or device): a customer is told of one
     /// signal once, marked when the notice is delivered; a notice of a signal already told, or
     /// already waiting, is not queued.
     pub signal: String,
+    /// What the notice tells the customer, all derived by the server.
     pub facts: NoticeFacts,
 }
 
@@ -151,18 +163,22 @@ impl Message {
 pub struct ClaimToken(String);
 
 impl ClaimToken {
+    /// A fresh, random claim for one worker's pass.
     pub fn generate() -> Self {
         Self(uuid::Uuid::new_v4().to_string())
     }
 
+    /// No claim: a message just queued, which any worker may take.
     pub fn unclaimed() -> Self {
         Self(String::new())
     }
 
+    /// The claim as stored; a missing one reads as unclaimed.
     pub fn from_stored(token: Option<String>) -> Self {
         Self(token.unwrap_or_default())
     }
 
+    /// The form stored with the claimed messages.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -171,6 +187,7 @@ impl ClaimToken {
 /// How a message's delivery ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryEnd {
+    /// Handed to the gateway or mail server.
     Sent,
     /// Not sent: it expired, or was superseded, before it could go.
     Dropped,
@@ -198,7 +215,9 @@ impl DeliveryEnd {
 /// Whether a finish was recorded: a worker whose claim was taken over records nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
+    /// The finish was stored under this worker's claim.
     Recorded,
+    /// Another worker took the message over after this claim's lease ran out; nothing was recorded.
     ClaimLost,
 }
 
@@ -207,6 +226,7 @@ pub enum Finish {
 pub enum DeliveryState {
     /// Queued, or being retried.
     Pending,
+    /// Handed to the gateway or mail server; whether it reached the customer is not known.
     Sent,
     /// Given up on: the customer can ask for a new code (at once when it cannot have gone).
     Failed,
@@ -218,6 +238,7 @@ impl DeliveryState {
     /// Every state (the API documents them as an enum).
     pub const ALL: [Self; 4] = [Self::Pending, Self::Sent, Self::Failed, Self::Expired];
 
+    /// The form the API reports.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "PENDING",

@@ -35,6 +35,7 @@ macro_rules! opaque_id {
         pub struct $name(String);
 
         impl $name {
+            /// A new id: random, and time-ordered so that ids sort by creation.
             pub fn generate() -> Self {
                 Self(uuid::Uuid::now_v7().to_string())
             }
@@ -44,6 +45,7 @@ macro_rules! opaque_id {
                 Self(id)
             }
 
+            /// The id as stored and as the API shows it.
             pub fn as_str(&self) -> &str {
                 &self.0
             }

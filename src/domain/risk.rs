@@ -9,9 +9,14 @@ use super::location::{Coordinates, Location};
 /// Why a login was judged unusual.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RiskFlag {
+    /// A country none of the customer's completed logins came from, or an address no configured
+    /// database can place.
     NewCountry,
+    /// An autonomous system (ASN) none of the customer's completed logins came from.
     NewNetwork,
+    /// A device no completed login was made on, or none named while the customer has known ones.
     NewDevice,
+    /// Farther from the last located login than [`MAX_TRAVEL_KMH`] allows in the time between.
     ImpossibleTravel,
 }
 
@@ -24,6 +29,7 @@ impl RiskFlag {
         Self::ImpossibleTravel,
     ];
 
+    /// The form the API, the audit trail and notices use.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NewCountry => "NEW_COUNTRY",
@@ -55,7 +61,9 @@ pub const MAX_TRAVEL_KMH: f64 = 1000.0;
 pub struct LoginHistory {
     /// Whether they completed any login before: without a baseline nothing is unusual.
     pub completed_before: bool,
+    /// ISO 3166 alpha-2 codes of the countries completed logins came from.
     pub countries: Vec<String>,
+    /// ASNs of the networks completed logins came from.
     pub networks: Vec<u32>,
     /// The last completed login that had coordinates.
     pub last_located: Option<(OffsetDateTime, Coordinates)>,
@@ -65,11 +73,14 @@ pub struct LoginHistory {
 /// login was made on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceStanding {
+    /// A completed login was made on this device before.
     Known,
+    /// A device named but never seen on a completed login.
     New,
     /// No device named. `others_known`: the customer has known devices, so leaving the device
     /// out is how a thief would hide a new one.
     Unnamed {
+        /// Whether the customer has known devices, which makes leaving the device out suspicious.
         others_known: bool,
     },
 }
@@ -81,12 +92,14 @@ pub enum Placement {
     Unknowable,
     /// A configured database has no record of the address (or none it can read): unusual.
     Unplaced,
+    /// Located by a configured database.
     Placed(Location),
 }
 
 /// The judgement of one login.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Judgement {
+    /// Every signal that made the login unusual; empty for a usual one.
     pub flags: Vec<RiskFlag>,
     /// Nothing to judge the login by: the customer has no baseline, or the login offers no
     /// usable signal. Under `step-up` such a login needs the code, so that leaving signals out

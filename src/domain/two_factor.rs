@@ -47,6 +47,8 @@ impl OtpCode {
         }
     }
 
+    /// A code as typed by the customer: exactly six ASCII digits, or refused before any guess is
+    /// used.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         if raw.len() == CODE_LENGTH && raw.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self(SecretString::from(raw.to_owned())))
@@ -87,6 +89,7 @@ impl fmt::Debug for CodeKey {
 const CODE_KEY_PURPOSE: &[u8] = b"finhub challenge code v1";
 
 impl CodeKey {
+    /// Plain SHA-256 hashing, used only when no audit key is configured (start-up warns).
     pub fn unkeyed() -> Self {
         Self(None)
     }
@@ -165,6 +168,7 @@ impl CodeHash {
         }
     }
 
+    /// Reads `challenges.code_hash` back; `None` if the bytes fit neither scheme.
     pub fn from_stored(bytes: &[u8]) -> Option<Self> {
         match bytes {
             [KEYED_CODE_TAG, digest @ ..] if digest.len() == 32 => {
@@ -246,27 +250,39 @@ impl ChallengeId {
 /// A challenge about to be stored.
 #[derive(Debug)]
 pub struct NewChallenge {
+    /// Opaque; what the client presents with its guess.
     pub id: ChallengeId,
+    /// The pending session this challenge can activate; guesses from any other session match
+    /// nothing.
     pub session_id: SessionId,
     /// The session's customer's username: its lock is checked again as the challenge opens.
     pub username: Username,
+    /// How the code is delivered (SMS, email), chosen from the customer's settings.
     pub method: TwoFactorMethod,
+    /// Where the code goes, masked: what the customer is shown, never the full address.
     pub destination: String,
+    /// Never the code itself: only its hash is stored.
     pub code_hash: CodeHash,
+    /// When the code was issued; the resend interval counts from here.
     pub created_at: OffsetDateTime,
+    /// After this the code is refused as expired, however many guesses remain.
     pub expires_at: OffsetDateTime,
 }
 
 /// Where a challenge stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChallengeStatus {
+    /// The latest code for its session, still accepting guesses until it expires or runs out of
+    /// them.
     Open,
     /// A newer code was sent for the session.
     Superseded,
+    /// Answered with the right code; it cannot be used again.
     Verified,
 }
 
 impl ChallengeStatus {
+    /// The form stored in `challenges.status`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Open => "OPEN",
@@ -275,6 +291,7 @@ impl ChallengeStatus {
         }
     }
 
+    /// Reads `challenges.status` back; `None` for a value this version does not know.
     pub fn from_stored(s: &str) -> Option<Self> {
         match s {
             "OPEN" => Some(Self::Open),
@@ -288,12 +305,17 @@ impl ChallengeStatus {
 /// A challenge as stored.
 #[derive(Debug, Clone)]
 pub struct Challenge {
+    /// Opaque; what the client names when it guesses.
     pub id: ChallengeId,
+    /// The pending session a right answer activates.
     pub session_id: SessionId,
+    /// What the code is checked against; the code itself is never stored.
     pub code_hash: CodeHash,
+    /// After this, guesses are refused as expired.
     pub expires_at: OffsetDateTime,
     /// Guesses checked so far, including the one being made.
     pub attempts: u32,
+    /// Only an `Open` challenge accepts guesses.
     pub status: ChallengeStatus,
 }
 
@@ -303,11 +325,15 @@ pub struct Challenge {
 /// any number of sessions and instances, gets more codes checked than the limits allow.
 #[derive(Debug)]
 pub struct CodeGuess {
+    /// The session the guess comes through; a challenge of any other session is unknown to it.
     pub session_id: SessionId,
+    /// The challenge the client names.
     pub challenge_id: ChallengeId,
+    /// Whose lock is checked before the guess and whose failures a wrong code counts towards.
     pub username: Username,
     /// The answer, judged against what the store holds for the challenge.
     pub answer: Box<dyn Answer>,
+    /// Guesses one challenge allows, from the policy in force when the guess is made.
     pub max_attempts: u32,
     /// The session's new tokens and lifetime, if the code is right.
     pub rotation: Rotation,
@@ -321,11 +347,16 @@ pub enum GuessOutcome {
     /// A wrong code; `attempts` guesses of the challenge are used, including this one. The
     /// failure counted towards the username's lock, and `locked` is set if it caused one.
     Wrong {
+        /// Guesses of the challenge used, this one included.
         attempts: u32,
+        /// When the lock this failure caused ends, and how many locks in a row it makes.
         locked: Option<(OffsetDateTime, u32)>,
     },
     /// The username is locked; the guess was not checked.
-    Locked { until: Option<OffsetDateTime> },
+    Locked {
+        /// When the lock ends; `None` until an operator unlocks it.
+        until: Option<OffsetDateTime>,
+    },
     /// Every allowed guess of the challenge has been used.
     Exhausted,
     /// The code's validity has passed.
@@ -335,7 +366,10 @@ pub enum GuessOutcome {
     /// No challenge with that id for this session.
     Unknown,
     /// The session no longer awaits 2FA: verified meanwhile, or (`revoked`) ended.
-    SessionMoved { revoked: bool },
+    SessionMoved {
+        /// The session was ended rather than verified.
+        revoked: bool,
+    },
 }
 
 impl GuessOutcome {
@@ -377,9 +411,15 @@ impl GuessOutcome {
 /// Limits on codes.
 #[derive(Debug, Clone, Copy)]
 pub struct TwoFactorPolicy {
+    /// How long a code stays valid after it is sent: short, as a code is a bearer secret in
+    /// transit.
     pub code_ttl: Duration,
+    /// Guesses one challenge takes before it is exhausted; with six digits this bounds a guesser's
+    /// odds.
     pub max_attempts: u32,
+    /// Least time between two codes for one session, so a client cannot flood a phone or inbox.
     pub resend_interval: Duration,
+    /// Codes one session may be sent in all; each costs money (SMS) and reaches the customer.
     pub max_sends: u32,
     /// Codes one customer may be sent over all their sessions; `None`: no such limit.
     pub customer_sends: Option<SendBudget>,
@@ -388,29 +428,39 @@ pub struct TwoFactorPolicy {
 /// At most `count` codes in any `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendBudget {
+    /// Codes allowed within one window.
     pub count: u32,
+    /// The sliding period the count applies to.
     pub window: Duration,
 }
 
 /// What a store reports when asked to open a challenge under the sending limits.
 #[derive(Debug, Clone, Copy)]
 pub enum SendOutcome {
+    /// A new challenge was stored and its code may be sent; earlier ones for the session are
+    /// superseded.
     Opened,
+    /// The last code for the session was sent less than the resend interval ago.
     TooSoon {
+        /// When the next code may be sent.
         retry_at: OffsetDateTime,
     },
+    /// The session has been sent its `max_sends` codes; no more go to it.
     LimitReached,
     /// The customer was sent their budget of codes over all sessions; one more may go at
     /// `retry_at`.
     CustomerBudgetSpent {
+        /// When the oldest send leaves the window.
         retry_at: OffsetDateTime,
     },
     /// The session no longer awaits 2FA: verified meanwhile, or (`revoked`) ended.
     SessionMoved {
+        /// The session was ended rather than verified.
         revoked: bool,
     },
     /// The username is locked (perhaps since the caller looked): no code is sent.
     Locked {
+        /// When the lock ends; `None` until an operator unlocks it.
         until: Option<OffsetDateTime>,
     },
 }

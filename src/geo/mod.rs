@@ -129,6 +129,8 @@ struct Database {
 
 type Databases = Vec<Database>;
 
+/// Locates addresses in MaxMind-format databases (country, network, coordinates), reloadable when
+/// the files are replaced.
 pub struct MmdbLocator {
     paths: Vec<PathBuf>,
     databases: RwLock<Arc<Databases>>,
@@ -160,6 +162,8 @@ fn open_all(paths: &[PathBuf]) -> anyhow::Result<Databases> {
 }
 
 impl MmdbLocator {
+    /// Loads every database in `paths`; an unreadable file is an error at start-up rather than a
+    /// silent lack of location checks.
     pub fn open(paths: Vec<PathBuf>) -> anyhow::Result<Self> {
         let databases = open_all(&paths)?;
         Ok(Self {

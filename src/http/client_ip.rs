@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClientIpHeader {
+    /// The de facto standard most load balancers append to.
     #[default]
     XForwardedFor,
     /// RFC 7239.
@@ -36,6 +37,8 @@ pub struct TrustedProxies {
 }
 
 impl TrustedProxies {
+    /// Trusts `header` from peers in `networks` alone; IPv4-mapped networks are made canonical so
+    /// that they match the peers they name.
     pub fn new(networks: Vec<IpNet>, header: ClientIpHeader) -> Self {
         Self {
             networks: networks.into_iter().map(canonical_net).collect(),

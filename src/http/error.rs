@@ -14,27 +14,39 @@ use crate::domain::error::AuthError;
 /// Everything an API call can answer besides success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A refusal by the login flow, answered with its own code and status.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A call that needs a session came without an `Authorization: Bearer` header.
     #[error("no bearer token")]
     MissingToken,
+    /// Fields that failed validation, each named in the problem's `errors`.
     #[error("invalid fields")]
     Validation(Vec<FieldError>),
+    /// A body or header the API cannot read at all (bad JSON, wrong content type, too large).
     #[error("malformed request: {detail}")]
     Malformed {
+        /// The status to answer, such as 400, 413 or 415.
         status: StatusCode,
+        /// What was wrong, sent to the client: a fixed text, never input echoed back.
         detail: &'static str,
     },
+    /// No such route or resource: an id that cannot exist is answered like one that does not.
     #[error("not found")]
     NotFound,
+    /// A route that exists, called with a method it does not accept.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request took longer than `FINHUB_REQUEST_TIMEOUT`: 503, retry later.
     #[error("request timed out")]
     Timeout,
+    /// A fault of the service: the detail is logged under the request id, the client gets only a
+    /// generic 500.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
+/// What every handler returns.
 pub type ApiResult<T> = Result<T, ApiError>;
 
 const BEARER: &str = r#"Bearer realm="finhub""#;

@@ -10,6 +10,10 @@ use utoipa::ToSchema;
 use super::request_id::current_request_id;
 
 /// One invalid field.
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FieldError {
     pub field: String,
@@ -17,6 +21,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
+    /// An error for the field named as the client sent it.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
@@ -26,6 +31,10 @@ impl FieldError {
 }
 
 /// An RFC 9457 problem document, the body of every error.
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProblemDocument {

@@ -82,6 +82,8 @@ pub async fn mark_route(request: Request, next: Next) -> Response {
     response
 }
 
+/// The outermost layer: runs the request under its id, turns any bare error into a problem document
+/// and counts the request by method, route and status.
 pub async fn request_context(request: Request, next: Next) -> Response {
     let id = id_of(&request).to_owned();
     let method = method_label(request.method());

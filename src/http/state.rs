@@ -17,6 +17,7 @@ use crate::domain::rate_limit::RateLimits;
 pub struct AppState(Arc<Components>);
 
 impl AppState {
+    /// Wraps the components once, at start-up.
     pub fn new(components: Components) -> Self {
         Self(Arc::new(components))
     }
@@ -30,15 +31,19 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// The services and handles the API's handlers need.
 pub struct Components {
+    /// The login flow: every customer-facing rule goes through it.
     pub auth: AuthService,
     /// For the readiness probe only; handlers go through the domain.
     pub store: Arc<dyn Store>,
     /// For the per-IP limit on every API call.
     pub limits: Arc<RateLimits>,
+    /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// Whose forwarding headers name the client.
     pub proxies: TrustedProxies,
+    /// The cached store check behind `/readyz`.
     pub readiness: Readiness,
     /// Whether the audit chain is sealed with a key (reported by `/readyz`).
     pub audit_keyed: bool,

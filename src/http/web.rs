@@ -37,6 +37,8 @@ pub struct WebClient {
 }
 
 impl WebClient {
+    /// The web client's pages and assets, served with their cache headers; in demo mode also the
+    /// page showing the outbox's codes.
     pub fn router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
         let pages = Router::new()
             .route("/", get(|h| file("index.html", PAGE_CACHE, h)))

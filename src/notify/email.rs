@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::domain::ports::{NotifyError, Outgoing};
 
+/// Sends codes and notices by e-mail through the configured SMTP relay.
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
@@ -27,14 +28,19 @@ impl std::fmt::Debug for Mailer {
 /// Why the relay's settings cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum MailerError {
+    /// Not a usable relay URL.
     #[error("FINHUB_SMTP_URL is not an smtp:// or smtps:// URL with a host")]
     Url,
+    /// Unencrypted SMTP to a relay off this host would expose codes on the network.
     #[error("FINHUB_SMTP_URL: tls=none is allowed only for a relay on a loopback address")]
     Insecure,
+    /// The sender address is not an e-mail address.
     #[error("FINHUB_SMTP_FROM is not an e-mail address")]
     From,
+    /// The file of extra CAs for a private relay cannot be read.
     #[error("FINHUB_SMTP_CA_FILE cannot be read")]
     CaFile,
+    /// The transport cannot be built from the URL.
     #[error("FINHUB_SMTP_URL: {0}")]
     Transport(#[from] lettre::transport::smtp::Error),
 }

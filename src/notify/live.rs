@@ -8,9 +8,13 @@ use super::sms::SmsGateway;
 use crate::domain::customer::TwoFactorMethod;
 use crate::domain::ports::{Notifier, NotifyError, Outgoing};
 
+/// Real delivery: a code or notice by SMS through the gateway or by e-mail through the relay, by
+/// its channel.
 #[derive(Debug)]
 pub struct LiveNotifier {
+    /// Text messages.
     pub sms: SmsGateway,
+    /// E-mails.
     pub email: Mailer,
 }
 

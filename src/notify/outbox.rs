@@ -87,9 +87,14 @@ impl OutboxNotifier {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxMessage {
+    /// When the message was queued (RFC 3339).
     pub at: String,
+    /// `SMS` or `EMAIL`.
     pub channel: String,
+    /// The unmasked phone number or e-mail address.
     pub to: String,
+    /// The text the customer would read; may hold a live code, which is why the file is for
+    /// development only.
     pub text: String,
 }
 

@@ -33,12 +33,17 @@ use crate::store::Migrations;
 /// The domain services over an opened store.
 #[derive(Clone)]
 pub struct Services {
+    /// The one store every service and background job shares.
     pub store: Arc<dyn Store>,
     /// How the audit chain is sealed, for verifying it.
     pub seal: ChainSeal,
+    /// Request limits, shared through Redis when configured.
     pub limits: Arc<RateLimits>,
+    /// The login flow.
     pub auth: AuthService,
+    /// Operator actions on customers: create, import, lock, unlock.
     pub accounts: Accounts,
+    /// Removes what the retention settings no longer keep.
     pub housekeeper: Housekeeper,
     /// Delivers the codes waiting in the outbox.
     pub courier: Courier,

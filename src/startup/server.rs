@@ -141,6 +141,7 @@ impl Application {
         })
     }
 
+    /// The address the public API is bound to (the real port when `:0` was asked for).
     pub fn address(&self) -> SocketAddr {
         self.address
     }

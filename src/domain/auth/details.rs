@@ -26,15 +26,21 @@ impl TwoFactorSettings {
 pub enum CustomerDetails {
     /// An ACTIVE session sees the whole record.
     Full {
+        /// The customer's whole record, personal data included.
         customer: Customer,
+        /// The method and masked destination that codes use.
         two_factor: TwoFactorSettings,
+        /// The ACTIVE session asking.
         session: Session,
     },
     /// A session awaiting two-factor has proved only a password: it sees what finishing
     /// two-factor needs, and no personal or KYC data.
     Restricted {
+        /// Only the id: no personal or KYC data before the second factor.
         customer_id: CustomerId,
+        /// What the customer needs to finish two-factor: the method and where codes go, masked.
         two_factor: TwoFactorSettings,
+        /// The pending session asking.
         session: Session,
     },
 }

@@ -34,8 +34,11 @@ use crate::domain::ports::Store;
 /// Every configurable rule of the flow.
 #[derive(Debug, Clone)]
 pub struct Policies {
+    /// Session lifetimes and idle limits.
     pub session: SessionPolicy,
+    /// When failed logins and wrong codes lock a username.
     pub lockout: LockoutPolicy,
+    /// Codes' lifetime and the limits on guessing and sending them.
     pub two_factor: TwoFactorPolicy,
     /// How device fingerprints are hashed before anything else sees them.
     pub devices: DeviceKey,
@@ -48,27 +51,41 @@ pub struct Policies {
 /// A session and the tokens just issued for it (shown to the customer once).
 #[derive(Debug)]
 pub struct IssuedSession {
+    /// Opaque; how the customer names the session when listing or ending sessions.
     pub session_id: SessionId,
+    /// The access and refresh tokens in clear: the store keeps only their hashes, so they cannot be
+    /// shown again.
     pub tokens: TokenPair,
+    /// When the tokens were issued.
     pub issued_at: OffsetDateTime,
+    /// When the access token stops working unless renewed; never past the absolute lifetime.
     pub expires_at: OffsetDateTime,
+    /// Whether the session is pending until a second factor is verified; until then it may do
+    /// little.
     pub two_factor_required: bool,
 }
 
 /// A code sent for a pending session.
 #[derive(Debug)]
 pub struct ChallengeIssued {
+    /// What the client names with the code it guesses.
     pub challenge_id: super::two_factor::ChallengeId,
+    /// SMS or e-mail, from the customer's settings.
     pub method: TwoFactorMethod,
+    /// Where the code went, masked, so that the customer recognises it without it being disclosed.
     pub destination: String,
+    /// After this the code is refused; the customer must ask for a new one.
     pub expires_at: OffsetDateTime,
+    /// The earliest moment another code may be sent for the session.
     pub resend_available_at: OffsetDateTime,
 }
 
 /// Which sessions a logout ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogoutScope {
+    /// Only the session that asks.
     ThisSession,
+    /// Every session of the customer; it takes an ACTIVE session, so a password alone cannot do it.
     AllSessions,
 }
 
@@ -86,6 +103,8 @@ pub struct AuthService {
 }
 
 impl AuthService {
+    /// The service over its collaborators; locations are unknown until [`Self::locating_with`]
+    /// gives a locator.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,

@@ -23,6 +23,7 @@ pub struct DeliveryPolicy {
     /// The wait before the first retry; each further one doubles it, up to `max_delay`, with
     /// jitter so that retries from many messages do not arrive together.
     pub first_retry: StdDuration,
+    /// The longest wait between two attempts, however many have failed.
     pub max_delay: StdDuration,
     /// How long a claim keeps other workers off a message.
     pub lease: Duration,
@@ -96,6 +97,7 @@ pub struct Courier {
 }
 
 impl Courier {
+    /// A courier over the outbox; nothing is sent until [`Courier::run`] runs it.
     pub fn new(
         store: Arc<dyn OutboxStore>,
         notifier: Arc<dyn Notifier>,
@@ -114,6 +116,7 @@ impl Courier {
         }
     }
 
+    /// How codes are sealed in the outbox, for the login flow that queues them.
     pub fn seal(&self) -> &CodeSeal {
         self.renderer.seal()
     }

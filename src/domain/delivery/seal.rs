@@ -32,8 +32,12 @@ const NONCE_BYTES: usize = 12;
 /// Whom a sealed code is for: it opens only for the same challenge, channel and address.
 #[derive(Debug, Clone, Copy)]
 pub struct SealedFor<'a> {
+    /// The challenge the code answers.
     pub challenge: &'a ChallengeId,
+    /// The channel it is to go by.
     pub channel: TwoFactorMethod,
+    /// The unmasked phone number or e-mail address it is to go to: a sealed code moved to another
+    /// address does not open.
     pub address: &'a str,
 }
 
@@ -68,6 +72,8 @@ impl CodeSeal {
         })
     }
 
+    /// Encrypts `code` for `to` with a fresh random nonce, so that the outbox row never holds it in
+    /// clear.
     pub fn seal(&self, code: &OtpCode, to: &SealedFor<'_>) -> Result<Vec<u8>, SealError> {
         let nonce = ChaCha20Poly1305::generate_nonce(&mut chacha20poly1305::aead::OsRng);
         let aad = to.associated_data();
@@ -112,6 +118,7 @@ impl CodeSeal {
     }
 }
 
+/// A code could not be sealed, or the key derived; no challenge is opened without its sealed code.
 #[derive(Debug, thiserror::Error)]
 #[error("the code could not be sealed")]
 pub struct SealError;

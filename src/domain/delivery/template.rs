@@ -23,6 +23,8 @@ impl CodeTemplate {
     /// Longest accepted: two SMS segments.
     const MAX_CHARS: usize = 300;
 
+    /// Accepts an operator's template only if it is safe to send: it has `{code}` and `{minutes}`,
+    /// names FinHub, holds no link (as a phishing text would) and fits two SMS segments.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let lower = raw.to_lowercase();
         if !raw.contains("{code}") || !raw.contains("{minutes}") {
@@ -41,6 +43,7 @@ impl CodeTemplate {
         }
     }
 
+    /// The message text with the code and its validity in minutes filled in.
     pub fn render(&self, code: &OtpCode, minutes: i64) -> String {
         self.0
             .replace("{minutes}", &minutes.to_string())

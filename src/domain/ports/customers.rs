@@ -11,13 +11,16 @@ use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
 /// is already in force).
 #[derive(Debug, Clone, Copy)]
 pub struct FailureOutcome {
+    /// The username's counters after the failure.
     pub record: LockoutRecord,
+    /// Whether this failure was counted; not while a lock was already in force.
     pub counted: bool,
 }
 
 /// What became of one customer of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Insertion {
+    /// Stored, and its creation audited.
     Inserted,
     /// Another customer (with another username) has this customerId.
     CustomerIdExists,
@@ -37,7 +40,9 @@ pub trait CustomerStore: Send + Sync + 'static {
         &self,
         batch: &[(NewCustomer, AuditEvent)],
     ) -> StoreResult<Vec<Insertion>>;
+    /// The customer with this (normalised) username, if any.
     async fn customer_by_username(&self, username: &Username) -> StoreResult<Option<Customer>>;
+    /// The customer with this id, if any.
     async fn customer_by_id(&self, id: &CustomerId) -> StoreResult<Option<Customer>>;
     /// Replaces the password hash if it is still `old`.
     async fn replace_password_hash(

@@ -6,6 +6,8 @@ use time::OffsetDateTime;
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
 
+/// Deletes what retention no longer keeps, in bounded batches so that no statement holds locks for
+/// long.
 #[async_trait]
 pub trait HousekeepingStore: Send + Sync + 'static {
     /// Deletes up to `batch` sessions whose absolute lifetime, or pending lifetime, ended before

@@ -48,7 +48,9 @@ pub enum StoreError {
 /// Which unique value a write found taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Taken {
+    /// Another customer has this customerId.
     CustomerId,
+    /// Another customer has this (normalised) username.
     Username,
     /// A unique value the store did not name (a constraint it did not expect to meet).
     Other,
@@ -64,6 +66,7 @@ impl std::fmt::Display for Taken {
     }
 }
 
+/// What every storage port returns.
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Every storage port, as one database provides them.

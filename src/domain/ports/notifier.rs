@@ -13,10 +13,13 @@ use crate::domain::customer::{CustomerId, TwoFactorMethod};
 pub struct Outgoing {
     /// Stable across retries: the gateway's idempotency key, the e-mail's `Message-ID`.
     pub id: String,
+    /// When it was queued, as the outbox file records it.
     pub at: OffsetDateTime,
+    /// SMS or e-mail: which adapter sends it.
     pub channel: TwoFactorMethod,
     /// The unmasked phone number or e-mail address.
     pub to: String,
+    /// Whose message it is, as the outbox file records it.
     pub customer_id: CustomerId,
     /// The e-mail's subject.
     pub subject: &'static str,
@@ -41,6 +44,7 @@ impl std::fmt::Debug for Outgoing {
 #[derive(Debug, thiserror::Error)]
 #[error("delivery failed: {reason}")]
 pub struct NotifyError {
+    /// What went wrong, for the logs and the retry decision; never the code.
     pub reason: String,
     /// Another attempt cannot succeed (the gateway refused the message itself): no retry.
     pub permanent: bool,
@@ -68,6 +72,8 @@ impl NotifyError {
         }
     }
 
+    /// A failure no retry can cure (the gateway refused the message itself); the message was not
+    /// delivered.
     pub fn permanent(reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
@@ -80,5 +86,6 @@ impl NotifyError {
 /// Sends messages.
 #[async_trait]
 pub trait Notifier: Send + Sync + 'static {
+    /// Hands `message` over for delivery; success means handed over, not yet read by the customer.
     async fn send(&self, message: &Outgoing) -> Result<(), NotifyError>;
 }

@@ -16,6 +16,7 @@ use crate::domain::message::{ClaimToken, DeliveryEnd, DeliveryState, Finish, Mes
 use crate::domain::session::SessionId;
 use crate::domain::two_factor::ChallengeId;
 
+/// The outbox: messages claimed, finished and retried by delivery workers, safely across several.
 #[async_trait]
 pub trait OutboxStore: Send + Sync + 'static {
     /// Claims up to `limit` pending messages due at `now` that no worker holds, under `claim`

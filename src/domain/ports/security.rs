@@ -10,6 +10,8 @@ use crate::domain::risk::{DeviceStanding, LoginHistory};
 use crate::domain::security::{Cursor, LiveSession, Liveness, SecurityEvent};
 use crate::domain::session::SessionId;
 
+/// What the customer sees of their own security: live sessions, known devices and the security
+/// history, and what the risk checks read.
 #[async_trait]
 pub trait SecurityStore: Send + Sync + 'static {
     /// The customer's live sessions, newest first.

@@ -16,12 +16,15 @@ use crate::domain::token::TokenHash;
 pub enum SessionStart {
     /// The session exists; for an ACTIVE one, the login before it.
     Started {
+        /// When the customer completed the login before this one; `None` for a pending session or a
+        /// first login.
         previous_login_at: Option<OffsetDateTime>,
     },
     /// The account was locked before the session could start.
     Locked(LockoutRecord),
 }
 
+/// Sessions: their start, token lookups, renewal and ending, each one atomic.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Starts a session unless the username is locked at `session.created_at`, checked in the
@@ -36,12 +39,15 @@ pub trait SessionStore: Send + Sync + 'static {
         event: &AuditEvent,
         notice: Option<&Message>,
     ) -> StoreResult<SessionStart>;
+    /// The session an access token (by its hash) belongs to, in whatever state; the caller judges
+    /// whether it still works.
     async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>>;
     /// The session an access token belongs to, with its customer, in one read.
     async fn session_with_customer_by_access(
         &self,
         hash: &TokenHash,
     ) -> StoreResult<Option<(Session, Customer)>>;
+    /// The session a current refresh token (by its hash) belongs to.
     async fn session_by_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>>;
     /// The session a refresh token belonged to before it was rotated away.
     async fn session_by_retired_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>>;

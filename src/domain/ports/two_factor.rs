@@ -10,6 +10,7 @@ use crate::domain::two_factor::{
     CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
 };
 
+/// Two-factor challenges: opened under the sending limits and guessed at, each in one transaction.
 #[async_trait]
 pub trait TwoFactorStore: Send + Sync + 'static {
     /// Opens a challenge for a pending session, replacing any open one, if the session's

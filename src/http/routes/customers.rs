@@ -18,10 +18,15 @@ use crate::http::extract::BearerToken;
 use crate::http::schema;
 use crate::http::state::AppState;
 
+/// `GET /me`.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(me))
 }
 
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TwoFactorView {
@@ -32,6 +37,10 @@ pub struct TwoFactorView {
     destination: Option<String>,
 }
 
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
@@ -73,6 +82,10 @@ pub struct RestrictedCustomerView {
     session: SessionView,
 }
 
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum MeResponse {

@@ -17,6 +17,10 @@ use crate::domain::auth::IssuedSession;
 pub use crate::http::problem::ProblemDocument;
 
 /// The body of every response that issues tokens (login, 2FA verification, refresh).
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenResponse {

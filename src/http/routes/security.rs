@@ -20,6 +20,7 @@ use crate::http::extract::{AuthSession, Client};
 use crate::http::schema;
 use crate::http::state::AppState;
 
+/// The customer's own security views: live sessions, known devices and the security history.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_sessions))
@@ -32,6 +33,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Ids are UUIDs; anything much longer is no id of ours.
 const MAX_ID: usize = 64;
 
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceRefView {
@@ -48,6 +53,10 @@ impl From<DeviceRef> for DeviceRefView {
     }
 }
 
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveSessionView {
@@ -85,6 +94,10 @@ impl LiveSessionView {
     }
 }
 
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionList {
     sessions: Vec<LiveSessionView>,
@@ -134,6 +147,10 @@ pub async fn end_session(
     Ok((no_store(), StatusCode::NO_CONTENT).into_response())
 }
 
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceView {
@@ -162,6 +179,10 @@ impl From<KnownDevice> for DeviceView {
     }
 }
 
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceList {
     devices: Vec<DeviceView>,
@@ -250,6 +271,10 @@ impl EventsQuery {
     }
 }
 
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecurityEventView {
@@ -285,6 +310,10 @@ impl From<SecurityEvent> for SecurityEventView {
     }
 }
 
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SecurityEventPage {
     events: Vec<SecurityEventView>,

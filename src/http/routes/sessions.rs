@@ -18,6 +18,7 @@ use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
 use crate::http::extract::{ApiJson, AuthSession, Client};
 use crate::http::state::AppState;
 
+/// Login, token renewal and logout.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_token))
@@ -38,6 +39,10 @@ pub struct TokenRequest {
     device: Option<DeviceBody>,
 }
 
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceBody {
@@ -107,6 +112,10 @@ pub async fn create_token(
     Ok((no_store(), Json(TokenResponse::from(issued))).into_response())
 }
 
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshRequest {
@@ -130,6 +139,10 @@ pub async fn refresh_token(
     Ok((no_store(), Json(TokenResponse::from(issued))).into_response())
 }
 
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct LogoutRequest {
     /// `all` ends every session of the customer; absent or `session`, only this one.
@@ -137,6 +150,10 @@ pub struct LogoutRequest {
     scope: Option<LogoutScopeBody>,
 }
 
+#[expect(
+    missing_docs,
+    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
+)]
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogoutScopeBody {
