@@ -1,5 +1,6 @@
 //! Tests of `two_factor.rs`.
 
+use super::code::plain_digest;
 use super::*;
 
 #[test]
