@@ -3,6 +3,7 @@
 use time::OffsetDateTime;
 
 use super::*;
+use crate::domain::audit::{ChainBreak, ChainVerifier, ChainedEvent, is_keyed_link};
 
 fn seal() -> ChainSeal {
     ChainSeal::keyed(b"0123456789abcdef0123456789abcdef").unwrap()

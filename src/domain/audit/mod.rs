@@ -10,9 +10,11 @@ use uuid::Uuid;
 
 mod anchor;
 mod chain;
+mod verify;
 
 pub use anchor::{Anchor, AnchorBreak, AnchorKeys};
-pub use chain::{ChainBreak, ChainSeal, ChainVerifier, GENESIS_HASH, Link, is_keyed_link};
+pub use chain::{ChainSeal, GENESIS_HASH, Link};
+pub use verify::{ChainBreak, ChainVerifier, is_keyed_link};
 
 use super::client::ClientContext;
 use super::customer::{CustomerId, Username};
