@@ -53,12 +53,7 @@ impl DeviceName {
         Ok(Self(raw.to_owned()))
     }
 
-    /// A name read back from the store, parsed when it was first accepted.
-    pub fn from_stored(name: String) -> Self {
-        Self(name)
-    }
-
-    /// The name as given.
+    /// The name as the client sent it.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -26,3 +26,19 @@ fn is_loopback(url: &url::Url) -> bool {
         None => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::delivery::DeliveryPolicy;
+
+    #[test]
+    fn an_adapter_gives_up_before_the_worker_and_the_worker_before_its_lease() {
+        // Otherwise a slow relay's send outlives the claim, and another instance sends again.
+        let policy = DeliveryPolicy::default();
+        assert!(super::SEND_TIMEOUT < policy.send_timeout);
+        assert!(
+            policy.send_timeout * (policy.batch() + 1)
+                <= std::time::Duration::try_from(policy.lease).unwrap()
+        );
+    }
+}

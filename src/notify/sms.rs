@@ -13,7 +13,6 @@
 //! 4xx is refused for good.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hmac::{Hmac, Mac as _};
 use reqwest::{StatusCode, header};
@@ -21,9 +20,6 @@ use secrecy::{ExposeSecret as _, SecretString};
 use sha2::Sha256;
 
 use crate::domain::ports::{NotifyError, Outgoing};
-
-/// How long one request may take, connecting included.
-const TIMEOUT: Duration = super::SEND_TIMEOUT;
 
 /// The gateway's client: one connection pool, reused for every message.
 pub struct SmsGateway {
@@ -129,7 +125,7 @@ impl SmsGateway {
         let response = self
             .client
             .post(self.url.clone())
-            .timeout(TIMEOUT)
+            .timeout(super::SEND_TIMEOUT)
             .header(header::CONTENT_TYPE, "application/json")
             .header("Idempotency-Key", message.id.as_str())
             .header("X-FinHub-Timestamp", timestamp)

@@ -132,8 +132,8 @@ async fn audit_refusals(auth: AuthService, stopping: CancellationToken) {
     }
 }
 
-/// Runs housekeeping on every instance: purging ended sessions, stale counters and (with a
-/// retention) old audit events, and dropping the rate-limit state of clients that went quiet.
+/// Runs housekeeping on every instance: purging ended sessions, stale counters, delivered
+/// notices and (with a retention) old audit events, and dropping the rate-limit state of clients that went quiet.
 /// The store makes concurrent runs on several instances safe. A pass is a series of
 /// transactions, each whole or undone, so stopping does not wait for a long one to end.
 async fn housekeeping(
@@ -149,6 +149,7 @@ async fn housekeeping(
             Some(Ok(purged)) if purged != Default::default() => tracing::info!(
                 sessions = purged.sessions,
                 lockouts = purged.lockouts,
+                notices = purged.notices,
                 audit_events = purged.audit_events,
                 "housekeeping purged"
             ),

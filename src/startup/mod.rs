@@ -45,7 +45,7 @@ pub struct Services {
     pub accounts: Accounts,
     /// Removes what the retention settings no longer keep.
     pub housekeeper: Housekeeper,
-    /// Delivers the codes waiting in the outbox.
+    /// Delivers the messages (codes, notices) waiting in the outbox.
     pub courier: Courier,
     /// What the background jobs ask the time (audit anchors).
     pub clock: Arc<dyn Clock>,

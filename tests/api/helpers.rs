@@ -21,6 +21,9 @@ mod pg;
 pub use pg::PgSchema;
 
 pub const PASSWORD: &str = "Corr3ct-horse-battery";
+/// A browser's user agent, which notices describe as "Firefox on Windows".
+pub const FIREFOX_ON_WINDOWS: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
 
 /// Which store a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +201,31 @@ impl TestApp {
             None,
         )
         .await
+    }
+
+    /// A login from Firefox on Windows naming `device` (the login body's `device`), or none.
+    pub async fn login_from_browser(&self, customer: &Customer, device: Option<Value>) -> Response {
+        let mut body = json!({"username": customer.username, "password": PASSWORD});
+        if let Some(device) = device {
+            body["device"] = device;
+        }
+        self.client
+            .post(self.url("/api/v1/auth/token"))
+            .header("user-agent", FIREFOX_ON_WINDOWS)
+            .json(&body)
+            .send()
+            .await
+            .expect("login request")
+    }
+
+    /// The security notices in the outbox file, as they stand.
+    pub fn notice_lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.outbox_path())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("outbox line"))
+            .filter(|l| l["kind"] == "security_notice")
+            .collect()
     }
 
     pub async fn login_ok(&self, customer: &Customer) -> Tokens {

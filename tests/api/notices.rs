@@ -3,29 +3,11 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Customer, PASSWORD, TestApp, assert_problem, spawn_app, tokens};
-
-const FIREFOX_ON_WINDOWS: &str =
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
+use crate::helpers::{Backend, Customer, TestApp, assert_problem, spawn_app, tokens};
 
 impl TestApp {
     async fn login_on(&self, customer: &Customer, device: Value) -> reqwest::Response {
-        self.client
-            .post(self.url("/api/v1/auth/token"))
-            .header("user-agent", FIREFOX_ON_WINDOWS)
-            .json(&json!({"username": customer.username, "password": PASSWORD, "device": device}))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    fn notice_lines(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.outbox_path())
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|l| l["kind"] == "security_notice")
-            .collect()
+        self.login_from_browser(customer, Some(device)).await
     }
 
     async fn pending_notices(&self, customer: &Customer) -> i64 {

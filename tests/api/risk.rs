@@ -15,8 +15,6 @@ use crate::helpers::{Backend, Customer, PASSWORD, TestApp, spawn_app, spawn_app_
 const LONDON: &str = "203.0.113.10";
 const MANCHESTER: &str = "192.0.2.10";
 const NEW_YORK: &str = "198.51.100.10";
-const FIREFOX_ON_WINDOWS: &str =
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
 
 #[derive(Serialize)]
 struct Record {
@@ -84,19 +82,10 @@ impl TestApp {
             .unwrap()
     }
 
-    /// A login naming the device with this fingerprint, or none, with a browser's user agent.
+    /// A login naming the device with this fingerprint, or none.
     async fn login_with_device(&self, customer: &Customer, fingerprint: Option<&str>) -> Response {
-        let mut body = json!({"username": customer.username, "password": PASSWORD});
-        if let Some(fingerprint) = fingerprint {
-            body["device"] = json!({"fingerprint": fingerprint, "name": "My laptop"});
-        }
-        self.client
-            .post(self.url("/api/v1/auth/token"))
-            .header("user-agent", FIREFOX_ON_WINDOWS)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        let device = fingerprint.map(|f| json!({"fingerprint": f, "name": "My laptop"}));
+        self.login_from_browser(customer, device).await
     }
 
     async fn last_flags(&self) -> Value {
@@ -112,12 +101,7 @@ impl TestApp {
     /// The security notices in the outbox file, once the worker has delivered what is due.
     async fn notices(&self) -> Vec<Value> {
         self.services.courier.deliver_due().await.unwrap();
-        std::fs::read_to_string(self.outbox_path())
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|l| l["kind"] == "security_notice")
-            .collect()
+        self.notice_lines()
     }
 }
 

@@ -11,7 +11,7 @@ use crate::domain::lockout::LockoutRecord;
 use crate::domain::message::{Message, NoticeFacts};
 use crate::domain::password::{HashError, Password};
 use crate::domain::ports::SessionStart;
-use crate::domain::risk::{self, Judgement, LoginHistory, Placement, RiskFlag};
+use crate::domain::risk::{self, DeviceStanding, Judgement, LoginHistory, Placement, RiskFlag};
 use crate::domain::session::{NewSession, SessionId, SessionState};
 use crate::domain::token::TokenPair;
 
@@ -130,10 +130,19 @@ impl AuthService {
             Placement::Placed(client.location.clone())
         };
         let fingerprint = client.device.as_ref().map(|d| d.fingerprint.as_str());
-        let device = self
-            .store
-            .device_standing(&customer.id, fingerprint)
-            .await?;
+        // A device is known once a login on it completes, which also sets `last_login_at`:
+        // before the first, no device can be, and nothing needs reading.
+        let device = match (customer.last_login_at, fingerprint) {
+            (None, Some(_)) => DeviceStanding::New,
+            (None, None) => DeviceStanding::Unnamed {
+                others_known: false,
+            },
+            (Some(_), _) => {
+                self.store
+                    .device_standing(&customer.id, fingerprint)
+                    .await?
+            }
+        };
         let history = if placement == Placement::Unknowable {
             LoginHistory {
                 completed_before: customer.last_login_at.is_some(),

@@ -199,16 +199,17 @@ impl Courier {
                 None => event,
             }
         };
-        if now >= message.expires_at {
+        // Never sent late, nor once superseded (a newer code, an ended session).
+        let stale = if now >= message.expires_at {
+            Some("expired")
+        } else if !message.live {
+            Some("superseded")
+        } else {
+            None
+        };
+        if let Some(why) = stale {
             count(message, "dropped");
-            let dropped = event(Outcome::Failure, Some("expired"));
-            return self
-                .finish(message, DeliveryEnd::Dropped, None, dropped)
-                .await;
-        }
-        if !message.live {
-            count(message, "dropped");
-            let dropped = event(Outcome::Failure, Some("superseded"));
+            let dropped = event(Outcome::Failure, Some(why));
             return self
                 .finish(message, DeliveryEnd::Dropped, None, dropped)
                 .await;

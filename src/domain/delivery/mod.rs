@@ -18,6 +18,5 @@ mod seal;
 mod template;
 
 pub use courier::{Courier, DeliveryPolicy};
-pub use render::UNUSUAL_LOGIN;
 pub use seal::{CodeSeal, SealError, SealedFor};
 pub use template::CodeTemplate;
