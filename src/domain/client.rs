@@ -61,7 +61,8 @@ impl DeviceName {
 
 /// A scheme, a `www.`, an `@`, or a word of the form `label.tld` (after NFKC, so full-width
 /// and ideographic dots count as dots): what a reader could follow or type into a browser.
-fn looks_like_a_link(raw: &str) -> bool {
+/// The one rule for "no link" in anything FinHub sends: device names, message templates.
+pub(crate) fn looks_like_a_link(raw: &str) -> bool {
     let folded: String = raw.nfkc().collect::<String>().to_lowercase();
     let folded = folded.replace(['\u{3002}', '\u{ff61}'], ".");
     if ["://", "www.", "@", "mailto:"]

@@ -1,6 +1,7 @@
 //! The text of a code's message.
 
 use crate::domain::InvalidValue;
+use crate::domain::client::looks_like_a_link;
 use crate::domain::two_factor::OtpCode;
 
 /// The text of a code's message (the SMS, and both bodies of the e-mail), with `{code}` and
@@ -26,15 +27,11 @@ impl CodeTemplate {
     /// Accepts an operator's template only if it is safe to send: it has `{code}` and `{minutes}`,
     /// names FinHub, holds no link (as a phishing text would) and fits two SMS segments.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let lower = raw.to_lowercase();
         if !raw.contains("{code}") || !raw.contains("{minutes}") {
             Err(InvalidValue("must contain {code} and {minutes}"))
         } else if !raw.contains("FinHub") {
             Err(InvalidValue("must name FinHub"))
-        } else if ["://", "www.", "http"]
-            .iter()
-            .any(|link| lower.contains(link))
-        {
+        } else if raw.to_lowercase().contains("http") || looks_like_a_link(raw) {
             Err(InvalidValue("must not contain a link"))
         } else if raw.chars().count() > Self::MAX_CHARS {
             Err(InvalidValue("must be at most 300 characters"))
@@ -71,6 +68,8 @@ mod tests {
             "Your code is {code}, valid {minutes} minutes",
             "FinHub {code} {minutes} https://finhub.example",
             "FinHub {code} {minutes} see www.finhub.example",
+            "FinHub {code} {minutes}: questions to finhub-help.com",
+            "FinHub {code} {minutes}: write to support@finhub-help.example",
             &format!("FinHub {{code}} {{minutes}} {}", "x".repeat(300)),
         ] {
             assert!(CodeTemplate::parse(refused).is_err(), "{refused}");
