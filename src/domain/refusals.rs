@@ -16,7 +16,9 @@
 //!
 //! What a crash loses is the current window's counts, never an accepted attempt.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 use time::OffsetDateTime;
@@ -40,9 +42,10 @@ struct Who {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     kind: AuditKind,
-    reason: Option<String>,
+    /// A refused login's reason is static: counting one allocates nothing for it.
+    reason: Option<Cow<'static, str>>,
     who: Option<Who>,
-    ip: Option<String>,
+    ip: Option<IpAddr>,
 }
 
 /// Which dimensions a key keeps; each shape but the last has its own budget of keys.
@@ -95,34 +98,38 @@ struct Window {
 }
 
 impl Window {
-    fn has_room(&self, shape: Shape) -> bool {
+    /// The budget a shape's keys are counted in; `None` for keys with neither dimension (kinds
+    /// times reasons: a handful), which need none.
+    fn slot(shape: Shape) -> Option<usize> {
         match shape {
-            Shape::Both => self.keys_of[0] < MAX_KEYS,
-            Shape::WhoOnly => self.keys_of[1] < MAX_KEYS,
-            Shape::IpOnly => self.keys_of[2] < MAX_KEYS,
-            // Kinds times reasons: a handful.
-            Shape::Neither => true,
+            Shape::Both => Some(0),
+            Shape::WhoOnly => Some(1),
+            Shape::IpOnly => Some(2),
+            Shape::Neither => None,
         }
     }
 
+    fn takes(&self, key: &Key) -> bool {
+        Self::slot(key.shape()).is_none_or(|slot| self.keys_of[slot] < MAX_KEYS)
+            || self.tallies.contains_key(key)
+    }
+
     /// The key a refusal under `key` is counted under: `key` itself while there is room for
-    /// it, else the first narrower key there is room for, named by what it kept.
+    /// it, else the first narrower key there is room for, named by what it kept. Narrower keys
+    /// are built only when the wider one has no room.
     fn place(&self, key: Key) -> (Key, Option<&'static str>) {
-        if self.tallies.contains_key(&key) || self.has_room(key.shape()) {
+        if self.takes(&key) {
             return (key, None);
         }
-        let narrower = [
-            (key.without_ip(), "username"),
-            (key.without_who(), "ip"),
-            (key.without_ip().without_who(), "none"),
-        ];
-        narrower
-            .into_iter()
-            .find(|(k, _)| self.tallies.contains_key(k) || self.has_room(k.shape()))
-            .map_or_else(
-                || (key.without_ip().without_who(), Some("none")),
-                |(k, kept)| (k, Some(kept)),
-            )
+        let by_username = key.without_ip();
+        if self.takes(&by_username) {
+            return (by_username, Some("username"));
+        }
+        let by_ip = key.without_who();
+        if self.takes(&by_ip) {
+            return (by_ip, Some("ip"));
+        }
+        (by_username.without_who(), Some("none"))
     }
 
     fn add(&mut self, key: Key, at: OffsetDateTime, user_agent: Option<&str>) {
@@ -135,11 +142,8 @@ impl Window {
             tally.last_at = at;
             return;
         }
-        match key.shape() {
-            Shape::Both => self.keys_of[0] += 1,
-            Shape::WhoOnly => self.keys_of[1] += 1,
-            Shape::IpOnly => self.keys_of[2] += 1,
-            Shape::Neither => {}
+        if let Some(slot) = Self::slot(key.shape()) {
+            self.keys_of[slot] += 1;
         }
         self.tallies.insert(
             key,
@@ -176,13 +180,13 @@ impl Refusals {
     ) {
         let key = Key {
             kind: AuditKind::LoginFailed,
-            reason: Some(reason.to_owned()),
+            reason: Some(Cow::Borrowed(reason)),
             who: Some(Who {
                 username: Some(username.as_str().to_owned()),
                 customer_id: None,
                 session_id: None,
             }),
-            ip: client.ip.map(|ip| ip.to_string()),
+            ip: client.ip,
         };
         self.window().add(key, at, client.user_agent.as_deref());
     }
@@ -199,9 +203,9 @@ impl Refusals {
             who.username.is_some() || who.customer_id.is_some() || who.session_id.is_some();
         let key = Key {
             kind: event.kind,
-            reason: event.reason.clone(),
+            reason: event.reason.clone().map(Cow::Owned),
             who: anyone.then_some(who),
-            ip: event.ip.clone(),
+            ip: event.ip.as_deref().and_then(|ip| ip.parse().ok()),
         };
         self.window()
             .add(key, event.at, event.user_agent.as_deref());
@@ -218,13 +222,13 @@ impl Refusals {
                     .detail("count", tally.count)
                     .detail("firstAt", rfc3339(tally.first_at))
                     .detail("lastAt", rfc3339(tally.last_at));
-                event.reason = key.reason;
+                event.reason = key.reason.map(Cow::into_owned);
                 if let Some(who) = key.who {
                     event.username = who.username;
                     event.customer_id = who.customer_id;
                     event.session_id = who.session_id;
                 }
-                event.ip = key.ip;
+                event.ip = key.ip.map(|ip| ip.to_string());
                 event.user_agent = tally.user_agent;
                 event
             })
