@@ -52,11 +52,17 @@ async fn hold_pending_session<B: Backend>(
 /// read (challenges and sessions only move on; a lock lifted meanwhile puts the guess before
 /// the unlock), so such a guess is answered here, and a flood of them never queues behind the
 /// writer nor commits anything.
+///
+/// The reads are separate statements, so the lock is read first, as the write transaction
+/// does: the wrong guess that locks a username also uses up the challenge in the same commit,
+/// so a lock seen here means the challenge read after it is seen at least as far on, and the
+/// guess gets the answer the write transaction would give (exhausted before locked).
 async fn refused_on_read<B: Backend>(
     conn: &mut B::Connection,
     guess: &CodeGuess,
     now: OffsetDateTime,
 ) -> StoreResult<Option<GuessOutcome>> {
+    let lockout = customers::lockout_row::<B>(conn, &guess.username).await?;
     let session: Option<(String, Option<i64>)> =
         query::<B>("SELECT state, revoked_at FROM sessions WHERE id = $1")
             .bind(guess.session_id.as_str())
@@ -72,7 +78,6 @@ async fn refused_on_read<B: Backend>(
     if let Some(refused) = unusable::<B>(conn, guess, now).await? {
         return Ok(Some(refused));
     }
-    let lockout = customers::lockout_row::<B>(conn, &guess.username).await?;
     Ok(lockout.lock_at(now).map(|lock| GuessOutcome::Locked {
         until: lock.until(),
     }))
