@@ -10,7 +10,7 @@ use axum_extra::headers::{Authorization, Header as _};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-use finhub_auth::domain::token::SessionToken;
+use finhub_auth::domain::sessions::token::SessionToken;
 use finhub_auth::http::client_ip::{ClientIpHeader, TrustedProxies};
 use finhub_auth::http::error::ApiError;
 use finhub_auth::http::extract::parse_body;

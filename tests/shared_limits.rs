@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use finhub_auth::domain::rate_limit::RateLimits;
+use finhub_auth::domain::risk::rate_limit::RateLimits;
 use finhub_auth::limits::redis::RedisCounter;
 
 use reqwest::StatusCode;

@@ -5,7 +5,7 @@
 use axum::http::HeaderValue;
 use axum_extra::headers::authorization::Bearer;
 use axum_extra::headers::{Authorization, Header as _};
-use finhub_auth::domain::token::SessionToken;
+use finhub_auth::domain::sessions::token::SessionToken;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

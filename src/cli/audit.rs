@@ -13,8 +13,8 @@ use ed25519_dalek::VerifyingKey;
 use ed25519_dalek::pkcs8::DecodePublicKey as _;
 
 use crate::clock::{Clock as _, SystemClock};
+use crate::domain::audit::trail;
 use crate::domain::audit::{Anchor, AnchorKeys, ChainSeal, ChainedEvent};
-use crate::domain::audit_trail;
 use crate::domain::ports::{AuditQuery, AuditStore};
 
 #[derive(Debug, Subcommand)]
@@ -89,7 +89,7 @@ pub async fn run(
             verify(store, seal, anchors.as_deref(), &keys).await
         }
         AuditCommand::Anchor => {
-            let anchor = audit_trail::anchor(store, &keys, SystemClock.now()).await?;
+            let anchor = trail::anchor(store, &keys, SystemClock.now()).await?;
             println!("{}", serde_json::to_string(&anchor)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -150,7 +150,7 @@ async fn verify(
     anchors: Option<&std::path::Path>,
     keys: &AnchorKeys,
 ) -> anyhow::Result<ExitCode> {
-    let verified = audit_trail::verify(store, seal).await?;
+    let verified = trail::verify(store, seal).await?;
     println!(
         "audit trail intact: {} events after seq {}, head {}",
         verified.events, verified.from_seq, verified.head_hash
@@ -167,7 +167,7 @@ async fn verify(
                     .with_context(|| format!("{} line {}: not an anchor", path.display(), i + 1))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let checked = audit_trail::verify_anchors(store, keys, &anchors).await?;
+        let checked = trail::verify_anchors(store, keys, &anchors).await?;
         println!(
             "anchors hold: {} of {} checked against the chain (the rest precede retention)",
             checked,

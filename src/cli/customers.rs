@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use anyhow::{Context as _, anyhow};
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::domain::accounts::Accounts;
-use crate::domain::customer::{
+use crate::domain::credentials::password::Password;
+use crate::domain::customers::accounts::Accounts;
+use crate::domain::customers::{
     CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
 };
-use crate::domain::password::Password;
 
 #[derive(Debug, Subcommand)]
 pub enum CustomersCommand {

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::config::Settings;
-use crate::domain::accounts::AccountError;
-use crate::domain::customer::{
+use crate::domain::credentials::password::Password;
+use crate::domain::customers::accounts::AccountError;
+use crate::domain::customers::{
     CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
 };
-use crate::domain::password::Password;
 use crate::startup::{Application, Jobs, Services, shutdown_signal};
 use crate::store::DatabaseKind;
 

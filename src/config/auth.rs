@@ -10,11 +10,11 @@ use serde_with::{As, DisplayFromStr};
 use time::Duration;
 
 use super::values::{NonNegative, OrOff, Positive, PositiveOrOff, Span};
-use crate::domain::lockout::LockoutPolicy;
-use crate::domain::rate_limit::{Per, Rate, RateLimits};
+use crate::domain::credentials::challenge::{SendBudget, TwoFactorPolicy};
+use crate::domain::credentials::lockout::LockoutPolicy;
 use crate::domain::risk::RiskAction;
-use crate::domain::session::SessionPolicy;
-use crate::domain::two_factor::{SendBudget, TwoFactorPolicy};
+use crate::domain::risk::rate_limit::{Per, Rate, RateLimits};
+use crate::domain::sessions::SessionPolicy;
 
 /// How long sessions live.
 #[derive(Debug, Clone, Serialize, Deserialize)]

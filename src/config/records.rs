@@ -14,11 +14,11 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 
 use crate::domain::audit::{AnchorKeys, ChainSeal};
+use crate::domain::credentials::challenge::CodeKey;
+use crate::domain::credentials::lockout::LockoutPolicy;
 use crate::domain::delivery::CodeSeal;
-use crate::domain::device::DeviceKey;
 use crate::domain::housekeeping::RetentionPolicy;
-use crate::domain::lockout::LockoutPolicy;
-use crate::domain::two_factor::CodeKey;
+use crate::domain::risk::device::DeviceKey;
 
 /// How the audit chain is sealed.
 #[derive(Debug, Clone, Serialize, Deserialize)]

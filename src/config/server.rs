@@ -12,7 +12,7 @@ use time::Duration;
 
 use super::ConfigError;
 use super::values::{Networks, Positive, Span, out_of_range};
-use crate::domain::password::HashCost;
+use crate::domain::credentials::password::HashCost;
 use crate::http::client_ip::ClientIpHeader;
 use crate::store::{ConnectOptions, DatabaseKind};
 

@@ -3,9 +3,9 @@
 
 use time::{Duration, OffsetDateTime};
 
-use super::InvalidValue;
-use super::password::HashError;
-use super::ports::StoreError;
+use crate::domain::InvalidValue;
+use crate::domain::credentials::password::HashError;
+use crate::domain::ports::StoreError;
 
 /// Why a step was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -102,8 +102,8 @@ impl From<getrandom::Error> for AuthError {
     }
 }
 
-impl From<super::delivery::SealError> for AuthError {
-    fn from(e: super::delivery::SealError) -> Self {
+impl From<crate::domain::delivery::SealError> for AuthError {
+    fn from(e: crate::domain::delivery::SealError) -> Self {
         Self::Internal(anyhow::anyhow!(e))
     }
 }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use time::Duration;
 
-use super::audit::{AuditEvent, AuditKind, Outcome};
-use super::ports::{HousekeepingStore, StoreResult};
 use crate::clock::Clock;
+use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
+use crate::domain::ports::{HousekeepingStore, StoreResult};
 
 /// How long ended things are kept.
 #[derive(Debug, Clone, Copy)]

@@ -3,29 +3,17 @@
 //! Values are parsed once at the edge into the types here (`Username`, `Password`, `OtpCode`, …)
 //! so that everything past the edge can trust them.
 
-pub mod accounts;
 pub mod audit;
-pub mod audit_trail;
 pub mod auth;
-pub mod client;
-pub mod customer;
+pub mod credentials;
+pub mod customers;
 pub mod delivery;
-pub mod device;
 pub mod error;
 pub mod housekeeping;
 pub mod keys;
-pub mod location;
-pub mod lockout;
-pub mod message;
-pub mod password;
 pub mod ports;
-pub mod rate_limit;
-pub mod refusals;
 pub mod risk;
-pub mod security;
-pub mod session;
-pub mod token;
-pub mod two_factor;
+pub mod sessions;
 
 /// Declares an opaque identifier: a UUIDv7 string, so ids sort by creation time.
 macro_rules! opaque_id {

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use maxminddb::Reader;
 use serde::Deserialize;
 
-use crate::domain::location::{Coordinates, Location, Locator};
+use crate::domain::risk::location::{Coordinates, Location, Locator};
 
 /// The parts of a record this service reads, in GeoIP2's names; anything else is ignored.
 /// Numbers are read in whatever width the file stores them: MMDB has several integer and

@@ -13,9 +13,9 @@ use serde::de::DeserializeOwned;
 use super::error::{ApiError, FieldError};
 use super::json_shape::{Shape, ShapeError};
 use super::state::AppState;
-use crate::domain::client::ClientContext;
 use crate::domain::error::AuthError;
-use crate::domain::session::Session;
+use crate::domain::risk::client::ClientContext;
+use crate::domain::sessions::Session;
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;

@@ -5,8 +5,9 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::domain::security::HISTORY_KINDS;
-use crate::domain::{audit, customer, message, risk, session};
+use crate::domain::auth::security::HISTORY_KINDS;
+use crate::domain::delivery::message;
+use crate::domain::{audit, customers, risk, sessions};
 
 fn string_enum(values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
     ObjectBuilder::new()
@@ -15,23 +16,23 @@ fn string_enum(values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> 
         .into()
 }
 
-/// [`customer::KycStatus`] as it is written.
+/// [`customers::KycStatus`] as it is written.
 pub struct KycStatus;
 
 impl PartialSchema for KycStatus {
     fn schema() -> RefOr<Schema> {
-        string_enum(customer::KycStatus::ALL.map(customer::KycStatus::as_str))
+        string_enum(customers::KycStatus::ALL.map(customers::KycStatus::as_str))
     }
 }
 
 impl ToSchema for KycStatus {}
 
-/// [`customer::TwoFactorMethod`] as it is written.
+/// [`customers::TwoFactorMethod`] as it is written.
 pub struct TwoFactorMethod;
 
 impl PartialSchema for TwoFactorMethod {
     fn schema() -> RefOr<Schema> {
-        string_enum(customer::TwoFactorMethod::ALL.map(customer::TwoFactorMethod::as_str))
+        string_enum(customers::TwoFactorMethod::ALL.map(customers::TwoFactorMethod::as_str))
     }
 }
 
@@ -71,12 +72,12 @@ impl PartialSchema for AuditKind {
 
 impl ToSchema for AuditKind {}
 
-/// [`SessionState`](session::SessionState) as it is written.
+/// [`SessionState`](sessions::SessionState) as it is written.
 pub struct SessionState;
 
 impl PartialSchema for SessionState {
     fn schema() -> RefOr<Schema> {
-        string_enum(session::SessionState::ALL.map(session::SessionState::as_str))
+        string_enum(sessions::SessionState::ALL.map(sessions::SessionState::as_str))
     }
 }
 

@@ -9,7 +9,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use super::client_ip::TrustedProxies;
 use crate::domain::auth::AuthService;
 use crate::domain::ports::{Store, StoreResult};
-use crate::domain::rate_limit::RateLimits;
+use crate::domain::risk::rate_limit::RateLimits;
 
 /// Shared behind one `Arc`: axum clones the state for every request and for each extractor
 /// that asks for it, and one reference count costs less than one per component.

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::domain::ports::{CounterUnavailable, SharedCounter};
-use crate::domain::rate_limit::Rate;
+use crate::domain::risk::rate_limit::Rate;
 
 /// GCRA. `KEYS[1]`: the bucket. `ARGV[1]`: emission interval (period ÷ count), `ARGV[2]`:
 /// period, both in microseconds. The bucket holds its theoretical arrival time (TAT); a request

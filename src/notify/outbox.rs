@@ -117,7 +117,7 @@ pub async fn recent(path: &Path, limit: usize) -> std::io::Result<Vec<OutboxMess
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::customer::{CustomerId, TwoFactorMethod};
+    use crate::domain::customers::{CustomerId, TwoFactorMethod};
 
     #[tokio::test]
     async fn each_message_is_one_json_line_with_its_purposes_fields() {

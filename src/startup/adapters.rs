@@ -10,7 +10,7 @@ use secrecy::ExposeSecret as _;
 use crate::config::{LimitsSection, NotifierKind, NotifierSection, Settings};
 use crate::domain::delivery::CodeTemplate;
 use crate::domain::ports::{Notifier, Store};
-use crate::domain::rate_limit::RateLimits;
+use crate::domain::risk::rate_limit::RateLimits;
 use crate::geo::MmdbLocator;
 use crate::limits::redis::RedisCounter;
 use crate::notify::email::Mailer;

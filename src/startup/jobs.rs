@@ -15,12 +15,12 @@ use super::Services;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::audit::AnchorKeys;
-use crate::domain::audit_trail;
+use crate::domain::audit::trail;
 use crate::domain::auth::AuthService;
 use crate::domain::delivery::Courier;
 use crate::domain::housekeeping::Housekeeper;
 use crate::domain::ports::Store;
-use crate::domain::rate_limit::RateLimits;
+use crate::domain::risk::rate_limit::RateLimits;
 
 /// How often the delivery worker looks for messages it was not woken for: retries that fell
 /// due, and messages other instances queued.
@@ -123,7 +123,7 @@ async fn next_tick(tick: &mut Interval, stopping: &CancellationToken) -> bool {
     }
 }
 
-/// Audits the refusals of each window in aggregate (see `domain::refusals`). A flush in
+/// Audits the refusals of each window in aggregate (see `domain::risk::refusals`). A flush in
 /// progress is finished, since the counts it has taken exist nowhere else.
 async fn audit_refusals(auth: AuthService, stopping: CancellationToken) {
     let mut tick = ticking(REFUSAL_WINDOW);
@@ -189,7 +189,7 @@ impl Anchoring {
     }
 
     async fn write_one(&self) -> anyhow::Result<()> {
-        let anchor = audit_trail::anchor(self.store.as_ref(), &self.keys, self.clock.now()).await?;
+        let anchor = trail::anchor(self.store.as_ref(), &self.keys, self.clock.now()).await?;
         let mut line = serde_json::to_vec(&anchor)?;
         line.push(b'\n');
         let mut file = std::fs::OpenOptions::new();

@@ -22,7 +22,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Database, Encode, FromRow, Pool, Postgres, Sqlite, Transaction, Type};
 
-use crate::domain::customer::Username;
+use crate::domain::customers::Username;
 
 /// A value both databases can bind (encoded at once, so it may borrow for `'q`).
 pub trait Param<'q>:

@@ -18,7 +18,7 @@ use super::backend::{Backend, forward_to_sqlx, query};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
 use crate::domain::audit::ChainSeal;
-use crate::domain::customer::Username;
+use crate::domain::customers::Username;
 
 /// Explicit row locks, and `SKIP LOCKED` so that instances purging at once take different rows
 /// instead of waiting for each other.

@@ -5,10 +5,10 @@ use anyhow::{Context as _, anyhow};
 
 use crate::clock::from_unix_millis;
 use crate::domain::audit::{AuditEvent, AuditKind, ChainedEvent, Outcome};
-use crate::domain::customer::{Customer, CustomerId, Email, PersonName, Phone, Username};
-use crate::domain::lockout::LockoutRecord;
-use crate::domain::session::{Session, SessionId, SessionState};
-use crate::domain::two_factor::{Challenge, ChallengeId, ChallengeStatus, CodeHash};
+use crate::domain::credentials::challenge::{Challenge, ChallengeId, ChallengeStatus, CodeHash};
+use crate::domain::credentials::lockout::LockoutRecord;
+use crate::domain::customers::{Customer, CustomerId, Email, PersonName, Phone, Username};
+use crate::domain::sessions::{Session, SessionId, SessionState};
 
 use crate::domain::ports::StoreError;
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use finhub_auth::domain::location::Locator as _;
+use finhub_auth::domain::risk::location::Locator as _;
 use finhub_auth::geo::MmdbLocator;
 use serde::Serialize;
 use serde_json::{Value, json};

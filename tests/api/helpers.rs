@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use finhub_auth::clock::ManualClock;
 use finhub_auth::config::Settings;
-use finhub_auth::domain::customer::{
+use finhub_auth::domain::credentials::password::Password;
+use finhub_auth::domain::customers::{
     CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
 };
-use finhub_auth::domain::password::Password;
 use finhub_auth::startup::{Application, Jobs, Services};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};

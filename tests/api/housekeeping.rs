@@ -1,5 +1,5 @@
-use finhub_auth::domain::audit_trail;
-use finhub_auth::domain::customer::TwoFactorMethod;
+use finhub_auth::domain::audit::trail;
+use finhub_auth::domain::customers::TwoFactorMethod;
 use futures::future::join_all;
 use reqwest::StatusCode;
 use time::Duration;
@@ -62,7 +62,7 @@ async fn audit_retention_removes_old_events_and_verification_starts_from_the_che
         .find(|e| e["kind"] == "audit.purged")
         .expect("the purge is audited");
     assert_eq!(purge_event["details"]["deleted"], old);
-    let verified = audit_trail::verify(app.services.store.as_ref(), &app.services.seal)
+    let verified = trail::verify(app.services.store.as_ref(), &app.services.seal)
         .await
         .unwrap();
     assert_eq!(verified.from_seq, old as i64);
@@ -95,7 +95,7 @@ async fn concurrent_housekeeping_runs_share_the_work_without_errors(backend: Bac
         .sum();
     assert_eq!(total, 20);
     assert_eq!(app.me(&live.bff).await.status(), StatusCode::OK);
-    audit_trail::verify(app.services.store.as_ref(), &app.services.seal)
+    trail::verify(app.services.store.as_ref(), &app.services.seal)
         .await
         .expect("the trail stays intact");
 }

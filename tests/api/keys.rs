@@ -1,9 +1,9 @@
 //! Purpose keys derived from the audit key: the stored hashes of codes, and the audit chain's
 //! links, including a chain begun under the audit key itself by an earlier version.
 
+use finhub_auth::domain::audit::trail::{TrailError, verify};
 use finhub_auth::domain::audit::{AuditEvent, AuditKind, ChainBreak, Outcome};
-use finhub_auth::domain::audit_trail::{TrailError, verify};
-use finhub_auth::domain::customer::TwoFactorMethod;
+use finhub_auth::domain::customers::TwoFactorMethod;
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;

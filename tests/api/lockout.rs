@@ -156,7 +156,7 @@ async fn an_operator_lock_has_no_end_time_ends_sessions_and_lifts_on_unlock(back
     let app = spawn_app(backend).await;
     let alice = app.create_customer("alice", None).await;
     let session = app.login_ok(&alice).await;
-    let username = finhub_auth::domain::customer::Username::parse(&alice.username).unwrap();
+    let username = finhub_auth::domain::customers::Username::parse(&alice.username).unwrap();
 
     app.services.accounts.lock(&username).await.unwrap();
 
@@ -185,12 +185,12 @@ on_both_stores!(a_username_locked_after_initiate_looked_gets_no_challenge_and_no
 async fn a_username_locked_after_initiate_looked_gets_no_challenge_and_no_code(backend: Backend) {
     use finhub_auth::clock::Clock as _;
     use finhub_auth::domain::audit::{AuditEvent, AuditKind, Outcome};
-    use finhub_auth::domain::customer::{CustomerId, TwoFactorMethod, Username};
-    use finhub_auth::domain::message::Message;
-    use finhub_auth::domain::session::SessionId;
-    use finhub_auth::domain::two_factor::{
+    use finhub_auth::domain::credentials::challenge::{
         ChallengeId, CodeKey, NewChallenge, OtpCode, SendOutcome,
     };
+    use finhub_auth::domain::customers::{CustomerId, TwoFactorMethod, Username};
+    use finhub_auth::domain::delivery::message::Message;
+    use finhub_auth::domain::sessions::SessionId;
 
     let app = spawn_app(backend).await;
     let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;

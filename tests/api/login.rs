@@ -1,4 +1,4 @@
-use finhub_auth::domain::customer::TwoFactorMethod;
+use finhub_auth::domain::customers::TwoFactorMethod;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -160,7 +160,7 @@ async fn a_hash_with_outdated_parameters_is_upgraded_on_login(backend: Backend) 
 
     tokens(stronger.login(&alice.username, PASSWORD).await).await;
 
-    let username = finhub_auth::domain::customer::Username::parse(&alice.username).unwrap();
+    let username = finhub_auth::domain::customers::Username::parse(&alice.username).unwrap();
     let stored = stronger
         .services
         .store
@@ -201,7 +201,7 @@ async fn an_account_locked_while_its_password_is_checked_is_not_rehashed(backend
         }
     })
     .await;
-    let username = finhub_auth::domain::customer::Username::parse(&alice.username).unwrap();
+    let username = finhub_auth::domain::customers::Username::parse(&alice.username).unwrap();
     let login = app.login(&alice.username, PASSWORD);
     let lock = async {
         tokio::time::sleep(std::time::Duration::from_millis(30)).await;

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use finhub_auth::domain::customer::TwoFactorMethod;
+use finhub_auth::domain::credentials::challenge::{ChallengeId, OtpCode};
+use finhub_auth::domain::customers::TwoFactorMethod;
 use finhub_auth::domain::delivery::{CodeSeal, SealedFor};
-use finhub_auth::domain::two_factor::{ChallengeId, OtpCode};
 use serde_json::Value;
 use sqlx::migrate::Migrator;
 

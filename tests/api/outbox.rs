@@ -3,8 +3,8 @@
 
 use finhub_auth::clock::Clock as _;
 use finhub_auth::domain::audit::{AuditEvent, AuditKind, Outcome};
-use finhub_auth::domain::customer::TwoFactorMethod;
-use finhub_auth::domain::message::{ClaimToken, DeliveryEnd, Finish};
+use finhub_auth::domain::customers::TwoFactorMethod;
+use finhub_auth::domain::delivery::message::{ClaimToken, DeliveryEnd, Finish};
 use serde_json::{Value, json};
 use time::Duration;
 

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use finhub_auth::domain::location::Locator as _;
 use finhub_auth::domain::risk::RiskAction;
+use finhub_auth::domain::risk::location::Locator as _;
 use finhub_auth::geo::MmdbLocator;
 use reqwest::Response;
 use serde::Serialize;

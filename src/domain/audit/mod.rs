@@ -10,15 +10,16 @@ use uuid::Uuid;
 
 mod anchor;
 mod chain;
+pub mod trail;
 mod verify;
 
 pub use anchor::{Anchor, AnchorBreak, AnchorKeys};
 pub use chain::{ChainSeal, GENESIS_HASH, Link};
 pub use verify::{ChainBreak, ChainVerifier, is_keyed_link};
 
-use super::client::ClientContext;
-use super::customer::{CustomerId, Username};
-use super::session::SessionId;
+use crate::domain::customers::{CustomerId, Username};
+use crate::domain::risk::client::ClientContext;
+use crate::domain::sessions::SessionId;
 
 /// What happened. The string forms are stable: operators filter on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! What a session may see of its customer: the rule of the restricted view.
 
-use crate::domain::customer::{Customer, CustomerId, TwoFactorMethod};
-use crate::domain::session::{Session, SessionState};
+use crate::domain::customers::{Customer, CustomerId, TwoFactorMethod};
+use crate::domain::sessions::{Session, SessionState};
 
 /// A customer's two-factor settings as the customer may see them.
 #[derive(Debug, Clone, PartialEq, Eq)]

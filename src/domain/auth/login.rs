@@ -2,18 +2,18 @@
 
 use super::{AuthService, IssuedSession, count_outcome};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
-use crate::domain::client::{ClientContext, Device};
-use crate::domain::customer::{Customer, Username};
-use crate::domain::device::describe_user_agent;
+use crate::domain::credentials::lockout::LockoutRecord;
+use crate::domain::credentials::password::{HashError, Password};
+use crate::domain::customers::{Customer, Username};
+use crate::domain::delivery::message::{Message, NoticeFacts};
 use crate::domain::error::AuthError;
-use crate::domain::location::Location;
-use crate::domain::lockout::LockoutRecord;
-use crate::domain::message::{Message, NoticeFacts};
-use crate::domain::password::{HashError, Password};
 use crate::domain::ports::SessionStart;
+use crate::domain::risk::client::{ClientContext, Device};
+use crate::domain::risk::device::describe_user_agent;
+use crate::domain::risk::location::Location;
 use crate::domain::risk::{self, DeviceStanding, Judgement, LoginHistory, Placement, RiskFlag};
-use crate::domain::session::{NewSession, SessionId, SessionState};
-use crate::domain::token::TokenPair;
+use crate::domain::sessions::token::TokenPair;
+use crate::domain::sessions::{NewSession, SessionId, SessionState};
 
 const LOGIN_METRIC: &str = "finhub_logins_total";
 

@@ -5,7 +5,7 @@ mod details;
 mod login;
 mod renewal;
 mod second_factor;
-mod security;
+pub mod security;
 
 use std::sync::Arc;
 
@@ -13,23 +13,23 @@ pub use details::{CustomerDetails, TwoFactorSettings};
 
 use time::OffsetDateTime;
 
-use super::audit::{AuditEvent, AuditKind, Outcome};
-use super::client::ClientContext;
-use super::customer::{Customer, CustomerId, TwoFactorMethod};
-use super::delivery::Courier;
-use super::device::DeviceKey;
-use super::error::AuthError;
-use super::location::{Locator, Nowhere};
-use super::lockout::LockoutPolicy;
-use super::password::PasswordHasher;
-use super::rate_limit::RateLimits;
-use super::refusals::Refusals;
-use super::risk::RiskAction;
-use super::session::{Ended, Session, SessionId, SessionPolicy, SessionState};
-use super::token::{SessionToken, TokenPair};
-use super::two_factor::{CodeKey, TwoFactorPolicy};
 use crate::clock::Clock;
+use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
+use crate::domain::credentials::challenge::{CodeKey, TwoFactorPolicy};
+use crate::domain::credentials::lockout::LockoutPolicy;
+use crate::domain::credentials::password::PasswordHasher;
+use crate::domain::customers::{Customer, CustomerId, TwoFactorMethod};
+use crate::domain::delivery::Courier;
+use crate::domain::error::AuthError;
 use crate::domain::ports::Store;
+use crate::domain::risk::RiskAction;
+use crate::domain::risk::client::ClientContext;
+use crate::domain::risk::device::DeviceKey;
+use crate::domain::risk::location::{Locator, Nowhere};
+use crate::domain::risk::rate_limit::RateLimits;
+use crate::domain::risk::refusals::Refusals;
+use crate::domain::sessions::token::{SessionToken, TokenPair};
+use crate::domain::sessions::{Ended, Session, SessionId, SessionPolicy, SessionState};
 
 /// Every configurable rule of the flow.
 #[derive(Debug, Clone)]
@@ -69,7 +69,7 @@ pub struct IssuedSession {
 #[derive(Debug)]
 pub struct ChallengeIssued {
     /// What the client names with the code it guesses.
-    pub challenge_id: super::two_factor::ChallengeId,
+    pub challenge_id: crate::domain::credentials::challenge::ChallengeId,
     /// SMS or e-mail, from the customer's settings.
     pub method: TwoFactorMethod,
     /// Where the code went, masked, so that the customer recognises it without it being disclosed.

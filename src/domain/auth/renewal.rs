@@ -2,10 +2,10 @@
 
 use super::{AuthService, IssuedSession, ended_error};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
-use crate::domain::client::ClientContext;
 use crate::domain::error::AuthError;
-use crate::domain::session::{Rotation, Session, SessionState};
-use crate::domain::token::{RefreshToken, TokenHash, TokenPair};
+use crate::domain::risk::client::ClientContext;
+use crate::domain::sessions::token::{RefreshToken, TokenHash, TokenPair};
+use crate::domain::sessions::{Rotation, Session, SessionState};
 
 impl AuthService {
     /// Swaps a refresh token for a new token pair. A refresh token works once: presenting one

@@ -3,16 +3,16 @@
 use super::{AuthService, ChallengeIssued, IssuedSession, count_outcome};
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
-use crate::domain::client::ClientContext;
-use crate::domain::customer::{Customer, TwoFactorMethod};
-use crate::domain::delivery::SealedFor;
-use crate::domain::error::AuthError;
-use crate::domain::message::{DeliveryState, Message};
-use crate::domain::session::{Rotation, Session, SessionState};
-use crate::domain::token::TokenPair;
-use crate::domain::two_factor::{
+use crate::domain::credentials::challenge::{
     ChallengeId, CodeGuess, GuessOutcome, NewChallenge, OtpCode, SendOutcome,
 };
+use crate::domain::customers::{Customer, TwoFactorMethod};
+use crate::domain::delivery::SealedFor;
+use crate::domain::delivery::message::{DeliveryState, Message};
+use crate::domain::error::AuthError;
+use crate::domain::risk::client::ClientContext;
+use crate::domain::sessions::token::TokenPair;
+use crate::domain::sessions::{Rotation, Session, SessionState};
 
 const VERIFY_METRIC: &str = "finhub_2fa_verifications_total";
 const SEND_METRIC: &str = "finhub_2fa_codes_sent_total";

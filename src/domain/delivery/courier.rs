@@ -12,7 +12,7 @@ use super::render::{Renderer, Unrenderable};
 use super::{CodeSeal, CodeTemplate};
 use crate::clock::Clock;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
-use crate::domain::message::{ClaimToken, Content, DeliveryEnd, Finish, Message};
+use crate::domain::delivery::message::{ClaimToken, Content, DeliveryEnd, Finish, Message};
 use crate::domain::ports::{Notifier, NotifyError, OutboxStore, StoreResult};
 
 /// How hard delivery tries.

@@ -1,7 +1,7 @@
 //! Delivering what the service sends a customer (two-factor codes, security notices) through
-//! the outbox. The message (`crate::domain::message`) is written in the transaction of what it
+//! the outbox. The message (`crate::domain::delivery::message`) is written in the transaction of what it
 //! is about (nothing is sent from the request); the [`Courier`] in every `serve` process claims
-//! due messages, renders each, hands it to the [`Notifier`](super::ports::Notifier), and records
+//! due messages, renders each, hands it to the [`Notifier`](crate::domain::ports::Notifier), and records
 //! each outcome: sent; retried later with exponential backoff and jitter; dropped once it has
 //! expired or been superseded (never sent late); or given up on after the last attempt, which
 //! gives a code's send back when no attempt can have delivered it. A crash between the commit
@@ -13,6 +13,7 @@
 //! - `template.rs`: the text of a code's message.
 
 mod courier;
+pub mod message;
 mod render;
 mod seal;
 mod template;

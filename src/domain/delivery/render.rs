@@ -4,7 +4,7 @@ use serde_json::{Map, Value, json};
 
 use super::{CodeSeal, CodeTemplate, SealedFor};
 use crate::domain::audit::rfc3339;
-use crate::domain::message::{CodeContent, Content, Message, NoticeContent};
+use crate::domain::delivery::message::{CodeContent, Content, Message, NoticeContent};
 use crate::domain::ports::Outgoing;
 
 /// The notice kind of an unusual sign-in, as the outbox file and the audit trail name it.

@@ -1,8 +1,8 @@
 //! The text of a code's message.
 
 use crate::domain::InvalidValue;
-use crate::domain::client::looks_like_a_link;
-use crate::domain::two_factor::OtpCode;
+use crate::domain::credentials::challenge::OtpCode;
+use crate::domain::risk::client::looks_like_a_link;
 
 /// The text of a code's message (the SMS, and both bodies of the e-mail), with `{code}` and
 /// `{minutes}` in place of the code and its validity. It must name FinHub and both values, and

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
-use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
-use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
+use crate::domain::credentials::lockout::{LockoutPolicy, LockoutRecord};
+use crate::domain::customers::{Customer, CustomerId, NewCustomer, Username};
 
 /// The counters after a failure, and whether that failure was counted (it is not while a lock
 /// is already in force).

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::domain::location::Location;
+use crate::domain::risk::location::Location;
 
 /// Resolves addresses to locations (`crate::geo` reads MaxMind-format databases).
 pub trait Locator: Send + Sync + 'static {

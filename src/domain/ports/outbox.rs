@@ -1,5 +1,5 @@
 //! The outbox: everything the service sends a customer, on its way (see
-//! `crate::domain::message` and `crate::domain::delivery`). A message is written in the
+//! `crate::domain::delivery::message` and `crate::domain::delivery`). A message is written in the
 //! transaction of what it is about: a code by [`super::TwoFactorStore::open_challenge`], a notice
 //! by [`super::SessionStore::start_session`].
 //!
@@ -12,9 +12,9 @@ use time::{Duration, OffsetDateTime};
 
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
-use crate::domain::message::{ClaimToken, DeliveryEnd, DeliveryState, Finish, Message};
-use crate::domain::session::SessionId;
-use crate::domain::two_factor::ChallengeId;
+use crate::domain::credentials::challenge::ChallengeId;
+use crate::domain::delivery::message::{ClaimToken, DeliveryEnd, DeliveryState, Finish, Message};
+use crate::domain::sessions::SessionId;
 
 /// The outbox: messages claimed, finished and retried by delivery workers, safely across several.
 #[async_trait]

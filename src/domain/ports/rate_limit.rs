@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::rate_limit::Rate;
+use crate::domain::risk::rate_limit::Rate;
 
 /// The shared store could not count the request (unreachable, timed out, refused).
 #[derive(Debug, thiserror::Error)]

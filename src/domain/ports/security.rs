@@ -4,11 +4,11 @@ use async_trait::async_trait;
 
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
-use crate::domain::customer::{CustomerId, Username};
-use crate::domain::device::{DeviceId, KnownDevice};
+use crate::domain::auth::security::{Cursor, LiveSession, Liveness, SecurityEvent};
+use crate::domain::customers::{CustomerId, Username};
+use crate::domain::risk::device::{DeviceId, KnownDevice};
 use crate::domain::risk::{DeviceStanding, LoginHistory};
-use crate::domain::security::{Cursor, LiveSession, Liveness, SecurityEvent};
-use crate::domain::session::SessionId;
+use crate::domain::sessions::SessionId;
 
 /// What the customer sees of their own security: live sessions, known devices and the security
 /// history, and what the risk checks read.

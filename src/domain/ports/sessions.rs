@@ -5,11 +5,11 @@ use time::OffsetDateTime;
 
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
-use crate::domain::customer::{Customer, CustomerId, Username};
-use crate::domain::lockout::LockoutRecord;
-use crate::domain::message::Message;
-use crate::domain::session::{NewSession, Rotation, Session, SessionId};
-use crate::domain::token::TokenHash;
+use crate::domain::credentials::lockout::LockoutRecord;
+use crate::domain::customers::{Customer, CustomerId, Username};
+use crate::domain::delivery::message::Message;
+use crate::domain::sessions::token::TokenHash;
+use crate::domain::sessions::{NewSession, Rotation, Session, SessionId};
 
 /// What the store reports when a login tries to start a session.
 #[derive(Debug, Clone, Copy)]

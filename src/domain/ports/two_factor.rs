@@ -4,11 +4,11 @@ use async_trait::async_trait;
 
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
-use crate::domain::lockout::LockoutPolicy;
-use crate::domain::message::Message;
-use crate::domain::two_factor::{
+use crate::domain::credentials::challenge::{
     CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
 };
+use crate::domain::credentials::lockout::LockoutPolicy;
+use crate::domain::delivery::message::Message;
 
 /// Two-factor challenges: opened under the sending limits and guessed at, each in one transaction.
 #[async_trait]

@@ -12,9 +12,9 @@ use utoipa_axum::routes;
 
 use super::{NeedsActiveSession, ProblemDocument};
 use crate::domain::audit::rfc3339;
-use crate::domain::device::{DeviceId, DeviceRef, KnownDevice};
-use crate::domain::security::{Cursor, EventPage, LiveSession, PageSize, SecurityEvent};
-use crate::domain::session::{Session, SessionId};
+use crate::domain::auth::security::{Cursor, EventPage, LiveSession, PageSize, SecurityEvent};
+use crate::domain::risk::device::{DeviceId, DeviceRef, KnownDevice};
+use crate::domain::sessions::{Session, SessionId};
 use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
 use crate::http::extract::{AuthSession, Client};
 use crate::http::schema;

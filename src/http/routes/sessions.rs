@@ -11,9 +11,9 @@ use utoipa_axum::routes;
 
 use super::{NeedsSession, ProblemDocument, TokenResponse};
 use crate::domain::auth::LogoutScope;
-use crate::domain::client::{Device, DeviceName};
-use crate::domain::customer::Username;
-use crate::domain::password::Password;
+use crate::domain::credentials::password::Password;
+use crate::domain::customers::Username;
+use crate::domain::risk::client::{Device, DeviceName};
 use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
 use crate::http::extract::{ApiJson, AuthSession, Client};
 use crate::http::state::AppState;

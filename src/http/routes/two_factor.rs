@@ -11,8 +11,8 @@ use utoipa_axum::routes;
 
 use super::{NeedsSession, ProblemDocument, TokenResponse};
 use crate::domain::audit::rfc3339;
-use crate::domain::customer::TwoFactorMethod;
-use crate::domain::two_factor::{CODE_LENGTH, ChallengeId, OtpCode};
+use crate::domain::credentials::challenge::{CODE_LENGTH, ChallengeId, OtpCode};
+use crate::domain::customers::TwoFactorMethod;
 use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
 use crate::http::extract::{ApiJson, AuthSession, Client};
 use crate::http::schema;

@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 use super::{SqlStore, Tx, audit, insert, sessions};
 use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
-use crate::domain::customer::{Customer, CustomerId, NewCustomer, Username};
-use crate::domain::lockout::{LockoutPolicy, LockoutRecord};
+use crate::domain::credentials::lockout::{LockoutPolicy, LockoutRecord};
+use crate::domain::customers::{Customer, CustomerId, NewCustomer, Username};
 use crate::domain::ports::{
     CustomerStore, FailureOutcome, Insertion, StoreError, StoreResult, Taken,
 };

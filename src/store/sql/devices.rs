@@ -2,10 +2,10 @@
 
 use super::Tx;
 use crate::clock::to_unix_millis;
-use crate::domain::client::{Device, DeviceName};
-use crate::domain::device::DeviceId;
 use crate::domain::ports::StoreResult;
-use crate::domain::session::{NewSession, SessionId, SessionState};
+use crate::domain::risk::client::{Device, DeviceName};
+use crate::domain::risk::device::DeviceId;
+use crate::domain::sessions::{NewSession, SessionId, SessionState};
 use crate::store::backend::{Backend, query};
 
 /// A login with the right password names this device: records it, or brings it up to date. A

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use super::Tx;
 use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
-use crate::domain::customer::NewCustomer;
+use crate::domain::customers::NewCustomer;
 use crate::domain::ports::{Insertion, StoreResult};
 use crate::store::backend::{Backend, Query, query, query_built, row_placeholders};
 

@@ -24,7 +24,7 @@ use super::backend::{Backend, Param, Record, query};
 use super::sqlite::{InlineReads, InlineRecord};
 use crate::domain::audit::ChainSeal;
 use crate::domain::ports::{Store, StoreError, StoreResult};
-use crate::domain::token::TokenHash;
+use crate::domain::sessions::token::TokenHash;
 
 /// A write transaction on backend `B`.
 type Tx<B> = Transaction<'static, B>;

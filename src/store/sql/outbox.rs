@@ -9,14 +9,14 @@ use time::{Duration, OffsetDateTime};
 use super::{SqlStore, Tx, audit};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
-use crate::domain::customer::CustomerId;
-use crate::domain::message::{
+use crate::domain::credentials::challenge::ChallengeId;
+use crate::domain::customers::CustomerId;
+use crate::domain::delivery::message::{
     CODE_PURPOSE, ClaimToken, CodeContent, Content, DeliveryEnd, DeliveryState, Finish, Message,
     NOTICE_PURPOSE, NoticeContent,
 };
 use crate::domain::ports::{OutboxStore, StoreError, StoreResult};
-use crate::domain::session::SessionId;
-use crate::domain::two_factor::ChallengeId;
+use crate::domain::sessions::SessionId;
 use crate::store::backend::{Backend, query};
 
 /// A claimed message, as `Backend::CLAIM_MESSAGES` returns it.

@@ -3,7 +3,7 @@
 use super::Tx;
 use crate::clock::to_unix_millis;
 use crate::domain::ports::StoreResult;
-use crate::domain::session::SessionId;
+use crate::domain::sessions::SessionId;
 use crate::store::backend::{Backend, query};
 
 /// The session's login completed: its country and network join the customer's known places,

@@ -6,13 +6,13 @@ use async_trait::async_trait;
 use super::{SqlStore, audit};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
-use crate::domain::customer::{CustomerId, Username};
-use crate::domain::device::{DeviceId, DeviceRef, KnownDevice};
-use crate::domain::location::Coordinates;
+use crate::domain::auth::security::{Cursor, HISTORY_KINDS, LiveSession, Liveness, SecurityEvent};
+use crate::domain::customers::{CustomerId, Username};
 use crate::domain::ports::{SecurityStore, StoreError, StoreResult};
+use crate::domain::risk::device::{DeviceId, DeviceRef, KnownDevice};
+use crate::domain::risk::location::Coordinates;
 use crate::domain::risk::{DeviceStanding, LoginHistory};
-use crate::domain::security::{Cursor, HISTORY_KINDS, LiveSession, Liveness, SecurityEvent};
-use crate::domain::session::{SessionId, SessionState};
+use crate::domain::sessions::{SessionId, SessionState};
 use crate::store::backend::{Backend, Query, query, query_built};
 
 /// Live sessions of customer `$1` at `$2` (now), last seen after `$3`: as

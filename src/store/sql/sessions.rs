@@ -7,13 +7,13 @@ use time::OffsetDateTime;
 use super::{SqlStore, Tx, audit, customers, devices, outbox, places};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
-use crate::domain::client::DeviceName;
-use crate::domain::customer::{Customer, CustomerId, Username};
-use crate::domain::location::Location;
-use crate::domain::message::Message;
+use crate::domain::customers::{Customer, CustomerId, Username};
+use crate::domain::delivery::message::Message;
 use crate::domain::ports::{SessionStart, SessionStore, StoreError, StoreResult};
-use crate::domain::session::{NewSession, Rotation, Session, SessionId, SessionState};
-use crate::domain::token::TokenHash;
+use crate::domain::risk::client::DeviceName;
+use crate::domain::risk::location::Location;
+use crate::domain::sessions::token::TokenHash;
+use crate::domain::sessions::{NewSession, Rotation, Session, SessionId, SessionState};
 use crate::store::backend::{Backend, query};
 use crate::store::rows::{
     SessionCustomerRow, SessionRow, select_session, select_session_with_customer,

@@ -6,14 +6,14 @@ use time::{Duration, OffsetDateTime};
 use super::{SqlStore, Tx, audit, customers, devices, outbox, places, sessions};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
-use crate::domain::customer::CustomerId;
-use crate::domain::lockout::LockoutPolicy;
-use crate::domain::message::Message;
-use crate::domain::ports::{StoreResult, TwoFactorStore};
-use crate::domain::session::SessionId;
-use crate::domain::two_factor::{
+use crate::domain::credentials::challenge::{
     Challenge, CodeGuess, GuessOutcome, NewChallenge, SendBudget, SendOutcome, TwoFactorPolicy,
 };
+use crate::domain::credentials::lockout::LockoutPolicy;
+use crate::domain::customers::CustomerId;
+use crate::domain::delivery::message::Message;
+use crate::domain::ports::{StoreResult, TwoFactorStore};
+use crate::domain::sessions::SessionId;
 use crate::store::backend::{Backend, query};
 use crate::store::rows::ChallengeRow;
 

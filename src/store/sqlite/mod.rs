@@ -24,7 +24,7 @@ use super::backend::{Backend, forward_to_sqlx};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
 use crate::domain::audit::ChainSeal;
-use crate::domain::customer::Username;
+use crate::domain::customers::Username;
 
 /// The single writer already orders every write, so nothing is locked explicitly.
 impl Backend for Sqlite {

@@ -1,7 +1,7 @@
 //! What the service sends a customer, as it waits in the outbox: one kind of message with a
 //! purpose (a two-factor code, a security notice, …). The storage port
-//! ([`OutboxStore`](super::ports::OutboxStore)) and the delivery worker
-//! ([`Courier`](super::delivery::Courier)) both speak of these, so they live apart from both.
+//! ([`OutboxStore`](crate::domain::ports::OutboxStore)) and the delivery worker
+//! ([`Courier`](crate::domain::delivery::Courier)) both speak of these, so they live apart from both.
 //!
 //! Adding a message is a [`Content`] variant (what it carries) and its text in
 //! `delivery/render.rs`; the outbox, the claim, the retries and the adapters stay as they are.
@@ -9,9 +9,9 @@
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use super::customer::{Customer, CustomerId, TwoFactorMethod};
-use super::session::SessionId;
-use super::two_factor::{ChallengeId, NewChallenge};
+use crate::domain::credentials::challenge::{ChallengeId, NewChallenge};
+use crate::domain::customers::{Customer, CustomerId, TwoFactorMethod};
+use crate::domain::sessions::SessionId;
 
 /// A message in the outbox.
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ pub struct CodeContent {
     /// The pending session waiting for the code; once it ends, the message is no longer worth
     /// sending.
     pub session_id: SessionId,
-    /// The code, sealed by [`CodeSeal`](super::delivery::CodeSeal).
+    /// The code, sealed by [`CodeSeal`](crate::domain::delivery::CodeSeal).
     pub sealed_code: Vec<u8>,
     /// The code's validity, told to the customer in the message's text.
     pub valid_for_minutes: i64,

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use super::audit::{AuditEvent, AuditKind, Outcome};
-use super::customer::{Customer, NewCustomer, Username};
-use super::password::{Password, PasswordHasher};
-use super::ports::{Insertion, Store, StoreError, Taken};
 use crate::clock::Clock;
+use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
+use crate::domain::credentials::password::{Password, PasswordHasher};
+use crate::domain::customers::{Customer, NewCustomer, Username};
+use crate::domain::ports::{Insertion, Store, StoreError, Taken};
 
 /// Why an operator action failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ pub enum AccountError {
     Store(#[from] StoreError),
     /// The password could not be hashed.
     #[error("password hashing failed")]
-    Hash(#[from] super::password::HashError),
+    Hash(#[from] crate::domain::credentials::password::HashError),
 }
 
 /// Operator actions, each audited like the customer's own.

@@ -5,10 +5,10 @@
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
 
-use super::keys::KeyError;
+use crate::domain::keys::KeyError;
 use time::OffsetDateTime;
 
-super::opaque_id!(
+crate::domain::opaque_id!(
     /// An opaque device identifier, per customer.
     DeviceId
 );
@@ -40,7 +40,9 @@ impl DeviceKey {
     /// A key for device hashes derived from `secret`, so the secret itself is never reused.
     /// A key that cannot be derived is an error, never an unkeyed hash.
     pub fn derived_from(secret: &[u8]) -> Result<Self, KeyError> {
-        Ok(Self(Some(super::keys::purpose_mac(secret, DOMAIN)?)))
+        Ok(Self(Some(crate::domain::keys::purpose_mac(
+            secret, DOMAIN,
+        )?)))
     }
 
     /// The stored form of `fingerprint`: 64 hex digits.

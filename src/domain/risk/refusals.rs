@@ -23,9 +23,9 @@ use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
-use super::audit::{AuditEvent, AuditKind, Outcome, rfc3339};
-use super::client::ClientContext;
-use super::customer::Username;
+use crate::domain::audit::{AuditEvent, AuditKind, Outcome, rfc3339};
+use crate::domain::customers::Username;
+use crate::domain::risk::client::ClientContext;
 
 /// Keys counted at once with every dimension; as many again may keep only the username, and
 /// as many only the address.

@@ -18,8 +18,8 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use sha2::{Digest as _, Sha256};
 
-use super::InvalidValue;
-use super::ports::SharedCounter;
+use crate::domain::InvalidValue;
+use crate::domain::ports::SharedCounter;
 
 /// A rate such as `300/min`: that many requests, refilled evenly over the period, with a burst
 /// of the same size.

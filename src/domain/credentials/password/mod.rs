@@ -12,7 +12,7 @@ use argon2::password_hash::PasswordHash;
 use secrecy::{ExposeSecret, SecretString};
 
 use self::pool::{Done, Pool, Task};
-use super::InvalidValue;
+use crate::domain::InvalidValue;
 
 /// A password as typed by a customer. Its `Debug` prints `[REDACTED]`, so it cannot reach a log.
 #[derive(Debug, Clone)]

@@ -1,10 +1,16 @@
 //! Unusual logins: what makes one unusual against the customer's own history, and what the
 //! service does about it (`FINHUB_RISK_ACTION`).
 
+pub mod client;
+pub mod device;
+pub mod location;
+pub mod rate_limit;
+pub mod refusals;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::location::{Coordinates, Location};
+use crate::domain::risk::location::{Coordinates, Location};
 
 /// Why a login was judged unusual.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,13 +5,13 @@ use std::net::IpAddr;
 use unicode_normalization::UnicodeNormalization as _;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 
-use super::InvalidValue;
-use super::location::Location;
+use crate::domain::InvalidValue;
+use crate::domain::risk::location::Location;
 
 /// The device a customer says they are on. Fingerprints are the client's own opaque strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
-    /// The client's opaque string, hashed (see [`DeviceKey`](super::device::DeviceKey)) before
+    /// The client's opaque string, hashed (see [`DeviceKey`](crate::domain::risk::device::DeviceKey)) before
     /// anything stores it.
     pub fingerprint: String,
     /// The name the client gave, if any and if it passed [`DeviceName::parse`].

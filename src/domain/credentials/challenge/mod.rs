@@ -3,23 +3,23 @@
 //! The rules are decided here; the ones that concurrent requests could race are enforced
 //! atomically by the store, in one transaction each:
 //! - **guesses**: a challenge takes at most [`TwoFactorPolicy::max_attempts`] guesses, and each
-//!   wrong one counts towards the username's lock ([`super::lockout`]). Enforced by
-//!   [`TwoFactorStore::check_code`](super::ports::TwoFactorStore::check_code), which uses a
+//!   wrong one counts towards the username's lock ([`crate::domain::credentials::lockout`]). Enforced by
+//!   [`TwoFactorStore::check_code`](crate::domain::ports::TwoFactorStore::check_code), which uses a
 //!   guess with a conditional update (`attempts < max`) while holding the username's counters
 //!   and the session (`store/sql/two_factor.rs`, `use_attempt`);
 //! - **sends**: at most [`TwoFactorPolicy::max_sends`] codes per session, no sooner than
 //!   [`TwoFactorPolicy::resend_interval`] apart. Enforced by
-//!   [`TwoFactorStore::open_challenge`](super::ports::TwoFactorStore::open_challenge), which
+//!   [`TwoFactorStore::open_challenge`](crate::domain::ports::TwoFactorStore::open_challenge), which
 //!   counts the send and checks both limits in one conditional update.
 
 use std::fmt;
 
 use time::{Duration, OffsetDateTime};
 
-use super::InvalidValue;
-use super::audit::{AuditEvent, AuditKind, Outcome};
-use super::customer::{TwoFactorMethod, Username};
-use super::session::{Rotation, SessionId};
+use crate::domain::InvalidValue;
+use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
+use crate::domain::customers::{TwoFactorMethod, Username};
+use crate::domain::sessions::{Rotation, SessionId};
 
 mod code;
 
@@ -35,7 +35,7 @@ pub trait Answer: fmt::Debug + Send + Sync {
     fn is_right(&self, challenge: &Challenge) -> bool;
 }
 
-super::opaque_id!(
+crate::domain::opaque_id!(
     /// An opaque challenge identifier.
     ChallengeId
 );

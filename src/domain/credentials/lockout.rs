@@ -4,10 +4,10 @@
 //! The policy is decided here; the counting is enforced atomically by the store, so that no
 //! number of concurrent attempts from any number of instances gets more than `threshold`
 //! failures through before the lock:
-//! [`CustomerStore::record_failure`](super::ports::CustomerStore::record_failure) and the wrong
-//! code in [`TwoFactorStore::check_code`](super::ports::TwoFactorStore::check_code) count a
+//! [`CustomerStore::record_failure`](crate::domain::ports::CustomerStore::record_failure) and the wrong
+//! code in [`TwoFactorStore::check_code`](crate::domain::ports::TwoFactorStore::check_code) count a
 //! failure with one upsert while holding the username's lock (`store/sql/customers.rs`,
-//! `count_failure`), and [`SessionStore::start_session`](super::ports::SessionStore::start_session)
+//! `count_failure`), and [`SessionStore::start_session`](crate::domain::ports::SessionStore::start_session)
 //! checks the lock in the transaction that starts the session.
 
 use time::{Duration, OffsetDateTime};

@@ -1,9 +1,9 @@
 //! Checking the stored audit trail end to end.
 
-use super::audit::{
+use crate::domain::audit::{
     Anchor, AnchorBreak, AnchorKeys, AuditKind, ChainBreak, ChainSeal, ChainVerifier,
 };
-use super::ports::{AuditQuery, AuditStore, StoreError};
+use crate::domain::ports::{AuditQuery, AuditStore, StoreError};
 
 /// Why the trail could not be confirmed intact.
 #[derive(Debug, thiserror::Error)]

@@ -1,17 +1,19 @@
 //! Sessions and the rules that end them: lifetimes (pending, active, idle, absolute) are
 //! checked here on every call. Renewal rotates the refresh token; the store swaps it only if it
 //! is still the presented one
-//! ([`SessionStore::rotate_session`](super::ports::SessionStore::rotate_session), a conditional
+//! ([`SessionStore::rotate_session`](crate::domain::ports::SessionStore::rotate_session), a conditional
 //! update), so two renewals with one token cannot both win, and the retired token is kept so
 //! that presenting it again is seen as reuse (`domain/auth/renewal.rs`).
 
+pub mod token;
+
 use time::{Duration, OffsetDateTime};
 
-use super::client::ClientContext;
-use super::customer::CustomerId;
-use super::token::TokenHash;
+use crate::domain::customers::CustomerId;
+use crate::domain::risk::client::ClientContext;
+use crate::domain::sessions::token::TokenHash;
 
-super::opaque_id!(
+crate::domain::opaque_id!(
     /// An opaque session identifier.
     SessionId
 );

@@ -34,7 +34,7 @@ impl Coordinates {
     }
 }
 
-pub use super::ports::Locator;
+pub use crate::domain::ports::Locator;
 
 /// No location database: every address is nowhere in particular.
 #[derive(Debug, Default)]

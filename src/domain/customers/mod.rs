@@ -1,5 +1,7 @@
 //! Customers and the values that describe them.
 
+pub mod accounts;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -8,7 +10,7 @@ use time::OffsetDateTime;
 use unicode_normalization::UnicodeNormalization as _;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 
-use super::InvalidValue;
+use crate::domain::InvalidValue;
 
 /// A customer's login name: normalised (NFKC), trimmed and lower-cased once, here, so that every comparison and
 /// every failure counter keys on the same form.
@@ -243,7 +245,7 @@ impl FromStr for TwoFactorMethod {
     }
 }
 
-super::opaque_id!(
+crate::domain::opaque_id!(
     /// An opaque customer identifier.
     CustomerId
 );
@@ -325,5 +327,4 @@ impl NewCustomer {
 }
 
 #[cfg(test)]
-#[path = "customer_tests.rs"]
 mod tests;

@@ -1,0 +1,6 @@
+//! What a customer proves who they are with: the password, second factors and the challenges
+//! that ask for them, and the lockout that failures of either count towards.
+
+pub mod challenge;
+pub mod lockout;
+pub mod password;
