@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use crate::domain::credentials::password::Password;
 use crate::domain::customers::accounts::Accounts;
 use crate::domain::customers::{
-    CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
+    CustomerId, Email, KycStatus, PersonName, Phone, Profile, TwoFactorMethod, Username,
 };
 
 #[derive(Debug, Subcommand)]
@@ -77,7 +77,7 @@ fn parse_username(raw: &str) -> anyhow::Result<Username> {
 
 async fn create(args: CreateArgs, accounts: &Accounts) -> anyhow::Result<ExitCode> {
     let field = |name: &'static str| move |e: crate::domain::InvalidValue| anyhow!("--{name} {e}");
-    let customer = NewCustomer {
+    let profile = Profile {
         id: CustomerId::generate(),
         username: Username::parse(&args.username).map_err(field("username"))?,
         email: Email::parse(&args.email).map_err(field("email"))?,
@@ -93,7 +93,6 @@ async fn create(args: CreateArgs, accounts: &Accounts) -> anyhow::Result<ExitCod
             TwoFactorArg::Sms => Some(TwoFactorMethod::Sms),
             TwoFactorArg::Email => Some(TwoFactorMethod::Email),
         },
-        password_hash: String::new(),
     };
     let mut line = String::new();
     std::io::stdin()
@@ -102,8 +101,8 @@ async fn create(args: CreateArgs, accounts: &Accounts) -> anyhow::Result<ExitCod
         .context("reading the password from standard input")?;
     let password = Password::parse_new(line.trim_end_matches(['\r', '\n']).to_owned())
         .map_err(|e| anyhow!("the password {e}"))?;
-    let id = customer.id.clone();
-    accounts.create(customer, &password).await?;
+    let id = profile.id.clone();
+    accounts.create(profile, &password).await?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }

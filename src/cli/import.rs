@@ -16,7 +16,8 @@ use crate::domain::InvalidValue;
 use crate::domain::credentials::password::{Password, PasswordHasher, check_imported_hash};
 use crate::domain::customers::accounts::Accounts;
 use crate::domain::customers::{
-    CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
+    CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, Profile, TwoFactorMethod,
+    Username,
 };
 use crate::domain::ports::Insertion;
 
@@ -55,14 +56,28 @@ struct TwoFactorLine {
 /// A parsed line whose password may still need hashing.
 struct Pending {
     line: u64,
-    customer: NewCustomer,
-    password: Option<Password>,
+    profile: Profile,
+    password: Secret,
+}
+
+/// A line's password: given as a hash, or in plain text to hash.
+enum Secret {
+    Hash(String),
+    Plain(Password),
 }
 
 /// A customer ready to store, with the line it came from.
 struct Ready {
     line: u64,
     customer: NewCustomer,
+}
+
+impl Ready {
+    fn new(line: u64, profile: Profile, password_hash: String) -> anyhow::Result<Self> {
+        let customer = NewCustomer::new(profile, password_hash)
+            .map_err(|e| anyhow::anyhow!("line {line}: {e}"))?;
+        Ok(Self { line, customer })
+    }
 }
 
 fn parse_line(line_no: u64, text: &str) -> Result<Pending, String> {
@@ -97,18 +112,15 @@ fn parse_line(line_no: u64, text: &str) -> Result<Pending, String> {
         Some(_) => return Err("customerId must be 1 to 64 printable characters".into()),
         None => CustomerId::generate(),
     };
-    let (password, password_hash) = match (line.password, line.password_hash) {
-        (Some(p), None) => (
-            Some(Password::parse_new(p).map_err(f("password"))?),
-            String::new(),
-        ),
+    let password = match (line.password, line.password_hash) {
+        (Some(p), None) => Secret::Plain(Password::parse_new(p).map_err(f("password"))?),
         (None, Some(h)) => {
             check_imported_hash(&h).map_err(f("passwordHash"))?;
-            (None, h)
+            Secret::Hash(h)
         }
         _ => return Err("exactly one of password and passwordHash is required".into()),
     };
-    let customer = NewCustomer {
+    let profile = Profile {
         id,
         username: Username::parse(&line.username).map_err(f("username"))?,
         email: Email::parse(&line.email).map_err(f("email"))?,
@@ -127,12 +139,12 @@ fn parse_line(line_no: u64, text: &str) -> Result<Pending, String> {
             .parse::<KycStatus>()
             .map_err(f("kycStatus"))?,
         two_factor,
-        password_hash,
     };
-    customer.check().map_err(|e| e.to_string())?;
+    // Refused here, with its line, rather than after its password is hashed.
+    profile.first_factor().map_err(|e| e.to_string())?;
     Ok(Pending {
         line: line_no,
-        customer,
+        profile,
         password,
     })
 }
@@ -144,13 +156,13 @@ async fn hash_batch(hasher: &PasswordHasher, batch: Vec<Pending>) -> anyhow::Res
     let mut ready = Vec::with_capacity(batch.len());
     for Pending {
         line,
-        mut customer,
+        profile,
         password,
     } in batch
     {
         match password {
-            None => ready.push(Ready { line, customer }),
-            Some(password) => {
+            Secret::Hash(hash) => ready.push(Ready::new(line, profile, hash)?),
+            Secret::Plain(password) => {
                 // Keep no more hashes in flight than the pool has threads, so none is refused.
                 if tasks.len() >= hasher.workers()
                     && let Some(done) = tasks.join_next().await
@@ -158,10 +170,8 @@ async fn hash_batch(hasher: &PasswordHasher, batch: Vec<Pending>) -> anyhow::Res
                     ready.push(done.context("hashing task")??);
                 }
                 let hasher = hasher.clone();
-                tasks.spawn(async move {
-                    customer.password_hash = hasher.hash(&password).await?;
-                    Ok::<_, anyhow::Error>(Ready { line, customer })
-                });
+                tasks
+                    .spawn(async move { Ready::new(line, profile, hasher.hash(&password).await?) });
             }
         }
     }

@@ -8,7 +8,7 @@ use crate::config::Settings;
 use crate::domain::credentials::password::Password;
 use crate::domain::customers::accounts::AccountError;
 use crate::domain::customers::{
-    CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
+    CustomerId, Email, KycStatus, PersonName, Phone, Profile, TwoFactorMethod, Username,
 };
 use crate::startup::{Application, Jobs, Services, shutdown_signal};
 use crate::store::DatabaseKind;
@@ -130,7 +130,7 @@ async fn seed(
     if services.accounts.exists(&username).await? {
         return Ok(());
     }
-    let customer = NewCustomer {
+    let profile = Profile {
         id: CustomerId::generate(),
         email: Email::parse(username.as_str())?,
         username,
@@ -139,11 +139,10 @@ async fn seed(
         last_name: PersonName::parse(last)?,
         kyc_status: kyc,
         two_factor,
-        password_hash: String::new(),
     };
     match services
         .accounts
-        .create(customer, &Password::parse(DEMO_PASSWORD.into())?)
+        .create(profile, &Password::parse(DEMO_PASSWORD.into())?)
         .await
     {
         // Another process seeded it first: that is the idempotent outcome too.

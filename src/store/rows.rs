@@ -6,6 +6,7 @@ use anyhow::{Context as _, anyhow};
 use crate::clock::from_unix_millis;
 use crate::domain::audit::{AuditEvent, AuditKind, ChainedEvent, Outcome};
 use crate::domain::credentials::challenge::{Challenge, ChallengeId, ChallengeStatus, CodeHash};
+use crate::domain::credentials::factor::{Factor, FactorId, FactorKind};
 use crate::domain::credentials::lockout::LockoutRecord;
 use crate::domain::customers::{Customer, CustomerId, Email, PersonName, Phone, Username};
 use crate::domain::sessions::{Session, SessionId, SessionState};
@@ -25,27 +26,42 @@ pub struct CustomerRow {
     pub first_name: String,
     pub last_name: String,
     pub kyc_status: String,
-    pub two_factor_method: Option<String>,
     pub password_hash: String,
     pub last_login_at: Option<i64>,
+    /// The default factor's, from [`default_factor_join`]; `None` without one.
+    pub factor_id: Option<String>,
+    pub factor_method: Option<String>,
+    pub factor_address: Option<String>,
 }
 
-/// The columns of [`CustomerRow`], from `customers c`.
+/// The columns of [`CustomerRow`], from `customers c` and [`default_factor_join`].
 macro_rules! customer_columns {
     () => {
         "c.id, c.username, c.email, c.phone, c.first_name, c.last_name, c.kyc_status, \
-         c.two_factor_method, c.password_hash, c.last_login_at"
+         c.password_hash, c.last_login_at, f.id AS factor_id, f.method AS factor_method, \
+         f.address AS factor_address"
     };
 }
 pub(crate) use customer_columns;
 
-/// A static query reading [`CustomerRow`]s: `SELECT` its columns, then the rest of the query
-/// (which names `customers c`).
+/// Joins the default factor `f` of customer `c`, if they hold one: one indexed lookup
+/// (`factors_one_default`) beside the customer's row, so reading a customer stays one query.
+macro_rules! default_factor_join {
+    () => {
+        "LEFT JOIN factors f ON f.customer_id = c.id AND f.is_default = TRUE"
+    };
+}
+pub(crate) use default_factor_join;
+
+/// A static query reading [`CustomerRow`]s: `SELECT` its columns from `customers c` with
+/// [`default_factor_join`], then the rest of the query.
 macro_rules! select_customer {
     ($rest:literal) => {
         concat!(
             "SELECT ",
             $crate::store::rows::customer_columns!(),
+            " FROM customers c ",
+            $crate::store::rows::default_factor_join!(),
             " ",
             $rest
         )
@@ -71,12 +87,14 @@ impl TryFrom<CustomerRow> for Customer {
             first_name: PersonName::parse(&r.first_name).map_err(bad)?,
             last_name: PersonName::parse(&r.last_name).map_err(bad)?,
             kyc_status: r.kyc_status.parse().map_err(bad)?,
-            two_factor: r
-                .two_factor_method
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(bad)?,
+            factor: match (r.factor_id, r.factor_method) {
+                (Some(id), Some(method)) => Some(Factor {
+                    kind: FactorKind::from_stored(&method, r.factor_address.as_deref())
+                        .map_err(|_| corrupt("factor"))?,
+                    id: FactorId::from_stored(id),
+                }),
+                _ => None,
+            },
             password_hash: r.password_hash,
             last_login_at: r.last_login_at.map(from_unix_millis),
         })
@@ -142,6 +160,8 @@ macro_rules! select_session_with_customer {
             ", ",
             $crate::store::rows::customer_columns!(),
             " FROM sessions s JOIN customers c ON c.id = s.customer_id ",
+            $crate::store::rows::default_factor_join!(),
+            " ",
             $rest
         )
     };

@@ -9,7 +9,7 @@ use finhub_auth::clock::ManualClock;
 use finhub_auth::config::Settings;
 use finhub_auth::domain::credentials::password::Password;
 use finhub_auth::domain::customers::{
-    CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, TwoFactorMethod, Username,
+    CustomerId, Email, KycStatus, PersonName, Phone, Profile, TwoFactorMethod, Username,
 };
 use finhub_auth::startup::{Application, Jobs, Services};
 use reqwest::{Response, StatusCode};
@@ -155,7 +155,7 @@ impl TestApp {
         two_factor: Option<TwoFactorMethod>,
     ) -> Customer {
         let username = format!("{name}@example.com");
-        let customer = NewCustomer {
+        let profile = Profile {
             id: CustomerId::generate(),
             username: Username::parse(&username).expect("username"),
             email: Email::parse(&username).expect("email"),
@@ -164,13 +164,12 @@ impl TestApp {
             last_name: PersonName::parse("Tester").expect("name"),
             kyc_status: KycStatus::Verified,
             two_factor,
-            password_hash: String::new(),
         };
-        let id = customer.id.to_string();
+        let id = profile.id.to_string();
         self.services
             .accounts
             .create(
-                customer,
+                profile,
                 &Password::parse(PASSWORD.into()).expect("password"),
             )
             .await

@@ -1,5 +1,6 @@
 //! What a session may see of its customer: the rule of the restricted view.
 
+use crate::domain::credentials::factor::Factor;
 use crate::domain::customers::{Customer, CustomerId, TwoFactorMethod};
 use crate::domain::sessions::{Session, SessionState};
 
@@ -15,14 +16,18 @@ pub struct TwoFactorSettings {
 impl TwoFactorSettings {
     fn of(customer: &Customer) -> Self {
         Self {
-            method: customer.two_factor,
-            masked_destination: customer.two_factor.and_then(|m| customer.destination(m)),
+            method: customer.factor.as_ref().map(Factor::method),
+            masked_destination: customer.factor.as_ref().and_then(|f| f.kind.destination()),
         }
     }
 }
 
 /// The customer behind a session, as much of it as the session may see.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once per request and consumed by the response at once: boxing would only add an allocation"
+)]
 pub enum CustomerDetails {
     /// An ACTIVE session sees the whole record.
     Full {

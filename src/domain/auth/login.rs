@@ -207,7 +207,7 @@ impl AuthService {
         // Step-up: an unusual (or unjudgeable) login of a customer without 2FA owes a code by
         // e-mail.
         let step_up = judgement.needs_step_up(action);
-        let state = if customer.two_factor.is_some() || step_up {
+        let state = if customer.factor.is_some() || step_up {
             SessionState::TwoFactorPending
         } else {
             SessionState::Active

@@ -6,6 +6,7 @@ use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::challenge::{
     ChallengeId, CodeGuess, GuessOutcome, NewChallenge, OtpCode, SendOutcome,
 };
+use crate::domain::credentials::factor::FactorKind;
 use crate::domain::customers::{Customer, TwoFactorMethod};
 use crate::domain::delivery::SealedFor;
 use crate::domain::delivery::message::{DeliveryState, Message};
@@ -31,7 +32,15 @@ impl AuthService {
         let now = self.clock.now();
         self.refuse_if_locked(&customer, now).await?;
 
-        let (method, destination, address) = channel(&customer, method)?;
+        let factor = self.factor_for(&customer, method).await?;
+        let (method, destination, address) = match (factor.destination(), factor.address()) {
+            (Some(destination), Some(address)) => {
+                (factor.method(), destination, address.to_owned())
+            }
+            // Every method so far sends a code; one that does not (an authenticator app) will
+            // open its challenge with no message.
+            _ => return Err(not_held()),
+        };
         let policy = self.policies.two_factor;
         let code = OtpCode::generate()?;
         let challenge_id = ChallengeId::generate();
@@ -182,6 +191,37 @@ impl AuthService {
         }
     }
 
+    /// The factor a code goes by: always one the customer holds (their default unless they
+    /// name another method; their profile's mailbox for a customer without two-factor whose
+    /// login was stepped up), so that a stolen password cannot route the code to a channel the
+    /// customer never chose; naming any other is refused.
+    async fn factor_for(
+        &self,
+        customer: &Customer,
+        asked: Option<TwoFactorMethod>,
+    ) -> Result<FactorKind, AuthError> {
+        let Some(default) = &customer.factor else {
+            return match asked {
+                None | Some(TwoFactorMethod::Email) => {
+                    Ok(FactorKind::Email(customer.email.clone()))
+                }
+                Some(_) => Err(not_held()),
+            };
+        };
+        match asked {
+            None => Ok(default.kind.clone()),
+            Some(method) if method == default.method() => Ok(default.kind.clone()),
+            Some(method) => self
+                .store
+                .factors(&customer.id)
+                .await?
+                .into_iter()
+                .find(|f| f.method() == method)
+                .map(|f| f.kind)
+                .ok_or_else(not_held),
+        }
+    }
+
     async fn refuse_if_locked(
         &self,
         customer: &Customer,
@@ -218,27 +258,11 @@ fn moved(revoked: bool) -> AuthError {
     }
 }
 
-/// The channel a code goes by: always the customer's own (e-mail for a customer without
-/// two-factor whose login was stepped up), so that a stolen password cannot route the code to
-/// a channel the customer never chose; naming any other is refused. With the masked destination
-/// shown to the customer and the address the notifier needs.
-fn channel(
-    customer: &Customer,
-    asked: Option<TwoFactorMethod>,
-) -> Result<(TwoFactorMethod, String, String), AuthError> {
-    let method = customer.two_factor.unwrap_or(TwoFactorMethod::Email);
-    if asked.is_some_and(|asked| asked != method) {
-        return Err(AuthError::Invalid {
-            field: "method",
-            problem: InvalidValue("must be the customer's own two-factor method"),
-        });
-    }
-    match (customer.destination(method), customer.address(method)) {
-        (Some(destination), Some(address)) => Ok((method, destination, address.to_owned())),
-        _ => Err(AuthError::Invalid {
-            field: "method",
-            problem: InvalidValue("no phone number is on file for SMS"),
-        }),
+/// Refuses a method the customer does not hold.
+fn not_held() -> AuthError {
+    AuthError::Invalid {
+        field: "method",
+        problem: InvalidValue("must be the customer's own two-factor method"),
     }
 }
 

@@ -2,5 +2,6 @@
 //! that ask for them, and the lockout that failures of either count towards.
 
 pub mod challenge;
+pub mod factor;
 pub mod lockout;
 pub mod password;

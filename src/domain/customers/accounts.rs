@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::password::{Password, PasswordHasher};
-use crate::domain::customers::{Customer, NewCustomer, Username};
+use crate::domain::customers::{Customer, NewCustomer, Profile, Username};
 use crate::domain::ports::{Insertion, Store, StoreError, Taken};
 
 /// Why an operator action failed.
@@ -55,25 +55,21 @@ impl Accounts {
     }
 
     /// Creates one customer with a password to hash.
-    pub async fn create(
-        &self,
-        mut customer: NewCustomer,
-        password: &Password,
-    ) -> Result<(), AccountError> {
-        customer
-            .check()
-            .map_err(|e| AccountError::Invalid(e.to_string()))?;
-        customer.password_hash = self.hasher.hash(password).await?;
+    pub async fn create(&self, profile: Profile, password: &Password) -> Result<(), AccountError> {
+        let hash = self.hasher.hash(password).await?;
+        let customer =
+            NewCustomer::new(profile, hash).map_err(|e| AccountError::Invalid(e.to_string()))?;
+        let profile = customer.profile();
         match self
             .store
             .insert_customer(&customer, &self.created_event(&customer))
             .await
         {
             Err(StoreError::Conflict(Taken::CustomerId)) => {
-                Err(AccountError::CustomerIdTaken(customer.id.to_string()))
+                Err(AccountError::CustomerIdTaken(profile.id.to_string()))
             }
             Err(StoreError::Conflict(Taken::Username | Taken::Other)) => {
-                Err(AccountError::UsernameTaken(customer.username.to_string()))
+                Err(AccountError::UsernameTaken(profile.username.to_string()))
             }
             other => Ok(other?),
         }
@@ -140,7 +136,7 @@ impl Accounts {
             Outcome::Success,
             self.clock.now(),
         )
-        .username(&customer.username)
-        .customer(&customer.id)
+        .username(&customer.profile().username)
+        .customer(&customer.profile().id)
     }
 }

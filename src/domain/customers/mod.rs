@@ -11,6 +11,7 @@ use unicode_normalization::UnicodeNormalization as _;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 
 use crate::domain::InvalidValue;
+use crate::domain::credentials::factor::{Factor, FactorKind};
 
 /// A customer's login name: normalised (NFKC), trimmed and lower-cased once, here, so that every comparison and
 /// every failure counter keys on the same form.
@@ -259,7 +260,7 @@ pub struct Customer {
     pub username: Username,
     /// Where e-mail codes and security notices go.
     pub email: Email,
-    /// Where SMS codes go; needed for SMS two-factor.
+    /// The profile's phone number.
     pub phone: Option<Phone>,
     /// Given name.
     pub first_name: PersonName,
@@ -267,42 +268,25 @@ pub struct Customer {
     pub last_name: PersonName,
     /// Know-your-customer standing, shown to the customer.
     pub kyc_status: KycStatus,
-    /// The second factor, if the customer has one.
-    pub two_factor: Option<TwoFactorMethod>,
+    /// The default second factor; `None`: two-factor is off.
+    pub factor: Option<Factor>,
     /// An argon2 PHC string; never leaves the store and the password module.
     pub password_hash: String,
     /// When the customer's last completed login was.
     pub last_login_at: Option<OffsetDateTime>,
 }
 
-impl Customer {
-    /// The masked address a code for `method` goes to, if the customer has one.
-    pub fn destination(&self, method: TwoFactorMethod) -> Option<String> {
-        match method {
-            TwoFactorMethod::Sms => self.phone.as_ref().map(Phone::masked),
-            TwoFactorMethod::Email => Some(self.email.masked()),
-        }
-    }
-
-    /// The unmasked address, for the notifier only.
-    pub fn address(&self, method: TwoFactorMethod) -> Option<&str> {
-        match method {
-            TwoFactorMethod::Sms => self.phone.as_ref().map(Phone::as_str),
-            TwoFactorMethod::Email => Some(self.email.as_str()),
-        }
-    }
-}
-
-/// A customer about to be created, with the password already hashed.
+/// Who a new customer is: everything the operator (or an import, or the demo) gives but the
+/// password.
 #[derive(Debug, Clone)]
-pub struct NewCustomer {
+pub struct Profile {
     /// Chosen by the caller: an import may carry the id of the system it comes from.
     pub id: CustomerId,
     /// The login name, normalised.
     pub username: Username,
     /// Where e-mail codes and security notices go.
     pub email: Email,
-    /// Where SMS codes go; needed for SMS two-factor.
+    /// The profile's phone number; needed for SMS two-factor.
     pub phone: Option<Phone>,
     /// Given name.
     pub first_name: PersonName,
@@ -310,19 +294,59 @@ pub struct NewCustomer {
     pub last_name: PersonName,
     /// Know-your-customer standing.
     pub kyc_status: KycStatus,
-    /// The second factor, if any.
+    /// The second factor to hold, for the profile's phone or e-mail; `None`: two-factor off.
     pub two_factor: Option<TwoFactorMethod>,
-    /// An argon2 PHC string.
-    pub password_hash: String,
+}
+
+impl Profile {
+    /// The first factor the customer will hold: `two_factor` for the profile's phone or
+    /// e-mail. SMS two-factor without a phone number is refused.
+    pub fn first_factor(&self) -> Result<Option<FactorKind>, InvalidValue> {
+        match self.two_factor {
+            None => Ok(None),
+            Some(TwoFactorMethod::Email) => Ok(Some(FactorKind::Email(self.email.clone()))),
+            Some(TwoFactorMethod::Sms) => match &self.phone {
+                Some(phone) => Ok(Some(FactorKind::Sms(phone.clone()))),
+                None => Err(InvalidValue("SMS two-factor needs a phone number")),
+            },
+        }
+    }
+}
+
+/// A customer ready to be stored: a profile whose rules hold, the password's hash and the
+/// first factor. The only way to make one is [`NewCustomer::new`], so no customer is stored
+/// without a real hash or with a factor its profile cannot serve.
+#[derive(Debug, Clone)]
+pub struct NewCustomer {
+    profile: Profile,
+    password_hash: String,
+    factor: Option<Factor>,
 }
 
 impl NewCustomer {
-    /// Checks the one rule that spans fields: SMS 2FA needs a phone number.
-    pub fn check(&self) -> Result<(), InvalidValue> {
-        if self.two_factor == Some(TwoFactorMethod::Sms) && self.phone.is_none() {
-            return Err(InvalidValue("SMS two-factor needs a phone number"));
-        }
-        Ok(())
+    /// `profile` with the argon2 PHC string of its password (hashed here or imported).
+    pub fn new(profile: Profile, password_hash: String) -> Result<Self, InvalidValue> {
+        let factor = profile.first_factor()?.map(Factor::new);
+        Ok(Self {
+            profile,
+            password_hash,
+            factor,
+        })
+    }
+
+    /// Who the customer is.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// An argon2 PHC string.
+    pub fn password_hash(&self) -> &str {
+        &self.password_hash
+    }
+
+    /// The factor the customer starts with, its default.
+    pub fn factor(&self) -> Option<&Factor> {
+        self.factor.as_ref()
     }
 }
 

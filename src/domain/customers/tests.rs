@@ -87,3 +87,42 @@ fn kyc_and_method_parse_case_insensitively() {
     );
     assert!("maybe".parse::<KycStatus>().is_err());
 }
+
+fn profile(phone: Option<&str>, two_factor: Option<TwoFactorMethod>) -> Profile {
+    Profile {
+        id: CustomerId::generate(),
+        username: Username::parse("alice@example.com").unwrap(),
+        email: Email::parse("alice@example.com").unwrap(),
+        phone: phone.map(|p| Phone::parse(p).unwrap()),
+        first_name: PersonName::parse("Alice").unwrap(),
+        last_name: PersonName::parse("Tester").unwrap(),
+        kyc_status: KycStatus::Verified,
+        two_factor,
+    }
+}
+
+#[test]
+fn a_new_customer_holds_the_factor_its_profile_names_for_its_own_phone_or_mailbox() {
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned();
+    let by_sms = NewCustomer::new(
+        profile(Some("+447700900123"), Some(TwoFactorMethod::Sms)),
+        hash.clone(),
+    )
+    .unwrap();
+    assert_eq!(
+        by_sms.factor().map(|f| &f.kind),
+        Some(&FactorKind::Sms(Phone::parse("+447700900123").unwrap()))
+    );
+    let by_email = NewCustomer::new(profile(None, Some(TwoFactorMethod::Email)), hash.clone());
+    assert_eq!(
+        by_email.unwrap().factor().map(|f| &f.kind),
+        Some(&FactorKind::Email(
+            Email::parse("alice@example.com").unwrap()
+        ))
+    );
+    let without = NewCustomer::new(profile(Some("+447700900123"), None), hash.clone());
+    assert!(without.unwrap().factor().is_none());
+    // SMS two-factor with no phone to send to is refused, not stored as a factor that cannot
+    // be used.
+    assert!(NewCustomer::new(profile(None, Some(TwoFactorMethod::Sms)), hash).is_err());
+}

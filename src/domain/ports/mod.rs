@@ -8,6 +8,7 @@
 
 mod audit;
 mod customers;
+mod factors;
 mod housekeeping;
 mod location;
 mod notifier;
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 
 pub use audit::{AuditQuery, AuditStore};
 pub use customers::{CustomerStore, FailureOutcome, Insertion};
+pub use factors::FactorStore;
 pub use housekeeping::HousekeepingStore;
 pub use location::Locator;
 pub use notifier::{Notifier, NotifyError, Outgoing};
@@ -73,6 +75,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[async_trait]
 pub trait Store:
     CustomerStore
+    + FactorStore
     + SessionStore
     + TwoFactorStore
     + OutboxStore

@@ -14,8 +14,8 @@ use crate::domain::ports::{
 use crate::store::backend::{Backend, query};
 use crate::store::rows::{CustomerRow, LockoutRow, select_customer};
 
-const CUSTOMER_BY_USERNAME: &str = select_customer!("FROM customers c WHERE c.username = $1");
-const CUSTOMER_BY_ID: &str = select_customer!("FROM customers c WHERE c.id = $1");
+const CUSTOMER_BY_USERNAME: &str = select_customer!("WHERE c.username = $1");
+const CUSTOMER_BY_ID: &str = select_customer!("WHERE c.id = $1");
 const SELECT_LOCKOUT: &str =
     "SELECT failures, lock_count, locked_until, operator_locked FROM lockouts WHERE username = $1";
 

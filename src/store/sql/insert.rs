@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::Tx;
+use super::{Tx, factors};
 use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
 use crate::domain::customers::NewCustomer;
@@ -15,9 +15,14 @@ const INSERT: &str = "INSERT INTO customers (id, username, email, phone, first_n
 const COLUMNS: usize = 10;
 /// Typical rows (~250 bytes of values) keep a statement within one TLS record (see "Batch
 /// sizes" in `store/backend.rs`).
-const ROWS_PER_STATEMENT: usize = 40;
+pub(super) const ROWS_PER_STATEMENT: usize = 40;
 
-fn bind_customer<B: Backend>(insert: Query<B>, c: &NewCustomer, created_at: i64) -> Query<B> {
+fn bind_customer<B: Backend>(
+    insert: Query<B>,
+    customer: &NewCustomer,
+    created_at: i64,
+) -> Query<B> {
+    let c = customer.profile();
     insert
         .bind(c.id.as_str())
         .bind(c.username.as_str())
@@ -26,8 +31,10 @@ fn bind_customer<B: Backend>(insert: Query<B>, c: &NewCustomer, created_at: i64)
         .bind(c.first_name.as_str())
         .bind(c.last_name.as_str())
         .bind(c.kyc_status.as_str())
-        .bind(c.two_factor.map(|m| m.as_str()))
-        .bind(c.password_hash.as_str())
+        // No longer read (the factor is): written while an instance of the previous version
+        // may still read it, during a rolling upgrade.
+        .bind(customer.factor().map(|f| f.method().as_str()))
+        .bind(customer.password_hash())
         .bind(created_at)
 }
 
@@ -45,6 +52,7 @@ pub(super) async fn one<B: Backend>(
         .execute(tx)
         .await?;
     if inserted == 1 {
+        factors::insert_first(tx, &[(c, created_at)]).await?;
         return Ok(Insertion::Inserted);
     }
     why_not_inserted(tx, c).await
@@ -53,6 +61,7 @@ pub(super) async fn one<B: Backend>(
 /// Why a customer was not inserted. The same customer imported again (same customerId and
 /// username) counts as its username existing.
 async fn why_not_inserted<B: Backend>(tx: &mut Tx<B>, c: &NewCustomer) -> StoreResult<Insertion> {
+    let c = c.profile();
     let holder: Option<(String,)> = query::<B>("SELECT username FROM customers WHERE id = $1")
         .bind(c.id.as_str())
         .fetch_optional(tx)
@@ -73,8 +82,8 @@ pub(super) async fn batch<B: Backend>(
     let (mut ids, mut usernames) = (HashSet::new(), HashSet::new());
     let (mut distinct, mut repeated) = (Vec::new(), Vec::new());
     for (i, (c, _)) in batch.iter().enumerate() {
-        let new_id = ids.insert(c.id.as_str());
-        let new_username = usernames.insert(c.username.as_str());
+        let new_id = ids.insert(c.profile().id.as_str());
+        let new_username = usernames.insert(c.profile().username.as_str());
         if new_id && new_username {
             distinct.push(i);
         } else {
@@ -94,14 +103,17 @@ pub(super) async fn batch<B: Backend>(
         }
         let inserted: Vec<(String,)> = insert.fetch_all(tx).await?;
         let inserted: HashSet<String> = inserted.into_iter().map(|(id,)| id).collect();
+        let mut new_customers = Vec::with_capacity(rows.len());
         for &i in rows {
-            let c = &batch[i].0;
-            outcomes[i] = if inserted.contains(c.id.as_str()) {
+            let (c, event) = &batch[i];
+            outcomes[i] = if inserted.contains(c.profile().id.as_str()) {
+                new_customers.push((c, to_unix_millis(event.at)));
                 Insertion::Inserted
             } else {
                 why_not_inserted(tx, c).await?
             };
         }
+        factors::insert_first(tx, &new_customers).await?;
     }
     for i in repeated {
         let (c, event) = &batch[i];

@@ -8,6 +8,7 @@
 mod audit;
 mod customers;
 mod devices;
+mod factors;
 mod housekeeping;
 mod insert;
 mod outbox;

@@ -144,9 +144,11 @@ fn customer_at(row: &Row<'_>, i: usize) -> rusqlite::Result<CustomerRow> {
         first_name: row.get(i + 4)?,
         last_name: row.get(i + 5)?,
         kyc_status: row.get(i + 6)?,
-        two_factor_method: row.get(i + 7)?,
-        password_hash: row.get(i + 8)?,
-        last_login_at: row.get(i + 9)?,
+        password_hash: row.get(i + 7)?,
+        last_login_at: row.get(i + 8)?,
+        factor_id: row.get(i + 9)?,
+        factor_method: row.get(i + 10)?,
+        factor_address: row.get(i + 11)?,
     })
 }
 
@@ -205,9 +207,11 @@ mod tests {
                 "c.first_name",
                 "c.last_name",
                 "c.kyc_status",
-                "c.two_factor_method",
                 "c.password_hash",
-                "c.last_login_at"
+                "c.last_login_at",
+                "factor_id",
+                "factor_method",
+                "factor_address"
             ]
         );
     }
