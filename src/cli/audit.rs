@@ -15,7 +15,7 @@ use ed25519_dalek::pkcs8::DecodePublicKey as _;
 use crate::clock::{Clock as _, SystemClock};
 use crate::domain::audit::trail;
 use crate::domain::audit::{Anchor, AnchorKeys, ChainSeal, ChainedEvent};
-use crate::domain::ports::{AuditQuery, AuditStore};
+use crate::domain::ports::AuditStore;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -52,8 +52,6 @@ fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
         .map_err(|_| format!("`{raw}` is not an RFC 3339 time such as 2026-11-24T10:00:00Z"))
 }
 
-const PAGE: u32 = 1000;
-
 pub async fn run(
     cmd: AuditCommand,
     store: &dyn AuditStore,
@@ -65,13 +63,7 @@ pub async fn run(
         AuditCommand::Export { since } => {
             let mut after = 0;
             loop {
-                let page = store
-                    .audit_events(AuditQuery {
-                        after_seq: after,
-                        since: Some(since),
-                        limit: PAGE,
-                    })
-                    .await?;
+                let page = trail::page_after(store, after, Some(since)).await?;
                 let Some(last) = page.last() else { break };
                 after = last.seq;
                 print_events(&page)?;
@@ -107,13 +99,7 @@ async fn tail(store: &dyn AuditStore, lines: u32, follow: bool) -> anyhow::Resul
         after = store.audit_head().await?.0;
     }
     loop {
-        let page = store
-            .audit_events(AuditQuery {
-                after_seq: after,
-                since: None,
-                limit: PAGE,
-            })
-            .await?;
+        let page = trail::page_after(store, after, None).await?;
         match page.last() {
             Some(last) => {
                 after = last.seq;

@@ -99,11 +99,7 @@ impl AuditSection {
     /// How the audit chain is sealed; a key from which the chain's key cannot be derived stops
     /// start-up rather than leave the chain unkeyed.
     pub fn chain_seal(&self) -> Result<ChainSeal, ConfigError> {
-        match &self.key {
-            Some(key) => ChainSeal::keyed(key.expose_secret().as_bytes())
-                .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}"))),
-            None => Ok(ChainSeal::unkeyed()),
-        }
+        self.derived_or_unkeyed(ChainSeal::keyed, ChainSeal::unkeyed)
     }
 
     /// The keys anchors are signed with: the Ed25519 key of `anchor_key_file` when one is
@@ -143,20 +139,26 @@ impl AuditSection {
     /// Device fingerprints are hashed under a key derived from the audit key, when there is one
     /// (a key that cannot be derived stops start-up, never an unkeyed fallback).
     pub fn device_key(&self) -> Result<DeviceKey, ConfigError> {
-        match &self.key {
-            Some(key) => DeviceKey::derived_from(key.expose_secret().as_bytes())
-                .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}"))),
-            None => Ok(DeviceKey::unkeyed()),
-        }
+        self.derived_or_unkeyed(DeviceKey::derived_from, DeviceKey::unkeyed)
     }
 
     /// Codes are stored as HMACs under a key derived from the audit key, when there is one
     /// (without one, plain SHA-256, as start-up warns).
     pub fn code_key(&self) -> Result<CodeKey, ConfigError> {
+        self.derived_or_unkeyed(CodeKey::derived_from, CodeKey::unkeyed)
+    }
+
+    /// A key derived from the audit key by `derive`, or `unkeyed()` when there is no audit key.
+    /// A key that cannot be derived is an error, never a fallback to `unkeyed()`.
+    fn derived_or_unkeyed<K, E: std::fmt::Display>(
+        &self,
+        derive: impl FnOnce(&[u8]) -> Result<K, E>,
+        unkeyed: impl FnOnce() -> K,
+    ) -> Result<K, ConfigError> {
         match &self.key {
-            Some(key) => CodeKey::derived_from(key.expose_secret().as_bytes())
+            Some(key) => derive(key.expose_secret().as_bytes())
                 .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}"))),
-            None => Ok(CodeKey::unkeyed()),
+            None => Ok(unkeyed()),
         }
     }
 }

@@ -210,7 +210,7 @@ pub struct NotifierSection {
     /// the API while others deliver; at least one instance must).
     pub delivery_worker: bool,
     /// The SMTP relay (`live`): it may hold a password, so it is never printed.
-    #[serde(rename = "smtp_url", serialize_with = "super::records::unset")]
+    #[serde(serialize_with = "super::records::unset")]
     pub smtp_url: Option<SecretString>,
     /// The sender address of e-mails.
     pub smtp_from: Option<String>,
@@ -223,10 +223,7 @@ pub struct NotifierSection {
     /// The SMS gateway's endpoint (`live`).
     pub sms_gateway_url: Option<String>,
     /// The key that signs requests to the SMS gateway.
-    #[serde(
-        rename = "sms_gateway_secret",
-        serialize_with = "super::records::unset"
-    )]
+    #[serde(serialize_with = "super::records::unset")]
     pub sms_gateway_secret: Option<SecretString>,
 }
 

@@ -18,6 +18,14 @@ fn load_error() -> String {
     Settings::load(None).unwrap_err().to_string()
 }
 
+/// Writes `contents` to the settings file `file` in `jail`; why loading it is refused.
+fn file_error(jail: &figment::Jail, file: &str, contents: &str) -> figment::error::Result<String> {
+    jail.create_file(file, contents)?;
+    Ok(Settings::load(Some(Path::new(file)))
+        .unwrap_err()
+        .to_string())
+}
+
 #[test]
 fn durations_take_the_documented_forms() {
     assert_eq!(parse_duration("90s").unwrap(), Duration::seconds(90));
@@ -162,10 +170,7 @@ fn the_lockout_maximum_is_never_below_the_first_lock() {
 #[test]
 fn unknown_keys_in_the_file_are_refused_and_half_a_tls_configuration_too() {
     figment::Jail::expect_with(|jail| {
-        jail.create_file("typo.toml", "sesion_ttl = \"1h\"\n")?;
-        let err = Settings::load(Some(Path::new("typo.toml")))
-            .unwrap_err()
-            .to_string();
+        let err = file_error(jail, "typo.toml", "sesion_ttl = \"1h\"\n")?;
         assert_eq!(err, "unknown setting `sesion_ttl` in typo.toml");
 
         jail.create_file("mail.toml", "smtp_from = \"auth@finhub.example\"\n")?;
@@ -178,7 +183,7 @@ fn unknown_keys_in_the_file_are_refused_and_half_a_tls_configuration_too() {
 
         // Half a TLS configuration never falls back to plain HTTP.
         jail.set_env("FINHUB_TLS_CERT", "/etc/cert.pem");
-        let err = Settings::load(None).unwrap_err().to_string();
+        let err = load_error();
         assert!(
             err.contains("FINHUB_TLS_CERT and FINHUB_TLS_KEY go together"),
             "{err}"
@@ -295,10 +300,7 @@ fn a_value_out_of_range_says_what_the_setting_allows() {
 #[test]
 fn a_value_of_the_wrong_type_says_what_is_expected() {
     figment::Jail::expect_with(|jail| {
-        jail.create_file("types.toml", "session_ttl = true\n")?;
-        let err = Settings::load(Some(Path::new("types.toml")))
-            .unwrap_err()
-            .to_string();
+        let err = file_error(jail, "types.toml", "session_ttl = true\n")?;
         assert_eq!(err, "FINHUB_SESSION_TTL: expected text or a whole number");
         Ok(())
     });

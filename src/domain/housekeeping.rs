@@ -66,57 +66,58 @@ impl Housekeeper {
     pub async fn run_once(&self) -> StoreResult<Purged> {
         let now = self.clock.now();
         let batch = self.policy.batch.max(1);
-        let mut purged = Purged::default();
-        for _ in 0..MAX_BATCHES {
-            let n = self
-                .store
-                .purge_sessions(now - self.policy.sessions, batch)
-                .await?;
-            purged.sessions += n;
-            if n < u64::from(batch) {
-                break;
-            }
-        }
-        for _ in 0..MAX_BATCHES {
-            let n = self
-                .store
-                .purge_lockouts(now - self.policy.lockouts, batch)
-                .await?;
-            purged.lockouts += n;
-            if n < u64::from(batch) {
-                break;
-            }
-        }
-        for _ in 0..MAX_BATCHES {
-            let n = self
-                .store
-                .purge_notices(now - self.policy.sessions, batch)
-                .await?;
-            purged.notices += n;
-            if n < u64::from(batch) {
-                break;
-            }
-        }
+        let store = &self.store;
+        let mut purged = Purged {
+            sessions: in_batches(batch, || {
+                store.purge_sessions(now - self.policy.sessions, batch)
+            })
+            .await?,
+            lockouts: in_batches(batch, || {
+                store.purge_lockouts(now - self.policy.lockouts, batch)
+            })
+            .await?,
+            notices: in_batches(batch, || {
+                store.purge_notices(now - self.policy.sessions, batch)
+            })
+            .await?,
+            audit_events: 0,
+        };
         if let Some(retention) = self.policy.audit {
-            for _ in 0..MAX_BATCHES {
+            purged.audit_events = in_batches(batch, || async move {
+                // Each batch is recorded as its own purge, under its own event id.
                 let event = AuditEvent::new(AuditKind::AuditPurged, Outcome::Success, now)
                     .reason("retention")
                     .detail("retentionSeconds", retention.whole_seconds());
-                let n = self
-                    .store
-                    .purge_audit(now - retention, batch, &event)
-                    .await?;
-                purged.audit_events += n;
-                if n < u64::from(batch) {
-                    break;
-                }
-            }
+                store.purge_audit(now - retention, batch, &event).await
+            })
+            .await?;
         }
-        metrics::counter!("finhub_purged_total", "kind" => "sessions").increment(purged.sessions);
-        metrics::counter!("finhub_purged_total", "kind" => "lockouts").increment(purged.lockouts);
-        metrics::counter!("finhub_purged_total", "kind" => "notices").increment(purged.notices);
-        metrics::counter!("finhub_purged_total", "kind" => "audit_events")
-            .increment(purged.audit_events);
+        for (kind, n) in [
+            ("sessions", purged.sessions),
+            ("lockouts", purged.lockouts),
+            ("notices", purged.notices),
+            ("audit_events", purged.audit_events),
+        ] {
+            metrics::counter!("finhub_purged_total", "kind" => kind).increment(n);
+        }
         Ok(purged)
     }
+}
+
+/// Runs `purge` until a batch comes back short, or [`MAX_BATCHES`] times; returns how many rows
+/// it removed in all.
+async fn in_batches<F, Fut>(batch: u32, mut purge: F) -> StoreResult<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = StoreResult<u64>>,
+{
+    let mut removed = 0;
+    for _ in 0..MAX_BATCHES {
+        let n = purge().await?;
+        removed += n;
+        if n < u64::from(batch) {
+            break;
+        }
+    }
+    Ok(removed)
 }

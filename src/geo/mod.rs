@@ -60,26 +60,31 @@ mod any_width {
         }
 
         fn visit_u64<E: Error>(self, v: u64) -> Result<Self::Value, E> {
-            u32::try_from(v)
-                .map(Some)
-                .map_err(|_| E::custom(format!("{v} does not fit 32 bits")))
+            narrow(v, "does not fit 32 bits")
         }
 
         fn visit_u128<E: Error>(self, v: u128) -> Result<Self::Value, E> {
-            u32::try_from(v)
-                .map(Some)
-                .map_err(|_| E::custom(format!("{v} does not fit 32 bits")))
+            narrow(v, "does not fit 32 bits")
         }
 
         fn visit_i64<E: Error>(self, v: i64) -> Result<Self::Value, E> {
-            u32::try_from(v)
-                .map(Some)
-                .map_err(|_| E::custom(format!("{v} is not an unsigned 32-bit value")))
+            narrow(v, "is not an unsigned 32-bit value")
         }
 
         fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
             Ok(None)
         }
+    }
+
+    /// `v` as a u32, or an error saying it `problem`.
+    fn narrow<V, E>(v: V, problem: &str) -> Result<Option<u32>, E>
+    where
+        V: TryInto<u32> + Copy + fmt::Display,
+        E: Error,
+    {
+        v.try_into()
+            .map(Some)
+            .map_err(|_| E::custom(format!("{v} {problem}")))
     }
 
     /// u16, u32, u64 or u128 (and a non-negative int32) as a u32.

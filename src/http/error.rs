@@ -59,13 +59,7 @@ impl ApiError {
         use StatusCode as S;
         match self {
             Self::Auth(e) => auth_problem(e),
-            Self::MissingToken => Problem::new(
-                S::UNAUTHORIZED,
-                "UNAUTHENTICATED",
-                "Unauthenticated",
-                "this call needs a bearer token",
-            )
-            .challenge(BEARER),
+            Self::MissingToken => unauthenticated("this call needs a bearer token", BEARER),
             Self::Validation(errors) => Problem::new(
                 S::BAD_REQUEST,
                 "VALIDATION_ERROR",
@@ -76,25 +70,17 @@ impl ApiError {
             Self::Malformed { status, detail } => {
                 Problem::new(*status, "MALFORMED_REQUEST", "Malformed request", *detail)
             }
-            Self::NotFound => Problem::new(
-                S::NOT_FOUND,
-                "NOT_FOUND",
-                "Not found",
-                "no such route or resource",
-            ),
+            Self::NotFound => not_found(),
             Self::MethodNotAllowed => Problem::new(
                 S::METHOD_NOT_ALLOWED,
                 "METHOD_NOT_ALLOWED",
                 "Method not allowed",
                 "this route does not accept that method",
             ),
-            Self::Timeout => Problem::new(
-                S::SERVICE_UNAVAILABLE,
-                "SERVICE_UNAVAILABLE",
-                "Service unavailable",
+            Self::Timeout => unavailable(
                 "the request took too long; retry later",
-            )
-            .retry_after(Duration::seconds(1)),
+                Duration::seconds(1),
+            ),
             Self::Internal(_) => internal(),
         }
     }
@@ -107,6 +93,49 @@ fn internal() -> Problem {
         "Internal error",
         "an unexpected error occurred; quote the requestId to support",
     )
+}
+
+/// Whether no route matched or the domain found no such resource: the client cannot tell which.
+fn not_found() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "Not found",
+        "no such route or resource",
+    )
+}
+
+/// A missing or unusable token, with the `WWW-Authenticate` challenge that says which.
+fn unauthenticated(detail: &'static str, challenge: &'static str) -> Problem {
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+        "Unauthenticated",
+        detail,
+    )
+    .challenge(challenge)
+}
+
+/// Refused for now: `code` says which limit was reached, and the client may retry after
+/// `retry_after`.
+fn too_many_requests(
+    code: &'static str,
+    title: &'static str,
+    detail: &'static str,
+    retry_after: Duration,
+) -> Problem {
+    Problem::new(StatusCode::TOO_MANY_REQUESTS, code, title, detail).retry_after(retry_after)
+}
+
+/// Worth retrying after `retry_after`; `detail` says what is short.
+fn unavailable(detail: &'static str, retry_after: Duration) -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+        "Service unavailable",
+        detail,
+    )
+    .retry_after(retry_after)
 }
 
 fn auth_problem(e: &AuthError) -> Problem {
@@ -131,13 +160,10 @@ fn auth_problem(e: &AuthError) -> Problem {
                 None => p,
             }
         }
-        AuthError::Unauthenticated => Problem::new(
-            S::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "Unauthenticated",
+        AuthError::Unauthenticated => unauthenticated(
             "the token is missing, malformed, unknown or revoked",
-        )
-        .challenge(BEARER_INVALID),
+            BEARER_INVALID,
+        ),
         AuthError::SessionExpired => Problem::new(
             S::UNAUTHORIZED,
             "SESSION_EXPIRED",
@@ -151,12 +177,7 @@ fn auth_problem(e: &AuthError) -> Problem {
             "Two-factor authentication required",
             "complete two-factor authentication first",
         ),
-        AuthError::NotFound => Problem::new(
-            S::NOT_FOUND,
-            "NOT_FOUND",
-            "Not found",
-            "no such route or resource",
-        ),
+        AuthError::NotFound => not_found(),
         AuthError::TwoFactorNotPending => Problem::new(
             S::CONFLICT,
             "TWO_FACTOR_NOT_PENDING",
@@ -176,37 +197,29 @@ fn auth_problem(e: &AuthError) -> Problem {
             "Code expired",
             "the code is no longer valid; request a new one",
         ),
-        AuthError::TooManyAttempts { retry_after } => Problem::new(
-            S::TOO_MANY_REQUESTS,
+        AuthError::TooManyAttempts { retry_after } => too_many_requests(
             "TOO_MANY_2FA_ATTEMPTS",
             "Too many attempts",
             "too many codes were tried or sent",
-        )
-        .retry_after(*retry_after),
-        AuthError::RateLimited { retry_after } => Problem::new(
-            S::TOO_MANY_REQUESTS,
+            *retry_after,
+        ),
+        AuthError::RateLimited { retry_after } => too_many_requests(
             "RATE_LIMITED",
             "Too many requests",
             "the request rate is over the limit; retry later",
-        )
-        .retry_after(*retry_after),
+            *retry_after,
+        ),
         AuthError::Invalid { field, problem } => {
             ApiError::Validation(vec![FieldError::new(*field, problem.0)]).problem()
         }
-        AuthError::Overloaded => Problem::new(
-            S::SERVICE_UNAVAILABLE,
-            "SERVICE_UNAVAILABLE",
-            "Service unavailable",
+        AuthError::Overloaded => unavailable(
             "too many logins are in progress; retry shortly",
-        )
-        .retry_after(Duration::seconds(1)),
-        AuthError::Unavailable(_) => Problem::new(
-            S::SERVICE_UNAVAILABLE,
-            "SERVICE_UNAVAILABLE",
-            "Service unavailable",
+            Duration::seconds(1),
+        ),
+        AuthError::Unavailable(_) => unavailable(
             "the service cannot reach its store; retry later",
-        )
-        .retry_after(Duration::seconds(5)),
+            Duration::seconds(5),
+        ),
         AuthError::Internal(_) => internal(),
     }
 }

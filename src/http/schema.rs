@@ -16,80 +16,37 @@ fn string_enum(values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> 
         .into()
 }
 
-/// [`customers::KycStatus`] as it is written.
-pub struct KycStatus;
+/// Declares, for each `Name => values`, a unit type whose OpenAPI schema is the string enum
+/// `values`, under the type's own name (utoipa names a schema after its type).
+macro_rules! string_enum_schemas {
+    ($($(#[$doc:meta])* $name:ident => $values:expr),* $(,)?) => {$(
+        $(#[$doc])*
+        pub struct $name;
 
-impl PartialSchema for KycStatus {
-    fn schema() -> RefOr<Schema> {
-        string_enum(customers::KycStatus::ALL.map(customers::KycStatus::as_str))
-    }
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                string_enum($values)
+            }
+        }
+
+        impl ToSchema for $name {}
+    )*};
 }
 
-impl ToSchema for KycStatus {}
-
-/// [`customers::TwoFactorMethod`] as it is written.
-pub struct TwoFactorMethod;
-
-impl PartialSchema for TwoFactorMethod {
-    fn schema() -> RefOr<Schema> {
-        string_enum(customers::TwoFactorMethod::ALL.map(customers::TwoFactorMethod::as_str))
-    }
+string_enum_schemas! {
+    /// [`customers::KycStatus`] as it is written.
+    KycStatus => customers::KycStatus::ALL.map(customers::KycStatus::as_str),
+    /// [`customers::TwoFactorMethod`] as it is written.
+    TwoFactorMethod => customers::TwoFactorMethod::ALL.map(customers::TwoFactorMethod::as_str),
+    /// [`risk::RiskFlag`] as it is written: why a login was judged unusual.
+    RiskFlag => risk::RiskFlag::ALL.map(risk::RiskFlag::as_str),
+    /// [`DeliveryState`](message::DeliveryState) as it is written: where a code's message stands.
+    DeliveryState => message::DeliveryState::ALL.map(message::DeliveryState::as_str),
+    /// The [`AuditKind`](audit::AuditKind)s a customer's own history holds ([`HISTORY_KINDS`]),
+    /// as they are written.
+    AuditKind => HISTORY_KINDS.iter().map(|kind| kind.as_str()),
+    /// [`SessionState`](sessions::SessionState) as it is written.
+    SessionState => sessions::SessionState::ALL.map(sessions::SessionState::as_str),
+    /// [`Outcome`](audit::Outcome) as it is written: whether an audited step succeeded.
+    Outcome => audit::Outcome::ALL.map(audit::Outcome::as_str),
 }
-
-impl ToSchema for TwoFactorMethod {}
-
-/// [`risk::RiskFlag`] as it is written: why a login was judged unusual.
-pub struct RiskFlag;
-
-impl PartialSchema for RiskFlag {
-    fn schema() -> RefOr<Schema> {
-        string_enum(risk::RiskFlag::ALL.map(risk::RiskFlag::as_str))
-    }
-}
-
-impl ToSchema for RiskFlag {}
-
-/// [`DeliveryState`](message::DeliveryState) as it is written: where a code's message stands.
-pub struct DeliveryState;
-
-impl PartialSchema for DeliveryState {
-    fn schema() -> RefOr<Schema> {
-        string_enum(message::DeliveryState::ALL.map(message::DeliveryState::as_str))
-    }
-}
-
-impl ToSchema for DeliveryState {}
-
-/// The [`AuditKind`](audit::AuditKind)s a customer's own history holds ([`HISTORY_KINDS`]),
-/// as they are written.
-pub struct AuditKind;
-
-impl PartialSchema for AuditKind {
-    fn schema() -> RefOr<Schema> {
-        string_enum(HISTORY_KINDS.iter().map(|kind| kind.as_str()))
-    }
-}
-
-impl ToSchema for AuditKind {}
-
-/// [`SessionState`](sessions::SessionState) as it is written.
-pub struct SessionState;
-
-impl PartialSchema for SessionState {
-    fn schema() -> RefOr<Schema> {
-        string_enum(sessions::SessionState::ALL.map(sessions::SessionState::as_str))
-    }
-}
-
-impl ToSchema for SessionState {}
-
-/// [`Outcome`](audit::Outcome) as it is written: whether an audited step succeeded.
-pub struct Outcome;
-
-impl PartialSchema for Outcome {
-    fn schema() -> RefOr<Schema> {
-        string_enum(audit::Outcome::ALL.map(audit::Outcome::as_str))
-    }
-}
-
-impl ToSchema for Outcome {}

@@ -98,6 +98,11 @@ pub async fn open_store(
     .await
 }
 
+/// A setting that real delivery cannot do without (`FINHUB_NOTIFIER=live`), named `name`.
+fn live_needs<T>(value: Option<T>, name: &str) -> anyhow::Result<T> {
+    value.ok_or_else(|| anyhow::anyhow!("FINHUB_NOTIFIER=live needs {name}"))
+}
+
 /// The outbox file, or SMS and e-mail for real (`FINHUB_NOTIFIER`).
 pub(super) fn notifier(settings: &NotifierSection) -> anyhow::Result<Arc<dyn Notifier>> {
     match settings.kind {
@@ -111,26 +116,19 @@ pub(super) fn notifier(settings: &NotifierSection) -> anyhow::Result<Arc<dyn Not
             Ok(Arc::new(outbox))
         }
         NotifierKind::Live => {
-            let missing = |name: &str| anyhow::anyhow!("FINHUB_NOTIFIER=live needs {name}");
             let sms = SmsGateway::new(
-                settings
-                    .sms_gateway_url
-                    .as_deref()
-                    .ok_or_else(|| missing("FINHUB_SMS_GATEWAY_URL"))?,
-                settings
-                    .sms_gateway_secret
-                    .clone()
-                    .ok_or_else(|| missing("FINHUB_SMS_GATEWAY_SECRET"))?,
+                live_needs(
+                    settings.sms_gateway_url.as_deref(),
+                    "FINHUB_SMS_GATEWAY_URL",
+                )?,
+                live_needs(
+                    settings.sms_gateway_secret.clone(),
+                    "FINHUB_SMS_GATEWAY_SECRET",
+                )?,
             )?;
             let email = Mailer::new(
-                settings
-                    .smtp_url
-                    .as_ref()
-                    .ok_or_else(|| missing("FINHUB_SMTP_URL"))?,
-                settings
-                    .smtp_from
-                    .as_deref()
-                    .ok_or_else(|| missing("FINHUB_SMTP_FROM"))?,
+                live_needs(settings.smtp_url.as_ref(), "FINHUB_SMTP_URL")?,
+                live_needs(settings.smtp_from.as_deref(), "FINHUB_SMTP_FROM")?,
                 settings.smtp_ca_file.as_deref(),
             )?;
             Ok(Arc::new(LiveNotifier { sms, email }))

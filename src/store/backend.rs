@@ -201,6 +201,52 @@ macro_rules! forward_to_sqlx {
 }
 pub(super) use forward_to_sqlx;
 
+/// The statements of [`Backend`] whose text differs between the databases only in how the rows
+/// they take are locked. Each backend module invokes it inside its `impl Backend` with its two
+/// clauses: `read` locks rows read in order to change them (PostgreSQL's `FOR UPDATE`), and
+/// `batch` locks the rows a batch takes (PostgreSQL's `FOR UPDATE SKIP LOCKED`, so that
+/// instances working at once take different rows). On SQLite both are empty: its single writer
+/// already orders every write.
+macro_rules! locking_statements {
+    (read = $lock_read_rows:literal, batch = $lock_taken_rows:literal) => {
+        const HEAD_FOR_APPEND: &'static str =
+            concat!("SELECT seq, hash FROM audit_head WHERE id = 1", $lock_read_rows);
+        const CUSTOMER_FOR_SEND: &'static str =
+            concat!("SELECT id FROM customers WHERE id = $1", $lock_read_rows);
+        const CHECKPOINT_FOR_PURGE: &'static str =
+            concat!("SELECT seq, hash FROM audit_checkpoint WHERE id = 1", $lock_read_rows);
+        const CLAIM_MESSAGES: &'static str = concat!(
+            "UPDATE messages SET claimed_until = $1, claim_token = $4, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM messages WHERE status = 'PENDING' \
+             AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) \
+             ORDER BY next_attempt_at LIMIT $3",
+            $lock_taken_rows,
+            ") RETURNING id, purpose, customer_id, session_id, challenge_id, channel, address, \
+             sealed_code, payload, dedupe_key, valid_for_minutes, created_at, expires_at, attempts, \
+             claim_token, maybe_delivered, \
+             CAST(CASE WHEN challenge_id IS NULL THEN 1 WHEN EXISTS (SELECT 1 FROM challenges c \
+             JOIN sessions s ON s.id = c.session_id WHERE c.id = messages.challenge_id \
+             AND c.status = 'OPEN' AND s.revoked_at IS NULL AND s.expires_at > $2) THEN 1 ELSE 0 END \
+             AS BIGINT) AS live"
+        );
+        const PURGE_SESSIONS: &'static str = concat!(
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+             WHERE absolute_expires_at <= $1 OR (state = 'TWO_FACTOR_PENDING' AND expires_at <= $1) \
+             LIMIT $2",
+            $lock_taken_rows,
+            ")"
+        );
+        const PURGE_LOCKOUTS: &'static str = concat!(
+            "DELETE FROM lockouts WHERE username IN (SELECT username FROM lockouts \
+             WHERE operator_locked = FALSE AND updated_at <= $1 AND (locked_until IS NULL OR locked_until <= $1) \
+             LIMIT $2",
+            $lock_taken_rows,
+            ")"
+        );
+    };
+}
+pub(super) use locking_statements;
+
 #[cfg(test)]
 mod tests {
     use sqlx::{Postgres, Sqlite};

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{PgConnection, Pool, Postgres, Transaction};
 
-use super::backend::{Backend, forward_to_sqlx, query};
+use super::backend::{Backend, forward_to_sqlx, locking_statements, query};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
 use crate::domain::audit::ChainSeal;
@@ -23,28 +23,6 @@ use crate::domain::customers::Username;
 /// Explicit row locks, and `SKIP LOCKED` so that instances purging at once take different rows
 /// instead of waiting for each other.
 impl Backend for Postgres {
-    const HEAD_FOR_APPEND: &'static str =
-        "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
-    const CUSTOMER_FOR_SEND: &'static str = "SELECT id FROM customers WHERE id = $1 FOR UPDATE";
-    const CLAIM_MESSAGES: &'static str = "UPDATE messages SET claimed_until = $1, claim_token = $4, attempts = attempts + 1 \
-         WHERE id IN (SELECT id FROM messages WHERE status = 'PENDING' \
-         AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) \
-         ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, purpose, customer_id, session_id, challenge_id, channel, address, \
-         sealed_code, payload, dedupe_key, valid_for_minutes, created_at, expires_at, attempts, \
-         claim_token, maybe_delivered, \
-         CAST(CASE WHEN challenge_id IS NULL THEN 1 WHEN EXISTS (SELECT 1 FROM challenges c \
-         JOIN sessions s ON s.id = c.session_id WHERE c.id = messages.challenge_id \
-         AND c.status = 'OPEN' AND s.revoked_at IS NULL AND s.expires_at > $2) THEN 1 ELSE 0 END \
-         AS BIGINT) AS live";
-    const CHECKPOINT_FOR_PURGE: &'static str =
-        "SELECT seq, hash FROM audit_checkpoint WHERE id = 1 FOR UPDATE";
-    const PURGE_SESSIONS: &'static str = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
-         WHERE absolute_expires_at <= $1 OR (state = 'TWO_FACTOR_PENDING' AND expires_at <= $1) \
-         LIMIT $2 FOR UPDATE SKIP LOCKED)";
-    const PURGE_LOCKOUTS: &'static str = "DELETE FROM lockouts WHERE username IN (SELECT username FROM lockouts \
-         WHERE operator_locked = FALSE AND updated_at <= $1 AND (locked_until IS NULL OR locked_until <= $1) \
-         LIMIT $2 FOR UPDATE SKIP LOCKED)";
     const NON_ASCII_USERNAMES: &'static str =
         "SELECT id, username FROM customers WHERE username ~ '[^ -~]'";
 
@@ -65,6 +43,7 @@ impl Backend for Postgres {
         Ok(())
     }
 
+    locking_statements!(read = " FOR UPDATE", batch = " FOR UPDATE SKIP LOCKED");
     forward_to_sqlx!(Postgres);
 }
 

@@ -3,26 +3,17 @@
 use time::OffsetDateTime;
 
 use super::*;
-use crate::domain::audit::{ChainBreak, ChainVerifier, ChainedEvent, is_keyed_link};
+use crate::domain::audit::test_chains::{self, chain_end, failed_login as event, verify_from};
+use crate::domain::audit::{ChainBreak, ChainedEvent, is_keyed_link};
 
 fn seal() -> ChainSeal {
     ChainSeal::keyed(b"0123456789abcdef0123456789abcdef").unwrap()
 }
 
-fn event() -> AuditEvent {
-    AuditEvent::new(
-        AuditKind::LoginFailed,
-        Outcome::Failure,
-        OffsetDateTime::UNIX_EPOCH,
-    )
-}
-
 /// `n` links after the chain's end, in `scheme`, as written by hand (earlier versions).
 fn extend_as(chain: &mut Vec<ChainedEvent>, scheme: Scheme, n: usize) {
     for _ in 0..n {
-        let (seq, prev) = chain
-            .last()
-            .map_or((0, GENESIS_HASH.to_owned()), |e| (e.seq, e.hash.clone()));
+        let (seq, prev) = chain_end(chain);
         let event = event();
         let hash = seal().hash_as(scheme, &event, seq + 1, &prev).unwrap();
         chain.push(ChainedEvent {
@@ -36,35 +27,11 @@ fn extend_as(chain: &mut Vec<ChainedEvent>, scheme: Scheme, n: usize) {
 
 /// Links appended by this version.
 fn extend(chain: &mut Vec<ChainedEvent>, n: usize) {
-    let events: Vec<AuditEvent> = (0..n).map(|_| event()).collect();
-    let refs: Vec<&AuditEvent> = events.iter().collect();
-    let (seq, hash) = chain
-        .last()
-        .map_or((0, GENESIS_HASH.to_owned()), |e| (e.seq, e.hash.clone()));
-    chain.extend(
-        seal()
-            .link(seq, hash, &refs)
-            .into_iter()
-            .map(|l| ChainedEvent {
-                seq: l.seq,
-                event: l.event.into_owned(),
-                prev_hash: l.prev_hash,
-                hash: l.hash,
-            }),
-    );
+    test_chains::extend(chain, &seal(), n);
 }
 
 fn verify(chain: &[ChainedEvent], from: usize) -> Result<u64, ChainBreak> {
-    let (seq, hash) = match from {
-        0 => (0, GENESIS_HASH.to_owned()),
-        n => (chain[n - 1].seq, chain[n - 1].hash.clone()),
-    };
-    let mut v = ChainVerifier::starting_after(seal(), seq, &hash);
-    for e in &chain[from..] {
-        v.check(e)?;
-    }
-    let head = chain.last().unwrap();
-    v.finish(head.seq, &head.hash)
+    verify_from(&seal(), chain, from)
 }
 
 #[test]

@@ -308,4 +308,6 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 #[cfg(test)]
+mod test_chains;
+#[cfg(test)]
 mod tests;

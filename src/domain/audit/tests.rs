@@ -1,5 +1,6 @@
 //! Tests of `mod.rs`.
 
+use super::test_chains::{extend, verify_from};
 use super::*;
 
 fn chain(n: i64) -> Vec<ChainedEvent> {
@@ -166,40 +167,8 @@ fn every_kind_round_trips_through_its_name() {
     assert_eq!(AuditKind::from_stored("login.unknown"), None);
 }
 
-/// Appends `n` failed logins to `chain` as `seal` links them.
-fn extend(chain: &mut Vec<ChainedEvent>, seal: &ChainSeal, n: usize) {
-    let events: Vec<AuditEvent> = (0..n)
-        .map(|_| {
-            AuditEvent::new(
-                AuditKind::LoginFailed,
-                Outcome::Failure,
-                OffsetDateTime::UNIX_EPOCH,
-            )
-        })
-        .collect();
-    let refs: Vec<&AuditEvent> = events.iter().collect();
-    let (seq, hash) = chain
-        .last()
-        .map_or((0, GENESIS_HASH.to_owned()), |e| (e.seq, e.hash.clone()));
-    chain.extend(
-        seal.link(seq, hash, &refs)
-            .into_iter()
-            .map(|l| ChainedEvent {
-                seq: l.seq,
-                event: l.event.into_owned(),
-                prev_hash: l.prev_hash,
-                hash: l.hash,
-            }),
-    );
-}
-
 fn verify_with(seal: &ChainSeal, events: &[ChainedEvent]) -> Result<u64, ChainBreak> {
-    let mut v = ChainVerifier::starting_after(seal.clone(), 0, GENESIS_HASH);
-    for e in events {
-        v.check(e)?;
-    }
-    let head = events.last().expect("events");
-    v.finish(head.seq, &head.hash)
+    verify_from(seal, events, 0)
 }
 
 fn keyed() -> ChainSeal {

@@ -1,9 +1,11 @@
 //! Checking the stored audit trail end to end.
 
+use time::OffsetDateTime;
+
 use crate::domain::audit::{
-    Anchor, AnchorBreak, AnchorKeys, AuditKind, ChainBreak, ChainSeal, ChainVerifier,
+    Anchor, AnchorBreak, AnchorKeys, AuditKind, ChainBreak, ChainSeal, ChainVerifier, ChainedEvent,
 };
-use crate::domain::ports::{AuditQuery, AuditStore, StoreError};
+use crate::domain::ports::{AuditQuery, AuditStore, StoreError, StoreResult};
 
 /// Why the trail could not be confirmed intact.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +32,24 @@ pub struct Verified {
     pub head_hash: String,
 }
 
+/// Events per read when the trail is walked from end to end.
 const PAGE: u32 = 1000;
+
+/// The next page of the trail walked in order: up to [`PAGE`] events after `after_seq` (and at
+/// or after `since`, when given), oldest first; empty at the end.
+pub async fn page_after(
+    store: &dyn AuditStore,
+    after_seq: i64,
+    since: Option<OffsetDateTime>,
+) -> StoreResult<Vec<ChainedEvent>> {
+    store
+        .audit_events(AuditQuery {
+            after_seq,
+            since,
+            limit: PAGE,
+        })
+        .await
+}
 
 /// Checks are started again this many times when retention moves the checkpoint mid-check.
 const ATTEMPTS: u32 = 5;
@@ -68,13 +87,7 @@ async fn verify_from(
     // checkpoint was moved by hand to hide events.
     let mut purged_through = 0;
     loop {
-        let page = store
-            .audit_events(AuditQuery {
-                after_seq: after,
-                since: None,
-                limit: PAGE,
-            })
-            .await?;
+        let page = page_after(store, after, None).await?;
         let in_range: Vec<_> = page.iter().filter(|e| e.seq <= head_seq).collect();
         let Some(last) = in_range.last() else { break };
         after = last.seq;
@@ -108,7 +121,7 @@ async fn verify_from(
 pub async fn anchor(
     store: &dyn AuditStore,
     keys: &AnchorKeys,
-    at: time::OffsetDateTime,
+    at: OffsetDateTime,
 ) -> Result<Anchor, StoreError> {
     let (seq, hash) = store.audit_head().await?;
     Ok(Anchor::new(keys, seq, hash, at))

@@ -1,6 +1,6 @@
 //! Password login.
 
-use super::{AuthService, IssuedSession, count_outcome};
+use super::{AuthService, IssuedSession, count_outcome, session_event};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::lockout::LockoutRecord;
 use crate::domain::credentials::password::{HashError, Password};
@@ -229,14 +229,17 @@ impl AuthService {
             client: client.clone(),
         };
         let flag_names: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
-        let event = AuditEvent::new(AuditKind::LoginSucceeded, Outcome::Success, now)
-            .username(&customer.username)
-            .customer(&customer.id)
-            .session(&session.id)
-            .client(client)
-            .detail("state", state.as_str())
-            .detail("flags", flag_names)
-            .detail("stepUp", step_up);
+        let event = session_event(
+            AuditKind::LoginSucceeded,
+            Outcome::Success,
+            now,
+            &customer,
+            &session.id,
+            client,
+        )
+        .detail("state", state.as_str())
+        .detail("flags", flag_names)
+        .detail("stepUp", step_up);
         match self
             .store
             .start_session(&session, &customer.username, &event, notice.as_ref())

@@ -250,3 +250,19 @@ fn ended_error(ended: Ended) -> AuthError {
 fn count_outcome(metric: &'static str, outcome: &'static str) {
     metrics::counter!(metric, "outcome" => outcome).increment(1);
 }
+
+/// An event of `kind` about `customer`'s `session`: who, which session, and from where.
+fn session_event(
+    kind: AuditKind,
+    outcome: Outcome,
+    now: OffsetDateTime,
+    customer: &Customer,
+    session: &SessionId,
+    client: &ClientContext,
+) -> AuditEvent {
+    AuditEvent::new(kind, outcome, now)
+        .username(&customer.username)
+        .customer(&customer.id)
+        .session(session)
+        .client(client)
+}

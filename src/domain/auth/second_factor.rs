@@ -1,8 +1,8 @@
 //! Two-factor: sending a code to a pending session and checking it.
 
-use super::{AuthService, ChallengeIssued, IssuedSession, count_outcome};
+use super::{AuthService, ChallengeIssued, IssuedSession, count_outcome, session_event};
 use crate::domain::InvalidValue;
-use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
+use crate::domain::audit::{AuditKind, Outcome};
 use crate::domain::credentials::challenge::{
     ChallengeId, CodeGuess, GuessOutcome, NewChallenge, OtpCode, SendOutcome,
 };
@@ -54,13 +54,16 @@ impl AuthService {
             created_at: now,
             expires_at: now + policy.code_ttl,
         };
-        let event = AuditEvent::new(AuditKind::TwoFactorInitiated, Outcome::Success, now)
-            .username(&customer.username)
-            .customer(&customer.id)
-            .session(&session.id)
-            .client(client)
-            .detail("method", method.as_str())
-            .detail("challengeId", challenge.id.as_str());
+        let event = session_event(
+            AuditKind::TwoFactorInitiated,
+            Outcome::Success,
+            now,
+            &customer,
+            &session.id,
+            client,
+        )
+        .detail("method", method.as_str())
+        .detail("challengeId", challenge.id.as_str());
         let sealed_for = SealedFor {
             challenge: &challenge.id,
             channel: method,
@@ -135,12 +138,15 @@ impl AuthService {
                 at: now,
             },
         };
-        let context = AuditEvent::new(AuditKind::TwoFactorFailed, Outcome::Failure, now)
-            .username(&customer.username)
-            .customer(&customer.id)
-            .session(&session.id)
-            .client(client)
-            .detail("challengeId", challenge_id.as_str());
+        let context = session_event(
+            AuditKind::TwoFactorFailed,
+            Outcome::Failure,
+            now,
+            &customer,
+            &session.id,
+            client,
+        )
+        .detail("challengeId", challenge_id.as_str());
         let outcome = self
             .store
             .check_code(&guess, &self.policies.lockout, &context)

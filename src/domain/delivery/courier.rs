@@ -271,29 +271,24 @@ impl Courier {
 /// The audit event of a message's outcome: `2fa.delivered`/`2fa.undelivered` for a code (with
 /// its session and challenge), `notice.delivered`/`notice.undelivered` for a notice.
 fn delivery_event(message: &Message, outcome: Outcome, at: time::OffsetDateTime) -> AuditEvent {
-    let success = outcome == Outcome::Success;
+    let (delivered, undelivered) = match &message.content {
+        Content::Code(_) => (AuditKind::CodeDelivered, AuditKind::CodeUndelivered),
+        Content::Notice(_) => (AuditKind::NoticeDelivered, AuditKind::NoticeUndelivered),
+    };
+    let kind = if outcome == Outcome::Success {
+        delivered
+    } else {
+        undelivered
+    };
+    let event = AuditEvent::new(kind, outcome, at);
     let event = match &message.content {
-        Content::Code(code) => {
-            let kind = if success {
-                AuditKind::CodeDelivered
-            } else {
-                AuditKind::CodeUndelivered
-            };
-            AuditEvent::new(kind, outcome, at)
-                .session(&code.session_id)
-                .detail("challengeId", code.challenge_id.as_str())
-                .detail("method", message.channel.as_str())
-        }
-        Content::Notice(_) => {
-            let kind = if success {
-                AuditKind::NoticeDelivered
-            } else {
-                AuditKind::NoticeUndelivered
-            };
-            AuditEvent::new(kind, outcome, at)
-                .detail("noticeId", message.id.as_str())
-                .detail("notice", super::render::UNUSUAL_LOGIN)
-        }
+        Content::Code(code) => event
+            .session(&code.session_id)
+            .detail("challengeId", code.challenge_id.as_str())
+            .detail("method", message.channel.as_str()),
+        Content::Notice(_) => event
+            .detail("noticeId", message.id.as_str())
+            .detail("notice", super::render::UNUSUAL_LOGIN),
     };
     event
         .customer(&message.customer_id)

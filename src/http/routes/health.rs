@@ -41,18 +41,27 @@ pub async fn healthz() -> Json<serde_json::Value> {
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "get_readiness",
     responses((status = 200, description = "Ready"), (status = 503, description = "SERVICE_UNAVAILABLE: the store is unreachable")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.readiness.check(|| state.store.ping()).await {
+    match store_reachable(&state).await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        // Whatever the store's trouble, this instance should not get traffic: 503, not 500.
-        Err(e) => ApiError::Auth(AuthError::Unavailable(e)).into_response(),
+        Err(unready) => unready.into_response(),
     }
+}
+
+/// The check behind both readiness answers. Whatever the store's trouble, this instance should
+/// not get traffic: 503, not 500.
+async fn store_reachable(state: &AppState) -> Result<(), ApiError> {
+    state
+        .readiness
+        .check(|| state.store.ping())
+        .await
+        .map_err(|e| ApiError::Auth(AuthError::Unavailable(e)))
 }
 
 /// Readiness with the details operators need (`FINHUB_OPS_LISTEN` only): where the rate limits
 /// are counted and whether the audit chain is keyed. The same path as [`readyz`], answered on
 /// the operations address.
 pub async fn readyz_with_details(State(state): State<AppState>) -> Response {
-    match state.readiness.check(|| state.store.ping()).await {
+    match store_reachable(&state).await {
         Ok(()) => Json(json!({
             "status": "ready",
             "details": {
@@ -62,7 +71,7 @@ pub async fn readyz_with_details(State(state): State<AppState>) -> Response {
             },
         }))
         .into_response(),
-        Err(e) => ApiError::Auth(AuthError::Unavailable(e)).into_response(),
+        Err(unready) => unready.into_response(),
     }
 }
 

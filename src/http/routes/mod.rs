@@ -8,12 +8,15 @@ pub mod two_factor;
 
 use std::collections::BTreeMap;
 
+use axum::Json;
+use axum::response::IntoResponse as _;
 use serde::Serialize;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, ToSchema};
 
 use crate::domain::audit::rfc3339;
 use crate::domain::auth::IssuedSession;
+use crate::http::error::no_store;
 pub use crate::http::problem::ProblemDocument;
 
 /// The body of every response that issues tokens (login, 2FA verification, refresh).
@@ -35,6 +38,11 @@ pub struct TokenResponse {
     pub expires_at: String,
     pub session_id: String,
     pub two_factor_required: bool,
+}
+
+/// The answer of every call that issues tokens; tokens are never cached.
+pub fn tokens_issued(issued: IssuedSession) -> axum::response::Response {
+    (no_store(), Json(TokenResponse::from(issued))).into_response()
 }
 
 impl From<IssuedSession> for TokenResponse {
@@ -91,5 +99,23 @@ pub struct NeedsActiveSession;
 impl IntoResponses for NeedsActiveSession {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         problem_responses([UNAUTHENTICATED, ("403", "TWO_FACTOR_REQUIRED")])
+    }
+}
+
+/// The refusals of a two-factor call: it needs a session that still awaits its second factor.
+pub struct NeedsPendingSession;
+
+impl IntoResponses for NeedsPendingSession {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problem_responses([UNAUTHENTICATED, ("409", "TWO_FACTOR_NOT_PENDING")])
+    }
+}
+
+/// The refusal of a call that a locked account cannot make (`responses(AccountLocked)`).
+pub struct AccountLocked;
+
+impl IntoResponses for AccountLocked {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problem_responses([("423", "ACCOUNT_LOCKED")])
     }
 }

@@ -33,6 +33,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Ids are UUIDs; anything much longer is no id of ours.
 const MAX_ID: usize = 64;
 
+/// An id from the path; one longer than any of ours is answered like an unknown one.
+fn own_id(id: String) -> ApiResult<String> {
+    if id.len() > MAX_ID {
+        return Err(ApiError::NotFound);
+    }
+    Ok(id)
+}
+
+/// The answer once a session is ended or a device forgotten: nothing, and nothing to cache.
+fn no_content() -> Response {
+    (no_store(), StatusCode::NO_CONTENT).into_response()
+}
+
 #[expect(
     missing_docs,
     reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
@@ -137,14 +150,9 @@ pub async fn end_session(
     Client(client): Client,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    if id.len() > MAX_ID {
-        return Err(ApiError::NotFound);
-    }
-    state
-        .auth
-        .end_own_session(&session, &SessionId::from_stored(id), &client)
-        .await?;
-    Ok((no_store(), StatusCode::NO_CONTENT).into_response())
+    let id = SessionId::from_stored(own_id(id)?);
+    state.auth.end_own_session(&session, &id, &client).await?;
+    Ok(no_content())
 }
 
 #[expect(
@@ -219,14 +227,9 @@ pub async fn forget_device(
     Client(client): Client,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    if id.len() > MAX_ID {
-        return Err(ApiError::NotFound);
-    }
-    state
-        .auth
-        .forget_device(&session, &DeviceId::from_stored(id), &client)
-        .await?;
-    Ok((no_store(), StatusCode::NO_CONTENT).into_response())
+    let id = DeviceId::from_stored(own_id(id)?);
+    state.auth.forget_device(&session, &id, &client).await?;
+    Ok(no_content())
 }
 
 /// `?limit=…&before=…`, read as text so that a bad value is a VALIDATION_ERROR on its field.

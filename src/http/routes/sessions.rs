@@ -1,20 +1,19 @@
 //! Login, renewal and logout.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{NeedsSession, ProblemDocument, TokenResponse};
+use super::{AccountLocked, NeedsSession, ProblemDocument, TokenResponse, tokens_issued};
 use crate::domain::auth::LogoutScope;
 use crate::domain::credentials::password::Password;
 use crate::domain::customers::Username;
 use crate::domain::risk::client::{Device, DeviceName};
-use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
+use crate::http::error::{ApiError, ApiResult, FieldError};
 use crate::http::extract::{ApiJson, AuthSession, Client};
 use crate::http::state::AppState;
 
@@ -96,7 +95,7 @@ impl TokenRequest {
         (status = 200, description = "Session started", body = TokenResponse),
         (status = 400, description = "VALIDATION_ERROR or MALFORMED_REQUEST", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "INVALID_CREDENTIALS", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 423, description = "ACCOUNT_LOCKED", body = ProblemDocument, content_type = "application/problem+json"),
+        AccountLocked,
         (status = 503, description = "SERVICE_UNAVAILABLE", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub async fn create_token(
@@ -109,7 +108,7 @@ pub async fn create_token(
         .auth
         .login(&username, &password, &client.with_device(device))
         .await?;
-    Ok((no_store(), Json(TokenResponse::from(issued))).into_response())
+    Ok(tokens_issued(issued))
 }
 
 #[expect(
@@ -136,7 +135,7 @@ pub async fn refresh_token(
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<Response> {
     let issued = state.auth.refresh(&body.refresh_token, &client).await?;
-    Ok((no_store(), Json(TokenResponse::from(issued))).into_response())
+    Ok(tokens_issued(issued))
 }
 
 #[expect(

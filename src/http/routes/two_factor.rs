@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{NeedsSession, ProblemDocument, TokenResponse};
+use super::{AccountLocked, NeedsPendingSession, ProblemDocument, TokenResponse, tokens_issued};
 use crate::domain::audit::rfc3339;
 use crate::domain::credentials::challenge::{CODE_LENGTH, ChallengeId, OtpCode};
 use crate::domain::customers::TwoFactorMethod;
@@ -60,9 +60,8 @@ pub struct ChallengeResponse {
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Code sent", body = ChallengeResponse),
-        NeedsSession,
-        (status = 409, description = "TWO_FACTOR_NOT_PENDING", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 423, description = "ACCOUNT_LOCKED", body = ProblemDocument, content_type = "application/problem+json"),
+        NeedsPendingSession,
+        AccountLocked,
         (status = 429, description = "TOO_MANY_2FA_ATTEMPTS: sent too recently or too often", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub async fn initiate(
@@ -104,9 +103,8 @@ pub struct VerifyRequest {
     responses(
         (status = 200, description = "Session active; tokens rotated", body = TokenResponse),
         (status = 400, description = "INVALID_2FA_CODE (with attemptsRemaining), 2FA_CODE_EXPIRED or VALIDATION_ERROR", body = ProblemDocument, content_type = "application/problem+json"),
-        NeedsSession,
-        (status = 409, description = "TWO_FACTOR_NOT_PENDING", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 423, description = "ACCOUNT_LOCKED", body = ProblemDocument, content_type = "application/problem+json"),
+        NeedsPendingSession,
+        AccountLocked,
         (status = 429, description = "TOO_MANY_2FA_ATTEMPTS: the challenge is burned", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub async fn verify(
@@ -134,7 +132,7 @@ pub async fn verify(
         .auth
         .verify_two_factor(&session, &challenge, &code, &client)
         .await?;
-    Ok((no_store(), Json(TokenResponse::from(issued))).into_response())
+    Ok(tokens_issued(issued))
 }
 
 #[expect(
@@ -157,9 +155,8 @@ pub struct DeliveryResponse {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The delivery's state", body = DeliveryResponse),
-        NeedsSession,
+        NeedsPendingSession,
         (status = 404, description = "NOT_FOUND: no such challenge for this session", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "TWO_FACTOR_NOT_PENDING", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub async fn delivery(
     State(state): State<AppState>,
