@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use anyhow::{Context as _, anyhow};
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::domain::credentials::factor::TwoFactorMethod;
 use crate::domain::credentials::password::Password;
 use crate::domain::customers::accounts::Accounts;
 use crate::domain::customers::{
-    CustomerId, Email, KycStatus, PersonName, Phone, Profile, TwoFactorMethod, Username,
+    CustomerId, Email, KycStatus, PersonName, Phone, Profile, Username,
 };
 
 #[derive(Debug, Subcommand)]

@@ -13,11 +13,11 @@ use serde::Deserialize;
 use tokio::task::JoinSet;
 
 use crate::domain::InvalidValue;
+use crate::domain::credentials::factor::TwoFactorMethod;
 use crate::domain::credentials::password::{Password, PasswordHasher, check_imported_hash};
 use crate::domain::customers::accounts::Accounts;
 use crate::domain::customers::{
-    CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, Profile, TwoFactorMethod,
-    Username,
+    CustomerId, Email, KycStatus, NewCustomer, PersonName, Phone, Profile, Username,
 };
 use crate::domain::ports::Insertion;
 

@@ -5,10 +5,11 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::config::Settings;
+use crate::domain::credentials::factor::TwoFactorMethod;
 use crate::domain::credentials::password::Password;
 use crate::domain::customers::accounts::AccountError;
 use crate::domain::customers::{
-    CustomerId, Email, KycStatus, PersonName, Phone, Profile, TwoFactorMethod, Username,
+    CustomerId, Email, KycStatus, PersonName, Phone, Profile, Username,
 };
 use crate::startup::{Application, Jobs, Services, shutdown_signal};
 use crate::store::DatabaseKind;

@@ -6,6 +6,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::domain::auth::security::HISTORY_KINDS;
+use crate::domain::credentials::factor;
 use crate::domain::delivery::message;
 use crate::domain::{audit, customers, risk, sessions};
 
@@ -36,8 +37,8 @@ macro_rules! string_enum_schemas {
 string_enum_schemas! {
     /// [`customers::KycStatus`] as it is written.
     KycStatus => customers::KycStatus::ALL.map(customers::KycStatus::as_str),
-    /// [`customers::TwoFactorMethod`] as it is written.
-    TwoFactorMethod => customers::TwoFactorMethod::ALL.map(customers::TwoFactorMethod::as_str),
+    /// [`factor::TwoFactorMethod`] as it is written.
+    TwoFactorMethod => factor::TwoFactorMethod::ALL.map(factor::TwoFactorMethod::as_str),
     /// [`risk::RiskFlag`] as it is written: why a login was judged unusual.
     RiskFlag => risk::RiskFlag::ALL.map(risk::RiskFlag::as_str),
     /// [`DeliveryState`](message::DeliveryState) as it is written: where a code's message stands.

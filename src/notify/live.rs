@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::email::Mailer;
 use super::sms::SmsGateway;
-use crate::domain::customers::TwoFactorMethod;
+use crate::domain::credentials::factor::TwoFactorMethod;
 use crate::domain::ports::{Notifier, NotifyError, Outgoing};
 
 /// Real delivery: a code or notice by SMS through the gateway or by e-mail through the relay, by

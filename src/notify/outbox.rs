@@ -117,7 +117,8 @@ pub async fn recent(path: &Path, limit: usize) -> std::io::Result<Vec<OutboxMess
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::customers::{CustomerId, TwoFactorMethod};
+    use crate::domain::credentials::factor::TwoFactorMethod;
+    use crate::domain::customers::CustomerId;
 
     #[tokio::test]
     async fn each_message_is_one_json_line_with_its_purposes_fields() {

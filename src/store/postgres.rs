@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{PgConnection, Pool, Postgres, Transaction};
 
-use super::backend::{Backend, forward_to_sqlx, locking_statements, query};
+use super::backend::{Backend, PoolReads, forward_to_sqlx, locking_statements, query};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
 use crate::domain::audit::ChainSeal;
@@ -23,6 +23,8 @@ use crate::domain::customers::Username;
 /// Explicit row locks, and `SKIP LOCKED` so that instances purging at once take different rows
 /// instead of waiting for each other.
 impl Backend for Postgres {
+    type TokenReads = PoolReads;
+
     const NON_ASCII_USERNAMES: &'static str =
         "SELECT id, username FROM customers WHERE username ~ '[^ -~]'";
 
@@ -88,7 +90,7 @@ pub(super) async fn open(
         .connect_with(url.options([("statement_timeout", statement_timeout.as_str())]))
         .await
         .context("cannot connect to PostgreSQL")?;
-    Ok(SqlStore::new(pool.clone(), pool, seal))
+    Ok(SqlStore::new(pool.clone(), pool, seal, PoolReads))
 }
 
 /// How connections to PostgreSQL are protected.

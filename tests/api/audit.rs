@@ -1,4 +1,4 @@
-use finhub_auth::domain::customers::TwoFactorMethod;
+use finhub_auth::domain::credentials::factor::TwoFactorMethod;
 use reqwest::StatusCode;
 use serde_json::json;
 

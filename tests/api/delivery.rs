@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use finhub_auth::config::NotifierKind;
-use finhub_auth::domain::customers::TwoFactorMethod;
+use finhub_auth::domain::credentials::factor::TwoFactorMethod;
 use finhub_auth::notify::sms::SmsGateway;
 use serde_json::Value;
 use time::Duration;

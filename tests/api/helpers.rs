@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use finhub_auth::clock::ManualClock;
 use finhub_auth::config::Settings;
+use finhub_auth::domain::credentials::factor::TwoFactorMethod;
 use finhub_auth::domain::credentials::password::Password;
 use finhub_auth::domain::customers::{
-    CustomerId, Email, KycStatus, PersonName, Phone, Profile, TwoFactorMethod, Username,
+    CustomerId, Email, KycStatus, PersonName, Phone, Profile, Username,
 };
 use finhub_auth::startup::{Application, Jobs, Services};
 use reqwest::{Response, StatusCode};

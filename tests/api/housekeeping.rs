@@ -1,5 +1,5 @@
 use finhub_auth::domain::audit::trail;
-use finhub_auth::domain::customers::TwoFactorMethod;
+use finhub_auth::domain::credentials::factor::TwoFactorMethod;
 use futures::future::join_all;
 use reqwest::StatusCode;
 use time::Duration;

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{Backend, Customer, TestApp, spawn_app_with};
-use finhub_auth::domain::customers::TwoFactorMethod;
+use finhub_auth::domain::credentials::factor::TwoFactorMethod;
 
 /// Guesses at a challenge that does not exist: refused, and counted rather than audited.
 const GUESSES: u64 = 3;

@@ -3,7 +3,7 @@
 
 use finhub_auth::domain::audit::trail::{TrailError, verify};
 use finhub_auth::domain::audit::{AuditEvent, AuditKind, ChainBreak, Outcome};
-use finhub_auth::domain::customers::TwoFactorMethod;
+use finhub_auth::domain::credentials::factor::TwoFactorMethod;
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;

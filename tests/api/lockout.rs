@@ -188,7 +188,8 @@ async fn a_username_locked_after_initiate_looked_gets_no_challenge_and_no_code(b
     use finhub_auth::domain::credentials::challenge::{
         ChallengeId, CodeKey, NewChallenge, OtpCode, SendOutcome,
     };
-    use finhub_auth::domain::customers::{CustomerId, TwoFactorMethod, Username};
+    use finhub_auth::domain::credentials::factor::TwoFactorMethod;
+    use finhub_auth::domain::customers::{CustomerId, Username};
     use finhub_auth::domain::delivery::message::Message;
     use finhub_auth::domain::sessions::SessionId;
 

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use finhub_auth::domain::credentials::challenge::{ChallengeId, OtpCode};
 use finhub_auth::domain::credentials::factor::FactorKind;
+use finhub_auth::domain::credentials::factor::TwoFactorMethod;
 use finhub_auth::domain::credentials::password::Password;
-use finhub_auth::domain::customers::TwoFactorMethod;
 use finhub_auth::domain::customers::{CustomerId, Email, Phone};
 use finhub_auth::domain::delivery::{CodeSeal, SealedFor};
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 
 use finhub_auth::clock::Clock as _;
 use finhub_auth::domain::audit::{AuditEvent, AuditKind, Outcome};
-use finhub_auth::domain::customers::TwoFactorMethod;
+use finhub_auth::domain::credentials::factor::TwoFactorMethod;
 use finhub_auth::domain::delivery::message::{ClaimToken, DeliveryEnd, Finish};
 use serde_json::{Value, json};
 use time::Duration;

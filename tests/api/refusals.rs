@@ -9,7 +9,7 @@ use serde_json::Value;
 use time::Duration;
 
 use crate::helpers::{Backend, PASSWORD, spawn_app_with};
-use finhub_auth::domain::customers::TwoFactorMethod;
+use finhub_auth::domain::credentials::factor::TwoFactorMethod;
 
 /// Each flood's size.
 const FLOOD: usize = 10_000;

@@ -1,6 +1,6 @@
 //! The customer's own security view: sessions, devices, sign-in history.
 
-use finhub_auth::domain::customers::TwoFactorMethod;
+use finhub_auth::domain::credentials::factor::TwoFactorMethod;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 

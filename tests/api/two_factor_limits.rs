@@ -1,6 +1,6 @@
 //! Limits on second-factor guesses and sends: per challenge, per session, per customer.
 
-use finhub_auth::domain::customers::TwoFactorMethod;
+use finhub_auth::domain::credentials::factor::TwoFactorMethod;
 use futures::future::join_all;
 use time::Duration;
 

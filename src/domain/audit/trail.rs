@@ -35,7 +35,7 @@ pub struct Verified {
 /// Events per read when the trail is walked from end to end.
 const PAGE: u32 = 1000;
 
-/// The next page of the trail walked in order: up to [`PAGE`] events after `after_seq` (and at
+/// The next page of the trail walked in order: up to a thousand events after `after_seq` (and at
 /// or after `since`, when given), oldest first; empty at the end.
 pub async fn page_after(
     store: &dyn AuditStore,

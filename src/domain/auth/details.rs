@@ -1,7 +1,8 @@
 //! What a session may see of its customer: the rule of the restricted view.
 
 use crate::domain::credentials::factor::Factor;
-use crate::domain::customers::{Customer, CustomerId, TwoFactorMethod};
+use crate::domain::credentials::factor::TwoFactorMethod;
+use crate::domain::customers::{Customer, CustomerId};
 use crate::domain::sessions::{Session, SessionState};
 
 /// A customer's two-factor settings as the customer may see them.

@@ -7,7 +7,8 @@ use crate::domain::credentials::challenge::{
     ChallengeId, CodeGuess, GuessOutcome, NewChallenge, OtpCode, SendOutcome,
 };
 use crate::domain::credentials::factor::FactorKind;
-use crate::domain::customers::{Customer, TwoFactorMethod};
+use crate::domain::credentials::factor::TwoFactorMethod;
+use crate::domain::customers::Customer;
 use crate::domain::delivery::SealedFor;
 use crate::domain::delivery::message::{DeliveryState, Message};
 use crate::domain::error::AuthError;

@@ -8,7 +8,46 @@
 //! second-factor method").
 
 use crate::domain::InvalidValue;
-use crate::domain::customers::{Email, Phone, TwoFactorMethod};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::customers::{Email, Phone};
+
+/// A second-factor method, as the API and the store name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TwoFactorMethod {
+    /// A code by text message to the customer's phone.
+    Sms,
+    /// A code by e-mail.
+    Email,
+}
+
+impl TwoFactorMethod {
+    /// Every method, in the order documented.
+    pub const ALL: [Self; 2] = [Self::Sms, Self::Email];
+
+    /// The stable name the API and the store use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sms => "SMS",
+            Self::Email => "EMAIL",
+        }
+    }
+}
+
+impl FromStr for TwoFactorMethod {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "SMS" => Ok(Self::Sms),
+            "EMAIL" => Ok(Self::Email),
+            _ => Err(InvalidValue("must be SMS or EMAIL")),
+        }
+    }
+}
 
 crate::domain::opaque_id!(
     /// An opaque factor identifier.

@@ -11,7 +11,7 @@ use unicode_normalization::UnicodeNormalization as _;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 
 use crate::domain::InvalidValue;
-use crate::domain::credentials::factor::{Factor, FactorKind};
+use crate::domain::credentials::factor::{Factor, FactorKind, TwoFactorMethod};
 
 /// A customer's login name: normalised (NFKC), trimmed and lower-cased once, here, so that every comparison and
 /// every failure counter keys on the same form.
@@ -207,41 +207,6 @@ impl FromStr for KycStatus {
             _ => Err(InvalidValue(
                 "must be NOT_STARTED, PENDING, VERIFIED or REJECTED",
             )),
-        }
-    }
-}
-
-/// The channel a two-factor code travels by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum TwoFactorMethod {
-    /// A code by text message to the customer's phone.
-    Sms,
-    /// A code by e-mail.
-    Email,
-}
-
-impl TwoFactorMethod {
-    /// Every method, in the order documented.
-    pub const ALL: [Self; 2] = [Self::Sms, Self::Email];
-
-    /// The stable name the API and the store use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sms => "SMS",
-            Self::Email => "EMAIL",
-        }
-    }
-}
-
-impl FromStr for TwoFactorMethod {
-    type Err = InvalidValue;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_uppercase().as_str() {
-            "SMS" => Ok(Self::Sms),
-            "EMAIL" => Ok(Self::Email),
-            _ => Err(InvalidValue("must be SMS or EMAIL")),
         }
     }
 }

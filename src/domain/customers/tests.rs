@@ -1,4 +1,4 @@
-//! Tests of `customer.rs`.
+//! Tests of `customers/mod.rs`.
 
 use super::*;
 

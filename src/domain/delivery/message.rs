@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::credentials::challenge::{ChallengeId, NewChallenge};
-use crate::domain::customers::{Customer, CustomerId, TwoFactorMethod};
+use crate::domain::credentials::factor::TwoFactorMethod;
+use crate::domain::customers::{Customer, CustomerId};
 use crate::domain::sessions::SessionId;
 
 /// A message in the outbox.

@@ -6,7 +6,7 @@ use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
 use chacha20poly1305::{AeadCore as _, ChaCha20Poly1305};
 
 use crate::domain::credentials::challenge::{ChallengeId, OtpCode};
-use crate::domain::customers::TwoFactorMethod;
+use crate::domain::credentials::factor::TwoFactorMethod;
 
 /// Seals codes while they wait in the outbox: ChaCha20-Poly1305 under a key derived from the
 /// audit key, bound to the challenge, channel and address (a sealed code copied to another row,

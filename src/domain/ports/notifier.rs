@@ -6,7 +6,8 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::domain::customers::{CustomerId, TwoFactorMethod};
+use crate::domain::credentials::factor::TwoFactorMethod;
+use crate::domain::customers::CustomerId;
 
 /// A message ready to go: addressed, worded, and with the fields the development outbox file
 /// records beside the text (for a code: its challenge and the code itself).

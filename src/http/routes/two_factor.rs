@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::{AccountLocked, NeedsPendingSession, ProblemDocument, TokenResponse, tokens_issued};
 use crate::domain::audit::rfc3339;
 use crate::domain::credentials::challenge::{CODE_LENGTH, ChallengeId, OtpCode};
-use crate::domain::customers::TwoFactorMethod;
+use crate::domain::credentials::factor::TwoFactorMethod;
 use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
 use crate::http::extract::{ApiJson, AuthSession, Client};
 use crate::http::schema;

@@ -21,8 +21,9 @@ use async_trait::async_trait;
 use sqlx::Transaction;
 use sqlx::pool::{Pool, PoolConnection};
 
+use super::backend::TokenReads as _;
 use super::backend::{Backend, Param, Record, query};
-use super::sqlite::{InlineReads, InlineRecord};
+use super::sqlite::InlineRecord;
 use crate::domain::audit::ChainSeal;
 use crate::domain::ports::{Store, StoreError, StoreResult};
 use crate::domain::sessions::token::TokenHash;
@@ -36,25 +37,23 @@ pub struct SqlStore<B: Backend> {
     /// Where every write transaction starts (on SQLite, a pool of exactly one connection).
     writer: Pool<B>,
     reader: Pool<B>,
-    /// SQLite's session lookups on the calling thread (see [`InlineReads`]); `None` elsewhere.
-    inline: Option<InlineReads>,
+    /// The backend's own way to read a session by its token, if it has one.
+    token_reads: B::TokenReads,
     seal: ChainSeal,
 }
 
 impl<B: Backend> SqlStore<B> {
-    pub(super) fn new(writer: Pool<B>, reader: Pool<B>, seal: ChainSeal) -> Self {
+    pub(super) fn new(
+        writer: Pool<B>,
+        reader: Pool<B>,
+        seal: ChainSeal,
+        token_reads: B::TokenReads,
+    ) -> Self {
         Self {
             writer,
             reader,
-            inline: None,
+            token_reads,
             seal,
-        }
-    }
-
-    pub(super) fn with_inline_reads(self, inline: InlineReads) -> Self {
-        Self {
-            inline: Some(inline),
-            ..self
         }
     }
 
@@ -95,7 +94,7 @@ impl<B: Backend> SqlStore<B> {
         T: TryFrom<R, Error = StoreError>,
     {
         let key = hash.as_bytes().as_slice();
-        if let Some(read) = self.inline.as_ref().and_then(|i| i.read_one::<R>(sql, key)) {
+        if let Some(read) = self.token_reads.read_one::<R>(sql, key) {
             return read?.map(T::try_from).transpose();
         }
         self.read_one::<R, T>(sql, key).await
@@ -111,9 +110,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn close(&self) {
-        if let Some(inline) = &self.inline {
-            inline.close();
-        }
+        self.token_reads.close();
         self.writer.close().await;
         self.reader.close().await;
     }

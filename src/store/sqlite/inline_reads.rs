@@ -17,6 +17,7 @@ use anyhow::anyhow;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Row};
 
 use crate::domain::ports::{StoreError, StoreResult};
+use crate::store::backend::TokenReads;
 use crate::store::rows::{CustomerRow, SessionCustomerRow, SessionRow};
 
 /// Read-only connections to one SQLite file, each used by one thread at a time.
@@ -36,6 +37,20 @@ impl std::fmt::Debug for InlineReads {
 /// A row the inline reader can decode.
 pub trait InlineRecord: Sized {
     fn from_row(row: &Row<'_>) -> rusqlite::Result<Self>;
+}
+
+/// SQLite's reads by token: inline on a file database, through the pool on one in memory
+/// (which no other connection can open).
+impl TokenReads for Option<InlineReads> {
+    fn read_one<R: InlineRecord>(&self, sql: &str, key: &[u8]) -> Option<StoreResult<Option<R>>> {
+        self.as_ref().and_then(|inline| inline.read_one(sql, key))
+    }
+
+    fn close(&self) {
+        if let Some(inline) = self {
+            inline.close();
+        }
+    }
 }
 
 impl InlineReads {

@@ -19,7 +19,8 @@ use anyhow::Context as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Sqlite, SqliteConnection, Transaction};
 
-pub(super) use self::inline_reads::{InlineReads, InlineRecord};
+use self::inline_reads::InlineReads;
+pub(super) use self::inline_reads::InlineRecord;
 use super::backend::{Backend, forward_to_sqlx, locking_statements};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
@@ -28,6 +29,8 @@ use crate::domain::customers::Username;
 
 /// The single writer already orders every write, so nothing is locked explicitly.
 impl Backend for Sqlite {
+    type TokenReads = Option<InlineReads>;
+
     const NON_ASCII_USERNAMES: &'static str =
         "SELECT id, username FROM customers WHERE username GLOB '*[^ -~]*'";
 
@@ -99,9 +102,5 @@ pub(super) async fn open(
         .connect_with(connect.read_only(true))
         .await
         .context("opening SQLite readers")?;
-    let store = SqlStore::new(writer, reader, seal);
-    Ok(match inline {
-        Some(inline) => store.with_inline_reads(inline),
-        None => store,
-    })
+    Ok(SqlStore::new(writer, reader, seal, inline))
 }

@@ -18,7 +18,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
-use crate::domain::customers::{TwoFactorMethod, Username};
+use crate::domain::credentials::factor::TwoFactorMethod;
+use crate::domain::customers::Username;
 use crate::domain::sessions::{Rotation, SessionId};
 
 mod code;
