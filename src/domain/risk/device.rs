@@ -2,10 +2,10 @@
 //! taken as the login arrives, so neither the database, the audit trail nor a response ever holds
 //! one; per customer, a device is its hash.
 
-use hmac::{Hmac, Mac as _};
+use hmac::Mac as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::domain::keys::KeyError;
+use crate::domain::keys::{Purpose, PurposeKey};
 use time::OffsetDateTime;
 
 crate::domain::opaque_id!(
@@ -16,38 +16,20 @@ crate::domain::opaque_id!(
 /// How fingerprints are hashed: HMAC-SHA256 under a key derived from the audit key (kept
 /// outside the database), else a plain SHA-256 with a fixed prefix. Fingerprints from FinHub's
 /// web client are random 128-bit ids, which a plain hash already protects.
-#[derive(Clone)]
-pub struct DeviceKey(Option<Hmac<Sha256>>);
+pub type DeviceKey = PurposeKey<DeviceFingerprints>;
 
-impl std::fmt::Debug for DeviceKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "DeviceKey(keyed)"
-        } else {
-            "DeviceKey(unkeyed)"
-        })
-    }
+/// The purpose of [`DeviceKey`].
+#[derive(Debug)]
+pub struct DeviceFingerprints;
+
+impl Purpose for DeviceFingerprints {
+    const NAME: &'static [u8] = b"finhub device fingerprint v1";
 }
 
-const DOMAIN: &[u8] = b"finhub device fingerprint v1";
-
 impl DeviceKey {
-    /// Hashes without a key, when no audit key is set.
-    pub fn unkeyed() -> Self {
-        Self(None)
-    }
-
-    /// A key for device hashes derived from `secret`, so the secret itself is never reused.
-    /// A key that cannot be derived is an error, never an unkeyed hash.
-    pub fn derived_from(secret: &[u8]) -> Result<Self, KeyError> {
-        Ok(Self(Some(crate::domain::keys::purpose_mac(
-            secret, DOMAIN,
-        )?)))
-    }
-
     /// The stored form of `fingerprint`: 64 hex digits.
     pub fn hash(&self, fingerprint: &str) -> String {
-        let digest = match &self.0 {
+        let digest = match self.mac() {
             Some(mac) => mac
                 .clone()
                 .chain_update(fingerprint.as_bytes())
@@ -55,7 +37,7 @@ impl DeviceKey {
                 .into_bytes()
                 .to_vec(),
             None => Sha256::new()
-                .chain_update(DOMAIN)
+                .chain_update(DeviceFingerprints::NAME)
                 .chain_update(fingerprint.as_bytes())
                 .finalize()
                 .to_vec(),

@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 use super::{Answer, Challenge, ChallengeId};
 use crate::domain::InvalidValue;
-use crate::domain::keys::{self, KeyError};
+use crate::domain::keys::{Purpose, PurposeKey};
 
 /// The number of digits in a code.
 pub const CODE_LENGTH: usize = 6;
@@ -57,37 +57,21 @@ impl fmt::Debug for OtpCode {
 /// that reading the database is not enough to find a live code (a six-digit code under a plain
 /// hash falls to a million guesses offline). Without an audit key, a plain SHA-256, as start-up
 /// warns.
-#[derive(Clone)]
-pub struct CodeKey(Option<Hmac<Sha256>>);
+pub type CodeKey = PurposeKey<ChallengeCodes>;
 
-impl fmt::Debug for CodeKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "CodeKey(keyed)"
-        } else {
-            "CodeKey(unkeyed)"
-        })
-    }
+/// The purpose of [`CodeKey`].
+#[derive(Debug)]
+pub struct ChallengeCodes;
+
+impl Purpose for ChallengeCodes {
+    const NAME: &'static [u8] = b"finhub challenge code v1";
 }
 
-const CODE_KEY_PURPOSE: &[u8] = b"finhub challenge code v1";
-
 impl CodeKey {
-    /// Plain SHA-256 hashing, used only when no audit key is configured (start-up warns).
-    pub fn unkeyed() -> Self {
-        Self(None)
-    }
-
-    /// A key derived from `secret` (the audit key); an error, never an unkeyed hash, if it
-    /// cannot be.
-    pub fn derived_from(secret: &[u8]) -> Result<Self, KeyError> {
-        Ok(Self(Some(keys::purpose_mac(secret, CODE_KEY_PURPOSE)?)))
-    }
-
     /// The stored form of `code` for `challenge`; the challenge id is part of what is hashed,
     /// so equal codes in two challenges hash differently.
     pub fn hash(&self, code: &OtpCode, challenge: &ChallengeId) -> CodeHash {
-        match &self.0 {
+        match self.mac() {
             Some(mac) => CodeHash::Keyed(keyed_digest(mac, code, challenge)),
             None => CodeHash::Plain(plain_digest(code, challenge)),
         }
@@ -97,10 +81,7 @@ impl CodeKey {
     pub fn presented(&self, code: &OtpCode, challenge: &ChallengeId) -> PresentedCode {
         PresentedCode {
             plain: plain_digest(code, challenge),
-            keyed: self
-                .0
-                .as_ref()
-                .map(|mac| keyed_digest(mac, code, challenge)),
+            keyed: self.mac().map(|mac| keyed_digest(mac, code, challenge)),
         }
     }
 }
