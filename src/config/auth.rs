@@ -34,6 +34,10 @@ pub struct SessionSection {
         with = "As::<OrOff<Span<PositiveOrOff>>>"
     )]
     pub idle_timeout: Option<Duration>,
+    /// How long a proved second factor (or, for a customer without one, the password) counts as
+    /// recent, for the calls that need it.
+    #[serde(rename = "recent_auth_window", with = "As::<Span<Positive>>")]
+    pub recent_auth_window: Duration,
 }
 
 impl Default for SessionSection {
@@ -43,6 +47,7 @@ impl Default for SessionSection {
             pending_ttl: Duration::minutes(10),
             absolute_ttl: Duration::hours(12),
             idle_timeout: Some(Duration::minutes(15)),
+            recent_auth_window: Duration::minutes(5),
         }
     }
 }
@@ -55,6 +60,7 @@ impl SessionSection {
             pending_ttl: self.pending_ttl,
             absolute_ttl: self.absolute_ttl,
             idle_timeout: self.idle_timeout,
+            recent_auth_window: self.recent_auth_window,
         }
     }
 }

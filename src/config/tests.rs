@@ -117,6 +117,7 @@ fn the_names_are_the_documented_ones() {
         "redis_ca_file",
         "geoip_db",
         "risk_action",
+        "recent_auth_window",
     ];
     documented.sort_unstable();
     assert_eq!(known, documented);

@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::problem::ProblemDocument;
-use super::routes::{customers, health, problem_response, security, sessions, two_factor};
+use super::routes::{customers, health, problem_response, security, sessions, step_up, two_factor};
 use super::state::AppState;
 
 #[derive(OpenApi)]
@@ -105,6 +105,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(sessions::router())
         .merge(two_factor::router())
+        .merge(step_up::router())
         .merge(customers::router())
         .merge(security::router())
         .merge(health::router())

@@ -6,7 +6,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::domain::auth::security::HISTORY_KINDS;
-use crate::domain::credentials::factor;
+use crate::domain::credentials::{challenge, factor};
 use crate::domain::delivery::message;
 use crate::domain::{audit, customers, risk, sessions};
 
@@ -39,6 +39,9 @@ string_enum_schemas! {
     KycStatus => customers::KycStatus::ALL.map(customers::KycStatus::as_str),
     /// [`factor::TwoFactorMethod`] as it is written.
     TwoFactorMethod => factor::TwoFactorMethod::ALL.map(factor::TwoFactorMethod::as_str),
+    /// [`ChallengeMethod`](challenge::ChallengeMethod) as it is written: how a challenge is
+    /// answered.
+    ChallengeMethod => challenge::ChallengeMethod::ALL.map(challenge::ChallengeMethod::as_str),
     /// [`risk::RiskFlag`] as it is written: why a login was judged unusual.
     RiskFlag => risk::RiskFlag::ALL.map(risk::RiskFlag::as_str),
     /// [`DeliveryState`](message::DeliveryState) as it is written: where a code's message stands.

@@ -5,7 +5,9 @@ use anyhow::{Context as _, anyhow};
 
 use crate::clock::from_unix_millis;
 use crate::domain::audit::{AuditEvent, AuditKind, ChainedEvent, Outcome};
-use crate::domain::credentials::challenge::{Challenge, ChallengeId, ChallengeStatus, CodeHash};
+use crate::domain::credentials::challenge::{
+    Challenge, ChallengeId, ChallengeMethod, ChallengeStatus, CodeHash,
+};
 use crate::domain::credentials::factor::{Factor, FactorId, FactorKind};
 use crate::domain::credentials::lockout::LockoutRecord;
 use crate::domain::customers::{Customer, CustomerId, Email, PersonName, Phone, Username};
@@ -116,6 +118,7 @@ pub struct SessionRow {
     pub previous_login_at: Option<i64>,
     pub two_factor_verified: bool,
     pub revoked_at: Option<i64>,
+    pub recent_auth_at: Option<i64>,
 }
 
 /// The columns of [`SessionRow`], from `sessions s`.
@@ -123,7 +126,7 @@ macro_rules! session_columns {
     () => {
         "s.id AS session_id, s.customer_id, s.state, s.created_at, s.expires_at, \
          s.absolute_expires_at, s.last_seen_at, s.login_at, s.previous_login_at, \
-         s.two_factor_verified, s.revoked_at"
+         s.two_factor_verified, s.revoked_at, s.recent_auth_at"
     };
 }
 pub(crate) use session_columns;
@@ -191,6 +194,7 @@ impl TryFrom<SessionRow> for Session {
             login_at: r.login_at.map(from_unix_millis),
             previous_login_at: r.previous_login_at.map(from_unix_millis),
             two_factor_verified: r.two_factor_verified,
+            recent_auth_at: r.recent_auth_at.map(from_unix_millis),
             revoked: r.revoked_at.is_some(),
         })
     }
@@ -219,7 +223,8 @@ impl From<LockoutRow> for LockoutRecord {
 pub struct ChallengeRow {
     pub id: String,
     pub session_id: String,
-    pub code_hash: Vec<u8>,
+    pub method: String,
+    pub code_hash: Option<Vec<u8>>,
     pub expires_at: i64,
     pub attempts: i64,
     pub status: String,
@@ -232,7 +237,12 @@ impl TryFrom<ChallengeRow> for Challenge {
         Ok(Self {
             id: ChallengeId::from_stored(r.id),
             session_id: SessionId::from_stored(r.session_id),
-            code_hash: CodeHash::from_stored(&r.code_hash).ok_or_else(|| corrupt("code hash"))?,
+            method: ChallengeMethod::from_stored(&r.method)
+                .ok_or_else(|| corrupt("challenge method"))?,
+            code_hash: r
+                .code_hash
+                .map(|hash| CodeHash::from_stored(&hash).ok_or_else(|| corrupt("code hash")))
+                .transpose()?,
             expires_at: from_unix_millis(r.expires_at),
             attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
             status: ChallengeStatus::from_stored(&r.status)

@@ -186,7 +186,7 @@ async fn a_username_locked_after_initiate_looked_gets_no_challenge_and_no_code(b
     use finhub_auth::clock::Clock as _;
     use finhub_auth::domain::audit::{AuditEvent, AuditKind, Outcome};
     use finhub_auth::domain::credentials::challenge::{
-        ChallengeId, CodeKey, NewChallenge, OtpCode, SendOutcome,
+        ChallengeId, ChallengeMethod, ChallengePurpose, CodeKey, NewChallenge, OtpCode, SendOutcome,
     };
     use finhub_auth::domain::credentials::factor::TwoFactorMethod;
     use finhub_auth::domain::customers::{CustomerId, Username};
@@ -204,17 +204,19 @@ async fn a_username_locked_after_initiate_looked_gets_no_challenge_and_no_code(b
     let id = ChallengeId::generate();
     let session_id = SessionId::from_stored(pending.session_id.clone());
     let challenge = NewChallenge {
-        code_hash: CodeKey::unkeyed().hash(&OtpCode::parse("123456").unwrap(), &id),
+        code_hash: Some(CodeKey::unkeyed().hash(&OtpCode::parse("123456").unwrap(), &id)),
         id,
         session_id,
         username: Username::parse(&bob.username).unwrap(),
-        method: TwoFactorMethod::Sms,
-        destination: "+44********23".into(),
+        purpose: ChallengePurpose::Login,
+        method: ChallengeMethod::Sms,
+        destination: Some("+44********23".into()),
         created_at: now,
         expires_at: now + Duration::minutes(10),
     };
     let message = Message::code(
         &challenge,
+        TwoFactorMethod::Sms,
         &CustomerId::from_stored(bob.id.clone()),
         "+447700900123".into(),
         vec![0; 16],

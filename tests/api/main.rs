@@ -21,5 +21,6 @@ mod refusals;
 mod risk;
 mod security;
 mod sessions;
+mod step_up;
 mod two_factor;
 mod two_factor_limits;

@@ -45,6 +45,16 @@ pub enum AuditKind {
     /// A wrong, expired or used-up code.
     #[serde(rename = "2fa.failed")]
     TwoFactorFailed,
+    /// An ACTIVE session was asked to prove a second factor again (a code sent, or the
+    /// password asked for).
+    #[serde(rename = "stepup.initiated")]
+    StepUpInitiated,
+    /// The right answer made the session recently authenticated.
+    #[serde(rename = "stepup.verified")]
+    StepUpVerified,
+    /// A wrong, expired or used-up step-up answer.
+    #[serde(rename = "stepup.failed")]
+    StepUpFailed,
     /// A code's message was handed to the SMS gateway or mail relay (or the outbox file).
     #[serde(rename = "2fa.delivered")]
     CodeDelivered,
@@ -102,6 +112,9 @@ impl AuditKind {
             Self::TwoFactorInitiated => "2fa.initiated",
             Self::TwoFactorVerified => "2fa.verified",
             Self::TwoFactorFailed => "2fa.failed",
+            Self::StepUpInitiated => "stepup.initiated",
+            Self::StepUpVerified => "stepup.verified",
+            Self::StepUpFailed => "stepup.failed",
             Self::CodeDelivered => "2fa.delivered",
             Self::CodeUndelivered => "2fa.undelivered",
             Self::NoticeDelivered => "notice.delivered",

@@ -226,6 +226,9 @@ impl AuthService {
             created_at: now,
             expires_at: policy.expiry(state, now, now),
             absolute_expires_at: policy.absolute_expiry(now),
+            // Complete at once only for a customer without a second factor, whose password is
+            // all they can prove.
+            recent_auth_at: (state == SessionState::Active).then_some(now),
             client: client.clone(),
         };
         let flag_names: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();

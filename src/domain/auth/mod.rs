@@ -1,22 +1,25 @@
 //! The login flow: password login, the session checks on every call, two-factor, renewal and
 //! logout. [`AuthService`] holds the rules; the store makes each state change atomic.
 
+mod challenges;
 mod details;
 mod login;
 mod renewal;
 mod second_factor;
 pub mod security;
+mod step_up;
 
 use std::sync::Arc;
 
 pub use details::{CustomerDetails, TwoFactorSettings};
+pub use step_up::StepUpAnswer;
 
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
+use crate::domain::credentials::challenge::ChallengeMethod;
 use crate::domain::credentials::challenge::{CodeKey, TwoFactorPolicy};
-use crate::domain::credentials::factor::TwoFactorMethod;
 use crate::domain::credentials::lockout::LockoutPolicy;
 use crate::domain::credentials::password::PasswordHasher;
 use crate::domain::customers::{Customer, CustomerId};
@@ -71,14 +74,16 @@ pub struct IssuedSession {
 pub struct ChallengeIssued {
     /// What the client names with the code it guesses.
     pub challenge_id: crate::domain::credentials::challenge::ChallengeId,
-    /// SMS or e-mail, from the customer's settings.
-    pub method: TwoFactorMethod,
-    /// Where the code went, masked, so that the customer recognises it without it being disclosed.
-    pub destination: String,
-    /// After this the code is refused; the customer must ask for a new one.
+    /// How it is answered: a code by SMS or e-mail (a factor the customer holds), the password.
+    pub method: ChallengeMethod,
+    /// Where the code went, masked, so that the customer recognises it without it being
+    /// disclosed; `None` when nothing was sent.
+    pub destination: Option<String>,
+    /// After this the challenge is refused; the customer must ask for a new one.
     pub expires_at: OffsetDateTime,
-    /// The earliest moment another code may be sent for the session.
-    pub resend_available_at: OffsetDateTime,
+    /// The earliest moment another code may be sent for the session; `None` when nothing was
+    /// sent.
+    pub resend_available_at: Option<OffsetDateTime>,
 }
 
 /// Which sessions a logout ends.
@@ -222,6 +227,13 @@ impl AuthService {
             }
         }
         Ok(())
+    }
+
+    fn require_active(session: &Session) -> Result<(), AuthError> {
+        match session.state {
+            SessionState::Active => Ok(()),
+            SessionState::TwoFactorPending => Err(AuthError::TwoFactorRequired),
+        }
     }
 
     fn require_pending(session: &Session) -> Result<(), AuthError> {

@@ -51,6 +51,8 @@ pub const HISTORY_KINDS: &[AuditKind] = &[
     AuditKind::TwoFactorInitiated,
     AuditKind::TwoFactorVerified,
     AuditKind::TwoFactorFailed,
+    AuditKind::StepUpVerified,
+    AuditKind::StepUpFailed,
     AuditKind::SessionRefreshed,
     AuditKind::RefreshReused,
     AuditKind::Logout,
@@ -153,13 +155,6 @@ pub struct EventPage {
 }
 
 impl AuthService {
-    fn require_active(session: &Session) -> Result<(), AuthError> {
-        match session.state {
-            SessionState::Active => Ok(()),
-            SessionState::TwoFactorPending => Err(AuthError::TwoFactorRequired),
-        }
-    }
-
     fn liveness(&self) -> Liveness {
         let now = self.clock.now();
         Liveness {

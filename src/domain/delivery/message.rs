@@ -112,6 +112,7 @@ impl Message {
     /// A code's message, to be written with its challenge.
     pub fn code(
         challenge: &NewChallenge,
+        channel: TwoFactorMethod,
         customer: &CustomerId,
         address: String,
         sealed_code: Vec<u8>,
@@ -119,7 +120,7 @@ impl Message {
         Self {
             id: challenge.id.as_str().to_owned(),
             customer_id: customer.clone(),
-            channel: challenge.method,
+            channel,
             address,
             content: Content::Code(CodeContent {
                 challenge_id: challenge.id.clone(),

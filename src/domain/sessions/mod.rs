@@ -73,6 +73,9 @@ pub struct Session {
     pub previous_login_at: Option<OffsetDateTime>,
     /// Whether a second factor completed this login.
     pub two_factor_verified: bool,
+    /// When the session last proved a second factor (its login's or a step-up), or the
+    /// password of a customer without one; recent calls count from here.
+    pub recent_auth_at: Option<OffsetDateTime>,
     /// Ended before its time: logout, reuse of a refresh token, an operator lock, a forgotten
     /// device.
     pub revoked: bool,
@@ -97,6 +100,9 @@ pub struct NewSession {
     pub expires_at: OffsetDateTime,
     /// No renewal reaches past this.
     pub absolute_expires_at: OffsetDateTime,
+    /// Set when the login is complete at once: the password of a customer without a second
+    /// factor proves as much as they can.
+    pub recent_auth_at: Option<OffsetDateTime>,
     /// Where the login came from, recorded with the session (devices, history).
     pub client: ClientContext,
 }
@@ -131,6 +137,8 @@ pub struct SessionPolicy {
     pub absolute_ttl: Duration,
     /// `None`: no idle limit.
     pub idle_timeout: Option<Duration>,
+    /// How long a proved second factor counts as recent.
+    pub recent_auth_window: Duration,
 }
 
 /// Why a stored session no longer works.
@@ -179,6 +187,17 @@ impl SessionPolicy {
         now - s.last_seen_at >= self.activity_resolution()
     }
 
+    /// Until when the session counts as recently authenticated; `None` if it never proved
+    /// anything recent. Past that moment, recent calls need a step-up.
+    pub fn recent_until(&self, s: &Session) -> Option<OffsetDateTime> {
+        s.recent_auth_at.map(|at| at + self.recent_auth_window)
+    }
+
+    /// Whether the session counts as recently authenticated at `now`.
+    pub fn is_recent(&self, s: &Session, now: OffsetDateTime) -> bool {
+        self.recent_until(s).is_some_and(|until| now < until)
+    }
+
     /// Whether the session can still carry a bearer call at `now`.
     pub fn check_access(&self, s: &Session, now: OffsetDateTime) -> Result<(), Ended> {
         self.check_renewal(s, now)?;
@@ -218,6 +237,7 @@ mod tests {
             pending_ttl: Duration::minutes(10),
             absolute_ttl: Duration::hours(12),
             idle_timeout: Some(Duration::minutes(15)),
+            recent_auth_window: Duration::minutes(5),
         }
     }
 
@@ -233,8 +253,25 @@ mod tests {
             login_at: Some(now),
             previous_login_at: None,
             two_factor_verified: false,
+            recent_auth_at: None,
             revoked: false,
         }
+    }
+
+    #[test]
+    fn a_proved_factor_is_recent_for_the_window_and_never_before_it_was_proved() {
+        let now = OffsetDateTime::now_utc();
+        let p = policy();
+        let never = session(now);
+        assert!(!p.is_recent(&never, now));
+        assert_eq!(p.recent_until(&never), None);
+        let proved = Session {
+            recent_auth_at: Some(now),
+            ..never
+        };
+        assert!(p.is_recent(&proved, now + Duration::minutes(4)));
+        assert!(!p.is_recent(&proved, now + Duration::minutes(5)));
+        assert_eq!(p.recent_until(&proved), Some(now + Duration::minutes(5)));
     }
 
     #[test]

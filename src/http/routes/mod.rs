@@ -4,6 +4,7 @@ pub mod customers;
 pub mod health;
 pub mod security;
 pub mod sessions;
+pub mod step_up;
 pub mod two_factor;
 
 use std::collections::BTreeMap;

@@ -11,7 +11,8 @@ use utoipa_axum::routes;
 
 use super::{AccountLocked, NeedsPendingSession, ProblemDocument, TokenResponse, tokens_issued};
 use crate::domain::audit::rfc3339;
-use crate::domain::credentials::challenge::{CODE_LENGTH, ChallengeId, OtpCode};
+use crate::domain::auth::ChallengeIssued;
+use crate::domain::credentials::challenge::{CODE_LENGTH, ChallengeId, ChallengeMethod, OtpCode};
 use crate::domain::credentials::factor::TwoFactorMethod;
 use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
 use crate::http::extract::{ApiJson, AuthSession, Client};
@@ -45,13 +46,28 @@ pub struct InitiateRequest {
 #[serde(rename_all = "camelCase")]
 pub struct ChallengeResponse {
     challenge_id: String,
-    #[schema(value_type = schema::TwoFactorMethod)]
-    method: TwoFactorMethod,
-    /// Masked, e.g. `+44********89`.
-    destination: String,
-    code_length: usize,
+    #[schema(value_type = schema::ChallengeMethod)]
+    method: ChallengeMethod,
+    /// Masked, e.g. `+44********89`; `null` when nothing is sent.
+    destination: Option<String>,
+    /// Digits of the code; `null` when the answer is not a code.
+    code_length: Option<usize>,
     expires_at: String,
-    resend_available_at: String,
+    /// `null` when nothing is sent.
+    resend_available_at: Option<String>,
+}
+
+impl From<ChallengeIssued> for ChallengeResponse {
+    fn from(issued: ChallengeIssued) -> Self {
+        Self {
+            challenge_id: issued.challenge_id.to_string(),
+            method: issued.method,
+            destination: issued.destination,
+            code_length: issued.method.factor().map(|_| CODE_LENGTH),
+            expires_at: rfc3339(issued.expires_at),
+            resend_available_at: issued.resend_available_at.map(rfc3339),
+        }
+    }
 }
 
 /// Send a fresh code to a session awaiting two-factor authentication.
@@ -74,15 +90,12 @@ pub async fn initiate(
         .auth
         .initiate_two_factor(&session, body.method, &client)
         .await?;
-    let body = ChallengeResponse {
-        challenge_id: issued.challenge_id.to_string(),
-        method: issued.method,
-        destination: issued.destination,
-        code_length: CODE_LENGTH,
-        expires_at: rfc3339(issued.expires_at),
-        resend_available_at: rfc3339(issued.resend_available_at),
-    };
-    Ok((StatusCode::ACCEPTED, no_store(), Json(body)).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        no_store(),
+        Json(ChallengeResponse::from(issued)),
+    )
+        .into_response())
 }
 
 /// A code to check. (No `Debug`: it holds the code.)
@@ -113,21 +126,7 @@ pub async fn verify(
     Client(client): Client,
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> ApiResult<Response> {
-    let challenge = ChallengeId::parse(&body.challenge_id);
-    let code = OtpCode::parse(&body.code);
-    let (challenge, code) = match (challenge, code) {
-        (Ok(c), Ok(code)) => (c, code),
-        (c, code) => {
-            let mut errors = Vec::new();
-            if let Err(e) = c {
-                errors.push(FieldError::new("challengeId", e.0));
-            }
-            if let Err(e) = code {
-                errors.push(FieldError::new("code", e.0));
-            }
-            return Err(ApiError::Validation(errors));
-        }
-    };
+    let (challenge, code) = challenge_and_code(&body.challenge_id, &body.code)?;
     let issued = state
         .auth
         .verify_two_factor(&session, &challenge, &code, &client)
@@ -170,4 +169,21 @@ pub async fn delivery(
         delivery: delivery.as_str(),
     };
     Ok((no_store(), Json(body)).into_response())
+}
+
+/// A challenge id and a code, both parsed, or every field that is wrong.
+pub(super) fn challenge_and_code(challenge: &str, code: &str) -> ApiResult<(ChallengeId, OtpCode)> {
+    match (ChallengeId::parse(challenge), OtpCode::parse(code)) {
+        (Ok(challenge), Ok(code)) => Ok((challenge, code)),
+        (challenge, code) => {
+            let mut errors = Vec::new();
+            if let Err(e) = challenge {
+                errors.push(FieldError::new("challengeId", e.0));
+            }
+            if let Err(e) = code {
+                errors.push(FieldError::new("code", e.0));
+            }
+            Err(ApiError::Validation(errors))
+        }
+    }
 }

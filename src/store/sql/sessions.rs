@@ -153,8 +153,8 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         query::<B>(
             "INSERT INTO sessions (id, customer_id, state, access_hash, refresh_hash, created_at, \
              expires_at, absolute_expires_at, last_seen_at, login_at, previous_login_at, ip, user_agent, \
-             device_fingerprint, device_name, country, asn, latitude, longitude) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+             device_fingerprint, device_name, country, asn, latitude, longitude, recent_auth_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         )
         .bind(s.id.as_str())
         .bind(s.customer_id.as_str())
@@ -175,6 +175,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         .bind(location.asn.map(i64::from))
         .bind(location.coordinates.map(|c| c.latitude))
         .bind(location.coordinates.map(|c| c.longitude))
+        .bind(s.recent_auth_at.map(to_unix_millis))
         .execute(&mut tx)
         .await?;
         // Only a located login has places to remember (no location database: no statements).

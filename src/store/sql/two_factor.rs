@@ -7,13 +7,14 @@ use super::{SqlStore, Tx, audit, customers, devices, outbox, places, sessions};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::challenge::{
-    Challenge, CodeGuess, GuessOutcome, NewChallenge, SendBudget, SendOutcome, TwoFactorPolicy,
+    Challenge, CodeGuess, CodeHash, Completion, GuessOutcome, NewChallenge, SendBudget,
+    SendOutcome, TwoFactorPolicy,
 };
 use crate::domain::credentials::lockout::LockoutPolicy;
 use crate::domain::customers::CustomerId;
 use crate::domain::delivery::message::Message;
 use crate::domain::ports::{StoreResult, TwoFactorStore};
-use crate::domain::sessions::SessionId;
+use crate::domain::sessions::{Rotation, SessionId, SessionState};
 use crate::store::backend::{Backend, query};
 use crate::store::rows::ChallengeRow;
 
@@ -21,16 +22,18 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX)
 }
 
-/// Locks the session row if the session still awaits 2FA; otherwise says what became of it.
-async fn hold_pending_session<B: Backend>(
+/// Locks the session row if the session is still in `state` (awaiting 2FA for a login, ACTIVE
+/// for a step-up); otherwise says what became of it.
+async fn hold_session<B: Backend>(
     tx: &mut Tx<B>,
     session: &SessionId,
+    state: SessionState,
 ) -> StoreResult<Option<GuessOutcome>> {
     let held = query::<B>(
-        "UPDATE sessions SET state = state \
-         WHERE id = $1 AND state = 'TWO_FACTOR_PENDING' AND revoked_at IS NULL",
+        "UPDATE sessions SET state = state WHERE id = $1 AND state = $2 AND revoked_at IS NULL",
     )
     .bind(session.as_str())
+    .bind(state.as_str())
     .execute(tx)
     .await?;
     if held == 1 {
@@ -70,7 +73,7 @@ async fn refused_on_read<B: Backend>(
             .await?;
     match session {
         None | Some((_, Some(_))) => return Ok(Some(GuessOutcome::SessionMoved { revoked: true })),
-        Some((state, None)) if state != "TWO_FACTOR_PENDING" => {
+        Some((state, None)) if state != guess.completion.purpose().session_state().as_str() => {
             return Ok(Some(GuessOutcome::SessionMoved { revoked: false }));
         }
         Some(_) => {}
@@ -90,10 +93,12 @@ async fn unusable<B: Backend>(
     now: OffsetDateTime,
 ) -> StoreResult<Option<GuessOutcome>> {
     let found: Option<(String, i64, i64)> = query::<B>(
-        "SELECT status, attempts, expires_at FROM challenges WHERE id = $1 AND session_id = $2",
+        "SELECT status, attempts, expires_at FROM challenges \
+         WHERE id = $1 AND session_id = $2 AND purpose = $3",
     )
     .bind(guess.challenge_id.as_str())
     .bind(guess.session_id.as_str())
+    .bind(guess.completion.purpose().as_str())
     .fetch_optional(conn)
     .await?;
     Ok(match found {
@@ -117,11 +122,13 @@ async fn use_attempt<B: Backend>(
 ) -> StoreResult<Option<Challenge>> {
     let row: Option<ChallengeRow> = query::<B>(
         "UPDATE challenges SET attempts = attempts + 1 \
-         WHERE id = $1 AND session_id = $2 AND status = 'OPEN' AND attempts < $3 AND expires_at > $4 \
-         RETURNING id, session_id, code_hash, expires_at, attempts, status",
+         WHERE id = $1 AND session_id = $2 AND purpose = $3 AND status = 'OPEN' AND attempts < $4 \
+         AND expires_at > $5 \
+         RETURNING id, session_id, method, code_hash, expires_at, attempts, status",
     )
     .bind(guess.challenge_id.as_str())
     .bind(guess.session_id.as_str())
+    .bind(guess.completion.purpose().as_str())
     .bind(i64::from(guess.max_attempts))
     .bind(to_unix_millis(now))
     .fetch_optional(tx)
@@ -129,15 +136,30 @@ async fn use_attempt<B: Backend>(
     row.map(Challenge::try_from).transpose()
 }
 
-/// The right code: closes the challenge, clears the failure count, records the login and makes
-/// the session ACTIVE with its new tokens (retiring the pending refresh token).
-async fn activate<B: Backend>(tx: &mut Tx<B>, guess: &CodeGuess) -> StoreResult<()> {
-    let r = &guess.rotation;
+/// The right answer: closes the challenge, clears the failure count and completes what the
+/// challenge was for.
+async fn complete<B: Backend>(tx: &mut Tx<B>, guess: &CodeGuess) -> StoreResult<()> {
     customers::reset_failures(tx, &guess.username).await?;
     query::<B>("UPDATE challenges SET status = 'VERIFIED' WHERE id = $1")
         .bind(guess.challenge_id.as_str())
         .execute(tx)
         .await?;
+    match &guess.completion {
+        Completion::Login(rotation) => activate(tx, rotation).await,
+        Completion::StepUp { at } => {
+            query::<B>("UPDATE sessions SET recent_auth_at = $1 WHERE id = $2")
+                .bind(to_unix_millis(*at))
+                .bind(guess.session_id.as_str())
+                .execute(tx)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+/// Records the login and makes the session ACTIVE (and recently authenticated) with its new
+/// tokens, retiring the pending refresh token.
+async fn activate<B: Backend>(tx: &mut Tx<B>, r: &Rotation) -> StoreResult<()> {
     sessions::retire_refresh(tx, &r.session_id, r.at).await?;
     let (customer,): (String,) = query::<B>("SELECT customer_id FROM sessions WHERE id = $1")
         .bind(r.session_id.as_str())
@@ -146,7 +168,8 @@ async fn activate<B: Backend>(tx: &mut Tx<B>, guess: &CodeGuess) -> StoreResult<
     let login = sessions::record_login(tx, &CustomerId::from_stored(customer), r.at).await?;
     query::<B>(
         "UPDATE sessions SET state = 'ACTIVE', two_factor_verified = TRUE, access_hash = $1, refresh_hash = $2, \
-         expires_at = $3, last_seen_at = $4, login_at = $5, previous_login_at = $6 WHERE id = $7",
+         expires_at = $3, last_seen_at = $4, login_at = $5, previous_login_at = $6, recent_auth_at = $4 \
+         WHERE id = $7",
     )
     .bind(r.access_hash.as_bytes().as_slice())
     .bind(r.refresh_hash.as_bytes().as_slice())
@@ -183,7 +206,8 @@ async fn customer_budget_spent<B: Backend>(
     let (sent, oldest): (i64, Option<i64>) = query::<B>(
         "SELECT COUNT(*), MIN(c.created_at) FROM challenges c JOIN sessions s ON s.id = c.session_id \
          LEFT JOIN messages o ON o.challenge_id = c.id \
-         WHERE s.customer_id = $1 AND c.created_at > $2 AND (o.status IS NULL OR o.status <> 'FAILED')",
+         WHERE s.customer_id = $1 AND c.created_at > $2 AND c.code_hash IS NOT NULL \
+         AND (o.status IS NULL OR o.status <> 'FAILED')",
     )
     .bind(customer.as_str())
     .bind(since)
@@ -192,6 +216,51 @@ async fn customer_budget_spent<B: Backend>(
     Ok((sent >= i64::from(budget.count))
         .then(|| oldest.map(|t| from_unix_millis(t) + budget.window))
         .flatten())
+}
+
+/// Counts a send against the session's limits, in one conditional update, if the session is
+/// still in `state` and the limits allow; otherwise says why not.
+async fn count_send<B: Backend>(
+    tx: &mut Tx<B>,
+    c: &NewChallenge,
+    policy: &TwoFactorPolicy,
+    state: SessionState,
+) -> StoreResult<Option<SendOutcome>> {
+    let now = to_unix_millis(c.created_at);
+    let counted = query::<B>(
+        "UPDATE sessions SET codes_sent = codes_sent + 1, last_code_sent_at = $1 \
+         WHERE id = $2 AND state = $3 AND revoked_at IS NULL AND codes_sent < $4 \
+         AND (last_code_sent_at IS NULL OR last_code_sent_at <= $5)",
+    )
+    .bind(now)
+    .bind(c.session_id.as_str())
+    .bind(state.as_str())
+    .bind(i64::from(policy.max_sends))
+    .bind(now.saturating_sub(millis(policy.resend_interval)))
+    .execute(tx)
+    .await?
+        == 1;
+    if counted {
+        return Ok(None);
+    }
+    let standing: Option<(String, Option<i64>, i64, Option<i64>)> = query::<B>(
+        "SELECT state, revoked_at, codes_sent, last_code_sent_at FROM sessions WHERE id = $1",
+    )
+    .bind(c.session_id.as_str())
+    .fetch_optional(tx)
+    .await?;
+    Ok(Some(match standing {
+        None | Some((_, Some(_), _, _)) => SendOutcome::SessionMoved { revoked: true },
+        Some((stored, None, _, _)) if stored != state.as_str() => {
+            SendOutcome::SessionMoved { revoked: false }
+        }
+        Some((_, None, sent, Some(last))) if sent < i64::from(policy.max_sends) => {
+            SendOutcome::TooSoon {
+                retry_at: from_unix_millis(last) + policy.resend_interval,
+            }
+        }
+        Some(_) => SendOutcome::LimitReached,
+    }))
 }
 
 #[async_trait]
@@ -213,40 +282,21 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
                 until: lock.until(),
             });
         }
-        // Counting the send and checking the limits is one conditional update.
-        let counted = query::<B>(
-            "UPDATE sessions SET codes_sent = codes_sent + 1, last_code_sent_at = $1 \
-             WHERE id = $2 AND state = 'TWO_FACTOR_PENDING' AND revoked_at IS NULL AND codes_sent < $3 \
-             AND (last_code_sent_at IS NULL OR last_code_sent_at <= $4)",
-        )
-        .bind(now)
-        .bind(c.session_id.as_str())
-        .bind(i64::from(policy.max_sends))
-        .bind(now.saturating_sub(millis(policy.resend_interval)))
-        .execute(&mut tx)
-        .await?
-            == 1;
-        if !counted {
-            let standing: Option<(String, Option<i64>, i64, Option<i64>)> = query::<B>(
-                "SELECT state, revoked_at, codes_sent, last_code_sent_at FROM sessions WHERE id = $1",
-            )
-            .bind(c.session_id.as_str())
-            .fetch_optional(&mut tx)
-            .await?;
-            return Ok(match standing {
-                None | Some((_, Some(_), _, _)) => SendOutcome::SessionMoved { revoked: true },
-                Some((state, None, _, _)) if state != "TWO_FACTOR_PENDING" => {
-                    SendOutcome::SessionMoved { revoked: false }
-                }
-                Some((_, None, sent, Some(last))) if sent < i64::from(policy.max_sends) => {
-                    SendOutcome::TooSoon {
-                        retry_at: from_unix_millis(last) + policy.resend_interval,
-                    }
-                }
-                Some(_) => SendOutcome::LimitReached,
-            });
+        let state = c.purpose.session_state();
+        if message.is_none() {
+            // Nothing is sent, so no sending limit applies: the session need only still be in
+            // the state the challenge is for.
+            if let Some(moved) = hold_session(&mut tx, &c.session_id, state).await? {
+                return Ok(match moved {
+                    GuessOutcome::SessionMoved { revoked } => SendOutcome::SessionMoved { revoked },
+                    _ => SendOutcome::SessionMoved { revoked: true },
+                });
+            }
+        } else if let Some(refused) = count_send(&mut tx, c, policy, state).await? {
+            return Ok(refused);
         }
-        if let Some(budget) = policy.customer_sends
+        if message.is_some()
+            && let Some(budget) = policy.customer_sends
             && let Some(retry_at) = customer_budget_spent(&mut tx, c, budget).await?
         {
             return Ok(SendOutcome::CustomerBudgetSpent { retry_at });
@@ -258,14 +308,15 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         .execute(&mut tx)
         .await?;
         query::<B>(
-            "INSERT INTO challenges (id, session_id, method, destination, code_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO challenges (id, session_id, purpose, method, destination, code_hash, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(c.id.as_str())
         .bind(c.session_id.as_str())
+        .bind(c.purpose.as_str())
         .bind(c.method.as_str())
-        .bind(&c.destination)
-        .bind(c.code_hash.to_stored())
+        .bind(c.destination.as_deref())
+        .bind(c.code_hash.as_ref().map(CodeHash::to_stored))
         .bind(now)
         .bind(to_unix_millis(c.expires_at))
         .execute(&mut tx)
@@ -292,7 +343,8 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         // Rows are taken in the order every transaction takes them: failure counters, session,
         // challenge, customer, audit head.
         let lockout = customers::lockout_in(&mut tx, &guess.username).await?;
-        let outcome = if let Some(moved) = hold_pending_session(&mut tx, &guess.session_id).await? {
+        let state = guess.completion.purpose().session_state();
+        let outcome = if let Some(moved) = hold_session(&mut tx, &guess.session_id, state).await? {
             moved
         } else if let Some(refused) = unusable::<B>(&mut tx, guess, now).await? {
             refused
@@ -304,7 +356,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
             match use_attempt(&mut tx, guess, now).await? {
                 None => GuessOutcome::Exhausted,
                 Some(challenge) if guess.answer.is_right(&challenge) => {
-                    activate(&mut tx, guess).await?;
+                    complete(&mut tx, guess).await?;
                     GuessOutcome::Verified
                 }
                 Some(challenge) => {
@@ -322,7 +374,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
             tx.rollback().await?;
             return Ok(outcome);
         }
-        let events = outcome.audit_events(context);
+        let events = outcome.audit_events(context, guess.completion.purpose());
         audit::append(&mut tx, &self.seal, &events.iter().collect::<Vec<_>>()).await?;
         tx.commit().await?;
         Ok(outcome)

@@ -132,7 +132,7 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 
 // Columns are read by position (a lookup by name scans the statement's column names, and showed
 // up in the profile), in the order `session_columns!` and `customer_columns!` list them.
-const SESSION_COLUMNS: usize = 11;
+const SESSION_COLUMNS: usize = 12;
 
 fn session_at(row: &Row<'_>, i: usize) -> rusqlite::Result<SessionRow> {
     Ok(SessionRow {
@@ -147,6 +147,7 @@ fn session_at(row: &Row<'_>, i: usize) -> rusqlite::Result<SessionRow> {
         previous_login_at: row.get(i + 8)?,
         two_factor_verified: row.get(i + 9)?,
         revoked_at: row.get(i + 10)?,
+        recent_auth_at: row.get(i + 11)?,
     })
 }
 
@@ -208,7 +209,8 @@ mod tests {
                 "s.login_at",
                 "s.previous_login_at",
                 "s.two_factor_verified",
-                "s.revoked_at"
+                "s.revoked_at",
+                "s.recent_auth_at"
             ]
         );
         assert_eq!(names(session_columns!()).len(), super::SESSION_COLUMNS);

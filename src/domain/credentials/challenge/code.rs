@@ -164,7 +164,11 @@ impl fmt::Debug for CodeHash {
 impl Answer for PresentedCode {
     /// The code the challenge's hash was made of, compared in constant time.
     fn is_right(&self, challenge: &Challenge) -> bool {
-        challenge.code_hash.matches(self)
+        challenge.method.factor().is_some()
+            && challenge
+                .code_hash
+                .as_ref()
+                .is_some_and(|hash| hash.matches(self))
     }
 }
 

@@ -14,13 +14,14 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::factor::TwoFactorMethod;
 use crate::domain::customers::Username;
-use crate::domain::sessions::{Rotation, SessionId};
+use crate::domain::sessions::{Rotation, SessionId, SessionState};
 
 mod code;
 
@@ -54,25 +55,105 @@ impl ChallengeId {
     }
 }
 
+/// How a challenge is answered: a code sent by SMS or e-mail, or the password (a step-up by a
+/// customer without a second factor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChallengeMethod {
+    /// A code by text message.
+    Sms,
+    /// A code by e-mail.
+    Email,
+    /// The customer's password.
+    Password,
+}
+
+impl ChallengeMethod {
+    /// Every method a step-up may name, in the order documented.
+    pub const ALL: [Self; 3] = [Self::Sms, Self::Email, Self::Password];
+
+    /// The stable name the API and the store use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sms => "SMS",
+            Self::Email => "EMAIL",
+            Self::Password => "PASSWORD",
+        }
+    }
+
+    /// The method of a stored name; `None` for one this version does not know.
+    pub fn from_stored(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// The factor method whose code answers it; `None` for the password.
+    pub fn factor(self) -> Option<TwoFactorMethod> {
+        match self {
+            Self::Sms => Some(TwoFactorMethod::Sms),
+            Self::Email => Some(TwoFactorMethod::Email),
+            Self::Password => None,
+        }
+    }
+}
+
+impl From<TwoFactorMethod> for ChallengeMethod {
+    fn from(method: TwoFactorMethod) -> Self {
+        match method {
+            TwoFactorMethod::Sms => Self::Sms,
+            TwoFactorMethod::Email => Self::Email,
+        }
+    }
+}
+
+/// What a right answer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengePurpose {
+    /// Finishes the login of a session awaiting its second factor.
+    Login,
+    /// Makes an ACTIVE session recently authenticated.
+    StepUp,
+}
+
+impl ChallengePurpose {
+    /// The form stored in `challenges.purpose`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "LOGIN",
+            Self::StepUp => "STEP_UP",
+        }
+    }
+
+    /// The session state a challenge of this purpose is opened and answered in.
+    pub fn session_state(self) -> SessionState {
+        match self {
+            Self::Login => SessionState::TwoFactorPending,
+            Self::StepUp => SessionState::Active,
+        }
+    }
+}
+
 /// A challenge about to be stored.
 #[derive(Debug)]
 pub struct NewChallenge {
     /// Opaque; what the client presents with its guess.
     pub id: ChallengeId,
-    /// The pending session this challenge can activate; guesses from any other session match
-    /// nothing.
+    /// The session this challenge is for; guesses from any other session match nothing.
     pub session_id: SessionId,
     /// The session's customer's username: its lock is checked again as the challenge opens.
     pub username: Username,
-    /// How the code is delivered (SMS, email), chosen from the customer's settings.
-    pub method: TwoFactorMethod,
-    /// Where the code goes, masked: what the customer is shown, never the full address.
-    pub destination: String,
-    /// Never the code itself: only its hash is stored.
-    pub code_hash: CodeHash,
-    /// When the code was issued; the resend interval counts from here.
+    /// What a right answer does.
+    pub purpose: ChallengePurpose,
+    /// How it is answered (a code by SMS or e-mail, chosen from the customer's factors; the
+    /// password).
+    pub method: ChallengeMethod,
+    /// Where the code goes, masked: what the customer is shown, never the full address; `None`
+    /// when nothing is sent.
+    pub destination: Option<String>,
+    /// Never the code itself: only its hash is stored; `None` when no code is sent.
+    pub code_hash: Option<CodeHash>,
+    /// When the challenge opened; the resend interval counts from here.
     pub created_at: OffsetDateTime,
-    /// After this the code is refused as expired, however many guesses remain.
+    /// After this the challenge is refused as expired, however many guesses remain.
     pub expires_at: OffsetDateTime,
 }
 
@@ -114,10 +195,13 @@ impl ChallengeStatus {
 pub struct Challenge {
     /// Opaque; what the client names when it guesses.
     pub id: ChallengeId,
-    /// The pending session a right answer activates.
+    /// The session a right answer completes or steps up.
     pub session_id: SessionId,
-    /// What the code is checked against; the code itself is never stored.
-    pub code_hash: CodeHash,
+    /// How it is answered.
+    pub method: ChallengeMethod,
+    /// What a code is checked against (the code itself is never stored); `None` when no code
+    /// was sent.
+    pub code_hash: Option<CodeHash>,
     /// After this, guesses are refused as expired.
     pub expires_at: OffsetDateTime,
     /// Guesses checked so far, including the one being made.
@@ -142,8 +226,44 @@ pub struct CodeGuess {
     pub answer: Box<dyn Answer>,
     /// Guesses one challenge allows, from the policy in force when the guess is made.
     pub max_attempts: u32,
-    /// The session's new tokens and lifetime, if the code is right.
-    pub rotation: Rotation,
+    /// What a right answer does.
+    pub completion: Completion,
+}
+
+/// What a right answer does to the session.
+#[derive(Debug)]
+pub enum Completion {
+    /// Finishes the login: the session becomes ACTIVE with new tokens and lifetime.
+    Login(Rotation),
+    /// Makes the ACTIVE session recently authenticated as of `at`.
+    StepUp {
+        /// When the answer came.
+        at: OffsetDateTime,
+    },
+}
+
+impl Completion {
+    /// The purpose of the challenges this completes.
+    pub fn purpose(&self) -> ChallengePurpose {
+        match self {
+            Self::Login(_) => ChallengePurpose::Login,
+            Self::StepUp { .. } => ChallengePurpose::StepUp,
+        }
+    }
+}
+
+/// A password, already checked against the customer's hash (outside any transaction: argon2
+/// takes a pool thread), as the answer to a password challenge and to nothing else.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckedPassword {
+    /// Whether it was the customer's password.
+    pub right: bool,
+}
+
+impl Answer for CheckedPassword {
+    fn is_right(&self, challenge: &Challenge) -> bool {
+        challenge.method == ChallengeMethod::Password && self.right
+    }
 }
 
 /// What came of a guess.
@@ -187,15 +307,16 @@ impl GuessOutcome {
         matches!(self, Self::Verified | Self::Wrong { .. })
     }
 
-    /// The audit events that record this outcome, built on `context` (who, from where, which
-    /// session and challenge).
-    pub fn audit_events(&self, context: &AuditEvent) -> Vec<AuditEvent> {
-        let failed =
-            |reason| context.recast(AuditKind::TwoFactorFailed, Outcome::Failure, Some(reason));
+    /// The audit events that record this outcome of a guess at a challenge of `purpose`, built
+    /// on `context` (who, from where, which session and challenge).
+    pub fn audit_events(&self, context: &AuditEvent, purpose: ChallengePurpose) -> Vec<AuditEvent> {
+        let (verified, failed_kind) = match purpose {
+            ChallengePurpose::Login => (AuditKind::TwoFactorVerified, AuditKind::TwoFactorFailed),
+            ChallengePurpose::StepUp => (AuditKind::StepUpVerified, AuditKind::StepUpFailed),
+        };
+        let failed = |reason| context.recast(failed_kind, Outcome::Failure, Some(reason));
         match *self {
-            Self::Verified => {
-                vec![context.recast(AuditKind::TwoFactorVerified, Outcome::Success, None)]
-            }
+            Self::Verified => vec![context.recast(verified, Outcome::Success, None)],
             Self::Wrong { attempts, locked } => {
                 let failure = failed("invalid_code").detail("attempt", attempts);
                 match locked {
