@@ -10,6 +10,8 @@ use axum::extract::Path;
 use axum::http::{Request, StatusCode, header};
 use axum::middleware;
 use axum::routing::get;
+use finhub_auth::domain::credentials::challenge::ChallengeMethod;
+use finhub_auth::domain::credentials::password::Rejection;
 use finhub_auth::domain::error::AuthError;
 use finhub_auth::http::error::{ApiError, FieldError};
 use finhub_auth::http::request_id::request_context;
@@ -73,6 +75,18 @@ fn one_error_per_code() -> Vec<(&'static str, ApiError)> {
                 status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 detail: "the body must be application/json",
             },
+        ),
+        (
+            "RECENT_AUTHENTICATION_REQUIRED",
+            auth(AuthError::RecentAuthenticationRequired {
+                methods: vec![ChallengeMethod::Sms, ChallengeMethod::Email],
+            }),
+        ),
+        (
+            "PASSWORD_REJECTED",
+            auth(AuthError::PasswordRejected {
+                reasons: vec![Rejection::TooShort, Rejection::Context],
+            }),
         ),
         ("NOT_FOUND", ApiError::NotFound),
         ("METHOD_NOT_ALLOWED", ApiError::MethodNotAllowed),

@@ -12,6 +12,7 @@ use time::Duration;
 use super::values::{NonNegative, OrOff, Positive, PositiveOrOff, Span};
 use crate::domain::credentials::challenge::{SendBudget, TwoFactorPolicy};
 use crate::domain::credentials::lockout::LockoutPolicy;
+use crate::domain::credentials::password::PasswordPolicy;
 use crate::domain::risk::RiskAction;
 use crate::domain::risk::rate_limit::{Per, Rate, RateLimits};
 use crate::domain::sessions::SessionPolicy;
@@ -242,5 +243,42 @@ impl<'de> serde_with::DeserializeAs<'de, Vec<PathBuf>> for GeoipFiles {
             ));
         }
         Ok(paths)
+    }
+}
+
+/// What a new password must be.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasswordSection {
+    /// The fewest characters a new password may have; 8 or more, else start-up stops.
+    #[serde(rename = "password_min_length", deserialize_with = "at_least_eight")]
+    pub min_length: usize,
+}
+
+impl Default for PasswordSection {
+    fn default() -> Self {
+        Self {
+            min_length: PasswordPolicy::DEFAULT_MIN_LENGTH,
+        }
+    }
+}
+
+impl PasswordSection {
+    /// The domain's password policy from these settings.
+    pub fn policy(&self) -> PasswordPolicy {
+        PasswordPolicy {
+            min_length: self.min_length,
+        }
+    }
+}
+
+/// A minimum password length no shorter than 8 characters nor longer than the longest password.
+fn at_least_eight<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = usize::deserialize(d)?;
+    if (PasswordPolicy::LEAST_MIN_LENGTH..=PasswordPolicy::MAX_LENGTH).contains(&n) {
+        Ok(n)
+    } else {
+        Err(serde::de::Error::custom(
+            "must be between 8 and 128 characters",
+        ))
     }
 }

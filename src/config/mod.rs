@@ -30,7 +30,9 @@ use figment::value::Dict;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use auth::{LimitsSection, LockoutSection, RiskSection, SessionSection, TwoFactorSection};
+pub use auth::{
+    LimitsSection, LockoutSection, PasswordSection, RiskSection, SessionSection, TwoFactorSection,
+};
 pub use records::{AuditSection, HousekeepingSection};
 pub use server::{
     HashingSection, LogFormat, NotifierKind, NotifierSection, ServerSection, StoreSection,
@@ -59,6 +61,9 @@ pub struct Settings {
     /// When failures lock a username.
     #[serde(flatten)]
     pub lockout: LockoutSection,
+    /// What a new password must be.
+    #[serde(flatten)]
+    pub passwords: PasswordSection,
     /// Request rates per address and per account.
     #[serde(flatten)]
     pub limits: LimitsSection,
@@ -145,6 +150,7 @@ impl Settings {
             sessions: section(figment)?,
             two_factor: section(figment)?,
             lockout: section(figment)?,
+            passwords: section(figment)?,
             limits: section(figment)?,
             risk: section(figment)?,
             hashing: section(figment)?,
@@ -165,6 +171,7 @@ impl Settings {
             devices: self.audit.device_key()?,
             codes: self.audit.code_key()?,
             risk: self.risk.action,
+            passwords: self.passwords.policy(),
         })
     }
 

@@ -118,9 +118,24 @@ fn the_names_are_the_documented_ones() {
         "geoip_db",
         "risk_action",
         "recent_auth_window",
+        "password_min_length",
     ];
     documented.sort_unstable();
     assert_eq!(known, documented);
+}
+
+#[test]
+fn a_minimum_password_length_below_eight_stops_start_up() {
+    figment::Jail::expect_with(|jail| {
+        assert_eq!(Settings::load(None).unwrap().passwords.min_length, 12);
+        jail.set_env("FINHUB_PASSWORD_MIN_LENGTH", "10");
+        assert_eq!(Settings::load(None).unwrap().passwords.min_length, 10);
+        jail.set_env("FINHUB_PASSWORD_MIN_LENGTH", "7");
+        let err = load_error();
+        assert!(err.contains("FINHUB_PASSWORD_MIN_LENGTH"), "{err}");
+        assert!(err.contains("between 8 and 128"), "{err}");
+        Ok(())
+    });
 }
 
 #[test]

@@ -4,7 +4,8 @@
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::InvalidValue;
-use crate::domain::credentials::password::HashError;
+use crate::domain::credentials::challenge::ChallengeMethod;
+use crate::domain::credentials::password::{HashError, Rejection};
 use crate::domain::ports::StoreError;
 
 /// Why a step was refused or failed.
@@ -55,6 +56,19 @@ pub enum AuthError {
     RateLimited {
         /// How long until trying again can succeed.
         retry_after: Duration,
+    },
+    /// The call changes how the customer signs in, and the session has not proved a second
+    /// factor recently enough.
+    #[error("recent authentication required")]
+    RecentAuthenticationRequired {
+        /// What the customer can step up with.
+        methods: Vec<ChallengeMethod>,
+    },
+    /// A new password breaks the policy.
+    #[error("password rejected")]
+    PasswordRejected {
+        /// Every rule it breaks.
+        reasons: Vec<Rejection>,
     },
     /// Input that does not pass its check.
     #[error("invalid {field}: {problem}")]

@@ -209,6 +209,20 @@ fn auth_problem(e: &AuthError) -> Problem {
             "the request rate is over the limit; retry later",
             *retry_after,
         ),
+        AuthError::RecentAuthenticationRequired { methods } => Problem::new(
+            S::FORBIDDEN,
+            "RECENT_AUTHENTICATION_REQUIRED",
+            "Recent authentication required",
+            "prove a second factor again (auth/step-up) and retry",
+        )
+        .methods(methods.iter().map(|m| m.as_str()).collect()),
+        AuthError::PasswordRejected { reasons } => Problem::new(
+            S::BAD_REQUEST,
+            "PASSWORD_REJECTED",
+            "Password rejected",
+            "the new password does not meet the password policy",
+        )
+        .reasons(reasons.iter().map(|r| r.as_str()).collect()),
         AuthError::Invalid { field, problem } => {
             ApiError::Validation(vec![FieldError::new(*field, problem.0)]).problem()
         }

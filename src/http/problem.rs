@@ -8,6 +8,7 @@ use time::Duration;
 use utoipa::ToSchema;
 
 use super::request_id::current_request_id;
+use super::schema;
 
 /// One invalid field.
 #[expect(
@@ -57,6 +58,14 @@ pub struct ProblemDocument {
     /// ACCOUNT_LOCKED only; absent when an operator must unlock.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<String>,
+    /// RECENT_AUTHENTICATION_REQUIRED only: the ways this customer can step up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<schema::ChallengeMethod>>)]
+    pub methods: Option<Vec<&'static str>>,
+    /// PASSWORD_REJECTED only: every rule the new password breaks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<schema::PasswordRejection>>)]
+    pub reasons: Option<Vec<&'static str>>,
 }
 
 /// A problem document with its status and the headers that go with it.
@@ -87,6 +96,8 @@ impl Problem {
                 errors: None,
                 attempts_remaining: None,
                 locked_until: None,
+                methods: None,
+                reasons: None,
             },
             retry_after: None,
             www_authenticate: None,
@@ -100,6 +111,16 @@ impl Problem {
 
     pub fn attempts_remaining(mut self, n: u32) -> Self {
         self.document.attempts_remaining = Some(n);
+        self
+    }
+
+    pub fn methods(mut self, methods: Vec<&'static str>) -> Self {
+        self.document.methods = Some(methods);
+        self
+    }
+
+    pub fn reasons(mut self, reasons: Vec<&'static str>) -> Self {
+        self.document.reasons = Some(reasons);
         self
     }
 

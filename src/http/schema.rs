@@ -6,7 +6,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::domain::auth::security::HISTORY_KINDS;
-use crate::domain::credentials::{challenge, factor};
+use crate::domain::credentials::{challenge, factor, password};
 use crate::domain::delivery::message;
 use crate::domain::{audit, customers, risk, sessions};
 
@@ -42,6 +42,8 @@ string_enum_schemas! {
     /// [`ChallengeMethod`](challenge::ChallengeMethod) as it is written: how a challenge is
     /// answered.
     ChallengeMethod => challenge::ChallengeMethod::ALL.map(challenge::ChallengeMethod::as_str),
+    /// [`Rejection`](password::Rejection) as it is written: a rule a new password breaks.
+    PasswordRejection => password::Rejection::ALL.map(password::Rejection::as_str),
     /// [`risk::RiskFlag`] as it is written: why a login was judged unusual.
     RiskFlag => risk::RiskFlag::ALL.map(risk::RiskFlag::as_str),
     /// [`DeliveryState`](message::DeliveryState) as it is written: where a code's message stands.

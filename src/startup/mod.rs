@@ -61,7 +61,12 @@ pub async fn accounts(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Res
     let hasher =
         PasswordHasher::for_new_passwords(hashing.cost(), hashing.threads(), hashing.queue)
             .context(HASHING_SETTINGS)?;
-    Ok(Accounts::new(store, clock, hasher))
+    Ok(Accounts::new(
+        store,
+        clock,
+        hasher,
+        settings.passwords.policy(),
+    ))
 }
 
 const HASHING_SETTINGS: &str =
@@ -104,7 +109,12 @@ impl Services {
             Some(locator) => auth.locating_with(Arc::clone(locator) as Arc<dyn Locator>),
             None => auth,
         };
-        let accounts = Accounts::new(Arc::clone(&store), Arc::clone(&clock), hasher);
+        let accounts = Accounts::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            hasher,
+            settings.passwords.policy(),
+        );
         let housekeeper = Housekeeper::new(
             Arc::clone(&store) as Arc<dyn HousekeepingStore>,
             Arc::clone(&clock),

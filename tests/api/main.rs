@@ -17,6 +17,7 @@ mod login;
 mod migrations;
 mod notices;
 mod outbox;
+mod password;
 mod refusals;
 mod risk;
 mod security;

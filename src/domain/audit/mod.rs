@@ -85,6 +85,13 @@ pub enum AuditKind {
     /// A customer was created (CLI, import or demo).
     #[serde(rename = "customer.created")]
     CustomerCreated,
+    /// A signed-in customer changed their password; their other sessions ended.
+    #[serde(rename = "password.changed")]
+    PasswordChanged,
+    /// A password change was refused: the current password was wrong, or the new one broke
+    /// the policy.
+    #[serde(rename = "password.change_failed")]
+    PasswordChangeFailed,
     /// A password hash was upgraded to the current parameters at login.
     #[serde(rename = "customer.password_rehashed")]
     PasswordRehashed,
@@ -126,6 +133,8 @@ impl AuditKind {
             Self::DeviceForgotten => "device.forgotten",
             Self::CustomerCreated => "customer.created",
             Self::PasswordRehashed => "customer.password_rehashed",
+            Self::PasswordChanged => "password.changed",
+            Self::PasswordChangeFailed => "password.change_failed",
             Self::AuditPurged => "audit.purged",
             Self::SealedWithKey => "audit.sealed_with_key",
             Self::ChainKeyDerived => "audit.chain_key_derived",

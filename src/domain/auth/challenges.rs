@@ -236,7 +236,7 @@ impl AuthService {
         }
     }
 
-    async fn refuse_if_locked(
+    pub(super) async fn refuse_if_locked(
         &self,
         customer: &Customer,
         now: OffsetDateTime,

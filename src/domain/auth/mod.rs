@@ -4,6 +4,7 @@
 mod challenges;
 mod details;
 mod login;
+mod password_change;
 mod renewal;
 mod second_factor;
 pub mod security;
@@ -21,7 +22,7 @@ use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::challenge::ChallengeMethod;
 use crate::domain::credentials::challenge::{CodeKey, TwoFactorPolicy};
 use crate::domain::credentials::lockout::LockoutPolicy;
-use crate::domain::credentials::password::PasswordHasher;
+use crate::domain::credentials::password::{PasswordHasher, PasswordPolicy};
 use crate::domain::customers::{Customer, CustomerId};
 use crate::domain::delivery::Courier;
 use crate::domain::error::AuthError;
@@ -50,6 +51,8 @@ pub struct Policies {
     pub codes: CodeKey,
     /// What an unusual login triggers.
     pub risk: RiskAction,
+    /// What a new password must be.
+    pub passwords: PasswordPolicy,
 }
 
 /// A session and the tokens just issued for it (shown to the customer once).

@@ -53,6 +53,8 @@ pub const HISTORY_KINDS: &[AuditKind] = &[
     AuditKind::TwoFactorFailed,
     AuditKind::StepUpVerified,
     AuditKind::StepUpFailed,
+    AuditKind::PasswordChanged,
+    AuditKind::PasswordChangeFailed,
     AuditKind::SessionRefreshed,
     AuditKind::RefreshReused,
     AuditKind::Logout,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
-use crate::domain::credentials::password::{Password, PasswordHasher};
+use crate::domain::credentials::password::{Password, PasswordHasher, PasswordPolicy};
 use crate::domain::customers::{Customer, NewCustomer, Profile, Username};
 use crate::domain::ports::{Insertion, Store, StoreError, Taken};
 
@@ -37,16 +37,49 @@ pub struct Accounts {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
+    policy: PasswordPolicy,
 }
 
 impl Accounts {
-    /// Operator actions on `store`, hashing new passwords with `hasher`.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, hasher: PasswordHasher) -> Self {
+    /// Operator actions on `store`, hashing new passwords with `hasher` and holding those an
+    /// operator chooses to `policy`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        hasher: PasswordHasher,
+        policy: PasswordPolicy,
+    ) -> Self {
         Self {
             store,
             clock,
             hasher,
+            policy,
         }
+    }
+
+    /// Refuses a password an operator chose for `profile` that breaks the password policy,
+    /// naming every rule it breaks. (The demo's public password and imported credentials are
+    /// not held to it.)
+    pub fn check_new_password(
+        &self,
+        profile: &Profile,
+        password: &Password,
+    ) -> Result<(), AccountError> {
+        let context = [
+            profile.username.as_str(),
+            profile.email.as_str(),
+            profile.first_name.as_str(),
+            profile.last_name.as_str(),
+        ];
+        let reasons = self.policy.judge(password, &context);
+        if reasons.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+        Err(AccountError::Invalid(format!(
+            "the password is refused by the password policy: {}",
+            names.join(", ")
+        )))
     }
 
     /// The hasher new passwords go through (imports hash in batches with it).

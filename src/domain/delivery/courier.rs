@@ -77,7 +77,7 @@ const MAX_BATCH: u8 = 32;
 fn metric(content: &Content) -> &'static str {
     match content {
         Content::Code(_) => "finhub_2fa_delivery_total",
-        Content::Notice(_) => "finhub_notice_delivery_total",
+        Content::Notice(_) | Content::Account(_) => "finhub_notice_delivery_total",
     }
 }
 
@@ -273,7 +273,9 @@ impl Courier {
 fn delivery_event(message: &Message, outcome: Outcome, at: time::OffsetDateTime) -> AuditEvent {
     let (delivered, undelivered) = match &message.content {
         Content::Code(_) => (AuditKind::CodeDelivered, AuditKind::CodeUndelivered),
-        Content::Notice(_) => (AuditKind::NoticeDelivered, AuditKind::NoticeUndelivered),
+        Content::Notice(_) | Content::Account(_) => {
+            (AuditKind::NoticeDelivered, AuditKind::NoticeUndelivered)
+        }
     };
     let kind = if outcome == Outcome::Success {
         delivered
@@ -289,6 +291,10 @@ fn delivery_event(message: &Message, outcome: Outcome, at: time::OffsetDateTime)
         Content::Notice(_) => event
             .detail("noticeId", message.id.as_str())
             .detail("notice", super::render::UNUSUAL_LOGIN),
+        Content::Account(change) => event
+            .detail("noticeId", message.id.as_str())
+            .detail("notice", change.as_str())
+            .detail("channel", message.channel.as_str()),
     };
     event
         .customer(&message.customer_id)

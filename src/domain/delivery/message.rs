@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::credentials::challenge::{ChallengeId, NewChallenge};
-use crate::domain::credentials::factor::TwoFactorMethod;
+use crate::domain::credentials::factor::{Factor, TwoFactorMethod};
 use crate::domain::customers::{Customer, CustomerId};
 use crate::domain::sessions::SessionId;
 
@@ -51,6 +51,8 @@ pub enum Content {
     Code(CodeContent),
     /// A security notice: facts the server derived, never text a client chose.
     Notice(NoticeContent),
+    /// A change to how the customer signs in, told at a destination they held before it.
+    Account(AccountChange),
 }
 
 impl Content {
@@ -59,7 +61,31 @@ impl Content {
         match self {
             Self::Code(_) => CODE_PURPOSE,
             Self::Notice(_) => NOTICE_PURPOSE,
+            Self::Account(_) => ACCOUNT_NOTICE_PURPOSE,
         }
+    }
+}
+
+/// A change to how a customer signs in that they are told of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountChange {
+    /// Their password was changed by a signed-in session.
+    PasswordChanged,
+}
+
+impl AccountChange {
+    /// The notice's name, as stored, as the outbox file and the audit trail name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordChanged => "password.changed",
+        }
+    }
+
+    /// The change of a stored name; `None` for one this version does not know.
+    pub fn from_stored(s: &str) -> Option<Self> {
+        [Self::PasswordChanged]
+            .into_iter()
+            .find(|c| c.as_str() == s)
     }
 }
 
@@ -67,6 +93,8 @@ impl Content {
 pub const CODE_PURPOSE: &str = "2fa_code";
 /// The stored purpose of a security notice.
 pub const NOTICE_PURPOSE: &str = "security_notice";
+/// The stored purpose of a notice of an account change.
+pub const ACCOUNT_NOTICE_PURPOSE: &str = "account_notice";
 
 /// What a two-factor code's message carries.
 #[derive(Debug, Clone)]
@@ -135,6 +163,48 @@ impl Message {
             live: true,
             maybe_delivered: false,
         }
+    }
+
+    /// Notices of `change`, one to each destination the customer holds before it: the
+    /// profile's e-mail address and phone, and every factor's, each once. A thief who changes
+    /// one cannot hide the change from the others.
+    pub fn account_notices(
+        customer: &Customer,
+        factors: &[Factor],
+        change: AccountChange,
+        now: OffsetDateTime,
+    ) -> Vec<Self> {
+        let profile = std::iter::once((TwoFactorMethod::Email, customer.email.as_str())).chain(
+            customer
+                .phone
+                .iter()
+                .map(|p| (TwoFactorMethod::Sms, p.as_str())),
+        );
+        let held = factors
+            .iter()
+            .filter_map(|f| f.kind.address().map(|address| (f.method(), address)));
+        let mut destinations: Vec<(TwoFactorMethod, &str)> = Vec::new();
+        for destination in profile.chain(held) {
+            if !destinations.contains(&destination) {
+                destinations.push(destination);
+            }
+        }
+        destinations
+            .into_iter()
+            .map(|(channel, address)| Self {
+                id: uuid::Uuid::now_v7().to_string(),
+                customer_id: customer.id.clone(),
+                channel,
+                address: address.to_owned(),
+                content: Content::Account(change),
+                created_at: now,
+                expires_at: now + Self::NOTICE_LIFETIME,
+                attempts: 0,
+                claim: ClaimToken::unclaimed(),
+                live: true,
+                maybe_delivered: false,
+            })
+            .collect()
     }
 
     /// An unusual-sign-in notice to the customer's e-mail address.

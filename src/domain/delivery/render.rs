@@ -4,7 +4,9 @@ use serde_json::{Map, Value, json};
 
 use super::{CodeSeal, CodeTemplate, SealedFor};
 use crate::domain::audit::rfc3339;
-use crate::domain::delivery::message::{CodeContent, Content, Message, NoticeContent};
+use crate::domain::delivery::message::{
+    AccountChange, CodeContent, Content, Message, NOTICE_PURPOSE, NoticeContent,
+};
 use crate::domain::ports::Outgoing;
 
 /// The notice kind of an unusual sign-in, as the outbox file and the audit trail name it.
@@ -36,6 +38,7 @@ impl Renderer {
         let (subject, text, record) = match &message.content {
             Content::Code(code) => self.code(message, code)?,
             Content::Notice(notice) => notice_words(message, notice),
+            Content::Account(change) => account_words(message, *change),
         };
         Ok(Outgoing {
             id: message.id.clone(),
@@ -91,6 +94,29 @@ fn notice_words(
         "flags": facts.flags,
     }));
     ("A new sign-in to your FinHub account", text, record)
+}
+
+/// A change to how the customer signs in, told by what changed and when.
+fn account_words(
+    message: &Message,
+    change: AccountChange,
+) -> (&'static str, String, Map<String, Value>) {
+    let (subject, what) = match change {
+        AccountChange::PasswordChanged => (
+            "Your FinHub password was changed",
+            "Your FinHub password was changed",
+        ),
+    };
+    let text = format!(
+        "{what} at {} UTC. If this was not you, reset your password and contact FinHub at once.",
+        rfc3339(message.created_at)
+    );
+    let record = fields(json!({
+        "kind": NOTICE_PURPOSE,
+        "notice": change.as_str(),
+        "noticeId": message.id,
+    }));
+    (subject, text, record)
 }
 
 fn fields(value: Value) -> Map<String, Value> {

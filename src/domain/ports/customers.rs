@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::lockout::{LockoutPolicy, LockoutRecord};
+use crate::domain::credentials::password::PasswordChange;
 use crate::domain::customers::{Customer, CustomerId, NewCustomer, Username};
+use crate::domain::delivery::message::Message;
 
 /// The counters after a failure, and whether that failure was counted (it is not while a lock
 /// is already in force).
@@ -50,6 +52,16 @@ pub trait CustomerStore: Send + Sync + 'static {
         id: &CustomerId,
         old: &str,
         new: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<bool>;
+
+    /// Sets the new password if the stored hash is still the one checked, ends every other
+    /// session of the customer, queues `notices` and appends `event`, in one transaction;
+    /// `false` (nothing changed) if the hash changed meanwhile.
+    async fn change_password(
+        &self,
+        change: &PasswordChange,
+        notices: &[Message],
         event: &AuditEvent,
     ) -> StoreResult<bool>;
 

@@ -2,6 +2,7 @@
 
 pub mod customers;
 pub mod health;
+pub mod password;
 pub mod security;
 pub mod sessions;
 pub mod step_up;

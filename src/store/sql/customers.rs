@@ -3,11 +3,13 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{SqlStore, Tx, audit, insert, sessions};
+use super::{SqlStore, Tx, audit, insert, outbox, sessions};
 use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::lockout::{LockoutPolicy, LockoutRecord};
+use crate::domain::credentials::password::PasswordChange;
 use crate::domain::customers::{Customer, CustomerId, NewCustomer, Username};
+use crate::domain::delivery::message::Message;
 use crate::domain::ports::{
     CustomerStore, FailureOutcome, Insertion, StoreError, StoreResult, Taken,
 };
@@ -157,6 +159,42 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         }
         tx.commit().await?;
         Ok(updated)
+    }
+
+    async fn change_password(
+        &self,
+        change: &PasswordChange,
+        notices: &[Message],
+        event: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let updated = query::<B>(
+            "UPDATE customers SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
+        )
+        .bind(change.new_hash.as_str())
+        .bind(change.customer.as_str())
+        .bind(change.old_hash.as_str())
+        .execute(&mut tx)
+        .await?
+            == 1;
+        if !updated {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sessions::end_other_sessions(
+            &mut tx,
+            &change.customer,
+            &change.keep_session,
+            "password_changed",
+            change.at,
+        )
+        .await?;
+        for notice in notices {
+            outbox::enqueue(&mut tx, notice).await?;
+        }
+        audit::append(&mut tx, &self.seal, &[event]).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn lockout(&self, username: &Username) -> StoreResult<LockoutRecord> {

@@ -12,8 +12,8 @@ use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::challenge::ChallengeId;
 use crate::domain::customers::CustomerId;
 use crate::domain::delivery::message::{
-    CODE_PURPOSE, ClaimToken, CodeContent, Content, DeliveryEnd, DeliveryState, Finish, Message,
-    NOTICE_PURPOSE, NoticeContent,
+    ACCOUNT_NOTICE_PURPOSE, AccountChange, CODE_PURPOSE, ClaimToken, CodeContent, Content,
+    DeliveryEnd, DeliveryState, Finish, Message, NOTICE_PURPOSE, NoticeContent,
 };
 use crate::domain::ports::{OutboxStore, StoreError, StoreResult};
 use crate::domain::sessions::SessionId;
@@ -77,6 +77,12 @@ impl TryFrom<ClaimedRow> for Message {
                     .and_then(|p| serde_json::from_str(p).ok())
                     .ok_or_else(|| corrupt("an unreadable notice", &row.id))?,
             }),
+            ACCOUNT_NOTICE_PURPOSE => Content::Account(
+                row.payload
+                    .as_deref()
+                    .and_then(AccountChange::from_stored)
+                    .ok_or_else(|| corrupt("an unknown account change", &row.id))?,
+            ),
             other => return Err(corrupt(&format!("an unknown purpose {other}"), &row.id)),
         };
         Ok(Message {
@@ -119,6 +125,7 @@ pub(super) async fn enqueue<B: Backend>(tx: &mut Tx<B>, m: &Message) -> StoreRes
             Some(serde_json::to_string(&n.facts).map_err(anyhow::Error::from)?),
             Some(n.signal.as_str()),
         ),
+        Content::Account(change) => (None, None, None, 0, Some(change.as_str().to_owned()), None),
     };
     query::<B>(
         "INSERT INTO messages (id, purpose, customer_id, session_id, challenge_id, channel, \

@@ -104,6 +104,26 @@ pub(super) async fn end_customer_sessions<B: Backend>(
     end_sessions(tx, END_CUSTOMER_SESSIONS, customer.as_str(), reason, at).await
 }
 
+/// Ends every live session of a customer but `keep`, inside the caller's transaction.
+pub(super) async fn end_other_sessions<B: Backend>(
+    tx: &mut Tx<B>,
+    customer: &CustomerId,
+    keep: &SessionId,
+    reason: &str,
+    at: OffsetDateTime,
+) -> StoreResult<u64> {
+    Ok(query::<B>(
+        "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
+         WHERE customer_id = $3 AND id <> $4 AND revoked_at IS NULL",
+    )
+    .bind(to_unix_millis(at))
+    .bind(reason)
+    .bind(customer.as_str())
+    .bind(keep.as_str())
+    .execute(tx)
+    .await?)
+}
+
 /// Ends the live sessions `sql` selects by `key` and appends `event`, in one transaction; when
 /// none was live, nothing changed and nothing is appended (a replayed refresh token must not
 /// buy a write under the chain's head lock).

@@ -3,6 +3,7 @@
 //! Hashing is deliberately slow, so it never runs on the async executor: a login storm queues
 //! here, up to a limit, and past it is refused at once instead of stalling every other request.
 
+mod policy;
 mod pool;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use argon2::Params;
 use argon2::password_hash::PasswordHash;
 use secrecy::{ExposeSecret, SecretString};
 
+pub use self::policy::{PasswordPolicy, Rejection};
 use self::pool::{Done, Pool, Task};
 use crate::domain::InvalidValue;
 
@@ -46,6 +48,22 @@ impl Password {
     fn expose(&self) -> &str {
         self.0.expose_secret()
     }
+}
+
+/// A customer's new password, hashed, replacing the one a session proved.
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    /// Whose password.
+    pub customer: crate::domain::customers::CustomerId,
+    /// The session that changed it: it stays; every other session of the customer ends.
+    pub keep_session: crate::domain::sessions::SessionId,
+    /// The hash the session's check was made against: the change happens only while it is
+    /// still the stored one, so two concurrent changes cannot both win.
+    pub old_hash: String,
+    /// The new password's argon2 PHC string.
+    pub new_hash: String,
+    /// When it changed.
+    pub at: time::OffsetDateTime,
 }
 
 /// argon2id cost parameters.

@@ -1,0 +1,139 @@
+//! A signed-in customer changes their password: as guarded as a login (the current password,
+//! counted toward the lock when wrong; a recent second factor when they hold one), held to the
+//! password policy, ending every other session, and told at every destination they hold.
+
+use super::{AuthService, session_event};
+use crate::domain::audit::{AuditKind, Outcome};
+use crate::domain::credentials::challenge::ChallengeMethod;
+use crate::domain::credentials::password::{Password, PasswordChange, Rejection};
+use crate::domain::customers::Customer;
+use crate::domain::delivery::message::{AccountChange, Message};
+use crate::domain::error::AuthError;
+use crate::domain::risk::client::ClientContext;
+use crate::domain::sessions::Session;
+
+impl AuthService {
+    /// Replaces the customer's password with `new` after checking `current`; every other
+    /// session of theirs ends at once, this one stays.
+    pub async fn change_password(
+        &self,
+        session: &Session,
+        current: &Password,
+        new: &Password,
+        client: &ClientContext,
+    ) -> Result<(), AuthError> {
+        Self::require_active(session)?;
+        let customer = self.customer_of(&session.customer_id).await?;
+        let now = self.clock.now();
+        self.require_recent(session, &customer).await?;
+        // A locked username's password is not checked, here as at login.
+        self.refuse_if_locked(&customer, now).await?;
+        let event =
+            |kind, outcome| session_event(kind, outcome, now, &customer, &session.id, client);
+        let verified = self
+            .hasher
+            .verify(current, Some(&customer.password_hash))
+            .await?;
+        if !verified.matches {
+            let failure = self
+                .store
+                .record_failure(
+                    &customer.username,
+                    &self.policies.lockout,
+                    &event(AuditKind::PasswordChangeFailed, Outcome::Failure)
+                        .reason("invalid_credentials"),
+                )
+                .await?;
+            return Err(if failure.counted {
+                AuthError::InvalidCredentials
+            } else {
+                AuthError::AccountLocked {
+                    until: failure.record.lock_at(now).and_then(|lock| lock.until()),
+                }
+            });
+        }
+        let reasons = self.rejections(&customer, new).await?;
+        if !reasons.is_empty() {
+            let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+            self.store
+                .append_event(
+                    &event(AuditKind::PasswordChangeFailed, Outcome::Failure)
+                        .reason("password_rejected")
+                        .detail("reasons", names),
+                )
+                .await?;
+            return Err(AuthError::PasswordRejected { reasons });
+        }
+        let change = PasswordChange {
+            customer: customer.id.clone(),
+            keep_session: session.id.clone(),
+            old_hash: customer.password_hash.clone(),
+            new_hash: self.hasher.hash(new).await?,
+            at: now,
+        };
+        let factors = self.store.factors(&customer.id).await?;
+        let notices =
+            Message::account_notices(&customer, &factors, AccountChange::PasswordChanged, now);
+        let changed = self
+            .store
+            .change_password(
+                &change,
+                &notices,
+                &event(AuditKind::PasswordChanged, Outcome::Success)
+                    .detail("notices", notices.len()),
+            )
+            .await?;
+        if !changed {
+            // Another change won meanwhile: `current` is no longer the password.
+            return Err(AuthError::InvalidCredentials);
+        }
+        for notice in &notices {
+            self.courier.queued(notice);
+        }
+        Ok(())
+    }
+
+    /// Every rule `new` breaks: the policy's, and being the current password.
+    async fn rejections(
+        &self,
+        customer: &Customer,
+        new: &Password,
+    ) -> Result<Vec<Rejection>, AuthError> {
+        let context = [
+            customer.username.as_str(),
+            customer.email.as_str(),
+            customer.first_name.as_str(),
+            customer.last_name.as_str(),
+        ];
+        let mut reasons = self.policies.passwords.judge(new, &context);
+        if self
+            .hasher
+            .verify(new, Some(&customer.password_hash))
+            .await?
+            .matches
+        {
+            reasons.push(Rejection::Reused);
+        }
+        Ok(reasons)
+    }
+
+    /// Refuses a call that changes how the customer signs in unless the session proved a
+    /// second factor recently, when the customer holds one; says how they can step up.
+    pub(super) async fn require_recent(
+        &self,
+        session: &Session,
+        customer: &Customer,
+    ) -> Result<(), AuthError> {
+        if customer.factor.is_none() || self.policies.session.is_recent(session, self.clock.now()) {
+            return Ok(());
+        }
+        let mut methods: Vec<ChallengeMethod> = Vec::new();
+        for factor in self.store.factors(&customer.id).await? {
+            let method = ChallengeMethod::from(factor.method());
+            if !methods.contains(&method) {
+                methods.push(method);
+            }
+        }
+        Err(AuthError::RecentAuthenticationRequired { methods })
+    }
+}
