@@ -170,3 +170,64 @@ async fn a_customer_with_a_factor_must_have_proved_it_recently(backend: Backend)
         .await;
     assert_eq!(changed.status(), 204);
 }
+
+on_both_stores!(a_change_checked_before_a_lock_or_a_logout_is_not_committed_after_it);
+/// The race: a burst of password changes on a stolen session is checked (each hash verified)
+/// before the first wrong guesses lock the username, or before the owner signs out everywhere;
+/// a right guess still in flight then must not set a password. The store checks the lock and
+/// the session again in the transaction that changes the password; asked after them (as the
+/// service would, having looked before), it refuses and changes nothing.
+async fn a_change_checked_before_a_lock_or_a_logout_is_not_committed_after_it(backend: Backend) {
+    use finhub_auth::clock::Clock as _;
+    use finhub_auth::domain::audit::{AuditEvent, AuditKind, Outcome};
+    use finhub_auth::domain::credentials::password::{ChangeOutcome, PasswordChange};
+    use finhub_auth::domain::customers::{CustomerId, Username};
+    use finhub_auth::domain::sessions::SessionId;
+
+    let app = spawn_app(backend).await;
+    let eve = app.create_customer("eve", None).await;
+    let thief = app.login_ok(&eve).await;
+    let stored: String = app
+        .customer_scalar("SELECT password_hash FROM customers WHERE id = $1", &eve)
+        .await;
+    let change = PasswordChange {
+        customer: CustomerId::from_stored(eve.id.clone()),
+        username: Username::parse(&eve.username).unwrap(),
+        keep_session: SessionId::from_stored(thief.session_id.clone()),
+        old_hash: stored.clone(),
+        new_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+        at: app.clock.now(),
+    };
+    let event = AuditEvent::new(
+        AuditKind::PasswordChanged,
+        Outcome::Success,
+        app.clock.now(),
+    );
+    let store = &app.services.store;
+
+    for _ in 0..5 {
+        app.login(&eve.username, "wrong").await;
+    }
+    let locked = store.change_password(&change, &[], &event).await.unwrap();
+    assert!(matches!(locked, ChangeOutcome::Locked { .. }), "{locked:?}");
+
+    app.services
+        .accounts
+        .unlock(&Username::parse(&eve.username).unwrap())
+        .await
+        .unwrap();
+    app.post_json(
+        "/api/v1/auth/logout",
+        &json!({"scope": "all"}),
+        Some(&thief.bff),
+    )
+    .await;
+    let ended = store.change_password(&change, &[], &event).await.unwrap();
+    assert_eq!(ended, ChangeOutcome::SessionEnded);
+
+    let after: String = app
+        .customer_scalar("SELECT password_hash FROM customers WHERE id = $1", &eve)
+        .await;
+    assert_eq!(after, stored, "nothing changed");
+    assert!(app.audit_of_kind("password.changed").await.is_empty());
+}

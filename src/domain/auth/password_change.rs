@@ -5,7 +5,7 @@
 use super::{AuthService, session_event};
 use crate::domain::audit::{AuditKind, Outcome};
 use crate::domain::credentials::challenge::ChallengeMethod;
-use crate::domain::credentials::password::{Password, PasswordChange, Rejection};
+use crate::domain::credentials::password::{ChangeOutcome, Password, PasswordChange, Rejection};
 use crate::domain::customers::Customer;
 use crate::domain::delivery::message::{AccountChange, Message};
 use crate::domain::error::AuthError;
@@ -52,6 +52,9 @@ impl AuthService {
                 }
             });
         }
+        // A burst of guesses checked before the first of them locked the username must learn
+        // nothing more from a right one than a wrong one gets while locked.
+        self.refuse_if_locked(&customer, now).await?;
         let reasons = self.rejections(&customer, new).await?;
         if !reasons.is_empty() {
             let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
@@ -66,6 +69,7 @@ impl AuthService {
         }
         let change = PasswordChange {
             customer: customer.id.clone(),
+            username: customer.username.clone(),
             keep_session: session.id.clone(),
             old_hash: customer.password_hash.clone(),
             new_hash: self.hasher.hash(new).await?,
@@ -74,7 +78,7 @@ impl AuthService {
         let factors = self.store.factors(&customer.id).await?;
         let notices =
             Message::account_notices(&customer, &factors, AccountChange::PasswordChanged, now);
-        let changed = self
+        let outcome = self
             .store
             .change_password(
                 &change,
@@ -83,9 +87,12 @@ impl AuthService {
                     .detail("notices", notices.len()),
             )
             .await?;
-        if !changed {
+        match outcome {
+            ChangeOutcome::Changed => {}
             // Another change won meanwhile: `current` is no longer the password.
-            return Err(AuthError::InvalidCredentials);
+            ChangeOutcome::HashMoved => return Err(AuthError::InvalidCredentials),
+            ChangeOutcome::Locked { until } => return Err(AuthError::AccountLocked { until }),
+            ChangeOutcome::SessionEnded => return Err(AuthError::Unauthenticated),
         }
         for notice in &notices {
             self.courier.queued(notice);

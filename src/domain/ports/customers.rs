@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::lockout::{LockoutPolicy, LockoutRecord};
-use crate::domain::credentials::password::PasswordChange;
+use crate::domain::credentials::password::{ChangeOutcome, PasswordChange};
 use crate::domain::customers::{Customer, CustomerId, NewCustomer, Username};
 use crate::domain::delivery::message::Message;
 
@@ -55,15 +55,16 @@ pub trait CustomerStore: Send + Sync + 'static {
         event: &AuditEvent,
     ) -> StoreResult<bool>;
 
-    /// Sets the new password if the stored hash is still the one checked, ends every other
-    /// session of the customer, queues `notices` and appends `event`, in one transaction;
-    /// `false` (nothing changed) if the hash changed meanwhile.
+    /// Sets the new password, in one transaction holding the username's counters, if the
+    /// username is not locked, the session that asked is still ACTIVE and the stored hash is
+    /// still the one checked; then ends every other session of the customer, queues `notices`
+    /// and appends `event`. Otherwise nothing changes and the outcome says why.
     async fn change_password(
         &self,
         change: &PasswordChange,
         notices: &[Message],
         event: &AuditEvent,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<ChangeOutcome>;
 
     /// The failure counters of a username (all zero if it never failed).
     async fn lockout(&self, username: &Username) -> StoreResult<LockoutRecord>;

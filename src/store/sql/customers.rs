@@ -7,7 +7,7 @@ use super::{SqlStore, Tx, audit, insert, outbox, sessions};
 use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::lockout::{LockoutPolicy, LockoutRecord};
-use crate::domain::credentials::password::PasswordChange;
+use crate::domain::credentials::password::{ChangeOutcome, PasswordChange};
 use crate::domain::customers::{Customer, CustomerId, NewCustomer, Username};
 use crate::domain::delivery::message::Message;
 use crate::domain::ports::{
@@ -166,8 +166,29 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         change: &PasswordChange,
         notices: &[Message],
         event: &AuditEvent,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<ChangeOutcome> {
         let mut tx = self.write().await?;
+        // Rows in the usual order: the username's counters, the session, the customer.
+        let lockout = lockout_in(&mut tx, &change.username).await?;
+        if let Some(lock) = lockout.lock_at(change.at) {
+            tx.rollback().await?;
+            return Ok(ChangeOutcome::Locked {
+                until: lock.until(),
+            });
+        }
+        let live = query::<B>(
+            "UPDATE sessions SET state = state \
+             WHERE id = $1 AND customer_id = $2 AND state = 'ACTIVE' AND revoked_at IS NULL",
+        )
+        .bind(change.keep_session.as_str())
+        .bind(change.customer.as_str())
+        .execute(&mut tx)
+        .await?
+            == 1;
+        if !live {
+            tx.rollback().await?;
+            return Ok(ChangeOutcome::SessionEnded);
+        }
         let updated = query::<B>(
             "UPDATE customers SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
         )
@@ -179,7 +200,7 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
             == 1;
         if !updated {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(ChangeOutcome::HashMoved);
         }
         sessions::end_other_sessions(
             &mut tx,
@@ -194,7 +215,7 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         }
         audit::append(&mut tx, &self.seal, &[event]).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(ChangeOutcome::Changed)
     }
 
     async fn lockout(&self, username: &Username) -> StoreResult<LockoutRecord> {

@@ -55,6 +55,8 @@ impl Password {
 pub struct PasswordChange {
     /// Whose password.
     pub customer: crate::domain::customers::CustomerId,
+    /// Their username: the change is refused while it is locked.
+    pub username: crate::domain::customers::Username,
     /// The session that changed it: it stays; every other session of the customer ends.
     pub keep_session: crate::domain::sessions::SessionId,
     /// The hash the session's check was made against: the change happens only while it is
@@ -64,6 +66,22 @@ pub struct PasswordChange {
     pub new_hash: String,
     /// When it changed.
     pub at: time::OffsetDateTime,
+}
+
+/// What came of a password change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    /// The new password is set; the other sessions ended.
+    Changed,
+    /// The stored hash is no longer the one checked: another change won.
+    HashMoved,
+    /// The username was locked (perhaps by failures since the check): nothing changed.
+    Locked {
+        /// When the lock ends; `None` until an operator unlocks it.
+        until: Option<time::OffsetDateTime>,
+    },
+    /// The session that asked ended meanwhile: nothing changed.
+    SessionEnded,
 }
 
 /// argon2id cost parameters.
