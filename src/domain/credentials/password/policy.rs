@@ -12,10 +12,10 @@ use unicode_normalization::UnicodeNormalization as _;
 use super::Password;
 
 /// The most common passwords, lower-cased: the `passwords` list of `@zxcvbn-ts/language-common`
-/// 3.0.4 (MIT licence, `data/common-passwords.LICENSE.txt`), zxcvbn's ranking of passwords
+/// 3.0.4 (MIT licence, `common-passwords.LICENSE.txt` beside this file), zxcvbn's ranking of passwords
 /// seen in public breaches, 49,233 entries.
 static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
-    include_str!("../../../../data/common-passwords.txt")
+    include_str!("common-passwords.txt")
         .lines()
         .filter(|line| !line.is_empty())
         .collect()
