@@ -112,3 +112,39 @@ async fn a_stale_workers_late_failure_cannot_overwrite_a_sent_code(backend: Back
     assert_eq!(codes_sent, 1, "the send was not given back");
     assert!(app.audit_of_kind("2fa.undelivered").await.is_empty());
 }
+
+on_both_stores!(a_message_of_a_newer_version_does_not_hold_up_the_codes_claimed_with_it);
+/// The failure: during a rolling upgrade, a worker of this version claimed a message whose
+/// purpose only a newer version knows, failed the whole batch, and the codes claimed with it
+/// waited out their lease, again on every pass, while customers waited for them.
+async fn a_message_of_a_newer_version_does_not_hold_up_the_codes_claimed_with_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let now = (app.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
+    let _: String = app
+        .customer_scalar(
+            &format!(
+                "INSERT INTO messages (id, purpose, customer_id, channel, address, created_at, \
+                 expires_at, next_attempt_at) VALUES ('from-a-newer-version', 'not_known_yet', $1, \
+                 'EMAIL', 'bob@example.com', {now}, {}, {}) RETURNING id",
+                now + 600_000,
+                now - 1
+            ),
+            &bob,
+        )
+        .await;
+    let pending = app.login_ok(&bob).await;
+    let challenge = app.initiate_ok(&pending.bff).await;
+
+    app.services.courier.deliver_due().await.unwrap();
+    assert_eq!(app.sent_challenges(), [challenge]);
+    // Given back unspent: a newer instance can claim and send it.
+    let waiting: String = app
+        .customer_scalar(
+            "SELECT status || ':' || attempts || ':' || COALESCE(claim_token, 'unclaimed') \
+             FROM messages WHERE id = 'from-a-newer-version' AND customer_id = $1",
+            &bob,
+        )
+        .await;
+    assert_eq!(waiting, "PENDING:0:unclaimed");
+}

@@ -172,8 +172,33 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
             .bind(claim.as_str())
             .fetch_all(&mut tx)
             .await?;
+        let mut messages = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
+        for row in rows {
+            let id = row.id.clone();
+            match Message::try_from(row) {
+                Ok(message) => messages.push(message),
+                Err(why) => {
+                    tracing::warn!(message.id = %id, error = %why, "claimed a message this version cannot read; released for another instance");
+                    unreadable.push(id);
+                }
+            }
+        }
+        // A message this version cannot read (a purpose of a newer version, during a rolling
+        // upgrade) is given back unspent rather than failing the whole batch, so the codes
+        // claimed with it still go out and a newer instance can send it.
+        for id in &unreadable {
+            query::<B>(
+                "UPDATE messages SET claimed_until = NULL, claim_token = NULL, \
+                 attempts = attempts - 1 WHERE id = $1 AND claim_token = $2",
+            )
+            .bind(id.as_str())
+            .bind(claim.as_str())
+            .execute(&mut tx)
+            .await?;
+        }
         tx.commit().await?;
-        rows.into_iter().map(Message::try_from).collect()
+        Ok(messages)
     }
 
     async fn finish_message(
