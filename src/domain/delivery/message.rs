@@ -147,17 +147,40 @@ impl Message {
     ) -> Self {
         Self {
             id: challenge.id.as_str().to_owned(),
+            ..Self::unsent(
+                customer,
+                channel,
+                address,
+                Content::Code(CodeContent {
+                    challenge_id: challenge.id.clone(),
+                    session_id: challenge.session_id.clone(),
+                    sealed_code,
+                    valid_for_minutes: (challenge.expires_at - challenge.created_at)
+                        .whole_minutes(),
+                }),
+                challenge.created_at,
+                challenge.expires_at,
+            )
+        }
+    }
+
+    /// A message queued at `now`, not yet claimed or attempted, under a fresh id.
+    fn unsent(
+        customer: &CustomerId,
+        channel: TwoFactorMethod,
+        address: String,
+        content: Content,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
             customer_id: customer.clone(),
             channel,
             address,
-            content: Content::Code(CodeContent {
-                challenge_id: challenge.id.clone(),
-                session_id: challenge.session_id.clone(),
-                sealed_code,
-                valid_for_minutes: (challenge.expires_at - challenge.created_at).whole_minutes(),
-            }),
-            created_at: challenge.created_at,
-            expires_at: challenge.expires_at,
+            content,
+            created_at: now,
+            expires_at,
             attempts: 0,
             claim: ClaimToken::unclaimed(),
             live: true,
@@ -191,18 +214,15 @@ impl Message {
         }
         destinations
             .into_iter()
-            .map(|(channel, address)| Self {
-                id: uuid::Uuid::now_v7().to_string(),
-                customer_id: customer.id.clone(),
-                channel,
-                address: address.to_owned(),
-                content: Content::Account(change),
-                created_at: now,
-                expires_at: now + Self::NOTICE_LIFETIME,
-                attempts: 0,
-                claim: ClaimToken::unclaimed(),
-                live: true,
-                maybe_delivered: false,
+            .map(|(channel, address)| {
+                Self::unsent(
+                    &customer.id,
+                    channel,
+                    address.to_owned(),
+                    Content::Account(change),
+                    now,
+                    now + Self::NOTICE_LIFETIME,
+                )
             })
             .collect()
     }
@@ -214,19 +234,14 @@ impl Message {
         facts: NoticeFacts,
         now: OffsetDateTime,
     ) -> Self {
-        Self {
-            id: uuid::Uuid::now_v7().to_string(),
-            customer_id: customer.id.clone(),
-            channel: TwoFactorMethod::Email,
-            address: customer.email.as_str().to_owned(),
-            content: Content::Notice(NoticeContent { signal, facts }),
-            created_at: now,
-            expires_at: now + Self::NOTICE_LIFETIME,
-            attempts: 0,
-            claim: ClaimToken::unclaimed(),
-            live: true,
-            maybe_delivered: false,
-        }
+        Self::unsent(
+            &customer.id,
+            TwoFactorMethod::Email,
+            customer.email.as_str().to_owned(),
+            Content::Notice(NoticeContent { signal, facts }),
+            now,
+            now + Self::NOTICE_LIFETIME,
+        )
     }
 }
 
