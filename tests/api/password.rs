@@ -169,6 +169,15 @@ async fn a_customer_with_a_factor_must_have_proved_it_recently(backend: Backend)
         .change_password(&active.bff, PASSWORD, NEW_PASSWORD)
         .await;
     assert_eq!(changed.status(), 204);
+
+    // The SMS factor is the profile's phone: told there once, and at the e-mail address.
+    app.services.courier.deliver_due().await.unwrap();
+    let told: Vec<Value> = app
+        .notice_lines()
+        .into_iter()
+        .filter(|l| l["notice"] == "password.changed")
+        .collect();
+    assert_eq!(told.len(), 2, "{told:?}");
 }
 
 on_both_stores!(a_change_checked_before_a_lock_or_a_logout_is_not_committed_after_it);

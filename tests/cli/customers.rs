@@ -19,6 +19,10 @@ fn create_refuses_duplicates_and_bad_values() {
     let out = setup.try_create_customer("x@example.com", "nope", "off", PASSWORD);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--email"), "{}", stderr(&out));
+    // An operator's choice is held to the password policy, every broken rule named.
+    let out = setup.try_create_customer("y@example.com", "y@example.com", "off", "password1234");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("COMMON"), "{}", stderr(&out));
 }
 
 /// Writes JSON lines to `name` in the sandbox and runs `customers import` on it.
