@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 /// What the domain must not name: the crate's adapters, and the crates they are built on (a
 /// name also covers the crates named after it: `hyper` covers `hyper_util` and `hyper_rustls`).
 const FORBIDDEN_IN_DOMAIN: &[&str] = &[
+    "crate::breach",
     "crate::cli",
     "crate::config",
     "crate::geo",
@@ -51,6 +52,7 @@ const CRATES_FOR_THE_DOMAIN: &[&str] = &[
     "base64",
     "chacha20poly1305",
     "crossbeam_channel",
+    "data_encoding",
     "ed25519_dalek",
     "getrandom",
     "governor",
@@ -66,6 +68,7 @@ const CRATES_FOR_THE_DOMAIN: &[&str] = &[
     "serde_path_to_error",
     "serde_value",
     "serde_with",
+    "sha1",
     "sha2",
     "subtle",
     "thiserror",

@@ -79,8 +79,17 @@ fn one_error_per_code() -> Vec<(&'static str, ApiError)> {
         (
             "RECENT_AUTHENTICATION_REQUIRED",
             auth(AuthError::RecentAuthenticationRequired {
-                methods: vec![ChallengeMethod::Sms, ChallengeMethod::Email],
+                methods: vec![
+                    ChallengeMethod::Totp,
+                    ChallengeMethod::Sms,
+                    ChallengeMethod::RecoveryCode,
+                ],
             }),
+        ),
+        ("FACTOR_REQUIRED", auth(AuthError::FactorRequired)),
+        (
+            "TWO_FACTOR_ENROLMENT_REQUIRED",
+            auth(AuthError::EnrolmentRequired),
         ),
         (
             "PASSWORD_REJECTED",

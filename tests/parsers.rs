@@ -111,9 +111,9 @@ proptest! {
         let body = serde_json::json!({"username": format!("{local}@example.com"), "password": password});
         let bytes = serde_json::to_vec(&body).unwrap();
         let request = parse_body::<TokenRequest>(Some("application/json; charset=utf-8"), &bytes);
-        let (username, _, device) = request.unwrap().parse().unwrap();
-        prop_assert_eq!(username.as_str(), format!("{local}@example.com"));
-        prop_assert!(device.is_none());
+        let input = request.unwrap().parse().unwrap();
+        prop_assert_eq!(input.username.as_str(), format!("{local}@example.com"));
+        prop_assert!(input.device.is_none() && input.totp.is_none());
     }
 
     #[test]

@@ -102,7 +102,7 @@ async fn create(args: CreateArgs, accounts: &Accounts) -> anyhow::Result<ExitCod
         .context("reading the password from standard input")?;
     let password = Password::parse_new(line.trim_end_matches(['\r', '\n']).to_owned())
         .map_err(|e| anyhow!("the password {e}"))?;
-    accounts.check_new_password(&profile, &password)?;
+    accounts.check_new_password(&profile, &password).await?;
     let id = profile.id.clone();
     accounts.create(profile, &password).await?;
     println!("{id}");

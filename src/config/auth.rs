@@ -85,6 +85,9 @@ pub struct TwoFactorSection {
     /// pump messages to one phone.
     #[serde(rename = "2fa_customer_sends", with = "As::<OrOff<DisplayFromStr>>")]
     pub customer_sends: Option<Rate>,
+    /// Every customer must hold a second factor: one without enrols one at login.
+    #[serde(rename = "require_2fa")]
+    pub require: bool,
 }
 
 impl Default for TwoFactorSection {
@@ -98,6 +101,7 @@ impl Default for TwoFactorSection {
                 count: const { NonZeroU32::new(10).unwrap() },
                 per: Per::Hour,
             }),
+            require: false,
         }
     }
 }
@@ -252,21 +256,29 @@ pub struct PasswordSection {
     /// The fewest characters a new password may have; 8 or more, else start-up stops.
     #[serde(rename = "password_min_length", deserialize_with = "at_least_eight")]
     pub min_length: usize,
+    /// A Pwned-Passwords file (SHA-1 `HASH:COUNT` lines sorted by hash), searched on disk.
+    pub breached_passwords_file: Option<PathBuf>,
+    /// A k-anonymity range service (`{url}/range/{prefix}`).
+    pub breached_passwords_url: Option<String>,
 }
 
 impl Default for PasswordSection {
     fn default() -> Self {
         Self {
             min_length: PasswordPolicy::DEFAULT_MIN_LENGTH,
+            breached_passwords_file: None,
+            breached_passwords_url: None,
         }
     }
 }
 
 impl PasswordSection {
-    /// The domain's password policy from these settings.
+    /// The domain's password policy from these settings, without a breach source (start-up
+    /// opens the one set, in `startup/adapters.rs`).
     pub fn policy(&self) -> PasswordPolicy {
         PasswordPolicy {
             min_length: self.min_length,
+            breaches: None,
         }
     }
 }

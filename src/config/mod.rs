@@ -172,6 +172,9 @@ impl Settings {
             codes: self.audit.code_key()?,
             risk: self.risk.action,
             passwords: self.passwords.policy(),
+            recovery: self.audit.recovery_key()?,
+            totp: self.audit.totp_seal()?,
+            require_two_factor: self.two_factor.require,
         })
     }
 

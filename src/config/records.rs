@@ -16,6 +16,8 @@ use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use crate::domain::audit::{AnchorKeys, ChainSeal};
 use crate::domain::credentials::challenge::CodeKey;
 use crate::domain::credentials::lockout::LockoutPolicy;
+use crate::domain::credentials::recovery::RecoveryKey;
+use crate::domain::credentials::totp::TotpSeal;
 use crate::domain::delivery::CodeSeal;
 use crate::domain::housekeeping::RetentionPolicy;
 use crate::domain::risk::device::DeviceKey;
@@ -146,6 +148,24 @@ impl AuditSection {
     /// (without one, plain SHA-256, as start-up warns).
     pub fn code_key(&self) -> Result<CodeKey, ConfigError> {
         self.derived_or_unkeyed(CodeKey::derived_from, CodeKey::unkeyed)
+    }
+
+    /// Recovery codes are stored as HMACs under a key derived from the audit key, when there is
+    /// one.
+    pub fn recovery_key(&self) -> Result<RecoveryKey, ConfigError> {
+        self.derived_or_unkeyed(RecoveryKey::derived_from, RecoveryKey::unkeyed)
+    }
+
+    /// Authenticator apps' secrets are sealed under a key derived from the audit key, which
+    /// every instance shares and which survives restarts; without one, apps cannot be added.
+    pub fn totp_seal(&self) -> Result<Option<TotpSeal>, ConfigError> {
+        self.key
+            .as_ref()
+            .map(|key| {
+                TotpSeal::derived_from(key.expose_secret().as_bytes())
+                    .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}")))
+            })
+            .transpose()
     }
 
     /// A key derived from the audit key by `derive`, or `unkeyed()` when there is no audit key.

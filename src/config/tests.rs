@@ -119,6 +119,9 @@ fn the_names_are_the_documented_ones() {
         "risk_action",
         "recent_auth_window",
         "password_min_length",
+        "breached_passwords_file",
+        "breached_passwords_url",
+        "require_2fa",
     ];
     documented.sort_unstable();
     assert_eq!(known, documented);

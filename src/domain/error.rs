@@ -64,6 +64,13 @@ pub enum AuthError {
         /// What the customer can step up with.
         methods: Vec<ChallengeMethod>,
     },
+    /// Two-factor is required and this session must first confirm a factor.
+    #[error("two-factor enrolment required")]
+    EnrolmentRequired,
+    /// The change needs a factor the customer does not hold (recovery codes without a factor),
+    /// or would take away the last one while two-factor is required.
+    #[error("factor required")]
+    FactorRequired,
     /// A new password breaks the policy.
     #[error("password rejected")]
     PasswordRejected {

@@ -32,6 +32,8 @@ pub struct Purged {
     pub lockouts: u64,
     /// Security notices finished or abandoned.
     pub notices: u64,
+    /// Factors added but never confirmed.
+    pub unconfirmed_factors: u64,
     /// Audit events past retention.
     pub audit_events: u64,
 }
@@ -80,6 +82,8 @@ impl Housekeeper {
                 store.purge_notices(now - self.policy.sessions, batch)
             })
             .await?,
+            unconfirmed_factors: in_batches(batch, || store.purge_unconfirmed_factors(now, batch))
+                .await?,
             audit_events: 0,
         };
         if let Some(retention) = self.policy.audit {

@@ -216,6 +216,18 @@ fn auth_problem(e: &AuthError) -> Problem {
             "prove a second factor again (auth/step-up) and retry",
         )
         .methods(methods.iter().map(|m| m.as_str()).collect()),
+        AuthError::EnrolmentRequired => Problem::new(
+            S::FORBIDDEN,
+            "TWO_FACTOR_ENROLMENT_REQUIRED",
+            "Two-factor enrolment required",
+            "add and confirm a second factor (customers/me/factors) first",
+        ),
+        AuthError::FactorRequired => Problem::new(
+            S::CONFLICT,
+            "FACTOR_REQUIRED",
+            "Factor required",
+            "this needs a second factor the customer does not hold, or would remove the last one",
+        ),
         AuthError::PasswordRejected { reasons } => Problem::new(
             S::BAD_REQUEST,
             "PASSWORD_REJECTED",

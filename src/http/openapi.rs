@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::problem::ProblemDocument;
 use super::routes::{
-    customers, health, password, problem_response, security, sessions, step_up, two_factor,
+    customers, factors, health, password, problem_response, security, sessions, step_up, two_factor,
 };
 use super::state::AppState;
 
@@ -27,7 +27,7 @@ use super::state::AppState;
         (name = "two-factor", description = "Six-digit codes by SMS or e-mail"),
         (name = "customers", description = "The signed-in customer"),
         (name = "account security", description = "The customer's own sessions, devices and sign-in history"),
-        (name = "credentials", description = "The customer's own ways in: password, step-up"),
+        (name = "credentials", description = "The customer's own ways in: password, second factors, recovery codes, step-up"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]
@@ -111,6 +111,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(step_up::router())
         .merge(customers::router())
         .merge(password::router())
+        .merge(factors::router())
         .merge(security::router())
         .merge(health::router())
 }

@@ -24,6 +24,13 @@ impl Notifier for LiveNotifier {
         match message.channel {
             TwoFactorMethod::Sms => self.sms.send(message).await,
             TwoFactorMethod::Email => self.email.send_message(message).await,
+            // Nothing is ever queued for an app; a row that says so was not written by this
+            // service.
+            TwoFactorMethod::Totp => Err(NotifyError {
+                reason: "no message goes to an authenticator app".into(),
+                permanent: true,
+                maybe_delivered: false,
+            }),
         }
     }
 }

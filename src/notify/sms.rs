@@ -12,8 +12,6 @@
 //! 2xx is delivered; 429, 5xx and network errors are retried (by the delivery worker); any other
 //! 4xx is refused for good.
 
-use std::sync::Arc;
-
 use hmac::{Hmac, Mac as _};
 use reqwest::{StatusCode, header};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -77,21 +75,7 @@ impl SmsGateway {
         if secret.expose_secret().len() < 32 {
             return Err(GatewayError::ShortSecret);
         }
-        // The gateway's certificate is checked against the Mozilla roots.
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        })
-        .with_no_client_auth();
-        // No proxy from the environment and no redirects: the request goes to the configured
-        // address or nowhere, and a redirect is the gateway's refusal (as any other 3xx).
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
+        let client = super::outbound_client()?
             .build()
             .map_err(GatewayError::Client)?;
         Ok(Self {

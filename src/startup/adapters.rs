@@ -2,6 +2,9 @@
 //! limits, the location database. Each reads its own section of the settings and names the
 //! variable at fault when it cannot be used.
 
+use crate::breach::{BreachedFile, RangeService};
+use crate::config::PasswordSection;
+use crate::domain::ports::BreachedPasswords;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -153,6 +156,42 @@ pub(super) fn locator(settings: &Settings) -> anyhow::Result<Option<Arc<MmdbLoca
         return Ok(None);
     };
     Ok(Some(Arc::new(MmdbLocator::open(paths.clone())?)))
+}
+
+/// How long the range service has to answer before the breach check is skipped.
+const BREACH_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The breached-password source of `FINHUB_BREACHED_PASSWORDS_FILE` or `_URL` (one, not both);
+/// a file that cannot be opened stops start-up.
+pub fn breached_passwords(
+    settings: &PasswordSection,
+) -> anyhow::Result<Option<Arc<dyn BreachedPasswords>>> {
+    match (
+        &settings.breached_passwords_file,
+        &settings.breached_passwords_url,
+    ) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => anyhow::bail!(
+            "set FINHUB_BREACHED_PASSWORDS_FILE or FINHUB_BREACHED_PASSWORDS_URL, not both"
+        ),
+        (Some(path), None) => {
+            let file = BreachedFile::open(path).with_context(|| {
+                format!(
+                    "FINHUB_BREACHED_PASSWORDS_FILE: cannot open {}",
+                    path.display()
+                )
+            })?;
+            Ok(Some(Arc::new(file)))
+        }
+        (None, Some(url)) => {
+            let url = url::Url::parse(url)
+                .map_err(|_| anyhow::anyhow!("FINHUB_BREACHED_PASSWORDS_URL is not a URL"))?;
+            Ok(Some(Arc::new(
+                RangeService::new(url, BREACH_LOOKUP_TIMEOUT)
+                    .context("FINHUB_BREACHED_PASSWORDS_URL")?,
+            )))
+        }
+    }
 }
 
 /// The rate limits, shared through Redis when `FINHUB_REDIS_URL` names one.

@@ -61,12 +61,9 @@ pub async fn accounts(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Res
     let hasher =
         PasswordHasher::for_new_passwords(hashing.cost(), hashing.threads(), hashing.queue)
             .context(HASHING_SETTINGS)?;
-    Ok(Accounts::new(
-        store,
-        clock,
-        hasher,
-        settings.passwords.policy(),
-    ))
+    let mut policy = settings.passwords.policy();
+    policy.breaches = adapters::breached_passwords(&settings.passwords)?;
+    Ok(Accounts::new(store, clock, hasher, policy))
 }
 
 const HASHING_SETTINGS: &str =
@@ -97,11 +94,14 @@ impl Services {
             },
             adapters::code_template(&settings.notifier)?,
         );
+        let mut policies = settings.policies()?;
+        policies.passwords.breaches = adapters::breached_passwords(&settings.passwords)?;
+        let password_policy = policies.passwords.clone();
         let auth = AuthService::new(
             Arc::clone(&store),
             Arc::clone(&clock),
             hasher.clone(),
-            settings.policies()?,
+            policies,
             Arc::clone(&limits),
             courier.clone(),
         );
@@ -113,7 +113,7 @@ impl Services {
             Arc::clone(&store),
             Arc::clone(&clock),
             hasher,
-            settings.passwords.policy(),
+            password_policy,
         );
         let housekeeper = Housekeeper::new(
             Arc::clone(&store) as Arc<dyn HousekeepingStore>,

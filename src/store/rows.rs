@@ -224,11 +224,16 @@ pub struct ChallengeRow {
     pub id: String,
     pub session_id: String,
     pub method: String,
+    pub factor_id: Option<String>,
     pub code_hash: Option<Vec<u8>>,
     pub expires_at: i64,
     pub attempts: i64,
     pub status: String,
 }
+
+/// The columns of [`ChallengeRow`].
+pub const CHALLENGE_COLUMNS: &str =
+    "id, session_id, method, factor_id, code_hash, expires_at, attempts, status";
 
 impl TryFrom<ChallengeRow> for Challenge {
     type Error = StoreError;
@@ -239,6 +244,7 @@ impl TryFrom<ChallengeRow> for Challenge {
             session_id: SessionId::from_stored(r.session_id),
             method: ChallengeMethod::from_stored(&r.method)
                 .ok_or_else(|| corrupt("challenge method"))?,
+            factor_id: r.factor_id.map(FactorId::from_stored),
             code_hash: r
                 .code_hash
                 .map(|hash| CodeHash::from_stored(&hash).ok_or_else(|| corrupt("code hash")))

@@ -102,7 +102,24 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         settings.store.url = schema.url();
     }
     configure(&mut settings);
-    let clock = ManualClock::new();
+    start(settings, ManualClock::new(), schema, dir).await
+}
+
+/// Another instance of the service over `app`'s database, with the same settings and clock: what
+/// one instance stores, the other sees, as in a deployment of several.
+pub async fn second_instance(app: &TestApp) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = app.settings.clone();
+    settings.notifier.outbox_path = dir.path().join("outbox.jsonl");
+    start(settings, app.clock.clone(), None, dir).await
+}
+
+async fn start(
+    settings: Settings,
+    clock: ManualClock,
+    schema: Option<PgSchema>,
+    dir: TempDir,
+) -> TestApp {
     let services = Services::build(&settings, Arc::new(clock.clone()))
         .await
         .expect("services");

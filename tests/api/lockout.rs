@@ -210,6 +210,7 @@ async fn a_username_locked_after_initiate_looked_gets_no_challenge_and_no_code(b
         username: Username::parse(&bob.username).unwrap(),
         purpose: ChallengePurpose::Login,
         method: ChallengeMethod::Sms,
+        factor_id: None,
         destination: Some("+44********23".into()),
         created_at: now,
         expires_at: now + Duration::minutes(10),
@@ -247,4 +248,56 @@ async fn a_username_locked_after_initiate_looked_gets_no_challenge_and_no_code(b
         .await;
     assert_eq!(challenges, 0, "no challenge opened");
     assert!(app.audit_of_kind("2fa.initiated").await.is_empty());
+}
+
+on_both_stores!(a_lock_by_failures_is_told_to_the_customer_once_with_its_end);
+async fn a_lock_by_failures_is_told_to_the_customer_once_with_its_end(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app
+        .create_customer(
+            "bob",
+            Some(finhub_auth::domain::credentials::factor::TwoFactorMethod::Sms),
+        )
+        .await;
+    // Four wrong passwords, then a wrong code locks: told at the profile's mailbox and phone.
+    for _ in 0..4 {
+        app.login(&bob.username, "wrong").await;
+    }
+    let pending = app.login_ok(&bob).await;
+    let challenge = app.initiate_ok(&pending.bff).await;
+    let wrong = app.wrong_code(&bob).await;
+    let locked = app.verify(&pending.bff, &challenge, &wrong).await;
+    assert_eq!(locked.status(), 400);
+    // Failures while locked tell nothing more, and neither does a wrong password's own lock
+    // of a name that belongs to no customer.
+    for _ in 0..3 {
+        app.login(&bob.username, "wrong").await;
+    }
+    for _ in 0..5 {
+        app.login("nobody@example.com", "wrong").await;
+    }
+    while app.services.courier.deliver_due().await.unwrap() > 0 {}
+    let told: Vec<serde_json::Value> = app
+        .notice_lines()
+        .into_iter()
+        .filter(|l| l["notice"] == "account.locked")
+        .collect();
+    let mut to: Vec<&str> = told.iter().map(|l| l["to"].as_str().unwrap()).collect();
+    to.sort_unstable();
+    assert_eq!(to, ["+447700900123", "bob@example.com"]);
+    let until = assert_problem(
+        app.login(&bob.username, PASSWORD).await,
+        423,
+        "ACCOUNT_LOCKED",
+    )
+    .await["lockedUntil"]
+        .clone();
+    assert!(
+        told.iter().all(|l| l["lockedUntil"] == until),
+        "{told:?} {until}"
+    );
+    assert!(
+        told.iter()
+            .all(|l| l["text"].as_str().unwrap().contains("reset your password"))
+    );
 }

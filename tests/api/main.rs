@@ -7,6 +7,7 @@ mod helpers;
 mod audit;
 mod delivery;
 mod errors;
+mod factors;
 mod geo;
 mod housekeeping;
 mod jobs;

@@ -5,7 +5,9 @@ use reqwest::Response;
 use serde_json::{Value, json};
 use time::Duration;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem, spawn_app};
+use std::sync::{Arc, Mutex};
+
+use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem, spawn_app, spawn_app_with};
 
 const NEW_PASSWORD: &str = "Plum-orbit-lantern-61";
 
@@ -239,4 +241,127 @@ async fn a_change_checked_before_a_lock_or_a_logout_is_not_committed_after_it(ba
         .await;
     assert_eq!(after, stored, "nothing changed");
     assert!(app.audit_of_kind("password.changed").await.is_empty());
+}
+
+/// The SHA-1 of `password` in upper-case hex, as breach lists hold it.
+fn sha1_hex(password: &str) -> String {
+    use sha1::Digest as _;
+    hex::encode_upper(sha1::Sha1::digest(password.as_bytes()))
+}
+
+on_both_stores!(a_password_in_the_breached_file_is_refused_and_others_pass);
+async fn a_password_in_the_breached_file_is_refused_and_others_pass(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pwned.txt");
+    let breached = "Velvet-harbour-stairs-88";
+    let mut lines: Vec<String> = vec![
+        format!("{}:3", sha1_hex(breached)),
+        format!("{}:1", sha1_hex("another-leaked-phrase")),
+        format!("{}:9", "0".repeat(40)),
+        format!("{}:2", "F".repeat(40)),
+    ];
+    lines.sort();
+    std::fs::write(&path, lines.join("\r\n") + "\r\n").unwrap();
+    let app = spawn_app_with(backend, |s| {
+        s.passwords.breached_passwords_file = Some(path.clone());
+    })
+    .await;
+    let eve = app.create_customer("eve", None).await;
+    let session = app.login_ok(&eve).await;
+    let refused = assert_problem(
+        app.change_password(&session.bff, PASSWORD, breached).await,
+        400,
+        "PASSWORD_REJECTED",
+    )
+    .await;
+    assert_eq!(refused["reasons"], json!(["BREACHED"]));
+    assert!(!refused.to_string().contains(&sha1_hex(breached)));
+    assert_eq!(
+        app.change_password(&session.bff, PASSWORD, NEW_PASSWORD)
+            .await
+            .status(),
+        204
+    );
+}
+
+/// A range service on loopback that knows `breached`, recording the paths asked for.
+async fn range_service(breached: &str) -> (Arc<Mutex<Vec<String>>>, String) {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let hash = sha1_hex(breached);
+    let (prefix, suffix) = (hash[..5].to_owned(), hash[5..].to_owned());
+    let app = axum::Router::new()
+        .route(
+            "/range/{prefix}",
+            axum::routing::get(
+                move |axum::extract::Path(asked_prefix): axum::extract::Path<String>,
+                      axum::extract::State(asked): axum::extract::State<
+                    Arc<Mutex<Vec<String>>>,
+                >| {
+                    let (prefix, suffix) = (prefix.clone(), suffix.clone());
+                    async move {
+                        asked.lock().unwrap().push(asked_prefix.clone());
+                        // Padding lines (count 0) and other suffixes, as the real service sends.
+                        let mut body = format!(
+                            "{}:0\r\n0123456789ABCDEF0123456789ABCDEF012:4\r\n",
+                            "A".repeat(35)
+                        );
+                        if asked_prefix == prefix {
+                            body.push_str(&format!("{suffix}:12\r\n"));
+                        }
+                        body
+                    }
+                },
+            ),
+        )
+        .with_state(Arc::clone(&asked));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (asked, url)
+}
+
+on_both_stores!(a_range_service_is_sent_only_the_prefix_and_an_unreachable_one_is_skipped);
+async fn a_range_service_is_sent_only_the_prefix_and_an_unreachable_one_is_skipped(
+    backend: Backend,
+) {
+    let breached = "Velvet-harbour-stairs-88";
+    let (asked, url) = range_service(breached).await;
+    let app = spawn_app_with(backend, |s| {
+        s.passwords.breached_passwords_url = Some(url.clone());
+    })
+    .await;
+    let eve = app.create_customer("eve", None).await;
+    let session = app.login_ok(&eve).await;
+    let refused = assert_problem(
+        app.change_password(&session.bff, PASSWORD, breached).await,
+        400,
+        "PASSWORD_REJECTED",
+    )
+    .await;
+    assert_eq!(refused["reasons"], json!(["BREACHED"]));
+    // The attack this stops: the service learning the password; it sees five hex digits.
+    assert_eq!(*asked.lock().unwrap(), [sha1_hex(breached)[..5].to_owned()]);
+    assert_eq!(
+        app.change_password(&session.bff, PASSWORD, NEW_PASSWORD)
+            .await
+            .status(),
+        204
+    );
+
+    // Nothing listens there: the check is skipped, never a refused change.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let app = spawn_app_with(backend, |s| {
+        s.passwords.breached_passwords_url = Some(nowhere.clone());
+    })
+    .await;
+    let eve = app.create_customer("eve", None).await;
+    let session = app.login_ok(&eve).await;
+    assert_eq!(
+        app.change_password(&session.bff, PASSWORD, breached)
+            .await
+            .status(),
+        204
+    );
 }

@@ -92,6 +92,24 @@ pub enum AuditKind {
     /// the policy.
     #[serde(rename = "password.change_failed")]
     PasswordChangeFailed,
+    /// A factor was added, unconfirmed until its code arrives.
+    #[serde(rename = "factor.pending")]
+    FactorPending,
+    /// A factor's code arrived: the factor is usable.
+    #[serde(rename = "factor.added")]
+    FactorConfirmed,
+    /// A wrong, expired or used-up confirmation code.
+    #[serde(rename = "factor.confirm_failed")]
+    FactorConfirmFailed,
+    /// A factor was renamed or made the default.
+    #[serde(rename = "factor.updated")]
+    FactorUpdated,
+    /// A factor was removed (with the recovery codes, when it was the last).
+    #[serde(rename = "factor.removed")]
+    FactorRemoved,
+    /// A new set of recovery codes replaced any earlier one.
+    #[serde(rename = "recovery_codes.created")]
+    RecoveryCodesCreated,
     /// A password hash was upgraded to the current parameters at login.
     #[serde(rename = "customer.password_rehashed")]
     PasswordRehashed,
@@ -132,6 +150,12 @@ impl AuditKind {
             Self::SessionRevoked => "session.revoked",
             Self::DeviceForgotten => "device.forgotten",
             Self::CustomerCreated => "customer.created",
+            Self::FactorPending => "factor.pending",
+            Self::FactorConfirmed => "factor.added",
+            Self::FactorConfirmFailed => "factor.confirm_failed",
+            Self::FactorUpdated => "factor.updated",
+            Self::FactorRemoved => "factor.removed",
+            Self::RecoveryCodesCreated => "recovery_codes.created",
             Self::PasswordRehashed => "customer.password_rehashed",
             Self::PasswordChanged => "password.changed",
             Self::PasswordChangeFailed => "password.change_failed",

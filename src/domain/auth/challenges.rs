@@ -3,14 +3,15 @@
 
 use time::OffsetDateTime;
 
+use super::answers::Judged;
 use super::{AuthService, ChallengeIssued, count_outcome, session_event};
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::challenge::{
-    Answer, ChallengeId, ChallengeMethod, ChallengePurpose, CodeGuess, Completion, GuessOutcome,
+    ChallengeId, ChallengeMethod, ChallengePurpose, CodeGuess, Completion, GuessOutcome,
     NewChallenge, OtpCode, SendOutcome,
 };
-use crate::domain::credentials::factor::{FactorKind, TwoFactorMethod};
+use crate::domain::credentials::factor::{FactorId, FactorKind};
 use crate::domain::customers::Customer;
 use crate::domain::delivery::SealedFor;
 use crate::domain::delivery::message::Message;
@@ -21,13 +22,38 @@ use crate::domain::sessions::Session;
 const VERIFY_METRIC: &str = "finhub_2fa_verifications_total";
 const SEND_METRIC: &str = "finhub_2fa_codes_sent_total";
 
-/// How a challenge asks to be answered: a code sent to a factor the customer holds, or the
-/// password.
+/// How a challenge asks to be answered: by a factor the customer holds (a code sent to it, or
+/// an app's code), a recovery code, or the password.
 pub(super) enum Asking {
-    /// A fresh code to this factor.
-    Code(FactorKind),
+    /// A factor: one that sends gets a fresh code; an app answers with its own. `id` is `None`
+    /// only for the profile's mailbox of a customer without a factor whose login was stepped
+    /// up.
+    Factor {
+        /// Which of the customer's factors.
+        id: Option<FactorId>,
+        /// Its method and where codes go.
+        kind: FactorKind,
+    },
+    /// One of the customer's unused recovery codes (nothing is sent).
+    RecoveryCode,
     /// The customer's password (nothing is sent).
     Password,
+}
+
+impl Asking {
+    fn method(&self) -> ChallengeMethod {
+        match self {
+            Self::Factor { kind, .. } => ChallengeMethod::from(kind.method()),
+            Self::RecoveryCode => ChallengeMethod::RecoveryCode,
+            Self::Password => ChallengeMethod::Password,
+        }
+    }
+}
+
+/// A challenge ready to store, with the message that carries its code, if one is sent.
+pub(super) struct Prepared {
+    pub(super) challenge: NewChallenge,
+    pub(super) message: Option<Message>,
 }
 
 impl AuthService {
@@ -43,15 +69,66 @@ impl AuthService {
     ) -> Result<ChallengeIssued, AuthError> {
         let now = self.clock.now();
         self.refuse_if_locked(customer, now).await?;
-        let policy = self.policies.two_factor;
-        let id = ChallengeId::generate();
-        let (method, code) = match &asking {
-            Asking::Code(factor) => (
-                ChallengeMethod::from(factor.method()),
-                Some(OtpCode::generate()?),
-            ),
-            Asking::Password => (ChallengeMethod::Password, None),
+        let prepared = self.prepare(session, customer, purpose, asking, now)?;
+        let kind = match purpose {
+            ChallengePurpose::Login => AuditKind::TwoFactorInitiated,
+            ChallengePurpose::StepUp | ChallengePurpose::Confirm | ChallengePurpose::Enrol => {
+                AuditKind::StepUpInitiated
+            }
         };
+        let event = self.opening_event(kind, session, customer, &prepared.challenge, client);
+        let opened = self
+            .store
+            .open_challenge(
+                &prepared.challenge,
+                &self.policies.two_factor,
+                prepared.message.as_ref(),
+                &event,
+            )
+            .await?;
+        self.opened(opened, session, prepared, now)
+    }
+
+    /// The audit event of opening `challenge`.
+    pub(super) fn opening_event(
+        &self,
+        kind: AuditKind,
+        session: &Session,
+        customer: &Customer,
+        challenge: &NewChallenge,
+        client: &ClientContext,
+    ) -> AuditEvent {
+        session_event(
+            kind,
+            Outcome::Success,
+            challenge.created_at,
+            customer,
+            &session.id,
+            client,
+        )
+        .detail("method", challenge.method.as_str())
+        .detail("challengeId", challenge.id.as_str())
+    }
+
+    /// The challenge `asking` opens, and the message with its fresh code if it sends one.
+    pub(super) fn prepare(
+        &self,
+        session: &Session,
+        customer: &Customer,
+        purpose: ChallengePurpose,
+        asking: Asking,
+        now: OffsetDateTime,
+    ) -> Result<Prepared, AuthError> {
+        let id = ChallengeId::generate();
+        let method = asking.method();
+        let (factor_id, sends) = match asking {
+            Asking::Factor { id, kind } => {
+                let sends = kind.address().is_some().then_some(kind);
+                (id, sends)
+            }
+            Asking::RecoveryCode | Asking::Password => (None, None),
+        };
+        let code = sends.as_ref().map(|_| OtpCode::generate()).transpose()?;
         let challenge = NewChallenge {
             code_hash: code
                 .as_ref()
@@ -61,41 +138,40 @@ impl AuthService {
             username: customer.username.clone(),
             purpose,
             method,
-            destination: match &asking {
-                Asking::Code(factor) => factor.destination(),
-                Asking::Password => None,
-            },
+            factor_id,
+            destination: sends.as_ref().and_then(FactorKind::destination),
             created_at: now,
-            expires_at: now + policy.code_ttl,
+            expires_at: now + self.policies.two_factor.code_ttl,
         };
-        let kind = match purpose {
-            ChallengePurpose::Login => AuditKind::TwoFactorInitiated,
-            ChallengePurpose::StepUp => AuditKind::StepUpInitiated,
-        };
-        let event = session_event(kind, Outcome::Success, now, customer, &session.id, client)
-            .detail("method", method.as_str())
-            .detail("challengeId", challenge.id.as_str());
-        let message = match (&asking, &code) {
-            (Asking::Code(factor), Some(code)) => {
+        let message = match (&sends, &code) {
+            (Some(factor), Some(code)) => {
                 Some(self.code_message(&challenge, factor, customer, code)?)
             }
             _ => None,
         };
-        let opened = self
-            .store
-            .open_challenge(&challenge, &policy, message.as_ref(), &event)
-            .await?;
-        refuse_unopened(opened, session, now)?;
-        if let Some(message) = &message {
+        Ok(Prepared { challenge, message })
+    }
+
+    /// What the client is told of a challenge the store was asked to open.
+    pub(super) fn opened(
+        &self,
+        outcome: SendOutcome,
+        session: &Session,
+        prepared: Prepared,
+        now: OffsetDateTime,
+    ) -> Result<ChallengeIssued, AuthError> {
+        refuse_unopened(outcome, session, now)?;
+        if let Some(message) = &prepared.message {
             self.courier.queued(message);
         }
-        let sent = message.is_some();
+        let sent = prepared.message.is_some();
+        let challenge = prepared.challenge;
         Ok(ChallengeIssued {
             challenge_id: challenge.id,
-            method,
+            method: challenge.method,
             destination: challenge.destination,
             expires_at: challenge.expires_at,
-            resend_available_at: sent.then(|| now + policy.resend_interval),
+            resend_available_at: sent.then(|| now + self.policies.two_factor.resend_interval),
         })
     }
 
@@ -125,36 +201,48 @@ impl AuthService {
     /// Checks an answer. The store checks it in one transaction with the username's lock, the
     /// challenge's remaining guesses and the failure count, so concurrent guesses (over any
     /// number of sessions and instances) never get more answers checked than the limits allow;
-    /// a right one does what `completion` says. Returns the outcome when it verified, the error
-    /// to answer otherwise (`wrong` builds the error of a wrong answer from the guesses left).
-    #[expect(clippy::too_many_arguments, reason = "one guess, spelled out")]
+    /// a right one does what `completion` says and queues the answer's notices.
     pub(super) async fn check(
         &self,
         session: &Session,
         customer: &Customer,
         challenge_id: &ChallengeId,
-        answer: Box<dyn Answer>,
+        judged: Judged,
         completion: Completion,
         client: &ClientContext,
-        wrong: fn(u32) -> AuthError,
     ) -> Result<(), AuthError> {
         let now = self.clock.now();
         let purpose = completion.purpose();
+        let lock_notices = match purpose {
+            // Confirmation codes do not count toward the lock.
+            ChallengePurpose::Confirm | ChallengePurpose::Enrol => Vec::new(),
+            ChallengePurpose::Login | ChallengePurpose::StepUp => {
+                let record = self.store.lockout(&customer.username).await?;
+                self.lock_notices(customer, &record, now).await?
+            }
+        };
         let guess = CodeGuess {
             session_id: session.id.clone(),
             challenge_id: challenge_id.clone(),
             username: customer.username.clone(),
-            answer,
+            answer: judged.answer,
             max_attempts: self.policies.two_factor.max_attempts,
             completion,
+            notices: judged.notices,
+            lock_notices,
         };
         let failed = match purpose {
             ChallengePurpose::Login => AuditKind::TwoFactorFailed,
             ChallengePurpose::StepUp => AuditKind::StepUpFailed,
+            ChallengePurpose::Confirm | ChallengePurpose::Enrol => AuditKind::FactorConfirmFailed,
         };
         let context: AuditEvent =
             session_event(failed, Outcome::Failure, now, customer, &session.id, client)
                 .detail("challengeId", challenge_id.as_str());
+        let context = match judged.method {
+            Some(method) => context.detail("method", method.as_str()),
+            None => context,
+        };
         let outcome = self
             .store
             .check_code(&guess, &self.policies.lockout, &context)
@@ -168,8 +256,27 @@ impl AuthService {
             }
         }
         match outcome {
-            GuessOutcome::Verified => Ok(()),
-            GuessOutcome::Wrong { attempts, .. } => Err(wrong(
+            GuessOutcome::Verified => {
+                for notice in &guess.notices {
+                    self.courier.queued(notice);
+                }
+                Ok(())
+            }
+            GuessOutcome::Wrong {
+                attempts,
+                locked: Some(_),
+            } => {
+                for notice in &guess.lock_notices {
+                    self.courier.queued(notice);
+                }
+                Err((judged.wrong)(
+                    self.policies
+                        .two_factor
+                        .max_attempts
+                        .saturating_sub(attempts),
+                ))
+            }
+            GuessOutcome::Wrong { attempts, .. } => Err((judged.wrong)(
                 self.policies
                     .two_factor
                     .max_attempts
@@ -180,7 +287,7 @@ impl AuthService {
     }
 
     /// The error a guess that did not verify is answered with.
-    fn refusal(&self, outcome: GuessOutcome) -> AuthError {
+    pub(super) fn refusal(&self, outcome: GuessOutcome) -> AuthError {
         match outcome {
             GuessOutcome::Wrong { attempts, .. } => AuthError::InvalidCode {
                 attempts_remaining: self
@@ -205,35 +312,59 @@ impl AuthService {
         }
     }
 
-    /// The factor a code goes by: always one the customer holds (their default unless they
-    /// name another method; their profile's mailbox for a customer without two-factor whose
-    /// login was stepped up), so that a stolen password cannot route the code to a channel the
-    /// customer never chose; naming any other is refused.
-    pub(super) async fn factor_for(
+    /// How a challenge asks for `method` (the default factor when none is named): always by a
+    /// factor the customer holds (or their profile's mailbox, for a customer without a factor
+    /// whose login was stepped up), so that a stolen password cannot route the code to a
+    /// channel the customer never chose; naming any other is refused. `factor` picks one of
+    /// several factors of the method (else the default if it has the method, else the oldest).
+    pub(super) async fn asking_for(
         &self,
         customer: &Customer,
-        asked: Option<TwoFactorMethod>,
-    ) -> Result<FactorKind, AuthError> {
+        method: Option<ChallengeMethod>,
+        factor: Option<&FactorId>,
+    ) -> Result<Asking, AuthError> {
         let Some(default) = &customer.factor else {
-            return match asked {
-                None | Some(TwoFactorMethod::Email) => {
-                    Ok(FactorKind::Email(customer.email.clone()))
-                }
-                Some(_) => Err(not_held()),
+            return match (method, factor) {
+                (None | Some(ChallengeMethod::Email), None) => Ok(Asking::Factor {
+                    id: None,
+                    kind: FactorKind::Email(customer.email.clone()),
+                }),
+                (_, Some(_)) => Err(not_one_of_theirs()),
+                (Some(_), None) => Err(not_held()),
             };
         };
-        match asked {
-            None => Ok(default.kind.clone()),
-            Some(method) if method == default.method() => Ok(default.kind.clone()),
-            Some(method) => self
-                .store
-                .factors(&customer.id)
-                .await?
-                .into_iter()
-                .find(|f| f.method() == method)
-                .map(|f| f.kind)
-                .ok_or_else(not_held),
+        let method = method.unwrap_or_else(|| ChallengeMethod::from(default.method()));
+        let Some(wanted) = method.factor() else {
+            if factor.is_some() {
+                return Err(not_one_of_theirs());
+            }
+            return match method {
+                ChallengeMethod::RecoveryCode
+                    if self.store.recovery_codes_remaining(&customer.id).await? > 0 =>
+                {
+                    Ok(Asking::RecoveryCode)
+                }
+                _ => Err(not_held()),
+            };
+        };
+        if factor.is_none() && default.method() == wanted {
+            return Ok(Asking::Factor {
+                id: Some(default.id.clone()),
+                kind: default.kind.clone(),
+            });
         }
+        let held = self.store.factors(&customer.id).await?;
+        let mut of_method = held.into_iter().filter(|h| h.factor.method() == wanted);
+        let chosen = match factor {
+            Some(id) => of_method
+                .find(|h| &h.factor.id == id)
+                .ok_or_else(not_one_of_theirs)?,
+            None => of_method.next().ok_or_else(not_held)?,
+        };
+        Ok(Asking::Factor {
+            id: Some(chosen.factor.id),
+            kind: chosen.factor.kind,
+        })
     }
 
     pub(super) async fn refuse_if_locked(
@@ -277,6 +408,14 @@ pub(super) fn not_held() -> AuthError {
     AuthError::Invalid {
         field: "method",
         problem: InvalidValue("must be the customer's own two-factor method"),
+    }
+}
+
+/// Refuses a `factorId` that is not one of the customer's factors of the method.
+fn not_one_of_theirs() -> AuthError {
+    AuthError::Invalid {
+        field: "factorId",
+        problem: InvalidValue("must be one of the customer's factors of that method"),
     }
 }
 

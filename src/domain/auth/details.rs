@@ -61,7 +61,7 @@ impl CustomerDetails {
                 two_factor,
                 session,
             },
-            SessionState::TwoFactorPending => Self::Restricted {
+            SessionState::TwoFactorPending | SessionState::EnrolmentRequired => Self::Restricted {
                 customer_id: customer.id,
                 two_factor,
                 session,

@@ -2,6 +2,8 @@
 
 use super::{AuthService, IssuedSession, count_outcome, session_event};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
+use crate::domain::credentials::challenge::{OtpCode, Spend};
+use crate::domain::credentials::factor::{FactorId, FactorKind};
 use crate::domain::credentials::lockout::LockoutRecord;
 use crate::domain::credentials::password::{HashError, Password};
 use crate::domain::customers::{Customer, Username};
@@ -13,7 +15,7 @@ use crate::domain::risk::device::describe_user_agent;
 use crate::domain::risk::location::Location;
 use crate::domain::risk::{self, DeviceStanding, Judgement, LoginHistory, Placement, RiskFlag};
 use crate::domain::sessions::token::TokenPair;
-use crate::domain::sessions::{NewSession, SessionId, SessionState};
+use crate::domain::sessions::{NewSession, OneStepProof, SessionId, SessionState};
 
 const LOGIN_METRIC: &str = "finhub_logins_total";
 
@@ -21,10 +23,16 @@ impl AuthService {
     /// Exchanges a username and password for a session. Unknown usernames cost the same hashing
     /// work as known ones and fail identically; failures count towards a lock whether or not the
     /// username exists, and a locked username is refused before any password is checked.
+    ///
+    /// With `totp` (a one-step login), a customer who holds an authenticator app has password
+    /// and code judged together: both right start an ACTIVE session at once; either wrong is
+    /// one failure and the same `INVALID_CREDENTIALS`, saying neither which. For a customer
+    /// without an app the code is ignored.
     pub async fn login(
         &self,
         username: &Username,
         password: &Password,
+        totp: Option<&OtpCode>,
         client: &ClientContext,
     ) -> Result<IssuedSession, AuthError> {
         // From here on the device is known only by its keyed hash: the audit trail, the session
@@ -71,32 +79,124 @@ impl AuthService {
         let customer = match customer {
             Some(c) if verification.matches => c,
             other => {
-                let mut event = attempt(Outcome::Failure).reason("invalid_credentials");
-                if let Some(c) = &other {
-                    event = event.customer(&c.id);
-                }
-                let failure = self
-                    .store
-                    .record_failure(username, &self.policies.lockout, &event)
-                    .await?;
-                return Err(if failure.counted {
-                    count_outcome(LOGIN_METRIC, "invalid_credentials");
-                    AuthError::InvalidCredentials
-                } else {
-                    count_outcome(LOGIN_METRIC, "account_locked");
-                    locked(&failure.record, now)
-                });
+                let event = attempt(Outcome::Failure).reason("invalid_credentials");
+                return Err(self
+                    .refused(username, other.as_ref(), &lockout, event, now)
+                    .await?);
             }
+        };
+        let proof = match totp {
+            Some(code) => match self.one_step_proof(&customer, code, now).await? {
+                OneStep::NotHeld => None,
+                OneStep::Proved(proof) => Some(proof),
+                OneStep::Wrong => {
+                    let event = attempt(Outcome::Failure).reason("invalid_totp");
+                    return Err(self
+                        .refused(username, Some(&customer), &lockout, event, now)
+                        .await?);
+                }
+            },
+            None => None,
         };
 
         let needs_rehash = verification.needs_rehash;
-        let issued = self.start_session(customer.clone(), client).await?;
+        let issued = match self.start_session(customer.clone(), client, proof).await {
+            Err(AuthError::InvalidCredentials) => {
+                // The app's code was used meanwhile (on any instance): a failure like any other.
+                let event = attempt(Outcome::Failure).reason("invalid_totp");
+                return Err(self
+                    .refused(username, Some(&customer), &lockout, event, now)
+                    .await?);
+            }
+            other => other?,
+        };
         // Only once the session has started, which re-checked the lock: a locked account's
         // right password must not be told from a wrong one by a rehash.
         if needs_rehash {
             self.upgrade_hash(&customer, password).await;
         }
         Ok(issued)
+    }
+
+    /// Counts a refused login toward the username's lock (whether or not it belongs to a
+    /// customer; `record` as read before) and says how to answer it. A customer whose account
+    /// this locks is told.
+    async fn refused(
+        &self,
+        username: &Username,
+        customer: Option<&Customer>,
+        record: &LockoutRecord,
+        event: AuditEvent,
+        now: time::OffsetDateTime,
+    ) -> Result<AuthError, AuthError> {
+        let (event, lock_notices) = match customer {
+            Some(c) => (
+                event.customer(&c.id),
+                self.lock_notices(c, record, now).await?,
+            ),
+            None => (event, Vec::new()),
+        };
+        let failure = self
+            .store
+            .record_failure(username, &self.policies.lockout, &event, &lock_notices)
+            .await?;
+        if failure.counted && failure.record.lock_at(now).is_some() {
+            for notice in &lock_notices {
+                self.courier.queued(notice);
+            }
+        }
+        Ok(if failure.counted {
+            count_outcome(LOGIN_METRIC, "invalid_credentials");
+            AuthError::InvalidCredentials
+        } else {
+            count_outcome(LOGIN_METRIC, "account_locked");
+            locked(&failure.record, now)
+        })
+    }
+
+    /// Judges a one-step login's code against the customer's authenticator apps.
+    async fn one_step_proof(
+        &self,
+        customer: &Customer,
+        code: &OtpCode,
+        now: time::OffsetDateTime,
+    ) -> Result<OneStep, AuthError> {
+        let apps: Vec<FactorId> = self
+            .store
+            .factors(&customer.id)
+            .await?
+            .into_iter()
+            .filter(|h| h.factor.kind == FactorKind::Totp)
+            .map(|h| h.factor.id)
+            .collect();
+        if apps.is_empty() {
+            return Ok(OneStep::NotHeld);
+        }
+        let Some(seal) = &self.policies.totp else {
+            return Ok(OneStep::Wrong);
+        };
+        for factor in apps {
+            let Some(sealed) = self.store.totp_secret(&factor).await? else {
+                continue;
+            };
+            let Ok(secret) = seal.open(&sealed, &factor) else {
+                tracing::error!(
+                    factor = factor.as_str(),
+                    "an authenticator app's secret does not open"
+                );
+                continue;
+            };
+            if let Some(step) = secret.matching_step(code, now) {
+                return Ok(OneStep::Proved(OneStepProof {
+                    factor,
+                    spend: Spend::TotpStep {
+                        customer: customer.id.clone(),
+                        step,
+                    },
+                }));
+            }
+        }
+        Ok(OneStep::Wrong)
     }
 
     /// The client as the rest of the login sees it: the device known only by its keyed hash,
@@ -199,6 +299,7 @@ impl AuthService {
         &self,
         customer: Customer,
         client: &ClientContext,
+        proof: Option<OneStepProof>,
     ) -> Result<IssuedSession, AuthError> {
         let now = self.clock.now();
         let action = self.policies.risk;
@@ -207,7 +308,15 @@ impl AuthService {
         // Step-up: an unusual (or unjudgeable) login of a customer without 2FA owes a code by
         // e-mail.
         let step_up = judgement.needs_step_up(action);
-        let state = if customer.factor.is_some() || step_up {
+        // A customer who must hold a factor and holds none enrols one first: that proves a
+        // second factor, which a stepped-up login would otherwise prove by e-mail.
+        let state = if proof.is_some() {
+            SessionState::Active
+        } else if customer.factor.is_some() {
+            SessionState::TwoFactorPending
+        } else if self.policies.require_two_factor {
+            SessionState::EnrolmentRequired
+        } else if step_up {
             SessionState::TwoFactorPending
         } else {
             SessionState::Active
@@ -226,10 +335,11 @@ impl AuthService {
             created_at: now,
             expires_at: policy.expiry(state, now, now),
             absolute_expires_at: policy.absolute_expiry(now),
-            // Complete at once only for a customer without a second factor, whose password is
-            // all they can prove.
+            // Complete at once for a customer without a second factor, whose password is all
+            // they can prove, and for a one-step login, which proved both.
             recent_auth_at: (state == SessionState::Active).then_some(now),
             client: client.clone(),
+            proof,
         };
         let flag_names: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
         let event = session_event(
@@ -242,7 +352,8 @@ impl AuthService {
         )
         .detail("state", state.as_str())
         .detail("flags", flag_names)
-        .detail("stepUp", step_up);
+        .detail("stepUp", step_up)
+        .detail("oneStep", session.proof.is_some());
         match self
             .store
             .start_session(&session, &customer.username, &event, notice.as_ref())
@@ -262,9 +373,12 @@ impl AuthService {
                     tokens,
                     issued_at: now,
                     expires_at: session.expires_at,
-                    two_factor_required: state == SessionState::TwoFactorPending,
+                    two_factor_required: state != SessionState::Active,
+                    enrolment_required: state == SessionState::EnrolmentRequired,
                 })
             }
+            // Reported to `login`, which counts it as the failure it is.
+            SessionStart::ProofSpent => Err(AuthError::InvalidCredentials),
             SessionStart::Locked(record) => {
                 // Locked between the password check and now: answer as any locked login.
                 let refused = AuditEvent::new(AuditKind::LoginFailed, Outcome::Failure, now)
@@ -301,6 +415,16 @@ impl AuthService {
             tracing::warn!(customer.id = %customer.id, error = %e, "password hash upgrade failed");
         }
     }
+}
+
+/// What a one-step login's code proves.
+enum OneStep {
+    /// The customer holds no authenticator app: the code is ignored.
+    NotHeld,
+    /// It is one of their apps' current codes.
+    Proved(OneStepProof),
+    /// It is none of them.
+    Wrong,
 }
 
 fn locked(record: &LockoutRecord, now: time::OffsetDateTime) -> AuthError {

@@ -1,8 +1,10 @@
 //! The login flow: password login, the session checks on every call, two-factor, renewal and
 //! logout. [`AuthService`] holds the rules; the store makes each state change atomic.
 
+mod answers;
 mod challenges;
 mod details;
+mod factors;
 mod login;
 mod password_change;
 mod renewal;
@@ -12,8 +14,9 @@ mod step_up;
 
 use std::sync::Arc;
 
+pub use answers::Presented;
 pub use details::{CustomerDetails, TwoFactorSettings};
-pub use step_up::StepUpAnswer;
+pub use factors::{FactorAdded, FactorList, NewFactor, RecoveryCodes};
 
 use time::OffsetDateTime;
 
@@ -23,6 +26,8 @@ use crate::domain::credentials::challenge::ChallengeMethod;
 use crate::domain::credentials::challenge::{CodeKey, TwoFactorPolicy};
 use crate::domain::credentials::lockout::LockoutPolicy;
 use crate::domain::credentials::password::{PasswordHasher, PasswordPolicy};
+use crate::domain::credentials::recovery::RecoveryKey;
+use crate::domain::credentials::totp::TotpSeal;
 use crate::domain::customers::{Customer, CustomerId};
 use crate::domain::delivery::Courier;
 use crate::domain::error::AuthError;
@@ -53,6 +58,12 @@ pub struct Policies {
     pub risk: RiskAction,
     /// What a new password must be.
     pub passwords: PasswordPolicy,
+    /// How recovery codes are hashed for storage.
+    pub recovery: RecoveryKey,
+    /// How authenticator apps' secrets are sealed; `None` (no audit key): apps cannot be added.
+    pub totp: Option<TotpSeal>,
+    /// Every customer must hold a factor (`FINHUB_REQUIRE_2FA`): one without enrols at login.
+    pub require_two_factor: bool,
 }
 
 /// A session and the tokens just issued for it (shown to the customer once).
@@ -70,6 +81,8 @@ pub struct IssuedSession {
     /// Whether the session is pending until a second factor is verified; until then it may do
     /// little.
     pub two_factor_required: bool,
+    /// Whether the session must first enrol a factor (two-factor required of everyone).
+    pub enrolment_required: bool,
 }
 
 /// A code sent for a pending session.
@@ -236,6 +249,16 @@ impl AuthService {
         match session.state {
             SessionState::Active => Ok(()),
             SessionState::TwoFactorPending => Err(AuthError::TwoFactorRequired),
+            SessionState::EnrolmentRequired => Err(AuthError::EnrolmentRequired),
+        }
+    }
+
+    /// An ACTIVE session, or one that must first enrol a factor (adding and confirming one is
+    /// what it may do).
+    fn require_active_or_enrolling(session: &Session) -> Result<(), AuthError> {
+        match session.state {
+            SessionState::Active | SessionState::EnrolmentRequired => Ok(()),
+            SessionState::TwoFactorPending => Err(AuthError::TwoFactorRequired),
         }
     }
 
@@ -243,6 +266,7 @@ impl AuthService {
         match session.state {
             SessionState::TwoFactorPending => Ok(()),
             SessionState::Active => Err(AuthError::TwoFactorNotPending),
+            SessionState::EnrolmentRequired => Err(AuthError::EnrolmentRequired),
         }
     }
 

@@ -7,7 +7,7 @@ use crate::domain::audit::{AuditKind, Outcome};
 use crate::domain::credentials::challenge::ChallengeMethod;
 use crate::domain::credentials::password::{ChangeOutcome, Password, PasswordChange, Rejection};
 use crate::domain::customers::Customer;
-use crate::domain::delivery::message::{AccountChange, Message};
+use crate::domain::delivery::message::AccountChange;
 use crate::domain::error::AuthError;
 use crate::domain::risk::client::ClientContext;
 use crate::domain::sessions::Session;
@@ -35,6 +35,8 @@ impl AuthService {
             .verify(current, Some(&customer.password_hash))
             .await?;
         if !verified.matches {
+            let record = self.store.lockout(&customer.username).await?;
+            let lock_notices = self.lock_notices(&customer, &record, now).await?;
             let failure = self
                 .store
                 .record_failure(
@@ -42,6 +44,7 @@ impl AuthService {
                     &self.policies.lockout,
                     &event(AuditKind::PasswordChangeFailed, Outcome::Failure)
                         .reason("invalid_credentials"),
+                    &lock_notices,
                 )
                 .await?;
             return Err(if failure.counted {
@@ -75,9 +78,9 @@ impl AuthService {
             new_hash: self.hasher.hash(new).await?,
             at: now,
         };
-        let factors = self.store.factors(&customer.id).await?;
-        let notices =
-            Message::account_notices(&customer, &factors, AccountChange::PasswordChanged, now);
+        let notices = self
+            .notices_of(&customer, AccountChange::PasswordChanged, now)
+            .await?;
         let outcome = self
             .store
             .change_password(
@@ -112,7 +115,7 @@ impl AuthService {
             customer.first_name.as_str(),
             customer.last_name.as_str(),
         ];
-        let mut reasons = self.policies.passwords.judge(new, &context);
+        let mut reasons = self.policies.passwords.judge_new(new, &context).await;
         if self
             .hasher
             .verify(new, Some(&customer.password_hash))
@@ -135,11 +138,14 @@ impl AuthService {
             return Ok(());
         }
         let mut methods: Vec<ChallengeMethod> = Vec::new();
-        for factor in self.store.factors(&customer.id).await? {
-            let method = ChallengeMethod::from(factor.method());
+        for held in self.store.factors(&customer.id).await? {
+            let method = ChallengeMethod::from(held.factor.method());
             if !methods.contains(&method) {
                 methods.push(method);
             }
+        }
+        if self.store.recovery_codes_remaining(&customer.id).await? > 0 {
+            methods.push(ChallengeMethod::RecoveryCode);
         }
         Err(AuthError::RecentAuthenticationRequired { methods })
     }

@@ -29,6 +29,9 @@ impl AuthService {
             .session
             .check_renewal(&session, now)
             .map_err(ended_error)?;
+        if session.state == SessionState::EnrolmentRequired {
+            return Err(AuthError::EnrolmentRequired);
+        }
         if session.state != SessionState::Active {
             return Err(AuthError::TwoFactorRequired);
         }
@@ -58,6 +61,7 @@ impl AuthService {
             issued_at: now,
             expires_at: rotation.expires_at,
             two_factor_required: false,
+            enrolment_required: false,
         })
     }
 

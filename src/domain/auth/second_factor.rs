@@ -1,9 +1,12 @@
-//! Two-factor at login: sending a code to a pending session and checking it.
+//! Two-factor at login: opening a challenge for a pending session (a code sent, or an app's or
+//! recovery code asked for) and checking the answer.
 
-use super::challenges::{Asking, not_held};
+use super::answers::Presented;
 use super::{AuthService, ChallengeIssued, IssuedSession};
-use crate::domain::credentials::challenge::{ChallengeId, ChallengePurpose, Completion, OtpCode};
-use crate::domain::credentials::factor::TwoFactorMethod;
+use crate::domain::credentials::challenge::{
+    ChallengeId, ChallengeMethod, ChallengePurpose, Completion,
+};
+use crate::domain::credentials::factor::FactorId;
 use crate::domain::delivery::message::DeliveryState;
 use crate::domain::error::AuthError;
 use crate::domain::risk::client::ClientContext;
@@ -11,30 +14,24 @@ use crate::domain::sessions::token::TokenPair;
 use crate::domain::sessions::{Rotation, Session, SessionState};
 
 impl AuthService {
-    /// Sends a fresh code for a pending session, replacing any earlier one, within the limits on
-    /// how often and how many times codes are sent.
+    /// Opens a challenge for a pending session by `method` (the default factor when none is
+    /// named), replacing any earlier one; a code is sent within the limits on how often and how
+    /// many times codes are sent.
     pub async fn initiate_two_factor(
         &self,
         session: &Session,
-        method: Option<TwoFactorMethod>,
+        method: Option<ChallengeMethod>,
+        factor: Option<&FactorId>,
         client: &ClientContext,
     ) -> Result<ChallengeIssued, AuthError> {
         Self::require_pending(session)?;
         let customer = self.customer_of(&session.customer_id).await?;
-        let factor = self.factor_for(&customer, method).await?;
-        if factor.address().is_none() {
-            // Every method so far sends a code; one that does not (an authenticator app) will
-            // open its challenge asking for no message.
-            return Err(not_held());
+        if method == Some(ChallengeMethod::Password) {
+            return Err(super::challenges::not_held());
         }
-        self.open(
-            session,
-            &customer,
-            ChallengePurpose::Login,
-            Asking::Code(factor),
-            client,
-        )
-        .await
+        let asking = self.asking_for(&customer, method, factor).await?;
+        self.open(session, &customer, ChallengePurpose::Login, asking, client)
+            .await
     }
 
     /// Where the message of the session's challenge stands: a client waiting for a code can
@@ -51,18 +48,42 @@ impl AuthService {
             .ok_or(AuthError::NotFound)
     }
 
-    /// Checks a code; the right one activates the session, rotates its tokens and extends it to
-    /// the full lifetime.
+    /// Checks an answer; the right one activates the session, rotates its tokens and extends it
+    /// to the full lifetime.
     pub async fn verify_two_factor(
         &self,
         session: &Session,
         challenge_id: &ChallengeId,
-        code: &OtpCode,
+        code: String,
         client: &ClientContext,
     ) -> Result<IssuedSession, AuthError> {
         Self::require_pending(session)?;
         let customer = self.customer_of(&session.customer_id).await?;
         let now = self.clock.now();
+        let challenge = self.store.challenge(challenge_id, &session.id).await?;
+        let judged = self
+            .read_answer(&customer, challenge.as_ref(), Presented::Code(code), now)
+            .await?;
+        let (rotation, issued) = self.activation(session, now)?;
+        self.check(
+            session,
+            &customer,
+            challenge_id,
+            judged,
+            Completion::Login(rotation),
+            client,
+        )
+        .await?;
+        Ok(issued)
+    }
+
+    /// The new tokens, lifetime and rotation that make a session ACTIVE once its second factor
+    /// is proved; the tokens are shown only if the store's check makes the rotation.
+    pub(super) fn activation(
+        &self,
+        session: &Session,
+        now: time::OffsetDateTime,
+    ) -> Result<(Rotation, IssuedSession), AuthError> {
         let tokens = TokenPair::generate()?;
         let expires_at =
             self.policies
@@ -76,23 +97,16 @@ impl AuthService {
             expires_at,
             at: now,
         };
-        let answer = Box::new(self.policies.codes.presented(code, challenge_id));
-        self.check(
-            session,
-            &customer,
-            challenge_id,
-            answer,
-            Completion::Login(rotation),
-            client,
-            |attempts_remaining| AuthError::InvalidCode { attempts_remaining },
-        )
-        .await?;
-        Ok(IssuedSession {
-            session_id: session.id.clone(),
-            tokens,
-            issued_at: now,
-            expires_at,
-            two_factor_required: false,
-        })
+        Ok((
+            rotation,
+            IssuedSession {
+                session_id: session.id.clone(),
+                tokens,
+                issued_at: now,
+                expires_at,
+                two_factor_required: false,
+                enrolment_required: false,
+            },
+        ))
     }
 }

@@ -12,7 +12,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::customers::{Email, Phone};
+use time::OffsetDateTime;
+
+use crate::domain::customers::{CustomerId, Email, Phone};
 
 /// A second-factor method, as the API and the store name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,17 +24,20 @@ pub enum TwoFactorMethod {
     Sms,
     /// A code by e-mail.
     Email,
+    /// A code from an authenticator app (RFC 6238).
+    Totp,
 }
 
 impl TwoFactorMethod {
     /// Every method, in the order documented.
-    pub const ALL: [Self; 2] = [Self::Sms, Self::Email];
+    pub const ALL: [Self; 3] = [Self::Sms, Self::Email, Self::Totp];
 
     /// The stable name the API and the store use.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sms => "SMS",
             Self::Email => "EMAIL",
+            Self::Totp => "TOTP",
         }
     }
 }
@@ -44,7 +49,8 @@ impl FromStr for TwoFactorMethod {
         match s.trim().to_ascii_uppercase().as_str() {
             "SMS" => Ok(Self::Sms),
             "EMAIL" => Ok(Self::Email),
-            _ => Err(InvalidValue("must be SMS or EMAIL")),
+            "TOTP" => Ok(Self::Totp),
+            _ => Err(InvalidValue("must be SMS, EMAIL or TOTP")),
         }
     }
 }
@@ -61,6 +67,8 @@ pub enum FactorKind {
     Sms(Phone),
     /// Codes by e-mail to this mailbox.
     Email(Email),
+    /// Codes from an authenticator app; its secret is read, sealed, only to judge a code.
+    Totp,
 }
 
 impl FactorKind {
@@ -69,6 +77,7 @@ impl FactorKind {
         match self {
             Self::Sms(_) => TwoFactorMethod::Sms,
             Self::Email(_) => TwoFactorMethod::Email,
+            Self::Totp => TwoFactorMethod::Totp,
         }
     }
 
@@ -77,6 +86,7 @@ impl FactorKind {
         match self {
             Self::Sms(phone) => Some(phone.as_str()),
             Self::Email(mailbox) => Some(mailbox.as_str()),
+            Self::Totp => None,
         }
     }
 
@@ -85,6 +95,7 @@ impl FactorKind {
         match self {
             Self::Sms(phone) => Some(phone.masked()),
             Self::Email(mailbox) => Some(mailbox.masked()),
+            Self::Totp => None,
         }
     }
 
@@ -95,6 +106,7 @@ impl FactorKind {
         match method.parse::<TwoFactorMethod>()? {
             TwoFactorMethod::Sms => Ok(Self::Sms(Phone::parse(address?)?)),
             TwoFactorMethod::Email => Ok(Self::Email(Email::parse(address?)?)),
+            TwoFactorMethod::Totp => Ok(Self::Totp),
         }
     }
 }
@@ -123,6 +135,87 @@ impl Factor {
     }
 }
 
+/// What a customer calls a factor ("Phone app"): 1 to 64 characters after trimming, no
+/// control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactorName(String);
+
+impl FactorName {
+    /// The longest name, in characters.
+    pub const MAX_CHARS: usize = 64;
+
+    /// A name as the customer typed it.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let name = raw.trim();
+        if name.is_empty() || name.chars().count() > Self::MAX_CHARS {
+            Err(InvalidValue("must be 1 to 64 characters"))
+        } else if name.chars().any(char::is_control) {
+            Err(InvalidValue("must not contain control characters"))
+        } else {
+            Ok(Self(name.to_owned()))
+        }
+    }
+
+    /// As stored and shown.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A confirmed factor with what the customer sees of it in their list.
+#[derive(Debug, Clone)]
+pub struct HeldFactor {
+    /// The factor itself.
+    pub factor: Factor,
+    /// What the customer called it.
+    pub name: Option<FactorName>,
+    /// Whether `2fa/initiate` without a method uses it.
+    pub is_default: bool,
+    /// When it was confirmed (for factors from before confirmation existed: created).
+    pub created_at: OffsetDateTime,
+    /// When it last answered a challenge.
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// A factor being added: unusable, unlisted and never the default until its confirmation
+/// code arrives, and dropped at `expires_at` if it does not.
+#[derive(Debug)]
+pub struct PendingFactor {
+    /// The factor it will be.
+    pub factor: Factor,
+    /// Whose it is.
+    pub customer: CustomerId,
+    /// What the customer called it.
+    pub name: Option<FactorName>,
+    /// An authenticator app's secret, sealed ([`TotpSeal`](super::totp::TotpSeal)).
+    pub sealed_secret: Option<Vec<u8>>,
+    /// When it was added.
+    pub created_at: OffsetDateTime,
+    /// When it is dropped unless confirmed.
+    pub expires_at: OffsetDateTime,
+}
+
+/// What came of removing a factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Removed.
+    Removed,
+    /// The customer holds no such factor.
+    NotHeld,
+    /// It is the customer's last, and two-factor is required: it stays.
+    LastKept,
+}
+
+/// What changes of a held factor (`None`: unchanged).
+#[derive(Debug, Default)]
+pub struct FactorUpdate {
+    /// Make it the default (only `true` means anything: another factor is made the default by
+    /// naming it).
+    pub make_default: bool,
+    /// A new name.
+    pub name: Option<FactorName>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +232,19 @@ mod tests {
         assert!(FactorKind::from_stored("SMS", Some("alice@example.com")).is_err());
         assert!(FactorKind::from_stored("EMAIL", None).is_err());
         assert!(FactorKind::from_stored("CARRIER_PIGEON", Some("+447700900123")).is_err());
+        let app = FactorKind::from_stored("TOTP", None).unwrap();
+        assert_eq!((app.address(), app.destination()), (None, None));
+    }
+
+    #[test]
+    fn names_are_trimmed_bounded_and_printable() {
+        assert_eq!(
+            FactorName::parse("  Phone app ").unwrap().as_str(),
+            "Phone app"
+        );
+        assert!(FactorName::parse("   ").is_err());
+        assert!(FactorName::parse(&"x".repeat(65)).is_err());
+        assert!(FactorName::parse(&"é".repeat(64)).is_ok());
+        assert!(FactorName::parse("bad\u{7}name").is_err());
     }
 }

@@ -5,3 +5,5 @@ pub mod challenge;
 pub mod factor;
 pub mod lockout;
 pub mod password;
+pub mod recovery;
+pub mod totp;

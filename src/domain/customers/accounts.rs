@@ -60,7 +60,7 @@ impl Accounts {
     /// Refuses a password an operator chose for `profile` that breaks the password policy,
     /// naming every rule it breaks. (The demo's public password and imported credentials are
     /// not held to it.)
-    pub fn check_new_password(
+    pub async fn check_new_password(
         &self,
         profile: &Profile,
         password: &Password,
@@ -71,7 +71,7 @@ impl Accounts {
             profile.first_name.as_str(),
             profile.last_name.as_str(),
         ];
-        let reasons = self.policy.judge(password, &context);
+        let reasons = self.policy.judge_new(password, &context).await;
         if reasons.is_empty() {
             return Ok(());
         }

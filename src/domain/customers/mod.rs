@@ -274,6 +274,9 @@ impl Profile {
                 Some(phone) => Ok(Some(FactorKind::Sms(phone.clone()))),
                 None => Err(InvalidValue("SMS two-factor needs a phone number")),
             },
+            Some(TwoFactorMethod::Totp) => Err(InvalidValue(
+                "an authenticator app is added by the customer, who scans its secret",
+            )),
         }
     }
 }

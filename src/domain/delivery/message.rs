@@ -71,21 +71,71 @@ impl Content {
 pub enum AccountChange {
     /// Their password was changed by a signed-in session.
     PasswordChanged,
+    /// A second factor was added (confirmed).
+    FactorAdded,
+    /// A second factor was removed.
+    FactorRemoved,
+    /// A new set of recovery codes was made.
+    RecoveryCodesCreated,
+    /// A recovery code was used; `remaining` are left.
+    RecoveryCodeUsed {
+        /// Unused codes left after this one.
+        remaining: u32,
+    },
+    /// Failures locked the account, until `until` (set by the store when the lock is taken).
+    AccountLocked {
+        /// When the lock ends.
+        until: Option<OffsetDateTime>,
+    },
 }
 
 impl AccountChange {
-    /// The notice's name, as stored, as the outbox file and the audit trail name it.
+    /// The notice's name, as the outbox file and the audit trail name it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PasswordChanged => "password.changed",
+            Self::FactorAdded => "factor.added",
+            Self::FactorRemoved => "factor.removed",
+            Self::RecoveryCodesCreated => "recovery_codes.created",
+            Self::RecoveryCodeUsed { .. } => "recovery_code.used",
+            Self::AccountLocked { .. } => "account.locked",
         }
     }
 
-    /// The change of a stored name; `None` for one this version does not know.
+    /// As stored in the message's payload: the name, and what the text needs (`name;n`).
+    pub fn to_stored(self) -> String {
+        match self {
+            Self::RecoveryCodeUsed { remaining } => format!("{};{remaining}", self.as_str()),
+            Self::AccountLocked { until: Some(until) } => {
+                format!("{};{}", self.as_str(), crate::clock::to_unix_millis(until))
+            }
+            other => other.as_str().to_owned(),
+        }
+    }
+
+    /// The change of a stored payload; `None` for one this version does not know.
     pub fn from_stored(s: &str) -> Option<Self> {
-        [Self::PasswordChanged]
+        let (name, number) = match s.split_once(';') {
+            Some((name, n)) => (name, Some(n.parse::<i64>().ok()?)),
+            None => (s, None),
+        };
+        match (name, number) {
+            ("recovery_code.used", Some(remaining)) => Some(Self::RecoveryCodeUsed {
+                remaining: u32::try_from(remaining).ok()?,
+            }),
+            ("account.locked", until) => Some(Self::AccountLocked {
+                until: until.map(crate::clock::from_unix_millis),
+            }),
+            (name, None) => [
+                Self::PasswordChanged,
+                Self::FactorAdded,
+                Self::FactorRemoved,
+                Self::RecoveryCodesCreated,
+            ]
             .into_iter()
-            .find(|c| c.as_str() == s)
+            .find(|c| c.as_str() == name),
+            _ => None,
+        }
     }
 }
 
@@ -191,9 +241,9 @@ impl Message {
     /// Notices of `change`, one to each destination the customer holds before it: the
     /// profile's e-mail address and phone, and every factor's, each once. A thief who changes
     /// one cannot hide the change from the others.
-    pub fn account_notices(
+    pub fn account_notices<'a>(
         customer: &Customer,
-        factors: &[Factor],
+        factors: impl IntoIterator<Item = &'a Factor>,
         change: AccountChange,
         now: OffsetDateTime,
     ) -> Vec<Self> {
@@ -204,7 +254,7 @@ impl Message {
                 .map(|p| (TwoFactorMethod::Sms, p.as_str())),
         );
         let held = factors
-            .iter()
+            .into_iter()
             .filter_map(|f| f.kind.address().map(|address| (f.method(), address)));
         let mut destinations: Vec<(TwoFactorMethod, &str)> = Vec::new();
         for destination in profile.chain(held) {
@@ -225,6 +275,15 @@ impl Message {
                 )
             })
             .collect()
+    }
+
+    /// A lock notice completed with when the lock it tells of ends; any other message as it is.
+    pub fn locked_until(&self, until: OffsetDateTime) -> Self {
+        let mut message = self.clone();
+        if let Content::Account(AccountChange::AccountLocked { .. }) = message.content {
+            message.content = Content::Account(AccountChange::AccountLocked { until: Some(until) });
+        }
+        message
     }
 
     /// An unusual-sign-in notice to the customer's e-mail address.

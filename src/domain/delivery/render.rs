@@ -104,18 +104,56 @@ fn account_words(
     let (subject, what) = match change {
         AccountChange::PasswordChanged => (
             "Your FinHub password was changed",
-            "Your FinHub password was changed",
+            "Your FinHub password was changed".to_owned(),
+        ),
+        AccountChange::FactorAdded => (
+            "A way to sign in was added to your FinHub account",
+            "A second factor was added to your FinHub account".to_owned(),
+        ),
+        AccountChange::FactorRemoved => (
+            "A way to sign in was removed from your FinHub account",
+            "A second factor was removed from your FinHub account".to_owned(),
+        ),
+        AccountChange::RecoveryCodesCreated => (
+            "New FinHub recovery codes",
+            "New recovery codes were made for your FinHub account (any earlier ones no longer work)"
+                .to_owned(),
+        ),
+        AccountChange::AccountLocked { until } => (
+            "Your FinHub account is locked",
+            match until {
+                Some(until) => format!(
+                    "Your FinHub account was locked after repeated failed sign-in attempts; it stays locked until {} UTC, or until you reset your password. The lock began",
+                    rfc3339(until)
+                ),
+                None => "Your FinHub account was locked after repeated failed sign-in attempts; resetting your password clears the lock. The lock began".to_owned(),
+            },
+        ),
+        AccountChange::RecoveryCodeUsed { remaining } => (
+            "A FinHub recovery code was used",
+            format!(
+                "A recovery code was used to sign in to your FinHub account ({remaining} left)"
+            ),
         ),
     };
     let text = format!(
         "{what} at {} UTC. If this was not you, reset your password and contact FinHub at once.",
         rfc3339(message.created_at)
     );
-    let record = fields(json!({
+    let mut record = fields(json!({
         "kind": NOTICE_PURPOSE,
         "notice": change.as_str(),
         "noticeId": message.id,
     }));
+    match change {
+        AccountChange::RecoveryCodeUsed { remaining } => {
+            record.insert("recoveryCodesRemaining".into(), remaining.into());
+        }
+        AccountChange::AccountLocked { until: Some(until) } => {
+            record.insert("lockedUntil".into(), rfc3339(until).into());
+        }
+        _ => {}
+    }
     (subject, text, record)
 }
 

@@ -70,12 +70,14 @@ pub trait CustomerStore: Send + Sync + 'static {
     async fn lockout(&self, username: &Username) -> StoreResult<LockoutRecord>;
     /// Counts one failure at `event.at`, locking per `policy`, in one transaction that holds
     /// the username's counters; failures while locked are recorded but not counted. Appends
-    /// `event`, and a lock event when this failure locks.
+    /// `event`, and a lock event when this failure locks; then it also queues `lock_notices`,
+    /// each completed with the lock's end ([`Message::locked_until`]).
     async fn record_failure(
         &self,
         username: &Username,
         policy: &LockoutPolicy,
         event: &AuditEvent,
+        lock_notices: &[Message],
     ) -> StoreResult<FailureOutcome>;
     /// Sets or clears an operator lock. Unlocking also clears the failure counters; locking ends
     /// every session of `customer`.

@@ -7,6 +7,7 @@
 //! writes both in one transaction: either both are stored or neither is.
 
 mod audit;
+mod breached;
 mod customers;
 mod factors;
 mod housekeeping;
@@ -21,6 +22,7 @@ mod two_factor;
 use async_trait::async_trait;
 
 pub use audit::{AuditQuery, AuditStore};
+pub use breached::{BreachSourceUnavailable, BreachedPasswords};
 pub use customers::{CustomerStore, FailureOutcome, Insertion};
 pub use factors::FactorStore;
 pub use housekeeping::HousekeepingStore;

@@ -22,6 +22,9 @@ pub enum SessionStart {
     },
     /// The account was locked before the session could start.
     Locked(LockoutRecord),
+    /// The one-step proof's time step was spent meanwhile (the same code, on any instance):
+    /// nothing was stored.
+    ProofSpent,
 }
 
 /// Sessions: their start, token lookups, renewal and ending, each one atomic.

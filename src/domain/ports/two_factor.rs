@@ -5,10 +5,11 @@ use async_trait::async_trait;
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::challenge::{
-    CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
+    Challenge, ChallengeId, CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
 };
 use crate::domain::credentials::lockout::LockoutPolicy;
 use crate::domain::delivery::message::Message;
+use crate::domain::sessions::SessionId;
 
 /// Two-factor challenges: opened under the sending limits and guessed at, each in one transaction.
 #[async_trait]
@@ -26,6 +27,13 @@ pub trait TwoFactorStore: Send + Sync + 'static {
         message: Option<&Message>,
         event: &AuditEvent,
     ) -> StoreResult<SendOutcome>;
+    /// The session's challenge `id` as stored, in whatever state: how it is answered tells the
+    /// caller how to judge an answer.
+    async fn challenge(
+        &self,
+        id: &ChallengeId,
+        session: &SessionId,
+    ) -> StoreResult<Option<Challenge>>;
     /// Checks one guess at a code in one transaction (see [`CodeGuess`]) that holds the
     /// username's counters and the session: refuses it if the challenge is unusable or the
     /// username locked, otherwise uses one of the challenge's guesses by a conditional update

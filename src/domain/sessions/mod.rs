@@ -7,6 +7,8 @@
 
 pub mod token;
 
+use crate::domain::credentials::challenge::Spend;
+use crate::domain::credentials::factor::FactorId;
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::customers::CustomerId;
@@ -26,17 +28,25 @@ pub enum SessionState {
     TwoFactorPending,
     /// Login complete: the customer's full view and every operation.
     Active,
+    /// Password accepted while two-factor is required of everyone, and the customer holds no
+    /// factor: may only read the restricted view, add and confirm a factor, and log out.
+    EnrolmentRequired,
 }
 
 impl SessionState {
     /// Every state (the API documents them as an enum).
-    pub const ALL: [Self; 2] = [Self::TwoFactorPending, Self::Active];
+    pub const ALL: [Self; 3] = [
+        Self::TwoFactorPending,
+        Self::Active,
+        Self::EnrolmentRequired,
+    ];
 
     /// The stable name stored and shown in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::TwoFactorPending => "TWO_FACTOR_PENDING",
             Self::Active => "ACTIVE",
+            Self::EnrolmentRequired => "ENROLMENT_REQUIRED",
         }
     }
 
@@ -45,6 +55,7 @@ impl SessionState {
         match s {
             "TWO_FACTOR_PENDING" => Some(Self::TwoFactorPending),
             "ACTIVE" => Some(Self::Active),
+            "ENROLMENT_REQUIRED" => Some(Self::EnrolmentRequired),
             _ => None,
         }
     }
@@ -105,6 +116,19 @@ pub struct NewSession {
     pub recent_auth_at: Option<OffsetDateTime>,
     /// Where the login came from, recorded with the session (devices, history).
     pub client: ClientContext,
+    /// A second factor proved with the password (a one-step login with an app's code): the
+    /// session starts ACTIVE only if what the proof uses up is still unspent.
+    pub proof: Option<OneStepProof>,
+}
+
+/// A second factor proved in the login's own request.
+#[derive(Debug, Clone)]
+pub struct OneStepProof {
+    /// The factor that answered.
+    pub factor: FactorId,
+    /// What the answer uses up (an app's time step), spent in the transaction that starts the
+    /// session.
+    pub spend: Spend,
 }
 
 /// New tokens for an existing session. With `old_refresh` set, the swap only happens while that
@@ -161,7 +185,7 @@ impl SessionPolicy {
         now: OffsetDateTime,
     ) -> OffsetDateTime {
         let ttl = match state {
-            SessionState::TwoFactorPending => self.pending_ttl,
+            SessionState::TwoFactorPending | SessionState::EnrolmentRequired => self.pending_ttl,
             SessionState::Active => self.ttl,
         };
         (now + ttl).min(self.absolute_expiry(created_at))
@@ -213,7 +237,7 @@ impl SessionPolicy {
         if s.revoked {
             return Err(Ended::Revoked);
         }
-        let pending_over = s.state == SessionState::TwoFactorPending && now >= s.expires_at;
+        let pending_over = s.state != SessionState::Active && now >= s.expires_at;
         if now >= s.absolute_expires_at || pending_over {
             return Err(Ended::Expired);
         }

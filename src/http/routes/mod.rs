@@ -1,6 +1,7 @@
 //! One module per resource, each exporting a `router()`.
 
 pub mod customers;
+pub mod factors;
 pub mod health;
 pub mod password;
 pub mod security;
@@ -40,6 +41,10 @@ pub struct TokenResponse {
     pub expires_at: String,
     pub session_id: String,
     pub two_factor_required: bool,
+    /// Present (`true`) only when two-factor is required and the customer must first add and
+    /// confirm a factor.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub enrolment_required: bool,
 }
 
 /// The answer of every call that issues tokens; tokens are never cached.
@@ -57,6 +62,7 @@ impl From<IssuedSession> for TokenResponse {
             expires_at: rfc3339(s.expires_at),
             session_id: s.session_id.to_string(),
             two_factor_required: s.two_factor_required,
+            enrolment_required: s.enrolment_required,
         }
     }
 }
@@ -119,5 +125,21 @@ pub struct AccountLocked;
 impl IntoResponses for AccountLocked {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         problem_responses([("423", "ACCOUNT_LOCKED")])
+    }
+}
+
+/// The refusals of a call that changes how the customer signs in: it needs an ACTIVE session
+/// that proved a second factor recently.
+pub struct NeedsRecentSession;
+
+impl IntoResponses for NeedsRecentSession {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problem_responses([
+            UNAUTHENTICATED,
+            (
+                "403",
+                "TWO_FACTOR_REQUIRED, or RECENT_AUTHENTICATION_REQUIRED (with methods)",
+            ),
+        ])
     }
 }

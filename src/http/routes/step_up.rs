@@ -10,10 +10,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::two_factor::{ChallengeResponse, challenge_and_code};
+use super::two_factor::{ChallengeResponse, challenge_and_code, factor_id};
 use super::{AccountLocked, NeedsActiveSession, ProblemDocument};
 use crate::domain::audit::rfc3339;
-use crate::domain::auth::StepUpAnswer;
+use crate::domain::auth::Presented;
 use crate::domain::credentials::challenge::{ChallengeId, ChallengeMethod};
 use crate::domain::credentials::password::Password;
 use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
@@ -38,6 +38,10 @@ pub struct StepUpRequest {
     /// factor); any other is refused (`VALIDATION_ERROR`).
     #[schema(value_type = schema::ChallengeMethod)]
     method: ChallengeMethod,
+    /// One of the customer's factors of that method (else the default if it has the method,
+    /// else the oldest); any other is refused (`VALIDATION_ERROR` on `factorId`).
+    #[serde(rename = "factorId")]
+    factor_id: Option<String>,
 }
 
 /// Ask an ACTIVE session to prove a second factor again: a code is sent (SMS, EMAIL, under the
@@ -57,7 +61,11 @@ pub async fn step_up(
     Client(client): Client,
     ApiJson(body): ApiJson<StepUpRequest>,
 ) -> ApiResult<Response> {
-    let issued = state.auth.step_up(&session, body.method, &client).await?;
+    let factor = factor_id(body.factor_id.as_deref())?;
+    let issued = state
+        .auth
+        .step_up(&session, body.method, factor.as_ref(), &client)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         no_store(),
@@ -72,8 +80,9 @@ pub async fn step_up(
 pub struct StepUpVerifyRequest {
     #[schema(min_length = 1, max_length = 64)]
     challenge_id: String,
-    /// Six digits, for a code sent by SMS or e-mail.
-    #[schema(pattern = "^[0-9]{6}$")]
+    /// Six digits (SMS, EMAIL, TOTP) or a recovery code (case, spaces and dashes do not
+    /// matter).
+    #[schema(min_length = 1, max_length = 64)]
     code: Option<String>,
     /// The password, for a `PASSWORD` challenge.
     #[schema(format = Password)]
@@ -120,18 +129,18 @@ pub async fn verify_step_up(
 }
 
 /// The challenge and exactly one of a code and a password.
-fn parse_answer(body: StepUpVerifyRequest) -> ApiResult<(ChallengeId, StepUpAnswer)> {
+fn parse_answer(body: StepUpVerifyRequest) -> ApiResult<(ChallengeId, Presented)> {
     match (body.code, body.password) {
         (Some(code), None) => {
-            let (challenge, code) = challenge_and_code(&body.challenge_id, &code)?;
-            Ok((challenge, StepUpAnswer::Code(code)))
+            let (challenge, code) = challenge_and_code(&body.challenge_id, code)?;
+            Ok((challenge, Presented::Code(code)))
         }
         (None, Some(password)) => {
             let challenge = ChallengeId::parse(&body.challenge_id)
                 .map_err(|e| ApiError::Validation(vec![FieldError::new("challengeId", e.0)]))?;
             let password = Password::parse(password)
                 .map_err(|e| ApiError::Validation(vec![FieldError::new("password", e.0)]))?;
-            Ok((challenge, StepUpAnswer::Password(password)))
+            Ok((challenge, Presented::Password(password)))
         }
         _ => Err(ApiError::Validation(vec![FieldError::new(
             "code",

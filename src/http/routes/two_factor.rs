@@ -12,8 +12,8 @@ use utoipa_axum::routes;
 use super::{AccountLocked, NeedsPendingSession, ProblemDocument, TokenResponse, tokens_issued};
 use crate::domain::audit::rfc3339;
 use crate::domain::auth::ChallengeIssued;
-use crate::domain::credentials::challenge::{CODE_LENGTH, ChallengeId, ChallengeMethod, OtpCode};
-use crate::domain::credentials::factor::TwoFactorMethod;
+use crate::domain::credentials::challenge::{CODE_LENGTH, ChallengeId, ChallengeMethod};
+use crate::domain::credentials::factor::FactorId;
 use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
 use crate::http::extract::{ApiJson, AuthSession, Client};
 use crate::http::schema;
@@ -33,9 +33,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct InitiateRequest {
-    /// The customer's own method, if named: any other is refused (`VALIDATION_ERROR`).
-    #[schema(value_type = Option<schema::TwoFactorMethod>)]
-    method: Option<TwoFactorMethod>,
+    /// The customer's own method, or `RECOVERY_CODE` while codes remain, if named: any other
+    /// is refused (`VALIDATION_ERROR`). Without it, the default factor.
+    #[schema(value_type = Option<schema::ChallengeMethod>)]
+    method: Option<ChallengeMethod>,
+    /// One of the customer's factors of that method (else the default if it has the method,
+    /// else the oldest); any other is refused (`VALIDATION_ERROR` on `factorId`).
+    #[serde(rename = "factorId")]
+    factor_id: Option<String>,
 }
 
 #[expect(
@@ -63,7 +68,7 @@ impl From<ChallengeIssued> for ChallengeResponse {
             challenge_id: issued.challenge_id.to_string(),
             method: issued.method,
             destination: issued.destination,
-            code_length: issued.method.factor().map(|_| CODE_LENGTH),
+            code_length: issued.method.takes_six_digits().then_some(CODE_LENGTH),
             expires_at: rfc3339(issued.expires_at),
             resend_available_at: issued.resend_available_at.map(rfc3339),
         }
@@ -86,9 +91,10 @@ pub async fn initiate(
     Client(client): Client,
     ApiJson(body): ApiJson<InitiateRequest>,
 ) -> ApiResult<Response> {
+    let factor = factor_id(body.factor_id.as_deref())?;
     let issued = state
         .auth
-        .initiate_two_factor(&session, body.method, &client)
+        .initiate_two_factor(&session, body.method, factor.as_ref(), &client)
         .await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -104,8 +110,9 @@ pub async fn initiate(
 pub struct VerifyRequest {
     #[schema(min_length = 1, max_length = 64)]
     challenge_id: String,
-    /// Six digits.
-    #[schema(pattern = "^[0-9]{6}$")]
+    /// Six digits (SMS, EMAIL, TOTP) or a recovery code (case, spaces and dashes do not
+    /// matter).
+    #[schema(min_length = 1, max_length = 64)]
     code: String,
 }
 
@@ -126,10 +133,10 @@ pub async fn verify(
     Client(client): Client,
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> ApiResult<Response> {
-    let (challenge, code) = challenge_and_code(&body.challenge_id, &body.code)?;
+    let (challenge, code) = challenge_and_code(&body.challenge_id, body.code)?;
     let issued = state
         .auth
-        .verify_two_factor(&session, &challenge, &code, &client)
+        .verify_two_factor(&session, &challenge, code, &client)
         .await?;
     Ok(tokens_issued(issued))
 }
@@ -171,9 +178,13 @@ pub async fn delivery(
     Ok((no_store(), Json(body)).into_response())
 }
 
-/// A challenge id and a code, both parsed, or every field that is wrong.
-pub(super) fn challenge_and_code(challenge: &str, code: &str) -> ApiResult<(ChallengeId, OtpCode)> {
-    match (ChallengeId::parse(challenge), OtpCode::parse(code)) {
+/// A challenge id and a code, both within bounds (the challenge says how the code is read), or
+/// every field that is wrong.
+pub(super) fn challenge_and_code(
+    challenge: &str,
+    code: String,
+) -> ApiResult<(ChallengeId, String)> {
+    match (ChallengeId::parse(challenge), bounded_code(code)) {
         (Ok(challenge), Ok(code)) => Ok((challenge, code)),
         (challenge, code) => {
             let mut errors = Vec::new();
@@ -185,5 +196,33 @@ pub(super) fn challenge_and_code(challenge: &str, code: &str) -> ApiResult<(Chal
             }
             Err(ApiError::Validation(errors))
         }
+    }
+}
+
+/// A code of any method, before its challenge says how to read it: 1 to 64 characters.
+pub(super) fn bounded_code(code: String) -> Result<String, crate::domain::InvalidValue> {
+    if code.is_empty() || code.len() > 64 {
+        Err(crate::domain::InvalidValue(
+            "must be a code of 1 to 64 characters",
+        ))
+    } else {
+        Ok(code)
+    }
+}
+
+/// A `factorId` from a request: anything short and printable may be looked up (an unknown one
+/// matches none of the customer's factors).
+pub(super) fn factor_id(raw: Option<&str>) -> ApiResult<Option<FactorId>> {
+    match raw {
+        None => Ok(None),
+        Some(id)
+            if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(Some(FactorId::from_stored(id.to_owned())))
+        }
+        Some(_) => Err(ApiError::Validation(vec![FieldError::new(
+            "factorId",
+            "must be the id of one of the customer's factors",
+        )])),
     }
 }

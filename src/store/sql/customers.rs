@@ -227,6 +227,7 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         username: &Username,
         policy: &LockoutPolicy,
         event: &AuditEvent,
+        lock_notices: &[Message],
     ) -> StoreResult<FailureOutcome> {
         let now = event.at;
         let mut tx = self.write().await?;
@@ -243,6 +244,9 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         match locked {
             Some((until, nth)) => {
                 let lock = event.lock_caused(until, nth);
+                for notice in lock_notices {
+                    outbox::enqueue(&mut tx, &notice.locked_until(until)).await?;
+                }
                 audit::append(&mut tx, &self.seal, &[event, &lock]).await?
             }
             None => audit::append(&mut tx, &self.seal, &[event]).await?,

@@ -1,11 +1,22 @@
-//! Second factors: written with their customer, read with it (the default, in the customer's
-//! row) or here (all of them).
+//! Second factors and recovery codes: written with their customer or added by the customer
+//! (unconfirmed until their code arrives), read with the customer (the default, in the
+//! customer's row) or here. Every change to a customer's set of factors holds the customer's
+//! row, so two at once cannot both take (or leave) the default.
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
-use super::{SqlStore, Tx};
-use crate::domain::credentials::factor::{Factor, FactorId, FactorKind};
+use super::{SqlStore, Tx, audit, outbox, two_factor};
+use crate::clock::{from_unix_millis, to_unix_millis};
+use crate::domain::audit::AuditEvent;
+use crate::domain::credentials::challenge::{
+    ChallengeId, NewChallenge, SendOutcome, TwoFactorPolicy,
+};
+use crate::domain::credentials::factor::{
+    Factor, FactorId, FactorKind, FactorName, FactorUpdate, HeldFactor, PendingFactor, Removal,
+};
 use crate::domain::customers::{CustomerId, NewCustomer};
+use crate::domain::delivery::message::Message;
 use crate::domain::ports::{FactorStore, StoreError, StoreResult};
 use crate::store::backend::{Backend, query, query_built, row_placeholders};
 
@@ -27,9 +38,48 @@ impl TryFrom<FactorRow> for Factor {
 
     fn try_from(r: FactorRow) -> Result<Self, StoreError> {
         Ok(Self {
-            kind: FactorKind::from_stored(&r.method, r.address.as_deref())
-                .map_err(|e| StoreError::Other(anyhow::anyhow!("corrupt stored factor: {e}")))?,
+            kind: FactorKind::from_stored(&r.method, r.address.as_deref()).map_err(corrupt)?,
             id: FactorId::from_stored(r.id),
+        })
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(anyhow::anyhow!("corrupt stored factor: {e}"))
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct HeldRow {
+    id: String,
+    method: String,
+    address: Option<String>,
+    name: Option<String>,
+    is_default: bool,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+const HELD_COLUMNS: &str = "id, method, address, name, is_default, created_at, last_used_at";
+
+impl TryFrom<HeldRow> for HeldFactor {
+    type Error = StoreError;
+
+    fn try_from(r: HeldRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            name: r
+                .name
+                .as_deref()
+                .map(FactorName::parse)
+                .transpose()
+                .map_err(corrupt)?,
+            is_default: r.is_default,
+            created_at: from_unix_millis(r.created_at),
+            last_used_at: r.last_used_at.map(from_unix_millis),
+            factor: Factor::try_from(FactorRow {
+                id: r.id,
+                method: r.method,
+                address: r.address,
+            })?,
         })
     }
 }
@@ -62,16 +112,339 @@ pub(super) async fn insert_first<B: Backend>(
     Ok(())
 }
 
+/// Holds the customer's row for the rest of the transaction (on PostgreSQL; SQLite's single
+/// writer orders every write already).
+async fn hold_customer<B: Backend>(tx: &mut Tx<B>, customer: &str) -> StoreResult<()> {
+    let _: Option<(String,)> = query::<B>(B::CUSTOMER_FOR_SEND)
+        .bind(customer)
+        .fetch_optional(tx)
+        .await?;
+    Ok(())
+}
+
+/// Keeps `customers.two_factor_method` telling an instance of the previous version (during a
+/// rolling upgrade) that the customer has two-factor: the default's method when that version
+/// knows it, else `EMAIL`, which it can still send; `NULL` without factors.
+async fn sync_previous_version<B: Backend>(tx: &mut Tx<B>, customer: &str) -> StoreResult<()> {
+    query::<B>(
+        "UPDATE customers SET two_factor_method = (SELECT CASE WHEN f.method IN ('SMS', 'EMAIL') \
+         THEN f.method ELSE 'EMAIL' END FROM factors f WHERE f.customer_id = $1 AND f.is_default = TRUE) \
+         WHERE id = $1",
+    )
+    .bind(customer)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Confirms an unconfirmed factor: usable, and the customer's default if they have none.
+pub(super) async fn confirm<B: Backend>(tx: &mut Tx<B>, factor: &FactorId) -> StoreResult<()> {
+    let owner: Option<(String,)> =
+        query::<B>("SELECT customer_id FROM factors WHERE id = $1 AND pending_until IS NOT NULL")
+            .bind(factor.as_str())
+            .fetch_optional(tx)
+            .await?;
+    let Some((customer,)) = owner else {
+        return Err(StoreError::Other(anyhow::anyhow!(
+            "a confirmed challenge's factor is gone"
+        )));
+    };
+    hold_customer(tx, &customer).await?;
+    let (defaults,): (i64,) =
+        query::<B>("SELECT COUNT(*) FROM factors WHERE customer_id = $1 AND is_default = TRUE")
+            .bind(customer.as_str())
+            .fetch_one(tx)
+            .await?;
+    query::<B>("UPDATE factors SET pending_until = NULL, is_default = $1 WHERE id = $2")
+        .bind(defaults == 0)
+        .bind(factor.as_str())
+        .execute(tx)
+        .await?;
+    sync_previous_version(tx, &customer).await
+}
+
+/// Records when a factor last answered a challenge.
+pub(super) async fn mark_used<B: Backend>(
+    tx: &mut Tx<B>,
+    factor: &FactorId,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    query::<B>("UPDATE factors SET last_used_at = $1 WHERE id = $2")
+        .bind(to_unix_millis(at))
+        .bind(factor.as_str())
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Drops an unconfirmed factor whose confirmation took every allowed guess.
+pub(super) async fn drop_pending<B: Backend>(tx: &mut Tx<B>, factor: &FactorId) -> StoreResult<()> {
+    query::<B>("DELETE FROM factors WHERE id = $1 AND pending_until IS NOT NULL")
+        .bind(factor.as_str())
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+async fn held<B: Backend>(
+    conn: &mut B::Connection,
+    customer: &CustomerId,
+    factor: &FactorId,
+) -> StoreResult<Option<HeldFactor>> {
+    let row: Option<HeldRow> = query_built::<B>(format!(
+        "SELECT {HELD_COLUMNS} FROM factors WHERE id = $1 AND customer_id = $2 \
+         AND pending_until IS NULL"
+    ))
+    .bind(factor.as_str())
+    .bind(customer.as_str())
+    .fetch_optional(conn)
+    .await?;
+    row.map(HeldFactor::try_from).transpose()
+}
+
 #[async_trait]
 impl<B: Backend> FactorStore for SqlStore<B> {
-    async fn factors(&self, customer: &CustomerId) -> StoreResult<Vec<Factor>> {
-        let rows: Vec<FactorRow> = query::<B>(
-            "SELECT id, method, address FROM factors WHERE customer_id = $1 \
-             ORDER BY created_at, id",
-        )
+    async fn factors(&self, customer: &CustomerId) -> StoreResult<Vec<HeldFactor>> {
+        let rows: Vec<HeldRow> = query_built::<B>(format!(
+            "SELECT {HELD_COLUMNS} FROM factors WHERE customer_id = $1 AND pending_until IS NULL \
+             ORDER BY created_at, id"
+        ))
         .bind(customer.as_str())
         .fetch_all(&mut *self.read().await?)
         .await?;
-        rows.into_iter().map(Factor::try_from).collect()
+        rows.into_iter().map(HeldFactor::try_from).collect()
+    }
+
+    async fn totp_secret(&self, factor: &FactorId) -> StoreResult<Option<Vec<u8>>> {
+        let row: Option<(Option<Vec<u8>>,)> =
+            query::<B>("SELECT secret FROM factors WHERE id = $1 AND method = 'TOTP'")
+                .bind(factor.as_str())
+                .fetch_optional(&mut *self.read().await?)
+                .await?;
+        Ok(row.and_then(|(secret,)| secret))
+    }
+
+    async fn pending_factor(
+        &self,
+        customer: &CustomerId,
+        factor: &FactorId,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<(Factor, ChallengeId)>> {
+        let row: Option<(String, String, Option<String>, String)> = query::<B>(
+            "SELECT f.id, f.method, f.address, c.id FROM factors f \
+             JOIN challenges c ON c.factor_id = f.id AND c.purpose IN ('CONFIRM', 'ENROL') \
+             WHERE f.id = $1 AND f.customer_id = $2 AND f.pending_until > $3 \
+             ORDER BY c.created_at DESC LIMIT 1",
+        )
+        .bind(factor.as_str())
+        .bind(customer.as_str())
+        .bind(to_unix_millis(now))
+        .fetch_optional(&mut *self.read().await?)
+        .await?;
+        row.map(|(id, method, address, challenge)| {
+            Ok((
+                Factor::try_from(FactorRow {
+                    id,
+                    method,
+                    address,
+                })?,
+                ChallengeId::from_stored(challenge),
+            ))
+        })
+        .transpose()
+    }
+
+    async fn add_pending_factor(
+        &self,
+        pending: &PendingFactor,
+        challenge: &NewChallenge,
+        policy: &TwoFactorPolicy,
+        message: Option<&Message>,
+        event: &AuditEvent,
+    ) -> StoreResult<SendOutcome> {
+        let mut tx = self.write().await?;
+        if let Some(refused) = two_factor::open_in(&mut tx, challenge, policy, message).await? {
+            return Ok(refused);
+        }
+        query::<B>(
+            "INSERT INTO factors (id, customer_id, method, address, name, secret, is_default, \
+             created_at, pending_until) VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8)",
+        )
+        .bind(pending.factor.id.as_str())
+        .bind(pending.customer.as_str())
+        .bind(pending.factor.method().as_str())
+        .bind(pending.factor.kind.address())
+        .bind(pending.name.as_ref().map(FactorName::as_str))
+        .bind(pending.sealed_secret.as_deref())
+        .bind(to_unix_millis(pending.created_at))
+        .bind(to_unix_millis(pending.expires_at))
+        .execute(&mut tx)
+        .await?;
+        audit::append(&mut tx, &self.seal, &[event]).await?;
+        tx.commit().await?;
+        Ok(SendOutcome::Opened)
+    }
+
+    async fn update_factor(
+        &self,
+        customer: &CustomerId,
+        factor: &FactorId,
+        update: &FactorUpdate,
+        event: &AuditEvent,
+    ) -> StoreResult<Option<HeldFactor>> {
+        let mut tx = self.write().await?;
+        hold_customer(&mut tx, customer.as_str()).await?;
+        if held::<B>(&mut tx, customer, factor).await?.is_none() {
+            return Ok(None);
+        }
+        if update.make_default {
+            // The old default steps down first: one default per customer, by a unique index.
+            query::<B>(
+                "UPDATE factors SET is_default = FALSE WHERE customer_id = $1 AND is_default = TRUE \
+                 AND id <> $2",
+            )
+            .bind(customer.as_str())
+            .bind(factor.as_str())
+            .execute(&mut tx)
+            .await?;
+            query::<B>("UPDATE factors SET is_default = TRUE WHERE id = $1")
+                .bind(factor.as_str())
+                .execute(&mut tx)
+                .await?;
+            sync_previous_version(&mut tx, customer.as_str()).await?;
+        }
+        if let Some(name) = &update.name {
+            query::<B>("UPDATE factors SET name = $1 WHERE id = $2")
+                .bind(name.as_str())
+                .bind(factor.as_str())
+                .execute(&mut tx)
+                .await?;
+        }
+        let updated = held::<B>(&mut tx, customer, factor).await?;
+        audit::append(&mut tx, &self.seal, &[event]).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    async fn remove_factor(
+        &self,
+        customer: &CustomerId,
+        factor: &FactorId,
+        keep_last: bool,
+        notices: &[Message],
+        event: &AuditEvent,
+    ) -> StoreResult<Removal> {
+        let mut tx = self.write().await?;
+        hold_customer(&mut tx, customer.as_str()).await?;
+        let Some(removed) = held::<B>(&mut tx, customer, factor).await? else {
+            return Ok(Removal::NotHeld);
+        };
+        query::<B>("DELETE FROM factors WHERE id = $1")
+            .bind(factor.as_str())
+            .execute(&mut tx)
+            .await?;
+        let oldest: Option<(String,)> = query::<B>(
+            "SELECT id FROM factors WHERE customer_id = $1 AND pending_until IS NULL \
+             ORDER BY created_at, id LIMIT 1",
+        )
+        .bind(customer.as_str())
+        .fetch_optional(&mut tx)
+        .await?;
+        match oldest {
+            Some((oldest,)) if removed.is_default => {
+                query::<B>("UPDATE factors SET is_default = TRUE WHERE id = $1")
+                    .bind(oldest.as_str())
+                    .execute(&mut tx)
+                    .await?;
+            }
+            Some(_) => {}
+            None if keep_last => return Ok(Removal::LastKept),
+            // Without a factor, two-factor is off, and recovery codes would be a second factor
+            // of their own: they go too.
+            None => {
+                query::<B>("DELETE FROM recovery_codes WHERE customer_id = $1")
+                    .bind(customer.as_str())
+                    .execute(&mut tx)
+                    .await?;
+            }
+        }
+        sync_previous_version(&mut tx, customer.as_str()).await?;
+        for notice in notices {
+            outbox::enqueue(&mut tx, notice).await?;
+        }
+        audit::append(&mut tx, &self.seal, &[event]).await?;
+        tx.commit().await?;
+        Ok(Removal::Removed)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        customer: &CustomerId,
+        hashes: &[[u8; 32]],
+        at: OffsetDateTime,
+        notices: &[Message],
+        event: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        hold_customer(&mut tx, customer.as_str()).await?;
+        let (factors,): (i64,) = query::<B>(
+            "SELECT COUNT(*) FROM factors WHERE customer_id = $1 AND pending_until IS NULL",
+        )
+        .bind(customer.as_str())
+        .fetch_one(&mut tx)
+        .await?;
+        if factors == 0 {
+            return Ok(false);
+        }
+        query::<B>("DELETE FROM recovery_codes WHERE customer_id = $1")
+            .bind(customer.as_str())
+            .execute(&mut tx)
+            .await?;
+        if !hashes.is_empty() {
+            let mut insert = query_built::<B>(format!(
+                "INSERT INTO recovery_codes (id, customer_id, code_hash, created_at) VALUES {}",
+                row_placeholders::<B>(hashes.len(), 4)
+            ));
+            for hash in hashes {
+                insert = insert
+                    .bind(uuid::Uuid::now_v7().to_string())
+                    .bind(customer.as_str())
+                    .bind(hash.to_vec())
+                    .bind(to_unix_millis(at));
+            }
+            insert.execute(&mut tx).await?;
+        }
+        for notice in notices {
+            outbox::enqueue(&mut tx, notice).await?;
+        }
+        audit::append(&mut tx, &self.seal, &[event]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn recovery_codes_remaining(&self, customer: &CustomerId) -> StoreResult<u32> {
+        let (count,): (i64,) = query::<B>(
+            "SELECT COUNT(*) FROM recovery_codes WHERE customer_id = $1 AND used_at IS NULL",
+        )
+        .bind(customer.as_str())
+        .fetch_one(&mut *self.read().await?)
+        .await?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
+    async fn unused_recovery_code(
+        &self,
+        customer: &CustomerId,
+        hash: &[u8; 32],
+    ) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> = query::<B>(
+            "SELECT id FROM recovery_codes WHERE customer_id = $1 AND code_hash = $2 \
+             AND used_at IS NULL",
+        )
+        .bind(customer.as_str())
+        .bind(hash.to_vec())
+        .fetch_optional(&mut *self.read().await?)
+        .await?;
+        Ok(row.map(|(id,)| id))
     }
 }

@@ -47,6 +47,20 @@ impl<B: Backend> HousekeepingStore for SqlStore<B> {
         .await
     }
 
+    async fn purge_unconfirmed_factors(
+        &self,
+        cutoff: OffsetDateTime,
+        batch: u32,
+    ) -> StoreResult<u64> {
+        self.purge_batch(
+            "DELETE FROM factors WHERE id IN (SELECT id FROM factors \
+             WHERE pending_until IS NOT NULL AND pending_until <= $1 LIMIT $2)",
+            cutoff,
+            batch,
+        )
+        .await
+    }
+
     /// Reads the checkpoint with the backend's lock, so that instances purging at once take
     /// turns.
     async fn purge_audit(

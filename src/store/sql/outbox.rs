@@ -125,7 +125,7 @@ pub(super) async fn enqueue<B: Backend>(tx: &mut Tx<B>, m: &Message) -> StoreRes
             Some(serde_json::to_string(&n.facts).map_err(anyhow::Error::from)?),
             Some(n.signal.as_str()),
         ),
-        Content::Account(change) => (None, None, None, 0, Some(change.as_str().to_owned()), None),
+        Content::Account(change) => (None, None, None, 0, Some(change.to_stored()), None),
     };
     query::<B>(
         "INSERT INTO messages (id, purpose, customer_id, session_id, challenge_id, channel, \

@@ -4,7 +4,7 @@ use anyhow::anyhow;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{SqlStore, Tx, audit, customers, devices, outbox, places};
+use super::{SqlStore, Tx, audit, customers, devices, factors, outbox, places, two_factor};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::customers::{Customer, CustomerId, Username};
@@ -159,6 +159,12 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         if lockout.lock_at(s.created_at).is_some() {
             return Ok(SessionStart::Locked(lockout));
         }
+        if let Some(proof) = &s.proof {
+            if !two_factor::spend(&mut tx, &proof.spend, s.created_at).await? {
+                return Ok(SessionStart::ProofSpent);
+            }
+            factors::mark_used(&mut tx, &proof.factor, s.created_at).await?;
+        }
         // Only a completed login resets the failure count: a password alone, for a customer
         // with 2FA, must not buy fresh guesses at the code.
         let login = match s.state {
@@ -166,15 +172,16 @@ impl<B: Backend> SessionStore for SqlStore<B> {
                 customers::reset_failures(&mut tx, username).await?;
                 Some(record_login(&mut tx, &s.customer_id, s.created_at).await?)
             }
-            SessionState::TwoFactorPending => None,
+            SessionState::TwoFactorPending | SessionState::EnrolmentRequired => None,
         };
         let device = s.client.device.as_ref();
         let location = &s.client.location;
         query::<B>(
             "INSERT INTO sessions (id, customer_id, state, access_hash, refresh_hash, created_at, \
              expires_at, absolute_expires_at, last_seen_at, login_at, previous_login_at, ip, user_agent, \
-             device_fingerprint, device_name, country, asn, latitude, longitude, recent_auth_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+             device_fingerprint, device_name, country, asn, latitude, longitude, recent_auth_at, \
+             two_factor_verified) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
         )
         .bind(s.id.as_str())
         .bind(s.customer_id.as_str())
@@ -196,6 +203,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         .bind(location.coordinates.map(|c| c.latitude))
         .bind(location.coordinates.map(|c| c.longitude))
         .bind(s.recent_auth_at.map(to_unix_millis))
+        .bind(s.proof.is_some())
         .execute(&mut tx)
         .await?;
         // Only a located login has places to remember (no location database: no statements).

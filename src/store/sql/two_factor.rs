@@ -3,20 +3,21 @@
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
-use super::{SqlStore, Tx, audit, customers, devices, outbox, places, sessions};
+use super::{SqlStore, Tx, audit, customers, devices, factors, outbox, places, sessions};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::challenge::{
-    Challenge, CodeGuess, CodeHash, Completion, GuessOutcome, NewChallenge, SendBudget,
-    SendOutcome, TwoFactorPolicy,
+    Challenge, ChallengeId, CodeGuess, CodeHash, Completion, GuessOutcome, NewChallenge,
+    SendBudget, SendOutcome, Spend, TwoFactorPolicy,
 };
+use crate::domain::credentials::factor::FactorId;
 use crate::domain::credentials::lockout::LockoutPolicy;
 use crate::domain::customers::CustomerId;
 use crate::domain::delivery::message::Message;
 use crate::domain::ports::{StoreResult, TwoFactorStore};
 use crate::domain::sessions::{Rotation, SessionId, SessionState};
-use crate::store::backend::{Backend, query};
-use crate::store::rows::ChallengeRow;
+use crate::store::backend::{Backend, query, query_built};
+use crate::store::rows::{CHALLENGE_COLUMNS, ChallengeRow};
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX)
@@ -120,12 +121,11 @@ async fn use_attempt<B: Backend>(
     guess: &CodeGuess,
     now: OffsetDateTime,
 ) -> StoreResult<Option<Challenge>> {
-    let row: Option<ChallengeRow> = query::<B>(
+    let row: Option<ChallengeRow> = query_built::<B>(format!(
         "UPDATE challenges SET attempts = attempts + 1 \
          WHERE id = $1 AND session_id = $2 AND purpose = $3 AND status = 'OPEN' AND attempts < $4 \
-         AND expires_at > $5 \
-         RETURNING id, session_id, method, code_hash, expires_at, attempts, status",
-    )
+         AND expires_at > $5 RETURNING {CHALLENGE_COLUMNS}"
+    ))
     .bind(guess.challenge_id.as_str())
     .bind(guess.session_id.as_str())
     .bind(guess.completion.purpose().as_str())
@@ -136,25 +136,96 @@ async fn use_attempt<B: Backend>(
     row.map(Challenge::try_from).transpose()
 }
 
-/// The right answer: closes the challenge, clears the failure count and completes what the
-/// challenge was for.
-async fn complete<B: Backend>(tx: &mut Tx<B>, guess: &CodeGuess) -> StoreResult<()> {
-    customers::reset_failures(tx, &guess.username).await?;
+/// The right answer: closes the challenge, clears the failure count, completes what the
+/// challenge was for and queues its notices.
+async fn complete<B: Backend>(
+    tx: &mut Tx<B>,
+    guess: &CodeGuess,
+    challenge: &Challenge,
+) -> StoreResult<()> {
     query::<B>("UPDATE challenges SET status = 'VERIFIED' WHERE id = $1")
         .bind(guess.challenge_id.as_str())
         .execute(tx)
         .await?;
-    match &guess.completion {
-        Completion::Login(rotation) => activate(tx, rotation).await,
-        Completion::StepUp { at } => {
-            query::<B>("UPDATE sessions SET recent_auth_at = $1 WHERE id = $2")
-                .bind(to_unix_millis(*at))
-                .bind(guess.session_id.as_str())
-                .execute(tx)
-                .await?;
-            Ok(())
+    let at = match &guess.completion {
+        Completion::Login(rotation) => {
+            customers::reset_failures(tx, &guess.username).await?;
+            activate(tx, rotation).await?;
+            rotation.at
         }
+        Completion::StepUp { at } => {
+            customers::reset_failures(tx, &guess.username).await?;
+            mark_recent::<B>(tx, &guess.session_id, *at).await?;
+            *at
+        }
+        Completion::Confirm {
+            factor,
+            at,
+            activation,
+        } => {
+            factors::confirm(tx, factor).await?;
+            match activation {
+                // The login completes with the factor it enrolled.
+                Some(rotation) => {
+                    customers::reset_failures(tx, &guess.username).await?;
+                    activate(tx, rotation).await?;
+                }
+                // Confirming proves the new factor, not the password: the failure count stays.
+                None => mark_recent::<B>(tx, &guess.session_id, *at).await?,
+            }
+            *at
+        }
+    };
+    if let Some(factor) = &challenge.factor_id {
+        factors::mark_used(tx, factor, at).await?;
     }
+    for notice in &guess.notices {
+        outbox::enqueue(tx, notice).await?;
+    }
+    Ok(())
+}
+
+async fn mark_recent<B: Backend>(
+    tx: &mut Tx<B>,
+    session: &SessionId,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    query::<B>("UPDATE sessions SET recent_auth_at = $1 WHERE id = $2")
+        .bind(to_unix_millis(at))
+        .bind(session.as_str())
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Spends what a right answer uses up, by a conditional update; `false` when it was spent
+/// already (the same code, on any instance).
+pub(super) async fn spend<B: Backend>(
+    tx: &mut Tx<B>,
+    spend: &Spend,
+    at: OffsetDateTime,
+) -> StoreResult<bool> {
+    let spent = match spend {
+        Spend::TotpStep { customer, step } => {
+            query::<B>(
+                "INSERT INTO totp_steps (customer_id, last_step) VALUES ($1, $2) \
+                 ON CONFLICT (customer_id) DO UPDATE SET last_step = excluded.last_step \
+                 WHERE totp_steps.last_step < excluded.last_step",
+            )
+            .bind(customer.as_str())
+            .bind(*step)
+            .execute(tx)
+            .await?
+        }
+        Spend::RecoveryCode { id } => {
+            query::<B>("UPDATE recovery_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+                .bind(to_unix_millis(at))
+                .bind(id.as_str())
+                .execute(tx)
+                .await?
+        }
+    };
+    Ok(spent == 1)
 }
 
 /// Records the login and makes the session ACTIVE (and recently authenticated) with its new
@@ -263,8 +334,139 @@ async fn count_send<B: Backend>(
     }))
 }
 
+/// Whether the answer is right, spending what it uses up.
+async fn right<B: Backend>(
+    tx: &mut Tx<B>,
+    guess: &CodeGuess,
+    challenge: &Challenge,
+    now: OffsetDateTime,
+) -> StoreResult<bool> {
+    if !guess.answer.is_right(challenge) {
+        return Ok(false);
+    }
+    match guess.answer.spends() {
+        Some(spent) => spend(tx, &spent, now).await,
+        None => Ok(true),
+    }
+}
+
+/// A wrong answer: counted towards the username's lock, except a confirmation's (whose code
+/// went where the caller chose), whose last allowed wrong answer drops the factor instead.
+async fn wrong<B: Backend>(
+    tx: &mut Tx<B>,
+    guess: &CodeGuess,
+    challenge: &Challenge,
+    policy: &LockoutPolicy,
+    now: OffsetDateTime,
+) -> StoreResult<GuessOutcome> {
+    let locked = match &guess.completion {
+        Completion::Confirm { factor, .. } => {
+            if challenge.attempts >= guess.max_attempts {
+                factors::drop_pending(tx, factor).await?;
+            }
+            None
+        }
+        _ => {
+            let (_, locked) = customers::count_failure(tx, &guess.username, policy, now).await?;
+            if let Some((until, _)) = locked {
+                for notice in &guess.lock_notices {
+                    outbox::enqueue(tx, &notice.locked_until(until)).await?;
+                }
+            }
+            locked
+        }
+    };
+    Ok(GuessOutcome::Wrong {
+        attempts: challenge.attempts,
+        locked,
+    })
+}
+
+/// Opens challenge `c` in `tx` under the sending limits (when `message` sends a code), replacing
+/// the session's open challenge of the same purpose, and queues `message`; `Some` says why not
+/// (then `tx` holds nothing to keep). The caller appends its audit event and commits.
+pub(super) async fn open_in<B: Backend>(
+    tx: &mut Tx<B>,
+    c: &NewChallenge,
+    policy: &TwoFactorPolicy,
+    message: Option<&Message>,
+) -> StoreResult<Option<SendOutcome>> {
+    let now = to_unix_millis(c.created_at);
+    // The lock is checked again here, holding the username's counters (rows in the usual
+    // order: counters first), so a username locked after the caller looked gets no code.
+    let lockout = customers::lockout_in(tx, &c.username).await?;
+    if let Some(lock) = lockout.lock_at(c.created_at) {
+        return Ok(Some(SendOutcome::Locked {
+            until: lock.until(),
+        }));
+    }
+    let state = c.purpose.session_state();
+    if message.is_none() {
+        // Nothing is sent, so no sending limit applies: the session need only still be in
+        // the state the challenge is for.
+        if let Some(moved) = hold_session(tx, &c.session_id, state).await? {
+            return Ok(Some(match moved {
+                GuessOutcome::SessionMoved { revoked } => SendOutcome::SessionMoved { revoked },
+                _ => SendOutcome::SessionMoved { revoked: true },
+            }));
+        }
+    } else if let Some(refused) = count_send(tx, c, policy, state).await? {
+        return Ok(Some(refused));
+    }
+    if message.is_some()
+        && let Some(budget) = policy.customer_sends
+        && let Some(retry_at) = customer_budget_spent(tx, c, budget).await?
+    {
+        return Ok(Some(SendOutcome::CustomerBudgetSpent { retry_at }));
+    }
+    // A confirmation does not replace a step-up's challenge, nor one a confirmation of another
+    // factor: each waits for its own code.
+    query::<B>(
+        "UPDATE challenges SET status = 'SUPERSEDED' WHERE session_id = $1 AND status = 'OPEN' \
+         AND purpose = $2 AND purpose <> 'CONFIRM'",
+    )
+    .bind(c.session_id.as_str())
+    .bind(c.purpose.as_str())
+    .execute(&mut *tx)
+    .await?;
+    query::<B>(
+        "INSERT INTO challenges (id, session_id, purpose, method, factor_id, destination, \
+         code_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(c.id.as_str())
+    .bind(c.session_id.as_str())
+    .bind(c.purpose.as_str())
+    .bind(c.method.as_str())
+    .bind(c.factor_id.as_ref().map(FactorId::as_str))
+    .bind(c.destination.as_deref())
+    .bind(c.code_hash.as_ref().map(CodeHash::to_stored))
+    .bind(now)
+    .bind(to_unix_millis(c.expires_at))
+    .execute(&mut *tx)
+    .await?;
+    if let Some(message) = message {
+        outbox::enqueue(tx, message).await?;
+    }
+    Ok(None)
+}
+
 #[async_trait]
 impl<B: Backend> TwoFactorStore for SqlStore<B> {
+    async fn challenge(
+        &self,
+        id: &ChallengeId,
+        session: &SessionId,
+    ) -> StoreResult<Option<Challenge>> {
+        let row: Option<ChallengeRow> = query_built::<B>(format!(
+            "SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE id = $1 AND session_id = $2"
+        ))
+        .bind(id.as_str())
+        .bind(session.as_str())
+        .fetch_optional(&mut *self.read().await?)
+        .await?;
+        row.map(Challenge::try_from).transpose()
+    }
+
     async fn open_challenge(
         &self,
         c: &NewChallenge,
@@ -272,57 +474,9 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         message: Option<&Message>,
         event: &AuditEvent,
     ) -> StoreResult<SendOutcome> {
-        let now = to_unix_millis(c.created_at);
         let mut tx = self.write().await?;
-        // The lock is checked again here, holding the username's counters (rows in the usual
-        // order: counters first), so a username locked after the caller looked gets no code.
-        let lockout = customers::lockout_in(&mut tx, &c.username).await?;
-        if let Some(lock) = lockout.lock_at(c.created_at) {
-            return Ok(SendOutcome::Locked {
-                until: lock.until(),
-            });
-        }
-        let state = c.purpose.session_state();
-        if message.is_none() {
-            // Nothing is sent, so no sending limit applies: the session need only still be in
-            // the state the challenge is for.
-            if let Some(moved) = hold_session(&mut tx, &c.session_id, state).await? {
-                return Ok(match moved {
-                    GuessOutcome::SessionMoved { revoked } => SendOutcome::SessionMoved { revoked },
-                    _ => SendOutcome::SessionMoved { revoked: true },
-                });
-            }
-        } else if let Some(refused) = count_send(&mut tx, c, policy, state).await? {
+        if let Some(refused) = open_in(&mut tx, c, policy, message).await? {
             return Ok(refused);
-        }
-        if message.is_some()
-            && let Some(budget) = policy.customer_sends
-            && let Some(retry_at) = customer_budget_spent(&mut tx, c, budget).await?
-        {
-            return Ok(SendOutcome::CustomerBudgetSpent { retry_at });
-        }
-        query::<B>(
-            "UPDATE challenges SET status = 'SUPERSEDED' WHERE session_id = $1 AND status = 'OPEN'",
-        )
-        .bind(c.session_id.as_str())
-        .execute(&mut tx)
-        .await?;
-        query::<B>(
-            "INSERT INTO challenges (id, session_id, purpose, method, destination, code_hash, \
-             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(c.id.as_str())
-        .bind(c.session_id.as_str())
-        .bind(c.purpose.as_str())
-        .bind(c.method.as_str())
-        .bind(c.destination.as_deref())
-        .bind(c.code_hash.as_ref().map(CodeHash::to_stored))
-        .bind(now)
-        .bind(to_unix_millis(c.expires_at))
-        .execute(&mut tx)
-        .await?;
-        if let Some(message) = message {
-            outbox::enqueue(&mut tx, message).await?;
         }
         audit::append(&mut tx, &self.seal, &[event]).await?;
         tx.commit().await?;
@@ -355,18 +509,11 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         } else {
             match use_attempt(&mut tx, guess, now).await? {
                 None => GuessOutcome::Exhausted,
-                Some(challenge) if guess.answer.is_right(&challenge) => {
-                    complete(&mut tx, guess).await?;
+                Some(challenge) if right(&mut tx, guess, &challenge, now).await? => {
+                    complete(&mut tx, guess, &challenge).await?;
                     GuessOutcome::Verified
                 }
-                Some(challenge) => {
-                    let (_, locked) =
-                        customers::count_failure(&mut tx, &guess.username, policy, now).await?;
-                    GuessOutcome::Wrong {
-                        attempts: challenge.attempts,
-                        locked,
-                    }
-                }
+                Some(challenge) => wrong(&mut tx, guess, &challenge, policy, now).await?,
             }
         };
         if !outcome.was_checked() {

@@ -19,12 +19,15 @@ use time::{Duration, OffsetDateTime};
 
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
-use crate::domain::credentials::factor::TwoFactorMethod;
-use crate::domain::customers::Username;
+use crate::domain::credentials::factor::{FactorId, TwoFactorMethod};
+use crate::domain::customers::{CustomerId, Username};
+use crate::domain::delivery::message::Message;
 use crate::domain::sessions::{Rotation, SessionId, SessionState};
 
+mod answers;
 mod code;
 
+pub use answers::{CheckedPassword, RecoveryAnswer, TotpAnswer};
 pub use code::{CODE_LENGTH, CodeHash, CodeKey, OtpCode, PresentedCode};
 
 /// An answer to a challenge, judged by the domain. The store hands it what it stored for the
@@ -35,6 +38,30 @@ pub use code::{CODE_LENGTH, CodeHash, CodeKey, OtpCode, PresentedCode};
 pub trait Answer: fmt::Debug + Send + Sync {
     /// Whether this answers `challenge`.
     fn is_right(&self, challenge: &Challenge) -> bool;
+
+    /// What a right answer uses up, so that it answers once: the store spends it by a
+    /// conditional update in the guess's transaction, and an answer whose spend fails (used
+    /// meanwhile, on any instance) counts as wrong.
+    fn spends(&self) -> Option<Spend> {
+        None
+    }
+}
+
+/// Something an answer may be right only once for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spend {
+    /// An authenticator app's time step: the customer's last accepted step must be older.
+    TotpStep {
+        /// Whose steps.
+        customer: CustomerId,
+        /// The step the code was for.
+        step: i64,
+    },
+    /// One recovery code, marked used.
+    RecoveryCode {
+        /// The code's stored id.
+        id: String,
+    },
 }
 
 crate::domain::opaque_id!(
@@ -55,28 +82,40 @@ impl ChallengeId {
     }
 }
 
-/// How a challenge is answered: a code sent by SMS or e-mail, or the password (a step-up by a
-/// customer without a second factor).
+/// How a challenge is answered: a code sent by SMS or e-mail, a code from an authenticator app, a
+/// recovery code, or the password (a step-up by a customer without a second factor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ChallengeMethod {
     /// A code by text message.
     Sms,
     /// A code by e-mail.
     Email,
+    /// A code from an authenticator app.
+    Totp,
+    /// One of the customer's recovery codes.
+    RecoveryCode,
     /// The customer's password.
     Password,
 }
 
 impl ChallengeMethod {
     /// Every method a step-up may name, in the order documented.
-    pub const ALL: [Self; 3] = [Self::Sms, Self::Email, Self::Password];
+    pub const ALL: [Self; 5] = [
+        Self::Sms,
+        Self::Email,
+        Self::Totp,
+        Self::RecoveryCode,
+        Self::Password,
+    ];
 
     /// The stable name the API and the store use.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sms => "SMS",
             Self::Email => "EMAIL",
+            Self::Totp => "TOTP",
+            Self::RecoveryCode => "RECOVERY_CODE",
             Self::Password => "PASSWORD",
         }
     }
@@ -86,13 +125,19 @@ impl ChallengeMethod {
         Self::ALL.into_iter().find(|m| m.as_str() == s)
     }
 
-    /// The factor method whose code answers it; `None` for the password.
+    /// The factor method whose code answers it; `None` for a recovery code and the password.
     pub fn factor(self) -> Option<TwoFactorMethod> {
         match self {
             Self::Sms => Some(TwoFactorMethod::Sms),
             Self::Email => Some(TwoFactorMethod::Email),
-            Self::Password => None,
+            Self::Totp => Some(TwoFactorMethod::Totp),
+            Self::RecoveryCode | Self::Password => None,
         }
+    }
+
+    /// Whether its answer is a six-digit code.
+    pub fn takes_six_digits(self) -> bool {
+        self.factor().is_some()
     }
 }
 
@@ -101,6 +146,7 @@ impl From<TwoFactorMethod> for ChallengeMethod {
         match method {
             TwoFactorMethod::Sms => Self::Sms,
             TwoFactorMethod::Email => Self::Email,
+            TwoFactorMethod::Totp => Self::Totp,
         }
     }
 }
@@ -112,6 +158,10 @@ pub enum ChallengePurpose {
     Login,
     /// Makes an ACTIVE session recently authenticated.
     StepUp,
+    /// Confirms a factor being added, by a code it sent or generated.
+    Confirm,
+    /// Confirms the first factor of a session that must enrol one, which makes it ACTIVE.
+    Enrol,
 }
 
 impl ChallengePurpose {
@@ -120,6 +170,8 @@ impl ChallengePurpose {
         match self {
             Self::Login => "LOGIN",
             Self::StepUp => "STEP_UP",
+            Self::Confirm => "CONFIRM",
+            Self::Enrol => "ENROL",
         }
     }
 
@@ -127,7 +179,8 @@ impl ChallengePurpose {
     pub fn session_state(self) -> SessionState {
         match self {
             Self::Login => SessionState::TwoFactorPending,
-            Self::StepUp => SessionState::Active,
+            Self::StepUp | Self::Confirm => SessionState::Active,
+            Self::Enrol => SessionState::EnrolmentRequired,
         }
     }
 }
@@ -146,6 +199,8 @@ pub struct NewChallenge {
     /// How it is answered (a code by SMS or e-mail, chosen from the customer's factors; the
     /// password).
     pub method: ChallengeMethod,
+    /// The factor whose code answers it (an app's secret), or which it confirms.
+    pub factor_id: Option<FactorId>,
     /// Where the code goes, masked: what the customer is shown, never the full address; `None`
     /// when nothing is sent.
     pub destination: Option<String>,
@@ -199,6 +254,8 @@ pub struct Challenge {
     pub session_id: SessionId,
     /// How it is answered.
     pub method: ChallengeMethod,
+    /// The factor whose code answers it, or which it confirms.
+    pub factor_id: Option<FactorId>,
     /// What a code is checked against (the code itself is never stored); `None` when no code
     /// was sent.
     pub code_hash: Option<CodeHash>,
@@ -228,6 +285,11 @@ pub struct CodeGuess {
     pub max_attempts: u32,
     /// What a right answer does.
     pub completion: Completion,
+    /// Queued in the transaction of a right answer (the notice that a recovery code was used,
+    /// or a factor added).
+    pub notices: Vec<Message>,
+    /// Queued, completed with the lock's end, when a wrong answer locks the username.
+    pub lock_notices: Vec<Message>,
 }
 
 /// What a right answer does to the session.
@@ -240,6 +302,17 @@ pub enum Completion {
         /// When the answer came.
         at: OffsetDateTime,
     },
+    /// Confirms the factor being added (the customer's default if they have none), which makes
+    /// the session recently authenticated too. Wrong codes do not count towards the lock (the
+    /// code went where the caller chose); the last allowed wrong one drops the factor.
+    Confirm {
+        /// The factor confirmed.
+        factor: FactorId,
+        /// When the answer came.
+        at: OffsetDateTime,
+        /// For a session that had to enrol: it becomes ACTIVE with these tokens.
+        activation: Option<Rotation>,
+    },
 }
 
 impl Completion {
@@ -248,21 +321,12 @@ impl Completion {
         match self {
             Self::Login(_) => ChallengePurpose::Login,
             Self::StepUp { .. } => ChallengePurpose::StepUp,
+            Self::Confirm {
+                activation: Some(_),
+                ..
+            } => ChallengePurpose::Enrol,
+            Self::Confirm { .. } => ChallengePurpose::Confirm,
         }
-    }
-}
-
-/// A password, already checked against the customer's hash (outside any transaction: argon2
-/// takes a pool thread), as the answer to a password challenge and to nothing else.
-#[derive(Debug, Clone, Copy)]
-pub struct CheckedPassword {
-    /// Whether it was the customer's password.
-    pub right: bool,
-}
-
-impl Answer for CheckedPassword {
-    fn is_right(&self, challenge: &Challenge) -> bool {
-        challenge.method == ChallengeMethod::Password && self.right
     }
 }
 
@@ -313,6 +377,9 @@ impl GuessOutcome {
         let (verified, failed_kind) = match purpose {
             ChallengePurpose::Login => (AuditKind::TwoFactorVerified, AuditKind::TwoFactorFailed),
             ChallengePurpose::StepUp => (AuditKind::StepUpVerified, AuditKind::StepUpFailed),
+            ChallengePurpose::Confirm | ChallengePurpose::Enrol => {
+                (AuditKind::FactorConfirmed, AuditKind::FactorConfirmFailed)
+            }
         };
         let failed = |reason| context.recast(failed_kind, Outcome::Failure, Some(reason));
         match *self {

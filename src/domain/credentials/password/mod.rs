@@ -3,6 +3,7 @@
 //! Hashing is deliberately slow, so it never runs on the async executor: a login storm queues
 //! here, up to a limit, and past it is refused at once instead of stalling every other request.
 
+pub mod breached;
 mod policy;
 mod pool;
 

@@ -4,12 +4,14 @@
 //! import, which brings existing credentials over.
 
 use std::collections::HashSet;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use serde::Serialize;
 use unicode_normalization::UnicodeNormalization as _;
 
 use super::Password;
+use super::breached::BreachDigest;
+use crate::domain::ports::BreachedPasswords;
 
 /// The most common passwords, lower-cased: the `passwords` list of `@zxcvbn-ts/language-common`
 /// 3.0.4 (MIT licence, `common-passwords.LICENSE.txt` beside this file), zxcvbn's ranking of passwords
@@ -64,16 +66,28 @@ impl Rejection {
 }
 
 /// The rules a new password is held to.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct PasswordPolicy {
     /// The fewest characters (Unicode scalar values after NFC); 8 or more.
     pub min_length: usize,
+    /// Where breached passwords are looked up; `None`: no breach check.
+    pub breaches: Option<Arc<dyn BreachedPasswords>>,
+}
+
+impl std::fmt::Debug for PasswordPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordPolicy")
+            .field("min_length", &self.min_length)
+            .field("breach_check", &self.breaches.is_some())
+            .finish()
+    }
 }
 
 impl Default for PasswordPolicy {
     fn default() -> Self {
         Self {
             min_length: Self::DEFAULT_MIN_LENGTH,
+            breaches: None,
         }
     }
 }
@@ -92,6 +106,26 @@ impl PasswordPolicy {
     /// Every rule `password` breaks, given the words of its customer (username, e-mail, names),
     /// in the order of [`Rejection::ALL`]; empty when it may be used. Breach and reuse checks
     /// need more than the password and are the caller's.
+    /// Every rule `password` breaks, the breach check included (when a source is set). A source
+    /// that cannot answer skips the check, logged and counted
+    /// (`finhub_breach_checks_skipped_total`): a new password is never refused for an outage.
+    pub async fn judge_new(&self, password: &Password, context: &[&str]) -> Vec<Rejection> {
+        let mut rejections = self.judge(password, context);
+        if let Some(source) = &self.breaches {
+            match source.contains(&BreachDigest::of(password)).await {
+                Ok(true) => rejections.push(Rejection::Breached),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "breached-password check skipped");
+                    metrics::counter!("finhub_breach_checks_skipped_total").increment(1);
+                }
+            }
+        }
+        rejections.sort_unstable();
+        rejections
+    }
+
+    /// Every rule `password` breaks but the breach check, which takes a lookup.
     pub fn judge(&self, password: &Password, context: &[&str]) -> Vec<Rejection> {
         let normalised: String = password.expose().nfc().collect();
         let length = normalised.chars().count();
@@ -149,7 +183,10 @@ mod tests {
         // Twelve characters typed as thirteen code points (e + combining acute) is twelve.
         assert_eq!(judge("e\u{301}q7-vz9-kpw2"), []);
         assert_eq!(judge(&"Xq7-".repeat(33)), [Rejection::TooLong]);
-        let eight = PasswordPolicy { min_length: 8 };
+        let eight = PasswordPolicy {
+            min_length: 8,
+            breaches: None,
+        };
         let short = Password::parse("Xq7-vz9k".into()).unwrap();
         assert_eq!(eight.judge(&short, &[]), []);
     }
