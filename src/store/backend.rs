@@ -259,7 +259,7 @@ macro_rules! locking_statements {
         );
         const PURGE_SESSIONS: &'static str = concat!(
             "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
-             WHERE absolute_expires_at <= $1 OR (state = 'TWO_FACTOR_PENDING' AND expires_at <= $1) \
+             WHERE absolute_expires_at <= $1 OR (state <> 'ACTIVE' AND expires_at <= $1) \
              LIMIT $2",
             $lock_taken_rows,
             ")"

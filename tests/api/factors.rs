@@ -187,7 +187,7 @@ async fn an_authenticator_app_is_added_confirmed_and_asked_for_at_login(backend:
     assert_eq!(
         added["otpauthUri"],
         format!(
-            "otpauth://totp/FinHub%3Aalice%40example%2Ecom?secret={secret}&issuer=FinHub&algorithm=SHA1&digits=6&period=30"
+            "otpauth://totp/FinHub:alice%40example%2Ecom?secret={secret}&issuer=FinHub&algorithm=SHA1&digits=6&period=30"
         )
     );
     // Unconfirmed factors are not listed, and the secret is stored sealed, never in clear.
@@ -941,6 +941,7 @@ async fn with_two_factor_required_a_customer_without_one_enrols_before_anything_
         app.refresh(&enrolling.refresh).await,
         app.post_json(RECOVERY_CODES, &json!({}), Some(&enrolling.bff))
             .await,
+        app.logout(&enrolling.bff, &json!({"scope": "all"})).await,
     ] {
         assert_problem(refused, 403, "TWO_FACTOR_ENROLMENT_REQUIRED").await;
     }
@@ -989,4 +990,45 @@ async fn with_two_factor_required_a_customer_without_one_enrols_before_anything_
     );
     // The next login asks for the app's code.
     assert_eq!(app.login_ok(&alice).await.body["twoFactorRequired"], true);
+}
+
+on_both_stores!(a_code_already_sent_to_a_removed_phone_answers_nothing);
+/// The attack: a SIM swapper holding the customer's number (and password) while the customer,
+/// signed in elsewhere, removes that phone; the code already sent to it must not complete
+/// the thief's login.
+async fn a_code_already_sent_to_a_removed_phone_answers_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let session = app.login_with_2fa(&bob).await;
+    app.add_app(&session.bff).await;
+    let thief = app.login_ok(&bob).await;
+    app.clock.advance(Duration::seconds(31));
+    let challenge = app
+        .initiate_with_ok(&thief.bff, json!({"method": "SMS"}))
+        .await;
+    let code = app.latest_code(&bob).await;
+    let sms = app.factors(&session.bff).await["factors"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let removed = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{FACTORS}/{sms}"),
+            None,
+            &session.bff,
+        )
+        .await;
+    assert_eq!(removed.status(), 204);
+    assert_problem(
+        app.verify(
+            &thief.bff,
+            challenge["challengeId"].as_str().unwrap(),
+            &code,
+        )
+        .await,
+        400,
+        "2FA_CODE_EXPIRED",
+    )
+    .await;
 }

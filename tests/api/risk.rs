@@ -10,7 +10,9 @@ use reqwest::Response;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Customer, PASSWORD, TestApp, spawn_app, spawn_app_with, tokens};
+use crate::helpers::{
+    Backend, Customer, PASSWORD, TestApp, assert_problem, spawn_app, spawn_app_with, tokens,
+};
 
 const LONDON: &str = "203.0.113.10";
 const MANCHESTER: &str = "192.0.2.10";
@@ -283,4 +285,35 @@ fn a_reloaded_database_replaces_the_old_one_and_a_broken_one_does_not() {
     std::fs::write(&path, b"not a database").unwrap();
     assert!(locator.reload().is_err());
     assert_eq!(locator.locate(london).country.as_deref(), Some("IE"));
+}
+
+on_both_stores!(where_every_customer_must_enrol_an_unusual_login_proves_the_mailbox_first);
+/// The attack: a thief with a stolen password, signing in from somewhere new, enrolling their
+/// own authenticator app as the customer's only factor. An unusual login is stepped up by the
+/// e-mailed code first; only a usual one enrols.
+async fn where_every_customer_must_enrol_an_unusual_login_proves_the_mailbox_first(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |s| {
+        s.risk.action = RiskAction::StepUp;
+        s.two_factor.require = true;
+    })
+    .await;
+    let alice = app.create_customer("alice", None).await;
+    let unusual = tokens(app.login_with_device(&alice, Some("thief-laptop")).await).await;
+    assert_eq!(unusual.body["twoFactorRequired"], true);
+    assert!(unusual.body.get("enrolmentRequired").is_none());
+    let me: serde_json::Value = app.me(&unusual.bff).await.json().await.unwrap();
+    assert_eq!(me["session"]["state"], "TWO_FACTOR_PENDING");
+    assert_problem(
+        app.post_json(
+            "/api/v1/customers/me/factors",
+            &serde_json::json!({"method": "TOTP"}),
+            Some(&unusual.bff),
+        )
+        .await,
+        403,
+        "TWO_FACTOR_REQUIRED",
+    )
+    .await;
 }

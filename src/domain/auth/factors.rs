@@ -369,19 +369,17 @@ impl AuthService {
         })
     }
 
-    /// The notices a lock would send the customer, when the failure about to be counted may
-    /// lock (`record` read before it); none otherwise, so that most failures read nothing more.
+    /// The notices a lock would send the customer, handed with every failure of theirs that
+    /// is not refused on a lock already in place (`record`, read before): the store queues them
+    /// only with the failure that locks, which a count read before cannot tell among
+    /// concurrent ones.
     pub(super) async fn lock_notices(
         &self,
         customer: &Customer,
         record: &LockoutRecord,
         now: OffsetDateTime,
     ) -> Result<Vec<Message>, AuthError> {
-        if !self
-            .policies
-            .lockout
-            .should_lock(record.failures.saturating_add(1))
-        {
+        if self.policies.lockout.threshold == 0 || record.lock_at(now).is_some() {
             return Ok(Vec::new());
         }
         self.notices_of(customer, AccountChange::AccountLocked { until: None }, now)

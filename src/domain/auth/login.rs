@@ -308,16 +308,15 @@ impl AuthService {
         // Step-up: an unusual (or unjudgeable) login of a customer without 2FA owes a code by
         // e-mail.
         let step_up = judgement.needs_step_up(action);
-        // A customer who must hold a factor and holds none enrols one first: that proves a
-        // second factor, which a stepped-up login would otherwise prove by e-mail.
+        // A stepped-up login proves the mailbox first, even where every customer must enrol a
+        // factor: a stolen password from an unusual place must not be enough to enrol the
+        // thief's own factor. A usual login of a customer without one enrols.
         let state = if proof.is_some() {
             SessionState::Active
-        } else if customer.factor.is_some() {
+        } else if customer.factor.is_some() || step_up {
             SessionState::TwoFactorPending
         } else if self.policies.require_two_factor {
             SessionState::EnrolmentRequired
-        } else if step_up {
-            SessionState::TwoFactorPending
         } else {
             SessionState::Active
         };

@@ -221,8 +221,8 @@ impl AuthService {
         scope: LogoutScope,
         client: &ClientContext,
     ) -> Result<(), AuthError> {
-        if scope == LogoutScope::AllSessions && session.state != SessionState::Active {
-            return Err(AuthError::TwoFactorRequired);
+        if scope == LogoutScope::AllSessions {
+            Self::require_active(session)?;
         }
         let event = AuditEvent::new(AuditKind::Logout, Outcome::Success, self.clock.now())
             .customer(&session.customer_id)

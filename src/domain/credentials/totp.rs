@@ -49,9 +49,10 @@ impl TotpSecret {
     /// The `otpauth://` URI an app reads from a QR code, labelled with the issuer and the
     /// customer's username.
     pub fn otpauth_uri(&self, username: &str) -> String {
-        let label = format!("{ISSUER}:{username}");
-        let label =
-            percent_encoding::utf8_percent_encode(&label, percent_encoding::NON_ALPHANUMERIC);
+        // The label is `issuer:account`; the account is percent-encoded, the colon kept.
+        let account =
+            percent_encoding::utf8_percent_encode(username, percent_encoding::NON_ALPHANUMERIC);
+        let label = format!("{ISSUER}:{account}");
         format!(
             "otpauth://totp/{label}?secret={}&issuer={ISSUER}&algorithm=SHA1&digits=6&period={STEP_SECONDS}",
             self.base32()
@@ -221,7 +222,7 @@ mod tests {
         assert_eq!(s.base32(), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
         assert_eq!(
             s.otpauth_uri("alice@example.com"),
-            "otpauth://totp/FinHub%3Aalice%40example%2Ecom?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
+            "otpauth://totp/FinHub:alice%40example%2Ecom?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
              &issuer=FinHub&algorithm=SHA1&digits=6&period=30"
         );
         assert!(!format!("{s:?}").contains("GEZ"));

@@ -155,11 +155,20 @@ pub(super) async fn confirm<B: Backend>(tx: &mut Tx<B>, factor: &FactorId) -> St
             .bind(customer.as_str())
             .fetch_one(tx)
             .await?;
-    query::<B>("UPDATE factors SET pending_until = NULL, is_default = $1 WHERE id = $2")
-        .bind(defaults == 0)
-        .bind(factor.as_str())
-        .execute(tx)
-        .await?;
+    let confirmed = query::<B>(
+        "UPDATE factors SET pending_until = NULL, is_default = $1 \
+         WHERE id = $2 AND pending_until IS NOT NULL",
+    )
+    .bind(defaults == 0)
+    .bind(factor.as_str())
+    .execute(tx)
+    .await?;
+    if confirmed != 1 {
+        // Purged at its expiry meanwhile: nothing of the answer is kept.
+        return Err(StoreError::Other(anyhow::anyhow!(
+            "a confirmed challenge's factor expired meanwhile"
+        )));
+    }
     sync_previous_version(tx, &customer).await
 }
 
@@ -343,6 +352,14 @@ impl<B: Backend> FactorStore for SqlStore<B> {
             .bind(factor.as_str())
             .execute(&mut tx)
             .await?;
+        // A code already sent to a removed phone or mailbox (a swapped SIM, say) no longer
+        // answers anything.
+        query::<B>(
+            "UPDATE challenges SET status = 'SUPERSEDED' WHERE factor_id = $1 AND status = 'OPEN'",
+        )
+        .bind(factor.as_str())
+        .execute(&mut tx)
+        .await?;
         let oldest: Option<(String,)> = query::<B>(
             "SELECT id FROM factors WHERE customer_id = $1 AND pending_until IS NULL \
              ORDER BY created_at, id LIMIT 1",

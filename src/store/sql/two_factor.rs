@@ -423,7 +423,7 @@ pub(super) async fn open_in<B: Backend>(
     // factor: each waits for its own code.
     query::<B>(
         "UPDATE challenges SET status = 'SUPERSEDED' WHERE session_id = $1 AND status = 'OPEN' \
-         AND purpose = $2 AND purpose <> 'CONFIRM'",
+         AND purpose = $2 AND purpose NOT IN ('CONFIRM', 'ENROL')",
     )
     .bind(c.session_id.as_str())
     .bind(c.purpose.as_str())
