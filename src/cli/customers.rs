@@ -1,4 +1,4 @@
-//! `customers create | import | lock | unlock`.
+//! `customers create | import | lock | unlock | remove-factors`.
 
 use std::io::BufRead as _;
 use std::process::ExitCode;
@@ -23,6 +23,14 @@ pub enum CustomersCommand {
     Lock { username: String },
     /// Lift a lock and clear the failed-login count.
     Unlock { username: String },
+    /// Remove every second factor and recovery code of a customer (a lost phone); the customer
+    /// is told at every destination they held. Audited with the reason.
+    RemoveFactors {
+        username: String,
+        /// Why (recorded in the audit trail); required.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -67,6 +75,20 @@ pub async fn run(cmd: CustomersCommand, accounts: &Accounts) -> anyhow::Result<E
         CustomersCommand::Unlock { username } => {
             accounts.unlock(&parse_username(&username)?).await?;
             println!("unlocked {}", username.trim().to_lowercase());
+            Ok(ExitCode::SUCCESS)
+        }
+        CustomersCommand::RemoveFactors { username, reason } => {
+            let reason = reason.trim();
+            if reason.is_empty() || reason.chars().count() > 500 {
+                return Err(anyhow!("--reason must be 1 to 500 characters"));
+            }
+            let removed = accounts
+                .remove_factors(&parse_username(&username)?, reason)
+                .await?;
+            println!(
+                "removed {removed} factor(s) and every recovery code of {}",
+                username.trim().to_lowercase()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -230,3 +230,57 @@ async fn migrate_normalises_usernames_stored_in_another_unicode_form() {
         "the composed form finds the normalised account: {body}"
     );
 }
+
+#[tokio::test]
+async fn support_removes_a_customers_factors_with_a_reason_and_tells_them() {
+    let (setup, _dir) = sandbox();
+    setup.create_customer("bob", "sms", PASSWORD);
+    // The reason is required.
+    let out = setup.run(&["customers", "remove-factors", "bob@example.com"], None);
+    assert!(!out.status.success());
+    let out = setup.run(
+        &[
+            "customers",
+            "remove-factors",
+            "bob@example.com",
+            "--reason",
+            "  ",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let out = run_ok(
+        &setup,
+        &[
+            "customers",
+            "remove-factors",
+            "Bob@Example.com",
+            "--reason",
+            "lost phone, identity checked by call #4711",
+        ],
+    );
+    assert!(
+        stdout(&out).contains("removed 1 factor"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Two-factor is off for them now, and the removal is audited with the operator's reason.
+    let server = setup.serve("serve").await;
+    let (status, body) = server.login("bob@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["twoFactorRequired"], false);
+    let tail = stdout(&run_ok(&setup, &["audit", "tail", "-n", "20"]));
+    let removal: Value = tail
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["kind"] == "factor.removed")
+        .expect("a factor.removed event");
+    assert_eq!(removal["details"]["by"], "operator");
+    assert_eq!(
+        removal["details"]["operatorReason"],
+        "lost phone, identity checked by call #4711"
+    );
+    assert_eq!(removal["details"]["notices"], 2);
+    server.terminate();
+}

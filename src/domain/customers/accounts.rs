@@ -1,5 +1,6 @@
 //! Operator actions on customers: creating, importing, locking and unlocking.
 
+use crate::domain::delivery::message::{AccountChange, Message};
 use std::sync::Arc;
 
 use crate::clock::Clock;
@@ -154,6 +155,36 @@ impl Accounts {
             .set_operator_lock(username, &customer.id, locked, &event)
             .await?;
         Ok(())
+    }
+
+    /// Support removes every second factor and recovery code of a customer who lost them (a
+    /// lost phone), for `reason`; the customer is told at every destination held before, and
+    /// with two-factor required enrols anew at the next login. Returns how many factors went.
+    pub async fn remove_factors(
+        &self,
+        username: &Username,
+        reason: &str,
+    ) -> Result<u64, AccountError> {
+        let customer = self.find(username).await?;
+        let now = self.clock.now();
+        let held = self.store.factors(&customer.id).await?;
+        let notices = Message::account_notices(
+            &customer,
+            held.iter().map(|h| &h.factor),
+            AccountChange::FactorRemoved,
+            now,
+        );
+        let event = AuditEvent::new(AuditKind::FactorRemoved, Outcome::Success, now)
+            .username(username)
+            .customer(&customer.id)
+            .reason("operator_removed_factors")
+            .detail("by", "operator")
+            .detail("operatorReason", reason)
+            .detail("notices", notices.len());
+        Ok(self
+            .store
+            .remove_all_factors(&customer.id, &notices, &event)
+            .await?)
     }
 
     async fn find(&self, username: &Username) -> Result<Customer, AccountError> {

@@ -63,6 +63,15 @@ pub trait FactorStore: Send + Sync + 'static {
         notices: &[Message],
         event: &AuditEvent,
     ) -> StoreResult<Removal>;
+    /// Removes every factor the customer holds (confirmed or not) and their recovery codes,
+    /// closing the challenges open for those factors, and queues `notices`; returns how many
+    /// factors went.
+    async fn remove_all_factors(
+        &self,
+        customer: &CustomerId,
+        notices: &[Message],
+        event: &AuditEvent,
+    ) -> StoreResult<u64>;
     /// Replaces the customer's recovery codes with these hashes, queueing `notices`. `false`
     /// (nothing changes) when the customer no longer holds a factor.
     async fn replace_recovery_codes(

@@ -394,6 +394,43 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         Ok(Removal::Removed)
     }
 
+    async fn remove_all_factors(
+        &self,
+        customer: &CustomerId,
+        notices: &[Message],
+        event: &AuditEvent,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        hold_customer(&mut tx, customer.as_str()).await?;
+        query::<B>(
+            "UPDATE challenges SET status = 'SUPERSEDED' WHERE status = 'OPEN' \
+             AND factor_id IN (SELECT id FROM factors WHERE customer_id = $1)",
+        )
+        .bind(customer.as_str())
+        .execute(&mut tx)
+        .await?;
+        let removed = query::<B>("DELETE FROM factors WHERE customer_id = $1")
+            .bind(customer.as_str())
+            .execute(&mut tx)
+            .await?;
+        query::<B>("DELETE FROM recovery_codes WHERE customer_id = $1")
+            .bind(customer.as_str())
+            .execute(&mut tx)
+            .await?;
+        sync_previous_version(&mut tx, customer.as_str()).await?;
+        for notice in notices {
+            outbox::enqueue(&mut tx, notice).await?;
+        }
+        audit::append(
+            &mut tx,
+            &self.seal,
+            &[&event.clone().detail("removed", removed)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
     async fn replace_recovery_codes(
         &self,
         customer: &CustomerId,
