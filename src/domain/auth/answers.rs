@@ -10,6 +10,7 @@ use super::AuthService;
 use crate::domain::credentials::challenge::{
     Answer, Challenge, ChallengeMethod, CheckedPassword, OtpCode, RecoveryAnswer, TotpAnswer,
 };
+use crate::domain::credentials::factor::FactorId;
 use crate::domain::credentials::password::Password;
 use crate::domain::credentials::recovery::RecoveryCode;
 use crate::domain::customers::Customer;
@@ -78,7 +79,10 @@ impl AuthService {
             }
             (ChallengeMethod::Totp, Presented::Code(raw)) => {
                 let code = six_digits(&raw)?;
-                let step = self.totp_step(challenge, &code, now).await?;
+                let step = match &challenge.factor_id {
+                    Some(factor) => self.totp_step(factor, &code, now).await?,
+                    None => None,
+                };
                 Ok(judged(Box::new(TotpAnswer {
                     customer: customer.id.clone(),
                     step,
@@ -135,15 +139,15 @@ impl AuthService {
         }
     }
 
-    /// The time step an app's code matched, judged against the secret of the challenge's
-    /// factor; `None` (a wrong code) when the factor is gone or its secret does not open.
-    async fn totp_step(
+    /// The time step an app's code matched, judged against the secret of `factor`; `None` (a
+    /// wrong code) when the factor is gone, apps are off, or its secret does not open.
+    pub(super) async fn totp_step(
         &self,
-        challenge: &Challenge,
+        factor: &FactorId,
         code: &OtpCode,
         now: OffsetDateTime,
     ) -> Result<Option<i64>, AuthError> {
-        let (Some(factor), Some(seal)) = (&challenge.factor_id, &self.policies.totp) else {
+        let Some(seal) = &self.policies.totp else {
             return Ok(None);
         };
         let Some(sealed) = self.store.totp_secret(factor).await? else {

@@ -172,21 +172,8 @@ impl AuthService {
         if apps.is_empty() {
             return Ok(OneStep::NotHeld);
         }
-        let Some(seal) = &self.policies.totp else {
-            return Ok(OneStep::Wrong);
-        };
         for factor in apps {
-            let Some(sealed) = self.store.totp_secret(&factor).await? else {
-                continue;
-            };
-            let Ok(secret) = seal.open(&sealed, &factor) else {
-                tracing::error!(
-                    factor = factor.as_str(),
-                    "an authenticator app's secret does not open"
-                );
-                continue;
-            };
-            if let Some(step) = secret.matching_step(code, now) {
+            if let Some(step) = self.totp_step(&factor, code, now).await? {
                 return Ok(OneStep::Proved(OneStepProof {
                     factor,
                     spend: Spend::TotpStep {
