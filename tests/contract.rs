@@ -88,6 +88,10 @@ fn one_error_per_code() -> Vec<(&'static str, ApiError)> {
         ),
         ("FACTOR_REQUIRED", auth(AuthError::FactorRequired)),
         (
+            "PASSWORD_RESET_IN_PROGRESS",
+            auth(AuthError::PasswordResetInProgress),
+        ),
+        (
             "TWO_FACTOR_ENROLMENT_REQUIRED",
             auth(AuthError::EnrolmentRequired),
         ),

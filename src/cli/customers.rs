@@ -1,4 +1,4 @@
-//! `customers create | import | lock | unlock | remove-factors`.
+//! `customers create | import | lock | unlock | remove-factors | reset-password`.
 
 use std::io::BufRead as _;
 use std::process::ExitCode;
@@ -27,6 +27,19 @@ pub enum CustomersCommand {
     /// is told at every destination they held. Audited with the reason.
     RemoveFactors {
         username: String,
+        /// Why (recorded in the audit trail); required.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Set a new password for a customer who cannot reset it alone (the password policy
+    /// applies), read from standard input; ends every session of theirs and clears failure
+    /// locks, and the customer is told. Audited with the reason.
+    ResetPassword {
+        username: String,
+        /// Read the password from standard input (required: passwords never go on the command
+        /// line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
         /// Why (recorded in the audit trail); required.
         #[arg(long)]
         reason: String,
@@ -77,11 +90,20 @@ pub async fn run(cmd: CustomersCommand, accounts: &Accounts) -> anyhow::Result<E
             println!("unlocked {}", username.trim().to_lowercase());
             Ok(ExitCode::SUCCESS)
         }
+        CustomersCommand::ResetPassword {
+            username, reason, ..
+        } => {
+            let reason = operator_reason(&reason)?;
+            let username = parse_username(&username)?;
+            let password = read_password()?;
+            accounts
+                .reset_password(&username, &password, reason)
+                .await?;
+            println!("reset the password of {username}; every session of theirs ended");
+            Ok(ExitCode::SUCCESS)
+        }
         CustomersCommand::RemoveFactors { username, reason } => {
-            let reason = reason.trim();
-            if reason.is_empty() || reason.chars().count() > 500 {
-                return Err(anyhow!("--reason must be 1 to 500 characters"));
-            }
+            let reason = operator_reason(&reason)?;
             let removed = accounts
                 .remove_factors(&parse_username(&username)?, reason)
                 .await?;
@@ -92,6 +114,26 @@ pub async fn run(cmd: CustomersCommand, accounts: &Accounts) -> anyhow::Result<E
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The `--reason` an operator gives: 1 to 500 characters, trimmed.
+fn operator_reason(raw: &str) -> anyhow::Result<&str> {
+    let reason = raw.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(anyhow!("--reason must be 1 to 500 characters"));
+    }
+    Ok(reason)
+}
+
+/// A new password, read from the first line of standard input.
+fn read_password() -> anyhow::Result<Password> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Password::parse_new(line.trim_end_matches(['\r', '\n']).to_owned())
+        .map_err(|e| anyhow!("the password {e}"))
 }
 
 fn parse_username(raw: &str) -> anyhow::Result<Username> {
@@ -117,13 +159,7 @@ async fn create(args: CreateArgs, accounts: &Accounts) -> anyhow::Result<ExitCod
             TwoFactorArg::Email => Some(TwoFactorMethod::Email),
         },
     };
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("reading the password from standard input")?;
-    let password = Password::parse_new(line.trim_end_matches(['\r', '\n']).to_owned())
-        .map_err(|e| anyhow!("the password {e}"))?;
+    let password = read_password()?;
     accounts.check_new_password(&profile, &password).await?;
     let id = profile.id.clone();
     accounts.create(profile, &password).await?;

@@ -260,6 +260,9 @@ pub struct PasswordSection {
     pub breached_passwords_file: Option<PathBuf>,
     /// A k-anonymity range service (`{url}/range/{prefix}`).
     pub breached_passwords_url: Option<String>,
+    /// How long a forgotten password's reset code is valid.
+    #[serde(rename = "password_reset_ttl", with = "As::<Span<Positive>>")]
+    pub reset_ttl: Duration,
 }
 
 impl Default for PasswordSection {
@@ -268,6 +271,7 @@ impl Default for PasswordSection {
             min_length: PasswordPolicy::DEFAULT_MIN_LENGTH,
             breached_passwords_file: None,
             breached_passwords_url: None,
+            reset_ttl: Duration::minutes(15),
         }
     }
 }

@@ -175,6 +175,7 @@ impl Settings {
             recovery: self.audit.recovery_key()?,
             totp: self.audit.totp_seal()?,
             require_two_factor: self.two_factor.require,
+            reset_ttl: self.passwords.reset_ttl,
         })
     }
 

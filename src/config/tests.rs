@@ -121,6 +121,7 @@ fn the_names_are_the_documented_ones() {
         "password_min_length",
         "breached_passwords_file",
         "breached_passwords_url",
+        "password_reset_ttl",
         "require_2fa",
     ];
     documented.sort_unstable();

@@ -67,6 +67,9 @@ pub enum AuthError {
     /// Two-factor is required and this session must first confirm a factor.
     #[error("two-factor enrolment required")]
     EnrolmentRequired,
+    /// A session opened by a password reset may only finish it.
+    #[error("password reset in progress")]
+    PasswordResetInProgress,
     /// The change needs a factor the customer does not hold (recovery codes without a factor),
     /// or would take away the last one while two-factor is required.
     #[error("factor required")]

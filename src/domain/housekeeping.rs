@@ -34,6 +34,8 @@ pub struct Purged {
     pub notices: u64,
     /// Factors added but never confirmed.
     pub unconfirmed_factors: u64,
+    /// Password resets past their code's validity.
+    pub resets: u64,
     /// Audit events past retention.
     pub audit_events: u64,
 }
@@ -84,6 +86,11 @@ impl Housekeeper {
             .await?,
             unconfirmed_factors: in_batches(batch, || store.purge_unconfirmed_factors(now, batch))
                 .await?,
+            // Kept as long as ended sessions: the sending budget counts recent ones.
+            resets: in_batches(batch, || {
+                store.purge_resets(now - self.policy.sessions, batch)
+            })
+            .await?,
             audit_events: 0,
         };
         if let Some(retention) = self.policy.audit {
@@ -100,6 +107,7 @@ impl Housekeeper {
             ("sessions", purged.sessions),
             ("lockouts", purged.lockouts),
             ("notices", purged.notices),
+            ("password_resets", purged.resets),
             ("audit_events", purged.audit_events),
         ] {
             metrics::counter!("finhub_purged_total", "kind" => kind).increment(n);

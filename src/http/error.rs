@@ -222,6 +222,12 @@ fn auth_problem(e: &AuthError) -> Problem {
             "Two-factor enrolment required",
             "add and confirm a second factor (customers/me/factors) first",
         ),
+        AuthError::PasswordResetInProgress => Problem::new(
+            S::FORBIDDEN,
+            "PASSWORD_RESET_IN_PROGRESS",
+            "Password reset in progress",
+            "this session may only prove a second factor, set the new password (auth/password-reset/complete) or log out",
+        ),
         AuthError::FactorRequired => Problem::new(
             S::CONFLICT,
             "FACTOR_REQUIRED",

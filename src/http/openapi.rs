@@ -9,7 +9,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::problem::ProblemDocument;
 use super::routes::{
-    customers, factors, health, password, problem_response, security, sessions, step_up, two_factor,
+    customers, factors, health, password, password_reset, problem_response, security, sessions,
+    step_up, two_factor,
 };
 use super::state::AppState;
 
@@ -111,6 +112,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(step_up::router())
         .merge(customers::router())
         .merge(password::router())
+        .merge(password_reset::router())
         .merge(factors::router())
         .merge(security::router())
         .merge(health::router())

@@ -94,6 +94,8 @@ impl Jobs {
     /// A job between passes ends at once; one in a pass ends as its pass allows (see each).
     /// Stopping again does nothing more.
     pub async fn stop(&mut self) {
+        // What requests left running (reset codes being queued) writes to the store too.
+        self.auth.settle().await;
         self.stopping.cancel();
         while let Some(ended) = self.tasks.join_next().await {
             if let Err(e) = ended

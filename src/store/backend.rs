@@ -249,10 +249,13 @@ macro_rules! locking_statements {
              AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) \
              ORDER BY next_attempt_at LIMIT $3",
             $lock_taken_rows,
-            ") RETURNING id, purpose, customer_id, session_id, challenge_id, channel, address, \
-             sealed_code, payload, dedupe_key, valid_for_minutes, created_at, expires_at, attempts, \
-             claim_token, maybe_delivered, \
-             CAST(CASE WHEN challenge_id IS NULL THEN 1 WHEN EXISTS (SELECT 1 FROM challenges c \
+            ") RETURNING id, purpose, customer_id, session_id, challenge_id, reset_id, channel, \
+             address, sealed_code, payload, dedupe_key, valid_for_minutes, created_at, expires_at, \
+             attempts, claim_token, maybe_delivered, \
+             CAST(CASE WHEN reset_id IS NOT NULL THEN (CASE WHEN EXISTS (SELECT 1 FROM \
+             password_resets r WHERE r.id = messages.reset_id AND r.status = 'OPEN' \
+             AND r.expires_at > $2) THEN 1 ELSE 0 END) \
+             WHEN challenge_id IS NULL THEN 1 WHEN EXISTS (SELECT 1 FROM challenges c \
              JOIN sessions s ON s.id = c.session_id WHERE c.id = messages.challenge_id \
              AND c.status = 'OPEN' AND s.revoked_at IS NULL AND s.expires_at > $2) THEN 1 ELSE 0 END \
              AS BIGINT) AS live"

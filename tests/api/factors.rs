@@ -27,7 +27,7 @@ const FACTORS: &str = "/api/v1/customers/me/factors";
 const RECOVERY_CODES: &str = "/api/v1/customers/me/recovery-codes";
 
 /// RFC 6238's code for `secret` (base32) at `at`, computed here apart from the service's own.
-fn totp_at(secret: &str, at: OffsetDateTime) -> String {
+pub(crate) fn totp_at(secret: &str, at: OffsetDateTime) -> String {
     let key = data_encoding::BASE32_NOPAD
         .decode(secret.as_bytes())
         .expect("a base32 secret");
@@ -87,7 +87,7 @@ impl TestApp {
     }
 
     /// Adds an authenticator app and confirms it; returns its secret.
-    async fn add_app(&self, bearer: &str) -> String {
+    pub(crate) async fn add_app(&self, bearer: &str) -> String {
         let added = self
             .add_factor_ok(bearer, json!({"method": "TOTP", "name": "Phone app"}))
             .await;
@@ -100,7 +100,7 @@ impl TestApp {
     }
 
     /// The next code of the app, a step after the last one used (each step is accepted once).
-    fn next_totp(&self, secret: &str) -> String {
+    pub(crate) fn next_totp(&self, secret: &str) -> String {
         self.clock.advance(Duration::seconds(30));
         totp_at(secret, self.clock.now())
     }
@@ -116,7 +116,7 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
-    async fn recovery_codes(&self, bearer: &str) -> Vec<String> {
+    pub(crate) async fn recovery_codes(&self, bearer: &str) -> Vec<String> {
         let response = self
             .post_json(RECOVERY_CODES, &json!({}), Some(bearer))
             .await;
@@ -131,12 +131,12 @@ impl TestApp {
     }
 
     /// Delivers every message due (a pass takes only what fits in its lease).
-    async fn deliver_all(&self) {
+    pub(crate) async fn deliver_all(&self) {
         while self.services.courier.deliver_due().await.unwrap() > 0 {}
     }
 
     /// Every line of the outbox file.
-    fn outbox_lines(&self) -> Vec<Value> {
+    pub(crate) fn outbox_lines(&self) -> Vec<Value> {
         std::fs::read_to_string(self.outbox_path())
             .unwrap_or_default()
             .lines()
@@ -145,7 +145,7 @@ impl TestApp {
     }
 
     /// The notices of `kind` delivered so far, as (channel, address).
-    async fn told(&self, kind: &str) -> Vec<(String, String)> {
+    pub(crate) async fn told(&self, kind: &str) -> Vec<(String, String)> {
         self.deliver_all().await;
         let mut told: Vec<(String, String)> = self
             .notice_lines()
@@ -163,7 +163,7 @@ impl TestApp {
     }
 }
 
-fn profile_destinations(customer: &Customer) -> Vec<(String, String)> {
+pub(crate) fn profile_destinations(customer: &Customer) -> Vec<(String, String)> {
     vec![
         ("EMAIL".into(), customer.username.clone()),
         ("SMS".into(), "+447700900123".into()),

@@ -19,6 +19,7 @@ mod migrations;
 mod notices;
 mod outbox;
 mod password;
+mod password_reset;
 mod refusals;
 mod risk;
 mod security;

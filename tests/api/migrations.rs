@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use finhub_auth::domain::credentials::challenge::{ChallengeId, OtpCode};
+use finhub_auth::domain::credentials::challenge::OtpCode;
 use finhub_auth::domain::credentials::factor::FactorKind;
 use finhub_auth::domain::credentials::factor::TwoFactorMethod;
 use finhub_auth::domain::credentials::password::Password;
@@ -97,7 +97,7 @@ struct Upgraded {
 async fn upgraded(backend: Backend) -> Upgraded {
     let seal = CodeSeal::derived_from(AUDIT_KEY.as_bytes()).unwrap();
     let sealed_for = SealedFor {
-        challenge: &ChallengeId::parse("ch-1").unwrap(),
+        subject: "ch-1",
         channel: TwoFactorMethod::Sms,
         address: "+447700900123",
     };

@@ -4,7 +4,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::process::Setup;
-use crate::{PASSWORD, database, exported_events, kind, run_ok, sandbox, sqlite, stderr, stdout};
+use crate::{
+    PASSWORD, database, exported_events, kind, login, run_ok, sandbox, sqlite, stderr, stdout,
+};
 
 #[test]
 fn create_refuses_duplicates_and_bad_values() {
@@ -282,5 +284,100 @@ async fn support_removes_a_customers_factors_with_a_reason_and_tells_them() {
         "lost phone, identity checked by call #4711"
     );
     assert_eq!(removal["details"]["notices"], 2);
+    server.terminate();
+}
+
+#[tokio::test]
+async fn support_resets_a_password_with_a_reason_ending_sessions_and_clearing_a_failure_lock() {
+    let (setup, _dir) = sandbox();
+    setup.create_customer("carol", "off", PASSWORD);
+    const NEW: &str = "Quiet-lantern-harbour-42";
+    // The reason is required; the password comes from standard input and meets the policy.
+    let out = setup.run(
+        &[
+            "customers",
+            "reset-password",
+            "carol@example.com",
+            "--password-stdin",
+        ],
+        Some(NEW),
+    );
+    assert!(!out.status.success(), "no reason given");
+    let reset = |password: &str| {
+        setup.run(
+            &[
+                "customers",
+                "reset-password",
+                "Carol@Example.com",
+                "--password-stdin",
+                "--reason",
+                "locked out, identity checked by call #4712",
+            ],
+            Some(password),
+        )
+    };
+    let refused = reset("Tiny-pass-1");
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("TOO_SHORT"),
+        "{}",
+        stderr(&refused)
+    );
+    let reused = reset(PASSWORD);
+    assert!(!reused.status.success());
+    assert!(stderr(&reused).contains("REUSED"), "{}", stderr(&reused));
+
+    // A signed-in session, then failures that lock the account.
+    let server = setup.serve("serve").await;
+    let token = login(&server, "carol@example.com").await;
+    for _ in 0..5 {
+        let (status, _) = server.login("carol@example.com", "wrong-password-1").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = server.login("carol@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::LOCKED);
+
+    let out = reset(NEW);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(NEW) && !stdout(&out).contains(NEW));
+    let (status, _) = server.get("/api/v1/customers/me", Some(&token)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "every session ended");
+    let (status, _) = server.login("carol@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the old password is gone");
+    let (status, body) = server.login("carol@example.com", NEW).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the failure lock was cleared: {body}"
+    );
+
+    let tail = stdout(&run_ok(&setup, &["audit", "tail", "-n", "30"]));
+    let event: Value = tail
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["kind"] == "password.reset")
+        .expect("a password.reset event");
+    assert_eq!(event["details"]["by"], "operator");
+    assert_eq!(
+        event["details"]["operatorReason"],
+        "locked out, identity checked by call #4712"
+    );
+    assert!(
+        !tail.contains(NEW),
+        "the password never reaches the audit trail"
+    );
+    // The running instance's delivery worker tells the customer.
+    let mut told = false;
+    for _ in 0..200 {
+        told = setup
+            .messages()
+            .iter()
+            .any(|m| m["notice"] == "password.reset");
+        if told {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(told, "the customer is told");
     server.terminate();
 }

@@ -92,6 +92,19 @@ pub enum AuditKind {
     /// the policy.
     #[serde(rename = "password.change_failed")]
     PasswordChangeFailed,
+    /// A forgotten password's reset was asked for (whether or not the username is a
+    /// customer's; `codeSent` says whether a code went out).
+    #[serde(rename = "password_reset.requested")]
+    PasswordResetRequested,
+    /// A reset code was right: a session that may only set the password started.
+    #[serde(rename = "password_reset.verified")]
+    PasswordResetVerified,
+    /// A wrong, expired or used-up reset code, or a new password the policy refused.
+    #[serde(rename = "password_reset.failed")]
+    PasswordResetFailed,
+    /// A password was set by a completed reset or by support: every session ended.
+    #[serde(rename = "password.reset")]
+    PasswordReset,
     /// A factor was added, unconfirmed until its code arrives.
     #[serde(rename = "factor.pending")]
     FactorPending,
@@ -159,6 +172,10 @@ impl AuditKind {
             Self::PasswordRehashed => "customer.password_rehashed",
             Self::PasswordChanged => "password.changed",
             Self::PasswordChangeFailed => "password.change_failed",
+            Self::PasswordResetRequested => "password_reset.requested",
+            Self::PasswordResetVerified => "password_reset.verified",
+            Self::PasswordResetFailed => "password_reset.failed",
+            Self::PasswordReset => "password.reset",
             Self::AuditPurged => "audit.purged",
             Self::SealedWithKey => "audit.sealed_with_key",
             Self::ChainKeyDerived => "audit.chain_key_derived",

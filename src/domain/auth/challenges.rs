@@ -71,7 +71,7 @@ impl AuthService {
         self.refuse_if_locked(customer, now).await?;
         let prepared = self.prepare(session, customer, purpose, asking, now)?;
         let kind = match purpose {
-            ChallengePurpose::Login => AuditKind::TwoFactorInitiated,
+            ChallengePurpose::Login | ChallengePurpose::Reset => AuditKind::TwoFactorInitiated,
             ChallengePurpose::StepUp | ChallengePurpose::Confirm | ChallengePurpose::Enrol => {
                 AuditKind::StepUpInitiated
             }
@@ -185,7 +185,7 @@ impl AuthService {
     ) -> Result<Message, AuthError> {
         let address = factor.address().ok_or_else(not_held)?;
         let sealed_for = SealedFor {
-            challenge: &challenge.id,
+            subject: challenge.id.as_str(),
             channel: factor.method(),
             address,
         };
@@ -216,7 +216,7 @@ impl AuthService {
         let lock_notices = match purpose {
             // Confirmation codes do not count toward the lock.
             ChallengePurpose::Confirm | ChallengePurpose::Enrol => Vec::new(),
-            ChallengePurpose::Login | ChallengePurpose::StepUp => {
+            ChallengePurpose::Login | ChallengePurpose::StepUp | ChallengePurpose::Reset => {
                 let record = self.store.lockout(&customer.username).await?;
                 self.lock_notices(customer, &record, now).await?
             }
@@ -232,7 +232,7 @@ impl AuthService {
             lock_notices,
         };
         let failed = match purpose {
-            ChallengePurpose::Login => AuditKind::TwoFactorFailed,
+            ChallengePurpose::Login | ChallengePurpose::Reset => AuditKind::TwoFactorFailed,
             ChallengePurpose::StepUp => AuditKind::StepUpFailed,
             ChallengePurpose::Confirm | ChallengePurpose::Enrol => AuditKind::FactorConfirmFailed,
         };

@@ -61,7 +61,9 @@ impl CustomerDetails {
                 two_factor,
                 session,
             },
-            SessionState::TwoFactorPending | SessionState::EnrolmentRequired => Self::Restricted {
+            SessionState::TwoFactorPending
+            | SessionState::EnrolmentRequired
+            | SessionState::PasswordReset => Self::Restricted {
                 customer_id: customer.id,
                 two_factor,
                 session,

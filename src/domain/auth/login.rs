@@ -188,7 +188,7 @@ impl AuthService {
 
     /// The client as the rest of the login sees it: the device known only by its keyed hash,
     /// and the address located.
-    fn prepared(&self, client: &ClientContext) -> ClientContext {
+    pub(super) fn prepared(&self, client: &ClientContext) -> ClientContext {
         let device = client.device.as_ref().map(|d| Device {
             fingerprint: self.policies.devices.hash(&d.fingerprint),
             name: d.name.clone(),

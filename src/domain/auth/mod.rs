@@ -7,6 +7,7 @@ mod details;
 mod factors;
 mod login;
 mod password_change;
+mod password_reset;
 mod renewal;
 mod second_factor;
 pub mod security;
@@ -17,8 +18,10 @@ use std::sync::Arc;
 pub use answers::Presented;
 pub use details::{CustomerDetails, TwoFactorSettings};
 pub use factors::{FactorAdded, FactorList, NewFactor, RecoveryCodes};
+pub use password_reset::ResetRequested;
 
 use time::OffsetDateTime;
+use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
@@ -64,6 +67,8 @@ pub struct Policies {
     pub totp: Option<TotpSeal>,
     /// Every customer must hold a factor (`FINHUB_REQUIRE_2FA`): one without enrols at login.
     pub require_two_factor: bool,
+    /// How long a password reset's code is valid (`FINHUB_PASSWORD_RESET_TTL`).
+    pub reset_ttl: time::Duration,
 }
 
 /// A session and the tokens just issued for it (shown to the customer once).
@@ -122,6 +127,8 @@ pub struct AuthService {
     refusals: Arc<Refusals>,
     locator: Arc<dyn Locator>,
     courier: Courier,
+    /// Work a request leaves running after its answer (see [`Self::settle`]).
+    background: TaskTracker,
 }
 
 impl AuthService {
@@ -144,6 +151,7 @@ impl AuthService {
             refusals: Arc::default(),
             locator: Arc::new(Nowhere),
             courier,
+            background: TaskTracker::new(),
         }
     }
 
@@ -250,6 +258,7 @@ impl AuthService {
             SessionState::Active => Ok(()),
             SessionState::TwoFactorPending => Err(AuthError::TwoFactorRequired),
             SessionState::EnrolmentRequired => Err(AuthError::EnrolmentRequired),
+            SessionState::PasswordReset => Err(AuthError::PasswordResetInProgress),
         }
     }
 
@@ -259,13 +268,19 @@ impl AuthService {
         match session.state {
             SessionState::Active | SessionState::EnrolmentRequired => Ok(()),
             SessionState::TwoFactorPending => Err(AuthError::TwoFactorRequired),
+            SessionState::PasswordReset => Err(AuthError::PasswordResetInProgress),
         }
     }
 
+    /// A session that owes its second factor: a login's, or a password reset's that has not
+    /// proved one yet.
     fn require_pending(session: &Session) -> Result<(), AuthError> {
         match session.state {
             SessionState::TwoFactorPending => Ok(()),
-            SessionState::Active => Err(AuthError::TwoFactorNotPending),
+            SessionState::PasswordReset if !session.two_factor_verified => Ok(()),
+            SessionState::Active | SessionState::PasswordReset => {
+                Err(AuthError::TwoFactorNotPending)
+            }
             SessionState::EnrolmentRequired => Err(AuthError::EnrolmentRequired),
         }
     }

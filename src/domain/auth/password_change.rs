@@ -3,7 +3,7 @@
 //! password policy, ending every other session, and told at every destination they hold.
 
 use super::{AuthService, session_event};
-use crate::domain::audit::{AuditKind, Outcome};
+use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::challenge::ChallengeMethod;
 use crate::domain::credentials::password::{ChangeOutcome, Password, PasswordChange, Rejection};
 use crate::domain::customers::Customer;
@@ -58,18 +58,12 @@ impl AuthService {
         // A burst of guesses checked before the first of them locked the username must learn
         // nothing more from a right one than a wrong one gets while locked.
         self.refuse_if_locked(&customer, now).await?;
-        let reasons = self.rejections(&customer, new).await?;
-        if !reasons.is_empty() {
-            let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
-            self.store
-                .append_event(
-                    &event(AuditKind::PasswordChangeFailed, Outcome::Failure)
-                        .reason("password_rejected")
-                        .detail("reasons", names),
-                )
-                .await?;
-            return Err(AuthError::PasswordRejected { reasons });
-        }
+        self.judge_new_password(
+            &customer,
+            new,
+            event(AuditKind::PasswordChangeFailed, Outcome::Failure),
+        )
+        .await?;
         let change = PasswordChange {
             customer: customer.id.clone(),
             username: customer.username.clone(),
@@ -101,6 +95,25 @@ impl AuthService {
             self.courier.queued(notice);
         }
         Ok(())
+    }
+
+    /// Refuses a new password that breaks a rule, naming every one, and audits the refusal as
+    /// `refused` (the change's or the reset's failure).
+    pub(super) async fn judge_new_password(
+        &self,
+        customer: &Customer,
+        new: &Password,
+        refused: AuditEvent,
+    ) -> Result<(), AuthError> {
+        let reasons = self.rejections(customer, new).await?;
+        if reasons.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+        self.store
+            .append_event(&refused.reason("password_rejected").detail("reasons", names))
+            .await?;
+        Err(AuthError::PasswordRejected { reasons })
     }
 
     /// Every rule `new` breaks: the policy's, and being the current password.

@@ -29,11 +29,11 @@ impl AuthService {
             .session
             .check_renewal(&session, now)
             .map_err(ended_error)?;
-        if session.state == SessionState::EnrolmentRequired {
-            return Err(AuthError::EnrolmentRequired);
-        }
-        if session.state != SessionState::Active {
-            return Err(AuthError::TwoFactorRequired);
+        match session.state {
+            SessionState::Active => {}
+            SessionState::TwoFactorPending => return Err(AuthError::TwoFactorRequired),
+            SessionState::EnrolmentRequired => return Err(AuthError::EnrolmentRequired),
+            SessionState::PasswordReset => return Err(AuthError::PasswordResetInProgress),
         }
 
         let tokens = TokenPair::generate()?;

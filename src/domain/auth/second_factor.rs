@@ -26,6 +26,12 @@ impl AuthService {
     ) -> Result<ChallengeIssued, AuthError> {
         Self::require_pending(session)?;
         let customer = self.customer_of(&session.customer_id).await?;
+        if session.state == SessionState::PasswordReset {
+            let asking = self.reset_asking(&customer, method, factor).await?;
+            return self
+                .open(session, &customer, ChallengePurpose::Reset, asking, client)
+                .await;
+        }
         if method == Some(ChallengeMethod::Password) {
             return Err(super::challenges::not_held());
         }
@@ -49,7 +55,7 @@ impl AuthService {
     }
 
     /// Checks an answer; the right one activates the session, rotates its tokens and extends it
-    /// to the full lifetime.
+    /// to the full lifetime (a password reset's session stays one, its factor done).
     pub async fn verify_two_factor(
         &self,
         session: &Session,
@@ -64,16 +70,16 @@ impl AuthService {
         let judged = self
             .read_answer(&customer, challenge.as_ref(), Presented::Code(code), now)
             .await?;
-        let (rotation, issued) = self.activation(session, now)?;
-        self.check(
-            session,
-            &customer,
-            challenge_id,
-            judged,
-            Completion::Login(rotation),
-            client,
-        )
-        .await?;
+        let (completion, issued) = if session.state == SessionState::PasswordReset {
+            let (rotation, issued) =
+                self.rotation_into(session, SessionState::PasswordReset, now)?;
+            (Completion::Reset(rotation), issued)
+        } else {
+            let (rotation, issued) = self.activation(session, now)?;
+            (Completion::Login(rotation), issued)
+        };
+        self.check(session, &customer, challenge_id, judged, completion, client)
+            .await?;
         Ok(issued)
     }
 
@@ -84,11 +90,19 @@ impl AuthService {
         session: &Session,
         now: time::OffsetDateTime,
     ) -> Result<(Rotation, IssuedSession), AuthError> {
+        self.rotation_into(session, SessionState::Active, now)
+    }
+
+    /// New tokens for a session whose second factor is proved, with the lifetime of `state`
+    /// (ACTIVE, or a password reset's session, which stays one).
+    pub(super) fn rotation_into(
+        &self,
+        session: &Session,
+        state: SessionState,
+        now: time::OffsetDateTime,
+    ) -> Result<(Rotation, IssuedSession), AuthError> {
         let tokens = TokenPair::generate()?;
-        let expires_at =
-            self.policies
-                .session
-                .expiry(SessionState::Active, session.created_at, now);
+        let expires_at = self.policies.session.expiry(state, session.created_at, now);
         let rotation = Rotation {
             session_id: session.id.clone(),
             old_refresh: None,

@@ -6,4 +6,5 @@ pub mod factor;
 pub mod lockout;
 pub mod password;
 pub mod recovery;
+pub mod reset;
 pub mod totp;

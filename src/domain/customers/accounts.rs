@@ -1,11 +1,13 @@
-//! Operator actions on customers: creating, importing, locking and unlocking.
+//! Operator actions on customers: creating, importing, locking and unlocking, and support's
+//! password resets and factor removals.
 
 use crate::domain::delivery::message::{AccountChange, Message};
 use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
-use crate::domain::credentials::password::{Password, PasswordHasher, PasswordPolicy};
+use crate::domain::credentials::password::{Password, PasswordHasher, PasswordPolicy, Rejection};
+use crate::domain::credentials::reset::{PasswordReset, ResetDone};
 use crate::domain::customers::{Customer, NewCustomer, Profile, Username};
 use crate::domain::ports::{Insertion, Store, StoreError, Taken};
 
@@ -185,6 +187,76 @@ impl Accounts {
             .store
             .remove_all_factors(&customer.id, &notices, &event)
             .await?)
+    }
+
+    /// Support sets a new password for a customer who cannot reset it alone (their only factor
+    /// is the mailbox), for `reason`: held to the password policy, it ends every session of
+    /// theirs and clears failure locks; the customer is told at every destination they hold.
+    /// An operator's lock stays, and refuses it: it is lifted (`customers unlock`) first.
+    pub async fn reset_password(
+        &self,
+        username: &Username,
+        password: &Password,
+        reason: &str,
+    ) -> Result<(), AccountError> {
+        let customer = self.find(username).await?;
+        let context = [
+            customer.username.as_str(),
+            customer.email.as_str(),
+            customer.first_name.as_str(),
+            customer.last_name.as_str(),
+        ];
+        let mut reasons = self.policy.judge_new(password, &context).await;
+        if self
+            .hasher
+            .verify(password, Some(&customer.password_hash))
+            .await?
+            .matches
+        {
+            reasons.push(Rejection::Reused);
+        }
+        if !reasons.is_empty() {
+            let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+            return Err(AccountError::Invalid(format!(
+                "the password is refused by the password policy: {}",
+                names.join(", ")
+            )));
+        }
+        let now = self.clock.now();
+        let held = self.store.factors(&customer.id).await?;
+        let notices = Message::account_notices(
+            &customer,
+            held.iter().map(|h| &h.factor),
+            AccountChange::PasswordReset,
+            now,
+        );
+        let reset = PasswordReset {
+            customer: customer.id.clone(),
+            username: customer.username.clone(),
+            session: None,
+            new_hash: self.hasher.hash(password).await?,
+            at: now,
+        };
+        let event = AuditEvent::new(AuditKind::PasswordReset, Outcome::Success, now)
+            .username(username)
+            .customer(&customer.id)
+            .reason("operator_reset")
+            .detail("by", "operator")
+            .detail("operatorReason", reason)
+            .detail("notices", notices.len());
+        match self
+            .store
+            .set_reset_password(&reset, &notices, &event)
+            .await?
+        {
+            ResetDone::Reset => Ok(()),
+            ResetDone::OperatorLocked => Err(AccountError::Invalid(format!(
+                "{username} is locked by an operator: lift the lock (customers unlock) first"
+            ))),
+            ResetDone::SessionEnded => Err(AccountError::Invalid(
+                "the reset was refused by the store".to_owned(),
+            )),
+        }
     }
 
     async fn find(&self, username: &Username) -> Result<Customer, AccountError> {

@@ -76,7 +76,7 @@ const MAX_BATCH: u8 = 32;
 /// The counter of a purpose's messages, by outcome.
 fn metric(content: &Content) -> &'static str {
     match content {
-        Content::Code(_) => "finhub_2fa_delivery_total",
+        Content::Code(_) | Content::ResetCode(_) => "finhub_2fa_delivery_total",
         Content::Notice(_) | Content::Account(_) => "finhub_notice_delivery_total",
     }
 }
@@ -234,7 +234,7 @@ impl Courier {
         match self.send_within(self.notifier.send(&outgoing)).await {
             Ok(()) => {
                 count(message, "sent");
-                if let Content::Code(_) = message.content {
+                if let Content::Code(_) | Content::ResetCode(_) = message.content {
                     let waited = (self.clock.now() - message.created_at).as_seconds_f64();
                     metrics::histogram!(LATENCY_METRIC).record(waited.max(0.0));
                 }
@@ -272,7 +272,9 @@ impl Courier {
 /// its session and challenge), `notice.delivered`/`notice.undelivered` for a notice.
 fn delivery_event(message: &Message, outcome: Outcome, at: time::OffsetDateTime) -> AuditEvent {
     let (delivered, undelivered) = match &message.content {
-        Content::Code(_) => (AuditKind::CodeDelivered, AuditKind::CodeUndelivered),
+        Content::Code(_) | Content::ResetCode(_) => {
+            (AuditKind::CodeDelivered, AuditKind::CodeUndelivered)
+        }
         Content::Notice(_) | Content::Account(_) => {
             (AuditKind::NoticeDelivered, AuditKind::NoticeUndelivered)
         }
@@ -287,6 +289,9 @@ fn delivery_event(message: &Message, outcome: Outcome, at: time::OffsetDateTime)
         Content::Code(code) => event
             .session(&code.session_id)
             .detail("challengeId", code.challenge_id.as_str())
+            .detail("method", message.channel.as_str()),
+        Content::ResetCode(reset) => event
+            .detail("resetId", reset.reset_id.as_str())
             .detail("method", message.channel.as_str()),
         Content::Notice(_) => event
             .detail("noticeId", message.id.as_str())

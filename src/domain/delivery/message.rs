@@ -9,8 +9,9 @@
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use crate::domain::credentials::challenge::{ChallengeId, NewChallenge};
-use crate::domain::credentials::factor::{Factor, TwoFactorMethod};
+use crate::domain::credentials::challenge::{ChallengeId, ChallengePurpose, NewChallenge};
+use crate::domain::credentials::factor::{Factor, FactorId, TwoFactorMethod};
+use crate::domain::credentials::reset::{NewReset, ResetId};
 use crate::domain::customers::{Customer, CustomerId};
 use crate::domain::sessions::SessionId;
 
@@ -53,6 +54,8 @@ pub enum Content {
     Notice(NoticeContent),
     /// A change to how the customer signs in, told at a destination they held before it.
     Account(AccountChange),
+    /// A forgotten password's reset code, to the profile's e-mail address.
+    ResetCode(ResetCodeContent),
 }
 
 impl Content {
@@ -62,6 +65,7 @@ impl Content {
             Self::Code(_) => CODE_PURPOSE,
             Self::Notice(_) => NOTICE_PURPOSE,
             Self::Account(_) => ACCOUNT_NOTICE_PURPOSE,
+            Self::ResetCode(_) => RESET_CODE_PURPOSE,
         }
     }
 }
@@ -71,6 +75,8 @@ impl Content {
 pub enum AccountChange {
     /// Their password was changed by a signed-in session.
     PasswordChanged,
+    /// Their password was set by a completed reset, or by FinHub's support.
+    PasswordReset,
     /// A second factor was added (confirmed).
     FactorAdded,
     /// A second factor was removed.
@@ -94,6 +100,7 @@ impl AccountChange {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PasswordChanged => "password.changed",
+            Self::PasswordReset => "password.reset",
             Self::FactorAdded => "factor.added",
             Self::FactorRemoved => "factor.removed",
             Self::RecoveryCodesCreated => "recovery_codes.created",
@@ -128,6 +135,7 @@ impl AccountChange {
             }),
             (name, None) => [
                 Self::PasswordChanged,
+                Self::PasswordReset,
                 Self::FactorAdded,
                 Self::FactorRemoved,
                 Self::RecoveryCodesCreated,
@@ -145,6 +153,8 @@ pub const CODE_PURPOSE: &str = "2fa_code";
 pub const NOTICE_PURPOSE: &str = "security_notice";
 /// The stored purpose of a notice of an account change.
 pub const ACCOUNT_NOTICE_PURPOSE: &str = "account_notice";
+/// The stored purpose of a password reset's code, as the outbox file names it.
+pub const RESET_CODE_PURPOSE: &str = "password_reset";
 
 /// What a two-factor code's message carries.
 #[derive(Debug, Clone)]
@@ -156,6 +166,19 @@ pub struct CodeContent {
     /// sending.
     pub session_id: SessionId,
     /// The code, sealed by [`CodeSeal`](crate::domain::delivery::CodeSeal).
+    pub sealed_code: Vec<u8>,
+    /// The code's validity, told to the customer in the message's text.
+    pub valid_for_minutes: i64,
+    /// The factor the code confirms (sent to a new phone or mailbox), if that is what it is for.
+    pub factor: Option<FactorId>,
+}
+
+/// What a password reset's code carries.
+#[derive(Debug, Clone)]
+pub struct ResetCodeContent {
+    /// The reset the code answers: once it is no longer open, the code is not sent.
+    pub reset_id: ResetId,
+    /// The code, sealed by [`CodeSeal`](crate::domain::delivery::CodeSeal) for the reset.
     pub sealed_code: Vec<u8>,
     /// The code's validity, told to the customer in the message's text.
     pub valid_for_minutes: i64,
@@ -207,9 +230,34 @@ impl Message {
                     sealed_code,
                     valid_for_minutes: (challenge.expires_at - challenge.created_at)
                         .whole_minutes(),
+                    factor: match challenge.purpose {
+                        ChallengePurpose::Confirm | ChallengePurpose::Enrol => {
+                            challenge.factor_id.clone()
+                        }
+                        _ => None,
+                    },
                 }),
                 challenge.created_at,
                 challenge.expires_at,
+            )
+        }
+    }
+
+    /// A reset code's message to the profile's e-mail address, under the reset's id.
+    pub fn reset_code(reset: &NewReset, customer: &Customer, sealed_code: Vec<u8>) -> Self {
+        Self {
+            id: reset.id.as_str().to_owned(),
+            ..Self::unsent(
+                &customer.id,
+                TwoFactorMethod::Email,
+                customer.email.as_str().to_owned(),
+                Content::ResetCode(ResetCodeContent {
+                    reset_id: reset.id.clone(),
+                    sealed_code,
+                    valid_for_minutes: (reset.expires_at - reset.created_at).whole_minutes(),
+                }),
+                reset.created_at,
+                reset.expires_at,
             )
         }
     }

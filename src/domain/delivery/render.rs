@@ -4,13 +4,17 @@ use serde_json::{Map, Value, json};
 
 use super::{CodeSeal, CodeTemplate, SealedFor};
 use crate::domain::audit::rfc3339;
+use crate::domain::credentials::challenge::OtpCode;
 use crate::domain::delivery::message::{
     AccountChange, CodeContent, Content, Message, NOTICE_PURPOSE, NoticeContent,
+    RESET_CODE_PURPOSE, ResetCodeContent,
 };
 use crate::domain::ports::Outgoing;
 
 /// The notice kind of an unusual sign-in, as the outbox file and the audit trail name it.
 pub const UNUSUAL_LOGIN: &str = "unusual_login";
+/// The outbox file's `kind` of a code confirming a new phone or mailbox.
+pub const FACTOR_CODE: &str = "factor_code";
 
 /// Why a message cannot be put into words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +41,7 @@ impl Renderer {
     pub fn render(&self, message: &Message) -> Result<Outgoing, Unrenderable> {
         let (subject, text, record) = match &message.content {
             Content::Code(code) => self.code(message, code)?,
+            Content::ResetCode(reset) => self.reset_code(message, reset)?,
             Content::Notice(notice) => notice_words(message, notice),
             Content::Account(change) => account_words(message, *change),
         };
@@ -52,26 +57,64 @@ impl Renderer {
         })
     }
 
+    /// A challenge's code; one confirming a new factor says so (`kind: factor_code`).
     fn code(
         &self,
         message: &Message,
         code: &CodeContent,
     ) -> Result<(&'static str, String, Map<String, Value>), Unrenderable> {
+        let opened = self.open(message, code.challenge_id.as_str(), &code.sealed_code)?;
+        let text = self.template.render(&opened, code.valid_for_minutes);
+        let record = match &code.factor {
+            Some(factor) => fields(json!({
+                "kind": FACTOR_CODE,
+                "factorId": factor.as_str(),
+                "challengeId": code.challenge_id.as_str(),
+                "code": opened.expose(),
+            })),
+            None => fields(json!({
+                "challengeId": code.challenge_id.as_str(),
+                "code": opened.expose(),
+            })),
+        };
+        Ok(("Your FinHub security code", text, record))
+    }
+
+    /// A password reset's code.
+    fn reset_code(
+        &self,
+        message: &Message,
+        reset: &ResetCodeContent,
+    ) -> Result<(&'static str, String, Map<String, Value>), Unrenderable> {
+        let opened = self.open(message, reset.reset_id.as_str(), &reset.sealed_code)?;
+        let text = format!(
+            "Your FinHub password reset code is {}. It is valid for {} minutes. If you did not ask to reset your password, ignore this message: your password stays as it is.",
+            opened.expose(),
+            reset.valid_for_minutes
+        );
+        let record = fields(json!({
+            "kind": RESET_CODE_PURPOSE,
+            "resetId": reset.reset_id.as_str(),
+            "code": opened.expose(),
+        }));
+        Ok(("Reset your FinHub password", text, record))
+    }
+
+    /// The sealed code of `subject`, opened for the message's channel and address.
+    fn open(
+        &self,
+        message: &Message,
+        subject: &str,
+        sealed: &[u8],
+    ) -> Result<OtpCode, Unrenderable> {
         let sealed_for = SealedFor {
-            challenge: &code.challenge_id,
+            subject,
             channel: message.channel,
             address: &message.address,
         };
-        let opened = self
-            .seal
-            .open(&code.sealed_code, &sealed_for)
-            .ok_or(Unrenderable::Unreadable)?;
-        let text = self.template.render(&opened, code.valid_for_minutes);
-        let record = fields(json!({
-            "challengeId": code.challenge_id.as_str(),
-            "code": opened.expose(),
-        }));
-        Ok(("Your FinHub security code", text, record))
+        self.seal
+            .open(sealed, &sealed_for)
+            .ok_or(Unrenderable::Unreadable)
     }
 }
 
@@ -105,6 +148,10 @@ fn account_words(
         AccountChange::PasswordChanged => (
             "Your FinHub password was changed",
             "Your FinHub password was changed".to_owned(),
+        ),
+        AccountChange::PasswordReset => (
+            "Your FinHub password was reset",
+            "Your FinHub password was reset and every sign-in ended".to_owned(),
         ),
         AccountChange::FactorAdded => (
             "A way to sign in was added to your FinHub account",

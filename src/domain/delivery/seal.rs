@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
 use chacha20poly1305::{AeadCore as _, ChaCha20Poly1305};
 
-use crate::domain::credentials::challenge::{ChallengeId, OtpCode};
+use crate::domain::credentials::challenge::OtpCode;
 use crate::domain::credentials::factor::TwoFactorMethod;
 
 /// Seals codes while they wait in the outbox: ChaCha20-Poly1305 under a key derived from the
@@ -29,11 +29,12 @@ const SEALED: u8 = 1;
 const SEALED_FOR_ADDRESS: u8 = 2;
 const NONCE_BYTES: usize = 12;
 
-/// Whom a sealed code is for: it opens only for the same challenge, channel and address.
+/// Whom a sealed code is for: it opens only for the same challenge (or reset), channel and
+/// address.
 #[derive(Debug, Clone, Copy)]
 pub struct SealedFor<'a> {
-    /// The challenge the code answers.
-    pub challenge: &'a ChallengeId,
+    /// The id of what the code answers: a challenge's, or a password reset's.
+    pub subject: &'a str,
     /// The channel it is to go by.
     pub channel: TwoFactorMethod,
     /// The unmasked phone number or e-mail address it is to go to: a sealed code moved to another
@@ -45,7 +46,7 @@ impl SealedFor<'_> {
     /// Length-prefixed parts, so that no two different triples share a byte string.
     fn associated_data(&self) -> Vec<u8> {
         let mut aad = Vec::new();
-        for part in [self.challenge.as_str(), self.channel.as_str(), self.address] {
+        for part in [self.subject, self.channel.as_str(), self.address] {
             aad.extend_from_slice(&(part.len() as u64).to_be_bytes());
             aad.extend_from_slice(part.as_bytes());
         }
@@ -97,7 +98,7 @@ impl CodeSeal {
         let aad = match version {
             SEALED_FOR_ADDRESS => to.associated_data(),
             // Queued by an earlier version, bound to the challenge alone; gone within minutes.
-            SEALED => to.challenge.as_str().as_bytes().to_vec(),
+            SEALED => to.subject.as_bytes().to_vec(),
             _ => return None,
         };
         if rest.len() <= NONCE_BYTES {
@@ -126,18 +127,19 @@ pub struct SealError;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::credentials::challenge::ChallengeId;
 
     #[test]
     fn a_sealed_code_opens_only_for_its_challenge_address_and_key() {
         let seal = CodeSeal::derived_from(&[7; 32]).unwrap();
         let code = OtpCode::parse("123456").unwrap();
         let challenge = ChallengeId::parse("challenge-1").unwrap();
-        let for_ = |challenge, address| SealedFor {
-            challenge,
+        let for_ = |subject, address| SealedFor {
+            subject,
             channel: TwoFactorMethod::Sms,
             address,
         };
-        let to_alice = for_(&challenge, "+447700900001");
+        let to_alice = for_(challenge.as_str(), "+447700900001");
         let sealed = seal.seal(&code, &to_alice).unwrap();
         assert!(
             !sealed.windows(6).any(|w| w == b"123456"),
@@ -147,12 +149,13 @@ mod tests {
         assert_eq!(opened.expose(), "123456");
         let other = ChallengeId::parse("challenge-2").unwrap();
         assert!(
-            seal.open(&sealed, &for_(&other, "+447700900001")).is_none(),
+            seal.open(&sealed, &for_(other.as_str(), "+447700900001"))
+                .is_none(),
             "bound to its challenge"
         );
         // The attack: someone who can write the outbox row points it at their own phone.
         assert!(
-            seal.open(&sealed, &for_(&challenge, "+447700900666"))
+            seal.open(&sealed, &for_(challenge.as_str(), "+447700900666"))
                 .is_none(),
             "bound to its address"
         );

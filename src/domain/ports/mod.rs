@@ -15,6 +15,7 @@ mod location;
 mod notifier;
 mod outbox;
 mod rate_limit;
+mod resets;
 mod security;
 mod sessions;
 mod two_factor;
@@ -30,6 +31,7 @@ pub use location::Locator;
 pub use notifier::{Notifier, NotifyError, Outgoing};
 pub use outbox::OutboxStore;
 pub use rate_limit::{CounterUnavailable, SharedCounter};
+pub use resets::ResetStore;
 pub use security::SecurityStore;
 pub use sessions::{SessionStart, SessionStore};
 pub use two_factor::TwoFactorStore;
@@ -80,6 +82,7 @@ pub trait Store:
     + FactorStore
     + SessionStore
     + TwoFactorStore
+    + ResetStore
     + OutboxStore
     + AuditStore
     + HousekeepingStore

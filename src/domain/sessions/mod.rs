@@ -31,14 +31,18 @@ pub enum SessionState {
     /// Password accepted while two-factor is required of everyone, and the customer holds no
     /// factor: may only read the restricted view, add and confirm a factor, and log out.
     EnrolmentRequired,
+    /// A forgotten password's reset code was right: may only read the restricted view, prove a
+    /// second factor other than the mailbox, set the new password, and log out.
+    PasswordReset,
 }
 
 impl SessionState {
     /// Every state (the API documents them as an enum).
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 4] = [
         Self::TwoFactorPending,
         Self::Active,
         Self::EnrolmentRequired,
+        Self::PasswordReset,
     ];
 
     /// The stable name stored and shown in the API.
@@ -47,6 +51,7 @@ impl SessionState {
             Self::TwoFactorPending => "TWO_FACTOR_PENDING",
             Self::Active => "ACTIVE",
             Self::EnrolmentRequired => "ENROLMENT_REQUIRED",
+            Self::PasswordReset => "PASSWORD_RESET",
         }
     }
 
@@ -56,6 +61,7 @@ impl SessionState {
             "TWO_FACTOR_PENDING" => Some(Self::TwoFactorPending),
             "ACTIVE" => Some(Self::Active),
             "ENROLMENT_REQUIRED" => Some(Self::EnrolmentRequired),
+            "PASSWORD_RESET" => Some(Self::PasswordReset),
             _ => None,
         }
     }
@@ -185,7 +191,9 @@ impl SessionPolicy {
         now: OffsetDateTime,
     ) -> OffsetDateTime {
         let ttl = match state {
-            SessionState::TwoFactorPending | SessionState::EnrolmentRequired => self.pending_ttl,
+            SessionState::TwoFactorPending
+            | SessionState::EnrolmentRequired
+            | SessionState::PasswordReset => self.pending_ttl,
             SessionState::Active => self.ttl,
         };
         (now + ttl).min(self.absolute_expiry(created_at))

@@ -46,7 +46,7 @@ pub struct TwoFactorView {
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
     id: String,
-    /// `TWO_FACTOR_PENDING` or `ACTIVE`.
+    /// `TWO_FACTOR_PENDING`, `ENROLMENT_REQUIRED`, `PASSWORD_RESET` or `ACTIVE`.
     state: &'static str,
     expires_at: String,
     two_factor_verified: bool,

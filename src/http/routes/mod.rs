@@ -4,6 +4,7 @@ pub mod customers;
 pub mod factors;
 pub mod health;
 pub mod password;
+pub mod password_reset;
 pub mod security;
 pub mod sessions;
 pub mod step_up;

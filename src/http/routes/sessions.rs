@@ -72,6 +72,27 @@ pub struct DeviceBody {
     name: Option<String>,
 }
 
+impl DeviceBody {
+    /// The device the client names; what is wrong with it goes into `errors`.
+    pub fn parse(self, errors: &mut Vec<FieldError>) -> Device {
+        if self.fingerprint.is_empty() || self.fingerprint.len() > Device::MAX_FINGERPRINT {
+            errors.push(FieldError::new(
+                "device.fingerprint",
+                "must be 1 to 512 bytes",
+            ));
+        }
+        let name = self.name.as_deref().map(DeviceName::parse).transpose();
+        let name = name
+            .map_err(|e| errors.push(FieldError::new("device.name", e.0)))
+            .ok()
+            .flatten();
+        Device {
+            fingerprint: self.fingerprint,
+            name,
+        }
+    }
+}
+
 impl TokenRequest {
     /// The credentials as domain values, or every field that is wrong.
     pub fn parse(self) -> Result<LoginInput, ApiError> {
@@ -82,23 +103,7 @@ impl TokenRequest {
         let password = Password::parse(self.password)
             .map_err(|e| errors.push(FieldError::new("password", e.0)))
             .ok();
-        let device = self.device.map(|d| {
-            if d.fingerprint.is_empty() || d.fingerprint.len() > Device::MAX_FINGERPRINT {
-                errors.push(FieldError::new(
-                    "device.fingerprint",
-                    "must be 1 to 512 bytes",
-                ));
-            }
-            let name = d.name.as_deref().map(DeviceName::parse).transpose();
-            let name = name
-                .map_err(|e| errors.push(FieldError::new("device.name", e.0)))
-                .ok()
-                .flatten();
-            Device {
-                fingerprint: d.fingerprint,
-                name,
-            }
-        });
+        let device = self.device.map(|d| d.parse(&mut errors));
         let totp = self
             .totp
             .as_deref()

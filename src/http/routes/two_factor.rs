@@ -75,7 +75,9 @@ impl From<ChallengeIssued> for ChallengeResponse {
     }
 }
 
-/// Send a fresh code to a session awaiting two-factor authentication.
+/// Send a fresh code to a session awaiting two-factor authentication. A password reset's
+/// session never gets one by e-mail (`VALIDATION_ERROR` on `method`), and one whose customer
+/// holds nothing else answers `FACTOR_REQUIRED` 409.
 #[utoipa::path(post, path = "/api/v1/auth/2fa/initiate", tag = "two-factor", operation_id = "initiate_two_factor",
     request_body(content = Option<InitiateRequest>, description = "`{}` or `{\"method\": \"SMS\" | \"EMAIL\"}`"),
     security(("bearer" = [])),

@@ -13,6 +13,7 @@ mod housekeeping;
 mod insert;
 mod outbox;
 mod places;
+mod resets;
 mod security;
 mod sessions;
 mod two_factor;

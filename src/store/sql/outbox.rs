@@ -10,10 +10,13 @@ use super::{SqlStore, Tx, audit};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::challenge::ChallengeId;
+use crate::domain::credentials::factor::FactorId;
+use crate::domain::credentials::reset::ResetId;
 use crate::domain::customers::CustomerId;
 use crate::domain::delivery::message::{
     ACCOUNT_NOTICE_PURPOSE, AccountChange, CODE_PURPOSE, ClaimToken, CodeContent, Content,
-    DeliveryEnd, DeliveryState, Finish, Message, NOTICE_PURPOSE, NoticeContent,
+    DeliveryEnd, DeliveryState, Finish, Message, NOTICE_PURPOSE, NoticeContent, RESET_CODE_PURPOSE,
+    ResetCodeContent,
 };
 use crate::domain::ports::{OutboxStore, StoreError, StoreResult};
 use crate::domain::sessions::SessionId;
@@ -27,6 +30,7 @@ struct ClaimedRow {
     customer_id: String,
     session_id: Option<String>,
     challenge_id: Option<String>,
+    reset_id: Option<String>,
     channel: String,
     address: String,
     sealed_code: Option<Vec<u8>>,
@@ -68,6 +72,14 @@ impl TryFrom<ClaimedRow> for Message {
                 ),
                 sealed_code: row.sealed_code.unwrap_or_default(),
                 valid_for_minutes: row.valid_for_minutes,
+                factor: row.payload.map(FactorId::from_stored),
+            }),
+            RESET_CODE_PURPOSE => Content::ResetCode(ResetCodeContent {
+                reset_id: ResetId::from_stored(
+                    row.reset_id.ok_or_else(|| corrupt("no reset", &row.id))?,
+                ),
+                sealed_code: row.sealed_code.unwrap_or_default(),
+                valid_for_minutes: row.valid_for_minutes,
             }),
             NOTICE_PURPOSE => Content::Notice(NoticeContent {
                 signal: row.dedupe_key.unwrap_or_default(),
@@ -104,51 +116,65 @@ impl TryFrom<ClaimedRow> for Message {
     }
 }
 
+/// The columns a message's content fills; the rest stay NULL.
+#[derive(Default)]
+struct Columns<'a> {
+    session: Option<&'a str>,
+    challenge: Option<&'a str>,
+    reset: Option<&'a str>,
+    sealed: Option<&'a [u8]>,
+    minutes: i64,
+    payload: Option<String>,
+    dedupe: Option<&'a str>,
+}
+
 /// Writes a message, inside the transaction of what it is about. A message with a dedupe key
 /// (a notice's signal) is not written when one with that key waits, or its signal was told.
 pub(super) async fn enqueue<B: Backend>(tx: &mut Tx<B>, m: &Message) -> StoreResult<()> {
     let created = to_unix_millis(m.created_at);
-    let (session, challenge, sealed, minutes, payload, dedupe) = match &m.content {
-        Content::Code(c) => (
-            Some(c.session_id.as_str()),
-            Some(c.challenge_id.as_str()),
-            Some(c.sealed_code.as_slice()),
-            c.valid_for_minutes,
-            None,
-            None,
-        ),
-        Content::Notice(n) => (
-            None,
-            None,
-            None,
-            0,
-            Some(serde_json::to_string(&n.facts).map_err(anyhow::Error::from)?),
-            Some(n.signal.as_str()),
-        ),
-        Content::Account(change) => (None, None, None, 0, Some(change.to_stored()), None),
-    };
+    let mut row = Columns::default();
+    match &m.content {
+        Content::Code(c) => {
+            row.session = Some(c.session_id.as_str());
+            row.challenge = Some(c.challenge_id.as_str());
+            row.sealed = Some(c.sealed_code.as_slice());
+            row.minutes = c.valid_for_minutes;
+            row.payload = c.factor.as_ref().map(|f| f.as_str().to_owned());
+        }
+        Content::ResetCode(r) => {
+            row.reset = Some(r.reset_id.as_str());
+            row.sealed = Some(r.sealed_code.as_slice());
+            row.minutes = r.valid_for_minutes;
+        }
+        Content::Notice(n) => {
+            row.payload = Some(serde_json::to_string(&n.facts).map_err(anyhow::Error::from)?);
+            row.dedupe = Some(n.signal.as_str());
+        }
+        Content::Account(change) => row.payload = Some(change.to_stored()),
+    }
     query::<B>(
         "INSERT INTO messages (id, purpose, customer_id, session_id, challenge_id, channel, \
          address, sealed_code, payload, dedupe_key, valid_for_minutes, created_at, expires_at, \
-         next_attempt_at) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 WHERE $10 IS NULL \
+         next_attempt_at, reset_id) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 WHERE $10 IS NULL \
          OR NOT EXISTS (SELECT 1 FROM risk_notices WHERE customer_id = $3 AND signal = $10) \
          ON CONFLICT DO NOTHING",
     )
     .bind(m.id.as_str())
     .bind(m.content.purpose())
     .bind(m.customer_id.as_str())
-    .bind(session)
-    .bind(challenge)
+    .bind(row.session)
+    .bind(row.challenge)
     .bind(m.channel.as_str())
     .bind(m.address.as_str())
-    .bind(sealed)
-    .bind(payload)
-    .bind(dedupe)
-    .bind(minutes)
+    .bind(row.sealed)
+    .bind(row.payload)
+    .bind(row.dedupe)
+    .bind(row.minutes)
     .bind(created)
     .bind(to_unix_millis(m.expires_at))
     .bind(created)
+    .bind(row.reset)
     .execute(tx)
     .await?;
     Ok(())

@@ -145,38 +145,15 @@ async fn end_sessions_audited<B: Backend>(
     Ok(ended)
 }
 
-#[async_trait]
-impl<B: Backend> SessionStore for SqlStore<B> {
-    async fn start_session(
-        &self,
-        s: &NewSession,
-        username: &Username,
-        event: &AuditEvent,
-        notice: Option<&Message>,
-    ) -> StoreResult<SessionStart> {
-        let mut tx = self.write().await?;
-        let lockout = customers::lockout_in(&mut tx, username).await?;
-        if lockout.lock_at(s.created_at).is_some() {
-            return Ok(SessionStart::Locked(lockout));
-        }
-        if let Some(proof) = &s.proof {
-            if !two_factor::spend(&mut tx, &proof.spend, s.created_at).await? {
-                return Ok(SessionStart::ProofSpent);
-            }
-            factors::mark_used(&mut tx, &proof.factor, s.created_at).await?;
-        }
-        // Only a completed login resets the failure count: a password alone, for a customer
-        // with 2FA, must not buy fresh guesses at the code.
-        let login = match s.state {
-            SessionState::Active => {
-                customers::reset_failures(&mut tx, username).await?;
-                Some(record_login(&mut tx, &s.customer_id, s.created_at).await?)
-            }
-            SessionState::TwoFactorPending | SessionState::EnrolmentRequired => None,
-        };
-        let device = s.client.device.as_ref();
-        let location = &s.client.location;
-        query::<B>(
+/// Writes a new session's row; `login` when it starts ACTIVE (a completed login).
+pub(super) async fn insert_session<B: Backend>(
+    tx: &mut Tx<B>,
+    s: &NewSession,
+    login: Option<LoginTimes>,
+) -> StoreResult<()> {
+    let device = s.client.device.as_ref();
+    let location = &s.client.location;
+    query::<B>(
             "INSERT INTO sessions (id, customer_id, state, access_hash, refresh_hash, created_at, \
              expires_at, absolute_expires_at, last_seen_at, login_at, previous_login_at, ip, user_agent, \
              device_fingerprint, device_name, country, asn, latitude, longitude, recent_auth_at, \
@@ -204,8 +181,45 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         .bind(location.coordinates.map(|c| c.longitude))
         .bind(s.recent_auth_at.map(to_unix_millis))
         .bind(s.proof.is_some())
-        .execute(&mut tx)
+        .execute(tx)
         .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl<B: Backend> SessionStore for SqlStore<B> {
+    async fn start_session(
+        &self,
+        s: &NewSession,
+        username: &Username,
+        event: &AuditEvent,
+        notice: Option<&Message>,
+    ) -> StoreResult<SessionStart> {
+        let mut tx = self.write().await?;
+        let lockout = customers::lockout_in(&mut tx, username).await?;
+        if lockout.lock_at(s.created_at).is_some() {
+            return Ok(SessionStart::Locked(lockout));
+        }
+        if let Some(proof) = &s.proof {
+            if !two_factor::spend(&mut tx, &proof.spend, s.created_at).await? {
+                return Ok(SessionStart::ProofSpent);
+            }
+            factors::mark_used(&mut tx, &proof.factor, s.created_at).await?;
+        }
+        // Only a completed login resets the failure count: a password alone, for a customer
+        // with 2FA, must not buy fresh guesses at the code.
+        let login = match s.state {
+            SessionState::Active => {
+                customers::reset_failures(&mut tx, username).await?;
+                Some(record_login(&mut tx, &s.customer_id, s.created_at).await?)
+            }
+            SessionState::TwoFactorPending
+            | SessionState::EnrolmentRequired
+            | SessionState::PasswordReset => None,
+        };
+        insert_session(&mut tx, s, login).await?;
+        let device = s.client.device.as_ref();
+        let location = &s.client.location;
         // Only a located login has places to remember (no location database: no statements).
         if login.is_some() && *location != Location::default() {
             places::record_completed_login(&mut tx, &s.id, s.created_at).await?;

@@ -175,6 +175,23 @@ async fn complete<B: Backend>(
             }
             *at
         }
+        // The reset's session stays one (it may only set the password), its factor done; the
+        // failure count is cleared when the password is set.
+        Completion::Reset(rotation) => {
+            sessions::retire_refresh(tx, &rotation.session_id, rotation.at).await?;
+            query::<B>(
+                "UPDATE sessions SET two_factor_verified = TRUE, access_hash = $1, \
+                 refresh_hash = $2, expires_at = $3, last_seen_at = $4 WHERE id = $5",
+            )
+            .bind(rotation.access_hash.as_bytes().as_slice())
+            .bind(rotation.refresh_hash.as_bytes().as_slice())
+            .bind(to_unix_millis(rotation.expires_at))
+            .bind(to_unix_millis(rotation.at))
+            .bind(rotation.session_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            rotation.at
+        }
     };
     if let Some(factor) = &challenge.factor_id {
         factors::mark_used(tx, factor, at).await?;
@@ -257,10 +274,8 @@ async fn activate<B: Backend>(tx: &mut Tx<B>, r: &Rotation) -> StoreResult<()> {
 }
 
 /// When the session's customer was sent `budget.count` codes within the window before this one:
-/// the moment the oldest of them leaves it. The customer's row is locked first, so concurrent
-/// sends to one customer (from any session or instance) are counted one after the other.
-/// Messages that failed for good do not count: the customer never got them.
-async fn customer_budget_spent<B: Backend>(
+/// the moment the oldest of them leaves it.
+async fn session_budget_spent<B: Backend>(
     tx: &mut Tx<B>,
     c: &NewChallenge,
     budget: SendBudget,
@@ -269,16 +284,35 @@ async fn customer_budget_spent<B: Backend>(
         .bind(c.session_id.as_str())
         .fetch_one(tx)
         .await?;
+    customer_budget_spent(tx, &CustomerId::from_stored(customer), c.created_at, budget).await
+}
+
+/// When `customer` was sent `budget.count` codes (a challenge's or a password reset's) within
+/// the window before `at`: the moment the oldest of them leaves it. The customer's row is
+/// locked first, so concurrent sends to one customer (from any session, reset or instance) are
+/// counted one after the other. Messages that failed for good do not count: the customer never
+/// got them.
+pub(super) async fn customer_budget_spent<B: Backend>(
+    tx: &mut Tx<B>,
+    customer: &CustomerId,
+    at: OffsetDateTime,
+    budget: SendBudget,
+) -> StoreResult<Option<OffsetDateTime>> {
     let _: Option<(String,)> = query::<B>(B::CUSTOMER_FOR_SEND)
         .bind(customer.as_str())
         .fetch_optional(tx)
         .await?;
-    let since = to_unix_millis(c.created_at - budget.window);
+    let since = to_unix_millis(at - budget.window);
     let (sent, oldest): (i64, Option<i64>) = query::<B>(
-        "SELECT COUNT(*), MIN(c.created_at) FROM challenges c JOIN sessions s ON s.id = c.session_id \
+        "SELECT COUNT(*), MIN(sent.created_at) FROM ( \
+         SELECT c.created_at FROM challenges c JOIN sessions s ON s.id = c.session_id \
          LEFT JOIN messages o ON o.challenge_id = c.id \
          WHERE s.customer_id = $1 AND c.created_at > $2 AND c.code_hash IS NOT NULL \
-         AND (o.status IS NULL OR o.status <> 'FAILED')",
+         AND (o.status IS NULL OR o.status <> 'FAILED') \
+         UNION ALL \
+         SELECT r.created_at FROM password_resets r LEFT JOIN messages o ON o.reset_id = r.id \
+         WHERE r.customer_id = $1 AND r.created_at > $2 AND r.code_hash IS NOT NULL \
+         AND (o.status IS NULL OR o.status <> 'FAILED')) sent",
     )
     .bind(customer.as_str())
     .bind(since)
@@ -415,7 +449,7 @@ pub(super) async fn open_in<B: Backend>(
     }
     if message.is_some()
         && let Some(budget) = policy.customer_sends
-        && let Some(retry_at) = customer_budget_spent(tx, c, budget).await?
+        && let Some(retry_at) = session_budget_spent(tx, c, budget).await?
     {
         return Ok(Some(SendOutcome::CustomerBudgetSpent { retry_at }));
     }

@@ -71,32 +71,42 @@ impl CodeKey {
     /// The stored form of `code` for `challenge`; the challenge id is part of what is hashed,
     /// so equal codes in two challenges hash differently.
     pub fn hash(&self, code: &OtpCode, challenge: &ChallengeId) -> CodeHash {
+        self.hash_for(code, challenge.as_str())
+    }
+
+    /// The stored form of `code` sent for `subject` (a challenge's or a password reset's id).
+    pub fn hash_for(&self, code: &OtpCode, subject: &str) -> CodeHash {
         match self.mac() {
-            Some(mac) => CodeHash::Keyed(keyed_digest(mac, code, challenge)),
-            None => CodeHash::Plain(plain_digest(code, challenge)),
+            Some(mac) => CodeHash::Keyed(keyed_digest(mac, code, subject)),
+            None => CodeHash::Plain(plain_digest(code, subject)),
         }
     }
 
     /// A presented code, hashed in every scheme a stored challenge may use.
     pub fn presented(&self, code: &OtpCode, challenge: &ChallengeId) -> PresentedCode {
+        self.presented_for(code, challenge.as_str())
+    }
+
+    /// A code presented for `subject`, hashed in every scheme its stored hash may use.
+    pub fn presented_for(&self, code: &OtpCode, subject: &str) -> PresentedCode {
         PresentedCode {
-            plain: plain_digest(code, challenge),
-            keyed: self.mac().map(|mac| keyed_digest(mac, code, challenge)),
+            plain: plain_digest(code, subject),
+            keyed: self.mac().map(|mac| keyed_digest(mac, code, subject)),
         }
     }
 }
 
-pub(super) fn plain_digest(code: &OtpCode, challenge: &ChallengeId) -> [u8; 32] {
+pub(super) fn plain_digest(code: &OtpCode, subject: &str) -> [u8; 32] {
     let mut h = Sha256::new();
-    h.update(challenge.as_str().as_bytes());
+    h.update(subject.as_bytes());
     h.update(b":");
     h.update(code.expose().as_bytes());
     h.finalize().into()
 }
 
-fn keyed_digest(mac: &Hmac<Sha256>, code: &OtpCode, challenge: &ChallengeId) -> [u8; 32] {
+fn keyed_digest(mac: &Hmac<Sha256>, code: &OtpCode, subject: &str) -> [u8; 32] {
     mac.clone()
-        .chain_update(challenge.as_str().as_bytes())
+        .chain_update(subject.as_bytes())
         .chain_update(b":")
         .chain_update(code.expose().as_bytes())
         .finalize()

@@ -162,6 +162,9 @@ pub enum ChallengePurpose {
     Confirm,
     /// Confirms the first factor of a session that must enrol one, which makes it ACTIVE.
     Enrol,
+    /// Proves the second factor of a session opened by a password reset (never the mailbox
+    /// that received the reset code).
+    Reset,
 }
 
 impl ChallengePurpose {
@@ -172,6 +175,7 @@ impl ChallengePurpose {
             Self::StepUp => "STEP_UP",
             Self::Confirm => "CONFIRM",
             Self::Enrol => "ENROL",
+            Self::Reset => "RESET",
         }
     }
 
@@ -181,6 +185,7 @@ impl ChallengePurpose {
             Self::Login => SessionState::TwoFactorPending,
             Self::StepUp | Self::Confirm => SessionState::Active,
             Self::Enrol => SessionState::EnrolmentRequired,
+            Self::Reset => SessionState::PasswordReset,
         }
     }
 }
@@ -313,6 +318,9 @@ pub enum Completion {
         /// For a session that had to enrol: it becomes ACTIVE with these tokens.
         activation: Option<Rotation>,
     },
+    /// Marks the second factor of a password reset's session done; it stays a reset's
+    /// session, with these new tokens.
+    Reset(Rotation),
 }
 
 impl Completion {
@@ -326,6 +334,7 @@ impl Completion {
                 ..
             } => ChallengePurpose::Enrol,
             Self::Confirm { .. } => ChallengePurpose::Confirm,
+            Self::Reset(_) => ChallengePurpose::Reset,
         }
     }
 }
@@ -374,13 +383,26 @@ impl GuessOutcome {
     /// The audit events that record this outcome of a guess at a challenge of `purpose`, built
     /// on `context` (who, from where, which session and challenge).
     pub fn audit_events(&self, context: &AuditEvent, purpose: ChallengePurpose) -> Vec<AuditEvent> {
-        let (verified, failed_kind) = match purpose {
-            ChallengePurpose::Login => (AuditKind::TwoFactorVerified, AuditKind::TwoFactorFailed),
+        let (verified, failed) = match purpose {
+            ChallengePurpose::Login | ChallengePurpose::Reset => {
+                (AuditKind::TwoFactorVerified, AuditKind::TwoFactorFailed)
+            }
             ChallengePurpose::StepUp => (AuditKind::StepUpVerified, AuditKind::StepUpFailed),
             ChallengePurpose::Confirm | ChallengePurpose::Enrol => {
                 (AuditKind::FactorConfirmed, AuditKind::FactorConfirmFailed)
             }
         };
+        self.audit_events_as(context, verified, failed)
+    }
+
+    /// The audit events that record this outcome of a guess, as `verified` or `failed` events
+    /// built on `context`.
+    pub fn audit_events_as(
+        &self,
+        context: &AuditEvent,
+        verified: AuditKind,
+        failed_kind: AuditKind,
+    ) -> Vec<AuditEvent> {
         let failed = |reason| context.recast(failed_kind, Outcome::Failure, Some(reason));
         match *self {
             Self::Verified => vec![context.recast(verified, Outcome::Success, None)],
