@@ -2,15 +2,13 @@
 // a phone-sized screen, and an accessibility check of every page.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { test } from 'node:test';
 
 import {
-  CUSTOMERS, Service, assertNoProblems, assertText, useBrowser, contextFor, screenshot, signIn, storage,
+  CUSTOMERS, Service, accessibilityProblems, assertNoProblems, assertText, useBrowser, contextFor,
+  screenshot, signIn, storage,
 } from './support.js';
 
-const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
   + "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
@@ -76,15 +74,6 @@ test('no token in any URL, and a page load under 100 KB', async (t) => {
   await page.getByRole('heading', { name: 'Sign in to FinHub' }).waitFor();
   assertNoProblems(context);
 });
-
-// Runs axe-core in the page; returns the serious and critical violations.
-async function accessibilityProblems(page) {
-  await page.evaluate(AXE);
-  const results = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-  return results.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-}
 
 test('a 360-pixel phone screen, light and dark, and no serious accessibility problem on any page', async (t) => {
   const service = shared();

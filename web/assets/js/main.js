@@ -1,5 +1,6 @@
 // The client's controller. Which page shows follows from the tokens in localStorage alone:
-// none → login; awaiting 2FA → two-factor; active → account. The URL's hash mirrors the page,
+// none → login (or the forgotten password's page); awaiting 2FA → two-factor; a password
+// reset's session → two-factor while it owes one, then the new password; active → account. The URL's hash mirrors the page,
 // so the back button moves between pages but can never show a page the tokens do not allow
 // (after logout it lands on login, with the customer's details gone from memory).
 
@@ -7,19 +8,24 @@ import { call } from './api.js';
 import { messageFor } from './messages.js';
 import { showAccount, showExpiry } from './pages/account.js';
 import { showLogin } from './pages/login.js';
+import { showNewPassword } from './pages/new-password.js';
+import { showReset } from './pages/reset.js';
 import { showVerify } from './pages/verify.js';
 import { cancelRenewal, scheduleRenewal } from './renewal.js';
 import { KEYS, clearSession, readTokens } from './storage.js';
 
 const PAGES = {
   '#/login': { show: showLogin, title: 'Sign in' },
+  '#/reset': { show: showReset, title: 'Reset your password' },
+  '#/new-password': { show: showNewPassword, title: 'Choose a new password' },
   '#/verify': { show: showVerify, title: 'Check it’s you' },
   '#/account': { show: showAccount, title: 'Your account' },
 };
 
 function pageFor(tokens) {
-  if (!tokens) return '#/login';
-  return tokens.twoFactorRequired ? '#/verify' : '#/account';
+  if (!tokens) return location.hash === '#/reset' ? '#/reset' : '#/login';
+  if (tokens.twoFactorRequired) return '#/verify';
+  return tokens.passwordReset ? '#/new-password' : '#/account';
 }
 
 const app = {
@@ -63,7 +69,7 @@ const app = {
       this.endLocally(messageFor(failure));
       return true;
     }
-    if (failure.code === 'TWO_FACTOR_REQUIRED') {
+    if (failure.code === 'TWO_FACTOR_REQUIRED' || failure.code === 'PASSWORD_RESET_IN_PROGRESS') {
       this.navigate();
       return true;
     }
@@ -120,7 +126,7 @@ function onStorage(event) {
   if (event.key !== null && event.key !== KEYS.bffToken) return;
   const tokens = readTokens();
   if (!tokens) {
-    if (location.hash === '#/login') return;
+    if (location.hash === '#/login' || location.hash === '#/reset') return;
     cancelRenewal();
     app.state.customer = null;
     app.notice = 'You logged out in another window.';

@@ -35,6 +35,12 @@ export function messageFor(error) {
         : 'FinHub is busy right now. Please try again in a minute.';
     case 'NETWORK':
       return 'We cannot reach FinHub. Check your internet connection and try again.';
+    case 'PASSWORD_REJECTED':
+      return passwordRejected(p.reasons ?? []);
+    case 'FACTOR_REQUIRED':
+      return 'You cannot reset your password here: the only way FinHub has to check it is you is the e-mail address the reset code went to. Please contact FinHub support.';
+    case 'PASSWORD_RESET_IN_PROGRESS':
+      return 'Finish resetting your password first.';
     case 'VALIDATION_ERROR':
       return 'Some of what you entered is not valid. Check it and try again.';
     case 'INTERNAL_ERROR':
@@ -44,4 +50,20 @@ export function messageFor(error) {
     default:
       return 'Something went wrong. Please try again.';
   }
+}
+
+const REJECTIONS = {
+  TOO_SHORT: 'it is too short',
+  TOO_LONG: 'it is too long',
+  COMMON: 'it is one of the most common passwords',
+  CONTEXT: 'it contains your name, username or FinHub',
+  BREACHED: 'it has appeared in a data breach elsewhere',
+  REUSED: 'it is your current password',
+};
+
+// Why a new password was refused, every reason in words.
+function passwordRejected(reasons) {
+  const words = reasons.map((r) => REJECTIONS[r]).filter(Boolean);
+  if (words.length === 0) return 'Choose another password: that one is not allowed.';
+  return `Choose another password: ${words.join(', and ')}.`;
 }

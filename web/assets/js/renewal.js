@@ -23,7 +23,8 @@ export function cancelRenewal() {
 export function scheduleRenewal(onEnded) {
   cancelRenewal();
   const tokens = readTokens();
-  if (!tokens || tokens.twoFactorRequired) return;
+  // A session awaiting its second factor, or a password reset's, cannot be renewed.
+  if (!tokens || tokens.twoFactorRequired || tokens.passwordReset) return;
   const jitter = Math.random() * 1_000;
   timer = setTimeout(() => renew(onEnded), Math.max(0, tokens.renewAt - Date.now()) + jitter);
 }

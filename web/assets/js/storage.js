@@ -13,6 +13,10 @@ export const KEYS = {
   twoFactorRequired: 'finhub.twoFactorRequired',
   // The code last sent for this session: where it went, until when, and when to resend.
   challenge: 'finhub.challenge',
+  // "true" while the session is a password reset's (it may only set the new password).
+  passwordReset: 'finhub.passwordReset',
+  // The reset asked for on the reset page: its resetId and expiry.
+  reset: 'finhub.reset',
 };
 
 export const DEVICE_ID = 'finhub.deviceId';
@@ -44,7 +48,30 @@ export function readTokens() {
     renewAt: Number(localStorage.getItem(KEYS.renewAt) ?? 0),
     sessionId: localStorage.getItem(KEYS.sessionId),
     twoFactorRequired: localStorage.getItem(KEYS.twoFactorRequired) === 'true',
+    passwordReset: localStorage.getItem(KEYS.passwordReset) === 'true',
   };
+}
+
+// Marks the session about to be saved as a password reset's, or as a login's.
+export function markPasswordReset(resetting) {
+  if (resetting) localStorage.setItem(KEYS.passwordReset, 'true');
+  else localStorage.removeItem(KEYS.passwordReset);
+}
+
+// Remembers the reset just asked for, or forgets it (`null`).
+export function saveReset(reset) {
+  if (reset) localStorage.setItem(KEYS.reset, JSON.stringify(reset));
+  else localStorage.removeItem(KEYS.reset);
+}
+
+// The reset asked for, while its code is valid.
+export function readReset() {
+  try {
+    const reset = JSON.parse(localStorage.getItem(KEYS.reset) ?? 'null');
+    return reset && Date.parse(reset.expiresAt) > Date.now() ? reset : null;
+  } catch {
+    return null;
+  }
 }
 
 // Forgets the session; the bffToken goes last, for the same reason it is written last.

@@ -4,7 +4,7 @@ import { call } from '../api.js';
 import { currentDevice } from '../device.js';
 import { hideMessage, mountPage, part, showMessage } from '../dom.js';
 import { messageFor } from '../messages.js';
-import { saveTokens } from '../storage.js';
+import { markPasswordReset, saveTokens } from '../storage.js';
 
 export function showLogin(app) {
   const page = mountPage(app.view, 'page-login');
@@ -34,6 +34,7 @@ export function showLogin(app) {
         body: { username: username.value, password: password.value, device: currentDevice() },
       });
       password.value = '';
+      markPasswordReset(false);
       saveTokens(tokens);
       app.navigate();
     } catch (failure) {

@@ -37,7 +37,7 @@ export function showVerify(app) {
   // (or expired first) can be asked for again at once.
   let watched = null;
   const watchDelivery = async () => {
-    if (!challenge || watched === challenge.challengeId) return;
+    if (!challenge || challenge.method === 'TOTP' || watched === challenge.challengeId) return;
     const id = challenge.challengeId;
     try {
       const state = await call('GET', `/auth/2fa/challenges/${encodeURIComponent(id)}`, {
@@ -60,11 +60,16 @@ export function showVerify(app) {
   app.every(2_000, watchDelivery);
 
   const showChallenge = () => {
-    part(page, 'method').textContent = METHOD_NAMES[challenge.method] ?? 'message';
-    part(page, 'destination').textContent = challenge.destination;
-    part(page, 'code-expiry').textContent = formatTime(challenge.expiresAt);
-    sent.hidden = false;
-    resendAt = Date.parse(challenge.resendAvailableAt);
+    // An authenticator app's code is not sent: the page says where to find it instead.
+    const fromApp = challenge.method === 'TOTP';
+    part(page, 'app').hidden = !fromApp;
+    sent.hidden = fromApp;
+    if (!fromApp) {
+      part(page, 'method').textContent = METHOD_NAMES[challenge.method] ?? 'message';
+      part(page, 'destination').textContent = challenge.destination;
+      part(page, 'code-expiry').textContent = formatTime(challenge.expiresAt);
+    }
+    resendAt = challenge.resendAvailableAt ? Date.parse(challenge.resendAvailableAt) : 0;
     tick();
   };
 
