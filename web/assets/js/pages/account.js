@@ -6,6 +6,7 @@ import { mountPage, part, setField, showMessage } from '../dom.js';
 import { formatDateTime, formatTime } from '../format.js';
 import { messageFor } from '../messages.js';
 import { readTokens } from '../storage.js';
+import { showCredentials } from './credentials.js';
 import { showSecurity } from './security.js';
 
 const KYC = {
@@ -61,5 +62,6 @@ export async function showAccount(app) {
   }
   fill(page, app.state.customer);
   part(page, 'error').hidden = true;
+  showCredentials(page, app);
   await showSecurity(page, app);
 }

@@ -21,6 +21,16 @@ const KINDS = {
   'device.forgotten': 'Device forgotten',
   'account.locked': 'Account locked',
   'account.unlocked': 'Account unlocked',
+  'stepup.verified': 'Identity confirmed',
+  'stepup.failed': 'Wrong code while confirming identity',
+  'password.changed': 'Password changed',
+  'password.change_failed': 'Password change refused',
+  'password_reset.verified': 'Password reset code accepted',
+  'password_reset.failed': 'Wrong password reset code',
+  'password.reset': 'Password reset',
+  'factor.added': 'Second step added',
+  'factor.removed': 'Second step removed',
+  'recovery_codes.created': 'New recovery codes made',
 };
 
 const FLAGS = {

@@ -1,0 +1,75 @@
+// The account page's "Sign-in and security": changing the password after confirming it is
+// them (a step-up by the customer's own factor), and recovery codes shown once and downloaded.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+
+import {
+  CUSTOMERS, PASSWORD, Service, accessibilityProblems, assertNoProblems, assertText, contextFor,
+  signIn, sleep, useBrowser,
+} from './support.js';
+
+const browser = useBrowser();
+const NEW_PASSWORD = 'Quiet-lantern-harbour-42';
+
+// Ben (SMS 2FA) signs in and sees his account.
+async function signedInBen(context, service) {
+  const page = await context.newPage();
+  const sent = service.messages().length;
+  await signIn(page, service, CUSTOMERS.ben);
+  await page.locator('[data-sent]').waitFor();
+  await page.getByLabel('6-digit code').fill(await service.nextCode(sent));
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await page.getByRole('heading', { name: 'Hello, Ben' }).waitFor();
+  return page;
+}
+
+test('a signed-in customer confirms it is them, then changes the password', async (t) => {
+  // The step-up's code may follow the login's at once.
+  const service = await Service.for(t, { env: { FINHUB_RECENT_AUTH_WINDOW: '1s', FINHUB_2FA_RESEND_INTERVAL: '0s' } });
+  const context = await contextFor(t, browser());
+  const page = await signedInBen(context, service);
+  await sleep(1_200);
+  await page.getByLabel('Current password').fill(PASSWORD);
+  await page.getByLabel('New password', { exact: true }).fill(NEW_PASSWORD);
+  await page.getByLabel('The new password again').fill(NEW_PASSWORD);
+  const sent = service.messages().length;
+  await page.getByRole('button', { name: 'Change password' }).click();
+  // The login's code is no longer recent: the page asks for a fresh one by the customer's factor.
+  await page.getByRole('heading', { name: 'Confirm it’s you' }).waitFor();
+  await assertText(page.locator('[data-step-up-text]'), 'We sent a 6-digit code by text message to');
+  assert.deepEqual(await accessibilityProblems(page), [], 'the account page with a step-up');
+  await page.locator('#step-up-code').fill(await service.nextCode(sent));
+  await page.getByRole('button', { name: 'Confirm' }).click();
+  const notice = page.locator('[data-credentials-notice]');
+  await notice.waitFor();
+  assert.equal(await notice.innerText(), 'Your password is changed. You are signed out everywhere else.');
+
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByLabel('Username').fill(CUSTOMERS.ben.username);
+  await page.getByLabel('Password').fill(NEW_PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Check it’s you' }).waitFor();
+  assertNoProblems(context);
+});
+
+test('recovery codes are shown once and download as a text file', async (t) => {
+  const service = await Service.for(t);
+  const context = await contextFor(t, browser(), { acceptDownloads: true });
+  const page = await signedInBen(context, service);
+  await page.getByRole('button', { name: 'Make new recovery codes' }).click();
+  const list = page.locator('[data-recovery-list] li');
+  await list.first().waitFor();
+  const codes = await list.allInnerTexts();
+  assert.equal(codes.length, 10);
+  for (const code of codes) assert.match(code, /^[0-9A-Z]{5}-[0-9A-Z]{5}$/);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Download as a text file' }).click(),
+  ]);
+  assert.equal(download.suggestedFilename(), 'finhub-recovery-codes.txt');
+  const text = readFileSync(await download.path(), 'utf8');
+  for (const code of codes) assert.ok(text.includes(code), code);
+  assertNoProblems(context);
+});

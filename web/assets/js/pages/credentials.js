@@ -1,0 +1,170 @@
+// The account page's "Sign-in and security" section: changing the password and making recovery
+// codes. Either may first ask the customer to confirm it is them (a step-up) when the server
+// says the session has not proved a second factor recently; the action then goes ahead.
+
+import { call } from '../api.js';
+import { hideMessage, part, showMessage } from '../dom.js';
+import { messageFor } from '../messages.js';
+import { readTokens } from '../storage.js';
+
+// The way to confirm it is them the page picks first, of those the server lists.
+const PREFERRED = ['TOTP', 'SMS', 'EMAIL', 'RECOVERY_CODE', 'PASSWORD'];
+const SENT_BY = { SMS: 'text message', EMAIL: 'e-mail' };
+
+function token() {
+  return readTokens()?.bffToken;
+}
+
+// Runs `action`; when the server asks for a recent second factor, asks for one and runs
+// `action` again once it is proved. Resolves to the action's answer, or rejects with its error
+// (or the step-up's, or a CANCELLED one when the customer gives up).
+function withStepUp(section, action) {
+  const box = part(section, 'step-up');
+  const form = part(section, 'step-up-form');
+  const error = part(section, 'step-up-error');
+  const { code } = form.elements;
+  return new Promise((resolve, reject) => {
+    const finish = (settle) => (value) => {
+      box.hidden = true;
+      code.value = '';
+      hideMessage(error);
+      form.onsubmit = null;
+      part(section, 'step-up-cancel').onclick = null;
+      settle(value);
+    };
+    const done = finish(resolve);
+    const failed = finish(reject);
+    const attempt = async () => {
+      try {
+        done(await action());
+      } catch (failure) {
+        if (failure.code === 'RECENT_AUTHENTICATION_REQUIRED') ask(failure.problem.methods ?? []);
+        else failed(failure);
+      }
+    };
+    const ask = async (methods) => {
+      const method = PREFERRED.find((m) => methods.includes(m));
+      if (!method) {
+        failed(Object.assign(new Error('NO_METHOD'), { code: 'NO_METHOD' }));
+        return;
+      }
+      let challenge;
+      try {
+        challenge = await call('POST', '/auth/step-up', { token: token(), body: { method } });
+      } catch (failure) {
+        failed(failure);
+        return;
+      }
+      part(section, 'step-up-text').textContent = {
+        TOTP: 'Enter the 6-digit code your authenticator app shows for FinHub.',
+        RECOVERY_CODE: 'Enter one of your recovery codes.',
+        PASSWORD: 'Enter your password.',
+      }[method] ?? `We sent a 6-digit code by ${SENT_BY[method]} to ${challenge.destination}.`;
+      part(section, 'step-up-label').textContent = method === 'PASSWORD' ? 'Password' : 'Code';
+      code.type = method === 'PASSWORD' ? 'password' : 'text';
+      box.hidden = false;
+      code.focus();
+      form.onsubmit = async (event) => {
+        event.preventDefault();
+        hideMessage(error);
+        const answer = method === 'PASSWORD' ? { password: code.value } : { code: code.value.trim() };
+        try {
+          await call('POST', '/auth/step-up/verify', {
+            token: token(),
+            body: { challengeId: challenge.challengeId, ...answer },
+          });
+        } catch (failure) {
+          code.value = '';
+          showMessage(error, messageFor(failure));
+          return;
+        }
+        box.hidden = true;
+        attempt();
+      };
+      part(section, 'step-up-cancel').onclick = () => {
+        failed(Object.assign(new Error('CANCELLED'), { code: 'CANCELLED' }));
+      };
+    };
+    attempt();
+  });
+}
+
+function passwordChange(section, app) {
+  const form = part(section, 'password-form');
+  const error = part(section, 'password-error');
+  const notice = part(section, 'credentials-notice');
+  const { current, password, again } = form.elements;
+  const submit = form.querySelector('button[type="submit"]');
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    hideMessage(error);
+    hideMessage(notice);
+    if (!current.value || !password.value) {
+      showMessage(error, 'Enter your current password and a new one.');
+      return;
+    }
+    if (password.value !== again.value) {
+      again.value = '';
+      showMessage(error, 'The two new passwords are not the same. Enter the new one twice.');
+      return;
+    }
+    submit.disabled = true;
+    const body = { currentPassword: current.value, newPassword: password.value };
+    try {
+      await withStepUp(section, () => call('POST', '/customers/me/password', { token: token(), body }));
+      form.reset();
+      showMessage(notice, 'Your password is changed. You are signed out everywhere else.');
+    } catch (failure) {
+      if (failure.code === 'CANCELLED' || app.handleSessionError(failure)) return;
+      if (failure.code === 'INVALID_CREDENTIALS') current.value = '';
+      showMessage(error, failure.code === 'INVALID_CREDENTIALS'
+        ? 'Your current password is not right.'
+        : messageFor(failure));
+    } finally {
+      submit.disabled = false;
+    }
+  });
+}
+
+function recoveryCodes(section, app) {
+  const make = part(section, 'recovery-make');
+  const error = part(section, 'recovery-error');
+  const shown = part(section, 'recovery');
+  const list = part(section, 'recovery-list');
+  let codes = [];
+  make.addEventListener('click', async () => {
+    hideMessage(error);
+    make.disabled = true;
+    try {
+      const made = await withStepUp(section, () => call('POST', '/customers/me/recovery-codes', { token: token(), body: {} }));
+      codes = made.codes;
+      list.replaceChildren(...codes.map((c) => {
+        const li = document.createElement('li');
+        li.textContent = c;
+        return li;
+      }));
+      shown.hidden = false;
+    } catch (failure) {
+      if (failure.code === 'CANCELLED' || app.handleSessionError(failure)) return;
+      showMessage(error, failure.code === 'FACTOR_REQUIRED'
+        ? 'Recovery codes are for a second step you can lose: turn two-step verification on first.'
+        : messageFor(failure));
+    } finally {
+      make.disabled = false;
+    }
+  });
+  part(section, 'recovery-download').addEventListener('click', () => {
+    const text = `FinHub recovery codes (each works once)\n\n${codes.join('\n')}\n`;
+    const link = document.createElement('a');
+    link.href = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
+    link.download = 'finhub-recovery-codes.txt';
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 1_000);
+  });
+}
+
+export function showCredentials(page, app) {
+  const section = part(page, 'credentials');
+  passwordChange(section, app);
+  recoveryCodes(section, app);
+}
