@@ -2,6 +2,7 @@
 // them (a step-up by the customer's own factor), and recovery codes shown once and downloaded.
 
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
@@ -12,6 +13,19 @@ import {
 
 const browser = useBrowser();
 const NEW_PASSWORD = 'Quiet-lantern-harbour-42';
+
+// RFC 6238's code for a base32 `secret` at `at` (ms), computed here apart from the service.
+function totp(secret, at) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/[\s=]/g, '')) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => Number.parseInt(b, 2)));
+  const step = Buffer.alloc(8);
+  step.writeBigUInt64BE(BigInt(Math.floor(at / 30_000)));
+  const digest = createHmac('sha1', key).update(step).digest();
+  const offset = digest[19] & 0x0f;
+  return String((digest.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
 
 // Ben (SMS 2FA) signs in and sees his account.
 async function signedInBen(context, service) {
@@ -71,5 +85,42 @@ test('recovery codes are shown once and download as a text file', async (t) => {
   assert.equal(download.suggestedFilename(), 'finhub-recovery-codes.txt');
   const text = readFileSync(await download.path(), 'utf8');
   for (const code of codes) assert.ok(text.includes(code), code);
+  assertNoProblems(context);
+});
+
+test('an authenticator app is added from a QR code drawn in the page, then asked for at sign-in', async (t) => {
+  const service = await Service.for(t, { env: { FINHUB_AUDIT_KEY: 'the-audit-key-of-the-web-tests-of-the-app' } });
+  const context = await contextFor(t, browser());
+  const page = await context.newPage();
+  const requests = [];
+  page.on('request', (request) => requests.push(new URL(request.url()).origin));
+  await signIn(page, service, CUSTOMERS.ann);
+  await page.getByRole('heading', { name: 'Hello, Ann' }).waitFor();
+  await page.getByRole('button', { name: 'Add an authenticator app' }).click();
+  const qr = page.getByRole('img', { name: 'QR code of the key for your authenticator app' });
+  await qr.waitFor();
+  const drawn = await qr.evaluate((canvas) => {
+    const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let dark = 0;
+    for (let i = 0; i < pixels.length; i += 4) if (pixels[i] === 0) dark += 1;
+    return { width: canvas.width, dark };
+  });
+  assert.ok(drawn.width >= 100 && drawn.dark > 100, JSON.stringify(drawn));
+  assert.deepEqual([...new Set(requests)], [service.url], 'no third-party request');
+  assert.deepEqual(await accessibilityProblems(page), [], 'the account page adding an app');
+  const secret = (await page.locator('[data-app-secret]').innerText()).replace(/\s/g, '');
+  await page.getByLabel('The 6-digit code the app shows').fill(totp(secret, Date.now()));
+  await page.getByRole('button', { name: 'Add the app' }).click();
+  await page.locator('[data-credentials-notice]').waitFor();
+  await assertText(page.locator('[data-credentials-notice]'), 'Your authenticator app is added.');
+
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await signIn(page, service, CUSTOMERS.ann);
+  await page.locator('[data-app]').waitFor();
+  // The step the app's code was confirmed with is spent: the next one (within the drift
+  // allowed) signs in.
+  await page.getByLabel('6-digit code').fill(totp(secret, Date.now() + 30_000));
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await page.getByRole('heading', { name: 'Hello, Ann' }).waitFor();
   assertNoProblems(context);
 });

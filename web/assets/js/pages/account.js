@@ -20,6 +20,7 @@ const METHOD_NAMES = { SMS: 'text message', EMAIL: 'e-mail' };
 
 function twoFactorText(twoFactor) {
   if (!twoFactor?.enabled) return 'Off: signing in needs your password only.';
+  if (twoFactor.method === 'TOTP') return 'On: each sign-in also needs a code from your authenticator app.';
   const method = METHOD_NAMES[twoFactor.method] ?? 'message';
   return twoFactor.destination
     ? `On: each sign-in also needs a code sent by ${method} to ${twoFactor.destination}.`
