@@ -95,7 +95,7 @@ impl Jobs {
     /// Stopping again does nothing more.
     pub async fn stop(&mut self) {
         // What requests left running (reset codes being queued) writes to the store too.
-        self.auth.settle().await;
+        self.auth.finish_background(Duration::from_secs(10)).await;
         self.stopping.cancel();
         while let Some(ended) = self.tasks.join_next().await {
             if let Err(e) = ended

@@ -311,8 +311,35 @@ async fn a_customer_with_an_app_proves_it_before_the_reset_completes(backend: Ba
 
     let session = app.reset_session(&customer).await;
     assert_eq!(session.body["twoFactorRequired"], true);
-    // The default factor is the mailbox: the app is asked for instead.
+    // The default factor is the mailbox: the app is asked for instead, and may be named alone.
     let challenge: Value = app.initiate(&session.bff).await.json().await.unwrap();
+    assert_eq!(challenge["method"], "TOTP");
+    let factors: Value = app
+        .client
+        .get(app.url("/api/v1/customers/me/factors"))
+        .bearer_auth(&active.bff)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app_factor = factors["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["method"] == "TOTP")
+        .unwrap()["id"]
+        .clone();
+    let named = app
+        .post_json(
+            "/api/v1/auth/2fa/initiate",
+            &json!({"factorId": app_factor}),
+            Some(&session.bff),
+        )
+        .await;
+    assert_eq!(named.status(), 202);
+    let challenge: Value = named.json().await.unwrap();
     assert_eq!(challenge["method"], "TOTP");
     let wrong = app
         .verify(
@@ -393,4 +420,34 @@ async fn a_flood_of_reset_requests_sends_at_most_the_customers_budget(backend: B
             .count(),
         7
     );
+}
+
+on_both_stores!(a_usernames_resets_take_ten_wrong_codes_a_day_whether_or_not_it_exists);
+async fn a_usernames_resets_take_ten_wrong_codes_a_day_whether_or_not_it_exists(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let customer = app.create_customer("ivan", None).await;
+    // The attack: without the mailbox, ask again and again and guess at every new code. A lock
+    // from failures does not stop a reset, so the day's cap is what bounds the guessing.
+    for username in [customer.username.as_str(), "nobody@example.com"] {
+        for _ in 0..2 {
+            let reset = app.request_reset(username).await;
+            for _ in 0..5 {
+                let wrong = app.verify_reset(&reset, "000000").await;
+                assert_eq!(wrong.status(), 400);
+            }
+        }
+        let reset = app.request_reset(username).await;
+        let code = app
+            .reset_code(&reset)
+            .await
+            .unwrap_or_else(|| "123456".into());
+        let capped = app.verify_reset(&reset, &code).await;
+        assert_problem(capped, 429, "TOO_MANY_2FA_ATTEMPTS").await;
+    }
+    // A day later the customer's own reset goes through.
+    app.clock.advance(Duration::hours(25));
+    let session = app.reset_session(&customer).await;
+    assert_eq!(session.body["twoFactorRequired"], false);
 }

@@ -412,7 +412,7 @@ pub(super) fn not_held() -> AuthError {
 }
 
 /// Refuses a `factorId` that is not one of the customer's factors of the method.
-fn not_one_of_theirs() -> AuthError {
+pub(super) fn not_one_of_theirs() -> AuthError {
     AuthError::Invalid {
         field: "factorId",
         problem: InvalidValue("must be one of the customer's factors of that method"),

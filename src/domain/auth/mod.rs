@@ -21,6 +21,7 @@ pub use factors::{FactorAdded, FactorList, NewFactor, RecoveryCodes};
 pub use password_reset::ResetRequested;
 
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
@@ -43,6 +44,10 @@ use crate::domain::risk::rate_limit::RateLimits;
 use crate::domain::risk::refusals::Refusals;
 use crate::domain::sessions::token::{SessionToken, TokenPair};
 use crate::domain::sessions::{Ended, Session, SessionId, SessionPolicy, SessionState};
+
+/// Reset requests whose work (reading the customer, queueing the code) may wait at once: more
+/// than a burst the store works off in a moment, fewer than a flood could pile up.
+const RESET_SLOTS: usize = 256;
 
 /// Every configurable rule of the flow.
 #[derive(Debug, Clone)]
@@ -129,6 +134,8 @@ pub struct AuthService {
     courier: Courier,
     /// Work a request leaves running after its answer (see [`Self::settle`]).
     background: TaskTracker,
+    /// Reset requests whose work may run at once; past them, requests are shed.
+    reset_slots: Arc<Semaphore>,
 }
 
 impl AuthService {
@@ -152,6 +159,7 @@ impl AuthService {
             locator: Arc::new(Nowhere),
             courier,
             background: TaskTracker::new(),
+            reset_slots: Arc::new(Semaphore::new(RESET_SLOTS)),
         }
     }
 

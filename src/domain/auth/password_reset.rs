@@ -2,9 +2,11 @@
 //! set a new password, after a second factor other than that mailbox when the customer holds
 //! one (the rules: `domain/credentials/reset.rs`).
 
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 
-use super::challenges::Asking;
+use super::challenges::{Asking, not_one_of_theirs};
 use super::{AuthService, IssuedSession, count_outcome};
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
@@ -12,9 +14,9 @@ use crate::domain::credentials::challenge::{ChallengeMethod, GuessOutcome, OtpCo
 use crate::domain::credentials::factor::{FactorId, TwoFactorMethod};
 use crate::domain::credentials::password::Password;
 use crate::domain::credentials::reset::{
-    NewReset, PasswordReset, ResetDone, ResetGuess, ResetId, ResetOpened,
+    NewReset, PasswordReset, ResetDone, ResetGuess, ResetId, ResetOpened, WRONG_RESET_CODES_PER_DAY,
 };
-use crate::domain::customers::{Customer, Username};
+use crate::domain::customers::{Customer, CustomerId, Username};
 use crate::domain::delivery::SealedFor;
 use crate::domain::delivery::message::{AccountChange, Message};
 use crate::domain::error::AuthError;
@@ -50,6 +52,11 @@ impl AuthService {
                 retry_after: time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND),
             });
         }
+        // Shedding load must not depend on the username either: a full queue refuses all alike.
+        let Ok(slot) = Arc::clone(&self.reset_slots).try_acquire_owned() else {
+            count_outcome(RESET_METRIC, "service_overloaded");
+            return Err(AuthError::Overloaded);
+        };
         let reset_id = ResetId::generate();
         let expires_at = now + self.policies.reset_ttl;
         let service = self.clone();
@@ -59,6 +66,7 @@ impl AuthService {
                 count_outcome(RESET_METRIC, "error");
                 tracing::warn!(error = %e, "a password reset could not be opened");
             }
+            drop(slot);
         });
         Ok(ResetRequested {
             reset_id,
@@ -131,11 +139,27 @@ impl AuthService {
     }
 
     /// Waits for the work requests left running after their answer (reset codes being
-    /// queued): at shutdown, and in tests.
+    /// queued), and takes new work again: for tests, which look at what that work wrote.
     pub async fn settle(&self) {
         self.background.close();
         self.background.wait().await;
         self.background.reopen();
+    }
+
+    /// At shutdown, once the listeners have stopped: waits up to `within` for the work requests
+    /// left running after their answer. Work given up on is logged; a reset whose code was not
+    /// queued is simply asked for again.
+    pub async fn finish_background(&self, within: std::time::Duration) {
+        self.background.close();
+        if tokio::time::timeout(within, self.background.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = self.background.len(),
+                "work left running by requests was given up on at shutdown"
+            );
+        }
     }
 
     /// Checks a reset's code; the right one starts a session in state PASSWORD_RESET. Wrong
@@ -162,16 +186,30 @@ impl AuthService {
                 attempts_remaining: 0,
             });
         };
-        let customer = match &stored.customer {
-            Some(id) => self.store.customer_by_id(id).await?,
-            None => None,
-        };
+        // The same reads whether or not the reset is a customer's (a reset of no customer reads
+        // a customer that is not there), so their time tells nothing either.
+        let nobody = CustomerId::from_stored(String::new());
+        let customer = self
+            .store
+            .customer_by_id(stored.customer.as_ref().unwrap_or(&nobody))
+            .await?;
+        let record = self.store.lockout(&stored.username).await?;
         let lock_notices = match &customer {
             Some(c) => {
-                let record = self.store.lockout(&c.username).await?;
-                self.lock_notices(c, &record, now).await?
+                self.notices_of(c, AccountChange::AccountLocked { until: None }, now)
+                    .await?
             }
-            None => Vec::new(),
+            None => {
+                self.store.factors(&nobody).await?;
+                Vec::new()
+            }
+        };
+        // Told only when a failure locks, as at login.
+        let lock_notices = if self.policies.lockout.threshold == 0 || record.lock_at(now).is_some()
+        {
+            Vec::new()
+        } else {
+            lock_notices
         };
         let tokens = TokenPair::generate()?;
         let policy = &self.policies.session;
@@ -193,6 +231,7 @@ impl AuthService {
             username: stored.username.clone(),
             code: self.policies.codes.presented_for(code, id.as_str()),
             max_attempts: self.policies.two_factor.max_attempts,
+            max_wrong_per_day: WRONG_RESET_CODES_PER_DAY,
             session,
             lock_notices,
         };
@@ -330,16 +369,31 @@ impl AuthService {
         method: Option<ChallengeMethod>,
         factor: Option<&FactorId>,
     ) -> Result<Asking, AuthError> {
-        if matches!(
-            method,
-            Some(ChallengeMethod::Email | ChallengeMethod::Password)
-        ) {
-            return Err(mailbox_refused());
+        match method {
+            Some(ChallengeMethod::Email) => return Err(mailbox_refused()),
+            Some(ChallengeMethod::Password) => return Err(super::challenges::not_held()),
+            _ => {}
         }
         let Some(default) = &customer.factor else {
             return Err(AuthError::FactorRequired);
         };
-        if method.is_some() || factor.is_some() {
+        // A factor named alone is asked for by its own method.
+        let method = match (method, factor) {
+            (None, Some(id)) => Some(
+                self.store
+                    .factors(&customer.id)
+                    .await?
+                    .into_iter()
+                    .find(|held| &held.factor.id == id)
+                    .map(|held| ChallengeMethod::from(held.factor.method()))
+                    .ok_or_else(not_one_of_theirs)?,
+            ),
+            (method, _) => method,
+        };
+        if method == Some(ChallengeMethod::Email) {
+            return Err(mailbox_refused());
+        }
+        if method.is_some() {
             let asking = self.asking_for(customer, method, factor).await?;
             return match asking {
                 Asking::Factor { kind, .. } if kind.method() == TwoFactorMethod::Email => {

@@ -8,8 +8,10 @@
 //! attempts and expiry run as any other's. The rules that concurrent requests could race are
 //! enforced by the store in one transaction each
 //! ([`ResetStore`](crate::domain::ports::ResetStore)): a reset takes at most
-//! [`ResetGuess::max_attempts`] guesses, each wrong one counting toward the username's lock, and
-//! the customer's sending budget counts reset codes with every other code.
+//! [`ResetGuess::max_attempts`] guesses, each wrong one counting toward the username's lock, a
+//! username's resets at most [`WRONG_RESET_CODES_PER_DAY`] wrong ones a day (a lock from
+//! failures does not stop a reset, so the lock alone would not bound them), and the customer's
+//! sending budget counts reset codes with every other code.
 
 use time::OffsetDateTime;
 
@@ -18,6 +20,11 @@ use crate::domain::credentials::challenge::{CodeHash, PresentedCode};
 use crate::domain::customers::{CustomerId, Username};
 use crate::domain::delivery::message::Message;
 use crate::domain::sessions::{NewSession, SessionId};
+
+/// Wrong reset codes a username's resets take in a day, whichever reset they name: two resets'
+/// worth of guesses, so a customer who mistypes can still finish, while a guesser without the
+/// mailbox has ten chances in a million a day.
+pub const WRONG_RESET_CODES_PER_DAY: u32 = 10;
 
 crate::domain::opaque_id!(
     /// An opaque password-reset identifier.
@@ -89,6 +96,9 @@ pub struct ResetGuess {
     pub code: PresentedCode,
     /// Guesses one reset allows.
     pub max_attempts: u32,
+    /// Wrong guesses all of a username's resets allow in a day: a lock from failures does not
+    /// stop a reset (completing one clears it), so this bounds guessing at reset codes.
+    pub max_wrong_per_day: u32,
     /// The PASSWORD_RESET session a right code starts; `None` for a reset of no customer.
     pub session: Option<NewSession>,
     /// Queued, completed with the lock's end, when a wrong code locks the username.

@@ -14,7 +14,8 @@ use crate::domain::delivery::message::Message;
 /// Password resets: requested, guessed at and completed, each in one transaction.
 #[async_trait]
 pub trait ResetStore: Send + Sync + 'static {
-    /// Stores `reset`, superseding the username's open one, with `event`. A `message` (its
+    /// Stores `reset`, superseding the username's open one, with `event`, holding the
+    /// username's counters as a guess does. A `message` (its
     /// code) goes into the outbox in the same transaction if the customer's `budget` of codes
     /// over all their sessions and resets allows, counted under the customer's row lock;
     /// otherwise the reset is stored without its code hash and nothing is sent.
@@ -28,8 +29,8 @@ pub trait ResetStore: Send + Sync + 'static {
     /// The reset `id` as stored, in whatever state.
     async fn reset(&self, id: &ResetId) -> StoreResult<Option<StoredReset>>;
     /// Checks one guess (see [`ResetGuess`]) in one transaction holding the username's
-    /// counters: refuses it if an operator locked the username or the reset cannot take a
-    /// guess, otherwise uses one of the reset's guesses by a conditional update; a wrong code
+    /// counters: refuses it if an operator locked the username, the username's resets took
+    /// their wrong guesses of the day, or the reset cannot take a guess, otherwise uses one of the reset's guesses by a conditional update; a wrong code
     /// counts toward the lock (unless one holds already), the right one closes the reset and
     /// starts the guess's session. Appends the outcome's events, built on `context`, for a
     /// guess that was checked; one refused on the stored state alone writes nothing.

@@ -65,6 +65,24 @@ async fn use_attempt<B: Backend>(
     .transpose()
 }
 
+/// Wrong codes guessed at the username's resets over the last day, whichever reset they named:
+/// a lock from failures does not stop a reset, so this is what bounds guessing at its codes.
+async fn wrong_guesses<B: Backend>(
+    tx: &mut Tx<B>,
+    username: &Username,
+    now: OffsetDateTime,
+) -> StoreResult<i64> {
+    let (wrong,): (Option<i64>,) = query::<B>(
+        "SELECT CAST(SUM(attempts) AS BIGINT) FROM password_resets \
+         WHERE username = $1 AND created_at > $2 AND status <> 'VERIFIED'",
+    )
+    .bind(username.as_str())
+    .bind(to_unix_millis(now - time::Duration::DAY))
+    .fetch_one(tx)
+    .await?;
+    Ok(wrong.unwrap_or(0))
+}
+
 /// A wrong code: counted toward the username's lock unless a lock from failures holds already
 /// (a reset may be answered while one does: completing it clears the lock).
 async fn wrong<B: Backend>(
@@ -99,6 +117,10 @@ impl<B: Backend> ResetStore for SqlStore<B> {
         event: &AuditEvent,
     ) -> StoreResult<ResetOpened> {
         let mut tx = self.write().await?;
+        // Rows in the usual order: the username's counters first (as a guess takes them), so
+        // a request racing a guess cannot deadlock with it, and two requests for one username
+        // supersede one another in turn.
+        customers::lockout_in(&mut tx, &reset.username).await?;
         let spent = match (&reset.customer, message, budget) {
             (Some(customer), Some(_), Some(budget)) => {
                 two_factor::customer_budget_spent(&mut tx, customer, reset.created_at, budget)
@@ -174,6 +196,10 @@ impl<B: Backend> ResetStore for SqlStore<B> {
         let lockout = customers::lockout_in(&mut tx, &guess.username).await?;
         let outcome = if lockout.operator_locked {
             GuessOutcome::Locked { until: None }
+        } else if wrong_guesses::<B>(&mut tx, &guess.username, now).await?
+            >= i64::from(guess.max_wrong_per_day)
+        {
+            GuessOutcome::Exhausted
         } else {
             match use_attempt(&mut tx, guess, now).await? {
                 None => unusable(&mut tx, guess, now).await?,
