@@ -2,30 +2,16 @@
 // them (a step-up by the customer's own factor), and recovery codes shown once and downloaded.
 
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import {
   CUSTOMERS, PASSWORD, Service, accessibilityProblems, assertNoProblems, assertText, contextFor,
-  signIn, sleep, useBrowser,
+  signIn, sleep, totp, useBrowser,
 } from './support.js';
 
 const browser = useBrowser();
 const NEW_PASSWORD = 'Quiet-lantern-harbour-42';
-
-// RFC 6238's code for a base32 `secret` at `at` (ms), computed here apart from the service.
-function totp(secret, at) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of secret.replace(/[\s=]/g, '')) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => Number.parseInt(b, 2)));
-  const step = Buffer.alloc(8);
-  step.writeBigUInt64BE(BigInt(Math.floor(at / 30_000)));
-  const digest = createHmac('sha1', key).update(step).digest();
-  const offset = digest[19] & 0x0f;
-  return String((digest.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
-}
 
 // Ben (SMS 2FA) signs in and sees his account.
 async function signedInBen(context, service) {

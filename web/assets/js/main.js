@@ -1,5 +1,6 @@
 // The client's controller. Which page shows follows from the tokens in localStorage alone:
-// none → login (or the forgotten password's page); awaiting 2FA → two-factor; a password
+// none → login (or the forgotten password's page); must add a factor → enrolment; awaiting
+// 2FA → two-factor; a password
 // reset's session → two-factor while it owes one, then the new password; active → account. The URL's hash mirrors the page,
 // so the back button moves between pages but can never show a page the tokens do not allow
 // (after logout it lands on login, with the customer's details gone from memory).
@@ -7,6 +8,7 @@
 import { call } from './api.js';
 import { messageFor } from './messages.js';
 import { showAccount, showExpiry } from './pages/account.js';
+import { showEnrol } from './pages/enrol.js';
 import { showLogin } from './pages/login.js';
 import { showNewPassword } from './pages/new-password.js';
 import { showReset } from './pages/reset.js';
@@ -18,12 +20,14 @@ const PAGES = {
   '#/login': { show: showLogin, title: 'Sign in' },
   '#/reset': { show: showReset, title: 'Reset your password' },
   '#/new-password': { show: showNewPassword, title: 'Choose a new password' },
+  '#/enrol': { show: showEnrol, title: 'Add a second step' },
   '#/verify': { show: showVerify, title: 'Check it’s you' },
   '#/account': { show: showAccount, title: 'Your account' },
 };
 
 function pageFor(tokens) {
   if (!tokens) return location.hash === '#/reset' ? '#/reset' : '#/login';
+  if (tokens.enrolmentRequired) return '#/enrol';
   if (tokens.twoFactorRequired) return '#/verify';
   return tokens.passwordReset ? '#/new-password' : '#/account';
 }
@@ -69,7 +73,7 @@ const app = {
       this.endLocally(messageFor(failure));
       return true;
     }
-    if (failure.code === 'TWO_FACTOR_REQUIRED' || failure.code === 'PASSWORD_RESET_IN_PROGRESS') {
+    if (['TWO_FACTOR_REQUIRED', 'PASSWORD_RESET_IN_PROGRESS', 'TWO_FACTOR_ENROLMENT_REQUIRED'].includes(failure.code)) {
       this.navigate();
       return true;
     }

@@ -15,6 +15,8 @@ export const KEYS = {
   challenge: 'finhub.challenge',
   // "true" while the session is a password reset's (it may only set the new password).
   passwordReset: 'finhub.passwordReset',
+  // "true" while the session must first add a second factor (2FA required of everyone).
+  enrolmentRequired: 'finhub.enrolmentRequired',
   // The reset asked for on the reset page: its resetId and expiry.
   reset: 'finhub.reset',
 };
@@ -35,6 +37,7 @@ export function saveTokens(tokens) {
   localStorage.setItem(KEYS.renewAt, String(Math.round(renewAt)));
   localStorage.setItem(KEYS.sessionId, tokens.sessionId);
   localStorage.setItem(KEYS.twoFactorRequired, String(tokens.twoFactorRequired === true));
+  localStorage.setItem(KEYS.enrolmentRequired, String(tokens.enrolmentRequired === true));
   localStorage.setItem(KEYS.bffToken, tokens.bffToken);
 }
 
@@ -49,6 +52,7 @@ export function readTokens() {
     sessionId: localStorage.getItem(KEYS.sessionId),
     twoFactorRequired: localStorage.getItem(KEYS.twoFactorRequired) === 'true',
     passwordReset: localStorage.getItem(KEYS.passwordReset) === 'true',
+    enrolmentRequired: localStorage.getItem(KEYS.enrolmentRequired) === 'true',
   };
 }
 

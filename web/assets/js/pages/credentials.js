@@ -165,7 +165,7 @@ function recoveryCodes(section, app) {
 
 // Draws `text` as a QR code on `canvas`, dark on light whatever the colour scheme (scanners
 // need the contrast). The encoder is loaded only here, so a sign-in never downloads it.
-async function drawQr(canvas, text) {
+export async function drawQr(canvas, text) {
   const { qrcode } = await import('../../vendor/qrcode-generator.js');
   const qr = qrcode(0, 'M');
   qr.addData(text, 'Byte');

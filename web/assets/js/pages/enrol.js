@@ -1,0 +1,81 @@
+// Enrolment, when FinHub requires a second factor of everyone and the customer has none: an
+// authenticator app (its key as a QR code drawn here) or a phone for text messages, confirmed
+// by its first code; the answer carries the session's new tokens, and the account opens.
+
+import { call } from '../api.js';
+import { hideMessage, mountPage, part, showMessage } from '../dom.js';
+import { messageFor } from '../messages.js';
+import { readTokens, saveTokens } from '../storage.js';
+import { drawQr } from './credentials.js';
+
+export function showEnrol(app) {
+  const page = mountPage(app.view, 'page-enrol');
+  const error = part(page, 'error');
+  const choose = part(page, 'choose');
+  const confirm = part(page, 'confirm-form');
+  const { code } = confirm.elements;
+  let factor = null;
+
+  const added = (body) => {
+    factor = body;
+    choose.hidden = true;
+    confirm.hidden = false;
+    code.focus();
+  };
+  const add = async (body) => {
+    hideMessage(error);
+    try {
+      return await call('POST', '/customers/me/factors', { token: readTokens()?.bffToken, body });
+    } catch (failure) {
+      if (!app.handleSessionError(failure)) showMessage(error, messageFor(failure));
+      return null;
+    }
+  };
+
+  part(page, 'use-app').addEventListener('click', async () => {
+    const body = await add({ method: 'TOTP', name: 'Authenticator app' });
+    if (!body) return;
+    part(page, 'secret').textContent = body.secret.replace(/(.{4})(?=.)/g, '$1 ');
+    await drawQr(part(page, 'qr'), body.otpauthUri);
+    part(page, 'app-setup').hidden = false;
+    added(body);
+  });
+  part(page, 'phone-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const phone = event.target.elements.phone.value.replace(/[\s()-]/g, '');
+    if (!phone) {
+      showMessage(error, 'Enter your mobile number.');
+      return;
+    }
+    const body = await add({ method: 'SMS', phone, name: 'Phone' });
+    if (!body) return;
+    const sent = part(page, 'code-sent');
+    sent.textContent = `We sent a 6-digit code by text message to ${body.destination}.`;
+    sent.hidden = false;
+    added(body);
+  });
+  code.addEventListener('input', () => {
+    code.value = code.value.replace(/[^0-9]/g, '').slice(0, 6);
+  });
+  confirm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    hideMessage(error);
+    if (!/^[0-9]{6}$/.test(code.value)) {
+      showMessage(error, 'Enter the 6 digits of the code.');
+      return;
+    }
+    try {
+      const confirmed = await call('POST', `/customers/me/factors/${encodeURIComponent(factor.id)}/confirm`, {
+        token: readTokens()?.bffToken,
+        body: { code: code.value },
+      });
+      saveTokens(confirmed.token);
+      app.navigate();
+    } catch (failure) {
+      if (app.handleSessionError(failure)) return;
+      code.value = '';
+      showMessage(error, messageFor(failure));
+    }
+  });
+  part(page, 'use-app').focus();
+}
