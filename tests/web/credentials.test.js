@@ -71,6 +71,18 @@ test('recovery codes are shown once and download as a text file', async (t) => {
   assert.equal(download.suggestedFilename(), 'finhub-recovery-codes.txt');
   const text = readFileSync(await download.path(), 'utf8');
   for (const code of codes) assert.ok(text.includes(code), code);
+
+  // Without the phone, a recovery code signs in, typed any which way, once.
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await signIn(page, service, CUSTOMERS.ben);
+  await page.locator('[data-sent]').waitFor();
+  await page.getByRole('button', { name: 'Use a recovery code instead' }).click();
+  await page.getByLabel('Recovery code').fill('AAAAA-AAAAA');
+  await page.getByRole('button', { name: 'Use this code' }).click();
+  await assertText(page.getByRole('alert').filter({ hasText: /\S/ }), 'That recovery code is not right, or was used already.');
+  await page.getByLabel('Recovery code').fill(codes[0].toLowerCase().replace('-', ' '));
+  await page.getByRole('button', { name: 'Use this code' }).click();
+  await page.getByRole('heading', { name: 'Hello, Ben' }).waitFor();
   assertNoProblems(context);
 });
 

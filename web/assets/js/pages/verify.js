@@ -147,6 +147,7 @@ export function showVerify(app) {
     verify();
   });
   resend.addEventListener('click', send);
+  useRecoveryCode(page, app, fail);
 
   if (challenge) {
     showChallenge();
@@ -154,4 +155,59 @@ export function showVerify(app) {
   } else {
     send();
   }
+}
+
+// A customer without their usual second step answers with one of their recovery codes.
+function useRecoveryCode(page, app, fail) {
+  const form = part(page, 'recovery-form');
+  const error = part(page, 'recovery-error');
+  const use = part(page, 'use-recovery');
+  let challenge = null;
+  use.addEventListener('click', async () => {
+    hideMessage(error);
+    try {
+      challenge = await call('POST', '/auth/2fa/initiate', {
+        token: readTokens()?.bffToken,
+        body: { method: 'RECOVERY_CODE' },
+      });
+    } catch (failure) {
+      if (failure.code === 'VALIDATION_ERROR') {
+        showMessage(part(page, 'error'), 'You have no recovery codes left. Use your usual second step, or contact FinHub support.');
+      } else {
+        fail(failure);
+      }
+      return;
+    }
+    part(page, 'form').hidden = true;
+    part(page, 'sent').hidden = true;
+    part(page, 'app').hidden = true;
+    page.querySelector('.resend').hidden = true;
+    use.hidden = true;
+    form.hidden = false;
+    form.elements.recovery.focus();
+  });
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    hideMessage(error);
+    const code = form.elements.recovery.value.trim();
+    if (!code) {
+      showMessage(error, 'Enter one of your recovery codes.');
+      return;
+    }
+    try {
+      const verified = await call('POST', '/auth/2fa/verify', {
+        token: readTokens()?.bffToken,
+        body: { challengeId: challenge.challengeId, code },
+      });
+      forgetChallenge();
+      saveTokens(verified);
+      app.navigate();
+    } catch (failure) {
+      if (app.handleSessionError(failure)) return;
+      form.elements.recovery.value = '';
+      showMessage(error, failure.code === 'INVALID_2FA_CODE'
+        ? 'That recovery code is not right, or was used already.'
+        : messageFor(failure));
+    }
+  });
 }
