@@ -423,9 +423,7 @@ async fn a_flood_of_reset_requests_sends_at_most_the_customers_budget(backend: B
 }
 
 on_both_stores!(a_usernames_resets_take_ten_wrong_codes_a_day_whether_or_not_it_exists);
-async fn a_usernames_resets_take_ten_wrong_codes_a_day_whether_or_not_it_exists(
-    backend: Backend,
-) {
+async fn a_usernames_resets_take_ten_wrong_codes_a_day_whether_or_not_it_exists(backend: Backend) {
     let app = spawn_app(backend).await;
     let customer = app.create_customer("ivan", None).await;
     // The attack: without the mailbox, ask again and again and guess at every new code. A lock

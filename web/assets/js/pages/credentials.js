@@ -249,9 +249,75 @@ function authenticatorApp(section, app) {
   });
 }
 
+// A new phone or mailbox for codes: usable once the code sent to it comes back.
+function phoneOrMailbox(section, app) {
+  const form = part(section, 'contact-form');
+  const confirm = part(section, 'contact-confirm');
+  const error = part(section, 'contact-error');
+  const notice = part(section, 'credentials-notice');
+  const { code } = confirm.elements;
+  let factor = null;
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    hideMessage(error);
+    hideMessage(notice);
+    const address = form.elements.address.value.trim();
+    if (!address) {
+      showMessage(error, 'Enter a mobile number or an e-mail address.');
+      return;
+    }
+    const body = address.includes('@')
+      ? { method: 'EMAIL', email: address, name: 'E-mail' }
+      : { method: 'SMS', phone: address.replace(/[\s()-]/g, ''), name: 'Phone' };
+    try {
+      factor = await withStepUp(section, () => call('POST', '/customers/me/factors', { token: token(), body }));
+    } catch (failure) {
+      if (failure.code === 'CANCELLED' || app.handleSessionError(failure)) return;
+      showMessage(error, failure.code === 'VALIDATION_ERROR'
+        ? 'That is not a mobile number with its country code, nor an e-mail address.'
+        : messageFor(failure));
+      return;
+    }
+    part(section, 'contact-sent').textContent = `We sent a 6-digit code to ${factor.destination}.`;
+    form.hidden = true;
+    confirm.hidden = false;
+    code.focus();
+  });
+  code.addEventListener('input', () => {
+    code.value = code.value.replace(/[^0-9]/g, '').slice(0, 6);
+  });
+  confirm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    hideMessage(error);
+    try {
+      await call('POST', `/customers/me/factors/${encodeURIComponent(factor.id)}/confirm`, {
+        token: token(),
+        body: { code: code.value },
+      });
+      app.state.customer = null;
+      confirm.hidden = true;
+      form.hidden = false;
+      form.reset();
+      code.value = '';
+      showMessage(notice, `${factor.destination} is added: codes can go there now.`);
+    } catch (failure) {
+      if (app.handleSessionError(failure)) return;
+      code.value = '';
+      if (failure.code === 'NOT_FOUND' || failure.code === 'TOO_MANY_2FA_ATTEMPTS') {
+        confirm.hidden = true;
+        form.hidden = false;
+      }
+      showMessage(error, failure.code === 'NOT_FOUND'
+        ? 'That took too long, or too many codes were wrong. Add it again.'
+        : messageFor(failure));
+    }
+  });
+}
+
 export function showCredentials(page, app) {
   const section = part(page, 'credentials');
   passwordChange(section, app);
   authenticatorApp(section, app);
+  phoneOrMailbox(section, app);
   recoveryCodes(section, app);
 }
