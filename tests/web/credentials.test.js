@@ -142,5 +142,16 @@ test('a new mailbox is confirmed by the code sent to it', async (t) => {
   await page.getByRole('button', { name: 'Confirm', exact: true }).click();
   await page.locator('[data-credentials-notice]').waitFor();
   await assertText(page.locator('[data-credentials-notice]'), 'is added: codes can go there now.');
+
+  // Listed beside the phone; asked for first, then removed.
+  const factors = page.locator('[data-factors] li');
+  await page.waitForFunction(() => document.querySelectorAll('[data-factors] li').length === 2);
+  assert.match((await factors.allInnerTexts()).join('\n'), /Text messages · \+44\*+23 · asked for first/);
+  await page.getByRole('button', { name: 'Ask for this first: E-mail' }).click();
+  await page.waitForFunction(() => document.querySelector('[data-factors]').innerText.includes('E-mail · b'));
+  await page.waitForFunction(() => /E-mail[^]*asked for first/.test(document.querySelector('[data-factors]').innerText));
+  await page.getByRole('button', { name: 'Remove: E-mail' }).click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-factors] li').length === 1);
+  await assertText(page.locator('[data-credentials-notice]'), 'Removed.');
   assertNoProblems(context);
 });

@@ -144,6 +144,7 @@ function recoveryCodes(section, app) {
         return li;
       }));
       shown.hidden = false;
+      listFactors(section, app);
     } catch (failure) {
       if (failure.code === 'CANCELLED' || app.handleSessionError(failure)) return;
       showMessage(error, failure.code === 'FACTOR_REQUIRED'
@@ -234,7 +235,8 @@ function authenticatorApp(section, app) {
       add.hidden = false;
       code.value = '';
       app.state.customer = null;
-      showMessage(notice, 'Your authenticator app is added. Signing in now asks for its code.');
+      showMessage(notice, 'Your authenticator app is added.');
+      listFactors(section, app);
     } catch (failure) {
       if (app.handleSessionError(failure)) return;
       code.value = '';
@@ -300,6 +302,7 @@ function phoneOrMailbox(section, app) {
       form.reset();
       code.value = '';
       showMessage(notice, `${factor.destination} is added: codes can go there now.`);
+      listFactors(section, app);
     } catch (failure) {
       if (app.handleSessionError(failure)) return;
       code.value = '';
@@ -314,8 +317,87 @@ function phoneOrMailbox(section, app) {
   });
 }
 
+const METHOD_WORDS = { TOTP: 'Authenticator app', SMS: 'Text messages', EMAIL: 'E-mail' };
+
+function factorItem(factor, actions) {
+  const li = document.createElement('li');
+  const title = document.createElement('p');
+  title.className = 'title';
+  title.textContent = factor.name ?? METHOD_WORDS[factor.method] ?? factor.method;
+  const detail = document.createElement('p');
+  detail.className = 'hint';
+  detail.textContent = [
+    METHOD_WORDS[factor.method] ?? factor.method,
+    factor.destination,
+    factor.default ? 'asked for first' : null,
+  ].filter(Boolean).join(' · ');
+  li.append(title, detail);
+  for (const [label, onClick] of actions) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'secondary';
+    b.textContent = label;
+    // Every item has the same buttons: the accessible name says which factor each acts on.
+    b.setAttribute('aria-label', `${label}: ${title.textContent}`);
+    b.addEventListener('click', onClick);
+    li.append(b);
+  }
+  return li;
+}
+
+// The customer's factors, each with "Ask for this first" and "Remove" (both after a step-up
+// when the server asks for one), and how many recovery codes are left.
+async function listFactors(section, app) {
+  const list = part(section, 'factors');
+  const error = part(section, 'factors-error');
+  const notice = part(section, 'credentials-notice');
+  let held;
+  try {
+    held = await call('GET', '/customers/me/factors', { token: token() });
+  } catch (failure) {
+    if (!app.handleSessionError(failure)) showMessage(error, messageFor(failure));
+    return;
+  }
+  const change = (request, done) => async () => {
+    hideMessage(error);
+    hideMessage(notice);
+    try {
+      await withStepUp(section, request);
+    } catch (failure) {
+      if (failure.code === 'CANCELLED' || app.handleSessionError(failure)) return;
+      showMessage(error, failure.code === 'FACTOR_REQUIRED'
+        ? 'FinHub asks everyone to keep a second step: add another before removing this one.'
+        : messageFor(failure));
+      return;
+    }
+    app.state.customer = null;
+    showMessage(notice, done);
+    listFactors(section, app);
+  };
+  const path = (factor) => `/customers/me/factors/${encodeURIComponent(factor.id)}`;
+  list.replaceChildren(...held.factors.map((factor) => factorItem(factor, [
+    ...(factor.default ? [] : [['Ask for this first', change(
+      () => call('PATCH', path(factor), { token: token(), body: { default: true } }),
+      'Signing in now asks for that one first.',
+    )]]),
+    ['Remove', change(
+      () => call('DELETE', path(factor), { token: token() }),
+      'Removed. FinHub told you at every address you had, in case it was not you.',
+    )],
+  ])));
+  if (held.factors.length === 0) {
+    const li = document.createElement('li');
+    li.textContent = 'None: signing in needs your password only.';
+    list.append(li);
+  }
+  part(section, 'recovery-left').textContent = held.factors.length === 0
+    ? ''
+    : `Recovery codes left: ${held.recoveryCodesRemaining}.`;
+}
+
 export function showCredentials(page, app) {
   const section = part(page, 'credentials');
+  listFactors(section, app);
   passwordChange(section, app);
   authenticatorApp(section, app);
   phoneOrMailbox(section, app);
