@@ -124,3 +124,48 @@ async fn delivered_notices_are_purged_after_the_session_retention(backend: Backe
     let purged = app.services.housekeeper.run_once().await.unwrap();
     assert_eq!(purged.notices, 1, "{purged:?}");
 }
+
+on_both_stores!(expired_resets_go_after_the_session_retention_and_unconfirmed_factors_at_once);
+async fn expired_resets_go_after_the_session_retention_and_unconfirmed_factors_at_once(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |s| {
+        s.audit.key = Some("the-audit-key-of-the-housekeeping-tests".into());
+    })
+    .await;
+    let alice = app.create_customer("alice", None).await;
+    for username in [alice.username.as_str(), "nobody@example.com"] {
+        let body = serde_json::json!({"username": username});
+        let response = app
+            .post_json("/api/v1/auth/password-reset", &body, None)
+            .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    app.services.auth.settle().await;
+    // A factor added and never confirmed.
+    let signed_in = app.login_ok(&alice).await;
+    let body = serde_json::json!({"method": "TOTP"});
+    let added = app
+        .post_json("/api/v1/customers/me/factors", &body, Some(&signed_in.bff))
+        .await;
+    assert_eq!(added.status(), StatusCode::CREATED);
+
+    let purged = app.services.housekeeper.run_once().await.unwrap();
+    assert_eq!(
+        (purged.resets, purged.unconfirmed_factors),
+        (0, 0),
+        "{purged:?}"
+    );
+    // Past the code's lifetime the factor goes; the resets stay while the sending budget and
+    // the day's cap on wrong codes may count them.
+    app.clock.advance(Duration::minutes(20));
+    let purged = app.services.housekeeper.run_once().await.unwrap();
+    assert_eq!(
+        (purged.resets, purged.unconfirmed_factors),
+        (0, 1),
+        "{purged:?}"
+    );
+    app.clock.advance(Duration::days(31));
+    let purged = app.services.housekeeper.run_once().await.unwrap();
+    assert_eq!(purged.resets, 2, "{purged:?}");
+}

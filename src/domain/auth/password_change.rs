@@ -4,7 +4,6 @@
 
 use super::{AuthService, session_event};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
-use crate::domain::credentials::challenge::ChallengeMethod;
 use crate::domain::credentials::password::{ChangeOutcome, Password, PasswordChange, Rejection};
 use crate::domain::customers::Customer;
 use crate::domain::delivery::message::AccountChange;
@@ -138,28 +137,5 @@ impl AuthService {
             reasons.push(Rejection::Reused);
         }
         Ok(reasons)
-    }
-
-    /// Refuses a call that changes how the customer signs in unless the session proved a
-    /// second factor recently, when the customer holds one; says how they can step up.
-    pub(super) async fn require_recent(
-        &self,
-        session: &Session,
-        customer: &Customer,
-    ) -> Result<(), AuthError> {
-        if customer.factor.is_none() || self.policies.session.is_recent(session, self.clock.now()) {
-            return Ok(());
-        }
-        let mut methods: Vec<ChallengeMethod> = Vec::new();
-        for held in self.store.factors(&customer.id).await? {
-            let method = ChallengeMethod::from(held.factor.method());
-            if !methods.contains(&method) {
-                methods.push(method);
-            }
-        }
-        if self.store.recovery_codes_remaining(&customer.id).await? > 0 {
-            methods.push(ChallengeMethod::RecoveryCode);
-        }
-        Err(AuthError::RecentAuthenticationRequired { methods })
     }
 }

@@ -11,6 +11,7 @@ use crate::domain::credentials::challenge::{
     ChallengeId, ChallengeMethod, ChallengePurpose, Completion,
 };
 use crate::domain::credentials::factor::FactorId;
+use crate::domain::customers::Customer;
 use crate::domain::error::AuthError;
 use crate::domain::risk::client::ClientContext;
 use crate::domain::sessions::Session;
@@ -66,5 +67,28 @@ impl AuthService {
         )
         .await?;
         Ok(at + self.policies.session.recent_auth_window)
+    }
+
+    /// Refuses a call that changes how the customer signs in unless the session proved a
+    /// second factor recently, when the customer holds one; says how they can step up.
+    pub(super) async fn require_recent(
+        &self,
+        session: &Session,
+        customer: &Customer,
+    ) -> Result<(), AuthError> {
+        if customer.factor.is_none() || self.policies.session.is_recent(session, self.clock.now()) {
+            return Ok(());
+        }
+        let mut methods: Vec<ChallengeMethod> = Vec::new();
+        for held in self.store.factors(&customer.id).await? {
+            let method = ChallengeMethod::from(held.factor.method());
+            if !methods.contains(&method) {
+                methods.push(method);
+            }
+        }
+        if self.store.recovery_codes_remaining(&customer.id).await? > 0 {
+            methods.push(ChallengeMethod::RecoveryCode);
+        }
+        Err(AuthError::RecentAuthenticationRequired { methods })
     }
 }
