@@ -46,10 +46,13 @@ async function chooseNewPassword(page) {
   await page.getByRole('heading', { name: 'Choose a new password' }).waitFor();
   assert.deepEqual(await accessibilityProblems(page), [], 'the new password page');
   await page.getByLabel('New password', { exact: true }).fill('short-one');
+  // zxcvbn's hint, loaded as the password is typed; the server's policy still decides.
+  await page.waitForFunction(() => document.querySelector('[data-strength]').textContent.startsWith('Strength:'));
   await page.getByLabel('The new password again').fill('short-one');
   await page.getByRole('button', { name: 'Set the new password' }).click();
   assert.equal(await alertText(page), 'Choose another password: it is too short.');
   await page.getByLabel('New password', { exact: true }).fill(NEW_PASSWORD);
+  await page.waitForFunction(() => /^Strength: (strong|very strong)\./.test(document.querySelector('[data-strength]').textContent));
   await page.getByLabel('The new password again').fill(NEW_PASSWORD);
   await page.getByRole('button', { name: 'Set the new password' }).click();
   await page.getByRole('heading', { name: 'Sign in to FinHub' }).waitFor();

@@ -6,6 +6,7 @@ import { call } from '../api.js';
 import { hideMessage, part, showMessage } from '../dom.js';
 import { messageFor } from '../messages.js';
 import { readTokens } from '../storage.js';
+import { strengthHint } from '../strength.js';
 
 // The way to confirm it is them the page picks first, of those the server lists.
 const PREFERRED = ['TOTP', 'SMS', 'EMAIL', 'RECOVERY_CODE', 'PASSWORD'];
@@ -95,6 +96,10 @@ function passwordChange(section, app) {
   const notice = part(section, 'credentials-notice');
   const { current, password, again } = form.elements;
   const submit = form.querySelector('button[type="submit"]');
+  const customer = app.state.customer;
+  strengthHint(password, part(form, 'strength'), () => (customer
+    ? [customer.username, customer.email, customer.firstName, customer.lastName, 'finhub']
+    : ['finhub']));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     hideMessage(error);

@@ -5,6 +5,7 @@ import { call } from '../api.js';
 import { hideMessage, mountPage, part, showMessage } from '../dom.js';
 import { messageFor } from '../messages.js';
 import { readTokens } from '../storage.js';
+import { strengthHint } from '../strength.js';
 
 export function showNewPassword(app) {
   const page = mountPage(app.view, 'page-new-password');
@@ -12,6 +13,7 @@ export function showNewPassword(app) {
   const error = part(page, 'error');
   const { password, again } = form.elements;
   const submit = form.querySelector('button[type="submit"]');
+  strengthHint(password, part(page, 'strength'));
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
