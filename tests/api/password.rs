@@ -100,6 +100,17 @@ async fn a_wrong_current_password_counts_toward_the_lock(backend: Backend) {
     .await;
     assert_eq!(app.audit_of_kind("password.change_failed").await.len(), 5);
     assert!(app.audit_of_kind("password.changed").await.is_empty());
+    // The customer is told of the lock (PSD2 Art. 4(4)), once, at the profile's mailbox and
+    // phone.
+    while app.services.courier.deliver_due().await.unwrap() > 0 {}
+    let mut told: Vec<String> = app
+        .notice_lines()
+        .into_iter()
+        .filter(|l| l["notice"] == "account.locked")
+        .map(|l| l["to"].as_str().unwrap().to_owned())
+        .collect();
+    told.sort_unstable();
+    assert_eq!(told, ["+447700900123", "eve@example.com"]);
 }
 
 on_both_stores!(a_new_password_must_pass_the_policy_and_every_broken_rule_is_named);
