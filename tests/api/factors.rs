@@ -992,6 +992,43 @@ async fn with_two_factor_required_a_customer_without_one_enrols_before_anything_
     assert_eq!(app.login_ok(&alice).await.body["twoFactorRequired"], true);
 }
 
+on_both_stores!(a_second_factor_added_while_enrolling_is_confirmed_after_the_first);
+async fn a_second_factor_added_while_enrolling_is_confirmed_after_the_first(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.audit.key = Some("the-audit-key-of-the-factor-tests".into());
+        s.two_factor.require = true;
+        s.two_factor.resend_interval = Duration::ZERO;
+    })
+    .await;
+    let alice = app.create_customer("alice", None).await;
+    let enrolling = app.login_ok(&alice).await;
+    // Two factors added before either is confirmed: an app, and a phone whose code is sent.
+    let phone = app
+        .add_factor_ok(
+            &enrolling.bff,
+            json!({"method": "SMS", "phone": "+447700900777"}),
+        )
+        .await;
+    let sms_code = app.latest_code(&alice).await;
+    let added = app
+        .add_factor_ok(&enrolling.bff, json!({"method": "TOTP"}))
+        .await;
+    let secret = added["secret"].as_str().unwrap().to_owned();
+    let confirmed = app
+        .confirm(&enrolling.bff, &added, &totp_at(&secret, app.clock.now()))
+        .await;
+    assert_eq!(confirmed.status(), 200);
+    let confirmed: Value = confirmed.json().await.unwrap();
+    let bff = confirmed["token"]["bffToken"].as_str().unwrap();
+    // The session is ACTIVE now; the phone's code still confirms the phone.
+    let second = app.confirm(bff, &phone, &sms_code).await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(
+        app.factors(bff).await["factors"].as_array().unwrap().len(),
+        2
+    );
+}
+
 on_both_stores!(a_code_already_sent_to_a_removed_phone_answers_nothing);
 /// The attack: a SIM swapper holding the customer's number (and password) while the customer,
 /// signed in elsewhere, removes that phone; the code already sent to it must not complete

@@ -165,10 +165,18 @@ async fn complete<B: Backend>(
         } => {
             factors::confirm(tx, factor).await?;
             match activation {
-                // The login completes with the factor it enrolled.
+                // The login completes with the factor it enrolled. Another factor the session
+                // added meanwhile is now confirmed as an ACTIVE session confirms one.
                 Some(rotation) => {
                     customers::reset_failures(tx, &guess.username).await?;
                     activate(tx, rotation).await?;
+                    query::<B>(
+                        "UPDATE challenges SET purpose = 'CONFIRM' \
+                         WHERE session_id = $1 AND status = 'OPEN' AND purpose = 'ENROL'",
+                    )
+                    .bind(guess.session_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 // Confirming proves the new factor, not the password: the failure count stays.
                 None => mark_recent::<B>(tx, &guess.session_id, *at).await?,
