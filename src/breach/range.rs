@@ -9,6 +9,9 @@ use async_trait::async_trait;
 use crate::domain::credentials::password::breached::BreachDigest;
 use crate::domain::ports::{BreachSourceUnavailable, BreachedPasswords};
 
+/// The most of an answer read: Pwned Passwords' padded answers are about 40 KiB.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
 /// The range service's client.
 #[derive(Debug)]
 pub struct RangeService {
@@ -42,7 +45,7 @@ impl BreachedPasswords for RangeService {
             self.base.as_str().trim_end_matches('/'),
             digest.prefix()
         );
-        let response = self
+        let mut response = self
             .client
             .get(url)
             .header("Add-Padding", "true")
@@ -52,10 +55,20 @@ impl BreachedPasswords for RangeService {
         if !response.status().is_success() {
             return Err(unavailable(&format!("status {}", response.status())));
         }
-        let body = response
-            .text()
+        // A real answer is a few dozen KiB; a service that sends without end is unavailable, not
+        // a way to fill this process's memory.
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| unavailable(&e.without_url()))?;
+            .map_err(|e| unavailable(&e.without_url()))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(unavailable(&"an answer of more than 1 MiB"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body = String::from_utf8_lossy(&body);
         Ok(body.lines().any(|line| {
             let mut parts = line.trim().split(':');
             let suffix = parts.next().unwrap_or_default();

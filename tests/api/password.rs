@@ -359,6 +359,32 @@ async fn a_range_service_is_sent_only_the_prefix_and_an_unreachable_one_is_skipp
         204
     );
 
+    // A service that answers without end: read up to 1 MiB, then skipped as unavailable.
+    let endless = axum::Router::new().route(
+        "/range/{prefix}",
+        axum::routing::get(|| async {
+            let line = axum::body::Bytes::from_static(b"0123456789ABCDEF0123456789ABCDEF012:1\r\n");
+            axum::body::Body::from_stream(futures::stream::repeat_with(move || {
+                Ok::<_, std::io::Error>(line.clone())
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endless_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, endless).await });
+    let app = spawn_app_with(backend, |s| {
+        s.passwords.breached_passwords_url = Some(endless_url.clone());
+    })
+    .await;
+    let eve = app.create_customer("eve", None).await;
+    let session = app.login_ok(&eve).await;
+    assert_eq!(
+        app.change_password(&session.bff, PASSWORD, breached)
+            .await
+            .status(),
+        204
+    );
+
     // Nothing listens there: the check is skipped, never a refused change.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let nowhere = format!("http://{}", closed.local_addr().unwrap());
