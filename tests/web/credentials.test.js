@@ -33,6 +33,7 @@ test('a signed-in customer confirms it is them, then changes the password', asyn
   await sleep(1_200);
   await page.getByLabel('Current password').fill(PASSWORD);
   await page.getByLabel('New password', { exact: true }).fill(NEW_PASSWORD);
+  await page.waitForFunction(() => /^Strength: /.test(document.querySelector('[data-password-form] [data-strength]').textContent));
   await page.getByLabel('The new password again').fill(NEW_PASSWORD);
   const sent = service.messages().length;
   await page.getByRole('button', { name: 'Change password' }).click();
@@ -71,6 +72,9 @@ test('recovery codes are shown once and download as a text file', async (t) => {
   assert.equal(download.suggestedFilename(), 'finhub-recovery-codes.txt');
   const text = readFileSync(await download.path(), 'utf8');
   for (const code of codes) assert.ok(text.includes(code), code);
+  // Once saved, they leave the page.
+  await page.getByRole('button', { name: 'I have saved them' }).click();
+  assert.equal(await list.count(), 0);
 
   // Without the phone, a recovery code signs in, typed any which way, once.
   await page.getByRole('button', { name: 'Log out' }).click();
@@ -83,6 +87,14 @@ test('recovery codes are shown once and download as a text file', async (t) => {
   await page.getByLabel('Recovery code').fill(codes[0].toLowerCase().replace('-', ' '));
   await page.getByRole('button', { name: 'Use this code' }).click();
   await page.getByRole('heading', { name: 'Hello, Ben' }).waitFor();
+  // A code works once.
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await signIn(page, service, CUSTOMERS.ben);
+  await page.locator('[data-sent]').waitFor();
+  await page.getByRole('button', { name: 'Use a recovery code instead' }).click();
+  await page.getByLabel('Recovery code').fill(codes[0]);
+  await page.getByRole('button', { name: 'Use this code' }).click();
+  await assertText(page.getByRole('alert').filter({ hasText: /\S/ }), 'That recovery code is not right, or was used already.');
   assertNoProblems(context);
 });
 

@@ -19,6 +19,10 @@ test('a customer without a factor adds an authenticator app before seeing the ac
   await signIn(page, service, CUSTOMERS.ann);
   await page.getByRole('heading', { name: 'Add a second step' }).waitFor();
   assert.deepEqual(await accessibilityProblems(page), [], 'the enrolment page');
+  // The account cannot be reached before: its address leads back here.
+  await page.goto(`${service.url}/#/account`);
+  await page.getByRole('heading', { name: 'Add a second step' }).waitFor();
+  assert.equal(new URL(page.url()).hash, '#/enrol');
   await page.getByRole('button', { name: 'Use an authenticator app' }).click();
   await page.getByRole('img', { name: 'QR code of the key for your authenticator app' }).waitFor();
   const secret = (await page.locator('[data-secret]').innerText()).replace(/\s/g, '');

@@ -17,9 +17,11 @@ export const KEYS = {
   passwordReset: 'finhub.passwordReset',
   // "true" while the session must first add a second factor (2FA required of everyone).
   enrolmentRequired: 'finhub.enrolmentRequired',
-  // The reset asked for on the reset page: its resetId and expiry.
-  reset: 'finhub.reset',
 };
+
+// The reset asked for on the reset page (its resetId, expiry and the username typed), in this
+// tab's sessionStorage only: gone with the tab, after a sign-in, and once it expires.
+const RESET = 'finhub.reset';
 
 export const DEVICE_ID = 'finhub.deviceId';
 
@@ -64,18 +66,20 @@ export function markPasswordReset(resetting) {
 
 // Remembers the reset just asked for, or forgets it (`null`).
 export function saveReset(reset) {
-  if (reset) localStorage.setItem(KEYS.reset, JSON.stringify(reset));
-  else localStorage.removeItem(KEYS.reset);
+  if (reset) sessionStorage.setItem(RESET, JSON.stringify(reset));
+  else sessionStorage.removeItem(RESET);
 }
 
-// The reset asked for, while its code is valid.
+// The reset asked for, while its code is valid; an expired one is forgotten.
 export function readReset() {
   try {
-    const reset = JSON.parse(localStorage.getItem(KEYS.reset) ?? 'null');
-    return reset && Date.parse(reset.expiresAt) > Date.now() ? reset : null;
+    const reset = JSON.parse(sessionStorage.getItem(RESET) ?? 'null');
+    if (reset && Date.parse(reset.expiresAt) > Date.now()) return reset;
   } catch {
-    return null;
+    // Unreadable: forgotten below.
   }
+  sessionStorage.removeItem(RESET);
+  return null;
 }
 
 // Forgets the session; the bffToken goes last, for the same reason it is written last.

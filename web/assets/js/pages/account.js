@@ -63,6 +63,15 @@ export async function showAccount(app) {
   }
   fill(page, app.state.customer);
   part(page, 'error').hidden = true;
-  showCredentials(page, app);
+  // A factor added or removed changes the two-step line: read the customer again.
+  showCredentials(page, app, async () => {
+    try {
+      const customer = await call('GET', '/customers/me', { token: readTokens()?.bffToken });
+      app.state.customer = customer;
+      if (page.isConnected) fill(page, customer);
+    } catch (failure) {
+      app.handleSessionError(failure);
+    }
+  });
   await showSecurity(page, app);
 }

@@ -1,5 +1,5 @@
-// The account page's "Sign-in and security" section: changing the password and making recovery
-// codes. Either may first ask the customer to confirm it is them (a step-up) when the server
+// The account page's "Sign-in and security" section: the customer's factors, changing the
+// password, adding an app, a phone or a mailbox, and making recovery codes. Each may first ask the customer to confirm it is them (a step-up) when the server
 // says the session has not proved a second factor recently; the action then goes ahead.
 
 import { call } from '../api.js';
@@ -16,21 +16,46 @@ function token() {
   return readTokens()?.bffToken;
 }
 
+// Told when a change alters what the account page shows (its two-step line).
+let changed = () => {};
+
+// Step-up answers after which the challenge is no use: the box closes, and the action with it.
+const CHALLENGE_ENDED = ['TOO_MANY_2FA_ATTEMPTS', '2FA_CODE_EXPIRED', 'NOT_FOUND', 'ACCOUNT_LOCKED'];
+
+function failure(code) {
+  return Object.assign(new Error(code), { code });
+}
+
+// Actions run one after another: a second one waits for the first (and its step-up), after
+// which the session is recent and it needs none.
+let queue = Promise.resolve();
+
 // Runs `action`; when the server asks for a recent second factor, asks for one and runs
 // `action` again once it is proved. Resolves to the action's answer, or rejects with its error
 // (or the step-up's, or a CANCELLED one when the customer gives up).
 function withStepUp(section, action) {
+  const run = queue.then(() => stepUpOnce(section, action));
+  queue = run.catch(() => {});
+  return run;
+}
+
+function stepUpOnce(section, action) {
   const box = part(section, 'step-up');
   const form = part(section, 'step-up-form');
   const error = part(section, 'step-up-error');
+  const confirm = form.querySelector('button[type="submit"]');
   const { code } = form.elements;
+  // Where the focus goes back to when the box closes: the control that started the action.
+  const started = document.activeElement;
   return new Promise((resolve, reject) => {
     const finish = (settle) => (value) => {
+      const wasOpen = !box.hidden;
       box.hidden = true;
       code.value = '';
       hideMessage(error);
       form.onsubmit = null;
       part(section, 'step-up-cancel').onclick = null;
+      if (wasOpen && started instanceof HTMLElement && started.isConnected) started.focus();
       settle(value);
     };
     const done = finish(resolve);
@@ -38,22 +63,22 @@ function withStepUp(section, action) {
     const attempt = async () => {
       try {
         done(await action());
-      } catch (failure) {
-        if (failure.code === 'RECENT_AUTHENTICATION_REQUIRED') ask(failure.problem.methods ?? []);
-        else failed(failure);
+      } catch (refused) {
+        if (refused.code === 'RECENT_AUTHENTICATION_REQUIRED') ask(refused.problem.methods ?? []);
+        else failed(refused);
       }
     };
     const ask = async (methods) => {
       const method = PREFERRED.find((m) => methods.includes(m));
       if (!method) {
-        failed(Object.assign(new Error('NO_METHOD'), { code: 'NO_METHOD' }));
+        failed(failure('NO_METHOD'));
         return;
       }
       let challenge;
       try {
         challenge = await call('POST', '/auth/step-up', { token: token(), body: { method } });
-      } catch (failure) {
-        failed(failure);
+      } catch (refused) {
+        failed(refused);
         return;
       }
       part(section, 'step-up-text').textContent = {
@@ -61,30 +86,38 @@ function withStepUp(section, action) {
         RECOVERY_CODE: 'Enter one of your recovery codes.',
         PASSWORD: 'Enter your password.',
       }[method] ?? `We sent a 6-digit code by ${SENT_BY[method]} to ${challenge.destination}.`;
-      part(section, 'step-up-label').textContent = method === 'PASSWORD' ? 'Password' : 'Code';
-      code.type = method === 'PASSWORD' ? 'password' : 'text';
+      const byPassword = method === 'PASSWORD';
+      part(section, 'step-up-label').textContent = byPassword ? 'Password' : 'Code';
+      code.type = byPassword ? 'password' : 'text';
+      code.autocomplete = byPassword ? 'current-password' : 'one-time-code';
       box.hidden = false;
       code.focus();
       form.onsubmit = async (event) => {
         event.preventDefault();
         hideMessage(error);
-        const answer = method === 'PASSWORD' ? { password: code.value } : { code: code.value.trim() };
+        const answer = byPassword ? { password: code.value } : { code: code.value.trim() };
+        confirm.disabled = true;
         try {
           await call('POST', '/auth/step-up/verify', {
             token: token(),
             body: { challengeId: challenge.challengeId, ...answer },
           });
-        } catch (failure) {
+        } catch (refused) {
           code.value = '';
-          showMessage(error, messageFor(failure));
+          if (CHALLENGE_ENDED.includes(refused.code) || refused.code === 'SESSION_EXPIRED'
+            || refused.code === 'UNAUTHENTICATED') {
+            failed(refused);
+          } else {
+            showMessage(error, messageFor(refused));
+          }
           return;
+        } finally {
+          confirm.disabled = false;
         }
         box.hidden = true;
         attempt();
       };
-      part(section, 'step-up-cancel').onclick = () => {
-        failed(Object.assign(new Error('CANCELLED'), { code: 'CANCELLED' }));
-      };
+      part(section, 'step-up-cancel').onclick = () => failed(failure('CANCELLED'));
     };
     attempt();
   });
@@ -149,6 +182,7 @@ function recoveryCodes(section, app) {
         return li;
       }));
       shown.hidden = false;
+      shown.focus();
       listFactors(section, app);
     } catch (failure) {
       if (failure.code === 'CANCELLED' || app.handleSessionError(failure)) return;
@@ -158,6 +192,13 @@ function recoveryCodes(section, app) {
     } finally {
       make.disabled = false;
     }
+  });
+  // Once saved, the codes leave the page.
+  part(section, 'recovery-done').addEventListener('click', () => {
+    codes = [];
+    list.replaceChildren();
+    shown.hidden = true;
+    make.focus();
   });
   part(section, 'recovery-download').addEventListener('click', () => {
     const text = `FinHub recovery codes (each works once)\n\n${codes.join('\n')}\n`;
@@ -200,6 +241,15 @@ function authenticatorApp(section, app) {
   const notice = part(section, 'credentials-notice');
   const { code } = form.elements;
   let factor = null;
+  // The key is shown while it is being added, and gone from the page after.
+  const forgetKey = () => {
+    factor = null;
+    part(section, 'app-secret').textContent = '';
+    part(section, 'app-qr').width = 0;
+    setup.hidden = true;
+    add.hidden = false;
+    code.value = '';
+  };
   add.addEventListener('click', async () => {
     hideMessage(error);
     hideMessage(notice);
@@ -236,21 +286,16 @@ function authenticatorApp(section, app) {
         token: token(),
         body: { code: code.value },
       });
-      setup.hidden = true;
-      add.hidden = false;
-      code.value = '';
-      app.state.customer = null;
+      forgetKey();
+      changed();
       showMessage(notice, 'Your authenticator app is added.');
       listFactors(section, app);
     } catch (failure) {
       if (app.handleSessionError(failure)) return;
       code.value = '';
-      if (failure.code === 'NOT_FOUND' || failure.code === 'TOO_MANY_2FA_ATTEMPTS') {
-        setup.hidden = true;
-        add.hidden = false;
-      }
+      if (failure.code === 'NOT_FOUND' || failure.code === 'TOO_MANY_2FA_ATTEMPTS') forgetKey();
       showMessage(error, failure.code === 'NOT_FOUND'
-        ? 'That took too long. Add the app again.'
+        ? 'That took too long, or too many codes were wrong. Add the app again.'
         : messageFor(failure));
     }
   });
@@ -276,6 +321,8 @@ function phoneOrMailbox(section, app) {
     const body = address.includes('@')
       ? { method: 'EMAIL', email: address, name: 'E-mail' }
       : { method: 'SMS', phone: address.replace(/[\s()-]/g, ''), name: 'Phone' };
+    const send = form.querySelector('button[type="submit"]');
+    send.disabled = true;
     try {
       factor = await withStepUp(section, () => call('POST', '/customers/me/factors', { token: token(), body }));
     } catch (failure) {
@@ -284,6 +331,8 @@ function phoneOrMailbox(section, app) {
         ? 'That is not a mobile number with its country code, nor an e-mail address.'
         : messageFor(failure));
       return;
+    } finally {
+      send.disabled = false;
     }
     part(section, 'contact-sent').textContent = `We sent a 6-digit code to ${factor.destination}.`;
     form.hidden = true;
@@ -301,7 +350,7 @@ function phoneOrMailbox(section, app) {
         token: token(),
         body: { code: code.value },
       });
-      app.state.customer = null;
+      changed();
       confirm.hidden = true;
       form.hidden = false;
       form.reset();
@@ -363,19 +412,22 @@ async function listFactors(section, app) {
     if (!app.handleSessionError(failure)) showMessage(error, messageFor(failure));
     return;
   }
-  const change = (request, done) => async () => {
+  const change = (request, done) => async (event) => {
     hideMessage(error);
     hideMessage(notice);
+    const button = event.currentTarget;
+    button.disabled = true;
     try {
       await withStepUp(section, request);
     } catch (failure) {
+      button.disabled = false;
       if (failure.code === 'CANCELLED' || app.handleSessionError(failure)) return;
       showMessage(error, failure.code === 'FACTOR_REQUIRED'
         ? 'FinHub asks everyone to keep a second step: add another before removing this one.'
         : messageFor(failure));
       return;
     }
-    app.state.customer = null;
+    changed();
     showMessage(notice, done);
     listFactors(section, app);
   };
@@ -400,7 +452,9 @@ async function listFactors(section, app) {
     : `Recovery codes left: ${held.recoveryCodesRemaining}.`;
 }
 
-export function showCredentials(page, app) {
+// `onChanged` is told when a change alters what the rest of the account page shows.
+export function showCredentials(page, app, onChanged) {
+  changed = onChanged;
   const section = part(page, 'credentials');
   listFactors(section, app);
   passwordChange(section, app);

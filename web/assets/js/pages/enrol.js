@@ -22,13 +22,28 @@ export function showEnrol(app) {
     confirm.hidden = false;
     code.focus();
   };
+  // Back to the choice, the key gone from the page: the factor expired or took too many codes.
+  const startAgain = () => {
+    factor = null;
+    part(page, 'secret').textContent = '';
+    part(page, 'qr').width = 0;
+    part(page, 'app-setup').hidden = true;
+    part(page, 'code-sent').hidden = true;
+    confirm.hidden = true;
+    choose.hidden = false;
+  };
+  // Adds a factor, its controls disabled meanwhile so that a double click adds one.
   const add = async (body) => {
     hideMessage(error);
+    const controls = choose.querySelectorAll('button, input');
+    for (const control of controls) control.disabled = true;
     try {
       return await call('POST', '/customers/me/factors', { token: readTokens()?.bffToken, body });
     } catch (failure) {
       if (!app.handleSessionError(failure)) showMessage(error, messageFor(failure));
       return null;
+    } finally {
+      for (const control of controls) control.disabled = false;
     }
   };
 
@@ -36,7 +51,11 @@ export function showEnrol(app) {
     const body = await add({ method: 'TOTP', name: 'Authenticator app' });
     if (!body) return;
     part(page, 'secret').textContent = body.secret.replace(/(.{4})(?=.)/g, '$1 ');
-    await drawQr(part(page, 'qr'), body.otpauthUri);
+    try {
+      await drawQr(part(page, 'qr'), body.otpauthUri);
+    } catch {
+      // The key, as text, still works.
+    }
     part(page, 'app-setup').hidden = false;
     added(body);
   });
@@ -57,6 +76,7 @@ export function showEnrol(app) {
   code.addEventListener('input', () => {
     code.value = code.value.replace(/[^0-9]/g, '').slice(0, 6);
   });
+  const submit = confirm.querySelector('button[type="submit"]');
   confirm.addEventListener('submit', async (event) => {
     event.preventDefault();
     hideMessage(error);
@@ -64,6 +84,7 @@ export function showEnrol(app) {
       showMessage(error, 'Enter the 6 digits of the code.');
       return;
     }
+    submit.disabled = true;
     try {
       const confirmed = await call('POST', `/customers/me/factors/${encodeURIComponent(factor.id)}/confirm`, {
         token: readTokens()?.bffToken,
@@ -74,7 +95,14 @@ export function showEnrol(app) {
     } catch (failure) {
       if (app.handleSessionError(failure)) return;
       code.value = '';
+      if (failure.code === 'NOT_FOUND' || failure.code === 'TOO_MANY_2FA_ATTEMPTS') {
+        startAgain();
+        showMessage(error, 'That took too long, or too many codes were wrong. Choose again.');
+        return;
+      }
       showMessage(error, messageFor(failure));
+    } finally {
+      submit.disabled = false;
     }
   });
   part(page, 'use-app').focus();

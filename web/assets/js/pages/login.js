@@ -4,7 +4,7 @@ import { call } from '../api.js';
 import { currentDevice } from '../device.js';
 import { hideMessage, mountPage, part, showMessage } from '../dom.js';
 import { messageFor } from '../messages.js';
-import { markPasswordReset, saveTokens } from '../storage.js';
+import { markPasswordReset, saveReset, saveTokens } from '../storage.js';
 
 export function showLogin(app) {
   const page = mountPage(app.view, 'page-login');
@@ -35,6 +35,7 @@ export function showLogin(app) {
       });
       password.value = '';
       markPasswordReset(false);
+      saveReset(null);
       saveTokens(tokens);
       app.navigate();
     } catch (failure) {

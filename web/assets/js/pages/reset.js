@@ -80,6 +80,14 @@ export function showReset(app) {
       app.navigate();
     } catch (failure) {
       code.value = '';
+      const spent = failure.code === 'TOO_MANY_2FA_ATTEMPTS' || failure.code === '2FA_CODE_EXPIRED'
+        || failure.problem?.attemptsRemaining === 0;
+      if (spent) {
+        // This reset's code is of no more use: back to asking for a new one.
+        showAsk();
+        showMessage(askError, messageFor(failure));
+        return;
+      }
       showMessage(answerError, messageFor(failure));
     } finally {
       submit.disabled = false;

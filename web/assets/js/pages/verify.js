@@ -194,6 +194,8 @@ function useRecoveryCode(page, app, fail) {
       showMessage(error, 'Enter one of your recovery codes.');
       return;
     }
+    const submit = form.querySelector('button[type="submit"]');
+    submit.disabled = true;
     try {
       const verified = await call('POST', '/auth/2fa/verify', {
         token: readTokens()?.bffToken,
@@ -203,11 +205,21 @@ function useRecoveryCode(page, app, fail) {
       saveTokens(verified);
       app.navigate();
     } catch (failure) {
-      if (app.handleSessionError(failure)) return;
       form.elements.recovery.value = '';
-      showMessage(error, failure.code === 'INVALID_2FA_CODE'
-        ? 'That recovery code is not right, or was used already.'
-        : messageFor(failure));
+      if (failure.code === 'INVALID_2FA_CODE') {
+        showMessage(error, 'That recovery code is not right, or was used already.');
+      } else if (failure.code === 'TOO_MANY_2FA_ATTEMPTS' || failure.code === '2FA_CODE_EXPIRED') {
+        // This challenge is spent: a new one is asked for with the next try.
+        use.hidden = false;
+        form.hidden = true;
+        showMessage(part(page, 'error'), messageFor(failure), { focus: false });
+        part(page, 'form').hidden = false;
+        use.focus();
+      } else {
+        fail(failure);
+      }
+    } finally {
+      submit.disabled = false;
     }
   });
 }
