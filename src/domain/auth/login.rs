@@ -1,6 +1,6 @@
 //! Password login.
 
-use super::{AuthService, IssuedSession, count_outcome, session_event};
+use super::{AuthService, IssuedSession, count_outcome, rate_limited, session_event};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::challenge::{OtpCode, Spend};
 use crate::domain::credentials::factor::{FactorId, FactorKind};
@@ -49,9 +49,7 @@ impl AuthService {
         if let Err(wait) = self.limits.check_login(client.ip, username.as_str()).await {
             self.refusals.count("rate_limited", username, client, now);
             count_outcome(LOGIN_METRIC, "rate_limited");
-            return Err(AuthError::RateLimited {
-                retry_after: time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND),
-            });
+            return Err(rate_limited(wait));
         }
 
         let lockout = self.store.lockout(username).await?;

@@ -309,6 +309,13 @@ fn ended_error(ended: Ended) -> AuthError {
     }
 }
 
+/// The refusal of a call over the login rate limits, retryable after `wait`.
+fn rate_limited(wait: std::time::Duration) -> AuthError {
+    AuthError::RateLimited {
+        retry_after: time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND),
+    }
+}
+
 /// Counts an outcome for the metrics endpoint.
 fn count_outcome(metric: &'static str, outcome: &'static str) {
     metrics::counter!(metric, "outcome" => outcome).increment(1);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::challenges::{Asking, not_one_of_theirs};
-use super::{AuthService, IssuedSession, count_outcome};
+use super::{AuthService, IssuedSession, count_outcome, rate_limited};
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::challenge::{ChallengeMethod, GuessOutcome, OtpCode};
@@ -48,9 +48,7 @@ impl AuthService {
         if let Err(wait) = self.limits.check_login(client.ip, username.as_str()).await {
             self.refusals.count("rate_limited", username, client, now);
             count_outcome(RESET_METRIC, "rate_limited");
-            return Err(AuthError::RateLimited {
-                retry_after: time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND),
-            });
+            return Err(rate_limited(wait));
         }
         // Shedding load must not depend on the username either: a full queue refuses all alike.
         let Ok(slot) = Arc::clone(&self.reset_slots).try_acquire_owned() else {
@@ -177,9 +175,7 @@ impl AuthService {
         let key = format!("reset:{id}");
         if let Err(wait) = self.limits.check_login(client.ip, &key).await {
             count_outcome(RESET_METRIC, "rate_limited");
-            return Err(AuthError::RateLimited {
-                retry_after: time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND),
-            });
+            return Err(rate_limited(wait));
         }
         let Some(stored) = self.store.reset(id).await? else {
             return Err(AuthError::InvalidCode {
