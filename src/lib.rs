@@ -16,6 +16,7 @@ pub mod geo;
 pub mod http;
 pub mod limits;
 pub mod notify;
+pub mod passkeys;
 pub mod reload;
 pub mod startup;
 pub mod store;

@@ -13,6 +13,7 @@ const FORBIDDEN_IN_DOMAIN: &[&str] = &[
     "crate::http",
     "crate::limits",
     "crate::notify",
+    "crate::passkeys",
     "crate::reload",
     "crate::startup",
     "crate::store",
@@ -36,6 +37,8 @@ const FORBIDDEN_IN_DOMAIN: &[&str] = &[
     "tower",
     "tracing_subscriber",
     "utoipa",
+    "webauthn_rs",
+    "webauthn_rs_proto",
     "webpki_roots",
 ];
 

@@ -104,6 +104,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => startup::settle_audit_key(&mut settings, GeneratedKey::Create)?,
         Command::Demo => {
             serve::refuse_foreign_store(&settings)?;
+            let origin = format!("http://localhost:{}", settings.server.listen.port());
+            settings.passkeys.or_localhost(&origin);
             startup::settle_audit_key(&mut settings, GeneratedKey::Create)?;
         }
         Command::DevCert(_) => {}

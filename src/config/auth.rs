@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_with::{As, DisplayFromStr};
 use time::Duration;
 
+use super::ConfigError;
 use super::values::{NonNegative, OrOff, Positive, PositiveOrOff, Span};
 use crate::domain::credentials::challenge::{SendBudget, TwoFactorPolicy};
 use crate::domain::credentials::lockout::LockoutPolicy;
@@ -296,5 +297,69 @@ fn at_least_eight<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Er
         Err(serde::de::Error::custom(
             "must be between 8 and 128 characters",
         ))
+    }
+}
+
+/// Passkeys: the relying party they are bound to, and passwordless login with them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasskeySection {
+    /// Passwordless login with a passkey, while passkeys are on.
+    pub passkey_login: bool,
+    /// The relying party's domain (`finhub.example`); unset: passkeys off.
+    pub webauthn_rp_id: Option<String>,
+    /// The web origins passkeys are used from, comma-separated (`https://app.finhub.example`).
+    pub webauthn_origin: Option<String>,
+}
+
+impl Default for PasskeySection {
+    fn default() -> Self {
+        Self {
+            passkey_login: true,
+            webauthn_rp_id: None,
+            webauthn_origin: None,
+        }
+    }
+}
+
+impl PasskeySection {
+    /// The relying party on `localhost`, for the demo, where neither is set.
+    pub fn or_localhost(&mut self, origin: &str) {
+        if self.webauthn_rp_id.is_none() && self.webauthn_origin.is_none() {
+            self.webauthn_rp_id = Some("localhost".to_owned());
+            self.webauthn_origin = Some(origin.to_owned());
+        }
+    }
+
+    /// The relying party's domain and origins; `None` when passkeys are off (neither set). One
+    /// set without the other, or an origin that is not a URL, stops start-up.
+    pub fn relying_party(&self) -> Result<Option<(String, Vec<url::Url>)>, ConfigError> {
+        let (rp_id, origins) = match (&self.webauthn_rp_id, &self.webauthn_origin) {
+            (None, None) => return Ok(None),
+            (Some(rp_id), Some(origins)) => (rp_id, origins),
+            _ => {
+                return Err(ConfigError(
+                    "FINHUB_WEBAUTHN_RP_ID and FINHUB_WEBAUTHN_ORIGIN are set together, or neither"
+                        .to_owned(),
+                ));
+            }
+        };
+        let origins = origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                url::Url::parse(o).map_err(|e| {
+                    ConfigError(format!(
+                        "FINHUB_WEBAUTHN_ORIGIN: `{o}` is not an origin: {e}"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if origins.is_empty() {
+            return Err(ConfigError(
+                "FINHUB_WEBAUTHN_ORIGIN must name at least one origin".to_owned(),
+            ));
+        }
+        Ok(Some((rp_id.trim().to_owned(), origins)))
     }
 }

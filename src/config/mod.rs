@@ -31,7 +31,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use auth::{
-    LimitsSection, LockoutSection, PasswordSection, RiskSection, SessionSection, TwoFactorSection,
+    LimitsSection, LockoutSection, PasskeySection, PasswordSection, RiskSection, SessionSection,
+    TwoFactorSection,
 };
 pub use records::{AuditSection, HousekeepingSection};
 pub use server::{
@@ -64,6 +65,9 @@ pub struct Settings {
     /// What a new password must be.
     #[serde(flatten)]
     pub passwords: PasswordSection,
+    /// Passkeys' relying party, and passkey login.
+    #[serde(flatten)]
+    pub passkeys: PasskeySection,
     /// Request rates per address and per account.
     #[serde(flatten)]
     pub limits: LimitsSection,
@@ -135,6 +139,7 @@ impl Settings {
         let mut settings = Self::extract(&figment)?;
         settings.server.refuse_half_tls()?;
         settings.audit.read_key()?;
+        settings.passkeys.relying_party()?;
         settings.unknown_variables = unknown_variables;
         Ok(settings)
     }
@@ -151,6 +156,7 @@ impl Settings {
             two_factor: section(figment)?,
             lockout: section(figment)?,
             passwords: section(figment)?,
+            passkeys: section(figment)?,
             limits: section(figment)?,
             risk: section(figment)?,
             hashing: section(figment)?,
@@ -176,6 +182,7 @@ impl Settings {
             totp: self.audit.totp_seal()?,
             require_two_factor: self.two_factor.require,
             reset_ttl: self.passwords.reset_ttl,
+            passkey_login: self.passkeys.passkey_login,
         })
     }
 

@@ -123,6 +123,9 @@ fn the_names_are_the_documented_ones() {
         "breached_passwords_url",
         "password_reset_ttl",
         "require_2fa",
+        "passkey_login",
+        "webauthn_rp_id",
+        "webauthn_origin",
     ];
     documented.sort_unstable();
     assert_eq!(known, documented);

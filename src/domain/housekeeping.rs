@@ -36,6 +36,8 @@ pub struct Purged {
     pub unconfirmed_factors: u64,
     /// Password resets past their code's validity.
     pub resets: u64,
+    /// Passkey logins' ceremonies that expired unanswered.
+    pub passkey_logins: u64,
     /// Audit events past retention.
     pub audit_events: u64,
 }
@@ -91,6 +93,7 @@ impl Housekeeper {
                 store.purge_resets(now - self.policy.sessions, batch)
             })
             .await?,
+            passkey_logins: in_batches(batch, || store.purge_passkey_logins(now, batch)).await?,
             audit_events: 0,
         };
         if let Some(retention) = self.policy.audit {
@@ -108,6 +111,7 @@ impl Housekeeper {
             ("lockouts", purged.lockouts),
             ("notices", purged.notices),
             ("password_resets", purged.resets),
+            ("passkey_logins", purged.passkey_logins),
             ("audit_events", purged.audit_events),
         ] {
             metrics::counter!("finhub_purged_total", "kind" => kind).increment(n);

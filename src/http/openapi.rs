@@ -9,8 +9,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::problem::ProblemDocument;
 use super::routes::{
-    customers, factors, health, password, password_reset, problem_response, security, sessions,
-    step_up, two_factor,
+    customers, factors, health, passkey_login, password, password_reset, problem_response,
+    security, sessions, step_up, two_factor,
 };
 use super::state::AppState;
 
@@ -108,6 +108,7 @@ impl Modify for CommonErrors {
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(sessions::router())
+        .merge(passkey_login::router())
         .merge(two_factor::router())
         .merge(step_up::router())
         .merge(customers::router())

@@ -24,10 +24,10 @@ impl Notifier for LiveNotifier {
         match message.channel {
             TwoFactorMethod::Sms => self.sms.send(message).await,
             TwoFactorMethod::Email => self.email.send_message(message).await,
-            // Nothing is ever queued for an app; a row that says so was not written by this
-            // service.
-            TwoFactorMethod::Totp => Err(NotifyError {
-                reason: "no message goes to an authenticator app".into(),
+            // Nothing is ever queued for an app or a passkey; a row that says so was not
+            // written by this service.
+            TwoFactorMethod::Totp | TwoFactorMethod::Passkey => Err(NotifyError {
+                reason: "no message goes to an authenticator app or a passkey".into(),
                 permanent: true,
                 maybe_delivered: false,
             }),

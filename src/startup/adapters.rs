@@ -12,7 +12,7 @@ use secrecy::ExposeSecret as _;
 
 use crate::config::{LimitsSection, NotifierKind, NotifierSection, Settings};
 use crate::domain::delivery::CodeTemplate;
-use crate::domain::ports::{Notifier, Store};
+use crate::domain::ports::{Notifier, PasskeyCeremonies, Store};
 use crate::domain::risk::rate_limit::RateLimits;
 use crate::geo::MmdbLocator;
 use crate::limits::redis::RedisCounter;
@@ -20,6 +20,7 @@ use crate::notify::email::Mailer;
 use crate::notify::live::LiveNotifier;
 use crate::notify::outbox::OutboxNotifier;
 use crate::notify::sms::SmsGateway;
+use crate::passkeys::WebauthnPasskeys;
 use crate::store::{self, Migrations};
 
 /// What a command does with the audit key generated for an SQLite database.
@@ -206,4 +207,17 @@ pub(super) async fn rate_limits(settings: &LimitsSection) -> anyhow::Result<Rate
             limits.shared_through(Arc::new(counter))
         }
     })
+}
+
+/// WebAuthn for the configured relying party; `None` (and said at start-up) when none is set.
+pub fn passkeys(settings: &Settings) -> anyhow::Result<Option<Arc<dyn PasskeyCeremonies>>> {
+    let Some((rp_id, origins)) = settings.passkeys.relying_party()? else {
+        tracing::warn!(
+            "passkeys are off: set FINHUB_WEBAUTHN_RP_ID and FINHUB_WEBAUTHN_ORIGIN to accept them"
+        );
+        return Ok(None);
+    };
+    let ceremonies = WebauthnPasskeys::new(&rp_id, &origins)?;
+    tracing::info!(rp_id = %rp_id, origins = origins.len(), login = settings.passkeys.passkey_login, "passkeys are on");
+    Ok(Some(Arc::new(ceremonies)))
 }

@@ -109,6 +109,10 @@ impl Services {
             Some(locator) => auth.locating_with(Arc::clone(locator) as Arc<dyn Locator>),
             None => auth,
         };
+        let auth = match adapters::passkeys(settings)? {
+            Some(ceremonies) => auth.with_passkeys(ceremonies),
+            None => auth,
+        };
         let accounts = Accounts::new(
             Arc::clone(&store),
             Arc::clone(&clock),

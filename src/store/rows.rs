@@ -10,6 +10,7 @@ use crate::domain::credentials::challenge::{
 };
 use crate::domain::credentials::factor::{Factor, FactorId, FactorKind};
 use crate::domain::credentials::lockout::LockoutRecord;
+use crate::domain::credentials::passkey::CeremonyState;
 use crate::domain::customers::{Customer, CustomerId, Email, PersonName, Phone, Username};
 use crate::domain::sessions::{Session, SessionId, SessionState};
 
@@ -226,6 +227,7 @@ pub struct ChallengeRow {
     pub method: String,
     pub factor_id: Option<String>,
     pub code_hash: Option<Vec<u8>>,
+    pub ceremony: Option<String>,
     pub expires_at: i64,
     pub attempts: i64,
     pub status: String,
@@ -233,7 +235,7 @@ pub struct ChallengeRow {
 
 /// The columns of [`ChallengeRow`].
 pub const CHALLENGE_COLUMNS: &str =
-    "id, session_id, method, factor_id, code_hash, expires_at, attempts, status";
+    "id, session_id, method, factor_id, code_hash, ceremony, expires_at, attempts, status";
 
 impl TryFrom<ChallengeRow> for Challenge {
     type Error = StoreError;
@@ -249,6 +251,7 @@ impl TryFrom<ChallengeRow> for Challenge {
                 .code_hash
                 .map(|hash| CodeHash::from_stored(&hash).ok_or_else(|| corrupt("code hash")))
                 .transpose()?,
+            ceremony: r.ceremony.map(CeremonyState),
             expires_at: from_unix_millis(r.expires_at),
             attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
             status: ChallengeStatus::from_stored(&r.status)

@@ -817,7 +817,10 @@ async fn bad_factor_requests_get_validation_errors_naming_each_field(backend: Ba
         (json!({"method": "EMAIL", "email": "nope"}), "email"),
         (json!({"method": "TOTP", "phone": "+447700900999"}), "phone"),
         (json!({"method": "TOTP", "name": "x".repeat(65)}), "name"),
-        (json!({"method": "PASSKEY"}), "method"),
+        (
+            json!({"method": "PASSKEY", "email": "a@example.com"}),
+            "email",
+        ),
         (json!({"method": "PIGEON"}), "method"),
     ] {
         let problem = assert_problem(

@@ -81,6 +81,9 @@ pub fn test_settings(dir: &TempDir) -> Settings {
     settings.limits.api_per_ip = None;
     settings.limits.login_per_ip = None;
     settings.limits.login_per_account = None;
+    // Passkeys as the software authenticator (`authenticator.rs`) signs for them.
+    settings.passkeys.webauthn_rp_id = Some(crate::authenticator::RP_ID.to_owned());
+    settings.passkeys.webauthn_origin = Some(crate::authenticator::ORIGIN.to_owned());
     settings
 }
 

@@ -205,6 +205,7 @@ async fn a_username_locked_after_initiate_looked_gets_no_challenge_and_no_code(b
     let session_id = SessionId::from_stored(pending.session_id.clone());
     let challenge = NewChallenge {
         code_hash: Some(CodeKey::unkeyed().hash(&OtpCode::parse("123456").unwrap(), &id)),
+        ceremony: None,
         id,
         session_id,
         username: Username::parse(&bob.username).unwrap(),

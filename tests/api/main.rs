@@ -4,6 +4,8 @@
 #[macro_use]
 mod helpers;
 
+mod authenticator;
+
 mod audit;
 mod delivery;
 mod errors;
@@ -18,6 +20,7 @@ mod login;
 mod migrations;
 mod notices;
 mod outbox;
+mod passkeys;
 mod password;
 mod password_reset;
 mod refusals;

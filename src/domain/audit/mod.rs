@@ -126,6 +126,10 @@ pub enum AuditKind {
     /// A password hash was upgraded to the current parameters at login.
     #[serde(rename = "customer.password_rehashed")]
     PasswordRehashed,
+    /// A passkey's right signature whose counter did not advance: perhaps a cloned
+    /// authenticator. Refused.
+    #[serde(rename = "passkey.counter_regressed")]
+    PasskeyCounterRegressed,
     /// Events past their retention were removed (the chain keeps its head).
     #[serde(rename = "audit.purged")]
     AuditPurged,
@@ -176,6 +180,7 @@ impl AuditKind {
             Self::PasswordResetVerified => "password_reset.verified",
             Self::PasswordResetFailed => "password_reset.failed",
             Self::PasswordReset => "password.reset",
+            Self::PasskeyCounterRegressed => "passkey.counter_regressed",
             Self::AuditPurged => "audit.purged",
             Self::SealedWithKey => "audit.sealed_with_key",
             Self::ChainKeyDerived => "audit.chain_key_derived",

@@ -7,10 +7,14 @@
 use time::OffsetDateTime;
 
 use super::AuthService;
+use crate::domain::InvalidValue;
+use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::challenge::{
-    Answer, Challenge, ChallengeMethod, CheckedPassword, OtpCode, RecoveryAnswer, TotpAnswer,
+    Answer, Challenge, ChallengeMethod, CheckedPassword, OtpCode, PasskeyAnswer, RecoveryAnswer,
+    Spend, TotpAnswer,
 };
 use crate::domain::credentials::factor::FactorId;
+use crate::domain::credentials::passkey::{self, CeremonyState, PasskeyRejected, StoredPasskey};
 use crate::domain::credentials::password::Password;
 use crate::domain::credentials::recovery::RecoveryCode;
 use crate::domain::customers::Customer;
@@ -24,6 +28,19 @@ pub enum Presented {
     Code(String),
     /// The password (a step-up by a customer without a second factor).
     Password(Password),
+    /// A passkey's answer: the browser's `AuthenticationResponseJSON` (or, confirming a new
+    /// passkey, its `RegistrationResponseJSON`).
+    Credential(serde_json::Value),
+}
+
+/// What came of verifying a passkey's assertion.
+pub(super) enum Assertion {
+    /// Verified: a right answer, once its counter is spent.
+    Verified(Spend),
+    /// Not verified: another ceremony or origin, a bad signature, an unknown credential.
+    Wrong,
+    /// A right signature whose counter did not advance (audited by the caller).
+    CounterRegressed,
 }
 
 /// An answer read and judged as far as it can be outside the store's transaction.
@@ -136,7 +153,119 @@ impl AuthService {
                     self.policies.codes.presented(&code, &challenge.id),
                 )))
             }
+            (ChallengeMethod::Passkey, Presented::Credential(response)) => {
+                let passkeys = self.store.passkeys(&customer.id).await?;
+                let state = challenge.ceremony.as_ref();
+                let spend = match self.verify_assertion(state, &response, &passkeys)? {
+                    Assertion::Verified(spend) => Some(spend),
+                    Assertion::Wrong => None,
+                    Assertion::CounterRegressed => {
+                        self.counter_regressed(customer, challenge.factor_id.as_ref(), now)
+                            .await?;
+                        None
+                    }
+                };
+                Ok(judged(Box::new(PasskeyAnswer { spend })))
+            }
+            // A code for a passkey, a credential for a code: a wrong answer.
+            (ChallengeMethod::Passkey, Presented::Code(_)) | (_, Presented::Credential(_)) => {
+                Ok(judged(Box::new(PasskeyAnswer { spend: None })))
+            }
         }
+    }
+
+    /// Verifies a passkey's assertion against a ceremony's `state`, by whichever of
+    /// `passkeys` it names. Malformed JSON is refused (`VALIDATION_ERROR` on `credential`)
+    /// before any guess is used.
+    pub(super) fn verify_assertion(
+        &self,
+        state: Option<&CeremonyState>,
+        response: &serde_json::Value,
+        passkeys: &[StoredPasskey],
+    ) -> Result<Assertion, AuthError> {
+        let (Some(ceremonies), Some(state)) = (self.passkeys.as_deref(), state) else {
+            return Ok(Assertion::Wrong);
+        };
+        let (credential_id, _) = ceremonies
+            .credential_named(response)
+            .map_err(malformed_credential)?;
+        let Some(passkey) = passkeys.iter().find(|p| p.credential_id == credential_id) else {
+            return Ok(Assertion::Wrong);
+        };
+        match ceremonies.finish_authentication(response, state, passkey) {
+            Ok(verified) if passkey::counter_advances(passkey.counter, verified.counter) => {
+                Ok(Assertion::Verified(Spend::PasskeyCounter {
+                    factor: passkey.factor.clone(),
+                    counter: verified.counter,
+                    credential: verified.credential,
+                }))
+            }
+            Ok(_) | Err(PasskeyRejected::CounterRegressed) => Ok(Assertion::CounterRegressed),
+            Err(PasskeyRejected::Malformed(e)) => {
+                Err(malformed_credential(PasskeyRejected::Malformed(e)))
+            }
+            Err(PasskeyRejected::Invalid(reason)) => {
+                tracing::debug!(%reason, "a passkey assertion was not accepted");
+                Ok(Assertion::Wrong)
+            }
+        }
+    }
+
+    /// Audits a passkey whose signature counter went back: perhaps a cloned authenticator.
+    pub(super) async fn counter_regressed(
+        &self,
+        customer: &Customer,
+        factor: Option<&FactorId>,
+        now: OffsetDateTime,
+    ) -> Result<(), AuthError> {
+        let event = AuditEvent::new(AuditKind::PasskeyCounterRegressed, Outcome::Failure, now)
+            .username(&customer.username)
+            .customer(&customer.id)
+            .reason("counter_regressed");
+        let event = match factor {
+            Some(factor) => event.detail("factorId", factor.as_str()),
+            None => event,
+        };
+        metrics::counter!("finhub_passkey_counter_regressions_total").increment(1);
+        self.store.append_event(&event).await?;
+        Ok(())
+    }
+
+    /// Reads a new passkey's registration against its confirmation challenge: a right one
+    /// registers the credential to the factor (once, whoever would hold it).
+    pub(super) fn read_registration(
+        &self,
+        challenge: &Challenge,
+        presented: Presented,
+    ) -> Result<Judged, AuthError> {
+        let spend = match (presented, self.passkeys.as_deref(), &challenge.ceremony) {
+            (Presented::Credential(response), Some(ceremonies), Some(state)) => {
+                match ceremonies.finish_registration(&response, state) {
+                    Ok(passkey) => challenge
+                        .factor_id
+                        .clone()
+                        .map(|factor| Spend::PasskeyRegistration { factor, passkey }),
+                    Err(PasskeyRejected::Malformed(e)) => {
+                        return Err(malformed_credential(PasskeyRejected::Malformed(e)));
+                    }
+                    Err(e) => {
+                        tracing::debug!(reason = %e, "a passkey registration was not accepted");
+                        None
+                    }
+                }
+            }
+            (Presented::Code(raw), _, _) => {
+                six_digits(&raw)?;
+                None
+            }
+            _ => None,
+        };
+        Ok(Judged {
+            answer: Box::new(PasskeyAnswer { spend }),
+            method: Some(challenge.method),
+            wrong: wrong_code,
+            notices: Vec::new(),
+        })
     }
 
     /// The time step an app's code matched, judged against the secret of `factor`; `None` (a
@@ -160,6 +289,14 @@ impl AuthService {
                 Ok(None)
             }
         }
+    }
+}
+
+pub(super) fn malformed_credential(e: PasskeyRejected) -> AuthError {
+    tracing::debug!(reason = %e, "a malformed passkey credential");
+    AuthError::Invalid {
+        field: "credential",
+        problem: InvalidValue("must be the credential a browser's WebAuthn call gives, as JSON"),
     }
 }
 

@@ -12,10 +12,12 @@ use crate::domain::credentials::challenge::{
     NewChallenge, OtpCode, SendOutcome,
 };
 use crate::domain::credentials::factor::{FactorId, FactorKind};
+use crate::domain::credentials::passkey::Ceremony;
 use crate::domain::customers::Customer;
 use crate::domain::delivery::SealedFor;
 use crate::domain::delivery::message::Message;
 use crate::domain::error::AuthError;
+use crate::domain::ports::PasskeyCeremonies;
 use crate::domain::risk::client::ClientContext;
 use crate::domain::sessions::Session;
 
@@ -34,6 +36,14 @@ pub(super) enum Asking {
         /// Its method and where codes go.
         kind: FactorKind,
     },
+    /// A passkey ceremony: an assertion by one of the customer's passkeys, or (confirming a
+    /// new one) its registration. Nothing is sent; the browser gets the ceremony's options.
+    Passkey {
+        /// The passkey factor asked for (or being confirmed).
+        id: FactorId,
+        /// The ceremony's options and state.
+        ceremony: Ceremony,
+    },
     /// One of the customer's unused recovery codes (nothing is sent).
     RecoveryCode,
     /// The customer's password (nothing is sent).
@@ -44,6 +54,7 @@ impl Asking {
     fn method(&self) -> ChallengeMethod {
         match self {
             Self::Factor { kind, .. } => ChallengeMethod::from(kind.method()),
+            Self::Passkey { .. } => ChallengeMethod::Passkey,
             Self::RecoveryCode => ChallengeMethod::RecoveryCode,
             Self::Password => ChallengeMethod::Password,
         }
@@ -54,6 +65,8 @@ impl Asking {
 pub(super) struct Prepared {
     pub(super) challenge: NewChallenge,
     pub(super) message: Option<Message>,
+    /// A passkey ceremony's options, for the browser.
+    pub(super) public_key: Option<serde_json::Value>,
 }
 
 impl AuthService {
@@ -121,18 +134,28 @@ impl AuthService {
     ) -> Result<Prepared, AuthError> {
         let id = ChallengeId::generate();
         let method = asking.method();
+        let mut ceremony = None;
         let (factor_id, sends) = match asking {
             Asking::Factor { id, kind } => {
                 let sends = kind.address().is_some().then_some(kind);
                 (id, sends)
             }
+            Asking::Passkey { id, ceremony: c } => {
+                ceremony = Some(c);
+                (Some(id), None)
+            }
             Asking::RecoveryCode | Asking::Password => (None, None),
+        };
+        let (public_key, ceremony) = match ceremony {
+            Some(Ceremony { options, state }) => (Some(options), Some(state)),
+            None => (None, None),
         };
         let code = sends.as_ref().map(|_| OtpCode::generate()).transpose()?;
         let challenge = NewChallenge {
             code_hash: code
                 .as_ref()
                 .map(|code| self.policies.codes.hash(code, &id)),
+            ceremony,
             id,
             session_id: session.id.clone(),
             username: customer.username.clone(),
@@ -149,7 +172,11 @@ impl AuthService {
             }
             _ => None,
         };
-        Ok(Prepared { challenge, message })
+        Ok(Prepared {
+            challenge,
+            message,
+            public_key,
+        })
     }
 
     /// What the client is told of a challenge the store was asked to open.
@@ -172,6 +199,7 @@ impl AuthService {
             destination: challenge.destination,
             expires_at: challenge.expires_at,
             resend_available_at: sent.then(|| now + self.policies.two_factor.resend_interval),
+            public_key: prepared.public_key,
         })
     }
 
@@ -348,10 +376,9 @@ impl AuthService {
             };
         };
         if factor.is_none() && default.method() == wanted {
-            return Ok(Asking::Factor {
-                id: Some(default.id.clone()),
-                kind: default.kind.clone(),
-            });
+            return self
+                .asking_by(customer, default.id.clone(), default.kind.clone())
+                .await;
         }
         let held = self.store.factors(&customer.id).await?;
         let mut of_method = held.into_iter().filter(|h| h.factor.method() == wanted);
@@ -361,9 +388,32 @@ impl AuthService {
                 .ok_or_else(not_one_of_theirs)?,
             None => of_method.next().ok_or_else(not_held)?,
         };
-        Ok(Asking::Factor {
-            id: Some(chosen.factor.id),
-            kind: chosen.factor.kind,
+        self.asking_by(customer, chosen.factor.id, chosen.factor.kind)
+            .await
+    }
+
+    /// How the customer's factor `id` is asked for: a code (sent, or from an app), or a
+    /// passkey ceremony that any of the customer's passkeys may answer.
+    pub(super) async fn asking_by(
+        &self,
+        customer: &Customer,
+        id: FactorId,
+        kind: FactorKind,
+    ) -> Result<Asking, AuthError> {
+        if kind != FactorKind::Passkey {
+            return Ok(Asking::Factor { id: Some(id), kind });
+        }
+        let ceremonies = self.passkey_ceremonies()?;
+        let passkeys = self.store.passkeys(&customer.id).await?;
+        let ceremony = ceremonies.start_authentication(&passkeys)?;
+        Ok(Asking::Passkey { id, ceremony })
+    }
+
+    /// The passkey ceremonies, when passkeys are on; else `PASSKEY` is refused as a method.
+    pub(super) fn passkey_ceremonies(&self) -> Result<&dyn PasskeyCeremonies, AuthError> {
+        self.passkeys.as_deref().ok_or(AuthError::Invalid {
+            field: "method",
+            problem: InvalidValue("passkeys are not available on this service"),
         })
     }
 

@@ -11,11 +11,14 @@ use super::challenges::Asking;
 use super::{AuthService, ChallengeIssued, IssuedSession, session_event};
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditKind, Outcome};
-use crate::domain::credentials::challenge::{ChallengePurpose, Completion, GuessOutcome};
+use crate::domain::credentials::challenge::{
+    ChallengeMethod, ChallengePurpose, Completion, GuessOutcome,
+};
 use crate::domain::credentials::factor::{
     Factor, FactorId, FactorKind, FactorName, FactorUpdate, HeldFactor, PendingFactor, Removal,
 };
 use crate::domain::credentials::lockout::LockoutRecord;
+use crate::domain::credentials::passkey::PasskeyUser;
 use crate::domain::credentials::recovery::{self, RecoveryCode};
 use crate::domain::credentials::totp::TotpSecret;
 use crate::domain::customers::{Customer, Email, Phone};
@@ -43,6 +46,11 @@ pub enum NewFactor {
     Email {
         /// The new mailbox, which the confirmation code goes to.
         email: Email,
+        /// What the customer calls it.
+        name: Option<FactorName>,
+    },
+    /// A passkey, registered by the browser's WebAuthn call.
+    Passkey {
         /// What the customer calls it.
         name: Option<FactorName>,
     },
@@ -107,6 +115,7 @@ impl AuthService {
             NewFactor::App { name } => (FactorKind::Totp, name),
             NewFactor::Sms { phone, name } => (FactorKind::Sms(phone), name),
             NewFactor::Email { email, name } => (FactorKind::Email(email), name),
+            NewFactor::Passkey { name } => (FactorKind::Passkey, name),
         };
         let factor = Factor::new(kind);
         let (sealed_secret, app) = match &factor.kind {
@@ -126,9 +135,26 @@ impl AuthService {
             }
             _ => (None, None),
         };
-        let asking = Asking::Factor {
-            id: Some(factor.id.clone()),
-            kind: factor.kind.clone(),
+        let asking = match &factor.kind {
+            FactorKind::Passkey => {
+                let ceremonies = self.passkey_ceremonies()?;
+                let held: Vec<String> = self
+                    .store
+                    .passkeys(&customer.id)
+                    .await?
+                    .into_iter()
+                    .map(|p| p.credential_id)
+                    .collect();
+                let user = PasskeyUser::of(&customer.id, customer.username.as_str());
+                Asking::Passkey {
+                    id: factor.id.clone(),
+                    ceremony: ceremonies.start_registration(&user, &held)?,
+                }
+            }
+            kind => Asking::Factor {
+                id: Some(factor.id.clone()),
+                kind: kind.clone(),
+            },
         };
         let purpose = match session.state {
             SessionState::EnrolmentRequired => ChallengePurpose::Enrol,
@@ -170,7 +196,7 @@ impl AuthService {
         })
     }
 
-    /// Confirms an unconfirmed factor with its code: it becomes usable (and the default if it
+    /// Confirms an unconfirmed factor with its code (a passkey: its registration): it becomes usable (and the default if it
     /// is the customer's first), the session counts as recently authenticated, and the customer
     /// is told. The last allowed wrong code drops the factor. A session that had to enrol
     /// becomes ACTIVE, with the tokens returned beside the factor.
@@ -178,7 +204,7 @@ impl AuthService {
         &self,
         session: &Session,
         factor: &FactorId,
-        code: String,
+        presented: Presented,
         client: &ClientContext,
     ) -> Result<(HeldFactor, Option<IssuedSession>), AuthError> {
         Self::require_active_or_enrolling(session)?;
@@ -195,9 +221,12 @@ impl AuthService {
             .challenge(&challenge_id, &session.id)
             .await?
             .ok_or(AuthError::NotFound)?;
-        let mut judged = self
-            .read_answer(&customer, Some(&challenge), Presented::Code(code), now)
-            .await?;
+        let mut judged = if challenge.method == ChallengeMethod::Passkey {
+            self.read_registration(&challenge, presented)?
+        } else {
+            self.read_answer(&customer, Some(&challenge), presented, now)
+                .await?
+        };
         judged.notices = self
             .notices_of(&customer, AccountChange::FactorAdded, now)
             .await?;

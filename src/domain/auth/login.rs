@@ -17,7 +17,7 @@ use crate::domain::risk::{self, DeviceStanding, Judgement, LoginHistory, Placeme
 use crate::domain::sessions::token::TokenPair;
 use crate::domain::sessions::{NewSession, OneStepProof, SessionId, SessionState};
 
-const LOGIN_METRIC: &str = "finhub_logins_total";
+pub(super) const LOGIN_METRIC: &str = "finhub_logins_total";
 
 impl AuthService {
     /// Exchanges a username and password for a session. Unknown usernames cost the same hashing
@@ -119,7 +119,7 @@ impl AuthService {
     /// Counts a refused login toward the username's lock (whether or not it belongs to a
     /// customer; `record` as read before) and says how to answer it. A customer whose account
     /// this locks is told.
-    async fn refused(
+    pub(super) async fn refused(
         &self,
         username: &Username,
         customer: Option<&Customer>,
@@ -280,7 +280,7 @@ impl AuthService {
         )
     }
 
-    async fn start_session(
+    pub(super) async fn start_session(
         &self,
         customer: Customer,
         client: &ClientContext,

@@ -6,6 +6,7 @@ mod challenges;
 mod details;
 mod factors;
 mod login;
+mod passkey_login;
 mod password_change;
 mod password_reset;
 mod renewal;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 pub use answers::Presented;
 pub use details::{CustomerDetails, TwoFactorSettings};
 pub use factors::{FactorAdded, FactorList, NewFactor, RecoveryCodes};
+pub use passkey_login::PasskeyLoginOptions;
 pub use password_reset::ResetRequested;
 
 use time::OffsetDateTime;
@@ -35,7 +37,7 @@ use crate::domain::credentials::totp::TotpSeal;
 use crate::domain::customers::{Customer, CustomerId};
 use crate::domain::delivery::Courier;
 use crate::domain::error::AuthError;
-use crate::domain::ports::Store;
+use crate::domain::ports::{PasskeyCeremonies, Store};
 use crate::domain::risk::RiskAction;
 use crate::domain::risk::client::ClientContext;
 use crate::domain::risk::device::DeviceKey;
@@ -74,6 +76,8 @@ pub struct Policies {
     pub require_two_factor: bool,
     /// How long a password reset's code is valid (`FINHUB_PASSWORD_RESET_TTL`).
     pub reset_ttl: time::Duration,
+    /// Passwordless login with a passkey (`FINHUB_PASSKEY_LOGIN`), while passkeys are on.
+    pub passkey_login: bool,
 }
 
 /// A session and the tokens just issued for it (shown to the customer once).
@@ -110,6 +114,9 @@ pub struct ChallengeIssued {
     /// The earliest moment another code may be sent for the session; `None` when nothing was
     /// sent.
     pub resend_available_at: Option<OffsetDateTime>,
+    /// A passkey ceremony's options (`PublicKeyCredentialRequestOptions` or
+    /// `…CreationOptions`), for the browser.
+    pub public_key: Option<serde_json::Value>,
 }
 
 /// Which sessions a logout ends.
@@ -136,6 +143,8 @@ pub struct AuthService {
     background: TaskTracker,
     /// Reset requests whose work may run at once; past them, requests are shed.
     reset_slots: Arc<Semaphore>,
+    /// WebAuthn for the configured relying party; `None`: passkeys are off.
+    passkeys: Option<Arc<dyn PasskeyCeremonies>>,
 }
 
 impl AuthService {
@@ -160,7 +169,14 @@ impl AuthService {
             courier,
             background: TaskTracker::new(),
             reset_slots: Arc::new(Semaphore::new(RESET_SLOTS)),
+            passkeys: None,
         }
+    }
+
+    /// Accepts passkeys, by `ceremonies`, from now on.
+    pub fn with_passkeys(mut self, ceremonies: Arc<dyn PasskeyCeremonies>) -> Self {
+        self.passkeys = Some(ceremonies);
+        self
     }
 
     /// Locates login addresses with `locator` (a location database) from now on.

@@ -399,10 +399,9 @@ impl AuthService {
             };
         }
         if default.method() != TwoFactorMethod::Email {
-            return Ok(Asking::Factor {
-                id: Some(default.id.clone()),
-                kind: default.kind.clone(),
-            });
+            return self
+                .asking_by(customer, default.id.clone(), default.kind.clone())
+                .await;
         }
         let other = self
             .store
@@ -411,10 +410,9 @@ impl AuthService {
             .into_iter()
             .find(|held| held.factor.method() != TwoFactorMethod::Email);
         if let Some(held) = other {
-            return Ok(Asking::Factor {
-                id: Some(held.factor.id),
-                kind: held.factor.kind,
-            });
+            return self
+                .asking_by(customer, held.factor.id, held.factor.kind)
+                .await;
         }
         if self.store.recovery_codes_remaining(&customer.id).await? > 0 {
             return Ok(Asking::RecoveryCode);

@@ -60,7 +60,7 @@ impl AuthService {
         &self,
         session: &Session,
         challenge_id: &ChallengeId,
-        code: String,
+        answer: Presented,
         client: &ClientContext,
     ) -> Result<IssuedSession, AuthError> {
         Self::require_pending(session)?;
@@ -68,7 +68,7 @@ impl AuthService {
         let now = self.clock.now();
         let challenge = self.store.challenge(challenge_id, &session.id).await?;
         let judged = self
-            .read_answer(&customer, challenge.as_ref(), Presented::Code(code), now)
+            .read_answer(&customer, challenge.as_ref(), answer, now)
             .await?;
         let (completion, issued) = if session.state == SessionState::PasswordReset {
             let (rotation, issued) =

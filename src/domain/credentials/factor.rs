@@ -26,11 +26,13 @@ pub enum TwoFactorMethod {
     Email,
     /// A code from an authenticator app (RFC 6238).
     Totp,
+    /// A passkey (WebAuthn, user verification required).
+    Passkey,
 }
 
 impl TwoFactorMethod {
     /// Every method, in the order documented.
-    pub const ALL: [Self; 3] = [Self::Sms, Self::Email, Self::Totp];
+    pub const ALL: [Self; 4] = [Self::Sms, Self::Email, Self::Totp, Self::Passkey];
 
     /// The stable name the API and the store use.
     pub fn as_str(self) -> &'static str {
@@ -38,6 +40,7 @@ impl TwoFactorMethod {
             Self::Sms => "SMS",
             Self::Email => "EMAIL",
             Self::Totp => "TOTP",
+            Self::Passkey => "PASSKEY",
         }
     }
 }
@@ -50,7 +53,8 @@ impl FromStr for TwoFactorMethod {
             "SMS" => Ok(Self::Sms),
             "EMAIL" => Ok(Self::Email),
             "TOTP" => Ok(Self::Totp),
-            _ => Err(InvalidValue("must be SMS, EMAIL or TOTP")),
+            "PASSKEY" => Ok(Self::Passkey),
+            _ => Err(InvalidValue("must be SMS, EMAIL, TOTP or PASSKEY")),
         }
     }
 }
@@ -69,6 +73,8 @@ pub enum FactorKind {
     Email(Email),
     /// Codes from an authenticator app; its secret is read, sealed, only to judge a code.
     Totp,
+    /// A passkey; its public key is read only to judge an assertion.
+    Passkey,
 }
 
 impl FactorKind {
@@ -78,6 +84,7 @@ impl FactorKind {
             Self::Sms(_) => TwoFactorMethod::Sms,
             Self::Email(_) => TwoFactorMethod::Email,
             Self::Totp => TwoFactorMethod::Totp,
+            Self::Passkey => TwoFactorMethod::Passkey,
         }
     }
 
@@ -86,7 +93,7 @@ impl FactorKind {
         match self {
             Self::Sms(phone) => Some(phone.as_str()),
             Self::Email(mailbox) => Some(mailbox.as_str()),
-            Self::Totp => None,
+            Self::Totp | Self::Passkey => None,
         }
     }
 
@@ -95,7 +102,7 @@ impl FactorKind {
         match self {
             Self::Sms(phone) => Some(phone.masked()),
             Self::Email(mailbox) => Some(mailbox.masked()),
-            Self::Totp => None,
+            Self::Totp | Self::Passkey => None,
         }
     }
 
@@ -107,6 +114,7 @@ impl FactorKind {
             TwoFactorMethod::Sms => Ok(Self::Sms(Phone::parse(address?)?)),
             TwoFactorMethod::Email => Ok(Self::Email(Email::parse(address?)?)),
             TwoFactorMethod::Totp => Ok(Self::Totp),
+            TwoFactorMethod::Passkey => Ok(Self::Passkey),
         }
     }
 }

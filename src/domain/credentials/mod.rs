@@ -4,6 +4,7 @@
 pub mod challenge;
 pub mod factor;
 pub mod lockout;
+pub mod passkey;
 pub mod password;
 pub mod recovery;
 pub mod reset;

@@ -277,6 +277,9 @@ impl Profile {
             Some(TwoFactorMethod::Totp) => Err(InvalidValue(
                 "an authenticator app is added by the customer, who scans its secret",
             )),
+            Some(TwoFactorMethod::Passkey) => Err(InvalidValue(
+                "a passkey is added by the customer, on their own device",
+            )),
         }
     }
 }

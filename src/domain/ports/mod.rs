@@ -14,6 +14,7 @@ mod housekeeping;
 mod location;
 mod notifier;
 mod outbox;
+mod passkeys;
 mod rate_limit;
 mod resets;
 mod security;
@@ -30,6 +31,7 @@ pub use housekeeping::HousekeepingStore;
 pub use location::Locator;
 pub use notifier::{Notifier, NotifyError, Outgoing};
 pub use outbox::OutboxStore;
+pub use passkeys::{PasskeyCeremonies, PasskeyStore};
 pub use rate_limit::{CounterUnavailable, SharedCounter};
 pub use resets::ResetStore;
 pub use security::SecurityStore;
@@ -80,6 +82,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store:
     CustomerStore
     + FactorStore
+    + PasskeyStore
     + SessionStore
     + TwoFactorStore
     + ResetStore

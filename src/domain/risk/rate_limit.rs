@@ -250,13 +250,24 @@ impl RateLimits {
 
     /// Counts one login for `ip` and `username`; both must allow it.
     pub async fn check_login(&self, ip: Option<IpAddr>, username: &str) -> Result<(), Duration> {
-        if let (Some(limit), Some(ip)) = (&self.login_per_ip, ip) {
-            self.hit(limit, client_key(ip)).await?;
+        self.check_login_from(ip).await?;
+        self.check_login_of(username).await
+    }
+
+    /// Counts one login from `ip` (a passkey login, before its account is known).
+    pub async fn check_login_from(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
+        match (&self.login_per_ip, ip) {
+            (Some(limit), Some(ip)) => self.hit(limit, client_key(ip)).await,
+            _ => Ok(()),
         }
-        if let Some(limit) = &self.login_per_account {
-            self.hit(limit, username.to_owned()).await?;
+    }
+
+    /// Counts one login of `username` (a passkey login, once its account is known).
+    pub async fn check_login_of(&self, username: &str) -> Result<(), Duration> {
+        match &self.login_per_account {
+            Some(limit) => self.hit(limit, username.to_owned()).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// One request against `limit` for `key`: in the shared store when it answers, else here.

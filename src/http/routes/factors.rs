@@ -9,12 +9,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::two_factor::bounded_code;
+use super::two_factor::{bounded_code, credential_object};
 use super::{
     AccountLocked, NeedsActiveSession, NeedsRecentSession, ProblemDocument, TokenResponse,
 };
 use crate::domain::audit::rfc3339;
-use crate::domain::auth::{FactorAdded, NewFactor};
+use crate::domain::auth::{FactorAdded, NewFactor, Presented};
 use crate::domain::credentials::factor::{
     FactorId, FactorName, FactorUpdate, HeldFactor, TwoFactorMethod,
 };
@@ -141,6 +141,11 @@ pub struct FactorAddedResponse {
     /// `SMS`, `EMAIL`.
     #[serde(skip_serializing_if = "Option::is_none")]
     resend_available_at: Option<String>,
+    /// `PASSKEY` only: `PublicKeyCredentialCreationOptions` in their JSON form, for
+    /// `navigator.credentials.create`.
+    #[serde(rename = "publicKey", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    public_key: Option<serde_json::Value>,
 }
 
 impl From<FactorAdded> for FactorAddedResponse {
@@ -159,6 +164,7 @@ impl From<FactorAdded> for FactorAddedResponse {
             otpauth_uri,
             destination: challenge.destination,
             resend_available_at: challenge.resend_available_at.map(rfc3339),
+            public_key: challenge.public_key,
         }
     }
 }
@@ -235,6 +241,15 @@ fn new_factor(body: AddFactorRequest) -> ApiResult<NewFactor> {
                 }
             }
         }
+        TwoFactorMethod::Passkey => {
+            if body.phone.is_some() {
+                misplaced("phone", &mut errors);
+            }
+            if body.email.is_some() {
+                misplaced("email", &mut errors);
+            }
+            Some(NewFactor::Passkey { name })
+        }
         TwoFactorMethod::Email => {
             if body.phone.is_some() {
                 misplaced("phone", &mut errors);
@@ -258,12 +273,15 @@ fn new_factor(body: AddFactorRequest) -> ApiResult<NewFactor> {
     }
 }
 
-/// A confirmation code. (No `Debug`: it holds the code.)
+/// A confirmation code, or a new passkey's registration. (No `Debug`: it holds the code.)
 #[derive(Deserialize, ToSchema)]
 pub struct ConfirmFactorRequest {
     /// Six digits: the code sent to the new phone or mailbox, or the app's current code.
     #[schema(min_length = 1, max_length = 64)]
-    code: String,
+    code: Option<String>,
+    /// `PASSKEY`: the `RegistrationResponseJSON` of `navigator.credentials.create`.
+    #[schema(value_type = Option<Object>)]
+    credential: Option<serde_json::Value>,
 }
 
 #[expect(
@@ -302,11 +320,20 @@ pub async fn confirm_factor(
     ApiJson(body): ApiJson<ConfirmFactorRequest>,
 ) -> ApiResult<Response> {
     let factor = path_factor(factor_id)?;
-    let code = bounded_code(body.code)
-        .map_err(|e| ApiError::Validation(vec![FieldError::new("code", e.0)]))?;
+    let answer = match (body.code, body.credential) {
+        (Some(code), None) => bounded_code(code)
+            .map(Presented::Code)
+            .map_err(|e| FieldError::new("code", e.0)),
+        (None, Some(credential)) => credential_object(credential),
+        _ => Err(FieldError::new(
+            "code",
+            "exactly one of code and credential is required",
+        )),
+    }
+    .map_err(|e| ApiError::Validation(vec![e]))?;
     let (confirmed, issued) = state
         .auth
-        .confirm_factor(&session, &factor, code, &client)
+        .confirm_factor(&session, &factor, answer, &client)
         .await?;
     let body = FactorConfirmed {
         factor: FactorResponse::from(confirmed),

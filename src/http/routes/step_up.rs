@@ -10,7 +10,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::two_factor::{ChallengeResponse, challenge_and_code, factor_id};
+use super::two_factor::{
+    ChallengeResponse, challenge_and_code, challenge_and_credential, factor_id,
+};
 use super::{AccountLocked, NeedsActiveSession, ProblemDocument};
 use crate::domain::audit::rfc3339;
 use crate::domain::auth::Presented;
@@ -87,6 +89,9 @@ pub struct StepUpVerifyRequest {
     /// The password, for a `PASSWORD` challenge.
     #[schema(format = Password)]
     password: Option<String>,
+    /// `PASSKEY`: the `AuthenticationResponseJSON` of `navigator.credentials.get`.
+    #[schema(value_type = Option<Object>)]
+    credential: Option<serde_json::Value>,
 }
 
 #[expect(
@@ -128,14 +133,15 @@ pub async fn verify_step_up(
     Ok((no_store(), Json(body)).into_response())
 }
 
-/// The challenge and exactly one of a code and a password.
+/// The challenge and exactly one of a code, a password and a passkey's credential.
 fn parse_answer(body: StepUpVerifyRequest) -> ApiResult<(ChallengeId, Presented)> {
-    match (body.code, body.password) {
-        (Some(code), None) => {
+    match (body.code, body.password, body.credential) {
+        (Some(code), None, None) => {
             let (challenge, code) = challenge_and_code(&body.challenge_id, code)?;
             Ok((challenge, Presented::Code(code)))
         }
-        (None, Some(password)) => {
+        (None, None, Some(credential)) => challenge_and_credential(&body.challenge_id, credential),
+        (None, Some(password), None) => {
             let challenge = ChallengeId::parse(&body.challenge_id)
                 .map_err(|e| ApiError::Validation(vec![FieldError::new("challengeId", e.0)]))?;
             let password = Password::parse(password)
@@ -144,7 +150,7 @@ fn parse_answer(body: StepUpVerifyRequest) -> ApiResult<(ChallengeId, Presented)
         }
         _ => Err(ApiError::Validation(vec![FieldError::new(
             "code",
-            "exactly one of code and password is required",
+            "exactly one of code, password and credential is required",
         )])),
     }
 }

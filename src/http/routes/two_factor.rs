@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use super::{AccountLocked, NeedsPendingSession, ProblemDocument, TokenResponse, tokens_issued};
 use crate::domain::audit::rfc3339;
-use crate::domain::auth::ChallengeIssued;
+use crate::domain::auth::{ChallengeIssued, Presented};
 use crate::domain::credentials::challenge::{CODE_LENGTH, ChallengeId, ChallengeMethod};
 use crate::domain::credentials::factor::FactorId;
 use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
@@ -60,6 +60,11 @@ pub struct ChallengeResponse {
     expires_at: String,
     /// `null` when nothing is sent.
     resend_available_at: Option<String>,
+    /// `PASSKEY` only: `PublicKeyCredentialRequestOptions` in their JSON form, for
+    /// `navigator.credentials.get`.
+    #[serde(rename = "publicKey", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    public_key: Option<serde_json::Value>,
 }
 
 impl From<ChallengeIssued> for ChallengeResponse {
@@ -71,6 +76,7 @@ impl From<ChallengeIssued> for ChallengeResponse {
             code_length: issued.method.takes_six_digits().then_some(CODE_LENGTH),
             expires_at: rfc3339(issued.expires_at),
             resend_available_at: issued.resend_available_at.map(rfc3339),
+            public_key: issued.public_key,
         }
     }
 }
@@ -106,7 +112,7 @@ pub async fn initiate(
         .into_response())
 }
 
-/// A code to check. (No `Debug`: it holds the code.)
+/// A code to check, or a passkey's assertion. (No `Debug`: it holds the code.)
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyRequest {
@@ -115,7 +121,10 @@ pub struct VerifyRequest {
     /// Six digits (SMS, EMAIL, TOTP) or a recovery code (case, spaces and dashes do not
     /// matter).
     #[schema(min_length = 1, max_length = 64)]
-    code: String,
+    code: Option<String>,
+    /// `PASSKEY`: the `AuthenticationResponseJSON` of `navigator.credentials.get`.
+    #[schema(value_type = Option<Object>)]
+    credential: Option<serde_json::Value>,
 }
 
 /// Check a code; the right one activates the session and rotates its tokens.
@@ -135,10 +144,22 @@ pub async fn verify(
     Client(client): Client,
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> ApiResult<Response> {
-    let (challenge, code) = challenge_and_code(&body.challenge_id, body.code)?;
+    let (challenge, answer) = match (body.code, body.credential) {
+        (Some(code), None) => {
+            let (challenge, code) = challenge_and_code(&body.challenge_id, code)?;
+            (challenge, Presented::Code(code))
+        }
+        (None, Some(credential)) => challenge_and_credential(&body.challenge_id, credential)?,
+        _ => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "code",
+                "exactly one of code and credential is required",
+            )]));
+        }
+    };
     let issued = state
         .auth
-        .verify_two_factor(&session, &challenge, code, &client)
+        .verify_two_factor(&session, &challenge, answer, &client)
         .await?;
     Ok(tokens_issued(issued))
 }
@@ -198,6 +219,46 @@ pub(super) fn challenge_and_code(
             }
             Err(ApiError::Validation(errors))
         }
+    }
+}
+
+/// A challenge id and a passkey's credential (a JSON object, read by the challenge), or every
+/// field that is wrong.
+pub(super) fn challenge_and_credential(
+    challenge: &str,
+    credential: serde_json::Value,
+) -> ApiResult<(ChallengeId, Presented)> {
+    match (ChallengeId::parse(challenge), credential_object(credential)) {
+        (Ok(challenge), Ok(credential)) => Ok((challenge, credential)),
+        (challenge, credential) => {
+            let mut errors = Vec::new();
+            if let Err(e) = challenge {
+                errors.push(FieldError::new("challengeId", e.0));
+            }
+            if let Err(e) = credential {
+                errors.push(e);
+            }
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+/// A passkey's credential as an answer.
+pub(super) fn credential_object(credential: serde_json::Value) -> Result<Presented, FieldError> {
+    credential_json(credential).map(Presented::Credential)
+}
+
+/// A passkey's credential: the JSON object a browser's WebAuthn call gives.
+pub(super) fn credential_json(
+    credential: serde_json::Value,
+) -> Result<serde_json::Value, FieldError> {
+    if credential.is_object() {
+        Ok(credential)
+    } else {
+        Err(FieldError::new(
+            "credential",
+            "must be the credential a browser's WebAuthn call gives, as a JSON object",
+        ))
     }
 }
 

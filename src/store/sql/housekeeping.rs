@@ -71,6 +71,16 @@ impl<B: Backend> HousekeepingStore for SqlStore<B> {
         .await
     }
 
+    async fn purge_passkey_logins(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
+        self.purge_batch(
+            "DELETE FROM passkey_logins WHERE id IN (SELECT id FROM passkey_logins \
+             WHERE expires_at <= $1 LIMIT $2)",
+            cutoff,
+            batch,
+        )
+        .await
+    }
+
     /// Reads the checkpoint with the backend's lock, so that instances purging at once take
     /// turns.
     async fn purge_audit(

@@ -12,6 +12,7 @@ mod factors;
 mod housekeeping;
 mod insert;
 mod outbox;
+mod passkeys;
 mod places;
 mod resets;
 mod security;

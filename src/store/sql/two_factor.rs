@@ -249,6 +249,37 @@ pub(super) async fn spend<B: Backend>(
                 .execute(tx)
                 .await?
         }
+        // The rule of `counter_advances`, held by the row: two assertions with one counter
+        // (a cloned authenticator, on any instance) cannot both pass.
+        Spend::PasskeyCounter {
+            factor,
+            counter,
+            credential,
+        } => {
+            query::<B>(
+                "UPDATE factors SET sign_count = $1, passkey = $2 WHERE id = $3 \
+                 AND pending_until IS NULL AND credential_id IS NOT NULL \
+                 AND (sign_count < $1 OR (sign_count = 0 AND $1 = 0))",
+            )
+            .bind(i64::from(*counter))
+            .bind(credential.as_str())
+            .bind(factor.as_str())
+            .execute(tx)
+            .await?
+        }
+        // A credential already registered (to anyone) leaves the factor unconfirmed.
+        Spend::PasskeyRegistration { factor, passkey } => {
+            query::<B>(
+                "UPDATE factors SET credential_id = $1, passkey = $2, sign_count = 0 \
+                 WHERE id = $3 AND credential_id IS NULL \
+                 AND NOT EXISTS (SELECT 1 FROM factors WHERE credential_id = $1)",
+            )
+            .bind(passkey.credential_id.as_str())
+            .bind(passkey.credential.as_str())
+            .bind(factor.as_str())
+            .execute(tx)
+            .await?
+        }
     };
     Ok(spent == 1)
 }
@@ -473,7 +504,7 @@ pub(super) async fn open_in<B: Backend>(
     .await?;
     query::<B>(
         "INSERT INTO challenges (id, session_id, purpose, method, factor_id, destination, \
-         code_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         code_hash, ceremony, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(c.id.as_str())
     .bind(c.session_id.as_str())
@@ -482,6 +513,7 @@ pub(super) async fn open_in<B: Backend>(
     .bind(c.factor_id.as_ref().map(FactorId::as_str))
     .bind(c.destination.as_deref())
     .bind(c.code_hash.as_ref().map(CodeHash::to_stored))
+    .bind(c.ceremony.as_ref().map(|state| state.0.as_str()))
     .bind(now)
     .bind(to_unix_millis(c.expires_at))
     .execute(&mut *tx)

@@ -58,3 +58,22 @@ impl Answer for RecoveryAnswer {
         self.id.clone().map(|id| Spend::RecoveryCode { id })
     }
 }
+
+/// A passkey's answer, already verified against the challenge's ceremony: what a right one
+/// spends (the signature counter it carried, or the credential id it registers); `None` for a
+/// wrong one.
+#[derive(Debug, Clone)]
+pub struct PasskeyAnswer {
+    /// What the verified answer uses up; `None` when it was not verified.
+    pub spend: Option<Spend>,
+}
+
+impl Answer for PasskeyAnswer {
+    fn is_right(&self, challenge: &Challenge) -> bool {
+        challenge.method == ChallengeMethod::Passkey && self.spend.is_some()
+    }
+
+    fn spends(&self) -> Option<Spend> {
+        self.spend.clone()
+    }
+}

@@ -20,6 +20,7 @@ use time::{Duration, OffsetDateTime};
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::factor::{FactorId, TwoFactorMethod};
+use crate::domain::credentials::passkey::{CeremonyState, RegisteredPasskey};
 use crate::domain::customers::{CustomerId, Username};
 use crate::domain::delivery::message::Message;
 use crate::domain::sessions::{Rotation, SessionId, SessionState};
@@ -27,7 +28,7 @@ use crate::domain::sessions::{Rotation, SessionId, SessionState};
 mod answers;
 mod code;
 
-pub use answers::{CheckedPassword, RecoveryAnswer, TotpAnswer};
+pub use answers::{CheckedPassword, PasskeyAnswer, RecoveryAnswer, TotpAnswer};
 pub use code::{CODE_LENGTH, CodeHash, CodeKey, OtpCode, PresentedCode};
 
 /// An answer to a challenge, judged by the domain. The store hands it what it stored for the
@@ -62,6 +63,25 @@ pub enum Spend {
         /// The code's stored id.
         id: String,
     },
+    /// A passkey's signature counter: the stored one must be smaller (or both zero,
+    /// [`counter_advances`](crate::domain::credentials::passkey::counter_advances)); the
+    /// credential is stored with the new counter.
+    PasskeyCounter {
+        /// The passkey's factor.
+        factor: FactorId,
+        /// The counter the assertion carried.
+        counter: u32,
+        /// The credential as it now stands.
+        credential: String,
+    },
+    /// A passkey's credential id: registered once, to one factor, across all customers. The
+    /// factor being confirmed takes the credential.
+    PasskeyRegistration {
+        /// The factor being confirmed.
+        factor: FactorId,
+        /// The credential it becomes.
+        passkey: RegisteredPasskey,
+    },
 }
 
 crate::domain::opaque_id!(
@@ -95,16 +115,19 @@ pub enum ChallengeMethod {
     Totp,
     /// One of the customer's recovery codes.
     RecoveryCode,
+    /// A passkey's assertion.
+    Passkey,
     /// The customer's password.
     Password,
 }
 
 impl ChallengeMethod {
     /// Every method a step-up may name, in the order documented.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Sms,
         Self::Email,
         Self::Totp,
+        Self::Passkey,
         Self::RecoveryCode,
         Self::Password,
     ];
@@ -115,6 +138,7 @@ impl ChallengeMethod {
             Self::Sms => "SMS",
             Self::Email => "EMAIL",
             Self::Totp => "TOTP",
+            Self::Passkey => "PASSKEY",
             Self::RecoveryCode => "RECOVERY_CODE",
             Self::Password => "PASSWORD",
         }
@@ -131,13 +155,14 @@ impl ChallengeMethod {
             Self::Sms => Some(TwoFactorMethod::Sms),
             Self::Email => Some(TwoFactorMethod::Email),
             Self::Totp => Some(TwoFactorMethod::Totp),
+            Self::Passkey => Some(TwoFactorMethod::Passkey),
             Self::RecoveryCode | Self::Password => None,
         }
     }
 
     /// Whether its answer is a six-digit code.
     pub fn takes_six_digits(self) -> bool {
-        self.factor().is_some()
+        matches!(self, Self::Sms | Self::Email | Self::Totp)
     }
 }
 
@@ -147,6 +172,7 @@ impl From<TwoFactorMethod> for ChallengeMethod {
             TwoFactorMethod::Sms => Self::Sms,
             TwoFactorMethod::Email => Self::Email,
             TwoFactorMethod::Totp => Self::Totp,
+            TwoFactorMethod::Passkey => Self::Passkey,
         }
     }
 }
@@ -211,6 +237,8 @@ pub struct NewChallenge {
     pub destination: Option<String>,
     /// Never the code itself: only its hash is stored; `None` when no code is sent.
     pub code_hash: Option<CodeHash>,
+    /// A passkey ceremony's state, which its answer is verified against.
+    pub ceremony: Option<CeremonyState>,
     /// When the challenge opened; the resend interval counts from here.
     pub created_at: OffsetDateTime,
     /// After this the challenge is refused as expired, however many guesses remain.
@@ -264,6 +292,8 @@ pub struct Challenge {
     /// What a code is checked against (the code itself is never stored); `None` when no code
     /// was sent.
     pub code_hash: Option<CodeHash>,
+    /// A passkey ceremony's state, which its answer is verified against.
+    pub ceremony: Option<CeremonyState>,
     /// After this, guesses are refused as expired.
     pub expires_at: OffsetDateTime,
     /// Guesses checked so far, including the one being made.

@@ -1,0 +1,162 @@
+//! Passwordless login with a passkey: the browser offers whichever discoverable credential the
+//! customer picks, and a verified assertion (user verification required) proves both factors
+//! at once. Guarded as a password login is: the same rate limits, the lock checked first, a bad
+//! signature for a known passkey counted toward it.
+
+use super::answers::{Assertion, malformed_credential};
+use super::login::LOGIN_METRIC;
+use super::{AuthService, IssuedSession, count_outcome, rate_limited};
+use crate::domain::InvalidValue;
+use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
+use crate::domain::credentials::challenge::ChallengeId;
+use crate::domain::credentials::passkey::PasskeyUser;
+use crate::domain::error::AuthError;
+use crate::domain::ports::PasskeyCeremonies;
+use crate::domain::risk::client::ClientContext;
+use crate::domain::sessions::OneStepProof;
+
+/// A passkey login's ceremony, for the browser.
+#[derive(Debug)]
+pub struct PasskeyLoginOptions {
+    /// What the answer names.
+    pub challenge_id: ChallengeId,
+    /// `PublicKeyCredentialRequestOptions` for discoverable credentials.
+    pub public_key: serde_json::Value,
+}
+
+impl AuthService {
+    /// Opens a passkey login's ceremony; it counts as a login from the client's address.
+    pub async fn passkey_login_options(
+        &self,
+        client: &ClientContext,
+    ) -> Result<PasskeyLoginOptions, AuthError> {
+        let ceremonies = self.login_ceremonies()?;
+        if let Err(wait) = self.limits.check_login_from(client.ip).await {
+            count_outcome(LOGIN_METRIC, "rate_limited");
+            return Err(rate_limited(wait));
+        }
+        let ceremony = ceremonies.start_authentication(&[])?;
+        let now = self.clock.now();
+        let challenge_id = ChallengeId::generate();
+        self.store
+            .open_passkey_login(
+                &challenge_id,
+                &ceremony.state,
+                now,
+                now + self.policies.two_factor.code_ttl,
+            )
+            .await?;
+        Ok(PasskeyLoginOptions {
+            challenge_id,
+            public_key: ceremony.options,
+        })
+    }
+
+    /// Signs in with a passkey's assertion: an ACTIVE session at once. An unknown credential
+    /// and a bad signature are both `INVALID_CREDENTIALS`; the latter, and a counter that did
+    /// not advance, count toward the customer's lock.
+    pub async fn passkey_login(
+        &self,
+        challenge_id: &ChallengeId,
+        response: &serde_json::Value,
+        client: &ClientContext,
+    ) -> Result<IssuedSession, AuthError> {
+        let ceremonies = self.login_ceremonies()?;
+        let client = &self.prepared(client);
+        let now = self.clock.now();
+        let (credential_id, handle) = ceremonies
+            .credential_named(response)
+            .map_err(malformed_credential)?;
+        let state = self
+            .store
+            .take_passkey_login(challenge_id, now)
+            .await?
+            .ok_or(AuthError::Invalid {
+                field: "challengeId",
+                problem: InvalidValue("is not an open passkey login: ask for new options"),
+            })?;
+        let refused = |reason: &str| {
+            AuditEvent::new(AuditKind::LoginFailed, Outcome::Failure, now)
+                .client(client)
+                .reason(reason)
+        };
+        // The credential must be a customer's, and the user handle the authenticator keeps with
+        // it that customer's: a discoverable credential always carries one.
+        let passkey = self.store.passkey_by_credential(&credential_id).await?;
+        let found = match passkey {
+            Some(passkey)
+                if handle.as_deref() == Some(&PasskeyUser::handle_of(&passkey.customer)) =>
+            {
+                self.store
+                    .customer_by_id(&passkey.customer)
+                    .await?
+                    .map(|customer| (passkey, customer))
+            }
+            _ => None,
+        };
+        let Some((passkey, customer)) = found else {
+            // Nobody to count it against: audited in aggregate, by address.
+            self.refusals.count_event(&refused("unknown_passkey"));
+            count_outcome(LOGIN_METRIC, "invalid_credentials");
+            return Err(AuthError::InvalidCredentials);
+        };
+        let username = &customer.username;
+        if let Err(wait) = self.limits.check_login_of(username.as_str()).await {
+            self.refusals.count("rate_limited", username, client, now);
+            count_outcome(LOGIN_METRIC, "rate_limited");
+            return Err(rate_limited(wait));
+        }
+        let lockout = self.store.lockout(username).await?;
+        if let Some(lock) = lockout.lock_at(now) {
+            self.refusals.count("account_locked", username, client, now);
+            count_outcome(LOGIN_METRIC, "account_locked");
+            return Err(AuthError::AccountLocked {
+                until: lock.until(),
+            });
+        }
+        let failure = |reason: &str| refused(reason).username(username);
+        let spend =
+            match self.verify_assertion(Some(&state), response, std::slice::from_ref(&passkey))? {
+                Assertion::Verified(spend) => spend,
+                Assertion::Wrong => {
+                    let event = failure("invalid_passkey");
+                    return Err(self
+                        .refused(username, Some(&customer), &lockout, event, now)
+                        .await?);
+                }
+                Assertion::CounterRegressed => {
+                    self.counter_regressed(&customer, Some(&passkey.factor), now)
+                        .await?;
+                    let event = failure("passkey_counter_regressed");
+                    return Err(self
+                        .refused(username, Some(&customer), &lockout, event, now)
+                        .await?);
+                }
+            };
+        let proof = OneStepProof {
+            factor: passkey.factor.clone(),
+            spend,
+        };
+        match self
+            .start_session(customer.clone(), client, Some(proof))
+            .await
+        {
+            // Another assertion with this counter was accepted meanwhile (on any instance).
+            Err(AuthError::InvalidCredentials) => {
+                let event = failure("passkey_counter_regressed");
+                Err(self
+                    .refused(username, Some(&customer), &lockout, event, now)
+                    .await?)
+            }
+            other => other,
+        }
+    }
+
+    /// The ceremonies, while passkey login is on; else both of its calls are `NOT_FOUND`.
+    fn login_ceremonies(&self) -> Result<&dyn PasskeyCeremonies, AuthError> {
+        match self.passkeys.as_deref() {
+            Some(ceremonies) if self.policies.passkey_login => Ok(ceremonies),
+            _ => Err(AuthError::NotFound),
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! Passkeys: registered as a factor, asked for at login and step-up, and signing in without a
+//! password; each ceremony run end to end with the software authenticator.
+
+use reqwest::Response;
+use serde_json::{Value, json};
+
+use crate::authenticator::SoftAuthenticator;
+use crate::helpers::{
+    Backend, Customer, TestApp, Tokens, assert_problem, second_instance, spawn_app, spawn_app_with,
+    tokens,
+};
+
+const FACTORS: &str = "/api/v1/customers/me/factors";
+const OPTIONS: &str = "/api/v1/auth/passkey/options";
+const PASSKEY_LOGIN: &str = "/api/v1/auth/passkey";
+
+impl TestApp {
+    /// Adds a passkey made by `device` and confirms it; returns the factor.
+    async fn add_passkey(&self, bearer: &str, device: &mut SoftAuthenticator) -> Value {
+        let added = self
+            .post_json(
+                FACTORS,
+                &json!({"method": "PASSKEY", "name": "Laptop"}),
+                Some(bearer),
+            )
+            .await;
+        assert_eq!(added.status(), 201);
+        let added: Value = added.json().await.unwrap();
+        let confirmed = self
+            .confirm_passkey(bearer, &added, device.register(&added["publicKey"]))
+            .await;
+        assert_eq!(confirmed.status(), 200);
+        confirmed.json::<Value>().await.unwrap()["factor"].clone()
+    }
+
+    async fn confirm_passkey(&self, bearer: &str, added: &Value, credential: Value) -> Response {
+        let path = format!("{FACTORS}/{}/confirm", added["id"].as_str().unwrap());
+        self.post_json(&path, &json!({"credential": credential}), Some(bearer))
+            .await
+    }
+
+    async fn passkey_options(&self) -> Value {
+        let response = self.post_json(OPTIONS, &json!({}), None).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        response.json().await.unwrap()
+    }
+
+    /// A passkey login by `device`, from options to session.
+    async fn passkey_login(&self, device: &mut SoftAuthenticator) -> Response {
+        let options = self.passkey_options().await;
+        let credential = device.assert(&options["publicKey"]);
+        self.post_json(
+            PASSKEY_LOGIN,
+            &json!({"challengeId": options["challengeId"], "credential": credential}),
+            None,
+        )
+        .await
+    }
+
+    /// A customer signed in with a passkey they hold (added as their first factor).
+    async fn customer_with_passkey(&self, name: &str) -> (Customer, SoftAuthenticator, Tokens) {
+        let customer = self.create_customer(name, None).await;
+        let session = self.login_ok(&customer).await;
+        let mut device = SoftAuthenticator::new();
+        self.add_passkey(&session.bff, &mut device).await;
+        (customer, device, session)
+    }
+}
+
+on_both_stores!(a_passkey_is_registered_confirmed_and_asked_for_at_login);
+async fn a_passkey_is_registered_confirmed_and_asked_for_at_login(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_customer("alice", None).await;
+    let session = app.login_ok(&alice).await;
+
+    // The first factor of a customer who has none needs no step-up.
+    let added = app
+        .post_json(
+            FACTORS,
+            &json!({"method": "PASSKEY", "name": "Laptop"}),
+            Some(&session.bff),
+        )
+        .await;
+    assert_eq!(added.status(), 201);
+    let added: Value = added.json().await.unwrap();
+    assert_eq!(added["method"], "PASSKEY");
+    assert_eq!(added["state"], "UNCONFIRMED");
+    let options = &added["publicKey"];
+    assert_eq!(options["rp"]["id"], "localhost");
+    assert_eq!(
+        options["authenticatorSelection"]["residentKey"],
+        "preferred"
+    );
+    assert_eq!(
+        options["authenticatorSelection"]["userVerification"],
+        "required"
+    );
+    assert!(options["challenge"].as_str().unwrap().len() >= 43);
+    // The user handle says nothing of the customer.
+    let handle = options["user"]["id"].as_str().unwrap();
+    assert!(!handle.contains(&alice.id) && !alice.id.contains(handle));
+
+    let mut laptop = SoftAuthenticator::new();
+    let registration = laptop.register(options);
+    // A code does not answer a passkey's registration.
+    assert_problem(
+        app.post_json(
+            &format!("{FACTORS}/{}/confirm", added["id"].as_str().unwrap()),
+            &json!({"code": "123456"}),
+            Some(&session.bff),
+        )
+        .await,
+        400,
+        "INVALID_2FA_CODE",
+    )
+    .await;
+    let confirmed = app
+        .confirm_passkey(&session.bff, &added, registration.clone())
+        .await;
+    assert_eq!(confirmed.status(), 200);
+    let factor: Value = confirmed.json().await.unwrap();
+    assert_eq!(factor["factor"]["method"], "PASSKEY");
+    assert_eq!(factor["factor"]["name"], "Laptop");
+    assert_eq!(factor["factor"]["destination"], Value::Null);
+    assert_eq!(factor["factor"]["default"], true);
+    // A registration is answered once.
+    assert_problem(
+        app.confirm_passkey(&session.bff, &added, registration)
+            .await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    let me: Value = app.me(&session.bff).await.json().await.unwrap();
+    assert_eq!(
+        me["twoFactor"],
+        json!({"enabled": true, "method": "PASSKEY", "destination": null})
+    );
+    assert_eq!(app.audit_of_kind("factor.added").await.len(), 1);
+
+    // The next login asks for the passkey: nothing is sent, the browser gets its options.
+    let pending = app.login_ok(&alice).await;
+    assert_eq!(pending.body["twoFactorRequired"], true);
+    let challenge = app
+        .post_json("/api/v1/auth/2fa/initiate", &json!({}), Some(&pending.bff))
+        .await;
+    assert_eq!(challenge.status(), 202);
+    let challenge: Value = challenge.json().await.unwrap();
+    assert_eq!(challenge["method"], "PASSKEY");
+    assert_eq!(challenge["codeLength"], Value::Null);
+    assert_eq!(challenge["destination"], Value::Null);
+    let allowed = challenge["publicKey"]["allowCredentials"]
+        .as_array()
+        .unwrap();
+    assert_eq!(allowed.len(), 1);
+    assert_eq!(challenge["publicKey"]["userVerification"], "required");
+    let id = challenge["challengeId"].as_str().unwrap();
+
+    // Another authenticator's assertion is a wrong answer, counted like a wrong code.
+    let mut stranger = SoftAuthenticator::new();
+    stranger.register(options);
+    let mut foreign = stranger
+        .assert(&json!({"rpId": "localhost", "challenge": challenge["publicKey"]["challenge"]}));
+    foreign["id"] = allowed[0]["id"].clone();
+    foreign["rawId"] = allowed[0]["id"].clone();
+    let refused = assert_problem(
+        app.post_json(
+            "/api/v1/auth/2fa/verify",
+            &json!({"challengeId": id, "credential": foreign}),
+            Some(&pending.bff),
+        )
+        .await,
+        400,
+        "INVALID_2FA_CODE",
+    )
+    .await;
+    assert_eq!(refused["attemptsRemaining"], 4);
+
+    let assertion = laptop.assert(&challenge["publicKey"]);
+    let active = tokens(
+        app.post_json(
+            "/api/v1/auth/2fa/verify",
+            &json!({"challengeId": id, "credential": assertion}),
+            Some(&pending.bff),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(active.body["twoFactorRequired"], false);
+    let listed = app
+        .client
+        .get(app.url(FACTORS))
+        .bearer_auth(&active.bff)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert!(listed["factors"][0]["lastUsedAt"].is_string());
+    // The credential and its counter are stored; no private key exists to store.
+    let counter: i64 = app
+        .customer_scalar(
+            "SELECT sign_count FROM factors WHERE customer_id = $1",
+            &alice,
+        )
+        .await;
+    assert_eq!(counter, 1);
+}
+
+on_both_stores!(a_passkey_signs_in_without_a_password_once_per_ceremony);
+async fn a_passkey_signs_in_without_a_password_once_per_ceremony(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (alice, mut laptop, _) = app.customer_with_passkey("alice").await;
+
+    let options = app.passkey_options().await;
+    assert_eq!(options["publicKey"]["allowCredentials"], json!([]));
+    assert_eq!(options["publicKey"]["userVerification"], "required");
+    let credential = laptop.assert(&options["publicKey"]);
+    let body = json!({
+        "challengeId": options["challengeId"],
+        "credential": credential,
+        "device": {"fingerprint": "laptop-1", "name": "Work laptop"},
+    });
+    let session = tokens(app.post_json(PASSKEY_LOGIN, &body, None).await).await;
+    assert_eq!(session.body["twoFactorRequired"], false);
+    let me: Value = app.me(&session.bff).await.json().await.unwrap();
+    assert_eq!(me["username"], alice.username);
+    // Both factors proved: recent enough for a sensitive call without a step-up.
+    let codes = app
+        .post_json(
+            "/api/v1/customers/me/recovery-codes",
+            &json!({}),
+            Some(&session.bff),
+        )
+        .await;
+    assert_eq!(codes.status(), 201);
+    assert_eq!(app.audit_of_kind("login.succeeded").await.len(), 2);
+
+    // The same ceremony answered again: refused, whoever answers it.
+    assert_problem(
+        app.post_json(PASSKEY_LOGIN, &body, None).await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+
+    // A synced passkey keeps no counter, and signs in every time.
+    let bob = app.create_customer("bob", None).await;
+    let bob_session = app.login_ok(&bob).await;
+    let mut phone = SoftAuthenticator::counterless();
+    app.add_passkey(&bob_session.bff, &mut phone).await;
+    for _ in 0..2 {
+        let session = tokens(app.passkey_login(&mut phone).await).await;
+        let me: Value = app.me(&session.bff).await.json().await.unwrap();
+        assert_eq!(me["username"], bob.username);
+    }
+}
+
+on_both_stores!(a_cloned_authenticator_is_refused_and_audited);
+async fn a_cloned_authenticator_is_refused_and_audited(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (alice, mut laptop, _) = app.customer_with_passkey("alice").await;
+    // The attack: the key copied off the device. The copy's counter lags the original's.
+    let mut clone = laptop.clone();
+    tokens(app.passkey_login(&mut laptop).await).await;
+    assert_problem(
+        app.passkey_login(&mut clone).await,
+        401,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+    let regressions = app.audit_of_kind("passkey.counter_regressed").await;
+    assert_eq!(regressions.len(), 1);
+    assert_eq!(regressions[0]["customerId"], alice.id);
+    let failed = app.audit_of_kind("login.failed").await;
+    assert!(
+        failed
+            .iter()
+            .any(|e| e["reason"] == "passkey_counter_regressed")
+    );
+    // The original goes on.
+    tokens(app.passkey_login(&mut laptop).await).await;
+}
+
+on_both_stores!(bad_assertions_are_invalid_credentials_and_a_known_passkeys_count_toward_the_lock);
+async fn bad_assertions_are_invalid_credentials_and_a_known_passkeys_count_toward_the_lock(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |s| s.lockout.threshold = 3).await;
+    let (alice, mut laptop, _) = app.customer_with_passkey("alice").await;
+
+    // A credential registered nowhere: nobody to count it against.
+    let mut stranger = SoftAuthenticator::new();
+    let options = app.passkey_options().await;
+    stranger.register(&json!({
+        "rp": {"id": "localhost"},
+        "user": {"id": "AAAAAAAAAAAAAAAAAAAAAA"},
+        "challenge": options["publicKey"]["challenge"],
+    }));
+    assert_problem(
+        app.passkey_login(&mut stranger).await,
+        401,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+
+    // Alice's passkey from another site's page, without user verification, with its signature
+    // altered: each a failure of hers.
+    let mut phishing = laptop.clone();
+    phishing.origin = Some("https://finhub.example.evil".into());
+    let mut unverified = laptop.clone();
+    unverified.skips_user_verification = true;
+    for device in [&mut phishing, &mut unverified] {
+        assert_problem(app.passkey_login(device).await, 401, "INVALID_CREDENTIALS").await;
+    }
+    let options = app.passkey_options().await;
+    let mut tampered = laptop.assert(&options["publicKey"]);
+    tampered["response"]["signature"] = json!("MEUCIQDp");
+    assert_problem(
+        app.post_json(
+            PASSKEY_LOGIN,
+            &json!({"challengeId": options["challengeId"], "credential": tampered}),
+            None,
+        )
+        .await,
+        401,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+    // The third failure locked her: the right passkey is refused until the lock ends.
+    assert_problem(app.passkey_login(&mut laptop).await, 423, "ACCOUNT_LOCKED").await;
+    let failures = app.audit_of_kind("login.failed").await;
+    assert_eq!(
+        failures
+            .iter()
+            .filter(|e| e["reason"] == "invalid_passkey" && e["customerId"] == alice.id)
+            .count(),
+        3
+    );
+}
+
+on_both_stores!(malformed_passkey_answers_are_validation_errors);
+async fn malformed_passkey_answers_are_validation_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let options = app.passkey_options().await;
+    for credential in [json!("a string"), json!({"id": 7}), json!({})] {
+        let problem = assert_problem(
+            app.post_json(
+                PASSKEY_LOGIN,
+                &json!({"challengeId": options["challengeId"], "credential": credential}),
+                None,
+            )
+            .await,
+            400,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        assert_eq!(problem["errors"][0]["field"], "credential", "{problem}");
+    }
+    assert_problem(
+        app.post_json(PASSKEY_LOGIN, &json!({"challengeId": "x"}), None)
+            .await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+}
+
+on_both_stores!(two_instances_racing_one_passkey_assertion_let_one_session_in);
+async fn two_instances_racing_one_passkey_assertion_let_one_session_in(backend: Backend) {
+    let a = spawn_app(backend).await;
+    let b = second_instance(&a).await;
+    let (_, mut laptop, _) = a.customer_with_passkey("alice").await;
+    let options = a.passkey_options().await;
+    let body = json!({
+        "challengeId": options["challengeId"],
+        "credential": laptop.assert(&options["publicKey"]),
+    });
+    let (one, two) = tokio::join!(
+        a.post_json(PASSKEY_LOGIN, &body, None),
+        b.post_json(PASSKEY_LOGIN, &body, None)
+    );
+    let mut statuses = [one.status().as_u16(), two.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 400]);
+}
+
+on_both_stores!(a_step_up_by_passkey_proves_a_recent_second_factor);
+async fn a_step_up_by_passkey_proves_a_recent_second_factor(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, mut laptop, session) = app.customer_with_passkey("alice").await;
+    app.clock.advance(time::Duration::minutes(6));
+    let refused = assert_problem(
+        app.post_json(
+            "/api/v1/customers/me/recovery-codes",
+            &json!({}),
+            Some(&session.bff),
+        )
+        .await,
+        403,
+        "RECENT_AUTHENTICATION_REQUIRED",
+    )
+    .await;
+    assert_eq!(refused["methods"], json!(["PASSKEY"]));
+    let challenge = app
+        .post_json(
+            "/api/v1/auth/step-up",
+            &json!({"method": "PASSKEY"}),
+            Some(&session.bff),
+        )
+        .await;
+    assert_eq!(challenge.status(), 202);
+    let challenge: Value = challenge.json().await.unwrap();
+    let verified = app
+        .post_json(
+            "/api/v1/auth/step-up/verify",
+            &json!({
+                "challengeId": challenge["challengeId"],
+                "credential": laptop.assert(&challenge["publicKey"]),
+            }),
+            Some(&session.bff),
+        )
+        .await;
+    assert_eq!(verified.status(), 200);
+}
+
+on_both_stores!(without_a_relying_party_or_with_passkey_login_off_the_paths_are_not_found);
+async fn without_a_relying_party_or_with_passkey_login_off_the_paths_are_not_found(
+    backend: Backend,
+) {
+    let off = spawn_app_with(backend, |s| {
+        s.passkeys.webauthn_rp_id = None;
+        s.passkeys.webauthn_origin = None;
+    })
+    .await;
+    assert_problem(
+        off.post_json(OPTIONS, &json!({}), None).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_problem(
+        off.post_json(
+            PASSKEY_LOGIN,
+            &json!({"challengeId": "x", "credential": {}}),
+            None,
+        )
+        .await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    let alice = off.create_customer("alice", None).await;
+    let session = off.login_ok(&alice).await;
+    let refused = assert_problem(
+        off.post_json(FACTORS, &json!({"method": "PASSKEY"}), Some(&session.bff))
+            .await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["field"], "method");
+
+    let no_login = spawn_app_with(backend, |s| s.passkeys.passkey_login = false).await;
+    assert_problem(
+        no_login.post_json(OPTIONS, &json!({}), None).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    // Passkeys stay a second factor.
+    let (_, mut laptop, _) = no_login.customer_with_passkey("bob").await;
+    let _ = &mut laptop;
+}
