@@ -43,6 +43,8 @@ export function messageFor(error) {
       return 'Finish resetting your password first.';
     case 'VALIDATION_ERROR':
       return 'Some of what you entered is not valid. Check it and try again.';
+    case 'PASSKEY_NOT_USED':
+      return error.message;
     case 'INTERNAL_ERROR':
       return p.requestId
         ? `Something went wrong on our side. Please try again. If it keeps happening, tell FinHub support this reference: ${p.requestId}.`

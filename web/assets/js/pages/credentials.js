@@ -5,11 +5,13 @@
 import { call } from '../api.js';
 import { hideMessage, part, showMessage } from '../dom.js';
 import { messageFor } from '../messages.js';
+import { createPasskey, passkeyFailure, passkeysSupported, usePasskey } from '../passkey.js';
 import { readTokens } from '../storage.js';
 import { strengthHint } from '../strength.js';
 
-// The way to confirm it is them the page picks first, of those the server lists.
-const PREFERRED = ['TOTP', 'SMS', 'EMAIL', 'RECOVERY_CODE', 'PASSWORD'];
+// The way to confirm it is them the page picks first, of those the server lists: a passkey,
+// which nothing can phish, where the browser has them.
+const PREFERRED = [...(passkeysSupported() ? ['PASSKEY'] : []), 'TOTP', 'SMS', 'EMAIL', 'RECOVERY_CODE', 'PASSWORD'];
 const SENT_BY = { SMS: 'text message', EMAIL: 'e-mail' };
 
 function token() {
@@ -79,6 +81,26 @@ function stepUpOnce(section, action) {
         challenge = await call('POST', '/auth/step-up', { token: token(), body: { method } });
       } catch (refused) {
         failed(refused);
+        return;
+      }
+      if (method === 'PASSKEY') {
+        // The device asks for itself: no box, and the action goes ahead once it answers.
+        try {
+          let credential;
+          try {
+            credential = await usePasskey(challenge.publicKey);
+          } catch (refused) {
+            throw passkeyFailure(refused);
+          }
+          await call('POST', '/auth/step-up/verify', {
+            token: token(),
+            body: { challengeId: challenge.challengeId, credential },
+          });
+        } catch (refused) {
+          failed(refused);
+          return;
+        }
+        attempt();
         return;
       }
       part(section, 'step-up-text').textContent = {
@@ -301,6 +323,47 @@ function authenticatorApp(section, app) {
   });
 }
 
+// A passkey made by this device (or a phone or security key it offers): usable once the
+// server has checked what the device made.
+function passkey(section, app) {
+  if (!passkeysSupported()) return;
+  part(section, 'passkeys').hidden = false;
+  const add = part(section, 'passkey-add');
+  const error = part(section, 'passkey-error');
+  const notice = part(section, 'credentials-notice');
+  add.addEventListener('click', async () => {
+    hideMessage(error);
+    hideMessage(notice);
+    add.disabled = true;
+    try {
+      const factor = await withStepUp(section, () => call('POST', '/customers/me/factors', {
+        token: token(),
+        body: { method: 'PASSKEY', name: 'Passkey' },
+      }));
+      let credential;
+      try {
+        credential = await createPasskey(factor.publicKey);
+      } catch (refused) {
+        throw passkeyFailure(refused);
+      }
+      await call('POST', `/customers/me/factors/${encodeURIComponent(factor.id)}/confirm`, {
+        token: token(),
+        body: { credential },
+      });
+      changed();
+      showMessage(notice, 'Your passkey is added: you can sign in with it now.');
+      listFactors(section, app);
+    } catch (failure) {
+      if (failure.code === 'CANCELLED' || app.handleSessionError(failure)) return;
+      showMessage(error, failure.code === 'INVALID_2FA_CODE'
+        ? 'FinHub could not check that passkey. Try again, or use another device.'
+        : messageFor(failure));
+    } finally {
+      add.disabled = false;
+    }
+  });
+}
+
 // A new phone or mailbox for codes: usable once the code sent to it comes back.
 function phoneOrMailbox(section, app) {
   const form = part(section, 'contact-form');
@@ -371,7 +434,7 @@ function phoneOrMailbox(section, app) {
   });
 }
 
-const METHOD_WORDS = { TOTP: 'Authenticator app', SMS: 'Text messages', EMAIL: 'E-mail' };
+const METHOD_WORDS = { TOTP: 'Authenticator app', SMS: 'Text messages', EMAIL: 'E-mail', PASSKEY: 'Passkey' };
 
 function factorItem(factor, actions) {
   const li = document.createElement('li');
@@ -459,6 +522,7 @@ export function showCredentials(page, app, onChanged) {
   listFactors(section, app);
   passwordChange(section, app);
   authenticatorApp(section, app);
+  passkey(section, app);
   phoneOrMailbox(section, app);
   recoveryCodes(section, app);
 }

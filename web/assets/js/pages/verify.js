@@ -1,10 +1,12 @@
 // The two-factor page: where the code went, a 6-digit entry that takes a pasted code, resend
-// with a countdown, tries left after a wrong code, and word when the code could not be sent.
+// with a countdown, tries left after a wrong code, and word when the code could not be sent; or,
+// for a passkey, a button that asks the device for it.
 
 import { call } from '../api.js';
 import { hideMessage, mountPage, part, showMessage } from '../dom.js';
 import { formatTime } from '../format.js';
 import { messageFor } from '../messages.js';
+import { passkeyFailure, usePasskey } from '../passkey.js';
 import { forgetChallenge, readChallenge, readTokens, saveChallenge, saveTokens } from '../storage.js';
 
 const METHOD_NAMES = { SMS: 'text message', EMAIL: 'e-mail' };
@@ -37,7 +39,7 @@ export function showVerify(app) {
   // (or expired first) can be asked for again at once.
   let watched = null;
   const watchDelivery = async () => {
-    if (!challenge || challenge.method === 'TOTP' || watched === challenge.challengeId) return;
+    if (!challenge || !challenge.destination || watched === challenge.challengeId) return;
     const id = challenge.challengeId;
     try {
       const state = await call('GET', `/auth/2fa/challenges/${encodeURIComponent(id)}`, {
@@ -60,11 +62,16 @@ export function showVerify(app) {
   app.every(2_000, watchDelivery);
 
   const showChallenge = () => {
-    // An authenticator app's code is not sent: the page says where to find it instead.
+    // An authenticator app's code is not sent: the page says where to find it instead. A
+    // passkey takes no code at all.
     const fromApp = challenge.method === 'TOTP';
+    const byPasskey = challenge.method === 'PASSKEY';
     part(page, 'app').hidden = !fromApp;
-    sent.hidden = fromApp;
-    if (!fromApp) {
+    part(page, 'passkey').hidden = !byPasskey;
+    form.hidden = byPasskey;
+    page.querySelector('.resend').hidden = byPasskey;
+    sent.hidden = fromApp || byPasskey;
+    if (!fromApp && !byPasskey) {
       part(page, 'method').textContent = METHOD_NAMES[challenge.method] ?? 'message';
       part(page, 'destination').textContent = challenge.destination;
       part(page, 'code-expiry').textContent = formatTime(challenge.expiresAt);
@@ -96,7 +103,7 @@ export function showVerify(app) {
       challenge = await call('POST', '/auth/2fa/initiate', { token: tokens?.bffToken, body: {} });
       saveChallenge(challenge, tokens?.sessionId);
       showChallenge();
-      code.focus();
+      (challenge.method === 'PASSKEY' ? part(page, 'passkey-use') : code).focus();
     } catch (failure) {
       fail(failure);
       tick();
@@ -149,9 +156,51 @@ export function showVerify(app) {
   resend.addEventListener('click', send);
   useRecoveryCode(page, app, fail);
 
+  // A passkey's challenge is answered by the device; one that is spent is asked for anew.
+  const passkeyError = part(page, 'passkey-error');
+  const usePasskeyButton = part(page, 'passkey-use');
+  let spent = false;
+  usePasskeyButton.addEventListener('click', async () => {
+    hideMessage(passkeyError);
+    usePasskeyButton.disabled = true;
+    try {
+      if (spent || challenge?.method !== 'PASSKEY') {
+        const tokens = readTokens();
+        challenge = await call('POST', '/auth/2fa/initiate', { token: tokens?.bffToken, body: { method: 'PASSKEY' } });
+        saveChallenge(challenge, tokens?.sessionId);
+        spent = false;
+      }
+      let credential;
+      try {
+        credential = await usePasskey(challenge.publicKey);
+      } catch (refused) {
+        throw passkeyFailure(refused);
+      }
+      const verified = await call('POST', '/auth/2fa/verify', {
+        token: readTokens()?.bffToken,
+        body: { challengeId: challenge.challengeId, credential },
+      });
+      forgetChallenge();
+      saveTokens(verified);
+      app.navigate();
+    } catch (failure) {
+      if (app.handleSessionError(failure)) return;
+      if (failure.code === 'TWO_FACTOR_NOT_PENDING') {
+        app.navigate();
+        return;
+      }
+      spent = ['TOO_MANY_2FA_ATTEMPTS', '2FA_CODE_EXPIRED'].includes(failure.code);
+      showMessage(passkeyError, failure.code === 'INVALID_2FA_CODE'
+        ? 'That passkey could not be checked. Use the passkey you added to FinHub.'
+        : messageFor(failure));
+    } finally {
+      usePasskeyButton.disabled = false;
+    }
+  });
+
   if (challenge) {
     showChallenge();
-    code.focus();
+    (challenge.method === 'PASSKEY' ? usePasskeyButton : code).focus();
   } else {
     send();
   }
@@ -181,6 +230,7 @@ function useRecoveryCode(page, app, fail) {
     part(page, 'form').hidden = true;
     part(page, 'sent').hidden = true;
     part(page, 'app').hidden = true;
+    part(page, 'passkey').hidden = true;
     page.querySelector('.resend').hidden = true;
     use.hidden = true;
     form.hidden = false;
