@@ -4,6 +4,9 @@
 -- which a use raises by a conditional update so that a counter is accepted once.
 ALTER TABLE factors ADD COLUMN credential_id TEXT;
 ALTER TABLE factors ADD COLUMN passkey TEXT;
+-- The user handle the passkey was made for: random, one per customer (all their passkeys
+-- share it), set as a PASSKEY factor is added; a login's assertion must carry it.
+ALTER TABLE factors ADD COLUMN user_handle BYTEA;
 ALTER TABLE factors ADD COLUMN sign_count BIGINT;
 CREATE UNIQUE INDEX factors_by_credential ON factors (credential_id) WHERE credential_id IS NOT NULL;
 

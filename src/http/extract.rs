@@ -168,6 +168,24 @@ impl FromRequestParts<AppState> for Client {
     }
 }
 
+/// Passkey login is on; else both of its paths answer `NOT_FOUND`, before any body is read.
+pub struct PasskeyLoginOn;
+
+impl FromRequestParts<AppState> for PasskeyLoginOn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.auth.passkey_login_on() {
+            Ok(Self)
+        } else {
+            Err(ApiError::NotFound)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

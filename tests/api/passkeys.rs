@@ -58,6 +58,29 @@ impl TestApp {
         .await
     }
 
+    /// The pending session's challenge of its default factor.
+    async fn two_factor_challenge(&self, bearer: &str) -> Value {
+        let response = self
+            .post_json("/api/v1/auth/2fa/initiate", &json!({}), Some(bearer))
+            .await;
+        assert_eq!(response.status(), 202);
+        response.json().await.unwrap()
+    }
+
+    async fn answer_with_passkey(
+        &self,
+        bearer: &str,
+        challenge: &Value,
+        credential: Value,
+    ) -> Response {
+        self.post_json(
+            "/api/v1/auth/2fa/verify",
+            &json!({"challengeId": challenge["challengeId"], "credential": credential}),
+            Some(bearer),
+        )
+        .await
+    }
+
     /// A customer signed in with a passkey they hold (added as their first factor).
     async fn customer_with_passkey(&self, name: &str) -> (Customer, SoftAuthenticator, Tokens) {
         let customer = self.create_customer(name, None).await;
@@ -387,6 +410,159 @@ async fn two_instances_racing_one_passkey_assertion_let_one_session_in(backend: 
     assert_eq!(statuses, [200, 400]);
 }
 
+on_both_stores!(a_clone_racing_its_original_on_two_instances_lets_one_counter_in);
+async fn a_clone_racing_its_original_on_two_instances_lets_one_counter_in(backend: Backend) {
+    let a = spawn_app(backend).await;
+    let b = second_instance(&a).await;
+    let (_, mut laptop, _) = a.customer_with_passkey("alice").await;
+    let mut clone = laptop.clone();
+    // Two ceremonies, two assertions with the same counter: each checks out against the
+    // counter read before, so only the store's conditional update can refuse one.
+    let (first, second) = (a.passkey_options().await, b.passkey_options().await);
+    let body = |options: &Value, device: &mut SoftAuthenticator| {
+        json!({
+            "challengeId": options["challengeId"],
+            "credential": device.assert(&options["publicKey"]),
+        })
+    };
+    let (one, two) = (body(&first, &mut laptop), body(&second, &mut clone));
+    let (one, two) = tokio::join!(
+        a.post_json(PASSKEY_LOGIN, &one, None),
+        b.post_json(PASSKEY_LOGIN, &two, None)
+    );
+    let mut statuses = [one.status().as_u16(), two.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 401]);
+    assert_eq!(a.audit_of_kind("passkey.counter_regressed").await.len(), 1);
+}
+
+on_both_stores!(an_assertion_must_carry_its_customers_user_handle);
+async fn an_assertion_must_carry_its_customers_user_handle(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, mut laptop, _) = app.customer_with_passkey("alice").await;
+    for handle in [json!("AAAAAAAAAAAAAAAAAAAAAA"), Value::Null] {
+        let options = app.passkey_options().await;
+        let mut credential = laptop.assert(&options["publicKey"]);
+        credential["response"]["userHandle"] = handle;
+        assert_problem(
+            app.post_json(
+                PASSKEY_LOGIN,
+                &json!({"challengeId": options["challengeId"], "credential": credential}),
+                None,
+            )
+            .await,
+            401,
+            "INVALID_CREDENTIALS",
+        )
+        .await;
+    }
+    tokens(app.passkey_login(&mut laptop).await).await;
+}
+
+on_both_stores!(
+    a_passkey_answers_only_its_own_customers_challenges_and_a_clone_is_caught_there_too
+);
+async fn a_passkey_answers_only_its_own_customers_challenges_and_a_clone_is_caught_there_too(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let (_, mut alices, _) = app.customer_with_passkey("alice").await;
+    let (bob, mut bobs, _) = app.customer_with_passkey("bob").await;
+    let mut bobs_clone = bobs.clone();
+    // Alice's passkey, signing Bob's challenge: not one of his.
+    let pending = app.login_ok(&bob).await;
+    let asked = app.two_factor_challenge(&pending.bff).await;
+    let mut foreign_options = asked["publicKey"].clone();
+    foreign_options["allowCredentials"] = json!([]);
+    let foreign = alices.assert(&foreign_options);
+    assert_problem(
+        app.answer_with_passkey(&pending.bff, &asked, foreign).await,
+        400,
+        "INVALID_2FA_CODE",
+    )
+    .await;
+    let signed = bobs.assert(&asked["publicKey"]);
+    let active = tokens(app.answer_with_passkey(&pending.bff, &asked, signed).await).await;
+    // A step-up's assertion replayed to its spent challenge: refused, and no clone suspected
+    // (the counter it carries is the one stored, but nothing was judged).
+    let step_up = app
+        .post_json(
+            "/api/v1/auth/step-up",
+            &json!({"method": "PASSKEY"}),
+            Some(&active.bff),
+        )
+        .await;
+    assert_eq!(step_up.status(), 202);
+    let step_up: Value = step_up.json().await.unwrap();
+    let body = json!({
+        "challengeId": step_up["challengeId"],
+        "credential": bobs.assert(&step_up["publicKey"]),
+    });
+    let verify = "/api/v1/auth/step-up/verify";
+    assert_eq!(
+        app.post_json(verify, &body, Some(&active.bff))
+            .await
+            .status(),
+        200
+    );
+    assert_problem(
+        app.post_json(verify, &body, Some(&active.bff)).await,
+        400,
+        "2FA_CODE_EXPIRED",
+    )
+    .await;
+    assert!(
+        app.audit_of_kind("passkey.counter_regressed")
+            .await
+            .is_empty()
+    );
+
+    // Bob's copied passkey, behind the original's counter: a wrong answer, audited as a clone.
+    let pending = app.login_ok(&bob).await;
+    let asked = app.two_factor_challenge(&pending.bff).await;
+    let copied = bobs_clone.assert(&asked["publicKey"]);
+    assert_problem(
+        app.answer_with_passkey(&pending.bff, &asked, copied).await,
+        400,
+        "INVALID_2FA_CODE",
+    )
+    .await;
+    let regressions = app.audit_of_kind("passkey.counter_regressed").await;
+    assert_eq!(regressions.len(), 1);
+    assert_eq!(regressions[0]["sessionId"], pending.session_id);
+}
+
+on_both_stores!(a_password_reset_is_finished_with_the_customers_passkey);
+async fn a_password_reset_is_finished_with_the_customers_passkey(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.audit.key = Some("the-audit-key-of-the-passkey-tests".into());
+    })
+    .await;
+    let (alice, mut laptop, _) = app.customer_with_passkey("alice").await;
+    let session = app.reset_session(&alice).await;
+    assert_eq!(session.body["twoFactorRequired"], true);
+    let asked: Value = app.initiate(&session.bff).await.json().await.unwrap();
+    assert_eq!(asked["method"], "PASSKEY");
+    let proved = tokens(
+        app.post_json(
+            "/api/v1/auth/2fa/verify",
+            &json!({
+                "challengeId": asked["challengeId"],
+                "credential": laptop.assert(&asked["publicKey"]),
+            }),
+            Some(&session.bff),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        app.complete_reset(&proved.bff, "Quiet-lantern-harbour-42")
+            .await
+            .status(),
+        204
+    );
+}
+
 on_both_stores!(a_step_up_by_passkey_proves_a_recent_second_factor);
 async fn a_step_up_by_passkey_proves_a_recent_second_factor(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -470,7 +646,31 @@ async fn without_a_relying_party_or_with_passkey_login_off_the_paths_are_not_fou
         "NOT_FOUND",
     )
     .await;
+    // Whatever the body: the path is not there.
+    assert_problem(
+        no_login
+            .post_json(PASSKEY_LOGIN, &json!({"challengeId": 7}), None)
+            .await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
     // Passkeys stay a second factor.
-    let (_, mut laptop, _) = no_login.customer_with_passkey("bob").await;
-    let _ = &mut laptop;
+    let (bob, mut laptop, _) = no_login.customer_with_passkey("bob").await;
+    let pending = no_login.login_ok(&bob).await;
+    let asked: Value = no_login.initiate(&pending.bff).await.json().await.unwrap();
+    assert_eq!(asked["method"], "PASSKEY");
+    tokens(
+        no_login
+            .post_json(
+                "/api/v1/auth/2fa/verify",
+                &json!({
+                    "challengeId": asked["challengeId"],
+                    "credential": laptop.assert(&asked["publicKey"]),
+                }),
+                Some(&pending.bff),
+            )
+            .await,
+    )
+    .await;
 }

@@ -28,7 +28,7 @@ async fn spawn_app(backend: Backend) -> TestApp {
 
 impl TestApp {
     /// Asks for a reset of `username` and waits for the work left running after the answer.
-    async fn request_reset(&self, username: &str) -> Value {
+    pub(crate) async fn request_reset(&self, username: &str) -> Value {
         let response = self
             .post_json(RESET, &json!({"username": username}), None)
             .await;
@@ -40,7 +40,7 @@ impl TestApp {
     }
 
     /// The code mailed for `reset`, if one was.
-    async fn reset_code(&self, reset: &Value) -> Option<String> {
+    pub(crate) async fn reset_code(&self, reset: &Value) -> Option<String> {
         self.deliver_all().await;
         self.outbox_lines()
             .into_iter()
@@ -48,7 +48,7 @@ impl TestApp {
             .map(|l| l["code"].as_str().unwrap().to_owned())
     }
 
-    async fn verify_reset(&self, reset: &Value, code: &str) -> Response {
+    pub(crate) async fn verify_reset(&self, reset: &Value, code: &str) -> Response {
         self.post_json(
             VERIFY,
             &json!({"resetId": reset["resetId"], "code": code}),
@@ -58,13 +58,13 @@ impl TestApp {
     }
 
     /// A reset of `customer` whose code was right: the PASSWORD_RESET session's tokens.
-    async fn reset_session(&self, customer: &Customer) -> Tokens {
+    pub(crate) async fn reset_session(&self, customer: &Customer) -> Tokens {
         let reset = self.request_reset(&customer.username).await;
         let code = self.reset_code(&reset).await.expect("a reset code");
         tokens(self.verify_reset(&reset, &code).await).await
     }
 
-    async fn complete_reset(&self, bearer: &str, password: &str) -> Response {
+    pub(crate) async fn complete_reset(&self, bearer: &str, password: &str) -> Response {
         self.post_json(COMPLETE, &json!({"newPassword": password}), Some(bearer))
             .await
     }

@@ -10,8 +10,8 @@ use super::AuthService;
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::challenge::{
-    Answer, Challenge, ChallengeMethod, CheckedPassword, OtpCode, PasskeyAnswer, RecoveryAnswer,
-    Spend, TotpAnswer,
+    Answer, Challenge, ChallengeMethod, ChallengeStatus, CheckedPassword, OtpCode, PasskeyAnswer,
+    RecoveryAnswer, Spend, TotpAnswer,
 };
 use crate::domain::credentials::factor::FactorId;
 use crate::domain::credentials::passkey::{self, CeremonyState, PasskeyRejected, StoredPasskey};
@@ -39,8 +39,9 @@ pub(super) enum Assertion {
     Verified(Spend),
     /// Not verified: another ceremony or origin, a bad signature, an unknown credential.
     Wrong,
-    /// A right signature whose counter did not advance (audited by the caller).
-    CounterRegressed,
+    /// A right signature by this passkey whose counter did not advance (audited by the
+    /// caller).
+    CounterRegressed(FactorId),
 }
 
 /// An answer read and judged as far as it can be outside the store's transaction.
@@ -53,6 +54,8 @@ pub(super) struct Judged {
     pub(super) wrong: fn(u32) -> AuthError,
     /// Queued with a right answer (a recovery code's notice).
     pub(super) notices: Vec<Message>,
+    /// The passkey whose signature counter went back, for the audit trail.
+    pub(super) regressed: Option<FactorId>,
 }
 
 fn wrong_code(attempts_remaining: u32) -> AuthError {
@@ -78,6 +81,7 @@ impl AuthService {
                 method: None,
                 wrong: wrong_code,
                 notices: Vec::new(),
+                regressed: None,
             });
         };
         let method = challenge.method;
@@ -86,6 +90,7 @@ impl AuthService {
             method: Some(method),
             wrong: wrong_code,
             notices: Vec::new(),
+            regressed: None,
         };
         match (method, presented) {
             (ChallengeMethod::Sms | ChallengeMethod::Email, Presented::Code(raw)) => {
@@ -154,18 +159,24 @@ impl AuthService {
                 )))
             }
             (ChallengeMethod::Passkey, Presented::Credential(response)) => {
-                let passkeys = self.store.passkeys(&customer.id).await?;
-                let state = challenge.ceremony.as_ref();
-                let spend = match self.verify_assertion(state, &response, &passkeys)? {
-                    Assertion::Verified(spend) => Some(spend),
-                    Assertion::Wrong => None,
-                    Assertion::CounterRegressed => {
-                        self.counter_regressed(customer, challenge.factor_id.as_ref(), now)
-                            .await?;
-                        None
-                    }
+                // A spent or expired challenge is refused by the store unjudged: an assertion
+                // replayed to it must not pass for a cloned authenticator.
+                let open = challenge.status == ChallengeStatus::Open && challenge.expires_at > now;
+                let passkeys = if open {
+                    self.store.passkeys(&customer.id).await?
+                } else {
+                    Vec::new()
                 };
-                Ok(judged(Box::new(PasskeyAnswer { spend })))
+                let state = challenge.ceremony.as_ref().filter(|_| open);
+                let (spend, regressed) = match self.verify_assertion(state, &response, &passkeys)? {
+                    Assertion::Verified(spend) => (Some(spend), None),
+                    Assertion::Wrong => (None, None),
+                    Assertion::CounterRegressed(factor) => (None, Some(factor)),
+                };
+                Ok(Judged {
+                    regressed,
+                    ..judged(Box::new(PasskeyAnswer { spend }))
+                })
             }
             // A code for a passkey, a credential for a code: a wrong answer.
             (ChallengeMethod::Passkey, Presented::Code(_)) | (_, Presented::Credential(_)) => {
@@ -200,7 +211,9 @@ impl AuthService {
                     credential: verified.credential,
                 }))
             }
-            Ok(_) | Err(PasskeyRejected::CounterRegressed) => Ok(Assertion::CounterRegressed),
+            Ok(_) | Err(PasskeyRejected::CounterRegressed) => {
+                Ok(Assertion::CounterRegressed(passkey.factor.clone()))
+            }
             Err(PasskeyRejected::Malformed(e)) => {
                 Err(malformed_credential(PasskeyRejected::Malformed(e)))
             }
@@ -210,27 +223,22 @@ impl AuthService {
             }
         }
     }
+}
 
-    /// Audits a passkey whose signature counter went back: perhaps a cloned authenticator.
-    pub(super) async fn counter_regressed(
-        &self,
-        customer: &Customer,
-        factor: Option<&FactorId>,
-        now: OffsetDateTime,
-    ) -> Result<(), AuthError> {
-        let event = AuditEvent::new(AuditKind::PasskeyCounterRegressed, Outcome::Failure, now)
-            .username(&customer.username)
-            .customer(&customer.id)
-            .reason("counter_regressed");
-        let event = match factor {
-            Some(factor) => event.detail("factorId", factor.as_str()),
-            None => event,
-        };
-        metrics::counter!("finhub_passkey_counter_regressions_total").increment(1);
-        self.store.append_event(&event).await?;
-        Ok(())
-    }
+/// The event of a passkey whose signature counter went back (perhaps a cloned
+/// authenticator), built on `context` (who, from where).
+pub(super) fn counter_regressed(context: &AuditEvent, factor: &FactorId) -> AuditEvent {
+    metrics::counter!("finhub_passkey_counter_regressions_total").increment(1);
+    context
+        .recast(
+            AuditKind::PasskeyCounterRegressed,
+            Outcome::Failure,
+            Some("counter_regressed"),
+        )
+        .detail("factorId", factor.as_str())
+}
 
+impl AuthService {
     /// Reads a new passkey's registration against its confirmation challenge: a right one
     /// registers the credential to the factor (once, whoever would hold it).
     pub(super) fn read_registration(
@@ -265,6 +273,7 @@ impl AuthService {
             method: Some(challenge.method),
             wrong: wrong_code,
             notices: Vec::new(),
+            regressed: None,
         })
     }
 

@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 
-use super::answers::Judged;
+use super::answers::{Judged, counter_regressed};
 use super::{AuthService, ChallengeIssued, count_outcome, session_event};
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
@@ -249,16 +249,6 @@ impl AuthService {
                 self.lock_notices(customer, &record, now).await?
             }
         };
-        let guess = CodeGuess {
-            session_id: session.id.clone(),
-            challenge_id: challenge_id.clone(),
-            username: customer.username.clone(),
-            answer: judged.answer,
-            max_attempts: self.policies.two_factor.max_attempts,
-            completion,
-            notices: judged.notices,
-            lock_notices,
-        };
         let failed = match purpose {
             ChallengePurpose::Login | ChallengePurpose::Reset => AuditKind::TwoFactorFailed,
             ChallengePurpose::StepUp => AuditKind::StepUpFailed,
@@ -270,6 +260,21 @@ impl AuthService {
         let context = match judged.method {
             Some(method) => context.detail("method", method.as_str()),
             None => context,
+        };
+        let guess = CodeGuess {
+            session_id: session.id.clone(),
+            challenge_id: challenge_id.clone(),
+            username: customer.username.clone(),
+            answer: judged.answer,
+            max_attempts: self.policies.two_factor.max_attempts,
+            completion,
+            notices: judged.notices,
+            lock_notices,
+            wrong_events: judged
+                .regressed
+                .iter()
+                .map(|factor| counter_regressed(&context, factor))
+                .collect(),
         };
         let outcome = self
             .store

@@ -135,20 +135,18 @@ impl AuthService {
             }
             _ => (None, None),
         };
+        let mut passkey_handle = None;
         let asking = match &factor.kind {
             FactorKind::Passkey => {
                 let ceremonies = self.passkey_ceremonies()?;
-                let held: Vec<String> = self
-                    .store
-                    .passkeys(&customer.id)
-                    .await?
-                    .into_iter()
-                    .map(|p| p.credential_id)
-                    .collect();
-                let user = PasskeyUser::of(&customer.id, customer.username.as_str());
+                let held = self.store.passkeys(&customer.id).await?;
+                let user = PasskeyUser::of(&held, customer.username.as_str())
+                    .map_err(anyhow::Error::from)?;
+                passkey_handle = Some(user.handle.to_vec());
+                let exclude: Vec<String> = held.into_iter().map(|p| p.credential_id).collect();
                 Asking::Passkey {
                     id: factor.id.clone(),
-                    ceremony: ceremonies.start_registration(&user, &held)?,
+                    ceremony: ceremonies.start_registration(&user, &exclude)?,
                 }
             }
             kind => Asking::Factor {
@@ -165,6 +163,7 @@ impl AuthService {
             customer: customer.id.clone(),
             name,
             sealed_secret,
+            passkey_handle,
             created_at: now,
             expires_at: prepared.challenge.expires_at,
             factor,

@@ -338,6 +338,12 @@ impl AuthService {
         .detail("flags", flag_names)
         .detail("stepUp", step_up)
         .detail("oneStep", session.proof.is_some());
+        let event = match &session.proof {
+            Some(proof) => event
+                .detail("method", proof.spend.method().as_str())
+                .detail("factorId", proof.factor.as_str()),
+            None => event,
+        };
         match self
             .store
             .start_session(&session, &customer.username, &event, notice.as_ref())

@@ -3,13 +3,15 @@
 //! at once. Guarded as a password login is: the same rate limits, the lock checked first, a bad
 //! signature for a known passkey counted toward it.
 
-use super::answers::{Assertion, malformed_credential};
+use super::answers::{Assertion, counter_regressed, malformed_credential};
 use super::login::LOGIN_METRIC;
 use super::{AuthService, IssuedSession, count_outcome, rate_limited};
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::challenge::ChallengeId;
-use crate::domain::credentials::passkey::PasskeyUser;
+use crate::domain::credentials::factor::FactorId;
+use crate::domain::credentials::lockout::LockoutRecord;
+use crate::domain::customers::Customer;
 use crate::domain::error::AuthError;
 use crate::domain::ports::PasskeyCeremonies;
 use crate::domain::risk::client::ClientContext;
@@ -84,14 +86,11 @@ impl AuthService {
         // it that customer's: a discoverable credential always carries one.
         let passkey = self.store.passkey_by_credential(&credential_id).await?;
         let found = match passkey {
-            Some(passkey)
-                if handle.as_deref() == Some(&PasskeyUser::handle_of(&passkey.customer)) =>
-            {
-                self.store
-                    .customer_by_id(&passkey.customer)
-                    .await?
-                    .map(|customer| (passkey, customer))
-            }
+            Some(passkey) if handle.as_deref() == Some(passkey.user_handle.as_slice()) => self
+                .store
+                .customer_by_id(&passkey.customer)
+                .await?
+                .map(|customer| (passkey, customer)),
             _ => None,
         };
         let Some((passkey, customer)) = found else {
@@ -114,25 +113,27 @@ impl AuthService {
                 until: lock.until(),
             });
         }
-        let failure = |reason: &str| refused(reason).username(username);
-        let spend =
-            match self.verify_assertion(Some(&state), response, std::slice::from_ref(&passkey))? {
-                Assertion::Verified(spend) => spend,
-                Assertion::Wrong => {
-                    let event = failure("invalid_passkey");
-                    return Err(self
-                        .refused(username, Some(&customer), &lockout, event, now)
-                        .await?);
-                }
-                Assertion::CounterRegressed => {
-                    self.counter_regressed(&customer, Some(&passkey.factor), now)
-                        .await?;
-                    let event = failure("passkey_counter_regressed");
-                    return Err(self
-                        .refused(username, Some(&customer), &lockout, event, now)
-                        .await?);
-                }
-            };
+        let failure = |reason: &str| refused(reason).username(username).customer(&customer.id);
+        let state = Some(&state);
+        let spend = match self.verify_assertion(state, response, std::slice::from_ref(&passkey))? {
+            Assertion::Verified(spend) => spend,
+            Assertion::Wrong => {
+                let event = failure("invalid_passkey");
+                return Err(self
+                    .refused(username, Some(&customer), &lockout, event, now)
+                    .await?);
+            }
+            Assertion::CounterRegressed(factor) => {
+                return Err(self
+                    .regressed(
+                        &customer,
+                        &lockout,
+                        failure("passkey_counter_regressed"),
+                        &factor,
+                    )
+                    .await?);
+            }
+        };
         let proof = OneStepProof {
             factor: passkey.factor.clone(),
             spend,
@@ -141,15 +142,39 @@ impl AuthService {
             .start_session(customer.clone(), client, Some(proof))
             .await
         {
-            // Another assertion with this counter was accepted meanwhile (on any instance).
-            Err(AuthError::InvalidCredentials) => {
-                let event = failure("passkey_counter_regressed");
-                Err(self
-                    .refused(username, Some(&customer), &lockout, event, now)
-                    .await?)
-            }
+            // An assertion with this counter was accepted meanwhile (on any instance): the
+            // counter did not advance after all.
+            Err(AuthError::InvalidCredentials) => Err(self
+                .regressed(
+                    &customer,
+                    &lockout,
+                    failure("passkey_counter_regressed"),
+                    &passkey.factor,
+                )
+                .await?),
             other => other,
         }
+    }
+
+    /// A passkey login whose counter went back: audited as such, and a failure like any other.
+    async fn regressed(
+        &self,
+        customer: &Customer,
+        lockout: &LockoutRecord,
+        failure: AuditEvent,
+        factor: &FactorId,
+    ) -> Result<AuthError, AuthError> {
+        self.store
+            .append_event(&counter_regressed(&failure, factor))
+            .await?;
+        let now = failure.at;
+        self.refused(&customer.username, Some(customer), lockout, failure, now)
+            .await
+    }
+
+    /// Whether passkey login is on: passkeys are, and `FINHUB_PASSKEY_LOGIN` is not off.
+    pub fn passkey_login_on(&self) -> bool {
+        self.login_ceremonies().is_ok()
     }
 
     /// The ceremonies, while passkey login is on; else both of its calls are `NOT_FOUND`.

@@ -197,6 +197,8 @@ pub struct PendingFactor {
     pub name: Option<FactorName>,
     /// An authenticator app's secret, sealed ([`TotpSeal`](super::totp::TotpSeal)).
     pub sealed_secret: Option<Vec<u8>>,
+    /// A passkey's user handle ([`PasskeyUser`](super::passkey::PasskeyUser)).
+    pub passkey_handle: Option<Vec<u8>>,
     /// When it was added.
     pub created_at: OffsetDateTime,
     /// When it is dropped unless confirmed.

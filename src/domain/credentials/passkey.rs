@@ -5,8 +5,6 @@
 //! instance may take the second), and its credentials as opaque records beside the counter
 //! the store checks.
 
-use sha2::{Digest, Sha256};
-
 use crate::domain::credentials::factor::FactorId;
 use crate::domain::customers::CustomerId;
 
@@ -24,35 +22,36 @@ pub struct Ceremony {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CeremonyState(pub String);
 
-/// The WebAuthn user a customer's passkeys are made for. The handle is derived from the
-/// customer's id, so that it is stable without being stored, and carries nothing of the
-/// customer an authenticator could show.
+/// The WebAuthn user a customer's passkeys are made for. The handle is random, made with the
+/// customer's first passkey and shared by the others (an authenticator keeps one passkey per
+/// account and site): it carries nothing of the customer, and cannot be worked out from
+/// anything else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasskeyUser {
-    /// The user handle (16 bytes): SHA-256 of the customer id, cut short.
+    /// The user handle: 16 random bytes.
     pub handle: [u8; 16],
     /// What an authenticator lists the passkey under: the username.
     pub name: String,
 }
 
 impl PasskeyUser {
-    /// The user for `customer`, named `username`.
-    pub fn of(customer: &CustomerId, username: &str) -> Self {
-        Self {
-            handle: Self::handle_of(customer),
+    /// The user named `username` whose passkeys are `held`: their handle, or a new one.
+    pub fn of(held: &[StoredPasskey], username: &str) -> Result<Self, getrandom::Error> {
+        let handle = match held
+            .iter()
+            .find_map(|p| <[u8; 16]>::try_from(p.user_handle.as_slice()).ok())
+        {
+            Some(handle) => handle,
+            None => {
+                let mut handle = [0; 16];
+                getrandom::fill(&mut handle)?;
+                handle
+            }
+        };
+        Ok(Self {
+            handle,
             name: username.to_owned(),
-        }
-    }
-
-    /// The user handle of `customer`'s passkeys.
-    pub fn handle_of(customer: &CustomerId) -> [u8; 16] {
-        let digest = Sha256::new()
-            .chain_update(b"finhub passkey user\0")
-            .chain_update(customer.as_str().as_bytes())
-            .finalize();
-        let mut handle = [0; 16];
-        handle.copy_from_slice(&digest[..16]);
-        handle
+        })
     }
 }
 
@@ -67,6 +66,8 @@ pub struct StoredPasskey {
     pub credential_id: String,
     /// The credential as the port serialised it (public key, counter, flags).
     pub credential: String,
+    /// The user handle it was made for; a login's assertion must carry it.
+    pub user_handle: Vec<u8>,
     /// The signature counter last accepted.
     pub counter: u32,
 }
@@ -126,14 +127,20 @@ mod tests {
     }
 
     #[test]
-    fn a_customer_has_one_handle_that_does_not_show_their_id() {
-        let customer = CustomerId::from_stored("cus_123".to_owned());
-        let handle = PasskeyUser::handle_of(&customer);
-        assert_eq!(handle, PasskeyUser::of(&customer, "alice").handle);
-        assert_ne!(
-            handle,
-            PasskeyUser::handle_of(&CustomerId::from_stored("cus_124".to_owned()))
+    fn a_customer_keeps_one_random_handle_for_all_their_passkeys() {
+        let first = PasskeyUser::of(&[], "alice").unwrap();
+        assert_ne!(first.handle, PasskeyUser::of(&[], "alice").unwrap().handle);
+        let held = StoredPasskey {
+            factor: FactorId::generate(),
+            customer: CustomerId::from_stored("cus_123".to_owned()),
+            credential_id: "AAAA".to_owned(),
+            credential: "{}".to_owned(),
+            user_handle: first.handle.to_vec(),
+            counter: 0,
+        };
+        assert_eq!(
+            PasskeyUser::of(&[held], "alice").unwrap().handle,
+            first.handle
         );
-        assert!(!handle.windows(3).any(|w| w == b"cus"));
     }
 }

@@ -13,7 +13,7 @@ use super::two_factor::credential_json;
 use super::{AccountLocked, ProblemDocument, TokenResponse, tokens_issued};
 use crate::domain::credentials::challenge::ChallengeId;
 use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
-use crate::http::extract::{ApiJson, Client};
+use crate::http::extract::{ApiJson, Client, PasskeyLoginOn};
 use crate::http::state::AppState;
 
 /// `auth/passkey/options` and `auth/passkey`.
@@ -51,6 +51,7 @@ pub struct PasskeyOptionsResponse {
         (status = 429, description = "RATE_LIMITED", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub async fn passkey_options(
+    _on: PasskeyLoginOn,
     State(state): State<AppState>,
     Client(client): Client,
     ApiJson(_body): ApiJson<PasskeyOptionsRequest>,
@@ -91,6 +92,7 @@ pub struct PasskeyLoginRequest {
         (status = 429, description = "RATE_LIMITED", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub async fn passkey_login(
+    _on: PasskeyLoginOn,
     State(state): State<AppState>,
     Client(client): Client,
     ApiJson(body): ApiJson<PasskeyLoginRequest>,

@@ -276,8 +276,8 @@ impl<B: Backend> FactorStore for SqlStore<B> {
             return Ok(refused);
         }
         query::<B>(
-            "INSERT INTO factors (id, customer_id, method, address, name, secret, is_default, \
-             created_at, pending_until) VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8)",
+            "INSERT INTO factors (id, customer_id, method, address, name, secret, user_handle, \
+             is_default, created_at, pending_until) VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, $8, $9)",
         )
         .bind(pending.factor.id.as_str())
         .bind(pending.customer.as_str())
@@ -285,6 +285,7 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         .bind(pending.factor.kind.address())
         .bind(pending.name.as_ref().map(FactorName::as_str))
         .bind(pending.sealed_secret.as_deref())
+        .bind(pending.passkey_handle.as_deref())
         .bind(to_unix_millis(pending.created_at))
         .bind(to_unix_millis(pending.expires_at))
         .execute(&mut tx)

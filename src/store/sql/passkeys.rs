@@ -12,7 +12,7 @@ use crate::domain::customers::CustomerId;
 use crate::domain::ports::{PasskeyStore, StoreResult};
 use crate::store::backend::{Backend, query, query_built};
 
-const COLUMNS: &str = "id, customer_id, credential_id, passkey, sign_count";
+const COLUMNS: &str = "id, customer_id, credential_id, passkey, user_handle, sign_count";
 
 #[derive(Debug, sqlx::FromRow)]
 struct PasskeyRow {
@@ -20,6 +20,7 @@ struct PasskeyRow {
     customer_id: String,
     credential_id: String,
     passkey: String,
+    user_handle: Vec<u8>,
     sign_count: i64,
 }
 
@@ -30,6 +31,7 @@ impl From<PasskeyRow> for StoredPasskey {
             customer: CustomerId::from_stored(r.customer_id),
             credential_id: r.credential_id,
             credential: r.passkey,
+            user_handle: r.user_handle,
             counter: u32::try_from(r.sign_count).unwrap_or(u32::MAX),
         }
     }
@@ -37,7 +39,8 @@ impl From<PasskeyRow> for StoredPasskey {
 
 /// Confirmed passkeys only: a credential is written as its factor is confirmed.
 const CONFIRMED: &str = "method = 'PASSKEY' AND pending_until IS NULL \
-     AND credential_id IS NOT NULL AND passkey IS NOT NULL AND sign_count IS NOT NULL";
+     AND credential_id IS NOT NULL AND passkey IS NOT NULL AND user_handle IS NOT NULL \
+     AND sign_count IS NOT NULL";
 
 #[async_trait]
 impl<B: Backend> PasskeyStore for SqlStore<B> {

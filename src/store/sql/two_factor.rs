@@ -201,7 +201,12 @@ async fn complete<B: Backend>(
             rotation.at
         }
     };
-    if let Some(factor) = &challenge.factor_id {
+    let spent = guess.answer.spends();
+    if let Some(factor) = spent
+        .as_ref()
+        .and_then(Spend::factor)
+        .or(challenge.factor_id.as_ref())
+    {
         factors::mark_used(tx, factor, at).await?;
     }
     for notice in &guess.notices {
@@ -595,7 +600,10 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
             tx.rollback().await?;
             return Ok(outcome);
         }
-        let events = outcome.audit_events(context, guess.completion.purpose());
+        let mut events = outcome.audit_events(context, guess.completion.purpose());
+        if let GuessOutcome::Wrong { .. } = outcome {
+            events.extend(guess.wrong_events.iter().cloned());
+        }
         audit::append(&mut tx, &self.seal, &events.iter().collect::<Vec<_>>()).await?;
         tx.commit().await?;
         Ok(outcome)

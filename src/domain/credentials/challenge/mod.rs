@@ -84,6 +84,28 @@ pub enum Spend {
     },
 }
 
+impl Spend {
+    /// The method whose answer spends it.
+    pub fn method(&self) -> ChallengeMethod {
+        match self {
+            Self::TotpStep { .. } => ChallengeMethod::Totp,
+            Self::RecoveryCode { .. } => ChallengeMethod::RecoveryCode,
+            Self::PasskeyCounter { .. } | Self::PasskeyRegistration { .. } => {
+                ChallengeMethod::Passkey
+            }
+        }
+    }
+
+    /// The factor that answered, where the answer names it (any of a customer's passkeys
+    /// answers their challenge).
+    pub fn factor(&self) -> Option<&FactorId> {
+        match self {
+            Self::PasskeyCounter { factor, .. } => Some(factor),
+            _ => None,
+        }
+    }
+}
+
 crate::domain::opaque_id!(
     /// An opaque challenge identifier.
     ChallengeId
@@ -325,6 +347,9 @@ pub struct CodeGuess {
     pub notices: Vec<Message>,
     /// Queued, completed with the lock's end, when a wrong answer locks the username.
     pub lock_notices: Vec<Message>,
+    /// Appended with a wrong answer's own events: what the answer showed beyond being wrong
+    /// (a passkey whose signature counter went back).
+    pub wrong_events: Vec<AuditEvent>,
 }
 
 /// What a right answer does to the session.
