@@ -4,6 +4,7 @@
 
 mod hash_bound;
 mod open_loop;
+mod passkeys;
 mod report;
 mod scenarios;
 mod target;

@@ -100,6 +100,18 @@ fn markdown(r: &Results) -> anyhow::Result<String> {
         Some(s.flows.errors == 0 && s.flows.completed > 0),
     );
     row(
+        "passkey logins/s (options, assertion, session; 16 at once, SQLite) ÷ `/healthz` rps",
+        format!(
+            "{:.2} ({:.0}/s vs {:.0}/s), {} errors",
+            s.passkey_logins.over_healthz,
+            s.passkey_logins.logins_per_sec,
+            reads.healthz.requests_per_sec,
+            s.passkey_logins.errors
+        ),
+        "thousands/s, no errors",
+        Some(s.passkey_logins.logins_per_sec >= 1_000.0 && s.passkey_logins.errors == 0),
+    );
+    row(
         "peak RSS (VmHWM) of the server after those runs",
         format!("{:.0} MiB", s.peak_rss_mib),
         "≤ 100 MiB",

@@ -7,9 +7,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::open_loop::{Call, Flows, Paced};
+use crate::passkeys::PasskeyLogins;
 use crate::target::{Database, Launch, PASSWORD, Server};
 use crate::wrk::{Request, Throughput};
-use crate::{Args, hash_bound, open_loop, wrk};
+use crate::{Args, hash_bound, open_loop, passkeys, wrk};
 
 /// Every figure of one run.
 #[derive(Debug, Serialize)]
@@ -42,6 +43,7 @@ pub struct Main {
     pub paced_alone: Paced,
     pub paced_under_login_flood: Paced,
     pub flows: Flows,
+    pub passkey_logins: PasskeyLogins,
     pub peak_rss_mib: f64,
 }
 
@@ -129,6 +131,14 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
     let paced_alone = open_loop::paced(&me, PACED_RATE, d).await?;
     let paced_under_login_flood = under_login_flood(&server, &me, d, &work).await?;
     let flows = open_loop::flows(&server, FLOW_WORKERS, d).await?;
+    let passkey_logins = passkeys::logins(
+        &server,
+        "bench-6@example.com",
+        LOGIN_CONNECTIONS,
+        d,
+        reads.healthz.requests_per_sec,
+    )
+    .await?;
     // Before the offered-load runs, whose overload phases hold thousands of connections open.
     let peak_rss_mib = server.peak_rss_mib()?;
     eprintln!("SQLite: latency against offered load…");
@@ -166,6 +176,7 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
             paced_alone,
             paced_under_login_flood,
             flows,
+            passkey_logins,
             peak_rss_mib,
         },
         default_limits,

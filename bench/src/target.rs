@@ -211,6 +211,8 @@ impl Launch<'_> {
                 cmd.env(format!("FINHUB_RATE_LIMIT_{limit}"), "off");
             }
         }
+        cmd.env("FINHUB_WEBAUTHN_RP_ID", crate::passkeys::RP_ID)
+            .env("FINHUB_WEBAUTHN_ORIGIN", crate::passkeys::ORIGIN);
         // The flow scenario sends each of its few customers thousands of codes an hour.
         cmd.env("FINHUB_2FA_CUSTOMER_SENDS", "off");
         // As production runs: `serve` on PostgreSQL refuses to start without an audit key.

@@ -4,7 +4,7 @@
 use reqwest::Response;
 use serde_json::{Value, json};
 
-use crate::authenticator::SoftAuthenticator;
+use crate::authenticator::{SoftAuthenticator, device};
 use crate::helpers::{
     Backend, Customer, TestApp, Tokens, assert_problem, second_instance, spawn_app, spawn_app_with,
     tokens,
@@ -85,7 +85,7 @@ impl TestApp {
     async fn customer_with_passkey(&self, name: &str) -> (Customer, SoftAuthenticator, Tokens) {
         let customer = self.create_customer(name, None).await;
         let session = self.login_ok(&customer).await;
-        let mut device = SoftAuthenticator::new();
+        let mut device = device();
         self.add_passkey(&session.bff, &mut device).await;
         (customer, device, session)
     }
@@ -124,7 +124,7 @@ async fn a_passkey_is_registered_confirmed_and_asked_for_at_login(backend: Backe
     let handle = options["user"]["id"].as_str().unwrap();
     assert!(!handle.contains(&alice.id) && !alice.id.contains(handle));
 
-    let mut laptop = SoftAuthenticator::new();
+    let mut laptop = device();
     let registration = laptop.register(options);
     // A code does not answer a passkey's registration.
     assert_problem(
@@ -181,7 +181,7 @@ async fn a_passkey_is_registered_confirmed_and_asked_for_at_login(backend: Backe
     let id = challenge["challengeId"].as_str().unwrap();
 
     // Another authenticator's assertion is a wrong answer, counted like a wrong code.
-    let mut stranger = SoftAuthenticator::new();
+    let mut stranger = device();
     stranger.register(options);
     let mut foreign = stranger
         .assert(&json!({"rpId": "localhost", "challenge": challenge["publicKey"]["challenge"]}));
@@ -272,7 +272,7 @@ async fn a_passkey_signs_in_without_a_password_once_per_ceremony(backend: Backen
     // A synced passkey keeps no counter, and signs in every time.
     let bob = app.create_customer("bob", None).await;
     let bob_session = app.login_ok(&bob).await;
-    let mut phone = SoftAuthenticator::counterless();
+    let mut phone = device().counterless();
     app.add_passkey(&bob_session.bff, &mut phone).await;
     for _ in 0..2 {
         let session = tokens(app.passkey_login(&mut phone).await).await;
@@ -315,7 +315,7 @@ async fn bad_assertions_are_invalid_credentials_and_a_known_passkeys_count_towar
     let (alice, mut laptop, _) = app.customer_with_passkey("alice").await;
 
     // A credential registered nowhere: nobody to count it against.
-    let mut stranger = SoftAuthenticator::new();
+    let mut stranger = device();
     let options = app.passkey_options().await;
     stranger.register(&json!({
         "rp": {"id": "localhost"},
@@ -332,7 +332,7 @@ async fn bad_assertions_are_invalid_credentials_and_a_known_passkeys_count_towar
     // Alice's passkey from another site's page, without user verification, with its signature
     // altered: each a failure of hers.
     let mut phishing = laptop.clone();
-    phishing.origin = Some("https://finhub.example.evil".into());
+    phishing.origin = "https://finhub.example.evil".into();
     let mut unverified = laptop.clone();
     unverified.skips_user_verification = true;
     for device in [&mut phishing, &mut unverified] {

@@ -1,0 +1,119 @@
+//! Passkey logins, closed loop: each a ceremony's options, an assertion signed by a software
+//! authenticator in this process, and the login. No password is hashed on this path, so its
+//! ceiling is the store's writes (the ceremony, the session) rather than argon2.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use finhub_soft_authenticator::SoftAuthenticator;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::target::Server;
+
+/// The relying party and origin the server is started with (`target.rs`), which the
+/// authenticator signs for.
+pub const RP_ID: &str = "localhost";
+pub const ORIGIN: &str = "https://localhost:8443";
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PasskeyLogins {
+    pub logins_per_sec: f64,
+    pub completed: u64,
+    pub errors: u64,
+    /// Against `/healthz` rps of the same run.
+    pub over_healthz: f64,
+}
+
+/// `username` adds a passkey (a synced one: no counter, so any number of logins may run at
+/// once), then `workers` sign in with it again and again for `duration`.
+pub async fn logins(
+    server: &Server,
+    username: &str,
+    workers: u32,
+    duration: Duration,
+    healthz_per_sec: f64,
+) -> anyhow::Result<PasskeyLogins> {
+    let client = reqwest::Client::new();
+    let device = add_passkey(server, &client, username).await?;
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (client, mut device) = (client.clone(), device.clone());
+        let (options, login) = (
+            server.url("/api/v1/auth/passkey/options"),
+            server.url("/api/v1/auth/passkey"),
+        );
+        tasks.spawn(async move {
+            let (mut completed, mut errors) = (0u64, 0u64);
+            while started.elapsed() < duration {
+                match one_login(&client, &options, &login, &mut device).await {
+                    Ok(()) => completed += 1,
+                    Err(_) => errors += 1,
+                }
+            }
+            (completed, errors)
+        });
+    }
+    let mut result = PasskeyLogins::default();
+    while let Some(done) = tasks.join_next().await {
+        let (completed, errors) = done?;
+        result.completed += completed;
+        result.errors += errors;
+    }
+    result.logins_per_sec = result.completed as f64 / started.elapsed().as_secs_f64();
+    result.over_healthz = result.logins_per_sec / healthz_per_sec;
+    Ok(result)
+}
+
+async fn add_passkey(
+    server: &Server,
+    client: &reqwest::Client,
+    username: &str,
+) -> anyhow::Result<SoftAuthenticator> {
+    let token = server.login(client, username).await?;
+    let added: Value = client
+        .post(server.url("/api/v1/customers/me/factors"))
+        .bearer_auth(&token)
+        .json(&json!({"method": "PASSKEY", "name": "Bench"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let mut device = SoftAuthenticator::new(ORIGIN).counterless();
+    let credential = device.register(&added["publicKey"]);
+    let id = added["id"].as_str().context("the factor's id")?;
+    client
+        .post(server.url(&format!("/api/v1/customers/me/factors/{id}/confirm")))
+        .bearer_auth(&token)
+        .json(&json!({"credential": credential}))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(device)
+}
+
+async fn one_login(
+    client: &reqwest::Client,
+    options_url: &str,
+    login_url: &str,
+    device: &mut SoftAuthenticator,
+) -> anyhow::Result<()> {
+    let options: Value = client
+        .post(options_url)
+        .json(&json!({}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let credential = device.assert(&options["publicKey"]);
+    client
+        .post(login_url)
+        .json(&json!({"challengeId": options["challengeId"], "credential": credential}))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
+}
