@@ -104,8 +104,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => startup::settle_audit_key(&mut settings, GeneratedKey::Create)?,
         Command::Demo => {
             serve::refuse_foreign_store(&settings)?;
-            let origin = format!("http://localhost:{}", settings.server.listen.port());
-            settings.passkeys.or_localhost(&origin);
+            // Passkeys on the demo's own address (a port chosen by the system is not known
+            // yet: none then).
+            let port = settings.server.listen.port();
+            if port != 0 {
+                settings
+                    .passkeys
+                    .or_localhost(&format!("http://localhost:{port}"));
+            }
             startup::settle_audit_key(&mut settings, GeneratedKey::Create)?;
         }
         Command::DevCert(_) => {}

@@ -114,6 +114,9 @@ pub async fn demo(settings: &Settings, services: &Services) -> anyhow::Result<Ex
         "  sign in at {scheme}://{0}/ ; the demo inbox with the codes: {scheme}://{0}/demo/inbox",
         app.address()
     );
+    if let Some(origin) = &settings.passkeys.webauthn_origin {
+        println!("  passkeys are bound to {origin}: open the pages there to add or use one");
+    }
     run(app, jobs, services).await?;
     Ok(ExitCode::SUCCESS)
 }
