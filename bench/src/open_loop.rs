@@ -147,30 +147,58 @@ pub async fn flows(server: &Server, workers: u64, duration: Duration) -> anyhow:
     });
     let base = server.base.clone();
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for w in 0..workers {
+    let counts = Counts::of_workers((0..workers).map(|w| {
         let (outbox, base) = (Arc::clone(&outbox), base.clone());
-        tasks.spawn(async move {
+        async move {
             let client = reqwest::Client::new();
             let username = format!("flow-{w}@example.com");
-            let (mut completed, mut errors) = (0u64, 0u64);
+            let mut counts = Counts::default();
             while started.elapsed() < duration {
-                match one_flow(&client, &base, &username, &outbox).await {
-                    Ok(()) => completed += 1,
-                    Err(_) => errors += 1,
-                }
+                counts.add(one_flow(&client, &base, &username, &outbox).await);
             }
-            (completed, errors)
-        });
+            counts
+        }
+    }))
+    .await?;
+    Ok(Flows {
+        flows_per_sec: counts.completed as f64 / started.elapsed().as_secs_f64(),
+        completed: counts.completed,
+        errors: counts.errors,
+    })
+}
+
+/// What a closed-loop worker did: runs completed and failed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    pub completed: u64,
+    pub errors: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, run: anyhow::Result<()>) {
+        match run {
+            Ok(()) => self.completed += 1,
+            Err(_) => self.errors += 1,
+        }
     }
-    let mut result = Flows::default();
-    while let Some(done) = tasks.join_next().await {
-        let (completed, errors) = done?;
-        result.completed += completed;
-        result.errors += errors;
+
+    /// Runs each worker as a task of its own, and adds up what they did.
+    pub async fn of_workers<W>(workers: impl IntoIterator<Item = W>) -> anyhow::Result<Self>
+    where
+        W: Future<Output = Self> + Send + 'static,
+    {
+        let mut tasks = tokio::task::JoinSet::new();
+        for worker in workers {
+            tasks.spawn(worker);
+        }
+        let mut sum = Self::default();
+        while let Some(done) = tasks.join_next().await {
+            let counts = done?;
+            sum.completed += counts.completed;
+            sum.errors += counts.errors;
+        }
+        Ok(sum)
     }
-    result.flows_per_sec = result.completed as f64 / started.elapsed().as_secs_f64();
-    Ok(result)
 }
 
 async fn one_flow(

@@ -9,6 +9,7 @@ use finhub_soft_authenticator::SoftAuthenticator;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::open_loop::Counts;
 use crate::target::Server;
 
 /// The relying party and origin the server is started with (`target.rs`), which the
@@ -36,34 +37,30 @@ pub async fn logins(
 ) -> anyhow::Result<PasskeyLogins> {
     let client = reqwest::Client::new();
     let device = add_passkey(server, &client, username).await?;
+    let (options, login) = (
+        server.url("/api/v1/auth/passkey/options"),
+        server.url("/api/v1/auth/passkey"),
+    );
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..workers {
+    let counts = Counts::of_workers((0..workers).map(|_| {
         let (client, mut device) = (client.clone(), device.clone());
-        let (options, login) = (
-            server.url("/api/v1/auth/passkey/options"),
-            server.url("/api/v1/auth/passkey"),
-        );
-        tasks.spawn(async move {
-            let (mut completed, mut errors) = (0u64, 0u64);
+        let (options, login) = (options.clone(), login.clone());
+        async move {
+            let mut counts = Counts::default();
             while started.elapsed() < duration {
-                match one_login(&client, &options, &login, &mut device).await {
-                    Ok(()) => completed += 1,
-                    Err(_) => errors += 1,
-                }
+                counts.add(one_login(&client, &options, &login, &mut device).await);
             }
-            (completed, errors)
-        });
-    }
-    let mut result = PasskeyLogins::default();
-    while let Some(done) = tasks.join_next().await {
-        let (completed, errors) = done?;
-        result.completed += completed;
-        result.errors += errors;
-    }
-    result.logins_per_sec = result.completed as f64 / started.elapsed().as_secs_f64();
-    result.over_healthz = result.logins_per_sec / healthz_per_sec;
-    Ok(result)
+            counts
+        }
+    }))
+    .await?;
+    let logins_per_sec = counts.completed as f64 / started.elapsed().as_secs_f64();
+    Ok(PasskeyLogins {
+        logins_per_sec,
+        completed: counts.completed,
+        errors: counts.errors,
+        over_healthz: logins_per_sec / healthz_per_sec,
+    })
 }
 
 async fn add_passkey(

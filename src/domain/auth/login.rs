@@ -45,21 +45,8 @@ impl AuthService {
                 .client(client)
         };
 
-        // Refusals before the password is checked are counted, and audited in aggregate.
-        if let Err(wait) = self.limits.check_login(client.ip, username.as_str()).await {
-            self.refusals.count("rate_limited", username, client, now);
-            count_outcome(LOGIN_METRIC, "rate_limited");
-            return Err(rate_limited(wait));
-        }
-
-        let lockout = self.store.lockout(username).await?;
-        if let Some(lock) = lockout.lock_at(now) {
-            self.refusals.count("account_locked", username, client, now);
-            count_outcome(LOGIN_METRIC, "account_locked");
-            return Err(AuthError::AccountLocked {
-                until: lock.until(),
-            });
-        }
+        let limited = self.limits.check_login(client.ip, username.as_str()).await;
+        let lockout = self.admit_login(username, limited, client, now).await?;
 
         let customer = self.store.customer_by_username(username).await?;
         let stored_hash = customer.as_ref().map(|c| c.password_hash.as_str());
@@ -114,6 +101,32 @@ impl AuthService {
             self.upgrade_hash(&customer, password).await;
         }
         Ok(issued)
+    }
+
+    /// A login the rate limits (`limited`, as checked) or the username's lock refuse before
+    /// anything is verified: counted, and audited in aggregate. Otherwise the lock record, as
+    /// read.
+    pub(super) async fn admit_login(
+        &self,
+        username: &Username,
+        limited: Result<(), std::time::Duration>,
+        client: &ClientContext,
+        now: time::OffsetDateTime,
+    ) -> Result<LockoutRecord, AuthError> {
+        if let Err(wait) = limited {
+            self.refusals.count("rate_limited", username, client, now);
+            count_outcome(LOGIN_METRIC, "rate_limited");
+            return Err(rate_limited(wait));
+        }
+        let lockout = self.store.lockout(username).await?;
+        if let Some(lock) = lockout.lock_at(now) {
+            self.refusals.count("account_locked", username, client, now);
+            count_outcome(LOGIN_METRIC, "account_locked");
+            return Err(AuthError::AccountLocked {
+                until: lock.until(),
+            });
+        }
+        Ok(lockout)
     }
 
     /// Counts a refused login toward the username's lock (whether or not it belongs to a

@@ -100,19 +100,8 @@ impl AuthService {
             return Err(AuthError::InvalidCredentials);
         };
         let username = &customer.username;
-        if let Err(wait) = self.limits.check_login_of(username.as_str()).await {
-            self.refusals.count("rate_limited", username, client, now);
-            count_outcome(LOGIN_METRIC, "rate_limited");
-            return Err(rate_limited(wait));
-        }
-        let lockout = self.store.lockout(username).await?;
-        if let Some(lock) = lockout.lock_at(now) {
-            self.refusals.count("account_locked", username, client, now);
-            count_outcome(LOGIN_METRIC, "account_locked");
-            return Err(AuthError::AccountLocked {
-                until: lock.until(),
-            });
-        }
+        let limited = self.limits.check_login_of(username.as_str()).await;
+        let lockout = self.admit_login(username, limited, client, now).await?;
         let failure = |reason: &str| refused(reason).username(username).customer(&customer.id);
         let state = Some(&state);
         let spend = match self.verify_assertion(state, response, std::slice::from_ref(&passkey))? {
