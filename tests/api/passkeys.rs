@@ -178,7 +178,6 @@ async fn a_passkey_is_registered_confirmed_and_asked_for_at_login(backend: Backe
         .unwrap();
     assert_eq!(allowed.len(), 1);
     assert_eq!(challenge["publicKey"]["userVerification"], "required");
-    let id = challenge["challengeId"].as_str().unwrap();
 
     // Another authenticator's assertion is a wrong answer, counted like a wrong code.
     let mut stranger = device();
@@ -188,12 +187,8 @@ async fn a_passkey_is_registered_confirmed_and_asked_for_at_login(backend: Backe
     foreign["id"] = allowed[0]["id"].clone();
     foreign["rawId"] = allowed[0]["id"].clone();
     let refused = assert_problem(
-        app.post_json(
-            "/api/v1/auth/2fa/verify",
-            &json!({"challengeId": id, "credential": foreign}),
-            Some(&pending.bff),
-        )
-        .await,
+        app.answer_with_passkey(&pending.bff, &challenge, foreign)
+            .await,
         400,
         "INVALID_2FA_CODE",
     )
@@ -202,12 +197,8 @@ async fn a_passkey_is_registered_confirmed_and_asked_for_at_login(backend: Backe
 
     let assertion = laptop.assert(&challenge["publicKey"]);
     let active = tokens(
-        app.post_json(
-            "/api/v1/auth/2fa/verify",
-            &json!({"challengeId": id, "credential": assertion}),
-            Some(&pending.bff),
-        )
-        .await,
+        app.answer_with_passkey(&pending.bff, &challenge, assertion)
+            .await,
     )
     .await;
     assert_eq!(active.body["twoFactorRequired"], false);
@@ -543,16 +534,10 @@ async fn a_password_reset_is_finished_with_the_customers_passkey(backend: Backen
     assert_eq!(session.body["twoFactorRequired"], true);
     let asked: Value = app.initiate(&session.bff).await.json().await.unwrap();
     assert_eq!(asked["method"], "PASSKEY");
+    let credential = laptop.assert(&asked["publicKey"]);
     let proved = tokens(
-        app.post_json(
-            "/api/v1/auth/2fa/verify",
-            &json!({
-                "challengeId": asked["challengeId"],
-                "credential": laptop.assert(&asked["publicKey"]),
-            }),
-            Some(&session.bff),
-        )
-        .await,
+        app.answer_with_passkey(&session.bff, &asked, credential)
+            .await,
     )
     .await;
     assert_eq!(
@@ -660,16 +645,10 @@ async fn without_a_relying_party_or_with_passkey_login_off_the_paths_are_not_fou
     let pending = no_login.login_ok(&bob).await;
     let asked: Value = no_login.initiate(&pending.bff).await.json().await.unwrap();
     assert_eq!(asked["method"], "PASSKEY");
+    let credential = laptop.assert(&asked["publicKey"]);
     tokens(
         no_login
-            .post_json(
-                "/api/v1/auth/2fa/verify",
-                &json!({
-                    "challengeId": asked["challengeId"],
-                    "credential": laptop.assert(&asked["publicKey"]),
-                }),
-                Some(&pending.bff),
-            )
+            .answer_with_passkey(&pending.bff, &asked, credential)
             .await,
     )
     .await;

@@ -10,8 +10,8 @@ use super::AuthService;
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::challenge::{
-    Answer, Challenge, ChallengeMethod, ChallengeStatus, CheckedPassword, OtpCode, PasskeyAnswer,
-    RecoveryAnswer, Spend, TotpAnswer,
+    Answer, Challenge, ChallengeMethod, CheckedPassword, OtpCode, PasskeyAnswer, RecoveryAnswer,
+    Spend, TotpAnswer,
 };
 use crate::domain::credentials::factor::FactorId;
 use crate::domain::credentials::passkey::{self, CeremonyState, PasskeyRejected, StoredPasskey};
@@ -159,15 +159,10 @@ impl AuthService {
                 )))
             }
             (ChallengeMethod::Passkey, Presented::Credential(response)) => {
-                // A spent or expired challenge is refused by the store unjudged: an assertion
-                // replayed to it must not pass for a cloned authenticator.
-                let open = challenge.status == ChallengeStatus::Open && challenge.expires_at > now;
-                let passkeys = if open {
-                    self.store.passkeys(&customer.id).await?
-                } else {
-                    Vec::new()
-                };
-                let state = challenge.ceremony.as_ref().filter(|_| open);
+                // A regression is audited only with the wrong answer it makes (`wrong_events`):
+                // an assertion replayed to a spent challenge is refused as closed, no alarm.
+                let passkeys = self.store.passkeys(&customer.id).await?;
+                let state = challenge.ceremony.as_ref();
                 let (spend, regressed) = match self.verify_assertion(state, &response, &passkeys)? {
                     Assertion::Verified(spend) => (Some(spend), None),
                     Assertion::Wrong => (None, None),
