@@ -20,8 +20,9 @@ pub async fn serve(settings: &Settings, services: &Services) -> anyhow::Result<E
             "no FINHUB_AUDIT_KEY: the audit chain is sealed with plain SHA-256, which a database \
              writer can recompute, codes are stored as plain SHA-256 (a database reader finds \
              a live one in under a second), and codes awaiting delivery are sealed under a key \
-             of this process alone (a restart or another instance cannot deliver them); set a \
-             key kept outside the database"
+             of this process alone (a restart or another instance cannot deliver them), as are \
+             passkey logins' ceremonies (one is answered only on the instance that opened it); \
+             set a key kept outside the database"
         );
     }
     let app = Application::build(settings, services).await?;

@@ -183,6 +183,7 @@ impl Settings {
             require_two_factor: self.two_factor.require,
             reset_ttl: self.passwords.reset_ttl,
             passkey_login: self.passkeys.passkey_login,
+            passkey_logins: self.audit.ceremony_seal()?,
         })
     }
 

@@ -16,6 +16,7 @@ use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 use crate::domain::audit::{AnchorKeys, ChainSeal};
 use crate::domain::credentials::challenge::CodeKey;
 use crate::domain::credentials::lockout::LockoutPolicy;
+use crate::domain::credentials::passkey_login::CeremonySeal;
 use crate::domain::credentials::recovery::RecoveryKey;
 use crate::domain::credentials::totp::TotpSeal;
 use crate::domain::delivery::CodeSeal;
@@ -135,6 +136,18 @@ impl AuditSection {
                 .map_err(|e| ConfigError(format!("the outbox key: {e}"))),
             None => CodeSeal::ephemeral()
                 .map_err(|e| ConfigError(format!("no random source for the outbox key: {e}"))),
+        }
+    }
+
+    /// Passkey logins' ceremonies are sealed under a key derived from the audit key, or without
+    /// one under a random key of this process (see [`CeremonySeal`]).
+    pub fn ceremony_seal(&self) -> Result<CeremonySeal, ConfigError> {
+        match &self.key {
+            Some(key) => CeremonySeal::derived_from(key.expose_secret().as_bytes())
+                .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}"))),
+            None => CeremonySeal::ephemeral().map_err(|e| {
+                ConfigError(format!("no random source for the passkey login key: {e}"))
+            }),
         }
     }
 

@@ -2,7 +2,10 @@
 //! managing, and no purpose's key can stand in for another's.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
+use chacha20poly1305::aead::{Aead as _, Payload};
+use chacha20poly1305::{AeadCore as _, ChaCha20Poly1305};
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 
@@ -100,5 +103,82 @@ impl<P: Purpose> PurposeKey<P> {
     /// The keyed MAC, ready for a message (clone it first); `None` when unkeyed.
     pub fn mac(&self) -> Option<&Hmac<Sha256>> {
         self.mac.as_ref()
+    }
+}
+
+/// ChaCha20-Poly1305 under one purpose's key: what it seals reads `[version][nonce][ciphertext]`,
+/// under a fresh random nonce each time, and opens only under the same key and associated data
+/// (what it is bound to: a factor, a challenge and address, a purpose). Never shows the key.
+#[derive(Clone)]
+pub struct SealingKey {
+    cipher: Arc<ChaCha20Poly1305>,
+}
+
+impl std::fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealingKey")
+    }
+}
+
+const NONCE_BYTES: usize = 12;
+
+impl SealingKey {
+    /// The key derived from `secret` (the audit key) for `purpose`; `None` only if HMAC refused
+    /// the secret.
+    pub fn derived_from(secret: &[u8], purpose: &[u8]) -> Option<Self> {
+        let key = derive(secret, purpose)?;
+        Some(Self::new(key))
+    }
+
+    /// A random key of this process alone: what it seals does not open elsewhere, or after a
+    /// restart.
+    pub fn ephemeral() -> Result<Self, getrandom::Error> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key)?;
+        Ok(Self::new(key))
+    }
+
+    fn new(key: [u8; 32]) -> Self {
+        Self {
+            cipher: Arc::new(<ChaCha20Poly1305 as chacha20poly1305::KeyInit>::new(
+                &key.into(),
+            )),
+        }
+    }
+
+    /// `message` sealed and bound to `aad`, tagged with the format's `version`. `None` only if
+    /// the cipher refused it (a message of gigabytes).
+    pub fn seal(&self, version: u8, message: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut chacha20poly1305::aead::OsRng);
+        let sealed = self
+            .cipher
+            .encrypt(&nonce, Payload { msg: message, aad })
+            .ok()?;
+        Some([&[version][..], &nonce[..], &sealed].concat())
+    }
+
+    /// The message, with the associated data `aad_of` gives for the sealed version (`None`: a
+    /// version not opened any more); `None` when it was sealed under another key, bound to
+    /// other data, or altered.
+    pub fn open(
+        &self,
+        sealed: &[u8],
+        aad_of: impl FnOnce(u8) -> Option<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
+        let (&version, rest) = sealed.split_first()?;
+        let aad = aad_of(version)?;
+        if rest.len() <= NONCE_BYTES {
+            return None;
+        }
+        let (nonce, body) = rest.split_at(NONCE_BYTES);
+        self.cipher
+            .decrypt(
+                nonce.into(),
+                Payload {
+                    msg: body,
+                    aad: &aad,
+                },
+            )
+            .ok()
     }
 }

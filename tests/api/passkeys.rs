@@ -382,15 +382,29 @@ async fn malformed_passkey_answers_are_validation_errors(backend: Backend) {
     .await;
 }
 
+/// Two instances sharing an audit key, as a deployment's do: either opens the ceremonies the
+/// other sealed.
+async fn two_keyed_instances(backend: Backend) -> (TestApp, TestApp) {
+    let a = spawn_app_with(backend, |s| {
+        s.audit.key = Some("the-audit-key-of-the-passkey-tests".into());
+    })
+    .await;
+    let b = second_instance(&a).await;
+    (a, b)
+}
+
 on_both_stores!(two_instances_racing_one_passkey_assertion_let_one_session_in);
 async fn two_instances_racing_one_passkey_assertion_let_one_session_in(backend: Backend) {
-    let a = spawn_app(backend).await;
-    let b = second_instance(&a).await;
-    let (_, mut laptop, _) = a.customer_with_passkey("alice").await;
+    let (a, b) = two_keyed_instances(backend).await;
+    let alice = a.create_customer("alice", None).await;
+    let session = a.login_ok(&alice).await;
+    // No counter to refuse the second: the ceremony alone settles it.
+    let mut phone = device().counterless();
+    a.add_passkey(&session.bff, &mut phone).await;
     let options = a.passkey_options().await;
     let body = json!({
         "challengeId": options["challengeId"],
-        "credential": laptop.assert(&options["publicKey"]),
+        "credential": phone.assert(&options["publicKey"]),
     });
     let (one, two) = tokio::join!(
         a.post_json(PASSKEY_LOGIN, &body, None),
@@ -399,6 +413,91 @@ async fn two_instances_racing_one_passkey_assertion_let_one_session_in(backend: 
     let mut statuses = [one.status().as_u16(), two.status().as_u16()];
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 400]);
+    assert_eq!(a.audit_of_kind("login.succeeded").await.len(), 2);
+}
+
+on_both_stores!(a_login_ceremony_is_sealed_answerable_on_any_instance_once_and_until_it_expires);
+async fn a_login_ceremony_is_sealed_answerable_on_any_instance_once_and_until_it_expires(
+    backend: Backend,
+) {
+    let (a, b) = two_keyed_instances(backend).await;
+    let alice = a.create_customer("alice", None).await;
+    let session = a.login_ok(&alice).await;
+    let mut phone = device().counterless();
+    a.add_passkey(&session.bff, &mut phone).await;
+    let answer = |options: &Value, phone: &mut SoftAuthenticator| {
+        json!({
+            "challengeId": options["challengeId"],
+            "credential": phone.assert(&options["publicKey"]),
+        })
+    };
+    let refused_ceremony = |response| async {
+        let problem = assert_problem(response, 400, "VALIDATION_ERROR").await;
+        assert_eq!(problem["errors"][0]["field"], "challengeId", "{problem}");
+    };
+
+    // Opened on one instance, answered on the other.
+    let options = a.passkey_options().await;
+    let body = answer(&options, &mut phone);
+    tokens(b.post_json(PASSKEY_LOGIN, &body, None).await).await;
+    // The attack: a captured answer of a passkey that keeps no counter, replayed on any
+    // instance. Only the ceremony's record stops it.
+    for instance in [&a, &b] {
+        refused_ceremony(instance.post_json(PASSKEY_LOGIN, &body, None).await).await;
+    }
+
+    // A refused answer spends its ceremony too: a stranger's credential, then the right one.
+    let options = a.passkey_options().await;
+    let mut stranger = device().counterless();
+    stranger.register(&json!({
+        "rp": {"id": "localhost"},
+        "user": {"id": "AAAAAAAAAAAAAAAAAAAAAA"},
+        "challenge": options["publicKey"]["challenge"],
+    }));
+    let wrong = answer(&options, &mut stranger);
+    assert_problem(
+        a.post_json(PASSKEY_LOGIN, &wrong, None).await,
+        401,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+    refused_ceremony(
+        a.post_json(PASSKEY_LOGIN, &answer(&options, &mut phone), None)
+            .await,
+    )
+    .await;
+
+    // The attack: a client that edits its ceremony (a later expiry, a challenge it chose).
+    let options = a.passkey_options().await;
+    let mut body = answer(&options, &mut phone);
+    let mut sealed = options["challengeId"].as_str().unwrap().to_owned();
+    let flipped = if sealed.as_bytes()[40] == b'A' {
+        "B"
+    } else {
+        "A"
+    };
+    sealed.replace_range(40..41, flipped);
+    body["challengeId"] = json!(sealed);
+    refused_ceremony(a.post_json(PASSKEY_LOGIN, &body, None).await).await;
+
+    // A ceremony lives as long as a code; past that, the browser asks again.
+    let options = a.passkey_options().await;
+    let body = answer(&options, &mut phone);
+    a.clock
+        .advance(a.settings.two_factor.code_ttl + time::Duration::seconds(1));
+    refused_ceremony(a.post_json(PASSKEY_LOGIN, &body, None).await).await;
+    // The two answered ceremonies are kept only while they could have been answered.
+    let purged = a.services.housekeeper.run_once().await.unwrap();
+    assert_eq!(purged.passkey_logins, 2, "{purged:?}");
+
+    // Another deployment's key opens nothing here.
+    let elsewhere = spawn_app_with(backend, |s| {
+        s.audit.key = Some("another-deployments-audit-key-xx".into());
+    })
+    .await;
+    let options = elsewhere.passkey_options().await;
+    let body = answer(&options, &mut phone);
+    refused_ceremony(a.post_json(PASSKEY_LOGIN, &body, None).await).await;
 }
 
 on_both_stores!(a_clone_racing_its_original_on_two_instances_lets_one_counter_in);

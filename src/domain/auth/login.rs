@@ -1,5 +1,6 @@
 //! Password login.
 
+use super::passkey_login::ceremony_not_open;
 use super::{AuthService, IssuedSession, count_outcome, rate_limited, session_event};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::challenge::{OtpCode, Spend};
@@ -191,6 +192,7 @@ impl AuthService {
                         customer: customer.id.clone(),
                         step,
                     },
+                    ceremony: None,
                 }));
             }
         }
@@ -382,6 +384,7 @@ impl AuthService {
             }
             // Reported to `login`, which counts it as the failure it is.
             SessionStart::ProofSpent => Err(AuthError::InvalidCredentials),
+            SessionStart::CeremonyAnswered => Err(ceremony_not_open()),
             SessionStart::Locked(record) => {
                 // Locked between the password check and now: answer as any locked login.
                 let refused = AuditEvent::new(AuditKind::LoginFailed, Outcome::Failure, now)

@@ -31,6 +31,7 @@ use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::challenge::ChallengeMethod;
 use crate::domain::credentials::challenge::{CodeKey, TwoFactorPolicy};
 use crate::domain::credentials::lockout::LockoutPolicy;
+use crate::domain::credentials::passkey_login::CeremonySeal;
 use crate::domain::credentials::password::{PasswordHasher, PasswordPolicy};
 use crate::domain::credentials::recovery::RecoveryKey;
 use crate::domain::credentials::totp::TotpSeal;
@@ -78,6 +79,8 @@ pub struct Policies {
     pub reset_ttl: time::Duration,
     /// Passwordless login with a passkey (`FINHUB_PASSKEY_LOGIN`), while passkeys are on.
     pub passkey_login: bool,
+    /// How passkey logins' ceremonies are sealed into the `challengeId` the browser answers with.
+    pub passkey_logins: CeremonySeal,
 }
 
 /// A session and the tokens just issued for it (shown to the customer once).

@@ -8,26 +8,35 @@ use super::login::LOGIN_METRIC;
 use super::{AuthService, IssuedSession, count_outcome, rate_limited};
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
-use crate::domain::credentials::challenge::ChallengeId;
 use crate::domain::credentials::factor::FactorId;
 use crate::domain::credentials::lockout::LockoutRecord;
+use crate::domain::credentials::passkey_login::{OpenedCeremony, PasskeyLoginId};
 use crate::domain::customers::Customer;
 use crate::domain::error::AuthError;
 use crate::domain::ports::PasskeyCeremonies;
 use crate::domain::risk::client::ClientContext;
 use crate::domain::sessions::OneStepProof;
 
+/// What a passkey login's answer carries: the credential it names and the user handle it
+/// says it was made for, beside the whole response to verify.
+struct PasskeyAnswer<'a> {
+    credential_id: String,
+    handle: Option<Vec<u8>>,
+    response: &'a serde_json::Value,
+}
+
 /// A passkey login's ceremony, for the browser.
 #[derive(Debug)]
 pub struct PasskeyLoginOptions {
-    /// What the answer names.
-    pub challenge_id: ChallengeId,
+    /// What the answer names: the ceremony, sealed.
+    pub challenge_id: PasskeyLoginId,
     /// `PublicKeyCredentialRequestOptions` for discoverable credentials.
     pub public_key: serde_json::Value,
 }
 
 impl AuthService {
-    /// Opens a passkey login's ceremony; it counts as a login from the client's address.
+    /// Opens a passkey login's ceremony; it counts as a login from the client's address. Nothing
+    /// is stored: the ceremony is sealed into the `challengeId`.
     pub async fn passkey_login_options(
         &self,
         client: &ClientContext,
@@ -38,16 +47,12 @@ impl AuthService {
             return Err(rate_limited(wait));
         }
         let ceremony = ceremonies.start_authentication(&[])?;
-        let now = self.clock.now();
-        let challenge_id = ChallengeId::generate();
-        self.store
-            .open_passkey_login(
-                &challenge_id,
-                &ceremony.state,
-                now,
-                now + self.policies.two_factor.code_ttl,
-            )
-            .await?;
+        let expires_at = self.clock.now() + self.policies.two_factor.code_ttl;
+        let challenge_id = self
+            .policies
+            .passkey_logins
+            .seal(&ceremony.state, expires_at)
+            .map_err(|e| AuthError::Internal(e.into()))?;
         Ok(PasskeyLoginOptions {
             challenge_id,
             public_key: ceremony.options,
@@ -56,27 +61,54 @@ impl AuthService {
 
     /// Signs in with a passkey's assertion: an ACTIVE session at once. An unknown credential
     /// and a bad signature are both `INVALID_CREDENTIALS`; the latter, and a counter that did
-    /// not advance, count toward the customer's lock.
+    /// not advance, count toward the customer's lock. A ceremony is answered once: by the
+    /// session's transaction when the answer is accepted, else as it is refused.
     pub async fn passkey_login(
         &self,
-        challenge_id: &ChallengeId,
+        challenge_id: &PasskeyLoginId,
         response: &serde_json::Value,
         client: &ClientContext,
     ) -> Result<IssuedSession, AuthError> {
         let ceremonies = self.login_ceremonies()?;
-        let client = &self.prepared(client);
-        let now = self.clock.now();
         let (credential_id, handle) = ceremonies
             .credential_named(response)
             .map_err(malformed_credential)?;
-        let state = self
+        let ceremony = self
+            .policies
+            .passkey_logins
+            .open(challenge_id, self.clock.now())
+            .ok_or_else(ceremony_not_open)?;
+        // Read before anything is judged: an answer replayed to its spent ceremony is refused
+        // as such, not taken for a cloned authenticator. Two answers at once are settled by the
+        // session's transaction.
+        if self
             .store
-            .take_passkey_login(challenge_id, now)
+            .passkey_login_answered(&ceremony.answered.id)
             .await?
-            .ok_or(AuthError::Invalid {
-                field: "challengeId",
-                problem: InvalidValue("is not an open passkey login: ask for new options"),
-            })?;
+        {
+            return Err(ceremony_not_open());
+        }
+        let login = PasskeyAnswer {
+            credential_id,
+            handle,
+            response,
+        };
+        let outcome = self.answer_passkey_login(&ceremony, login, client).await;
+        if outcome.is_err() {
+            self.store.answer_passkey_login(&ceremony.answered).await?;
+        }
+        outcome
+    }
+
+    /// The answer to an open ceremony, judged.
+    async fn answer_passkey_login(
+        &self,
+        ceremony: &OpenedCeremony,
+        login: PasskeyAnswer<'_>,
+        client: &ClientContext,
+    ) -> Result<IssuedSession, AuthError> {
+        let client = &self.prepared(client);
+        let now = self.clock.now();
         let refused = |reason: &str| {
             AuditEvent::new(AuditKind::LoginFailed, Outcome::Failure, now)
                 .client(client)
@@ -84,13 +116,17 @@ impl AuthService {
         };
         // The credential must be a customer's, and the user handle the authenticator keeps with
         // it that customer's: a discoverable credential always carries one.
-        let passkey = self.store.passkey_by_credential(&credential_id).await?;
+        let passkey = self
+            .store
+            .passkey_by_credential(&login.credential_id)
+            .await?;
         let found = match passkey {
-            Some(passkey) if handle.as_deref() == Some(passkey.user_handle.as_slice()) => self
-                .store
-                .customer_by_id(&passkey.customer)
-                .await?
-                .map(|customer| (passkey, customer)),
+            Some(passkey) if login.handle.as_deref() == Some(passkey.user_handle.as_slice()) => {
+                self.store
+                    .customer_by_id(&passkey.customer)
+                    .await?
+                    .map(|customer| (passkey, customer))
+            }
             _ => None,
         };
         let Some((passkey, customer)) = found else {
@@ -103,8 +139,9 @@ impl AuthService {
         let limited = self.limits.check_login_of(username.as_str()).await;
         let lockout = self.admit_login(username, limited, client, now).await?;
         let failure = |reason: &str| refused(reason).username(username).customer(&customer.id);
-        let state = Some(&state);
-        let spend = match self.verify_assertion(state, response, std::slice::from_ref(&passkey))? {
+        let state = Some(&ceremony.state);
+        let passkeys = std::slice::from_ref(&passkey);
+        let spend = match self.verify_assertion(state, login.response, passkeys)? {
             Assertion::Verified(spend) => spend,
             Assertion::Wrong => {
                 let event = failure("invalid_passkey");
@@ -126,6 +163,7 @@ impl AuthService {
         let proof = OneStepProof {
             factor: passkey.factor.clone(),
             spend,
+            ceremony: Some(ceremony.answered.clone()),
         };
         match self
             .start_session(customer.clone(), client, Some(proof))
@@ -172,5 +210,14 @@ impl AuthService {
             Some(ceremonies) if self.policies.passkey_login => Ok(ceremonies),
             _ => Err(AuthError::NotFound),
         }
+    }
+}
+
+/// A `challengeId` that does not name an open passkey login: sealed elsewhere, altered,
+/// expired, or answered already.
+pub(super) fn ceremony_not_open() -> AuthError {
+    AuthError::Invalid {
+        field: "challengeId",
+        problem: InvalidValue("is not an open passkey login: ask for new options"),
     }
 }

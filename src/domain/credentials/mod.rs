@@ -5,6 +5,7 @@ pub mod challenge;
 pub mod factor;
 pub mod lockout;
 pub mod passkey;
+pub mod passkey_login;
 pub mod password;
 pub mod recovery;
 pub mod reset;

@@ -8,10 +8,7 @@
 //! survives restarts.
 
 use std::fmt;
-use std::sync::Arc;
 
-use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
-use chacha20poly1305::{AeadCore as _, ChaCha20Poly1305};
 use hmac::{Hmac, Mac as _};
 use secrecy::{ExposeSecret as _, SecretBox};
 use sha1::Sha1;
@@ -20,6 +17,7 @@ use time::OffsetDateTime;
 
 use super::challenge::OtpCode;
 use super::factor::FactorId;
+use crate::domain::keys::SealingKey;
 
 /// Seconds per time step.
 pub const STEP_SECONDS: i64 = 30;
@@ -107,19 +105,12 @@ fn hotp(secret: &[u8], counter: u64, digits: u32) -> u32 {
 /// Seals authenticator-app secrets at rest: ChaCha20-Poly1305 under a key derived from the
 /// audit key, bound to the factor's id (a sealed secret copied to another customer's factor
 /// does not open). Without an audit key there is none, and apps cannot be added.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct TotpSeal {
-    cipher: Arc<ChaCha20Poly1305>,
-}
-
-impl fmt::Debug for TotpSeal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TotpSeal")
-    }
+    key: SealingKey,
 }
 
 const SEALED_V1: u8 = 1;
-const NONCE_BYTES: usize = 12;
 
 /// A secret could not be sealed, or a stored one opened (another key, another factor, altered).
 #[derive(Debug, thiserror::Error)]
@@ -129,48 +120,30 @@ pub struct TotpSealError;
 impl TotpSeal {
     /// Under the key derived from the audit key for this purpose alone.
     pub fn derived_from(audit_key: &[u8]) -> Result<Self, TotpSealError> {
-        let key = crate::domain::keys::derive(audit_key, b"finhub totp secret key v1")
+        let key = SealingKey::derived_from(audit_key, b"finhub totp secret key v1")
             .ok_or(TotpSealError)?;
-        Ok(Self {
-            cipher: Arc::new(ChaCha20Poly1305::new(&key.into())),
-        })
+        Ok(Self { key })
     }
 
     /// The stored form of `secret` for `factor`, under a fresh random nonce.
     pub fn seal(&self, secret: &TotpSecret, factor: &FactorId) -> Result<Vec<u8>, TotpSealError> {
-        let nonce = ChaCha20Poly1305::generate_nonce(&mut chacha20poly1305::aead::OsRng);
-        let sealed = self
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: secret.0.expose_secret(),
-                    aad: factor.as_str().as_bytes(),
-                },
+        self.key
+            .seal(
+                SEALED_V1,
+                secret.0.expose_secret(),
+                factor.as_str().as_bytes(),
             )
-            .map_err(|_| TotpSealError)?;
-        Ok([&[SEALED_V1][..], &nonce[..], &sealed].concat())
+            .ok_or(TotpSealError)
     }
 
     /// The secret sealed for `factor`.
     pub fn open(&self, sealed: &[u8], factor: &FactorId) -> Result<TotpSecret, TotpSealError> {
-        let Some((&SEALED_V1, rest)) = sealed.split_first() else {
-            return Err(TotpSealError);
-        };
-        if rest.len() <= NONCE_BYTES {
-            return Err(TotpSealError);
-        }
-        let (nonce, body) = rest.split_at(NONCE_BYTES);
         let plain = self
-            .cipher
-            .decrypt(
-                nonce.into(),
-                Payload {
-                    msg: body,
-                    aad: factor.as_str().as_bytes(),
-                },
-            )
-            .map_err(|_| TotpSealError)?;
+            .key
+            .open(sealed, |version| {
+                (version == SEALED_V1).then(|| factor.as_str().as_bytes().to_vec())
+            })
+            .ok_or(TotpSealError)?;
         let bytes: [u8; SECRET_BYTES] = plain.as_slice().try_into().map_err(|_| TotpSealError)?;
         Ok(TotpSecret(SecretBox::new(Box::new(bytes))))
     }

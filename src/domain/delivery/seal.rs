@@ -1,12 +1,8 @@
 //! Codes sealed while they wait in the outbox.
 
-use std::sync::Arc;
-
-use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
-use chacha20poly1305::{AeadCore as _, ChaCha20Poly1305};
-
 use crate::domain::credentials::challenge::OtpCode;
 use crate::domain::credentials::factor::TwoFactorMethod;
+use crate::domain::keys::SealingKey;
 
 /// Seals codes while they wait in the outbox: ChaCha20-Poly1305 under a key derived from the
 /// audit key, bound to the challenge, channel and address (a sealed code copied to another row,
@@ -14,20 +10,13 @@ use crate::domain::credentials::factor::TwoFactorMethod;
 /// Without an audit key the key is random and lives only in this process: codes are still never
 /// stored in clear, but one queued by another instance, or before a restart, cannot be opened
 /// (its send is given back, so the customer can ask again), as `serve` warns.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct CodeSeal {
-    cipher: Arc<ChaCha20Poly1305>,
-}
-
-impl std::fmt::Debug for CodeSeal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CodeSeal")
-    }
+    key: SealingKey,
 }
 
 const SEALED: u8 = 1;
 const SEALED_FOR_ADDRESS: u8 = 2;
-const NONCE_BYTES: usize = 12;
 
 /// Whom a sealed code is for: it opens only for the same challenge (or reset), channel and
 /// address.
@@ -57,64 +46,39 @@ impl SealedFor<'_> {
 impl CodeSeal {
     /// Under a random key of this process alone.
     pub fn ephemeral() -> Result<Self, getrandom::Error> {
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key)?;
         Ok(Self {
-            cipher: Arc::new(ChaCha20Poly1305::new(&key.into())),
+            key: SealingKey::ephemeral()?,
         })
     }
 
     /// Under a key derived from the audit key, so that no other secret needs managing.
     pub fn derived_from(audit_key: &[u8]) -> Result<Self, SealError> {
-        let key = crate::domain::keys::derive(audit_key, b"finhub outbox code key v1")
-            .ok_or(SealError)?;
-        Ok(Self {
-            cipher: Arc::new(ChaCha20Poly1305::new(&key.into())),
-        })
+        let key =
+            SealingKey::derived_from(audit_key, b"finhub outbox code key v1").ok_or(SealError)?;
+        Ok(Self { key })
     }
 
     /// Encrypts `code` for `to` with a fresh random nonce, so that the outbox row never holds it in
     /// clear.
     pub fn seal(&self, code: &OtpCode, to: &SealedFor<'_>) -> Result<Vec<u8>, SealError> {
-        let nonce = ChaCha20Poly1305::generate_nonce(&mut chacha20poly1305::aead::OsRng);
-        let aad = to.associated_data();
-        let sealed = self
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: code.expose().as_bytes(),
-                    aad: &aad,
-                },
+        self.key
+            .seal(
+                SEALED_FOR_ADDRESS,
+                code.expose().as_bytes(),
+                &to.associated_data(),
             )
-            .map_err(|_| SealError)?;
-        Ok([&[SEALED_FOR_ADDRESS][..], &nonce[..], &sealed].concat())
+            .ok_or(SealError)
     }
 
     /// The code, or `None` when it was sealed under another key, for another challenge or
     /// address, or altered.
     pub fn open(&self, sealed: &[u8], to: &SealedFor<'_>) -> Option<OtpCode> {
-        let (&version, rest) = sealed.split_first()?;
-        let aad = match version {
-            SEALED_FOR_ADDRESS => to.associated_data(),
+        let plain = self.key.open(sealed, |version| match version {
+            SEALED_FOR_ADDRESS => Some(to.associated_data()),
             // Queued by an earlier version, bound to the challenge alone; gone within minutes.
-            SEALED => to.subject.as_bytes().to_vec(),
-            _ => return None,
-        };
-        if rest.len() <= NONCE_BYTES {
-            return None;
-        }
-        let (nonce, body) = rest.split_at(NONCE_BYTES);
-        let plain = self
-            .cipher
-            .decrypt(
-                nonce.into(),
-                Payload {
-                    msg: body,
-                    aad: &aad,
-                },
-            )
-            .ok()?;
+            SEALED => Some(to.subject.as_bytes().to_vec()),
+            _ => None,
+        })?;
         OtpCode::parse(std::str::from_utf8(&plain).ok()?).ok()
     }
 }

@@ -2,14 +2,13 @@
 //! register, what an assertion proves, counters, locks) stay in the domain.
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
 
 use super::StoreResult;
-use crate::domain::credentials::challenge::ChallengeId;
 use crate::domain::credentials::passkey::{
     Ceremony, CeremonyState, PasskeyRejected, PasskeyUser, RegisteredPasskey, StoredPasskey,
     VerifiedAssertion,
 };
+use crate::domain::credentials::passkey_login::AnsweredCeremony;
 use crate::domain::customers::CustomerId;
 
 /// The relying party's side of WebAuthn, for one configured domain and its origins. Every call
@@ -63,19 +62,10 @@ pub trait PasskeyStore: Send + Sync + 'static {
         &self,
         credential_id: &str,
     ) -> StoreResult<Option<StoredPasskey>>;
-    /// Stores a login ceremony until `expires_at`.
-    async fn open_passkey_login(
-        &self,
-        id: &ChallengeId,
-        state: &CeremonyState,
-        created_at: OffsetDateTime,
-        expires_at: OffsetDateTime,
-    ) -> StoreResult<()>;
-    /// Takes a login ceremony, so that it is answered once: its state if it was open and had
-    /// not expired by `now`.
-    async fn take_passkey_login(
-        &self,
-        id: &ChallengeId,
-        now: OffsetDateTime,
-    ) -> StoreResult<Option<CeremonyState>>;
+    /// Whether a passkey login's ceremony (by its [`AnsweredCeremony::id`]) was answered. A
+    /// read: an answer that starts a session records its ceremony in that session's
+    /// transaction ([`OneStepProof::ceremony`](crate::domain::sessions::OneStepProof)).
+    async fn passkey_login_answered(&self, id: &str) -> StoreResult<bool>;
+    /// Records a refused answer's ceremony as answered (again: nothing changes).
+    async fn answer_passkey_login(&self, ceremony: &AnsweredCeremony) -> StoreResult<()>;
 }

@@ -25,6 +25,9 @@ pub enum SessionStart {
     /// The one-step proof's time step was spent meanwhile (the same code, on any instance):
     /// nothing was stored.
     ProofSpent,
+    /// The passkey login's ceremony was answered meanwhile (the same answer twice, on any
+    /// instance): nothing was stored.
+    CeremonyAnswered,
 }
 
 /// Sessions: their start, token lookups, renewal and ending, each one atomic.

@@ -9,6 +9,7 @@ pub mod token;
 
 use crate::domain::credentials::challenge::Spend;
 use crate::domain::credentials::factor::FactorId;
+use crate::domain::credentials::passkey_login::AnsweredCeremony;
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::customers::CustomerId;
@@ -135,6 +136,8 @@ pub struct OneStepProof {
     /// What the answer uses up (an app's time step), spent in the transaction that starts the
     /// session.
     pub spend: Spend,
+    /// The passkey login's ceremony it answered, stored as answered in the same transaction.
+    pub ceremony: Option<AnsweredCeremony>,
 }
 
 /// New tokens for an existing session. With `old_refresh` set, the swap only happens while that

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::sessions::DeviceBody;
 use super::two_factor::credential_json;
 use super::{AccountLocked, ProblemDocument, TokenResponse, tokens_issued};
-use crate::domain::credentials::challenge::ChallengeId;
+use crate::domain::credentials::passkey_login::PasskeyLoginId;
 use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
 use crate::http::extract::{ApiJson, Client, PasskeyLoginOn};
 use crate::http::state::AppState;
@@ -68,8 +68,8 @@ pub async fn passkey_options(
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PasskeyLoginRequest {
-    /// From `auth/passkey/options`.
-    #[schema(min_length = 1, max_length = 64)]
+    /// From `auth/passkey/options`: the ceremony, sealed (base64url).
+    #[schema(min_length = 1, max_length = 2048)]
     challenge_id: String,
     /// The `AuthenticationResponseJSON` of `navigator.credentials.get`.
     #[schema(value_type = Object)]
@@ -98,7 +98,7 @@ pub async fn passkey_login(
     ApiJson(body): ApiJson<PasskeyLoginRequest>,
 ) -> ApiResult<Response> {
     let mut errors = Vec::new();
-    let challenge = ChallengeId::parse(&body.challenge_id)
+    let challenge = PasskeyLoginId::parse(&body.challenge_id)
         .map_err(|e| errors.push(FieldError::new("challengeId", e.0)))
         .ok();
     let credential = credential_json(body.credential)

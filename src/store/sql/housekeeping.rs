@@ -73,7 +73,7 @@ impl<B: Backend> HousekeepingStore for SqlStore<B> {
 
     async fn purge_passkey_logins(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
         self.purge_batch(
-            "DELETE FROM passkey_logins WHERE id IN (SELECT id FROM passkey_logins \
+            "DELETE FROM answered_passkey_logins WHERE id IN (SELECT id FROM answered_passkey_logins \
              WHERE expires_at <= $1 LIMIT $2)",
             cutoff,
             batch,

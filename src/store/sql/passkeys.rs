@@ -1,13 +1,12 @@
-//! Passkeys: the credentials of confirmed PASSKEY factors, and passkey logins' ceremonies.
+//! Passkeys: the credentials of confirmed PASSKEY factors, and the passkey logins answered.
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
 
-use super::SqlStore;
+use super::{SqlStore, Tx};
 use crate::clock::to_unix_millis;
-use crate::domain::credentials::challenge::ChallengeId;
 use crate::domain::credentials::factor::FactorId;
-use crate::domain::credentials::passkey::{CeremonyState, StoredPasskey};
+use crate::domain::credentials::passkey::StoredPasskey;
+use crate::domain::credentials::passkey_login::AnsweredCeremony;
 use crate::domain::customers::CustomerId;
 use crate::domain::ports::{PasskeyStore, StoreResult};
 use crate::store::backend::{Backend, query, query_built};
@@ -68,43 +67,36 @@ impl<B: Backend> PasskeyStore for SqlStore<B> {
         Ok(row.map(StoredPasskey::from))
     }
 
-    async fn open_passkey_login(
-        &self,
-        id: &ChallengeId,
-        state: &CeremonyState,
-        created_at: OffsetDateTime,
-        expires_at: OffsetDateTime,
-    ) -> StoreResult<()> {
+    async fn passkey_login_answered(&self, id: &str) -> StoreResult<bool> {
+        let answered: Option<(i64,)> =
+            query::<B>("SELECT expires_at FROM answered_passkey_logins WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *self.read().await?)
+                .await?;
+        Ok(answered.is_some())
+    }
+
+    async fn answer_passkey_login(&self, ceremony: &AnsweredCeremony) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        query::<B>(
-            "INSERT INTO passkey_logins (id, ceremony, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id.as_str())
-        .bind(state.0.as_str())
-        .bind(to_unix_millis(created_at))
-        .bind(to_unix_millis(expires_at))
-        .execute(&mut *tx)
-        .await?;
+        answer(&mut tx, ceremony).await?;
         tx.commit().await?;
         Ok(())
     }
+}
 
-    async fn take_passkey_login(
-        &self,
-        id: &ChallengeId,
-        now: OffsetDateTime,
-    ) -> StoreResult<Option<CeremonyState>> {
-        let mut tx = self.write().await?;
-        // Deleted as it is read: of two answers at once, on any instance, one gets it.
-        let row: Option<(String, i64)> =
-            query::<B>("DELETE FROM passkey_logins WHERE id = $1 RETURNING ceremony, expires_at")
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(row
-            .filter(|(_, expires_at)| *expires_at > to_unix_millis(now))
-            .map(|(state, _)| CeremonyState(state)))
-    }
+/// Records a passkey login's ceremony as answered; `false` when it already was (on any
+/// instance: the primary key decides).
+pub(super) async fn answer<B: Backend>(
+    tx: &mut Tx<B>,
+    ceremony: &AnsweredCeremony,
+) -> StoreResult<bool> {
+    let inserted = query::<B>(
+        "INSERT INTO answered_passkey_logins (id, expires_at) VALUES ($1, $2) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(ceremony.id.as_str())
+    .bind(to_unix_millis(ceremony.expires_at))
+    .execute(tx)
+    .await?;
+    Ok(inserted == 1)
 }

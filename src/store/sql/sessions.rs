@@ -4,7 +4,9 @@ use anyhow::anyhow;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{SqlStore, Tx, audit, customers, devices, factors, outbox, places, two_factor};
+use super::{
+    SqlStore, Tx, audit, customers, devices, factors, outbox, passkeys, places, two_factor,
+};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::customers::{Customer, CustomerId, Username};
@@ -201,6 +203,11 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             return Ok(SessionStart::Locked(lockout));
         }
         if let Some(proof) = &s.proof {
+            if let Some(ceremony) = &proof.ceremony
+                && !passkeys::answer(&mut tx, ceremony).await?
+            {
+                return Ok(SessionStart::CeremonyAnswered);
+            }
             if !two_factor::spend(&mut tx, &proof.spend, s.created_at).await? {
                 return Ok(SessionStart::ProofSpent);
             }
