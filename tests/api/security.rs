@@ -87,6 +87,27 @@ async fn sessions_are_listed_newest_first_with_the_current_one_marked(backend: B
     );
 }
 
+on_both_stores!(a_login_pending_or_complete_is_listed_and_a_reset_in_progress_is_not);
+async fn a_login_pending_or_complete_is_listed_and_a_reset_in_progress_is_not(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app
+        .create_customer("alice", Some(TwoFactorMethod::Sms))
+        .await;
+    let pending = app.login_ok(&alice).await;
+    let resetting = app.reset_session(&alice).await;
+    let active = app.login_with_2fa(&alice).await;
+
+    let list = app.json_of("/api/v1/sessions", &active.bff).await;
+    assert_eq!(
+        ids(&list, "sessions"),
+        [active.session_id.clone(), pending.session_id.clone()]
+    );
+    assert_eq!(list["sessions"][1]["state"], "TWO_FACTOR_PENDING");
+    // Not listed, yet live until it is spent, expires, or every session ends.
+    let me: Value = app.me(&resetting.bff).await.json().await.unwrap();
+    assert_eq!(me["session"]["state"], "PASSWORD_RESET", "{me}");
+}
+
 on_both_stores!(ending_a_session_works_at_once_and_only_on_the_customers_own);
 async fn ending_a_session_works_at_once_and_only_on_the_customers_own(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -171,13 +171,15 @@ impl AuthService {
         }
     }
 
-    /// The customer's live sessions, newest first, the caller's among them.
+    /// The customer's live logins, pending or complete, newest first, the caller's among them.
     pub async fn own_sessions(&self, session: &Session) -> Result<Vec<LiveSession>, AuthError> {
         Self::require_active(session)?;
-        Ok(self
+        let mut sessions = self
             .store
             .live_sessions(&session.customer_id, &self.liveness())
-            .await?)
+            .await?;
+        sessions.retain(|s| s.state.is_listed());
+        Ok(sessions)
     }
 
     /// Ends one of the customer's live sessions at once; ending the caller's own is a logout.

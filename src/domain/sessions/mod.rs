@@ -46,6 +46,13 @@ impl SessionState {
         Self::PasswordReset,
     ];
 
+    /// Whether the customer's list of sessions shows it: a login, pending or complete. An
+    /// enrolment or a reset in progress is not listed (it can still be ended, by logging out
+    /// everywhere or a password change).
+    pub fn is_listed(self) -> bool {
+        matches!(self, Self::TwoFactorPending | Self::Active)
+    }
+
     /// The stable name stored and shown in the API.
     pub fn as_str(self) -> &'static str {
         match self {
