@@ -1,6 +1,6 @@
 //! Passkey logins, closed loop: each a ceremony's options, an assertion signed by a software
 //! authenticator in this process, and the login. No password is hashed on this path, so its
-//! ceiling is the store's writes (the ceremony, the session) rather than argon2.
+//! ceiling is the store's one write (the session, with its ceremony answered) rather than argon2.
 
 use std::time::{Duration, Instant};
 
