@@ -1,4 +1,5 @@
-//! `customers create | import | lock | unlock | remove-factors | reset-password`.
+//! `customers create | import | lock | unlock | remove-factors | reset-password`, and the
+//! session commands of `sessions.rs`.
 
 use std::io::BufRead as _;
 use std::process::ExitCode;
@@ -40,6 +41,22 @@ pub enum CustomersCommand {
         /// line).
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// Why (recorded in the audit trail); required.
+        #[arg(long)]
+        reason: String,
+    },
+    /// A customer's live sessions, in every state, newest first: a table, or JSON Lines named
+    /// as `GET /api/v1/sessions` names them.
+    Sessions {
+        username: String,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End every session of a customer without locking them (they may sign in again at once).
+    /// Audited with the reason, even when none was live.
+    EndSessions {
+        username: String,
         /// Why (recorded in the audit trail); required.
         #[arg(long)]
         reason: String,
@@ -102,6 +119,12 @@ pub async fn run(cmd: CustomersCommand, accounts: &Accounts) -> anyhow::Result<E
             println!("reset the password of {username}; every session of theirs ended");
             Ok(ExitCode::SUCCESS)
         }
+        CustomersCommand::Sessions { username, json } => {
+            super::sessions::list(&username, json, accounts).await
+        }
+        CustomersCommand::EndSessions { username, reason } => {
+            super::sessions::end(&username, &reason, accounts).await
+        }
         CustomersCommand::RemoveFactors { username, reason } => {
             let reason = operator_reason(&reason)?;
             let removed = accounts
@@ -117,7 +140,7 @@ pub async fn run(cmd: CustomersCommand, accounts: &Accounts) -> anyhow::Result<E
 }
 
 /// The `--reason` an operator gives: 1 to 500 characters, trimmed.
-fn operator_reason(raw: &str) -> anyhow::Result<&str> {
+pub(super) fn operator_reason(raw: &str) -> anyhow::Result<&str> {
     let reason = raw.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(anyhow!("--reason must be 1 to 500 characters"));
@@ -136,7 +159,7 @@ fn read_password() -> anyhow::Result<Password> {
         .map_err(|e| anyhow!("the password {e}"))
 }
 
-fn parse_username(raw: &str) -> anyhow::Result<Username> {
+pub(super) fn parse_username(raw: &str) -> anyhow::Result<Username> {
     Username::parse(raw).map_err(|e| anyhow!("username {e}"))
 }
 

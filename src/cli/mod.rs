@@ -6,6 +6,8 @@ mod customers;
 mod dev_cert;
 mod import;
 mod serve;
+mod sessions;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +45,9 @@ enum Command {
     /// Manage customers.
     #[command(subcommand)]
     Customers(customers::CustomersCommand),
+    /// End sessions across customers.
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
     /// Read and check the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -115,7 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             startup::settle_audit_key(&mut settings, GeneratedKey::Create)?;
         }
         Command::DevCert(_) => {}
-        Command::Migrate | Command::Customers(_) | Command::Audit(_) => {
+        Command::Migrate | Command::Customers(_) | Command::Sessions(_) | Command::Audit(_) => {
             startup::settle_audit_key(&mut settings, GeneratedKey::Reuse)?;
         }
     }
@@ -138,6 +143,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Customers(cmd) => {
             let accounts = startup::accounts(&settings, Arc::new(SystemClock)).await?;
             customers::run(cmd, &accounts).await
+        }
+        Command::Sessions(cmd) => {
+            let accounts = startup::accounts(&settings, Arc::new(SystemClock)).await?;
+            sessions::run(cmd, &accounts).await
         }
         Command::DevCert(args) => dev_cert::run(&args),
         Command::Audit(cmd) => {

@@ -63,7 +63,13 @@ pub async fn accounts(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Res
             .context(HASHING_SETTINGS)?;
     let mut policy = settings.passwords.policy();
     policy.breaches = adapters::breached_passwords(&settings.passwords)?;
-    Ok(Accounts::new(store, clock, hasher, policy))
+    Ok(Accounts::new(
+        store,
+        clock,
+        hasher,
+        policy,
+        settings.sessions.policy(),
+    ))
 }
 
 const HASHING_SETTINGS: &str =
@@ -118,6 +124,7 @@ impl Services {
             Arc::clone(&clock),
             hasher,
             password_policy,
+            settings.sessions.policy(),
         );
         let housekeeper = Housekeeper::new(
             Arc::clone(&store) as Arc<dyn HousekeepingStore>,

@@ -1,11 +1,12 @@
-//! Creating, importing, locking and migrating customers.
+//! Creating, importing, locking and migrating customers; support's session commands.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::process::Setup;
 use crate::{
-    PASSWORD, database, exported_events, kind, login, run_ok, sandbox, sqlite, stderr, stdout,
+    Backend, PASSWORD, database, exported_events, kind, login, on_both_stores, run_ok, sandbox,
+    sandbox_on, sqlite, stderr, stdout,
 };
 
 #[test]
@@ -379,5 +380,119 @@ async fn support_resets_a_password_with_a_reason_ending_sessions_and_clearing_a_
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(told, "the customer is told");
+    server.terminate();
+}
+
+on_both_stores!(support_lists_and_ends_sessions_without_locking_anyone);
+async fn support_lists_and_ends_sessions_without_locking_anyone(backend: Backend) {
+    let (setup, _dir, _db) = sandbox_on(backend).await;
+    setup.create_customer("carol", "off", PASSWORD);
+    setup.create_customer("dave", "off", PASSWORD);
+    let server = setup.serve("serve").await;
+    let (phone, laptop) = (
+        login(&server, "carol@example.com").await,
+        login(&server, "carol@example.com").await,
+    );
+    let daves = login(&server, "dave@example.com").await;
+
+    // What support sees: carol's two sessions, as a table or as JSON Lines.
+    let table = stdout(&run_ok(
+        &setup,
+        &["customers", "sessions", "Carol@Example.com"],
+    ));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("SESSION") && lines[0].contains("USER AGENT"));
+    assert!(
+        lines[1].contains("ACTIVE") && lines[1].contains("127.0.0.1"),
+        "{table}"
+    );
+    let json = stdout(&run_ok(
+        &setup,
+        &["customers", "sessions", "carol@example.com", "--json"],
+    ));
+    let sessions: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(sessions.len(), 2);
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s["state"] == "ACTIVE" && s["ip"] == "127.0.0.1")
+    );
+
+    // Ending them needs a reason; it locks nobody.
+    let out = setup.run(&["customers", "end-sessions", "carol@example.com"], None);
+    assert!(!out.status.success());
+    let out = run_ok(
+        &setup,
+        &[
+            "customers",
+            "end-sessions",
+            "carol@example.com",
+            "--reason",
+            "caller reports a stolen phone, identity checked by call #4713",
+        ],
+    );
+    assert!(
+        stdout(&out).contains("ended 2 session(s)"),
+        "{}",
+        stdout(&out)
+    );
+    for token in [&phone, &laptop] {
+        let (status, _) = server.get("/api/v1/customers/me", Some(token)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = server.get("/api/v1/customers/me", Some(&daves)).await;
+    assert_eq!(status, StatusCode::OK, "only carol's ended");
+    let again = login(&server, "carol@example.com").await;
+    let table = stdout(&run_ok(
+        &setup,
+        &["customers", "sessions", "carol@example.com"],
+    ));
+    assert_eq!(
+        table.lines().count(),
+        2,
+        "only the new one is live: {table}"
+    );
+
+    // After a suspected leak of tokens: everyone's, recorded once with the count.
+    let out = setup.run(&["sessions", "end-all", "--reason", ""], None);
+    assert!(!out.status.success());
+    let out = run_ok(
+        &setup,
+        &[
+            "sessions",
+            "end-all",
+            "--reason",
+            "tokens seen in a partner's logs",
+        ],
+    );
+    assert!(
+        stdout(&out).contains("ended 2 session(s)"),
+        "{}",
+        stdout(&out)
+    );
+    for token in [&again, &daves] {
+        let (status, _) = server.get("/api/v1/customers/me", Some(token)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    login(&server, "dave@example.com").await;
+
+    let ended: Vec<Value> = exported_events(&setup)
+        .into_iter()
+        .filter(|e| e["kind"] == "session.revoked" && e["details"]["by"] == "operator")
+        .collect();
+    assert_eq!(ended.len(), 2, "{ended:?}");
+    assert_eq!(ended[0]["reason"], "operator_ended_sessions");
+    assert_eq!(ended[0]["details"]["sessions"], 2);
+    assert_eq!(
+        ended[0]["details"]["operatorReason"],
+        "caller reports a stolen phone, identity checked by call #4713"
+    );
+    assert_eq!(ended[1]["reason"], "operator_ended_all_sessions");
+    assert_eq!(ended[1]["details"]["sessions"], 2);
+    assert_eq!(ended[1]["customerId"], Value::Null);
     server.terminate();
 }

@@ -117,3 +117,23 @@ test('a passkey the service does not know is refused in words', async (t) => {
   assert.match(await error.innerText(), /passkey was not used/);
   assertNoProblems(context);
 });
+
+test('where every customer needs a second step, a passkey is one to enrol', async (t) => {
+  const { origin } = await passkeyService(t, {
+    FINHUB_REQUIRE_2FA: 'true',
+    FINHUB_AUDIT_KEY: 'the-audit-key-of-the-web-tests-of-passkeys',
+  });
+  const context = await contextFor(t, browser());
+  const { page, credentials } = await pageWithAuthenticator(context);
+  await signInWithPassword(page, origin, CUSTOMERS.ann);
+  await page.getByRole('heading', { name: 'Add a second step' }).waitFor();
+  assert.deepEqual(await accessibilityProblems(page), [], 'the enrolment page with passkeys');
+  await page.getByRole('button', { name: 'Use a passkey' }).click();
+  await page.getByRole('heading', { name: 'Hello, Ann' }).waitFor();
+  assert.equal((await credentials()).length, 1);
+  // It is her second step from now on, and signs her in alone.
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('button', { name: 'Use a passkey instead' }).click();
+  await page.getByRole('heading', { name: 'Hello, Ann' }).waitFor();
+  assertNoProblems(context);
+});

@@ -1,5 +1,5 @@
 //! Operator actions on customers: creating, importing, locking and unlocking, and support's
-//! password resets and factor removals.
+//! password resets and factor removals (support's session commands are in `support.rs`).
 
 use crate::domain::delivery::message::{AccountChange, Message};
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use crate::domain::credentials::password::{Password, PasswordHasher, PasswordPol
 use crate::domain::credentials::reset::{PasswordReset, ResetDone};
 use crate::domain::customers::{Customer, NewCustomer, Profile, Username};
 use crate::domain::ports::{Insertion, Store, StoreError, Taken};
+use crate::domain::sessions::SessionPolicy;
 
 /// Why an operator action failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,26 +38,30 @@ pub enum AccountError {
 /// Operator actions, each audited like the customer's own.
 #[derive(Clone)]
 pub struct Accounts {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
     policy: PasswordPolicy,
+    /// What makes a session live (its idle timeout), for support's view.
+    pub(super) sessions: SessionPolicy,
 }
 
 impl Accounts {
-    /// Operator actions on `store`, hashing new passwords with `hasher` and holding those an
-    /// operator chooses to `policy`.
+    /// Operator actions on `store`, hashing new passwords with `hasher`, holding those an
+    /// operator chooses to `policy`, and judging sessions live by `sessions`.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         hasher: PasswordHasher,
         policy: PasswordPolicy,
+        sessions: SessionPolicy,
     ) -> Self {
         Self {
             store,
             clock,
             hasher,
             policy,
+            sessions,
         }
     }
 
@@ -259,7 +264,7 @@ impl Accounts {
         }
     }
 
-    async fn find(&self, username: &Username) -> Result<Customer, AccountError> {
+    pub(super) async fn find(&self, username: &Username) -> Result<Customer, AccountError> {
         self.store
             .customer_by_username(username)
             .await?

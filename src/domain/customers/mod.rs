@@ -1,6 +1,7 @@
 //! Customers and the values that describe them.
 
 pub mod accounts;
+mod support;
 
 use std::fmt;
 use std::str::FromStr;

@@ -79,4 +79,15 @@ pub trait SessionStore: Send + Sync + 'static {
         reason: &str,
         event: &AuditEvent,
     ) -> StoreResult<u64>;
+    /// Ends every session of `whose` customer, or of every customer (`None`), that is not past
+    /// its absolute lifetime at `at`, for an operator; appends the event `audit` makes of how
+    /// many ended, in the same transaction, even when none did: an operator's action is always
+    /// on the record.
+    async fn end_sessions_for_operator(
+        &self,
+        whose: Option<&CustomerId>,
+        reason: &str,
+        at: OffsetDateTime,
+        audit: &(dyn Fn(u64) -> AuditEvent + Send + Sync),
+    ) -> StoreResult<u64>;
 }

@@ -333,4 +333,28 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         )
         .await
     }
+
+    async fn end_sessions_for_operator(
+        &self,
+        whose: Option<&CustomerId>,
+        reason: &str,
+        at: OffsetDateTime,
+        audit: &(dyn Fn(u64) -> AuditEvent + Send + Sync),
+    ) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        // `$3` NULL: every customer's.
+        let ended = query::<B>(
+            "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
+             WHERE revoked_at IS NULL AND absolute_expires_at > $1 \
+             AND ($3 IS NULL OR customer_id = $3)",
+        )
+        .bind(to_unix_millis(at))
+        .bind(reason)
+        .bind(whose.map(CustomerId::as_str))
+        .execute(&mut *tx)
+        .await?;
+        audit::append(&mut tx, &self.seal, &[&audit(ended)]).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
 }

@@ -1,10 +1,12 @@
-// Enrolment, when FinHub requires a second factor of everyone and the customer has none: an
-// authenticator app (its key as a QR code drawn here) or a phone for text messages, confirmed
-// by its first code; the answer carries the session's new tokens, and the account opens.
+// Enrolment, when FinHub requires a second factor of everyone and the customer has none: a
+// passkey (where the browser makes them), an authenticator app (its key as a QR code drawn
+// here) or a phone for text messages, confirmed by what the device made or by its first code;
+// the answer carries the session's new tokens, and the account opens.
 
 import { call } from '../api.js';
 import { hideMessage, mountPage, part, showMessage } from '../dom.js';
 import { messageFor } from '../messages.js';
+import { createPasskey, passkeyFailure, passkeysSupported } from '../passkey.js';
 import { readTokens, saveTokens } from '../storage.js';
 import { drawQr } from './credentials.js';
 
@@ -32,20 +34,59 @@ export function showEnrol(app) {
     confirm.hidden = true;
     choose.hidden = false;
   };
-  // Adds a factor, its controls disabled meanwhile so that a double click adds one.
-  const add = async (body) => {
+  const failed = (failure) => {
+    if (!app.handleSessionError(failure)) showMessage(error, messageFor(failure));
+  };
+  // Runs `work` with the choices disabled, so that a double click adds one factor.
+  const choosing = async (work) => {
     hideMessage(error);
     const controls = choose.querySelectorAll('button, input');
     for (const control of controls) control.disabled = true;
     try {
-      return await call('POST', '/customers/me/factors', { token: readTokens()?.bffToken, body });
-    } catch (failure) {
-      if (!app.handleSessionError(failure)) showMessage(error, messageFor(failure));
-      return null;
+      return await work();
     } finally {
       for (const control of controls) control.disabled = false;
     }
   };
+  const addFactor = (body) => call('POST', '/customers/me/factors', { token: readTokens()?.bffToken, body });
+  const confirmFactor = (factorId, body) => call(
+    'POST',
+    `/customers/me/factors/${encodeURIComponent(factorId)}/confirm`,
+    { token: readTokens()?.bffToken, body },
+  );
+  // Adds a factor to confirm by a code; null when it could not be added (said on the page).
+  const add = (body) => choosing(async () => {
+    try {
+      return await addFactor(body);
+    } catch (failure) {
+      failed(failure);
+      return null;
+    }
+  });
+
+  // A passkey is confirmed by what the device made: no code, and the account opens at once.
+  const usePasskey = part(page, 'use-passkey');
+  usePasskey.hidden = !passkeysSupported();
+  usePasskey.addEventListener('click', () => choosing(async () => {
+    try {
+      const factor = await addFactor({ method: 'PASSKEY', name: 'Passkey' });
+      let credential;
+      try {
+        credential = await createPasskey(factor.publicKey);
+      } catch (refused) {
+        throw passkeyFailure(refused);
+      }
+      const confirmed = await confirmFactor(factor.id, { credential });
+      saveTokens(confirmed.token);
+      app.navigate();
+    } catch (failure) {
+      if (failure.code === 'INVALID_2FA_CODE') {
+        showMessage(error, 'FinHub could not check that passkey. Try again, or choose another way.');
+      } else {
+        failed(failure);
+      }
+    }
+  }));
 
   part(page, 'use-app').addEventListener('click', async () => {
     const body = await add({ method: 'TOTP', name: 'Authenticator app' });
@@ -86,10 +127,7 @@ export function showEnrol(app) {
     }
     submit.disabled = true;
     try {
-      const confirmed = await call('POST', `/customers/me/factors/${encodeURIComponent(factor.id)}/confirm`, {
-        token: readTokens()?.bffToken,
-        body: { code: code.value },
-      });
+      const confirmed = await confirmFactor(factor.id, { code: code.value });
       saveTokens(confirmed.token);
       app.navigate();
     } catch (failure) {
@@ -105,5 +143,5 @@ export function showEnrol(app) {
       submit.disabled = false;
     }
   });
-  part(page, 'use-app').focus();
+  (usePasskey.hidden ? part(page, 'use-app') : usePasskey).focus();
 }
