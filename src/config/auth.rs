@@ -40,6 +40,8 @@ pub struct SessionSection {
     /// recent, for the calls that need it.
     #[serde(rename = "recent_auth_window", with = "As::<Span<Positive>>")]
     pub recent_auth_window: Duration,
+    /// ACTIVE sessions a customer may hold; a login past it ends their oldest.
+    pub max_sessions: NonZeroU32,
 }
 
 impl Default for SessionSection {
@@ -50,6 +52,7 @@ impl Default for SessionSection {
             absolute_ttl: Duration::hours(12),
             idle_timeout: Some(Duration::minutes(15)),
             recent_auth_window: Duration::minutes(5),
+            max_sessions: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
         }
     }
 }
@@ -63,6 +66,7 @@ impl SessionSection {
             absolute_ttl: self.absolute_ttl,
             idle_timeout: self.idle_timeout,
             recent_auth_window: self.recent_auth_window,
+            max_active: self.max_sessions,
         }
     }
 }

@@ -42,6 +42,7 @@ fn defaults_follow_the_operations_guide() {
         let s = Settings::load(None).unwrap();
         assert_eq!(s.sessions.ttl, Duration::hours(1));
         assert_eq!(s.sessions.idle_timeout, Some(Duration::minutes(15)));
+        assert_eq!(s.sessions.max_sessions.get(), 10);
         assert_eq!(s.two_factor.max_sends.get(), 5);
         assert_eq!(s.limits.login_per_ip.unwrap().to_string(), "60/min");
         // Every default reads back as itself.
@@ -66,6 +67,7 @@ fn the_names_are_the_documented_ones() {
         "pending_session_ttl",
         "session_absolute_ttl",
         "session_idle_timeout",
+        "max_sessions",
         "2fa_code_ttl",
         "2fa_max_attempts",
         "2fa_resend_interval",

@@ -3,6 +3,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use time::Duration;
 
+use finhub_auth::domain::credentials::factor::TwoFactorMethod;
+
 use crate::helpers::{Backend, PASSWORD, assert_problem, spawn_app, spawn_app_with, tokens};
 
 on_both_stores!(customers_me_needs_a_valid_bearer_token);
@@ -275,4 +277,47 @@ async fn login_and_refresh_responses_are_not_cached(backend: Backend) {
     let refresh = app.refresh(&t.refresh).await;
     assert_eq!(refresh.headers()["cache-control"], "no-store", "refresh");
     tokens(refresh).await;
+}
+
+on_both_stores!(a_login_completed_past_the_session_limit_ends_the_customers_oldest);
+async fn a_login_completed_past_the_session_limit_ends_the_customers_oldest(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.sessions.max_sessions = std::num::NonZeroU32::new(2).unwrap();
+    })
+    .await;
+    let alice = app.create_customer("alice", None).await;
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(app.login_ok(&alice).await);
+        app.clock.advance(Duration::seconds(1));
+    }
+    assert_problem(app.me(&sessions[0].bff).await, 401, "UNAUTHENTICATED").await;
+    for kept in &sessions[1..] {
+        assert_eq!(app.me(&kept.bff).await.status(), StatusCode::OK);
+    }
+    let ended = app.audit_of_kind("session.revoked").await;
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0]["reason"], "session_limit");
+    assert_eq!(ended[0]["sessionId"], sessions[0].session_id.as_str());
+    assert_eq!(ended[0]["customerId"], alice.id);
+
+    // The attack: whoever knows bob's password, but not his second factor, logs in again and
+    // again to sign him out. Pending sessions end nothing.
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let phone = app.login_with_2fa(&bob).await;
+    app.clock.advance(Duration::seconds(1));
+    let laptop = app.login_with_2fa(&bob).await;
+    app.clock.advance(Duration::seconds(1));
+    for _ in 0..3 {
+        app.login_ok(&bob).await;
+    }
+    for live in [&phone, &laptop] {
+        assert_eq!(app.me(&live.bff).await.status(), StatusCode::OK);
+    }
+    // A login completed by its code counts: the oldest of his goes.
+    let tablet = app.login_with_2fa(&bob).await;
+    assert_problem(app.me(&phone.bff).await, 401, "UNAUTHENTICATED").await;
+    for live in [&laptop, &tablet] {
+        assert_eq!(app.me(&live.bff).await.status(), StatusCode::OK);
+    }
 }

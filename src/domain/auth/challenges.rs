@@ -268,6 +268,7 @@ impl AuthService {
             answer: judged.answer,
             max_attempts: self.policies.two_factor.max_attempts,
             completion,
+            limit: self.policies.session.limit(),
             notices: judged.notices,
             lock_notices,
             wrong_events: judged

@@ -339,6 +339,7 @@ impl AuthService {
             recent_auth_at: (state == SessionState::Active).then_some(now),
             client: client.clone(),
             proof,
+            limit: policy.limit(),
         };
         let flag_names: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
         let event = session_event(

@@ -221,6 +221,7 @@ impl AuthService {
             recent_auth_at: None,
             client: client.clone(),
             proof: None,
+            limit: policy.limit(),
         });
         let guess = ResetGuess {
             reset: id.clone(),

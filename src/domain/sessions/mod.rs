@@ -7,10 +7,14 @@
 
 pub mod token;
 
+use std::num::NonZeroU32;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::challenge::Spend;
 use crate::domain::credentials::factor::FactorId;
 use crate::domain::credentials::passkey_login::AnsweredCeremony;
-use time::{Duration, OffsetDateTime};
 
 use crate::domain::customers::CustomerId;
 use crate::domain::risk::client::ClientContext;
@@ -133,6 +137,8 @@ pub struct NewSession {
     /// A second factor proved with the password (a one-step login with an app's code): the
     /// session starts ACTIVE only if what the proof uses up is still unspent.
     pub proof: Option<OneStepProof>,
+    /// An ACTIVE start ends the customer's oldest sessions past this.
+    pub limit: SessionLimit,
 }
 
 /// A second factor proved in the login's own request.
@@ -179,6 +185,39 @@ pub struct SessionPolicy {
     pub idle_timeout: Option<Duration>,
     /// How long a proved second factor counts as recent.
     pub recent_auth_window: Duration,
+    /// ACTIVE sessions a customer may hold (`FINHUB_MAX_SESSIONS`).
+    pub max_active: NonZeroU32,
+}
+
+/// At most `max` live ACTIVE sessions per customer: a login that completes past it ends the
+/// customer's oldest (by completed login), each audited, in the login's transaction. Only a
+/// completed login counts: a password alone (a pending session) must not end the customer's
+/// sessions, or whoever knew it could sign them out at will.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimit {
+    /// How many.
+    pub max: NonZeroU32,
+    /// Sessions idle longer are dead already and neither count nor are ended.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl SessionLimit {
+    /// Why such a session ended, as its row and the audit trail say.
+    pub const REASON: &str = "session_limit";
+
+    /// The event of `session` ended at `at` by a login of `customer` past the limit.
+    pub fn ended_event(
+        &self,
+        customer: &CustomerId,
+        session: &SessionId,
+        at: OffsetDateTime,
+    ) -> AuditEvent {
+        AuditEvent::new(AuditKind::SessionRevoked, Outcome::Success, at)
+            .customer(customer)
+            .session(session)
+            .reason(Self::REASON)
+            .detail("maxSessions", self.max.get())
+    }
 }
 
 /// Why a stored session no longer works.
@@ -227,6 +266,14 @@ impl SessionPolicy {
     /// Whether a call at `now` should record the session's activity.
     pub fn should_record_activity(&self, s: &Session, now: OffsetDateTime) -> bool {
         now - s.last_seen_at >= self.activity_resolution()
+    }
+
+    /// How many ACTIVE sessions a customer keeps.
+    pub fn limit(&self) -> SessionLimit {
+        SessionLimit {
+            max: self.max_active,
+            idle_timeout: self.idle_timeout,
+        }
     }
 
     /// Until when the session counts as recently authenticated; `None` if it never proved
@@ -280,6 +327,7 @@ mod tests {
             absolute_ttl: Duration::hours(12),
             idle_timeout: Some(Duration::minutes(15)),
             recent_auth_window: Duration::minutes(5),
+            max_active: NonZeroU32::MIN,
         }
     }
 

@@ -15,7 +15,9 @@ use crate::domain::ports::{SessionStart, SessionStore, StoreError, StoreResult};
 use crate::domain::risk::client::DeviceName;
 use crate::domain::risk::location::Location;
 use crate::domain::sessions::token::TokenHash;
-use crate::domain::sessions::{NewSession, Rotation, Session, SessionId, SessionState};
+use crate::domain::sessions::{
+    NewSession, Rotation, Session, SessionId, SessionLimit, SessionState,
+};
 use crate::store::backend::{Backend, query};
 use crate::store::rows::{
     SessionCustomerRow, SessionRow, select_session, select_session_with_customer,
@@ -50,6 +52,39 @@ pub(super) async fn record_login<B: Backend>(
         login_at: at,
         previous_login_at: previous.map(from_unix_millis),
     })
+}
+
+/// Ends the customer's live ACTIVE sessions past the newest `limit.max` (by completed login),
+/// as a login completes in `tx`; returns the event of each ended.
+pub(super) async fn end_past_limit<B: Backend>(
+    tx: &mut Tx<B>,
+    customer: &CustomerId,
+    limit: &SessionLimit,
+    at: OffsetDateTime,
+) -> StoreResult<Vec<AuditEvent>> {
+    let idle_before = limit
+        .idle_timeout
+        .map_or(i64::MIN, |idle| to_unix_millis(at - idle));
+    let ended: Vec<(String,)> = query::<B>(
+        "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
+         WHERE customer_id = $3 AND state = 'ACTIVE' AND revoked_at IS NULL \
+         AND absolute_expires_at > $1 AND last_seen_at > $4 \
+         AND id NOT IN (SELECT id FROM sessions WHERE customer_id = $3 AND state = 'ACTIVE' \
+         AND revoked_at IS NULL AND absolute_expires_at > $1 AND last_seen_at > $4 \
+         ORDER BY login_at DESC, id DESC LIMIT $5) \
+         RETURNING id",
+    )
+    .bind(to_unix_millis(at))
+    .bind(SessionLimit::REASON)
+    .bind(customer.as_str())
+    .bind(idle_before)
+    .bind(i64::from(limit.max.get()))
+    .fetch_all(tx)
+    .await?;
+    Ok(ended
+        .into_iter()
+        .map(|(id,)| limit.ended_event(customer, &SessionId::from_stored(id), at))
+        .collect())
 }
 
 /// Retires the session's current refresh token so that presenting it again is seen as reuse.
@@ -225,6 +260,10 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             | SessionState::PasswordReset => None,
         };
         insert_session(&mut tx, s, login).await?;
+        let ended = match login {
+            Some(_) => end_past_limit(&mut tx, &s.customer_id, &s.limit, s.created_at).await?,
+            None => Vec::new(),
+        };
         let device = s.client.device.as_ref();
         let location = &s.client.location;
         // Only a located login has places to remember (no location database: no statements).
@@ -237,7 +276,8 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         if let Some(notice) = notice {
             outbox::enqueue(&mut tx, notice).await?;
         }
-        audit::append(&mut tx, &self.seal, &[event]).await?;
+        let events: Vec<&AuditEvent> = std::iter::once(event).chain(&ended).collect();
+        audit::append(&mut tx, &self.seal, &events).await?;
         tx.commit().await?;
         Ok(SessionStart::Started {
             previous_login_at: login.and_then(|l| l.previous_login_at),

@@ -15,7 +15,7 @@ use crate::domain::credentials::lockout::LockoutPolicy;
 use crate::domain::customers::CustomerId;
 use crate::domain::delivery::message::Message;
 use crate::domain::ports::{StoreResult, TwoFactorStore};
-use crate::domain::sessions::{Rotation, SessionId, SessionState};
+use crate::domain::sessions::{Rotation, SessionId, SessionLimit, SessionState};
 use crate::store::backend::{Backend, query, query_built};
 use crate::store::rows::{CHALLENGE_COLUMNS, ChallengeRow};
 
@@ -142,7 +142,8 @@ async fn complete<B: Backend>(
     tx: &mut Tx<B>,
     guess: &CodeGuess,
     challenge: &Challenge,
-) -> StoreResult<()> {
+) -> StoreResult<Vec<AuditEvent>> {
+    let mut ended = Vec::new();
     query::<B>("UPDATE challenges SET status = 'VERIFIED' WHERE id = $1")
         .bind(guess.challenge_id.as_str())
         .execute(tx)
@@ -150,7 +151,7 @@ async fn complete<B: Backend>(
     let at = match &guess.completion {
         Completion::Login(rotation) => {
             customers::reset_failures(tx, &guess.username).await?;
-            activate(tx, rotation).await?;
+            ended = activate(tx, rotation, &guess.limit).await?;
             rotation.at
         }
         Completion::StepUp { at } => {
@@ -169,7 +170,7 @@ async fn complete<B: Backend>(
                 // added meanwhile is now confirmed as an ACTIVE session confirms one.
                 Some(rotation) => {
                     customers::reset_failures(tx, &guess.username).await?;
-                    activate(tx, rotation).await?;
+                    ended = activate(tx, rotation, &guess.limit).await?;
                     query::<B>(
                         "UPDATE challenges SET purpose = 'CONFIRM' \
                          WHERE session_id = $1 AND status = 'OPEN' AND purpose = 'ENROL'",
@@ -212,7 +213,7 @@ async fn complete<B: Backend>(
     for notice in &guess.notices {
         outbox::enqueue(tx, notice).await?;
     }
-    Ok(())
+    Ok(ended)
 }
 
 async fn mark_recent<B: Backend>(
@@ -290,14 +291,20 @@ pub(super) async fn spend<B: Backend>(
 }
 
 /// Records the login and makes the session ACTIVE (and recently authenticated) with its new
-/// tokens, retiring the pending refresh token.
-async fn activate<B: Backend>(tx: &mut Tx<B>, r: &Rotation) -> StoreResult<()> {
+/// tokens, retiring the pending refresh token; the customer's oldest sessions past `limit` end
+/// (their events returned).
+async fn activate<B: Backend>(
+    tx: &mut Tx<B>,
+    r: &Rotation,
+    limit: &SessionLimit,
+) -> StoreResult<Vec<AuditEvent>> {
     sessions::retire_refresh(tx, &r.session_id, r.at).await?;
     let (customer,): (String,) = query::<B>("SELECT customer_id FROM sessions WHERE id = $1")
         .bind(r.session_id.as_str())
         .fetch_one(tx)
         .await?;
-    let login = sessions::record_login(tx, &CustomerId::from_stored(customer), r.at).await?;
+    let customer = CustomerId::from_stored(customer);
+    let login = sessions::record_login(tx, &customer, r.at).await?;
     query::<B>(
         "UPDATE sessions SET state = 'ACTIVE', two_factor_verified = TRUE, access_hash = $1, refresh_hash = $2, \
          expires_at = $3, last_seen_at = $4, login_at = $5, previous_login_at = $6, recent_auth_at = $4 \
@@ -314,7 +321,7 @@ async fn activate<B: Backend>(tx: &mut Tx<B>, r: &Rotation) -> StoreResult<()> {
     .await?;
     devices::mark_verified(tx, &r.session_id, r.at).await?;
     places::record_completed_login(tx, &r.session_id, r.at).await?;
-    Ok(())
+    sessions::end_past_limit(tx, &customer, limit, r.at).await
 }
 
 /// When the session's customer was sent `budget.count` codes within the window before this one:
@@ -577,6 +584,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         // challenge, customer, audit head.
         let lockout = customers::lockout_in(&mut tx, &guess.username).await?;
         let state = guess.completion.purpose().session_state();
+        let mut ended = Vec::new();
         let outcome = if let Some(moved) = hold_session(&mut tx, &guess.session_id, state).await? {
             moved
         } else if let Some(refused) = unusable::<B>(&mut tx, guess, now).await? {
@@ -589,7 +597,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
             match use_attempt(&mut tx, guess, now).await? {
                 None => GuessOutcome::Exhausted,
                 Some(challenge) if right(&mut tx, guess, &challenge, now).await? => {
-                    complete(&mut tx, guess, &challenge).await?;
+                    ended = complete(&mut tx, guess, &challenge).await?;
                     GuessOutcome::Verified
                 }
                 Some(challenge) => wrong(&mut tx, guess, &challenge, policy, now).await?,
@@ -604,6 +612,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         if let GuessOutcome::Wrong { .. } = outcome {
             events.extend(guess.wrong_events.iter().cloned());
         }
+        events.extend(ended);
         audit::append(&mut tx, &self.seal, &events.iter().collect::<Vec<_>>()).await?;
         tx.commit().await?;
         Ok(outcome)

@@ -23,7 +23,7 @@ use crate::domain::credentials::factor::{FactorId, TwoFactorMethod};
 use crate::domain::credentials::passkey::{CeremonyState, RegisteredPasskey};
 use crate::domain::customers::{CustomerId, Username};
 use crate::domain::delivery::message::Message;
-use crate::domain::sessions::{Rotation, SessionId, SessionState};
+use crate::domain::sessions::{Rotation, SessionId, SessionLimit, SessionState};
 
 mod answers;
 mod code;
@@ -342,6 +342,8 @@ pub struct CodeGuess {
     pub max_attempts: u32,
     /// What a right answer does.
     pub completion: Completion,
+    /// A login it completes ends the customer's oldest sessions past this.
+    pub limit: SessionLimit,
     /// Queued in the transaction of a right answer (the notice that a recovery code was used,
     /// or a factor added).
     pub notices: Vec<Message>,
