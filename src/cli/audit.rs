@@ -1,5 +1,5 @@
 //! `audit tail | export | verify | anchor`: the audit trail as JSON Lines, its integrity check,
-//! and anchors of its head.
+//! and anchors of its head (`audit search` is in `audit_search.rs`).
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -45,6 +45,9 @@ pub enum AuditCommand {
     /// Print a signed checkpoint of the chain's head as one JSON line, for storage the
     /// database's writers cannot change.
     Anchor,
+    /// Events matching every filter given, oldest first: a table (time, kind, outcome,
+    /// username, IP, country, device, flags), or JSON Lines.
+    Search(super::audit_search::SearchArgs),
 }
 
 fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
@@ -80,6 +83,7 @@ pub async fn run(
             };
             verify(store, seal, anchors.as_deref(), &keys).await
         }
+        AuditCommand::Search(args) => super::audit_search::run(args, store).await,
         AuditCommand::Anchor => {
             let anchor = trail::anchor(store, &keys, SystemClock.now()).await?;
             println!("{}", serde_json::to_string(&anchor)?);
@@ -110,7 +114,7 @@ async fn tail(store: &dyn AuditStore, lines: u32, follow: bool) -> anyhow::Resul
     }
 }
 
-fn print_events(events: &[ChainedEvent]) -> anyhow::Result<()> {
+pub(super) fn print_events(events: &[ChainedEvent]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for e in events {
         serde_json::to_writer(&mut out, e)?;

@@ -2,6 +2,7 @@
 //! line on standard error and a non-zero exit.
 
 mod audit;
+mod audit_search;
 mod customers;
 mod dev_cert;
 mod import;

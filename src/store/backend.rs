@@ -92,6 +92,9 @@ pub trait Backend: Database + Sync {
     const PURGE_LOCKOUTS: &'static str;
     /// The id and username of every customer whose username has a non-ASCII character.
     const NON_ASCII_USERNAMES: &'static str;
+    /// The audit trail's client address, compared byte by byte (as its index sorts it), so
+    /// that a range of its text is a range of addresses whatever the database's collation.
+    const AUDIT_IP_BYTEWISE: &'static str;
     /// Writes the `n`th (1-based) value of a statement built at run time.
     fn placeholder(n: usize) -> String;
 

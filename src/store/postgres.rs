@@ -25,6 +25,7 @@ use crate::domain::customers::Username;
 impl Backend for Postgres {
     type TokenReads = PoolReads;
 
+    const AUDIT_IP_BYTEWISE: &'static str = "ip COLLATE \"C\"";
     const NON_ASCII_USERNAMES: &'static str =
         "SELECT id, username FROM customers WHERE username ~ '[^ -~]'";
 

@@ -1,15 +1,16 @@
-//! The audit commands: verify, export, tail, and a trail that resists edits.
+//! The audit commands: verify, export, tail, search, and a trail that resists edits.
 
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::process::Setup;
 use crate::{
-    Backend, Database, PASSWORD, database, exported_events, full_flow, on_both_stores, run_ok,
-    sandbox, sandbox_on, sqlite, sqlite_result, stderr, stdout,
+    Backend, Database, PASSWORD, database, exported_events, full_flow, login, on_both_stores,
+    run_ok, sandbox, sandbox_on, sqlite, sqlite_result, stderr, stdout,
 };
 
 #[tokio::test]
@@ -454,4 +455,76 @@ async fn serve_appends_anchors_to_the_anchor_file() {
         ],
     );
     assert!(stdout(&verified).contains("anchors hold"));
+}
+
+on_both_stores!(audit_search_answers_who_signed_in_as_a_customer_from_where);
+async fn audit_search_answers_who_signed_in_as_a_customer_from_where(backend: Backend) {
+    let (setup, _dir, _db) = sandbox_on(backend).await;
+    setup.create_customer("carol", "off", PASSWORD);
+    setup.create_customer("dave", "off", PASSWORD);
+    let server = setup.serve("serve").await;
+    login(&server, "carol@example.com").await;
+    let (status, _) = server.login("carol@example.com", "wrong-password-1").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    login(&server, "dave@example.com").await;
+    server.terminate();
+
+    let search = |args: &[&str]| {
+        let mut all = vec!["audit", "search"];
+        all.extend_from_slice(args);
+        stdout(&run_ok(&setup, &all))
+    };
+    // Carol's events, as a table: her creation, the success and the failure.
+    let table = search(&["--username", "Carol@Example.com"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("TIME") && lines[0].contains("FLAGS"),
+        "{table}"
+    );
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(lines.iter().all(|l| !l.contains("dave")), "{table}");
+    assert!(lines[2].contains("login.succeeded") && lines[2].contains("127.0.0.1"));
+    assert!(lines[3].contains("login.failed") && lines[3].contains("failure"));
+
+    // As JSON Lines, narrowed by kind, address range and time.
+    let json = |args: &[&str]| -> Vec<Value> {
+        let mut all = args.to_vec();
+        all.push("--json");
+        search(&all)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let logins = json(&["--kind", "login.succeeded", "--ip", "127.0.0.0/8"]);
+    let names: Vec<&str> = logins
+        .iter()
+        .map(|e| e["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["carol@example.com", "dave@example.com"]);
+    assert!(json(&["--kind", "login.succeeded", "--ip", "10.0.0.0/8"]).is_empty());
+    assert_eq!(
+        json(&["--ip", "127.0.0.1", "--username", "dave@example.com"]).len(),
+        1
+    );
+    assert_eq!(json(&["--since", "1h", "--kind", "login.failed"]).len(), 1);
+    assert!(json(&["--until", "2000-01-01T00:00:00Z"]).is_empty());
+
+    // Bad filters are refused in one line, before anything is read.
+    for bad in [
+        &["--kind", "login.nope"][..],
+        &["--ip", "300.1.2.3"],
+        &["--since", "last tuesday"],
+        &["--username", ""],
+    ] {
+        let mut all = vec!["audit", "search"];
+        all.extend_from_slice(bad);
+        let out = setup.run(&all, None);
+        assert!(!out.status.success(), "{bad:?}");
+        let said = stderr(&out);
+        let last = said.trim().lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error:") && last.contains(bad[0]),
+            "{said}"
+        );
+    }
 }

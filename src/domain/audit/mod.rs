@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 mod anchor;
 mod chain;
+pub mod search;
 pub mod trail;
 mod verify;
 

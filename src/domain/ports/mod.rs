@@ -23,7 +23,7 @@ mod two_factor;
 
 use async_trait::async_trait;
 
-pub use audit::{AuditQuery, AuditStore};
+pub use audit::{AddressText, AuditFilter, AuditQuery, AuditStore};
 pub use breached::{BreachSourceUnavailable, BreachedPasswords};
 pub use customers::{CustomerStore, FailureOutcome, Insertion};
 pub use factors::FactorStore;

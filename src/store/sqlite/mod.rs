@@ -31,6 +31,8 @@ use crate::domain::customers::Username;
 impl Backend for Sqlite {
     type TokenReads = Option<InlineReads>;
 
+    /// SQLite compares text byte by byte unless told otherwise.
+    const AUDIT_IP_BYTEWISE: &'static str = "ip";
     const NON_ASCII_USERNAMES: &'static str =
         "SELECT id, username FROM customers WHERE username GLOB '*[^ -~]*'";
 
