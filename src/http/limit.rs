@@ -1,11 +1,13 @@
-//! The per-client-IP limit on every call but the probes, applied before any handler runs
-//! (unknown routes included, so they cannot be hammered for free).
+//! The per-client-IP guard on every call but the probes: the limit, applied before any handler
+//! runs (unknown routes included, so they cannot be hammered for free), and the count of the
+//! calls refused (the limit's own, and those the answer marks [`Refused`]), recorded in the
+//! audit trail once a minute by code and address, so that a flood costs no write.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::ApiError;
+use super::error::{ApiError, Refused};
 use super::state::AppState;
 use crate::domain::error::AuthError;
 
@@ -22,10 +24,19 @@ pub async fn limit_per_ip(State(state): State<AppState>, request: Request, next:
         .proxies
         .of_request(request.extensions(), request.headers());
     match state.limits.check_api(ip).await {
-        Ok(()) => next.run(request).await,
-        Err(wait) => ApiError::Auth(AuthError::RateLimited {
-            retry_after: time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND),
-        })
-        .into_response(),
+        Ok(()) => {
+            let response = next.run(request).await;
+            if let Some(Refused(code)) = response.extensions().get::<Refused>() {
+                state.auth.refused_request(code, ip);
+            }
+            response
+        }
+        Err(wait) => {
+            state.auth.refused_request("RATE_LIMITED", ip);
+            ApiError::Auth(AuthError::RateLimited {
+                retry_after: time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND),
+            })
+            .into_response()
+        }
     }
 }

@@ -78,6 +78,11 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// The contract's error code.
+    pub fn code(&self) -> &'static str {
+        self.document.code
+    }
+
     pub fn new(
         status: StatusCode,
         code: &'static str,

@@ -150,3 +150,69 @@ async fn floods_of_replayed_refresh_tokens_and_refused_code_guesses_append_no_au
     assert_eq!(locked["username"], bob.username.as_str());
     assert_eq!(locked["sessionId"], bobs.session_id.as_str());
 }
+
+on_both_stores!(refused_api_calls_are_recorded_by_code_and_address_once_a_minute);
+/// The attack: probing the API (stolen or guessed tokens, other customers' sessions, unknown
+/// routes, malformed bodies) to map it, too cheap to notice. Each is counted now, and the
+/// trail shows the probing by code and address, without a write per probe.
+async fn refused_api_calls_are_recorded_by_code_and_address_once_a_minute(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.limits.api_per_ip = "40/min".parse().ok();
+    })
+    .await;
+    let carol = app.create_customer("carol", None).await;
+    let dave = app.create_customer("dave", None).await;
+    let carols = app.login_ok(&carol).await;
+    let daves = app.login_ok(&dave).await;
+    app.services.auth.flush_refusals().await;
+    let before = app.audit().await.len();
+
+    for _ in 0..3 {
+        assert_eq!(app.get("/api/v1/customers/me").await.status(), 401);
+        assert_eq!(app.me("not-a-token").await.status(), 401);
+    }
+    assert_eq!(app.get("/api/v1/no-such-route").await.status(), 404);
+    let other = format!("/api/v1/sessions/{}", daves.session_id);
+    let ended = app
+        .client
+        .delete(app.url(&other))
+        .bearer_auth(&carols.bff)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 404, "dave's session is not carol's to end");
+    let malformed = app
+        .client
+        .post(app.url("/api/v1/auth/token"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    // The per-address limit: whatever is left of its 40 a minute, and one more.
+    let mut limited = 0;
+    while limited == 0 {
+        if app.get("/api/v1/customers/me").await.status() == 429 {
+            limited += 1;
+        }
+    }
+    assert_eq!(app.me(&daves.bff).await.status(), 429);
+
+    // Nothing was written per refusal: only aggregates, one per code and address a minute.
+    // (The service's own minute flush may run meanwhile: the counts are summed.)
+    app.services.auth.flush_refusals().await;
+    let events = app.audit().await;
+    let added = &events[before..];
+    assert!(
+        added.iter().all(|e| e["kind"] == "request.refused"
+            && e["ip"] == "127.0.0.1"
+            && e["details"]["count"].is_u64()),
+        "{added:?}"
+    );
+    let kind = "request.refused";
+    assert!(counted(added, kind, "UNAUTHENTICATED") >= 6);
+    assert_eq!(counted(added, kind, "NOT_FOUND"), 2);
+    assert_eq!(counted(added, kind, "MALFORMED_REQUEST"), 1);
+    assert_eq!(counted(added, kind, "RATE_LIMITED"), 2);
+}

@@ -131,6 +131,12 @@ pub enum AuditKind {
     /// authenticator. Refused.
     #[serde(rename = "passkey.counter_regressed")]
     PasskeyCounterRegressed,
+    /// API calls refused before they changed anything (a missing or dead token, a session
+    /// not yet allowed the call, an unknown route or resource, invalid input, the per-address
+    /// limit), counted by error code and address and recorded once a minute
+    /// ([`Refusals`](crate::domain::risk::refusals::Refusals)).
+    #[serde(rename = "request.refused")]
+    RequestRefused,
     /// Events past their retention were removed (the chain keeps its head).
     #[serde(rename = "audit.purged")]
     AuditPurged,
@@ -182,6 +188,7 @@ impl AuditKind {
             Self::PasswordResetFailed => "password_reset.failed",
             Self::PasswordReset => "password.reset",
             Self::PasskeyCounterRegressed => "passkey.counter_regressed",
+            Self::RequestRefused => "request.refused",
             Self::AuditPurged => "audit.purged",
             Self::SealedWithKey => "audit.sealed_with_key",
             Self::ChainKeyDerived => "audit.chain_key_derived",

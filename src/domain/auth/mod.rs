@@ -193,6 +193,12 @@ impl AuthService {
         self.locator.trouble()
     }
 
+    /// Counts an API call refused before it changed anything, by its error code and the
+    /// client's address; recorded with the other refusals.
+    pub fn refused_request(&self, code: &'static str, ip: Option<std::net::IpAddr>) {
+        self.refusals.count_request(code, ip, self.clock.now());
+    }
+
     /// Audits the refusals (logins, guesses at codes, replayed refresh tokens) counted since
     /// the last call, one event per key (see [`Refusals`]). Run every minute, and at shutdown.
     pub async fn flush_refusals(&self) {

@@ -1,7 +1,8 @@
 //! Refusals, audited in aggregate. A login refused by a rate limit, a lock or an overloaded
 //! hashing pool, a guess at a code that the stored state already refuses (an unknown, closed,
-//! expired or exhausted challenge, a locked username) and a refresh token replayed after its
-//! session ended are cheap to refuse, and must stay cheap: a flood of them must not cost a
+//! expired or exhausted challenge, a locked username), a refresh token replayed after its
+//! session ended, and any API call refused before it changed anything (`request.refused`) are
+//! cheap to refuse, and must stay cheap: a flood of them must not cost a
 //! durable write each, fill the disk or queue behind the store's writer. So each refusal is
 //! counted here, in memory, and [`Refusals::drain`] turns each key's count into one audit event
 //! per window (the refusal's kind and reason, with `details.count`, `details.firstAt`,
@@ -189,6 +190,18 @@ impl Refusals {
             ip: client.ip,
         };
         self.window().add(key, at, client.user_agent.as_deref());
+    }
+
+    /// Counts one refused API call by its error code (`UNAUTHENTICATED`, `NOT_FOUND`, …) and
+    /// the client's address: nobody is known yet when most are refused.
+    pub fn count_request(&self, code: &'static str, ip: Option<IpAddr>, at: OffsetDateTime) {
+        let key = Key {
+            kind: AuditKind::RequestRefused,
+            reason: Some(Cow::Borrowed(code)),
+            who: None,
+            ip,
+        };
+        self.window().add(key, at, None);
     }
 
     /// Counts the refusal `event` records (its kind, reason, who and from where), instead of
