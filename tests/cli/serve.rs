@@ -325,3 +325,54 @@ async fn a_chain_begun_without_a_key_is_sealed_with_the_generated_key_at_start_u
     setup.serve("again").await.terminate();
     assert_eq!(crate::exported_events(&setup).len(), 2);
 }
+
+/// `docs/logging.md`'s inventory, held to: a full flow under `serve` writes its log to standard
+/// error, the trail and sessions to the database, messages to the outbox file and anchors to
+/// theirs, and nothing else: no stray file beside them, nothing on standard output.
+#[tokio::test]
+async fn a_full_flow_writes_only_where_the_logging_inventory_says() {
+    let (setup, dir) = sandbox();
+    let setup = setup
+        .with("FINHUB_AUDIT_ANCHOR_PATH", "anchors.jsonl")
+        .with("FINHUB_AUDIT_ANCHOR_INTERVAL", "1s");
+    setup.create_customer("bob", "sms", PASSWORD);
+    let server = setup.serve_stdout_apart("serve").await;
+    full_flow(&setup, &server).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    server.terminate();
+
+    let written = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    assert_eq!(
+        written("serve.stdout"),
+        "",
+        "serve writes nothing on standard output"
+    );
+    assert!(written("serve.log").contains("request handled"));
+    assert!(
+        written("anchors.jsonl").contains("\"hash\""),
+        "anchors were written"
+    );
+    assert!(written("outbox.jsonl").contains("challengeId"));
+    let mut files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    // The database's own files come and go with its connections.
+    let expected = [
+        "anchors.jsonl",
+        "auth.db",
+        "auth.db-shm",
+        "auth.db-wal",
+        "auth.db.audit-key",
+        "outbox.jsonl",
+        "serve.log",
+        "serve.stdout",
+    ];
+    for file in &files {
+        assert!(
+            expected.contains(&file.as_str()),
+            "{file} is in no inventory: {files:?}"
+        );
+    }
+}

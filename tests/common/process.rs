@@ -164,15 +164,31 @@ impl Setup {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
-    /// Starts `serve` on a free port and waits until it answers.
+    /// Starts `serve` on a free port and waits until it answers; its standard output and error
+    /// both go to `{name}.log`.
     pub async fn serve(&self, name: &str) -> Instance {
+        self.serve_writing(name, false).await
+    }
+
+    /// The same, with standard output apart in `{name}.stdout`, to see what `serve` writes
+    /// there.
+    pub async fn serve_stdout_apart(&self, name: &str) -> Instance {
+        self.serve_writing(name, true).await
+    }
+
+    async fn serve_writing(&self, name: &str, stdout_apart: bool) -> Instance {
         let port = free_port();
         let log_path = self.dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).expect("log file");
+        let stdout = if stdout_apart {
+            std::fs::File::create(self.dir.join(format!("{name}.stdout"))).expect("stdout file")
+        } else {
+            log.try_clone().expect("log")
+        };
         let child = self
             .command(port)
             .arg("serve")
-            .stdout(log.try_clone().expect("log"))
+            .stdout(stdout)
             .stderr(log)
             .spawn()
             .expect("spawn serve");
