@@ -118,7 +118,7 @@ test('a passkey the service does not know is refused in words', async (t) => {
   assertNoProblems(context);
 });
 
-test('where every customer needs a second step, a passkey is one to enrol', async (t) => {
+test('where every customer needs a second step, a passkey is one to enrol, and renamed', async (t) => {
   const { origin } = await passkeyService(t, {
     FINHUB_REQUIRE_2FA: 'true',
     FINHUB_AUDIT_KEY: 'the-audit-key-of-the-web-tests-of-passkeys',
@@ -131,6 +131,15 @@ test('where every customer needs a second step, a passkey is one to enrol', asyn
   await page.getByRole('button', { name: 'Use a passkey' }).click();
   await page.getByRole('heading', { name: 'Hello, Ann' }).waitFor();
   assert.equal((await credentials()).length, 1);
+  // Named as she knows the device.
+  await page.getByRole('button', { name: 'Rename: Passkey' }).click();
+  await page.getByLabel('New name for Passkey').fill('  Work laptop ');
+  assert.deepEqual(await accessibilityProblems(page), [], 'renaming a factor');
+  await page.getByRole('button', { name: 'Save the name' }).click();
+  const notice = page.locator('[data-credentials-notice]');
+  await notice.waitFor();
+  assert.equal(await notice.innerText(), 'Renamed to Work laptop.');
+  await page.locator('[data-factors] li .title', { hasText: 'Work laptop' }).waitFor();
   // It is her second step from now on, and signs her in alone.
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.getByRole('button', { name: 'Use a passkey instead' }).click();

@@ -462,8 +462,52 @@ function factorItem(factor, actions) {
   return li;
 }
 
-// The customer's factors, each with "Ask for this first" and "Remove" (both after a step-up
-// when the server asks for one), and how many recovery codes are left.
+// A small form in the factor's item for its new name; `save` is given the trimmed name and
+// settles when the rename is done or refused (the form stays for another try).
+function renameForm(item, current, save) {
+  if (item.querySelector('form')) return;
+  const form = document.createElement('form');
+  form.noValidate = true;
+  const id = `rename-${Math.random().toString(36).slice(2)}`;
+  const label = document.createElement('label');
+  label.htmlFor = id;
+  label.textContent = `New name for ${current}`;
+  const input = document.createElement('input');
+  input.id = id;
+  input.name = 'name';
+  input.maxLength = 64;
+  input.required = true;
+  input.value = current;
+  const saveButton = document.createElement('button');
+  saveButton.type = 'submit';
+  saveButton.textContent = 'Save the name';
+  const cancel = document.createElement('button');
+  cancel.type = 'button';
+  cancel.className = 'secondary';
+  cancel.textContent = 'Keep the name';
+  cancel.addEventListener('click', () => form.remove());
+  form.append(label, input, saveButton, cancel);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const name = input.value.trim();
+    if (!name) {
+      input.focus();
+      return;
+    }
+    saveButton.disabled = true;
+    try {
+      await save(name, event);
+    } finally {
+      saveButton.disabled = false;
+    }
+  });
+  item.append(form);
+  input.select();
+  input.focus();
+}
+
+// The customer's factors, each with "Ask for this first", "Rename" and "Remove" (after a
+// step-up when the server asks for one), and how many recovery codes are left.
 async function listFactors(section, app) {
   const list = part(section, 'factors');
   const error = part(section, 'factors-error');
@@ -495,11 +539,19 @@ async function listFactors(section, app) {
     listFactors(section, app);
   };
   const path = (factor) => `/customers/me/factors/${encodeURIComponent(factor.id)}`;
+  const rename = (factor) => (event) => {
+    const current = factor.name ?? METHOD_WORDS[factor.method] ?? factor.method;
+    renameForm(event.currentTarget.closest('li'), current, (name, submitted) => change(
+      () => call('PATCH', path(factor), { token: token(), body: { name } }),
+      `Renamed to ${name}.`,
+    )({ currentTarget: submitted.submitter ?? submitted.target }));
+  };
   list.replaceChildren(...held.factors.map((factor) => factorItem(factor, [
     ...(factor.default ? [] : [['Ask for this first', change(
       () => call('PATCH', path(factor), { token: token(), body: { default: true } }),
       'Signing in now asks for that one first.',
     )]]),
+    ['Rename', rename(factor)],
     ['Remove', change(
       () => call('DELETE', path(factor), { token: token() }),
       'Removed. FinHub told you at every address you had, in case it was not you.',
