@@ -57,7 +57,10 @@ fn parse_when(raw: &str) -> Result<OffsetDateTime, String> {
                 "`{raw}` is neither an RFC 3339 time (2026-11-24T10:00:00Z) nor a duration (7d)"
             )
         })?;
-    Ok(SystemClock.now() - back)
+    SystemClock
+        .now()
+        .checked_sub(back)
+        .ok_or_else(|| format!("`{raw}` reaches back before any time this can name"))
 }
 
 impl SearchArgs {

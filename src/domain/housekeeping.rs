@@ -45,6 +45,10 @@ pub struct Purged {
 /// Batches per kind in one run, so a large backlog is worked off over several runs.
 const MAX_BATCHES: u32 = 100;
 
+/// How long an answered passkey login's record outlives its ceremony: more than the clocks of
+/// two instances may differ.
+const ANSWERED_CEREMONY_MARGIN: Duration = Duration::minutes(5);
+
 /// Removes what the retention policy no longer keeps, a batch at a time.
 #[derive(Clone)]
 pub struct Housekeeper {
@@ -93,7 +97,12 @@ impl Housekeeper {
                 store.purge_resets(now - self.policy.sessions, batch)
             })
             .await?,
-            passkey_logins: in_batches(batch, || store.purge_passkey_logins(now, batch)).await?,
+            // Kept a while past their expiry: an instance whose clock is behind still opens the
+            // ceremony, and only this record stops a replay of a passkey without a counter.
+            passkey_logins: in_batches(batch, || {
+                store.purge_passkey_logins(now - ANSWERED_CEREMONY_MARGIN, batch)
+            })
+            .await?,
             audit_events: 0,
         };
         if let Some(retention) = self.policy.audit {

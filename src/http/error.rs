@@ -17,6 +17,10 @@ pub enum ApiError {
     /// A refusal by the login flow, answered with its own code and status.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The same, from a call whose refusals the domain audits itself (a replayed refresh
+    /// token, a guess at a code): answered alike, never counted again as `request.refused`.
+    #[error(transparent)]
+    Audited(AuthError),
     /// A call that needs a session came without an `Authorization: Bearer` header.
     #[error("no bearer token")]
     MissingToken,
@@ -58,7 +62,7 @@ impl ApiError {
     fn problem(&self) -> Problem {
         use StatusCode as S;
         match self {
-            Self::Auth(e) => auth_problem(e),
+            Self::Auth(e) | Self::Audited(e) => auth_problem(e),
             Self::MissingToken => unauthenticated("this call needs a bearer token", BEARER),
             Self::Validation(errors) => Problem::new(
                 S::BAD_REQUEST,
@@ -260,8 +264,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             Self::Internal(why) => tracing::error!(error = %why, "internal error"),
-            Self::Auth(AuthError::Internal(why)) => tracing::error!(error = ?why, "internal error"),
-            Self::Auth(AuthError::Unavailable(why)) => {
+            Self::Auth(AuthError::Internal(why)) | Self::Audited(AuthError::Internal(why)) => {
+                tracing::error!(error = ?why, "internal error")
+            }
+            Self::Auth(AuthError::Unavailable(why))
+            | Self::Audited(AuthError::Unavailable(why)) => {
                 tracing::warn!(error = %why, "store unavailable")
             }
             _ => {}
@@ -301,11 +308,10 @@ impl ApiError {
                     | AuthError::EnrolmentRequired
                     | AuthError::PasswordResetInProgress
                     | AuthError::RecentAuthenticationRequired { .. }
-                    | AuthError::TwoFactorNotPending
                     | AuthError::FactorRequired
                     | AuthError::NotFound
             ),
-            Self::Timeout | Self::Internal(_) => false,
+            Self::Audited(_) | Self::Timeout | Self::Internal(_) => false,
         }
     }
 }

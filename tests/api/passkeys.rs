@@ -480,16 +480,6 @@ async fn a_login_ceremony_is_sealed_answerable_on_any_instance_once_and_until_it
     body["challengeId"] = json!(sealed);
     refused_ceremony(a.post_json(PASSKEY_LOGIN, &body, None).await).await;
 
-    // A ceremony lives as long as a code; past that, the browser asks again.
-    let options = a.passkey_options().await;
-    let body = answer(&options, &mut phone);
-    a.clock
-        .advance(a.settings.two_factor.code_ttl + time::Duration::seconds(1));
-    refused_ceremony(a.post_json(PASSKEY_LOGIN, &body, None).await).await;
-    // The two answered ceremonies are kept only while they could have been answered.
-    let purged = a.services.housekeeper.run_once().await.unwrap();
-    assert_eq!(purged.passkey_logins, 2, "{purged:?}");
-
     // Another deployment's key opens nothing here.
     let elsewhere = spawn_app_with(backend, |s| {
         s.audit.key = Some("another-deployments-audit-key-xx".into());
@@ -498,6 +488,38 @@ async fn a_login_ceremony_is_sealed_answerable_on_any_instance_once_and_until_it
     let options = elsewhere.passkey_options().await;
     let body = answer(&options, &mut phone);
     refused_ceremony(a.post_json(PASSKEY_LOGIN, &body, None).await).await;
+
+    // A ceremony lives as long as a code; past that, the browser asks again.
+    let options = a.passkey_options().await;
+    let body = answer(&options, &mut phone);
+    a.clock
+        .advance(a.settings.two_factor.code_ttl + time::Duration::seconds(1));
+    refused_ceremony(a.post_json(PASSKEY_LOGIN, &body, None).await).await;
+    // Each refused ceremony (a replay, one answered already, altered, foreign, expired) is on
+    // the record, counted by address.
+    a.services.auth.flush_refusals().await;
+    let not_open: u64 = a
+        .audit_of_kind("login.failed")
+        .await
+        .iter()
+        .filter(|e| e["reason"] == "passkey_ceremony_not_open")
+        .map(|e| e["details"]["count"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(not_open >= 5, "{not_open}");
+
+    // The two answered ceremonies are kept while they could be answered, and a margin after.
+    assert_eq!(
+        a.services
+            .housekeeper
+            .run_once()
+            .await
+            .unwrap()
+            .passkey_logins,
+        0
+    );
+    a.clock.advance(time::Duration::minutes(5));
+    let purged = a.services.housekeeper.run_once().await.unwrap();
+    assert_eq!(purged.passkey_logins, 2, "{purged:?}");
 }
 
 on_both_stores!(a_clone_racing_its_original_on_two_instances_lets_one_counter_in);

@@ -73,20 +73,33 @@ impl AuthService {
         let (credential_id, handle) = ceremonies
             .credential_named(response)
             .map_err(malformed_credential)?;
-        let ceremony = self
+        // An altered, foreign, expired or answered ceremony: a replay or a forgery, counted
+        // by address with the other refused logins.
+        let not_open = || {
+            let event = AuditEvent::new(AuditKind::LoginFailed, Outcome::Failure, self.clock.now())
+                .client(client)
+                .reason("passkey_ceremony_not_open");
+            self.refusals.count_event(&event);
+            count_outcome(LOGIN_METRIC, "invalid_credentials");
+            ceremony_not_open()
+        };
+        let Some(ceremony) = self
             .policies
             .passkey_logins
             .open(challenge_id, self.clock.now())
-            .ok_or_else(ceremony_not_open)?;
+        else {
+            return Err(not_open());
+        };
         // Read before anything is judged: an answer replayed to its spent ceremony is refused
         // as such, not taken for a cloned authenticator. Two answers at once are settled by the
-        // session's transaction.
+        // session's transaction; two refused at once are each judged (each a failure, as two
+        // wrong passwords at once are).
         if self
             .store
             .passkey_login_answered(&ceremony.answered.id)
             .await?
         {
-            return Err(ceremony_not_open());
+            return Err(not_open());
         }
         let login = PasskeyAnswer {
             credential_id,
@@ -94,8 +107,11 @@ impl AuthService {
             response,
         };
         let outcome = self.answer_passkey_login(&ceremony, login, client).await;
-        if outcome.is_err() {
-            self.store.answer_passkey_login(&ceremony.answered).await?;
+        if outcome.is_err()
+            && let Err(e) = self.store.answer_passkey_login(&ceremony.answered).await
+        {
+            // The refusal stands; the ceremony may be answered again, and refused again.
+            tracing::warn!(error = %e, "a refused passkey login's ceremony was not recorded as answered");
         }
         outcome
     }

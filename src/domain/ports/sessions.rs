@@ -79,8 +79,9 @@ pub trait SessionStore: Send + Sync + 'static {
         reason: &str,
         event: &AuditEvent,
     ) -> StoreResult<u64>;
-    /// Ends every session of `whose` customer, or of every customer (`None`), that is not past
-    /// its absolute lifetime at `at`, for an operator; appends the event `audit` makes of how
+    /// Ends every session of `whose` customer, or of every customer (`None`), that is live at
+    /// `at` (not past its absolute lifetime, and ACTIVE or within its pending lifetime), for an
+    /// operator; appends the event `audit` makes of how
     /// many ended, in the same transaction, even when none did: an operator's action is always
     /// on the record.
     async fn end_sessions_for_operator(

@@ -16,7 +16,7 @@ use crate::domain::credentials::challenge::Spend;
 use crate::domain::credentials::factor::FactorId;
 use crate::domain::credentials::passkey_login::AnsweredCeremony;
 
-use crate::domain::customers::CustomerId;
+use crate::domain::customers::{CustomerId, Username};
 use crate::domain::risk::client::ClientContext;
 use crate::domain::sessions::token::TokenHash;
 
@@ -209,10 +209,12 @@ impl SessionLimit {
     pub fn ended_event(
         &self,
         customer: &CustomerId,
+        username: &Username,
         session: &SessionId,
         at: OffsetDateTime,
     ) -> AuditEvent {
         AuditEvent::new(AuditKind::SessionRevoked, Outcome::Success, at)
+            .username(username)
             .customer(customer)
             .session(session)
             .reason(Self::REASON)

@@ -175,7 +175,11 @@ pub async fn refresh_token(
     Client(client): Client,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<Response> {
-    let issued = state.auth.refresh(&body.refresh_token, &client).await?;
+    let issued = state
+        .auth
+        .refresh(&body.refresh_token, &client)
+        .await
+        .map_err(ApiError::Audited)?;
     Ok(tokens_issued(issued))
 }
 

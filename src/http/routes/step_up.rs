@@ -126,7 +126,8 @@ pub async fn verify_step_up(
     let until = state
         .auth
         .verify_step_up(&session, &challenge, answer, &client)
-        .await?;
+        .await
+        .map_err(ApiError::Audited)?;
     let body = StepUpVerified {
         recent_authentication_until: rfc3339(until),
     };

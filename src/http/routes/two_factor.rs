@@ -160,7 +160,8 @@ pub async fn verify(
     let issued = state
         .auth
         .verify_two_factor(&session, &challenge, answer, &client)
-        .await?;
+        .await
+        .map_err(ApiError::Audited)?;
     Ok(tokens_issued(issued))
 }
 

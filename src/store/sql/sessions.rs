@@ -54,36 +54,43 @@ pub(super) async fn record_login<B: Backend>(
     })
 }
 
-/// Ends the customer's live ACTIVE sessions past the newest `limit.max` (by completed login),
-/// as a login completes in `tx`; returns the event of each ended.
+/// Ends the customer's live ACTIVE sessions past `limit.max`, keeping `completed` (the login
+/// completing in `tx`) and the newest others (by completed login); returns the event of each
+/// ended.
 pub(super) async fn end_past_limit<B: Backend>(
     tx: &mut Tx<B>,
-    customer: &CustomerId,
+    completed: &SessionId,
+    whose: (&CustomerId, &Username),
     limit: &SessionLimit,
     at: OffsetDateTime,
 ) -> StoreResult<Vec<AuditEvent>> {
+    let (customer, username) = whose;
     let idle_before = limit
         .idle_timeout
         .map_or(i64::MIN, |idle| to_unix_millis(at - idle));
+    // The completed login is never among those ended, whatever the clocks of the instances
+    // that started the others say.
+    let others_kept = i64::from(limit.max.get()) - 1;
     let ended: Vec<(String,)> = query::<B>(
         "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
-         WHERE customer_id = $3 AND state = 'ACTIVE' AND revoked_at IS NULL \
+         WHERE customer_id = $3 AND id <> $6 AND state = 'ACTIVE' AND revoked_at IS NULL \
          AND absolute_expires_at > $1 AND last_seen_at > $4 \
-         AND id NOT IN (SELECT id FROM sessions WHERE customer_id = $3 AND state = 'ACTIVE' \
-         AND revoked_at IS NULL AND absolute_expires_at > $1 AND last_seen_at > $4 \
-         ORDER BY login_at DESC, id DESC LIMIT $5) \
+         AND id NOT IN (SELECT id FROM sessions WHERE customer_id = $3 AND id <> $6 \
+         AND state = 'ACTIVE' AND revoked_at IS NULL AND absolute_expires_at > $1 \
+         AND last_seen_at > $4 ORDER BY login_at DESC, id DESC LIMIT $5) \
          RETURNING id",
     )
     .bind(to_unix_millis(at))
     .bind(SessionLimit::REASON)
     .bind(customer.as_str())
     .bind(idle_before)
-    .bind(i64::from(limit.max.get()))
+    .bind(others_kept)
+    .bind(completed.as_str())
     .fetch_all(tx)
     .await?;
     Ok(ended
         .into_iter()
-        .map(|(id,)| limit.ended_event(customer, &SessionId::from_stored(id), at))
+        .map(|(id,)| limit.ended_event(customer, username, &SessionId::from_stored(id), at))
         .collect())
 }
 
@@ -261,7 +268,10 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         };
         insert_session(&mut tx, s, login).await?;
         let ended = match login {
-            Some(_) => end_past_limit(&mut tx, &s.customer_id, &s.limit, s.created_at).await?,
+            Some(_) => {
+                let whose = (&s.customer_id, username);
+                end_past_limit(&mut tx, &s.id, whose, &s.limit, s.created_at).await?
+            }
             None => Vec::new(),
         };
         let device = s.client.device.as_ref();
@@ -386,6 +396,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         let ended = query::<B>(
             "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
              WHERE revoked_at IS NULL AND absolute_expires_at > $1 \
+             AND (state = 'ACTIVE' OR expires_at > $1) \
              AND ($3 IS NULL OR customer_id = $3)",
         )
         .bind(to_unix_millis(at))

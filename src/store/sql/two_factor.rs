@@ -12,7 +12,7 @@ use crate::domain::credentials::challenge::{
 };
 use crate::domain::credentials::factor::FactorId;
 use crate::domain::credentials::lockout::LockoutPolicy;
-use crate::domain::customers::CustomerId;
+use crate::domain::customers::{CustomerId, Username};
 use crate::domain::delivery::message::Message;
 use crate::domain::ports::{StoreResult, TwoFactorStore};
 use crate::domain::sessions::{Rotation, SessionId, SessionLimit, SessionState};
@@ -151,7 +151,7 @@ async fn complete<B: Backend>(
     let at = match &guess.completion {
         Completion::Login(rotation) => {
             customers::reset_failures(tx, &guess.username).await?;
-            ended = activate(tx, rotation, &guess.limit).await?;
+            ended = activate(tx, rotation, &guess.username, &guess.limit).await?;
             rotation.at
         }
         Completion::StepUp { at } => {
@@ -170,7 +170,7 @@ async fn complete<B: Backend>(
                 // added meanwhile is now confirmed as an ACTIVE session confirms one.
                 Some(rotation) => {
                     customers::reset_failures(tx, &guess.username).await?;
-                    ended = activate(tx, rotation, &guess.limit).await?;
+                    ended = activate(tx, rotation, &guess.username, &guess.limit).await?;
                     query::<B>(
                         "UPDATE challenges SET purpose = 'CONFIRM' \
                          WHERE session_id = $1 AND status = 'OPEN' AND purpose = 'ENROL'",
@@ -296,6 +296,7 @@ pub(super) async fn spend<B: Backend>(
 async fn activate<B: Backend>(
     tx: &mut Tx<B>,
     r: &Rotation,
+    username: &Username,
     limit: &SessionLimit,
 ) -> StoreResult<Vec<AuditEvent>> {
     sessions::retire_refresh(tx, &r.session_id, r.at).await?;
@@ -321,7 +322,7 @@ async fn activate<B: Backend>(
     .await?;
     devices::mark_verified(tx, &r.session_id, r.at).await?;
     places::record_completed_login(tx, &r.session_id, r.at).await?;
-    sessions::end_past_limit(tx, &customer, limit, r.at).await
+    sessions::end_past_limit(tx, &r.session_id, (&customer, username), limit, r.at).await
 }
 
 /// When the session's customer was sent `budget.count` codes within the window before this one:
