@@ -128,7 +128,10 @@ async fn next_tick(tick: &mut Interval, stopping: &CancellationToken) -> bool {
 /// Audits the refusals of each window in aggregate (see `domain::risk::refusals`). A flush in
 /// progress is finished, since the counts it has taken exist nowhere else.
 async fn audit_refusals(auth: AuthService, stopping: CancellationToken) {
-    let mut tick = ticking(REFUSAL_WINDOW);
+    // The first window ends a window from now: at start there is nothing counted yet.
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + REFUSAL_WINDOW, REFUSAL_WINDOW);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     while next_tick(&mut tick, &stopping).await {
         auth.flush_refusals().await;
     }

@@ -86,6 +86,10 @@ impl Drop for PgSchema {
             rt.block_on(async {
                 use sqlx::Connection as _;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                    // A transaction of the test's service may still hold a lock here, on the
+                    // test's runtime, which this drop blocks: give up rather than wait for ever
+                    // (the schema is then left behind).
+                    let sql = format!("SET lock_timeout = '10s'; {sql}");
                     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                         .execute(&mut conn)
                         .await;
