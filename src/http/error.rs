@@ -274,45 +274,14 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let problem = self.problem();
-        let refused = self.is_unaudited_refusal().then(|| problem.code());
+        let refused = super::refused::is_unaudited(&self).then(|| problem.code());
         let mut response = problem.into_response();
         if let Some(code) = refused {
-            response.extensions_mut().insert(Refused(code));
+            response
+                .extensions_mut()
+                .insert(super::refused::Refused(code));
         }
         response
-    }
-}
-
-/// Marks an answer that refused the call before anything changed and that nothing else
-/// audits: the per-address guard counts it (`http/limit.rs`).
-#[derive(Debug, Clone, Copy)]
-pub struct Refused(pub &'static str);
-
-impl ApiError {
-    /// A refusal the domain does not audit itself: a missing or dead token, a session not yet
-    /// allowed the call, an unknown route or resource, a body that is unreadable or fails its
-    /// fields' checks. (Refused logins, wrong codes and unknown challenges, locks and the login
-    /// limits are audited where they are decided.)
-    fn is_unaudited_refusal(&self) -> bool {
-        match self {
-            Self::MissingToken
-            | Self::Validation(_)
-            | Self::Malformed { .. }
-            | Self::NotFound
-            | Self::MethodNotAllowed => true,
-            Self::Auth(e) => matches!(
-                e,
-                AuthError::Unauthenticated
-                    | AuthError::SessionExpired
-                    | AuthError::TwoFactorRequired
-                    | AuthError::EnrolmentRequired
-                    | AuthError::PasswordResetInProgress
-                    | AuthError::RecentAuthenticationRequired { .. }
-                    | AuthError::FactorRequired
-                    | AuthError::NotFound
-            ),
-            Self::Audited(_) | Self::Timeout | Self::Internal(_) => false,
-        }
     }
 }
 

@@ -7,7 +7,8 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::{ApiError, Refused};
+use super::error::ApiError;
+use super::refused::Refused;
 use super::state::AppState;
 use crate::domain::error::AuthError;
 

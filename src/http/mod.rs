@@ -9,6 +9,7 @@ mod json_shape;
 mod limit;
 pub mod openapi;
 mod problem;
+mod refused;
 pub mod request_id;
 pub mod routes;
 mod schema;

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{SqlStore, Tx, audit, insert, outbox, sessions};
+use super::{SqlStore, Tx, audit, insert, outbox, session_ends};
 use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::lockout::{LockoutPolicy, LockoutRecord};
@@ -202,7 +202,7 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
             tx.rollback().await?;
             return Ok(ChangeOutcome::HashMoved);
         }
-        sessions::end_other_sessions(
+        session_ends::end_other_sessions(
             &mut tx,
             &change.customer,
             &change.keep_session,
@@ -276,7 +276,8 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
             .bind(to_unix_millis(event.at))
             .execute(&mut tx)
             .await?;
-            sessions::end_customer_sessions(&mut tx, customer, "operator_lock", event.at).await?;
+            session_ends::end_customer_sessions(&mut tx, customer, "operator_lock", event.at)
+                .await?;
         } else {
             query::<B>("DELETE FROM lockouts WHERE username = $1")
                 .bind(username.as_str())

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{SqlStore, Tx, audit, outbox, two_factor};
+use super::{SqlStore, Tx, audit, outbox, sends};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::challenge::{
@@ -272,7 +272,7 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         event: &AuditEvent,
     ) -> StoreResult<SendOutcome> {
         let mut tx = self.write().await?;
-        if let Some(refused) = two_factor::open_in(&mut tx, challenge, policy, message).await? {
+        if let Some(refused) = sends::open_in(&mut tx, challenge, policy, message).await? {
             return Ok(refused);
         }
         query::<B>(

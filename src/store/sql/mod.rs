@@ -6,6 +6,7 @@
 //! concurrent transactions never wait on each other in a cycle.
 
 mod audit;
+mod completion;
 mod customers;
 mod devices;
 mod factors;
@@ -16,6 +17,8 @@ mod passkeys;
 mod places;
 mod resets;
 mod security;
+mod sends;
+mod session_ends;
 mod sessions;
 mod two_factor;
 

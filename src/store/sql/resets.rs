@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{SqlStore, Tx, audit, customers, outbox, sessions, two_factor};
+use super::{SqlStore, Tx, audit, customers, outbox, sends, session_ends, sessions};
 use crate::clock::to_unix_millis;
 use crate::domain::audit::{AuditEvent, AuditKind};
 use crate::domain::credentials::challenge::{CodeHash, GuessOutcome, SendBudget};
@@ -123,7 +123,7 @@ impl<B: Backend> ResetStore for SqlStore<B> {
         customers::lockout_in(&mut tx, &reset.username).await?;
         let spent = match (&reset.customer, message, budget) {
             (Some(customer), Some(_), Some(budget)) => {
-                two_factor::customer_budget_spent(&mut tx, customer, reset.created_at, budget)
+                sends::customer_budget_spent(&mut tx, customer, reset.created_at, budget)
                     .await?
                     .is_some()
             }
@@ -266,7 +266,7 @@ impl<B: Backend> ResetStore for SqlStore<B> {
             .bind(reset.customer.as_str())
             .execute(&mut tx)
             .await?;
-        sessions::end_customer_sessions(&mut tx, &reset.customer, "password_reset", reset.at)
+        session_ends::end_customer_sessions(&mut tx, &reset.customer, "password_reset", reset.at)
             .await?;
         customers::reset_failures(&mut tx, &reset.username).await?;
         // Any other reset of the customer's still open is moot now.

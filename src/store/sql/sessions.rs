@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    SqlStore, Tx, audit, customers, devices, factors, outbox, passkeys, places, two_factor,
+    SqlStore, Tx, audit, completion, customers, devices, factors, outbox, passkeys, places,
+    session_ends,
 };
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
@@ -15,9 +16,7 @@ use crate::domain::ports::{SessionStart, SessionStore, StoreError, StoreResult};
 use crate::domain::risk::client::DeviceName;
 use crate::domain::risk::location::Location;
 use crate::domain::sessions::token::TokenHash;
-use crate::domain::sessions::{
-    NewSession, Rotation, Session, SessionId, SessionLimit, SessionState,
-};
+use crate::domain::sessions::{NewSession, Rotation, Session, SessionId, SessionState};
 use crate::store::backend::{Backend, query};
 use crate::store::rows::{
     SessionCustomerRow, SessionRow, select_session, select_session_with_customer,
@@ -54,46 +53,6 @@ pub(super) async fn record_login<B: Backend>(
     })
 }
 
-/// Ends the customer's live ACTIVE sessions past `limit.max`, keeping `completed` (the login
-/// completing in `tx`) and the newest others (by completed login); returns the event of each
-/// ended.
-pub(super) async fn end_past_limit<B: Backend>(
-    tx: &mut Tx<B>,
-    completed: &SessionId,
-    whose: (&CustomerId, &Username),
-    limit: &SessionLimit,
-    at: OffsetDateTime,
-) -> StoreResult<Vec<AuditEvent>> {
-    let (customer, username) = whose;
-    let idle_before = limit
-        .idle_timeout
-        .map_or(i64::MIN, |idle| to_unix_millis(at - idle));
-    // The completed login is never among those ended, whatever the clocks of the instances
-    // that started the others say.
-    let others_kept = i64::from(limit.max.get()) - 1;
-    let ended: Vec<(String,)> = query::<B>(
-        "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
-         WHERE customer_id = $3 AND id <> $6 AND state = 'ACTIVE' AND revoked_at IS NULL \
-         AND absolute_expires_at > $1 AND last_seen_at > $4 \
-         AND id NOT IN (SELECT id FROM sessions WHERE customer_id = $3 AND id <> $6 \
-         AND state = 'ACTIVE' AND revoked_at IS NULL AND absolute_expires_at > $1 \
-         AND last_seen_at > $4 ORDER BY login_at DESC, id DESC LIMIT $5) \
-         RETURNING id",
-    )
-    .bind(to_unix_millis(at))
-    .bind(SessionLimit::REASON)
-    .bind(customer.as_str())
-    .bind(idle_before)
-    .bind(others_kept)
-    .bind(completed.as_str())
-    .fetch_all(tx)
-    .await?;
-    Ok(ended
-        .into_iter()
-        .map(|(id,)| limit.ended_event(customer, username, &SessionId::from_stored(id), at))
-        .collect())
-}
-
 /// Retires the session's current refresh token so that presenting it again is seen as reuse.
 pub(super) async fn retire_refresh<B: Backend>(
     tx: &mut Tx<B>,
@@ -117,77 +76,6 @@ const BY_REFRESH: &str = select_session!("FROM sessions s WHERE s.refresh_hash =
 const BY_RETIRED_REFRESH: &str = select_session!(
     "FROM retired_refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.hash = $1"
 );
-const END_SESSION: &str =
-    "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND revoked_at IS NULL";
-const END_CUSTOMER_SESSIONS: &str = "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
-     WHERE customer_id = $3 AND revoked_at IS NULL";
-
-/// Ends the live sessions `sql` selects by `key`; returns how many there were.
-async fn end_sessions<B: Backend>(
-    tx: &mut Tx<B>,
-    sql: &'static str,
-    key: &str,
-    reason: &str,
-    at: OffsetDateTime,
-) -> StoreResult<u64> {
-    Ok(query::<B>(sql)
-        .bind(to_unix_millis(at))
-        .bind(reason)
-        .bind(key)
-        .execute(tx)
-        .await?)
-}
-
-/// Ends every live session of a customer inside the caller's transaction.
-pub(super) async fn end_customer_sessions<B: Backend>(
-    tx: &mut Tx<B>,
-    customer: &CustomerId,
-    reason: &str,
-    at: OffsetDateTime,
-) -> StoreResult<u64> {
-    end_sessions(tx, END_CUSTOMER_SESSIONS, customer.as_str(), reason, at).await
-}
-
-/// Ends every live session of a customer but `keep`, inside the caller's transaction.
-pub(super) async fn end_other_sessions<B: Backend>(
-    tx: &mut Tx<B>,
-    customer: &CustomerId,
-    keep: &SessionId,
-    reason: &str,
-    at: OffsetDateTime,
-) -> StoreResult<u64> {
-    Ok(query::<B>(
-        "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
-         WHERE customer_id = $3 AND id <> $4 AND revoked_at IS NULL",
-    )
-    .bind(to_unix_millis(at))
-    .bind(reason)
-    .bind(customer.as_str())
-    .bind(keep.as_str())
-    .execute(tx)
-    .await?)
-}
-
-/// Ends the live sessions `sql` selects by `key` and appends `event`, in one transaction; when
-/// none was live, nothing changed and nothing is appended (a replayed refresh token must not
-/// buy a write under the chain's head lock).
-async fn end_sessions_audited<B: Backend>(
-    store: &SqlStore<B>,
-    sql: &'static str,
-    key: &str,
-    reason: &str,
-    event: &AuditEvent,
-) -> StoreResult<u64> {
-    let mut tx = store.write().await?;
-    let ended = end_sessions(&mut tx, sql, key, reason, event.at).await?;
-    if ended == 0 {
-        tx.rollback().await?;
-        return Ok(0);
-    }
-    audit::append(&mut tx, &store.seal, &[event]).await?;
-    tx.commit().await?;
-    Ok(ended)
-}
 
 /// Writes a new session's row; `login` when it starts ACTIVE (a completed login).
 pub(super) async fn insert_session<B: Backend>(
@@ -250,7 +138,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             {
                 return Ok(SessionStart::CeremonyAnswered);
             }
-            if !two_factor::spend(&mut tx, &proof.spend, s.created_at).await? {
+            if !completion::spend(&mut tx, &proof.spend, s.created_at).await? {
                 return Ok(SessionStart::ProofSpent);
             }
             factors::mark_used(&mut tx, &proof.factor, s.created_at).await?;
@@ -270,7 +158,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         let ended = match login {
             Some(_) => {
                 let whose = (&s.customer_id, username);
-                end_past_limit(&mut tx, &s.id, whose, &s.limit, s.created_at).await?
+                session_ends::end_past_limit(&mut tx, &s.id, whose, &s.limit, s.created_at).await?
             }
             None => Vec::new(),
         };
@@ -365,7 +253,15 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         reason: &str,
         event: &AuditEvent,
     ) -> StoreResult<bool> {
-        Ok(end_sessions_audited(self, END_SESSION, id.as_str(), reason, event).await? == 1)
+        Ok(session_ends::end_sessions_audited(
+            self,
+            session_ends::END_SESSION,
+            id.as_str(),
+            reason,
+            event,
+        )
+        .await?
+            == 1)
     }
 
     async fn revoke_customer_sessions(
@@ -374,9 +270,9 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         reason: &str,
         event: &AuditEvent,
     ) -> StoreResult<u64> {
-        end_sessions_audited(
+        session_ends::end_sessions_audited(
             self,
-            END_CUSTOMER_SESSIONS,
+            session_ends::END_CUSTOMER_SESSIONS,
             customer.as_str(),
             reason,
             event,
