@@ -50,7 +50,7 @@ pub enum AuditCommand {
     Search(super::audit_search::SearchArgs),
 }
 
-fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
+pub(super) fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
         .map_err(|_| format!("`{raw}` is not an RFC 3339 time such as 2026-11-24T10:00:00Z"))
 }

@@ -46,7 +46,7 @@ fn parse_network(raw: &str) -> Result<IpNet, String> {
 
 /// An RFC 3339 time, or a duration (`7d`, `12h`, `90m`) back from now.
 fn parse_when(raw: &str) -> Result<OffsetDateTime, String> {
-    if let Ok(at) = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
+    if let Ok(at) = super::audit::parse_time(raw) {
         return Ok(at);
     }
     let back = humantime::parse_duration(raw)

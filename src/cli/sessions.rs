@@ -4,10 +4,9 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use serde_json::json;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::customers::{operator_reason, parse_username};
+use crate::domain::audit::rfc3339;
 use crate::domain::auth::security::LiveSession;
 use crate::domain::customers::accounts::Accounts;
 
@@ -54,10 +53,6 @@ pub async fn end(username: &str, reason: &str, accounts: &Accounts) -> anyhow::R
     let ended = accounts.end_sessions(&username, reason).await?;
     println!("ended {ended} session(s) of {username}; they are not locked");
     Ok(ExitCode::SUCCESS)
-}
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
 }
 
 /// One line of JSON, named as `GET /api/v1/sessions` names them.

@@ -80,7 +80,6 @@ impl AuthService {
                 .client(client)
                 .reason("passkey_ceremony_not_open");
             self.refusals.count_event(&event);
-            count_outcome(LOGIN_METRIC, "invalid_credentials");
             ceremony_not_open()
         };
         let Some(ceremony) = self
