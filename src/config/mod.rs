@@ -41,6 +41,7 @@ pub use server::{
 pub use values::parse_duration;
 
 use crate::domain::auth::Policies;
+use crate::domain::credentials::lockdown::LockdownLinks;
 use crate::domain::housekeeping::RetentionPolicy;
 
 /// Every setting, by section. A later section is one more field here and one more line in
@@ -140,6 +141,7 @@ impl Settings {
         settings.server.refuse_half_tls()?;
         settings.audit.read_key()?;
         settings.passkeys.relying_party()?;
+        settings.notifier.public_url(&settings.server)?;
         settings.unknown_variables = unknown_variables;
         Ok(settings)
     }
@@ -185,6 +187,12 @@ impl Settings {
             passkey_login: self.passkeys.passkey_login,
             passkey_logins: self.audit.ceremony_seal()?,
         })
+    }
+
+    /// How notices' "this wasn't me" links are written and their tokens sealed.
+    pub fn lockdown_links(&self) -> Result<LockdownLinks, ConfigError> {
+        let public_url = self.notifier.public_url(&self.server)?;
+        Ok(LockdownLinks::new(self.audit.lockdown_seal()?, &public_url))
     }
 
     /// How long ended things are kept.

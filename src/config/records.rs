@@ -15,6 +15,7 @@ use ed25519_dalek::pkcs8::DecodePrivateKey as _;
 
 use crate::domain::audit::{AnchorKeys, ChainSeal};
 use crate::domain::credentials::challenge::CodeKey;
+use crate::domain::credentials::lockdown::LockdownSeal;
 use crate::domain::credentials::lockout::LockoutPolicy;
 use crate::domain::credentials::passkey_login::CeremonySeal;
 use crate::domain::credentials::recovery::RecoveryKey;
@@ -147,6 +148,18 @@ impl AuditSection {
                 .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}"))),
             None => CeremonySeal::ephemeral().map_err(|e| {
                 ConfigError(format!("no random source for the passkey login key: {e}"))
+            }),
+        }
+    }
+
+    /// Lockdown links are sealed under a key derived from the audit key, or without one under
+    /// a random key of this process (see [`LockdownSeal`]).
+    pub fn lockdown_seal(&self) -> Result<LockdownSeal, ConfigError> {
+        match &self.key {
+            Some(key) => LockdownSeal::derived_from(key.expose_secret().as_bytes())
+                .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}"))),
+            None => LockdownSeal::ephemeral().map_err(|e| {
+                ConfigError(format!("no random source for the lockdown link key: {e}"))
             }),
         }
     }

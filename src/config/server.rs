@@ -225,6 +225,9 @@ pub struct NotifierSection {
     /// The key that signs requests to the SMS gateway.
     #[serde(serialize_with = "super::records::unset")]
     pub sms_gateway_secret: Option<SecretString>,
+    /// The web client's public address, which links in e-mails lead to; required for live
+    /// e-mail, else the listener's own address.
+    pub public_url: Option<String>,
 }
 
 impl Default for NotifierSection {
@@ -240,6 +243,40 @@ impl Default for NotifierSection {
             delivery_attempts: NonZeroU32::new(6).unwrap_or(NonZeroU32::MIN),
             sms_gateway_url: None,
             sms_gateway_secret: None,
+            public_url: None,
         }
+    }
+}
+
+impl NotifierSection {
+    /// Where links in e-mails lead: `public_url`, an http(s) address without query or
+    /// fragment; unset, the listener's own address, except for live e-mail, which reaches
+    /// customers who could not follow such a link (start-up stops instead).
+    pub fn public_url(&self, server: &ServerSection) -> Result<String, ConfigError> {
+        let Some(raw) = &self.public_url else {
+            if self.kind == NotifierKind::Live {
+                return Err(ConfigError(
+                    "FINHUB_PUBLIC_URL is required with FINHUB_NOTIFIER=live: e-mailed notices link to the web client there"
+                        .to_owned(),
+                ));
+            }
+            let scheme = if server.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            return Ok(format!("{scheme}://{}", server.listen));
+        };
+        let refused = |why: &str| ConfigError(format!("FINHUB_PUBLIC_URL {why}"));
+        let url = url::Url::parse(raw).map_err(|_| refused("is not a URL"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(refused("must be an http:// or https:// address"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(refused(
+                "must have no query or fragment: the link's token goes in the fragment",
+            ));
+        }
+        Ok(url.as_str().trim_end_matches('/').to_owned())
     }
 }

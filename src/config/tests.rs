@@ -86,6 +86,7 @@ fn the_names_are_the_documented_ones() {
         "delivery_attempts",
         "sms_gateway_url",
         "sms_gateway_secret",
+        "public_url",
         "log_format",
         "hash_workers",
         "hash_queue",
@@ -397,4 +398,37 @@ fn the_readme_table_check_reads_only_whole_settings_tables() {
         names,
         ["FINHUB_LISTEN", "FINHUB_SMTP_FROM", "FINHUB_SMTP_URL"]
     );
+}
+
+#[test]
+fn links_in_e_mails_lead_to_the_public_address_which_live_e_mail_requires() {
+    figment::Jail::expect_with(|jail| {
+        let s = Settings::load(None).unwrap();
+        let links = s.notifier.public_url(&s.server).unwrap();
+        assert_eq!(links, "http://127.0.0.1:8080", "the listener's own");
+        jail.set_env("FINHUB_NOTIFIER", "live");
+        let refused = Settings::load(None).unwrap_err().to_string();
+        assert!(
+            refused.contains("FINHUB_PUBLIC_URL is required"),
+            "{refused}"
+        );
+        jail.set_env("FINHUB_PUBLIC_URL", "https://app.finhub.example/");
+        let s = Settings::load(None).unwrap();
+        assert_eq!(
+            s.notifier.public_url(&s.server).unwrap(),
+            "https://app.finhub.example"
+        );
+        // The token goes in the fragment: an address with its own would break every link.
+        for refused in [
+            "https://app.finhub.example/#start",
+            "https://app.finhub.example/?a=b",
+            "javascript:alert(1)",
+            "app.finhub.example",
+        ] {
+            jail.set_env("FINHUB_PUBLIC_URL", refused);
+            let error = Settings::load(None).unwrap_err().to_string();
+            assert!(error.starts_with("FINHUB_PUBLIC_URL"), "{refused}: {error}");
+        }
+        Ok(())
+    });
 }

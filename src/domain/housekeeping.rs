@@ -38,6 +38,8 @@ pub struct Purged {
     pub resets: u64,
     /// Passkey logins' ceremonies that expired unanswered.
     pub passkey_logins: u64,
+    /// Used lockdown links' ids, once the links expired.
+    pub lockdown_links: u64,
     /// Audit events past retention.
     pub audit_events: u64,
 }
@@ -45,8 +47,8 @@ pub struct Purged {
 /// Batches per kind in one run, so a large backlog is worked off over several runs.
 const MAX_BATCHES: u32 = 100;
 
-/// How long an answered passkey login's record outlives its ceremony: more than the clocks of
-/// two instances may differ.
+/// How long an answered passkey login's or a used lockdown link's record outlives the ceremony
+/// or link: more than the clocks of two instances may differ.
 const ANSWERED_CEREMONY_MARGIN: Duration = Duration::minutes(5);
 
 /// Removes what the retention policy no longer keeps, a batch at a time.
@@ -103,6 +105,11 @@ impl Housekeeper {
                 store.purge_passkey_logins(now - ANSWERED_CEREMONY_MARGIN, batch)
             })
             .await?,
+            // Kept past expiry as ceremonies are, for instances whose clocks are behind.
+            lockdown_links: in_batches(batch, || {
+                store.purge_lockdown_links(now - ANSWERED_CEREMONY_MARGIN, batch)
+            })
+            .await?,
             audit_events: 0,
         };
         if let Some(retention) = self.policy.audit {
@@ -121,6 +128,7 @@ impl Housekeeper {
             ("notices", purged.notices),
             ("password_resets", purged.resets),
             ("passkey_logins", purged.passkey_logins),
+            ("lockdown_links", purged.lockdown_links),
             ("audit_events", purged.audit_events),
         ] {
             metrics::counter!("finhub_purged_total", "kind" => kind).increment(n);

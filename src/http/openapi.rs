@@ -9,8 +9,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::problem::ProblemDocument;
 use super::routes::{
-    customers, factors, health, passkey_login, password, password_reset, problem_response,
-    security, sessions, step_up, two_factor,
+    customers, factors, health, lockdown, passkey_login, password, password_reset,
+    problem_response, security, sessions, step_up, two_factor,
 };
 use super::state::AppState;
 
@@ -114,6 +114,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(customers::router())
         .merge(password::router())
         .merge(password_reset::router())
+        .merge(lockdown::router())
         .merge(factors::router())
         .merge(security::router())
         .merge(health::router())

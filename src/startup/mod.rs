@@ -99,6 +99,7 @@ impl Services {
                 ..DeliveryPolicy::default()
             },
             adapters::code_template(&settings.notifier)?,
+            settings.lockdown_links()?,
         );
         let mut policies = settings.policies()?;
         policies.passwords.breaches = adapters::breached_passwords(&settings.passwords)?;

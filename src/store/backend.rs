@@ -272,7 +272,7 @@ macro_rules! locking_statements {
         );
         const PURGE_LOCKOUTS: &'static str = concat!(
             "DELETE FROM lockouts WHERE username IN (SELECT username FROM lockouts \
-             WHERE operator_locked = FALSE AND updated_at <= $1 AND (locked_until IS NULL OR locked_until <= $1) \
+             WHERE operator_locked = FALSE AND locked_down = FALSE AND updated_at <= $1 AND (locked_until IS NULL OR locked_until <= $1) \
              LIMIT $2",
             $lock_taken_rows,
             ")"

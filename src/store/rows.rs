@@ -207,6 +207,7 @@ pub struct LockoutRow {
     pub lock_count: i64,
     pub locked_until: Option<i64>,
     pub operator_locked: bool,
+    pub locked_down: bool,
 }
 
 impl From<LockoutRow> for LockoutRecord {
@@ -216,6 +217,7 @@ impl From<LockoutRow> for LockoutRecord {
             lock_count: u32::try_from(r.lock_count).unwrap_or(u32::MAX),
             locked_until: r.locked_until.map(from_unix_millis),
             operator_locked: r.operator_locked,
+            locked_down: r.locked_down,
         }
     }
 }

@@ -61,6 +61,7 @@ async fn live_app_trusting(
     spawn_app_with(backend, move |s| {
         s.notifier.smtp_ca_file = ca;
         s.notifier.kind = NotifierKind::Live;
+        s.notifier.public_url = Some("https://app.finhub.test".into());
         s.notifier.sms_gateway_url = Some(sms_url);
         s.notifier.sms_gateway_secret = Some(SECRET.into());
         s.notifier.smtp_url = Some(smtp_url.into());
@@ -348,6 +349,7 @@ async fn a_code_a_slow_gateway_may_have_delivered_is_not_given_back(backend: Bac
         gateway(&[StatusCode::GATEWAY_TIMEOUT, StatusCode::SERVICE_UNAVAILABLE]).await;
     let app = spawn_app_with(backend, move |s| {
         s.notifier.kind = NotifierKind::Live;
+        s.notifier.public_url = Some("https://app.finhub.test".into());
         s.notifier.sms_gateway_url = Some(url);
         s.notifier.sms_gateway_secret = Some(SECRET.into());
         s.notifier.smtp_url = Some("smtp://127.0.0.1:9?tls=none".into());

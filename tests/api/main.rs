@@ -15,6 +15,7 @@ mod housekeeping;
 mod jobs;
 mod keys;
 mod limits;
+mod lockdown;
 mod lockout;
 mod login;
 mod migrations;

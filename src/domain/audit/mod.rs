@@ -37,6 +37,10 @@ pub enum AuditKind {
     /// An operator lifted a lock.
     #[serde(rename = "account.unlocked")]
     AccountUnlocked,
+    /// The customer said "this wasn't me": every session ended, the account locked until a
+    /// completed password reset or an operator's unlock.
+    #[serde(rename = "account.lockdown")]
+    AccountLockdown,
     /// A code was issued for the session's second factor.
     #[serde(rename = "2fa.initiated")]
     TwoFactorInitiated,
@@ -158,6 +162,7 @@ impl AuditKind {
             Self::LoginFailed => "login.failed",
             Self::AccountLocked => "account.locked",
             Self::AccountUnlocked => "account.unlocked",
+            Self::AccountLockdown => "account.lockdown",
             Self::TwoFactorInitiated => "2fa.initiated",
             Self::TwoFactorVerified => "2fa.verified",
             Self::TwoFactorFailed => "2fa.failed",

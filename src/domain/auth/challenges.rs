@@ -19,7 +19,7 @@ use crate::domain::delivery::message::Message;
 use crate::domain::error::AuthError;
 use crate::domain::ports::PasskeyCeremonies;
 use crate::domain::risk::client::ClientContext;
-use crate::domain::sessions::Session;
+use crate::domain::sessions::{Session, SessionState};
 
 const VERIFY_METRIC: &str = "finhub_2fa_verifications_total";
 const SEND_METRIC: &str = "finhub_2fa_codes_sent_total";
@@ -81,7 +81,8 @@ impl AuthService {
         client: &ClientContext,
     ) -> Result<ChallengeIssued, AuthError> {
         let now = self.clock.now();
-        self.refuse_if_locked(customer, now).await?;
+        self.refuse_if_locked_in(customer, purpose.session_state(), now)
+            .await?;
         let prepared = self.prepare(session, customer, purpose, asking, now)?;
         let kind = match purpose {
             ChallengePurpose::Login | ChallengePurpose::Reset => AuditKind::TwoFactorInitiated,
@@ -428,8 +429,20 @@ impl AuthService {
         customer: &Customer,
         now: OffsetDateTime,
     ) -> Result<(), AuthError> {
+        self.refuse_if_locked_in(customer, SessionState::Active, now)
+            .await
+    }
+
+    /// Refuses a step of a session in `state` while a lock holds it (a lockdown does not hold
+    /// the reset that clears it).
+    async fn refuse_if_locked_in(
+        &self,
+        customer: &Customer,
+        state: SessionState,
+        now: OffsetDateTime,
+    ) -> Result<(), AuthError> {
         let record = self.store.lockout(&customer.username).await?;
-        match record.lock_at(now) {
+        match record.lock_in(state, now) {
             Some(lock) => Err(AuthError::AccountLocked {
                 until: lock.until(),
             }),

@@ -5,6 +5,7 @@ mod answers;
 mod challenges;
 mod details;
 mod factors;
+mod lockdown;
 mod login;
 mod passkey_login;
 mod password_change;

@@ -68,6 +68,7 @@ pub const HISTORY_KINDS: &[AuditKind] = &[
     AuditKind::DeviceForgotten,
     AuditKind::AccountLocked,
     AuditKind::AccountUnlocked,
+    AuditKind::AccountLockdown,
 ];
 
 /// One event of the customer's sign-in history.

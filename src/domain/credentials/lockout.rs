@@ -12,6 +12,8 @@
 
 use time::{Duration, OffsetDateTime};
 
+use crate::domain::sessions::SessionState;
+
 /// How failures turn into locks.
 #[derive(Debug, Clone, Copy)]
 pub struct LockoutPolicy {
@@ -50,6 +52,9 @@ pub struct LockoutRecord {
     pub locked_until: Option<OffsetDateTime>,
     /// Locked by an operator until unlocked.
     pub operator_locked: bool,
+    /// Locked down by the customer ("this wasn't me") until a completed password reset or an
+    /// operator's unlock.
+    pub locked_down: bool,
 }
 
 /// Why a login is refused before any password is checked.
@@ -57,6 +62,8 @@ pub struct LockoutRecord {
 pub enum Lock {
     /// Until an operator unlocks.
     Operator,
+    /// The customer's lockdown, until a completed password reset or an operator's unlock.
+    Lockdown,
     /// An automatic lock, until this moment.
     Until(OffsetDateTime),
 }
@@ -64,6 +71,24 @@ pub enum Lock {
 impl LockoutRecord {
     /// The lock in force at `now`, if any.
     pub fn lock_at(&self, now: OffsetDateTime) -> Option<Lock> {
+        if self.locked_down && !self.operator_locked {
+            return Some(Lock::Lockdown);
+        }
+        self.lock_on_reset_at(now)
+    }
+
+    /// The lock in force at `now` for a step of a session in `state`: a reset's session is held
+    /// only by what may stop a reset.
+    pub fn lock_in(&self, state: SessionState, now: OffsetDateTime) -> Option<Lock> {
+        match state {
+            SessionState::PasswordReset => self.lock_on_reset_at(now),
+            _ => self.lock_at(now),
+        }
+    }
+
+    /// The lock in force at `now` for a step of a password reset: a lockdown waits for that very
+    /// reset, so it cannot stop one; an operator's lock and a lock from failures do.
+    pub fn lock_on_reset_at(&self, now: OffsetDateTime) -> Option<Lock> {
         if self.operator_locked {
             return Some(Lock::Operator);
         }
@@ -74,10 +99,10 @@ impl LockoutRecord {
 }
 
 impl Lock {
-    /// When the lock ends; `None` while an operator's lock lasts.
+    /// When the lock ends; `None` while an operator's lock or a lockdown lasts.
     pub fn until(self) -> Option<OffsetDateTime> {
         match self {
-            Self::Operator => None,
+            Self::Operator | Self::Lockdown => None,
             Self::Until(t) => Some(t),
         }
     }
@@ -136,5 +161,34 @@ mod tests {
             operator.lock_at(now + Duration::days(999)),
             Some(Lock::Operator)
         );
+    }
+
+    #[test]
+    fn a_lockdown_holds_until_cleared_but_never_stops_the_reset_that_clears_it() {
+        let now = OffsetDateTime::now_utc();
+        let down = LockoutRecord {
+            locked_down: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            down.lock_at(now + Duration::days(999)),
+            Some(Lock::Lockdown)
+        );
+        assert_eq!(Lock::Lockdown.until(), None, "no end to tell");
+        assert_eq!(down.lock_on_reset_at(now), None);
+        let and_failures = LockoutRecord {
+            locked_until: Some(now + Duration::minutes(1)),
+            ..down
+        };
+        assert_eq!(
+            and_failures.lock_on_reset_at(now),
+            Some(Lock::Until(now + Duration::minutes(1)))
+        );
+        let and_operator = LockoutRecord {
+            operator_locked: true,
+            ..down
+        };
+        assert_eq!(and_operator.lock_at(now), Some(Lock::Operator));
+        assert_eq!(and_operator.lock_on_reset_at(now), Some(Lock::Operator));
     }
 }

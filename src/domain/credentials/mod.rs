@@ -3,6 +3,7 @@
 
 pub mod challenge;
 pub mod factor;
+pub mod lockdown;
 pub mod lockout;
 pub mod passkey;
 pub mod passkey_login;

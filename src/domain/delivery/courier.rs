@@ -8,10 +8,11 @@ use backon::{BackoffBuilder as _, ExponentialBuilder};
 use time::Duration;
 use tokio::sync::Notify;
 
-use super::render::{Renderer, Unrenderable};
+use super::render::Renderer;
 use super::{CodeSeal, CodeTemplate};
 use crate::clock::Clock;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
+use crate::domain::credentials::lockdown::{LockdownLinks, LockdownSeal};
 use crate::domain::delivery::message::{ClaimToken, Content, DeliveryEnd, Finish, Message};
 use crate::domain::ports::{Notifier, NotifyError, OutboxStore, StoreResult};
 
@@ -105,12 +106,13 @@ impl Courier {
         seal: CodeSeal,
         policy: DeliveryPolicy,
         template: CodeTemplate,
+        links: LockdownLinks,
     ) -> Self {
         Self {
             store,
             notifier,
             clock,
-            renderer: Arc::new(Renderer::new(seal, template)),
+            renderer: Arc::new(Renderer::new(seal, template, links)),
             policy,
             wake: Arc::new(Notify::new()),
         }
@@ -119,6 +121,11 @@ impl Courier {
     /// How codes are sealed in the outbox, for the login flow that queues them.
     pub fn seal(&self) -> &CodeSeal {
         self.renderer.seal()
+    }
+
+    /// How lockdown links are sealed, for opening the ones customers bring back.
+    pub fn lockdown_seal(&self) -> &LockdownSeal {
+        self.renderer.links().seal()
     }
 
     /// Counts a message just queued and wakes the worker for it (which also looks every
@@ -216,16 +223,17 @@ impl Courier {
         }
         let outgoing = match self.renderer.render(message) {
             Ok(outgoing) => outgoing,
-            Err(Unrenderable::Unreadable) => {
-                // Sealed under another key: no attempt can succeed.
+            Err(why) => {
+                // Sealed under another key, or no random source for a link: a retry would not
+                // help.
                 count(message, "failed");
-                tracing::error!(message.id = %message.id, "queued code cannot be opened with this audit key");
-                let failed = event(Outcome::Failure, Some("unreadable"));
+                tracing::error!(message.id = %message.id, reason = why.as_str(), "message cannot be put into words");
+                let failed = event(Outcome::Failure, Some(why.as_str()));
                 return self
                     .finish(
                         message,
                         DeliveryEnd::Undelivered,
-                        Some("unreadable"),
+                        Some(why.as_str()),
                         failed,
                     )
                     .await;

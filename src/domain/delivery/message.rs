@@ -93,6 +93,8 @@ pub enum AccountChange {
         /// When the lock ends.
         until: Option<OffsetDateTime>,
     },
+    /// The customer locked their account down ("this wasn't me").
+    LockedDown,
 }
 
 impl AccountChange {
@@ -106,7 +108,15 @@ impl AccountChange {
             Self::RecoveryCodesCreated => "recovery_codes.created",
             Self::RecoveryCodeUsed { .. } => "recovery_code.used",
             Self::AccountLocked { .. } => "account.locked",
+            Self::LockedDown => "account.lockdown",
         }
+    }
+
+    /// Whether its e-mail carries a "this wasn't me" link: every notice of a change a thief
+    /// would make. A lock's notice tells of attempts that failed, and a lockdown's of the
+    /// customer's own act.
+    pub fn offers_lockdown(self) -> bool {
+        !matches!(self, Self::AccountLocked { .. } | Self::LockedDown)
     }
 
     /// As stored in the message's payload: the name, and what the text needs (`name;n`).
@@ -139,6 +149,7 @@ impl AccountChange {
                 Self::FactorAdded,
                 Self::FactorRemoved,
                 Self::RecoveryCodesCreated,
+                Self::LockedDown,
             ]
             .into_iter()
             .find(|c| c.as_str() == name),

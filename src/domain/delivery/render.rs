@@ -5,6 +5,8 @@ use serde_json::{Map, Value, json};
 use super::{CodeSeal, CodeTemplate, SealedFor};
 use crate::domain::audit::rfc3339;
 use crate::domain::credentials::challenge::OtpCode;
+use crate::domain::credentials::factor::TwoFactorMethod;
+use crate::domain::credentials::lockdown::LockdownLinks;
 use crate::domain::delivery::message::{
     AccountChange, CodeContent, Content, Message, NOTICE_PURPOSE, NoticeContent,
     RESET_CODE_PURPOSE, ResetCodeContent,
@@ -21,29 +23,59 @@ pub const FACTOR_CODE: &str = "factor_code";
 pub enum Unrenderable {
     /// The code was sealed under another key (or altered): no attempt can succeed.
     Unreadable,
+    /// The notice's lockdown link could not be sealed (no random source).
+    Unsealable,
+}
+
+impl Unrenderable {
+    /// The reason audited and stored for the message given up on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unreadable => "unreadable",
+            Self::Unsealable => "unsealable",
+        }
+    }
 }
 
 /// Turns messages of the outbox into what the notifier sends.
 pub struct Renderer {
     seal: CodeSeal,
     template: CodeTemplate,
+    links: LockdownLinks,
 }
 
 impl Renderer {
-    pub fn new(seal: CodeSeal, template: CodeTemplate) -> Self {
-        Self { seal, template }
+    pub fn new(seal: CodeSeal, template: CodeTemplate, links: LockdownLinks) -> Self {
+        Self {
+            seal,
+            template,
+            links,
+        }
     }
 
     pub fn seal(&self) -> &CodeSeal {
         &self.seal
     }
 
+    pub fn links(&self) -> &LockdownLinks {
+        &self.links
+    }
+
     pub fn render(&self, message: &Message) -> Result<Outgoing, Unrenderable> {
         let (subject, text, record) = match &message.content {
             Content::Code(code) => self.code(message, code)?,
             Content::ResetCode(reset) => self.reset_code(message, reset)?,
-            Content::Notice(notice) => notice_words(message, notice),
-            Content::Account(change) => account_words(message, *change),
+            Content::Notice(notice) => {
+                let link = self.lockdown_link(message)?;
+                notice_words(message, notice, link.as_deref())
+            }
+            Content::Account(change) => {
+                let link = match change.offers_lockdown() {
+                    true => self.lockdown_link(message)?,
+                    false => None,
+                };
+                account_words(message, *change, link.as_deref())
+            }
         };
         Ok(Outgoing {
             id: message.id.clone(),
@@ -100,6 +132,18 @@ impl Renderer {
         Ok(("Reset your FinHub password", text, record))
     }
 
+    /// A fresh "this wasn't me" link for an e-mail, working seven days from the notice; none
+    /// in a text message, where a link is what phishing looks like.
+    fn lockdown_link(&self, message: &Message) -> Result<Option<String>, Unrenderable> {
+        if message.channel != TwoFactorMethod::Email {
+            return Ok(None);
+        }
+        self.links
+            .link(&message.customer_id, message.created_at)
+            .map(Some)
+            .map_err(|_| Unrenderable::Unsealable)
+    }
+
     /// The sealed code of `subject`, opened for the message's channel and address.
     fn open(
         &self,
@@ -122,27 +166,48 @@ impl Renderer {
 fn notice_words(
     message: &Message,
     notice: &NoticeContent,
+    lockdown: Option<&str>,
 ) -> (&'static str, String, Map<String, Value>) {
     let facts = &notice.facts;
     let place = facts.country.as_deref().unwrap_or("an unknown place");
     let device = facts.device.as_deref().unwrap_or("an unrecognised device");
     let text = format!(
-        "New sign-in to your FinHub account from {place}, on {device}, at {} UTC. If this was not you, change your password and contact FinHub.",
-        rfc3339(message.created_at)
+        "New sign-in to your FinHub account from {place}, on {device}, at {} UTC. {}",
+        rfc3339(message.created_at),
+        not_you(lockdown, "change your password and contact FinHub")
     );
-    let record = fields(json!({
+    let mut record = fields(json!({
         "kind": message.content.purpose(),
         "notice": UNUSUAL_LOGIN,
         "noticeId": message.id,
         "flags": facts.flags,
     }));
+    with_lockdown(&mut record, lockdown);
     ("A new sign-in to your FinHub account", text, record)
+}
+
+/// What the customer does if it was not them: follow the lockdown link when the message has
+/// one, else `otherwise`.
+fn not_you(lockdown: Option<&str>, otherwise: &str) -> String {
+    match lockdown {
+        Some(link) => format!(
+            "If this was not you, stop whoever it is at once: {link} ends every sign-in and locks your account until you reset your password (the link works once, for 7 days)."
+        ),
+        None => format!("If this was not you, {otherwise}."),
+    }
+}
+
+fn with_lockdown(record: &mut Map<String, Value>, lockdown: Option<&str>) {
+    if let Some(link) = lockdown {
+        record.insert("lockdownUrl".into(), link.into());
+    }
 }
 
 /// A change to how the customer signs in, told by what changed and when.
 fn account_words(
     message: &Message,
     change: AccountChange,
+    lockdown: Option<&str>,
 ) -> (&'static str, String, Map<String, Value>) {
     let (subject, what) = match change {
         AccountChange::PasswordChanged => (
@@ -176,6 +241,10 @@ fn account_words(
                 None => "Your FinHub account was locked after repeated failed sign-in attempts; resetting your password clears the lock. The lock began".to_owned(),
             },
         ),
+        AccountChange::LockedDown => (
+            "Your FinHub account is locked down",
+            "As you asked, every sign-in to your FinHub account was ended and the account locked; reset your password to unlock it. The lockdown began".to_owned(),
+        ),
         AccountChange::RecoveryCodeUsed { remaining } => (
             "A FinHub recovery code was used",
             format!(
@@ -183,10 +252,17 @@ fn account_words(
             ),
         ),
     };
-    let text = format!(
-        "{what} at {} UTC. If this was not you, reset your password and contact FinHub at once.",
-        rfc3339(message.created_at)
-    );
+    let text = match change {
+        AccountChange::LockedDown => format!(
+            "{what} at {} UTC. If you did not ask for it, reset your password all the same, and contact FinHub.",
+            rfc3339(message.created_at)
+        ),
+        _ => format!(
+            "{what} at {} UTC. {}",
+            rfc3339(message.created_at),
+            not_you(lockdown, "reset your password and contact FinHub at once")
+        ),
+    };
     let mut record = fields(json!({
         "kind": NOTICE_PURPOSE,
         "notice": change.as_str(),
@@ -201,6 +277,7 @@ fn account_words(
         }
         _ => {}
     }
+    with_lockdown(&mut record, lockdown);
     (subject, text, record)
 }
 

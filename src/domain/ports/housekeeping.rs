@@ -32,6 +32,9 @@ pub trait HousekeepingStore: Send + Sync + 'static {
     /// Deletes up to `batch` passkey logins' ceremonies that expired unanswered before
     /// `cutoff`; returns how many.
     async fn purge_passkey_logins(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64>;
+    /// Deletes up to `batch` used lockdown links' ids whose links expired before `cutoff`;
+    /// returns how many.
+    async fn purge_lockdown_links(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64>;
     /// Deletes up to `batch` events older than `cutoff` from the start of the audit chain,
     /// moving the checkpoint to the last one deleted, and appends `event` (with the count and
     /// the checkpoint added) in the same transaction; returns how many were deleted.

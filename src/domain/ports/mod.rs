@@ -12,6 +12,7 @@ mod customers;
 mod factors;
 mod housekeeping;
 mod location;
+mod lockdown;
 mod notifier;
 mod outbox;
 mod passkeys;
@@ -29,6 +30,7 @@ pub use customers::{CustomerStore, FailureOutcome, Insertion};
 pub use factors::FactorStore;
 pub use housekeeping::HousekeepingStore;
 pub use location::Locator;
+pub use lockdown::{LockdownDone, LockdownStore};
 pub use notifier::{Notifier, NotifyError, Outgoing};
 pub use outbox::OutboxStore;
 pub use passkeys::{PasskeyCeremonies, PasskeyStore};
@@ -90,6 +92,7 @@ pub trait Store:
     + AuditStore
     + HousekeepingStore
     + SecurityStore
+    + LockdownStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;

@@ -3,6 +3,7 @@
 pub mod customers;
 pub mod factors;
 pub mod health;
+pub mod lockdown;
 pub mod passkey_login;
 pub mod password;
 pub mod password_reset;

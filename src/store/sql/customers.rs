@@ -18,8 +18,7 @@ use crate::store::rows::{CustomerRow, LockoutRow, select_customer};
 
 const CUSTOMER_BY_USERNAME: &str = select_customer!("WHERE c.username = $1");
 const CUSTOMER_BY_ID: &str = select_customer!("WHERE c.id = $1");
-const SELECT_LOCKOUT: &str =
-    "SELECT failures, lock_count, locked_until, operator_locked FROM lockouts WHERE username = $1";
+const SELECT_LOCKOUT: &str = "SELECT failures, lock_count, locked_until, operator_locked, locked_down FROM lockouts WHERE username = $1";
 
 pub(super) async fn lockout_row<B: Backend>(
     conn: &mut B::Connection,
@@ -43,8 +42,24 @@ pub(super) async fn lockout_in<B: Backend>(
     lockout_row::<B>(tx, username).await
 }
 
-/// Clears a username's counters after a successful login; an operator lock stays.
+/// Clears a username's counters after a successful login; an operator's lock and a lockdown
+/// stay (neither lets a login succeed, but a lockdown taken meanwhile must outlast it).
 pub(super) async fn reset_failures<B: Backend>(
+    tx: &mut Tx<B>,
+    username: &Username,
+) -> StoreResult<()> {
+    query::<B>(
+        "DELETE FROM lockouts WHERE username = $1 AND operator_locked = FALSE AND locked_down = FALSE",
+    )
+    .bind(username.as_str())
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Clears a username's counters and lockdown once a password reset completes; an operator's
+/// lock stays.
+pub(super) async fn clear_after_reset<B: Backend>(
     tx: &mut Tx<B>,
     username: &Username,
 ) -> StoreResult<()> {
@@ -67,7 +82,7 @@ pub(super) async fn count_failure<B: Backend>(
     let row: LockoutRow = query::<B>(
         "INSERT INTO lockouts (username, failures, updated_at) VALUES ($1, 1, $2) \
          ON CONFLICT (username) DO UPDATE SET failures = lockouts.failures + 1, updated_at = excluded.updated_at \
-         RETURNING failures, lock_count, locked_until, operator_locked",
+         RETURNING failures, lock_count, locked_until, operator_locked, locked_down",
     )
     .bind(username.as_str())
     .bind(to_unix_millis(now))

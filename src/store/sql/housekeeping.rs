@@ -81,6 +81,16 @@ impl<B: Backend> HousekeepingStore for SqlStore<B> {
         .await
     }
 
+    async fn purge_lockdown_links(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
+        self.purge_batch(
+            "DELETE FROM used_lockdown_links WHERE id IN (SELECT id FROM used_lockdown_links \
+             WHERE expires_at <= $1 LIMIT $2)",
+            cutoff,
+            batch,
+        )
+        .await
+    }
+
     /// Reads the checkpoint with the backend's lock, so that instances purging at once take
     /// turns.
     async fn purge_audit(

@@ -12,6 +12,7 @@ mod devices;
 mod factors;
 mod housekeeping;
 mod insert;
+mod lockdown;
 mod outbox;
 mod passkeys;
 mod places;

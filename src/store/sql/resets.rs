@@ -214,7 +214,7 @@ impl<B: Backend> ResetStore for SqlStore<B> {
                     GuessOutcome::Verified
                 }
                 Some((_, attempts)) => {
-                    let locked = lockout.lock_at(now).is_some();
+                    let locked = lockout.lock_on_reset_at(now).is_some();
                     wrong(&mut tx, guess, attempts, locked, policy, now).await?
                 }
             }
@@ -268,7 +268,7 @@ impl<B: Backend> ResetStore for SqlStore<B> {
             .await?;
         session_ends::end_customer_sessions(&mut tx, &reset.customer, "password_reset", reset.at)
             .await?;
-        customers::reset_failures(&mut tx, &reset.username).await?;
+        customers::clear_after_reset(&mut tx, &reset.username).await?;
         // Any other reset of the customer's still open is moot now.
         query::<B>(
             "UPDATE password_resets SET status = 'SUPERSEDED' WHERE customer_id = $1 AND status = 'OPEN'",

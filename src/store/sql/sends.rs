@@ -127,7 +127,7 @@ pub(super) async fn open_in<B: Backend>(
     // The lock is checked again here, holding the username's counters (rows in the usual
     // order: counters first), so a username locked after the caller looked gets no code.
     let lockout = customers::lockout_in(tx, &c.username).await?;
-    if let Some(lock) = lockout.lock_at(c.created_at) {
+    if let Some(lock) = lockout.lock_in(c.purpose.session_state(), c.created_at) {
         return Ok(Some(SendOutcome::Locked {
             until: lock.until(),
         }));

@@ -78,9 +78,12 @@ async fn refused_on_read<B: Backend>(
     if let Some(refused) = unusable::<B>(conn, guess, now).await? {
         return Ok(Some(refused));
     }
-    Ok(lockout.lock_at(now).map(|lock| GuessOutcome::Locked {
-        until: lock.until(),
-    }))
+    let state = guess.completion.purpose().session_state();
+    Ok(lockout
+        .lock_in(state, now)
+        .map(|lock| GuessOutcome::Locked {
+            until: lock.until(),
+        }))
 }
 
 /// Why the challenge cannot take a guess, if it cannot.
@@ -233,7 +236,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
             moved
         } else if let Some(refused) = unusable::<B>(&mut tx, guess, now).await? {
             refused
-        } else if let Some(lock) = lockout.lock_at(now) {
+        } else if let Some(lock) = lockout.lock_in(state, now) {
             GuessOutcome::Locked {
                 until: lock.until(),
             }

@@ -4,11 +4,14 @@
 // reset's session → two-factor while it owes one, then the new password; active → account. The URL's hash mirrors the page,
 // so the back button moves between pages but can never show a page the tokens do not allow
 // (after logout it lands on login, with the customer's details gone from memory).
+// A security notice's "this wasn't me" link (`#lockdown=TOKEN`) shows the lockdown page
+// whatever the tokens, until the customer confirms or cancels; its token is kept in memory only.
 
 import { call } from './api.js';
 import { messageFor } from './messages.js';
 import { showAccount, showExpiry } from './pages/account.js';
 import { showEnrol } from './pages/enrol.js';
+import { showLockdown } from './pages/lockdown.js';
 import { showLogin } from './pages/login.js';
 import { showNewPassword } from './pages/new-password.js';
 import { showReset } from './pages/reset.js';
@@ -19,6 +22,7 @@ import { KEYS, clearSession, readTokens } from './storage.js';
 const PAGES = {
   '#/login': { show: showLogin, title: 'Sign in' },
   '#/reset': { show: showReset, title: 'Reset your password' },
+  '#/lockdown': { show: showLockdown, title: 'Lock your account' },
   '#/new-password': { show: showNewPassword, title: 'Choose a new password' },
   '#/enrol': { show: showEnrol, title: 'Add a second step' },
   '#/verify': { show: showVerify, title: 'Check it’s you' },
@@ -26,6 +30,7 @@ const PAGES = {
 };
 
 function pageFor(tokens) {
+  if (app.lockdown) return '#/lockdown';
   if (!tokens) return location.hash === '#/reset' ? '#/reset' : '#/login';
   if (tokens.enrolmentRequired) return '#/enrol';
   if (tokens.twoFactorRequired) return '#/verify';
@@ -36,6 +41,8 @@ const app = {
   view: document.getElementById('view'),
   // The application state: the customer's details, once read.
   state: { customer: null },
+  // The token of the lockdown link this page was opened with, until used or declined.
+  lockdown: null,
   notice: null,
   timers: [],
 
@@ -67,6 +74,14 @@ const app = {
     this.navigate();
   },
 
+  // Every session ended elsewhere (a lockdown): forgets this browser's, staying on the page.
+  signedOutHere() {
+    clearSession();
+    cancelRenewal();
+    this.state.customer = null;
+    logoutButton.hidden = true;
+  },
+
   // The server says the session is over (or not yet verified): acts and returns true.
   handleSessionError(failure) {
     if (failure.code === 'SESSION_EXPIRED' || failure.code === 'UNAUTHENTICATED') {
@@ -87,7 +102,16 @@ function keepRenewing() {
   scheduleRenewal((failure) => app.endLocally(messageFor(failure)));
 }
 
+// Takes a lockdown link's token out of the address (and so out of the history) at once.
+function takeLockdownToken() {
+  const prefix = '#lockdown=';
+  if (!location.hash.startsWith(prefix)) return;
+  app.lockdown = decodeURIComponent(location.hash.slice(prefix.length)) || null;
+  history.replaceState(null, '', '#/lockdown');
+}
+
 function render() {
+  takeLockdownToken();
   for (const timer of app.timers) clearInterval(timer);
   app.timers = [];
   const tokens = readTokens();
@@ -130,7 +154,7 @@ function onStorage(event) {
   if (event.key !== null && event.key !== KEYS.bffToken) return;
   const tokens = readTokens();
   if (!tokens) {
-    if (location.hash === '#/login' || location.hash === '#/reset') return;
+    if (['#/login', '#/reset', '#/lockdown'].includes(location.hash)) return;
     cancelRenewal();
     app.state.customer = null;
     app.notice = 'You logged out in another window.';

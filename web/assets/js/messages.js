@@ -10,7 +10,7 @@ export function messageFor(error) {
     case 'ACCOUNT_LOCKED':
       return p.lockedUntil
         ? `Your account is locked after too many failed attempts. You can try again at ${formatTime(p.lockedUntil)}.`
-        : 'Your account is locked. Please contact FinHub support to unlock it.';
+        : 'Your account is locked. If you locked it yourself, reset your password to unlock it; otherwise contact FinHub support.';
     case 'RATE_LIMITED':
       return `Too many attempts in a short time. Please wait ${formatWait(error.retryAfter)} and try again.`;
     case 'INVALID_2FA_CODE': {

@@ -1,0 +1,59 @@
+//! Lockdowns: the link used, the account locked, every session ended, in one transaction.
+
+use async_trait::async_trait;
+
+use super::{SqlStore, audit, customers, outbox, session_ends};
+use crate::clock::to_unix_millis;
+use crate::domain::audit::AuditEvent;
+use crate::domain::credentials::lockdown::LockdownLink;
+use crate::domain::customers::Username;
+use crate::domain::delivery::message::Message;
+use crate::domain::ports::{LockdownDone, LockdownStore, StoreResult};
+use crate::store::backend::{Backend, query};
+
+#[async_trait]
+impl<B: Backend> LockdownStore for SqlStore<B> {
+    async fn lock_down(
+        &self,
+        link: &LockdownLink,
+        username: &Username,
+        notices: &[Message],
+        event: &AuditEvent,
+    ) -> StoreResult<LockdownDone> {
+        let mut tx = self.write().await?;
+        // Rows in the usual order: the username's counters first.
+        customers::lockout_in(&mut tx, username).await?;
+        // Each link once, on any instance: the primary key decides.
+        let first_use = query::<B>(
+            "INSERT INTO used_lockdown_links (id, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(link.id.as_str())
+        .bind(to_unix_millis(link.expires_at))
+        .execute(&mut tx)
+        .await?
+            == 1;
+        if !first_use {
+            tx.rollback().await?;
+            return Ok(LockdownDone::LinkUsed);
+        }
+        query::<B>(
+            "INSERT INTO lockouts (username, locked_down, updated_at) VALUES ($1, TRUE, $2) \
+             ON CONFLICT (username) DO UPDATE SET locked_down = TRUE, updated_at = excluded.updated_at",
+        )
+        .bind(username.as_str())
+        .bind(to_unix_millis(event.at))
+        .execute(&mut tx)
+        .await?;
+        let ended =
+            session_ends::end_customer_sessions(&mut tx, &link.customer, "lockdown", event.at)
+                .await?;
+        for notice in notices {
+            outbox::enqueue(&mut tx, notice).await?;
+        }
+        let event = event.clone().detail("sessionsEnded", ended);
+        audit::append(&mut tx, &self.seal, &[&event]).await?;
+        tx.commit().await?;
+        Ok(LockdownDone::LockedDown)
+    }
+}

@@ -1,0 +1,238 @@
+//! "This wasn't me": the single-use link in every e-mailed security notice ends every session
+//! of the customer and locks the account until a completed password reset or an operator's
+//! unlock.
+
+use finhub_auth::domain::customers::Username;
+use reqwest::Response;
+use serde_json::{Value, json};
+use time::Duration;
+
+use crate::helpers::{
+    Backend, Customer, PASSWORD, TestApp, Tokens, assert_problem, second_instance, spawn_app_with,
+    tokens,
+};
+
+const LOCKDOWN: &str = "/api/v1/auth/lockdown";
+const NEW_PASSWORD: &str = "Amber-tundra-violin-73";
+
+async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |s| {
+        s.audit.key = Some("the-audit-key-of-the-lockdown-tests".into());
+        s.notifier.public_url = Some("https://app.finhub.test/".into());
+    })
+    .await
+}
+
+impl TestApp {
+    async fn lockdown(&self, token: &str) -> Response {
+        self.post_json(LOCKDOWN, &json!({"token": token}), None)
+            .await
+    }
+
+    /// The token of the lockdown link in the newest e-mailed `notice` to `customer`, after
+    /// delivering what is due; texted notices of it carry none.
+    async fn lockdown_token(&self, customer: &Customer, notice: &str) -> String {
+        while self.services.courier.deliver_due().await.unwrap() > 0 {}
+        let notices: Vec<Value> = self
+            .notice_lines()
+            .into_iter()
+            .filter(|l| l["notice"] == notice && l["customerId"] == customer.id.as_str())
+            .collect();
+        // No link in a text message, where links are what phishing looks like.
+        for texted in notices.iter().filter(|l| l["channel"] == "SMS") {
+            assert!(texted.get("lockdownUrl").is_none(), "{texted}");
+            assert!(!texted.to_string().contains("#lockdown="), "{texted}");
+        }
+        let mailed = notices
+            .iter()
+            .rev()
+            .find(|l| l["channel"] == "EMAIL")
+            .expect("a mailed notice");
+        let url = mailed["lockdownUrl"].as_str().expect("a lockdown link");
+        assert!(mailed["text"].as_str().unwrap().contains(url), "{mailed}");
+        url.strip_prefix("https://app.finhub.test/#lockdown=")
+            .expect("the token in the fragment of the public address")
+            .to_owned()
+    }
+
+    /// A session of `customer`'s, signed in elsewhere: the notice of its new device carries a
+    /// link. Returns the session's tokens and the link's token.
+    async fn thief_signs_in(&self, customer: &Customer) -> (Tokens, String) {
+        tokens(
+            self.login_from_browser(customer, Some(json!({"fingerprint": "laptop"})))
+                .await,
+        )
+        .await;
+        let thief = tokens(
+            self.login_from_browser(customer, Some(json!({"fingerprint": "thief"})))
+                .await,
+        )
+        .await;
+        (thief, self.lockdown_token(customer, "unusual_login").await)
+    }
+}
+
+on_both_stores!(a_lockdown_ends_every_session_and_locks_until_a_completed_reset);
+async fn a_lockdown_ends_every_session_and_locks_until_a_completed_reset(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let eve = app.create_customer("eve", None).await;
+    let mine = app.login_ok(&eve).await;
+    // The thief adds an app of their own: the notice of it carries the link.
+    let secret = app.add_app(&mine.bff).await;
+    let token = app.lockdown_token(&eve, "factor.added").await;
+    let pending = app.login_ok(&eve).await;
+
+    let done = app.lockdown(&token).await;
+    assert_eq!(done.status(), 204);
+    assert_eq!(done.headers()["cache-control"], "no-store");
+
+    for session in [&mine, &pending] {
+        assert_problem(app.me(&session.bff).await, 401, "UNAUTHENTICATED").await;
+    }
+    assert_eq!(app.refresh(&mine.refresh).await.status(), 401);
+    // Locked with no end to tell: not a lock from failures, which ends by itself.
+    let locked = assert_problem(
+        app.login(&eve.username, PASSWORD).await,
+        423,
+        "ACCOUNT_LOCKED",
+    )
+    .await;
+    assert!(locked.get("lockedUntil").is_none(), "{locked}");
+    // Each link once.
+    assert_problem(app.lockdown(&token).await, 404, "NOT_FOUND").await;
+
+    // On the record, with nothing secret.
+    let events = app.audit_of_kind("account.lockdown").await;
+    let done: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["outcome"] == "success")
+        .collect();
+    assert_eq!(done.len(), 1, "{events:?}");
+    assert_eq!(done[0]["customerId"], eve.id.as_str());
+    assert_eq!(done[0]["details"]["sessionsEnded"], 2);
+    let trail = serde_json::to_string(&app.audit().await).unwrap();
+    assert!(!trail.contains(&token));
+
+    // Told everywhere, with no link of its own.
+    while app.services.courier.deliver_due().await.unwrap() > 0 {}
+    let mut told: Vec<(String, bool)> = app
+        .notice_lines()
+        .into_iter()
+        .filter(|l| l["notice"] == "account.lockdown")
+        .map(|l| {
+            (
+                l["channel"].as_str().unwrap().to_owned(),
+                l.get("lockdownUrl").is_some(),
+            )
+        })
+        .collect();
+    told.sort();
+    assert_eq!(
+        told,
+        [("EMAIL".to_owned(), false), ("SMS".to_owned(), false)]
+    );
+
+    // The lockdown never stops the reset that ends it, second factor included.
+    let session = app.reset_session(&eve).await;
+    assert_eq!(session.body["twoFactorRequired"], true);
+    let challenge: Value = app.initiate(&session.bff).await.json().await.unwrap();
+    assert_eq!(challenge["method"], "TOTP", "{challenge}");
+    let proved = app
+        .verify(
+            &session.bff,
+            challenge["challengeId"].as_str().unwrap(),
+            &app.next_totp(&secret),
+        )
+        .await;
+    assert_eq!(proved.status(), 200);
+    let proved = tokens(proved).await;
+    let reset = app.complete_reset(&proved.bff, NEW_PASSWORD).await;
+    assert_eq!(reset.status(), 204);
+    assert_eq!(app.login(&eve.username, NEW_PASSWORD).await.status(), 200);
+}
+
+on_both_stores!(an_unknown_altered_or_expired_link_changes_nothing);
+async fn an_unknown_altered_or_expired_link_changes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let eve = app.create_customer("eve", None).await;
+    let (thief, token) = app.thief_signs_in(&eve).await;
+
+    // The attack: a link forged or edited to lock someone else out.
+    let mut altered = token.clone().into_bytes();
+    let at = altered.len() - 2;
+    altered[at] = if altered[at] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    for refused in ["AAAA", altered.as_str()] {
+        assert_problem(app.lockdown(refused).await, 404, "NOT_FOUND").await;
+    }
+    let invalid = assert_problem(app.lockdown("not/a token").await, 400, "VALIDATION_ERROR").await;
+    assert_eq!(invalid["errors"][0]["field"], "token", "{invalid}");
+    assert_problem(
+        app.post_json(LOCKDOWN, &json!({}), None).await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+    assert_eq!(app.me(&thief.bff).await.status(), 200);
+
+    // Seven days on, the link no longer works.
+    app.clock.advance(Duration::days(7) + Duration::minutes(1));
+    assert_problem(app.lockdown(&token).await, 404, "NOT_FOUND").await;
+    assert_eq!(app.login(&eve.username, PASSWORD).await.status(), 200);
+    // Refusals are audited in aggregate, by address, as refused logins are.
+    app.services.auth.flush_refusals().await;
+    let refused = app.audit_of_kind("account.lockdown").await;
+    assert!(!refused.is_empty());
+    assert!(
+        refused.iter().all(|e| e["outcome"] == "failure"),
+        "{refused:?}"
+    );
+}
+
+on_both_stores!(a_link_works_on_any_instance_once);
+async fn a_link_works_on_any_instance_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let other = second_instance(&app).await;
+    let eve = app.create_customer("eve", None).await;
+    let (thief, token) = app.thief_signs_in(&eve).await;
+
+    assert_eq!(other.lockdown(&token).await.status(), 204);
+    assert_problem(app.lockdown(&token).await, 404, "NOT_FOUND").await;
+    assert_problem(app.me(&thief.bff).await, 401, "UNAUTHENTICATED").await;
+}
+
+on_both_stores!(an_operators_unlock_lifts_a_lockdown);
+async fn an_operators_unlock_lifts_a_lockdown(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let eve = app.create_customer("eve", None).await;
+    let (_, token) = app.thief_signs_in(&eve).await;
+    assert_eq!(app.lockdown(&token).await.status(), 204);
+    // Housekeeping keeps a lockdown, however long ago the counters changed.
+    app.clock.advance(Duration::days(30));
+    app.services.housekeeper.run_once().await.unwrap();
+    assert_problem(
+        app.login(&eve.username, PASSWORD).await,
+        423,
+        "ACCOUNT_LOCKED",
+    )
+    .await;
+
+    let username = Username::parse(&eve.username).unwrap();
+    app.services.accounts.unlock(&username).await.unwrap();
+    assert_eq!(app.login(&eve.username, PASSWORD).await.status(), 200);
+}
+
+on_both_stores!(links_are_limited_like_logins);
+async fn links_are_limited_like_logins(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.audit.key = Some("the-audit-key-of-the-lockdown-tests".into());
+        s.limits.login_per_ip = "2/min".parse().ok();
+    })
+    .await;
+    for _ in 0..2 {
+        assert_problem(app.lockdown("AAAA").await, 404, "NOT_FOUND").await;
+    }
+    let limited = app.lockdown("AAAA").await;
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_problem(limited, 429, "RATE_LIMITED").await;
+}
