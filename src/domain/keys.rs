@@ -4,10 +4,16 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use chacha20poly1305::aead::{Aead as _, Payload};
 use chacha20poly1305::{AeadCore as _, ChaCha20Poly1305};
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
+use time::OffsetDateTime;
+
+use crate::clock::{from_unix_millis, to_unix_millis};
 
 /// HMAC-SHA256 of `purpose` under `secret`. (HMAC takes keys of any length; `None` would mean
 /// a library that refused one.)
@@ -180,5 +186,56 @@ impl SealingKey {
                 },
             )
             .ok()
+    }
+}
+
+/// What a sealed ticket carries: a random id (hex), when it stops being valid, and its payload.
+/// Passkey logins' ceremonies and lockdown links travel as tickets, so that issuing one stores
+/// nothing and nobody but the service can read or alter one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    /// 16 random bytes, hex: what using the ticket once records.
+    pub id: String,
+    /// When the ticket stops opening.
+    pub expires_at: OffsetDateTime,
+    /// What the ticket's purpose seals into it.
+    pub payload: Vec<u8>,
+}
+
+const TICKET_V1: u8 = 1;
+const TICKET_ID_BYTES: usize = 16;
+const TICKET_EXPIRY_BYTES: usize = 8;
+
+impl SealingKey {
+    /// A new ticket carrying `payload` until `expires_at`, under a fresh random id, bound to
+    /// `aad` (its purpose), as base64url; `None` without a random source.
+    pub fn seal_ticket(
+        &self,
+        aad: &[u8],
+        expires_at: OffsetDateTime,
+        payload: &[u8],
+    ) -> Option<String> {
+        let mut id = [0u8; TICKET_ID_BYTES];
+        getrandom::fill(&mut id).ok()?;
+        let plain = [&id[..], &to_unix_millis(expires_at).to_be_bytes(), payload].concat();
+        let sealed = self.seal(TICKET_V1, &plain, aad)?;
+        Some(URL_SAFE_NO_PAD.encode(sealed))
+    }
+
+    /// The ticket, unless it is not base64url, was sealed under another key or for another
+    /// purpose, was altered, or has expired at `now`.
+    pub fn open_ticket(&self, aad: &[u8], ticket: &str, now: OffsetDateTime) -> Option<Ticket> {
+        let sealed = URL_SAFE_NO_PAD.decode(ticket).ok()?;
+        let plain = self.open(&sealed, |version| {
+            (version == TICKET_V1).then(|| aad.to_vec())
+        })?;
+        let (id, rest) = plain.split_at_checked(TICKET_ID_BYTES)?;
+        let (expiry, payload) = rest.split_at_checked(TICKET_EXPIRY_BYTES)?;
+        let expires_at = from_unix_millis(i64::from_be_bytes(expiry.try_into().ok()?));
+        (expires_at > now).then(|| Ticket {
+            id: hex::encode(id),
+            expires_at,
+            payload: payload.to_vec(),
+        })
     }
 }

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use super::problem::ProblemDocument;
 use super::routes::{
     customers, factors, health, lockdown, passkey_login, password, password_reset,
-    problem_response, security, sessions, step_up, two_factor,
+    problem_response, recovery_codes, security, sessions, step_up, two_factor,
 };
 use super::state::AppState;
 
@@ -116,6 +116,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(password_reset::router())
         .merge(lockdown::router())
         .merge(factors::router())
+        .merge(recovery_codes::router())
         .merge(security::router())
         .merge(health::router())
 }

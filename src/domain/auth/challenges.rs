@@ -4,62 +4,25 @@
 use time::OffsetDateTime;
 
 use super::answers::{Judged, counter_regressed};
+use super::asking::{Asking, not_held};
 use super::{AuthService, ChallengeIssued, count_outcome, session_event};
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::challenge::{
-    ChallengeId, ChallengeMethod, ChallengePurpose, CodeGuess, Completion, GuessOutcome,
-    NewChallenge, OtpCode, SendOutcome,
+    ChallengeId, ChallengePurpose, CodeGuess, Completion, GuessOutcome, NewChallenge, OtpCode,
+    SendOutcome,
 };
-use crate::domain::credentials::factor::{FactorId, FactorKind};
+use crate::domain::credentials::factor::FactorKind;
 use crate::domain::credentials::passkey::Ceremony;
 use crate::domain::customers::Customer;
 use crate::domain::delivery::SealedFor;
 use crate::domain::delivery::message::Message;
 use crate::domain::error::AuthError;
-use crate::domain::ports::PasskeyCeremonies;
 use crate::domain::risk::client::ClientContext;
 use crate::domain::sessions::{Session, SessionState};
 
 const VERIFY_METRIC: &str = "finhub_2fa_verifications_total";
 const SEND_METRIC: &str = "finhub_2fa_codes_sent_total";
-
-/// How a challenge asks to be answered: by a factor the customer holds (a code sent to it, or
-/// an app's code), a recovery code, or the password.
-pub(super) enum Asking {
-    /// A factor: one that sends gets a fresh code; an app answers with its own. `id` is `None`
-    /// only for the profile's mailbox of a customer without a factor whose login was stepped
-    /// up.
-    Factor {
-        /// Which of the customer's factors.
-        id: Option<FactorId>,
-        /// Its method and where codes go.
-        kind: FactorKind,
-    },
-    /// A passkey ceremony: an assertion by one of the customer's passkeys, or (confirming a
-    /// new one) its registration. Nothing is sent; the browser gets the ceremony's options.
-    Passkey {
-        /// The passkey factor asked for (or being confirmed).
-        id: FactorId,
-        /// The ceremony's options and state.
-        ceremony: Ceremony,
-    },
-    /// One of the customer's unused recovery codes (nothing is sent).
-    RecoveryCode,
-    /// The customer's password (nothing is sent).
-    Password,
-}
-
-impl Asking {
-    fn method(&self) -> ChallengeMethod {
-        match self {
-            Self::Factor { kind, .. } => ChallengeMethod::from(kind.method()),
-            Self::Passkey { .. } => ChallengeMethod::Passkey,
-            Self::RecoveryCode => ChallengeMethod::RecoveryCode,
-            Self::Password => ChallengeMethod::Password,
-        }
-    }
-}
 
 /// A challenge ready to store, with the message that carries its code, if one is sent.
 pub(super) struct Prepared {
@@ -347,83 +310,6 @@ impl AuthService {
         }
     }
 
-    /// How a challenge asks for `method` (the default factor when none is named): always by a
-    /// factor the customer holds (or their profile's mailbox, for a customer without a factor
-    /// whose login was stepped up), so that a stolen password cannot route the code to a
-    /// channel the customer never chose; naming any other is refused. `factor` picks one of
-    /// several factors of the method (else the default if it has the method, else the oldest).
-    pub(super) async fn asking_for(
-        &self,
-        customer: &Customer,
-        method: Option<ChallengeMethod>,
-        factor: Option<&FactorId>,
-    ) -> Result<Asking, AuthError> {
-        let Some(default) = &customer.factor else {
-            return match (method, factor) {
-                (None | Some(ChallengeMethod::Email), None) => Ok(Asking::Factor {
-                    id: None,
-                    kind: FactorKind::Email(customer.email.clone()),
-                }),
-                (_, Some(_)) => Err(not_one_of_theirs()),
-                (Some(_), None) => Err(not_held()),
-            };
-        };
-        let method = method.unwrap_or_else(|| ChallengeMethod::from(default.method()));
-        let Some(wanted) = method.factor() else {
-            if factor.is_some() {
-                return Err(not_one_of_theirs());
-            }
-            return match method {
-                ChallengeMethod::RecoveryCode
-                    if self.store.recovery_codes_remaining(&customer.id).await? > 0 =>
-                {
-                    Ok(Asking::RecoveryCode)
-                }
-                _ => Err(not_held()),
-            };
-        };
-        if factor.is_none() && default.method() == wanted {
-            return self
-                .asking_by(customer, default.id.clone(), default.kind.clone())
-                .await;
-        }
-        let held = self.store.factors(&customer.id).await?;
-        let mut of_method = held.into_iter().filter(|h| h.factor.method() == wanted);
-        let chosen = match factor {
-            Some(id) => of_method
-                .find(|h| &h.factor.id == id)
-                .ok_or_else(not_one_of_theirs)?,
-            None => of_method.next().ok_or_else(not_held)?,
-        };
-        self.asking_by(customer, chosen.factor.id, chosen.factor.kind)
-            .await
-    }
-
-    /// How the customer's factor `id` is asked for: a code (sent, or from an app), or a
-    /// passkey ceremony that any of the customer's passkeys may answer.
-    pub(super) async fn asking_by(
-        &self,
-        customer: &Customer,
-        id: FactorId,
-        kind: FactorKind,
-    ) -> Result<Asking, AuthError> {
-        if kind != FactorKind::Passkey {
-            return Ok(Asking::Factor { id: Some(id), kind });
-        }
-        let ceremonies = self.passkey_ceremonies()?;
-        let passkeys = self.store.passkeys(&customer.id).await?;
-        let ceremony = ceremonies.start_authentication(&passkeys)?;
-        Ok(Asking::Passkey { id, ceremony })
-    }
-
-    /// The passkey ceremonies, when passkeys are on; else `PASSKEY` is refused as a method.
-    pub(super) fn passkey_ceremonies(&self) -> Result<&dyn PasskeyCeremonies, AuthError> {
-        self.passkeys.as_deref().ok_or(AuthError::Invalid {
-            field: "method",
-            problem: InvalidValue("passkeys are not available on this service"),
-        })
-    }
-
     pub(super) async fn refuse_if_locked(
         &self,
         customer: &Customer,
@@ -469,22 +355,6 @@ pub(super) fn moved(revoked: bool) -> AuthError {
         AuthError::Unauthenticated
     } else {
         AuthError::TwoFactorNotPending
-    }
-}
-
-/// Refuses a method the customer does not hold.
-pub(super) fn not_held() -> AuthError {
-    AuthError::Invalid {
-        field: "method",
-        problem: InvalidValue("must be the customer's own two-factor method"),
-    }
-}
-
-/// Refuses a `factorId` that is not one of the customer's factors of the method.
-pub(super) fn not_one_of_theirs() -> AuthError {
-    AuthError::Invalid {
-        field: "factorId",
-        problem: InvalidValue("must be one of the customer's factors of that method"),
     }
 }
 

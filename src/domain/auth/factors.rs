@@ -1,13 +1,13 @@
 //! A signed-in customer manages their second factors: adds one (unconfirmed until the code it
 //! sends, or the app's first code, arrives), renames it, makes it the default, removes it; and
-//! makes recovery codes. Each change is as guarded as a login: a recent second factor (but
+//! makes recovery codes (`recovery_codes.rs`). Each change is as guarded as a login: a recent second factor (but
 //! not for the first factor of a customer who has none), audited, and told at every
 //! destination the customer held before it.
 
 use time::OffsetDateTime;
 
 use super::answers::Presented;
-use super::challenges::Asking;
+use super::asking::Asking;
 use super::{AuthService, ChallengeIssued, IssuedSession, session_event};
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditKind, Outcome};
@@ -19,7 +19,6 @@ use crate::domain::credentials::factor::{
 };
 use crate::domain::credentials::lockout::LockoutRecord;
 use crate::domain::credentials::passkey::PasskeyUser;
-use crate::domain::credentials::recovery::{self, RecoveryCode};
 use crate::domain::credentials::totp::TotpSecret;
 use crate::domain::customers::{Customer, Email, Phone};
 use crate::domain::delivery::message::{AccountChange, Message};
@@ -74,15 +73,6 @@ pub struct FactorList {
     pub factors: Vec<HeldFactor>,
     /// Unused recovery codes.
     pub recovery_codes_remaining: u32,
-}
-
-/// A fresh set of recovery codes, shown this once.
-#[derive(Debug)]
-pub struct RecoveryCodes {
-    /// The codes.
-    pub codes: Vec<RecoveryCode>,
-    /// When they were made.
-    pub created_at: OffsetDateTime,
 }
 
 impl AuthService {
@@ -347,54 +337,6 @@ impl AuthService {
             self.courier.queued(notice);
         }
         Ok(())
-    }
-
-    /// A fresh set of recovery codes, replacing any earlier one; only for a customer who holds
-    /// a factor (recovery codes stand in for one).
-    pub async fn create_recovery_codes(
-        &self,
-        session: &Session,
-        client: &ClientContext,
-    ) -> Result<RecoveryCodes, AuthError> {
-        Self::require_active(session)?;
-        let customer = self.customer_of(&session.customer_id).await?;
-        if customer.factor.is_none() {
-            return Err(AuthError::FactorRequired);
-        }
-        self.require_recent(session, &customer).await?;
-        let now = self.clock.now();
-        let codes = recovery::generate_set()?;
-        let hashes: Vec<[u8; 32]> = codes
-            .iter()
-            .map(|code| self.policies.recovery.hash(&customer.id, code))
-            .collect();
-        let notices = self
-            .notices_of(&customer, AccountChange::RecoveryCodesCreated, now)
-            .await?;
-        let event = session_event(
-            AuditKind::RecoveryCodesCreated,
-            Outcome::Success,
-            now,
-            &customer,
-            &session.id,
-            client,
-        )
-        .detail("count", codes.len())
-        .detail("notices", notices.len());
-        if !self
-            .store
-            .replace_recovery_codes(&customer.id, &hashes, now, &notices, &event)
-            .await?
-        {
-            return Err(AuthError::FactorRequired);
-        }
-        for notice in &notices {
-            self.courier.queued(notice);
-        }
-        Ok(RecoveryCodes {
-            codes,
-            created_at: now,
-        })
     }
 
     /// The notices a lock would send the customer, handed with every failure of theirs that

@@ -2,6 +2,7 @@
 //! logout. [`AuthService`] holds the rules; the store makes each state change atomic.
 
 mod answers;
+mod asking;
 mod challenges;
 mod details;
 mod factors;
@@ -10,18 +11,21 @@ mod login;
 mod passkey_login;
 mod password_change;
 mod password_reset;
+mod recovery_codes;
 mod renewal;
 mod second_factor;
 pub mod security;
 mod step_up;
+mod unusual;
 
 use std::sync::Arc;
 
 pub use answers::Presented;
 pub use details::{CustomerDetails, TwoFactorSettings};
-pub use factors::{FactorAdded, FactorList, NewFactor, RecoveryCodes};
+pub use factors::{FactorAdded, FactorList, NewFactor};
 pub use passkey_login::PasskeyLoginOptions;
 pub use password_reset::ResetRequested;
+pub use recovery_codes::RecoveryCodes;
 
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;

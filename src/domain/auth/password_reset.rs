@@ -6,12 +6,10 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::challenges::{Asking, not_one_of_theirs};
 use super::{AuthService, IssuedSession, count_outcome, rate_limited};
-use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
-use crate::domain::credentials::challenge::{ChallengeMethod, GuessOutcome, OtpCode};
-use crate::domain::credentials::factor::{FactorId, TwoFactorMethod};
+use crate::domain::credentials::challenge::{GuessOutcome, OtpCode};
+use crate::domain::credentials::factor::TwoFactorMethod;
 use crate::domain::credentials::password::Password;
 use crate::domain::credentials::reset::{
     NewReset, PasswordReset, ResetDone, ResetGuess, ResetId, ResetOpened, WRONG_RESET_CODES_PER_DAY,
@@ -354,80 +352,5 @@ impl AuthService {
             self.courier.queued(notice);
         }
         Ok(())
-    }
-
-    /// How a reset's second factor is asked for: never by e-mail (the reset code's mailbox
-    /// cannot count twice). Without a `method`, the default factor, or when that is EMAIL the
-    /// oldest other one, else a recovery code; a customer left with nothing else cannot reset
-    /// alone (`FACTOR_REQUIRED`: support resets it).
-    pub(super) async fn reset_asking(
-        &self,
-        customer: &Customer,
-        method: Option<ChallengeMethod>,
-        factor: Option<&FactorId>,
-    ) -> Result<Asking, AuthError> {
-        match method {
-            Some(ChallengeMethod::Email) => return Err(mailbox_refused()),
-            Some(ChallengeMethod::Password) => return Err(super::challenges::not_held()),
-            _ => {}
-        }
-        let Some(default) = &customer.factor else {
-            return Err(AuthError::FactorRequired);
-        };
-        // A factor named alone is asked for by its own method.
-        let method = match (method, factor) {
-            (None, Some(id)) => Some(
-                self.store
-                    .factors(&customer.id)
-                    .await?
-                    .into_iter()
-                    .find(|held| &held.factor.id == id)
-                    .map(|held| ChallengeMethod::from(held.factor.method()))
-                    .ok_or_else(not_one_of_theirs)?,
-            ),
-            (method, _) => method,
-        };
-        if method == Some(ChallengeMethod::Email) {
-            return Err(mailbox_refused());
-        }
-        if method.is_some() {
-            let asking = self.asking_for(customer, method, factor).await?;
-            return match asking {
-                Asking::Factor { kind, .. } if kind.method() == TwoFactorMethod::Email => {
-                    Err(mailbox_refused())
-                }
-                asking => Ok(asking),
-            };
-        }
-        if default.method() != TwoFactorMethod::Email {
-            return self
-                .asking_by(customer, default.id.clone(), default.kind.clone())
-                .await;
-        }
-        let other = self
-            .store
-            .factors(&customer.id)
-            .await?
-            .into_iter()
-            .find(|held| held.factor.method() != TwoFactorMethod::Email);
-        if let Some(held) = other {
-            return self
-                .asking_by(customer, held.factor.id, held.factor.kind)
-                .await;
-        }
-        if self.store.recovery_codes_remaining(&customer.id).await? > 0 {
-            return Ok(Asking::RecoveryCode);
-        }
-        Err(AuthError::FactorRequired)
-    }
-}
-
-/// Refuses the mailbox as a reset's second factor.
-fn mailbox_refused() -> AuthError {
-    AuthError::Invalid {
-        field: "method",
-        problem: InvalidValue(
-            "must not be EMAIL: the mailbox that received the reset code cannot be the second factor",
-        ),
     }
 }

@@ -33,7 +33,7 @@ impl AuthService {
                 .await;
         }
         if method == Some(ChallengeMethod::Password) {
-            return Err(super::challenges::not_held());
+            return Err(super::asking::not_held());
         }
         let asking = self.asking_for(&customer, method, factor).await?;
         self.open(session, &customer, ChallengePurpose::Login, asking, client)

@@ -5,7 +5,7 @@
 use time::OffsetDateTime;
 
 use super::answers::Presented;
-use super::challenges::{Asking, not_held};
+use super::asking::{Asking, not_held};
 use super::{AuthService, ChallengeIssued};
 use crate::domain::credentials::challenge::{
     ChallengeId, ChallengeMethod, ChallengePurpose, Completion,

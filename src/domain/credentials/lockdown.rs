@@ -4,20 +4,14 @@
 //! stores its random id until the link would have expired, so that each is used once on any
 //! instance.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::{Duration, OffsetDateTime};
 
-use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::InvalidValue;
 use crate::domain::customers::CustomerId;
 use crate::domain::keys::SealingKey;
 
-const SEALED_V1: u8 = 1;
 /// Binds the seal to this use of the key.
 const ASSOCIATED: &[u8] = b"finhub lockdown link v1";
-const ID_BYTES: usize = 16;
-const EXPIRY_BYTES: usize = 8;
 /// Far above any sealed link (about a hundred characters); bounds what is decoded.
 const MAX_TOKEN_CHARS: usize = 512;
 
@@ -90,38 +84,20 @@ impl LockdownSeal {
         customer: &CustomerId,
         issued_at: OffsetDateTime,
     ) -> Result<LockdownToken, LockdownSealError> {
-        let mut id = [0u8; ID_BYTES];
-        getrandom::fill(&mut id).map_err(|_| LockdownSealError)?;
         let expires_at = issued_at + Self::VALIDITY;
-        let plain = [
-            &id[..],
-            &to_unix_millis(expires_at).to_be_bytes(),
-            customer.as_str().as_bytes(),
-        ]
-        .concat();
-        let sealed = self
-            .key
-            .seal(SEALED_V1, &plain, ASSOCIATED)
-            .ok_or(LockdownSealError)?;
-        Ok(LockdownToken(URL_SAFE_NO_PAD.encode(sealed)))
+        self.key
+            .seal_ticket(ASSOCIATED, expires_at, customer.as_str().as_bytes())
+            .map(LockdownToken)
+            .ok_or(LockdownSealError)
     }
 
     /// The link, unless it was sealed under another key, altered, or has expired at `now`.
     pub fn open(&self, token: &LockdownToken, now: OffsetDateTime) -> Option<LockdownLink> {
-        let sealed = URL_SAFE_NO_PAD.decode(token.expose()).ok()?;
-        let plain = self.key.open(&sealed, |version| {
-            (version == SEALED_V1).then(|| ASSOCIATED.to_vec())
-        })?;
-        let (random, rest) = plain.split_at_checked(ID_BYTES)?;
-        let (expiry, customer) = rest.split_at_checked(EXPIRY_BYTES)?;
-        let expires_at = from_unix_millis(i64::from_be_bytes(expiry.try_into().ok()?));
-        if expires_at <= now {
-            return None;
-        }
+        let ticket = self.key.open_ticket(ASSOCIATED, token.expose(), now)?;
         Some(LockdownLink {
-            id: hex::encode(random),
-            customer: CustomerId::from_stored(String::from_utf8(customer.to_vec()).ok()?),
-            expires_at,
+            id: ticket.id,
+            customer: CustomerId::from_stored(String::from_utf8(ticket.payload).ok()?),
+            expires_at: ticket.expires_at,
         })
     }
 }
@@ -162,8 +138,11 @@ impl LockdownLinks {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use time::macros::datetime;
+
+    use super::*;
 
     const NOW: OffsetDateTime = datetime!(2026-12-04 12:00 UTC);
 
@@ -182,7 +161,7 @@ mod tests {
         let link = seal.open(&token, NOW + Duration::days(6)).unwrap();
         assert_eq!(link.customer, customer());
         assert_eq!(link.expires_at, NOW + Duration::days(7));
-        assert_eq!(link.id.len(), 2 * ID_BYTES);
+        assert_eq!(link.id.len(), 32, "16 random bytes");
         assert!(
             seal.open(&token, NOW + Duration::days(7)).is_none(),
             "expired"

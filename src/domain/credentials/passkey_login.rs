@@ -4,20 +4,14 @@
 //! altered and carries its expiry; the store keeps only the ids of answered ceremonies, until
 //! they expire, so that each is answered once on any instance.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
 use super::passkey::CeremonyState;
-use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::InvalidValue;
 use crate::domain::keys::SealingKey;
 
-const SEALED_V1: u8 = 1;
 /// Binds the seal to this use of the key.
 const ASSOCIATED: &[u8] = b"finhub passkey login v1";
-const ID_BYTES: usize = 16;
-const EXPIRY_BYTES: usize = 8;
 /// Far above any sealed ceremony (a few hundred characters); bounds what is decoded.
 const MAX_TICKET_CHARS: usize = 2048;
 
@@ -103,45 +97,30 @@ impl CeremonySeal {
         state: &CeremonyState,
         expires_at: OffsetDateTime,
     ) -> Result<PasskeyLoginId, CeremonySealError> {
-        let mut id = [0u8; ID_BYTES];
-        getrandom::fill(&mut id).map_err(|_| CeremonySealError)?;
-        let plain = [
-            &id[..],
-            &to_unix_millis(expires_at).to_be_bytes(),
-            state.0.as_bytes(),
-        ]
-        .concat();
-        let sealed = self
-            .key
-            .seal(SEALED_V1, &plain, ASSOCIATED)
-            .ok_or(CeremonySealError)?;
-        Ok(PasskeyLoginId(URL_SAFE_NO_PAD.encode(sealed)))
+        self.key
+            .seal_ticket(ASSOCIATED, expires_at, state.0.as_bytes())
+            .map(PasskeyLoginId)
+            .ok_or(CeremonySealError)
     }
 
     /// The ceremony, unless it was sealed under another key, altered, or has expired at `now`.
     pub fn open(&self, id: &PasskeyLoginId, now: OffsetDateTime) -> Option<OpenedCeremony> {
-        let sealed = URL_SAFE_NO_PAD.decode(id.as_str()).ok()?;
-        let plain = self.key.open(&sealed, |version| {
-            (version == SEALED_V1).then(|| ASSOCIATED.to_vec())
-        })?;
-        let (random, rest) = plain.split_at_checked(ID_BYTES)?;
-        let (expiry, state) = rest.split_at_checked(EXPIRY_BYTES)?;
-        let expires_at = from_unix_millis(i64::from_be_bytes(expiry.try_into().ok()?));
-        if expires_at <= now {
-            return None;
-        }
+        let ticket = self.key.open_ticket(ASSOCIATED, id.as_str(), now)?;
         Some(OpenedCeremony {
             answered: AnsweredCeremony {
-                id: hex::encode(random),
-                expires_at,
+                id: ticket.id,
+                expires_at: ticket.expires_at,
             },
-            state: CeremonyState(String::from_utf8(state.to_vec()).ok()?),
+            state: CeremonyState(String::from_utf8(ticket.payload).ok()?),
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
     use time::Duration;
     use time::macros::datetime;
@@ -161,7 +140,7 @@ mod tests {
         let opened = seal.open(&id, NOW).unwrap();
         assert_eq!(opened.state, state());
         assert_eq!(opened.answered.expires_at, expires_at);
-        assert_eq!(opened.answered.id.len(), 2 * ID_BYTES);
+        assert_eq!(opened.answered.id.len(), 32, "16 random bytes");
         assert!(seal.open(&id, expires_at).is_none(), "expired");
         let again = seal.seal(&state(), expires_at).unwrap();
         assert_ne!(

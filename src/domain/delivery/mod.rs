@@ -8,12 +8,15 @@
 //! and the send loses nothing: the claim's lease runs out and the message is claimed again.
 //!
 //! - `courier.rs`: the worker and how hard it tries ([`DeliveryPolicy`]).
+//! - `message.rs`: a message and what it carries, by purpose; `outcome.rs`: where its delivery
+//!   stands.
 //! - `render.rs`: what each purpose of message says.
 //! - `seal.rs`: codes wait sealed ([`CodeSeal`]) and are erased when their message is finished.
 //! - `template.rs`: the text of a code's message.
 
 mod courier;
 pub mod message;
+mod outcome;
 mod render;
 mod seal;
 mod template;

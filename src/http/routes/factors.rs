@@ -1,4 +1,5 @@
-//! The signed-in customer's second factors and recovery codes.
+//! The signed-in customer's second factors: listed, added, confirmed, updated, removed (what
+//! these calls answer: `factor_views.rs`).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -9,61 +10,25 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::factor_views::{FactorAddedResponse, FactorResponse};
 use super::two_factor::{bounded_code, credential_object};
 use super::{
     AccountLocked, NeedsActiveSession, NeedsRecentSession, ProblemDocument, TokenResponse,
 };
-use crate::domain::audit::rfc3339;
-use crate::domain::auth::{FactorAdded, NewFactor, Presented};
-use crate::domain::credentials::factor::{
-    FactorId, FactorName, FactorUpdate, HeldFactor, TwoFactorMethod,
-};
+use crate::domain::auth::{NewFactor, Presented};
+use crate::domain::credentials::factor::{FactorId, FactorName, FactorUpdate, TwoFactorMethod};
 use crate::domain::customers::{Email, Phone};
 use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
 use crate::http::extract::{ApiJson, AuthSession, Client};
 use crate::http::schema;
 use crate::http::state::AppState;
 
-/// `customers/me/factors` and `customers/me/recovery-codes`.
+/// `customers/me/factors`.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_factors, add_factor))
         .routes(routes!(confirm_factor))
         .routes(routes!(update_factor, remove_factor))
-        .routes(routes!(create_recovery_codes))
-}
-
-#[expect(
-    missing_docs,
-    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
-)]
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FactorResponse {
-    id: String,
-    #[schema(value_type = schema::TwoFactorMethod)]
-    method: TwoFactorMethod,
-    name: Option<String>,
-    /// Masked; `null` for an authenticator app.
-    destination: Option<String>,
-    /// Used by `2fa/initiate` without a method.
-    default: bool,
-    created_at: String,
-    last_used_at: Option<String>,
-}
-
-impl From<HeldFactor> for FactorResponse {
-    fn from(held: HeldFactor) -> Self {
-        Self {
-            id: held.factor.id.to_string(),
-            method: held.factor.method(),
-            name: held.name.map(|n| n.as_str().to_owned()),
-            destination: held.factor.kind.destination(),
-            default: held.is_default,
-            created_at: rfc3339(held.created_at),
-            last_used_at: held.last_used_at.map(rfc3339),
-        }
-    }
 }
 
 #[expect(
@@ -113,60 +78,6 @@ pub struct AddFactorRequest {
     phone: Option<String>,
     /// `EMAIL` only: the new mailbox, which the confirmation code goes to.
     email: Option<String>,
-}
-
-#[expect(
-    missing_docs,
-    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
-)]
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FactorAddedResponse {
-    id: String,
-    #[schema(value_type = schema::TwoFactorMethod)]
-    method: TwoFactorMethod,
-    /// Always `UNCONFIRMED`: usable once confirmed.
-    state: &'static str,
-    /// Dropped unless confirmed by then.
-    expires_at: String,
-    /// `TOTP` only: the secret in base32 (160 bits), shown this once.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<String>,
-    /// `TOTP` only: what an authenticator app reads from a QR code.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    otpauth_uri: Option<String>,
-    /// `SMS`, `EMAIL`: where the confirmation code went, masked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    destination: Option<String>,
-    /// `SMS`, `EMAIL`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    resend_available_at: Option<String>,
-    /// `PASSKEY` only: `PublicKeyCredentialCreationOptions` in their JSON form, for
-    /// `navigator.credentials.create`.
-    #[serde(rename = "publicKey", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    public_key: Option<serde_json::Value>,
-}
-
-impl From<FactorAdded> for FactorAddedResponse {
-    fn from(added: FactorAdded) -> Self {
-        let challenge = added.challenge;
-        let (secret, otpauth_uri) = match added.app {
-            Some((secret, uri)) => (Some(secret.base32()), Some(uri)),
-            None => (None, None),
-        };
-        Self {
-            id: added.id.to_string(),
-            method: challenge.method.factor().unwrap_or(TwoFactorMethod::Totp),
-            state: "UNCONFIRMED",
-            expires_at: rfc3339(challenge.expires_at),
-            secret,
-            otpauth_uri,
-            destination: challenge.destination,
-            resend_available_at: challenge.resend_available_at.map(rfc3339),
-            public_key: challenge.public_key,
-        }
-    }
 }
 
 /// Add a second factor, unusable until confirmed (and dropped if not confirmed in time): an
@@ -424,39 +335,6 @@ pub async fn remove_factor(
     let factor = path_factor(factor_id)?;
     state.auth.remove_factor(&session, &factor, &client).await?;
     Ok((StatusCode::NO_CONTENT, no_store()).into_response())
-}
-
-#[expect(
-    missing_docs,
-    reason = "doc comments here become OpenAPI descriptions, pinned by the contract snapshot"
-)]
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RecoveryCodesResponse {
-    /// Ten codes, shown this once; case, spaces and dashes do not matter when one is typed.
-    codes: Vec<String>,
-    created_at: String,
-}
-
-/// Make ten recovery codes, replacing any earlier set; the customer is told.
-#[utoipa::path(post, path = "/api/v1/customers/me/recovery-codes", tag = "credentials", operation_id = "create_recovery_codes",
-    security(("bearer" = [])),
-    responses(
-        (status = 201, description = "Made; shown this once", body = RecoveryCodesResponse),
-        NeedsRecentSession,
-        (status = 409, description = "FACTOR_REQUIRED: the customer holds no second factor", body = ProblemDocument, content_type = "application/problem+json"),
-    ))]
-pub async fn create_recovery_codes(
-    State(state): State<AppState>,
-    AuthSession(session): AuthSession,
-    Client(client): Client,
-) -> ApiResult<Response> {
-    let made = state.auth.create_recovery_codes(&session, &client).await?;
-    let body = RecoveryCodesResponse {
-        codes: made.codes.iter().map(|c| c.display()).collect(),
-        created_at: rfc3339(made.created_at),
-    };
-    Ok((StatusCode::CREATED, no_store(), Json(body)).into_response())
 }
 
 /// A factor id from the path: anything else than a short printable id is no factor.

@@ -1,12 +1,14 @@
 //! One module per resource, each exporting a `router()`.
 
 pub mod customers;
+pub mod factor_views;
 pub mod factors;
 pub mod health;
 pub mod lockdown;
 pub mod passkey_login;
 pub mod password;
 pub mod password_reset;
+pub mod recovery_codes;
 pub mod security;
 pub mod sessions;
 pub mod step_up;

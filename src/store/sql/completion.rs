@@ -4,7 +4,7 @@
 
 use time::OffsetDateTime;
 
-use super::{Tx, customers, devices, factors, outbox, places, session_ends, sessions};
+use super::{Tx, customers, devices, factor_changes, outbox, places, session_ends, sessions};
 use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::challenge::{Challenge, CodeGuess, Completion, Spend};
@@ -41,7 +41,7 @@ pub(super) async fn complete<B: Backend>(
             at,
             activation,
         } => {
-            factors::confirm(tx, factor).await?;
+            factor_changes::confirm(tx, factor).await?;
             match activation {
                 // The login completes with the factor it enrolled. Another factor the session
                 // added meanwhile is now confirmed as an ACTIVE session confirms one.
@@ -85,7 +85,7 @@ pub(super) async fn complete<B: Backend>(
         .and_then(Spend::factor)
         .or(challenge.factor_id.as_ref())
     {
-        factors::mark_used(tx, factor, at).await?;
+        factor_changes::mark_used(tx, factor, at).await?;
     }
     for notice in &guess.notices {
         outbox::enqueue(tx, notice).await?;

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{Tx, factors};
+use super::{Tx, factor_changes};
 use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
 use crate::domain::customers::NewCustomer;
@@ -52,7 +52,7 @@ pub(super) async fn one<B: Backend>(
         .execute(tx)
         .await?;
     if inserted == 1 {
-        factors::insert_first(tx, &[(c, created_at)]).await?;
+        factor_changes::insert_first(tx, &[(c, created_at)]).await?;
         return Ok(Insertion::Inserted);
     }
     why_not_inserted(tx, c).await
@@ -113,7 +113,7 @@ pub(super) async fn batch<B: Backend>(
                 why_not_inserted(tx, c).await?
             };
         }
-        factors::insert_first(tx, &new_customers).await?;
+        factor_changes::insert_first(tx, &new_customers).await?;
     }
     for i in repeated {
         let (c, event) = &batch[i];

@@ -9,6 +9,7 @@ mod audit;
 mod completion;
 mod customers;
 mod devices;
+mod factor_changes;
 mod factors;
 mod housekeeping;
 mod insert;

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    SqlStore, Tx, audit, completion, customers, devices, factors, outbox, passkeys, places,
+    SqlStore, Tx, audit, completion, customers, devices, factor_changes, outbox, passkeys, places,
     session_ends,
 };
 use crate::clock::{from_unix_millis, to_unix_millis};
@@ -141,7 +141,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             if !completion::spend(&mut tx, &proof.spend, s.created_at).await? {
                 return Ok(SessionStart::ProofSpent);
             }
-            factors::mark_used(&mut tx, &proof.factor, s.created_at).await?;
+            factor_changes::mark_used(&mut tx, &proof.factor, s.created_at).await?;
         }
         // Only a completed login resets the failure count: a password alone, for a customer
         // with 2FA, must not buy fresh guesses at the code.

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{SqlStore, Tx, audit, completion, customers, factors, outbox, sends};
+use super::{SqlStore, Tx, audit, completion, customers, factor_changes, outbox, sends};
 use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::challenge::{
@@ -163,7 +163,7 @@ async fn wrong<B: Backend>(
     let locked = match &guess.completion {
         Completion::Confirm { factor, .. } => {
             if challenge.attempts >= guess.max_attempts {
-                factors::drop_pending(tx, factor).await?;
+                factor_changes::drop_pending(tx, factor).await?;
             }
             None
         }
