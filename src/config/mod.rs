@@ -16,6 +16,7 @@ mod auth;
 mod records;
 mod server;
 mod values;
+mod webhooks;
 
 #[cfg(test)]
 mod tests;
@@ -39,6 +40,7 @@ pub use server::{
     HashingSection, LogFormat, NotifierKind, NotifierSection, ServerSection, StoreSection,
 };
 pub use values::parse_duration;
+pub use webhooks::WebhookSection;
 
 use crate::domain::auth::Policies;
 use crate::domain::credentials::lockdown::LockdownLinks;
@@ -87,6 +89,9 @@ pub struct Settings {
     /// How long ended sessions and old audit events are kept, and how often they are removed.
     #[serde(flatten)]
     pub housekeeping: HousekeepingSection,
+    /// Security events for FinHub's fraud systems.
+    #[serde(flatten)]
+    pub webhooks: WebhookSection,
     /// `FINHUB_*` variables in the environment that this version does not read.
     #[serde(skip)]
     pub unknown_variables: Vec<String>,
@@ -142,6 +147,7 @@ impl Settings {
         settings.audit.read_key()?;
         settings.passkeys.relying_party()?;
         settings.notifier.public_url(&settings.server)?;
+        settings.webhooks.kinds()?;
         settings.unknown_variables = unknown_variables;
         Ok(settings)
     }
@@ -165,6 +171,7 @@ impl Settings {
             notifier: section(figment)?,
             audit: section(figment)?,
             housekeeping: section(figment)?,
+            webhooks: section(figment)?,
             unknown_variables: Vec::new(),
         })
     }

@@ -286,3 +286,25 @@ fn links_in_e_mails_lead_to_the_public_address_which_live_e_mail_requires() {
         Ok(())
     });
 }
+
+#[test]
+fn a_webhook_needs_its_secret_and_known_kinds() {
+    figment::Jail::expect_with(|jail| {
+        let s = Settings::load(None).unwrap();
+        assert!(
+            s.webhooks.kinds().unwrap().is_empty(),
+            "no webhook, nothing queued"
+        );
+        jail.set_env("FINHUB_WEBHOOK_URL", "https://fraud.finhub.example/events");
+        let error = load_error();
+        assert!(error.contains("FINHUB_WEBHOOK_SECRET"), "{error}");
+        jail.set_env("FINHUB_WEBHOOK_SECRET", "a-webhook-secret-of-enough-bytes");
+        let kinds = Settings::load(None).unwrap().webhooks.kinds().unwrap();
+        assert!(kinds.sends(crate::domain::audit::AuditKind::AccountLockdown));
+        jail.set_env("FINHUB_WEBHOOK_EVENTS", "login.failed,login.exploded");
+        let error = load_error();
+        assert!(error.starts_with("FINHUB_WEBHOOK_EVENTS"), "{error}");
+        assert!(error.contains("`login.exploded`"), "{error}");
+        Ok(())
+    });
+}

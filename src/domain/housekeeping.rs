@@ -32,6 +32,8 @@ pub struct Purged {
     pub lockouts: u64,
     /// Security notices finished or abandoned.
     pub notices: u64,
+    /// Webhook events delivered or given up on.
+    pub webhooks: u64,
     /// Factors added but never confirmed.
     pub unconfirmed_factors: u64,
     /// Password resets past their code's validity.
@@ -88,6 +90,10 @@ impl Housekeeper {
                 store.purge_lockouts(now - self.policy.lockouts, batch)
             })
             .await?,
+            webhooks: in_batches(batch, || {
+                store.purge_webhooks(now - self.policy.sessions, batch)
+            })
+            .await?,
             notices: in_batches(batch, || {
                 store.purge_notices(now - self.policy.sessions, batch)
             })
@@ -126,6 +132,7 @@ impl Housekeeper {
             ("sessions", purged.sessions),
             ("lockouts", purged.lockouts),
             ("notices", purged.notices),
+            ("webhooks", purged.webhooks),
             ("password_resets", purged.resets),
             ("passkey_logins", purged.passkey_logins),
             ("lockdown_links", purged.lockdown_links),

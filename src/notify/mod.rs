@@ -5,6 +5,7 @@ pub mod email;
 pub mod live;
 pub mod outbox;
 pub mod sms;
+pub mod webhook;
 
 /// How long one SMTP or SMS call may take: below the delivery worker's send timeout
 /// (`DeliveryPolicy::send_timeout`), so an adapter gives its own answer first.

@@ -12,7 +12,7 @@ use secrecy::ExposeSecret as _;
 
 use crate::config::{LimitsSection, NotifierKind, NotifierSection, Settings};
 use crate::domain::delivery::CodeTemplate;
-use crate::domain::ports::{Notifier, PasskeyCeremonies, Store};
+use crate::domain::ports::{Notifier, PasskeyCeremonies, Store, WebhookSender};
 use crate::domain::risk::rate_limit::RateLimits;
 use crate::geo::MmdbLocator;
 use crate::limits::redis::RedisCounter;
@@ -20,8 +20,9 @@ use crate::notify::email::Mailer;
 use crate::notify::live::LiveNotifier;
 use crate::notify::outbox::OutboxNotifier;
 use crate::notify::sms::SmsGateway;
+use crate::notify::webhook::WebhookClient;
 use crate::passkeys::WebauthnPasskeys;
-use crate::store::{self, Migrations};
+use crate::store::{self, Migrations, Trail};
 
 /// What a command does with the audit key generated for an SQLite database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,9 +98,23 @@ pub async fn open_store(
         &settings.store.url,
         &settings.store.options(),
         migrations,
-        settings.audit.chain_seal()?,
+        Trail {
+            seal: settings.audit.chain_seal()?,
+            webhooks: settings.webhooks.kinds()?,
+        },
     )
     .await
+}
+
+/// The security webhook's client, when `FINHUB_WEBHOOK_URL` is set (with its secret: the
+/// settings refuse one without the other).
+pub(super) fn webhooks(
+    settings: &crate::config::WebhookSection,
+) -> anyhow::Result<Option<Arc<dyn WebhookSender>>> {
+    let (Some(url), Some(secret)) = (&settings.webhook_url, &settings.webhook_secret) else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(WebhookClient::new(url, secret)?)))
 }
 
 /// A setting that real delivery cannot do without (`FINHUB_NOTIFIER=live`), named `name`.

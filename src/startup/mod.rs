@@ -101,6 +101,10 @@ impl Services {
             adapters::code_template(&settings.notifier)?,
             settings.lockdown_links()?,
         );
+        let courier = match adapters::webhooks(&settings.webhooks)? {
+            Some(sender) => courier.with_webhooks(sender),
+            None => courier,
+        };
         let mut policies = settings.policies()?;
         policies.passwords.breaches = adapters::breached_passwords(&settings.passwords)?;
         let password_policy = policies.passwords.clone();

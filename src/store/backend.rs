@@ -84,6 +84,9 @@ pub trait Backend: Database + Sync {
     /// token), returning them with whether each is still worth sending (`live`); each is
     /// claimed by one worker however many run.
     const CLAIM_MESSAGES: &'static str;
+    /// Claims due webhook events (`$1` claimed until, `$2` now, `$3` batch size, `$4` the
+    /// claim token).
+    const CLAIM_WEBHOOKS: &'static str;
     /// Reads the retention checkpoint, locked against concurrent purges.
     const CHECKPOINT_FOR_PURGE: &'static str;
     /// Deletes a batch of ended sessions (`$1` cutoff, `$2` batch size).
@@ -262,6 +265,14 @@ macro_rules! locking_statements {
              JOIN sessions s ON s.id = c.session_id WHERE c.id = messages.challenge_id \
              AND c.status = 'OPEN' AND s.revoked_at IS NULL AND s.expires_at > $2) THEN 1 ELSE 0 END \
              AS BIGINT) AS live"
+        );
+        const CLAIM_WEBHOOKS: &'static str = concat!(
+            "UPDATE webhook_events SET claimed_until = $1, claim_token = $4, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM webhook_events WHERE status = 'PENDING' \
+             AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) \
+             ORDER BY next_attempt_at LIMIT $3",
+            $lock_taken_rows,
+            ") RETURNING id, kind, body, expires_at, attempts, claim_token"
         );
         const PURGE_SESSIONS: &'static str = concat!(
             "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \

@@ -21,6 +21,7 @@ use self::sql::SqlStore;
 /// The embedded database's files: owner-only, and the audit key generated beside them.
 pub use self::sqlite::files as sqlite_files;
 use crate::domain::audit::ChainSeal;
+use crate::domain::delivery::webhook::WebhookKinds;
 use crate::domain::ports::Store;
 
 /// Which database a URL names.
@@ -108,24 +109,34 @@ impl Default for ConnectOptions {
     }
 }
 
-/// Opens the store a database URL names. Audit events are sealed into the chain with `seal`.
+/// How the store writes audit events: sealed into the chain, and queued for the security
+/// webhook when their kind is one it sends, in the same transaction.
+#[derive(Debug, Clone)]
+pub struct Trail {
+    /// How each event is linked into the chain.
+    pub seal: ChainSeal,
+    /// The kinds queued for the webhook; none without one.
+    pub webhooks: WebhookKinds,
+}
+
+/// Opens the store a database URL names. Audit events are written as `trail` says.
 pub async fn connect(
     url: &str,
     options: &ConnectOptions,
     migrations: Migrations,
-    seal: ChainSeal,
+    trail: Trail,
 ) -> anyhow::Result<Arc<dyn Store>> {
     match DatabaseKind::of(url) {
         Some(DatabaseKind::Sqlite) => {
             finish(
-                sqlite::open(url, options, migrations, seal).await?,
+                sqlite::open(url, options, migrations, trail).await?,
                 migrations,
             )
             .await
         }
         Some(DatabaseKind::Postgres) => {
             finish(
-                postgres::open(url, options, migrations, seal).await?,
+                postgres::open(url, options, migrations, trail).await?,
                 migrations,
             )
             .await

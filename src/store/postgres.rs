@@ -17,8 +17,8 @@ use sqlx::{PgConnection, Pool, Postgres, Transaction};
 use super::backend::{Backend, PoolReads, forward_to_sqlx, locking_statements, query};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
-use crate::domain::audit::ChainSeal;
 use crate::domain::customers::Username;
+use crate::store::Trail;
 
 /// Explicit row locks, and `SKIP LOCKED` so that instances purging at once take different rows
 /// instead of waiting for each other.
@@ -56,7 +56,7 @@ pub(super) async fn open(
     url: &str,
     options: &ConnectOptions,
     migrations: Migrations,
-    seal: ChainSeal,
+    trail: Trail,
 ) -> anyhow::Result<SqlStore<Postgres>> {
     let statement_timeout = options.statement_timeout.as_millis().to_string();
     let url = PgConnectOptions::from_str(url)
@@ -91,7 +91,7 @@ pub(super) async fn open(
         .connect_with(url.options([("statement_timeout", statement_timeout.as_str())]))
         .await
         .context("cannot connect to PostgreSQL")?;
-    Ok(SqlStore::new(pool.clone(), pool, seal, PoolReads))
+    Ok(SqlStore::new(pool.clone(), pool, trail, PoolReads))
 }
 
 /// How connections to PostgreSQL are protected.

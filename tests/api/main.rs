@@ -31,3 +31,4 @@ mod sessions;
 mod step_up;
 mod two_factor;
 mod two_factor_limits;
+mod webhooks;

@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::lockdown::{LockdownLinks, LockdownSeal};
 use crate::domain::delivery::message::{ClaimToken, Content, DeliveryEnd, Finish, Message};
-use crate::domain::ports::{Notifier, NotifyError, OutboxStore, StoreResult};
+use crate::domain::ports::{Notifier, NotifyError, OutboxStore, StoreResult, WebhookSender};
 
 /// How hard delivery tries.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +56,7 @@ impl DeliveryPolicy {
     }
 
     /// The wait after the `attempt`-th failed attempt (1-based).
-    fn retry_delay(&self, attempt: u32) -> Duration {
+    pub(super) fn retry_delay(&self, attempt: u32) -> Duration {
         let delay = ExponentialBuilder::default()
             .with_min_delay(self.first_retry)
             .with_max_delay(self.max_delay)
@@ -89,12 +89,14 @@ fn count(message: &Message, outcome: &'static str) {
 /// The delivery worker.
 #[derive(Clone)]
 pub struct Courier {
-    store: Arc<dyn OutboxStore>,
+    pub(super) store: Arc<dyn OutboxStore>,
     notifier: Arc<dyn Notifier>,
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
     renderer: Arc<Renderer>,
-    policy: DeliveryPolicy,
+    pub(super) policy: DeliveryPolicy,
     wake: Arc<Notify>,
+    /// Where security events go; `None`: no webhook.
+    pub(super) webhooks: Option<Arc<dyn WebhookSender>>,
 }
 
 impl Courier {
@@ -115,7 +117,14 @@ impl Courier {
             renderer: Arc::new(Renderer::new(seal, template, links)),
             policy,
             wake: Arc::new(Notify::new()),
+            webhooks: None,
         }
+    }
+
+    /// Also posts the security events queued for the webhook, by `sender`.
+    pub fn with_webhooks(mut self, sender: Arc<dyn WebhookSender>) -> Self {
+        self.webhooks = Some(sender);
+        self
     }
 
     /// How codes are sealed in the outbox, for the login flow that queues them.
@@ -167,11 +176,12 @@ impl Courier {
         for message in &claimed {
             self.deliver(message).await?;
         }
-        Ok(claimed.len())
+        let posted = self.post_due_webhooks().await?;
+        Ok(claimed.len() + posted)
     }
 
     /// Hands a message over, bounded by the policy's send timeout whatever the adapter does.
-    async fn send_within<F>(&self, send: F) -> Result<(), NotifyError>
+    pub(super) async fn send_within<F>(&self, send: F) -> Result<(), NotifyError>
     where
         F: Future<Output = Result<(), NotifyError>>,
     {

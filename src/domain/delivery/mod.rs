@@ -13,6 +13,7 @@
 //! - `render.rs`: what each purpose of message says.
 //! - `seal.rs`: codes wait sealed ([`CodeSeal`]) and are erased when their message is finished.
 //! - `template.rs`: the text of a code's message.
+//! - `webhook.rs`: security events for FinHub's fraud systems, delivered by the same worker.
 
 mod courier;
 pub mod message;
@@ -20,6 +21,8 @@ mod outcome;
 mod render;
 mod seal;
 mod template;
+pub mod webhook;
+mod webhook_courier;
 
 pub use courier::{Courier, DeliveryPolicy};
 pub use seal::{CodeSeal, SealError, SealedFor};

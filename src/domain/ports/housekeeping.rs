@@ -19,6 +19,8 @@ pub trait HousekeepingStore: Send + Sync + 'static {
     /// Deletes up to `batch` messages not tied to a challenge (notices) whose delivery ended
     /// before `cutoff` (the audit trail keeps the record); returns how many.
     async fn purge_notices(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64>;
+    /// Deletes up to `batch` webhook events finished before `cutoff`; returns how many.
+    async fn purge_webhooks(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64>;
     /// Deletes up to `batch` factors added but not confirmed before they expired (before
     /// `cutoff`); returns how many.
     async fn purge_unconfirmed_factors(

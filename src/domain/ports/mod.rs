@@ -31,7 +31,7 @@ pub use factors::FactorStore;
 pub use housekeeping::HousekeepingStore;
 pub use location::Locator;
 pub use lockdown::{LockdownDone, LockdownStore};
-pub use notifier::{Notifier, NotifyError, Outgoing};
+pub use notifier::{Notifier, NotifyError, Outgoing, WebhookSender};
 pub use outbox::OutboxStore;
 pub use passkeys::{PasskeyCeremonies, PasskeyStore};
 pub use rate_limit::{CounterUnavailable, SharedCounter};

@@ -90,3 +90,13 @@ pub trait Notifier: Send + Sync + 'static {
     /// Hands `message` over for delivery; success means handed over, not yet read by the customer.
     async fn send(&self, message: &Outgoing) -> Result<(), NotifyError>;
 }
+
+/// Posts security events to FinHub's fraud systems, signed (`crate::notify::webhook`).
+#[async_trait]
+pub trait WebhookSender: Send + Sync + 'static {
+    /// Sends one event; an error says whether another attempt may succeed.
+    async fn post(
+        &self,
+        webhook: &crate::domain::delivery::webhook::Webhook,
+    ) -> Result<(), NotifyError>;
+}

@@ -14,6 +14,7 @@ use super::StoreResult;
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::challenge::ChallengeId;
 use crate::domain::delivery::message::{ClaimToken, DeliveryEnd, DeliveryState, Finish, Message};
+use crate::domain::delivery::webhook::Webhook;
 use crate::domain::sessions::SessionId;
 
 /// The outbox: messages claimed, finished and retried by delivery workers, safely across several.
@@ -55,4 +56,31 @@ pub trait OutboxStore: Send + Sync + 'static {
         challenge: &ChallengeId,
         session: &SessionId,
     ) -> StoreResult<Option<DeliveryState>>;
+    /// Claims up to `limit` pending webhook events due at `now` that no worker holds, under
+    /// `claim` for `lease`, counting the attempt; several workers at once never take one event
+    /// twice.
+    async fn claim_webhooks(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: u32,
+        claim: &ClaimToken,
+    ) -> StoreResult<Vec<Webhook>>;
+    /// Finishes a webhook event still held under its claim: `delivered`, or given up on with
+    /// `error`.
+    async fn finish_webhook(
+        &self,
+        webhook: &Webhook,
+        delivered: bool,
+        error: Option<&str>,
+        at: OffsetDateTime,
+    ) -> StoreResult<Finish>;
+    /// Releases a webhook event still held under its claim for another attempt at
+    /// `next_attempt_at`.
+    async fn retry_webhook(
+        &self,
+        webhook: &Webhook,
+        next_attempt_at: OffsetDateTime,
+        error: &str,
+    ) -> StoreResult<()>;
 }

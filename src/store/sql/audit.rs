@@ -2,10 +2,11 @@
 
 use async_trait::async_trait;
 
-use super::{SqlStore, Tx};
+use super::{SqlStore, Tx, webhooks};
 use crate::clock::to_unix_millis;
-use crate::domain::audit::{AuditEvent, ChainSeal, ChainedEvent, Link};
+use crate::domain::audit::{AuditEvent, ChainedEvent, Link};
 use crate::domain::ports::{AddressText, AuditFilter, AuditQuery, AuditStore, StoreResult};
+use crate::store::Trail;
 use crate::store::backend::{Backend, query, query_built, row_placeholders};
 use crate::store::rows::{AuditRow, select_audit};
 
@@ -43,11 +44,11 @@ const EVENTS_PER_STATEMENT: usize = 24;
 /// marks the switch first ([`ChainSeal::link`]).
 pub(super) async fn append<B: Backend>(
     tx: &mut Tx<B>,
-    seal: &ChainSeal,
+    trail: &Trail,
     events: &[&AuditEvent],
 ) -> StoreResult<()> {
     let (head_seq, head_hash): (i64, String) = query::<B>(B::HEAD_FOR_APPEND).fetch_one(tx).await?;
-    let links = seal.link(head_seq, head_hash, events);
+    let links = trail.seal.link(head_seq, head_hash, events);
     let Some(head) = links.last() else {
         return Ok(());
     };
@@ -93,8 +94,13 @@ pub(super) async fn append<B: Backend>(
     query::<B>("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
         .bind(seq)
         .bind(hash)
-        .execute(tx)
+        .execute(&mut *tx)
         .await?;
+    // The security webhook hears of an event exactly when the trail records it.
+    if !trail.webhooks.is_empty() {
+        let sent = events.iter().copied();
+        webhooks::enqueue(tx, sent.filter(|e| trail.webhooks.sends(e.kind))).await?;
+    }
     Ok(())
 }
 
@@ -107,7 +113,7 @@ impl<B: Backend> AuditStore for SqlStore<B> {
     async fn append_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
         let events: Vec<&AuditEvent> = events.iter().collect();
         let mut tx = self.write().await?;
-        append(&mut tx, &self.seal, &events).await?;
+        append(&mut tx, &self.trail, &events).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -120,7 +120,7 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
             Insertion::CustomerIdExists => return Err(StoreError::Conflict(Taken::CustomerId)),
             Insertion::UsernameExists => return Err(StoreError::Conflict(Taken::Username)),
         }
-        audit::append(&mut tx, &self.seal, &[event]).await?;
+        audit::append(&mut tx, &self.trail, &[event]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -137,7 +137,7 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
             .filter(|(_, outcome)| **outcome == Insertion::Inserted)
             .map(|((_, event), _)| event)
             .collect();
-        audit::append(&mut tx, &self.seal, &events).await?;
+        audit::append(&mut tx, &self.trail, &events).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -170,7 +170,7 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         .await?
             == 1;
         if updated {
-            audit::append(&mut tx, &self.seal, &[event]).await?;
+            audit::append(&mut tx, &self.trail, &[event]).await?;
         }
         tx.commit().await?;
         Ok(updated)
@@ -228,7 +228,7 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         for notice in notices {
             outbox::enqueue(&mut tx, notice).await?;
         }
-        audit::append(&mut tx, &self.seal, &[event]).await?;
+        audit::append(&mut tx, &self.trail, &[event]).await?;
         tx.commit().await?;
         Ok(ChangeOutcome::Changed)
     }
@@ -248,7 +248,7 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         let mut tx = self.write().await?;
         let current = lockout_in(&mut tx, username).await?;
         if current.lock_at(now).is_some() {
-            audit::append(&mut tx, &self.seal, &[event]).await?;
+            audit::append(&mut tx, &self.trail, &[event]).await?;
             tx.commit().await?;
             return Ok(FailureOutcome {
                 record: current,
@@ -262,9 +262,9 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
                 for notice in lock_notices {
                     outbox::enqueue(&mut tx, &notice.locked_until(until)).await?;
                 }
-                audit::append(&mut tx, &self.seal, &[event, &lock]).await?
+                audit::append(&mut tx, &self.trail, &[event, &lock]).await?
             }
-            None => audit::append(&mut tx, &self.seal, &[event]).await?,
+            None => audit::append(&mut tx, &self.trail, &[event]).await?,
         }
         tx.commit().await?;
         Ok(FailureOutcome {
@@ -299,7 +299,7 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
                 .execute(&mut tx)
                 .await?;
         }
-        audit::append(&mut tx, &self.seal, &[event]).await?;
+        audit::append(&mut tx, &self.trail, &[event]).await?;
         tx.commit().await?;
         Ok(())
     }

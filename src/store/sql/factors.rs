@@ -174,7 +174,7 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         .bind(to_unix_millis(pending.expires_at))
         .execute(&mut tx)
         .await?;
-        audit::append(&mut tx, &self.seal, &[event]).await?;
+        audit::append(&mut tx, &self.trail, &[event]).await?;
         tx.commit().await?;
         Ok(SendOutcome::Opened)
     }
@@ -215,7 +215,7 @@ impl<B: Backend> FactorStore for SqlStore<B> {
                 .await?;
         }
         let updated = held::<B>(&mut tx, customer, factor).await?;
-        audit::append(&mut tx, &self.seal, &[event]).await?;
+        audit::append(&mut tx, &self.trail, &[event]).await?;
         tx.commit().await?;
         Ok(updated)
     }
@@ -274,7 +274,7 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         for notice in notices {
             outbox::enqueue(&mut tx, notice).await?;
         }
-        audit::append(&mut tx, &self.seal, &[event]).await?;
+        audit::append(&mut tx, &self.trail, &[event]).await?;
         tx.commit().await?;
         Ok(Removal::Removed)
     }
@@ -308,7 +308,7 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         }
         audit::append(
             &mut tx,
-            &self.seal,
+            &self.trail,
             &[&event.clone().detail("removed", removed)],
         )
         .await?;
@@ -356,7 +356,7 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         for notice in notices {
             outbox::enqueue(&mut tx, notice).await?;
         }
-        audit::append(&mut tx, &self.seal, &[event]).await?;
+        audit::append(&mut tx, &self.trail, &[event]).await?;
         tx.commit().await?;
         Ok(true)
     }

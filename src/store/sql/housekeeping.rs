@@ -47,6 +47,16 @@ impl<B: Backend> HousekeepingStore for SqlStore<B> {
         .await
     }
 
+    async fn purge_webhooks(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
+        self.purge_batch(
+            "DELETE FROM webhook_events WHERE id IN (SELECT id FROM webhook_events \
+             WHERE status <> 'PENDING' AND finished_at <= $1 LIMIT $2)",
+            cutoff,
+            batch,
+        )
+        .await
+    }
+
     async fn purge_unconfirmed_factors(
         &self,
         cutoff: OffsetDateTime,
@@ -131,7 +141,7 @@ impl<B: Backend> HousekeepingStore for SqlStore<B> {
             .clone()
             .detail("deleted", deleted)
             .detail("throughSeq", through);
-        audit::append(&mut tx, &self.seal, &[&record]).await?;
+        audit::append(&mut tx, &self.trail, &[&record]).await?;
         tx.commit().await?;
         Ok(deleted)
     }

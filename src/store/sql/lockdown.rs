@@ -52,7 +52,7 @@ impl<B: Backend> LockdownStore for SqlStore<B> {
             outbox::enqueue(&mut tx, notice).await?;
         }
         let event = event.clone().detail("sessionsEnded", ended);
-        audit::append(&mut tx, &self.seal, &[&event]).await?;
+        audit::append(&mut tx, &self.trail, &[&event]).await?;
         tx.commit().await?;
         Ok(LockdownDone::LockedDown)
     }

@@ -23,6 +23,7 @@ mod sends;
 mod session_ends;
 mod sessions;
 mod two_factor;
+mod webhooks;
 
 use async_trait::async_trait;
 use sqlx::Transaction;
@@ -31,9 +32,9 @@ use sqlx::pool::{Pool, PoolConnection};
 use super::backend::TokenReads as _;
 use super::backend::{Backend, Param, Record, query};
 use super::sqlite::InlineRecord;
-use crate::domain::audit::ChainSeal;
 use crate::domain::ports::{Store, StoreError, StoreResult};
 use crate::domain::sessions::token::TokenHash;
+use crate::store::Trail;
 
 /// A write transaction on backend `B`.
 type Tx<B> = Transaction<'static, B>;
@@ -46,21 +47,22 @@ pub struct SqlStore<B: Backend> {
     reader: Pool<B>,
     /// The backend's own way to read a session by its token, if it has one.
     token_reads: B::TokenReads,
-    seal: ChainSeal,
+    /// How audit events are sealed and which are queued for the webhook.
+    trail: Trail,
 }
 
 impl<B: Backend> SqlStore<B> {
     pub(super) fn new(
         writer: Pool<B>,
         reader: Pool<B>,
-        seal: ChainSeal,
+        trail: Trail,
         token_reads: B::TokenReads,
     ) -> Self {
         Self {
             writer,
             reader,
             token_reads,
-            seal,
+            trail,
         }
     }
 

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
-use super::{SqlStore, Tx, audit};
+use super::{SqlStore, Tx, audit, webhooks};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::challenge::ChallengeId;
@@ -18,6 +18,7 @@ use crate::domain::delivery::message::{
     DeliveryEnd, DeliveryState, Finish, Message, NOTICE_PURPOSE, NoticeContent, RESET_CODE_PURPOSE,
     ResetCodeContent,
 };
+use crate::domain::delivery::webhook::Webhook;
 use crate::domain::ports::{OutboxStore, StoreError, StoreResult};
 use crate::domain::sessions::SessionId;
 use crate::store::backend::{Backend, query};
@@ -268,7 +269,7 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
             }
             _ => {}
         }
-        audit::append(&mut tx, &self.seal, &[event]).await?;
+        audit::append(&mut tx, &self.trail, &[event]).await?;
         tx.commit().await?;
         Ok(Finish::Recorded)
     }
@@ -309,6 +310,35 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
                 .fetch_optional(&mut *self.read().await?)
                 .await?;
         Ok(status.and_then(|(s,)| DeliveryState::from_stored(&s)))
+    }
+
+    async fn claim_webhooks(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: u32,
+        claim: &ClaimToken,
+    ) -> StoreResult<Vec<Webhook>> {
+        webhooks::claim(self, now, lease, limit, claim).await
+    }
+
+    async fn finish_webhook(
+        &self,
+        webhook: &Webhook,
+        delivered: bool,
+        error: Option<&str>,
+        at: OffsetDateTime,
+    ) -> StoreResult<Finish> {
+        webhooks::finish(self, webhook, delivered, error, at).await
+    }
+
+    async fn retry_webhook(
+        &self,
+        webhook: &Webhook,
+        next_attempt_at: OffsetDateTime,
+        error: &str,
+    ) -> StoreResult<()> {
+        webhooks::retry(self, webhook, next_attempt_at, error).await
     }
 }
 

@@ -157,7 +157,7 @@ impl<B: Backend> ResetStore for SqlStore<B> {
         } else {
             event
         };
-        audit::append(&mut tx, &self.seal, &[&event]).await?;
+        audit::append(&mut tx, &self.trail, &[&event]).await?;
         tx.commit().await?;
         Ok(match (sends, spent) {
             (Some(_), _) => ResetOpened::Sent,
@@ -228,7 +228,7 @@ impl<B: Backend> ResetStore for SqlStore<B> {
             AuditKind::PasswordResetVerified,
             AuditKind::PasswordResetFailed,
         );
-        audit::append(&mut tx, &self.seal, &events.iter().collect::<Vec<_>>()).await?;
+        audit::append(&mut tx, &self.trail, &events.iter().collect::<Vec<_>>()).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -279,7 +279,7 @@ impl<B: Backend> ResetStore for SqlStore<B> {
         for notice in notices {
             outbox::enqueue(&mut tx, notice).await?;
         }
-        audit::append(&mut tx, &self.seal, &[event]).await?;
+        audit::append(&mut tx, &self.trail, &[event]).await?;
         tx.commit().await?;
         Ok(ResetDone::Reset)
     }

@@ -216,7 +216,7 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         if ended == 0 {
             return Ok(false);
         }
-        audit::append(&mut tx, &self.seal, &[event]).await?;
+        audit::append(&mut tx, &self.trail, &[event]).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -295,7 +295,7 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
             .bind(device.as_str())
             .execute(&mut tx)
             .await?;
-        audit::append(&mut tx, &self.seal, &[event]).await?;
+        audit::append(&mut tx, &self.trail, &[event]).await?;
         tx.commit().await?;
         Ok(true)
     }

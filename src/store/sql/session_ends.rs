@@ -78,7 +78,7 @@ pub(super) async fn end_sessions_audited<B: Backend>(
         tx.rollback().await?;
         return Ok(0);
     }
-    audit::append(&mut tx, &store.seal, &[event]).await?;
+    audit::append(&mut tx, &store.trail, &[event]).await?;
     tx.commit().await?;
     Ok(ended)
 }

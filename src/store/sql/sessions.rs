@@ -175,7 +175,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             outbox::enqueue(&mut tx, notice).await?;
         }
         let events: Vec<&AuditEvent> = std::iter::once(event).chain(&ended).collect();
-        audit::append(&mut tx, &self.seal, &events).await?;
+        audit::append(&mut tx, &self.trail, &events).await?;
         tx.commit().await?;
         Ok(SessionStart::Started {
             previous_login_at: login.and_then(|l| l.previous_login_at),
@@ -242,7 +242,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         .bind(to_unix_millis(r.at))
         .execute(&mut tx)
         .await?;
-        audit::append(&mut tx, &self.seal, &[event]).await?;
+        audit::append(&mut tx, &self.trail, &[event]).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -300,7 +300,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         .bind(whose.map(CustomerId::as_str))
         .execute(&mut *tx)
         .await?;
-        audit::append(&mut tx, &self.seal, &[&audit(ended)]).await?;
+        audit::append(&mut tx, &self.trail, &[&audit(ended)]).await?;
         tx.commit().await?;
         Ok(ended)
     }

@@ -211,7 +211,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         if let Some(refused) = sends::open_in(&mut tx, c, policy, message).await? {
             return Ok(refused);
         }
-        audit::append(&mut tx, &self.seal, &[event]).await?;
+        audit::append(&mut tx, &self.trail, &[event]).await?;
         tx.commit().await?;
         Ok(SendOutcome::Opened)
     }
@@ -260,7 +260,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
             events.extend(guess.wrong_events.iter().cloned());
         }
         events.extend(ended);
-        audit::append(&mut tx, &self.seal, &events.iter().collect::<Vec<_>>()).await?;
+        audit::append(&mut tx, &self.trail, &events.iter().collect::<Vec<_>>()).await?;
         tx.commit().await?;
         Ok(outcome)
     }

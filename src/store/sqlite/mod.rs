@@ -24,8 +24,8 @@ pub(super) use self::inline_reads::InlineRecord;
 use super::backend::{Backend, forward_to_sqlx, locking_statements};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
-use crate::domain::audit::ChainSeal;
 use crate::domain::customers::Username;
+use crate::store::Trail;
 
 /// The single writer already orders every write, so nothing is locked explicitly.
 impl Backend for Sqlite {
@@ -63,7 +63,7 @@ pub(super) async fn open(
     url: &str,
     options: &ConnectOptions,
     migrations: Migrations,
-    seal: ChainSeal,
+    trail: Trail,
 ) -> anyhow::Result<SqlStore<Sqlite>> {
     let connect = SqliteConnectOptions::from_str(url)
         .with_context(|| "FINHUB_DATABASE_URL is not a valid sqlite:// URL".to_owned())?
@@ -104,5 +104,5 @@ pub(super) async fn open(
         .connect_with(connect.read_only(true))
         .await
         .context("opening SQLite readers")?;
-    Ok(SqlStore::new(writer, reader, seal, inline))
+    Ok(SqlStore::new(writer, reader, trail, inline))
 }

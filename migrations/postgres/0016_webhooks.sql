@@ -1,0 +1,20 @@
+-- Security events for FinHub's fraud systems (FINHUB_WEBHOOK_URL): each audit event of a kind
+-- FINHUB_WEBHOOK_EVENTS names is queued here in the transaction that appends it, and delivered
+-- at least once by the delivery worker under a claim token, as messages are, for 24 hours.
+CREATE TABLE webhook_events (
+    id              TEXT PRIMARY KEY,        -- the audit event's id: webhook-id on every attempt
+    kind            TEXT NOT NULL,
+    body            TEXT NOT NULL,           -- the exact JSON sent, signed as it is
+    created_at      BIGINT NOT NULL,
+    expires_at      BIGINT NOT NULL,
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    claimed_until   BIGINT,
+    claim_token     TEXT,
+    status          TEXT NOT NULL DEFAULT 'PENDING'
+                    CHECK (status IN ('PENDING', 'SENT', 'FAILED')),
+    last_error      TEXT,
+    finished_at     BIGINT
+);
+CREATE INDEX webhook_events_due ON webhook_events (next_attempt_at) WHERE status = 'PENDING';
+CREATE INDEX webhook_events_finished ON webhook_events (finished_at) WHERE status <> 'PENDING';
