@@ -52,6 +52,9 @@ pub enum CustomersCommand {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+        /// Why (recorded in the audit trail with the look itself, which is recorded either way).
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// End every session of a customer without locking them (they may sign in again at once).
     /// Audited with the reason, even when none was live.
@@ -119,9 +122,11 @@ pub async fn run(cmd: CustomersCommand, accounts: &Accounts) -> anyhow::Result<E
             println!("reset the password of {username}; every session of theirs ended");
             Ok(ExitCode::SUCCESS)
         }
-        CustomersCommand::Sessions { username, json } => {
-            super::sessions::list(&username, json, accounts).await
-        }
+        CustomersCommand::Sessions {
+            username,
+            json,
+            reason,
+        } => super::sessions::list(&username, json, reason.as_deref(), accounts).await,
         CustomersCommand::EndSessions { username, reason } => {
             super::sessions::end(&username, &reason, accounts).await
         }

@@ -33,9 +33,17 @@ pub async fn run(cmd: SessionsCommand, accounts: &Accounts) -> anyhow::Result<Ex
     }
 }
 
-/// `customers sessions USERNAME [--json]`.
-pub async fn list(username: &str, json: bool, accounts: &Accounts) -> anyhow::Result<ExitCode> {
-    let sessions = accounts.sessions_of(&parse_username(username)?).await?;
+/// `customers sessions USERNAME [--json] [--reason TEXT]`.
+pub async fn list(
+    username: &str,
+    json: bool,
+    reason: Option<&str>,
+    accounts: &Accounts,
+) -> anyhow::Result<ExitCode> {
+    let reason = reason.map(operator_reason).transpose()?;
+    let sessions = accounts
+        .sessions_of(&parse_username(username)?, reason)
+        .await?;
     if json {
         for session in &sessions {
             println!("{}", as_json(session));

@@ -409,7 +409,14 @@ async fn support_lists_and_ends_sessions_without_locking_anyone(backend: Backend
     );
     let json = stdout(&run_ok(
         &setup,
-        &["customers", "sessions", "carol@example.com", "--json"],
+        &[
+            "customers",
+            "sessions",
+            "carol@example.com",
+            "--json",
+            "--reason",
+            "caller asks where she is signed in, ticket #4712",
+        ],
     ));
     let sessions: Vec<Value> = json
         .lines()
@@ -494,5 +501,31 @@ async fn support_lists_and_ends_sessions_without_locking_anyone(backend: Backend
     assert_eq!(ended[1]["reason"], "operator_ended_all_sessions");
     assert_eq!(ended[1]["details"]["sessions"], 2);
     assert_eq!(ended[1]["customerId"], Value::Null);
+
+    // Looking is on the record too, with the reason when one is given.
+    let looks: Vec<Value> = exported_events(&setup)
+        .into_iter()
+        .filter(|e| e["kind"] == "support.viewed")
+        .collect();
+    assert_eq!(looks.len(), 3, "{looks:?}");
+    assert!(looks.iter().all(|e| e["username"] == "carol@example.com"));
+    assert_eq!(looks[0]["details"]["sessions"], 2);
+    assert!(looks[0]["details"].get("operatorReason").is_none());
+    assert_eq!(
+        looks[1]["details"]["operatorReason"],
+        "caller asks where she is signed in, ticket #4712"
+    );
+    assert_eq!(looks[2]["details"]["sessions"], 1);
+    let out = setup.run(
+        &[
+            "customers",
+            "sessions",
+            "carol@example.com",
+            "--reason",
+            " ",
+        ],
+        None,
+    );
+    assert!(!out.status.success(), "an empty reason is refused");
     server.terminate();
 }

@@ -41,6 +41,10 @@ pub enum AuditKind {
     /// completed password reset or an operator's unlock.
     #[serde(rename = "account.lockdown")]
     AccountLockdown,
+    /// FinHub's support looked at a customer's sessions (who looked is the operator's to
+    /// record; why is the `operatorReason`).
+    #[serde(rename = "support.viewed")]
+    SupportViewed,
     /// A code was issued for the session's second factor.
     #[serde(rename = "2fa.initiated")]
     TwoFactorInitiated,
@@ -163,6 +167,7 @@ impl AuditKind {
             Self::AccountLocked => "account.locked",
             Self::AccountUnlocked => "account.unlocked",
             Self::AccountLockdown => "account.lockdown",
+            Self::SupportViewed => "support.viewed",
             Self::TwoFactorInitiated => "2fa.initiated",
             Self::TwoFactorVerified => "2fa.verified",
             Self::TwoFactorFailed => "2fa.failed",

@@ -8,15 +8,33 @@ use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::auth::security::{LiveSession, Liveness};
 
 impl Accounts {
-    /// The customer's live sessions, in every state, newest first.
-    pub async fn sessions_of(&self, username: &Username) -> Result<Vec<LiveSession>, AccountError> {
+    /// The customer's live sessions, in every state, newest first. Support reading a
+    /// customer's sign-ins is itself on the record (`support.viewed`, with `reason` when given),
+    /// written before the answer is shown.
+    pub async fn sessions_of(
+        &self,
+        username: &Username,
+        reason: Option<&str>,
+    ) -> Result<Vec<LiveSession>, AccountError> {
         let customer = self.find(username).await?;
         let now = self.clock.now();
         let live = Liveness {
             now,
             idle_before: self.sessions.idle_timeout.map(|idle| now - idle),
         };
-        Ok(self.store.live_sessions(&customer.id, &live).await?)
+        let sessions = self.store.live_sessions(&customer.id, &live).await?;
+        let event = AuditEvent::new(AuditKind::SupportViewed, Outcome::Success, now)
+            .username(username)
+            .customer(&customer.id)
+            .detail("by", "operator")
+            .detail("viewed", "sessions")
+            .detail("sessions", sessions.len());
+        let event = match reason {
+            Some(reason) => event.detail("operatorReason", reason),
+            None => event,
+        };
+        self.store.append_event(&event).await?;
+        Ok(sessions)
     }
 
     /// Ends every session of the customer, for `reason`, without locking them: they sign in

@@ -124,6 +124,18 @@ impl IntoResponses for NeedsPendingSession {
     }
 }
 
+/// The refusal of a call that sends a code past the sending limits (`responses(SendLimited)`).
+pub struct SendLimited;
+
+impl IntoResponses for SendLimited {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problem_responses([(
+            "429",
+            "TOO_MANY_2FA_ATTEMPTS: sent too recently or too often",
+        )])
+    }
+}
+
 /// The refusal of a call that a locked account cannot make (`responses(AccountLocked)`).
 pub struct AccountLocked;
 

@@ -3,7 +3,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -11,9 +10,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::two_factor::{
-    ChallengeResponse, challenge_and_code, challenge_and_credential, factor_id,
+    ChallengeResponse, challenge_and_code, challenge_and_credential, challenge_opened, factor_id,
 };
-use super::{AccountLocked, NeedsActiveSession, ProblemDocument};
+use super::{AccountLocked, NeedsActiveSession, ProblemDocument, SendLimited};
 use crate::domain::audit::rfc3339;
 use crate::domain::auth::Presented;
 use crate::domain::credentials::challenge::{ChallengeId, ChallengeMethod};
@@ -55,7 +54,7 @@ pub struct StepUpRequest {
         (status = 202, description = "Challenge open (a code sent, or the password asked for)", body = ChallengeResponse),
         NeedsActiveSession,
         AccountLocked,
-        (status = 429, description = "TOO_MANY_2FA_ATTEMPTS: sent too recently or too often", body = ProblemDocument, content_type = "application/problem+json"),
+        SendLimited,
     ))]
 pub async fn step_up(
     State(state): State<AppState>,
@@ -68,12 +67,7 @@ pub async fn step_up(
         .auth
         .step_up(&session, body.method, factor.as_ref(), &client)
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        no_store(),
-        Json(ChallengeResponse::from(issued)),
-    )
-        .into_response())
+    Ok(challenge_opened(issued))
 }
 
 /// An answer to a step-up: the code sent, or the password. (No `Debug`: it holds either.)

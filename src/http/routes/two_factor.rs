@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AccountLocked, NeedsPendingSession, ProblemDocument, TokenResponse, tokens_issued};
+use super::{
+    AccountLocked, NeedsPendingSession, ProblemDocument, SendLimited, TokenResponse, tokens_issued,
+};
 use crate::domain::audit::rfc3339;
 use crate::domain::auth::{ChallengeIssued, Presented};
 use crate::domain::credentials::challenge::{CODE_LENGTH, ChallengeId, ChallengeMethod};
@@ -81,6 +83,16 @@ impl From<ChallengeIssued> for ChallengeResponse {
     }
 }
 
+/// 202 with the challenge just opened.
+pub(super) fn challenge_opened(issued: ChallengeIssued) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        no_store(),
+        Json(ChallengeResponse::from(issued)),
+    )
+        .into_response()
+}
+
 /// Send a fresh code to a session awaiting two-factor authentication. A password reset's
 /// session never gets one by e-mail (`VALIDATION_ERROR` on `method`), and one whose customer
 /// holds nothing else answers `FACTOR_REQUIRED` 409.
@@ -91,7 +103,7 @@ impl From<ChallengeIssued> for ChallengeResponse {
         (status = 202, description = "Code sent", body = ChallengeResponse),
         NeedsPendingSession,
         AccountLocked,
-        (status = 429, description = "TOO_MANY_2FA_ATTEMPTS: sent too recently or too often", body = ProblemDocument, content_type = "application/problem+json"),
+        SendLimited,
     ))]
 pub async fn initiate(
     State(state): State<AppState>,
@@ -104,12 +116,7 @@ pub async fn initiate(
         .auth
         .initiate_two_factor(&session, body.method, factor.as_ref(), &client)
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        no_store(),
-        Json(ChallengeResponse::from(issued)),
-    )
-        .into_response())
+    Ok(challenge_opened(issued))
 }
 
 /// A code to check, or a passkey's assertion. (No `Debug`: it holds the code.)
