@@ -96,6 +96,12 @@ pub struct OutboxMessage {
     /// The text the customer would read; may hold a live code, which is why the file is for
     /// development only.
     pub text: String,
+    /// A code's digits, when the message carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// A security notice's "this wasn't me" link, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockdown_url: Option<String>,
 }
 
 /// The newest `limit` messages of the outbox at `path`, newest first (none if it does not

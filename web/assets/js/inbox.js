@@ -13,10 +13,19 @@ function item(message) {
   meta.textContent = `${formatDateTime(message.at)} · ${message.channel === 'SMS' ? 'Text message' : 'E-mail'} to ${message.to}`;
   const code = document.createElement('p');
   code.className = 'code';
-  code.textContent = message.text.match(/\b[0-9]{6}\b/)?.[0] ?? '';
+  code.textContent = message.code ?? '';
   const text = document.createElement('p');
   text.textContent = message.text;
   li.append(meta, code, text);
+  if (message.lockdownUrl) {
+    // The e-mail's "this wasn't me" link, as the customer would follow it.
+    const link = document.createElement('a');
+    link.href = message.lockdownUrl;
+    link.textContent = 'This wasn’t me: lock my account';
+    const p = document.createElement('p');
+    p.append(link);
+    li.append(p);
+  }
   return li;
 }
 
