@@ -18,3 +18,7 @@ CREATE TABLE webhook_events (
 );
 CREATE INDEX webhook_events_due ON webhook_events (next_attempt_at) WHERE status = 'PENDING';
 CREATE INDEX webhook_events_finished ON webhook_events (finished_at) WHERE status <> 'PENDING';
+
+-- A notice's "this wasn't me" link goes only to the profile's mailbox, never to a factor's: a
+-- thief who added a mailbox of their own must not receive links to lock the customer out again.
+ALTER TABLE messages ADD COLUMN lockdown_link BOOLEAN NOT NULL DEFAULT FALSE;

@@ -21,8 +21,9 @@ pub async fn serve(settings: &Settings, services: &Services) -> anyhow::Result<E
              writer can recompute, codes are stored as plain SHA-256 (a database reader finds \
              a live one in under a second), and codes awaiting delivery are sealed under a key \
              of this process alone (a restart or another instance cannot deliver them), as are \
-             passkey logins' ceremonies (one is answered only on the instance that opened it); \
-             set a key kept outside the database"
+             passkey logins' ceremonies (one is answered only on the instance that opened it) \
+             and the lockdown links in e-mailed notices (one works only on the instance that sent \
+             it, until it restarts); set a key kept outside the database"
         );
     }
     let app = Application::build(settings, services).await?;

@@ -7,14 +7,13 @@
 //!
 //! A secret in Standard Webhooks' form (`whsec_` and base64) is used as the key it encodes;
 //! any other is used as its bytes. 2xx is delivered; anything else, and no answer, is tried
-//! again later (the delivery worker decides when), except a 4xx other than 408, 409 and 429,
-//! which refuses the event for good.
+//! again later (the delivery worker decides when), for a day.
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac as _};
-use reqwest::{StatusCode, header};
+use reqwest::header;
 use secrecy::{ExposeSecret as _, SecretBox, SecretString};
 use sha2::Sha256;
 
@@ -134,17 +133,10 @@ impl WebhookSender for WebhookClient {
         let status = response.status();
         if status.is_success() {
             Ok(())
-        } else if status.is_server_error()
-            || matches!(
-                status,
-                StatusCode::REQUEST_TIMEOUT | StatusCode::CONFLICT | StatusCode::TOO_MANY_REQUESTS
-            )
-        {
-            Err(NotifyError::transient(format!("webhook answered {status}")))
         } else {
-            Err(NotifyError::permanent(format!(
-                "webhook refused the event: {status}"
-            )))
+            // Even a 4xx is tried again: a receiver mid-deploy or mid-rotation of its secret
+            // answers 401 or 404 for a while, and a security event must not be lost to that.
+            Err(NotifyError::transient(format!("webhook answered {status}")))
         }
     }
 }

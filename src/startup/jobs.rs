@@ -74,6 +74,11 @@ impl Jobs {
         if settings.notifier.delivery_worker {
             jobs.tasks
                 .spawn(deliver(services.courier.clone(), stopping.clone()));
+            let posting = services.courier.clone().post_webhooks(DELIVERY_POLL);
+            let stopping = stopping.clone();
+            jobs.tasks.spawn(async move {
+                stopping.run_until_cancelled(posting).await;
+            });
         }
         if let Some(locations) = &services.locations {
             let watching = crate::geo::watch(Arc::clone(locations));

@@ -257,7 +257,7 @@ macro_rules! locking_statements {
             $lock_taken_rows,
             ") RETURNING id, purpose, customer_id, session_id, challenge_id, reset_id, channel, \
              address, sealed_code, payload, dedupe_key, valid_for_minutes, created_at, expires_at, \
-             attempts, claim_token, maybe_delivered, \
+             attempts, claim_token, maybe_delivered, lockdown_link, \
              CAST(CASE WHEN reset_id IS NOT NULL THEN (CASE WHEN EXISTS (SELECT 1 FROM \
              password_resets r WHERE r.id = messages.reset_id AND r.status = 'OPEN' \
              AND r.expires_at > $2) THEN 1 ELSE 0 END) \

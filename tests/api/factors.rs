@@ -74,13 +74,13 @@ impl TestApp {
         self.post_json(FACTORS, &body, Some(bearer)).await
     }
 
-    async fn add_factor_ok(&self, bearer: &str, body: Value) -> Value {
+    pub(crate) async fn add_factor_ok(&self, bearer: &str, body: Value) -> Value {
         let response = self.add_factor(bearer, body).await;
         assert_eq!(response.status(), 201);
         response.json().await.unwrap()
     }
 
-    async fn confirm(&self, bearer: &str, factor: &Value, code: &str) -> Response {
+    pub(crate) async fn confirm(&self, bearer: &str, factor: &Value, code: &str) -> Response {
         let path = format!("{FACTORS}/{}/confirm", factor["id"].as_str().unwrap());
         self.post_json(&path, &json!({"code": code}), Some(bearer))
             .await

@@ -199,12 +199,12 @@ impl AuthService {
             }
         };
         // Told only when a failure locks, as at login.
-        let lock_notices = if self.policies.lockout.threshold == 0 || record.lock_at(now).is_some()
-        {
-            Vec::new()
-        } else {
-            lock_notices
-        };
+        let lock_notices =
+            if self.policies.lockout.threshold == 0 || record.lock_on_reset_at(now).is_some() {
+                Vec::new()
+            } else {
+                lock_notices
+            };
         let tokens = TokenPair::generate()?;
         let policy = &self.policies.session;
         let session = customer.as_ref().map(|c| NewSession {

@@ -45,6 +45,9 @@ pub struct Message {
     pub live: bool,
     /// Whether an earlier attempt may have delivered it (a timeout, a dropped connection).
     pub maybe_delivered: bool,
+    /// Whether its e-mail carries a "this wasn't me" link: only a notice to the profile's own
+    /// mailbox does, never one to a factor's, which a thief may have added.
+    pub lockdown_link: bool,
 }
 
 /// What a message carries, by purpose.
@@ -296,6 +299,7 @@ impl Message {
             claim: ClaimToken::unclaimed(),
             live: true,
             maybe_delivered: false,
+            lockdown_link: false,
         }
     }
 
@@ -325,8 +329,11 @@ impl Message {
         }
         destinations
             .into_iter()
-            .map(|(channel, address)| {
-                Self::unsent(
+            .map(|(channel, address)| Self {
+                lockdown_link: channel == TwoFactorMethod::Email
+                    && address == customer.email.as_str()
+                    && change.offers_lockdown(),
+                ..Self::unsent(
                     &customer.id,
                     channel,
                     address.to_owned(),
@@ -354,13 +361,16 @@ impl Message {
         facts: NoticeFacts,
         now: OffsetDateTime,
     ) -> Self {
-        Self::unsent(
-            &customer.id,
-            TwoFactorMethod::Email,
-            customer.email.as_str().to_owned(),
-            Content::Notice(NoticeContent { signal, facts }),
-            now,
-            now + Self::NOTICE_LIFETIME,
-        )
+        Self {
+            lockdown_link: true,
+            ..Self::unsent(
+                &customer.id,
+                TwoFactorMethod::Email,
+                customer.email.as_str().to_owned(),
+                Content::Notice(NoticeContent { signal, facts }),
+                now,
+                now + Self::NOTICE_LIFETIME,
+            )
+        }
     }
 }

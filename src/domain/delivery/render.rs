@@ -70,10 +70,7 @@ impl Renderer {
                 notice_words(message, notice, link.as_deref())
             }
             Content::Account(change) => {
-                let link = match change.offers_lockdown() {
-                    true => self.lockdown_link(message)?,
-                    false => None,
-                };
+                let link = self.lockdown_link(message)?;
                 account_words(message, *change, link.as_deref())
             }
         };
@@ -132,10 +129,11 @@ impl Renderer {
         Ok(("Reset your FinHub password", text, record))
     }
 
-    /// A fresh "this wasn't me" link for an e-mail, working seven days from the notice; none
-    /// in a text message, where a link is what phishing looks like.
+    /// A fresh "this wasn't me" link, working seven days from the notice, for a notice to the
+    /// profile's mailbox ([`Message::lockdown_link`]); none in a text message, where a link is
+    /// what phishing looks like.
     fn lockdown_link(&self, message: &Message) -> Result<Option<String>, Unrenderable> {
-        if message.channel != TwoFactorMethod::Email {
+        if !message.lockdown_link || message.channel != TwoFactorMethod::Email {
             return Ok(None);
         }
         self.links

@@ -1,6 +1,8 @@
 //! The delivery worker's pass over the webhook outbox: each security event posted at least
 //! once, retried with the messages' backoff until a day after it happened, then given up on.
 
+use std::time::Duration as StdDuration;
+
 use super::Courier;
 use super::message::{ClaimToken, Finish};
 use super::webhook::Webhook;
@@ -10,9 +12,26 @@ use crate::domain::ports::StoreResult;
 const WEBHOOK_METRIC: &str = "finhub_webhook_deliveries_total";
 
 impl Courier {
-    /// Claims the webhook events due now and posts each; returns how many it claimed. Nothing
-    /// without a webhook.
-    pub(super) async fn post_due_webhooks(&self) -> StoreResult<usize> {
+    /// Posts security events until the process ends, every `every`: a loop of its own, so a
+    /// slow or unreachable receiver never holds back codes. Nothing without a webhook.
+    pub async fn post_webhooks(self, every: StdDuration) {
+        if self.webhooks.is_none() {
+            return;
+        }
+        loop {
+            match self.post_due_webhooks().await {
+                // A full batch: there may be more waiting.
+                Ok(n) if n >= self.policy.batch() as usize => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "webhook pass failed; will retry"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// One pass: claims the webhook events due now and posts each; returns how many it
+    /// claimed. Nothing without a webhook.
+    pub async fn post_due_webhooks(&self) -> StoreResult<usize> {
         let Some(sender) = &self.webhooks else {
             return Ok(0);
         };

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::ProblemDocument;
 use crate::domain::credentials::lockdown::LockdownToken;
-use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
+use crate::http::error::{ApiError, ApiResult, no_store};
 use crate::http::extract::{ApiJson, Client};
 use crate::http::state::AppState;
 
@@ -36,8 +36,8 @@ pub struct LockdownRequest {
     request_body = LockdownRequest,
     responses(
         (status = 204, description = "Locked down: every session ended"),
-        (status = 400, description = "VALIDATION_ERROR or MALFORMED_REQUEST", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 404, description = "NOT_FOUND: an unknown, used or expired link; nothing changed", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "VALIDATION_ERROR (no token) or MALFORMED_REQUEST", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "NOT_FOUND: an unknown, malformed, used or expired link; nothing changed", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "RATE_LIMITED: the login limits apply", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub async fn lockdown(
@@ -45,8 +45,8 @@ pub async fn lockdown(
     Client(client): Client,
     ApiJson(body): ApiJson<LockdownRequest>,
 ) -> ApiResult<Response> {
-    let token = LockdownToken::parse(&body.token)
-        .map_err(|e| ApiError::Validation(vec![FieldError::new("token", e.0)]))?;
+    // A token no link could carry is as unknown as any other.
+    let token = LockdownToken::parse(&body.token).map_err(|_| ApiError::NotFound)?;
     state
         .auth
         .lockdown(&token, &client)

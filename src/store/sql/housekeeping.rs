@@ -50,7 +50,7 @@ impl<B: Backend> HousekeepingStore for SqlStore<B> {
     async fn purge_webhooks(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
         self.purge_batch(
             "DELETE FROM webhook_events WHERE id IN (SELECT id FROM webhook_events \
-             WHERE status <> 'PENDING' AND finished_at <= $1 LIMIT $2)",
+             WHERE (status <> 'PENDING' AND finished_at <= $1) OR expires_at <= $1 LIMIT $2)",
             cutoff,
             batch,
         )

@@ -44,6 +44,7 @@ struct ClaimedRow {
     claim_token: Option<String>,
     maybe_delivered: i64,
     live: i64,
+    lockdown_link: bool,
 }
 
 /// Errors are kept short: they are for operators, and never hold the code.
@@ -112,6 +113,7 @@ impl TryFrom<ClaimedRow> for Message {
             claim: ClaimToken::from_stored(row.claim_token),
             live: row.live == 1,
             maybe_delivered: row.maybe_delivered == 1,
+            lockdown_link: row.lockdown_link,
             id: row.id,
         })
     }
@@ -156,8 +158,8 @@ pub(super) async fn enqueue<B: Backend>(tx: &mut Tx<B>, m: &Message) -> StoreRes
     query::<B>(
         "INSERT INTO messages (id, purpose, customer_id, session_id, challenge_id, channel, \
          address, sealed_code, payload, dedupe_key, valid_for_minutes, created_at, expires_at, \
-         next_attempt_at, reset_id) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 WHERE $10 IS NULL \
+         next_attempt_at, reset_id, lockdown_link) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 WHERE $10 IS NULL \
          OR NOT EXISTS (SELECT 1 FROM risk_notices WHERE customer_id = $3 AND signal = $10) \
          ON CONFLICT DO NOTHING",
     )
@@ -176,6 +178,7 @@ pub(super) async fn enqueue<B: Backend>(tx: &mut Tx<B>, m: &Message) -> StoreRes
     .bind(to_unix_millis(m.expires_at))
     .bind(created)
     .bind(row.reset)
+    .bind(m.lockdown_link)
     .execute(tx)
     .await?;
     Ok(())

@@ -106,7 +106,12 @@ function keepRenewing() {
 function takeLockdownToken() {
   const prefix = '#lockdown=';
   if (!location.hash.startsWith(prefix)) return;
-  app.lockdown = decodeURIComponent(location.hash.slice(prefix.length)) || null;
+  try {
+    app.lockdown = decodeURIComponent(location.hash.slice(prefix.length)) || null;
+  } catch {
+    // Not even a URL's escaping: an unknown link, which the server says in words.
+    app.lockdown = location.hash.slice(prefix.length) || null;
+  }
   history.replaceState(null, '', '#/lockdown');
 }
 
