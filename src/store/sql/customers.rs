@@ -70,6 +70,40 @@ pub(super) async fn clear_after_reset<B: Backend>(
     Ok(())
 }
 
+/// A lock that holds until it is lifted, as `set_lock` takes it.
+pub(super) enum Locking {
+    /// An operator's, until an operator unlocks.
+    Operator,
+    /// The customer's lockdown, until a completed reset or an operator's unlock.
+    Lockdown,
+}
+
+/// Takes `lock` on a username, whether or not it has a counter row yet, inside the caller's
+/// transaction (which holds the username's counters).
+pub(super) async fn set_lock<B: Backend>(
+    tx: &mut Tx<B>,
+    username: &Username,
+    lock: Locking,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
+    let sql = match lock {
+        Locking::Operator => {
+            "INSERT INTO lockouts (username, operator_locked, updated_at) VALUES ($1, TRUE, $2) \
+             ON CONFLICT (username) DO UPDATE SET operator_locked = TRUE, updated_at = excluded.updated_at"
+        }
+        Locking::Lockdown => {
+            "INSERT INTO lockouts (username, locked_down, updated_at) VALUES ($1, TRUE, $2) \
+             ON CONFLICT (username) DO UPDATE SET locked_down = TRUE, updated_at = excluded.updated_at"
+        }
+    };
+    query::<B>(sql)
+        .bind(username.as_str())
+        .bind(to_unix_millis(at))
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 /// Counts one failure for a username that is not locked, inside the caller's transaction
 /// (which holds the username's counters); locks it when the policy says so. Returns the new
 /// counters and, if this failure locked, until when and the how-manieth lock it is.
@@ -283,14 +317,7 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         let mut tx = self.write().await?;
         lockout_in(&mut tx, username).await?;
         if locked {
-            query::<B>(
-                "INSERT INTO lockouts (username, operator_locked, updated_at) VALUES ($1, TRUE, $2) \
-                 ON CONFLICT (username) DO UPDATE SET operator_locked = TRUE, updated_at = excluded.updated_at",
-            )
-            .bind(username.as_str())
-            .bind(to_unix_millis(event.at))
-            .execute(&mut tx)
-            .await?;
+            set_lock(&mut tx, username, Locking::Operator, event.at).await?;
             session_ends::end_customer_sessions(&mut tx, customer, "operator_lock", event.at)
                 .await?;
         } else {

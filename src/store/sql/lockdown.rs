@@ -37,14 +37,7 @@ impl<B: Backend> LockdownStore for SqlStore<B> {
             tx.rollback().await?;
             return Ok(LockdownDone::LinkUsed);
         }
-        query::<B>(
-            "INSERT INTO lockouts (username, locked_down, updated_at) VALUES ($1, TRUE, $2) \
-             ON CONFLICT (username) DO UPDATE SET locked_down = TRUE, updated_at = excluded.updated_at",
-        )
-        .bind(username.as_str())
-        .bind(to_unix_millis(event.at))
-        .execute(&mut tx)
-        .await?;
+        customers::set_lock(&mut tx, username, customers::Locking::Lockdown, event.at).await?;
         let ended =
             session_ends::end_customer_sessions(&mut tx, &link.customer, "lockdown", event.at)
                 .await?;

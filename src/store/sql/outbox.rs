@@ -21,7 +21,7 @@ use crate::domain::delivery::message::{
 use crate::domain::delivery::webhook::Webhook;
 use crate::domain::ports::{OutboxStore, StoreError, StoreResult};
 use crate::domain::sessions::SessionId;
-use crate::store::backend::{Backend, query};
+use crate::store::backend::{Backend, Record, query};
 
 /// A claimed message, as `Backend::CLAIM_MESSAGES` returns it.
 #[derive(Debug, sqlx::FromRow)]
@@ -45,6 +45,26 @@ struct ClaimedRow {
     maybe_delivered: i64,
     live: i64,
     lockdown_link: bool,
+}
+
+/// Claims the rows `sql` (one of the backend's claim statements) finds due at `now`, under
+/// `claim` for `lease`, at most `limit`, inside the caller's transaction.
+pub(super) async fn claim_due<B: Backend, R: Record>(
+    tx: &mut Tx<B>,
+    sql: &'static str,
+    now: OffsetDateTime,
+    lease: Duration,
+    limit: u32,
+    claim: &ClaimToken,
+) -> StoreResult<Vec<R>> {
+    let now = to_unix_millis(now);
+    Ok(query::<B>(sql)
+        .bind(now.saturating_add(lease.whole_milliseconds() as i64))
+        .bind(now)
+        .bind(i64::from(limit))
+        .bind(claim.as_str())
+        .fetch_all(tx)
+        .await?)
 }
 
 /// Errors are kept short: they are for operators, and never hold the code.
@@ -193,15 +213,9 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         limit: u32,
         claim: &ClaimToken,
     ) -> StoreResult<Vec<Message>> {
-        let now = to_unix_millis(now);
         let mut tx = self.write().await?;
-        let rows: Vec<ClaimedRow> = query::<B>(B::CLAIM_MESSAGES)
-            .bind(now.saturating_add(lease.whole_milliseconds() as i64))
-            .bind(now)
-            .bind(i64::from(limit))
-            .bind(claim.as_str())
-            .fetch_all(&mut tx)
-            .await?;
+        let rows: Vec<ClaimedRow> =
+            claim_due::<B, _>(&mut tx, B::CLAIM_MESSAGES, now, lease, limit, claim).await?;
         let mut messages = Vec::with_capacity(rows.len());
         let mut unreadable = Vec::new();
         for row in rows {

@@ -3,7 +3,7 @@
 
 use time::{Duration, OffsetDateTime};
 
-use super::{SqlStore, Tx};
+use super::{SqlStore, Tx, outbox};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::delivery::message::{ClaimToken, Finish};
@@ -53,15 +53,9 @@ pub(super) async fn claim<B: Backend>(
     limit: u32,
     claim: &ClaimToken,
 ) -> StoreResult<Vec<Webhook>> {
-    let now = to_unix_millis(now);
     let mut tx = store.write().await?;
-    let rows: Vec<ClaimedWebhook> = query::<B>(B::CLAIM_WEBHOOKS)
-        .bind(now.saturating_add(lease.whole_milliseconds() as i64))
-        .bind(now)
-        .bind(i64::from(limit))
-        .bind(claim.as_str())
-        .fetch_all(&mut tx)
-        .await?;
+    let rows: Vec<ClaimedWebhook> =
+        outbox::claim_due::<B, _>(&mut tx, B::CLAIM_WEBHOOKS, now, lease, limit, claim).await?;
     tx.commit().await?;
     Ok(rows
         .into_iter()
