@@ -106,6 +106,7 @@ impl From<StoreError> for AuthError {
             StoreError::Conflict(what) => {
                 Self::Internal(anyhow::anyhow!("unexpected conflict: {what}"))
             }
+            StoreError::SessionEnded => Self::Unauthenticated,
             StoreError::Other(e) => Self::Internal(e),
         }
     }

@@ -2,7 +2,11 @@
 //! of the customer and locks the account until a completed password reset or an operator's
 //! unlock.
 
-use finhub_auth::domain::customers::Username;
+use finhub_auth::clock::Clock as _;
+use finhub_auth::domain::audit::{AuditEvent, AuditKind, Outcome};
+use finhub_auth::domain::customers::{CustomerId, Username};
+use finhub_auth::domain::ports::StoreError;
+use finhub_auth::domain::sessions::SessionId;
 use reqwest::Response;
 use serde_json::{Value, json};
 use time::Duration;
@@ -271,4 +275,37 @@ async fn links_go_only_to_the_profiles_mailbox_never_to_a_factors(backend: Backe
     let thiefs = to("thief@example.net");
     assert!(thiefs.get("lockdownUrl").is_none(), "{thiefs}");
     assert!(!thiefs.to_string().contains("#lockdown="), "{thiefs}");
+}
+
+on_both_stores!(a_change_checked_before_a_lockdown_does_not_commit_after_it);
+/// The attack: the thief's request for new recovery codes passes its session check, the
+/// customer's lockdown commits, and the thief's change commits after it, handing them codes.
+/// The store holds the acting session in the change's own transaction, so it cannot.
+async fn a_change_checked_before_a_lockdown_does_not_commit_after_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let eve = app.create_customer("eve", None).await;
+    let (thief, token) = app.thief_signs_in(&eve).await;
+    // The thief's request was checked here; the lockdown commits before its change does.
+    assert_eq!(app.lockdown(&token).await.status(), 204);
+    let customer = CustomerId::from_stored(eve.id.clone());
+    let now = app.clock.now();
+    let event = AuditEvent::new(AuditKind::RecoveryCodesCreated, Outcome::Success, now)
+        .customer(&customer)
+        .session(&SessionId::from_stored(thief.session_id.clone()));
+    let outcome = app
+        .services
+        .store
+        .replace_recovery_codes(&customer, &[[7u8; 32]], now, &[], &event)
+        .await;
+    assert!(
+        matches!(outcome, Err(StoreError::SessionEnded)),
+        "{outcome:?}"
+    );
+    let codes: i64 = app
+        .customer_scalar(
+            "SELECT COUNT(*) FROM recovery_codes WHERE customer_id = $1",
+            &eve,
+        )
+        .await;
+    assert_eq!(codes, 0);
 }

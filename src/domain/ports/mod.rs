@@ -50,6 +50,10 @@ pub enum StoreError {
     /// A unique value (such as a username) is taken.
     #[error("{0} already exists")]
     Conflict(Taken),
+    /// The session making the change ended (a logout, a lockdown, a revocation) while the
+    /// request ran: nothing changed.
+    #[error("the acting session ended")]
+    SessionEnded,
     /// Anything else: a bug or corrupt data.
     #[error(transparent)]
     Other(#[from] anyhow::Error),

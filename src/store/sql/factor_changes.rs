@@ -45,6 +45,26 @@ pub(super) async fn insert_first<B: Backend>(
     Ok(())
 }
 
+/// Holds the session that makes a change (the event's), refusing the change once that session
+/// has ended: a request checked before a lockdown or a logout must not commit after it.
+pub(super) async fn hold_acting_session<B: Backend>(
+    tx: &mut Tx<B>,
+    event: &crate::domain::audit::AuditEvent,
+) -> StoreResult<()> {
+    let Some(session) = &event.session_id else {
+        return Ok(());
+    };
+    let live = query::<B>("UPDATE sessions SET state = state WHERE id = $1 AND revoked_at IS NULL")
+        .bind(session.as_str())
+        .execute(tx)
+        .await?;
+    if live == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::SessionEnded)
+    }
+}
+
 /// Holds the customer's row for the rest of the transaction (on PostgreSQL; SQLite's single
 /// writer orders every write already).
 pub(super) async fn hold_customer<B: Backend>(tx: &mut Tx<B>, customer: &str) -> StoreResult<()> {

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::factor_changes::{hold_customer, sync_previous_version};
+use super::factor_changes::{hold_acting_session, hold_customer, sync_previous_version};
 use super::{SqlStore, audit, outbox, sends};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
@@ -187,6 +187,8 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         event: &AuditEvent,
     ) -> StoreResult<Option<HeldFactor>> {
         let mut tx = self.write().await?;
+        // Rows in the usual order: the session, then the customer.
+        hold_acting_session(&mut tx, event).await?;
         hold_customer(&mut tx, customer.as_str()).await?;
         if held::<B>(&mut tx, customer, factor).await?.is_none() {
             return Ok(None);
@@ -229,6 +231,8 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         event: &AuditEvent,
     ) -> StoreResult<Removal> {
         let mut tx = self.write().await?;
+        // Rows in the usual order: the session, then the customer.
+        hold_acting_session(&mut tx, event).await?;
         hold_customer(&mut tx, customer.as_str()).await?;
         let Some(removed) = held::<B>(&mut tx, customer, factor).await? else {
             return Ok(Removal::NotHeld);
@@ -325,6 +329,8 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         event: &AuditEvent,
     ) -> StoreResult<bool> {
         let mut tx = self.write().await?;
+        // Rows in the usual order: the session, then the customer.
+        hold_acting_session(&mut tx, event).await?;
         hold_customer(&mut tx, customer.as_str()).await?;
         let (factors,): (i64,) = query::<B>(
             "SELECT COUNT(*) FROM factors WHERE customer_id = $1 AND pending_until IS NULL",
