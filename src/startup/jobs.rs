@@ -207,6 +207,9 @@ impl Anchoring {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
         std::io::Write::write_all(&mut file.open(&self.path)?, &line)?;
+        // For the alert on anchors not written (`deploy/prometheus/alerts.yml`).
+        metrics::gauge!("finhub_audit_anchor_written_timestamp_seconds")
+            .set(self.clock.now().unix_timestamp() as f64);
         Ok(())
     }
 }
