@@ -30,6 +30,88 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// The counters a dashboard panel or an alert reads, with every label value the service writes.
+const CATALOGUE: &[(&str, &str, &[&str])] = &[
+    (
+        "finhub_logins_total",
+        "outcome",
+        &[
+            "success",
+            "invalid_credentials",
+            "account_locked",
+            "rate_limited",
+            "service_overloaded",
+        ],
+    ),
+    (
+        "finhub_2fa_verifications_total",
+        "outcome",
+        &[
+            "success",
+            "invalid_code",
+            "account_locked",
+            "too_many_attempts",
+            "code_expired",
+            "unknown_challenge",
+            "not_pending",
+        ],
+    ),
+    (
+        "finhub_2fa_codes_sent_total",
+        "outcome",
+        &[
+            "account_locked",
+            "too_soon",
+            "limit_reached",
+            "customer_budget_spent",
+        ],
+    ),
+    (
+        "finhub_2fa_delivery_total",
+        "outcome",
+        &["queued", "sent", "retried", "failed", "dropped"],
+    ),
+    (
+        "finhub_notice_delivery_total",
+        "outcome",
+        &["queued", "sent", "retried", "failed", "dropped"],
+    ),
+    (
+        "finhub_webhook_deliveries_total",
+        "outcome",
+        &["sent", "retried", "failed", "expired"],
+    ),
+    ("finhub_refreshes_total", "outcome", &["success", "reused"]),
+    (
+        "finhub_lockdown_total",
+        "outcome",
+        &["locked_down", "not_found", "rate_limited"],
+    ),
+    (
+        "finhub_risk_flags_total",
+        "flag",
+        &[
+            "NEW_COUNTRY",
+            "NEW_NETWORK",
+            "NEW_DEVICE",
+            "IMPOSSIBLE_TRAVEL",
+        ],
+    ),
+];
+
+/// Every series the dashboard (`deploy/grafana/`) and the alerts (`deploy/prometheus/`) read,
+/// at zero, so that a quiet service shows 0 rather than no data, and a rate has a start.
+pub fn register_catalogue() {
+    for (name, label, values) in CATALOGUE {
+        for value in *values {
+            metrics::counter!(*name, *label => *value).increment(0);
+        }
+    }
+    metrics::counter!("finhub_hash_shed_total").increment(0);
+    metrics::counter!("finhub_store_unavailable_total").increment(0);
+    metrics::gauge!("finhub_hash_in_flight").set(0.0);
+}
+
 /// Latency buckets, in seconds, from a fast token check to a queued password hash.
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,

@@ -269,6 +269,7 @@ impl IntoResponse for ApiError {
             }
             Self::Auth(AuthError::Unavailable(why))
             | Self::Audited(AuthError::Unavailable(why)) => {
+                metrics::counter!("finhub_store_unavailable_total").increment(1);
                 tracing::warn!(error = %why, "store unavailable")
             }
             _ => {}

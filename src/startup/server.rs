@@ -119,6 +119,7 @@ impl Application {
             OpsRoutes::Public
         };
         metrics::gauge!("finhub_up").set(1.0);
+        crate::telemetry::register_catalogue();
         services.limits.report();
         let router =
             crate::http::router(state, web, placement, server.request_timeout.unsigned_abs());

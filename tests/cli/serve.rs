@@ -376,3 +376,69 @@ async fn a_full_flow_writes_only_where_the_logging_inventory_says() {
         );
     }
 }
+
+/// The `finhub_…` metric names a dashboard or rules file reads.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("finhub_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_metric_the_dashboard_and_the_alerts_read_is_exported() {
+    // A panel or an alert on a metric that does not exist shows nothing and never fires. Served
+    // as in production: anchors written, limits shared through the machine's Redis.
+    let (setup, _dir) = sandbox();
+    let setup = setup
+        .with("FINHUB_AUDIT_ANCHOR_PATH", "anchors.jsonl")
+        .with("FINHUB_AUDIT_ANCHOR_INTERVAL", "1s")
+        .with("FINHUB_REDIS_URL", "redis://127.0.0.1:6379");
+    setup.create_customer("bob", "sms", PASSWORD);
+    let server = setup.serve("serve").await;
+    full_flow(&setup, &server).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let exported = server
+        .client
+        .get(server.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    server.terminate();
+    let exported = metric_names(&exported);
+
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dashboard = std::fs::read_to_string(format!("{root}/deploy/grafana/finhub-auth.json"))
+        .expect("the dashboard");
+    let panels: Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let queries: Vec<String> = panels["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(queries.len() >= 14, "{queries:?}");
+    let alerts = std::fs::read_to_string(format!("{root}/deploy/prometheus/alerts.yml"))
+        .expect("the alert rules");
+    for (source, text) in [("dashboard", queries.join("\n")), ("alerts", alerts)] {
+        let read = metric_names(&text);
+        assert!(read.len() > 5, "{source}: {read:?}");
+        for name in read {
+            assert!(
+                exported.contains(&name),
+                "{source} reads {name}, which the service does not export: {exported:?}"
+            );
+        }
+    }
+}

@@ -148,6 +148,7 @@ impl Courier {
     /// queued by other instances.
     pub async fn run(self, every: StdDuration) {
         loop {
+            self.report_backlog().await;
             match self.deliver_due().await {
                 // A full batch: there may be more waiting.
                 Ok(n) if n >= self.policy.batch() as usize => continue,
@@ -158,6 +159,19 @@ impl Courier {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(every) => {}
             }
+        }
+    }
+
+    /// The outbox's backlog for the dashboard and the alerts: how many messages wait, and how
+    /// long the oldest has.
+    async fn report_backlog(&self) {
+        match self.store.backlog().await {
+            Ok((waiting, oldest)) => {
+                metrics::gauge!("finhub_outbox_pending_messages").set(waiting as f64);
+                let age = oldest.map_or(0.0, |at| (self.clock.now() - at).as_seconds_f64());
+                metrics::gauge!("finhub_outbox_oldest_pending_seconds").set(age.max(0.0));
+            }
+            Err(e) => tracing::warn!(error = %e, "outbox backlog not read"),
         }
     }
 

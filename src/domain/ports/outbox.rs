@@ -56,6 +56,8 @@ pub trait OutboxStore: Send + Sync + 'static {
         challenge: &ChallengeId,
         session: &SessionId,
     ) -> StoreResult<Option<DeliveryState>>;
+    /// How many messages wait to be delivered, and when the oldest of them was queued.
+    async fn backlog(&self) -> StoreResult<(u64, Option<OffsetDateTime>)>;
     /// Claims up to `limit` pending webhook events due at `now` that no worker holds, under
     /// `claim` for `lease`, counting the attempt; several workers at once never take one event
     /// twice.

@@ -329,6 +329,17 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         Ok(status.and_then(|(s,)| DeliveryState::from_stored(&s)))
     }
 
+    async fn backlog(&self) -> StoreResult<(u64, Option<OffsetDateTime>)> {
+        let (count, oldest): (i64, Option<i64>) =
+            query::<B>("SELECT COUNT(*), MIN(created_at) FROM messages WHERE status = 'PENDING'")
+                .fetch_one(&mut *self.read().await?)
+                .await?;
+        Ok((
+            u64::try_from(count).unwrap_or_default(),
+            oldest.map(from_unix_millis),
+        ))
+    }
+
     async fn claim_webhooks(
         &self,
         now: OffsetDateTime,

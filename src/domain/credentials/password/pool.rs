@@ -108,13 +108,15 @@ impl<'a> Slot<'a> {
             metrics::counter!("finhub_hash_shed_total").increment(1);
             return Err(HashError::Overloaded);
         }
+        metrics::gauge!("finhub_hash_in_flight").set((before + 1) as f64);
         Ok(Self(&pool.in_flight))
     }
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let before = self.0.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!("finhub_hash_in_flight").set(before.saturating_sub(1) as f64);
     }
 }
 
