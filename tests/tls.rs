@@ -256,3 +256,76 @@ async fn a_renewed_certificate_is_served_after_sighup() {
             .success()
     );
 }
+
+#[tokio::test]
+async fn the_operations_address_can_speak_https_and_ask_for_a_token() {
+    // ASVS 12.3.3: metrics and readiness details describe traffic, failures and fallbacks; on a
+    // shared monitoring network they travel encrypted and go only to who holds the token.
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let ops_port = free_port();
+    let token = "an-operations-token-of-enough-characters";
+    std::fs::write(dir.path().join("ops-token"), format!("{token}\n")).unwrap();
+    let setup = with_dev_cert(&dir, &certs)
+        .with("FINHUB_OPS_LISTEN", &format!("127.0.0.1:{ops_port}"))
+        .with("FINHUB_OPS_TLS", "true")
+        .with(
+            "FINHUB_OPS_TOKEN_FILE",
+            &dir.path().join("ops-token").display().to_string(),
+        );
+    let ca = certs.join("dev-cert.pem");
+    let (_server, _base) = serve_tls(&setup, &ca).await;
+    let ops = format!("https://localhost:{ops_port}");
+
+    let status = |out: &Output| String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let code = ["-o", "/dev/null", "-w", "%{http_code}"];
+    // Liveness stays open, over HTTPS only.
+    assert_eq!(status(&curl(&ca, &format!("{ops}/healthz"), &code)), "200");
+    let plain = curl(&ca, &format!("http://localhost:{ops_port}/healthz"), &code);
+    assert_ne!(status(&plain), "200", "plain HTTP refused");
+    for path in ["/metrics", "/readyz"] {
+        let url = format!("{ops}{path}");
+        assert_eq!(
+            status(&curl(&ca, &url, &code)),
+            "401",
+            "{path} without the token"
+        );
+        let wrong = [
+            "-H",
+            "authorization: Bearer an-operations-token-of-enough-characterX",
+        ];
+        let wrong: Vec<&str> = wrong.iter().chain(code.iter()).copied().collect();
+        assert_eq!(
+            status(&curl(&ca, &url, &wrong)),
+            "401",
+            "{path}, a wrong token"
+        );
+        let header = format!("authorization: Bearer {token}");
+        let right: Vec<&str> = ["-H", header.as_str()].into_iter().chain(code).collect();
+        assert_eq!(
+            status(&curl(&ca, &url, &right)),
+            "200",
+            "{path} with the token"
+        );
+    }
+}
+
+#[test]
+fn a_short_or_misplaced_operations_token_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("short"), "too-short").unwrap();
+    let short = Setup::sqlite(dir.path())
+        .with("FINHUB_OPS_LISTEN", &format!("127.0.0.1:{}", free_port()))
+        .with(
+            "FINHUB_OPS_TOKEN_FILE",
+            &dir.path().join("short").display().to_string(),
+        )
+        .run(&["migrate"], None);
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 32 characters"));
+    let without_ops = Setup::sqlite(dir.path())
+        .with("FINHUB_OPS_TLS", "true")
+        .run(&["migrate"], None);
+    assert!(!without_ops.status.success());
+    assert!(String::from_utf8_lossy(&without_ops.stderr).contains("FINHUB_OPS_LISTEN"));
+}

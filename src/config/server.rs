@@ -14,6 +14,7 @@ use super::ConfigError;
 use super::values::{Networks, Positive, Span, out_of_range};
 use crate::domain::credentials::password::HashCost;
 use crate::http::client_ip::ClientIpHeader;
+use crate::http::ops_token::OpsToken;
 use crate::store::{ConnectOptions, DatabaseKind};
 
 /// How log lines are written.
@@ -65,6 +66,13 @@ pub struct ServerSection {
     /// The private key of `tls_cert`; set both or neither.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// A file holding the bearer token the operations address asks for on `/metrics` and
+    /// `/readyz` (liveness stays open).
+    #[serde(default)]
+    pub ops_token_file: Option<PathBuf>,
+    /// The operations address speaks HTTPS with the public address's certificate.
+    #[serde(default)]
+    pub ops_tls: bool,
 }
 
 impl Default for ServerSection {
@@ -79,6 +87,8 @@ impl Default for ServerSection {
             ops_listen: None,
             tls_cert: None,
             tls_key: None,
+            ops_token_file: None,
+            ops_tls: false,
         }
     }
 }
@@ -93,7 +103,40 @@ impl ServerSection {
                     .into(),
             ));
         }
+        if self.ops_listen.is_none() && (self.ops_tls || self.ops_token_file.is_some()) {
+            return Err(ConfigError(
+                "FINHUB_OPS_TLS and FINHUB_OPS_TOKEN_FILE protect FINHUB_OPS_LISTEN: set it too"
+                    .into(),
+            ));
+        }
+        if self.ops_tls && self.tls_cert.is_none() {
+            return Err(ConfigError(
+                "FINHUB_OPS_TLS serves the operations address with FINHUB_TLS_CERT and FINHUB_TLS_KEY: set them too"
+                    .into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The operations address's token, read from `ops_token_file`; a file that cannot be read
+    /// or holds fewer than 32 characters stops start-up.
+    pub fn ops_token(&self) -> Result<Option<OpsToken>, ConfigError> {
+        let Some(path) = &self.ops_token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "FINHUB_OPS_TOKEN_FILE: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        OpsToken::new(&text).map(Some).ok_or_else(|| {
+            ConfigError(format!(
+                "FINHUB_OPS_TOKEN_FILE: {} must hold a token of at least {} characters",
+                path.display(),
+                OpsToken::MIN_LEN
+            ))
+        })
     }
 }
 

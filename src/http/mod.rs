@@ -8,6 +8,7 @@ mod headers;
 mod json_shape;
 mod limit;
 pub mod openapi;
+pub mod ops_token;
 mod problem;
 mod refused;
 pub mod request_id;
@@ -26,6 +27,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
+use self::ops_token::OpsToken;
 use self::state::AppState;
 use self::web::WebClient;
 
@@ -98,15 +100,21 @@ pub fn with_hsts(router: Router) -> Router {
 
 /// The operations address: `/healthz`, `/readyz` with its details and `/metrics`, for the
 /// monitoring network.
-pub fn ops_router(state: AppState) -> Router {
-    let (routes, _) = routes::health::liveness()
-        .merge(routes::health::ops_router())
-        .split_for_parts();
-    let router = routes
-        .route(
-            "/readyz",
-            axum::routing::get(routes::health::readyz_with_details),
-        )
+pub fn ops_router(state: AppState, token: Option<OpsToken>) -> Router {
+    let (live, _) = routes::health::liveness().split_for_parts();
+    let (guarded, _) = routes::health::ops_router().split_for_parts();
+    let guarded = guarded.route(
+        "/readyz",
+        axum::routing::get(routes::health::readyz_with_details),
+    );
+    let guarded = match token {
+        Some(token) => guarded.route_layer(middleware::from_fn(move |request, next| {
+            token.clone().check(request, next)
+        })),
+        None => guarded,
+    };
+    let router = live
+        .merge(guarded)
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)
         .layer(middleware::from_fn(request_id::request_context))

@@ -25,6 +25,8 @@ pub struct Application {
     address: SocketAddr,
     /// The operations address and its router, when `FINHUB_OPS_LISTEN` names one.
     ops: Option<(TcpListener, axum::Router)>,
+    /// The operations address speaks HTTPS with the public certificate.
+    ops_tls: bool,
     /// HTTPS, when `FINHUB_TLS_CERT` and `FINHUB_TLS_KEY` are set.
     tls: Option<Tls>,
     header_read_timeout: Duration,
@@ -110,7 +112,8 @@ impl Application {
                 let listener = TcpListener::bind(address)
                     .await
                     .with_context(|| format!("FINHUB_OPS_LISTEN: cannot bind {address}"))?;
-                Some((listener, crate::http::ops_router(state.clone())))
+                let token = server.ops_token()?;
+                Some((listener, crate::http::ops_router(state.clone(), token)))
             }
         };
         let placement = if ops.is_some() {
@@ -137,6 +140,7 @@ impl Application {
             router,
             address,
             ops,
+            ops_tls: server.ops_tls,
             tls,
             header_read_timeout: server.header_read_timeout.unsigned_abs(),
         })
@@ -171,6 +175,10 @@ impl Application {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
+        let ops_tls = match (&self.tls, self.ops_tls) {
+            (Some(tls), true) => Some(tls.config.clone()),
+            _ => None,
+        };
         let public = async {
             let server = guarded(
                 axum_server::from_tcp(self.listener.into_std()?)?,
@@ -197,13 +205,27 @@ impl Application {
             match self.ops {
                 None => Ok(()),
                 Some((listener, router)) => {
-                    guarded(
+                    let server = guarded(
                         axum_server::from_tcp(listener.into_std()?)?,
                         self.header_read_timeout,
-                    )
-                    .handle(stopping_on(stopped.clone()))
-                    .serve(router.into_make_service())
-                    .await
+                    );
+                    let handle = stopping_on(stopped.clone());
+                    match ops_tls {
+                        // The public listener's watch reloads this configuration too.
+                        Some(config) => {
+                            server
+                                .acceptor(axum_server::tls_rustls::RustlsAcceptor::new(config))
+                                .handle(handle)
+                                .serve(router.into_make_service())
+                                .await
+                        }
+                        None => {
+                            server
+                                .handle(handle)
+                                .serve(router.into_make_service())
+                                .await
+                        }
+                    }
                 }
             }
         };

@@ -62,6 +62,8 @@ fn the_names_are_the_documented_ones() {
         "trusted_proxies",
         "client_ip_header",
         "ops_listen",
+        "ops_token_file",
+        "ops_tls",
         "tls_cert",
         "tls_key",
         "audit_key",
