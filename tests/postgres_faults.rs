@@ -55,6 +55,18 @@ async fn with_postgresql_down_calls_answer_503_and_the_service_recovers_when_it_
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["code"], "SERVICE_UNAVAILABLE");
     }
+    // Counted for the dashboard and the FinhubStoreUnavailable alert.
+    let counted = server
+        .metrics_text()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("finhub_store_unavailable_total "))
+        .and_then(|n| n.parse::<f64>().ok());
+    assert_eq!(
+        counted,
+        Some(3.0),
+        "the readiness probe and both calls counted"
+    );
 
     pg.up();
 

@@ -135,16 +135,9 @@ async fn readiness(on: &Instance) -> Value {
 }
 
 async fn metric(on: &Instance, name: &str) -> Option<f64> {
-    let text = on
-        .client
-        .get(on.ops_url("/metrics"))
-        .send()
+    on.metrics_text()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find(|l| l.starts_with(name))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }

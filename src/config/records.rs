@@ -132,36 +132,31 @@ impl AuditSection {
     /// Codes waiting in the outbox are sealed under a key derived from the audit key, or
     /// without one under a random key of this process (see [`CodeSeal`]).
     pub fn code_seal(&self) -> Result<CodeSeal, ConfigError> {
-        match &self.key {
-            Some(key) => CodeSeal::derived_from(key.expose_secret().as_bytes())
-                .map_err(|e| ConfigError(format!("the outbox key: {e}"))),
-            None => CodeSeal::ephemeral()
-                .map_err(|e| ConfigError(format!("no random source for the outbox key: {e}"))),
-        }
+        self.derived_or_ephemeral(
+            CodeSeal::derived_from,
+            CodeSeal::ephemeral,
+            "the outbox key",
+        )
     }
 
     /// Passkey logins' ceremonies are sealed under a key derived from the audit key, or without
     /// one under a random key of this process (see [`CeremonySeal`]).
     pub fn ceremony_seal(&self) -> Result<CeremonySeal, ConfigError> {
-        match &self.key {
-            Some(key) => CeremonySeal::derived_from(key.expose_secret().as_bytes())
-                .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}"))),
-            None => CeremonySeal::ephemeral().map_err(|e| {
-                ConfigError(format!("no random source for the passkey login key: {e}"))
-            }),
-        }
+        self.derived_or_ephemeral(
+            CeremonySeal::derived_from,
+            CeremonySeal::ephemeral,
+            "the passkey login key",
+        )
     }
 
     /// Lockdown links are sealed under a key derived from the audit key, or without one under
     /// a random key of this process (see [`LockdownSeal`]).
     pub fn lockdown_seal(&self) -> Result<LockdownSeal, ConfigError> {
-        match &self.key {
-            Some(key) => LockdownSeal::derived_from(key.expose_secret().as_bytes())
-                .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}"))),
-            None => LockdownSeal::ephemeral().map_err(|e| {
-                ConfigError(format!("no random source for the lockdown link key: {e}"))
-            }),
-        }
+        self.derived_or_ephemeral(
+            LockdownSeal::derived_from,
+            LockdownSeal::ephemeral,
+            "the lockdown link key",
+        )
     }
 
     /// Device fingerprints are hashed under a key derived from the audit key, when there is one
@@ -192,6 +187,23 @@ impl AuditSection {
                     .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}")))
             })
             .transpose()
+    }
+
+    /// A sealing key derived from the audit key by `derive`, or without an audit key a random
+    /// one of this process (`ephemeral`); `what` names it in the error.
+    fn derived_or_ephemeral<K, E: std::fmt::Display, R: std::fmt::Display>(
+        &self,
+        derive: impl FnOnce(&[u8]) -> Result<K, E>,
+        ephemeral: impl FnOnce() -> Result<K, R>,
+        what: &str,
+    ) -> Result<K, ConfigError> {
+        match &self.key {
+            Some(key) => derive(key.expose_secret().as_bytes())
+                .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY, {what}: {e}"))),
+            None => {
+                ephemeral().map_err(|e| ConfigError(format!("no random source for {what}: {e}")))
+            }
+        }
     }
 
     /// A key derived from the audit key by `derive`, or `unkeyed()` when there is no audit key.

@@ -206,6 +206,13 @@ const TICKET_V1: u8 = 1;
 const TICKET_ID_BYTES: usize = 16;
 const TICKET_EXPIRY_BYTES: usize = 8;
 
+/// Whether `raw` could be a sealed ticket: base64url, not empty, at most `max` characters. (Whether
+/// it opens is the key's to say; this only bounds what is decoded.)
+pub fn is_ticket(raw: &str, max: usize) -> bool {
+    let base64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    !raw.is_empty() && raw.len() <= max && raw.bytes().all(base64url)
+}
+
 impl SealingKey {
     /// A new ticket carrying `payload` until `expires_at`, under a fresh random id, bound to
     /// `aad` (its purpose), as base64url; `None` without a random source.

@@ -405,15 +405,7 @@ async fn every_metric_the_dashboard_and_the_alerts_read_is_exported() {
     let server = setup.serve("serve").await;
     full_flow(&setup, &server).await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let exported = server
-        .client
-        .get(server.ops_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let exported = server.metrics_text().await;
     server.terminate();
     let exported = metric_names(&exported);
 

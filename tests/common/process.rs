@@ -266,6 +266,18 @@ impl Instance {
         answer(request).await
     }
 
+    /// The Prometheus text of `/metrics`, on the operations address when there is one.
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(self.ops_url("/metrics"))
+            .send()
+            .await
+            .expect("metrics request")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Logs in and returns the status and body.
     pub async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
         let body = serde_json::json!({"username": username, "password": password});

@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::domain::InvalidValue;
 use crate::domain::customers::CustomerId;
-use crate::domain::keys::SealingKey;
+use crate::domain::keys::{SealingKey, is_ticket};
 
 /// Binds the seal to this use of the key.
 const ASSOCIATED: &[u8] = b"finhub lockdown link v1";
@@ -23,11 +23,10 @@ pub struct LockdownToken(String);
 impl LockdownToken {
     /// Anything of base64url's alphabet, not too long; whether it opens is the seal's to say.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let base64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
-        if raw.is_empty() || raw.len() > MAX_TOKEN_CHARS || !raw.bytes().all(base64url) {
-            Err(InvalidValue("must be the token of a lockdown link"))
-        } else {
+        if is_ticket(raw, MAX_TOKEN_CHARS) {
             Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidValue("must be the token of a lockdown link"))
         }
     }
 

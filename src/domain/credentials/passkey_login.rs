@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::passkey::CeremonyState;
 use crate::domain::InvalidValue;
-use crate::domain::keys::SealingKey;
+use crate::domain::keys::{SealingKey, is_ticket};
 
 /// Binds the seal to this use of the key.
 const ASSOCIATED: &[u8] = b"finhub passkey login v1";
@@ -23,13 +23,12 @@ pub struct PasskeyLoginId(String);
 impl PasskeyLoginId {
     /// Anything of base64url's alphabet, not too long; whether it opens is the seal's to say.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let base64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
-        if raw.is_empty() || raw.len() > MAX_TICKET_CHARS || !raw.bytes().all(base64url) {
+        if is_ticket(raw, MAX_TICKET_CHARS) {
+            Ok(Self(raw.to_owned()))
+        } else {
             Err(InvalidValue(
                 "must be the challengeId returned by auth/passkey/options",
             ))
-        } else {
-            Ok(Self(raw.to_owned()))
         }
     }
 

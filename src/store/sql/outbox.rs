@@ -70,7 +70,7 @@ pub(super) async fn claim_due<B: Backend, R: Record>(
 /// Errors are kept short: they are for operators, and never hold the code.
 const MAX_ERROR_CHARS: usize = 300;
 
-fn short(error: &str) -> String {
+pub(super) fn short(error: &str) -> String {
     error.chars().take(MAX_ERROR_CHARS).collect()
 }
 

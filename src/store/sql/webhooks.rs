@@ -11,9 +11,6 @@ use crate::domain::delivery::webhook::Webhook;
 use crate::domain::ports::StoreResult;
 use crate::store::backend::{Backend, query};
 
-/// Longest error kept with an event: enough to diagnose, never a whole response body.
-const MAX_ERROR_CHARS: usize = 300;
-
 #[derive(Debug, sqlx::FromRow)]
 struct ClaimedWebhook {
     id: String,
@@ -84,7 +81,7 @@ pub(super) async fn finish<B: Backend>(
     )
     .bind(if delivered { "SENT" } else { "FAILED" })
     .bind(to_unix_millis(at))
-    .bind(error.map(short))
+    .bind(error.map(outbox::short))
     .bind(webhook.id.as_str())
     .bind(webhook.claim.as_str())
     .execute(&mut tx)
@@ -109,15 +106,11 @@ pub(super) async fn retry<B: Backend>(
          WHERE id = $3 AND claim_token = $4 AND status = 'PENDING'",
     )
     .bind(to_unix_millis(next_attempt_at))
-    .bind(short(error))
+    .bind(outbox::short(error))
     .bind(webhook.id.as_str())
     .bind(webhook.claim.as_str())
     .execute(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(())
-}
-
-fn short(error: &str) -> String {
-    error.chars().take(MAX_ERROR_CHARS).collect()
 }
