@@ -22,6 +22,7 @@ use crate::domain::credentials::recovery::RecoveryKey;
 use crate::domain::credentials::totp::TotpSeal;
 use crate::domain::delivery::CodeSeal;
 use crate::domain::housekeeping::RetentionPolicy;
+use crate::domain::keys::AuditKeys;
 use crate::domain::risk::device::DeviceKey;
 
 /// How the audit chain is sealed.
@@ -34,6 +35,14 @@ pub struct AuditSection {
     /// A file holding the key, for secret stores that mount files.
     #[serde(rename = "audit_key_file")]
     pub key_file: Option<PathBuf>,
+    /// A file of the audit keys used before the current one, one per line, newest first: what
+    /// was sealed or hashed under them still opens and matches (and is moved to the current key
+    /// on its next use), and `audit verify` checks the links they sealed.
+    #[serde(rename = "audit_previous_keys_file")]
+    pub previous_keys_file: Option<PathBuf>,
+    /// The keys read from `previous_keys_file`.
+    #[serde(skip)]
+    pub previous_keys: Vec<SecretString>,
     /// `serve` appends an anchor of the chain's head (`audit anchor`) to this file every
     /// `anchor_interval`; point it at storage the database's writers cannot change.
     #[serde(rename = "audit_anchor_path")]
@@ -58,12 +67,36 @@ impl Default for AuditSection {
         Self {
             key: None,
             key_file: None,
+            previous_keys_file: None,
+            previous_keys: Vec::new(),
             anchor_path: None,
             anchor_interval: Duration::hours(1),
             anchor_key_file: None,
             allow_no_key: false,
         }
     }
+}
+
+/// The shortest audit key accepted, current or previous.
+const MIN_KEY_BYTES: usize = 32;
+
+/// The keys of a previous-keys file: one per line, newest first; blank lines and lines
+/// beginning with `#` are skipped.
+fn previous_keys(text: &str) -> Result<Vec<SecretString>, ConfigError> {
+    text.lines()
+        .map(|line| line.trim_end_matches('\r'))
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .enumerate()
+        .map(|(at, key)| {
+            if key.len() < MIN_KEY_BYTES {
+                return Err(ConfigError(format!(
+                    "FINHUB_AUDIT_PREVIOUS_KEYS_FILE: key {} is shorter than 32 bytes",
+                    at + 1
+                )));
+            }
+            Ok(SecretString::from(key))
+        })
+        .collect()
 }
 
 pub(super) fn unset<S: Serializer>(_: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -91,13 +124,44 @@ impl AuditSection {
         if self
             .key
             .as_ref()
-            .is_some_and(|k| k.expose_secret().len() < 32)
+            .is_some_and(|k| k.expose_secret().len() < MIN_KEY_BYTES)
         {
             return Err(ConfigError(
                 "FINHUB_AUDIT_KEY must be at least 32 bytes".into(),
             ));
         }
+        if let Some(path) = &self.previous_keys_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!(
+                    "FINHUB_AUDIT_PREVIOUS_KEYS_FILE: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            self.previous_keys = previous_keys(&text)?;
+        }
         Ok(())
+    }
+
+    /// The audit keys: the current one and those before it; `None` without a current key.
+    /// Previous keys without a current one, or a key given twice, stop start-up.
+    pub fn audit_keys(&self) -> Result<Option<AuditKeys>, ConfigError> {
+        let Some(current) = &self.key else {
+            if self.previous_keys.is_empty() {
+                return Ok(None);
+            }
+            return Err(ConfigError(
+                "FINHUB_AUDIT_PREVIOUS_KEYS_FILE names keys used before the current one, but no \
+                 current key is set (FINHUB_AUDIT_KEY or FINHUB_AUDIT_KEY_FILE)"
+                    .into(),
+            ));
+        };
+        let previous = self
+            .previous_keys
+            .iter()
+            .map(|k| k.expose_secret().as_bytes());
+        AuditKeys::new(current.expose_secret().as_bytes(), previous)
+            .map(Some)
+            .map_err(|e| ConfigError(format!("FINHUB_AUDIT_PREVIOUS_KEYS_FILE: {e}")))
     }
 
     /// How the audit chain is sealed; a key from which the chain's key cannot be derived stops
@@ -180,10 +244,9 @@ impl AuditSection {
     /// Authenticator apps' secrets are sealed under a key derived from the audit key, which
     /// every instance shares and which survives restarts; without one, apps cannot be added.
     pub fn totp_seal(&self) -> Result<Option<TotpSeal>, ConfigError> {
-        self.key
-            .as_ref()
-            .map(|key| {
-                TotpSeal::derived_from(key.expose_secret().as_bytes())
+        self.audit_keys()?
+            .map(|keys| {
+                TotpSeal::derived_from(&keys)
                     .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}")))
             })
             .transpose()
@@ -193,13 +256,14 @@ impl AuditSection {
     /// one of this process (`ephemeral`); `what` names it in the error.
     fn derived_or_ephemeral<K, E: std::fmt::Display, R: std::fmt::Display>(
         &self,
-        derive: impl FnOnce(&[u8]) -> Result<K, E>,
+        derive: impl FnOnce(&AuditKeys) -> Result<K, E>,
         ephemeral: impl FnOnce() -> Result<K, R>,
         what: &str,
     ) -> Result<K, ConfigError> {
-        match &self.key {
-            Some(key) => derive(key.expose_secret().as_bytes())
-                .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY, {what}: {e}"))),
+        match &self.audit_keys()? {
+            Some(keys) => {
+                derive(keys).map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY, {what}: {e}")))
+            }
             None => {
                 ephemeral().map_err(|e| ConfigError(format!("no random source for {what}: {e}")))
             }
@@ -210,12 +274,11 @@ impl AuditSection {
     /// A key that cannot be derived is an error, never a fallback to `unkeyed()`.
     fn derived_or_unkeyed<K, E: std::fmt::Display>(
         &self,
-        derive: impl FnOnce(&[u8]) -> Result<K, E>,
+        derive: impl FnOnce(&AuditKeys) -> Result<K, E>,
         unkeyed: impl FnOnce() -> K,
     ) -> Result<K, ConfigError> {
-        match &self.key {
-            Some(key) => derive(key.expose_secret().as_bytes())
-                .map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}"))),
+        match &self.audit_keys()? {
+            Some(keys) => derive(keys).map_err(|e| ConfigError(format!("FINHUB_AUDIT_KEY: {e}"))),
             None => Ok(unkeyed()),
         }
     }

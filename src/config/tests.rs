@@ -9,6 +9,7 @@ use figment::value::Value;
 use time::Duration;
 
 use super::*;
+use crate::domain::keys::KeyId;
 use crate::http::client_ip::ClientIpHeader;
 
 mod documented;
@@ -179,6 +180,54 @@ fn the_audit_key_comes_from_the_environment_or_a_file_but_not_both() {
         jail.clear_env();
         jail.set_env("FINHUB_AUDIT_KEY_FILE", "short.key");
         assert_eq!(load_error(), "FINHUB_AUDIT_KEY must be at least 32 bytes");
+        Ok(())
+    });
+}
+
+#[test]
+fn previous_audit_keys_come_from_a_file_and_need_a_current_key() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "previous.keys",
+            "# retired 2026-11\nthe audit key before the rotation\n\nand the one before that, 32 bytes\n",
+        )?;
+        jail.set_env("FINHUB_AUDIT_PREVIOUS_KEYS_FILE", "previous.keys");
+        let refused = Settings::load(None)
+            .unwrap()
+            .audit
+            .chain_seal()
+            .unwrap_err();
+        assert!(refused.to_string().contains("no current key"), "{refused}");
+        jail.set_env("FINHUB_AUDIT_KEY", "the audit key after the rotation.");
+        let keys = Settings::load(None)
+            .unwrap()
+            .audit
+            .audit_keys()
+            .unwrap()
+            .unwrap();
+        let ids: Vec<_> = keys.ids().map(|id| id.to_string()).collect();
+        assert_eq!(
+            ids,
+            [
+                KeyId::of(b"the audit key after the rotation.").to_string(),
+                KeyId::of(b"the audit key before the rotation").to_string(),
+                KeyId::of(b"and the one before that, 32 bytes").to_string(),
+            ]
+        );
+        jail.create_file("short.keys", "the audit key before the rotation\nshort\n")?;
+        jail.set_env("FINHUB_AUDIT_PREVIOUS_KEYS_FILE", "short.keys");
+        assert_eq!(
+            load_error(),
+            "FINHUB_AUDIT_PREVIOUS_KEYS_FILE: key 2 is shorter than 32 bytes"
+        );
+        jail.create_file("again.keys", "the audit key after the rotation.\n")?;
+        jail.set_env("FINHUB_AUDIT_PREVIOUS_KEYS_FILE", "again.keys");
+        let twice = Settings::load(None)
+            .unwrap()
+            .audit
+            .audit_keys()
+            .unwrap_err();
+        assert!(twice.to_string().contains("configured twice"), "{twice}");
         Ok(())
     });
 }

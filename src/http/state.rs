@@ -45,8 +45,8 @@ pub struct Components {
     pub proxies: TrustedProxies,
     /// The cached store check behind `/readyz`.
     pub readiness: Readiness,
-    /// Whether the audit chain is sealed with a key (reported by `/readyz`).
-    pub audit_keyed: bool,
+    /// The id of the audit key new links are sealed under, if any (reported by `/readyz`).
+    pub audit_key: Option<String>,
 }
 
 /// How long a readiness check is answered from its last result: a flood of probes costs the

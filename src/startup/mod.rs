@@ -18,7 +18,7 @@ pub use self::jobs::Jobs;
 pub use self::server::{Application, shutdown_signal};
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::domain::audit::{AuditEvent, AuditKind, ChainSeal, Outcome, is_keyed_link};
+use crate::domain::audit::ChainSeal;
 use crate::domain::auth::AuthService;
 use crate::domain::credentials::password::PasswordHasher;
 use crate::domain::customers::accounts::Accounts;
@@ -81,7 +81,7 @@ impl Services {
     pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let seal = settings.audit.chain_seal()?;
         let store = open_store(settings, Migrations::Apply).await?;
-        seal_plain_chain(store.as_ref(), &seal, clock.now()).await?;
+        switch_chain_to_current_key(store.as_ref(), &seal, clock.now()).await?;
         let hashing = &settings.hashing;
         let hasher = PasswordHasher::new(hashing.cost(), hashing.threads(), hashing.queue)
             .await
@@ -157,33 +157,35 @@ impl Services {
 }
 
 /// With a key, a chain begun without one (an earlier version, or a key generated beside the
-/// SQLite database only now) is switched to it at start-up, at the marked event
-/// `audit.sealed_with_key`, rather than at the first event a customer happens to cause: until
-/// then `audit verify` with the key would refuse a chain that is plain to its end.
-async fn seal_plain_chain(
+/// SQLite database only now), or sealed under another audit key (a rotation), is switched to
+/// the current key at start-up, at its marked event (`audit.sealed_with_key`,
+/// `audit.key_rotated`), rather than at the first event a customer happens to cause: until
+/// then `audit verify` with the key would refuse a chain that is plain to its end, and the
+/// links under the previous key would be the newest.
+async fn switch_chain_to_current_key(
     store: &dyn Store,
     seal: &ChainSeal,
     now: time::OffsetDateTime,
 ) -> anyhow::Result<()> {
-    if !seal.is_keyed() {
+    let Some(current) = seal.current_key() else {
         return Ok(());
-    }
+    };
     let (seq, hash) = store
         .audit_head()
         .await
         .context("reading the audit chain's head")?;
-    if seq == 0 || is_keyed_link(&hash) {
+    let Some(marker) = seal.switch_marker(seq, &hash, now) else {
         return Ok(());
-    }
-    let marker = AuditEvent::new(AuditKind::SealedWithKey, Outcome::Success, now)
-        .detail("plainThroughSeq", seq);
+    };
     store
         .append_event(&marker)
         .await
-        .context("sealing the audit chain with the key")?;
+        .context("sealing the audit chain with the current key")?;
     tracing::info!(
-        plain_through_seq = seq,
-        "the audit chain begun without a key is sealed with it from here on"
+        through_seq = seq,
+        key_id = %current,
+        marker = marker.kind.as_str(),
+        "the audit chain is sealed under the current audit key from here on"
     );
     Ok(())
 }

@@ -104,7 +104,7 @@ impl Application {
             metrics: crate::telemetry::metrics_handle(),
             proxies: TrustedProxies::new(server.trusted_proxies.clone(), server.client_ip_header),
             readiness: Readiness::default(),
-            audit_keyed: services.seal.is_keyed(),
+            audit_key: services.seal.current_key().map(ToString::to_string),
         });
         let ops = match server.ops_listen {
             None => None,

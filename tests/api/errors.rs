@@ -109,6 +109,7 @@ async fn an_operations_address_takes_metrics_and_readiness_details_off_the_publi
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["details"]["rateLimits"], "local");
     assert!(ready["details"]["auditKey"].is_string(), "{ready}");
+    assert!(ready["details"].get("auditKeyId").is_some(), "{ready}");
     assert_problem(app.get("/api/v1/auth/nothing").await, 404, "NOT_FOUND").await;
 }
 

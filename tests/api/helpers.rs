@@ -117,6 +117,15 @@ pub async fn second_instance(app: &TestApp) -> TestApp {
     start(settings, app.clock.clone(), None, dir).await
 }
 
+/// The same, with its settings changed by `configure` (another audit key, say).
+pub async fn second_instance_with(app: &TestApp, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = app.settings.clone();
+    settings.notifier.outbox_path = dir.path().join("outbox.jsonl");
+    configure(&mut settings);
+    start(settings, app.clock.clone(), None, dir).await
+}
+
 async fn start(
     settings: Settings,
     clock: ManualClock,

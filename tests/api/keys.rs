@@ -8,7 +8,10 @@ use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use crate::helpers::{Backend, TestApp, spawn_app_with, tokens};
+use finhub_auth::domain::keys::KeyId;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, second_instance_with, spawn_app_with, tokens};
 
 const AUDIT_KEY: &str = "an-audit-key-of-at-least-32-bytes-long";
 
@@ -132,13 +135,14 @@ async fn a_chain_linked_under_the_raw_audit_key_verifies_after_the_upgrade_and_f
     assert!(
         events[3..]
             .iter()
-            .all(|e| e["hash"].as_str().unwrap().starts_with("hmac2:"))
+            .all(|e| e["hash"].as_str().unwrap().starts_with("hmac3:"))
     );
     let verified = verify(store, &app.services.seal).await.unwrap();
     assert_eq!(verified.events, events.len() as u64);
 
-    // An insider appends a link under a key of their own: caught.
+    // An insider appends a link under a key of their own, naming the service's: caught.
     let (head_seq, head_hash) = store.audit_head().await.unwrap();
+    let named = format!("hmac3:{}:", KeyId::of(AUDIT_KEY.as_bytes()));
     let forged = AuditEvent::new(
         AuditKind::AccountUnlocked,
         Outcome::Success,
@@ -147,7 +151,7 @@ async fn a_chain_linked_under_the_raw_audit_key_verifies_after_the_upgrade_and_f
     .reason("operator");
     let hash = link(
         b"a key of the insider's own choosing",
-        "hmac2:",
+        &named,
         &head_hash,
         head_seq + 1,
         &forged,
@@ -156,5 +160,146 @@ async fn a_chain_linked_under_the_raw_audit_key_verifies_after_the_upgrade_and_f
     match verify(store, &app.services.seal).await {
         Err(TrailError::Broken(ChainBreak::Altered { seq, .. })) => assert_eq!(seq, head_seq + 1),
         other => panic!("the forged link passed: {other:?}"),
+    }
+}
+
+const BEFORE: &str = "the audit key before the rotation";
+const AFTER: &str = "the audit key after the rotation.";
+
+/// An instance over `app`'s database whose current audit key is `current`, with `previous` kept.
+async fn rotated(app: &TestApp, current: &str, previous: &[&str]) -> TestApp {
+    second_instance_with(app, |s| {
+        s.audit.key = Some(current.into());
+        s.audit.previous_keys = previous.iter().map(|k| (*k).into()).collect();
+    })
+    .await
+}
+
+on_both_stores!(a_rotation_of_the_audit_key_loses_nothing_and_the_old_key_can_then_be_retired);
+/// The response to a leaked audit key: a new one becomes current and the leaked one is kept
+/// as previous until what it protects has moved. Nothing a customer holds may break meanwhile:
+/// an app's secret, a recovery code, a code already sent, a known device; the audit chain must
+/// verify across the switch; and once the app's secret and the device have been used once,
+/// the leaked key can be dropped.
+async fn a_rotation_of_the_audit_key_loses_nothing_and_the_old_key_can_then_be_retired(
+    backend: Backend,
+) {
+    let before = spawn_app_with(backend, |s| s.audit.key = Some(BEFORE.into())).await;
+    let laptop = || Some(json!({"fingerprint": "alices-laptop", "name": "Laptop"}));
+    let alice = before.create_customer("alice", None).await;
+    tokens(before.login_from_browser(&alice, laptop()).await).await;
+    let session = before.login_ok(&alice).await;
+    let secret = before.add_app(&session.bff).await;
+    let codes = before.recovery_codes(&session.bff).await;
+    // Bob is mid-login: his code is hashed, and sealed in the outbox, under the old key.
+    let bob = before
+        .create_customer("bob", Some(TwoFactorMethod::Sms))
+        .await;
+    let bobs_login = before.login_ok(&bob).await;
+    let bobs_challenge = before.initiate_ok(&bobs_login.bff).await;
+    let sealed_secret = || async {
+        before
+            .customer_scalar::<Vec<u8>>(
+                "SELECT secret FROM factors WHERE customer_id = $1 AND method = 'TOTP'",
+                &alice,
+            )
+            .await
+    };
+    let secret_under_old_key = sealed_secret().await;
+
+    let after = rotated(&before, AFTER, &[BEFORE]).await;
+
+    // The code sealed and hashed under the old key is delivered and accepted.
+    let code = after.latest_code(&bob).await;
+    tokens(after.verify(&bobs_login.bff, &bobs_challenge, &code).await).await;
+    // The laptop is still known: no NEW_DEVICE, and it is moved to its hash under the new key.
+    let login = tokens(after.login_from_browser(&alice, laptop()).await).await;
+    let logins = after.audit_of_kind("login.succeeded").await;
+    let last = logins.last().unwrap();
+    assert_eq!(last["details"]["flags"], json!([]), "the laptop looked new");
+    let devices: i64 = after
+        .customer_scalar(
+            "SELECT COUNT(*) FROM devices WHERE customer_id = $1",
+            &alice,
+        )
+        .await;
+    assert_eq!(devices, 1, "the laptop was recorded twice");
+    // The app's code is accepted, and its secret sealed again under the new key.
+    let challenge = after.initiate_ok(&login.bff).await;
+    let active = tokens(
+        after
+            .verify(&login.bff, &challenge, &after.next_totp(&secret))
+            .await,
+    )
+    .await;
+    assert_ne!(
+        sealed_secret().await,
+        secret_under_old_key,
+        "not sealed again"
+    );
+    // The customer's history still names the laptop on the sign-in from before the rotation.
+    let events: Value = after
+        .client
+        .get(after.url("/api/v1/customers/me/security-events"))
+        .bearer_auth(&active.bff)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let named: Vec<_> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "login.succeeded")
+        .map(|e| e["device"]["name"].clone())
+        .collect();
+    assert!(named.len() >= 2, "{events}");
+    assert_eq!(named.first(), Some(&json!("Laptop")), "{events}");
+    assert_eq!(
+        named.last(),
+        Some(&json!("Laptop")),
+        "before the rotation: {events}"
+    );
+    // A recovery code made under the old key works once.
+    let pending = after.login_ok(&alice).await;
+    let challenge = after
+        .post_json(
+            "/api/v1/auth/2fa/initiate",
+            &json!({"method": "RECOVERY_CODE"}),
+            Some(&pending.bff),
+        )
+        .await;
+    assert_eq!(challenge.status(), 202);
+    let challenge: Value = challenge.json().await.unwrap();
+    let challenge = challenge["challengeId"].as_str().unwrap();
+    tokens(after.verify(&pending.bff, challenge, &codes[0]).await).await;
+
+    // The chain: the switch is marked at start-up, and verifies across it under both keys.
+    let rotation = after.audit_of_kind("audit.key_rotated").await;
+    assert_eq!(rotation.len(), 1);
+    let (old_id, new_id) = (KeyId::of(BEFORE.as_bytes()), KeyId::of(AFTER.as_bytes()));
+    assert_eq!(rotation[0]["details"]["previousKeyId"], old_id.as_str());
+    assert_eq!(rotation[0]["details"]["keyId"], new_id.as_str());
+    let store = after.services.store.as_ref();
+    let verified = verify(store, &after.services.seal).await.unwrap();
+    assert_eq!(verified.events, after.audit().await.len() as u64);
+
+    // The old key retired: what moved still works; the chain before the switch cannot be
+    // checked without it, and the verifier says which key it needs.
+    let retired = rotated(&before, AFTER, &[]).await;
+    let pending = retired.login_ok(&alice).await;
+    let challenge = retired.initiate_ok(&pending.bff).await;
+    let code = retired.next_totp(&secret);
+    tokens(retired.verify(&pending.bff, &challenge, &code).await).await;
+    tokens(retired.login_from_browser(&alice, laptop()).await).await;
+    let logins = retired.audit_of_kind("login.succeeded").await;
+    assert_eq!(logins.last().unwrap()["details"]["flags"], json!([]));
+    match verify(store, &retired.services.seal).await {
+        Err(TrailError::Broken(ChainBreak::UnknownKey { key_id, .. })) => {
+            assert_eq!(key_id, old_id.as_str())
+        }
+        other => panic!("the chain verified without the key that sealed it: {other:?}"),
     }
 }

@@ -95,7 +95,10 @@ struct Upgraded {
 }
 
 async fn upgraded(backend: Backend) -> Upgraded {
-    let seal = CodeSeal::derived_from(AUDIT_KEY.as_bytes()).unwrap();
+    let seal = CodeSeal::derived_from(&finhub_auth::domain::keys::AuditKeys::single(
+        AUDIT_KEY.as_bytes(),
+    ))
+    .unwrap();
     let sealed_for = SealedFor {
         subject: "ch-1",
         channel: TwoFactorMethod::Sms,

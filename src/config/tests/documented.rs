@@ -68,6 +68,7 @@ fn the_names_are_the_documented_ones() {
         "tls_key",
         "audit_key",
         "audit_key_file",
+        "audit_previous_keys_file",
         "audit_anchor_path",
         "audit_anchor_interval",
         "audit_anchor_key_file",

@@ -12,7 +12,7 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 
 use super::{ChainSeal, rfc3339};
-use crate::domain::keys::{self, KeyError};
+use crate::domain::keys::{self, AuditKeys, KeyError, KeyId};
 
 /// One anchor, as one JSON line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +29,10 @@ pub struct Anchor {
     pub seal: String,
     /// The signature over seq, hash and time, hex; none when `seal` is `none`.
     pub sig: Option<String>,
+    /// For `hmac-sha256`: the id of the audit key it is signed under (anchors made before keys
+    /// could be rotated carry none, and are checked under each key known).
+    #[serde(rename = "keyId", default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// Why an anchor does not match the trail.
@@ -102,8 +106,9 @@ fn hmac_signature(mac: &Hmac<Sha256>, seq: i64, hash: &str, at: &str) -> String 
 /// (its public half is enough to check, so auditors need no secret), else the audit key's HMAC.
 #[derive(Clone)]
 pub struct AnchorKeys {
-    /// HMAC under the anchors' key derived from the audit key, when one is set.
-    hmac: Option<Hmac<Sha256>>,
+    /// HMAC under the anchors' key derived from each audit key, the current one first; empty
+    /// without an audit key.
+    hmac: Vec<(KeyId, Hmac<Sha256>)>,
     signing: Option<Arc<SigningKey>>,
     verifying: Option<VerifyingKey>,
 }
@@ -111,7 +116,10 @@ pub struct AnchorKeys {
 impl std::fmt::Debug for AnchorKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AnchorKeys")
-            .field("hmac", &self.hmac.is_some())
+            .field(
+                "hmac",
+                &self.hmac.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            )
             .field("ed25519_signing", &self.signing.is_some())
             .field("ed25519_checking", &self.verifying.is_some())
             .finish()
@@ -123,9 +131,11 @@ impl AnchorKeys {
     /// derived is an error, never unsigned anchors.
     pub fn new(seal: &ChainSeal) -> Result<Self, KeyError> {
         let hmac = seal
-            .key_bytes()
-            .map(|key| keys::purpose_mac(&key, DOMAIN))
-            .transpose()?;
+            .audit_keys()
+            .into_iter()
+            .flat_map(AuditKeys::secrets)
+            .map(|(id, key)| Ok((id.clone(), keys::purpose_mac(key, DOMAIN)?)))
+            .collect::<Result<_, KeyError>>()?;
         Ok(Self {
             hmac,
             signing: None,
@@ -152,7 +162,7 @@ impl AnchorKeys {
 
     /// Whether anchors must carry a signature: any key is set.
     fn expects_signatures(&self) -> bool {
-        self.hmac.is_some() || self.verifying.is_some()
+        !self.hmac.is_empty() || self.verifying.is_some()
     }
 }
 
@@ -160,13 +170,14 @@ impl Anchor {
     /// An anchor of the head `(seq, hash)` at `at`, signed with the strongest key set.
     pub fn new(keys: &AnchorKeys, seq: i64, hash: String, at: OffsetDateTime) -> Self {
         let at = rfc3339(at);
-        let (seal, sig) = if let Some(key) = &keys.signing {
+        let (seal, sig, key_id) = if let Some(key) = &keys.signing {
             let sig = key.sign(&message(seq, &hash, &at));
-            (ED25519, Some(hex::encode(sig.to_bytes())))
-        } else if let Some(mac) = &keys.hmac {
-            (HMAC, Some(hmac_signature(mac, seq, &hash, &at)))
+            (ED25519, Some(hex::encode(sig.to_bytes())), None)
+        } else if let Some((id, mac)) = keys.hmac.first() {
+            let sig = hmac_signature(mac, seq, &hash, &at);
+            (HMAC, Some(sig), Some(id.to_string()))
         } else {
-            (UNSIGNED, None)
+            (UNSIGNED, None, None)
         };
         Self {
             seal: seal.to_owned(),
@@ -174,6 +185,7 @@ impl Anchor {
             hash,
             at,
             sig,
+            key_id,
         }
     }
 
@@ -212,13 +224,24 @@ impl Anchor {
                 .map_err(|_| bad())
             }
             HMAC => {
-                let mac = keys.hmac.as_ref().ok_or_else(cannot)?;
-                let expected = hmac_signature(mac, self.seq, &self.hash, &self.at);
-                if subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sig.as_bytes()).into() {
-                    Ok(())
-                } else {
-                    Err(bad())
+                // Under the key the anchor names, or, for one that names none, any key known.
+                let macs: Vec<_> = keys
+                    .hmac
+                    .iter()
+                    .filter(|(id, _)| {
+                        self.key_id
+                            .as_deref()
+                            .is_none_or(|named| named == id.as_str())
+                    })
+                    .collect();
+                if macs.is_empty() {
+                    return Err(cannot());
                 }
+                let signed = macs.iter().any(|(_, mac)| {
+                    let expected = hmac_signature(mac, self.seq, &self.hash, &self.at);
+                    subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sig.as_bytes()).into()
+                });
+                if signed { Ok(()) } else { Err(bad()) }
             }
             _ => Err(bad()),
         }
@@ -235,7 +258,8 @@ mod tests {
 
     #[test]
     fn hmac_anchors_verify_only_unaltered_and_under_their_key() {
-        let keys = AnchorKeys::new(&ChainSeal::keyed(&[9; 32]).unwrap()).unwrap();
+        let keys =
+            AnchorKeys::new(&ChainSeal::keyed(&AuditKeys::single(&[9; 32])).unwrap()).unwrap();
         let anchor = Anchor::new(&keys, 42, "hmac:abc".into(), at());
         assert_eq!(anchor.seal, "hmac-sha256");
         assert_eq!(anchor.check(&keys, 1), Ok(()));
@@ -247,7 +271,8 @@ mod tests {
             moved.check(&keys, 1),
             Err(AnchorBreak::BadSignature { anchor: 1, seq: 41 })
         );
-        let other = AnchorKeys::new(&ChainSeal::keyed(&[8; 32]).unwrap()).unwrap();
+        let other =
+            AnchorKeys::new(&ChainSeal::keyed(&AuditKeys::single(&[8; 32])).unwrap()).unwrap();
         assert!(anchor.check(&other, 1).is_err());
         assert!(matches!(
             anchor.check(&AnchorKeys::new(&ChainSeal::unkeyed()).unwrap(), 2),
@@ -259,7 +284,7 @@ mod tests {
     fn ed25519_anchors_are_checked_with_the_public_half_alone() {
         let signing = SigningKey::from_bytes(&[7; 32]);
         let public = signing.verifying_key();
-        let keys = AnchorKeys::new(&ChainSeal::keyed(&[9; 32]).unwrap())
+        let keys = AnchorKeys::new(&ChainSeal::keyed(&AuditKeys::single(&[9; 32])).unwrap())
             .unwrap()
             .signing_with(signing);
         let anchor = Anchor::new(&keys, 42, "hmac:abc".into(), at());
@@ -282,7 +307,7 @@ mod tests {
         assert!(anchor.check(&stranger, 1).is_err());
         assert!(matches!(
             anchor.check(
-                &AnchorKeys::new(&ChainSeal::keyed(&[9; 32]).unwrap()).unwrap(),
+                &AnchorKeys::new(&ChainSeal::keyed(&AuditKeys::single(&[9; 32])).unwrap()).unwrap(),
                 3
             ),
             Err(AnchorBreak::CannotCheck { anchor: 3, .. })
@@ -312,7 +337,7 @@ mod tests {
         );
         assert_eq!(
             unsigned.check(
-                &AnchorKeys::new(&ChainSeal::keyed(&[9; 32]).unwrap()).unwrap(),
+                &AnchorKeys::new(&ChainSeal::keyed(&AuditKeys::single(&[9; 32])).unwrap()).unwrap(),
                 2
             ),
             Err(AnchorBreak::Unsigned { anchor: 2, seq: 42 })
@@ -325,7 +350,8 @@ mod tests {
             Err(AnchorBreak::Unsigned { anchor: 3, seq: 42 })
         );
         // A signed anchor stripped of its signature is an unsigned one.
-        let keys = AnchorKeys::new(&ChainSeal::keyed(&[9; 32]).unwrap()).unwrap();
+        let keys =
+            AnchorKeys::new(&ChainSeal::keyed(&AuditKeys::single(&[9; 32])).unwrap()).unwrap();
         let stripped = Anchor {
             sig: None,
             seal: "none".into(),

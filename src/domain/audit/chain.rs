@@ -7,11 +7,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac as _};
-use secrecy::{ExposeSecret, SecretSlice};
 use sha2::{Digest, Sha256};
 
+use time::OffsetDateTime;
+
 use super::{AuditEvent, AuditKind, Outcome};
-use crate::domain::keys::{self, KeyError};
+use crate::domain::keys::{self, AuditKeys, KeyError, KeyId};
 
 /// The hash before the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -19,8 +20,10 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// How links of the chain are sealed. Unkeyed, a link is a SHA-256, which detects edits by
 /// anyone who does not recompute every later link. Keyed, it is an HMAC-SHA256 under a key
 /// derived from the audit key (kept outside the database, `FINHUB_AUDIT_KEY`), so even a
-/// database writer cannot forge a link. Chains linked by earlier versions under the audit key
-/// itself still verify; appending to one first marks the switch (`audit.chain_key_derived`).
+/// database writer cannot forge a link. Each link names the audit key it is sealed under, so
+/// that after a rotation the links before it still verify under the previous key. Chains
+/// linked by earlier versions (under the audit key itself, or under the derived key without
+/// naming it) still verify; appending to one first marks the switch.
 #[derive(Clone)]
 pub struct ChainSeal {
     keys: Option<Arc<SealKeys>>,
@@ -28,43 +31,73 @@ pub struct ChainSeal {
 
 /// The keys of a keyed seal, each ready to clone for a link: sealing cannot fail.
 struct SealKeys {
-    /// The audit key itself, from which the anchors' key is derived.
-    audit: SecretSlice<u8>,
+    /// The audit keys, from which the anchors' keys are derived.
+    audit: AuditKeys,
+    /// Per audit key, the current one first.
+    chain: Vec<ChainKeys>,
+}
+
+struct ChainKeys {
+    id: KeyId,
     /// HMAC under the audit key itself: links written before the chain's key was derived.
     raw: Hmac<Sha256>,
-    /// HMAC under the chain's purpose key: every link written now.
+    /// HMAC under the chain's purpose key.
     derived: Hmac<Sha256>,
 }
 
 impl fmt::Debug for ChainSeal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.keys.is_some() {
-            "ChainSeal(keyed)"
-        } else {
-            "ChainSeal(unkeyed)"
-        })
+        match &self.keys {
+            Some(keys) => write!(f, "ChainSeal(keyed: {:?})", keys.audit),
+            None => f.write_str("ChainSeal(unkeyed)"),
+        }
     }
 }
 
 /// Marks the links sealed under the audit key itself (before the chain's key was derived).
 const KEYED: &str = "hmac:";
-/// Marks the links sealed under the chain's key derived from the audit key.
+/// Marks the links sealed under the chain's derived key, before links named their key.
 const DERIVED: &str = "hmac2:";
+/// Marks the links sealed under the chain's key derived from the audit key they name:
+/// `hmac3:<key id>:<hex>`.
+const NAMED: &str = "hmac3:";
+/// The events that switch the chain to the current key.
+const MARKERS: [AuditKind; 3] = [
+    AuditKind::SealedWithKey,
+    AuditKind::ChainKeyDerived,
+    AuditKind::KeyRotated,
+];
 /// The purpose the chain's key is derived for (`domain/keys.rs`).
 const CHAIN_KEY_PURPOSE: &[u8] = b"finhub audit chain v1";
 
 /// How a stored link was sealed, read from its prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Scheme {
+pub(super) enum Scheme<'a> {
     Plain,
     /// Under the audit key itself.
     Raw,
-    /// Under the chain's derived key.
+    /// Under the chain's derived key, its audit key not named.
     Derived,
+    /// Under the chain's key derived from the audit key it names.
+    Named(&'a str),
 }
 
-pub(super) fn scheme_of(hash: &str) -> Scheme {
-    if hash.starts_with(DERIVED) {
+impl Scheme<'_> {
+    /// Schemes in the order versions introduced them: a chain never goes back to an older one.
+    pub(super) fn age(self) -> u8 {
+        match self {
+            Self::Plain => 0,
+            Self::Raw => 1,
+            Self::Derived => 2,
+            Self::Named(_) => 3,
+        }
+    }
+}
+
+pub(super) fn scheme_of(hash: &str) -> Scheme<'_> {
+    if let Some(named) = hash.strip_prefix(NAMED) {
+        Scheme::Named(named.split_once(':').map_or("", |(id, _)| id))
+    } else if hash.starts_with(DERIVED) {
         Scheme::Derived
     } else if hash.starts_with(KEYED) {
         Scheme::Raw
@@ -79,14 +112,23 @@ impl ChainSeal {
         Self { keys: None }
     }
 
-    /// Keyed by `audit_key`: new links under the chain's key derived from it. A key that cannot
-    /// be derived is an error, never an unkeyed chain.
-    pub fn keyed(audit_key: &[u8]) -> Result<Self, KeyError> {
+    /// Keyed by the audit keys: new links under the chain's key derived from the current one.
+    /// A key that cannot be derived is an error, never an unkeyed chain.
+    pub fn keyed(audit: &AuditKeys) -> Result<Self, KeyError> {
+        let chain = audit
+            .secrets()
+            .map(|(id, key)| {
+                Ok(ChainKeys {
+                    id: id.clone(),
+                    raw: keys::raw_mac(key)?,
+                    derived: keys::purpose_mac(key, CHAIN_KEY_PURPOSE)?,
+                })
+            })
+            .collect::<Result<_, KeyError>>()?;
         Ok(Self {
             keys: Some(Arc::new(SealKeys {
-                audit: SecretSlice::from(audit_key.to_vec()),
-                raw: keys::raw_mac(audit_key)?,
-                derived: keys::purpose_mac(audit_key, CHAIN_KEY_PURPOSE)?,
+                audit: audit.clone(),
+                chain,
             })),
         })
     }
@@ -96,26 +138,60 @@ impl ChainSeal {
         self.keys.is_some()
     }
 
-    /// The audit key, for sealing what belongs with the chain (its anchors).
-    pub(super) fn key_bytes(&self) -> Option<Vec<u8>> {
-        self.keys.as_ref().map(|k| k.audit.expose_secret().to_vec())
+    /// The audit keys, for sealing what belongs with the chain (its anchors).
+    pub(super) fn audit_keys(&self) -> Option<&AuditKeys> {
+        self.keys.as_ref().map(|k| &k.audit)
     }
 
-    /// The link of `event` stored at `seq` after the link `prev_hash`, as this seal writes it.
+    /// How many audit keys the seal knows (the current one first).
+    pub(super) fn key_count(&self) -> usize {
+        self.keys.as_ref().map_or(0, |k| k.chain.len())
+    }
+
+    /// The position of the audit key named `id`.
+    pub(super) fn key_index(&self, id: &str) -> Option<usize> {
+        self.keys
+            .as_ref()?
+            .chain
+            .iter()
+            .position(|k| k.id.as_str() == id)
+    }
+
+    /// The id of the key new links are sealed under.
+    pub fn current_key(&self) -> Option<&KeyId> {
+        self.keys
+            .as_ref()
+            .and_then(|k| k.chain.first())
+            .map(|k| &k.id)
+    }
+
+    /// The link of `event` stored at `seq` after the link `prev_hash`, as this seal writes it
+    /// under the current key.
     pub fn hash(&self, event: &AuditEvent, seq: i64, prev_hash: &str) -> String {
-        let scheme = if self.is_keyed() {
-            Scheme::Derived
-        } else {
-            Scheme::Plain
+        self.hash_under(0, event, seq, prev_hash)
+    }
+
+    /// The same under the audit key at `key` (the current one is 0).
+    fn hash_under(&self, key: usize, event: &AuditEvent, seq: i64, prev_hash: &str) -> String {
+        let id = self
+            .keys
+            .as_ref()
+            .and_then(|k| k.chain.get(key))
+            .map(|k| &k.id);
+        let scheme = match id {
+            Some(id) => Scheme::Named(id.as_str()),
+            None => Scheme::Plain,
         };
-        self.hash_as(scheme, event, seq, prev_hash)
+        self.hash_as(scheme, 0, event, seq, prev_hash)
             .unwrap_or_default()
     }
 
-    /// The link in `scheme`; `None` for a keyed scheme without a key.
+    /// The link in `scheme`, under the audit key at `key` for the schemes that do not name
+    /// theirs; `None` for a keyed scheme without that key.
     pub(super) fn hash_as(
         &self,
-        scheme: Scheme,
+        scheme: Scheme<'_>,
+        key: usize,
         event: &AuditEvent,
         seq: i64,
         prev_hash: &str,
@@ -133,14 +209,43 @@ impl ChainSeal {
             parts.iter().for_each(|p| mac.update(p));
             format!("{prefix}{}", hex::encode(mac.finalize().into_bytes()))
         };
+        let chain = |at: usize| self.keys.as_ref()?.chain.get(at);
         match scheme {
             Scheme::Plain => {
                 let mut h = Sha256::new();
                 parts.iter().for_each(|p| h.update(p));
                 Some(hex::encode(h.finalize()))
             }
-            Scheme::Raw => self.keys.as_ref().map(|k| keyed(&k.raw, KEYED)),
-            Scheme::Derived => self.keys.as_ref().map(|k| keyed(&k.derived, DERIVED)),
+            Scheme::Raw => chain(key).map(|k| keyed(&k.raw, KEYED)),
+            Scheme::Derived => chain(key).map(|k| keyed(&k.derived, DERIVED)),
+            Scheme::Named(id) => {
+                chain(self.key_index(id)?).map(|k| keyed(&k.derived, &format!("{NAMED}{}:", k.id)))
+            }
+        }
+    }
+
+    /// The event that must come first when this seal continues the chain whose head is
+    /// `(seq, hash)`: a chain begun without a key, linked under the audit key itself, or under
+    /// another audit key (or one not named) is switched to the current key at a marked event,
+    /// so that the verifier knows where the earlier links end.
+    pub fn switch_marker(&self, seq: i64, hash: &str, at: OffsetDateTime) -> Option<AuditEvent> {
+        let current = self.current_key()?;
+        if seq == 0 {
+            return None;
+        }
+        let marker = |kind, through: &str| {
+            AuditEvent::new(kind, Outcome::Success, at)
+                .detail(through, seq)
+                .detail("keyId", current.as_str())
+        };
+        match scheme_of(hash) {
+            Scheme::Plain => Some(marker(AuditKind::SealedWithKey, "plainThroughSeq")),
+            Scheme::Raw => Some(marker(AuditKind::ChainKeyDerived, "rawKeyThroughSeq")),
+            Scheme::Derived => Some(marker(AuditKind::KeyRotated, "previousKeyThroughSeq")),
+            Scheme::Named(id) if id != current.as_str() => Some(
+                marker(AuditKind::KeyRotated, "previousKeyThroughSeq").detail("previousKeyId", id),
+            ),
+            Scheme::Named(_) => None,
         }
     }
 }
@@ -161,29 +266,34 @@ pub struct Link<'a> {
 impl ChainSeal {
     /// Links `events` after the head `(seq, hash)`. A keyed seal on a chain that is plain so far
     /// (begun before the key was set) first appends `audit.sealed_with_key`: the verifier
-    /// accepts plain links only before that marker.
+    /// accepts plain links only before that marker; likewise on a chain under a key it does not
+    /// know, or one not named, it first appends the marker of [`Self::switch_marker`].
     pub fn link<'a>(
         &self,
         mut seq: i64,
         mut hash: String,
         events: &[&'a AuditEvent],
     ) -> Vec<Link<'a>> {
-        // A chain begun without a key, or linked under the audit key itself, is switched at a
-        // marker, so that the verifier knows where the earlier links end.
-        let marker = match (self.is_keyed() && seq > 0, scheme_of(&hash)) {
-            (true, Scheme::Plain) => Some((AuditKind::SealedWithKey, "plainThroughSeq")),
-            (true, Scheme::Raw) => Some((AuditKind::ChainKeyDerived, "rawKeyThroughSeq")),
+        let Some(first) = events.first() else {
+            return Vec::new();
+        };
+        // A caller that switches the chain on purpose (`serve` at start-up) passes the marker
+        // itself: it is not doubled, and it switches to the current key.
+        let switching = MARKERS.contains(&first.kind);
+        // Otherwise a chain under a key this seal knows is continued under that key, even a
+        // previous one: during a rolling rotation, instances not yet restarted keep the chain
+        // under the new key rather than rotate it back to theirs.
+        let key = match scheme_of(&hash) {
+            Scheme::Named(id) if !switching => self.key_index(id),
             _ => None,
         };
-        // A caller that seals the chain on purpose (`serve` at start-up) passes the marker
-        // itself: it is not doubled.
-        let marker = events
-            .first()
-            .zip(marker)
-            .filter(|(first, (kind, _))| first.kind != *kind)
-            .map(|(first, (kind, through))| {
-                AuditEvent::new(kind, Outcome::Success, first.at).detail(through, seq)
-            });
+        let marker = match key {
+            Some(_) => None,
+            None => self
+                .switch_marker(seq, &hash, first.at)
+                .filter(|marker| marker.kind != first.kind),
+        };
+        let key = key.unwrap_or(0);
         let events = marker
             .into_iter()
             .map(Cow::Owned)
@@ -192,7 +302,7 @@ impl ChainSeal {
             .map(|event| {
                 let prev_hash = std::mem::take(&mut hash);
                 seq += 1;
-                hash = self.hash(&event, seq, &prev_hash);
+                hash = self.hash_under(key, &event, seq, &prev_hash);
                 Link {
                     event,
                     seq,

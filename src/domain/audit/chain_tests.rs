@@ -5,9 +5,10 @@ use time::OffsetDateTime;
 use super::*;
 use crate::domain::audit::test_chains::{self, chain_end, failed_login as event, verify_from};
 use crate::domain::audit::{ChainBreak, ChainedEvent, is_keyed_link};
+use crate::domain::keys::{AuditKeys, KeyId};
 
 fn seal() -> ChainSeal {
-    ChainSeal::keyed(b"0123456789abcdef0123456789abcdef").unwrap()
+    ChainSeal::keyed(&AuditKeys::single(b"0123456789abcdef0123456789abcdef")).unwrap()
 }
 
 /// `n` links after the chain's end, in `scheme`, as written by hand (earlier versions).
@@ -15,7 +16,7 @@ fn extend_as(chain: &mut Vec<ChainedEvent>, scheme: Scheme, n: usize) {
     for _ in 0..n {
         let (seq, prev) = chain_end(chain);
         let event = event();
-        let hash = seal().hash_as(scheme, &event, seq + 1, &prev).unwrap();
+        let hash = seal().hash_as(scheme, 0, &event, seq + 1, &prev).unwrap();
         chain.push(ChainedEvent {
             seq: seq + 1,
             event,
@@ -38,10 +39,12 @@ fn verify(chain: &[ChainedEvent], from: usize) -> Result<u64, ChainBreak> {
 fn the_chain_key_is_derived_and_differs_from_the_audit_key() {
     let e = event();
     let derived = seal().hash(&e, 1, GENESIS_HASH);
-    let raw = seal().hash_as(Scheme::Raw, &e, 1, GENESIS_HASH).unwrap();
-    assert!(derived.starts_with(DERIVED));
+    let raw = seal().hash_as(Scheme::Raw, 0, &e, 1, GENESIS_HASH).unwrap();
+    let id = KeyId::of(b"0123456789abcdef0123456789abcdef");
+    assert!(derived.starts_with(&format!("{NAMED}{id}:")), "{derived}");
     assert!(raw.starts_with(KEYED));
-    assert_ne!(derived[DERIVED.len()..], raw[KEYED.len()..]);
+    let digest = |link: &str| link.rsplit(':').next().unwrap().to_owned();
+    assert_ne!(digest(&derived), digest(&raw));
     assert!(is_keyed_link(&derived) && is_keyed_link(&raw));
 }
 
@@ -56,7 +59,7 @@ fn a_chain_linked_under_the_audit_key_itself_is_continued_after_a_marker() {
         OffsetDateTime::UNIX_EPOCH,
     );
     let raw = seal()
-        .hash_as(Scheme::Raw, &marker, 3, &chain[1].hash)
+        .hash_as(Scheme::Raw, 0, &marker, 3, &chain[1].hash)
         .unwrap();
     chain.push(ChainedEvent {
         seq: 3,
@@ -71,7 +74,7 @@ fn a_chain_linked_under_the_audit_key_itself_is_continued_after_a_marker() {
     assert_eq!(chain.len(), 8, "one marker, then the two events");
     assert_eq!(chain[5].event.kind, AuditKind::ChainKeyDerived);
     assert_eq!(chain[5].event.details["rawKeyThroughSeq"], 5);
-    assert!(chain[5..].iter().all(|e| e.hash.starts_with(DERIVED)));
+    assert!(chain[5..].iter().all(|e| e.hash.starts_with(NAMED)));
     assert_eq!(verify(&chain, 0), Ok(8));
     // From a checkpoint in either part.
     assert_eq!(verify(&chain, 4), Ok(4));
@@ -109,4 +112,148 @@ fn the_switch_cannot_be_unmarked_or_undone() {
         verify(&edited, 0),
         Err(ChainBreak::Altered { seq: 2, .. })
     ));
+}
+
+fn ring(current: &[u8; 32], previous: &[&[u8; 32]]) -> ChainSeal {
+    let keys = AuditKeys::new(current, previous.iter().map(|k| &k[..])).unwrap();
+    ChainSeal::keyed(&keys).unwrap()
+}
+
+/// What `serve` does at start-up: the chain switched to `seal`'s current key at its marker.
+fn switch(chain: &mut Vec<ChainedEvent>, seal: &ChainSeal) {
+    let (seq, hash) = chain_end(chain);
+    let marker = seal
+        .switch_marker(seq, &hash, OffsetDateTime::UNIX_EPOCH)
+        .expect("a switch");
+    let links = seal.link(seq, hash, &[&marker]);
+    chain.extend(links.into_iter().map(|l| ChainedEvent {
+        seq: l.seq,
+        event: l.event.into_owned(),
+        prev_hash: l.prev_hash,
+        hash: l.hash,
+    }));
+}
+
+fn under(key: &[u8]) -> String {
+    format!("{NAMED}{}:", KeyId::of(key))
+}
+
+const A: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+const B: &[u8; 32] = b"a second audit key, 32 bytes lon";
+
+#[test]
+fn a_rotation_of_the_audit_key_is_marked_and_the_chain_verifies_across_it() {
+    // Links of the version before links named their key, under A.
+    let mut chain = Vec::new();
+    extend_as(&mut chain, Scheme::Derived, 2);
+    // This version, still under A: the links begin to name it.
+    test_chains::extend(&mut chain, &ring(A, &[]), 1);
+    assert_eq!(chain[2].event.kind, AuditKind::KeyRotated);
+    assert_eq!(chain[2].event.details["keyId"], KeyId::of(A).as_str());
+    // Rotated to B, A kept as the previous key: `serve` switches at start-up.
+    let rotated = ring(B, &[A]);
+    switch(&mut chain, &rotated);
+    test_chains::extend(&mut chain, &rotated, 2);
+    assert_eq!(chain.len(), 7, "a marker, then the two events");
+    let marker = &chain[4].event;
+    assert_eq!(marker.kind, AuditKind::KeyRotated);
+    assert_eq!(marker.details["keyId"], KeyId::of(B).as_str());
+    assert_eq!(marker.details["previousKeyId"], KeyId::of(A).as_str());
+    assert_eq!(marker.details["previousKeyThroughSeq"], 4);
+    assert!(
+        chain[4]
+            .hash
+            .starts_with(&format!("{NAMED}{}:", KeyId::of(B)))
+    );
+    assert_eq!(verify_from(&rotated, &chain, 0), Ok(7));
+    assert_eq!(verify_from(&rotated, &chain, 3), Ok(4), "from a checkpoint");
+
+    // Without the previous key, the links it sealed cannot be checked, and say which key.
+    let b_alone = ring(B, &[]);
+    match verify_from(&b_alone, &chain, 2) {
+        Err(ChainBreak::UnknownKey { seq: 3, key_id, .. }) => {
+            assert_eq!(key_id, KeyId::of(A).as_str())
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        verify_from(&ring(A, &[]), &chain, 0),
+        Err(ChainBreak::UnknownKey { seq: 5, .. })
+    ));
+}
+
+#[test]
+fn a_holder_of_a_retired_key_can_neither_rotate_back_nor_switch_keys_unmarked() {
+    let rotated = ring(B, &[A]);
+    let mut chain = Vec::new();
+    test_chains::extend(&mut chain, &ring(A, &[]), 2);
+    switch(&mut chain, &rotated);
+    test_chains::extend(&mut chain, &rotated, 2);
+    assert_eq!(verify_from(&rotated, &chain, 0), Ok(5));
+
+    // The attack: whoever kept the retired key A appends a marker of their own, "rotating"
+    // the chain back to A, and then events of their choosing.
+    let mut back = chain.clone();
+    let (seq, prev) = chain_end(&back);
+    let forged = AuditEvent::new(
+        AuditKind::KeyRotated,
+        Outcome::Success,
+        OffsetDateTime::UNIX_EPOCH,
+    );
+    let hash = ring(A, &[]).hash(&forged, seq + 1, &prev);
+    back.push(ChainedEvent {
+        seq: seq + 1,
+        event: forged,
+        prev_hash: prev,
+        hash,
+    });
+    assert!(matches!(
+        verify_from(&rotated, &back, 0),
+        Err(ChainBreak::RetiredKey { seq: 6, .. })
+    ));
+
+    // A link under another key without the marker.
+    let mut unmarked = Vec::new();
+    test_chains::extend(&mut unmarked, &ring(A, &[]), 2);
+    let (seq, prev) = chain_end(&unmarked);
+    let e = event();
+    let hash = rotated.hash(&e, seq + 1, &prev);
+    unmarked.push(ChainedEvent {
+        seq: seq + 1,
+        event: e,
+        prev_hash: prev,
+        hash,
+    });
+    assert!(matches!(
+        verify_from(&rotated, &unmarked, 0),
+        Err(ChainBreak::UnmarkedRotation { seq: 3, .. })
+    ));
+
+    // A link of the earlier, unnamed scheme after named ones.
+    let mut older = chain;
+    extend_as(&mut older, Scheme::Derived, 1);
+    assert!(matches!(
+        verify_from(&rotated, &older, 0),
+        Err(ChainBreak::OlderScheme { seq: 6, .. })
+    ));
+}
+
+#[test]
+fn during_a_rolling_rotation_instances_not_yet_restarted_keep_the_chain_under_the_new_key() {
+    let mut chain = Vec::new();
+    test_chains::extend(&mut chain, &ring(A, &[]), 1);
+    // The first instance restarted with B (A previous) switches the chain to B.
+    switch(&mut chain, &ring(B, &[A]));
+    // One still on A, which already knows B (the rotation's first step), continues under B
+    // rather than rotate the chain back to A.
+    let not_yet = ring(A, &[B]);
+    test_chains::extend(&mut chain, &not_yet, 2);
+    assert_eq!(chain.len(), 4, "no marker");
+    assert!(chain[1..].iter().all(|e| e.hash.starts_with(&under(B))));
+    assert_eq!(verify_from(&ring(B, &[A]), &chain, 0), Ok(4));
+    // A command run without the switch follows the chain's key too.
+    let mut chain = Vec::new();
+    test_chains::extend(&mut chain, &ring(A, &[]), 1);
+    test_chains::extend(&mut chain, &ring(B, &[A]), 1);
+    assert!(chain[1].hash.starts_with(&under(A)));
 }

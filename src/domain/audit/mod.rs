@@ -156,6 +156,11 @@ pub enum AuditKind {
     /// links before it are sealed with the audit key itself, as earlier versions did.
     #[serde(rename = "audit.chain_key_derived")]
     ChainKeyDerived,
+    /// From here on the chain is sealed under the audit key `details.keyId` (a rotation of
+    /// the audit key, or links beginning to name their key); the links before it are sealed
+    /// under the previous one (`details.previousKeyId` when they named it).
+    #[serde(rename = "audit.key_rotated")]
+    KeyRotated,
 }
 
 impl AuditKind {
@@ -202,6 +207,7 @@ impl AuditKind {
             Self::AuditPurged => "audit.purged",
             Self::SealedWithKey => "audit.sealed_with_key",
             Self::ChainKeyDerived => "audit.chain_key_derived",
+            Self::KeyRotated => "audit.key_rotated",
         }
     }
 

@@ -2,6 +2,7 @@
 
 use super::test_chains::{extend, verify_from};
 use super::*;
+use crate::domain::keys::AuditKeys;
 
 fn chain(n: i64) -> Vec<ChainedEvent> {
     let mut prev = GENESIS_HASH.to_owned();
@@ -82,10 +83,10 @@ fn a_keyed_chain_cannot_be_recomputed_without_the_key_nor_checked_without_it() {
         Outcome::Failure,
         OffsetDateTime::UNIX_EPOCH,
     );
-    let keyed = ChainSeal::keyed(b"0123456789abcdef0123456789abcdef").unwrap();
-    let other = ChainSeal::keyed(b"another key, another chain.......").unwrap();
+    let keyed = ChainSeal::keyed(&AuditKeys::single(b"0123456789abcdef0123456789abcdef")).unwrap();
+    let other = ChainSeal::keyed(&AuditKeys::single(b"another key, another chain.......")).unwrap();
     let link = keyed.hash(&event, 1, GENESIS_HASH);
-    assert!(link.starts_with("hmac2:"));
+    assert!(link.starts_with("hmac3:"));
     assert_ne!(link, other.hash(&event, 1, GENESIS_HASH));
     let stored = ChainedEvent {
         seq: 1,
@@ -172,7 +173,7 @@ fn verify_with(seal: &ChainSeal, events: &[ChainedEvent]) -> Result<u64, ChainBr
 }
 
 fn keyed() -> ChainSeal {
-    ChainSeal::keyed(b"0123456789abcdef0123456789abcdef").unwrap()
+    ChainSeal::keyed(&AuditKeys::single(b"0123456789abcdef0123456789abcdef")).unwrap()
 }
 
 #[test]

@@ -70,6 +70,50 @@ pub enum ChainBreak {
         /// The event's id.
         id: String,
     },
+    /// A switch to another audit key without its marker.
+    #[error(
+        "event seq {seq} (id {id}) is sealed under another audit key than the event before it, and is not the audit.key_rotated event that marks a rotation"
+    )]
+    UnmarkedRotation {
+        /// The event's place in the chain.
+        seq: i64,
+        /// The event's id.
+        id: String,
+    },
+    /// A link under an audit key the verifier was not given.
+    #[error(
+        "event seq {seq} (id {id}) is sealed under the audit key {key_id}, which is not configured: verify with it in FINHUB_AUDIT_PREVIOUS_KEYS_FILE"
+    )]
+    UnknownKey {
+        /// The event's place in the chain.
+        seq: i64,
+        /// The event's id.
+        id: String,
+        /// The id of the key the link names.
+        key_id: String,
+    },
+    /// A link under an audit key the chain had already rotated away from.
+    #[error(
+        "event seq {seq} (id {id}) is sealed under the audit key {key_id}, which the chain had already rotated away from: written by something else than this service"
+    )]
+    RetiredKey {
+        /// The event's place in the chain.
+        seq: i64,
+        /// The event's id.
+        id: String,
+        /// The id of the key the link names.
+        key_id: String,
+    },
+    /// A link in a scheme older than the link before it.
+    #[error(
+        "event seq {seq} (id {id}) is sealed the way earlier versions did, after links sealed the way this one does: written by something else than this service"
+    )]
+    OlderScheme {
+        /// The event's place in the chain.
+        seq: i64,
+        /// The event's id.
+        id: String,
+    },
     /// A link under the audit key itself after the switch to the derived key.
     #[error(
         "event seq {seq} (id {id}) is sealed with the audit key itself after links sealed with the chain's derived key: written by something else than this service"
@@ -96,8 +140,12 @@ pub fn is_keyed_link(hash: &str) -> bool {
 /// link may follow a keyed one. The marker's link seals the plain prefix's last hash, so the
 /// prefix cannot be rewritten, and a chain that is plain to its end fails. Likewise links under
 /// the audit key itself (written before the chain's key was derived) come only before those
-/// under the derived key, which begin with `audit.chain_key_derived`. Each link's prefix names
-/// its scheme, so checking can start at any checkpoint.
+/// under the derived key, which begin with `audit.chain_key_derived`; and links under one audit
+/// key come only before those under the next, which begin with `audit.key_rotated`, sealed under
+/// the next key. A link names its key (`hmac3:<key id>:`); links of earlier versions that do not
+/// are checked under whichever configured key sealed the first of them, and every later one
+/// must be sealed under the same. Each link's prefix names its scheme, so checking can start at
+/// any checkpoint.
 #[derive(Debug)]
 pub struct ChainVerifier {
     seal: ChainSeal,
@@ -106,6 +154,11 @@ pub struct ChainVerifier {
     checked: u64,
     /// With a key: the first plain link, while no keyed link has followed it.
     plain_since: Option<(i64, String)>,
+    /// The audit key that sealed the links that do not name theirs, once one is checked.
+    unnamed_key: Option<usize>,
+    /// The audit keys the chain has rotated away from: a holder of a retired key must not be
+    /// able to rotate the chain back to it.
+    retired: Vec<usize>,
 }
 
 impl ChainVerifier {
@@ -117,75 +170,114 @@ impl ChainVerifier {
             last_hash: hash.to_owned(),
             checked: 0,
             plain_since: None,
+            unnamed_key: None,
+            retired: Vec::new(),
         }
     }
 
     /// Checks the next event in order; the first break is returned, and checking stops there.
     pub fn check(&mut self, e: &ChainedEvent) -> Result<(), ChainBreak> {
-        let unsealed = || ChainBreak::Unsealed {
-            seq: e.seq,
-            id: e.event.id.clone(),
-        };
+        let at = || (e.seq, e.event.id.clone());
         if e.seq != self.last_seq + 1 || e.prev_hash != self.last_hash {
-            return Err(ChainBreak::Unlinked {
-                seq: e.seq,
-                id: e.event.id.clone(),
-            });
+            let (seq, id) = at();
+            return Err(ChainBreak::Unlinked { seq, id });
         }
         let scheme = scheme_of(&e.hash);
-        let before = scheme_of(&self.last_hash);
-        match (scheme, self.seal.is_keyed()) {
-            (Scheme::Raw | Scheme::Derived, false) => {
-                return Err(ChainBreak::NeedsKey {
-                    seq: e.seq,
-                    id: e.event.id.clone(),
-                });
-            }
-            (Scheme::Plain, true) => {
-                // Plain links are the prefix from before the key, never after a keyed one.
-                if before != Scheme::Plain {
-                    return Err(unsealed());
+        self.check_order(e, scheme)?;
+        let matches = |key: usize| {
+            self.seal
+                .hash_as(scheme, key, &e.event, e.seq, &e.prev_hash)
+                .is_some_and(|expected| expected == e.hash)
+        };
+        let sealed = match scheme {
+            Scheme::Plain | Scheme::Named(_) => matches(0),
+            // Links that do not name their key: the key that sealed the first of them seals
+            // every other.
+            Scheme::Raw | Scheme::Derived => match self.unnamed_key {
+                Some(key) => matches(key),
+                None => {
+                    self.unnamed_key = (0..self.seal.key_count()).find(|&key| matches(key));
+                    self.unnamed_key.is_some()
                 }
-                if self.plain_since.is_none() {
-                    self.plain_since = Some((e.seq, e.event.id.clone()));
-                }
-            }
-            (Scheme::Raw | Scheme::Derived, true) => {
-                if let Some((seq, id)) = self.plain_since.take()
-                    && e.event.kind != AuditKind::SealedWithKey
-                {
-                    return Err(ChainBreak::Unsealed { seq, id });
-                }
-                // The audit key itself seals only links older than the derived key's.
-                if scheme == Scheme::Raw && before == Scheme::Derived {
-                    return Err(ChainBreak::RawAfterDerived {
-                        seq: e.seq,
-                        id: e.event.id.clone(),
-                    });
-                }
-                if scheme == Scheme::Derived
-                    && before == Scheme::Raw
-                    && e.event.kind != AuditKind::ChainKeyDerived
-                {
-                    return Err(ChainBreak::UnmarkedRekey {
-                        seq: e.seq,
-                        id: e.event.id.clone(),
-                    });
-                }
-            }
-            (Scheme::Plain, false) => {}
-        }
-        let expected = self.seal.hash_as(scheme, &e.event, e.seq, &e.prev_hash);
-        if expected.as_deref() != Some(e.hash.as_str()) {
-            return Err(ChainBreak::Altered {
-                seq: e.seq,
-                id: e.event.id.clone(),
-            });
+            },
+        };
+        if !sealed {
+            let (seq, id) = at();
+            return Err(ChainBreak::Altered { seq, id });
         }
         self.last_seq = e.seq;
         self.last_hash.clone_from(&e.hash);
         self.checked += 1;
         Ok(())
+    }
+
+    /// Whether a link in `scheme` may follow the one before it, and its key is known.
+    fn check_order(&mut self, e: &ChainedEvent, scheme: Scheme<'_>) -> Result<(), ChainBreak> {
+        let (seq, id) = (e.seq, e.event.id.clone());
+        let before = scheme_of(&self.last_hash);
+        if !self.seal.is_keyed() {
+            return match scheme {
+                Scheme::Plain => Ok(()),
+                _ => Err(ChainBreak::NeedsKey { seq, id }),
+            };
+        }
+        let marked = |kind: AuditKind| e.event.kind == kind;
+        match scheme {
+            // Plain links are the prefix from before the key, never after a keyed one.
+            Scheme::Plain if before != Scheme::Plain => Err(ChainBreak::Unsealed { seq, id }),
+            Scheme::Plain => {
+                if self.plain_since.is_none() {
+                    self.plain_since = Some((seq, id));
+                }
+                Ok(())
+            }
+            _ => {
+                if let Some((seq, id)) = self.plain_since.take()
+                    && !marked(AuditKind::SealedWithKey)
+                {
+                    return Err(ChainBreak::Unsealed { seq, id });
+                }
+                if let Scheme::Named(key_id) = scheme {
+                    let Some(key) = self.seal.key_index(key_id) else {
+                        let key_id = key_id.to_owned();
+                        return Err(ChainBreak::UnknownKey { seq, id, key_id });
+                    };
+                    if self.retired.contains(&key) {
+                        let key_id = key_id.to_owned();
+                        return Err(ChainBreak::RetiredKey { seq, id, key_id });
+                    }
+                    let left = match before {
+                        Scheme::Named(was) if was != key_id => self.seal.key_index(was),
+                        Scheme::Raw | Scheme::Derived => self.unnamed_key.filter(|&u| u != key),
+                        _ => None,
+                    };
+                    self.retired.extend(left);
+                }
+                if scheme.age() < before.age() {
+                    return Err(if scheme == Scheme::Raw {
+                        ChainBreak::RawAfterDerived { seq, id }
+                    } else {
+                        ChainBreak::OlderScheme { seq, id }
+                    });
+                }
+                match (before, scheme) {
+                    (Scheme::Raw, Scheme::Derived | Scheme::Named(_))
+                        if !marked(AuditKind::ChainKeyDerived) =>
+                    {
+                        Err(ChainBreak::UnmarkedRekey { seq, id })
+                    }
+                    (Scheme::Derived, Scheme::Named(_)) if !marked(AuditKind::KeyRotated) => {
+                        Err(ChainBreak::UnmarkedRotation { seq, id })
+                    }
+                    (Scheme::Named(was), Scheme::Named(is))
+                        if was != is && !marked(AuditKind::KeyRotated) =>
+                    {
+                        Err(ChainBreak::UnmarkedRotation { seq, id })
+                    }
+                    _ => Ok(()),
+                }
+            }
+        }
     }
 
     /// Compares the end of the chain with the head the store recorded.

@@ -17,6 +17,7 @@ use crate::domain::credentials::factor::FactorId;
 use crate::domain::credentials::passkey::{self, CeremonyState, PasskeyRejected, StoredPasskey};
 use crate::domain::credentials::password::Password;
 use crate::domain::credentials::recovery::RecoveryCode;
+use crate::domain::credentials::totp::{TotpSeal, TotpSecret};
 use crate::domain::customers::Customer;
 use crate::domain::delivery::message::{AccountChange, Message};
 use crate::domain::error::AuthError;
@@ -115,8 +116,13 @@ impl AuthService {
                     field: "code",
                     problem: e,
                 })?;
-                let hash = self.policies.recovery.hash(&customer.id, &code);
-                let id = self.store.unused_recovery_code(&customer.id, &hash).await?;
+                let mut id = None;
+                for hash in self.policies.recovery.hashes(&customer.id, &code) {
+                    id = self.store.unused_recovery_code(&customer.id, &hash).await?;
+                    if id.is_some() {
+                        break;
+                    }
+                }
                 let mut notices = Vec::new();
                 if id.is_some() {
                     let remaining = self
@@ -286,12 +292,34 @@ impl AuthService {
         let Some(sealed) = self.store.totp_secret(factor).await? else {
             return Ok(None);
         };
-        match seal.open(&sealed, factor) {
-            Ok(secret) => Ok(secret.matching_step(code, now)),
+        match seal.open_noting_key(&sealed, factor) {
+            Ok((secret, under_previous_key)) => {
+                if under_previous_key {
+                    self.reseal(seal, &secret, factor, &sealed).await;
+                }
+                Ok(secret.matching_step(code, now))
+            }
             Err(e) => {
                 tracing::error!(factor = factor.as_str(), error = %e, "an authenticator app's secret does not open");
                 Ok(None)
             }
+        }
+    }
+}
+
+impl AuthService {
+    /// Seals an app's secret, opened under a previous audit key, again under the current one,
+    /// so that the previous key can be retired. A failure only leaves it for the next code.
+    async fn reseal(&self, seal: &TotpSeal, secret: &TotpSecret, factor: &FactorId, before: &[u8]) {
+        let resealed = match seal.seal(secret, factor) {
+            Ok(now) => self.store.reseal_totp_secret(factor, before, &now).await,
+            Err(e) => {
+                tracing::warn!(factor = factor.as_str(), error = %e, "an authenticator app's secret could not be sealed again");
+                return;
+            }
+        };
+        if let Err(e) = resealed {
+            tracing::warn!(factor = factor.as_str(), error = %e, "an authenticator app's secret sealed under a previous key was not stored again");
         }
     }
 }

@@ -203,7 +203,9 @@ impl AuthService {
     ) -> Result<IssuedSession, AuthError> {
         let now = self.clock.now();
         let action = self.policies.risk;
-        let judgement = self.judge(&customer, client, now).await?;
+        let mut client = client.clone();
+        let judgement = self.judge(&customer, &mut client, now).await?;
+        let client = &client;
         let flags = &judgement.flags;
         // Step-up: an unusual (or unjudgeable) login of a customer without 2FA owes a code by
         // e-mail.

@@ -18,6 +18,7 @@ impl AuthService {
         let device = client.device.as_ref().map(|d| Device {
             fingerprint: self.policies.devices.hash(&d.fingerprint),
             name: d.name.clone(),
+            hashed_before: self.policies.devices.previous_hashes(&d.fingerprint),
         });
         let mut client = client.clone().with_device(device);
         if let Some(ip) = client.ip {
@@ -32,7 +33,7 @@ impl AuthService {
     pub(super) async fn judge(
         &self,
         customer: &Customer,
-        client: &ClientContext,
+        client: &mut ClientContext,
         now: time::OffsetDateTime,
     ) -> Result<Judgement, AuthError> {
         let placement = if !self.locator.configured() {
@@ -42,19 +43,17 @@ impl AuthService {
         } else {
             Placement::Placed(client.location.clone())
         };
-        let fingerprint = client.device.as_ref().map(|d| d.fingerprint.as_str());
         // A device is known once a login on it completes, which also sets `last_login_at`:
         // before the first, no device can be, and nothing needs reading.
-        let device = match (customer.last_login_at, fingerprint) {
-            (None, Some(_)) => DeviceStanding::New,
+        let device = match (customer.last_login_at, client.device.as_mut()) {
+            (None, Some(device)) => {
+                device.hashed_before.clear();
+                DeviceStanding::New
+            }
             (None, None) => DeviceStanding::Unnamed {
                 others_known: false,
             },
-            (Some(_), _) => {
-                self.store
-                    .device_standing(&customer.id, fingerprint)
-                    .await?
-            }
+            (Some(_), _) => self.device_standing(customer, client).await?,
         };
         let history = if placement == Placement::Unknowable {
             LoginHistory {
@@ -65,6 +64,40 @@ impl AuthService {
             self.store.login_history(&customer.id).await?
         };
         Ok(risk::assess(&history, &placement, device, now))
+    }
+
+    /// Whether the customer knows this device. One known only under a previous audit key is
+    /// known too, and left marked for the store to move to its current hash; otherwise the mark
+    /// is cleared, so that the store looks for nothing.
+    async fn device_standing(
+        &self,
+        customer: &Customer,
+        client: &mut ClientContext,
+    ) -> Result<DeviceStanding, AuthError> {
+        let fingerprint = client.device.as_ref().map(|d| d.fingerprint.as_str());
+        let standing = self
+            .store
+            .device_standing(&customer.id, fingerprint)
+            .await?;
+        let Some(device) = client.device.as_mut() else {
+            return Ok(standing);
+        };
+        let hashed_before = std::mem::take(&mut device.hashed_before);
+        if standing != DeviceStanding::New {
+            return Ok(standing);
+        }
+        for hash in hashed_before {
+            if self
+                .store
+                .device_standing(&customer.id, Some(&hash))
+                .await?
+                == DeviceStanding::Known
+            {
+                device.hashed_before = vec![hash];
+                return Ok(DeviceStanding::Known);
+            }
+        }
+        Ok(standing)
     }
 
     /// The e-mail telling the customer about an unusual sign-in, queued in the transaction that

@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::domain::InvalidValue;
 use crate::domain::customers::CustomerId;
-use crate::domain::keys::{SealingKey, is_ticket};
+use crate::domain::keys::{AuditKeys, SealingKey, is_ticket};
 
 /// Binds the seal to this use of the key.
 const ASSOCIATED: &[u8] = b"finhub lockdown link v1";
@@ -64,8 +64,8 @@ impl LockdownSeal {
     pub const VALIDITY: Duration = Duration::days(7);
 
     /// Under the key derived from the audit key for this purpose alone.
-    pub fn derived_from(audit_key: &[u8]) -> Result<Self, LockdownSealError> {
-        let key = SealingKey::derived_from(audit_key, b"finhub lockdown link key v1")
+    pub fn derived_from(audit_keys: &AuditKeys) -> Result<Self, LockdownSealError> {
+        let key = SealingKey::derived_from(audit_keys, b"finhub lockdown link key v1")
             .ok_or(LockdownSealError)?;
         Ok(Self { key })
     }
@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn a_link_opens_for_its_customer_for_seven_days() {
-        let seal = LockdownSeal::derived_from(&[7; 32]).unwrap();
+        let seal = LockdownSeal::derived_from(&AuditKeys::single(&[7; 32])).unwrap();
         let token = seal.issue(&customer(), NOW).unwrap();
         assert!(
             LockdownToken::parse(token.expose()).is_ok(),
@@ -177,7 +177,7 @@ mod tests {
     /// from another deployment.
     #[test]
     fn an_altered_or_foreign_link_does_not_open() {
-        let seal = LockdownSeal::derived_from(&[7; 32]).unwrap();
+        let seal = LockdownSeal::derived_from(&AuditKeys::single(&[7; 32])).unwrap();
         let token = seal.issue(&customer(), NOW).unwrap();
         let mut bytes = URL_SAFE_NO_PAD.decode(token.expose()).unwrap();
         for at in [1, 13, 30, bytes.len() - 1] {
@@ -186,7 +186,7 @@ mod tests {
             assert!(seal.open(&altered, NOW).is_none(), "byte {at} altered");
             bytes[at] ^= 1;
         }
-        let other = LockdownSeal::derived_from(&[8; 32]).unwrap();
+        let other = LockdownSeal::derived_from(&AuditKeys::single(&[8; 32])).unwrap();
         assert!(other.open(&token, NOW).is_none(), "another key");
         assert!(
             LockdownSeal::ephemeral()
@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn a_link_carries_its_token_in_the_fragment() {
         let links = LockdownLinks::new(
-            LockdownSeal::derived_from(&[7; 32]).unwrap(),
+            LockdownSeal::derived_from(&AuditKeys::single(&[7; 32])).unwrap(),
             "https://app.finhub.test/",
         );
         let link = links.link(&customer(), NOW).unwrap();

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::passkey::CeremonyState;
 use crate::domain::InvalidValue;
-use crate::domain::keys::{SealingKey, is_ticket};
+use crate::domain::keys::{AuditKeys, SealingKey, is_ticket};
 
 /// Binds the seal to this use of the key.
 const ASSOCIATED: &[u8] = b"finhub passkey login v1";
@@ -77,8 +77,8 @@ pub struct CeremonySeal {
 
 impl CeremonySeal {
     /// Under the key derived from the audit key for this purpose alone.
-    pub fn derived_from(audit_key: &[u8]) -> Result<Self, CeremonySealError> {
-        let key = SealingKey::derived_from(audit_key, b"finhub passkey login key v1")
+    pub fn derived_from(audit_keys: &AuditKeys) -> Result<Self, CeremonySealError> {
+        let key = SealingKey::derived_from(audit_keys, b"finhub passkey login key v1")
             .ok_or(CeremonySealError)?;
         Ok(Self { key })
     }
@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn a_sealed_ceremony_opens_with_its_state_until_it_expires() {
-        let seal = CeremonySeal::derived_from(&[7; 32]).unwrap();
+        let seal = CeremonySeal::derived_from(&AuditKeys::single(&[7; 32])).unwrap();
         let expires_at = NOW + Duration::minutes(5);
         let id = seal.seal(&state(), expires_at).unwrap();
         assert!(PasskeyLoginId::parse(id.as_str()).is_ok(), "parses as sent");
@@ -153,7 +153,7 @@ mod tests {
     /// a spent ceremony's id) or brings one from another deployment.
     #[test]
     fn an_altered_or_foreign_ceremony_does_not_open() {
-        let seal = CeremonySeal::derived_from(&[7; 32]).unwrap();
+        let seal = CeremonySeal::derived_from(&AuditKeys::single(&[7; 32])).unwrap();
         let id = seal.seal(&state(), NOW + Duration::minutes(5)).unwrap();
         let mut bytes = URL_SAFE_NO_PAD.decode(id.as_str()).unwrap();
         for at in [1, 13, bytes.len() - 1] {
@@ -162,7 +162,7 @@ mod tests {
             assert!(seal.open(&altered, NOW).is_none(), "byte {at} altered");
             bytes[at] ^= 1;
         }
-        let other = CeremonySeal::derived_from(&[8; 32]).unwrap();
+        let other = CeremonySeal::derived_from(&AuditKeys::single(&[8; 32])).unwrap();
         assert!(other.open(&id, NOW).is_none(), "another key");
         assert!(
             CeremonySeal::ephemeral().unwrap().open(&id, NOW).is_none(),

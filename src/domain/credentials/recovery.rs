@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use hmac::Hmac;
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 
@@ -88,29 +89,46 @@ impl Purpose for RecoveryCodes {
 impl RecoveryKey {
     /// The stored form of `code` for `customer`.
     pub fn hash(&self, customer: &CustomerId, code: &RecoveryCode) -> [u8; 32] {
-        let parts = [
-            customer.as_str().as_bytes(),
-            b":",
-            code.0.expose_secret().as_bytes(),
-        ];
         match self.mac() {
-            Some(mac) => {
-                let mut mac = mac.clone();
-                for part in parts {
-                    hmac::Mac::update(&mut mac, part);
-                }
-                hmac::Mac::finalize(mac).into_bytes().into()
-            }
+            Some(mac) => keyed_hash(mac, customer, code),
             None => {
                 let mut h = Sha256::new();
                 h.update(RecoveryCodes::NAME);
-                for part in parts {
+                for part in parts(customer, code) {
                     h.update(part);
                 }
                 h.finalize().into()
             }
         }
     }
+
+    /// The forms `code` may be stored in: under the current key, then under each previous key
+    /// (codes made before a rotation of the audit key stay usable until used).
+    pub fn hashes(&self, customer: &CustomerId, code: &RecoveryCode) -> Vec<[u8; 32]> {
+        std::iter::once(self.hash(customer, code))
+            .chain(
+                self.previous_macs()
+                    .iter()
+                    .map(|mac| keyed_hash(mac, customer, code)),
+            )
+            .collect()
+    }
+}
+
+fn parts<'a>(customer: &'a CustomerId, code: &'a RecoveryCode) -> [&'a [u8]; 3] {
+    [
+        customer.as_str().as_bytes(),
+        b":",
+        code.0.expose_secret().as_bytes(),
+    ]
+}
+
+fn keyed_hash(mac: &Hmac<Sha256>, customer: &CustomerId, code: &RecoveryCode) -> [u8; 32] {
+    let mut mac = mac.clone();
+    for part in parts(customer, code) {
+        hmac::Mac::update(&mut mac, part);
+    }
+    hmac::Mac::finalize(mac).into_bytes().into()
 }
 
 /// A fresh set of codes.
@@ -123,6 +141,7 @@ pub fn generate_set() -> Result<Vec<RecoveryCode>, getrandom::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::keys::AuditKeys;
 
     #[test]
     fn a_code_is_accepted_without_regard_to_case_spaces_dashes_or_look_alikes() {
@@ -172,7 +191,7 @@ mod tests {
         let code = RecoveryCode::parse("AB1D0-FGH2K").unwrap();
         let alice = CustomerId::from_stored("alice".into());
         let bob = CustomerId::from_stored("bob".into());
-        let keyed = RecoveryKey::derived_from(&[1; 32]).unwrap();
+        let keyed = RecoveryKey::derived_from(&AuditKeys::single(&[1; 32])).unwrap();
         assert_ne!(keyed.hash(&alice, &code), keyed.hash(&bob, &code));
         assert_ne!(
             keyed.hash(&alice, &code),

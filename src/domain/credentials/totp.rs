@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 
 use super::challenge::OtpCode;
 use super::factor::FactorId;
-use crate::domain::keys::SealingKey;
+use crate::domain::keys::{AuditKeys, SealingKey};
 
 /// Seconds per time step.
 pub const STEP_SECONDS: i64 = 30;
@@ -119,8 +119,8 @@ pub struct TotpSealError;
 
 impl TotpSeal {
     /// Under the key derived from the audit key for this purpose alone.
-    pub fn derived_from(audit_key: &[u8]) -> Result<Self, TotpSealError> {
-        let key = SealingKey::derived_from(audit_key, b"finhub totp secret key v1")
+    pub fn derived_from(audit_keys: &AuditKeys) -> Result<Self, TotpSealError> {
+        let key = SealingKey::derived_from(audit_keys, b"finhub totp secret key v1")
             .ok_or(TotpSealError)?;
         Ok(Self { key })
     }
@@ -138,14 +138,32 @@ impl TotpSeal {
 
     /// The secret sealed for `factor`.
     pub fn open(&self, sealed: &[u8], factor: &FactorId) -> Result<TotpSecret, TotpSealError> {
-        let plain = self
+        self.open_noting_key(sealed, factor)
+            .map(|(secret, _)| secret)
+    }
+
+    /// The same, and whether it was sealed under a previous audit key (to be sealed again
+    /// under the current one).
+    pub fn open_noting_key(
+        &self,
+        sealed: &[u8],
+        factor: &FactorId,
+    ) -> Result<(TotpSecret, bool), TotpSealError> {
+        let opened = self
             .key
-            .open(sealed, |version| {
+            .open_noting_key(sealed, |version| {
                 (version == SEALED_V1).then(|| factor.as_str().as_bytes().to_vec())
             })
             .ok_or(TotpSealError)?;
-        let bytes: [u8; SECRET_BYTES] = plain.as_slice().try_into().map_err(|_| TotpSealError)?;
-        Ok(TotpSecret(SecretBox::new(Box::new(bytes))))
+        let bytes: [u8; SECRET_BYTES] = opened
+            .message
+            .as_slice()
+            .try_into()
+            .map_err(|_| TotpSealError)?;
+        Ok((
+            TotpSecret(SecretBox::new(Box::new(bytes))),
+            opened.under_previous_key,
+        ))
     }
 }
 
@@ -203,7 +221,7 @@ mod tests {
 
     #[test]
     fn a_sealed_secret_opens_only_for_its_factor_and_key() {
-        let seal = TotpSeal::derived_from(&[7; 32]).unwrap();
+        let seal = TotpSeal::derived_from(&AuditKeys::single(&[7; 32])).unwrap();
         let s = TotpSecret::generate().unwrap();
         let factor = FactorId::from_stored("factor-1".into());
         let sealed = seal.seal(&s, &factor).unwrap();
@@ -213,7 +231,7 @@ mod tests {
         let other = FactorId::from_stored("factor-2".into());
         assert!(seal.open(&sealed, &other).is_err());
         assert!(
-            TotpSeal::derived_from(&[8; 32])
+            TotpSeal::derived_from(&AuditKeys::single(&[8; 32]))
                 .unwrap()
                 .open(&sealed, &factor)
                 .is_err()

@@ -2,7 +2,7 @@
 
 use crate::domain::credentials::challenge::OtpCode;
 use crate::domain::credentials::factor::TwoFactorMethod;
-use crate::domain::keys::SealingKey;
+use crate::domain::keys::{AuditKeys, SealingKey};
 
 /// Seals codes while they wait in the outbox: ChaCha20-Poly1305 under a key derived from the
 /// audit key, bound to the challenge, channel and address (a sealed code copied to another row,
@@ -52,9 +52,9 @@ impl CodeSeal {
     }
 
     /// Under a key derived from the audit key, so that no other secret needs managing.
-    pub fn derived_from(audit_key: &[u8]) -> Result<Self, SealError> {
+    pub fn derived_from(audit_keys: &AuditKeys) -> Result<Self, SealError> {
         let key =
-            SealingKey::derived_from(audit_key, b"finhub outbox code key v1").ok_or(SealError)?;
+            SealingKey::derived_from(audit_keys, b"finhub outbox code key v1").ok_or(SealError)?;
         Ok(Self { key })
     }
 
@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn a_sealed_code_opens_only_for_its_challenge_address_and_key() {
-        let seal = CodeSeal::derived_from(&[7; 32]).unwrap();
+        let seal = CodeSeal::derived_from(&AuditKeys::single(&[7; 32])).unwrap();
         let code = OtpCode::parse("123456").unwrap();
         let challenge = ChallengeId::parse("challenge-1").unwrap();
         let for_ = |subject, address| SealedFor {
@@ -132,7 +132,7 @@ mod tests {
             "bound to its channel"
         );
         assert!(
-            CodeSeal::derived_from(&[8; 32])
+            CodeSeal::derived_from(&AuditKeys::single(&[8; 32]))
                 .unwrap()
                 .open(&sealed, &to_alice)
                 .is_none()

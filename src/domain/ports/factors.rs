@@ -24,6 +24,14 @@ pub trait FactorStore: Send + Sync + 'static {
     /// An authenticator app's sealed secret, confirmed or not; `None` for another method or an
     /// unknown factor.
     async fn totp_secret(&self, factor: &FactorId) -> StoreResult<Option<Vec<u8>>>;
+    /// Replaces an app's sealed secret `before` with `now` (the same secret, sealed under the
+    /// current audit key after a rotation); nothing changes if it is no longer `before`.
+    async fn reseal_totp_secret(
+        &self,
+        factor: &FactorId,
+        before: &[u8],
+        now: &[u8],
+    ) -> StoreResult<()>;
     /// The customer's unconfirmed factor `factor`, if it has not expired by `now`, with the
     /// challenge that confirms it.
     async fn pending_factor(

@@ -16,6 +16,10 @@ pub struct Device {
     pub fingerprint: String,
     /// The name the client gave, if any and if it passed [`DeviceName::parse`].
     pub name: Option<DeviceName>,
+    /// After a rotation of the audit key: the fingerprint hashed under previous keys, which a
+    /// device known from before may still be stored under. The store moves a device it finds
+    /// under one of them to `fingerprint`.
+    pub hashed_before: Vec<String>,
 }
 
 impl Device {

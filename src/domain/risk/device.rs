@@ -44,6 +44,21 @@ impl DeviceKey {
         };
         hex::encode(digest)
     }
+
+    /// The stored forms of `fingerprint` under the previous audit keys, newest first.
+    pub fn previous_hashes(&self, fingerprint: &str) -> Vec<String> {
+        self.previous_macs()
+            .iter()
+            .map(|mac| {
+                hex::encode(
+                    mac.clone()
+                        .chain_update(fingerprint.as_bytes())
+                        .finalize()
+                        .into_bytes(),
+                )
+            })
+            .collect()
+    }
 }
 
 /// A device as the customer sees it in their own lists.
@@ -91,6 +106,7 @@ pub fn describe_user_agent(user_agent: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::keys::AuditKeys;
 
     #[test]
     fn a_device_is_described_by_its_browser_and_system_families_only() {
@@ -105,15 +121,21 @@ mod tests {
     fn hashes_depend_on_the_key_and_hide_the_fingerprint() {
         let fingerprint = "0123456789abcdef|Linux|en-GB";
         let unkeyed = DeviceKey::unkeyed().hash(fingerprint);
-        let keyed = DeviceKey::derived_from(&[7; 32]).unwrap().hash(fingerprint);
-        let other = DeviceKey::derived_from(&[8; 32]).unwrap().hash(fingerprint);
+        let keyed = DeviceKey::derived_from(&AuditKeys::single(&[7; 32]))
+            .unwrap()
+            .hash(fingerprint);
+        let other = DeviceKey::derived_from(&AuditKeys::single(&[8; 32]))
+            .unwrap()
+            .hash(fingerprint);
         assert_eq!(unkeyed.len(), 64);
         assert_eq!(keyed.len(), 64);
         assert_ne!(unkeyed, keyed);
         assert_ne!(keyed, other);
         assert_eq!(
             keyed,
-            DeviceKey::derived_from(&[7; 32]).unwrap().hash(fingerprint)
+            DeviceKey::derived_from(&AuditKeys::single(&[7; 32]))
+                .unwrap()
+                .hash(fingerprint)
         );
         assert!(!keyed.contains("0123456789abcdef"));
     }

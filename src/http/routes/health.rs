@@ -66,7 +66,9 @@ pub async fn readyz_with_details(State(state): State<AppState>) -> Response {
             "status": "ready",
             "details": {
                 "rateLimits": state.limits.backend().as_str(),
-                "auditKey": if state.audit_keyed { "set" } else { "missing: the audit chain is plain SHA-256" },
+                "auditKey": if state.audit_key.is_some() { "set" } else { "missing: the audit chain is plain SHA-256" },
+                // Which key: every instance should name the same one once a rotation is done.
+                "auditKeyId": state.audit_key,
                 "locationDatabase": state.auth.location_trouble().unwrap_or_else(|| "ok".to_owned()),
             },
         }))

@@ -87,6 +87,7 @@ impl DeviceBody {
             .ok()
             .flatten();
         Device {
+            hashed_before: Vec::new(),
             fingerprint: self.fingerprint,
             name,
         }

@@ -15,6 +15,9 @@ pub(super) async fn record_sighting<B: Backend>(
     s: &NewSession,
     device: &Device,
 ) -> StoreResult<()> {
+    for former in &device.hashed_before {
+        rehash(tx, s, former, &device.fingerprint).await?;
+    }
     let verified_at = (s.state == SessionState::Active).then(|| to_unix_millis(s.created_at));
     query::<B>(
         "INSERT INTO devices (id, customer_id, fingerprint_hash, name, first_seen_at, last_seen_at, \
@@ -37,6 +40,49 @@ pub(super) async fn record_sighting<B: Backend>(
     .bind(s.client.user_agent.as_deref())
     .execute(tx)
     .await?;
+    Ok(())
+}
+
+/// Moves the customer's device stored under `former` (its fingerprint's hash under a previous
+/// audit key) to `current`, with its live sessions, and remembers `former` for the audit events
+/// that name it. Nothing happens if no device is stored under `former`, or one already is under
+/// `current`.
+async fn rehash<B: Backend>(
+    tx: &mut Tx<B>,
+    s: &NewSession,
+    former: &str,
+    current: &str,
+) -> StoreResult<()> {
+    let customer = s.customer_id.as_str();
+    query::<B>(
+        "INSERT INTO device_former_hashes (customer_id, fingerprint_hash, device_id) \
+         SELECT customer_id, fingerprint_hash, id FROM devices \
+         WHERE customer_id = $1 AND fingerprint_hash = $2 ON CONFLICT DO NOTHING",
+    )
+    .bind(customer)
+    .bind(former)
+    .execute(&mut *tx)
+    .await?;
+    let moved = query::<B>(
+        "UPDATE devices SET fingerprint_hash = $3 WHERE customer_id = $1 AND fingerprint_hash = $2 \
+         AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.customer_id = $1 AND d.fingerprint_hash = $3)",
+    )
+    .bind(customer)
+    .bind(former)
+    .bind(current)
+    .execute(&mut *tx)
+    .await?;
+    if moved > 0 {
+        query::<B>(
+            "UPDATE sessions SET device_fingerprint = $3 \
+             WHERE customer_id = $1 AND device_fingerprint = $2",
+        )
+        .bind(customer)
+        .bind(former)
+        .bind(current)
+        .execute(&mut *tx)
+        .await?;
+    }
     Ok(())
 }
 

@@ -117,6 +117,23 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         Ok(row.and_then(|(secret,)| secret))
     }
 
+    async fn reseal_totp_secret(
+        &self,
+        factor: &FactorId,
+        before: &[u8],
+        now: &[u8],
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        query::<B>("UPDATE factors SET secret = $1 WHERE id = $2 AND secret = $3")
+            .bind(now.to_vec())
+            .bind(factor.as_str())
+            .bind(before.to_vec())
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn pending_factor(
         &self,
         customer: &CustomerId,

@@ -157,7 +157,10 @@ fn history_query() -> String {
          UNION SELECT seq FROM (SELECT seq FROM audit_events WHERE username = $2 AND seq < $3 \
          AND kind IN ({kinds}) ORDER BY seq DESC LIMIT $4) AS named) AS picked \
          JOIN audit_events a ON a.seq = picked.seq \
-         LEFT JOIN devices d ON d.customer_id = $1 AND d.fingerprint_hash = a.device_fingerprint \
+         LEFT JOIN device_former_hashes f ON f.customer_id = $1 \
+         AND f.fingerprint_hash = a.device_fingerprint \
+         LEFT JOIN devices d ON d.customer_id = $1 \
+         AND (d.fingerprint_hash = a.device_fingerprint OR d.id = f.device_id) \
          ORDER BY a.seq DESC LIMIT $4"
     )
 }

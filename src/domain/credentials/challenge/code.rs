@@ -92,6 +92,12 @@ impl CodeKey {
         PresentedCode {
             plain: plain_digest(code, subject),
             keyed: self.mac().map(|mac| keyed_digest(mac, code, subject)),
+            // Codes sent before a rotation of the audit key still verify while they live.
+            previous: self
+                .previous_macs()
+                .iter()
+                .map(|mac| keyed_digest(mac, code, subject))
+                .collect(),
         }
     }
 }
@@ -155,7 +161,15 @@ impl CodeHash {
     pub fn matches(&self, presented: &PresentedCode) -> bool {
         match (self, &presented.keyed) {
             (Self::Plain(stored), _) => stored.ct_eq(&presented.plain).into(),
-            (Self::Keyed(stored), Some(keyed)) => stored.ct_eq(keyed).into(),
+            (Self::Keyed(stored), Some(keyed)) => {
+                let previous = presented
+                    .previous
+                    .iter()
+                    .fold(subtle::Choice::from(0), |found, digest| {
+                        found | stored.ct_eq(digest)
+                    });
+                (stored.ct_eq(keyed) | previous).into()
+            }
             // A keyed hash cannot be checked without the key.
             (Self::Keyed(_), None) => false,
         }
@@ -183,10 +197,12 @@ impl Answer for PresentedCode {
 }
 
 /// A presented code, hashed in each scheme (see [`CodeHash`]).
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct PresentedCode {
     plain: [u8; 32],
     keyed: Option<[u8; 32]>,
+    /// Under each previous audit key, newest first.
+    previous: Vec<[u8; 32]>,
 }
 
 impl fmt::Debug for PresentedCode {

@@ -2,6 +2,7 @@
 
 use super::code::plain_digest;
 use super::*;
+use crate::domain::keys::AuditKeys;
 
 #[test]
 fn codes_are_six_digits() {
@@ -25,7 +26,10 @@ fn a_code_matches_its_own_hash_only_for_its_challenge() {
     let a = ChallengeId::generate();
     let b = ChallengeId::generate();
     let code = OtpCode::parse("123456").unwrap();
-    for key in [CodeKey::unkeyed(), CodeKey::derived_from(&[7; 32]).unwrap()] {
+    for key in [
+        CodeKey::unkeyed(),
+        CodeKey::derived_from(&AuditKeys::single(&[7; 32])).unwrap(),
+    ] {
         let stored = key.hash(&code, &a);
         assert!(stored.matches(&key.presented(&OtpCode::parse("123456").unwrap(), &a)));
         assert!(!stored.matches(&key.presented(&code, &b)));
@@ -41,13 +45,13 @@ fn a_code_matches_its_own_hash_only_for_its_challenge() {
 fn a_keyed_code_hash_cannot_be_brute_forced_from_the_database() {
     let challenge = ChallengeId::generate();
     let code = OtpCode::parse("042042").unwrap();
-    let keyed = CodeKey::derived_from(&[7; 32]).unwrap();
+    let keyed = CodeKey::derived_from(&AuditKeys::single(&[7; 32])).unwrap();
     let stored = keyed.hash(&code, &challenge);
     let CodeHash::Keyed(digest) = stored else {
         panic!("a key makes keyed hashes");
     };
     assert_ne!(digest, plain_digest(&code, challenge.as_str()));
-    let other = CodeKey::derived_from(&[8; 32]).unwrap();
+    let other = CodeKey::derived_from(&AuditKeys::single(&[8; 32])).unwrap();
     assert!(!stored.matches(&other.presented(&code, &challenge)));
     assert!(!stored.matches(&CodeKey::unkeyed().presented(&code, &challenge)));
     // The scheme is kept in the stored bytes.
@@ -69,7 +73,7 @@ fn a_plain_hash_from_before_the_key_still_verifies() {
     let before = CodeKey::unkeyed().hash(&code, &challenge).to_stored();
     assert_eq!(before.len(), 32);
     let stored = CodeHash::from_stored(&before).unwrap();
-    let keyed = CodeKey::derived_from(&[7; 32]).unwrap();
+    let keyed = CodeKey::derived_from(&AuditKeys::single(&[7; 32])).unwrap();
     assert!(stored.matches(&keyed.presented(&code, &challenge)));
     assert!(!stored.matches(&keyed.presented(&OtpCode::parse("314158").unwrap(), &challenge)));
     assert!(CodeHash::from_stored(&[1; 31]).is_none());
