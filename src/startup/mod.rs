@@ -174,7 +174,7 @@ async fn switch_chain_to_current_key(
         .audit_head()
         .await
         .context("reading the audit chain's head")?;
-    let Some(marker) = seal.switch_marker(seq, &hash, now) else {
+    let Some(marker) = seal.switch_marker(seq, &hash, now)? else {
         return Ok(());
     };
     store

@@ -61,6 +61,14 @@ const DERIVED: &str = "hmac2:";
 /// Marks the links sealed under the chain's key derived from the audit key they name:
 /// `hmac3:<key id>:<hex>`.
 const NAMED: &str = "hmac3:";
+/// How new links are written: `hmac2:` (the key not named), or `hmac3:` naming the key at a
+/// position of the seal's keys.
+#[derive(Debug, Clone, Copy)]
+enum Written {
+    Unnamed,
+    Named(usize),
+}
+
 /// The events that switch the chain to the current key.
 const MARKERS: [AuditKind; 3] = [
     AuditKind::SealedWithKey,
@@ -165,24 +173,27 @@ impl ChainSeal {
             .map(|k| &k.id)
     }
 
-    /// The link of `event` stored at `seq` after the link `prev_hash`, as this seal writes it
-    /// under the current key.
+    /// The link of `event` stored at `seq` after the link `prev_hash`, under the current key
+    /// (named once a rotation is configured).
     pub fn hash(&self, event: &AuditEvent, seq: i64, prev_hash: &str) -> String {
-        self.hash_under(0, event, seq, prev_hash)
+        let scheme = if self.names_keys() {
+            Written::Named(0)
+        } else {
+            Written::Unnamed
+        };
+        self.hash_written(scheme, event, seq, prev_hash)
     }
 
-    /// The same under the audit key at `key` (the current one is 0).
-    fn hash_under(&self, key: usize, event: &AuditEvent, seq: i64, prev_hash: &str) -> String {
-        let id = self
-            .keys
-            .as_ref()
-            .and_then(|k| k.chain.get(key))
-            .map(|k| &k.id);
-        let scheme = match id {
-            Some(id) => Scheme::Named(id.as_str()),
-            None => Scheme::Plain,
+    /// The link as written in `scheme`: plain without a key, `hmac2:` under the current key, or
+    /// `hmac3:` under the key at its position (the current one is 0).
+    fn hash_written(&self, scheme: Written, event: &AuditEvent, seq: i64, prev: &str) -> String {
+        let named = |key: usize| self.keys.as_ref()?.chain.get(key).map(|k| k.id.as_str());
+        let scheme = match scheme {
+            _ if !self.is_keyed() => Scheme::Plain,
+            Written::Unnamed => Scheme::Derived,
+            Written::Named(key) => named(key).map_or(Scheme::Plain, Scheme::Named),
         };
-        self.hash_as(scheme, 0, event, seq, prev_hash)
+        self.hash_as(scheme, 0, event, seq, prev)
             .unwrap_or_default()
     }
 
@@ -224,31 +235,59 @@ impl ChainSeal {
         }
     }
 
+    /// Whether new links name their key (`hmac3:`): once a rotation is configured (a previous
+    /// key is known), or the chain already names its keys. Until then links stay `hmac2:`,
+    /// which instances of earlier versions, in a rolling upgrade, read and continue.
+    fn names_keys(&self) -> bool {
+        self.key_count() > 1
+    }
+
     /// The event that must come first when this seal continues the chain whose head is
-    /// `(seq, hash)`: a chain begun without a key, linked under the audit key itself, or under
-    /// another audit key (or one not named) is switched to the current key at a marked event,
-    /// so that the verifier knows where the earlier links end.
-    pub fn switch_marker(&self, seq: i64, hash: &str, at: OffsetDateTime) -> Option<AuditEvent> {
-        let current = self.current_key()?;
-        if seq == 0 {
-            return None;
-        }
+    /// `(seq, hash)` under its current key: a chain begun without a key, linked under the audit
+    /// key itself, or (once a rotation is configured) under a key not named or another key, is
+    /// switched at a marked event, so that the verifier knows where the earlier links end.
+    /// `serve` appends it at start-up. A chain under a key this seal does not know is an error:
+    /// an instance with a stale configuration must not rotate the chain back to its own key.
+    pub fn switch_marker(
+        &self,
+        seq: i64,
+        hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<AuditEvent>, UnknownChainKey> {
+        let Some(current) = self.current_key() else {
+            return Ok(None);
+        };
         let marker = |kind, through: &str| {
             AuditEvent::new(kind, Outcome::Success, at)
                 .detail(through, seq)
                 .detail("keyId", current.as_str())
         };
-        match scheme_of(hash) {
+        Ok(match scheme_of(hash) {
+            _ if seq == 0 => None,
             Scheme::Plain => Some(marker(AuditKind::SealedWithKey, "plainThroughSeq")),
             Scheme::Raw => Some(marker(AuditKind::ChainKeyDerived, "rawKeyThroughSeq")),
-            Scheme::Derived => Some(marker(AuditKind::KeyRotated, "previousKeyThroughSeq")),
+            Scheme::Derived if self.names_keys() => {
+                Some(marker(AuditKind::KeyRotated, "previousKeyThroughSeq"))
+            }
+            Scheme::Derived => None,
+            Scheme::Named(id) if self.key_index(id).is_none() => {
+                return Err(UnknownChainKey(id.to_owned()));
+            }
             Scheme::Named(id) if id != current.as_str() => Some(
                 marker(AuditKind::KeyRotated, "previousKeyThroughSeq").detail("previousKeyId", id),
             ),
             Scheme::Named(_) => None,
-        }
+        })
     }
 }
+
+/// The chain's head is sealed under an audit key this instance does not know: its
+/// configuration is older than the chain's (a rotation it has not been given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the audit chain is sealed under the audit key {0}, which this instance does not know: give it the keys of the current configuration (docs/keys.md, rotating the audit key)"
+)]
+pub struct UnknownChainKey(pub String);
 
 /// One event's place in the chain, ready to store.
 #[derive(Debug)]
@@ -273,36 +312,42 @@ impl ChainSeal {
         mut seq: i64,
         mut hash: String,
         events: &[&'a AuditEvent],
-    ) -> Vec<Link<'a>> {
+    ) -> Result<Vec<Link<'a>>, UnknownChainKey> {
         let Some(first) = events.first() else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         // A caller that switches the chain on purpose (`serve` at start-up) passes the marker
         // itself: it is not doubled, and it switches to the current key.
         let switching = MARKERS.contains(&first.kind);
-        // Otherwise a chain under a key this seal knows is continued under that key, even a
-        // previous one: during a rolling rotation, instances not yet restarted keep the chain
-        // under the new key rather than rotate it back to theirs.
-        let key = match scheme_of(&hash) {
-            Scheme::Named(id) if !switching => self.key_index(id),
-            _ => None,
+        let (marker, scheme) = match scheme_of(&hash) {
+            // A chain under a key this seal knows is continued under that key, even a previous
+            // one: during a rolling rotation, instances not yet restarted (which already know
+            // the new key) keep the chain under it rather than rotate it back to theirs.
+            Scheme::Named(id) if !switching => match self.key_index(id) {
+                Some(key) => (None, Written::Named(key)),
+                None => return Err(UnknownChainKey(id.to_owned())),
+            },
+            _ => {
+                let marker = self
+                    .switch_marker(seq, &hash, first.at)?
+                    .filter(|marker| marker.kind != first.kind);
+                let scheme = if self.names_keys() || matches!(scheme_of(&hash), Scheme::Named(_)) {
+                    Written::Named(0)
+                } else {
+                    Written::Unnamed
+                };
+                (marker, scheme)
+            }
         };
-        let marker = match key {
-            Some(_) => None,
-            None => self
-                .switch_marker(seq, &hash, first.at)
-                .filter(|marker| marker.kind != first.kind),
-        };
-        let key = key.unwrap_or(0);
         let events = marker
             .into_iter()
             .map(Cow::Owned)
             .chain(events.iter().map(|e| Cow::Borrowed(*e)));
-        events
+        let links = events
             .map(|event| {
                 let prev_hash = std::mem::take(&mut hash);
                 seq += 1;
-                hash = self.hash_under(key, &event, seq, &prev_hash);
+                hash = self.hash_written(scheme, &event, seq, &prev_hash);
                 Link {
                     event,
                     seq,
@@ -310,7 +355,8 @@ impl ChainSeal {
                     hash: hash.clone(),
                 }
             })
-            .collect()
+            .collect();
+        Ok(links)
     }
 }
 

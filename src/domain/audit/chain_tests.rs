@@ -40,8 +40,11 @@ fn the_chain_key_is_derived_and_differs_from_the_audit_key() {
     let e = event();
     let derived = seal().hash(&e, 1, GENESIS_HASH);
     let raw = seal().hash_as(Scheme::Raw, 0, &e, 1, GENESIS_HASH).unwrap();
-    let id = KeyId::of(b"0123456789abcdef0123456789abcdef");
-    assert!(derived.starts_with(&format!("{NAMED}{id}:")), "{derived}");
+    assert!(derived.starts_with(DERIVED), "{derived}");
+    // Once a rotation is configured, links name their key.
+    let named = ring(A, &[B]).hash(&e, 1, GENESIS_HASH);
+    assert!(named.starts_with(&under(A)), "{named}");
+    assert_eq!(named.rsplit(':').next(), derived.rsplit(':').next());
     assert!(raw.starts_with(KEYED));
     let digest = |link: &str| link.rsplit(':').next().unwrap().to_owned();
     assert_ne!(digest(&derived), digest(&raw));
@@ -74,7 +77,7 @@ fn a_chain_linked_under_the_audit_key_itself_is_continued_after_a_marker() {
     assert_eq!(chain.len(), 8, "one marker, then the two events");
     assert_eq!(chain[5].event.kind, AuditKind::ChainKeyDerived);
     assert_eq!(chain[5].event.details["rawKeyThroughSeq"], 5);
-    assert!(chain[5..].iter().all(|e| e.hash.starts_with(NAMED)));
+    assert!(chain[5..].iter().all(|e| e.hash.starts_with(DERIVED)));
     assert_eq!(verify(&chain, 0), Ok(8));
     // From a checkpoint in either part.
     assert_eq!(verify(&chain, 4), Ok(4));
@@ -124,8 +127,9 @@ fn switch(chain: &mut Vec<ChainedEvent>, seal: &ChainSeal) {
     let (seq, hash) = chain_end(chain);
     let marker = seal
         .switch_marker(seq, &hash, OffsetDateTime::UNIX_EPOCH)
+        .expect("a known key")
         .expect("a switch");
-    let links = seal.link(seq, hash, &[&marker]);
+    let links = seal.link(seq, hash, &[&marker]).expect("a known key");
     chain.extend(links.into_iter().map(|l| ChainedEvent {
         seq: l.seq,
         event: l.event.into_owned(),
@@ -143,39 +147,44 @@ const B: &[u8; 32] = b"a second audit key, 32 bytes lon";
 
 #[test]
 fn a_rotation_of_the_audit_key_is_marked_and_the_chain_verifies_across_it() {
-    // Links of the version before links named their key, under A.
+    // Links of earlier versions under A, which do not name their key; an upgrade alone keeps
+    // writing them, so that instances not yet upgraded can continue the chain.
     let mut chain = Vec::new();
     extend_as(&mut chain, Scheme::Derived, 2);
-    // This version, still under A: the links begin to name it.
     test_chains::extend(&mut chain, &ring(A, &[]), 1);
-    assert_eq!(chain[2].event.kind, AuditKind::KeyRotated);
-    assert_eq!(chain[2].event.details["keyId"], KeyId::of(A).as_str());
-    // Rotated to B, A kept as the previous key: `serve` switches at start-up.
+    assert!(chain[2].hash.starts_with(DERIVED), "{}", chain[2].hash);
+    // The rotation's first step: B known, A still current. Links begin to name A.
+    switch(&mut chain, &ring(A, &[B]));
+    assert_eq!(chain[3].event.kind, AuditKind::KeyRotated);
+    assert_eq!(chain[3].event.details["keyId"], KeyId::of(A).as_str());
+    assert!(chain[3].hash.starts_with(&under(A)));
+    // The second: B current, A previous.
     let rotated = ring(B, &[A]);
     switch(&mut chain, &rotated);
     test_chains::extend(&mut chain, &rotated, 2);
-    assert_eq!(chain.len(), 7, "a marker, then the two events");
+    assert_eq!(chain.len(), 7);
     let marker = &chain[4].event;
     assert_eq!(marker.kind, AuditKind::KeyRotated);
     assert_eq!(marker.details["keyId"], KeyId::of(B).as_str());
     assert_eq!(marker.details["previousKeyId"], KeyId::of(A).as_str());
     assert_eq!(marker.details["previousKeyThroughSeq"], 4);
-    assert!(
-        chain[4]
-            .hash
-            .starts_with(&format!("{NAMED}{}:", KeyId::of(B)))
-    );
+    assert!(chain[4..].iter().all(|e| e.hash.starts_with(&under(B))));
     assert_eq!(verify_from(&rotated, &chain, 0), Ok(7));
     assert_eq!(verify_from(&rotated, &chain, 3), Ok(4), "from a checkpoint");
 
-    // Without the previous key, the links it sealed cannot be checked, and say which key.
+    // Without the previous key, the links it sealed cannot be checked, and say which key
+    // (or, for links that do not name theirs, that none of the keys matches).
     let b_alone = ring(B, &[]);
-    match verify_from(&b_alone, &chain, 2) {
-        Err(ChainBreak::UnknownKey { seq: 3, key_id, .. }) => {
+    match verify_from(&b_alone, &chain, 3) {
+        Err(ChainBreak::UnknownKey { seq: 4, key_id, .. }) => {
             assert_eq!(key_id, KeyId::of(A).as_str())
         }
         other => panic!("{other:?}"),
     }
+    assert!(matches!(
+        verify_from(&b_alone, &chain, 0),
+        Err(ChainBreak::NoKeyMatches { seq: 1, .. })
+    ));
     assert!(matches!(
         verify_from(&ring(A, &[]), &chain, 0),
         Err(ChainBreak::UnknownKey { seq: 5, .. })
@@ -186,13 +195,14 @@ fn a_rotation_of_the_audit_key_is_marked_and_the_chain_verifies_across_it() {
 fn a_holder_of_a_retired_key_can_neither_rotate_back_nor_switch_keys_unmarked() {
     let rotated = ring(B, &[A]);
     let mut chain = Vec::new();
-    test_chains::extend(&mut chain, &ring(A, &[]), 2);
+    test_chains::extend(&mut chain, &ring(A, &[B]), 2);
     switch(&mut chain, &rotated);
     test_chains::extend(&mut chain, &rotated, 2);
     assert_eq!(verify_from(&rotated, &chain, 0), Ok(5));
 
     // The attack: whoever kept the retired key A appends a marker of their own, "rotating"
-    // the chain back to A, and then events of their choosing.
+    // the chain back to A, and then events of their choosing. Caught however late checking
+    // starts (retention may have purged the real rotation).
     let mut back = chain.clone();
     let (seq, prev) = chain_end(&back);
     let forged = AuditEvent::new(
@@ -200,21 +210,23 @@ fn a_holder_of_a_retired_key_can_neither_rotate_back_nor_switch_keys_unmarked() 
         Outcome::Success,
         OffsetDateTime::UNIX_EPOCH,
     );
-    let hash = ring(A, &[]).hash(&forged, seq + 1, &prev);
+    let hash = ring(A, &[B]).hash(&forged, seq + 1, &prev);
     back.push(ChainedEvent {
         seq: seq + 1,
         event: forged,
         prev_hash: prev,
         hash,
     });
-    assert!(matches!(
-        verify_from(&rotated, &back, 0),
-        Err(ChainBreak::RetiredKey { seq: 6, .. })
-    ));
+    for from in [0, 4] {
+        assert!(matches!(
+            verify_from(&rotated, &back, from),
+            Err(ChainBreak::RetiredKey { seq: 6, .. })
+        ));
+    }
 
     // A link under another key without the marker.
     let mut unmarked = Vec::new();
-    test_chains::extend(&mut unmarked, &ring(A, &[]), 2);
+    test_chains::extend(&mut unmarked, &ring(A, &[B]), 2);
     let (seq, prev) = chain_end(&unmarked);
     let e = event();
     let hash = rotated.hash(&e, seq + 1, &prev);
@@ -241,19 +253,20 @@ fn a_holder_of_a_retired_key_can_neither_rotate_back_nor_switch_keys_unmarked() 
 #[test]
 fn during_a_rolling_rotation_instances_not_yet_restarted_keep_the_chain_under_the_new_key() {
     let mut chain = Vec::new();
-    test_chains::extend(&mut chain, &ring(A, &[]), 1);
+    test_chains::extend(&mut chain, &ring(A, &[B]), 1);
     // The first instance restarted with B (A previous) switches the chain to B.
     switch(&mut chain, &ring(B, &[A]));
-    // One still on A, which already knows B (the rotation's first step), continues under B
-    // rather than rotate the chain back to A.
-    let not_yet = ring(A, &[B]);
-    test_chains::extend(&mut chain, &not_yet, 2);
+    // One not yet restarted (A current, B known since the rotation's first step) continues
+    // under B rather than rotate the chain back to A; so does a command run meanwhile.
+    test_chains::extend(&mut chain, &ring(A, &[B]), 2);
     assert_eq!(chain.len(), 4, "no marker");
     assert!(chain[1..].iter().all(|e| e.hash.starts_with(&under(B))));
     assert_eq!(verify_from(&ring(B, &[A]), &chain, 0), Ok(4));
-    // A command run without the switch follows the chain's key too.
-    let mut chain = Vec::new();
-    test_chains::extend(&mut chain, &ring(A, &[]), 1);
-    test_chains::extend(&mut chain, &ring(B, &[A]), 1);
-    assert!(chain[1].hash.starts_with(&under(A)));
+    // One that does not know B at all refuses to write, rather than rotate the chain back.
+    let (seq, hash) = chain_end(&chain);
+    let e = event();
+    match ring(A, &[]).link(seq, hash, &[&e]) {
+        Err(UnknownChainKey(id)) => assert_eq!(id, KeyId::of(B).as_str()),
+        Ok(links) => panic!("linked under {}", links[0].hash),
+    }
 }

@@ -15,7 +15,7 @@ pub mod trail;
 mod verify;
 
 pub use anchor::{Anchor, AnchorBreak, AnchorKeys};
-pub use chain::{ChainSeal, GENESIS_HASH, Link};
+pub use chain::{ChainSeal, GENESIS_HASH, Link, UnknownChainKey};
 pub use verify::{ChainBreak, ChainVerifier, is_keyed_link};
 
 use crate::domain::customers::{CustomerId, Username};

@@ -30,6 +30,7 @@ pub(super) fn extend(chain: &mut Vec<ChainedEvent>, seal: &ChainSeal, n: usize) 
     let (seq, hash) = chain_end(chain);
     chain.extend(
         seal.link(seq, hash, &refs)
+            .expect("a chain under a key the seal knows")
             .into_iter()
             .map(|l| ChainedEvent {
                 seq: l.seq,

@@ -92,9 +92,9 @@ pub enum ChainBreak {
         /// The id of the key the link names.
         key_id: String,
     },
-    /// A link under an audit key the chain had already rotated away from.
+    /// A switch to an audit key older than the one before it (listed after it).
     #[error(
-        "event seq {seq} (id {id}) is sealed under the audit key {key_id}, which the chain had already rotated away from: written by something else than this service"
+        "event seq {seq} (id {id}) switches the chain to the audit key {key_id}, which is older than the key before it (configured after it): a rotation back to a retired key, written by something else than this service"
     )]
     RetiredKey {
         /// The event's place in the chain.
@@ -103,6 +103,16 @@ pub enum ChainBreak {
         id: String,
         /// The id of the key the link names.
         key_id: String,
+    },
+    /// A link that does not name its key and is sealed under none of the configured keys.
+    #[error(
+        "event seq {seq} (id {id}) is sealed under none of the configured audit keys: altered, or sealed under a key no longer configured (links before key ids were recorded do not name theirs; add it to FINHUB_AUDIT_PREVIOUS_KEYS_FILE)"
+    )]
+    NoKeyMatches {
+        /// The event's place in the chain.
+        seq: i64,
+        /// The event's id.
+        id: String,
     },
     /// A link in a scheme older than the link before it.
     #[error(
@@ -156,9 +166,6 @@ pub struct ChainVerifier {
     plain_since: Option<(i64, String)>,
     /// The audit key that sealed the links that do not name theirs, once one is checked.
     unnamed_key: Option<usize>,
-    /// The audit keys the chain has rotated away from: a holder of a retired key must not be
-    /// able to rotate the chain back to it.
-    retired: Vec<usize>,
 }
 
 impl ChainVerifier {
@@ -171,7 +178,6 @@ impl ChainVerifier {
             checked: 0,
             plain_since: None,
             unnamed_key: None,
-            retired: Vec::new(),
         }
     }
 
@@ -197,7 +203,11 @@ impl ChainVerifier {
                 Some(key) => matches(key),
                 None => {
                     self.unnamed_key = (0..self.seal.key_count()).find(|&key| matches(key));
-                    self.unnamed_key.is_some()
+                    if self.unnamed_key.is_none() {
+                        let (seq, id) = at();
+                        return Err(ChainBreak::NoKeyMatches { seq, id });
+                    }
+                    true
                 }
             },
         };
@@ -242,16 +252,18 @@ impl ChainVerifier {
                         let key_id = key_id.to_owned();
                         return Err(ChainBreak::UnknownKey { seq, id, key_id });
                     };
-                    if self.retired.contains(&key) {
+                    // Keys are configured newest first, so a switch only ever goes to a key
+                    // listed before the one it leaves: a holder of a retired key cannot rotate
+                    // the chain back to it, whatever checkpoint checking starts from.
+                    let left = match before {
+                        Scheme::Named(was) => self.seal.key_index(was),
+                        Scheme::Raw | Scheme::Derived => self.unnamed_key,
+                        Scheme::Plain => None,
+                    };
+                    if left.is_some_and(|left| key > left) {
                         let key_id = key_id.to_owned();
                         return Err(ChainBreak::RetiredKey { seq, id, key_id });
                     }
-                    let left = match before {
-                        Scheme::Named(was) if was != key_id => self.seal.key_index(was),
-                        Scheme::Raw | Scheme::Derived => self.unnamed_key.filter(|&u| u != key),
-                        _ => None,
-                    };
-                    self.retired.extend(left);
                 }
                 if scheme.age() < before.age() {
                     return Err(if scheme == Scheme::Raw {

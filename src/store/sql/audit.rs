@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use super::{SqlStore, Tx, webhooks};
 use crate::clock::to_unix_millis;
 use crate::domain::audit::{AuditEvent, ChainedEvent, Link};
-use crate::domain::ports::{AddressText, AuditFilter, AuditQuery, AuditStore, StoreResult};
+use crate::domain::ports::{
+    AddressText, AuditFilter, AuditQuery, AuditStore, StoreError, StoreResult,
+};
 use crate::store::Trail;
 use crate::store::backend::{Backend, query, query_built, row_placeholders};
 use crate::store::rows::{AuditRow, select_audit};
@@ -48,7 +50,11 @@ pub(super) async fn append<B: Backend>(
     events: &[&AuditEvent],
 ) -> StoreResult<()> {
     let (head_seq, head_hash): (i64, String) = query::<B>(B::HEAD_FOR_APPEND).fetch_one(tx).await?;
-    let links = trail.seal.link(head_seq, head_hash, events);
+    let links = trail.seal.link(head_seq, head_hash, events).map_err(|e| {
+        // A stale configuration: this instance must not write, but others can.
+        tracing::error!(error = %e, "an audit event cannot be appended");
+        StoreError::Unavailable(e.to_string())
+    })?;
     let Some(head) = links.last() else {
         return Ok(());
     };

@@ -157,10 +157,10 @@ fn history_query() -> String {
          UNION SELECT seq FROM (SELECT seq FROM audit_events WHERE username = $2 AND seq < $3 \
          AND kind IN ({kinds}) ORDER BY seq DESC LIMIT $4) AS named) AS picked \
          JOIN audit_events a ON a.seq = picked.seq \
-         LEFT JOIN device_former_hashes f ON f.customer_id = $1 \
-         AND f.fingerprint_hash = a.device_fingerprint \
-         LEFT JOIN devices d ON d.customer_id = $1 \
-         AND (d.fingerprint_hash = a.device_fingerprint OR d.id = f.device_id) \
+         LEFT JOIN devices d ON d.id = COALESCE( \
+         (SELECT id FROM devices WHERE customer_id = $1 AND fingerprint_hash = a.device_fingerprint), \
+         (SELECT device_id FROM device_former_hashes \
+         WHERE customer_id = $1 AND fingerprint_hash = a.device_fingerprint)) \
          ORDER BY a.seq DESC LIMIT $4"
     )
 }
