@@ -1,33 +1,51 @@
 //! Logging and metrics set-up. Log lines go to standard error, so that commands which print data
 //! (`audit tail`, `customers create`) keep standard output clean.
 
+pub mod traces;
+
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
+use self::traces::{Traces, TracesError};
 use crate::config::LogFormat;
 
 /// Installs the global subscriber: `RUST_LOG` filters (default `info`), `format` shapes lines.
 /// A second call is a no-op, which lets tests start several services in one process.
 pub fn init_logging(format: LogFormat) {
+    // Without a collector nothing can fail.
+    let _ = init(format, None);
+}
+
+/// The same, and with `otlp` (`FINHUB_OTLP_ENDPOINT`) the service's spans exported there as
+/// traces ([`traces`]): the returned exporter is shut down as the process ends, to send what is
+/// left. Must run inside the Tokio runtime.
+pub fn init(format: LogFormat, otlp: Option<&url::Url>) -> Result<Option<Traces>, TracesError> {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let registry = tracing_subscriber::registry().with(filter);
-    let _ = match format {
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .with_writer(std::io::stderr),
-            )
-            .try_init(),
-        LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-            .try_init(),
+    let (traces, exported) = match otlp {
+        Some(endpoint) => {
+            let (traces, layer) = Traces::start(endpoint)?;
+            (Some(traces), Some(layer))
+        }
+        None => (None, None),
     };
+    let registry = tracing_subscriber::registry().with(exported);
+    let lines = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let _ = registry.with(lines.with_filter(filter)).try_init();
+    Ok(traces)
 }
 
 /// The counters a dashboard panel or an alert reads, with every label value the service writes.

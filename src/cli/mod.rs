@@ -101,8 +101,18 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let mut settings = Settings::load(cli.config.as_deref())?;
-    crate::telemetry::init_logging(settings.server.log_format);
+    let settings = Settings::load(cli.config.as_deref())?;
+    let otlp = settings.server.otlp_endpoint()?;
+    let traces = crate::telemetry::init(settings.server.log_format, otlp.as_ref())?;
+    let result = dispatch(cli, settings).await;
+    if let Some(traces) = traces {
+        // The exporter waits for its last batch: off the runtime's threads.
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+    }
+    result
+}
+
+async fn dispatch(cli: Cli, mut settings: Settings) -> anyhow::Result<ExitCode> {
     for name in &settings.unknown_variables {
         tracing::warn!(variable = %name, "unknown FINHUB_ variable ignored");
     }

@@ -145,6 +145,7 @@ impl Settings {
         let mut settings = Self::extract(&figment)?;
         settings.server.refuse_half_tls()?;
         settings.server.ops_token()?;
+        settings.server.otlp_endpoint()?;
         settings.audit.read_key()?;
         settings.passkeys.relying_party()?;
         settings.notifier.public_url(&settings.server)?;

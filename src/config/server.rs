@@ -73,6 +73,9 @@ pub struct ServerSection {
     /// The operations address speaks HTTPS with the public address's certificate.
     #[serde(default)]
     pub ops_tls: bool,
+    /// An OpenTelemetry collector (OTLP/HTTP) that receives the service's traces.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for ServerSection {
@@ -89,11 +92,29 @@ impl Default for ServerSection {
             tls_key: None,
             ops_token_file: None,
             ops_tls: false,
+            otlp_endpoint: None,
         }
     }
 }
 
 impl ServerSection {
+    /// The collector traces are exported to: an http(s) address (its `/v1/traces`), or none.
+    pub fn otlp_endpoint(&self) -> Result<Option<url::Url>, ConfigError> {
+        let Some(raw) = &self.otlp_endpoint else {
+            return Ok(None);
+        };
+        let refused = || {
+            ConfigError(format!(
+                "FINHUB_OTLP_ENDPOINT must be an http:// or https:// address, not {raw:?}"
+            ))
+        };
+        let url = url::Url::parse(raw).map_err(|_| refused())?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(refused());
+        }
+        Ok(Some(url))
+    }
+
     /// Refuses a certificate without its key (or the other way round): half a TLS
     /// configuration must not fall back to plain HTTP.
     pub fn refuse_half_tls(&self) -> Result<(), ConfigError> {

@@ -50,6 +50,14 @@ impl TrustedProxies {
         self.networks.iter().any(|net| net.contains(&ip))
     }
 
+    /// Whether the request's connection comes from a trusted proxy (whose headers, such as a
+    /// trace's `traceparent`, are believed).
+    pub fn trusts_peer(&self, extensions: &Extensions) -> bool {
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|ConnectInfo(addr)| self.trusts(addr.ip().to_canonical()))
+    }
+
     /// The client address for a request from `peer` carrying `headers`.
     pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
         let peer = peer?.to_canonical();

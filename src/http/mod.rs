@@ -26,6 +26,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use self::client_ip::TrustedProxies;
 use self::error::ApiError;
 use self::ops_token::OpsToken;
 use self::state::AppState;
@@ -66,12 +67,13 @@ pub fn router(
     let pages = web
         .router()
         .route_layer(middleware::from_fn(request_id::mark_route));
-    serving(api.merge(pages).with_state(state), request_timeout)
+    let proxies = state.proxies.clone();
+    serving(api.merge(pages).with_state(state), request_timeout, proxies)
 }
 
 /// What every answer of the public address goes through: panics caught, the request timeout,
 /// the request id and its log line, problem documents for bare errors, the security headers.
-fn serving(router: Router, request_timeout: Duration) -> Router {
+fn serving(router: Router, request_timeout: Duration, proxies: TrustedProxies) -> Router {
     let router = router
         .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(
@@ -82,7 +84,9 @@ fn serving(router: Router, request_timeout: Duration) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(request_id::request_span)
+                .make_span_with(move |request: &axum::extract::Request| {
+                    request_id::request_span(request, &proxies)
+                })
                 .on_request(())
                 .on_response(request_id::log_response)
                 // Failures are logged where they are understood (internal errors, outages).
@@ -138,7 +142,7 @@ mod tests {
             panic!("secret detail")
         }
         let router = Router::new().route("/boom", get(boom));
-        let response = serving(router, Duration::from_secs(5))
+        let response = serving(router, Duration::from_secs(5), TrustedProxies::default())
             .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
             .await
             .unwrap();

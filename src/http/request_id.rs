@@ -10,7 +10,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tower_http::request_id::RequestId;
 
+use super::client_ip::TrustedProxies;
 use super::error::ensure_problem;
+use crate::telemetry::traces;
 
 tokio::task_local! {
     static REQUEST_ID: String;
@@ -44,25 +46,56 @@ fn id_of(request: &Request) -> &str {
         .unwrap_or_default()
 }
 
-/// The span each request runs in; `route` is filled in once routing has matched.
-pub fn request_span(request: &Request) -> tracing::Span {
-    tracing::info_span!(
+/// The span each request runs in; `route` is filled in once routing has matched, `status` when
+/// it is answered. With traces exported it is the request's server span (`otel.*`): it
+/// continues the trace a trusted proxy names in `traceparent`, and its trace id is in every log
+/// line written under it. It holds nothing of the customer: the path (which may hold a
+/// session's or device's id) is in the access log line only.
+pub fn request_span(request: &Request, proxies: &TrustedProxies) -> tracing::Span {
+    use tracing::field::Empty;
+    let span = tracing::info_span!(
         "request",
         request_id = %id_of(request),
         method = %request.method(),
-        path = %request.uri().path(),
-        route = tracing::field::Empty,
-    )
+        route = Empty,
+        status = Empty,
+        trace_id = Empty,
+        otel.kind = "server",
+        otel.status_code = Empty,
+    );
+    if traces::enabled() {
+        if proxies.trusts_peer(request.extensions()) {
+            traces::continue_trace(&span, request.headers());
+        }
+        if let Some(id) = traces::trace_id(&span) {
+            span.record("trace_id", id);
+        }
+    }
+    span
 }
 
-/// The access log line.
-pub fn log_response(response: &Response, latency: Duration, _span: &tracing::Span) {
+/// The access log line, and the request's status on its span.
+pub fn log_response(response: &Response, latency: Duration, span: &tracing::Span) {
+    let status = response.status();
+    span.record("status", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    let path = response
+        .extensions()
+        .get::<RequestPath>()
+        .map(|p| p.0.as_str());
     tracing::info!(
-        status = response.status().as_u16(),
+        status = status.as_u16(),
+        path = path.unwrap_or_default(),
         latency_ms = latency.as_millis() as u64,
         "request handled"
     );
 }
+
+/// The request's path, carried on the response to its access log line.
+#[derive(Clone)]
+struct RequestPath(String);
 
 /// The route a request matched, carried on the response from the inner layer to the outer one.
 #[derive(Clone)]
@@ -74,9 +107,16 @@ pub async fn mark_route(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
+    let method = method_label(request.method());
+    if let Some(route) = &route {
+        let span = tracing::Span::current();
+        span.record("route", route.as_str());
+        if traces::enabled() {
+            traces::rename(&span, format!("{method} {route}"));
+        }
+    }
     let mut response = next.run(request).await;
     if let Some(route) = route {
-        tracing::Span::current().record("route", route.as_str());
         response.extensions_mut().insert(Route(route));
     }
     response
@@ -87,9 +127,11 @@ pub async fn mark_route(request: Request, next: Next) -> Response {
 pub async fn request_context(request: Request, next: Next) -> Response {
     let id = id_of(&request).to_owned();
     let method = method_label(request.method());
+    let path = RequestPath(request.uri().path().to_owned());
     let started = Instant::now();
     let response = REQUEST_ID.scope(id.clone(), next.run(request)).await;
-    let response = REQUEST_ID.sync_scope(id, || ensure_problem(response));
+    let mut response = REQUEST_ID.sync_scope(id, || ensure_problem(response));
+    response.extensions_mut().insert(path);
 
     let route = response
         .extensions()

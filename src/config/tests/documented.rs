@@ -64,6 +64,7 @@ fn the_names_are_the_documented_ones() {
         "ops_listen",
         "ops_token_file",
         "ops_tls",
+        "otlp_endpoint",
         "tls_cert",
         "tls_key",
         "audit_key",

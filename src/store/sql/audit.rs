@@ -11,6 +11,7 @@ use crate::domain::ports::{
 use crate::store::Trail;
 use crate::store::backend::{Backend, query, query_built, row_placeholders};
 use crate::store::rows::{AuditRow, select_audit};
+use crate::telemetry::traces;
 
 const EVENTS_AFTER: &str =
     select_audit!("FROM audit_events WHERE seq > $1 AND at >= $2 ORDER BY seq LIMIT $3");
@@ -49,6 +50,21 @@ pub(super) async fn append<B: Backend>(
     trail: &Trail,
     events: &[&AuditEvent],
 ) -> StoreResult<()> {
+    // With traces exported, each event names the trace of the request that caused it, so an
+    // investigation can go from the audit trail to the request's trace and back.
+    let traced: Vec<AuditEvent>;
+    let with_trace: Vec<&AuditEvent>;
+    let events = match traces::current_trace_id() {
+        Some(trace) => {
+            traced = events
+                .iter()
+                .map(|e| (*e).clone().detail("traceId", trace.as_str()))
+                .collect();
+            with_trace = traced.iter().collect();
+            &with_trace[..]
+        }
+        None => events,
+    };
     let (head_seq, head_hash): (i64, String) = query::<B>(B::HEAD_FOR_APPEND).fetch_one(tx).await?;
     let links = trail.seal.link(head_seq, head_hash, events).map_err(|e| {
         // A stale configuration: this instance must not write, but others can.

@@ -176,16 +176,19 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         Ok(outcomes)
     }
 
+    #[tracing::instrument(level = "debug", name = "store.customer_by_username", skip_all)]
     async fn customer_by_username(&self, username: &Username) -> StoreResult<Option<Customer>> {
         self.read_one::<CustomerRow, _>(CUSTOMER_BY_USERNAME, username.as_str())
             .await
     }
 
+    #[tracing::instrument(level = "debug", name = "store.customer_by_id", skip_all)]
     async fn customer_by_id(&self, id: &CustomerId) -> StoreResult<Option<Customer>> {
         self.read_one::<CustomerRow, _>(CUSTOMER_BY_ID, id.as_str())
             .await
     }
 
+    #[tracing::instrument(level = "debug", name = "store.replace_password_hash", skip_all)]
     async fn replace_password_hash(
         &self,
         id: &CustomerId,
@@ -210,6 +213,7 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         Ok(updated)
     }
 
+    #[tracing::instrument(level = "debug", name = "store.change_password", skip_all)]
     async fn change_password(
         &self,
         change: &PasswordChange,
@@ -267,10 +271,12 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         Ok(ChangeOutcome::Changed)
     }
 
+    #[tracing::instrument(level = "debug", name = "store.lockout", skip_all)]
     async fn lockout(&self, username: &Username) -> StoreResult<LockoutRecord> {
         lockout_row::<B>(&mut *self.read().await?, username).await
     }
 
+    #[tracing::instrument(level = "debug", name = "store.record_failure", skip_all)]
     async fn record_failure(
         &self,
         username: &Username,

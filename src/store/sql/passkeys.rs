@@ -43,6 +43,7 @@ const CONFIRMED: &str = "method = 'PASSKEY' AND pending_until IS NULL \
 
 #[async_trait]
 impl<B: Backend> PasskeyStore for SqlStore<B> {
+    #[tracing::instrument(level = "debug", name = "store.passkeys", skip_all)]
     async fn passkeys(&self, customer: &CustomerId) -> StoreResult<Vec<StoredPasskey>> {
         let rows: Vec<PasskeyRow> = query_built::<B>(format!(
             "SELECT {COLUMNS} FROM factors WHERE customer_id = $1 AND {CONFIRMED} \
@@ -54,6 +55,7 @@ impl<B: Backend> PasskeyStore for SqlStore<B> {
         Ok(rows.into_iter().map(StoredPasskey::from).collect())
     }
 
+    #[tracing::instrument(level = "debug", name = "store.passkey_by_credential", skip_all)]
     async fn passkey_by_credential(
         &self,
         credential_id: &str,

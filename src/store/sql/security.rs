@@ -167,6 +167,7 @@ fn history_query() -> String {
 
 #[async_trait]
 impl<B: Backend> SecurityStore for SqlStore<B> {
+    #[tracing::instrument(level = "debug", name = "store.live_sessions", skip_all)]
     async fn live_sessions(
         &self,
         customer: &CustomerId,
@@ -224,6 +225,7 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         Ok(true)
     }
 
+    #[tracing::instrument(level = "debug", name = "store.device_standing", skip_all)]
     async fn device_standing(
         &self,
         customer: &CustomerId,
@@ -247,6 +249,7 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         })
     }
 
+    #[tracing::instrument(level = "debug", name = "store.devices", skip_all)]
     async fn devices(
         &self,
         customer: &CustomerId,
@@ -303,6 +306,7 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         Ok(true)
     }
 
+    #[tracing::instrument(level = "debug", name = "store.login_history", skip_all)]
     async fn login_history(&self, customer: &CustomerId) -> StoreResult<LoginHistory> {
         let mut conn = self.read().await?;
         let row: Option<(Option<i64>, Option<i64>, Option<f64>, Option<f64>)> = query::<B>(
@@ -343,6 +347,7 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         Ok(history)
     }
 
+    #[tracing::instrument(level = "debug", name = "store.security_events", skip_all)]
     async fn security_events(
         &self,
         customer: &CustomerId,

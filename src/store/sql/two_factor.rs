@@ -185,6 +185,7 @@ async fn wrong<B: Backend>(
 
 #[async_trait]
 impl<B: Backend> TwoFactorStore for SqlStore<B> {
+    #[tracing::instrument(level = "debug", name = "store.challenge", skip_all)]
     async fn challenge(
         &self,
         id: &ChallengeId,
@@ -200,6 +201,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         row.map(Challenge::try_from).transpose()
     }
 
+    #[tracing::instrument(level = "debug", name = "store.open_challenge", skip_all)]
     async fn open_challenge(
         &self,
         c: &NewChallenge,
@@ -216,6 +218,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         Ok(SendOutcome::Opened)
     }
 
+    #[tracing::instrument(level = "debug", name = "store.check_code", skip_all)]
     async fn check_code(
         &self,
         guess: &CodeGuess,

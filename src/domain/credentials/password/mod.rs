@@ -185,6 +185,7 @@ impl PasswordHasher {
     }
 
     /// Hashes a new password into a PHC string.
+    #[tracing::instrument(level = "debug", name = "password.hash", skip_all)]
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         let task = Task::Hash {
             password: password.clone(),
@@ -198,6 +199,7 @@ impl PasswordHasher {
 
     /// Checks `password` against `stored`; with no stored hash (unknown username) it does the same
     /// work against a dummy hash and reports no match.
+    #[tracing::instrument(level = "debug", name = "password.verify", skip_all)]
     pub async fn verify(
         &self,
         password: &Password,

@@ -1,0 +1,236 @@
+//! OpenTelemetry traces (`FINHUB_OTLP_ENDPOINT`): `serve` exports its spans over OTLP/HTTP to a
+//! receiver in this test, which decodes every export. A login's request span is the server span
+//! of the trace a trusted proxy names in `traceparent` (and of a new one when the header comes
+//! from anyone else), with the hashing and the store calls as its children; no attribute holds
+//! the customer's password, username or tokens; the trace id is in the request's log lines and
+//! in its audit event.
+
+#[path = "common/process.rs"]
+mod process;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use serde_json::Value;
+
+use process::{Instance, Setup};
+
+const PASSWORD: &str = "Corr3ct-horse-battery";
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+
+/// Every export a collector received, as JSON.
+#[derive(Clone, Default)]
+struct Collector(Arc<Mutex<Vec<Value>>>);
+
+impl Collector {
+    async fn start(self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = Router::new()
+            .route("/v1/traces", post(receive))
+            .with_state(self);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{address}")
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Every span received, each with its attributes flattened into `attrs`.
+    fn spans(&self) -> Vec<Value> {
+        let mut spans = Vec::new();
+        for body in self.bodies() {
+            for resource in body["resourceSpans"].as_array().into_iter().flatten() {
+                for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+                    for span in scope["spans"].as_array().into_iter().flatten() {
+                        let mut span = span.clone();
+                        let attrs: serde_json::Map<String, Value> = span["attributes"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|a| {
+                                let value = a["value"].as_object().and_then(|v| v.values().next());
+                                (
+                                    a["key"].as_str().unwrap().to_owned(),
+                                    value.cloned().unwrap_or(Value::Null),
+                                )
+                            })
+                            .collect();
+                        span["attrs"] = Value::Object(attrs);
+                        spans.push(span);
+                    }
+                }
+            }
+        }
+        spans
+    }
+}
+
+async fn receive(State(collector): State<Collector>, body: Bytes) -> &'static str {
+    let export: Value = serde_json::from_slice(&body).expect("an OTLP/JSON export");
+    collector.0.lock().unwrap().push(export);
+    "{}"
+}
+
+async fn traced(dir: &std::path::Path, collector: &Collector, trusted: bool) -> (Setup, Instance) {
+    let endpoint = collector.clone().start().await;
+    let mut setup = Setup::sqlite(dir)
+        .with("FINHUB_OTLP_ENDPOINT", &endpoint)
+        .with("FINHUB_LOG_FORMAT", "json")
+        .with("OTEL_BSP_SCHEDULE_DELAY", "100");
+    if trusted {
+        setup = setup.with("FINHUB_TRUSTED_PROXIES", "127.0.0.1/32");
+    }
+    setup.create_customer("alice", "off", PASSWORD);
+    let instance = setup.serve("traced").await;
+    (setup, instance)
+}
+
+async fn login_in_trace(instance: &Instance) -> Value {
+    let response = instance
+        .client
+        .post(instance.url("/api/v1/auth/token"))
+        .header("traceparent", format!("00-{TRACE}-{PARENT}-01"))
+        .json(&serde_json::json!({"username": "alice@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+fn server_span_of(spans: &[Value], name: &str) -> Value {
+    spans
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no span {name} among {:?}", names(spans)))
+}
+
+fn names(spans: &[Value]) -> Vec<String> {
+    spans.iter().map(|s| s["name"].to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_is_traced_under_its_proxys_trace_with_its_hashing_and_store_calls_and_nothing_secret()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::default();
+    let (setup, instance) = traced(dir.path(), &collector, true).await;
+    let login = login_in_trace(&instance).await;
+    let bearer = login["bffToken"].as_str().unwrap().to_owned();
+    let (status, _) = instance.get("/api/v1/customers/me", Some(&bearer)).await;
+    assert_eq!(status, 200);
+    let log = instance.log.clone();
+    instance.terminate();
+
+    let spans = collector.spans();
+    let request = server_span_of(&spans, "POST /api/v1/auth/token");
+    // The trusted proxy's trace, continued.
+    assert_eq!(request["traceId"], TRACE);
+    assert_eq!(request["parentSpanId"], PARENT);
+    assert_eq!(request["kind"], 2, "a server span");
+    assert_eq!(request["attrs"]["route"], "/api/v1/auth/token");
+    assert_eq!(
+        request["attrs"]["status"].to_string().trim_matches('"'),
+        "200"
+    );
+    // The hashing and the store calls under it.
+    let children: Vec<String> = spans
+        .iter()
+        .filter(|s| s["traceId"] == TRACE && s["parentSpanId"] == request["spanId"])
+        .map(|s| s["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for child in [
+        "password.verify",
+        "store.customer_by_username",
+        "store.start_session",
+    ] {
+        assert!(
+            children.iter().any(|c| c == child),
+            "{child} not under the request: {children:?}"
+        );
+    }
+    let me = server_span_of(&spans, "GET /api/v1/customers/me");
+    assert_ne!(
+        me["traceId"], TRACE,
+        "a request without traceparent starts its own trace"
+    );
+
+    // Nothing of the customer in any export: no password, username, e-mail or token.
+    let exported = serde_json::to_string(&collector.bodies()).unwrap();
+    for secret in [
+        PASSWORD,
+        "alice@example.com",
+        &bearer,
+        login["refreshToken"].as_str().unwrap(),
+    ] {
+        assert!(!exported.contains(secret), "an export holds {secret}");
+    }
+    assert!(
+        !exported.contains("/api/v1/sessions/"),
+        "a path with an id was exported"
+    );
+
+    // The trace id in the request's log lines and in its audit event.
+    let lines = std::fs::read_to_string(log).unwrap();
+    assert!(
+        lines
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|l| l["span"]["trace_id"] == TRACE && l["fields"]["message"] == "request handled"),
+        "no log line of the login names its trace"
+    );
+    let tail = setup.run(&["audit", "tail"], None);
+    let events: Vec<Value> = String::from_utf8_lossy(&tail.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let login_event = events
+        .iter()
+        .find(|e| e["kind"] == "login.succeeded")
+        .expect("the login's audit event");
+    assert_eq!(login_event["details"]["traceId"], TRACE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traceparent_from_anyone_but_a_trusted_proxy_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::default();
+    let (_setup, instance) = traced(dir.path(), &collector, false).await;
+    login_in_trace(&instance).await;
+    instance.terminate();
+    // The attack: a client ties its requests to a trace of its choosing (to hide among, or
+    // pollute, another system's trace).
+    let spans = collector.spans();
+    let request = server_span_of(&spans, "POST /api/v1/auth/token");
+    assert_ne!(request["traceId"], TRACE);
+    assert!(
+        request["parentSpanId"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{request}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_endpoint_nothing_is_exported_and_no_trace_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::sqlite(dir.path()).with("FINHUB_LOG_FORMAT", "json");
+    setup.create_customer("alice", "off", PASSWORD);
+    let instance = setup.serve("untraced").await;
+    login_in_trace(&instance).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = instance.log.clone();
+    instance.terminate();
+    let lines = std::fs::read_to_string(log).unwrap();
+    assert!(!lines.contains("trace_id"), "{lines}");
+    assert!(!lines.contains(TRACE));
+}
