@@ -23,8 +23,14 @@ pub fn init_logging(format: LogFormat) {
 /// traces ([`traces`]): the returned exporter is shut down as the process ends, to send what is
 /// left. Must run inside the Tokio runtime.
 pub fn init(format: LogFormat, otlp: Option<&url::Url>) -> Result<Option<Traces>, TracesError> {
+    // The spans made for traces alone stay out of the log, whatever RUST_LOG says.
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"))
+        .add_directive(
+            format!("{}=off", traces::TRACED)
+                .parse()
+                .unwrap_or_else(|_| tracing::Level::INFO.into()),
+        );
     let (traces, exported) = match otlp {
         Some(endpoint) => {
             let (traces, layer) = Traces::start(endpoint)?;

@@ -56,7 +56,7 @@ pub fn request_span(request: &Request, proxies: &TrustedProxies) -> tracing::Spa
     let span = tracing::info_span!(
         "request",
         request_id = %id_of(request),
-        method = %request.method(),
+        method = method_label(request.method()),
         route = Empty,
         status = Empty,
         trace_id = Empty,

@@ -5,7 +5,7 @@
 //! or code). Without the setting nothing is built, and the debug-level child spans are not even
 //! created.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,12 +15,16 @@ use opentelemetry_http::{Bytes, HeaderExtractor, HttpClient, HttpError, Request,
 use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{FilterExt as _, Targets, filter_fn};
 use tracing_subscriber::registry::LookupSpan;
+
+/// The target of the spans made for traces alone (the store calls, the hashing): debug spans
+/// that the log never shows, so that without traces no layer enables them.
+pub const TRACED: &str = "finhub_auth::traced";
 
 /// Whether traces are exported: requests skip looking for a trace otherwise.
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -67,7 +71,10 @@ impl Traces {
             .map_err(|e| TracesError(e.to_string()))?;
         let processor =
             BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build();
+        // Every request sampled, whatever a parent says: a `traceparent` flagged "not sampled"
+        // must not take a request out of its trace.
         let provider = SdkTracerProvider::builder()
+            .with_sampler(Sampler::AlwaysOn)
             .with_span_processor(processor)
             .with_resource(Resource::builder().with_service_name("finhub-auth").build())
             .build();
@@ -75,11 +82,13 @@ impl Traces {
         // Spans only: log events stay in the log. The service's own spans down to debug (the
         // store calls and hashing are debug spans, so that without traces they cost nothing).
         let spans = Targets::new()
-            .with_target("finhub_auth", tracing::Level::DEBUG)
+            .with_target(TRACED, tracing::Level::DEBUG)
             .with_default(tracing::Level::INFO);
+        let only_spans = filter_fn(|metadata| metadata.is_span())
+            .with_max_level_hint(tracing::level_filters::LevelFilter::DEBUG);
         let layer = tracing_opentelemetry::layer()
             .with_tracer(tracer)
-            .with_filter(filter_fn(|metadata| metadata.is_span()).and(spans));
+            .with_filter(only_spans.and(spans));
         ENABLED.store(true, Ordering::Relaxed);
         Ok((Self { provider }, layer))
     }
@@ -125,6 +134,26 @@ pub fn current_trace_id() -> Option<String> {
         .flatten()
 }
 
+/// Logs a failed export, at most once a minute: a collector that is down must be noticed, not
+/// flood the log. (The exporter's own diagnostics are off.)
+fn export_failed(why: &str) {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST.load(Ordering::Relaxed);
+    if now >= last + 60
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            error = why,
+            "traces could not be exported (FINHUB_OTLP_ENDPOINT)"
+        );
+    }
+}
+
 /// OTLP's HTTP posts through reqwest, the service's one HTTP client (TLS with the ring
 /// provider, the Mozilla roots, no redirects).
 #[derive(Debug)]
@@ -140,7 +169,11 @@ impl HttpClient for Poster {
             .headers(parts.headers)
             .body(body)
             .send()
-            .await?;
+            .await
+            .inspect_err(|e| export_failed(&e.to_string()))?;
+        if !answer.status().is_success() {
+            export_failed(&format!("the collector answered {}", answer.status()));
+        }
         let mut response = Response::builder().status(answer.status());
         if let Some(headers) = response.headers_mut() {
             headers.extend(answer.headers().clone());

@@ -132,6 +132,12 @@ impl<B: Backend> AuditStore for SqlStore<B> {
         self.append_events(std::slice::from_ref(event)).await
     }
 
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.append_events",
+        skip_all
+    )]
     async fn append_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
         let events: Vec<&AuditEvent> = events.iter().collect();
         let mut tx = self.write().await?;

@@ -176,19 +176,34 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         Ok(outcomes)
     }
 
-    #[tracing::instrument(level = "debug", name = "store.customer_by_username", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.customer_by_username",
+        skip_all
+    )]
     async fn customer_by_username(&self, username: &Username) -> StoreResult<Option<Customer>> {
         self.read_one::<CustomerRow, _>(CUSTOMER_BY_USERNAME, username.as_str())
             .await
     }
 
-    #[tracing::instrument(level = "debug", name = "store.customer_by_id", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.customer_by_id",
+        skip_all
+    )]
     async fn customer_by_id(&self, id: &CustomerId) -> StoreResult<Option<Customer>> {
         self.read_one::<CustomerRow, _>(CUSTOMER_BY_ID, id.as_str())
             .await
     }
 
-    #[tracing::instrument(level = "debug", name = "store.replace_password_hash", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.replace_password_hash",
+        skip_all
+    )]
     async fn replace_password_hash(
         &self,
         id: &CustomerId,
@@ -213,7 +228,12 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         Ok(updated)
     }
 
-    #[tracing::instrument(level = "debug", name = "store.change_password", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.change_password",
+        skip_all
+    )]
     async fn change_password(
         &self,
         change: &PasswordChange,
@@ -271,12 +291,22 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         Ok(ChangeOutcome::Changed)
     }
 
-    #[tracing::instrument(level = "debug", name = "store.lockout", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.lockout",
+        skip_all
+    )]
     async fn lockout(&self, username: &Username) -> StoreResult<LockoutRecord> {
         lockout_row::<B>(&mut *self.read().await?, username).await
     }
 
-    #[tracing::instrument(level = "debug", name = "store.record_failure", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.record_failure",
+        skip_all
+    )]
     async fn record_failure(
         &self,
         username: &Username,
@@ -313,6 +343,12 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         })
     }
 
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.set_operator_lock",
+        skip_all
+    )]
     async fn set_operator_lock(
         &self,
         username: &Username,

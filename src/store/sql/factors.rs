@@ -97,6 +97,12 @@ async fn held<B: Backend>(
 
 #[async_trait]
 impl<B: Backend> FactorStore for SqlStore<B> {
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.factors",
+        skip_all
+    )]
     async fn factors(&self, customer: &CustomerId) -> StoreResult<Vec<HeldFactor>> {
         let rows: Vec<HeldRow> = query_built::<B>(format!(
             "SELECT {HELD_COLUMNS} FROM factors WHERE customer_id = $1 AND pending_until IS NULL \
@@ -108,6 +114,12 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         rows.into_iter().map(HeldFactor::try_from).collect()
     }
 
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.totp_secret",
+        skip_all
+    )]
     async fn totp_secret(&self, factor: &FactorId) -> StoreResult<Option<Vec<u8>>> {
         let row: Option<(Option<Vec<u8>>,)> =
             query::<B>("SELECT secret FROM factors WHERE id = $1 AND method = 'TOTP'")
@@ -164,6 +176,12 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         .transpose()
     }
 
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.add_pending_factor",
+        skip_all
+    )]
     async fn add_pending_factor(
         &self,
         pending: &PendingFactor,
@@ -394,6 +412,12 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.unused_recovery_code",
+        skip_all
+    )]
     async fn unused_recovery_code(
         &self,
         customer: &CustomerId,

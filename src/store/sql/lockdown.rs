@@ -13,6 +13,12 @@ use crate::store::backend::{Backend, query};
 
 #[async_trait]
 impl<B: Backend> LockdownStore for SqlStore<B> {
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.lock_down",
+        skip_all
+    )]
     async fn lock_down(
         &self,
         link: &LockdownLink,

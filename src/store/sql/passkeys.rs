@@ -43,7 +43,12 @@ const CONFIRMED: &str = "method = 'PASSKEY' AND pending_until IS NULL \
 
 #[async_trait]
 impl<B: Backend> PasskeyStore for SqlStore<B> {
-    #[tracing::instrument(level = "debug", name = "store.passkeys", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.passkeys",
+        skip_all
+    )]
     async fn passkeys(&self, customer: &CustomerId) -> StoreResult<Vec<StoredPasskey>> {
         let rows: Vec<PasskeyRow> = query_built::<B>(format!(
             "SELECT {COLUMNS} FROM factors WHERE customer_id = $1 AND {CONFIRMED} \
@@ -55,7 +60,12 @@ impl<B: Backend> PasskeyStore for SqlStore<B> {
         Ok(rows.into_iter().map(StoredPasskey::from).collect())
     }
 
-    #[tracing::instrument(level = "debug", name = "store.passkey_by_credential", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.passkey_by_credential",
+        skip_all
+    )]
     async fn passkey_by_credential(
         &self,
         credential_id: &str,
@@ -69,6 +79,12 @@ impl<B: Backend> PasskeyStore for SqlStore<B> {
         Ok(row.map(StoredPasskey::from))
     }
 
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.passkey_login_answered",
+        skip_all
+    )]
     async fn passkey_login_answered(&self, id: &str) -> StoreResult<bool> {
         let answered: Option<(i64,)> =
             query::<B>("SELECT expires_at FROM answered_passkey_logins WHERE id = $1")
@@ -78,6 +94,12 @@ impl<B: Backend> PasskeyStore for SqlStore<B> {
         Ok(answered.is_some())
     }
 
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.answer_passkey_login",
+        skip_all
+    )]
     async fn answer_passkey_login(&self, ceremony: &AnsweredCeremony) -> StoreResult<()> {
         let mut tx = self.write().await?;
         answer(&mut tx, ceremony).await?;

@@ -109,6 +109,12 @@ async fn wrong<B: Backend>(
 
 #[async_trait]
 impl<B: Backend> ResetStore for SqlStore<B> {
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.open_reset",
+        skip_all
+    )]
     async fn open_reset(
         &self,
         reset: &NewReset,
@@ -184,6 +190,12 @@ impl<B: Backend> ResetStore for SqlStore<B> {
         .transpose()
     }
 
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.check_reset",
+        skip_all
+    )]
     async fn check_reset(
         &self,
         guess: &ResetGuess,
@@ -233,6 +245,12 @@ impl<B: Backend> ResetStore for SqlStore<B> {
         Ok(outcome)
     }
 
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.set_reset_password",
+        skip_all
+    )]
     async fn set_reset_password(
         &self,
         reset: &PasswordReset,

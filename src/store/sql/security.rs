@@ -167,7 +167,12 @@ fn history_query() -> String {
 
 #[async_trait]
 impl<B: Backend> SecurityStore for SqlStore<B> {
-    #[tracing::instrument(level = "debug", name = "store.live_sessions", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.live_sessions",
+        skip_all
+    )]
     async fn live_sessions(
         &self,
         customer: &CustomerId,
@@ -190,6 +195,12 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         rows.into_iter().map(LiveSession::try_from).collect()
     }
 
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.end_own_session",
+        skip_all
+    )]
     async fn end_own_session(
         &self,
         customer: &CustomerId,
@@ -225,7 +236,12 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         Ok(true)
     }
 
-    #[tracing::instrument(level = "debug", name = "store.device_standing", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.device_standing",
+        skip_all
+    )]
     async fn device_standing(
         &self,
         customer: &CustomerId,
@@ -249,7 +265,12 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         })
     }
 
-    #[tracing::instrument(level = "debug", name = "store.devices", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.devices",
+        skip_all
+    )]
     async fn devices(
         &self,
         customer: &CustomerId,
@@ -272,6 +293,12 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         Ok(rows.into_iter().map(KnownDevice::from).collect())
     }
 
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.forget_device",
+        skip_all
+    )]
     async fn forget_device(
         &self,
         customer: &CustomerId,
@@ -306,7 +333,12 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         Ok(true)
     }
 
-    #[tracing::instrument(level = "debug", name = "store.login_history", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.login_history",
+        skip_all
+    )]
     async fn login_history(&self, customer: &CustomerId) -> StoreResult<LoginHistory> {
         let mut conn = self.read().await?;
         let row: Option<(Option<i64>, Option<i64>, Option<f64>, Option<f64>)> = query::<B>(
@@ -347,7 +379,12 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         Ok(history)
     }
 
-    #[tracing::instrument(level = "debug", name = "store.security_events", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.security_events",
+        skip_all
+    )]
     async fn security_events(
         &self,
         customer: &CustomerId,

@@ -120,7 +120,12 @@ pub(super) async fn insert_session<B: Backend>(
 
 #[async_trait]
 impl<B: Backend> SessionStore for SqlStore<B> {
-    #[tracing::instrument(level = "debug", name = "store.start_session", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.start_session",
+        skip_all
+    )]
     async fn start_session(
         &self,
         s: &NewSession,
@@ -183,7 +188,12 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         })
     }
 
-    #[tracing::instrument(level = "debug", name = "store.session_by_access", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.session_by_access",
+        skip_all
+    )]
     async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
         self.read_by_token::<SessionRow, _>(BY_ACCESS, hash).await
     }
@@ -201,19 +211,34 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             .await
     }
 
-    #[tracing::instrument(level = "debug", name = "store.session_by_refresh", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.session_by_refresh",
+        skip_all
+    )]
     async fn session_by_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
         self.read_one::<SessionRow, _>(BY_REFRESH, hash.as_bytes().as_slice())
             .await
     }
 
-    #[tracing::instrument(level = "debug", name = "store.session_by_retired_refresh", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.session_by_retired_refresh",
+        skip_all
+    )]
     async fn session_by_retired_refresh(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
         self.read_one::<SessionRow, _>(BY_RETIRED_REFRESH, hash.as_bytes().as_slice())
             .await
     }
 
-    #[tracing::instrument(level = "debug", name = "store.touch_session", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.touch_session",
+        skip_all
+    )]
     async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> StoreResult<()> {
         query::<B>("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $3")
             .bind(to_unix_millis(at))
@@ -224,7 +249,12 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         Ok(())
     }
 
-    #[tracing::instrument(level = "debug", name = "store.rotate_session", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.rotate_session",
+        skip_all
+    )]
     async fn rotate_session(&self, r: &Rotation, event: &AuditEvent) -> StoreResult<bool> {
         let old = r.old_refresh.ok_or_else(|| {
             StoreError::Other(anyhow!("a refresh rotation needs the presented token"))
@@ -258,7 +288,12 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         Ok(true)
     }
 
-    #[tracing::instrument(level = "debug", name = "store.revoke_session", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.revoke_session",
+        skip_all
+    )]
     async fn revoke_session(
         &self,
         id: &SessionId,
@@ -276,7 +311,12 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             == 1)
     }
 
-    #[tracing::instrument(level = "debug", name = "store.revoke_customer_sessions", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.revoke_customer_sessions",
+        skip_all
+    )]
     async fn revoke_customer_sessions(
         &self,
         customer: &CustomerId,

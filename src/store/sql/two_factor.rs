@@ -185,7 +185,12 @@ async fn wrong<B: Backend>(
 
 #[async_trait]
 impl<B: Backend> TwoFactorStore for SqlStore<B> {
-    #[tracing::instrument(level = "debug", name = "store.challenge", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.challenge",
+        skip_all
+    )]
     async fn challenge(
         &self,
         id: &ChallengeId,
@@ -201,7 +206,12 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         row.map(Challenge::try_from).transpose()
     }
 
-    #[tracing::instrument(level = "debug", name = "store.open_challenge", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.open_challenge",
+        skip_all
+    )]
     async fn open_challenge(
         &self,
         c: &NewChallenge,
@@ -218,7 +228,12 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         Ok(SendOutcome::Opened)
     }
 
-    #[tracing::instrument(level = "debug", name = "store.check_code", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.check_code",
+        skip_all
+    )]
     async fn check_code(
         &self,
         guess: &CodeGuess,

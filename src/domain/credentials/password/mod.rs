@@ -185,7 +185,12 @@ impl PasswordHasher {
     }
 
     /// Hashes a new password into a PHC string.
-    #[tracing::instrument(level = "debug", name = "password.hash", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "password.hash",
+        skip_all
+    )]
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         let task = Task::Hash {
             password: password.clone(),
@@ -199,7 +204,12 @@ impl PasswordHasher {
 
     /// Checks `password` against `stored`; with no stored hash (unknown username) it does the same
     /// work against a dummy hash and reports no match.
-    #[tracing::instrument(level = "debug", name = "password.verify", skip_all)]
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "password.verify",
+        skip_all
+    )]
     pub async fn verify(
         &self,
         password: &Password,
