@@ -92,11 +92,12 @@ async fn traced(dir: &std::path::Path, collector: &Collector, trusted: bool) -> 
     (setup, instance)
 }
 
-async fn login_in_trace(instance: &Instance) -> Value {
+/// A login whose `traceparent` names `trace` under `PARENT`, with the sampled flag `flags`.
+async fn login_in(instance: &Instance, trace: &str, flags: &str) -> Value {
     let response = instance
         .client
         .post(instance.url("/api/v1/auth/token"))
-        .header("traceparent", format!("00-{TRACE}-{PARENT}-01"))
+        .header("traceparent", format!("00-{trace}-{PARENT}-{flags}"))
         .json(&serde_json::json!({"username": "alice@example.com", "password": PASSWORD}))
         .send()
         .await
@@ -123,17 +124,9 @@ async fn a_login_is_traced_under_its_proxys_trace_with_its_hashing_and_store_cal
     let dir = tempfile::tempdir().unwrap();
     let collector = Collector::default();
     let (setup, instance) = traced(dir.path(), &collector, true).await;
-    let login = login_in_trace(&instance).await;
+    let login = login_in(&instance, TRACE, "01").await;
     let bearer = login["bffToken"].as_str().unwrap().to_owned();
-    let unsampled = instance
-        .client
-        .post(instance.url("/api/v1/auth/token"))
-        .header("traceparent", format!("00-{UNSAMPLED_TRACE}-{PARENT}-00"))
-        .json(&serde_json::json!({"username": "alice@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unsampled.status(), 200);
+    login_in(&instance, UNSAMPLED_TRACE, "00").await;
     let (status, _) = instance.get("/api/v1/customers/me", Some(&bearer)).await;
     assert_eq!(status, 200);
     let log = instance.log.clone();
@@ -217,7 +210,7 @@ async fn a_traceparent_from_anyone_but_a_trusted_proxy_is_not_followed() {
     let dir = tempfile::tempdir().unwrap();
     let collector = Collector::default();
     let (_setup, instance) = traced(dir.path(), &collector, false).await;
-    login_in_trace(&instance).await;
+    login_in(&instance, TRACE, "01").await;
     instance.terminate();
     // The attack: a client ties its requests to a trace of its choosing (to hide among, or
     // pollute, another system's trace).
@@ -239,7 +232,7 @@ async fn without_an_endpoint_nothing_is_exported_and_no_trace_is_named() {
     let setup = Setup::sqlite(dir.path()).with("FINHUB_LOG_FORMAT", "json");
     setup.create_customer("alice", "off", PASSWORD);
     let instance = setup.serve("untraced").await;
-    login_in_trace(&instance).await;
+    login_in(&instance, TRACE, "01").await;
     let log = instance.log.clone();
     instance.terminate();
     let lines = std::fs::read_to_string(log).unwrap();

@@ -118,13 +118,6 @@ impl AuditKeys {
         self.keys.iter().map(|(id, key)| (id, key.expose_secret()))
     }
 
-    /// The key named `id`.
-    pub fn get(&self, id: &str) -> Option<&[u8]> {
-        self.secrets()
-            .find(|(known, _)| known.as_str() == id)
-            .map(|(_, key)| key)
-    }
-
     /// The purpose key for `purpose` under every key, the current one first.
     pub fn purpose_macs(&self, purpose: &[u8]) -> Result<Vec<Hmac<Sha256>>, KeyError> {
         self.secrets()

@@ -33,7 +33,8 @@ fn the_current_key_comes_first_and_a_key_given_twice_is_refused() {
     assert_eq!(keys.current_id(), &KeyId::of(NEW));
     let ids: Vec<_> = keys.ids().cloned().collect();
     assert_eq!(ids, [KeyId::of(NEW), KeyId::of(OLD)]);
-    assert_eq!(keys.get(KeyId::of(OLD).as_str()), Some(OLD));
+    let held: Vec<_> = keys.secrets().collect();
+    assert_eq!(held[1], (&KeyId::of(OLD), OLD));
     assert_eq!(
         format!("{keys:?}"),
         format!(

@@ -11,7 +11,9 @@ use time::OffsetDateTime;
 use finhub_auth::domain::keys::KeyId;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, second_instance_with, spawn_app_with, tokens};
+use crate::helpers::{
+    Backend, PASSWORD, TestApp, assert_problem, second_instance_with, spawn_app_with, tokens,
+};
 
 const AUDIT_KEY: &str = "an-audit-key-of-at-least-32-bytes-long";
 
@@ -239,16 +241,9 @@ async fn a_rotation_of_the_audit_key_loses_nothing_and_the_old_key_can_then_be_r
         "not sealed again"
     );
     // The customer's history still names the laptop on the sign-in from before the rotation.
-    let events: Value = after
-        .client
-        .get(after.url("/api/v1/customers/me/security-events"))
-        .bearer_auth(&active.bff)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events = after
+        .get_json("/api/v1/customers/me/security-events", &active.bff)
+        .await;
     let named: Vec<_> = events["events"]
         .as_array()
         .unwrap()
@@ -287,6 +282,18 @@ async fn a_rotation_of_the_audit_key_loses_nothing_and_the_old_key_can_then_be_r
     assert_eq!(rotation[1]["details"]["keyId"], new_id.as_str());
     let store = after.services.store.as_ref();
     let verified = verify(store, &after.services.seal).await.unwrap();
+    // An instance still configured with the old key alone (never given the new one) refuses to
+    // write rather than switch the chain back to its key: it answers 503, and the chain holds.
+    assert_problem(
+        before.login(&alice.username, PASSWORD).await,
+        503,
+        "SERVICE_UNAVAILABLE",
+    )
+    .await;
+    assert_eq!(
+        verify(store, &after.services.seal).await.unwrap().events,
+        verified.events
+    );
     assert_eq!(verified.events, after.audit().await.len() as u64);
 
     // The old key retired: what moved still works; the chain before the switch cannot be

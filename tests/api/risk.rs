@@ -95,7 +95,7 @@ impl TestApp {
         logins.last().unwrap()["details"]["flags"].clone()
     }
 
-    async fn get_json(&self, path: &str, bearer: &str) -> Value {
+    pub(crate) async fn get_json(&self, path: &str, bearer: &str) -> Value {
         let response = self.client.get(self.url(path)).bearer_auth(bearer).send();
         response.await.unwrap().json().await.unwrap()
     }

@@ -281,6 +281,22 @@ mod tests {
     }
 
     #[test]
+    fn an_hmac_anchor_names_its_key_and_is_checked_under_it_after_a_rotation() {
+        let keys = |current: &[u8; 32], previous: &[&[u8; 32]]| {
+            let audit = AuditKeys::new(current, previous.iter().map(|k| &k[..])).unwrap();
+            AnchorKeys::new(&ChainSeal::keyed(&audit).unwrap()).unwrap()
+        };
+        let before = Anchor::new(&keys(&[9; 32], &[]), 42, "hmac:abc".into(), at());
+        assert_eq!(before.key_id.as_deref(), Some(KeyId::of(&[9; 32]).as_str()));
+        assert_eq!(before.check(&keys(&[8; 32], &[&[9; 32]]), 1), Ok(()));
+        // Without the key it names, it cannot be checked; it is not tried under another.
+        assert!(matches!(
+            before.check(&keys(&[8; 32], &[]), 1),
+            Err(AnchorBreak::CannotCheck { anchor: 1, .. })
+        ));
+    }
+
+    #[test]
     fn ed25519_anchors_are_checked_with_the_public_half_alone() {
         let signing = SigningKey::from_bytes(&[7; 32]);
         let public = signing.verifying_key();
