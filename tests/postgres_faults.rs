@@ -20,9 +20,7 @@ const PASSWORD: &str = "Corr3ct-horse-battery";
 async fn with_postgresql_down_calls_answer_503_and_the_service_recovers_when_it_returns() {
     let pg = TempPostgres::start();
     let dir = tempfile::tempdir().unwrap();
-    let setup = Setup::new(pg.url(), dir.path()).with("FINHUB_DB_ACQUIRE_TIMEOUT", "1s");
-    setup.create_customer("alice", "off", PASSWORD);
-    let server = setup.serve("a").await;
+    let (server, token) = alice_signed_in(&pg, dir.path()).await;
     let client = Client::new();
     let login = || {
         client
@@ -30,10 +28,6 @@ async fn with_postgresql_down_calls_answer_503_and_the_service_recovers_when_it_
             .json(&json!({"username": "alice@example.com", "password": PASSWORD}))
             .send()
     };
-    let token = login().await.unwrap().json::<Value>().await.unwrap()["bffToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
 
     pg.down();
 
@@ -150,4 +144,48 @@ async fn a_database_that_turns_read_only_answers_503_until_it_takes_writes_again
         assert!(Instant::now() < deadline, "logins did not recover");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The per-request session reads keep connections of their own, which a restart of the server
+/// leaves dead. The first signed-in call after the restart still succeeds: a read on a
+/// connection that was lost is retried once on a new one instead of answering 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_signed_in_read_after_postgresql_restarts_succeeds() {
+    let pg = TempPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, token) = alice_signed_in(&pg, dir.path()).await;
+    let client = Client::new();
+    let me = || {
+        client
+            .get(server.url("/api/v1/customers/me"))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(me().await.unwrap().status(), StatusCode::OK);
+
+    pg.down();
+    pg.up();
+
+    let me = me().await.unwrap();
+    assert_eq!(me.status(), StatusCode::OK, "{:?}", me.text().await);
+}
+
+/// A server on `pg` with one customer, alice, and her bffToken.
+async fn alice_signed_in(pg: &TempPostgres, dir: &std::path::Path) -> (process::Instance, String) {
+    let setup = Setup::new(pg.url(), dir).with("FINHUB_DB_ACQUIRE_TIMEOUT", "1s");
+    setup.create_customer("alice", "off", PASSWORD);
+    let server = setup.serve("a").await;
+    let token = Client::new()
+        .post(server.url("/api/v1/auth/token"))
+        .json(&json!({"username": "alice@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["bffToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (server, token)
 }

@@ -5,6 +5,7 @@
 mod hash_bound;
 mod open_loop;
 mod passkeys;
+mod pgbench;
 mod report;
 mod scenarios;
 mod target;

@@ -31,7 +31,26 @@ pub fn write(results: &Results, out: &Path) -> anyhow::Result<String> {
         "customers/me: latency against offered load",
         &results.offered_load.customers_me,
     )?;
+    if let Some(pg) = &results.postgres {
+        plot(
+            &out.join("postgres-logins-latency.svg"),
+            "PostgreSQL logins: latency against offered load",
+            &pg.offered_load.logins,
+        )?;
+        plot(
+            &out.join("postgres-customers-me-latency.svg"),
+            "PostgreSQL customers/me: latency against offered load",
+            &pg.offered_load.customers_me,
+        )?;
+    }
     Ok(table)
+}
+
+/// The first point of a curve (offered load rising) whose p99 exceeds ten times the p99 of its
+/// first point, the run at 25 % of the closed-loop maximum.
+fn knee_of(curve: &[Paced]) -> Option<&Paced> {
+    let base = curve.first()?.p99_ms;
+    curve.iter().skip(1).find(|p| p.p99_ms > 10.0 * base)
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -126,19 +145,87 @@ fn markdown(r: &Results) -> anyhow::Result<String> {
         "60/min, 600/min",
         None,
     );
+    row(
+        "full flows/s (SQLite) ÷ hash bound (each flow hashes one password)",
+        format!("{:.2}", s.flows.flows_per_sec / r.hash_bound_per_sec),
+        "≥ 0.80",
+        Some(s.flows.flows_per_sec / r.hash_bound_per_sec >= 0.80),
+    );
     if let Some(pg) = &r.postgres {
+        let reads = &pg.reads;
         row(
-            "PostgreSQL: `customers/me` rps ÷ `/healthz` rps; logins/s ÷ hash bound",
+            &format!(
+                "PostgreSQL's own rate: `pgbench -S -M prepared`, {} connections, same database",
+                pg.pgbench_connections
+            ),
+            format!("{:.0} transactions/s", pg.pgbench_select_per_sec),
+            "",
+            None,
+        );
+        row(
+            "PostgreSQL: `customers/me` rps ÷ pgbench select-only rate",
             format!(
-                "{:.2} ({:.0} vs {:.0}); {:.2} ({:.1}/s)",
-                pg.me_over_healthz,
-                pg.customers_me.requests_per_sec,
-                pg.healthz.requests_per_sec,
-                pg.logins.requests_per_sec / r.hash_bound_per_sec,
-                pg.logins.requests_per_sec
+                "{:.2} ({:.0} vs {:.0}; ÷ `/healthz` {:.2}; p50 {:.2} ms, p99 {:.2} ms)",
+                pg.me_over_pgbench,
+                reads.customers_me.requests_per_sec,
+                pg.pgbench_select_per_sec,
+                reads.me_over_healthz,
+                reads.customers_me.p50_ms,
+                reads.customers_me.p99_ms
+            ),
+            "≥ 0.50",
+            Some(pg.me_over_pgbench >= 0.50),
+        );
+        row(
+            "PostgreSQL: logins/s ÷ hash bound",
+            format!(
+                "{:.2} ({:.1}/s, p99 {:.0} ms)",
+                pg.logins_over_hash_bound, reads.logins.requests_per_sec, reads.logins.p99_ms
+            ),
+            "≥ 0.90",
+            Some(pg.logins_over_hash_bound >= 0.90),
+        );
+        row(
+            "PostgreSQL: p99 of `customers/me` for a paced client (50/s) while logins run at saturation",
+            format!(
+                "{:.2} ms (alone {:.2} ms)",
+                pg.paced_under_login_flood.p99_ms, pg.paced_alone.p99_ms
+            ),
+            "≤ 20 ms",
+            Some(pg.paced_under_login_flood.p99_ms <= 20.0),
+        );
+        let flows_ratio = pg.flows.flows_per_sec / r.hash_bound_per_sec;
+        row(
+            "PostgreSQL: full flows/s ÷ hash bound",
+            format!(
+                "{flows_ratio:.2} ({:.1}/s, {} errors)",
+                pg.flows.flows_per_sec, pg.flows.errors
+            ),
+            "≥ 0.80, no errors",
+            Some(flows_ratio >= 0.80 && pg.flows.errors == 0),
+        );
+    }
+    let mut knee = |store: &str, what: &str, curve: &[Paced]| {
+        row(
+            &format!(
+                "{store}: knee of {what} (offered load where p99 first exceeds 10× its p99 at 25 %)"
+            ),
+            knee_of(curve).map_or_else(
+                || "beyond the highest load offered".to_owned(),
+                |p| format!("{:.0}/s (p99 {:.1} ms)", p.offered_per_sec, p.p99_ms),
             ),
             "stated",
             None,
+        );
+    };
+    knee("SQLite", "logins", &r.offered_load.logins);
+    knee("SQLite", "`customers/me`", &r.offered_load.customers_me);
+    if let Some(pg) = &r.postgres {
+        knee("PostgreSQL", "logins", &pg.offered_load.logins);
+        knee(
+            "PostgreSQL",
+            "`customers/me`",
+            &pg.offered_load.customers_me,
         );
     }
     scale_rows(r, &mut md)?;
@@ -254,4 +341,31 @@ pub fn update_docs(docs: &Path, table: &str) -> anyhow::Result<()> {
     let updated = format!("{}{BEGIN}\n{table}\n{}", &text[..begin], &text[end..]);
     std::fs::write(docs, updated)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::knee_of;
+    use crate::open_loop::Paced;
+
+    fn at(offered_per_sec: f64, p99_ms: f64) -> Paced {
+        Paced {
+            offered_per_sec,
+            p99_ms,
+            ..Paced::default()
+        }
+    }
+
+    #[test]
+    fn the_knee_is_the_first_load_past_ten_times_the_quiet_p99() {
+        let curve = [
+            at(25.0, 2.0),
+            at(50.0, 3.0),
+            at(75.0, 21.0),
+            at(90.0, 500.0),
+        ];
+        assert_eq!(knee_of(&curve).map(|p| p.offered_per_sec), Some(75.0));
+        assert!(knee_of(&[at(25.0, 2.0), at(50.0, 20.0)]).is_none());
+        assert!(knee_of(&[]).is_none());
+    }
 }

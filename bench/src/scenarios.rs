@@ -10,7 +10,7 @@ use crate::open_loop::{Call, Flows, Paced};
 use crate::passkeys::PasskeyLogins;
 use crate::target::{Database, Launch, PASSWORD, Server};
 use crate::wrk::{Request, Throughput};
-use crate::{Args, hash_bound, open_loop, passkeys, wrk};
+use crate::{Args, hash_bound, open_loop, passkeys, pgbench, wrk};
 
 /// Every figure of one run.
 #[derive(Debug, Serialize)]
@@ -22,7 +22,7 @@ pub struct Results {
     pub sqlite: Main,
     /// What one client IP gets with the default rate limits.
     pub default_limits: DefaultLimits,
-    pub postgres: Option<Reads>,
+    pub postgres: Option<PostgresRun>,
     pub offered_load: OfferedLoad,
     pub scale: Vec<Scale>,
 }
@@ -45,6 +45,21 @@ pub struct Main {
     pub flows: Flows,
     pub passkey_logins: PasskeyLogins,
     pub peak_rss_mib: f64,
+}
+
+/// The same scenarios on PostgreSQL, with the database's own rate for a read beside them.
+#[derive(Debug, Serialize)]
+pub struct PostgresRun {
+    pub reads: Reads,
+    /// `pgbench -S -M prepared` with as many connections as the service reads through.
+    pub pgbench_select_per_sec: f64,
+    pub pgbench_connections: u32,
+    pub me_over_pgbench: f64,
+    pub logins_over_hash_bound: f64,
+    pub paced_alone: Paced,
+    pub paced_under_login_flood: Paced,
+    pub flows: Flows,
+    pub offered_load: OfferedLoad,
 }
 
 /// Throughput of logins and of authenticated reads against the cheapest request.
@@ -155,8 +170,8 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
     let postgres = if args.smoke {
         None
     } else {
-        eprintln!("PostgreSQL: reads and logins…");
-        postgres_reads(args, &file, &work, d).await?
+        eprintln!("PostgreSQL: pgbench, reads, logins, protection, flows, offered load…");
+        postgres_run(args, &file, &work, d, hash_bound_per_sec).await?
     };
 
     let scale = if args.smoke || args.quick {
@@ -330,12 +345,17 @@ async fn default_limits(
     })
 }
 
-async fn postgres_reads(
+/// The service's connections to PostgreSQL (`FINHUB_DB_MAX_CONNECTIONS`' default): the reads
+/// by token use as many, and pgbench gets the same number.
+const POSTGRES_CONNECTIONS: u32 = 8;
+
+async fn postgres_run(
     args: &Args,
     file: &Path,
     work: &Path,
     d: Duration,
-) -> anyhow::Result<Option<Reads>> {
+    hash_bound_per_sec: f64,
+) -> anyhow::Result<Option<PostgresRun>> {
     let database = match Database::postgres(&args.postgres).await {
         Ok(db) => db,
         Err(e) => {
@@ -350,11 +370,28 @@ async fn postgres_reads(
         default_limits: false,
     };
     launch.import(file).await?;
+    let pgbench_select_per_sec =
+        pgbench::select_only(&database.url(), POSTGRES_CONNECTIONS, d).await?;
     let server = launch.start().await?;
     let reads = reads(&server, d, work).await?;
+    let me = me_call(&server).await?;
+    let paced_alone = open_loop::paced(&me, PACED_RATE, d).await?;
+    let paced_under_login_flood = under_login_flood(&server, &me, d, work).await?;
+    let flows = open_loop::flows(&server, FLOW_WORKERS, d).await?;
+    let offered_load = offered_load(&server, &reads, &me, d, false).await?;
     server.stop().await?;
     database.drop_all().await?;
-    Ok(Some(reads))
+    Ok(Some(PostgresRun {
+        me_over_pgbench: reads.customers_me.requests_per_sec / pgbench_select_per_sec,
+        logins_over_hash_bound: reads.logins.requests_per_sec / hash_bound_per_sec,
+        pgbench_select_per_sec,
+        pgbench_connections: POSTGRES_CONNECTIONS,
+        reads,
+        paced_alone,
+        paced_under_login_flood,
+        flows,
+        offered_load,
+    }))
 }
 
 /// 1,000 and 1,000,000 customers, as many sessions, on each backend.

@@ -49,32 +49,24 @@ impl<T> Record for T where
 }
 
 /// The per-request lookups by token hash, read the backend's own way where it has one that is
-/// faster than its pool (SQLite: on the calling thread, `sqlite/inline_reads.rs`). The generic
-/// store asks first and reads through the pool when this answers `None`.
+/// faster than its pool (SQLite: on the calling thread, `sqlite/inline_reads.rs`; PostgreSQL:
+/// on connections that skip the pool's checks, `postgres/token_reads.rs`). The generic store
+/// asks first and reads through the pool when this answers `None`.
 pub trait TokenReads: std::fmt::Debug + Send + Sync + 'static {
     /// The row `sql` selects by `key`; `None` when the caller should read through the pool.
-    fn read_one<R: InlineRecord>(&self, sql: &str, key: &[u8]) -> Option<StoreResult<Option<R>>>;
+    fn read_one<R: Record + InlineRecord>(
+        &self,
+        sql: &'static str,
+        key: &[u8],
+    ) -> impl Future<Output = Option<StoreResult<Option<R>>>> + Send;
 
     /// Lets go of what it holds, at shutdown.
     fn close(&self);
 }
 
-/// A backend whose pool is its fastest way to read.
-#[derive(Debug, Default)]
-pub struct PoolReads;
-
-impl TokenReads for PoolReads {
-    fn read_one<R: InlineRecord>(&self, _: &str, _: &[u8]) -> Option<StoreResult<Option<R>>> {
-        None
-    }
-
-    fn close(&self) {}
-}
-
 /// A database the shared queries run on.
 pub trait Backend: Database + Sync {
-    /// How it reads a session by its token on every request ([`PoolReads`] unless it has a
-    /// faster way).
+    /// How it reads a session by its token on every request.
     type TokenReads: TokenReads;
     /// Reads the chain head for an append, locked against concurrent appenders.
     const HEAD_FOR_APPEND: &'static str;

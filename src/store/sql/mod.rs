@@ -103,7 +103,7 @@ impl<B: Backend> SqlStore<B> {
         T: TryFrom<R, Error = StoreError>,
     {
         let key = hash.as_bytes().as_slice();
-        if let Some(read) = self.token_reads.read_one::<R>(sql, key) {
+        if let Some(read) = self.token_reads.read_one::<R>(sql, key).await {
             return read?.map(T::try_from).transpose();
         }
         self.read_one::<R, T>(sql, key).await

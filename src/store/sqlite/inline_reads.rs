@@ -17,7 +17,7 @@ use anyhow::anyhow;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Row};
 
 use crate::domain::ports::{StoreError, StoreResult};
-use crate::store::backend::TokenReads;
+use crate::store::backend::{Record, TokenReads};
 use crate::store::rows::{CustomerRow, SessionCustomerRow, SessionRow};
 
 /// Read-only connections to one SQLite file, each used by one thread at a time.
@@ -42,7 +42,11 @@ pub trait InlineRecord: Sized {
 /// SQLite's reads by token: inline on a file database, through the pool on one in memory
 /// (which no other connection can open).
 impl TokenReads for Option<InlineReads> {
-    fn read_one<R: InlineRecord>(&self, sql: &str, key: &[u8]) -> Option<StoreResult<Option<R>>> {
+    async fn read_one<R: Record + InlineRecord>(
+        &self,
+        sql: &'static str,
+        key: &[u8],
+    ) -> Option<StoreResult<Option<R>>> {
         self.as_ref().and_then(|inline| inline.read_one(sql, key))
     }
 

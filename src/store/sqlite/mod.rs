@@ -81,9 +81,12 @@ pub(super) async fn open(
         }
         files::refuse_shared_database(&file)?;
     }
+    // The pool's check before handing out a connection is a round trip to its worker thread
+    // for a file that cannot go away: a cost on every write transaction, with nothing to find.
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
         .acquire_timeout(options.acquire_timeout)
+        .test_before_acquire(false)
         .connect_with(connect.clone())
         .await
         .with_context(|| {
@@ -101,6 +104,7 @@ pub(super) async fn open(
     let reader = SqlitePoolOptions::new()
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.acquire_timeout)
+        .test_before_acquire(false)
         .connect_with(connect.read_only(true))
         .await
         .context("opening SQLite readers")?;

@@ -8,13 +8,16 @@
 //! The queries themselves are shared with SQLite (`sql/`); this module is PostgreSQL's
 //! [`Backend`]: the few statements that differ, and the username lock.
 
+mod token_reads;
+
 use std::str::FromStr;
 
 use anyhow::Context as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{PgConnection, Pool, Postgres, Transaction};
 
-use super::backend::{Backend, PoolReads, forward_to_sqlx, locking_statements, query};
+use self::token_reads::PgTokenReads;
+use super::backend::{Backend, forward_to_sqlx, locking_statements, query};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
 use crate::domain::customers::Username;
@@ -23,7 +26,7 @@ use crate::store::Trail;
 /// Explicit row locks, and `SKIP LOCKED` so that instances purging at once take different rows
 /// instead of waiting for each other.
 impl Backend for Postgres {
-    type TokenReads = PoolReads;
+    type TokenReads = PgTokenReads;
 
     const AUDIT_IP_BYTEWISE: &'static str = "ip COLLATE \"C\"";
     const NON_ASCII_USERNAMES: &'static str =
@@ -49,6 +52,9 @@ impl Backend for Postgres {
     locking_statements!(read = " FOR UPDATE", batch = " FOR UPDATE SKIP LOCKED");
     forward_to_sqlx!(Postgres);
 }
+
+/// How long a pooled connection may sit idle before it is checked on its way out.
+const PING_WHEN_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Connects, applying or checking migrations. One pool serves reads and writes: PostgreSQL has
 /// no single-writer limit.
@@ -85,13 +91,28 @@ pub(super) async fn open(
         .run(sqlx::migrate!("./migrations/postgres"), &migrating)
         .await?;
     migrating.close().await;
+    let connect = url.options([("statement_timeout", statement_timeout.as_str())]);
     let pool = PgPoolOptions::new()
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.acquire_timeout)
-        .connect_with(url.options([("statement_timeout", statement_timeout.as_str())]))
+        // sqlx's default pings every connection it hands out: a second round trip for each
+        // query, half of what a signed-in read cost. Only a connection idle long enough to
+        // have been dropped (a restarted server, a proxy's idle timeout) is pinged now; one
+        // that breaks under use fails its query, which answers 503 and discards it.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+        .connect_with(connect.clone())
         .await
         .context("cannot connect to PostgreSQL")?;
-    Ok(SqlStore::new(pool.clone(), pool, trail, PoolReads))
+    let token_reads = PgTokenReads::new(connect, options.max_connections, options.acquire_timeout);
+    Ok(SqlStore::new(pool.clone(), pool, trail, token_reads))
 }
 
 /// How connections to PostgreSQL are protected.
