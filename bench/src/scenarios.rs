@@ -345,8 +345,8 @@ async fn default_limits(
     })
 }
 
-/// The service's connections to PostgreSQL (`FINHUB_DB_MAX_CONNECTIONS`' default): the reads
-/// by token use as many, and pgbench gets the same number.
+/// The service's pool size (`FINHUB_DB_MAX_CONNECTIONS`' default). Its session lookups use one
+/// connection per core within it (`store/postgres/mod.rs`), and pgbench gets as many.
 const POSTGRES_CONNECTIONS: u32 = 8;
 
 async fn postgres_run(
@@ -370,8 +370,9 @@ async fn postgres_run(
         default_limits: false,
     };
     launch.import(file).await?;
-    let pgbench_select_per_sec =
-        pgbench::select_only(&database.url(), POSTGRES_CONNECTIONS, d).await?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let read_connections = POSTGRES_CONNECTIONS.min(u32::try_from(cores)?).max(1);
+    let pgbench_select_per_sec = pgbench::select_only(&database.url(), read_connections, d).await?;
     let server = launch.start().await?;
     let reads = reads(&server, d, work).await?;
     let me = me_call(&server).await?;
@@ -385,7 +386,7 @@ async fn postgres_run(
         me_over_pgbench: reads.customers_me.requests_per_sec / pgbench_select_per_sec,
         logins_over_hash_bound: reads.logins.requests_per_sec / hash_bound_per_sec,
         pgbench_select_per_sec,
-        pgbench_connections: POSTGRES_CONNECTIONS,
+        pgbench_connections: read_connections,
         reads,
         paced_alone,
         paced_under_login_flood,

@@ -48,6 +48,31 @@ impl<T> Record for T where
 {
 }
 
+/// A read of one row by a token's hash, in the two forms a backend may run it.
+#[derive(Debug)]
+pub struct TokenRead {
+    /// `$1` the hash; every backend runs it.
+    pub one: &'static str,
+    /// The same read for many hashes at once (`$1` an array of them): one row per hash found,
+    /// led by the 1-based position of its hash in the array (`token_slot`). PostgreSQL's
+    /// syntax, for a backend that reads the requests arriving together in one round trip.
+    pub batch: &'static str,
+}
+
+/// Builds [`TokenRead::batch`] from a statement that selects by `k.hash`: a lookup per hash
+/// (the `LIMIT 1` keeps the planner from turning the lookups into a scan and a hash join).
+macro_rules! token_read_batch {
+    ($select_by_k_hash:expr) => {
+        concat!(
+            "SELECT k.n AS token_slot, x.* FROM unnest($1::bytea[]) WITH ORDINALITY AS k(hash, n) \
+             CROSS JOIN LATERAL (",
+            $select_by_k_hash,
+            " LIMIT 1) x"
+        )
+    };
+}
+pub(crate) use token_read_batch;
+
 /// The per-request lookups by token hash, read the backend's own way where it has one that is
 /// faster than its pool (SQLite: on the calling thread, `sqlite/inline_reads.rs`; PostgreSQL:
 /// on connections that skip the pool's checks, `postgres/token_reads.rs`). The generic store
@@ -56,7 +81,7 @@ pub trait TokenReads: std::fmt::Debug + Send + Sync + 'static {
     /// The row `sql` selects by `key`; `None` when the caller should read through the pool.
     fn read_one<R: Record + InlineRecord>(
         &self,
-        sql: &'static str,
+        read: &'static TokenRead,
         key: &[u8],
     ) -> impl Future<Output = Option<StoreResult<Option<R>>>> + Send;
 

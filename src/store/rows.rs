@@ -79,7 +79,7 @@ impl TryFrom<CustomerRow> for Customer {
         let bad = |_| corrupt("customer");
         Ok(Self {
             id: CustomerId::from_stored(r.id),
-            username: Username::parse(&r.username).map_err(bad)?,
+            username: Username::from_stored(r.username),
             email: Email::parse(&r.email).map_err(bad)?,
             phone: r
                 .phone

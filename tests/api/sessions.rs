@@ -321,3 +321,67 @@ async fn a_login_completed_past_the_session_limit_ends_the_customers_oldest(back
         assert_eq!(app.me(&live.bff).await.status(), StatusCode::OK);
     }
 }
+
+on_both_stores!(
+    reads_that_arrive_together_each_get_their_own_session,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
+/// On PostgreSQL the session lookups of requests that arrive together are read in one
+/// statement. A customer must get their own details and sessions, never a neighbour's answered
+/// in the same statement, and an unknown token nothing: many customers' reads of both kinds of
+/// lookup at once, with bad tokens among them, over a single connection so that they share
+/// statements.
+async fn reads_that_arrive_together_each_get_their_own_session(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.store.max_connections = std::num::NonZeroU32::MIN;
+    })
+    .await;
+    let sessions = |bff: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/api/v1/sessions"))
+                .bearer_auth(bff)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let mut signed_in = Vec::new();
+    for i in 0..8 {
+        let customer = app.create_customer(&format!("c{i}"), None).await;
+        let bff = app.login_ok(&customer).await.bff;
+        let listed: Value = sessions(bff.clone()).await.json().await.unwrap();
+        let session_id = listed["sessions"][0]["id"].as_str().unwrap().to_owned();
+        signed_in.push((customer.username, session_id, bff));
+    }
+    let unknown = "A".repeat(43);
+    let calls = (0..6).flat_map(|_| {
+        signed_in
+            .iter()
+            .map(|(username, session_id, bff)| (Some((username, session_id)), bff))
+            .chain([(None, &unknown)])
+            .collect::<Vec<_>>()
+    });
+    let (app, sessions) = (&app, &sessions);
+    let answers = join_all(calls.map(|(owner, bff)| async move {
+        (owner, app.me(bff).await, sessions(bff.clone()).await)
+    }))
+    .await;
+    assert_eq!(answers.len(), 54);
+    for (owner, me, listed) in answers {
+        let Some((username, session_id)) = owner else {
+            assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(listed.status(), StatusCode::UNAUTHORIZED);
+            continue;
+        };
+        assert_eq!(me.status(), StatusCode::OK);
+        let me: Value = me.json().await.unwrap();
+        assert_eq!(&me["username"], username.as_str());
+        assert_eq!(listed.status(), StatusCode::OK);
+        let listed: Value = listed.json().await.unwrap();
+        assert_eq!(listed["sessions"].as_array().map(Vec::len), Some(1));
+        assert_eq!(&listed["sessions"][0]["id"], session_id.as_str());
+    }
+}

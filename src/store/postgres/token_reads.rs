@@ -1,27 +1,41 @@
-//! Session lookups by token on connections of their own, outside sqlx's pool.
+//! Session lookups by token on connections of their own, outside sqlx's pool, the lookups that
+//! arrive together read in one statement.
 //!
 //! Every authenticated request reads its session. sqlx's pool checks each connection it hands
 //! out and takes back with an empty `Sync` to the server: two round trips beside the query's
 //! one, each waking PostgreSQL's backend, and in the profile they cost more than the read
 //! itself. These reads are single indexed `SELECT`s that change nothing, so they run on a
-//! handful of connections kept here instead, with the same statements and settings (TLS and
-//! the statement timeout included), prepared once per connection.
+//! handful of connections kept here instead, with the same settings (TLS and the statement
+//! timeout included), prepared once per connection.
 //!
-//! A connection is checked by using it: a read that fails on one that may have gone stale (the
-//! server restarted, a proxy dropped it) is retried once on a new connection, which costs
-//! nothing while connections are healthy. A read abandoned halfway (its client left) drops
-//! its connection rather than returning one in an unknown state.
+//! A round trip then still costs a wake-up on both sides per read. So a read queues its hash,
+//! and whoever holds a connection takes the hashes waiting (up to [`MAX_BATCH`], oldest first)
+//! and reads them in one statement ([`TokenRead::batch`]): one lookup per hash, each row matched
+//! back to its hash by position, never by comparing rows. A read waits for its reply or for a
+//! connection, whichever comes first; with a connection it runs batches until its own reply is
+//! in, then lets the connection go to the next read waiting for one, so a hash queued just as
+//! a runner left is never stranded and no runner serves others for long.
+//!
+//! A connection is checked by using it: a statement that fails on one that may have gone stale
+//! (the server restarted, a proxy dropped it) is retried once on a new connection. A batch that
+//! fails sends its error to each of its reads (503); one abandoned halfway (the request running
+//! it was dropped) leaves each of its reads to run alone. A read gives up, with a 503, after
+//! the acquire timeout twice (a connection, then a new one) and the statement timeout.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{Connection as _, Postgres};
-use tokio::sync::Semaphore;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
+use sqlx::{Connection as _, Postgres, Row as _};
+use tokio::sync::oneshot::error::TryRecvError;
+use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
 
 use crate::domain::ports::StoreResult;
-use crate::store::backend::{Record, TokenReads};
+use crate::store::backend::{Record, TokenRead, TokenReads};
 use crate::store::sqlite::InlineRecord;
+
+/// The most hashes one statement reads.
+const MAX_BATCH: usize = 64;
 
 /// Connections to PostgreSQL for the per-request reads by token.
 pub struct PgTokenReads {
@@ -29,50 +43,225 @@ pub struct PgTokenReads {
     /// One permit per connection that may exist.
     slots: Semaphore,
     idle: Mutex<Vec<PgConnection>>,
+    queue: Mutex<Vec<Queued>>,
     acquire_timeout: Duration,
+    /// The longest a read may take, waits included.
+    budget: Duration,
+}
+
+/// A read waiting for a connection.
+struct Queued {
+    batch: &'static str,
+    key: Vec<u8>,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// What a batch found for one hash: its row if any, or the batch's error.
+type Reply = Result<Option<PgRow>, String>;
+
+/// How a read ended up.
+enum Answer {
+    Replied(Reply),
+    /// The request running its batch was dropped halfway.
+    Abandoned,
+}
+
+impl From<Result<Reply, ()>> for Answer {
+    fn from(received: Result<Reply, ()>) -> Self {
+        received.map_or(Self::Abandoned, Self::Replied)
+    }
 }
 
 impl std::fmt::Debug for PgTokenReads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgTokenReads")
-            .field("connections", &self.slots.available_permits())
+            .field("free_connections", &self.slots.available_permits())
             .finish_non_exhaustive()
     }
 }
 
 impl PgTokenReads {
     /// At most `connections` connections made with `connect`, each opened when first needed;
-    /// a read waits `acquire_timeout` at most for one to be free.
-    pub fn new(connect: PgConnectOptions, connections: u32, acquire_timeout: Duration) -> Self {
+    /// a read waits `acquire_timeout` at most for one to be free, and as long again for a new
+    /// one to open.
+    pub fn new(
+        connect: PgConnectOptions,
+        connections: u32,
+        acquire_timeout: Duration,
+        statement_timeout: Duration,
+    ) -> Self {
         Self {
-            connect,
+            // A statement with a parameter is planned afresh for each execution until
+            // PostgreSQL trusts a generic plan, and for an array of hashes it may never: the
+            // planning (relation sizes read from disk) then cost more than the lookups. The
+            // batch's plan is the same whatever the hashes, one index lookup per hash.
+            connect: connect.options([("plan_cache_mode", "force_generic_plan")]),
             slots: Semaphore::new(usize::try_from(connections.max(1)).unwrap_or(1)),
             idle: Mutex::new(Vec::new()),
+            queue: Mutex::new(Vec::new()),
             acquire_timeout,
+            budget: acquire_timeout * 2 + statement_timeout,
         }
     }
 
-    async fn read<R: Record>(&self, sql: &'static str, key: &[u8]) -> sqlx::Result<Option<R>> {
-        let _slot = tokio::time::timeout(self.acquire_timeout, self.slots.acquire())
+    async fn read<R: Record>(
+        &self,
+        read: &'static TokenRead,
+        key: &[u8],
+    ) -> sqlx::Result<Option<R>> {
+        let answer = tokio::time::timeout(self.budget, self.queue_and_wait(read, key))
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        match answer {
+            Answer::Replied(Ok(row)) => row.map(|row| R::from_row(&row)).transpose(),
+            Answer::Replied(Err(failed)) => Err(batch_failed(&failed)),
+            Answer::Abandoned => self.read_alone(read, key).await,
+        }
+    }
+
+    async fn queue_and_wait(&self, read: &'static TokenRead, key: &[u8]) -> sqlx::Result<Answer> {
+        let (reply, mut replied) = oneshot::channel();
+        lock(&self.queue).push(Queued {
+            batch: read.batch,
+            key: key.to_vec(),
+            reply,
+        });
+        let deadline = tokio::time::Instant::now() + self.acquire_timeout;
+        tokio::select! {
+            biased;
+            answer = &mut replied => Ok(answer.map_err(drop).into()),
+            slot = tokio::time::timeout_at(deadline, self.slots.acquire()) => {
+                let slot = slot
+                    .map_err(|_| sqlx::Error::PoolTimedOut)?
+                    .map_err(|_| sqlx::Error::PoolClosed)?;
+                match self.run_batches(slot, &mut replied).await {
+                    Some(answer) => Ok(answer),
+                    // Another runner has this read's hash: its reply is on its way.
+                    None => Ok(replied.await.map_err(drop).into()),
+                }
+            }
+        }
+    }
+
+    /// Runs batches of the queued hashes until this read's reply is in (`Some`) or the queue is
+    /// empty while another runner has its hash (`None`).
+    async fn run_batches(
+        &self,
+        _slot: SemaphorePermit<'_>,
+        mine: &mut oneshot::Receiver<Reply>,
+    ) -> Option<Answer> {
+        let mut conn = None;
+        let answer = loop {
+            match mine.try_recv() {
+                Ok(reply) => break Some(Answer::Replied(reply)),
+                Err(TryRecvError::Closed) => break Some(Answer::Abandoned),
+                Err(TryRecvError::Empty) => {}
+            }
+            let batch = self.take_batch();
+            let Some(sql) = batch.first().map(|q| q.batch) else {
+                break None;
+            };
+            let keys: Vec<&[u8]> = batch.iter().map(|q| q.key.as_slice()).collect();
+            let found = self
+                .run_batch(&mut conn, sql, &keys)
+                .await
+                .and_then(|rows| by_position(rows, batch.len()));
+            match found {
+                Ok(rows) => {
+                    for (queued, row) in batch.into_iter().zip(rows) {
+                        let _ = queued.reply.send(Ok(row));
+                    }
+                }
+                Err(e) => {
+                    let failed = e.to_string();
+                    for queued in batch {
+                        let _ = queued.reply.send(Err(failed.clone()));
+                    }
+                }
+            }
+        };
+        if let Some(conn) = conn.filter(|_| !self.slots.is_closed()) {
+            self.lock_idle().push(conn);
+        }
+        answer
+    }
+
+    /// Runs one batch on `conn`, an idle connection or a new one; `conn` holds the connection
+    /// afterwards unless it was lost.
+    async fn run_batch(
+        &self,
+        conn: &mut Option<PgConnection>,
+        sql: &'static str,
+        keys: &[&[u8]],
+    ) -> sqlx::Result<Vec<PgRow>> {
+        let reused = match conn.take() {
+            Some(conn) => Some(conn),
+            None => self.lock_idle().pop(),
+        };
+        if let Some(mut reused) = reused {
+            match select_batch(&mut reused, sql, keys).await {
+                Err(e) if is_connection_lost(&e) => {}
+                rows => {
+                    // A statement that failed on the server (a timeout, say) leaves the
+                    // connection usable.
+                    *conn = Some(reused);
+                    return rows;
+                }
+            }
+        }
+        let mut fresh = self.connect().await?;
+        let rows = select_batch(&mut fresh, sql, keys).await;
+        if !rows.as_ref().is_err_and(is_connection_lost) {
+            *conn = Some(fresh);
+        }
+        rows
+    }
+
+    /// Up to [`MAX_BATCH`] queued reads of the statement queued first, oldest first; reads
+    /// whose request has gone are dropped.
+    fn take_batch(&self) -> Vec<Queued> {
+        let mut queue = lock(&self.queue);
+        queue.retain(|q| !q.reply.is_closed());
+        let Some(sql) = queue.first().map(|q| q.batch) else {
+            return Vec::new();
+        };
+        let mut batch = Vec::new();
+        let mut i = 0;
+        while i < queue.len() && batch.len() < MAX_BATCH {
+            if queue[i].batch == sql {
+                batch.push(queue.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        batch
+    }
+
+    /// One read on its own, after the request running its batch was dropped.
+    async fn read_alone<R: Record>(
+        &self,
+        read: &'static TokenRead,
+        key: &[u8],
+    ) -> sqlx::Result<Option<R>> {
+        let alone = async {
+            let _slot = tokio::time::timeout(self.acquire_timeout, self.slots.acquire())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?
+                .map_err(|_| sqlx::Error::PoolClosed)?;
+            let mut conn = None;
+            let rows = self.run_batch(&mut conn, read.batch, &[key]).await;
+            if let Some(conn) = conn.filter(|_| !self.slots.is_closed()) {
+                self.lock_idle().push(conn);
+            }
+            let mut rows = by_position(rows?, 1)?;
+            rows.pop()
+                .flatten()
+                .map(|row| R::from_row(&row))
+                .transpose()
+        };
+        tokio::time::timeout(self.budget, alone)
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        let reused = self.lock_idle().pop();
-        let fresh = reused.is_none();
-        let mut conn = match reused {
-            Some(conn) => conn,
-            None => self.connect().await?,
-        };
-        let row = match select(&mut conn, sql, key).await {
-            Err(e) if !fresh && is_connection_lost(&e) => {
-                drop(conn);
-                conn = self.connect().await?;
-                select(&mut conn, sql, key).await?
-            }
-            read => read?,
-        };
-        self.lock_idle().push(conn);
-        Ok(row)
     }
 
     /// A new connection, given up after the pool's acquire timeout as a pooled one would be
@@ -87,21 +276,49 @@ impl PgTokenReads {
     }
 
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<PgConnection>> {
-        // The list is valid whatever a panicking holder was doing: push and pop only.
-        self.idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.idle)
     }
 }
 
-async fn select<R: Record>(
+/// The rows of a batch of `n` hashes in the order of their hashes (`token_slot`, 1-based), none
+/// where a hash found nothing. A row without a valid position fails the whole batch: it must
+/// not be given to anyone, nor leave its owner looking signed out.
+fn by_position(rows: Vec<PgRow>, n: usize) -> sqlx::Result<Vec<Option<PgRow>>> {
+    let mut found: Vec<Option<PgRow>> = (0..n).map(|_| None).collect();
+    for row in rows {
+        let slot: i64 = row.try_get("token_slot")?;
+        let place = usize::try_from(slot)
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| found.get_mut(i))
+            .filter(|place| place.is_none())
+            .ok_or_else(|| sqlx::Error::Protocol(format!("session batch row for slot {slot}")))?;
+        *place = Some(row);
+    }
+    Ok(found)
+}
+
+/// The error a read gets when the batch that carried it failed: an outage to the caller (503),
+/// as the batch's own error almost always is.
+fn batch_failed(failed: &str) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::other(format!(
+        "a batch of session reads failed: {failed}"
+    )))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Push, pop and retain leave the lists valid whatever a panicking holder was doing.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn select_batch(
     conn: &mut PgConnection,
     sql: &'static str,
-    key: &[u8],
-) -> sqlx::Result<Option<R>> {
-    sqlx::query_as::<Postgres, R>(sql)
-        .bind(key)
-        .fetch_optional(conn)
+    keys: &[&[u8]],
+) -> sqlx::Result<Vec<PgRow>> {
+    sqlx::query::<Postgres>(sql)
+        .bind(keys)
+        .fetch_all(conn)
         .await
 }
 
@@ -114,10 +331,10 @@ fn is_connection_lost(e: &sqlx::Error) -> bool {
 impl TokenReads for PgTokenReads {
     async fn read_one<R: Record + InlineRecord>(
         &self,
-        sql: &'static str,
+        read: &'static TokenRead,
         key: &[u8],
     ) -> Option<StoreResult<Option<R>>> {
-        Some(self.read(sql, key).await.map_err(Into::into))
+        Some(self.read(read, key).await.map_err(Into::into))
     }
 
     fn close(&self) {

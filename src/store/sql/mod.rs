@@ -30,7 +30,7 @@ use sqlx::Transaction;
 use sqlx::pool::{Pool, PoolConnection};
 
 use super::backend::TokenReads as _;
-use super::backend::{Backend, Param, Record, query};
+use super::backend::{Backend, Param, Record, TokenRead, query};
 use super::sqlite::InlineRecord;
 use crate::domain::ports::{Store, StoreError, StoreResult};
 use crate::domain::sessions::token::TokenHash;
@@ -91,11 +91,11 @@ impl<B: Backend> SqlStore<B> {
         row.map(T::try_from).transpose()
     }
 
-    /// The row `sql` selects by a token hash: the per-request read, inline where the backend
-    /// allows it.
+    /// The row `read` selects by a token hash: the per-request read, the backend's own way
+    /// where it has one.
     async fn read_by_token<R, T>(
         &self,
-        sql: &'static str,
+        read: &'static TokenRead,
         hash: &TokenHash,
     ) -> StoreResult<Option<T>>
     where
@@ -103,10 +103,10 @@ impl<B: Backend> SqlStore<B> {
         T: TryFrom<R, Error = StoreError>,
     {
         let key = hash.as_bytes().as_slice();
-        if let Some(read) = self.token_reads.read_one::<R>(sql, key).await {
-            return read?.map(T::try_from).transpose();
+        if let Some(row) = self.token_reads.read_one::<R>(read, key).await {
+            return row?.map(T::try_from).transpose();
         }
-        self.read_one::<R, T>(sql, key).await
+        self.read_one::<R, T>(read.one, key).await
     }
 }
 

@@ -17,7 +17,7 @@ use crate::domain::risk::client::DeviceName;
 use crate::domain::risk::location::Location;
 use crate::domain::sessions::token::TokenHash;
 use crate::domain::sessions::{NewSession, Rotation, Session, SessionId, SessionState};
-use crate::store::backend::{Backend, query};
+use crate::store::backend::{Backend, TokenRead, query, token_read_batch};
 use crate::store::rows::{
     SessionCustomerRow, SessionRow, select_session, select_session_with_customer,
 };
@@ -70,8 +70,18 @@ pub(super) async fn retire_refresh<B: Backend>(
     Ok(retired == 1)
 }
 
-const BY_ACCESS: &str = select_session!("FROM sessions s WHERE s.access_hash = $1");
-const WITH_CUSTOMER_BY_ACCESS: &str = select_session_with_customer!("WHERE s.access_hash = $1");
+static BY_ACCESS: TokenRead = TokenRead {
+    one: select_session!("FROM sessions s WHERE s.access_hash = $1"),
+    batch: token_read_batch!(select_session!(
+        "FROM sessions s WHERE s.access_hash = k.hash"
+    )),
+};
+static WITH_CUSTOMER_BY_ACCESS: TokenRead = TokenRead {
+    one: select_session_with_customer!("WHERE s.access_hash = $1"),
+    batch: token_read_batch!(select_session_with_customer!(
+        "WHERE s.access_hash = k.hash"
+    )),
+};
 const BY_REFRESH: &str = select_session!("FROM sessions s WHERE s.refresh_hash = $1");
 const BY_RETIRED_REFRESH: &str = select_session!(
     "FROM retired_refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.hash = $1"
@@ -195,7 +205,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         skip_all
     )]
     async fn session_by_access(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
-        self.read_by_token::<SessionRow, _>(BY_ACCESS, hash).await
+        self.read_by_token::<SessionRow, _>(&BY_ACCESS, hash).await
     }
 
     #[tracing::instrument(
@@ -207,7 +217,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         &self,
         hash: &TokenHash,
     ) -> StoreResult<Option<(Session, Customer)>> {
-        self.read_by_token::<SessionCustomerRow, _>(WITH_CUSTOMER_BY_ACCESS, hash)
+        self.read_by_token::<SessionCustomerRow, _>(&WITH_CUSTOMER_BY_ACCESS, hash)
             .await
     }
 

@@ -17,7 +17,7 @@ use anyhow::anyhow;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Row};
 
 use crate::domain::ports::{StoreError, StoreResult};
-use crate::store::backend::{Record, TokenReads};
+use crate::store::backend::{Record, TokenRead, TokenReads};
 use crate::store::rows::{CustomerRow, SessionCustomerRow, SessionRow};
 
 /// Read-only connections to one SQLite file, each used by one thread at a time.
@@ -44,10 +44,11 @@ pub trait InlineRecord: Sized {
 impl TokenReads for Option<InlineReads> {
     async fn read_one<R: Record + InlineRecord>(
         &self,
-        sql: &'static str,
+        read: &'static TokenRead,
         key: &[u8],
     ) -> Option<StoreResult<Option<R>>> {
-        self.as_ref().and_then(|inline| inline.read_one(sql, key))
+        self.as_ref()
+            .and_then(|inline| inline.read_one(read.one, key))
     }
 
     fn close(&self) {
