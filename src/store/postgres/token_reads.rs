@@ -18,19 +18,23 @@
 //!
 //! A connection is checked by using it: a statement that fails on one that may have gone stale
 //! (the server restarted, a proxy dropped it) is retried once on a new connection. A batch that
-//! fails sends its error to each of its reads (503); one abandoned halfway (the request running
-//! it was dropped) leaves each of its reads to run alone. A read gives up, with a 503, after
-//! the acquire timeout twice (a connection, then a new one) and the statement timeout.
+//! fails sends its error to each of its reads; one abandoned halfway (the request running it was
+//! dropped) puts its reads back in the queue. A read gives up, with a 503, when no connection
+//! is free within the acquire timeout and no runner has taken its hash, or after the acquire
+//! timeout twice (a connection, then a new one) and the statement timeout in all.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use anyhow::anyhow;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{Connection as _, Postgres, Row as _};
 use tokio::sync::oneshot::error::TryRecvError;
 use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
 
-use crate::domain::ports::StoreResult;
+use crate::domain::ports::{StoreError, StoreResult};
 use crate::store::backend::{Record, TokenRead, TokenReads};
 use crate::store::sqlite::InlineRecord;
 
@@ -44,6 +48,7 @@ pub struct PgTokenReads {
     slots: Semaphore,
     idle: Mutex<Vec<PgConnection>>,
     queue: Mutex<Vec<Queued>>,
+    queued: AtomicU64,
     acquire_timeout: Duration,
     /// The longest a read may take, waits included.
     budget: Duration,
@@ -51,13 +56,41 @@ pub struct PgTokenReads {
 
 /// A read waiting for a connection.
 struct Queued {
+    id: u64,
     batch: &'static str,
     key: Vec<u8>,
     reply: oneshot::Sender<Reply>,
 }
 
 /// What a batch found for one hash: its row if any, or the batch's error.
-type Reply = Result<Option<PgRow>, String>;
+type Reply = Result<Option<PgRow>, Failure>;
+
+/// A batch's error, told to each of its reads as the store would have told it.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// An outage (503).
+    Unavailable(String),
+    /// A bug or corrupt data (500).
+    Other(String),
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        match StoreError::from(e) {
+            StoreError::Unavailable(why) => Self::Unavailable(why),
+            other => Self::Other(format!("{other:#}")),
+        }
+    }
+}
+
+impl From<Failure> for StoreError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Unavailable(why) => Self::Unavailable(why),
+            Failure::Other(what) => Self::Other(anyhow!(what).context("a batch of session reads")),
+        }
+    }
+}
 
 /// How a read ended up.
 enum Answer {
@@ -99,6 +132,7 @@ impl PgTokenReads {
             slots: Semaphore::new(usize::try_from(connections.max(1)).unwrap_or(1)),
             idle: Mutex::new(Vec::new()),
             queue: Mutex::new(Vec::new()),
+            queued: AtomicU64::new(0),
             acquire_timeout,
             budget: acquire_timeout * 2 + statement_timeout,
         }
@@ -108,32 +142,44 @@ impl PgTokenReads {
         &self,
         read: &'static TokenRead,
         key: &[u8],
-    ) -> sqlx::Result<Option<R>> {
-        let answer = tokio::time::timeout(self.budget, self.queue_and_wait(read, key))
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)??;
-        match answer {
-            Answer::Replied(Ok(row)) => row.map(|row| R::from_row(&row)).transpose(),
-            Answer::Replied(Err(failed)) => Err(batch_failed(&failed)),
-            Answer::Abandoned => self.read_alone(read, key).await,
+    ) -> StoreResult<Option<R>> {
+        let deadline = tokio::time::Instant::now() + self.budget;
+        loop {
+            let answer = tokio::time::timeout_at(deadline, self.queue_and_wait(read, key))
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            match answer {
+                Answer::Replied(Ok(row)) => {
+                    return Ok(row.map(|row| R::from_row(&row)).transpose()?);
+                }
+                Answer::Replied(Err(failure)) => return Err(failure.into()),
+                // The request running its batch was dropped halfway: queued again.
+                Answer::Abandoned => {}
+            }
         }
     }
 
     async fn queue_and_wait(&self, read: &'static TokenRead, key: &[u8]) -> sqlx::Result<Answer> {
         let (reply, mut replied) = oneshot::channel();
+        let id = self.queued.fetch_add(1, Ordering::Relaxed);
         lock(&self.queue).push(Queued {
+            id,
             batch: read.batch,
             key: key.to_vec(),
             reply,
         });
-        let deadline = tokio::time::Instant::now() + self.acquire_timeout;
         tokio::select! {
             biased;
             answer = &mut replied => Ok(answer.map_err(drop).into()),
-            slot = tokio::time::timeout_at(deadline, self.slots.acquire()) => {
-                let slot = slot
-                    .map_err(|_| sqlx::Error::PoolTimedOut)?
-                    .map_err(|_| sqlx::Error::PoolClosed)?;
+            slot = tokio::time::timeout(self.acquire_timeout, self.slots.acquire()) => {
+                let Ok(slot) = slot else {
+                    // No connection in time: given up unless a runner has taken the hash.
+                    if self.unqueue(id) {
+                        return Err(sqlx::Error::PoolTimedOut);
+                    }
+                    return Ok(replied.await.map_err(drop).into());
+                };
+                let slot = slot.map_err(|_| sqlx::Error::PoolClosed)?;
                 match self.run_batches(slot, &mut replied).await {
                     Some(answer) => Ok(answer),
                     // Another runner has this read's hash: its reply is on its way.
@@ -173,15 +219,15 @@ impl PgTokenReads {
                     }
                 }
                 Err(e) => {
-                    let failed = e.to_string();
+                    let failure = Failure::from(e);
                     for queued in batch {
-                        let _ = queued.reply.send(Err(failed.clone()));
+                        let _ = queued.reply.send(Err(failure.clone()));
                     }
                 }
             }
         };
-        if let Some(conn) = conn.filter(|_| !self.slots.is_closed()) {
-            self.lock_idle().push(conn);
+        if let Some(conn) = conn {
+            self.put_back(conn);
         }
         answer
     }
@@ -217,6 +263,16 @@ impl PgTokenReads {
         rows
     }
 
+    /// Takes a read out of the queue; `false` when a runner has already taken it.
+    fn unqueue(&self, id: u64) -> bool {
+        let mut queue = lock(&self.queue);
+        let Some(i) = queue.iter().position(|q| q.id == id) else {
+            return false;
+        };
+        queue.remove(i);
+        true
+    }
+
     /// Up to [`MAX_BATCH`] queued reads of the statement queued first, oldest first; reads
     /// whose request has gone are dropped.
     fn take_batch(&self) -> Vec<Queued> {
@@ -237,33 +293,6 @@ impl PgTokenReads {
         batch
     }
 
-    /// One read on its own, after the request running its batch was dropped.
-    async fn read_alone<R: Record>(
-        &self,
-        read: &'static TokenRead,
-        key: &[u8],
-    ) -> sqlx::Result<Option<R>> {
-        let alone = async {
-            let _slot = tokio::time::timeout(self.acquire_timeout, self.slots.acquire())
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)?
-                .map_err(|_| sqlx::Error::PoolClosed)?;
-            let mut conn = None;
-            let rows = self.run_batch(&mut conn, read.batch, &[key]).await;
-            if let Some(conn) = conn.filter(|_| !self.slots.is_closed()) {
-                self.lock_idle().push(conn);
-            }
-            let mut rows = by_position(rows?, 1)?;
-            rows.pop()
-                .flatten()
-                .map(|row| R::from_row(&row))
-                .transpose()
-        };
-        tokio::time::timeout(self.budget, alone)
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?
-    }
-
     /// A new connection, given up after the pool's acquire timeout as a pooled one would be
     /// (a server that does not answer must not hold a request for long).
     async fn connect(&self) -> sqlx::Result<PgConnection> {
@@ -273,6 +302,15 @@ impl PgTokenReads {
         )
         .await
         .map_err(|_| sqlx::Error::PoolTimedOut)?
+    }
+
+    /// Keeps a connection for the next batch, unless the reads have been closed (checked under
+    /// the lock that `close` empties, so none stays open after it).
+    fn put_back(&self, conn: PgConnection) {
+        let mut idle = self.lock_idle();
+        if !self.slots.is_closed() {
+            idle.push(conn);
+        }
     }
 
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<PgConnection>> {
@@ -292,18 +330,10 @@ fn by_position(rows: Vec<PgRow>, n: usize) -> sqlx::Result<Vec<Option<PgRow>>> {
             .and_then(|n| n.checked_sub(1))
             .and_then(|i| found.get_mut(i))
             .filter(|place| place.is_none())
-            .ok_or_else(|| sqlx::Error::Protocol(format!("session batch row for slot {slot}")))?;
+            .ok_or_else(|| sqlx::Error::Decode(format!("a session row for slot {slot}").into()))?;
         *place = Some(row);
     }
     Ok(found)
-}
-
-/// The error a read gets when the batch that carried it failed: an outage to the caller (503),
-/// as the batch's own error almost always is.
-fn batch_failed(failed: &str) -> sqlx::Error {
-    sqlx::Error::Io(std::io::Error::other(format!(
-        "a batch of session reads failed: {failed}"
-    )))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -334,7 +364,7 @@ impl TokenReads for PgTokenReads {
         read: &'static TokenRead,
         key: &[u8],
     ) -> Option<StoreResult<Option<R>>> {
-        Some(self.read(read, key).await.map_err(Into::into))
+        Some(self.read(read, key).await)
     }
 
     fn close(&self) {
