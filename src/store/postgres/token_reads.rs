@@ -99,8 +99,8 @@ enum Answer {
     Abandoned,
 }
 
-impl From<Result<Reply, ()>> for Answer {
-    fn from(received: Result<Reply, ()>) -> Self {
+impl From<Result<Reply, oneshot::error::RecvError>> for Answer {
+    fn from(received: Result<Reply, oneshot::error::RecvError>) -> Self {
         received.map_or(Self::Abandoned, Self::Replied)
     }
 }
@@ -170,20 +170,20 @@ impl PgTokenReads {
         });
         tokio::select! {
             biased;
-            answer = &mut replied => Ok(answer.map_err(drop).into()),
+            answer = &mut replied => Ok(answer.into()),
             slot = tokio::time::timeout(self.acquire_timeout, self.slots.acquire()) => {
                 let Ok(slot) = slot else {
                     // No connection in time: given up unless a runner has taken the hash.
                     if self.unqueue(id) {
                         return Err(sqlx::Error::PoolTimedOut);
                     }
-                    return Ok(replied.await.map_err(drop).into());
+                    return Ok(replied.await.into());
                 };
                 let slot = slot.map_err(|_| sqlx::Error::PoolClosed)?;
                 match self.run_batches(slot, &mut replied).await {
                     Some(answer) => Ok(answer),
                     // Another runner has this read's hash: its reply is on its way.
-                    None => Ok(replied.await.map_err(drop).into()),
+                    None => Ok(replied.await.into()),
                 }
             }
         }
