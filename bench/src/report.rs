@@ -119,7 +119,10 @@ fn markdown(r: &Results) -> anyhow::Result<String> {
         Some(s.flows.errors == 0 && s.flows.completed > 0),
     );
     row(
-        "passkey logins/s (options, assertion, session; 16 at once, SQLite) ÷ `/healthz` rps",
+        &format!(
+            "passkey logins/s (options, assertion, session; {} at once, SQLite) ÷ `/healthz` rps",
+            crate::scenarios::PASSKEY_CLIENTS
+        ),
         format!(
             "{:.2} ({:.0}/s vs {:.0}/s), {} errors",
             s.passkey_logins.over_healthz,

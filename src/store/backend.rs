@@ -118,10 +118,20 @@ pub trait Backend: Database + Sync {
     /// Writes the `n`th (1-based) value of a statement built at run time.
     fn placeholder(n: usize) -> String;
 
+    /// Whether logins waiting together commit together ([`super::sql`]'s `login_commits`):
+    /// where every write takes its turn on one connection anyway, a transaction of several
+    /// logins writes their shared pages and syncs once for all of them.
+    const GROUP_LOGINS: bool;
+
     /// Starts a transaction that may write.
     fn begin_write(
         pool: &Pool<Self>,
     ) -> impl Future<Output = sqlx::Result<Transaction<'static, Self>>> + Send;
+
+    /// Starts a transaction that may write on a connection taken from the writers' pool.
+    fn begin_write_on(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = sqlx::Result<Transaction<'_, Self>>> + Send;
 
     /// Makes concurrent transactions on one username, from any instance, take their turn,
     /// whether or not it has a counter row yet.

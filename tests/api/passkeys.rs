@@ -774,3 +774,56 @@ async fn without_a_relying_party_or_with_passkey_login_off_the_paths_are_not_fou
     )
     .await;
 }
+
+on_both_stores!(
+    passkey_logins_that_arrive_together_each_start_their_own_session_and_a_replay_none,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
+/// On SQLite the logins waiting for the writer are started in one transaction, each in a
+/// savepoint. Many customers' passkey logins at once, each answer also replayed alongside it:
+/// every customer gets sessions of their own, and each replay is refused with nothing stored,
+/// however the store grouped them.
+async fn passkey_logins_that_arrive_together_each_start_their_own_session_and_a_replay_none(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let mut logins = Vec::new();
+    for i in 0..6 {
+        let customer = app.create_customer(&format!("c{i}"), None).await;
+        let session = app.login_ok(&customer).await;
+        // No counter: only the answered ceremony can refuse the replay.
+        let mut phone = device().counterless();
+        app.add_passkey(&session.bff, &mut phone).await;
+        for _ in 0..2 {
+            let options = app.passkey_options().await;
+            let body = json!({
+                "challengeId": options["challengeId"],
+                "credential": phone.assert(&options["publicKey"]),
+            });
+            logins.push((customer.username.clone(), body));
+        }
+    }
+    let app = &app;
+    let answers = futures::future::join_all(logins.iter().flat_map(|(username, body)| {
+        [body, body]
+            .map(|body| async move { (username, app.post_json(PASSKEY_LOGIN, body, None).await) })
+    }))
+    .await;
+    assert_eq!(answers.len(), 24);
+    let mut signed_in = std::collections::HashMap::<&String, usize>::new();
+    for (username, answer) in answers {
+        if answer.status() == 400 {
+            continue;
+        }
+        let me = app.me(&tokens(answer).await.bff).await;
+        assert_eq!(me.status(), 200);
+        let me: Value = me.json().await.unwrap();
+        assert_eq!(&me["username"], username.as_str());
+        *signed_in.entry(username).or_default() += 1;
+    }
+    // Each ceremony let exactly one of its two answers in.
+    assert_eq!(signed_in.len(), 6, "{signed_in:?}");
+    assert!(signed_in.values().all(|&n| n == 2), "{signed_in:?}");
+    assert_eq!(app.audit_of_kind("login.succeeded").await.len(), 6 + 12);
+}

@@ -111,7 +111,7 @@ pub struct Session {
 }
 
 /// A session about to be stored.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NewSession {
     /// Opaque; never a token.
     pub id: SessionId,

@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use anyhow::Context as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
-use sqlx::{PgConnection, Pool, Postgres, Transaction};
+use sqlx::{Connection as _, PgConnection, Pool, Postgres, Transaction};
 
 use self::token_reads::PgTokenReads;
 use super::backend::{Backend, forward_to_sqlx, locking_statements, query};
@@ -28,6 +28,11 @@ use crate::store::Trail;
 impl Backend for Postgres {
     type TokenReads = PgTokenReads;
 
+    /// Transactions run side by side, and PostgreSQL already flushes the commits that arrive
+    /// together at once; logins of different customers in one transaction would only hold
+    /// each other's locks (and could deadlock with another instance's).
+    const GROUP_LOGINS: bool = false;
+
     const AUDIT_IP_BYTEWISE: &'static str = "ip COLLATE \"C\"";
     const NON_ASCII_USERNAMES: &'static str =
         "SELECT id, username FROM customers WHERE username ~ '[^ -~]'";
@@ -38,6 +43,10 @@ impl Backend for Postgres {
 
     async fn begin_write(pool: &Pool<Self>) -> sqlx::Result<Transaction<'static, Self>> {
         pool.begin().await
+    }
+
+    async fn begin_write_on(conn: &mut PgConnection) -> sqlx::Result<Transaction<'_, Self>> {
+        conn.begin().await
     }
 
     /// A transaction-scoped advisory lock on the username.

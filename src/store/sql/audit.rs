@@ -46,7 +46,7 @@ const EVENTS_PER_STATEMENT: usize = 24;
 /// events are written a few dozen to a statement. A keyed seal on a chain begun without a key
 /// marks the switch first ([`ChainSeal::link`]).
 pub(super) async fn append<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     trail: &Trail,
     events: &[&AuditEvent],
 ) -> StoreResult<()> {

@@ -16,7 +16,7 @@ use crate::store::backend::{Backend, query};
 /// The right answer: closes the challenge, clears the failure count, completes what the
 /// challenge was for and queues its notices.
 pub(super) async fn complete<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     guess: &CodeGuess,
     challenge: &Challenge,
 ) -> StoreResult<Vec<AuditEvent>> {
@@ -94,7 +94,7 @@ pub(super) async fn complete<B: Backend>(
 }
 
 async fn mark_recent<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     session: &SessionId,
     at: OffsetDateTime,
 ) -> StoreResult<()> {
@@ -109,7 +109,7 @@ async fn mark_recent<B: Backend>(
 /// Spends what a right answer uses up, by a conditional update; `false` when it was spent
 /// already (the same code, on any instance).
 pub(super) async fn spend<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     spend: &Spend,
     at: OffsetDateTime,
 ) -> StoreResult<bool> {
@@ -171,7 +171,7 @@ pub(super) async fn spend<B: Backend>(
 /// tokens, retiring the pending refresh token; the customer's oldest sessions past `limit` end
 /// (their events returned).
 async fn activate<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     r: &Rotation,
     username: &Username,
     limit: &SessionLimit,

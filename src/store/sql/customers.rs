@@ -35,7 +35,7 @@ pub(super) async fn lockout_row<B: Backend>(
 /// writer; an advisory lock in PostgreSQL), so that concurrent failures, guesses and logins for
 /// one username, from any instance, take their turn, whether or not it has a counter row yet.
 pub(super) async fn lockout_in<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     username: &Username,
 ) -> StoreResult<LockoutRecord> {
     B::lock_username(tx, username).await?;
@@ -45,7 +45,7 @@ pub(super) async fn lockout_in<B: Backend>(
 /// Clears a username's counters after a successful login; an operator's lock and a lockdown
 /// stay (neither lets a login succeed, but a lockdown taken meanwhile must outlast it).
 pub(super) async fn reset_failures<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     username: &Username,
 ) -> StoreResult<()> {
     query::<B>(
@@ -60,7 +60,7 @@ pub(super) async fn reset_failures<B: Backend>(
 /// Clears a username's counters and lockdown once a password reset completes; an operator's
 /// lock stays.
 pub(super) async fn clear_after_reset<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     username: &Username,
 ) -> StoreResult<()> {
     query::<B>("DELETE FROM lockouts WHERE username = $1 AND operator_locked = FALSE")
@@ -81,7 +81,7 @@ pub(super) enum Locking {
 /// Takes `lock` on a username, whether or not it has a counter row yet, inside the caller's
 /// transaction (which holds the username's counters).
 pub(super) async fn set_lock<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     username: &Username,
     lock: Locking,
     at: OffsetDateTime,
@@ -108,7 +108,7 @@ pub(super) async fn set_lock<B: Backend>(
 /// (which holds the username's counters); locks it when the policy says so. Returns the new
 /// counters and, if this failure locked, until when and the how-manieth lock it is.
 pub(super) async fn count_failure<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     username: &Username,
     policy: &LockoutPolicy,
     now: OffsetDateTime,

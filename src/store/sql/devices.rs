@@ -11,7 +11,7 @@ use crate::store::backend::{Backend, query};
 /// A login with the right password names this device: records it, or brings it up to date. A
 /// completed login (no 2FA owed) also makes it known.
 pub(super) async fn record_sighting<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     s: &NewSession,
     device: &Device,
 ) -> StoreResult<()> {
@@ -48,7 +48,7 @@ pub(super) async fn record_sighting<B: Backend>(
 /// that name it. Nothing happens if no device is stored under `former`, or one already is under
 /// `current`.
 async fn rehash<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     s: &NewSession,
     former: &str,
     current: &str,
@@ -88,7 +88,7 @@ async fn rehash<B: Backend>(
 
 /// The session's second factor is verified: its device (if any) is known from now on.
 pub(super) async fn mark_verified<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     session: &SessionId,
     at: time::OffsetDateTime,
 ) -> StoreResult<()> {

@@ -19,7 +19,7 @@ const ROWS_PER_STATEMENT: usize = super::insert::ROWS_PER_STATEMENT;
 
 /// Stores the first factor of each newly inserted customer that has one, as their default.
 pub(super) async fn insert_first<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     customers: &[(&NewCustomer, i64)],
 ) -> StoreResult<()> {
     let with_factor: Vec<_> = customers
@@ -48,7 +48,7 @@ pub(super) async fn insert_first<B: Backend>(
 /// Holds the session that makes a change (the event's), refusing the change once that session
 /// has ended: a request checked before a lockdown or a logout must not commit after it.
 pub(super) async fn hold_acting_session<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     event: &crate::domain::audit::AuditEvent,
 ) -> StoreResult<()> {
     let Some(session) = &event.session_id else {
@@ -67,7 +67,10 @@ pub(super) async fn hold_acting_session<B: Backend>(
 
 /// Holds the customer's row for the rest of the transaction (on PostgreSQL; SQLite's single
 /// writer orders every write already).
-pub(super) async fn hold_customer<B: Backend>(tx: &mut Tx<B>, customer: &str) -> StoreResult<()> {
+pub(super) async fn hold_customer<B: Backend>(
+    tx: &mut Tx<'_, B>,
+    customer: &str,
+) -> StoreResult<()> {
     let _: Option<(String,)> = query::<B>(B::CUSTOMER_FOR_SEND)
         .bind(customer)
         .fetch_optional(tx)
@@ -79,7 +82,7 @@ pub(super) async fn hold_customer<B: Backend>(tx: &mut Tx<B>, customer: &str) ->
 /// rolling upgrade) that the customer has two-factor: the default's method when that version
 /// knows it, else `EMAIL`, which it can still send; `NULL` without factors.
 pub(super) async fn sync_previous_version<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     customer: &str,
 ) -> StoreResult<()> {
     query::<B>(
@@ -94,7 +97,7 @@ pub(super) async fn sync_previous_version<B: Backend>(
 }
 
 /// Confirms an unconfirmed factor: usable, and the customer's default if they have none.
-pub(super) async fn confirm<B: Backend>(tx: &mut Tx<B>, factor: &FactorId) -> StoreResult<()> {
+pub(super) async fn confirm<B: Backend>(tx: &mut Tx<'_, B>, factor: &FactorId) -> StoreResult<()> {
     let owner: Option<(String,)> =
         query::<B>("SELECT customer_id FROM factors WHERE id = $1 AND pending_until IS NOT NULL")
             .bind(factor.as_str())
@@ -130,7 +133,7 @@ pub(super) async fn confirm<B: Backend>(tx: &mut Tx<B>, factor: &FactorId) -> St
 
 /// Records when a factor last answered a challenge.
 pub(super) async fn mark_used<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     factor: &FactorId,
     at: OffsetDateTime,
 ) -> StoreResult<()> {
@@ -143,7 +146,10 @@ pub(super) async fn mark_used<B: Backend>(
 }
 
 /// Drops an unconfirmed factor whose confirmation took every allowed guess.
-pub(super) async fn drop_pending<B: Backend>(tx: &mut Tx<B>, factor: &FactorId) -> StoreResult<()> {
+pub(super) async fn drop_pending<B: Backend>(
+    tx: &mut Tx<'_, B>,
+    factor: &FactorId,
+) -> StoreResult<()> {
     query::<B>("DELETE FROM factors WHERE id = $1 AND pending_until IS NOT NULL")
         .bind(factor.as_str())
         .execute(tx)

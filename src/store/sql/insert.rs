@@ -40,7 +40,7 @@ fn bind_customer<B: Backend>(
 
 /// Inserts one customer unless its customerId or username is taken, and says which.
 pub(super) async fn one<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     c: &NewCustomer,
     created_at: i64,
 ) -> StoreResult<Insertion> {
@@ -60,7 +60,10 @@ pub(super) async fn one<B: Backend>(
 
 /// Why a customer was not inserted. The same customer imported again (same customerId and
 /// username) counts as its username existing.
-async fn why_not_inserted<B: Backend>(tx: &mut Tx<B>, c: &NewCustomer) -> StoreResult<Insertion> {
+async fn why_not_inserted<B: Backend>(
+    tx: &mut Tx<'_, B>,
+    c: &NewCustomer,
+) -> StoreResult<Insertion> {
     let c = c.profile();
     let holder: Option<(String,)> = query::<B>("SELECT username FROM customers WHERE id = $1")
         .bind(c.id.as_str())
@@ -76,7 +79,7 @@ async fn why_not_inserted<B: Backend>(tx: &mut Tx<B>, c: &NewCustomer) -> StoreR
 /// of each, in order. Lines that repeat a customerId or username seen earlier in the batch go
 /// one at a time after the rest, so that the first one wins, as it would line by line.
 pub(super) async fn batch<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     batch: &[(NewCustomer, AuditEvent)],
 ) -> StoreResult<Vec<Insertion>> {
     let (mut ids, mut usernames) = (HashSet::new(), HashSet::new());

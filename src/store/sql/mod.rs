@@ -14,6 +14,7 @@ mod factors;
 mod housekeeping;
 mod insert;
 mod lockdown;
+mod login_commits;
 mod outbox;
 mod passkeys;
 mod places;
@@ -29,6 +30,7 @@ use async_trait::async_trait;
 use sqlx::Transaction;
 use sqlx::pool::{Pool, PoolConnection};
 
+use self::login_commits::LoginQueue;
 use super::backend::TokenReads as _;
 use super::backend::{Backend, Param, Record, TokenRead, query};
 use super::sqlite::InlineRecord;
@@ -37,7 +39,7 @@ use crate::domain::sessions::token::TokenHash;
 use crate::store::Trail;
 
 /// A write transaction on backend `B`.
-type Tx<B> = Transaction<'static, B>;
+type Tx<'c, B> = Transaction<'c, B>;
 
 /// The database of backend `B`, with the seal its audit chain is written under.
 #[derive(Debug)]
@@ -49,6 +51,8 @@ pub struct SqlStore<B: Backend> {
     token_reads: B::TokenReads,
     /// How audit events are sealed and which are queued for the webhook.
     trail: Trail,
+    /// Logins waiting to share a commit, where the backend groups them.
+    logins: LoginQueue,
 }
 
 impl<B: Backend> SqlStore<B> {
@@ -63,10 +67,11 @@ impl<B: Backend> SqlStore<B> {
             reader,
             token_reads,
             trail,
+            logins: LoginQueue::default(),
         }
     }
 
-    async fn write(&self) -> StoreResult<Tx<B>> {
+    async fn write(&self) -> StoreResult<Tx<'static, B>> {
         Ok(B::begin_write(&self.writer).await?)
     }
 

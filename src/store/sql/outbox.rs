@@ -50,7 +50,7 @@ struct ClaimedRow {
 /// Claims the rows `sql` (one of the backend's claim statements) finds due at `now`, under
 /// `claim` for `lease`, at most `limit`, inside the caller's transaction.
 pub(super) async fn claim_due<B: Backend, R: Record>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     sql: &'static str,
     now: OffsetDateTime,
     lease: Duration,
@@ -153,7 +153,7 @@ struct Columns<'a> {
 
 /// Writes a message, inside the transaction of what it is about. A message with a dedupe key
 /// (a notice's signal) is not written when one with that key waits, or its signal was told.
-pub(super) async fn enqueue<B: Backend>(tx: &mut Tx<B>, m: &Message) -> StoreResult<()> {
+pub(super) async fn enqueue<B: Backend>(tx: &mut Tx<'_, B>, m: &Message) -> StoreResult<()> {
     let created = to_unix_millis(m.created_at);
     let mut row = Columns::default();
     match &m.content {
@@ -372,7 +372,7 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
 
 /// The customer never got this code: the send is theirs again, unless a newer challenge has
 /// replaced this one meanwhile.
-async fn give_back<B: Backend>(tx: &mut Tx<B>, code: &CodeContent) -> StoreResult<()> {
+async fn give_back<B: Backend>(tx: &mut Tx<'_, B>, code: &CodeContent) -> StoreResult<()> {
     query::<B>(
         "UPDATE sessions SET codes_sent = codes_sent - 1, last_code_sent_at = NULL \
          WHERE id = $1 AND codes_sent > 0 \

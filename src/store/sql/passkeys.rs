@@ -111,7 +111,7 @@ impl<B: Backend> PasskeyStore for SqlStore<B> {
 /// Records a passkey login's ceremony as answered; `false` when it already was (on any
 /// instance: the primary key decides).
 pub(super) async fn answer<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     ceremony: &AnsweredCeremony,
 ) -> StoreResult<bool> {
     let inserted = query::<B>(

@@ -9,7 +9,7 @@ use crate::store::backend::{Backend, query};
 /// The session's login completed: its country and network join the customer's known places,
 /// and its coordinates (if any) become the customer's last located login.
 pub(super) async fn record_completed_login<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     session: &SessionId,
     at: time::OffsetDateTime,
 ) -> StoreResult<()> {

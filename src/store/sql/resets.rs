@@ -19,7 +19,7 @@ use crate::store::backend::{Backend, query};
 
 /// Why the reset cannot take a guess, if it cannot.
 async fn unusable<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     guess: &ResetGuess,
     now: OffsetDateTime,
 ) -> StoreResult<GuessOutcome> {
@@ -39,7 +39,7 @@ async fn unusable<B: Backend>(
 /// Uses one guess of the reset by a conditional update; its stored code hash and the guesses
 /// used, or `None` when it cannot take one.
 async fn use_attempt<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     guess: &ResetGuess,
     now: OffsetDateTime,
 ) -> StoreResult<Option<(Option<CodeHash>, u32)>> {
@@ -68,7 +68,7 @@ async fn use_attempt<B: Backend>(
 /// Wrong codes guessed at the username's resets over the last day, whichever reset they named:
 /// a lock from failures does not stop a reset, so this is what bounds guessing at its codes.
 async fn wrong_guesses<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     username: &Username,
     now: OffsetDateTime,
 ) -> StoreResult<i64> {
@@ -86,7 +86,7 @@ async fn wrong_guesses<B: Backend>(
 /// A wrong code: counted toward the username's lock unless a lock from failures holds already
 /// (a reset may be answered while one does: completing it clears the lock).
 async fn wrong<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     guess: &ResetGuess,
     attempts: u32,
     locked_already: bool,

@@ -22,7 +22,7 @@ fn millis(d: Duration) -> i64 {
 /// When the session's customer was sent `budget.count` codes within the window before this one:
 /// the moment the oldest of them leaves it.
 async fn session_budget_spent<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     c: &NewChallenge,
     budget: SendBudget,
 ) -> StoreResult<Option<OffsetDateTime>> {
@@ -39,7 +39,7 @@ async fn session_budget_spent<B: Backend>(
 /// counted one after the other. Messages that failed for good do not count: the customer never
 /// got them.
 pub(super) async fn customer_budget_spent<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     customer: &CustomerId,
     at: OffsetDateTime,
     budget: SendBudget,
@@ -72,7 +72,7 @@ pub(super) async fn customer_budget_spent<B: Backend>(
 /// Counts a send against the session's limits, in one conditional update, if the session is
 /// still in `state` and the limits allow; otherwise says why not.
 async fn count_send<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     c: &NewChallenge,
     policy: &TwoFactorPolicy,
     state: SessionState,
@@ -118,7 +118,7 @@ async fn count_send<B: Backend>(
 /// the session's open challenge of the same purpose, and queues `message`; `Some` says why not
 /// (then `tx` holds nothing to keep). The caller appends its audit event and commits.
 pub(super) async fn open_in<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     c: &NewChallenge,
     policy: &TwoFactorPolicy,
     message: Option<&Message>,

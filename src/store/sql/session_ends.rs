@@ -18,7 +18,7 @@ pub(super) const END_CUSTOMER_SESSIONS: &str = "UPDATE sessions SET revoked_at =
 
 /// Ends the live sessions `sql` selects by `key`; returns how many there were.
 async fn end_sessions<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     sql: &'static str,
     key: &str,
     reason: &str,
@@ -34,7 +34,7 @@ async fn end_sessions<B: Backend>(
 
 /// Ends every live session of a customer inside the caller's transaction.
 pub(super) async fn end_customer_sessions<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     customer: &CustomerId,
     reason: &str,
     at: OffsetDateTime,
@@ -44,7 +44,7 @@ pub(super) async fn end_customer_sessions<B: Backend>(
 
 /// Ends every live session of a customer but `keep`, inside the caller's transaction.
 pub(super) async fn end_other_sessions<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     customer: &CustomerId,
     keep: &SessionId,
     reason: &str,
@@ -87,7 +87,7 @@ pub(super) async fn end_sessions_audited<B: Backend>(
 /// completing in `tx`) and the newest others (by completed login); returns the event of each
 /// ended.
 pub(super) async fn end_past_limit<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     completed: &SessionId,
     whose: (&CustomerId, &Username),
     limit: &SessionLimit,

@@ -4,6 +4,7 @@ use anyhow::anyhow;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::login_commits::Login;
 use super::{
     SqlStore, Tx, audit, completion, customers, devices, factor_changes, outbox, passkeys, places,
     session_ends,
@@ -17,6 +18,7 @@ use crate::domain::risk::client::DeviceName;
 use crate::domain::risk::location::Location;
 use crate::domain::sessions::token::TokenHash;
 use crate::domain::sessions::{NewSession, Rotation, Session, SessionId, SessionState};
+use crate::store::Trail;
 use crate::store::backend::{Backend, TokenRead, query, token_read_batch};
 use crate::store::rows::{
     SessionCustomerRow, SessionRow, select_session, select_session_with_customer,
@@ -31,7 +33,7 @@ pub(super) struct LoginTimes {
 
 /// Moves the customer's last login to `at`, returning the one it replaces.
 pub(super) async fn record_login<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     customer: &CustomerId,
     at: OffsetDateTime,
 ) -> StoreResult<LoginTimes> {
@@ -55,7 +57,7 @@ pub(super) async fn record_login<B: Backend>(
 
 /// Retires the session's current refresh token so that presenting it again is seen as reuse.
 pub(super) async fn retire_refresh<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     id: &SessionId,
     at: OffsetDateTime,
 ) -> StoreResult<bool> {
@@ -89,7 +91,7 @@ const BY_RETIRED_REFRESH: &str = select_session!(
 
 /// Writes a new session's row; `login` when it starts ACTIVE (a completed login).
 pub(super) async fn insert_session<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     s: &NewSession,
     login: Option<LoginTimes>,
 ) -> StoreResult<()> {
@@ -143,59 +145,21 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         event: &AuditEvent,
         notice: Option<&Message>,
     ) -> StoreResult<SessionStart> {
+        if B::GROUP_LOGINS {
+            let login = Login {
+                session: s.clone(),
+                username: username.clone(),
+                event: event.clone(),
+                notice: notice.cloned(),
+            };
+            return self.start_session_grouped(login).await;
+        }
         let mut tx = self.write().await?;
-        let lockout = customers::lockout_in(&mut tx, username).await?;
-        if lockout.lock_at(s.created_at).is_some() {
-            return Ok(SessionStart::Locked(lockout));
+        let start = start_in(&mut tx, &self.trail, s, username, event, notice).await?;
+        if matches!(start, SessionStart::Started { .. }) {
+            tx.commit().await?;
         }
-        if let Some(proof) = &s.proof {
-            if let Some(ceremony) = &proof.ceremony
-                && !passkeys::answer(&mut tx, ceremony).await?
-            {
-                return Ok(SessionStart::CeremonyAnswered);
-            }
-            if !completion::spend(&mut tx, &proof.spend, s.created_at).await? {
-                return Ok(SessionStart::ProofSpent);
-            }
-            factor_changes::mark_used(&mut tx, &proof.factor, s.created_at).await?;
-        }
-        // Only a completed login resets the failure count: a password alone, for a customer
-        // with 2FA, must not buy fresh guesses at the code.
-        let login = match s.state {
-            SessionState::Active => {
-                customers::reset_failures(&mut tx, username).await?;
-                Some(record_login(&mut tx, &s.customer_id, s.created_at).await?)
-            }
-            SessionState::TwoFactorPending
-            | SessionState::EnrolmentRequired
-            | SessionState::PasswordReset => None,
-        };
-        insert_session(&mut tx, s, login).await?;
-        let ended = match login {
-            Some(_) => {
-                let whose = (&s.customer_id, username);
-                session_ends::end_past_limit(&mut tx, &s.id, whose, &s.limit, s.created_at).await?
-            }
-            None => Vec::new(),
-        };
-        let device = s.client.device.as_ref();
-        let location = &s.client.location;
-        // Only a located login has places to remember (no location database: no statements).
-        if login.is_some() && *location != Location::default() {
-            places::record_completed_login(&mut tx, &s.id, s.created_at).await?;
-        }
-        if let Some(device) = device {
-            devices::record_sighting(&mut tx, s, device).await?;
-        }
-        if let Some(notice) = notice {
-            outbox::enqueue(&mut tx, notice).await?;
-        }
-        let events: Vec<&AuditEvent> = std::iter::once(event).chain(&ended).collect();
-        audit::append(&mut tx, &self.trail, &events).await?;
-        tx.commit().await?;
-        Ok(SessionStart::Started {
-            previous_login_at: login.and_then(|l| l.previous_login_at),
-        })
+        Ok(start)
     }
 
     #[tracing::instrument(
@@ -367,4 +331,67 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         tx.commit().await?;
         Ok(ended)
     }
+}
+
+/// Starts a session in `tx` unless the username is locked or the proof or ceremony was used
+/// meanwhile; only a `Started` answer leaves anything written for the caller to commit.
+pub(super) async fn start_in<B: Backend>(
+    tx: &mut Tx<'_, B>,
+    trail: &Trail,
+    s: &NewSession,
+    username: &Username,
+    event: &AuditEvent,
+    notice: Option<&Message>,
+) -> StoreResult<SessionStart> {
+    let lockout = customers::lockout_in(&mut *tx, username).await?;
+    if lockout.lock_at(s.created_at).is_some() {
+        return Ok(SessionStart::Locked(lockout));
+    }
+    if let Some(proof) = &s.proof {
+        if let Some(ceremony) = &proof.ceremony
+            && !passkeys::answer(&mut *tx, ceremony).await?
+        {
+            return Ok(SessionStart::CeremonyAnswered);
+        }
+        if !completion::spend(&mut *tx, &proof.spend, s.created_at).await? {
+            return Ok(SessionStart::ProofSpent);
+        }
+        factor_changes::mark_used(&mut *tx, &proof.factor, s.created_at).await?;
+    }
+    // Only a completed login resets the failure count: a password alone, for a customer
+    // with 2FA, must not buy fresh guesses at the code.
+    let login = match s.state {
+        SessionState::Active => {
+            customers::reset_failures(&mut *tx, username).await?;
+            Some(record_login(&mut *tx, &s.customer_id, s.created_at).await?)
+        }
+        SessionState::TwoFactorPending
+        | SessionState::EnrolmentRequired
+        | SessionState::PasswordReset => None,
+    };
+    insert_session(&mut *tx, s, login).await?;
+    let ended = match login {
+        Some(_) => {
+            let whose = (&s.customer_id, username);
+            session_ends::end_past_limit(&mut *tx, &s.id, whose, &s.limit, s.created_at).await?
+        }
+        None => Vec::new(),
+    };
+    let device = s.client.device.as_ref();
+    let location = &s.client.location;
+    // Only a located login has places to remember (no location database: no statements).
+    if login.is_some() && *location != Location::default() {
+        places::record_completed_login(&mut *tx, &s.id, s.created_at).await?;
+    }
+    if let Some(device) = device {
+        devices::record_sighting(&mut *tx, s, device).await?;
+    }
+    if let Some(notice) = notice {
+        outbox::enqueue(&mut *tx, notice).await?;
+    }
+    let events: Vec<&AuditEvent> = std::iter::once(event).chain(&ended).collect();
+    audit::append(&mut *tx, trail, &events).await?;
+    Ok(SessionStart::Started {
+        previous_login_at: login.and_then(|l| l.previous_login_at),
+    })
 }

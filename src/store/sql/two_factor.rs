@@ -22,7 +22,7 @@ use crate::store::rows::{CHALLENGE_COLUMNS, ChallengeRow};
 /// Locks the session row if the session is still in `state` (awaiting 2FA for a login, ACTIVE
 /// for a step-up); otherwise says what became of it.
 pub(super) async fn hold_session<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     session: &SessionId,
     state: SessionState,
 ) -> StoreResult<Option<GuessOutcome>> {
@@ -116,7 +116,7 @@ async fn unusable<B: Backend>(
 
 /// Uses one guess of the challenge, by a conditional update.
 async fn use_attempt<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     guess: &CodeGuess,
     now: OffsetDateTime,
 ) -> StoreResult<Option<Challenge>> {
@@ -137,7 +137,7 @@ async fn use_attempt<B: Backend>(
 
 /// Whether the answer is right, spending what it uses up.
 async fn right<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     guess: &CodeGuess,
     challenge: &Challenge,
     now: OffsetDateTime,
@@ -154,7 +154,7 @@ async fn right<B: Backend>(
 /// A wrong answer: counted towards the username's lock, except a confirmation's (whose code
 /// went where the caller chose), whose last allowed wrong answer drops the factor instead.
 async fn wrong<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     guess: &CodeGuess,
     challenge: &Challenge,
     policy: &LockoutPolicy,

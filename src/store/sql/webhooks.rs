@@ -23,7 +23,7 @@ struct ClaimedWebhook {
 
 /// Queues `events` for the webhook, inside the transaction that appends them to the trail.
 pub(super) async fn enqueue<B: Backend>(
-    tx: &mut Tx<B>,
+    tx: &mut Tx<'_, B>,
     events: impl Iterator<Item = &AuditEvent>,
 ) -> StoreResult<()> {
     for event in events {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Pool, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Connection as _, Pool, Sqlite, SqliteConnection, Transaction};
 
 use self::inline_reads::InlineReads;
 pub(super) use self::inline_reads::InlineRecord;
@@ -30,6 +30,10 @@ use crate::store::Trail;
 /// The single writer already orders every write, so nothing is locked explicitly.
 impl Backend for Sqlite {
     type TokenReads = Option<InlineReads>;
+
+    /// One writer: a login's transaction waits for the one before it, whose commit syncs the
+    /// disk, so the logins that arrive meanwhile share the next commit.
+    const GROUP_LOGINS: bool = true;
 
     /// SQLite compares text byte by byte unless told otherwise.
     const AUDIT_IP_BYTEWISE: &'static str = "ip";
@@ -47,6 +51,10 @@ impl Backend for Sqlite {
     /// `SQLITE_BUSY` when it first writes.
     async fn begin_write(pool: &Pool<Self>) -> sqlx::Result<Transaction<'static, Self>> {
         pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn begin_write_on(conn: &mut SqliteConnection) -> sqlx::Result<Transaction<'_, Self>> {
+        conn.begin_with("BEGIN IMMEDIATE").await
     }
 
     /// Nothing to do: the transaction already holds the database's single write lock.
