@@ -7,15 +7,17 @@
 //! that the pages they share are written once and one sync makes them all durable. Nothing is
 //! answered before that commit, so no login is told it succeeded before it is on disk.
 //!
-//! A login that fails (a locked username, a spent proof: nothing written; an error) is rolled
-//! back alone and answered as it would be alone. An error may have ended the whole
-//! transaction, so the batch is started again without the login that failed.
+//! A login that starts no session (a locked username, a spent proof) or fails is rolled back
+//! to its savepoint alone and answered as it would be alone; the others go on. An error that
+//! ended the whole transaction (SQLite rolls back on its own after an I/O error or a full
+//! disk) fails the batch: each of its logins gets that error, and nothing of it was stored.
 
 use std::sync::Mutex;
 
 use sqlx::Connection as _;
 use sqlx::pool::PoolConnection;
 use tokio::sync::oneshot;
+use tracing::Instrument as _;
 
 use super::sessions::start_in;
 use super::{SqlStore, Tx};
@@ -38,6 +40,9 @@ pub(super) struct Login {
     pub username: Username,
     pub event: AuditEvent,
     pub notice: Option<Message>,
+    /// The request's span, so that its audit event names the request's trace whichever
+    /// caller commits it.
+    pub span: tracing::Span,
 }
 
 /// A login waiting for the writer, and where its answer goes.
@@ -72,12 +77,18 @@ impl LoginQueue {
         waiting.1.len() < before
     }
 
-    /// The oldest logins waiting, up to a batch; those whose caller has gone are dropped.
-    fn take_batch(&self) -> Vec<Waiting> {
+    /// Login `own` and the oldest others waiting, up to a batch; those whose caller has gone
+    /// are dropped.
+    fn take_batch(&self, own: u64) -> Vec<Waiting> {
         let mut waiting = self.lock();
-        waiting.1.retain(|w| !w.reply.is_closed());
-        let n = waiting.1.len().min(MAX_BATCH);
-        waiting.1.drain(..n).collect()
+        waiting.1.retain(|w| w.id == own || !w.reply.is_closed());
+        let mut batch: Vec<Waiting> = Vec::new();
+        if let Some(i) = waiting.1.iter().position(|w| w.id == own) {
+            batch.push(waiting.1.remove(i));
+        }
+        let n = waiting.1.len().min(MAX_BATCH.saturating_sub(batch.len()));
+        batch.extend(waiting.1.drain(..n));
+        batch
     }
 
     /// The queue stays usable after a panic elsewhere: its state is a plain list.
@@ -92,7 +103,14 @@ impl<B: Backend> SqlStore<B> {
     /// Starts `login`'s session in the next commit of the logins waiting.
     pub(super) async fn start_session_grouped(&self, login: Login) -> StoreResult<SessionStart> {
         let (id, mut answer) = self.logins.push(login);
-        let conn = match self.writer.acquire().await {
+        // An answer may come while this caller waits for the writer: another caller took this
+        // login into its commit. Dropping the wait for the writer then is safe.
+        let conn = tokio::select! {
+            biased;
+            start = &mut answer => return start.unwrap_or_else(|_| Err(abandoned())),
+            conn = self.writer.acquire() => conn,
+        };
+        let conn = match conn {
             Ok(conn) => conn,
             // Still queued: nothing was written. Else a writer has it, and answers.
             Err(e) if self.logins.unqueue(id) => return Err(e.into()),
@@ -105,10 +123,8 @@ impl<B: Backend> SqlStore<B> {
             Err(oneshot::error::TryRecvError::Closed) => return Err(abandoned()),
             Err(oneshot::error::TryRecvError::Empty) => {}
         }
-        let batch = self.logins.take_batch();
-        if let [alone] = batch.as_slice()
-            && alone.id == id
-        {
+        let batch = self.logins.take_batch(id);
+        if batch.len() == 1 {
             commit(conn, &self.trail, batch).await;
         } else {
             // On a task of its own, so that a caller who goes away (a closed connection drops
@@ -121,80 +137,65 @@ impl<B: Backend> SqlStore<B> {
 }
 
 /// Commits `batch` on the writer and answers each login, then lets the writer go.
-async fn commit<B: Backend>(mut conn: PoolConnection<B>, trail: &Trail, mut batch: Vec<Waiting>) {
-    while !batch.is_empty() {
-        match start_all(&mut conn, trail, &batch).await {
-            Ok(starts) => {
-                for (waiting, start) in batch.into_iter().zip(starts) {
-                    let _ = waiting.reply.send(Ok(start));
-                }
-                return;
+async fn commit<B: Backend>(mut conn: PoolConnection<B>, trail: &Trail, batch: Vec<Waiting>) {
+    match start_all(&mut conn, trail, &batch).await {
+        Ok(starts) => {
+            for (waiting, start) in batch.into_iter().zip(starts) {
+                let _ = waiting.reply.send(start);
             }
-            Err(Failed::One(i, e)) => {
-                let _ = batch.remove(i).reply.send(Err(e));
-            }
-            Err(Failed::All(e)) => {
-                // Its transaction may be in any state: the pool opens a new connection.
-                conn.close_on_drop();
-                let e = StoreError::from(e);
-                for waiting in batch {
-                    let _ = waiting.reply.send(Err(same(&e)));
-                }
-                return;
+        }
+        Err(e) => {
+            // Its transaction may be in any state: the pool opens a new connection.
+            conn.close_on_drop();
+            for waiting in batch {
+                let _ = waiting.reply.send(Err(same(&e)));
             }
         }
     }
 }
 
-/// Why a batch did not commit.
-enum Failed {
-    /// Login `i` failed; the others may be started again without it.
-    One(usize, StoreError),
-    /// The transaction itself failed: none was stored.
-    All(sqlx::Error),
-}
-
 /// Starts every login of `batch` in one transaction, each in a savepoint kept only when its
-/// session started (a login alone needs none), and commits. A login that fails is rolled back
-/// here rather than on drop, so that a transaction its error already ended shows as a failure
-/// of the batch (and its connection is closed).
+/// session started (a login alone needs none), and commits. Each login's own answer, or the
+/// error that ended the transaction.
 async fn start_all<B: Backend>(
     conn: &mut PoolConnection<B>,
     trail: &Trail,
     batch: &[Waiting],
-) -> Result<Vec<SessionStart>, Failed> {
-    let mut tx = B::begin_write_on(conn).await.map_err(Failed::All)?;
+) -> StoreResult<Vec<StoreResult<SessionStart>>> {
+    let mut tx = B::begin_write_on(conn).await?;
     if let [alone] = batch {
         return match start_login(&mut tx, trail, &alone.login).await {
             Ok(start) => {
                 keep_if_started(tx, &start).await?;
-                Ok(vec![start])
+                Ok(vec![Ok(start)])
             }
-            Err(e) => {
-                tx.rollback().await.map_err(Failed::All)?;
-                Err(Failed::One(0, e))
-            }
+            Err(e) => match tx.rollback().await {
+                Ok(()) => Ok(vec![Err(e)]),
+                Err(undo) => Err(undone(undo, e)),
+            },
         };
     }
     let mut starts = Vec::with_capacity(batch.len());
-    for (i, waiting) in batch.iter().enumerate() {
-        let mut savepoint = tx.begin().await.map_err(Failed::All)?;
+    for waiting in batch {
+        let mut savepoint = tx.begin().await?;
         match start_login(&mut savepoint, trail, &waiting.login).await {
             Ok(start) => {
                 keep_if_started(savepoint, &start).await?;
-                starts.push(start);
+                starts.push(Ok(start));
             }
-            Err(e) => {
-                savepoint.rollback().await.map_err(Failed::All)?;
-                tx.rollback().await.map_err(Failed::All)?;
-                return Err(Failed::One(i, e));
-            }
+            // Rolled back here rather than on drop: if the error already ended the whole
+            // transaction, this fails, and so does the batch, with the error that ended it.
+            Err(e) => match savepoint.rollback().await {
+                Ok(()) => starts.push(Err(e)),
+                Err(undo) => return Err(undone(undo, e)),
+            },
         }
     }
-    tx.commit().await.map_err(Failed::All)?;
+    tx.commit().await?;
     Ok(starts)
 }
 
+/// The login under its request's span (the audit event's trace id is read from it).
 async fn start_login<B: Backend>(
     scope: &mut Tx<'_, B>,
     trail: &Trail,
@@ -208,16 +209,24 @@ async fn start_login<B: Backend>(
         &login.event,
         login.notice.as_ref(),
     )
+    .instrument(login.span.clone())
     .await
 }
 
 /// Keeps what `scope` wrote if the session started; anything else wrote nothing to keep.
-async fn keep_if_started<B: Backend>(scope: Tx<'_, B>, start: &SessionStart) -> Result<(), Failed> {
+async fn keep_if_started<B: Backend>(scope: Tx<'_, B>, start: &SessionStart) -> StoreResult<()> {
     match start {
-        SessionStart::Started { .. } => scope.commit().await,
-        _ => scope.rollback().await,
+        SessionStart::Started { .. } => scope.commit().await?,
+        _ => scope.rollback().await?,
     }
-    .map_err(Failed::All)
+    Ok(())
+}
+
+/// The error a login's statement failed with, when the rollback after it failed too (the
+/// error had already ended the transaction): the rollback's is logged, the first stands.
+fn undone(undo: sqlx::Error, e: StoreError) -> StoreError {
+    tracing::warn!(error = %undo, "rolling back a failed login's writes failed too");
+    e
 }
 
 /// One error for each login of a batch that failed as a whole, classified as the first was.

@@ -151,6 +151,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
                 username: username.clone(),
                 event: event.clone(),
                 notice: notice.cloned(),
+                span: tracing::Span::current(),
             };
             return self.start_session_grouped(login).await;
         }
