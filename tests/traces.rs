@@ -239,3 +239,116 @@ async fn without_an_endpoint_nothing_is_exported_and_no_trace_is_named() {
     assert!(!lines.contains("trace_id"), "{lines}");
     assert!(!lines.contains(TRACE));
 }
+
+/// Passkey logins that arrive together are started in one SQLite commit by whichever request
+/// gets the writer first. Each login's audit event must still name its own request's trace,
+/// not the committing request's, nor none: the link from the trail to what happened breaks
+/// otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_logins_committed_together_each_name_their_own_trace() {
+    use finhub_soft_authenticator::SoftAuthenticator;
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::default();
+    let endpoint = collector.clone().start().await;
+    let origin = "https://localhost:8443";
+    let setup = Setup::sqlite(dir.path())
+        .with("FINHUB_OTLP_ENDPOINT", &endpoint)
+        .with("FINHUB_TRUSTED_PROXIES", "127.0.0.1/32")
+        .with("FINHUB_WEBAUTHN_RP_ID", "localhost")
+        .with("FINHUB_WEBAUTHN_ORIGIN", origin);
+    setup.create_customer("alice", "off", PASSWORD);
+    let instance = setup.serve("traced").await;
+    let bearer = login_in(&instance, TRACE, "01").await["bffToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let post = |path: &str, body: Value, bearer: Option<&str>, trace: Option<String>| {
+        let mut request = instance.client.post(instance.url(path)).json(&body);
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        if let Some(trace) = trace {
+            request = request.header("traceparent", format!("00-{trace}-{PARENT}-01"));
+        }
+        request.send()
+    };
+    let added: Value = post(
+        "/api/v1/customers/me/factors",
+        serde_json::json!({"method": "PASSKEY", "name": "Phone"}),
+        Some(&bearer),
+        None,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    // No counter, so that the logins may run at once.
+    let mut phone = SoftAuthenticator::new(origin).counterless();
+    let credential = phone.register(&added["publicKey"]);
+    let confirm = format!(
+        "/api/v1/customers/me/factors/{}/confirm",
+        added["id"].as_str().unwrap()
+    );
+    let confirmed = post(
+        &confirm,
+        serde_json::json!({"credential": credential}),
+        Some(&bearer),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(confirmed.status(), 200);
+
+    let mut logins = Vec::new();
+    for n in 0..24u32 {
+        let options: Value = post(
+            "/api/v1/auth/passkey/options",
+            serde_json::json!({}),
+            None,
+            None,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let body = serde_json::json!({
+            "challengeId": options["challengeId"],
+            "credential": phone.assert(&options["publicKey"]),
+        });
+        logins.push((format!("{:032x}", 0xfeed_0000_u128 + u128::from(n)), body));
+    }
+    let answers = futures::future::join_all(logins.iter().map(|(trace, body)| {
+        post(
+            "/api/v1/auth/passkey",
+            body.clone(),
+            None,
+            Some(trace.clone()),
+        )
+    }))
+    .await;
+    for answer in answers {
+        assert_eq!(answer.unwrap().status(), 200);
+    }
+    instance.terminate();
+
+    let tail = setup.run(&["audit", "tail", "-n", "1000"], None);
+    let mut named: Vec<String> = String::from_utf8_lossy(&tail.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "login.succeeded")
+        .map(|e| {
+            e["details"]["traceId"]
+                .as_str()
+                .unwrap_or("none")
+                .to_owned()
+        })
+        .collect();
+    named.sort();
+    // The password login that added the passkey, and each passkey login.
+    let mut sent: Vec<String> = logins.into_iter().map(|(trace, _)| trace).collect();
+    sent.push(TRACE.to_owned());
+    sent.sort();
+    assert_eq!(named, sent);
+}
