@@ -262,27 +262,14 @@ async fn passkey_logins_committed_together_each_name_their_own_trace() {
         .as_str()
         .unwrap()
         .to_owned();
-    let post = |path: &str, body: Value, bearer: Option<&str>, trace: Option<String>| {
-        let mut request = instance.client.post(instance.url(path)).json(&body);
-        if let Some(bearer) = bearer {
-            request = request.bearer_auth(bearer);
-        }
-        if let Some(trace) = trace {
-            request = request.header("traceparent", format!("00-{trace}-{PARENT}-01"));
-        }
-        request.send()
-    };
-    let added: Value = post(
+    let added = post_ok(
+        &instance,
         "/api/v1/customers/me/factors",
         serde_json::json!({"method": "PASSKEY", "name": "Phone"}),
         Some(&bearer),
-        None,
+        201,
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     // No counter, so that the logins may run at once.
     let mut phone = SoftAuthenticator::new(origin).counterless();
     let credential = phone.register(&added["publicKey"]);
@@ -290,29 +277,19 @@ async fn passkey_logins_committed_together_each_name_their_own_trace() {
         "/api/v1/customers/me/factors/{}/confirm",
         added["id"].as_str().unwrap()
     );
-    let confirmed = post(
-        &confirm,
-        serde_json::json!({"credential": credential}),
-        Some(&bearer),
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(confirmed.status(), 200);
+    let body = serde_json::json!({"credential": credential});
+    post_ok(&instance, &confirm, body, Some(&bearer), 200).await;
 
     let mut logins = Vec::new();
     for n in 0..24u32 {
-        let options: Value = post(
+        let options = post_ok(
+            &instance,
             "/api/v1/auth/passkey/options",
             serde_json::json!({}),
             None,
-            None,
+            200,
         )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
         let body = serde_json::json!({
             "challengeId": options["challengeId"],
             "credential": phone.assert(&options["publicKey"]),
@@ -320,12 +297,12 @@ async fn passkey_logins_committed_together_each_name_their_own_trace() {
         logins.push((format!("{:032x}", 0xfeed_0000_u128 + u128::from(n)), body));
     }
     let answers = futures::future::join_all(logins.iter().map(|(trace, body)| {
-        post(
-            "/api/v1/auth/passkey",
-            body.clone(),
-            None,
-            Some(trace.clone()),
-        )
+        instance
+            .client
+            .post(instance.url("/api/v1/auth/passkey"))
+            .header("traceparent", format!("00-{trace}-{PARENT}-01"))
+            .json(body)
+            .send()
     }))
     .await;
     for answer in answers {
@@ -351,4 +328,21 @@ async fn passkey_logins_committed_together_each_name_their_own_trace() {
     sent.push(TRACE.to_owned());
     sent.sort();
     assert_eq!(named, sent);
+}
+
+/// POSTs `body` to `path`, as `bearer` if given, expecting `status`; the answer's JSON.
+async fn post_ok(
+    instance: &Instance,
+    path: &str,
+    body: Value,
+    bearer: Option<&str>,
+    status: u16,
+) -> Value {
+    let mut request = instance.client.post(instance.url(path)).json(&body);
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), status, "{path}");
+    response.json().await.unwrap()
 }

@@ -9,7 +9,7 @@ mod rows;
 mod sql;
 mod sqlite;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -160,4 +160,10 @@ async fn finish<B: Backend>(
         }
     }
     Ok(Arc::new(store))
+}
+
+/// Locks a list that its holders only push to, pop from and filter: whatever a panicking holder
+/// was doing, the list is valid, so a poisoned lock is taken as it is.
+fn lock_list<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -36,6 +36,7 @@ use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
 
 use crate::domain::ports::{StoreError, StoreResult};
 use crate::store::backend::{Record, TokenRead, TokenReads};
+use crate::store::lock_list;
 use crate::store::sqlite::InlineRecord;
 
 /// The most hashes one statement reads.
@@ -162,7 +163,7 @@ impl PgTokenReads {
     async fn queue_and_wait(&self, read: &'static TokenRead, key: &[u8]) -> sqlx::Result<Answer> {
         let (reply, mut replied) = oneshot::channel();
         let id = self.queued.fetch_add(1, Ordering::Relaxed);
-        lock(&self.queue).push(Queued {
+        lock_list(&self.queue).push(Queued {
             id,
             batch: read.batch,
             key: key.to_vec(),
@@ -265,7 +266,7 @@ impl PgTokenReads {
 
     /// Takes a read out of the queue; `false` when a runner has already taken it.
     fn unqueue(&self, id: u64) -> bool {
-        let mut queue = lock(&self.queue);
+        let mut queue = lock_list(&self.queue);
         let Some(i) = queue.iter().position(|q| q.id == id) else {
             return false;
         };
@@ -276,7 +277,7 @@ impl PgTokenReads {
     /// Up to [`MAX_BATCH`] queued reads of the statement queued first, oldest first; reads
     /// whose request has gone are dropped.
     fn take_batch(&self) -> Vec<Queued> {
-        let mut queue = lock(&self.queue);
+        let mut queue = lock_list(&self.queue);
         queue.retain(|q| !q.reply.is_closed());
         let Some(sql) = queue.first().map(|q| q.batch) else {
             return Vec::new();
@@ -314,7 +315,7 @@ impl PgTokenReads {
     }
 
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<PgConnection>> {
-        lock(&self.idle)
+        lock_list(&self.idle)
     }
 }
 
@@ -334,11 +335,6 @@ fn by_position(rows: Vec<PgRow>, n: usize) -> sqlx::Result<Vec<Option<PgRow>>> {
         *place = Some(row);
     }
     Ok(found)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Push, pop and retain leave the lists valid whatever a panicking holder was doing.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn select_batch(

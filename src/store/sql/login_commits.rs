@@ -13,6 +13,7 @@
 //! disk) fails the batch: each of its logins gets that error, and nothing of it was stored.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::Connection as _;
 use sqlx::pool::PoolConnection;
@@ -26,8 +27,8 @@ use crate::domain::customers::Username;
 use crate::domain::delivery::message::Message;
 use crate::domain::ports::{SessionStart, StoreError, StoreResult};
 use crate::domain::sessions::NewSession;
-use crate::store::Trail;
 use crate::store::backend::Backend;
+use crate::store::{Trail, lock_list};
 
 /// Logins per transaction: enough to share a sync among every login a busy instance has
 /// waiting, few enough that one transaction stays short.
@@ -56,46 +57,38 @@ struct Waiting {
 /// The logins waiting for the writer.
 #[derive(Debug, Default)]
 pub(super) struct LoginQueue {
-    waiting: Mutex<(u64, Vec<Waiting>)>,
+    waiting: Mutex<Vec<Waiting>>,
+    queued: AtomicU64,
 }
 
 impl LoginQueue {
     fn push(&self, login: Login) -> (u64, oneshot::Receiver<StoreResult<SessionStart>>) {
         let (reply, answer) = oneshot::channel();
-        let mut waiting = self.lock();
-        waiting.0 += 1;
-        let id = waiting.0;
-        waiting.1.push(Waiting { id, login, reply });
+        let id = self.queued.fetch_add(1, Ordering::Relaxed);
+        lock_list(&self.waiting).push(Waiting { id, login, reply });
         (id, answer)
     }
 
     /// Takes login `id` back, if no writer has taken it yet.
     fn unqueue(&self, id: u64) -> bool {
-        let mut waiting = self.lock();
-        let before = waiting.1.len();
-        waiting.1.retain(|w| w.id != id);
-        waiting.1.len() < before
+        let mut waiting = lock_list(&self.waiting);
+        let before = waiting.len();
+        waiting.retain(|w| w.id != id);
+        waiting.len() < before
     }
 
     /// Login `own` and the oldest others waiting, up to a batch; those whose caller has gone
     /// are dropped.
     fn take_batch(&self, own: u64) -> Vec<Waiting> {
-        let mut waiting = self.lock();
-        waiting.1.retain(|w| w.id == own || !w.reply.is_closed());
+        let mut waiting = lock_list(&self.waiting);
+        waiting.retain(|w| w.id == own || !w.reply.is_closed());
         let mut batch: Vec<Waiting> = Vec::new();
-        if let Some(i) = waiting.1.iter().position(|w| w.id == own) {
-            batch.push(waiting.1.remove(i));
+        if let Some(i) = waiting.iter().position(|w| w.id == own) {
+            batch.push(waiting.remove(i));
         }
-        let n = waiting.1.len().min(MAX_BATCH.saturating_sub(batch.len()));
-        batch.extend(waiting.1.drain(..n));
+        let n = waiting.len().min(MAX_BATCH.saturating_sub(batch.len()));
+        batch.extend(waiting.drain(..n));
         batch
-    }
-
-    /// The queue stays usable after a panic elsewhere: its state is a plain list.
-    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Vec<Waiting>)> {
-        self.waiting
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -121,10 +121,7 @@ impl InlineReads {
     }
 
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
-        // The list is valid whatever a panicking holder was doing: push and pop only.
-        self.idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::store::lock_list(&self.idle)
     }
 }
 
