@@ -37,7 +37,14 @@ test('wrong credentials, then locked with the time it unlocks', async (t) => {
   }
   const locked = await attempt(page, CUSTOMERS.ann.username, PASSWORD);
   const until = (await service.api('POST', '/auth/token', { body: { username: CUSTOMERS.ann.username, password: PASSWORD } })).body.lockedUntil;
-  const localTime = await page.evaluate((iso) => new Intl.DateTimeFormat(undefined, { timeStyle: 'short' }).format(new Date(iso)), until);
+  // The time alone when the lock ends today, with the date when it ends on another day (a
+  // lock taken just before midnight).
+  const localTime = await page.evaluate((iso) => {
+    const date = new Date(iso);
+    const today = date.toDateString() === new Date().toDateString();
+    const style = today ? { timeStyle: 'short' } : { dateStyle: 'medium', timeStyle: 'short' };
+    return new Intl.DateTimeFormat(undefined, style).format(date);
+  }, until);
   assert.equal(locked, `Your account is locked after too many failed attempts. You can try again at ${localTime}.`);
   assertNoProblems(context);
 });
