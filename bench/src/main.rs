@@ -4,10 +4,12 @@
 
 mod hash_bound;
 mod open_loop;
+mod outbox;
 mod passkeys;
 mod pgbench;
 mod report;
 mod scenarios;
+mod soak;
 mod target;
 mod wrk;
 
@@ -45,6 +47,12 @@ pub struct Args {
     /// Seconds each measurement runs.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Runs the soak alone instead: mixed traffic at 70 % of capacity on two instances sharing
+    /// PostgreSQL for DURATION (`1h` when no value is given), written to soak.json, soak.svg and
+    /// the soak section of the document.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "1h",
+          value_parser = humantime::parse_duration)]
+    soak: Option<Duration>,
 }
 
 impl Args {
@@ -82,6 +90,9 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         "{} not found: build it first (cargo build --release)",
         args.binary.display()
     );
+    if let Some(duration) = args.soak {
+        return soak(args, duration).await;
+    }
     let results = scenarios::run_all(args).await?;
     let out = if args.smoke {
         std::env::temp_dir().join(format!("finhub-bench-smoke-{}", std::process::id()))
@@ -96,6 +107,39 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         report::update_docs(&args.docs, &table)?;
         println!("written: {} and {}", out.display(), args.docs.display());
+    }
+    Ok(())
+}
+
+/// The soak alone; in a smoke run, a failed visit fails the run and nothing is written.
+async fn soak(args: &Args, duration: Duration) -> anyhow::Result<()> {
+    let work = std::env::temp_dir().join(format!("finhub-soak-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let result = soak_in(args, duration, &work).await;
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+async fn soak_in(args: &Args, duration: Duration, work: &std::path::Path) -> anyhow::Result<()> {
+    let Some(soak) = soak::run(&args.binary, &args.postgres, duration, work).await? else {
+        return Ok(());
+    };
+    if args.smoke {
+        println!("{}", soak::write(&soak, &work.join("results"), None)?);
+        anyhow::ensure!(
+            soak.no_failures(),
+            "{} of {} visits failed: {:?}",
+            soak.failed_visits,
+            soak.visits,
+            soak.failures
+        );
+    } else {
+        println!("{}", soak::write(&soak, &args.out, Some(&args.docs))?);
+        println!(
+            "written: {} (soak.json, soak.svg) and {}",
+            args.out.display(),
+            args.docs.display()
+        );
     }
     Ok(())
 }

@@ -2,8 +2,6 @@
 //! measured from when the request was due (so a stalled server cannot hide its queue), and the
 //! whole customer flow end to end.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,6 +10,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::outbox::Outbox;
 use crate::target::{Server, login_at};
 
 /// Latencies of an open-loop run.
@@ -109,42 +108,9 @@ pub struct Flows {
     pub errors: u64,
 }
 
-/// Codes as the outbox notifier writes them, read as the file grows.
-struct Outbox {
-    path: PathBuf,
-    read: Mutex<(usize, HashMap<String, String>)>,
-}
-
-impl Outbox {
-    fn code(&self, challenge: &str) -> anyhow::Result<Option<String>> {
-        let mut read = self
-            .read
-            .lock()
-            .map_err(|_| anyhow::anyhow!("outbox reader poisoned"))?;
-        if let Some(code) = read.1.remove(challenge) {
-            return Ok(Some(code));
-        }
-        let text = std::fs::read(&self.path).unwrap_or_default();
-        let new = text.get(read.0..).unwrap_or_default();
-        // Only whole lines: a line being written is read next time.
-        let upto = new.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        for line in new[..upto].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let line: Value = serde_json::from_slice(line)?;
-            if let (Some(id), Some(code)) = (line["challengeId"].as_str(), line["code"].as_str()) {
-                read.1.insert(id.to_owned(), code.to_owned());
-            }
-        }
-        read.0 += upto;
-        Ok(read.1.remove(challenge))
-    }
-}
-
 /// Runs the flow on `workers` concurrent customers (`flow-0…`) for `duration`.
 pub async fn flows(server: &Server, workers: u64, duration: Duration) -> anyhow::Result<Flows> {
-    let outbox = Arc::new(Outbox {
-        path: server.outbox.clone(),
-        read: Mutex::new((0, HashMap::new())),
-    });
+    let outbox = Arc::new(Outbox::new(vec![server.outbox.clone()]));
     let base = server.base.clone();
     let started = Instant::now();
     let counts = Counts::of_workers((0..workers).map(|w| {
@@ -225,14 +191,7 @@ async fn one_flow(
         .json()
         .await?;
     let challenge_id = challenge["challengeId"].as_str().context("challengeId")?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let code = loop {
-        if let Some(code) = outbox.code(challenge_id)? {
-            break code;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "no code in the outbox");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    };
+    let code = outbox.code(challenge_id).await?;
     let active: Value = client
         .post(url("/api/v1/auth/2fa/verify"))
         .bearer_auth(pending)

@@ -336,12 +336,17 @@ fn plot(path: &Path, title: &str, points: &[Paced]) -> anyhow::Result<()> {
 
 /// Replaces the figures section of the performance document.
 pub fn update_docs(docs: &Path, table: &str) -> anyhow::Result<()> {
+    replace_section(docs, BEGIN, END, table)
+}
+
+/// Replaces what lies between the markers `begin` and `end` of a document.
+pub fn replace_section(docs: &Path, begin: &str, end: &str, with: &str) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(docs).with_context(|| format!("reading {}", docs.display()))?;
-    let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {
-        anyhow::bail!("{} has no {BEGIN} … {END} section", docs.display());
+    let (Some(from), Some(to)) = (text.find(begin), text.find(end)) else {
+        anyhow::bail!("{} has no {begin} … {end} section", docs.display());
     };
-    let updated = format!("{}{BEGIN}\n{table}\n{}", &text[..begin], &text[end..]);
+    let updated = format!("{}{begin}\n{with}\n{}", &text[..from], &text[to..]);
     std::fs::write(docs, updated)?;
     Ok(())
 }

@@ -119,11 +119,7 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
     let machine = Machine {
         cores,
         cpu: cpu_model(),
-        build: args
-            .binary
-            .parent()
-            .and_then(|dir| dir.file_name())
-            .map_or_else(|| "unknown".into(), |n| n.to_string_lossy().into_owned()),
+        build: build_of(&args.binary),
     };
 
     eprintln!("hash bound: argon2id on {cores} cores…");
@@ -139,6 +135,7 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
         database: &sqlite,
         work_dir: &work,
         default_limits: false,
+        settings: &[],
     };
     launch.import(&file).await?;
 
@@ -372,6 +369,7 @@ async fn postgres_run(
         database: &database,
         work_dir: work,
         default_limits: false,
+        settings: &[],
     };
     launch.import(file).await?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -416,6 +414,7 @@ async fn scale(args: &Args, work: &Path, d: Duration) -> anyhow::Result<Vec<Scal
                 database: &database,
                 work_dir: work,
                 default_limits: false,
+                settings: &[],
             };
             let import = launch.import(&file).await?;
             database.add_sessions(customers).await?;
@@ -438,7 +437,15 @@ async fn scale(args: &Args, work: &Path, d: Duration) -> anyhow::Result<Vec<Scal
     Ok(runs)
 }
 
-fn cpu_model() -> String {
+/// The build a binary comes from: `release`, or `debug` in smoke runs.
+pub fn build_of(binary: &Path) -> String {
+    binary
+        .parent()
+        .and_then(|dir| dir.file_name())
+        .map_or_else(|| "unknown".into(), |n| n.to_string_lossy().into_owned())
+}
+
+pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {

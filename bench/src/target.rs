@@ -175,6 +175,17 @@ pub async fn login_at(
         .context("a bffToken in the login response")
 }
 
+/// A memory figure of process `pid` from `/proc/PID/status` (`VmRSS:`, `VmHWM:`), in MiB.
+pub fn memory_mib(pid: u32, field: &str) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("{field} in /proc/{pid}/status"))?;
+    Ok(kib / 1024.0)
+}
+
 /// A running `finhub-auth serve`.
 pub struct Server {
     child: Child,
@@ -189,6 +200,8 @@ pub struct Launch<'a> {
     pub work_dir: &'a Path,
     /// Rate limits as the defaults have them (`false`: all off, for throughput runs).
     pub default_limits: bool,
+    /// Settings of this run, applied last (`FINHUB_*` name, value).
+    pub settings: &'a [(&'static str, String)],
 }
 
 impl Launch<'_> {
@@ -220,6 +233,9 @@ impl Launch<'_> {
             "FINHUB_AUDIT_KEY",
             "finhub-bench-audit-key-of-32-bytes-or-more",
         );
+        for (name, value) in self.settings {
+            cmd.env(name, value);
+        }
         cmd
     }
 
@@ -273,14 +289,11 @@ impl Launch<'_> {
 impl Server {
     /// The peak resident memory of the server process so far (VmHWM), in MiB.
     pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
-        let pid = self.child.id().context("the server has exited")?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .context("VmHWM in /proc/PID/status")?;
-        Ok(kib / 1024.0)
+        memory_mib(self.pid()?, "VmHWM:")
+    }
+
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        self.child.id().context("the server has exited")
     }
 
     pub fn url(&self, path: &str) -> String {
