@@ -128,10 +128,10 @@ async fn soak_in(args: &Args, duration: Duration, work: &std::path::Path) -> any
         println!("{}", soak::write(&soak, &work.join("results"), None)?);
         anyhow::ensure!(
             soak.no_failures(),
-            "{} of {} visits failed: {:?}",
-            soak.failed_visits,
+            "{} failures in {} visits: {:?}",
+            soak.failures,
             soak.visits,
-            soak.failures
+            soak.failure_reasons
         );
     } else {
         println!("{}", soak::write(&soak, &args.out, Some(&args.docs))?);

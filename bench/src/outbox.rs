@@ -65,8 +65,9 @@ impl Outbox {
             f.read_to_end(&mut new)?;
             // Only whole lines: a line being written is read next time.
             let upto = new.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            for line in new[..upto].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                let line: Value = serde_json::from_slice(line)?;
+            // A line that is not JSON carries no code: skipped, so later codes still arrive.
+            let lines = new[..upto].split(|b| *b == b'\n');
+            for line in lines.filter_map(|l| serde_json::from_slice::<Value>(l).ok()) {
                 if let (Some(id), Some(code)) =
                     (line["challengeId"].as_str(), line["code"].as_str())
                 {

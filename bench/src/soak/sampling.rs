@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -16,8 +16,10 @@ const FAILURES_KEPT: usize = 10;
 /// One sampling interval (a minute in an hour's soak).
 #[derive(Debug, Clone, Serialize)]
 pub struct Sample {
-    /// Seconds since the soak started, at the end of the interval.
+    /// Seconds since the soak started at the end of the interval (as scheduled), and the
+    /// interval's length.
     pub at_secs: f64,
+    pub interval_secs: f64,
     pub requests: u64,
     pub failed_visits: u64,
     pub p50_ms: f64,
@@ -34,8 +36,7 @@ pub struct Sample {
     pub latencies: Histogram<u64>,
 }
 
-/// A table of the service's schema: rows (PostgreSQL's live-tuple count) and size with its
-/// indexes.
+/// A table of the service's schema: its rows and its size with its indexes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Table {
     pub name: String,
@@ -105,40 +106,50 @@ impl Recorder {
         self.failures.lock().map(|f| f.clone()).unwrap_or_default()
     }
 
-    /// Ends the current interval: its latencies and failures, the instances' memory and the
-    /// database's size now.
+    /// Ends the interval that ends at `at` (since the soak started) and lasted `interval`: its
+    /// latencies and failures, the instances' memory and the database's size now. An instance
+    /// that has exited or a database that does not answer is a failure of the soak, sampled as
+    /// zero, rather than the end of it.
     pub async fn sample(
         &self,
-        started: Instant,
+        at: Duration,
+        interval: Duration,
         pids: [u32; 2],
         db: &mut Probe,
     ) -> anyhow::Result<Sample> {
-        let interval = {
+        let interval_figures = {
             let mut current = self
                 .interval
                 .lock()
                 .map_err(|_| anyhow::anyhow!("latency histograms poisoned"))?;
             std::mem::replace(&mut *current, Interval::new()?)
         };
+        let rss_mib = pids.map(|pid| {
+            crate::target::memory_mib(pid, "VmRSS:").unwrap_or_else(|e| {
+                self.failed(format!("instance {pid}: {e:#}"));
+                0.0
+            })
+        });
+        let (database_mib, sessions, audit_events) = db.totals().await.unwrap_or_else(|e| {
+            self.failed(format!("database size: {e:#}"));
+            (0.0, 0, 0)
+        });
         let failed_visits = self.failed_visits.swap(0, Ordering::Relaxed);
-        let rss_mib = [
-            crate::target::memory_mib(pids[0], "VmRSS:")?,
-            crate::target::memory_mib(pids[1], "VmRSS:")?,
-        ];
-        let (database_mib, sessions, audit_events) = db.totals().await?;
+        let Interval { all, reads } = interval_figures;
         let ms = |h: &Histogram<u64>, q| h.value_at_quantile(q) as f64 / 1000.0;
         Ok(Sample {
-            at_secs: started.elapsed().as_secs_f64(),
-            requests: interval.all.len(),
+            at_secs: at.as_secs_f64(),
+            interval_secs: interval.as_secs_f64(),
+            requests: all.len(),
             failed_visits,
-            p50_ms: ms(&interval.all, 0.50),
-            p99_ms: ms(&interval.all, 0.99),
-            reads_p99_ms: ms(&interval.reads, 0.99),
+            p50_ms: ms(&all, 0.50),
+            p99_ms: ms(&all, 0.99),
+            reads_p99_ms: ms(&reads, 0.99),
             rss_mib,
             database_mib,
             sessions,
             audit_events,
-            latencies: interval.all,
+            latencies: all,
         })
     }
 }
@@ -164,18 +175,45 @@ impl Probe {
         .await?)
     }
 
-    /// Every table of the schema, largest first.
+    /// Every table of the schema with its exact row count, largest first.
     pub async fn tables(&mut self) -> anyhow::Result<Vec<Table>> {
-        let rows: Vec<(String, i64, f64)> = sqlx::query_as(
-            "SELECT relname::text, n_live_tup, pg_total_relation_size(relid)::float8 / 1048576 \
-             FROM pg_stat_user_tables WHERE schemaname = current_schema() \
-             ORDER BY 3 DESC, 1",
+        let names: Vec<(String,)> = sqlx::query_as(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() \
+             AND tablename NOT LIKE '\\_sqlx%'",
         )
         .fetch_all(&mut self.0)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, rows, mib)| Table { name, rows, mib })
-            .collect())
+        let mut tables = Vec::with_capacity(names.len());
+        for (name,) in names {
+            // A name from the catalogue, quoted as an identifier.
+            let ident = format!("\"{}\"", name.replace('"', "\"\""));
+            let sql = format!(
+                "SELECT COUNT(*), pg_total_relation_size('{}')::float8 / 1048576 FROM {ident}",
+                ident.replace('\'', "''")
+            );
+            let (rows, mib): (i64, f64) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut self.0)
+                .await?;
+            tables.push(Table { name, rows, mib });
+        }
+        tables.sort_by(|a, b| b.mib.total_cmp(&a.mib).then_with(|| a.name.cmp(&b.name)));
+        Ok(tables)
+    }
+
+    /// Sessions whose absolute lifetime ended before `sessions_before`, and audit events from
+    /// before `audit_before` (Unix milliseconds): rows retention should have removed.
+    pub async fn overdue(
+        &mut self,
+        sessions_before: i64,
+        audit_before: i64,
+    ) -> anyhow::Result<(i64, i64)> {
+        Ok(sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM sessions WHERE absolute_expires_at < $1), \
+                    (SELECT COUNT(*) FROM audit_events WHERE at < $2)",
+        )
+        .bind(sessions_before)
+        .bind(audit_before)
+        .fetch_one(&mut self.0)
+        .await?)
     }
 }

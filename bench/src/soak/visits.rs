@@ -3,7 +3,7 @@
 //! expire; some mistype their password first; some sign in with a code by SMS.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use reqwest::StatusCode;
@@ -19,9 +19,9 @@ pub const TWO_FACTOR_CUSTOMERS: u64 = 200;
 
 /// Sends visits to two instances and records what they answer.
 pub struct Visitor {
-    pub client: reqwest::Client,
-    pub bases: [String; 2],
-    pub outbox: Arc<Outbox>,
+    client: reqwest::Client,
+    bases: [String; 2],
+    outbox: Arc<Outbox>,
     pub recorder: Arc<Recorder>,
 }
 
@@ -37,84 +37,140 @@ struct Tokens {
     refresh: String,
 }
 
+/// No answer within this counts as a failure rather than holding the soak's end.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Visitor {
+    pub fn new(
+        bases: [String; 2],
+        outbox: Arc<Outbox>,
+        recorder: Arc<Recorder>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: reqwest::Client::builder()
+                .timeout(REQUEST_TIMEOUT)
+                .build()?,
+            bases,
+            outbox,
+            recorder,
+        })
+    }
+
     /// Visit number `i`, due at `due` (its first request's latency counts from then, so a
     /// schedule the service cannot keep shows as latency rather than hiding).
     pub async fn visit(&self, i: u64, due: Instant) -> anyhow::Result<()> {
-        // Consecutive visits alternate which instance answers first, and the ten kinds of visit
-        // spread over the customers.
-        let (a, b) = if i.is_multiple_of(2) { (0, 1) } else { (1, 0) };
+        // Ten kinds in turn over the customers; which instance answers first alternates within
+        // each kind too.
+        let (a, b) = if (i / 10 + i).is_multiple_of(2) {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
         let customer = format!("bench-{}@example.com", (i / 10) % CUSTOMERS);
         match i % 10 {
-            // Signs in, reads on the other instance, renews there, reads and signs out; the
-            // other instance refuses the ended session at once.
-            0..=4 => {
-                let tokens = self.login(a, &customer, due).await?;
-                self.me(b, &tokens.bff).await?;
-                let renewed = self.refresh(b, &tokens.refresh).await?;
-                self.me(a, &renewed.bff).await?;
-                self.logout(a, &renewed.bff).await?;
-                self.me_refused(b, &renewed.bff).await
-            }
-            // Signs in, reads, and leaves the session to expire: housekeeping's work.
-            5 | 6 => {
-                let tokens = self.login(a, &customer, due).await?;
-                self.me(b, &tokens.bff).await?;
-                self.me(a, &tokens.bff).await
-            }
-            // A mistyped password, then the right one.
-            7 => {
-                let wrong = json!({"username": customer, "password": "Not-the-password-2026"});
-                self.call(
-                    due,
-                    "POST /auth/token (wrong password)",
-                    self.client
-                        .post(self.url(b, "/api/v1/auth/token"))
-                        .json(&wrong),
-                    Expect::Status(StatusCode::UNAUTHORIZED),
-                )
-                .await?;
-                let tokens = self.login(a, &customer, Instant::now()).await?;
-                self.me(b, &tokens.bff).await?;
-                self.logout(b, &tokens.bff).await
-            }
-            // Two-factor by SMS: the code comes from the outbox.
+            0..=4 => self.sign_in_and_out(a, b, &customer, due).await,
+            5 | 6 => self.sign_in_and_leave(a, b, &customer, due).await,
+            7 => self.mistype_first(a, b, &customer, due).await,
             _ => {
                 let customer = format!("flow-{}@example.com", (i / 10) % TWO_FACTOR_CUSTOMERS);
-                let pending = self.login(a, &customer, due).await?.bff;
-                self.me(b, &pending).await?;
-                let challenge = self
-                    .call(
-                        Instant::now(),
-                        "POST /auth/2fa/initiate",
-                        self.client
-                            .post(self.url(b, "/api/v1/auth/2fa/initiate"))
-                            .bearer_auth(&pending)
-                            .json(&json!({})),
-                        Expect::Success,
-                    )
-                    .await?;
-                let challenge = challenge["challengeId"]
-                    .as_str()
-                    .context("challengeId")?
-                    .to_owned();
-                let code = self.outbox.code(&challenge).await?;
-                let active = self
-                    .call(
-                        Instant::now(),
-                        "POST /auth/2fa/verify",
-                        self.client
-                            .post(self.url(a, "/api/v1/auth/2fa/verify"))
-                            .bearer_auth(&pending)
-                            .json(&json!({"challengeId": challenge, "code": code})),
-                        Expect::Success,
-                    )
-                    .await?;
-                let active = active["bffToken"].as_str().context("bffToken")?;
-                self.me(b, active).await?;
-                self.logout(a, active).await
+                self.two_factor(a, b, &customer, due).await
             }
         }
+    }
+
+    /// Signs in, reads on the other instance, renews there, reads and signs out; the other
+    /// instance refuses the ended session at once.
+    async fn sign_in_and_out(
+        &self,
+        a: usize,
+        b: usize,
+        customer: &str,
+        due: Instant,
+    ) -> anyhow::Result<()> {
+        let tokens = self.login(a, customer, due).await?;
+        self.me(b, &tokens.bff).await?;
+        let renewed = self.refresh(b, &tokens.refresh).await?;
+        self.me(a, &renewed.bff).await?;
+        self.logout(a, &renewed.bff).await?;
+        self.me_refused(b, &renewed.bff).await
+    }
+
+    /// Signs in, reads, and leaves the session to expire: housekeeping's work.
+    async fn sign_in_and_leave(
+        &self,
+        a: usize,
+        b: usize,
+        customer: &str,
+        due: Instant,
+    ) -> anyhow::Result<()> {
+        let tokens = self.login(a, customer, due).await?;
+        self.me(b, &tokens.bff).await?;
+        self.me(a, &tokens.bff).await
+    }
+
+    /// A mistyped password, then the right one.
+    async fn mistype_first(
+        &self,
+        a: usize,
+        b: usize,
+        customer: &str,
+        due: Instant,
+    ) -> anyhow::Result<()> {
+        let wrong = json!({"username": customer, "password": "Not-the-password-2026"});
+        self.call(
+            due,
+            "POST /auth/token (wrong password)",
+            self.client
+                .post(self.url(b, "/api/v1/auth/token"))
+                .json(&wrong),
+            Expect::Status(StatusCode::UNAUTHORIZED),
+        )
+        .await?;
+        let tokens = self.login(a, customer, Instant::now()).await?;
+        self.me(b, &tokens.bff).await?;
+        self.logout(b, &tokens.bff).await
+    }
+
+    /// Two-factor by SMS, the code read from the outbox.
+    async fn two_factor(
+        &self,
+        a: usize,
+        b: usize,
+        customer: &str,
+        due: Instant,
+    ) -> anyhow::Result<()> {
+        let pending = self.login(a, customer, due).await?.bff;
+        self.me(b, &pending).await?;
+        let challenge = self
+            .call(
+                Instant::now(),
+                "POST /auth/2fa/initiate",
+                self.client
+                    .post(self.url(b, "/api/v1/auth/2fa/initiate"))
+                    .bearer_auth(&pending)
+                    .json(&json!({})),
+                Expect::Success,
+            )
+            .await?;
+        let challenge = challenge["challengeId"]
+            .as_str()
+            .context("challengeId")?
+            .to_owned();
+        let code = self.outbox.code(&challenge).await?;
+        let active = self
+            .call(
+                Instant::now(),
+                "POST /auth/2fa/verify",
+                self.client
+                    .post(self.url(a, "/api/v1/auth/2fa/verify"))
+                    .bearer_auth(&pending)
+                    .json(&json!({"challengeId": challenge, "code": code})),
+                Expect::Success,
+            )
+            .await?;
+        let active = active["bffToken"].as_str().context("bffToken")?;
+        self.me(b, active).await?;
+        self.logout(a, active).await
     }
 
     fn url(&self, instance: usize, path: &str) -> String {
