@@ -39,6 +39,10 @@ struct Tokens {
 
 /// No answer within this counts as a failure rather than holding the soak's end.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The service closes an HTTP/1.1 connection idle for `FINHUB_HEADER_READ_TIMEOUT` (10 s): a
+/// client that keeps one longer may send on it just as it closes, and get a reset. (The soak
+/// of 2026-12-06 lost one visit of 177,017 so, with reqwest's default of 90 s.)
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Visitor {
     pub fn new(
@@ -49,6 +53,7 @@ impl Visitor {
         Ok(Self {
             client: reqwest::Client::builder()
                 .timeout(REQUEST_TIMEOUT)
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
                 .build()?,
             bases,
             outbox,
