@@ -8,6 +8,7 @@ mod outbox;
 mod passkeys;
 mod pgbench;
 mod report;
+mod scale;
 mod scenarios;
 mod soak;
 mod target;
@@ -25,9 +26,6 @@ pub struct Args {
     /// runs this). Writes nothing into docs/.
     #[arg(long)]
     smoke: bool,
-    /// Skips the scale runs (1,000,000 customers and sessions), which take minutes.
-    #[arg(long)]
-    quick: bool,
     /// The service binary to measure.
     #[arg(long, default_value = "target/release/finhub-auth")]
     binary: PathBuf,
@@ -53,6 +51,12 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "1h",
           value_parser = humantime::parse_duration)]
     soak: Option<Duration>,
+    /// Runs the scale scenario alone instead: 1,000 and CUSTOMERS customers (10,000,000 when no
+    /// value is given) on each backend, written to scale.json and the scale section of the
+    /// document.
+    #[arg(long, value_name = "CUSTOMERS", num_args = 0..=1, default_missing_value = "10000000",
+          conflicts_with = "soak")]
+    scale: Option<u64>,
 }
 
 impl Args {
@@ -93,6 +97,9 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(duration) = args.soak {
         return soak(args, duration).await;
     }
+    if let Some(customers) = args.scale {
+        return scale(args, customers).await;
+    }
     let results = scenarios::run_all(args).await?;
     let out = if args.smoke {
         std::env::temp_dir().join(format!("finhub-bench-smoke-{}", std::process::id()))
@@ -116,8 +123,17 @@ async fn soak(args: &Args, duration: Duration) -> anyhow::Result<()> {
     let work = std::env::temp_dir().join(format!("finhub-soak-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let result = soak_in(args, duration, &work).await;
-    let _ = std::fs::remove_dir_all(&work);
+    clean_up(&work, result.is_ok());
     result
+}
+
+/// Removes a run's working directory, or keeps it (and its service logs) when the run failed.
+fn clean_up(work: &std::path::Path, succeeded: bool) {
+    if succeeded {
+        let _ = std::fs::remove_dir_all(work);
+    } else {
+        eprintln!("kept for its logs: {}", work.display());
+    }
 }
 
 async fn soak_in(args: &Args, duration: Duration, work: &std::path::Path) -> anyhow::Result<()> {
@@ -141,5 +157,53 @@ async fn soak_in(args: &Args, duration: Duration, work: &std::path::Path) -> any
             args.docs.display()
         );
     }
+    Ok(())
+}
+
+const SCALE_BEGIN: &str = "<!-- scale:begin -->";
+const SCALE_END: &str = "<!-- scale:end -->";
+
+/// The scale scenario alone; a smoke run writes nothing.
+async fn scale(args: &Args, customers: u64) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        customers > 1_000,
+        "--scale compares with 1,000 customers: give more"
+    );
+    let work = std::env::temp_dir().join(format!("finhub-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let runs = scale::run(
+        &args.binary,
+        &args.postgres,
+        customers,
+        &work,
+        args.duration(),
+    )
+    .await;
+    clean_up(&work, runs.as_ref().is_ok_and(|r| r.failed.is_empty()));
+    let runs = runs?;
+    let failed = runs.failed.len();
+    let md = format!(
+        "Measured on {} cores ({}), {} build, {} s per measurement.\n\n{}",
+        std::thread::available_parallelism().map_or(2, usize::from),
+        scenarios::cpu_model(),
+        scenarios::build_of(&args.binary),
+        args.duration().as_secs(),
+        scale::markdown(&runs)?
+    );
+    println!("{md}");
+    if !args.smoke {
+        std::fs::create_dir_all(&args.out)?;
+        std::fs::write(
+            args.out.join("scale.json"),
+            serde_json::to_string_pretty(&runs)?,
+        )?;
+        report::replace_section(&args.docs, SCALE_BEGIN, SCALE_END, &md)?;
+        println!(
+            "written: {} and {}",
+            args.out.join("scale.json").display(),
+            args.docs.display()
+        );
+    }
+    anyhow::ensure!(failed == 0, "{failed} scale runs failed");
     Ok(())
 }

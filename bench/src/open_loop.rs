@@ -26,12 +26,30 @@ pub struct Paced {
 /// A request to send again and again.
 #[derive(Clone)]
 pub enum Call {
-    Get { url: String, bearer: Option<String> },
-    PostJson { url: String, body: Value },
+    Get {
+        url: String,
+        bearer: Option<String>,
+    },
+    PostJson {
+        url: String,
+        body: Value,
+    },
+    /// A read as each of several customers in turn (their bffTokens).
+    GetEach {
+        url: String,
+        bearers: Vec<String>,
+    },
+    /// A post of each body in turn (logins of several customers).
+    PostJsonEach {
+        url: String,
+        bodies: Vec<Value>,
+    },
 }
 
 impl Call {
-    fn send(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+    /// The `n`th request of a run.
+    fn send(&self, client: &reqwest::Client, n: u64) -> reqwest::RequestBuilder {
+        let nth = |len: usize| usize::try_from(n).unwrap_or(0) % len.max(1);
         match self {
             Self::Get { url, bearer } => {
                 let request = client.get(url);
@@ -41,6 +59,14 @@ impl Call {
                 }
             }
             Self::PostJson { url, body } => client.post(url).json(body),
+            Self::GetEach { url, bearers } => match bearers.get(nth(bearers.len())) {
+                Some(token) => client.get(url).bearer_auth(token),
+                None => client.get(url),
+            },
+            Self::PostJsonEach { url, bodies } => match bodies.get(nth(bodies.len())) {
+                Some(body) => client.post(url).json(body),
+                None => client.post(url),
+            },
         }
     }
 }
@@ -68,7 +94,7 @@ pub async fn paced(call: &Call, rate: f64, duration: Duration) -> anyhow::Result
             continue;
         };
         let (request, latencies, errors) = (
-            call.send(&client),
+            call.send(&client, sent),
             Arc::clone(&latencies),
             Arc::clone(&errors),
         );

@@ -231,63 +231,7 @@ fn markdown(r: &Results) -> anyhow::Result<String> {
             &pg.offered_load.customers_me,
         );
     }
-    scale_rows(r, &mut md)?;
     Ok(md)
-}
-
-fn scale_rows(r: &Results, md: &mut String) -> anyhow::Result<()> {
-    if r.scale.is_empty() {
-        return Ok(());
-    }
-    writeln!(
-        md,
-        "\n| backend | customers (and sessions) | import | `customers/me` rps, p50, p99 | logins/s | peak RSS |\n|---|---|---|---|---|---|"
-    )?;
-    for s in &r.scale {
-        writeln!(
-            md,
-            "| {} | {} | {:.1} s | {:.0}, {:.2} ms, {:.2} ms | {:.1} | {:.0} MiB |",
-            s.backend,
-            s.customers,
-            s.import_secs,
-            s.customers_me.requests_per_sec,
-            s.customers_me.p50_ms,
-            s.customers_me.p99_ms,
-            s.logins.requests_per_sec,
-            s.peak_rss_mib
-        )?;
-    }
-    writeln!(md, "\n| scale goal | figure | goal | |\n|---|---|---|---|")?;
-    for backend in ["SQLite", "PostgreSQL"] {
-        let at = |n: u64| {
-            r.scale
-                .iter()
-                .find(|s| s.backend == backend && s.customers == n)
-        };
-        let (Some(small), Some(large)) = (at(1_000), at(1_000_000)) else {
-            continue;
-        };
-        let ratio = large.customers_me.p50_ms / small.customers_me.p50_ms;
-        writeln!(
-            md,
-            "| {backend}: p50 of `customers/me` at 1,000,000 ÷ at 1,000 | {ratio:.2} | ≤ 1.5 | {} |",
-            verdict(ratio <= 1.5)
-        )?;
-        let limit = if backend == "SQLite" { 120.0 } else { 300.0 };
-        writeln!(
-            md,
-            "| {backend}: import of 1,000,000 pre-hashed customers | {:.0} s | < {limit:.0} s | {} |",
-            large.import_secs,
-            verdict(large.import_secs < limit)
-        )?;
-        writeln!(
-            md,
-            "| {backend}: peak RSS at 1,000,000 | {:.0} MiB | ≤ 100 MiB | {} |",
-            large.peak_rss_mib,
-            verdict(large.peak_rss_mib <= 100.0)
-        )?;
-    }
-    Ok(())
 }
 
 /// p50 and p99 against the offered rate.

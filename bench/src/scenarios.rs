@@ -24,7 +24,6 @@ pub struct Results {
     pub default_limits: DefaultLimits,
     pub postgres: Option<PostgresRun>,
     pub offered_load: OfferedLoad,
-    pub scale: Vec<Scale>,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,17 +81,6 @@ pub struct DefaultLimits {
 pub struct OfferedLoad {
     pub logins: Vec<Paced>,
     pub customers_me: Vec<Paced>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Scale {
-    pub backend: &'static str,
-    pub customers: u64,
-    pub sessions: u64,
-    pub import_secs: f64,
-    pub customers_me: Throughput,
-    pub logins: Throughput,
-    pub peak_rss_mib: f64,
 }
 
 /// Connections for the closed-loop runs: reads as the figures were taken, logins a
@@ -175,11 +163,6 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
         postgres_run(args, &file, &work, d, hash_bound_per_sec).await?
     };
 
-    let scale = if args.smoke || args.quick {
-        Vec::new()
-    } else {
-        scale(args, &work, d).await?
-    };
     sqlite.drop_all().await?;
     let _ = std::fs::remove_dir_all(&work);
     Ok(Results {
@@ -198,11 +181,10 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
         default_limits,
         postgres,
         offered_load,
-        scale,
     })
 }
 
-async fn me_call(server: &Server) -> anyhow::Result<Call> {
+pub async fn me_call(server: &Server) -> anyhow::Result<Call> {
     let token = server
         .login(&reqwest::Client::new(), "bench-0@example.com")
         .await?;
@@ -213,7 +195,7 @@ async fn me_call(server: &Server) -> anyhow::Result<Call> {
 }
 
 /// `/healthz`, `customers/me` and logins, closed loop.
-async fn reads(server: &Server, d: Duration, work: &Path) -> anyhow::Result<Reads> {
+pub async fn reads(server: &Server, d: Duration, work: &Path) -> anyhow::Result<Reads> {
     let token = server
         .login(&reqwest::Client::new(), "bench-0@example.com")
         .await?;
@@ -395,46 +377,6 @@ async fn postgres_run(
         flows,
         offered_load,
     }))
-}
-
-/// 1,000 and 1,000,000 customers, as many sessions, on each backend.
-async fn scale(args: &Args, work: &Path, d: Duration) -> anyhow::Result<Vec<Scale>> {
-    let mut runs = Vec::new();
-    for customers in [1_000u64, 1_000_000] {
-        let file = work.join(format!("scale-{customers}.jsonl"));
-        crate::target::write_customers(&file, customers, 0)?;
-        let mut databases = vec![Database::Sqlite(work.join(format!("scale-{customers}.db")))];
-        if let Ok(pg) = Database::postgres(&args.postgres).await {
-            databases.push(pg);
-        }
-        for database in databases {
-            eprintln!("scale: {customers} customers on {}…", database.name());
-            let launch = Launch {
-                binary: &args.binary,
-                database: &database,
-                work_dir: work,
-                default_limits: false,
-                settings: &[],
-            };
-            let import = launch.import(&file).await?;
-            database.add_sessions(customers).await?;
-            let server = launch.start().await?;
-            let read = reads(&server, d, work).await?;
-            runs.push(Scale {
-                backend: database.name(),
-                customers,
-                sessions: customers,
-                import_secs: import.as_secs_f64(),
-                customers_me: read.customers_me,
-                logins: read.logins,
-                peak_rss_mib: server.peak_rss_mib()?,
-            });
-            server.stop().await?;
-            database.drop_all().await?;
-        }
-        std::fs::remove_file(&file)?;
-    }
-    Ok(runs)
 }
 
 /// The build a binary comes from: `release`, or `debug` in smoke runs.

@@ -77,35 +77,102 @@ impl Database {
         Ok(())
     }
 
-    /// Adds `count` ACTIVE sessions spread over the customers, straight into the tables: a
-    /// million logins through the service would take a million password hashes.
-    pub async fn add_sessions(&self, count: u64) -> anyhow::Result<()> {
+    /// Gives every customer a session whose absolute lifetime ended an hour ago, straight into
+    /// the table: it fills the tables and indexes as a live one would (a million logins through
+    /// the service would take a million password hashes), and housekeeping purges it once
+    /// `FINHUB_SESSION_RETENTION` no longer keeps it.
+    pub async fn add_ended_sessions(&self) -> anyhow::Result<()> {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis() as i64;
-        let sql = match self {
-            Self::Sqlite(_) => format!(
-                "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {count} - 1), \
-                     total(t) AS (SELECT MAX(rowid) FROM customers) \
-                     INSERT INTO sessions (id, customer_id, state, access_hash, refresh_hash, created_at, \
-                     expires_at, absolute_expires_at, last_seen_at) \
-                     SELECT 'seeded-' || n.i, c.id, 'ACTIVE', randomblob(32), randomblob(32), {now_ms}, \
-                     {now_ms} + 3600000, {now_ms} + 43200000, {now_ms} \
-                     FROM n, total JOIN customers c ON c.rowid = 1 + (n.i % total.t)"
+        let (created, ended) = (now_ms - 13 * 3_600_000, now_ms - 3_600_000);
+        // What a login stores beside the hashes: address, browser, device, place.
+        let (prefix, hashes, fingerprint) = match self {
+            // The seeding statement's own cache: the random hashes' indexes outgrow the default.
+            Self::Sqlite(_) => (
+                "PRAGMA cache_size = -1048576; ",
+                "randomblob(32), randomblob(32)",
+                "lower(hex(randomblob(32)))",
             ),
-            Self::Postgres { .. } => format!(
-                "WITH c AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM customers), \
-                     t AS (SELECT COUNT(*) AS total FROM customers), \
-                     n AS (SELECT i, i % t.total AS k FROM generate_series(1, {count}) AS i, t) \
-                     INSERT INTO sessions (id, customer_id, state, access_hash, refresh_hash, created_at, \
-                     expires_at, absolute_expires_at, last_seen_at) \
-                     SELECT 'seeded-' || n.i, c.id, 'ACTIVE', \
-                     sha256(('a' || n.i || random())::text::bytea), sha256(('r' || n.i || random())::text::bytea), \
-                     {now_ms}, {now_ms} + 3600000, {now_ms} + 43200000, {now_ms} \
-                     FROM n JOIN c ON c.k = n.k"
+            Self::Postgres { .. } => (
+                "",
+                "sha256(('a' || c.id || random())::text::bytea), \
+                 sha256(('r' || c.id || random())::text::bytea)",
+                "encode(sha256(('d' || c.id)::bytea), 'hex')",
             ),
         };
-        self.execute(sql).await.context("seeding sessions")
+        let sql = format!(
+            "{prefix}INSERT INTO sessions (id, customer_id, state, access_hash, refresh_hash, \
+             created_at, expires_at, absolute_expires_at, last_seen_at, login_at, \
+             previous_login_at, recent_auth_at, ip, user_agent, device_fingerprint, device_name, \
+             country, asn, latitude, longitude) \
+             SELECT 'seeded-' || c.id, c.id, 'ACTIVE', {hashes}, {created}, {ended}, {ended}, \
+             {created}, {created}, {created} - 86400000, {created}, '203.0.113.77', \
+             'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 \
+             (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1', {fingerprint}, \
+             'iPhone', 'GB', 64496, 51.5072, -0.1276 FROM customers c"
+        );
+        self.execute(sql).await.context("seeding sessions")?;
+        if let Self::Postgres { .. } = self {
+            // What autovacuum does after a bulk load (this machine's PostgreSQL runs without
+            // it): the planner sees tables of millions, not the empty ones it last analysed.
+            self.execute("ANALYZE customers, sessions, audit_events".to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The database's size: tables and indexes (SQLite: its pages, the WAL checkpointed first).
+    pub async fn size_bytes(&self) -> anyhow::Result<i64> {
+        use sqlx::Connection as _;
+        Ok(match self {
+            Self::Sqlite(_) => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url()).await?;
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&mut conn)
+                    .await?;
+                sqlx::query_scalar(
+                    "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                )
+                .fetch_one(&mut conn)
+                .await?
+            }
+            Self::Postgres { .. } => {
+                let mut conn = sqlx::PgConnection::connect(&self.url()).await?;
+                sqlx::query_scalar(
+                    "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::int8 \
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                )
+                .fetch_one(&mut conn)
+                .await?
+            }
+        })
+    }
+
+    /// How many sessions the database holds whose absolute lifetime has ended.
+    pub async fn ended_sessions(&self) -> anyhow::Result<i64> {
+        use sqlx::Connection as _;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as i64;
+        let count = "SELECT COUNT(*) FROM sessions WHERE absolute_expires_at < $1";
+        Ok(match self {
+            Self::Sqlite(_) => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url()).await?;
+                sqlx::query_scalar(count)
+                    .bind(now_ms)
+                    .fetch_one(&mut conn)
+                    .await?
+            }
+            Self::Postgres { .. } => {
+                let mut conn = sqlx::PgConnection::connect(&self.url()).await?;
+                sqlx::query_scalar(count)
+                    .bind(now_ms)
+                    .fetch_one(&mut conn)
+                    .await?
+            }
+        })
     }
 
     /// Runs SQL on the service's database directly.
@@ -175,6 +242,25 @@ pub async fn login_at(
         .context("a bffToken in the login response")
 }
 
+/// `customers import`, watched.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Import {
+    pub secs: f64,
+    /// The importer's peak resident memory (VmHWM as last read before it exited).
+    pub peak_rss_mib: f64,
+    /// Its resident memory a tenth of the way through (none when it ran too briefly to
+    /// sample).
+    pub rss_after_a_tenth_mib: Option<f64>,
+}
+
+impl Import {
+    /// Memory stays flat: the peak within a quarter above what a tenth of the import needed.
+    pub fn flat(&self) -> bool {
+        self.rss_after_a_tenth_mib
+            .is_some_and(|tenth| self.peak_rss_mib <= tenth * 1.25)
+    }
+}
+
 /// A memory figure of process `pid` from `/proc/PID/status` (`VmRSS:`, `VmHWM:`), in MiB.
 pub fn memory_mib(pid: u32, field: &str) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -218,7 +304,7 @@ impl Launch<'_> {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(self.log());
         if !self.default_limits {
             for limit in ["IP", "LOGIN_IP", "LOGIN_ACCOUNT"] {
                 cmd.env(format!("FINHUB_RATE_LIMIT_{limit}"), "off");
@@ -239,6 +325,20 @@ impl Launch<'_> {
         cmd
     }
 
+    /// Where the service's warnings and errors go: a file beside its database, named when it
+    /// fails (standard error if the file cannot be opened).
+    fn log(&self) -> Stdio {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .map_or_else(|_| Stdio::inherit(), Stdio::from)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.work_dir.join("finhub-auth.log")
+    }
+
     /// `customers import FILE`, timed.
     pub async fn import(&self, file: &Path) -> anyhow::Result<Duration> {
         let started = Instant::now();
@@ -255,6 +355,44 @@ impl Launch<'_> {
         Ok(started.elapsed())
     }
 
+    /// `customers import FILE`, timed, with the importer's memory watched as it runs.
+    pub async fn import_watched(&self, file: &Path) -> anyhow::Result<Import> {
+        let started = Instant::now();
+        let mut child = self
+            .command(0)
+            .args(["customers", "import"])
+            .arg(file)
+            .kill_on_drop(true)
+            .spawn()
+            .context("running customers import")?;
+        let pid = child.id().context("customers import exited at once")?;
+        // (seconds since the start, VmRSS), and the last VmHWM read before it exited.
+        let (mut rss, mut peak) = (Vec::new(), 0.0f64);
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if let (Ok(now), Ok(hwm)) = (memory_mib(pid, "VmRSS:"), memory_mib(pid, "VmHWM:")) {
+                rss.push((started.elapsed().as_secs_f64(), now));
+                peak = peak.max(hwm);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        if !status.success() {
+            bail!("customers import failed: {status}");
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let tenth = rss
+            .iter()
+            .find(|(at, _)| *at >= secs / 10.0)
+            .map(|(_, mib)| *mib);
+        Ok(Import {
+            secs,
+            peak_rss_mib: peak,
+            rss_after_a_tenth_mib: tenth,
+        })
+    }
+
     /// Starts the server and waits until it is ready.
     pub async fn start(&self) -> anyhow::Result<Server> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -266,7 +404,7 @@ impl Launch<'_> {
             .kill_on_drop(true)
             .spawn()
             .context("starting finhub-auth serve")?;
-        let server = Server {
+        let mut server = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
             outbox: self.work_dir.join("outbox.jsonl"),
@@ -278,8 +416,17 @@ impl Launch<'_> {
             if ready.is_ok_and(|r| r.status().is_success()) {
                 return Ok(server);
             }
+            if let Some(status) = server.child.try_wait()? {
+                bail!(
+                    "finhub-auth serve exited ({status}); see {}",
+                    self.log_path().display()
+                );
+            }
             if Instant::now() > deadline {
-                bail!("finhub-auth did not become ready");
+                bail!(
+                    "finhub-auth did not become ready within a minute; see {}",
+                    self.log_path().display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

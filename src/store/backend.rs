@@ -106,8 +106,12 @@ pub trait Backend: Database + Sync {
     const CLAIM_WEBHOOKS: &'static str;
     /// Reads the retention checkpoint, locked against concurrent purges.
     const CHECKPOINT_FOR_PURGE: &'static str;
-    /// Deletes a batch of ended sessions (`$1` cutoff, `$2` batch size).
-    const PURGE_SESSIONS: &'static str;
+    /// Deletes a batch of sessions whose absolute lifetime ended before the cutoff (`$1`
+    /// cutoff, `$2` batch size), walking `sessions_by_absolute_expiry`.
+    const PURGE_ENDED_SESSIONS: &'static str;
+    /// Deletes a batch of sessions that expired before the cutoff without becoming ACTIVE (a
+    /// login that never finished its second factor), walking `sessions_unfinished_by_expiry`.
+    const PURGE_UNFINISHED_SESSIONS: &'static str;
     /// Deletes a batch of stale failure counters (`$1` cutoff, `$2` batch size).
     const PURGE_LOCKOUTS: &'static str;
     /// The id and username of every customer whose username has a non-ASCII character.
@@ -301,10 +305,18 @@ macro_rules! locking_statements {
             $lock_taken_rows,
             ") RETURNING id, kind, body, expires_at, attempts, claim_token"
         );
-        const PURGE_SESSIONS: &'static str = concat!(
+        // Two statements, each over an index of its own: one with `OR` reads the whole table
+        // (PostgreSQL builds the bitmap of every match before its LIMIT), seconds a batch at
+        // ten million sessions.
+        const PURGE_ENDED_SESSIONS: &'static str = concat!(
             "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
-             WHERE absolute_expires_at <= $1 OR (state <> 'ACTIVE' AND expires_at <= $1) \
-             LIMIT $2",
+             WHERE absolute_expires_at <= $1 LIMIT $2",
+            $lock_taken_rows,
+            ")"
+        );
+        const PURGE_UNFINISHED_SESSIONS: &'static str = concat!(
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+             WHERE state <> 'ACTIVE' AND expires_at <= $1 LIMIT $2",
             $lock_taken_rows,
             ")"
         );

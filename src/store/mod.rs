@@ -4,6 +4,8 @@
 
 mod backend;
 mod error;
+#[cfg(test)]
+mod index_use;
 mod postgres;
 mod rows;
 mod sql;

@@ -169,3 +169,27 @@ async fn expired_resets_go_after_the_session_retention_and_unconfirmed_factors_a
     let purged = app.services.housekeeper.run_once().await.unwrap();
     assert_eq!(purged.resets, 2, "{purged:?}");
 }
+
+on_both_stores!(a_login_left_waiting_for_its_second_factor_is_purged_a_retention_after_it_expired);
+/// A pending session ends when its short lifetime does, long before its absolute one: the purge
+/// finds it by its own expiry (a statement and an index of its own since each batch stopped
+/// reading the whole table), and a live session beside it stays.
+async fn a_login_left_waiting_for_its_second_factor_is_purged_a_retention_after_it_expired(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let alice = app.create_customer("alice", None).await;
+    let pending = app.login_ok(&bob).await;
+    // Past the pending lifetime (10 minutes) and the retention (24 hours), within the absolute
+    // lifetime (12 hours) plus the retention.
+    app.clock
+        .advance(Duration::hours(24) + Duration::minutes(11));
+    let live = app.login_ok(&alice).await;
+
+    let purged = app.services.housekeeper.run_once().await.unwrap();
+
+    assert_eq!(purged.sessions, 1, "{purged:?}");
+    assert_problem(app.me(&pending.bff).await, 401, "UNAUTHENTICATED").await;
+    assert_eq!(app.me(&live.bff).await.status(), StatusCode::OK);
+}

@@ -28,7 +28,18 @@ impl<B: Backend> SqlStore<B> {
 #[async_trait]
 impl<B: Backend> HousekeepingStore for SqlStore<B> {
     async fn purge_sessions(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
-        self.purge_batch(B::PURGE_SESSIONS, cutoff, batch).await
+        let ended = self
+            .purge_batch(B::PURGE_ENDED_SESSIONS, cutoff, batch)
+            .await?;
+        // A short batch tells housekeeping there is no more: only once both kinds are done.
+        let room = batch.saturating_sub(u32::try_from(ended).unwrap_or(batch));
+        if room == 0 {
+            return Ok(ended);
+        }
+        let unfinished = self
+            .purge_batch(B::PURGE_UNFINISHED_SESSIONS, cutoff, room)
+            .await?;
+        Ok(ended + unfinished)
     }
 
     async fn purge_lockouts(&self, cutoff: OffsetDateTime, batch: u32) -> StoreResult<u64> {
