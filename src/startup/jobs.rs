@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::task::JoinSet;
 use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -28,6 +29,9 @@ const DELIVERY_POLL: Duration = Duration::from_secs(1);
 
 /// How long refusals are counted before their counts are audited.
 const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
+
+/// How often recorded latencies are folded into their histograms (see [`metrics_upkeep`]).
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// The running background jobs. [`Jobs::stop`] ends them; dropped without it, they are aborted
 /// wherever they stand.
@@ -59,6 +63,10 @@ impl Jobs {
         let stopping = &jobs.stopping;
         jobs.tasks
             .spawn(audit_refusals(services.auth.clone(), stopping.clone()));
+        jobs.tasks.spawn(metrics_upkeep(
+            crate::telemetry::metrics_handle(),
+            stopping.clone(),
+        ));
         jobs.tasks.spawn(housekeeping(
             services.housekeeper.clone(),
             Arc::clone(&services.limits),
@@ -139,6 +147,17 @@ async fn audit_refusals(auth: AuthService, stopping: CancellationToken) {
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     while next_tick(&mut tick, &stopping).await {
         auth.flush_refusals().await;
+    }
+}
+
+/// Folds the latencies recorded since the last pass into their histograms. The recorder keeps
+/// every sample until a pass or a scrape of `/metrics` takes it (about 20 bytes a request):
+/// with neither, memory grew with every request for as long as the service ran (an hour's soak
+/// found 8 MiB an instance; a flood of requests, tens of MiB a minute).
+async fn metrics_upkeep(handle: PrometheusHandle, stopping: CancellationToken) {
+    let mut tick = ticking(METRICS_UPKEEP);
+    while next_tick(&mut tick, &stopping).await {
+        handle.run_upkeep();
     }
 }
 
