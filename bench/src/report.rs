@@ -53,7 +53,8 @@ fn knee_of(curve: &[Paced]) -> Option<&Paced> {
     curve.iter().skip(1).find(|p| p.p99_ms > 10.0 * base)
 }
 
-fn verdict(ok: bool) -> &'static str {
+/// How a goal's row reads in every table of the bench.
+pub fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "**missed**" }
 }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::open_loop::{self, Call, Paced};
+use crate::report::verdict;
 use crate::target::{Database, Import, Launch, PASSWORD, Server};
 use crate::wrk::Throughput;
 
@@ -251,10 +252,6 @@ async fn purging(
         },
         reads,
     })
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "met" } else { "**missed**" }
 }
 
 /// The scale table and its goals, for docs/performance.md.

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use plotters::prelude::*;
 
+use crate::report::verdict;
+
 use super::Soak;
 use super::sampling::Table;
 
@@ -26,10 +28,6 @@ pub fn write(soak: &Soak, out: &Path, docs: Option<&Path>) -> anyhow::Result<Str
         crate::report::replace_section(docs, BEGIN, END, &md)?;
     }
     Ok(md)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "met" } else { "**missed**" }
 }
 
 fn markdown(s: &Soak) -> anyhow::Result<String> {
