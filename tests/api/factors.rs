@@ -2,7 +2,7 @@
 //! a code sent to them, defaults and removal, and recovery codes.
 
 use finhub_auth::clock::Clock as _;
-use finhub_auth::domain::credentials::factor::TwoFactorMethod;
+use finhub_auth::domain::credentials::factor::{MAX_FACTORS, TwoFactorMethod};
 use futures::future::join_all;
 use hmac::{Hmac, Mac as _};
 use reqwest::Response;
@@ -1071,4 +1071,59 @@ async fn a_code_already_sent_to_a_removed_phone_answers_nothing(backend: Backend
         "2FA_CODE_EXPIRED",
     )
     .await;
+}
+
+on_both_stores!(a_session_cannot_add_factors_without_end_a_customer_holds_at_most_twenty);
+/// The attack: adding an app sends nothing, so no sending limit held a signed-in session back,
+/// and it could add factor rows (each with its challenge and audit event) as fast as it could
+/// ask. Unconfirmed factors count until they expire, and then make room again.
+async fn a_session_cannot_add_factors_without_end_a_customer_holds_at_most_twenty(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_customer("alice", None).await;
+    let session = app.login_ok(&alice).await;
+    let app_factor = json!({"method": "TOTP"});
+    for _ in 0..MAX_FACTORS {
+        app.add_factor_ok(&session.bff, app_factor.clone()).await;
+    }
+    let messages_before: i64 = app
+        .customer_scalar(
+            "SELECT COUNT(*) FROM messages WHERE customer_id = $1",
+            &alice,
+        )
+        .await;
+    for body in [
+        app_factor.clone(),
+        json!({"method": "SMS", "phone": "+447700900999"}),
+    ] {
+        let problem = assert_problem(
+            app.add_factor(&session.bff, body.clone()).await,
+            400,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        assert_eq!(problem["errors"][0]["field"], "method", "{body}");
+    }
+    let rows: i64 = app
+        .customer_scalar(
+            "SELECT COUNT(*) FROM factors WHERE customer_id = $1",
+            &alice,
+        )
+        .await;
+    assert_eq!(rows, i64::from(MAX_FACTORS));
+    let messages_after: i64 = app
+        .customer_scalar(
+            "SELECT COUNT(*) FROM messages WHERE customer_id = $1",
+            &alice,
+        )
+        .await;
+    assert_eq!(
+        messages_after, messages_before,
+        "a refused phone is sent nothing"
+    );
+
+    // Past FINHUB_2FA_CODE_TTL the unconfirmed ones no longer count.
+    app.clock.advance(Duration::minutes(11));
+    app.add_factor_ok(&session.bff, app_factor).await;
 }

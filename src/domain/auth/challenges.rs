@@ -12,7 +12,7 @@ use crate::domain::credentials::challenge::{
     ChallengeId, ChallengePurpose, CodeGuess, Completion, GuessOutcome, NewChallenge, OtpCode,
     SendOutcome,
 };
-use crate::domain::credentials::factor::FactorKind;
+use crate::domain::credentials::factor::{FACTORS_FULL, FactorKind};
 use crate::domain::credentials::passkey::Ceremony;
 use crate::domain::customers::Customer;
 use crate::domain::delivery::SealedFor;
@@ -382,6 +382,12 @@ fn refuse_unopened(
         SendOutcome::CustomerBudgetSpent { retry_at } => {
             count_outcome(SEND_METRIC, "customer_budget_spent");
             retry_at - now
+        }
+        SendOutcome::FactorsFull => {
+            return Err(AuthError::Invalid {
+                field: "method",
+                problem: FACTORS_FULL,
+            });
         }
     };
     Err(AuthError::TooManyAttempts { retry_after })

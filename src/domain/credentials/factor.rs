@@ -185,6 +185,16 @@ pub struct HeldFactor {
     pub last_used_at: Option<OffsetDateTime>,
 }
 
+/// The most factors a customer may hold, counting those awaiting confirmation. Adding an app or
+/// a passkey sends nothing, so no sending limit bounds it: without this, one signed-in session
+/// could add factor rows (each with its challenge) as fast as it can make requests.
+pub const MAX_FACTORS: u32 = 20;
+
+/// Why a factor was not added at [`MAX_FACTORS`].
+pub const FACTORS_FULL: InvalidValue = InvalidValue(
+    "a customer holds at most 20 factors, counting those awaiting confirmation: remove one, or let an unconfirmed one expire",
+);
+
 /// A factor being added: unusable, unlisted and never the default until its confirmation
 /// code arrives, and dropped at `expires_at` if it does not.
 #[derive(Debug)]
@@ -229,6 +239,11 @@ pub struct FactorUpdate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_refusal_at_the_cap_names_the_cap() {
+        assert!(FACTORS_FULL.0.contains(&format!(" {MAX_FACTORS} ")));
+    }
 
     #[test]
     fn stored_factors_read_back_only_when_the_address_fits_the_method() {

@@ -89,7 +89,7 @@ pub struct AddFactorRequest {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Added, unconfirmed", body = FactorAddedResponse),
-        (status = 400, description = "VALIDATION_ERROR", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "VALIDATION_ERROR: a field is malformed, or the customer already holds 20 factors", body = ProblemDocument, content_type = "application/problem+json"),
         NeedsRecentSession,
         AccountLocked,
         (status = 429, description = "TOO_MANY_2FA_ATTEMPTS: codes sent too recently or too often", body = ProblemDocument, content_type = "application/problem+json"),

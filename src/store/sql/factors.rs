@@ -14,7 +14,8 @@ use crate::domain::credentials::challenge::{
     ChallengeId, NewChallenge, SendOutcome, TwoFactorPolicy,
 };
 use crate::domain::credentials::factor::{
-    Factor, FactorId, FactorKind, FactorName, FactorUpdate, HeldFactor, PendingFactor, Removal,
+    Factor, FactorId, FactorKind, FactorName, FactorUpdate, HeldFactor, MAX_FACTORS, PendingFactor,
+    Removal,
 };
 use crate::domain::customers::CustomerId;
 use crate::domain::delivery::message::Message;
@@ -193,6 +194,20 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         let mut tx = self.write().await?;
         if let Some(refused) = sends::open_in(&mut tx, challenge, policy, message).await? {
             return Ok(refused);
+        }
+        // Counted holding the customer's row (after the session's, the usual order), so adds
+        // racing on several instances cannot pass the cap together.
+        hold_customer(&mut tx, pending.customer.as_str()).await?;
+        let (held,): (i64,) = query::<B>(
+            "SELECT COUNT(*) FROM factors WHERE customer_id = $1 \
+             AND (pending_until IS NULL OR pending_until > $2)",
+        )
+        .bind(pending.customer.as_str())
+        .bind(to_unix_millis(pending.created_at))
+        .fetch_one(&mut tx)
+        .await?;
+        if held >= i64::from(MAX_FACTORS) {
+            return Ok(SendOutcome::FactorsFull);
         }
         query::<B>(
             "INSERT INTO factors (id, customer_id, method, address, name, secret, user_handle, \

@@ -379,6 +379,9 @@ pub enum SendOutcome {
         /// When the lock ends; `None` until an operator unlocks it.
         until: Option<OffsetDateTime>,
     },
+    /// The customer already holds [`MAX_FACTORS`](crate::domain::credentials::factor::MAX_FACTORS),
+    /// counting those awaiting confirmation: no factor is added.
+    FactorsFull,
 }
 
 #[cfg(test)]
