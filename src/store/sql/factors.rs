@@ -195,9 +195,8 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         if let Some(refused) = sends::open_in(&mut tx, challenge, policy, message).await? {
             return Ok(refused);
         }
-        // Counted holding the customer's row (after the session's, the usual order), so adds
-        // racing on several instances cannot pass the cap together.
-        hold_customer(&mut tx, pending.customer.as_str()).await?;
+        // Counted under the username's lock that `open_in` took, so adds racing on several
+        // instances take their turn and cannot pass the cap together.
         let (held,): (i64,) = query::<B>(
             "SELECT COUNT(*) FROM factors WHERE customer_id = $1 \
              AND (pending_until IS NULL OR pending_until > $2)",
