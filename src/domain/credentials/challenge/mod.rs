@@ -350,7 +350,8 @@ pub struct SendBudget {
     pub window: Duration,
 }
 
-/// What a store reports when asked to open a challenge under the sending limits.
+/// What a store reports when asked to open a challenge under the sending limits (and, for a
+/// factor being added, under the cap on a customer's factors).
 #[derive(Debug, Clone, Copy)]
 pub enum SendOutcome {
     /// A new challenge was stored and its code may be sent; earlier ones for the session are
