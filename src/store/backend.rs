@@ -127,6 +127,11 @@ pub trait Backend: Database + Sync {
     /// logins writes their shared pages and syncs once for all of them.
     const GROUP_LOGINS: bool;
 
+    /// Whether an audit append's last insert also moves the chain's head (a data-modifying
+    /// `WITH`), one round trip instead of two; where it cannot (SQLite), a statement of its own
+    /// follows, at no cost a round trip would have.
+    const HEAD_MOVES_WITH_INSERT: bool;
+
     /// Starts a transaction that may write.
     fn begin_write(
         pool: &Pool<Self>,

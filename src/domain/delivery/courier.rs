@@ -147,8 +147,14 @@ impl Courier {
     /// Delivers until the process ends: when woken, and every `every` for retries and messages
     /// queued by other instances.
     pub async fn run(self, every: StdDuration) {
+        let mut reported: Option<tokio::time::Instant> = None;
         loop {
-            self.report_backlog().await;
+            // The gauges need be no fresher than the poll: every code sent wakes this loop,
+            // and a count on each wake would be a query per code.
+            if reported.is_none_or(|at| at.elapsed() >= every) {
+                self.report_backlog().await;
+                reported = Some(tokio::time::Instant::now());
+            }
             match self.deliver_due().await {
                 // A full batch: there may be more waiting.
                 Ok(n) if n >= self.policy.batch() as usize => continue,

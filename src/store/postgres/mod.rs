@@ -33,6 +33,8 @@ impl Backend for Postgres {
     /// each other's locks (and could deadlock with another instance's).
     const GROUP_LOGINS: bool = false;
 
+    const HEAD_MOVES_WITH_INSERT: bool = true;
+
     const AUDIT_IP_BYTEWISE: &'static str = "ip COLLATE \"C\"";
     const NON_ASCII_USERNAMES: &'static str =
         "SELECT id, username FROM customers WHERE username ~ '[^ -~]'";

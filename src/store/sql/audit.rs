@@ -34,6 +34,15 @@ const INSERT_ONE: &str = concat!(
     insert_events!(),
     " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
 );
+/// [`INSERT_ONE`] moving the head too, where the backend can ([`Backend::HEAD_MOVES_WITH_INSERT`]).
+const INSERT_ONE_MOVING_HEAD: &str = concat!(
+    "WITH moved AS (UPDATE audit_head SET seq = $17, hash = $18 WHERE id = 1) ",
+    insert_events!(),
+    " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+);
+const MOVE_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+/// Values of one event in an insert.
+const COLUMNS: usize = 16;
 
 /// Events per statement when many are appended at once (an import's batch): typical events
 /// (~400 bytes of values) keep a statement within one TLS record (see "Batch sizes" in
@@ -43,7 +52,7 @@ const EVENTS_PER_STATEMENT: usize = 24;
 /// Appends events to the chain inside the caller's transaction. The head is read with the
 /// backend's lock (SQLite's single writer; a row lock in PostgreSQL), so concurrent appenders,
 /// from this instance or another, take their turn. The links are computed first, then the
-/// events are written a few dozen to a statement. A keyed seal on a chain begun without a key
+/// events are written a few dozen to a statement, the last of them moving the head. A keyed seal on a chain begun without a key
 /// marks the switch first ([`ChainSeal::link`]).
 pub(super) async fn append<B: Backend>(
     tx: &mut Tx<'_, B>,
@@ -75,16 +84,32 @@ pub(super) async fn append<B: Backend>(
         return Ok(());
     };
     let (seq, hash) = (head.seq, head.hash.clone());
-    for chunk in links.chunks(EVENTS_PER_STATEMENT) {
-        // A single event (every login, logout, …) takes the fixed statement; only batches
+    let statements = links.len().div_ceil(EVENTS_PER_STATEMENT);
+    for (i, chunk) in links.chunks(EVENTS_PER_STATEMENT).enumerate() {
+        let moves_head = B::HEAD_MOVES_WITH_INSERT && i + 1 == statements;
+        // A single event (every login, logout, …) takes a fixed statement; only batches
         // build theirs.
-        let mut insert = match chunk.len() {
-            1 => query::<B>(INSERT_ONE),
-            n => query_built::<B>(format!(
-                "{} {}",
-                insert_events!(),
-                row_placeholders::<B>(n, 16)
-            )),
+        let mut insert = match (chunk.len(), moves_head) {
+            (1, false) => query::<B>(INSERT_ONE),
+            (1, true) => query::<B>(INSERT_ONE_MOVING_HEAD),
+            (n, moves_head) => {
+                let head = if moves_head {
+                    let (seq, hash) = (
+                        B::placeholder(n * COLUMNS + 1),
+                        B::placeholder(n * COLUMNS + 2),
+                    );
+                    format!(
+                        "WITH moved AS (UPDATE audit_head SET seq = {seq}, hash = {hash} WHERE id = 1) "
+                    )
+                } else {
+                    String::new()
+                };
+                query_built::<B>(format!(
+                    "{head}{} {}",
+                    insert_events!(),
+                    row_placeholders::<B>(n, COLUMNS)
+                ))
+            }
         };
         for Link {
             event,
@@ -111,13 +136,18 @@ pub(super) async fn append<B: Backend>(
                 .bind(prev_hash.as_str())
                 .bind(hash.as_str());
         }
+        if moves_head {
+            insert = insert.bind(seq).bind(hash.as_str());
+        }
         insert.execute(tx).await?;
     }
-    query::<B>("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-        .bind(seq)
-        .bind(hash)
-        .execute(&mut *tx)
-        .await?;
+    if !B::HEAD_MOVES_WITH_INSERT {
+        query::<B>(MOVE_HEAD)
+            .bind(seq)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
+    }
     // The security webhook hears of an event exactly when the trail records it.
     if !trail.webhooks.is_empty() {
         let sent = events.iter().copied();

@@ -35,6 +35,9 @@ impl Backend for Sqlite {
     /// disk, so the logins that arrive meanwhile share the next commit.
     const GROUP_LOGINS: bool = true;
 
+    /// In-process statements cost no round trip, and SQLite's `WITH` cannot change rows.
+    const HEAD_MOVES_WITH_INSERT: bool = false;
+
     /// SQLite compares text byte by byte unless told otherwise.
     const AUDIT_IP_BYTEWISE: &'static str = "ip";
     const NON_ASCII_USERNAMES: &'static str =
