@@ -132,6 +132,21 @@ pub struct Flows {
     pub flows_per_sec: f64,
     pub completed: u64,
     pub errors: u64,
+    pub seconds: f64,
+}
+
+impl Flows {
+    /// The slices of one measurement taken in turns with another, as one.
+    pub fn combined(slices: &[Self]) -> Self {
+        let completed = slices.iter().map(|f| f.completed).sum();
+        let seconds = slices.iter().map(|f| f.seconds).sum::<f64>();
+        Self {
+            flows_per_sec: completed as f64 / seconds.max(f64::EPSILON),
+            completed,
+            errors: slices.iter().map(|f| f.errors).sum(),
+            seconds,
+        }
+    }
 }
 
 /// Runs the flow on `workers` concurrent customers (`flow-0…`) for `duration`.
@@ -152,10 +167,12 @@ pub async fn flows(server: &Server, workers: u64, duration: Duration) -> anyhow:
         }
     }))
     .await?;
+    let seconds = started.elapsed().as_secs_f64();
     Ok(Flows {
-        flows_per_sec: counts.completed as f64 / started.elapsed().as_secs_f64(),
+        flows_per_sec: counts.completed as f64 / seconds,
         completed: counts.completed,
         errors: counts.errors,
+        seconds,
     })
 }
 

@@ -7,13 +7,19 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use tokio::process::Command;
 
-/// Transactions per second of `pgbench -S -M prepared -c CONNECTIONS` on the database `url`
-/// names (its `search_path` included), after loading pgbench's tables there at scale 1.
-pub async fn select_only(url: &str, connections: u32, duration: Duration) -> anyhow::Result<f64> {
+/// Loads pgbench's tables, at scale 1, into the database `url` names (its `search_path`
+/// included).
+pub async fn load(url: &str) -> anyhow::Result<()> {
     run(Command::new("pgbench")
         .args(["-i", "-q", "-s", "1"])
         .arg(url))
     .await?;
+    Ok(())
+}
+
+/// Transactions per second of `pgbench -S -M prepared -c CONNECTIONS` on the database `url`
+/// names, its tables loaded first ([`load`]).
+pub async fn select_only(url: &str, connections: u32, duration: Duration) -> anyhow::Result<f64> {
     let out = run(Command::new("pgbench")
         .args(["-n", "-S", "-M", "prepared", "-j", "2"])
         .arg(format!("-c{connections}"))

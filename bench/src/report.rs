@@ -77,7 +77,7 @@ fn markdown(r: &Results) -> anyhow::Result<String> {
         );
     };
     row(
-        "argon2id hashes/s on all cores, outside the service (the hash bound)",
+        "argon2id hashes/s on all cores, outside the service (the hash bound; the mean of its turns below)",
         format!("{:.1}/s", r.hash_bound_per_sec),
         "",
         None,
@@ -85,11 +85,14 @@ fn markdown(r: &Results) -> anyhow::Result<String> {
     row(
         "logins/s (SQLite) ÷ hash bound",
         format!(
-            "{:.2} ({:.1}/s, p99 {:.0} ms)",
-            s.logins_over_hash_bound, reads.logins.requests_per_sec, reads.logins.p99_ms
+            "{:.2} ({:.1}/s vs {:.1}/s; p99 {:.0} ms)",
+            reads.logins_over_hash_bound,
+            reads.logins.requests_per_sec,
+            reads.hash_bound_per_sec,
+            reads.logins.p99_ms
         ),
         "≥ 0.90",
-        Some(s.logins_over_hash_bound >= 0.90),
+        Some(reads.logins_over_hash_bound >= 0.90),
     );
     row(
         "`customers/me` rps ÷ `/healthz` rps (32 connections, SQLite)",
@@ -115,9 +118,12 @@ fn markdown(r: &Results) -> anyhow::Result<String> {
     );
     row(
         "full flows/s: login → details → 2FA initiate → verify → logout (8 at once)",
-        format!("{:.1}/s, {} errors", s.flows.flows_per_sec, s.flows.errors),
+        format!(
+            "{:.1}/s, {} errors",
+            s.flows.flows.flows_per_sec, s.flows.flows.errors
+        ),
         "no errors",
-        Some(s.flows.errors == 0 && s.flows.completed > 0),
+        Some(s.flows.flows.errors == 0 && s.flows.flows.completed > 0),
     );
     row(
         &format!(
@@ -151,9 +157,12 @@ fn markdown(r: &Results) -> anyhow::Result<String> {
     );
     row(
         "full flows/s (SQLite) ÷ hash bound (each flow hashes one password)",
-        format!("{:.2}", s.flows.flows_per_sec / r.hash_bound_per_sec),
+        format!(
+            "{:.2} ({:.1}/s vs {:.1}/s)",
+            s.flows.over_hash_bound, s.flows.flows.flows_per_sec, s.flows.hash_bound_per_sec
+        ),
         "≥ 0.80",
-        Some(s.flows.flows_per_sec / r.hash_bound_per_sec >= 0.80),
+        Some(s.flows.over_hash_bound >= 0.80),
     );
     if let Some(pg) = &r.postgres {
         let reads = &pg.reads;
@@ -183,11 +192,14 @@ fn markdown(r: &Results) -> anyhow::Result<String> {
         row(
             "PostgreSQL: logins/s ÷ hash bound",
             format!(
-                "{:.2} ({:.1}/s, p99 {:.0} ms)",
-                pg.logins_over_hash_bound, reads.logins.requests_per_sec, reads.logins.p99_ms
+                "{:.2} ({:.1}/s vs {:.1}/s; p99 {:.0} ms)",
+                reads.logins_over_hash_bound,
+                reads.logins.requests_per_sec,
+                reads.hash_bound_per_sec,
+                reads.logins.p99_ms
             ),
             "≥ 0.90",
-            Some(pg.logins_over_hash_bound >= 0.90),
+            Some(reads.logins_over_hash_bound >= 0.90),
         );
         row(
             "PostgreSQL: p99 of `customers/me` for a paced client (50/s) while logins run at saturation",
@@ -198,15 +210,18 @@ fn markdown(r: &Results) -> anyhow::Result<String> {
             "≤ 20 ms",
             Some(pg.paced_under_login_flood.p99_ms <= 20.0),
         );
-        let flows_ratio = pg.flows.flows_per_sec / r.hash_bound_per_sec;
+        let flows = &pg.flows;
         row(
             "PostgreSQL: full flows/s ÷ hash bound",
             format!(
-                "{flows_ratio:.2} ({:.1}/s, {} errors)",
-                pg.flows.flows_per_sec, pg.flows.errors
+                "{:.2} ({:.1}/s vs {:.1}/s, {} errors)",
+                flows.over_hash_bound,
+                flows.flows.flows_per_sec,
+                flows.hash_bound_per_sec,
+                flows.flows.errors
             ),
             "≥ 0.80, no errors",
-            Some(flows_ratio >= 0.80 && pg.flows.errors == 0),
+            Some(flows.over_hash_bound >= 0.80 && flows.flows.errors == 0),
         );
     }
     let mut knee = |store: &str, what: &str, curve: &[Paced]| {

@@ -186,7 +186,7 @@ async fn one(
     let bytes_per_customer = database.size_bytes().await? as f64 / customers as f64;
 
     let server = launch.start().await?;
-    let read = crate::scenarios::reads(&server, d, work).await?;
+    let read = crate::scenarios::reads(&server, d, work, None).await?;
     let me = spread_reads(&server, customers).await?;
     let paced_me = open_loop::paced(&me, READS_PER_SEC, d).await?;
     let paced_logins =

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use serde::Serialize;
 use serde_json::json;
 
@@ -17,7 +18,8 @@ use crate::{Args, hash_bound, open_loop, passkeys, pgbench, wrk};
 pub struct Results {
     pub machine: Machine,
     pub seconds_per_measurement: u64,
-    /// argon2id hashes per second on every core, outside the service.
+    /// argon2id hashes per second on every core, outside the service: the mean of every turn
+    /// measured in the run (each ratio uses the turns taken beside its own side).
     pub hash_bound_per_sec: f64,
     pub sqlite: Main,
     /// What one client IP gets with the default rate limits.
@@ -38,10 +40,9 @@ pub struct Machine {
 #[derive(Debug, Serialize)]
 pub struct Main {
     pub reads: Reads,
-    pub logins_over_hash_bound: f64,
     pub paced_alone: Paced,
     pub paced_under_login_flood: Paced,
-    pub flows: Flows,
+    pub flows: FlowsAgainstBound,
     pub passkey_logins: PasskeyLogins,
     pub peak_rss_mib: f64,
 }
@@ -50,25 +51,40 @@ pub struct Main {
 #[derive(Debug, Serialize)]
 pub struct PostgresRun {
     pub reads: Reads,
-    /// `pgbench -S -M prepared` with as many connections as the service reads through.
+    /// `pgbench -S -M prepared` with as many connections as the service reads through,
+    /// measured in turns with `customers/me`.
     pub pgbench_select_per_sec: f64,
     pub pgbench_connections: u32,
     pub me_over_pgbench: f64,
-    pub logins_over_hash_bound: f64,
     pub paced_alone: Paced,
     pub paced_under_login_flood: Paced,
-    pub flows: Flows,
+    pub flows: FlowsAgainstBound,
     pub offered_load: OfferedLoad,
 }
 
-/// Throughput of logins and of authenticated reads against the cheapest request.
+/// Throughput of authenticated reads against the cheapest request (and, on PostgreSQL,
+/// against the database's own rate), and of logins against the hash bound; the two sides of
+/// each ratio measured in turns ([`turns`]).
 #[derive(Debug, Serialize)]
 pub struct Reads {
     pub healthz: Throughput,
     pub customers_me: Throughput,
     pub me_over_healthz: f64,
+    /// pgbench's select-only rate, in turns with `customers_me` (PostgreSQL only).
+    pub pgbench_select_per_sec: Option<f64>,
     pub logins: Throughput,
+    /// The hash bound, in turns with `logins`.
+    pub hash_bound_per_sec: f64,
+    pub logins_over_hash_bound: f64,
     pub peak_rss_mib: f64,
+}
+
+/// Full flows against the hash bound, in turns.
+#[derive(Debug, Serialize)]
+pub struct FlowsAgainstBound {
+    pub flows: Flows,
+    pub hash_bound_per_sec: f64,
+    pub over_hash_bound: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -94,6 +110,34 @@ pub const PASSKEY_CLIENTS: u32 = 64;
 /// The paced client: a signed-in customer's app polling its details.
 const PACED_RATE: f64 = 50.0;
 const FLOW_WORKERS: u64 = 8;
+/// Turns per side of a ratio. This machine's speed drifts (a shared host: ±30 % from one
+/// second to the next was seen, and 40 % between runs an hour apart), so a ratio whose two
+/// sides ran minutes apart measures the drift as much as the service. Its two sides alternate
+/// in short slices instead, and each sees the same machine.
+const TURNS: u64 = 5;
+
+/// How many turns a measurement of `d` a side takes, and how long each (whole seconds, as wrk
+/// and pgbench count them).
+fn turns(d: Duration) -> (u64, Duration) {
+    let n = TURNS.min(d.as_secs()).max(1);
+    (n, Duration::from_secs((d.as_secs() / n).max(1)))
+}
+
+/// The hash bound over `slice`, on every core.
+async fn hash_bound(slice: Duration) -> anyhow::Result<f64> {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    tokio::task::spawn_blocking(move || hash_bound::measure(cores, slice)).await?
+}
+
+fn mean(rates: &[f64]) -> f64 {
+    rates.iter().sum::<f64>() / rates.len().max(1) as f64
+}
+
+/// pgbench's side of the PostgreSQL read ratio.
+pub struct Pgbench<'a> {
+    pub url: &'a str,
+    pub connections: u32,
+}
 
 fn login_body(username: &str) -> String {
     json!({"username": username, "password": PASSWORD}).to_string()
@@ -110,10 +154,6 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
         build: build_of(&args.binary),
     };
 
-    eprintln!("hash bound: argon2id on {cores} cores…");
-    let hash_bound_per_sec =
-        tokio::task::spawn_blocking(move || hash_bound::measure(cores, d)).await??;
-
     let customers = if args.smoke { 100 } else { 1_000 };
     let file = work.join(format!("customers-{customers}.jsonl"));
     crate::target::write_customers(&file, customers, FLOW_WORKERS)?;
@@ -129,12 +169,11 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
 
     eprintln!("SQLite: reads, logins, protection, flows…");
     let server = launch.start().await?;
-    let reads = reads(&server, d, &work).await?;
-    let logins_over_hash_bound = reads.logins.requests_per_sec / hash_bound_per_sec;
+    let reads = reads(&server, d, &work, None).await?;
     let me = me_call(&server).await?;
     let paced_alone = open_loop::paced(&me, PACED_RATE, d).await?;
     let paced_under_login_flood = under_login_flood(&server, &me, d, &work).await?;
-    let flows = open_loop::flows(&server, FLOW_WORKERS, d).await?;
+    let flows = flows_against_bound(&server, d).await?;
     let passkey_logins = passkeys::logins(
         &server,
         "bench-6@example.com",
@@ -160,18 +199,21 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
         None
     } else {
         eprintln!("PostgreSQL: pgbench, reads, logins, protection, flows, offered load…");
-        postgres_run(args, &file, &work, d, hash_bound_per_sec).await?
+        postgres_run(args, &file, &work, d).await?
     };
+    let mut bounds = vec![reads.hash_bound_per_sec, flows.hash_bound_per_sec];
+    if let Some(pg) = &postgres {
+        bounds.extend([pg.reads.hash_bound_per_sec, pg.flows.hash_bound_per_sec]);
+    }
 
     sqlite.drop_all().await?;
     let _ = std::fs::remove_dir_all(&work);
     Ok(Results {
         machine,
         seconds_per_measurement: d.as_secs(),
-        hash_bound_per_sec,
+        hash_bound_per_sec: mean(&bounds),
         sqlite: Main {
             reads,
-            logins_over_hash_bound,
             paced_alone,
             paced_under_login_flood,
             flows,
@@ -194,44 +236,68 @@ pub async fn me_call(server: &Server) -> anyhow::Result<Call> {
     })
 }
 
-/// `/healthz`, `customers/me` and logins, closed loop.
-pub async fn reads(server: &Server, d: Duration, work: &Path) -> anyhow::Result<Reads> {
+/// `/healthz`, `customers/me` (and `pgbench` beside them, when given) in turns, then logins
+/// and the hash bound in turns; closed loop.
+pub async fn reads(
+    server: &Server,
+    d: Duration,
+    work: &Path,
+    pgbench: Option<&Pgbench<'_>>,
+) -> anyhow::Result<Reads> {
     let token = server
         .login(&reqwest::Client::new(), "bench-0@example.com")
         .await?;
-    let healthz = wrk::run(
-        &server.url("/healthz"),
-        &Request::Get { bearer: None },
-        READ_CONNECTIONS,
-        d,
-        work,
-    )
-    .await?;
-    let customers_me = wrk::run(
-        &server.url("/api/v1/customers/me"),
-        &Request::Get {
+    let (n, slice) = turns(d);
+    let (healthz_url, me_url) = (server.url("/healthz"), server.url("/api/v1/customers/me"));
+    let (mut healthz, mut me, mut pg) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        let anonymous = Request::Get { bearer: None };
+        healthz.push(wrk::run(&healthz_url, &anonymous, READ_CONNECTIONS, slice, work).await?);
+        let signed_in = Request::Get {
             bearer: Some(&token),
-        },
-        READ_CONNECTIONS,
-        d,
-        work,
-    )
-    .await?;
+        };
+        me.push(wrk::run(&me_url, &signed_in, READ_CONNECTIONS, slice, work).await?);
+        if let Some(p) = pgbench {
+            pg.push(pgbench::select_only(p.url, p.connections, slice).await?);
+        }
+    }
     let body = login_body("bench-1@example.com");
-    let logins = wrk::run(
-        &server.url("/api/v1/auth/token"),
-        &Request::PostJson { body: &body },
-        LOGIN_CONNECTIONS,
-        d,
-        work,
-    )
-    .await?;
+    let (login_url, login) = (
+        server.url("/api/v1/auth/token"),
+        Request::PostJson { body: &body },
+    );
+    let (mut logins, mut bound) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        logins.push(wrk::run(&login_url, &login, LOGIN_CONNECTIONS, slice, work).await?);
+        bound.push(hash_bound(slice).await?);
+    }
+    let (healthz, customers_me) = (Throughput::combined(&healthz), Throughput::combined(&me));
+    let (logins, hash_bound_per_sec) = (Throughput::combined(&logins), mean(&bound));
     Ok(Reads {
         me_over_healthz: customers_me.requests_per_sec / healthz.requests_per_sec,
+        pgbench_select_per_sec: pgbench.map(|_| mean(&pg)),
+        logins_over_hash_bound: logins.requests_per_sec / hash_bound_per_sec,
         healthz,
         customers_me,
         logins,
+        hash_bound_per_sec,
         peak_rss_mib: server.peak_rss_mib()?,
+    })
+}
+
+/// Full flows and the hash bound in turns.
+async fn flows_against_bound(server: &Server, d: Duration) -> anyhow::Result<FlowsAgainstBound> {
+    let (n, slice) = turns(d);
+    let (mut flows, mut bound) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        flows.push(open_loop::flows(server, FLOW_WORKERS, slice).await?);
+        bound.push(hash_bound(slice).await?);
+    }
+    let (flows, hash_bound_per_sec) = (Flows::combined(&flows), mean(&bound));
+    Ok(FlowsAgainstBound {
+        over_hash_bound: flows.flows_per_sec / hash_bound_per_sec,
+        flows,
+        hash_bound_per_sec,
     })
 }
 
@@ -337,7 +403,6 @@ async fn postgres_run(
     file: &Path,
     work: &Path,
     d: Duration,
-    hash_bound_per_sec: f64,
 ) -> anyhow::Result<Option<PostgresRun>> {
     let database = match Database::postgres(&args.postgres).await {
         Ok(db) => db,
@@ -356,19 +421,26 @@ async fn postgres_run(
     launch.import(file).await?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let read_connections = POSTGRES_CONNECTIONS.min(u32::try_from(cores)?).max(1);
-    let pgbench_select_per_sec = pgbench::select_only(&database.url(), read_connections, d).await?;
+    let url = database.url();
+    pgbench::load(&url).await?;
     let server = launch.start().await?;
-    let reads = reads(&server, d, work).await?;
+    let pgbench = Pgbench {
+        url: &url,
+        connections: read_connections,
+    };
+    let reads = reads(&server, d, work, Some(&pgbench)).await?;
+    let pgbench_select_per_sec = reads
+        .pgbench_select_per_sec
+        .context("pgbench's rate beside the reads")?;
     let me = me_call(&server).await?;
     let paced_alone = open_loop::paced(&me, PACED_RATE, d).await?;
     let paced_under_login_flood = under_login_flood(&server, &me, d, work).await?;
-    let flows = open_loop::flows(&server, FLOW_WORKERS, d).await?;
+    let flows = flows_against_bound(&server, d).await?;
     let offered_load = offered_load(&server, &reads, &me, d, false).await?;
     server.stop().await?;
     database.drop_all().await?;
     Ok(Some(PostgresRun {
         me_over_pgbench: reads.customers_me.requests_per_sec / pgbench_select_per_sec,
-        logins_over_hash_bound: reads.logins.requests_per_sec / hash_bound_per_sec,
         pgbench_select_per_sec,
         pgbench_connections: read_connections,
         reads,

@@ -23,6 +23,23 @@ pub struct Throughput {
 }
 
 impl Throughput {
+    /// The slices of one measurement taken in turns with another, as one: the rate over their
+    /// whole time, p50 the median of theirs and p99 the highest.
+    pub fn combined(slices: &[Self]) -> Self {
+        let requests = slices.iter().map(|t| t.requests).sum();
+        let seconds = slices.iter().map(|t| t.seconds).sum::<f64>();
+        let mut p50s: Vec<f64> = slices.iter().map(|t| t.p50_ms).collect();
+        p50s.sort_by(f64::total_cmp);
+        Self {
+            requests_per_sec: requests as f64 / seconds.max(f64::EPSILON),
+            p50_ms: p50s.get(p50s.len() / 2).copied().unwrap_or_default(),
+            p99_ms: slices.iter().map(|t| t.p99_ms).fold(0.0, f64::max),
+            errors: slices.iter().map(|t| t.errors).sum(),
+            requests,
+            seconds,
+        }
+    }
+
     /// Successful answers per second.
     pub fn accepted_per_sec(&self) -> f64 {
         self.requests.saturating_sub(self.errors) as f64 / self.seconds.max(f64::EPSILON)
@@ -140,5 +157,28 @@ Transfer/sec:      2.00MB";
         assert_eq!(t.requests, 123);
         assert_eq!(t.seconds, 5.0);
         assert!((t.accepted_per_sec() - 113.0 / 5.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn slices_combine_into_one_rate_over_their_whole_time() {
+        let slice = |requests: u64, p50_ms: f64, p99_ms: f64| super::Throughput {
+            requests_per_sec: requests as f64 / 2.0,
+            p50_ms,
+            p99_ms,
+            errors: 1,
+            requests,
+            seconds: 2.0,
+        };
+        let t = super::Throughput::combined(&[
+            slice(100, 1.0, 9.0),
+            slice(300, 3.0, 4.0),
+            slice(200, 2.0, 5.0),
+        ]);
+        assert_eq!(t.requests, 600);
+        assert_eq!(t.seconds, 6.0);
+        assert_eq!(t.requests_per_sec, 100.0);
+        assert_eq!(t.p50_ms, 2.0);
+        assert_eq!(t.p99_ms, 9.0);
+        assert_eq!(t.errors, 3);
     }
 }
