@@ -34,13 +34,27 @@ const INSERT_ONE: &str = concat!(
     insert_events!(),
     " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
 );
+/// Moves the chain's head to the seq and hash given as the two placeholders.
+macro_rules! move_head {
+    ($seq:literal, $hash:literal) => {
+        concat!(
+            "UPDATE audit_head SET seq = ",
+            $seq,
+            ", hash = ",
+            $hash,
+            " WHERE id = 1"
+        )
+    };
+}
 /// [`INSERT_ONE`] moving the head too, where the backend can ([`Backend::HEAD_MOVES_WITH_INSERT`]).
 const INSERT_ONE_MOVING_HEAD: &str = concat!(
-    "WITH moved AS (UPDATE audit_head SET seq = $17, hash = $18 WHERE id = 1) ",
+    "WITH moved AS (",
+    move_head!("$17", "$18"),
+    ") ",
     insert_events!(),
     " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
 );
-const MOVE_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+const MOVE_HEAD: &str = move_head!("$1", "$2");
 /// Values of one event in an insert.
 const COLUMNS: usize = 16;
 
@@ -99,7 +113,8 @@ pub(super) async fn append<B: Backend>(
                         B::placeholder(n * COLUMNS + 2),
                     );
                     format!(
-                        "WITH moved AS (UPDATE audit_head SET seq = {seq}, hash = {hash} WHERE id = 1) "
+                        concat!("WITH moved AS (", move_head!("{}", "{}"), ") "),
+                        seq, hash
                     )
                 } else {
                     String::new()

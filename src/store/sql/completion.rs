@@ -8,17 +8,20 @@ use super::{Tx, customers, devices, factor_changes, outbox, places, session_ends
 use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::challenge::{Challenge, CodeGuess, Completion, Spend};
+use crate::domain::credentials::lockout::LockoutRecord;
 use crate::domain::customers::{CustomerId, Username};
 use crate::domain::ports::StoreResult;
 use crate::domain::sessions::{Rotation, SessionId, SessionLimit};
 use crate::store::backend::{Backend, query};
 
-/// The right answer: closes the challenge, clears the failure count, completes what the
-/// challenge was for and queues its notices.
+/// The right answer: closes the challenge, clears the failure count (`lockout`, as read under
+/// the username's lock in this transaction), completes what the challenge was for and queues
+/// its notices.
 pub(super) async fn complete<B: Backend>(
     tx: &mut Tx<'_, B>,
     guess: &CodeGuess,
     challenge: &Challenge,
+    lockout: &LockoutRecord,
 ) -> StoreResult<Vec<AuditEvent>> {
     let mut ended = Vec::new();
     query::<B>("UPDATE challenges SET status = 'VERIFIED' WHERE id = $1")
@@ -27,12 +30,12 @@ pub(super) async fn complete<B: Backend>(
         .await?;
     let at = match &guess.completion {
         Completion::Login(rotation) => {
-            customers::reset_failures(tx, &guess.username).await?;
+            customers::reset_failures(tx, &guess.username, lockout).await?;
             ended = activate(tx, rotation, &guess.username, &guess.limit).await?;
             rotation.at
         }
         Completion::StepUp { at } => {
-            customers::reset_failures(tx, &guess.username).await?;
+            customers::reset_failures(tx, &guess.username, lockout).await?;
             mark_recent::<B>(tx, &guess.session_id, *at).await?;
             *at
         }
@@ -46,7 +49,7 @@ pub(super) async fn complete<B: Backend>(
                 // The login completes with the factor it enrolled. Another factor the session
                 // added meanwhile is now confirmed as an ACTIVE session confirms one.
                 Some(rotation) => {
-                    customers::reset_failures(tx, &guess.username).await?;
+                    customers::reset_failures(tx, &guess.username, lockout).await?;
                     ended = activate(tx, rotation, &guess.username, &guess.limit).await?;
                     query::<B>(
                         "UPDATE challenges SET purpose = 'CONFIRM' \

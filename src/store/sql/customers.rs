@@ -44,10 +44,16 @@ pub(super) async fn lockout_in<B: Backend>(
 
 /// Clears a username's counters after a successful login; an operator's lock and a lockdown
 /// stay (neither lets a login succeed, but a lockdown taken meanwhile must outlast it).
+/// `record` is the one [`lockout_in`] read in this transaction: one that counts nothing (no
+/// row, most logins) has nothing to clear, and the delete would be a round trip for nothing.
 pub(super) async fn reset_failures<B: Backend>(
     tx: &mut Tx<'_, B>,
     username: &Username,
+    record: &LockoutRecord,
 ) -> StoreResult<()> {
+    if *record == LockoutRecord::default() {
+        return Ok(());
+    }
     query::<B>(
         "DELETE FROM lockouts WHERE username = $1 AND operator_locked = FALSE AND locked_down = FALSE",
     )

@@ -11,7 +11,6 @@ use super::{
 };
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
-use crate::domain::credentials::lockout::LockoutRecord;
 use crate::domain::customers::{Customer, CustomerId, Username};
 use crate::domain::delivery::message::Message;
 use crate::domain::ports::{SessionStart, SessionStore, StoreError, StoreResult};
@@ -364,11 +363,7 @@ pub(super) async fn start_in<B: Backend>(
     // with 2FA, must not buy fresh guesses at the code.
     let login = match s.state {
         SessionState::Active => {
-            // Read under the username's lock: a record that counts nothing (no row, most
-            // logins) has nothing to clear, and the delete would be a round trip for nothing.
-            if lockout != LockoutRecord::default() {
-                customers::reset_failures(&mut *tx, username).await?;
-            }
+            customers::reset_failures(&mut *tx, username, &lockout).await?;
             Some(record_login(&mut *tx, &s.customer_id, s.created_at).await?)
         }
         SessionState::TwoFactorPending

@@ -262,7 +262,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
             match use_attempt(&mut tx, guess, now).await? {
                 None => GuessOutcome::Exhausted,
                 Some(challenge) if right(&mut tx, guess, &challenge, now).await? => {
-                    ended = completion::complete(&mut tx, guess, &challenge).await?;
+                    ended = completion::complete(&mut tx, guess, &challenge, &lockout).await?;
                     GuessOutcome::Verified
                 }
                 Some(challenge) => wrong(&mut tx, guess, &challenge, policy, now).await?,
