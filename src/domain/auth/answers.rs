@@ -57,6 +57,10 @@ pub(super) struct Judged {
     pub(super) notices: Vec<Message>,
     /// The passkey whose signature counter went back, for the audit trail.
     pub(super) regressed: Option<FactorId>,
+    /// Right against its challenge as read, with nothing to spend. A challenge's code never
+    /// changes, so the store's check finds it right too, or refuses it (closed, expired, out
+    /// of guesses, locked) without counting a failure: it cannot lock the username.
+    pub(super) right_as_read: bool,
 }
 
 fn wrong_code(attempts_remaining: u32) -> AuthError {
@@ -83,8 +87,25 @@ impl AuthService {
                 wrong: wrong_code,
                 notices: Vec::new(),
                 regressed: None,
+                right_as_read: false,
             });
         };
+        let mut judged = self
+            .read_as_asked(customer, challenge, presented, now)
+            .await?;
+        judged.right_as_read =
+            judged.answer.is_right(challenge) && judged.answer.spends().is_none();
+        Ok(judged)
+    }
+
+    /// Reads `presented` as `challenge` asks (see [`AuthService::read_answer`]).
+    async fn read_as_asked(
+        &self,
+        customer: &Customer,
+        challenge: &Challenge,
+        presented: Presented,
+        now: OffsetDateTime,
+    ) -> Result<Judged, AuthError> {
         let method = challenge.method;
         let judged = |answer: Box<dyn Answer>| Judged {
             answer,
@@ -92,6 +113,7 @@ impl AuthService {
             wrong: wrong_code,
             notices: Vec::new(),
             regressed: None,
+            right_as_read: false,
         };
         match (method, presented) {
             (ChallengeMethod::Sms | ChallengeMethod::Email, Presented::Code(raw)) => {
@@ -275,6 +297,7 @@ impl AuthService {
             wrong: wrong_code,
             notices: Vec::new(),
             regressed: None,
+            right_as_read: false,
         })
     }
 

@@ -208,6 +208,8 @@ impl AuthService {
         let lock_notices = match purpose {
             // Confirmation codes do not count toward the lock.
             ChallengePurpose::Confirm | ChallengePurpose::Enrol => Vec::new(),
+            // Most answers: the store's check cannot count this one as a failure.
+            _ if judged.right_as_read => Vec::new(),
             ChallengePurpose::Login | ChallengePurpose::StepUp | ChallengePurpose::Reset => {
                 let record = self.store.lockout(&customer.username).await?;
                 self.lock_notices(customer, &record, now).await?
@@ -229,7 +231,9 @@ impl AuthService {
             session_id: session.id.clone(),
             challenge_id: challenge_id.clone(),
             username: customer.username.clone(),
+            customer_id: customer.id.clone(),
             answer: judged.answer,
+            right_as_read: judged.right_as_read,
             max_attempts: self.policies.two_factor.max_attempts,
             completion,
             limit: self.policies.session.limit(),

@@ -9,9 +9,8 @@ use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::challenge::{Challenge, CodeGuess, Completion, Spend};
 use crate::domain::credentials::lockout::LockoutRecord;
-use crate::domain::customers::{CustomerId, Username};
 use crate::domain::ports::StoreResult;
-use crate::domain::sessions::{Rotation, SessionId, SessionLimit};
+use crate::domain::sessions::{Rotation, SessionId};
 use crate::store::backend::{Backend, query};
 
 /// The right answer: closes the challenge, clears the failure count (`lockout`, as read under
@@ -31,7 +30,7 @@ pub(super) async fn complete<B: Backend>(
     let at = match &guess.completion {
         Completion::Login(rotation) => {
             customers::reset_failures(tx, &guess.username, lockout).await?;
-            ended = activate(tx, rotation, &guess.username, &guess.limit).await?;
+            ended = activate(tx, rotation, guess).await?;
             rotation.at
         }
         Completion::StepUp { at } => {
@@ -50,7 +49,7 @@ pub(super) async fn complete<B: Backend>(
                 // added meanwhile is now confirmed as an ACTIVE session confirms one.
                 Some(rotation) => {
                     customers::reset_failures(tx, &guess.username, lockout).await?;
-                    ended = activate(tx, rotation, &guess.username, &guess.limit).await?;
+                    ended = activate(tx, rotation, guess).await?;
                     query::<B>(
                         "UPDATE challenges SET purpose = 'CONFIRM' \
                          WHERE session_id = $1 AND status = 'OPEN' AND purpose = 'ENROL'",
@@ -170,22 +169,17 @@ pub(super) async fn spend<B: Backend>(
     Ok(spent == 1)
 }
 
-/// Records the login and makes the session ACTIVE (and recently authenticated) with its new
-/// tokens, retiring the pending refresh token; the customer's oldest sessions past `limit` end
-/// (their events returned).
+/// Records the login of the guess's customer and makes the session ACTIVE (and recently
+/// authenticated) with its new tokens, retiring the pending refresh token; the customer's
+/// oldest sessions past the guess's limit end (their events returned).
 async fn activate<B: Backend>(
     tx: &mut Tx<'_, B>,
     r: &Rotation,
-    username: &Username,
-    limit: &SessionLimit,
+    guess: &CodeGuess,
 ) -> StoreResult<Vec<AuditEvent>> {
+    let (customer, username) = (&guess.customer_id, &guess.username);
     sessions::retire_refresh(tx, &r.session_id, r.at).await?;
-    let (customer,): (String,) = query::<B>("SELECT customer_id FROM sessions WHERE id = $1")
-        .bind(r.session_id.as_str())
-        .fetch_one(tx)
-        .await?;
-    let customer = CustomerId::from_stored(customer);
-    let login = sessions::record_login(tx, &customer, r.at).await?;
+    let login = sessions::record_login(tx, customer, r.at).await?;
     query::<B>(
         "UPDATE sessions SET state = 'ACTIVE', two_factor_verified = TRUE, access_hash = $1, refresh_hash = $2, \
          expires_at = $3, last_seen_at = $4, login_at = $5, previous_login_at = $6, recent_auth_at = $4 \
@@ -202,5 +196,5 @@ async fn activate<B: Backend>(
     .await?;
     devices::mark_verified(tx, &r.session_id, r.at).await?;
     places::record_completed_login(tx, &r.session_id, r.at).await?;
-    session_ends::end_past_limit(tx, &r.session_id, (&customer, username), limit, r.at).await
+    session_ends::end_past_limit(tx, &r.session_id, (customer, username), &guess.limit, r.at).await
 }

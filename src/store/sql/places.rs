@@ -13,19 +13,20 @@ pub(super) async fn record_completed_login<B: Backend>(
     session: &SessionId,
     at: time::OffsetDateTime,
 ) -> StoreResult<()> {
-    for (kind, column) in [("COUNTRY", "country"), ("NETWORK", "CAST(asn AS TEXT)")] {
-        let sql = format!(
-            "INSERT INTO login_places (customer_id, kind, value, first_seen_at, last_seen_at) \
-             SELECT customer_id, '{kind}', {column}, $2, $2 FROM sessions \
-             WHERE id = $1 AND {column} IS NOT NULL \
-             ON CONFLICT (customer_id, kind, value) DO UPDATE SET last_seen_at = excluded.last_seen_at"
-        );
-        crate::store::backend::query_built::<B>(sql)
-            .bind(session.as_str())
-            .bind(to_unix_millis(at))
-            .execute(tx)
-            .await?;
-    }
+    // Both kinds in one statement: each is a round trip on PostgreSQL.
+    query::<B>(
+        "INSERT INTO login_places (customer_id, kind, value, first_seen_at, last_seen_at) \
+         SELECT customer_id, 'COUNTRY', country, $2, $2 FROM sessions \
+         WHERE id = $1 AND country IS NOT NULL \
+         UNION ALL \
+         SELECT customer_id, 'NETWORK', CAST(asn AS TEXT), $2, $2 FROM sessions \
+         WHERE id = $1 AND asn IS NOT NULL \
+         ON CONFLICT (customer_id, kind, value) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+    )
+    .bind(session.as_str())
+    .bind(to_unix_millis(at))
+    .execute(&mut *tx)
+    .await?;
     query::<B>(
         "UPDATE customers SET last_located_at = $2, \
          last_latitude = (SELECT latitude FROM sessions WHERE id = $1), \

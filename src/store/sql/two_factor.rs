@@ -241,7 +241,12 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         context: &AuditEvent,
     ) -> StoreResult<GuessOutcome> {
         let now = context.at;
-        if let Some(refused) = refused_on_read::<B>(&mut *self.read().await?, guess, now).await? {
+        // Only a guess known right (which takes knowing the code) skips the reads that keep
+        // floods of refused ones off the writer: the transaction refuses it the same way.
+        if !guess.right_as_read
+            && let Some(refused) =
+                refused_on_read::<B>(&mut *self.read().await?, guess, now).await?
+        {
             return Ok(refused);
         }
         let mut tx = self.write().await?;
@@ -252,15 +257,19 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         let mut ended = Vec::new();
         let outcome = if let Some(moved) = hold_session(&mut tx, &guess.session_id, state).await? {
             moved
-        } else if let Some(refused) = unusable::<B>(&mut tx, guess, now).await? {
-            refused
         } else if let Some(lock) = lockout.lock_in(state, now) {
-            GuessOutcome::Locked {
-                until: lock.until(),
-            }
+            // A challenge that cannot take a guess says so before the lock does, as on the read.
+            unusable::<B>(&mut tx, guess, now)
+                .await?
+                .unwrap_or(GuessOutcome::Locked {
+                    until: lock.until(),
+                })
         } else {
             match use_attempt(&mut tx, guess, now).await? {
-                None => GuessOutcome::Exhausted,
+                // Why it took no guess, read only then: most guesses take one.
+                None => unusable::<B>(&mut tx, guess, now)
+                    .await?
+                    .unwrap_or(GuessOutcome::Exhausted),
                 Some(challenge) if right(&mut tx, guess, &challenge, now).await? => {
                     ended = completion::complete(&mut tx, guess, &challenge, &lockout).await?;
                     GuessOutcome::Verified

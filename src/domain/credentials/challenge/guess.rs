@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::{Answer, ChallengeId, ChallengePurpose};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::factor::FactorId;
-use crate::domain::customers::Username;
+use crate::domain::customers::{CustomerId, Username};
 use crate::domain::delivery::message::Message;
 use crate::domain::sessions::{Rotation, SessionId, SessionLimit};
 
@@ -22,8 +22,14 @@ pub struct CodeGuess {
     pub challenge_id: ChallengeId,
     /// Whose lock is checked before the guess and whose failures a wrong code counts towards.
     pub username: Username,
+    /// The session's customer, whose login a right answer records.
+    pub customer_id: CustomerId,
     /// The answer, judged against what the store holds for the challenge.
     pub answer: Box<dyn Answer>,
+    /// The answer is right against the challenge as read before, and spends nothing: the check
+    /// cannot count it as a failure (a challenge's code never changes), and its lock notices
+    /// are not read.
+    pub right_as_read: bool,
     /// Guesses one challenge allows, from the policy in force when the guess is made.
     pub max_attempts: u32,
     /// What a right answer does.
