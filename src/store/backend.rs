@@ -132,6 +132,11 @@ pub trait Backend: Database + Sync {
     /// follows, at no cost a round trip would have.
     const HEAD_MOVES_WITH_INSERT: bool;
 
+    /// Whether a write of one statement may run outside a transaction, as its own: saves the
+    /// `BEGIN` and `COMMIT` round trips where they are round trips (PostgreSQL). SQLite's run
+    /// in [`Backend::begin_write`]'s transaction, which takes the write lock before reading.
+    const ONE_STATEMENT_WRITES_ALONE: bool;
+
     /// Starts a transaction that may write.
     fn begin_write(
         pool: &Pool<Self>,

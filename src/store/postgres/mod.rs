@@ -35,6 +35,8 @@ impl Backend for Postgres {
 
     const HEAD_MOVES_WITH_INSERT: bool = true;
 
+    const ONE_STATEMENT_WRITES_ALONE: bool = true;
+
     const AUDIT_IP_BYTEWISE: &'static str = "ip COLLATE \"C\"";
     const NON_ASCII_USERNAMES: &'static str =
         "SELECT id, username FROM customers WHERE username ~ '[^ -~]'";

@@ -48,9 +48,10 @@ struct ClaimedRow {
 }
 
 /// Claims the rows `sql` (one of the backend's claim statements) finds due at `now`, under
-/// `claim` for `lease`, at most `limit`, inside the caller's transaction.
+/// `claim` for `lease`, at most `limit`: one statement, committed alone where the backend
+/// allows ([`Backend::ONE_STATEMENT_WRITES_ALONE`]; a courier's every pass makes one).
 pub(super) async fn claim_due<B: Backend, R: Record>(
-    tx: &mut Tx<'_, B>,
+    store: &SqlStore<B>,
     sql: &'static str,
     now: OffsetDateTime,
     lease: Duration,
@@ -58,13 +59,20 @@ pub(super) async fn claim_due<B: Backend, R: Record>(
     claim: &ClaimToken,
 ) -> StoreResult<Vec<R>> {
     let now = to_unix_millis(now);
-    Ok(query::<B>(sql)
+    let claiming = query::<B>(sql)
         .bind(now.saturating_add(lease.whole_milliseconds() as i64))
         .bind(now)
         .bind(i64::from(limit))
-        .bind(claim.as_str())
-        .fetch_all(tx)
-        .await?)
+        .bind(claim.as_str());
+    if B::ONE_STATEMENT_WRITES_ALONE {
+        return Ok(claiming
+            .fetch_all(&mut *store.writer.acquire().await?)
+            .await?);
+    }
+    let mut tx = store.write().await?;
+    let rows = claiming.fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(rows)
 }
 
 /// Errors are kept short: they are for operators, and never hold the code.
@@ -213,9 +221,8 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         limit: u32,
         claim: &ClaimToken,
     ) -> StoreResult<Vec<Message>> {
-        let mut tx = self.write().await?;
         let rows: Vec<ClaimedRow> =
-            claim_due::<B, _>(&mut tx, B::CLAIM_MESSAGES, now, lease, limit, claim).await?;
+            claim_due(self, B::CLAIM_MESSAGES, now, lease, limit, claim).await?;
         let mut messages = Vec::with_capacity(rows.len());
         let mut unreadable = Vec::new();
         for row in rows {
@@ -231,6 +238,10 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         // A message this version cannot read (a purpose of a newer version, during a rolling
         // upgrade) is given back unspent rather than failing the whole batch, so the codes
         // claimed with it still go out and a newer instance can send it.
+        if unreadable.is_empty() {
+            return Ok(messages);
+        }
+        let mut tx = self.write().await?;
         for id in &unreadable {
             query::<B>(
                 "UPDATE messages SET claimed_until = NULL, claim_token = NULL, \

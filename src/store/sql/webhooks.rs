@@ -50,10 +50,8 @@ pub(super) async fn claim<B: Backend>(
     limit: u32,
     claim: &ClaimToken,
 ) -> StoreResult<Vec<Webhook>> {
-    let mut tx = store.write().await?;
     let rows: Vec<ClaimedWebhook> =
-        outbox::claim_due::<B, _>(&mut tx, B::CLAIM_WEBHOOKS, now, lease, limit, claim).await?;
-    tx.commit().await?;
+        outbox::claim_due(store, B::CLAIM_WEBHOOKS, now, lease, limit, claim).await?;
     Ok(rows
         .into_iter()
         .map(|row| Webhook {

@@ -38,6 +38,10 @@ impl Backend for Sqlite {
     /// In-process statements cost no round trip, and SQLite's `WITH` cannot change rows.
     const HEAD_MOVES_WITH_INSERT: bool = false;
 
+    /// An `UPDATE` that reads first (a claim's subquery) outside `BEGIN IMMEDIATE` could meet
+    /// another process's write between its read and its write, a `SQLITE_BUSY` no wait cures.
+    const ONE_STATEMENT_WRITES_ALONE: bool = false;
+
     /// SQLite compares text byte by byte unless told otherwise.
     const AUDIT_IP_BYTEWISE: &'static str = "ip";
     const NON_ASCII_USERNAMES: &'static str =
