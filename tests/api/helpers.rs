@@ -433,6 +433,34 @@ impl TestApp {
     pub fn db_url(&self) -> &str {
         &self.settings.store.url
     }
+
+    /// Holds, from outside the service until dropped, what any write about `username` waits
+    /// for: SQLite's write lock, or the username's advisory lock in PostgreSQL.
+    pub async fn hold_writes_of(&self, username: &str) -> HeldWrites {
+        use sqlx::{Connection as _, Executor as _};
+        let url = self.db_url();
+        if url.starts_with("postgres") {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+                .bind(username)
+                .execute(&mut conn)
+                .await
+                .expect("the username's lock");
+            HeldWrites::Postgres { _held: conn }
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+            conn.execute("BEGIN IMMEDIATE")
+                .await
+                .expect("the write lock");
+            HeldWrites::Sqlite { _held: conn }
+        }
+    }
+}
+
+/// A lock [`TestApp::hold_writes_of`] holds until dropped.
+pub enum HeldWrites {
+    Postgres { _held: sqlx::PgConnection },
+    Sqlite { _held: sqlx::SqliteConnection },
 }
 
 pub async fn tokens(response: Response) -> Tokens {

@@ -31,6 +31,39 @@ async fn wrong_codes_count_down_and_the_fifth_burns_the_challenge(backend: Backe
 }
 
 on_both_stores!(
+    a_refused_guess_with_the_right_code_takes_the_same_read_as_a_wrong_one,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
+/// The attack: guesses the stored state refuses (at a used-up, closed or expired challenge, or
+/// a locked username) are never counted. If a right one took another path than a wrong one (to
+/// the writer, under the username's lock), its time would tell a guesser which code, or on a
+/// step-up which password, is right, without limit. Every refused guess is answered from the
+/// same read instead: with every write about the username held elsewhere, the right code is
+/// still refused at once.
+async fn a_refused_guess_with_the_right_code_takes_the_same_read_as_a_wrong_one(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.create_customer("bob", Some(TwoFactorMethod::Sms)).await;
+    let pending = app.login_ok(&bob).await;
+    let challenge = app.initiate_ok(&pending.bff).await;
+    let (right, wrong) = (app.latest_code(&bob).await, app.wrong_code(&bob).await);
+    for _ in 0..5 {
+        app.verify(&pending.bff, &challenge, &wrong).await;
+    }
+
+    let _held = app.hold_writes_of(&bob.username).await;
+    for code in [&wrong, &right] {
+        let answered = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            app.verify(&pending.bff, &challenge, code),
+        )
+        .await
+        .expect("refused from a read, without waiting for a write");
+        assert_problem(answered, 429, "TOO_MANY_2FA_ATTEMPTS").await;
+    }
+}
+
+on_both_stores!(
     concurrent_wrong_guesses_never_get_more_than_five_codes_checked,
     flavor = "multi_thread",
     worker_threads = 2

@@ -9,8 +9,8 @@ use super::{AuthService, ChallengeIssued, count_outcome, session_event};
 use crate::domain::InvalidValue;
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::challenge::{
-    ChallengeId, ChallengePurpose, CodeGuess, Completion, GuessOutcome, NewChallenge, OtpCode,
-    SendOutcome,
+    Admission, ChallengeId, ChallengePurpose, CodeGuess, Completion, GuessOutcome, NewChallenge,
+    OtpCode, SendOutcome,
 };
 use crate::domain::credentials::factor::{FACTORS_FULL, FactorKind};
 use crate::domain::credentials::passkey::Ceremony;
@@ -205,16 +205,12 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         let now = self.clock.now();
         let purpose = completion.purpose();
-        let lock_notices = match purpose {
-            // Confirmation codes do not count toward the lock.
-            ChallengePurpose::Confirm | ChallengePurpose::Enrol => Vec::new(),
-            // Most answers: the store's check cannot count this one as a failure.
-            _ if judged.right_as_read => Vec::new(),
-            ChallengePurpose::Login | ChallengePurpose::StepUp | ChallengePurpose::Reset => {
-                let record = self.store.lockout(&customer.username).await?;
-                self.lock_notices(customer, &record, now).await?
-            }
-        };
+        // Confirmation codes do not count toward the lock; nor can an answer right as read.
+        let may_lock = !judged.right_as_read
+            && matches!(
+                purpose,
+                ChallengePurpose::Login | ChallengePurpose::StepUp | ChallengePurpose::Reset
+            );
         let failed = match purpose {
             ChallengePurpose::Login | ChallengePurpose::Reset => AuditKind::TwoFactorFailed,
             ChallengePurpose::StepUp => AuditKind::StepUpFailed,
@@ -227,28 +223,36 @@ impl AuthService {
             Some(method) => context.detail("method", method.as_str()),
             None => context,
         };
-        let guess = CodeGuess {
+        let mut guess = CodeGuess {
             session_id: session.id.clone(),
             challenge_id: challenge_id.clone(),
             username: customer.username.clone(),
             customer_id: customer.id.clone(),
             answer: judged.answer,
-            right_as_read: judged.right_as_read,
             max_attempts: self.policies.two_factor.max_attempts,
             completion,
             limit: self.policies.session.limit(),
             notices: judged.notices,
-            lock_notices,
+            lock_notices: Vec::new(),
             wrong_events: judged
                 .regressed
                 .iter()
                 .map(|factor| counter_regressed(&context, factor))
                 .collect(),
         };
-        let outcome = self
-            .store
-            .check_code(&guess, &self.policies.lockout, &context)
-            .await?;
+        // Every guess the stored state refuses, right or wrong, takes this same read and no
+        // more: neither its time nor its answer tells whether it was right.
+        let outcome = match self.store.admit_guess(&guess, now).await? {
+            Admission::Refused(outcome) => outcome,
+            Admission::Admitted(record) => {
+                if may_lock {
+                    guess.lock_notices = self.lock_notices(customer, &record, now).await?;
+                }
+                self.store
+                    .check_code(&guess, &self.policies.lockout, &context)
+                    .await?
+            }
+        };
         count_outcome(VERIFY_METRIC, outcome_label(outcome));
         if !outcome.was_checked() {
             // Refused on the stored state alone: nothing changed, so nothing was written, and

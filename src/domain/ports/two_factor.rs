@@ -1,11 +1,13 @@
 //! Two-factor challenges.
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::challenge::{
-    Challenge, ChallengeId, CodeGuess, GuessOutcome, NewChallenge, SendOutcome, TwoFactorPolicy,
+    Admission, Challenge, ChallengeId, CodeGuess, GuessOutcome, NewChallenge, SendOutcome,
+    TwoFactorPolicy,
 };
 use crate::domain::credentials::lockout::LockoutPolicy;
 use crate::domain::delivery::message::Message;
@@ -34,6 +36,12 @@ pub trait TwoFactorStore: Send + Sync + 'static {
         id: &ChallengeId,
         session: &SessionId,
     ) -> StoreResult<Option<Challenge>>;
+    /// Whether the stored state already refuses `guess` at `now` (the session no longer in its
+    /// state, the challenge unknown, closed, expired or out of guesses, the username locked),
+    /// read without the writer: every such guess, right or wrong, is answered the same way,
+    /// and a flood of them never queues behind the writer nor commits anything. Otherwise the
+    /// username's counters as read.
+    async fn admit_guess(&self, guess: &CodeGuess, now: OffsetDateTime) -> StoreResult<Admission>;
     /// Checks one guess at a code in one transaction (see [`CodeGuess`]) that holds the
     /// username's counters and the session: refuses it if the challenge is unusable or the
     /// username locked, otherwise uses one of the challenge's guesses by a conditional update

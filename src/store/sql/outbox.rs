@@ -212,6 +212,25 @@ pub(super) async fn enqueue<B: Backend>(tx: &mut Tx<'_, B>, m: &Message) -> Stor
     Ok(())
 }
 
+impl<B: Backend> SqlStore<B> {
+    /// Releases messages claimed under `claim`, unspent: their attempt is not counted.
+    async fn give_back(&self, ids: &[String], claim: &ClaimToken) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        for id in ids {
+            query::<B>(
+                "UPDATE messages SET claimed_until = NULL, claim_token = NULL, \
+                 attempts = attempts - 1 WHERE id = $1 AND claim_token = $2",
+            )
+            .bind(id.as_str())
+            .bind(claim.as_str())
+            .execute(&mut tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl<B: Backend> OutboxStore for SqlStore<B> {
     async fn claim_messages(
@@ -237,22 +256,14 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
         }
         // A message this version cannot read (a purpose of a newer version, during a rolling
         // upgrade) is given back unspent rather than failing the whole batch, so the codes
-        // claimed with it still go out and a newer instance can send it.
-        if unreadable.is_empty() {
-            return Ok(messages);
+        // claimed with it still go out and a newer instance can send it. The claim has
+        // committed: if the giving back fails, its lease frees them later, and the readable
+        // ones still go out now.
+        if !unreadable.is_empty()
+            && let Err(e) = self.give_back(&unreadable, claim).await
+        {
+            tracing::warn!(error = %e, "unreadable messages not given back; their lease will free them");
         }
-        let mut tx = self.write().await?;
-        for id in &unreadable {
-            query::<B>(
-                "UPDATE messages SET claimed_until = NULL, claim_token = NULL, \
-                 attempts = attempts - 1 WHERE id = $1 AND claim_token = $2",
-            )
-            .bind(id.as_str())
-            .bind(claim.as_str())
-            .execute(&mut tx)
-            .await?;
-        }
-        tx.commit().await?;
         Ok(messages)
     }
 

@@ -9,8 +9,8 @@ use super::{SqlStore, Tx, audit, completion, customers, factor_changes, outbox, 
 use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::challenge::{
-    Challenge, ChallengeId, CodeGuess, Completion, GuessOutcome, NewChallenge, SendOutcome,
-    TwoFactorPolicy,
+    Admission, Challenge, ChallengeId, CodeGuess, Completion, GuessOutcome, NewChallenge,
+    SendOutcome, TwoFactorPolicy,
 };
 use crate::domain::credentials::lockout::LockoutPolicy;
 use crate::domain::delivery::message::Message;
@@ -57,11 +57,12 @@ pub(super) async fn hold_session<B: Backend>(
 /// does: the wrong guess that locks a username also uses up the challenge in the same commit,
 /// so a lock seen here means the challenge read after it is seen at least as far on, and the
 /// guess gets the answer the write transaction would give (exhausted before locked).
-async fn refused_on_read<B: Backend>(
+async fn admission<B: Backend>(
     conn: &mut B::Connection,
     guess: &CodeGuess,
     now: OffsetDateTime,
-) -> StoreResult<Option<GuessOutcome>> {
+) -> StoreResult<Admission> {
+    let refused = |outcome| Ok(Admission::Refused(outcome));
     let lockout = customers::lockout_row::<B>(conn, &guess.username).await?;
     let session: Option<(String, Option<i64>)> =
         query::<B>("SELECT state, revoked_at FROM sessions WHERE id = $1")
@@ -69,21 +70,22 @@ async fn refused_on_read<B: Backend>(
             .fetch_optional(conn)
             .await?;
     match session {
-        None | Some((_, Some(_))) => return Ok(Some(GuessOutcome::SessionMoved { revoked: true })),
+        None | Some((_, Some(_))) => return refused(GuessOutcome::SessionMoved { revoked: true }),
         Some((state, None)) if state != guess.completion.purpose().session_state().as_str() => {
-            return Ok(Some(GuessOutcome::SessionMoved { revoked: false }));
+            return refused(GuessOutcome::SessionMoved { revoked: false });
         }
         Some(_) => {}
     }
-    if let Some(refused) = unusable::<B>(conn, guess, now).await? {
-        return Ok(Some(refused));
+    if let Some(outcome) = unusable::<B>(conn, guess, now).await? {
+        return refused(outcome);
     }
     let state = guess.completion.purpose().session_state();
-    Ok(lockout
-        .lock_in(state, now)
-        .map(|lock| GuessOutcome::Locked {
+    match lockout.lock_in(state, now) {
+        Some(lock) => refused(GuessOutcome::Locked {
             until: lock.until(),
-        }))
+        }),
+        None => Ok(Admission::Admitted(lockout)),
+    }
 }
 
 /// Why the challenge cannot take a guess, if it cannot.
@@ -231,6 +233,16 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
     #[tracing::instrument(
         target = "finhub_auth::traced",
         level = "debug",
+        name = "store.admit_guess",
+        skip_all
+    )]
+    async fn admit_guess(&self, guess: &CodeGuess, now: OffsetDateTime) -> StoreResult<Admission> {
+        admission::<B>(&mut *self.read().await?, guess, now).await
+    }
+
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
         name = "store.check_code",
         skip_all
     )]
@@ -241,14 +253,6 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         context: &AuditEvent,
     ) -> StoreResult<GuessOutcome> {
         let now = context.at;
-        // Only a guess known right (which takes knowing the code) skips the reads that keep
-        // floods of refused ones off the writer: the transaction refuses it the same way.
-        if !guess.right_as_read
-            && let Some(refused) =
-                refused_on_read::<B>(&mut *self.read().await?, guess, now).await?
-        {
-            return Ok(refused);
-        }
         let mut tx = self.write().await?;
         // Rows are taken in the order every transaction takes them: failure counters, session,
         // challenge, customer, audit head.

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use super::{Answer, ChallengeId, ChallengePurpose};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::factor::FactorId;
+use crate::domain::credentials::lockout::LockoutRecord;
 use crate::domain::customers::{CustomerId, Username};
 use crate::domain::delivery::message::Message;
 use crate::domain::sessions::{Rotation, SessionId, SessionLimit};
@@ -26,10 +27,6 @@ pub struct CodeGuess {
     pub customer_id: CustomerId,
     /// The answer, judged against what the store holds for the challenge.
     pub answer: Box<dyn Answer>,
-    /// The answer is right against the challenge as read before, and spends nothing: the check
-    /// cannot count it as a failure (a challenge's code never changes), and its lock notices
-    /// are not read.
-    pub right_as_read: bool,
     /// Guesses one challenge allows, from the policy in force when the guess is made.
     pub max_attempts: u32,
     /// What a right answer does.
@@ -86,6 +83,15 @@ impl Completion {
             Self::Reset(_) => ChallengePurpose::Reset,
         }
     }
+}
+
+/// What the stored state says of a guess before it is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Refused on the state alone (see [`GuessOutcome::was_checked`]): nothing to check.
+    Refused(GuessOutcome),
+    /// To be checked; the username's counters as read, for the notices a lock would send.
+    Admitted(LockoutRecord),
 }
 
 /// What came of a guess.

@@ -29,7 +29,7 @@ mod guess;
 
 pub use answers::{CheckedPassword, PasskeyAnswer, RecoveryAnswer, TotpAnswer};
 pub use code::{CODE_LENGTH, CodeHash, CodeKey, OtpCode, PresentedCode};
-pub use guess::{CodeGuess, Completion, GuessOutcome};
+pub use guess::{Admission, CodeGuess, Completion, GuessOutcome};
 
 /// An answer to a challenge, judged by the domain. The store hands it what it stored for the
 /// challenge inside the guess's transaction (where the attempt is used, a failure counted and
