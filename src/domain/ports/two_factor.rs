@@ -49,6 +49,8 @@ pub trait TwoFactorStore: Send + Sync + 'static {
     /// activates the session. Appends the outcome's audit events, built on `context`, for a
     /// guess that was checked ([`GuessOutcome::was_checked`]); a guess refused on the stored
     /// state alone changes nothing and writes nothing (the caller audits it in aggregate).
+    /// Only for a guess [`TwoFactorStore::admit_guess`] admitted: the rest would take the
+    /// writer, and a right one would take longer than a wrong one.
     async fn check_code(
         &self,
         guess: &CodeGuess,

@@ -47,7 +47,7 @@ pub(super) async fn hold_session<B: Backend>(
 }
 
 /// What the stored state alone says of a guess, read without the writer: the refusals a
-/// guess can meet before its code is compared (a session no longer pending, a challenge
+/// guess can meet before its code is compared (a session no longer in its state, a challenge
 /// unknown, closed, expired or exhausted, a username locked). Each of them stays true once
 /// read (challenges and sessions only move on; a lock lifted meanwhile puts the guess before
 /// the unlock), so such a guess is answered here, and a flood of them never queues behind the
