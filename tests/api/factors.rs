@@ -110,7 +110,7 @@ impl TestApp {
             .await
     }
 
-    async fn initiate_with_ok(&self, bearer: &str, body: Value) -> Value {
+    pub(crate) async fn initiate_with_ok(&self, bearer: &str, body: Value) -> Value {
         let response = self.initiate_with(bearer, body).await;
         assert_eq!(response.status(), 202);
         response.json().await.unwrap()

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod authenticator;
+mod recorded;
 
 mod audit;
 mod delivery;

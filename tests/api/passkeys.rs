@@ -9,10 +9,12 @@ use crate::helpers::{
     Backend, Customer, TestApp, Tokens, assert_problem, second_instance, spawn_app, spawn_app_with,
     tokens,
 };
+use crate::recorded::CounterWatch;
 
 const FACTORS: &str = "/api/v1/customers/me/factors";
 const OPTIONS: &str = "/api/v1/auth/passkey/options";
 const PASSKEY_LOGIN: &str = "/api/v1/auth/passkey";
+const REGRESSIONS_METRIC: &str = "finhub_passkey_counter_regressions_total";
 
 impl TestApp {
     /// Adds a passkey made by `device` and confirms it; returns the factor.
@@ -617,28 +619,36 @@ async fn a_passkey_answers_only_its_own_customers_challenges_and_a_clone_is_caug
             .status(),
         200
     );
+    let regressions = CounterWatch::new(REGRESSIONS_METRIC);
+    let watching = regressions.watch();
     assert_problem(
         app.post_json(verify, &body, Some(&active.bff)).await,
         400,
         "2FA_CODE_EXPIRED",
     )
     .await;
+    drop(watching);
     assert!(
         app.audit_of_kind("passkey.counter_regressed")
             .await
             .is_empty()
     );
+    assert_eq!(regressions.count(), 0, "a replay counted as a clone");
 
     // Bob's copied passkey, behind the original's counter: a wrong answer, audited as a clone.
     let pending = app.login_ok(&bob).await;
     let asked = app.two_factor_challenge(&pending.bff).await;
     let copied = bobs_clone.assert(&asked["publicKey"]);
+    let counted = CounterWatch::new(REGRESSIONS_METRIC);
+    let watching = counted.watch();
     assert_problem(
         app.answer_with_passkey(&pending.bff, &asked, copied).await,
         400,
         "INVALID_2FA_CODE",
     )
     .await;
+    drop(watching);
+    assert_eq!(counted.count(), 1);
     let regressions = app.audit_of_kind("passkey.counter_regressed").await;
     assert_eq!(regressions.len(), 1);
     assert_eq!(regressions[0]["sessionId"], pending.session_id);

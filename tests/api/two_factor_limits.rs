@@ -2,9 +2,11 @@
 
 use finhub_auth::domain::credentials::factor::TwoFactorMethod;
 use futures::future::join_all;
+use serde_json::json;
 use time::Duration;
 
 use crate::helpers::{Backend, assert_problem, spawn_app, spawn_app_with};
+use crate::recorded::StoreCalls;
 
 on_both_stores!(wrong_codes_count_down_and_the_fifth_burns_the_challenge);
 async fn wrong_codes_count_down_and_the_fifth_burns_the_challenge(backend: Backend) {
@@ -67,6 +69,54 @@ async fn a_refused_guess_with_the_right_code_takes_the_same_read_as_a_wrong_one(
         .expect("refused from a read, without waiting for a write");
         assert_problem(answered, 429, "TOO_MANY_2FA_ATTEMPTS").await;
     }
+}
+
+on_both_stores!(a_refused_guess_with_a_right_recovery_code_calls_the_store_as_a_wrong_one);
+/// The same attack with a recovery code, which is looked up by its hash before the stored state
+/// is read: if a right one then read more (its notice's count of codes left and the customer's
+/// factors) or less (the first of its forms under each key to match), its time would tell a
+/// guesser it was right at a challenge that refuses every guess. Both must call the store alike.
+async fn a_refused_guess_with_a_right_recovery_code_calls_the_store_as_a_wrong_one(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |s| {
+        s.audit.key = Some("the audit key the recovery codes are hashed with".into());
+        s.audit.previous_keys = vec!["a previous audit key, kept after a rotation".into()];
+    })
+    .await;
+    let carol = app
+        .create_customer("carol", Some(TwoFactorMethod::Sms))
+        .await;
+    let session = app.login_with_2fa(&carol).await;
+    let replaced = app.recovery_codes(&session.bff).await;
+    let codes = app.recovery_codes(&session.bff).await;
+    let (right, wrong) = (&codes[0], &replaced[0]);
+    let pending = app.login_ok(&carol).await;
+    let challenge = app
+        .initiate_with_ok(&pending.bff, json!({"method": "RECOVERY_CODE"}))
+        .await;
+    let challenge = challenge["challengeId"].as_str().expect("challengeId");
+    for _ in 0..5 {
+        app.verify(&pending.bff, challenge, wrong).await;
+    }
+
+    let mut calls = Vec::new();
+    for code in [wrong, right] {
+        let recorded = StoreCalls::record();
+        assert_problem(
+            app.verify(&pending.bff, challenge, code).await,
+            429,
+            "TOO_MANY_2FA_ATTEMPTS",
+        )
+        .await;
+        calls.push(recorded.calls());
+    }
+    assert!(
+        calls[0].contains(&"store.unused_recovery_code"),
+        "the store's calls were not recorded: {:?}",
+        calls[0]
+    );
+    assert_eq!(calls[0], calls[1], "wrong, then right");
 }
 
 on_both_stores!(

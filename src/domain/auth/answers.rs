@@ -53,14 +53,25 @@ pub(super) struct Judged {
     pub(super) method: Option<ChallengeMethod>,
     /// The error of a wrong answer, from the guesses left.
     pub(super) wrong: fn(u32) -> AuthError,
-    /// Queued with a right answer (a recovery code's notice).
-    pub(super) notices: Vec<Message>,
+    /// What a right answer tells the customer. Its notices are prepared only once the store
+    /// admits the guess: reads that only a right answer made would tell it from a wrong one.
+    pub(super) tells: Tells,
     /// The passkey whose signature counter went back, for the audit trail.
     pub(super) regressed: Option<FactorId>,
     /// Right against its challenge as read, with nothing to spend. A challenge's code never
     /// changes, so the store's check finds it right too, or refuses it (closed, expired, out
     /// of guesses, locked) without counting a failure: it cannot lock the username.
     pub(super) right_as_read: bool,
+}
+
+/// What a right answer tells the customer, once its guess is admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tells {
+    Nothing,
+    /// A recovery code was used (with how many are left, counted then).
+    RecoveryCodeUsed,
+    /// This change.
+    Change(AccountChange),
 }
 
 fn wrong_code(attempts_remaining: u32) -> AuthError {
@@ -85,7 +96,7 @@ impl AuthService {
                 answer: Box::new(CheckedPassword { right: false }),
                 method: None,
                 wrong: wrong_code,
-                notices: Vec::new(),
+                tells: Tells::Nothing,
                 regressed: None,
                 right_as_read: false,
             });
@@ -111,7 +122,7 @@ impl AuthService {
             answer,
             method: Some(method),
             wrong: wrong_code,
-            notices: Vec::new(),
+            tells: Tells::Nothing,
             regressed: None,
             right_as_read: false,
         };
@@ -138,30 +149,17 @@ impl AuthService {
                     field: "code",
                     problem: e,
                 })?;
-                let mut id = None;
-                for hash in self.policies.recovery.hashes(&customer.id, &code) {
-                    id = self.store.unused_recovery_code(&customer.id, &hash).await?;
-                    if id.is_some() {
-                        break;
-                    }
-                }
-                let mut notices = Vec::new();
-                if id.is_some() {
-                    let remaining = self
-                        .store
-                        .recovery_codes_remaining(&customer.id)
-                        .await?
-                        .saturating_sub(1);
-                    let factors = self.store.factors(&customer.id).await?;
-                    notices = Message::account_notices(
-                        customer,
-                        factors.iter().map(|h| &h.factor),
-                        AccountChange::RecoveryCodeUsed { remaining },
-                        now,
-                    );
-                }
+                // Every form at once: a right code takes the same read as a wrong one.
+                let hashes = self.policies.recovery.hashes(&customer.id, &code);
+                let id = self
+                    .store
+                    .unused_recovery_code(&customer.id, &hashes)
+                    .await?;
                 Ok(Judged {
-                    notices,
+                    tells: match id {
+                        Some(_) => Tells::RecoveryCodeUsed,
+                        None => Tells::Nothing,
+                    },
                     ..judged(Box::new(RecoveryAnswer { id }))
                 })
             }
@@ -206,6 +204,27 @@ impl AuthService {
                 Ok(judged(Box::new(PasskeyAnswer { spend: None })))
             }
         }
+    }
+
+    /// The notices of what a right answer `tells` (read now: only for an admitted guess).
+    pub(super) async fn notices_told(
+        &self,
+        customer: &Customer,
+        tells: Tells,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Message>, AuthError> {
+        let change = match tells {
+            Tells::Nothing => return Ok(Vec::new()),
+            Tells::RecoveryCodeUsed => AccountChange::RecoveryCodeUsed {
+                remaining: self
+                    .store
+                    .recovery_codes_remaining(&customer.id)
+                    .await?
+                    .saturating_sub(1),
+            },
+            Tells::Change(change) => change,
+        };
+        self.notices_of(customer, change, now).await
     }
 
     /// Verifies a passkey's assertion against a ceremony's `state`, by whichever of
@@ -295,7 +314,7 @@ impl AuthService {
             answer: Box::new(PasskeyAnswer { spend }),
             method: Some(challenge.method),
             wrong: wrong_code,
-            notices: Vec::new(),
+            tells: Tells::Nothing,
             regressed: None,
             right_as_read: false,
         })

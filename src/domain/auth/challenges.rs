@@ -232,19 +232,23 @@ impl AuthService {
             max_attempts: self.policies.two_factor.max_attempts,
             completion,
             limit: self.policies.session.limit(),
-            notices: judged.notices,
+            notices: Vec::new(),
             lock_notices: Vec::new(),
-            wrong_events: judged
-                .regressed
-                .iter()
-                .map(|factor| counter_regressed(&context, factor))
-                .collect(),
+            wrong_events: Vec::new(),
         };
         // Every guess the stored state refuses, right or wrong, takes this same read and no
-        // more: neither its time nor its answer tells whether it was right.
+        // more: neither its time nor its answer tells whether it was right. What only an
+        // admitted guess needs is read, or counted, after it.
         let outcome = match self.store.admit_guess(&guess, now).await? {
             Admission::Refused(outcome) => outcome,
             Admission::Admitted(record) => {
+                guess.notices = self.notices_told(customer, judged.tells, now).await?;
+                // A replayed assertion refused above is no sign of a cloned passkey.
+                guess.wrong_events = judged
+                    .regressed
+                    .iter()
+                    .map(|factor| counter_regressed(&context, factor))
+                    .collect();
                 if may_lock {
                     guess.lock_notices = self.lock_notices(customer, &record, now).await?;
                 }

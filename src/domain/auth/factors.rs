@@ -6,7 +6,7 @@
 
 use time::OffsetDateTime;
 
-use super::answers::Presented;
+use super::answers::{Presented, Tells};
 use super::asking::Asking;
 use super::{AuthService, ChallengeIssued, IssuedSession, session_event};
 use crate::domain::InvalidValue;
@@ -216,9 +216,7 @@ impl AuthService {
             self.read_answer(&customer, Some(&challenge), presented, now)
                 .await?
         };
-        judged.notices = self
-            .notices_of(&customer, AccountChange::FactorAdded, now)
-            .await?;
+        judged.tells = Tells::Change(AccountChange::FactorAdded);
         let (activation, issued) = match session.state {
             SessionState::EnrolmentRequired => {
                 let (rotation, issued) = self.activation(session, now)?;

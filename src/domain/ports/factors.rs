@@ -92,10 +92,11 @@ pub trait FactorStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// The customer's unused recovery codes.
     async fn recovery_codes_remaining(&self, customer: &CustomerId) -> StoreResult<u32>;
-    /// The id of the customer's unused recovery code with this hash.
+    /// The id of the customer's unused recovery code stored under any of these hashes (the
+    /// forms one code takes under each key), in one read whichever matches.
     async fn unused_recovery_code(
         &self,
         customer: &CustomerId,
-        hash: &[u8; 32],
+        hashes: &[[u8; 32]],
     ) -> StoreResult<Option<String>>;
 }

@@ -416,6 +416,12 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         Ok(true)
     }
 
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.recovery_codes_remaining",
+        skip_all
+    )]
     async fn recovery_codes_remaining(&self, customer: &CustomerId) -> StoreResult<u32> {
         let (count,): (i64,) = query::<B>(
             "SELECT COUNT(*) FROM recovery_codes WHERE customer_id = $1 AND used_at IS NULL",
@@ -435,16 +441,23 @@ impl<B: Backend> FactorStore for SqlStore<B> {
     async fn unused_recovery_code(
         &self,
         customer: &CustomerId,
-        hash: &[u8; 32],
+        hashes: &[[u8; 32]],
     ) -> StoreResult<Option<String>> {
-        let row: Option<(String,)> = query::<B>(
-            "SELECT id FROM recovery_codes WHERE customer_id = $1 AND code_hash = $2 \
-             AND used_at IS NULL",
-        )
-        .bind(customer.as_str())
-        .bind(hash.to_vec())
-        .fetch_optional(&mut *self.read().await?)
-        .await?;
+        let forms: Vec<String> = (2..hashes.len() + 2).map(B::placeholder).collect();
+        if forms.is_empty() {
+            return Ok(None);
+        }
+        let mut lookup = query_built::<B>(format!(
+            "SELECT id FROM recovery_codes WHERE customer_id = {} AND used_at IS NULL \
+             AND code_hash IN ({}) LIMIT 1",
+            B::placeholder(1),
+            forms.join(", ")
+        ))
+        .bind(customer.as_str());
+        for hash in hashes {
+            lookup = lookup.bind(hash.to_vec());
+        }
+        let row: Option<(String,)> = lookup.fetch_optional(&mut *self.read().await?).await?;
         Ok(row.map(|(id,)| id))
     }
 }
