@@ -151,7 +151,7 @@ async fn a_login_is_traced_under_its_proxys_trace_with_its_hashing_and_store_cal
         .collect();
     for child in [
         "password.verify",
-        "store.customer_by_username",
+        "store.login_candidate",
         "store.start_session",
     ] {
         assert!(

@@ -132,6 +132,12 @@ pub trait Backend: Database + Sync {
     /// follows, at no cost a round trip would have.
     const HEAD_MOVES_WITH_INSERT: bool;
 
+    /// Moves a customer's last login (`$1` the new one, `$2` the customer) and returns the one
+    /// it replaces, in one statement (a self-join: PostgreSQL). `None` where `RETURNING` sees
+    /// only the new row (SQLite): the old one is read first, in process, at no cost a round trip
+    /// would have. Either way under the username's lock, which every login's move holds.
+    const MOVE_LAST_LOGIN: Option<&'static str>;
+
     /// Whether a write of one statement may run outside a transaction, as its own: saves the
     /// `BEGIN` and `COMMIT` round trips where they are round trips (PostgreSQL). SQLite's run
     /// in [`Backend::begin_write`]'s transaction, which takes the write lock before reading.

@@ -14,7 +14,7 @@ use crate::domain::credentials::passkey::CeremonyState;
 use crate::domain::customers::{Customer, CustomerId, Email, PersonName, Phone, Username};
 use crate::domain::sessions::{Session, SessionId, SessionState};
 
-use crate::domain::ports::StoreError;
+use crate::domain::ports::{LoginCandidate, StoreError};
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Other(anyhow!("corrupt stored {what}"))
@@ -197,6 +197,49 @@ impl TryFrom<SessionRow> for Session {
             two_factor_verified: r.two_factor_verified,
             recent_auth_at: r.recent_auth_at.map(from_unix_millis),
             revoked: r.revoked_at.is_some(),
+        })
+    }
+}
+
+/// A username's counters and its customer, either of which may be missing, from one row of
+/// `lockouts l` and `customers c` (with [`default_factor_join`]) both outer-joined to the name.
+#[derive(Debug)]
+pub struct LoginCandidateRow {
+    pub lockout: Option<LockoutRow>,
+    pub customer: Option<CustomerRow>,
+}
+
+impl<'r, R> sqlx::FromRow<'r, R> for LoginCandidateRow
+where
+    R: sqlx::Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    CustomerRow: sqlx::FromRow<'r, R>,
+    LockoutRow: sqlx::FromRow<'r, R>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        // Each table's key column says whether it joined a row.
+        let counted: Option<i64> = row.try_get("failures")?;
+        let held: Option<String> = row.try_get("id")?;
+        Ok(Self {
+            lockout: counted
+                .map(|_| <LockoutRow as sqlx::FromRow<'r, R>>::from_row(row))
+                .transpose()?,
+            customer: held
+                .map(|_| <CustomerRow as sqlx::FromRow<'r, R>>::from_row(row))
+                .transpose()?,
+        })
+    }
+}
+
+impl TryFrom<LoginCandidateRow> for LoginCandidate {
+    type Error = StoreError;
+
+    fn try_from(r: LoginCandidateRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            lockout: r.lockout.map(Into::into).unwrap_or_default(),
+            customer: r.customer.map(Customer::try_from).transpose()?,
         })
     }
 }

@@ -9,7 +9,7 @@ use crate::domain::credentials::lockout::LockoutRecord;
 use crate::domain::credentials::password::{HashError, Password};
 use crate::domain::customers::{Customer, Username};
 use crate::domain::error::AuthError;
-use crate::domain::ports::SessionStart;
+use crate::domain::ports::{LoginCandidate, SessionStart};
 use crate::domain::risk::client::ClientContext;
 use crate::domain::sessions::token::TokenPair;
 use crate::domain::sessions::{NewSession, OneStepProof, SessionId, SessionState};
@@ -43,9 +43,11 @@ impl AuthService {
         };
 
         let limited = self.limits.check_login(client.ip, username.as_str()).await;
-        let lockout = self.admit_login(username, limited, client, now).await?;
+        self.refuse_limited(username, limited, client, now)?;
+        // The counters and the customer in one read: a locked username is refused on them.
+        let LoginCandidate { lockout, customer } = self.store.login_candidate(username).await?;
+        self.refuse_locked(username, &lockout, client, now)?;
 
-        let customer = self.store.customer_by_username(username).await?;
         let stored_hash = customer.as_ref().map(|c| c.password_hash.as_str());
         let verification = match self.hasher.verify(password, stored_hash).await {
             Ok(v) => v,
@@ -110,20 +112,47 @@ impl AuthService {
         client: &ClientContext,
         now: time::OffsetDateTime,
     ) -> Result<LockoutRecord, AuthError> {
-        if let Err(wait) = limited {
+        self.refuse_limited(username, limited, client, now)?;
+        let lockout = self.store.lockout(username).await?;
+        self.refuse_locked(username, &lockout, client, now)?;
+        Ok(lockout)
+    }
+
+    /// Refuses a login the rate limits refused (`limited`, as checked), counted and audited in
+    /// aggregate.
+    fn refuse_limited(
+        &self,
+        username: &Username,
+        limited: Result<(), std::time::Duration>,
+        client: &ClientContext,
+        now: time::OffsetDateTime,
+    ) -> Result<(), AuthError> {
+        limited.map_err(|wait| {
             self.refusals.count("rate_limited", username, client, now);
             count_outcome(LOGIN_METRIC, "rate_limited");
-            return Err(rate_limited(wait));
+            rate_limited(wait)
+        })
+    }
+
+    /// Refuses a login of a username `lockout` (as read) locks, counted and audited in
+    /// aggregate.
+    fn refuse_locked(
+        &self,
+        username: &Username,
+        lockout: &LockoutRecord,
+        client: &ClientContext,
+        now: time::OffsetDateTime,
+    ) -> Result<(), AuthError> {
+        match lockout.lock_at(now) {
+            Some(lock) => {
+                self.refusals.count("account_locked", username, client, now);
+                count_outcome(LOGIN_METRIC, "account_locked");
+                Err(AuthError::AccountLocked {
+                    until: lock.until(),
+                })
+            }
+            None => Ok(()),
         }
-        let lockout = self.store.lockout(username).await?;
-        if let Some(lock) = lockout.lock_at(now) {
-            self.refusals.count("account_locked", username, client, now);
-            count_outcome(LOGIN_METRIC, "account_locked");
-            return Err(AuthError::AccountLocked {
-                until: lock.until(),
-            });
-        }
-        Ok(lockout)
     }
 
     /// Counts a refused login toward the username's lock (whether or not it belongs to a

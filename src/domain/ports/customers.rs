@@ -19,6 +19,16 @@ pub struct FailureOutcome {
     pub counted: bool,
 }
 
+/// What a password login reads before it hashes: the username's failure counters (all zero if
+/// it never failed) and the customer who holds it, if any.
+#[derive(Debug, Clone, Default)]
+pub struct LoginCandidate {
+    /// The username's failure counters.
+    pub lockout: LockoutRecord,
+    /// The customer who holds the username.
+    pub customer: Option<Customer>,
+}
+
 /// What became of one customer of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Insertion {
@@ -44,6 +54,8 @@ pub trait CustomerStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<Insertion>>;
     /// The customer with this (normalised) username, if any.
     async fn customer_by_username(&self, username: &Username) -> StoreResult<Option<Customer>>;
+    /// The username's counters and its customer, in one read.
+    async fn login_candidate(&self, username: &Username) -> StoreResult<LoginCandidate>;
     /// The customer with this id, if any.
     async fn customer_by_id(&self, id: &CustomerId) -> StoreResult<Option<Customer>>;
     /// Replaces the password hash if it is still `old`.

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 
 pub use audit::{AddressText, AuditFilter, AuditQuery, AuditStore};
 pub use breached::{BreachSourceUnavailable, BreachedPasswords};
-pub use customers::{CustomerStore, FailureOutcome, Insertion};
+pub use customers::{CustomerStore, FailureOutcome, Insertion, LoginCandidate};
 pub use factors::FactorStore;
 pub use housekeeping::HousekeepingStore;
 pub use location::Locator;

@@ -35,6 +35,11 @@ impl Backend for Postgres {
 
     const HEAD_MOVES_WITH_INSERT: bool = true;
 
+    const MOVE_LAST_LOGIN: Option<&'static str> = Some(
+        "UPDATE customers SET last_login_at = $1 FROM customers AS before \
+         WHERE customers.id = $2 AND before.id = customers.id RETURNING before.last_login_at",
+    );
+
     const ONE_STATEMENT_WRITES_ALONE: bool = true;
 
     const AUDIT_IP_BYTEWISE: &'static str = "ip COLLATE \"C\"";

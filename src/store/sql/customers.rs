@@ -11,13 +11,25 @@ use crate::domain::credentials::password::{ChangeOutcome, PasswordChange};
 use crate::domain::customers::{Customer, CustomerId, NewCustomer, Username};
 use crate::domain::delivery::message::Message;
 use crate::domain::ports::{
-    CustomerStore, FailureOutcome, Insertion, StoreError, StoreResult, Taken,
+    CustomerStore, FailureOutcome, Insertion, LoginCandidate, StoreError, StoreResult, Taken,
 };
 use crate::store::backend::{Backend, query};
-use crate::store::rows::{CustomerRow, LockoutRow, select_customer};
+use crate::store::rows::{
+    CustomerRow, LockoutRow, LoginCandidateRow, customer_columns, default_factor_join,
+    select_customer,
+};
 
 const CUSTOMER_BY_USERNAME: &str = select_customer!("WHERE c.username = $1");
 const CUSTOMER_BY_ID: &str = select_customer!("WHERE c.id = $1");
+/// The username's counters and its customer: a row whichever exists.
+const LOGIN_CANDIDATE: &str = concat!(
+    "SELECT l.failures, l.lock_count, l.locked_until, l.operator_locked, l.locked_down, ",
+    customer_columns!(),
+    " FROM (SELECT CAST($1 AS TEXT) AS username) asked \
+     LEFT JOIN lockouts l ON l.username = asked.username \
+     LEFT JOIN customers c ON c.username = asked.username ",
+    default_factor_join!()
+);
 const SELECT_LOCKOUT: &str = "SELECT failures, lock_count, locked_until, operator_locked, locked_down FROM lockouts WHERE username = $1";
 
 pub(super) async fn lockout_row<B: Backend>(
@@ -191,6 +203,19 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
     async fn customer_by_username(&self, username: &Username) -> StoreResult<Option<Customer>> {
         self.read_one::<CustomerRow, _>(CUSTOMER_BY_USERNAME, username.as_str())
             .await
+    }
+
+    #[tracing::instrument(
+        target = "finhub_auth::traced",
+        level = "debug",
+        name = "store.login_candidate",
+        skip_all
+    )]
+    async fn login_candidate(&self, username: &Username) -> StoreResult<LoginCandidate> {
+        let candidate = self
+            .read_one::<LoginCandidateRow, _>(LOGIN_CANDIDATE, username.as_str())
+            .await?;
+        Ok(candidate.unwrap_or_default())
     }
 
     #[tracing::instrument(

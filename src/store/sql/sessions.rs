@@ -37,18 +37,29 @@ pub(super) async fn record_login<B: Backend>(
     customer: &CustomerId,
     at: OffsetDateTime,
 ) -> StoreResult<LoginTimes> {
-    let previous: Option<(Option<i64>,)> =
-        query::<B>("SELECT last_login_at FROM customers WHERE id = $1")
-            .bind(customer.as_str())
-            .fetch_optional(tx)
-            .await?;
+    let previous: Option<(Option<i64>,)> = match B::MOVE_LAST_LOGIN {
+        Some(move_returning_previous) => {
+            query::<B>(move_returning_previous)
+                .bind(to_unix_millis(at))
+                .bind(customer.as_str())
+                .fetch_optional(tx)
+                .await?
+        }
+        None => {
+            let previous = query::<B>("SELECT last_login_at FROM customers WHERE id = $1")
+                .bind(customer.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            query::<B>("UPDATE customers SET last_login_at = $1 WHERE id = $2")
+                .bind(to_unix_millis(at))
+                .bind(customer.as_str())
+                .execute(tx)
+                .await?;
+            previous
+        }
+    };
     let (previous,) =
         previous.ok_or_else(|| StoreError::Other(anyhow!("session for a missing customer")))?;
-    query::<B>("UPDATE customers SET last_login_at = $1 WHERE id = $2")
-        .bind(to_unix_millis(at))
-        .bind(customer.as_str())
-        .execute(tx)
-        .await?;
     Ok(LoginTimes {
         login_at: at,
         previous_login_at: previous.map(from_unix_millis),

@@ -38,6 +38,8 @@ impl Backend for Sqlite {
     /// In-process statements cost no round trip, and SQLite's `WITH` cannot change rows.
     const HEAD_MOVES_WITH_INSERT: bool = false;
 
+    const MOVE_LAST_LOGIN: Option<&'static str> = None;
+
     /// An `UPDATE` that reads first (a claim's subquery) outside `BEGIN IMMEDIATE` could meet
     /// another process's write between its read and its write, a `SQLITE_BUSY` no wait cures.
     const ONE_STATEMENT_WRITES_ALONE: bool = false;
