@@ -13,8 +13,9 @@ use metrics::{
 use tracing::span::{Attributes, Id};
 use tracing::subscriber::DefaultGuard;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
+use tracing_subscriber::registry::LookupSpan;
 
-/// Records the store's calls made on this thread while it is held.
+/// Records the store's calls that requests make on this thread while it is held.
 pub struct StoreCalls {
     calls: Arc<Mutex<Vec<&'static str>>>,
     _recording: DefaultGuard,
@@ -40,10 +41,17 @@ impl StoreCalls {
 
 struct SpanNames(Arc<Mutex<Vec<&'static str>>>);
 
-impl<S: tracing::Subscriber> Layer<S> for SpanNames {
-    fn on_new_span(&self, attrs: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
+impl<S> Layer<S> for SpanNames
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, context: Context<'_, S>) {
         let name = attrs.metadata().name();
-        if name.starts_with("store.") {
+        // Only a request's: not the background jobs' (the refusals' flush, housekeeping).
+        let in_request = context
+            .span(id)
+            .is_some_and(|span| span.scope().skip(1).any(|s| s.name() == "request"));
+        if name.starts_with("store.") && in_request {
             self.0.lock().expect("calls").push(name);
         }
     }

@@ -447,9 +447,10 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         if forms.is_empty() {
             return Ok(None);
         }
+        // No `LIMIT`: every form is probed whether or not one matches (a code is stored in one).
         let mut lookup = query_built::<B>(format!(
             "SELECT id FROM recovery_codes WHERE customer_id = {} AND used_at IS NULL \
-             AND code_hash IN ({}) LIMIT 1",
+             AND code_hash IN ({})",
             B::placeholder(1),
             forms.join(", ")
         ))
