@@ -4,6 +4,7 @@
 
 use finhub_auth::clock::Clock as _;
 use finhub_auth::domain::audit::{AuditEvent, AuditKind, Outcome};
+use finhub_auth::domain::credentials::factor::TwoFactorMethod;
 use finhub_auth::domain::customers::{CustomerId, Username};
 use finhub_auth::domain::ports::StoreError;
 use finhub_auth::domain::sessions::SessionId;
@@ -82,7 +83,7 @@ async fn a_lockdown_ends_every_session_and_locks_until_a_completed_reset(backend
     let eve = app.create_customer("eve", None).await;
     let mine = app.login_ok(&eve).await;
     // The thief adds an app of their own: the notice of it carries the link.
-    let secret = app.add_app(&mine.bff).await;
+    app.add_app(&mine.bff).await;
     let token = app.lockdown_token(&eve, "factor.added").await;
     let pending = app.login_ok(&eve).await;
 
@@ -138,23 +139,76 @@ async fn a_lockdown_ends_every_session_and_locks_until_a_completed_reset(backend
         [("EMAIL".to_owned(), false), ("SMS".to_owned(), false)]
     );
 
-    // The lockdown never stops the reset that ends it, second factor included.
+    // The app the notice told of went with the lockdown, so the reset that ends it asks for
+    // the mailbox's code alone.
+    let removed = app.audit_of_kind("factor.removed").await;
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0]["reason"], "lockdown");
+    assert_eq!(removed[0]["details"]["removed"], 1);
+    let session = app.reset_session(&eve).await;
+    assert_eq!(session.body["twoFactorRequired"], false);
+    assert_problem(app.initiate(&session.bff).await, 409, "FACTOR_REQUIRED").await;
+    let reset = app.complete_reset(&session.bff, NEW_PASSWORD).await;
+    assert_eq!(reset.status(), 204);
+    assert_eq!(app.login(&eve.username, NEW_PASSWORD).await.status(), 200);
+}
+
+on_both_stores!(a_lockdown_removes_what_was_enrolled_since_its_notice_and_keeps_what_came_before);
+/// The attack: a thief who got past the password and a texted code (a swapped SIM) adds an
+/// authenticator app of their own. Were it kept, it would answer the reset that lifts the
+/// lockdown and every login after it.
+async fn a_lockdown_removes_what_was_enrolled_since_its_notice_and_keeps_what_came_before(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let eve = app.create_customer("eve", Some(TwoFactorMethod::Sms)).await;
+    let mine = app.login_with_2fa(&eve).await;
+    let codes = app.recovery_codes(&mine.bff).await;
+    app.clock.advance(Duration::minutes(5));
+
+    let thief = app.login_with_2fa(&eve).await;
+    let secret = app.add_app(&thief.bff).await;
+    let token = app.lockdown_token(&eve, "factor.added").await;
+    let held = "SELECT COUNT(*) FROM factors WHERE customer_id = $1";
+    assert_eq!(app.customer_scalar::<i64>(held, &eve).await, 2);
+
+    assert_eq!(app.lockdown(&token).await.status(), 204);
+
+    // Eve's own phone and recovery codes, older than the notice, stay; the thief's app goes.
+    let methods = "SELECT method FROM factors WHERE customer_id = $1";
+    assert_eq!(app.customer_scalar::<i64>(held, &eve).await, 1);
+    assert_eq!(app.customer_scalar::<String>(methods, &eve).await, "SMS");
+    let unused = "SELECT COUNT(*) FROM recovery_codes WHERE customer_id = $1 AND used_at IS NULL";
+    assert_eq!(
+        app.customer_scalar::<i64>(unused, &eve).await,
+        i64::try_from(codes.len()).unwrap()
+    );
+    let removed = app.audit_of_kind("factor.removed").await;
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0]["reason"], "lockdown");
+    assert_eq!(removed[0]["customerId"], eve.id.as_str());
+    assert_eq!(removed[0]["details"]["removed"], 1);
+    assert_eq!(removed[0]["details"]["recoveryCodesRemoved"], 0);
+
+    // The reset asks for Eve's phone, and the thief's app answers nothing.
     let session = app.reset_session(&eve).await;
     assert_eq!(session.body["twoFactorRequired"], true);
     let challenge: Value = app.initiate(&session.bff).await.json().await.unwrap();
-    assert_eq!(challenge["method"], "TOTP", "{challenge}");
-    let proved = app
-        .verify(
-            &session.bff,
-            challenge["challengeId"].as_str().unwrap(),
-            &app.next_totp(&secret),
-        )
-        .await;
-    assert_eq!(proved.status(), 200);
-    let proved = tokens(proved).await;
-    let reset = app.complete_reset(&proved.bff, NEW_PASSWORD).await;
-    assert_eq!(reset.status(), 204);
-    assert_eq!(app.login(&eve.username, NEW_PASSWORD).await.status(), 200);
+    assert_eq!(challenge["method"], "SMS", "{challenge}");
+    let challenge_id = challenge["challengeId"].as_str().unwrap();
+    assert_problem(
+        app.verify(&session.bff, challenge_id, &app.next_totp(&secret))
+            .await,
+        400,
+        "INVALID_2FA_CODE",
+    )
+    .await;
+    let code = app.latest_code(&eve).await;
+    let proved = tokens(app.verify(&session.bff, challenge_id, &code).await).await;
+    assert_eq!(
+        app.complete_reset(&proved.bff, NEW_PASSWORD).await.status(),
+        204
+    );
 }
 
 on_both_stores!(an_unknown_altered_or_expired_link_changes_nothing);

@@ -203,7 +203,7 @@ impl AuthService {
         completion: Completion,
         client: &ClientContext,
     ) -> Result<(), AuthError> {
-        let now = self.clock.now();
+        let now = completion.at();
         let purpose = completion.purpose();
         // Confirmation codes do not count toward the lock; nor can an answer right as read.
         let may_lock = !judged.right_as_read

@@ -1,14 +1,15 @@
 //! "This wasn't me": the link in an e-mailed security notice ends every session of the
-//! customer at once and locks the account until a completed password reset or an operator's
-//! unlock. Whoever holds the link may use it, without a session; it is single-use, valid seven
-//! days, and rate-limited like a login.
+//! customer at once, removes every factor and recovery code enrolled since that notice, and
+//! locks the account until a completed password reset or an operator's unlock. Whoever holds
+//! the link may use it, without a session; it is single-use, valid seven days, and
+//! rate-limited like a login.
 
 use super::{AuthService, count_outcome, rate_limited};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::lockdown::LockdownToken;
 use crate::domain::delivery::message::AccountChange;
 use crate::domain::error::AuthError;
-use crate::domain::ports::LockdownDone;
+use crate::domain::ports::{EnrolledSince, LockdownDone};
 use crate::domain::risk::client::ClientContext;
 
 /// Lockdowns, by outcome.
@@ -50,9 +51,20 @@ impl AuthService {
             .username(&customer.username)
             .customer(&customer.id)
             .reason("customer_lockdown");
+        // Whatever was enrolled since the notice may be the thief's: an app, a passkey or a
+        // phone of theirs would sign them in again, or answer the reset that lifts the lock.
+        let removal = AuditEvent::new(AuditKind::FactorRemoved, Outcome::Success, now)
+            .client(client)
+            .username(&customer.username)
+            .customer(&customer.id)
+            .reason("lockdown");
+        let enrolled = EnrolledSince {
+            since: link.issued_at(),
+            event: &removal,
+        };
         match self
             .store
-            .lock_down(&link, &customer.username, &notices, &event)
+            .lock_down(&link, &customer.username, enrolled, &notices, &event)
             .await?
         {
             LockdownDone::LockedDown => {

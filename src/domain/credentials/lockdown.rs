@@ -47,6 +47,14 @@ pub struct LockdownLink {
     pub expires_at: OffsetDateTime,
 }
 
+impl LockdownLink {
+    /// When the link was issued: with the notice that carried it, so the time of the change
+    /// or sign-in that notice told of.
+    pub fn issued_at(&self) -> OffsetDateTime {
+        self.expires_at - LockdownSeal::VALIDITY
+    }
+}
+
 /// A link could not be sealed (no random source, a key that could not be derived).
 #[derive(Debug, thiserror::Error)]
 #[error("a lockdown link could not be sealed")]
@@ -160,6 +168,7 @@ mod tests {
         let link = seal.open(&token, NOW + Duration::days(6)).unwrap();
         assert_eq!(link.customer, customer());
         assert_eq!(link.expires_at, NOW + Duration::days(7));
+        assert_eq!(link.issued_at(), NOW, "dated from its notice");
         assert_eq!(link.id.len(), 32, "16 random bytes");
         assert!(
             seal.open(&token, NOW + Duration::days(7)).is_none(),

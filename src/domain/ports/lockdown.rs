@@ -1,6 +1,7 @@
 //! "This wasn't me": a customer's lockdown.
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
@@ -17,17 +18,29 @@ pub enum LockdownDone {
     LinkUsed,
 }
 
+/// What a lockdown removes beside the sessions: what the customer enrolled at or after `since`
+/// (factors, confirmed or not, and recovery codes), recorded by `event` when anything went.
+#[derive(Debug, Clone, Copy)]
+pub struct EnrolledSince<'a> {
+    /// When the notice whose link was used was sent.
+    pub since: OffsetDateTime,
+    /// The removal's event, appended with how many factors and codes went.
+    pub event: &'a AuditEvent,
+}
+
 /// Lockdowns, each in one transaction.
 #[async_trait]
 pub trait LockdownStore: Send + Sync + 'static {
     /// In one transaction holding the username's counters: records `link` as used (refused,
     /// changing nothing, if it was), locks `username` down until a completed reset or an
-    /// operator's unlock, ends every live session of the link's customer, queues `notices`
-    /// and appends `event`.
+    /// operator's unlock, ends every live session of the link's customer, removes what they
+    /// `enrolled` since the notice (the default moving to the oldest factor left, the recovery
+    /// codes going with the last factor), queues `notices` and appends `event`.
     async fn lock_down(
         &self,
         link: &LockdownLink,
         username: &Username,
+        enrolled: EnrolledSince<'_>,
         notices: &[Message],
         event: &AuditEvent,
     ) -> StoreResult<LockdownDone>;

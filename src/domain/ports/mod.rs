@@ -30,7 +30,7 @@ pub use customers::{CustomerStore, FailureOutcome, Insertion, LoginCandidate};
 pub use factors::FactorStore;
 pub use housekeeping::HousekeepingStore;
 pub use location::Locator;
-pub use lockdown::{LockdownDone, LockdownStore};
+pub use lockdown::{EnrolledSince, LockdownDone, LockdownStore};
 pub use notifier::{Notifier, NotifyError, Outgoing, WebhookSender};
 pub use outbox::OutboxStore;
 pub use passkeys::{PasskeyCeremonies, PasskeyStore};

@@ -43,7 +43,7 @@ pub(super) async fn complete<B: Backend>(
             at,
             activation,
         } => {
-            factor_changes::confirm(tx, factor).await?;
+            factor_changes::confirm(tx, factor, *at).await?;
             match activation {
                 // The login completes with the factor it enrolled. Another factor the session
                 // added meanwhile is now confirmed as an ACTIVE session confirms one.

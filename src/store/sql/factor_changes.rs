@@ -96,8 +96,13 @@ pub(super) async fn sync_previous_version<B: Backend>(
     Ok(())
 }
 
-/// Confirms an unconfirmed factor: usable, and the customer's default if they have none.
-pub(super) async fn confirm<B: Backend>(tx: &mut Tx<'_, B>, factor: &FactorId) -> StoreResult<()> {
+/// Confirms an unconfirmed factor: usable, and the customer's default if they have none. It
+/// counts as enrolled from `at` (what a lockdown goes by), not from when its enrolment began.
+pub(super) async fn confirm<B: Backend>(
+    tx: &mut Tx<'_, B>,
+    factor: &FactorId,
+    at: OffsetDateTime,
+) -> StoreResult<()> {
     let owner: Option<(String,)> =
         query::<B>("SELECT customer_id FROM factors WHERE id = $1 AND pending_until IS NOT NULL")
             .bind(factor.as_str())
@@ -115,10 +120,11 @@ pub(super) async fn confirm<B: Backend>(tx: &mut Tx<'_, B>, factor: &FactorId) -
             .fetch_one(tx)
             .await?;
     let confirmed = query::<B>(
-        "UPDATE factors SET pending_until = NULL, is_default = $1 \
-         WHERE id = $2 AND pending_until IS NOT NULL",
+        "UPDATE factors SET pending_until = NULL, is_default = $1, created_at = $2 \
+         WHERE id = $3 AND pending_until IS NOT NULL",
     )
     .bind(defaults == 0)
+    .bind(to_unix_millis(at))
     .bind(factor.as_str())
     .execute(tx)
     .await?;
@@ -129,6 +135,52 @@ pub(super) async fn confirm<B: Backend>(tx: &mut Tx<'_, B>, factor: &FactorId) -
         )));
     }
     sync_previous_version(tx, &customer).await
+}
+
+/// What a customer removes by a lockdown: the factors (confirmed or not) and recovery codes
+/// enrolled at or after `since`, and the challenges open for those factors. The default moves to
+/// the oldest factor left; without one, two-factor is off and the remaining recovery codes go
+/// too. Returns how many factors and codes went.
+pub(super) async fn remove_enrolled_since<B: Backend>(
+    tx: &mut Tx<'_, B>,
+    customer: &str,
+    since: OffsetDateTime,
+) -> StoreResult<(u64, u64)> {
+    let since = to_unix_millis(since);
+    hold_customer(tx, customer).await?;
+    query::<B>(
+        "UPDATE challenges SET status = 'SUPERSEDED' WHERE status = 'OPEN' AND factor_id IN \
+         (SELECT id FROM factors WHERE customer_id = $1 AND created_at >= $2)",
+    )
+    .bind(customer)
+    .bind(since)
+    .execute(&mut *tx)
+    .await?;
+    let factors = query::<B>("DELETE FROM factors WHERE customer_id = $1 AND created_at >= $2")
+        .bind(customer)
+        .bind(since)
+        .execute(&mut *tx)
+        .await?;
+    let codes = query::<B>(
+        "DELETE FROM recovery_codes WHERE customer_id = $1 AND (created_at >= $2 OR NOT EXISTS \
+         (SELECT 1 FROM factors WHERE customer_id = $1 AND pending_until IS NULL))",
+    )
+    .bind(customer)
+    .bind(since)
+    .execute(&mut *tx)
+    .await?;
+    if factors > 0 {
+        query::<B>(
+            "UPDATE factors SET is_default = TRUE WHERE id = (SELECT id FROM factors \
+             WHERE customer_id = $1 AND pending_until IS NULL ORDER BY created_at, id LIMIT 1) \
+             AND NOT EXISTS (SELECT 1 FROM factors WHERE customer_id = $1 AND is_default = TRUE)",
+        )
+        .bind(customer)
+        .execute(&mut *tx)
+        .await?;
+        sync_previous_version(tx, customer).await?;
+    }
+    Ok((factors, codes))
 }
 
 /// Records when a factor last answered a challenge.

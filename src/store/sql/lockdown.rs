@@ -1,14 +1,15 @@
-//! Lockdowns: the link used, the account locked, every session ended, in one transaction.
+//! Lockdowns: the link used, the account locked, every session ended, what was enrolled since
+//! the notice removed, in one transaction.
 
 use async_trait::async_trait;
 
-use super::{SqlStore, audit, customers, outbox, session_ends};
+use super::{SqlStore, audit, customers, factor_changes, outbox, session_ends};
 use crate::clock::to_unix_millis;
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::lockdown::LockdownLink;
 use crate::domain::customers::Username;
 use crate::domain::delivery::message::Message;
-use crate::domain::ports::{LockdownDone, LockdownStore, StoreResult};
+use crate::domain::ports::{EnrolledSince, LockdownDone, LockdownStore, StoreResult};
 use crate::store::backend::{Backend, query};
 
 #[async_trait]
@@ -23,6 +24,7 @@ impl<B: Backend> LockdownStore for SqlStore<B> {
         &self,
         link: &LockdownLink,
         username: &Username,
+        enrolled: EnrolledSince<'_>,
         notices: &[Message],
         event: &AuditEvent,
     ) -> StoreResult<LockdownDone> {
@@ -47,11 +49,25 @@ impl<B: Backend> LockdownStore for SqlStore<B> {
         let ended =
             session_ends::end_customer_sessions(&mut tx, &link.customer, "lockdown", event.at)
                 .await?;
+        // After the sessions: a change a session made before it ended is removed too.
+        let (factors, codes) =
+            factor_changes::remove_enrolled_since(&mut tx, link.customer.as_str(), enrolled.since)
+                .await?;
         for notice in notices {
             outbox::enqueue(&mut tx, notice).await?;
         }
         let event = event.clone().detail("sessionsEnded", ended);
-        audit::append(&mut tx, &self.trail, &[&event]).await?;
+        let removal = enrolled
+            .event
+            .clone()
+            .detail("removed", factors)
+            .detail("recoveryCodesRemoved", codes);
+        let events: &[&AuditEvent] = if factors + codes > 0 {
+            &[&event, &removal]
+        } else {
+            &[&event]
+        };
+        audit::append(&mut tx, &self.trail, events).await?;
         tx.commit().await?;
         Ok(LockdownDone::LockedDown)
     }

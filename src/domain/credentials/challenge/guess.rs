@@ -83,6 +83,15 @@ impl Completion {
             Self::Reset(_) => ChallengePurpose::Reset,
         }
     }
+
+    /// When the answer came: the time of everything the right answer records, its notices
+    /// included, so a notice's "this wasn't me" link dates from the change it tells of.
+    pub fn at(&self) -> OffsetDateTime {
+        match self {
+            Self::Login(rotation) | Self::Reset(rotation) => rotation.at,
+            Self::StepUp { at } | Self::Confirm { at, .. } => *at,
+        }
+    }
 }
 
 /// What the stored state says of a guess before it is checked.
