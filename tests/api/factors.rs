@@ -105,7 +105,7 @@ impl TestApp {
         totp_at(secret, self.clock.now())
     }
 
-    async fn initiate_with(&self, bearer: &str, body: Value) -> Response {
+    pub(crate) async fn initiate_with(&self, bearer: &str, body: Value) -> Response {
         self.post_json("/api/v1/auth/2fa/initiate", &body, Some(bearer))
             .await
     }

@@ -153,31 +153,43 @@ async fn a_lockdown_ends_every_session_and_locks_until_a_completed_reset(backend
     assert_eq!(app.login(&eve.username, NEW_PASSWORD).await.status(), 200);
 }
 
-on_both_stores!(a_lockdown_removes_what_was_enrolled_since_its_notice_and_keeps_what_came_before);
+on_both_stores!(a_lockdown_removes_what_the_thief_enrolled_and_keeps_what_came_before);
 /// The attack: a thief who got past the password and a texted code (a swapped SIM) adds an
-/// authenticator app of their own. Were it kept, it would answer the reset that lifts the
-/// lockdown and every login after it.
-async fn a_lockdown_removes_what_was_enrolled_since_its_notice_and_keeps_what_came_before(
-    backend: Backend,
-) {
+/// authenticator app and a phone of their own. Were they kept, they would answer the reset that
+/// lifts the lockdown and every login after it, whichever notice's link the customer used:
+/// here the newest, of the thief's phone, which the app predates.
+async fn a_lockdown_removes_what_the_thief_enrolled_and_keeps_what_came_before(backend: Backend) {
     let app = spawn_app(backend).await;
     let eve = app.create_customer("eve", Some(TwoFactorMethod::Sms)).await;
     let mine = app.login_with_2fa(&eve).await;
     let codes = app.recovery_codes(&mine.bff).await;
+    assert_eq!(app.logout(&mine.bff, &json!({})).await.status(), 204);
     app.clock.advance(Duration::minutes(5));
 
     let thief = app.login_with_2fa(&eve).await;
-    let secret = app.add_app(&thief.bff).await;
+    app.add_app(&thief.bff).await;
+    let first_app = "SELECT id FROM factors WHERE customer_id = $1 AND method = 'TOTP'";
+    let first_app = app.customer_scalar::<String>(first_app, &eve).await;
+    app.clock.advance(Duration::minutes(1));
+    let thiefs_phone = "+447700900999";
+    let added = app
+        .add_factor_ok(&thief.bff, json!({"method": "SMS", "phone": thiefs_phone}))
+        .await;
+    let code = app.latest_code(&eve).await;
+    assert_eq!(app.confirm(&thief.bff, &added, &code).await.status(), 200);
     let token = app.lockdown_token(&eve, "factor.added").await;
     let held = "SELECT COUNT(*) FROM factors WHERE customer_id = $1";
-    assert_eq!(app.customer_scalar::<i64>(held, &eve).await, 2);
+    assert_eq!(app.customer_scalar::<i64>(held, &eve).await, 3);
 
     assert_eq!(app.lockdown(&token).await.status(), 204);
 
-    // Eve's own phone and recovery codes, older than the notice, stay; the thief's app goes.
-    let methods = "SELECT method FROM factors WHERE customer_id = $1";
+    // Eve's own phone and recovery codes, from before the thief's session, stay; both apps go.
+    let phones = "SELECT address FROM factors WHERE customer_id = $1";
     assert_eq!(app.customer_scalar::<i64>(held, &eve).await, 1);
-    assert_eq!(app.customer_scalar::<String>(methods, &eve).await, "SMS");
+    assert_eq!(
+        app.customer_scalar::<String>(phones, &eve).await,
+        "+447700900123"
+    );
     let unused = "SELECT COUNT(*) FROM recovery_codes WHERE customer_id = $1 AND used_at IS NULL";
     assert_eq!(
         app.customer_scalar::<i64>(unused, &eve).await,
@@ -187,28 +199,63 @@ async fn a_lockdown_removes_what_was_enrolled_since_its_notice_and_keeps_what_ca
     assert_eq!(removed.len(), 1, "{removed:?}");
     assert_eq!(removed[0]["reason"], "lockdown");
     assert_eq!(removed[0]["customerId"], eve.id.as_str());
-    assert_eq!(removed[0]["details"]["removed"], 1);
+    assert_eq!(removed[0]["details"]["removed"], 2);
     assert_eq!(removed[0]["details"]["recoveryCodesRemoved"], 0);
+    // Told at the profile's addresses only, never at a factor's, which may be the thief's.
+    while app.services.courier.deliver_due().await.unwrap() > 0 {}
+    let told: Vec<Value> = app
+        .notice_lines()
+        .into_iter()
+        .filter(|l| l["notice"] == "account.lockdown")
+        .collect();
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert!(!format!("{told:?}").contains(thiefs_phone), "{told:?}");
 
-    // The reset asks for Eve's phone, and the thief's app answers nothing.
+    // The reset asks for Eve's phone; the thief's app cannot even be asked for.
     let session = app.reset_session(&eve).await;
     assert_eq!(session.body["twoFactorRequired"], true);
+    let problem = assert_problem(
+        app.initiate_with(&session.bff, json!({"factorId": first_app}))
+            .await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "factorId");
     let challenge: Value = app.initiate(&session.bff).await.json().await.unwrap();
     assert_eq!(challenge["method"], "SMS", "{challenge}");
     let challenge_id = challenge["challengeId"].as_str().unwrap();
-    assert_problem(
-        app.verify(&session.bff, challenge_id, &app.next_totp(&secret))
-            .await,
-        400,
-        "INVALID_2FA_CODE",
-    )
-    .await;
     let code = app.latest_code(&eve).await;
     let proved = tokens(app.verify(&session.bff, challenge_id, &code).await).await;
     assert_eq!(
         app.complete_reset(&proved.bff, NEW_PASSWORD).await.status(),
         204
     );
+}
+
+on_both_stores!(a_factor_counts_as_enrolled_from_its_confirmation);
+/// A thief's app whose enrolment began before the notice of its confirmation, from a session
+/// that has ended since (the thief signed out): the notice's link still removes it.
+async fn a_factor_counts_as_enrolled_from_its_confirmation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let eve = app.create_customer("eve", Some(TwoFactorMethod::Sms)).await;
+    app.clock.advance(Duration::minutes(5));
+    let thief = app.login_with_2fa(&eve).await;
+    let added = app
+        .add_factor_ok(&thief.bff, json!({"method": "TOTP", "name": "Phone app"}))
+        .await;
+    app.clock.advance(Duration::minutes(2));
+    let secret = added["secret"].as_str().unwrap();
+    let code = crate::factors::totp_at(secret, app.clock.now());
+    assert_eq!(app.confirm(&thief.bff, &added, &code).await.status(), 200);
+    let token = app.lockdown_token(&eve, "factor.added").await;
+    assert_eq!(app.logout(&thief.bff, &json!({})).await.status(), 204);
+
+    assert_eq!(app.lockdown(&token).await.status(), 204);
+    let apps = "SELECT COUNT(*) FROM factors WHERE customer_id = $1 AND method = 'TOTP'";
+    assert_eq!(app.customer_scalar::<i64>(apps, &eve).await, 0);
+    let held = "SELECT COUNT(*) FROM factors WHERE customer_id = $1";
+    assert_eq!(app.customer_scalar::<i64>(held, &eve).await, 1);
 }
 
 on_both_stores!(an_unknown_altered_or_expired_link_changes_nothing);

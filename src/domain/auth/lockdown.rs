@@ -1,13 +1,13 @@
 //! "This wasn't me": the link in an e-mailed security notice ends every session of the
-//! customer at once, removes every factor and recovery code enrolled since that notice, and
-//! locks the account until a completed password reset or an operator's unlock. Whoever holds
-//! the link may use it, without a session; it is single-use, valid seven days, and
-//! rate-limited like a login.
+//! customer at once, removes every factor and recovery code enrolled since that notice (or
+//! since the oldest of those sessions began), and locks the account until a completed
+//! password reset or an operator's unlock. Whoever holds the link may use it, without a
+//! session; it is single-use, valid seven days, and rate-limited like a login.
 
 use super::{AuthService, count_outcome, rate_limited};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::lockdown::LockdownToken;
-use crate::domain::delivery::message::AccountChange;
+use crate::domain::delivery::message::{AccountChange, Message};
 use crate::domain::error::AuthError;
 use crate::domain::ports::{EnrolledSince, LockdownDone};
 use crate::domain::risk::client::ClientContext;
@@ -43,9 +43,14 @@ impl AuthService {
         let Some(customer) = self.store.customer_by_id(&link.customer).await? else {
             return Err(refused("unknown_link"));
         };
-        let notices = self
-            .notices_of(&customer, AccountChange::LockedDown, now)
-            .await?;
+        // Told at the profile's own addresses only: a factor's phone or mailbox may be the
+        // thief's, and goes with the lockdown.
+        let notices = Message::account_notices(
+            &customer,
+            std::iter::empty(),
+            AccountChange::LockedDown,
+            now,
+        );
         let event = AuditEvent::new(AuditKind::AccountLockdown, Outcome::Success, now)
             .client(client)
             .username(&customer.username)

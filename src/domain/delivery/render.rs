@@ -241,7 +241,7 @@ fn account_words(
         ),
         AccountChange::LockedDown => (
             "Your FinHub account is locked down",
-            "As you asked, every sign-in to your FinHub account was ended, any sign-in method or recovery code added since the notice you answered was removed, and the account locked; reset your password to unlock it. The lockdown began".to_owned(),
+            "As you asked, every sign-in to your FinHub account was ended, any sign-in method or recovery code added since the notice you answered, or while someone was signed in, was removed, and the account locked; reset your password to unlock it. The lockdown began".to_owned(),
         ),
         AccountChange::RecoveryCodeUsed { remaining } => (
             "A FinHub recovery code was used",

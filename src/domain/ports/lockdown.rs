@@ -18,8 +18,10 @@ pub enum LockdownDone {
     LinkUsed,
 }
 
-/// What a lockdown removes beside the sessions: what the customer enrolled at or after `since`
-/// (factors, confirmed or not, and recovery codes), recorded by `event` when anything went.
+/// What a lockdown removes beside the sessions: what the customer enrolled (factors, confirmed
+/// or not, and recovery codes) at or after `since`, or after the start of the oldest session
+/// the lockdown ends that could still be renewed, whichever is earlier; recorded by `event`
+/// when anything went.
 #[derive(Debug, Clone, Copy)]
 pub struct EnrolledSince<'a> {
     /// When the notice whose link was used was sent.
@@ -34,8 +36,8 @@ pub trait LockdownStore: Send + Sync + 'static {
     /// In one transaction holding the username's counters: records `link` as used (refused,
     /// changing nothing, if it was), locks `username` down until a completed reset or an
     /// operator's unlock, ends every live session of the link's customer, removes what they
-    /// `enrolled` since the notice (the default moving to the oldest factor left, the recovery
-    /// codes going with the last factor), queues `notices` and appends `event`.
+    /// `enrolled` (the default moving to the oldest factor left, the recovery codes going with
+    /// the last factor), queues `notices` and appends `event`.
     async fn lock_down(
         &self,
         link: &LockdownLink,

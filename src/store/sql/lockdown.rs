@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::{SqlStore, audit, customers, factor_changes, outbox, session_ends};
-use crate::clock::to_unix_millis;
+use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
 use crate::domain::credentials::lockdown::LockdownLink;
 use crate::domain::customers::Username;
@@ -46,13 +46,25 @@ impl<B: Backend> LockdownStore for SqlStore<B> {
             return Ok(LockdownDone::LinkUsed);
         }
         customers::set_lock(&mut tx, username, customers::Locking::Lockdown, event.at).await?;
+        // The customer may answer a later notice first (the thief's new recovery codes, say):
+        // what any session ended here enrolled goes too, whenever it did.
+        let (oldest_session,): (Option<i64>,) = query::<B>(
+            "SELECT MIN(created_at) FROM sessions WHERE customer_id = $1 \
+             AND revoked_at IS NULL AND absolute_expires_at > $2",
+        )
+        .bind(link.customer.as_str())
+        .bind(to_unix_millis(event.at))
+        .fetch_one(&mut tx)
+        .await?;
+        let since = oldest_session
+            .map(from_unix_millis)
+            .map_or(enrolled.since, |started| started.min(enrolled.since));
         let ended =
             session_ends::end_customer_sessions(&mut tx, &link.customer, "lockdown", event.at)
                 .await?;
         // After the sessions: a change a session made before it ended is removed too.
         let (factors, codes) =
-            factor_changes::remove_enrolled_since(&mut tx, link.customer.as_str(), enrolled.since)
-                .await?;
+            factor_changes::remove_enrolled_since(&mut tx, link.customer.as_str(), since).await?;
         for notice in notices {
             outbox::enqueue(&mut tx, notice).await?;
         }
