@@ -207,6 +207,9 @@ impl TryFrom<SessionRow> for Session {
 pub struct LoginCandidateRow {
     pub lockout: Option<LockoutRow>,
     pub customer: Option<CustomerRow>,
+    /// Known devices of the customer with the login's fingerprint hash (0 or 1), and in all.
+    pub device_known: i64,
+    pub devices_known: i64,
 }
 
 impl<'r, R> sqlx::FromRow<'r, R> for LoginCandidateRow
@@ -215,6 +218,7 @@ where
     &'r str: sqlx::ColumnIndex<R>,
     CustomerRow: sqlx::FromRow<'r, R>,
     LockoutRow: sqlx::FromRow<'r, R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
@@ -229,6 +233,8 @@ where
             customer: held
                 .map(|_| <CustomerRow as sqlx::FromRow<'r, R>>::from_row(row))
                 .transpose()?,
+            device_known: row.try_get("device_known")?,
+            devices_known: row.try_get("devices_known")?,
         })
     }
 }
@@ -240,6 +246,8 @@ impl TryFrom<LoginCandidateRow> for LoginCandidate {
         Ok(Self {
             lockout: r.lockout.map(Into::into).unwrap_or_default(),
             customer: r.customer.map(Customer::try_from).transpose()?,
+            // The store's to tell: it knows whether the login named a device.
+            device: None,
         })
     }
 }

@@ -10,6 +10,7 @@ use crate::domain::credentials::password::{HashError, Password};
 use crate::domain::customers::{Customer, Username};
 use crate::domain::error::AuthError;
 use crate::domain::ports::{LoginCandidate, SessionStart};
+use crate::domain::risk::DeviceStanding;
 use crate::domain::risk::client::ClientContext;
 use crate::domain::sessions::token::TokenPair;
 use crate::domain::sessions::{NewSession, OneStepProof, SessionId, SessionState};
@@ -44,8 +45,14 @@ impl AuthService {
 
         let limited = self.limits.check_login(client.ip, username.as_str()).await;
         self.refuse_limited(username, limited, client, now)?;
-        // The counters and the customer in one read: a locked username is refused on them.
-        let LoginCandidate { lockout, customer } = self.store.login_candidate(username).await?;
+        // The counters, the customer and the device's standing in one read: a locked username
+        // is refused on them.
+        let fingerprint = client.device.as_ref().map(|d| d.fingerprint.as_str());
+        let LoginCandidate {
+            lockout,
+            customer,
+            device,
+        } = self.store.login_candidate(username, fingerprint).await?;
         self.refuse_locked(username, &lockout, client, now)?;
 
         let stored_hash = customer.as_ref().map(|c| c.password_hash.as_str());
@@ -84,7 +91,10 @@ impl AuthService {
         };
 
         let needs_rehash = verification.needs_rehash;
-        let issued = match self.start_session(customer.clone(), client, proof).await {
+        let issued = match self
+            .start_session(customer.clone(), client, proof, device)
+            .await
+        {
             Err(AuthError::InvalidCredentials) => {
                 // The app's code was used meanwhile (on any instance): a failure like any other.
                 let event = attempt(Outcome::Failure).reason("invalid_totp");
@@ -224,16 +234,19 @@ impl AuthService {
         Ok(OneStep::Wrong)
     }
 
+    /// Starts the session of a login that proved what it had to; `device`, the standing of its
+    /// device if it was read already.
     pub(super) async fn start_session(
         &self,
         customer: Customer,
         client: &ClientContext,
         proof: Option<OneStepProof>,
+        device: Option<DeviceStanding>,
     ) -> Result<IssuedSession, AuthError> {
         let now = self.clock.now();
         let action = self.policies.risk;
         let mut client = client.clone();
-        let judgement = self.judge(&customer, &mut client, now).await?;
+        let judgement = self.judge(&customer, &mut client, device, now).await?;
         let client = &client;
         let flags = &judgement.flags;
         // Step-up: an unusual (or unjudgeable) login of a customer without 2FA owes a code by

@@ -181,7 +181,7 @@ impl AuthService {
             ceremony: Some(ceremony.answered.clone()),
         };
         match self
-            .start_session(customer.clone(), client, Some(proof))
+            .start_session(customer.clone(), client, Some(proof), None)
             .await
         {
             // An assertion with this counter was accepted meanwhile (on any instance): the

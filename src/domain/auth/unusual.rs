@@ -29,11 +29,12 @@ impl AuthService {
 
     /// How unusual this login is for the customer, from their own history. Without a location
     /// database and a device, the customer's devices are still read: leaving `device` out must
-    /// not make a login look usual.
+    /// not make a login look usual. `read`: the device's standing, if read already.
     pub(super) async fn judge(
         &self,
         customer: &Customer,
         client: &mut ClientContext,
+        read: Option<DeviceStanding>,
         now: time::OffsetDateTime,
     ) -> Result<Judgement, AuthError> {
         let placement = if !self.locator.configured() {
@@ -53,7 +54,7 @@ impl AuthService {
             (None, None) => DeviceStanding::Unnamed {
                 others_known: false,
             },
-            (Some(_), _) => self.device_standing(customer, client).await?,
+            (Some(_), _) => self.device_standing(customer, client, read).await?,
         };
         let history = if placement == Placement::Unknowable {
             LoginHistory {
@@ -66,19 +67,25 @@ impl AuthService {
         Ok(risk::assess(&history, &placement, device, now))
     }
 
-    /// Whether the customer knows this device. One known only under a previous audit key is
-    /// known too, and left marked for the store to move to its current hash; otherwise the mark
-    /// is cleared, so that the store looks for nothing.
+    /// Whether the customer knows this device (under the current key: `read`, if read already).
+    /// One known only under a previous audit key is known too, and left marked for the store to
+    /// move to its current hash; otherwise the mark is cleared, so that the store looks for
+    /// nothing.
     async fn device_standing(
         &self,
         customer: &Customer,
         client: &mut ClientContext,
+        read: Option<DeviceStanding>,
     ) -> Result<DeviceStanding, AuthError> {
-        let fingerprint = client.device.as_ref().map(|d| d.fingerprint.as_str());
-        let standing = self
-            .store
-            .device_standing(&customer.id, fingerprint)
-            .await?;
+        let standing = match read {
+            Some(standing) => standing,
+            None => {
+                let fingerprint = client.device.as_ref().map(|d| d.fingerprint.as_str());
+                self.store
+                    .device_standing(&customer.id, fingerprint)
+                    .await?
+            }
+        };
         let Some(device) = client.device.as_mut() else {
             return Ok(standing);
         };

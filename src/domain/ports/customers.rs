@@ -8,6 +8,7 @@ use crate::domain::credentials::lockout::{LockoutPolicy, LockoutRecord};
 use crate::domain::credentials::password::{ChangeOutcome, PasswordChange};
 use crate::domain::customers::{Customer, CustomerId, NewCustomer, Username};
 use crate::domain::delivery::message::Message;
+use crate::domain::risk::DeviceStanding;
 
 /// The counters after a failure, and whether that failure was counted (it is not while a lock
 /// is already in force).
@@ -20,13 +21,16 @@ pub struct FailureOutcome {
 }
 
 /// What a password login reads before it hashes: the username's failure counters (all zero if
-/// it never failed) and the customer who holds it, if any.
+/// it never failed), the customer who holds it, if any, and the login's device against theirs.
 #[derive(Debug, Clone, Default)]
 pub struct LoginCandidate {
     /// The username's failure counters.
     pub lockout: LockoutRecord,
     /// The customer who holds the username.
     pub customer: Option<Customer>,
+    /// The login's device against the customer's known devices under the current key (as
+    /// [`super::SecurityStore::device_standing`] answers); `None` without a customer.
+    pub device: Option<DeviceStanding>,
 }
 
 /// What became of one customer of a batch.
@@ -54,8 +58,13 @@ pub trait CustomerStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<Insertion>>;
     /// The customer with this (normalised) username, if any.
     async fn customer_by_username(&self, username: &Username) -> StoreResult<Option<Customer>>;
-    /// The username's counters and its customer, in one read.
-    async fn login_candidate(&self, username: &Username) -> StoreResult<LoginCandidate>;
+    /// The username's counters, its customer and the standing of the device whose keyed
+    /// fingerprint hash is `device` (if the login named one), in one read.
+    async fn login_candidate(
+        &self,
+        username: &Username,
+        device: Option<&str>,
+    ) -> StoreResult<LoginCandidate>;
     /// The customer with this id, if any.
     async fn customer_by_id(&self, id: &CustomerId) -> StoreResult<Option<Customer>>;
     /// Replaces the password hash if it is still `old`.

@@ -91,6 +91,20 @@ pub enum DeviceStanding {
     },
 }
 
+impl DeviceStanding {
+    /// The standing of a login whose device was `named` or not, given whether that device is
+    /// among the customer's known ones and whether any is.
+    pub fn of(named: bool, this_known: bool, any_known: bool) -> Self {
+        match (named, this_known) {
+            (true, true) => Self::Known,
+            (true, false) => Self::New,
+            (false, _) => Self::Unnamed {
+                others_known: any_known,
+            },
+        }
+    }
+}
+
 /// Where the login's address is, as far as the service can tell.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Placement {

@@ -13,6 +13,7 @@ use crate::domain::delivery::message::Message;
 use crate::domain::ports::{
     CustomerStore, FailureOutcome, Insertion, LoginCandidate, StoreError, StoreResult, Taken,
 };
+use crate::domain::risk::DeviceStanding;
 use crate::store::backend::{Backend, query};
 use crate::store::rows::{
     CustomerRow, LockoutRow, LoginCandidateRow, customer_columns, default_factor_join,
@@ -21,11 +22,16 @@ use crate::store::rows::{
 
 const CUSTOMER_BY_USERNAME: &str = select_customer!("WHERE c.username = $1");
 const CUSTOMER_BY_ID: &str = select_customer!("WHERE c.id = $1");
-/// The username's counters and its customer: a row whichever exists.
+/// The username's counters and its customer: a row whichever exists; with the customer, whether
+/// the login's device (`$2`) and whether any device is known (each by `devices`' unique key).
 const LOGIN_CANDIDATE: &str = concat!(
     "SELECT l.failures, l.lock_count, l.locked_until, l.operator_locked, l.locked_down, ",
     customer_columns!(),
-    " FROM (SELECT CAST($1 AS TEXT) AS username) asked \
+    ", (SELECT CAST(COUNT(*) AS BIGINT) FROM devices d WHERE d.customer_id = c.id \
+     AND d.fingerprint_hash = $2 AND d.verified_at IS NOT NULL) AS device_known, \
+     (SELECT CAST(COUNT(*) AS BIGINT) FROM devices d WHERE d.customer_id = c.id \
+     AND d.verified_at IS NOT NULL) AS devices_known \
+     FROM (SELECT CAST($1 AS TEXT) AS username) asked \
      LEFT JOIN lockouts l ON l.username = asked.username \
      LEFT JOIN customers c ON c.username = asked.username ",
     default_factor_join!()
@@ -211,11 +217,26 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         name = "store.login_candidate",
         skip_all
     )]
-    async fn login_candidate(&self, username: &Username) -> StoreResult<LoginCandidate> {
-        let candidate = self
-            .read_one::<LoginCandidateRow, _>(LOGIN_CANDIDATE, username.as_str())
+    async fn login_candidate(
+        &self,
+        username: &Username,
+        device: Option<&str>,
+    ) -> StoreResult<LoginCandidate> {
+        let row: Option<LoginCandidateRow> = query::<B>(LOGIN_CANDIDATE)
+            .bind(username.as_str())
+            .bind(device)
+            .fetch_optional(&mut *self.read().await?)
             .await?;
-        Ok(candidate.unwrap_or_default())
+        let Some(row) = row else {
+            return Ok(LoginCandidate::default());
+        };
+        let known = (row.device_known > 0, row.devices_known > 0);
+        let mut candidate = LoginCandidate::try_from(row)?;
+        candidate.device = candidate
+            .customer
+            .is_some()
+            .then(|| DeviceStanding::of(device.is_some(), known.0, known.1));
+        Ok(candidate)
     }
 
     #[tracing::instrument(

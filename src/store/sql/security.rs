@@ -256,13 +256,11 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         .bind(fingerprint_hash)
         .fetch_one(&mut *self.read().await?)
         .await?;
-        Ok(match fingerprint_hash {
-            Some(_) if this == 1 => DeviceStanding::Known,
-            Some(_) => DeviceStanding::New,
-            None => DeviceStanding::Unnamed {
-                others_known: any > 0,
-            },
-        })
+        Ok(DeviceStanding::of(
+            fingerprint_hash.is_some(),
+            this == 1,
+            any > 0,
+        ))
     }
 
     #[tracing::instrument(
