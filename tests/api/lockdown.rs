@@ -157,14 +157,14 @@ on_both_stores!(a_lockdown_removes_what_the_thief_enrolled_and_keeps_what_came_b
 /// The attack: a thief who got past the password and a texted code (a swapped SIM) adds an
 /// authenticator app and a phone of their own. Were they kept, they would answer the reset that
 /// lifts the lockdown and every login after it, whichever notice's link the customer used:
-/// here the newest, of the thief's phone, which the app predates.
+/// here the newest, of the thief's phone, which the app predates, after the thief signed out.
 async fn a_lockdown_removes_what_the_thief_enrolled_and_keeps_what_came_before(backend: Backend) {
     let app = spawn_app(backend).await;
     let eve = app.create_customer("eve", Some(TwoFactorMethod::Sms)).await;
     let mine = app.login_with_2fa(&eve).await;
     let codes = app.recovery_codes(&mine.bff).await;
-    assert_eq!(app.logout(&mine.bff, &json!({})).await.status(), 204);
-    app.clock.advance(Duration::minutes(5));
+    // Eve leaves her session be: it has idled out by the time of the thief's notices.
+    app.clock.advance(Duration::minutes(20));
 
     let thief = app.login_with_2fa(&eve).await;
     app.add_app(&thief.bff).await;
@@ -178,12 +178,14 @@ async fn a_lockdown_removes_what_the_thief_enrolled_and_keeps_what_came_before(b
     let code = app.latest_code(&eve).await;
     assert_eq!(app.confirm(&thief.bff, &added, &code).await.status(), 200);
     let token = app.lockdown_token(&eve, "factor.added").await;
+    assert_eq!(app.logout(&thief.bff, &json!({})).await.status(), 204);
     let held = "SELECT COUNT(*) FROM factors WHERE customer_id = $1";
     assert_eq!(app.customer_scalar::<i64>(held, &eve).await, 3);
 
     assert_eq!(app.lockdown(&token).await.status(), 204);
 
-    // Eve's own phone and recovery codes, from before the thief's session, stay; both apps go.
+    // Eve's own phone and recovery codes, from a session that had idled out before the notice,
+    // stay; the thief's app and phone go.
     let phones = "SELECT address FROM factors WHERE customer_id = $1";
     assert_eq!(app.customer_scalar::<i64>(held, &eve).await, 1);
     assert_eq!(

@@ -63,8 +63,10 @@ impl AuthService {
             .username(&customer.username)
             .customer(&customer.id)
             .reason("lockdown");
+        let since = link.issued_at();
         let enrolled = EnrolledSince {
-            since: link.issued_at(),
+            since,
+            idle_before: self.policies.session.idle_timeout.map(|idle| since - idle),
             event: &removal,
         };
         match self

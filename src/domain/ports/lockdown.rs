@@ -20,12 +20,15 @@ pub enum LockdownDone {
 
 /// What a lockdown removes beside the sessions: what the customer enrolled (factors, confirmed
 /// or not, and recovery codes) at or after `since`, or after the start of the oldest session
-/// the lockdown ends that could still be renewed, whichever is earlier; recorded by `event`
-/// when anything went.
+/// that was live then, whichever is earlier (the session that made the change a notice tells
+/// of was live when it was sent, and may have enrolled more before); recorded by `event` when
+/// anything went.
 #[derive(Debug, Clone, Copy)]
 pub struct EnrolledSince<'a> {
     /// When the notice whose link was used was sent.
     pub since: OffsetDateTime,
+    /// Sessions last seen at or before this had idled out by `since` (`None`: no idle limit).
+    pub idle_before: Option<OffsetDateTime>,
     /// The removal's event, appended with how many factors and codes went.
     pub event: &'a AuditEvent,
 }

@@ -29,11 +29,11 @@ pub struct LockdownRequest {
 }
 
 /// "This wasn't me": every session of the customer ends at once, on every instance, every
-/// factor and recovery code enrolled since the link's notice (or the oldest session's start)
-/// is removed, and the account is locked until a completed password reset or an operator's
-/// unlock (logins answer `ACCOUNT_LOCKED` without `lockedUntil`); the customer is told at the
-/// profile's own addresses. No session is needed: the link is single-use, valid 7 days, and
-/// limited like a login.
+/// factor and recovery code enrolled since the link's notice (or the start of the oldest
+/// session live then) is removed, and the account is locked until a completed password reset
+/// or an operator's unlock (logins answer `ACCOUNT_LOCKED` without `lockedUntil`); the
+/// customer is told at the profile's own addresses. No session is needed: the link is
+/// single-use, valid 7 days, and limited like a login.
 #[utoipa::path(post, path = "/api/v1/auth/lockdown", tag = "auth", operation_id = "lockdown",
     request_body = LockdownRequest,
     responses(

@@ -47,13 +47,16 @@ impl<B: Backend> LockdownStore for SqlStore<B> {
         }
         customers::set_lock(&mut tx, username, customers::Locking::Lockdown, event.at).await?;
         // The customer may answer a later notice first (the thief's new recovery codes, say):
-        // what any session ended here enrolled goes too, whenever it did.
+        // what the sessions live when it was sent enrolled goes too, whenever they did, even
+        // if they have ended since. Live as `SessionPolicy::check_renewal` decides, at `since`.
         let (oldest_session,): (Option<i64>,) = query::<B>(
-            "SELECT MIN(created_at) FROM sessions WHERE customer_id = $1 \
-             AND revoked_at IS NULL AND absolute_expires_at > $2",
+            "SELECT MIN(created_at) FROM sessions WHERE customer_id = $1 AND created_at < $2 \
+             AND (revoked_at IS NULL OR revoked_at >= $2) AND absolute_expires_at > $2 \
+             AND (state = 'ACTIVE' OR expires_at > $2) AND last_seen_at > $3",
         )
         .bind(link.customer.as_str())
-        .bind(to_unix_millis(event.at))
+        .bind(to_unix_millis(enrolled.since))
+        .bind(enrolled.idle_before.map_or(i64::MIN, to_unix_millis))
         .fetch_one(&mut tx)
         .await?;
         let since = oldest_session
