@@ -245,7 +245,7 @@ impl TryFrom<LoginCandidateRow> for LoginCandidate {
     fn try_from(r: LoginCandidateRow) -> Result<Self, StoreError> {
         Ok(Self {
             lockout: r.lockout.map(Into::into).unwrap_or_default(),
-            customer: r.customer.map(Customer::try_from).transpose()?,
+            customer: r.customer.map(Customer::try_from).transpose(),
             // The store's to tell: it knows whether the login named a device.
             device: None,
         })

@@ -42,6 +42,29 @@ async fn five_failures_lock_the_account_and_then_even_the_right_password_is_refu
     assert_eq!(app.audit_of_kind("account.locked").await.len(), 1);
 }
 
+on_both_stores!(a_locked_username_is_refused_before_its_customer_is_read);
+/// A lock answers 423 on the counters alone: a customer row that cannot be read (here an
+/// address no longer valid) does not turn it into a 500 that tells the username exists.
+async fn a_locked_username_is_refused_before_its_customer_is_read(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_customer("alice", None).await;
+    for _ in 0..5 {
+        assert_eq!(
+            app.login(&alice.username, "wrong").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let corrupt = "UPDATE customers SET email = 'not an address' WHERE id = $1 \
+                   RETURNING CAST(1 AS BIGINT)";
+    assert_eq!(app.customer_scalar::<i64>(corrupt, &alice).await, 1);
+    assert_problem(
+        app.login(&alice.username, PASSWORD).await,
+        423,
+        "ACCOUNT_LOCKED",
+    )
+    .await;
+}
+
 on_both_stores!(unknown_usernames_lock_exactly_like_real_ones);
 async fn unknown_usernames_lock_exactly_like_real_ones(backend: Backend) {
     let app = spawn_app(backend).await;

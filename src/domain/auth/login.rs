@@ -54,6 +54,8 @@ impl AuthService {
             device,
         } = self.store.login_candidate(username, fingerprint).await?;
         self.refuse_locked(username, &lockout, client, now)?;
+        // Only now: a locked username is refused alike whatever its customer's row holds.
+        let customer = customer?;
 
         let stored_hash = customer.as_ref().map(|c| c.password_hash.as_str());
         let verification = match self.hasher.verify(password, stored_hash).await {

@@ -22,12 +22,13 @@ pub struct FailureOutcome {
 
 /// What a password login reads before it hashes: the username's failure counters (all zero if
 /// it never failed), the customer who holds it, if any, and the login's device against theirs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct LoginCandidate {
     /// The username's failure counters.
     pub lockout: LockoutRecord,
-    /// The customer who holds the username.
-    pub customer: Option<Customer>,
+    /// The customer who holds the username; an error if their row could not be read, which
+    /// the login answers only once the counters have not refused it.
+    pub customer: StoreResult<Option<Customer>>,
     /// The login's device against the customer's known devices under the current key (as
     /// [`super::SecurityStore::device_standing`] answers); `None` without a customer.
     pub device: Option<DeviceStanding>,

@@ -228,13 +228,15 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
             .fetch_optional(&mut *self.read().await?)
             .await?;
         let Some(row) = row else {
-            return Ok(LoginCandidate::default());
+            return Ok(LoginCandidate {
+                lockout: LockoutRecord::default(),
+                customer: Ok(None),
+                device: None,
+            });
         };
         let known = (row.device_known > 0, row.devices_known > 0);
         let mut candidate = LoginCandidate::try_from(row)?;
-        candidate.device = candidate
-            .customer
-            .is_some()
+        candidate.device = matches!(candidate.customer, Ok(Some(_)))
             .then(|| DeviceStanding::of(device.is_some(), known.0, known.1));
         Ok(candidate)
     }
