@@ -15,6 +15,7 @@ use crate::domain::customers::{Customer, CustomerId, Email, PersonName, Phone, U
 use crate::domain::sessions::{Session, SessionId, SessionState};
 
 use crate::domain::ports::{LoginCandidate, StoreError};
+use crate::domain::risk::DeviceStanding;
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Other(anyhow!("corrupt stored {what}"))
@@ -55,6 +56,23 @@ macro_rules! default_factor_join {
     };
 }
 pub(crate) use default_factor_join;
+
+/// Whether customer `$customer`'s known devices include the one hashed `$2`, and whether they
+/// hold any (`device_known`, `devices_known`; each found by `devices`' unique key): what
+/// [`crate::domain::risk::DeviceStanding::of`] judges a login's device by.
+macro_rules! device_counts {
+    ($customer:literal) => {
+        concat!(
+            "(SELECT CAST(COUNT(*) AS BIGINT) FROM devices d WHERE d.customer_id = ",
+            $customer,
+            " AND d.fingerprint_hash = $2 AND d.verified_at IS NOT NULL) AS device_known, \
+             (SELECT CAST(COUNT(*) AS BIGINT) FROM devices d WHERE d.customer_id = ",
+            $customer,
+            " AND d.verified_at IS NOT NULL) AS devices_known"
+        )
+    };
+}
+pub(crate) use device_counts;
 
 /// A static query reading [`CustomerRow`]s: `SELECT` its columns from `customers c` with
 /// [`default_factor_join`], then the rest of the query.
@@ -239,16 +257,16 @@ where
     }
 }
 
-impl TryFrom<LoginCandidateRow> for LoginCandidate {
-    type Error = StoreError;
-
-    fn try_from(r: LoginCandidateRow) -> Result<Self, StoreError> {
-        Ok(Self {
-            lockout: r.lockout.map(Into::into).unwrap_or_default(),
-            customer: r.customer.map(Customer::try_from).transpose(),
-            // The store's to tell: it knows whether the login named a device.
-            device: None,
-        })
+impl LoginCandidateRow {
+    /// The candidate of a login that `named` a device or not.
+    pub fn into_candidate(self, named: bool) -> LoginCandidate {
+        let customer = self.customer.map(Customer::try_from).transpose();
+        LoginCandidate {
+            lockout: self.lockout.map(Into::into).unwrap_or_default(),
+            device: matches!(customer, Ok(Some(_)))
+                .then(|| DeviceStanding::of(named, self.device_known > 0, self.devices_known > 0)),
+            customer,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! password reset or an operator's unlock. Whoever holds the link may use it, without a
 //! session; it is single-use, valid seven days, and rate-limited like a login.
 
+use super::security::Liveness;
 use super::{AuthService, count_outcome, rate_limited};
 use crate::domain::audit::{AuditEvent, AuditKind, Outcome};
 use crate::domain::credentials::lockdown::LockdownToken;
@@ -63,10 +64,8 @@ impl AuthService {
             .username(&customer.username)
             .customer(&customer.id)
             .reason("lockdown");
-        let since = link.issued_at();
         let enrolled = EnrolledSince {
-            since,
-            idle_before: self.policies.session.idle_timeout.map(|idle| since - idle),
+            notice: Liveness::at(link.issued_at(), self.policies.session.idle_timeout),
             event: &removal,
         };
         match self

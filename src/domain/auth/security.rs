@@ -21,6 +21,16 @@ pub struct Liveness {
     pub idle_before: Option<OffsetDateTime>,
 }
 
+impl Liveness {
+    /// Which sessions are live at `now` with this idle limit (`None`: none).
+    pub fn at(now: OffsetDateTime, idle_timeout: Option<time::Duration>) -> Self {
+        Self {
+            now,
+            idle_before: idle_timeout.map(|idle| now - idle),
+        }
+    }
+}
+
 /// A live session as its customer sees it; `ip`, `country` and `user_agent` are the login's.
 #[derive(Debug, Clone)]
 pub struct LiveSession {
@@ -165,11 +175,7 @@ pub struct EventPage {
 
 impl AuthService {
     fn liveness(&self) -> Liveness {
-        let now = self.clock.now();
-        Liveness {
-            now,
-            idle_before: self.policies.session.idle_timeout.map(|idle| now - idle),
-        }
+        Liveness::at(self.clock.now(), self.policies.session.idle_timeout)
     }
 
     /// The customer's live logins, pending or complete, newest first, the caller's among them.

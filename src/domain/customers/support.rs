@@ -18,10 +18,7 @@ impl Accounts {
     ) -> Result<Vec<LiveSession>, AccountError> {
         let customer = self.find(username).await?;
         let now = self.clock.now();
-        let live = Liveness {
-            now,
-            idle_before: self.sessions.idle_timeout.map(|idle| now - idle),
-        };
+        let live = Liveness::at(now, self.sessions.idle_timeout);
         let sessions = self.store.live_sessions(&customer.id, &live).await?;
         let event = AuditEvent::new(AuditKind::SupportViewed, Outcome::Success, now)
             .username(username)

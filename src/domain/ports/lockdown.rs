@@ -1,10 +1,10 @@
 //! "This wasn't me": a customer's lockdown.
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
 
 use super::StoreResult;
 use crate::domain::audit::AuditEvent;
+use crate::domain::auth::security::Liveness;
 use crate::domain::credentials::lockdown::LockdownLink;
 use crate::domain::customers::Username;
 use crate::domain::delivery::message::Message;
@@ -19,16 +19,14 @@ pub enum LockdownDone {
 }
 
 /// What a lockdown removes beside the sessions: what the customer enrolled (factors, confirmed
-/// or not, and recovery codes) at or after `since`, or after the start of the oldest session
-/// that was live then, whichever is earlier (the session that made the change a notice tells
-/// of was live when it was sent, and may have enrolled more before); recorded by `event` when
-/// anything went.
+/// or not, and recovery codes) at or after the notice's time, or after the start of the oldest
+/// session that was live then, whichever is earlier (the session that made the change a notice
+/// tells of was live when it was sent, and may have enrolled more before); recorded by `event`
+/// when anything went.
 #[derive(Debug, Clone, Copy)]
 pub struct EnrolledSince<'a> {
-    /// When the notice whose link was used was sent.
-    pub since: OffsetDateTime,
-    /// Sessions last seen at or before this had idled out by `since` (`None`: no idle limit).
-    pub idle_before: Option<OffsetDateTime>,
+    /// When the notice whose link was used was sent (`now`), and which sessions were live then.
+    pub notice: Liveness,
     /// The removal's event, appended with how many factors and codes went.
     pub event: &'a AuditEvent,
 }

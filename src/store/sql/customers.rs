@@ -13,25 +13,22 @@ use crate::domain::delivery::message::Message;
 use crate::domain::ports::{
     CustomerStore, FailureOutcome, Insertion, LoginCandidate, StoreError, StoreResult, Taken,
 };
-use crate::domain::risk::DeviceStanding;
 use crate::store::backend::{Backend, query};
 use crate::store::rows::{
     CustomerRow, LockoutRow, LoginCandidateRow, customer_columns, default_factor_join,
-    select_customer,
+    device_counts, select_customer,
 };
 
 const CUSTOMER_BY_USERNAME: &str = select_customer!("WHERE c.username = $1");
 const CUSTOMER_BY_ID: &str = select_customer!("WHERE c.id = $1");
-/// The username's counters and its customer: a row whichever exists; with the customer, whether
-/// the login's device (`$2`) and whether any device is known (each by `devices`' unique key).
+/// The username's counters and its customer, with the counts of their devices the login's
+/// (`$2`) is judged by: always one row, whichever exists.
 const LOGIN_CANDIDATE: &str = concat!(
     "SELECT l.failures, l.lock_count, l.locked_until, l.operator_locked, l.locked_down, ",
     customer_columns!(),
-    ", (SELECT CAST(COUNT(*) AS BIGINT) FROM devices d WHERE d.customer_id = c.id \
-     AND d.fingerprint_hash = $2 AND d.verified_at IS NOT NULL) AS device_known, \
-     (SELECT CAST(COUNT(*) AS BIGINT) FROM devices d WHERE d.customer_id = c.id \
-     AND d.verified_at IS NOT NULL) AS devices_known \
-     FROM (SELECT CAST($1 AS TEXT) AS username) asked \
+    ", ",
+    device_counts!("c.id"),
+    " FROM (SELECT CAST($1 AS TEXT) AS username) asked \
      LEFT JOIN lockouts l ON l.username = asked.username \
      LEFT JOIN customers c ON c.username = asked.username ",
     default_factor_join!()
@@ -222,23 +219,12 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         username: &Username,
         device: Option<&str>,
     ) -> StoreResult<LoginCandidate> {
-        let row: Option<LoginCandidateRow> = query::<B>(LOGIN_CANDIDATE)
+        let row: LoginCandidateRow = query::<B>(LOGIN_CANDIDATE)
             .bind(username.as_str())
             .bind(device)
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_one(&mut *self.read().await?)
             .await?;
-        let Some(row) = row else {
-            return Ok(LoginCandidate {
-                lockout: LockoutRecord::default(),
-                customer: Ok(None),
-                device: None,
-            });
-        };
-        let known = (row.device_known > 0, row.devices_known > 0);
-        let mut candidate = LoginCandidate::try_from(row)?;
-        candidate.device = matches!(candidate.customer, Ok(Some(_)))
-            .then(|| DeviceStanding::of(device.is_some(), known.0, known.1));
-        Ok(candidate)
+        Ok(row.into_candidate(device.is_some()))
     }
 
     #[tracing::instrument(

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+use super::security::{bind_live, live_then};
 use super::{SqlStore, audit, customers, factor_changes, outbox, session_ends};
 use crate::clock::{from_unix_millis, to_unix_millis};
 use crate::domain::audit::AuditEvent;
@@ -49,19 +50,20 @@ impl<B: Backend> LockdownStore for SqlStore<B> {
         // The customer may answer a later notice first (the thief's new recovery codes, say):
         // what the sessions live when it was sent enrolled goes too, whenever they did, even
         // if they have ended since. Live as `SessionPolicy::check_renewal` decides, at `since`.
-        let (oldest_session,): (Option<i64>,) = query::<B>(
-            "SELECT MIN(created_at) FROM sessions WHERE customer_id = $1 AND created_at < $2 \
-             AND (revoked_at IS NULL OR revoked_at >= $2) AND absolute_expires_at > $2 \
-             AND (state = 'ACTIVE' OR expires_at > $2) AND last_seen_at > $3",
+        let notice = &enrolled.notice;
+        let (oldest_session,): (Option<i64>,) = bind_live(
+            query::<B>(concat!(
+                "SELECT MIN(s.created_at) FROM sessions s WHERE ",
+                live_then!()
+            )),
+            &link.customer,
+            notice,
         )
-        .bind(link.customer.as_str())
-        .bind(to_unix_millis(enrolled.since))
-        .bind(enrolled.idle_before.map_or(i64::MIN, to_unix_millis))
         .fetch_one(&mut tx)
         .await?;
         let since = oldest_session
             .map(from_unix_millis)
-            .map_or(enrolled.since, |started| started.min(enrolled.since));
+            .map_or(notice.now, |started| started.min(notice.now));
         let ended =
             session_ends::end_customer_sessions(&mut tx, &link.customer, "lockdown", event.at)
                 .await?;

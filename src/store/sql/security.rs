@@ -14,18 +14,46 @@ use crate::domain::risk::location::Coordinates;
 use crate::domain::risk::{DeviceStanding, LoginHistory};
 use crate::domain::sessions::{SessionId, SessionState};
 use crate::store::backend::{Backend, Query, query, query_built};
+use crate::store::rows::device_counts;
 
-/// Live sessions of customer `$1` at `$2` (now), last seen after `$3`: as
+/// Sessions none of whose lifetimes had ended at `$2`, last seen after `$3`: as
 /// `SessionPolicy::check_renewal` decides, in SQL.
-macro_rules! live {
+macro_rules! within_lifetimes {
     () => {
-        "s.customer_id = $1 AND s.revoked_at IS NULL AND s.absolute_expires_at > $2 \
-         AND (s.state = 'ACTIVE' OR s.expires_at > $2) AND s.last_seen_at > $3"
+        "s.absolute_expires_at > $2 AND (s.state = 'ACTIVE' OR s.expires_at > $2) \
+         AND s.last_seen_at > $3"
     };
 }
 
-/// Binds `$1`, `$2`, `$3` of [`live!`].
-fn bind_live<B: Backend>(q: Query<B>, customer: &CustomerId, live: &Liveness) -> Query<B> {
+/// Live sessions of customer `$1` at `$2` (now), last seen after `$3`.
+macro_rules! live {
+    () => {
+        concat!(
+            "s.customer_id = $1 AND s.revoked_at IS NULL AND ",
+            within_lifetimes!()
+        )
+    };
+}
+
+/// Sessions of customer `$1` that were live at `$2` (a past moment), last seen after `$3`,
+/// whether or not they have ended since.
+macro_rules! live_then {
+    () => {
+        concat!(
+            "s.customer_id = $1 AND s.created_at < $2 \
+             AND (s.revoked_at IS NULL OR s.revoked_at >= $2) AND ",
+            $crate::store::sql::security::within_lifetimes!()
+        )
+    };
+}
+pub(super) use {live_then, within_lifetimes};
+
+/// Binds `$1`, `$2`, `$3` of [`live!`] and [`live_then!`].
+pub(super) fn bind_live<B: Backend>(
+    q: Query<B>,
+    customer: &CustomerId,
+    live: &Liveness,
+) -> Query<B> {
     q.bind(customer.as_str().to_owned())
         .bind(to_unix_millis(live.now))
         .bind(live.idle_before.map_or(i64::MIN, to_unix_millis))
@@ -247,18 +275,16 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         customer: &CustomerId,
         fingerprint_hash: Option<&str>,
     ) -> StoreResult<DeviceStanding> {
-        // One read answers both: is this device known, and is any?
-        let (this, any): (i64, i64) = query::<B>(
-            "SELECT CAST(COALESCE(MAX(CASE WHEN fingerprint_hash = $2 THEN 1 ELSE 0 END), 0) AS BIGINT), \
-             CAST(COUNT(*) AS BIGINT) FROM devices WHERE customer_id = $1 AND verified_at IS NOT NULL",
-        )
-        .bind(customer.as_str())
-        .bind(fingerprint_hash)
-        .fetch_one(&mut *self.read().await?)
-        .await?;
+        // One read answers both, as a password login's first query does: is this device
+        // known, and is any?
+        let (this, any): (i64, i64) = query::<B>(concat!("SELECT ", device_counts!("$1")))
+            .bind(customer.as_str())
+            .bind(fingerprint_hash)
+            .fetch_one(&mut *self.read().await?)
+            .await?;
         Ok(DeviceStanding::of(
             fingerprint_hash.is_some(),
-            this == 1,
+            this > 0,
             any > 0,
         ))
     }
