@@ -35,6 +35,7 @@ const FORBIDDEN_IN_DOMAIN: &[&str] = &[
     "rust_embed",
     "rustls",
     "sqlx",
+    "tikv_jemallocator",
     "tower",
     "tracing_opentelemetry",
     "tracing_subscriber",

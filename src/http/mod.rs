@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::middleware;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -73,15 +74,14 @@ pub fn router(
 
 /// What every answer of the public address goes through: panics caught, the request timeout,
 /// the request id and its log line, problem documents for bare errors, the security headers.
+///
+/// These wrap the router once, as one service, rather than through `Router::layer`, which wraps
+/// every route on its own: there each layer is a boxed service cloned for every request.
 fn serving(router: Router, request_timeout: Duration, proxies: TrustedProxies) -> Router {
-    let router = router
-        .layer(CatchPanicLayer::new())
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            request_timeout,
-        ))
-        .layer(middleware::from_fn(request_id::request_context))
-        .layer(PropagateRequestIdLayer::x_request_id())
+    let service = ServiceBuilder::new()
+        .layer(middleware::map_response(headers::secure))
+        .layer(middleware::map_request(request_id::drop_insane_request_id))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(move |request: &axum::extract::Request| {
@@ -92,9 +92,15 @@ fn serving(router: Router, request_timeout: Duration, proxies: TrustedProxies) -
                 // Failures are logged where they are understood (internal errors, outages).
                 .on_failure(()),
         )
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(middleware::map_request(request_id::drop_insane_request_id));
-    headers::with_security_headers(router)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(middleware::from_fn(request_id::request_context))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+        .service(router);
+    Router::new().fallback_service(service)
 }
 
 /// Tells browsers to use HTTPS only, for a year, on this host and its subdomains.
@@ -120,11 +126,14 @@ pub fn ops_router(state: AppState, token: Option<OpsToken>) -> Router {
     let router = live
         .merge(guarded)
         .fallback(|| async { ApiError::NotFound })
-        .with_state(state)
-        .layer(middleware::from_fn(request_id::request_context))
+        .with_state(state);
+    let service = ServiceBuilder::new()
+        .layer(middleware::map_response(headers::secure))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
-    headers::with_security_headers(router)
+        .layer(middleware::from_fn(request_id::request_context))
+        .service(router);
+    Router::new().fallback_service(service)
 }
 
 #[cfg(test)]
