@@ -100,7 +100,7 @@ fn serving(router: Router, request_timeout: Duration, proxies: TrustedProxies) -
         ))
         .layer(CatchPanicLayer::new())
         .service(router);
-    Router::new().fallback_service(service)
+    outermost(service)
 }
 
 /// Tells browsers to use HTTPS only, for a year, on this host and its subdomains.
@@ -133,7 +133,24 @@ pub fn ops_router(state: AppState, token: Option<OpsToken>) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(middleware::from_fn(request_id::request_context))
         .service(router);
-    Router::new().fallback_service(service)
+    outermost(service)
+}
+
+/// `service` as the whole of a router. Served through a method router, whose answer axum
+/// finishes after every layer (`Content-Length` set, the body dropped from a `HEAD` answer);
+/// a bare fallback service would leave that to the router inside, before the layers that may
+/// still write a body (a timeout, a panic, a problem document).
+fn outermost<T>(service: T) -> Router
+where
+    T: tower::Service<axum::extract::Request, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    T::Response: axum::response::IntoResponse,
+    T::Future: Send + 'static,
+{
+    Router::new().fallback_service(axum::routing::any_service(service))
 }
 
 #[cfg(test)]
@@ -166,5 +183,29 @@ mod tests {
         let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(problem["code"], "INTERNAL_ERROR");
         assert!(!String::from_utf8_lossy(&body).contains("secret detail"));
+    }
+
+    /// RFC 9110 §9.3.2: a `HEAD` answer has no content, even one a layer wrote after the handler
+    /// (here the timeout's problem document); HTTP/2 would send it.
+    #[tokio::test]
+    async fn a_head_request_answered_by_an_outer_layer_gets_headers_without_a_body() {
+        async fn slow() -> &'static str {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            "late"
+        }
+        let router = Router::new().route("/slow", get(slow));
+        let response = serving(router, Duration::from_millis(20), TrustedProxies::default())
+            .oneshot(Request::head("/slow").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        assert!(body.is_empty(), "{}", String::from_utf8_lossy(&body));
     }
 }
