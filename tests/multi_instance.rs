@@ -392,3 +392,74 @@ async fn both_instances_deliver_and_never_the_same_message_twice() {
         .count();
     assert_eq!(delivered, challenges.len());
 }
+
+/// What stops a second instance counting a username's failures from zero past a lock: the
+/// counters a transaction reads under the username's lock are those the transaction that held
+/// it before committed. A read whose snapshot was taken before its lock was granted (the lock
+/// and the read in one plain statement) would see no row here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counters_read_under_a_usernames_lock_are_what_its_previous_holder_committed() {
+    use sqlx::Connection as _;
+    let schema = PgSchema::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = Setup::new(schema.url(), dir.path()).run(&["migrate"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = schema.url();
+    let connect = || sqlx::PgConnection::connect(&url);
+    let (mut first, mut second, mut watcher) = (
+        connect().await.unwrap(),
+        connect().await.unwrap(),
+        connect().await.unwrap(),
+    );
+    const READ: &str = "SELECT failures FROM lock_username('alice@example.com')";
+
+    let mut holder = first.begin().await.unwrap();
+    let before: Option<i64> = sqlx::query_scalar(READ)
+        .fetch_optional(&mut *holder)
+        .await
+        .unwrap();
+    assert_eq!(before, None);
+    sqlx::query(
+        "INSERT INTO lockouts (username, failures, updated_at) VALUES ('alice@example.com', 3, 0)",
+    )
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    let waiter: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut second)
+        .await
+        .unwrap();
+    let next = tokio::spawn(async move {
+        let mut tx = second.begin().await.unwrap();
+        let failures: Option<i64> = sqlx::query_scalar(READ)
+            .fetch_optional(&mut *tx)
+            .await
+            .unwrap();
+        failures
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)",
+        )
+        .bind(waiter)
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second transaction never waited for the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    holder.commit().await.unwrap();
+
+    assert_eq!(next.await.unwrap(), Some(3));
+}

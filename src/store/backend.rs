@@ -23,7 +23,6 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Database, Encode, FromRow, Pool, Postgres, Sqlite, Transaction, Type};
 
 use super::sqlite::InlineRecord;
-use crate::domain::customers::Username;
 use crate::domain::ports::StoreResult;
 
 /// A value both databases can bind (encoded at once, so it may borrow for `'q`).
@@ -89,6 +88,9 @@ pub trait TokenReads: std::fmt::Debug + Send + Sync + 'static {
     fn close(&self);
 }
 
+/// Reads a username's failure counters (`$1` the username), without a lock.
+pub(super) const SELECT_LOCKOUT: &str = "SELECT failures, lock_count, locked_until, operator_locked, locked_down FROM lockouts WHERE username = $1";
+
 /// A database the shared queries run on.
 pub trait Backend: Database + Sync {
     /// How it reads a session by its token on every request.
@@ -104,6 +106,11 @@ pub trait Backend: Database + Sync {
     /// Claims due webhook events (`$1` claimed until, `$2` now, `$3` batch size, `$4` the
     /// claim token).
     const CLAIM_WEBHOOKS: &'static str;
+    /// Reads a username's failure counters (`$1` the username; `failures`, `lock_count`,
+    /// `locked_until`, `operator_locked`, `locked_down`) after locking the username, so that
+    /// concurrent transactions on one username, from any instance, take their turn whether or
+    /// not it has a counter row yet, and each reads what the one before it committed.
+    const LOCKOUT_UNDER_LOCK: &'static str;
     /// Reads the retention checkpoint, locked against concurrent purges.
     const CHECKPOINT_FOR_PURGE: &'static str;
     /// Deletes a batch of sessions whose absolute lifetime ended before the cutoff (`$1`
@@ -152,13 +159,6 @@ pub trait Backend: Database + Sync {
     fn begin_write_on(
         conn: &mut Self::Connection,
     ) -> impl Future<Output = sqlx::Result<Transaction<'_, Self>>> + Send;
-
-    /// Makes concurrent transactions on one username, from any instance, take their turn,
-    /// whether or not it has a counter row yet.
-    fn lock_username(
-        conn: &mut Self::Connection,
-        username: &Username,
-    ) -> impl Future<Output = sqlx::Result<()>> + Send;
 
     /// Adds a value to the query's arguments.
     fn bind<'q, T: Param<'q>>(query: Query<Self>, value: T) -> Query<Self>;

@@ -242,17 +242,55 @@ where
 {
     fn from_row(row: &'r R) -> sqlx::Result<Self> {
         // Each table's key column says whether it joined a row.
-        let counted: Option<i64> = row.try_get("failures")?;
         let held: Option<String> = row.try_get("id")?;
         Ok(Self {
-            lockout: counted
-                .map(|_| <LockoutRow as sqlx::FromRow<'r, R>>::from_row(row))
-                .transpose()?,
+            lockout: LockoutRow::joined(row)?,
             customer: held
                 .map(|_| <CustomerRow as sqlx::FromRow<'r, R>>::from_row(row))
                 .transpose()?,
             device_known: row.try_get("device_known")?,
             devices_known: row.try_get("devices_known")?,
+        })
+    }
+}
+
+/// A guess's counters, session and challenge, each of which may be missing, from one row of
+/// `lockouts l`, `sessions s` and `challenges c` outer-joined to the username asked.
+#[derive(Debug)]
+pub struct AdmissionRow {
+    pub lockout: Option<LockoutRow>,
+    /// The session's state and when it was revoked.
+    pub session: Option<(String, Option<i64>)>,
+    /// The challenge's status, attempts and expiry.
+    pub challenge: Option<(String, i64, i64)>,
+}
+
+impl<'r, R> sqlx::FromRow<'r, R> for AdmissionRow
+where
+    R: sqlx::Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    LockoutRow: sqlx::FromRow<'r, R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        let session_state: Option<String> = row.try_get("session_state")?;
+        let challenge_status: Option<String> = row.try_get("challenge_status")?;
+        Ok(Self {
+            lockout: LockoutRow::joined(row)?,
+            session: match session_state {
+                Some(state) => Some((state, row.try_get("session_revoked_at")?)),
+                None => None,
+            },
+            challenge: match challenge_status {
+                Some(status) => Some((
+                    status,
+                    row.try_get("challenge_attempts")?,
+                    row.try_get("challenge_expires_at")?,
+                )),
+                None => None,
+            },
         })
     }
 }
@@ -277,6 +315,23 @@ pub struct LockoutRow {
     pub locked_until: Option<i64>,
     pub operator_locked: bool,
     pub locked_down: bool,
+}
+
+impl LockoutRow {
+    /// The counters outer-joined into `row`, if a counter row joined (its key column, here
+    /// `failures`, is null otherwise).
+    pub fn joined<'r, R>(row: &'r R) -> sqlx::Result<Option<Self>>
+    where
+        R: sqlx::Row,
+        &'r str: sqlx::ColumnIndex<R>,
+        Self: sqlx::FromRow<'r, R>,
+        Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let counted: Option<i64> = row.try_get("failures")?;
+        counted
+            .map(|_| <Self as sqlx::FromRow<'r, R>>::from_row(row))
+            .transpose()
+    }
 }
 
 impl From<LockoutRow> for LockoutRecord {

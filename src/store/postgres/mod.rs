@@ -17,10 +17,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Connection as _, PgConnection, Pool, Postgres, Transaction};
 
 use self::token_reads::PgTokenReads;
-use super::backend::{Backend, forward_to_sqlx, locking_statements, query};
+use super::backend::{Backend, forward_to_sqlx, locking_statements};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
-use crate::domain::customers::Username;
 use crate::store::Trail;
 
 /// Explicit row locks, and `SKIP LOCKED` so that instances purging at once take different rows
@@ -42,6 +41,9 @@ impl Backend for Postgres {
 
     const ONE_STATEMENT_WRITES_ALONE: bool = true;
 
+    /// `lock_username` (migration 0020) takes the advisory lock, then reads: one round trip.
+    const LOCKOUT_UNDER_LOCK: &'static str = "SELECT failures, lock_count, locked_until, operator_locked, locked_down FROM lock_username($1)";
+
     const AUDIT_IP_BYTEWISE: &'static str = "ip COLLATE \"C\"";
     const NON_ASCII_USERNAMES: &'static str =
         "SELECT id, username FROM customers WHERE username ~ '[^ -~]'";
@@ -56,15 +58,6 @@ impl Backend for Postgres {
 
     async fn begin_write_on(conn: &mut PgConnection) -> sqlx::Result<Transaction<'_, Self>> {
         conn.begin().await
-    }
-
-    /// A transaction-scoped advisory lock on the username.
-    async fn lock_username(conn: &mut PgConnection, username: &Username) -> sqlx::Result<()> {
-        query::<Self>("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(username.as_str())
-            .execute(conn)
-            .await?;
-        Ok(())
     }
 
     locking_statements!(read = " FOR UPDATE", batch = " FOR UPDATE SKIP LOCKED");

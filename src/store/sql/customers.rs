@@ -13,7 +13,7 @@ use crate::domain::delivery::message::Message;
 use crate::domain::ports::{
     CustomerStore, FailureOutcome, Insertion, LoginCandidate, StoreError, StoreResult, Taken,
 };
-use crate::store::backend::{Backend, query};
+use crate::store::backend::{Backend, SELECT_LOCKOUT, query};
 use crate::store::rows::{
     CustomerRow, LockoutRow, LoginCandidateRow, customer_columns, default_factor_join,
     device_counts, select_customer,
@@ -33,7 +33,6 @@ const LOGIN_CANDIDATE: &str = concat!(
      LEFT JOIN customers c ON c.username = asked.username ",
     default_factor_join!()
 );
-const SELECT_LOCKOUT: &str = "SELECT failures, lock_count, locked_until, operator_locked, locked_down FROM lockouts WHERE username = $1";
 
 pub(super) async fn lockout_row<B: Backend>(
     conn: &mut B::Connection,
@@ -47,14 +46,18 @@ pub(super) async fn lockout_row<B: Backend>(
 }
 
 /// Reads a username's counters under the backend's lock on the username (SQLite's single
-/// writer; an advisory lock in PostgreSQL), so that concurrent failures, guesses and logins for
-/// one username, from any instance, take their turn, whether or not it has a counter row yet.
+/// writer; an advisory lock in PostgreSQL, taken by the same statement), so that concurrent
+/// failures, guesses and logins for one username, from any instance, take their turn, whether
+/// or not it has a counter row yet.
 pub(super) async fn lockout_in<B: Backend>(
     tx: &mut Tx<'_, B>,
     username: &Username,
 ) -> StoreResult<LockoutRecord> {
-    B::lock_username(tx, username).await?;
-    lockout_row::<B>(tx, username).await
+    let row: Option<LockoutRow> = query::<B>(B::LOCKOUT_UNDER_LOCK)
+        .bind(username.as_str())
+        .fetch_optional(tx)
+        .await?;
+    Ok(row.map(Into::into).unwrap_or_default())
 }
 
 /// Clears a username's counters after a successful login; an operator's lock and a lockdown

@@ -12,12 +12,12 @@ use crate::domain::credentials::challenge::{
     Admission, Challenge, ChallengeId, CodeGuess, Completion, GuessOutcome, NewChallenge,
     SendOutcome, TwoFactorPolicy,
 };
-use crate::domain::credentials::lockout::LockoutPolicy;
+use crate::domain::credentials::lockout::{LockoutPolicy, LockoutRecord};
 use crate::domain::delivery::message::Message;
 use crate::domain::ports::{StoreResult, TwoFactorStore};
 use crate::domain::sessions::{SessionId, SessionState};
 use crate::store::backend::{Backend, query, query_built};
-use crate::store::rows::{CHALLENGE_COLUMNS, ChallengeRow};
+use crate::store::rows::{AdmissionRow, CHALLENGE_COLUMNS, ChallengeRow};
 
 /// Locks the session row if the session is still in `state` (awaiting 2FA for a login, ACTIVE
 /// for a step-up); otherwise says what became of it.
@@ -46,6 +46,17 @@ pub(super) async fn hold_session<B: Backend>(
     }))
 }
 
+/// A guess's username's counters, its session and its challenge (`$1` username, `$2` session,
+/// `$3` challenge, `$4` purpose): always one row, whichever exist.
+const ADMISSION: &str = "SELECT l.failures, l.lock_count, l.locked_until, l.operator_locked, \
+     l.locked_down, s.state AS session_state, s.revoked_at AS session_revoked_at, \
+     c.status AS challenge_status, c.attempts AS challenge_attempts, \
+     c.expires_at AS challenge_expires_at \
+     FROM (SELECT CAST($1 AS TEXT) AS username) asked \
+     LEFT JOIN lockouts l ON l.username = asked.username \
+     LEFT JOIN sessions s ON s.id = $2 \
+     LEFT JOIN challenges c ON c.id = $3 AND c.session_id = $2 AND c.purpose = $4";
+
 /// What the stored state alone says of a guess, read without the writer: the refusals a
 /// guess can meet before its code is compared (a session no longer in its state, a challenge
 /// unknown, closed, expired or exhausted, a username locked). Each of them stays true once
@@ -53,33 +64,35 @@ pub(super) async fn hold_session<B: Backend>(
 /// the unlock), so such a guess is answered here, and a flood of them never queues behind the
 /// writer nor commits anything.
 ///
-/// The reads are separate statements, so the lock is read first, as the write transaction
-/// does: the wrong guess that locks a username also uses up the challenge in the same commit,
-/// so a lock seen here means the challenge read after it is seen at least as far on, and the
-/// guess gets the answer the write transaction would give (exhausted before locked).
+/// The three are read in one statement, so in one snapshot: the wrong guess that locks a
+/// username also uses up the challenge in the same commit, so a lock seen here comes with the
+/// challenge as that commit left it, and the guess gets the answer the write transaction would
+/// give (exhausted before locked).
 async fn admission<B: Backend>(
     conn: &mut B::Connection,
     guess: &CodeGuess,
     now: OffsetDateTime,
 ) -> StoreResult<Admission> {
     let refused = |outcome| Ok(Admission::Refused(outcome));
-    let lockout = customers::lockout_row::<B>(conn, &guess.username).await?;
-    let session: Option<(String, Option<i64>)> =
-        query::<B>("SELECT state, revoked_at FROM sessions WHERE id = $1")
-            .bind(guess.session_id.as_str())
-            .fetch_optional(conn)
-            .await?;
-    match session {
+    let read: AdmissionRow = query::<B>(ADMISSION)
+        .bind(guess.username.as_str())
+        .bind(guess.session_id.as_str())
+        .bind(guess.challenge_id.as_str())
+        .bind(guess.completion.purpose().as_str())
+        .fetch_one(conn)
+        .await?;
+    let state = guess.completion.purpose().session_state();
+    match read.session {
         None | Some((_, Some(_))) => return refused(GuessOutcome::SessionMoved { revoked: true }),
-        Some((state, None)) if state != guess.completion.purpose().session_state().as_str() => {
+        Some((found, None)) if found != state.as_str() => {
             return refused(GuessOutcome::SessionMoved { revoked: false });
         }
         Some(_) => {}
     }
-    if let Some(outcome) = unusable::<B>(conn, guess, now).await? {
+    if let Some(outcome) = unusable_as_found(read.challenge, guess, now) {
         return refused(outcome);
     }
-    let state = guess.completion.purpose().session_state();
+    let lockout: LockoutRecord = read.lockout.map(Into::into).unwrap_or_default();
     match lockout.lock_in(state, now) {
         Some(lock) => refused(GuessOutcome::Locked {
             until: lock.until(),
@@ -103,7 +116,16 @@ async fn unusable<B: Backend>(
     .bind(guess.completion.purpose().as_str())
     .fetch_optional(conn)
     .await?;
-    Ok(match found {
+    Ok(unusable_as_found(found, guess, now))
+}
+
+/// Why a challenge `found` (status, attempts, expiry) cannot take a guess, if it cannot.
+fn unusable_as_found(
+    found: Option<(String, i64, i64)>,
+    guess: &CodeGuess,
+    now: OffsetDateTime,
+) -> Option<GuessOutcome> {
+    match found {
         None => Some(GuessOutcome::Unknown),
         Some((status, _, _)) if status != "OPEN" => Some(GuessOutcome::Closed),
         Some((_, _, expires_at)) if expires_at <= to_unix_millis(now) => {
@@ -113,7 +135,7 @@ async fn unusable<B: Backend>(
             Some(GuessOutcome::Exhausted)
         }
         Some(_) => None,
-    })
+    }
 }
 
 /// Uses one guess of the challenge, by a conditional update.

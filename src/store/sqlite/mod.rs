@@ -21,10 +21,9 @@ use sqlx::{Connection as _, Pool, Sqlite, SqliteConnection, Transaction};
 
 use self::inline_reads::InlineReads;
 pub(super) use self::inline_reads::InlineRecord;
-use super::backend::{Backend, forward_to_sqlx, locking_statements};
+use super::backend::{Backend, SELECT_LOCKOUT, forward_to_sqlx, locking_statements};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
-use crate::domain::customers::Username;
 use crate::store::Trail;
 
 /// The single writer already orders every write, so nothing is locked explicitly.
@@ -43,6 +42,9 @@ impl Backend for Sqlite {
     /// An `UPDATE` that reads first (a claim's subquery) outside `BEGIN IMMEDIATE` could meet
     /// another process's write between its read and its write, a `SQLITE_BUSY` no wait cures.
     const ONE_STATEMENT_WRITES_ALONE: bool = false;
+
+    /// The transaction already holds the database's single write lock.
+    const LOCKOUT_UNDER_LOCK: &'static str = SELECT_LOCKOUT;
 
     /// SQLite compares text byte by byte unless told otherwise.
     const AUDIT_IP_BYTEWISE: &'static str = "ip";
@@ -64,11 +66,6 @@ impl Backend for Sqlite {
 
     async fn begin_write_on(conn: &mut SqliteConnection) -> sqlx::Result<Transaction<'_, Self>> {
         conn.begin_with("BEGIN IMMEDIATE").await
-    }
-
-    /// Nothing to do: the transaction already holds the database's single write lock.
-    async fn lock_username(_conn: &mut SqliteConnection, _username: &Username) -> sqlx::Result<()> {
-        Ok(())
     }
 
     locking_statements!(read = "", batch = "");
