@@ -1,5 +1,6 @@
 //! Two `serve` processes on one PostgreSQL database behave as one service: tokens, logouts,
-//! lockouts, 2FA limits, refresh reuse and the audit chain hold across them.
+//! lockouts, 2FA limits, refresh reuse and the audit chain hold across them; and the
+//! username's lock they share orders their reads of its counters.
 
 #[path = "common/pg.rs"]
 mod pg;
@@ -415,7 +416,8 @@ async fn the_counters_read_under_a_usernames_lock_are_what_its_previous_holder_c
         connect().await.unwrap(),
         connect().await.unwrap(),
     );
-    const READ: &str = "SELECT failures FROM lock_username('alice@example.com')";
+    // A name of its own: advisory locks span every schema, and other tests sign alice in.
+    const READ: &str = "SELECT failures FROM lock_username('counters-under-lock@example.com')";
 
     let mut holder = first.begin().await.unwrap();
     let before: Option<i64> = sqlx::query_scalar(READ)
@@ -424,7 +426,8 @@ async fn the_counters_read_under_a_usernames_lock_are_what_its_previous_holder_c
         .unwrap();
     assert_eq!(before, None);
     sqlx::query(
-        "INSERT INTO lockouts (username, failures, updated_at) VALUES ('alice@example.com', 3, 0)",
+        "INSERT INTO lockouts (username, failures, updated_at) \
+         VALUES ('counters-under-lock@example.com', 3, 0)",
     )
     .execute(&mut *holder)
     .await
@@ -444,7 +447,8 @@ async fn the_counters_read_under_a_usernames_lock_are_what_its_previous_holder_c
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let waiting: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)",
+            "SELECT EXISTS (SELECT 1 FROM pg_locks \
+             WHERE pid = $1 AND locktype = 'advisory' AND NOT granted)",
         )
         .bind(waiter)
         .fetch_one(&mut watcher)

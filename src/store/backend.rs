@@ -24,6 +24,7 @@ use sqlx::{Database, Encode, FromRow, Pool, Postgres, Sqlite, Transaction, Type}
 
 use super::sqlite::InlineRecord;
 use crate::domain::ports::StoreResult;
+use crate::store::rows::lockout_columns;
 
 /// A value both databases can bind (encoded at once, so it may borrow for `'q`).
 pub trait Param<'q>:
@@ -89,7 +90,11 @@ pub trait TokenReads: std::fmt::Debug + Send + Sync + 'static {
 }
 
 /// Reads a username's failure counters (`$1` the username), without a lock.
-pub(super) const SELECT_LOCKOUT: &str = "SELECT failures, lock_count, locked_until, operator_locked, locked_down FROM lockouts WHERE username = $1";
+pub(super) const SELECT_LOCKOUT: &str = concat!(
+    "SELECT ",
+    lockout_columns!(),
+    " FROM lockouts WHERE username = $1"
+);
 
 /// A database the shared queries run on.
 pub trait Backend: Database + Sync {
@@ -109,7 +114,8 @@ pub trait Backend: Database + Sync {
     /// Reads a username's failure counters (`$1` the username; `failures`, `lock_count`,
     /// `locked_until`, `operator_locked`, `locked_down`) after locking the username, so that
     /// concurrent transactions on one username, from any instance, take their turn whether or
-    /// not it has a counter row yet, and each reads what the one before it committed.
+    /// not it has a counter row yet, and each reads what the one before it committed (in READ
+    /// COMMITTED, PostgreSQL's default, which the service relies on).
     const LOCKOUT_UNDER_LOCK: &'static str;
     /// Reads the retention checkpoint, locked against concurrent purges.
     const CHECKPOINT_FOR_PURGE: &'static str;

@@ -48,6 +48,28 @@ macro_rules! customer_columns {
 }
 pub(crate) use customer_columns;
 
+/// The columns of [`LockoutRow`]; `lockout_columns!("l.")` names them from `lockouts l`.
+macro_rules! lockout_columns {
+    () => {
+        $crate::store::rows::lockout_columns!("")
+    };
+    ($table:literal) => {
+        concat!(
+            $table,
+            "failures, ",
+            $table,
+            "lock_count, ",
+            $table,
+            "locked_until, ",
+            $table,
+            "operator_locked, ",
+            $table,
+            "locked_down"
+        )
+    };
+}
+pub(crate) use lockout_columns;
+
 /// Joins the default factor `f` of customer `c`, if they hold one: one indexed lookup
 /// (`factors_one_default`) beside the customer's row, so reading a customer stays one query.
 macro_rules! default_factor_join {
@@ -318,8 +340,8 @@ pub struct LockoutRow {
 }
 
 impl LockoutRow {
-    /// The counters outer-joined into `row`, if a counter row joined (its key column, here
-    /// `failures`, is null otherwise).
+    /// The counters outer-joined into `row`, if a counter row joined (`failures`, never null
+    /// in a row of `lockouts`, is null otherwise).
     pub fn joined<'r, R>(row: &'r R) -> sqlx::Result<Option<Self>>
     where
         R: sqlx::Row,

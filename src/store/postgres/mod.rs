@@ -21,6 +21,7 @@ use super::backend::{Backend, forward_to_sqlx, locking_statements};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
 use crate::store::Trail;
+use crate::store::rows::lockout_columns;
 
 /// Explicit row locks, and `SKIP LOCKED` so that instances purging at once take different rows
 /// instead of waiting for each other.
@@ -42,7 +43,8 @@ impl Backend for Postgres {
     const ONE_STATEMENT_WRITES_ALONE: bool = true;
 
     /// `lock_username` (migration 0020) takes the advisory lock, then reads: one round trip.
-    const LOCKOUT_UNDER_LOCK: &'static str = "SELECT failures, lock_count, locked_until, operator_locked, locked_down FROM lock_username($1)";
+    const LOCKOUT_UNDER_LOCK: &'static str =
+        concat!("SELECT ", lockout_columns!(), " FROM lock_username($1)");
 
     const AUDIT_IP_BYTEWISE: &'static str = "ip COLLATE \"C\"";
     const NON_ASCII_USERNAMES: &'static str =

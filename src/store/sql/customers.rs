@@ -16,7 +16,7 @@ use crate::domain::ports::{
 use crate::store::backend::{Backend, SELECT_LOCKOUT, query};
 use crate::store::rows::{
     CustomerRow, LockoutRow, LoginCandidateRow, customer_columns, default_factor_join,
-    device_counts, select_customer,
+    device_counts, lockout_columns, select_customer,
 };
 
 const CUSTOMER_BY_USERNAME: &str = select_customer!("WHERE c.username = $1");
@@ -24,7 +24,9 @@ const CUSTOMER_BY_ID: &str = select_customer!("WHERE c.id = $1");
 /// The username's counters and its customer, with the counts of their devices the login's
 /// (`$2`) is judged by: always one row, whichever exists.
 const LOGIN_CANDIDATE: &str = concat!(
-    "SELECT l.failures, l.lock_count, l.locked_until, l.operator_locked, l.locked_down, ",
+    "SELECT ",
+    lockout_columns!("l."),
+    ", ",
     customer_columns!(),
     ", ",
     device_counts!("c.id"),
@@ -137,11 +139,12 @@ pub(super) async fn count_failure<B: Backend>(
     policy: &LockoutPolicy,
     now: OffsetDateTime,
 ) -> StoreResult<(LockoutRecord, Option<(OffsetDateTime, u32)>)> {
-    let row: LockoutRow = query::<B>(
+    let row: LockoutRow = query::<B>(concat!(
         "INSERT INTO lockouts (username, failures, updated_at) VALUES ($1, 1, $2) \
          ON CONFLICT (username) DO UPDATE SET failures = lockouts.failures + 1, updated_at = excluded.updated_at \
-         RETURNING failures, lock_count, locked_until, operator_locked, locked_down",
-    )
+         RETURNING ",
+        lockout_columns!()
+    ))
     .bind(username.as_str())
     .bind(to_unix_millis(now))
     .fetch_one(tx)

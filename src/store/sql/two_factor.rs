@@ -17,7 +17,7 @@ use crate::domain::delivery::message::Message;
 use crate::domain::ports::{StoreResult, TwoFactorStore};
 use crate::domain::sessions::{SessionId, SessionState};
 use crate::store::backend::{Backend, query, query_built};
-use crate::store::rows::{AdmissionRow, CHALLENGE_COLUMNS, ChallengeRow};
+use crate::store::rows::{AdmissionRow, CHALLENGE_COLUMNS, ChallengeRow, lockout_columns};
 
 /// Locks the session row if the session is still in `state` (awaiting 2FA for a login, ACTIVE
 /// for a step-up); otherwise says what became of it.
@@ -48,14 +48,17 @@ pub(super) async fn hold_session<B: Backend>(
 
 /// A guess's username's counters, its session and its challenge (`$1` username, `$2` session,
 /// `$3` challenge, `$4` purpose): always one row, whichever exist.
-const ADMISSION: &str = "SELECT l.failures, l.lock_count, l.locked_until, l.operator_locked, \
-     l.locked_down, s.state AS session_state, s.revoked_at AS session_revoked_at, \
+const ADMISSION: &str = concat!(
+    "SELECT ",
+    lockout_columns!("l."),
+    ", s.state AS session_state, s.revoked_at AS session_revoked_at, \
      c.status AS challenge_status, c.attempts AS challenge_attempts, \
      c.expires_at AS challenge_expires_at \
      FROM (SELECT CAST($1 AS TEXT) AS username) asked \
      LEFT JOIN lockouts l ON l.username = asked.username \
      LEFT JOIN sessions s ON s.id = $2 \
-     LEFT JOIN challenges c ON c.id = $3 AND c.session_id = $2 AND c.purpose = $4";
+     LEFT JOIN challenges c ON c.id = $3 AND c.session_id = $2 AND c.purpose = $4"
+);
 
 /// What the stored state alone says of a guess, read without the writer: the refusals a
 /// guess can meet before its code is compared (a session no longer in its state, a challenge
