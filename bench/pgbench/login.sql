@@ -1,8 +1,14 @@
--- A password login's statements as the service sends them on PostgreSQL (docs/performance.md,
--- "What pipelining would buy"): the first read, then the write transaction.
--- Needs a schema made by `finhub-auth migrate` with a customer alice@example.com in it.
+-- An approximation of a password login's statements on PostgreSQL (docs/performance.md, "What
+-- pipelining would buy, and where the rest goes"): the first read, narrower than the
+-- service's, then the write transaction, with literals where the service binds values.
+-- Run with `-D pipelined=0` (one statement at a time) or `-D pipelined=1` (the transaction
+-- sent at once and its answers read together), on a schema made by `finhub-auth migrate`
+-- with a customer alice@example.com in it.
 \set n random(1, 1000000000000)
 SELECT l.failures, c.id, c.password_hash, c.last_login_at, (SELECT CAST(COUNT(*) AS BIGINT) FROM devices d WHERE d.customer_id = c.id AND d.verified_at IS NOT NULL) AS devices_known FROM (SELECT CAST('alice@example.com' AS TEXT) AS username) asked LEFT JOIN lockouts l ON l.username = asked.username LEFT JOIN customers c ON c.username = asked.username LEFT JOIN factors f ON f.customer_id = c.id AND f.is_default = TRUE;
+\if :pipelined
+\startpipeline
+\endif
 BEGIN;
 SELECT failures, lock_count, locked_until, operator_locked, locked_down FROM lock_username('alice@example.com');
 UPDATE customers SET last_login_at = (extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM customers AS before WHERE customers.username = 'alice@example.com' AND before.id = customers.id RETURNING before.last_login_at;
@@ -11,3 +17,6 @@ UPDATE sessions SET revoked_at = x.t, revoke_reason = 'session_limit' FROM (SELE
 SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE;
 WITH moved AS (UPDATE audit_head SET seq = seq + 2, hash = md5(:n::text) WHERE id = 1 RETURNING seq) INSERT INTO audit_events (seq, id, at, kind, outcome, reason, username, customer_id, session_id, ip, user_agent, device_fingerprint, device_name, details, prev_hash, hash) SELECT moved.seq - k, 'pgbench-' || :client_id || '-' || :n || '-' || k, 0, 'login.succeeded', 'success', NULL, 'alice@example.com', NULL, 'pgbench-' || :client_id || '-' || :n, '127.0.0.1', 'pgbench', NULL, NULL, '{"flags":[]}', md5(k::text), md5(:n::text) FROM moved, (VALUES (0), (1)) AS e(k);
 COMMIT;
+\if :pipelined
+\endpipeline
+\endif
