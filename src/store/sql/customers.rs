@@ -40,11 +40,7 @@ pub(super) async fn lockout_row<B: Backend>(
     conn: &mut B::Connection,
     username: &Username,
 ) -> StoreResult<LockoutRecord> {
-    let row: Option<LockoutRow> = query::<B>(SELECT_LOCKOUT)
-        .bind(username.as_str())
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.map(Into::into).unwrap_or_default())
+    read_lockout::<B>(conn, SELECT_LOCKOUT, username).await
 }
 
 /// Reads a username's counters under the backend's lock on the username (SQLite's single
@@ -55,9 +51,18 @@ pub(super) async fn lockout_in<B: Backend>(
     tx: &mut Tx<'_, B>,
     username: &Username,
 ) -> StoreResult<LockoutRecord> {
-    let row: Option<LockoutRow> = query::<B>(B::LOCKOUT_UNDER_LOCK)
+    read_lockout::<B>(tx, B::LOCKOUT_UNDER_LOCK, username).await
+}
+
+/// A username's counters as `sql` reads them (`$1` the username); none counted without a row.
+async fn read_lockout<B: Backend>(
+    conn: &mut B::Connection,
+    sql: &'static str,
+    username: &Username,
+) -> StoreResult<LockoutRecord> {
+    let row: Option<LockoutRow> = query::<B>(sql)
         .bind(username.as_str())
-        .fetch_optional(tx)
+        .fetch_optional(conn)
         .await?;
     Ok(row.map(Into::into).unwrap_or_default())
 }
