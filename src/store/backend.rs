@@ -140,10 +140,11 @@ pub trait Backend: Database + Sync {
     /// logins writes their shared pages and syncs once for all of them.
     const GROUP_LOGINS: bool;
 
-    /// Whether an audit append's last insert also moves the chain's head (a data-modifying
-    /// `WITH`), one round trip instead of two; where it cannot (SQLite), a statement of its own
-    /// follows, at no cost a round trip would have.
-    const HEAD_MOVES_WITH_INSERT: bool;
+    /// `insert` (an insert into the audit chain) that also moves the chain's head to the values
+    /// of the placeholders `seq` and `hash`, sent as one call: each statement costs a round trip
+    /// (PostgreSQL) or a hand-off to the connection's thread and back (SQLite's driver), which
+    /// is most of what these two small writes cost.
+    fn moving_head(insert: &str, seq: &str, hash: &str) -> String;
 
     /// Moves a customer's last login (`$1` the new one, `$2` the customer) and returns the one
     /// it replaces, in one statement (a self-join: PostgreSQL). `None` where `RETURNING` sees

@@ -33,7 +33,12 @@ impl Backend for Postgres {
     /// each other's locks (and could deadlock with another instance's).
     const GROUP_LOGINS: bool = false;
 
-    const HEAD_MOVES_WITH_INSERT: bool = true;
+    /// A data-modifying `WITH`: one statement.
+    fn moving_head(insert: &str, seq: &str, hash: &str) -> String {
+        format!(
+            "WITH moved AS (UPDATE audit_head SET seq = {seq}, hash = {hash} WHERE id = 1) {insert}"
+        )
+    }
 
     const MOVE_LAST_LOGIN: Option<&'static str> = Some(
         "UPDATE customers SET last_login_at = $1 FROM customers AS before \

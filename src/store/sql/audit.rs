@@ -30,31 +30,6 @@ macro_rules! insert_events {
          VALUES"
     };
 }
-const INSERT_ONE: &str = concat!(
-    insert_events!(),
-    " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-);
-/// Moves the chain's head to the seq and hash given as the two placeholders.
-macro_rules! move_head {
-    ($seq:literal, $hash:literal) => {
-        concat!(
-            "UPDATE audit_head SET seq = ",
-            $seq,
-            ", hash = ",
-            $hash,
-            " WHERE id = 1"
-        )
-    };
-}
-/// [`INSERT_ONE`] moving the head too, where the backend can ([`Backend::HEAD_MOVES_WITH_INSERT`]).
-const INSERT_ONE_MOVING_HEAD: &str = concat!(
-    "WITH moved AS (",
-    move_head!("$17", "$18"),
-    ") ",
-    insert_events!(),
-    " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-);
-const MOVE_HEAD: &str = move_head!("$1", "$2");
 /// Values of one event in an insert.
 const COLUMNS: usize = 16;
 
@@ -100,32 +75,23 @@ pub(super) async fn append<B: Backend>(
     let (seq, hash) = (head.seq, head.hash.clone());
     let statements = links.len().div_ceil(EVENTS_PER_STATEMENT);
     for (i, chunk) in links.chunks(EVENTS_PER_STATEMENT).enumerate() {
-        let moves_head = B::HEAD_MOVES_WITH_INSERT && i + 1 == statements;
-        // A single event (every login, logout, …) takes a fixed statement; only batches
-        // build theirs.
-        let mut insert = match (chunk.len(), moves_head) {
-            (1, false) => query::<B>(INSERT_ONE),
-            (1, true) => query::<B>(INSERT_ONE_MOVING_HEAD),
-            (n, moves_head) => {
-                let head = if moves_head {
-                    let (seq, hash) = (
-                        B::placeholder(n * COLUMNS + 1),
-                        B::placeholder(n * COLUMNS + 2),
-                    );
-                    format!(
-                        concat!("WITH moved AS (", move_head!("{}", "{}"), ") "),
-                        seq, hash
-                    )
-                } else {
-                    String::new()
-                };
-                query_built::<B>(format!(
-                    "{head}{} {}",
-                    insert_events!(),
-                    row_placeholders::<B>(n, COLUMNS)
-                ))
-            }
-        };
+        let values = format!(
+            "{} {}",
+            insert_events!(),
+            row_placeholders::<B>(chunk.len(), COLUMNS)
+        );
+        // The last statement also moves the head, so an append of one event (every login,
+        // logout, …) is one call after the head's read.
+        let moves_head = i + 1 == statements;
+        let mut insert = query_built::<B>(if moves_head {
+            let (seq, hash) = (
+                B::placeholder(chunk.len() * COLUMNS + 1),
+                B::placeholder(chunk.len() * COLUMNS + 2),
+            );
+            B::moving_head(&values, &seq, &hash)
+        } else {
+            values
+        });
         for Link {
             event,
             seq,
@@ -155,13 +121,6 @@ pub(super) async fn append<B: Backend>(
             insert = insert.bind(seq).bind(hash.as_str());
         }
         insert.execute(tx).await?;
-    }
-    if !B::HEAD_MOVES_WITH_INSERT {
-        query::<B>(MOVE_HEAD)
-            .bind(seq)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
     }
     // The security webhook hears of an event exactly when the trail records it.
     if !trail.webhooks.is_empty() {

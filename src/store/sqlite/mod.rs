@@ -34,8 +34,11 @@ impl Backend for Sqlite {
     /// disk, so the logins that arrive meanwhile share the next commit.
     const GROUP_LOGINS: bool = true;
 
-    /// In-process statements cost no round trip, and SQLite's `WITH` cannot change rows.
-    const HEAD_MOVES_WITH_INSERT: bool = false;
+    /// SQLite's `WITH` cannot change rows, but its driver runs the statements of one call in
+    /// order, in one hand-off, binding `$n` across them and `?` in sequence.
+    fn moving_head(insert: &str, seq: &str, hash: &str) -> String {
+        format!("{insert}; UPDATE audit_head SET seq = {seq}, hash = {hash} WHERE id = 1")
+    }
 
     const MOVE_LAST_LOGIN: Option<&'static str> = None;
 
