@@ -7,6 +7,10 @@
 //! accepts any [`Param`] and decodes any [`Record`]: values and rows that both databases
 //! support, checked by the compiler for each backend.
 //!
+//! A [`Query`] holds its text and its values ([`Value`]) itself until it runs. Bound into a
+//! driver's arguments at once, as sqlx binds them, they could not be read back (sqlx's SQLite
+//! arguments are its own), and a shared statement could only ever run through that driver.
+//!
 //! # Batch sizes
 //!
 //! Statements that insert many rows (an import, a flush of refused logins) are kept within one
@@ -17,24 +21,59 @@
 //! slower, never wrong.
 
 use std::future::Future;
+use std::marker::PhantomData;
 
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Database, Encode, FromRow, Pool, Postgres, Sqlite, Transaction, Type};
+use sqlx::{Database, Encode, FromRow, Pool, Transaction, Type};
 
 use super::sqlite::InlineRecord;
 use crate::domain::ports::StoreResult;
 use crate::store::rows::lockout_columns;
 
-/// A value both databases can bind (encoded at once, so it may borrow for `'q`).
-pub trait Param<'q>:
-    Encode<'q, Sqlite> + Type<Sqlite> + Encode<'q, Postgres> + Type<Postgres> + Send
-{
+/// A value a statement binds, held by the store itself (not by a driver's arguments, which
+/// cannot be read back), so that any driver can run the statement. Each kind keeps its own
+/// null: PostgreSQL types every parameter, a null included.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Bool(Option<bool>),
+    I32(Option<i32>),
+    I64(Option<i64>),
+    F64(Option<f64>),
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
 }
 
-impl<'q, T> Param<'q> for T where
-    T: Encode<'q, Sqlite> + Type<Sqlite> + Encode<'q, Postgres> + Type<Postgres> + Send
-{
+/// A value both databases can bind, as the [`Value`] the store holds.
+pub trait Param: Send {
+    fn into_value(self) -> Value;
+}
+
+/// [`Param`] for a type and its `Option`, as `kind` of [`Value`] (converted by `into`).
+macro_rules! params {
+    ($($t:ty => $kind:ident($into:expr)),* $(,)?) => {$(
+        impl Param for $t {
+            fn into_value(self) -> Value {
+                Value::$kind(Some($into(self)))
+            }
+        }
+        impl Param for Option<$t> {
+            fn into_value(self) -> Value {
+                Value::$kind(self.map($into))
+            }
+        }
+    )*};
+}
+params! {
+    bool => Bool(std::convert::identity),
+    i32 => I32(std::convert::identity),
+    i64 => I64(std::convert::identity),
+    f64 => F64(std::convert::identity),
+    String => Text(std::convert::identity),
+    &str => Text(str::to_owned),
+    &String => Text(String::clone),
+    Vec<u8> => Bytes(std::convert::identity),
+    &[u8] => Bytes(<[u8]>::to_vec),
 }
 
 /// A row both databases can decode.
@@ -167,9 +206,6 @@ pub trait Backend: Database + Sync {
         conn: &mut Self::Connection,
     ) -> impl Future<Output = sqlx::Result<Transaction<'_, Self>>> + Send;
 
-    /// Adds a value to the query's arguments.
-    fn bind<'q, T: Param<'q>>(query: Query<Self>, value: T) -> Query<Self>;
-
     /// Runs a statement; returns how many rows it changed.
     fn execute(
         conn: &mut Self::Connection,
@@ -187,18 +223,28 @@ pub trait Backend: Database + Sync {
     ) -> impl Future<Output = sqlx::Result<Vec<R>>> + Send;
 }
 
-/// A statement with its arguments, for backend `B`.
-pub struct Query<B: Backend>(pub(super) sqlx::query::Query<'static, B, B::Arguments>);
+/// A statement with its values, for backend `B`.
+pub struct Query<B: Backend> {
+    sql: Sql,
+    values: Vec<Value>,
+    backend: PhantomData<fn() -> B>,
+}
+
+/// A statement's text: fixed, or built at run time from fixed text and placeholders only.
+enum Sql {
+    Fixed(&'static str),
+    Built(String),
+}
 
 /// A statement to run on backend `B`; placeholders are `$1`, `$2`, … on both databases.
 pub fn query<B: Backend>(sql: &'static str) -> Query<B> {
-    Query(sqlx::query(sql))
+    Query::new(Sql::Fixed(sql))
 }
 
 /// A statement whose text is built at run time from fixed text and placeholders only
 /// (multi-row inserts), never from values.
 pub fn query_built<B: Backend>(sql: String) -> Query<B> {
-    Query(sqlx::query(sqlx::AssertSqlSafe(sql)))
+    Query::new(Sql::Built(sql))
 }
 
 /// `($1, …, $c), ($c+1, …), …` (as [`Backend::placeholder`] writes them): the placeholders of
@@ -216,8 +262,43 @@ pub fn row_placeholders<B: Backend>(rows: usize, columns: usize) -> String {
 }
 
 impl<B: Backend> Query<B> {
-    pub fn bind<'q, T: Param<'q>>(self, value: T) -> Self {
-        B::bind(self, value)
+    fn new(sql: Sql) -> Self {
+        Self {
+            sql,
+            values: Vec::new(),
+            backend: PhantomData,
+        }
+    }
+
+    pub fn bind<T: Param>(mut self, value: T) -> Self {
+        self.values.push(value.into_value());
+        self
+    }
+
+    /// The statement as sqlx runs it, its values bound in order.
+    pub(super) fn into_sqlx<'q>(self) -> sqlx::query::Query<'q, B, B::Arguments>
+    where
+        Option<bool>: for<'e> Encode<'e, B> + Type<B>,
+        Option<i32>: for<'e> Encode<'e, B> + Type<B>,
+        Option<i64>: for<'e> Encode<'e, B> + Type<B>,
+        Option<f64>: for<'e> Encode<'e, B> + Type<B>,
+        Option<String>: for<'e> Encode<'e, B> + Type<B>,
+        Option<Vec<u8>>: for<'e> Encode<'e, B> + Type<B>,
+    {
+        let statement = match self.sql {
+            Sql::Fixed(sql) => sqlx::query(sql),
+            Sql::Built(sql) => sqlx::query(sqlx::AssertSqlSafe(sql)),
+        };
+        self.values
+            .into_iter()
+            .fold(statement, |statement, value| match value {
+                Value::Bool(v) => statement.bind(v),
+                Value::I32(v) => statement.bind(v),
+                Value::I64(v) => statement.bind(v),
+                Value::F64(v) => statement.bind(v),
+                Value::Text(v) => statement.bind(v),
+                Value::Bytes(v) => statement.bind(v),
+            })
     }
 
     /// Runs the statement; returns how many rows it changed.
@@ -247,18 +328,11 @@ impl<B: Backend> Query<B> {
 /// module invokes it with its database type.
 macro_rules! forward_to_sqlx {
     ($db:ty) => {
-        fn bind<'q, T: $crate::store::backend::Param<'q>>(
-            query: $crate::store::backend::Query<$db>,
-            value: T,
-        ) -> $crate::store::backend::Query<$db> {
-            $crate::store::backend::Query(query.0.bind(value))
-        }
-
         async fn execute(
             conn: &mut <$db as sqlx::Database>::Connection,
             query: $crate::store::backend::Query<$db>,
         ) -> sqlx::Result<u64> {
-            Ok(query.0.execute(conn).await?.rows_affected())
+            Ok(query.into_sqlx().execute(conn).await?.rows_affected())
         }
 
         async fn fetch_optional<R: $crate::store::backend::Record>(
@@ -266,7 +340,7 @@ macro_rules! forward_to_sqlx {
             query: $crate::store::backend::Query<$db>,
         ) -> sqlx::Result<Option<R>> {
             query
-                .0
+                .into_sqlx()
                 .fetch_optional(conn)
                 .await?
                 .map(|row| R::from_row(&row))
@@ -278,7 +352,7 @@ macro_rules! forward_to_sqlx {
             query: $crate::store::backend::Query<$db>,
         ) -> sqlx::Result<Vec<R>> {
             query
-                .0
+                .into_sqlx()
                 .fetch_all(conn)
                 .await?
                 .iter()
@@ -357,6 +431,21 @@ pub(super) use locking_statements;
 #[cfg(test)]
 mod tests {
     use sqlx::{Postgres, Sqlite};
+
+    /// PostgreSQL types every parameter, a null's too: a null keeps the kind of its value.
+    #[test]
+    fn a_value_keeps_its_kind_null_or_not() {
+        use super::{Param as _, Value};
+        assert_eq!(None::<&str>.into_value(), Value::Text(None));
+        assert_eq!("a".into_value(), Value::Text(Some("a".to_owned())));
+        assert_eq!(None::<i64>.into_value(), Value::I64(None));
+        assert_eq!(7_i32.into_value(), Value::I32(Some(7)));
+        assert_eq!(
+            b"ab".as_slice().into_value(),
+            Value::Bytes(Some(b"ab".to_vec()))
+        );
+        assert_eq!(None::<bool>.into_value(), Value::Bool(None));
+    }
 
     #[test]
     fn placeholders_number_rows_and_columns_in_order() {

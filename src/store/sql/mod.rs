@@ -80,11 +80,7 @@ impl<B: Backend> SqlStore<B> {
     }
 
     /// The row `sql` selects by one key, converted to its domain value.
-    async fn read_one<'k, R, T>(
-        &self,
-        sql: &'static str,
-        key: impl Param<'k>,
-    ) -> StoreResult<Option<T>>
+    async fn read_one<R, T>(&self, sql: &'static str, key: impl Param) -> StoreResult<Option<T>>
     where
         R: Record,
         T: TryFrom<R, Error = StoreError>,
