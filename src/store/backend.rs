@@ -179,11 +179,10 @@ pub trait Backend: Database + Sync {
     /// logins writes their shared pages and syncs once for all of them.
     const GROUP_LOGINS: bool;
 
-    /// `insert` (an insert into the audit chain) that also moves the chain's head to the values
-    /// of the placeholders `seq` and `hash`, sent as one call: each statement costs a round trip
-    /// (PostgreSQL) or a hand-off to the connection's thread and back (SQLite's driver), which
-    /// is most of what these two small writes cost.
-    fn moving_head(insert: &str, seq: &str, hash: &str) -> String;
+    /// How an audit append's last insert also moves the chain's head, in the same call: each
+    /// statement costs a round trip (PostgreSQL) or a hand-off to the connection's thread and
+    /// back (SQLite's driver), which is most of what these two small writes cost.
+    const HEAD_MOVE: HeadMove;
 
     /// Moves a customer's last login (`$1` the new one, `$2` the customer) and returns the one
     /// it replaces, in one statement (a self-join: PostgreSQL). `None` where `RETURNING` sees
@@ -221,6 +220,16 @@ pub trait Backend: Database + Sync {
         conn: &mut Self::Connection,
         query: Query<Self>,
     ) -> impl Future<Output = sqlx::Result<Vec<R>>> + Send;
+}
+
+/// Where the statement that moves the audit chain's head goes in an append's last call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadMove {
+    /// In a data-modifying `WITH` before the insert: one statement.
+    With,
+    /// After the insert, as a second statement of the same call, which the driver runs in
+    /// order in one hand-off, binding `$n` across both and `?` in sequence.
+    After,
 }
 
 /// A statement with its values, for backend `B`.

@@ -17,7 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Connection as _, PgConnection, Pool, Postgres, Transaction};
 
 use self::token_reads::PgTokenReads;
-use super::backend::{Backend, forward_to_sqlx, locking_statements};
+use super::backend::{Backend, HeadMove, forward_to_sqlx, locking_statements};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
 use crate::store::Trail;
@@ -33,12 +33,7 @@ impl Backend for Postgres {
     /// each other's locks (and could deadlock with another instance's).
     const GROUP_LOGINS: bool = false;
 
-    /// A data-modifying `WITH`: one statement.
-    fn moving_head(insert: &str, seq: &str, hash: &str) -> String {
-        format!(
-            "WITH moved AS (UPDATE audit_head SET seq = {seq}, hash = {hash} WHERE id = 1) {insert}"
-        )
-    }
+    const HEAD_MOVE: HeadMove = HeadMove::With;
 
     const MOVE_LAST_LOGIN: Option<&'static str> = Some(
         "UPDATE customers SET last_login_at = $1 FROM customers AS before \

@@ -9,7 +9,7 @@ use crate::domain::ports::{
     AddressText, AuditFilter, AuditQuery, AuditStore, StoreError, StoreResult,
 };
 use crate::store::Trail;
-use crate::store::backend::{Backend, query, query_built, row_placeholders};
+use crate::store::backend::{Backend, HeadMove, query, query_built, row_placeholders};
 use crate::store::rows::{AuditRow, select_audit};
 use crate::telemetry::traces;
 
@@ -30,6 +30,36 @@ macro_rules! insert_events {
          VALUES"
     };
 }
+/// Moves the chain's head to the seq and hash given as the two placeholders.
+macro_rules! move_head {
+    ($seq:literal, $hash:literal) => {
+        concat!(
+            "UPDATE audit_head SET seq = ",
+            $seq,
+            ", hash = ",
+            $hash,
+            " WHERE id = 1"
+        )
+    };
+}
+/// An insert of one event (`$1` to `$16`).
+macro_rules! insert_one {
+    () => {
+        concat!(
+            insert_events!(),
+            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        )
+    };
+}
+/// One event appended, moving the head to `$17` and `$18`, as each [`HeadMove`] writes it:
+/// fixed text for what most appends are (a login, a logout, …).
+const ONE_WITH_HEAD_MOVE: &str = concat!(
+    "WITH moved AS (",
+    move_head!("$17", "$18"),
+    ") ",
+    insert_one!()
+);
+const ONE_THEN_HEAD_MOVE: &str = concat!(insert_one!(), "; ", move_head!("$17", "$18"));
 /// Values of one event in an insert.
 const COLUMNS: usize = 16;
 
@@ -75,23 +105,31 @@ pub(super) async fn append<B: Backend>(
     let (seq, hash) = (head.seq, head.hash.clone());
     let statements = links.len().div_ceil(EVENTS_PER_STATEMENT);
     for (i, chunk) in links.chunks(EVENTS_PER_STATEMENT).enumerate() {
-        let values = format!(
-            "{} {}",
-            insert_events!(),
-            row_placeholders::<B>(chunk.len(), COLUMNS)
-        );
         // The last statement also moves the head, so an append of one event (every login,
         // logout, …) is one call after the head's read.
         let moves_head = i + 1 == statements;
-        let mut insert = query_built::<B>(if moves_head {
-            let (seq, hash) = (
-                B::placeholder(chunk.len() * COLUMNS + 1),
-                B::placeholder(chunk.len() * COLUMNS + 2),
-            );
-            B::moving_head(&values, &seq, &hash)
-        } else {
-            values
-        });
+        let mut insert = match (chunk.len(), moves_head, B::HEAD_MOVE) {
+            (1, true, HeadMove::With) => query::<B>(ONE_WITH_HEAD_MOVE),
+            (1, true, HeadMove::After) => query::<B>(ONE_THEN_HEAD_MOVE),
+            (n, moves_head, head_move) => {
+                let insert = format!("{} {}", insert_events!(), row_placeholders::<B>(n, COLUMNS));
+                if !moves_head {
+                    query_built::<B>(insert)
+                } else {
+                    let seq = B::placeholder(n * COLUMNS + 1);
+                    let hash = B::placeholder(n * COLUMNS + 2);
+                    query_built::<B>(match head_move {
+                        HeadMove::With => format!(
+                            concat!("WITH moved AS (", move_head!("{}", "{}"), ") {}"),
+                            seq, hash, insert
+                        ),
+                        HeadMove::After => {
+                            format!(concat!("{}; ", move_head!("{}", "{}")), insert, seq, hash)
+                        }
+                    })
+                }
+            }
+        };
         for Link {
             event,
             seq,

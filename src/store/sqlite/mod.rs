@@ -21,7 +21,7 @@ use sqlx::{Connection as _, Pool, Sqlite, SqliteConnection, Transaction};
 
 use self::inline_reads::InlineReads;
 pub(super) use self::inline_reads::InlineRecord;
-use super::backend::{Backend, SELECT_LOCKOUT, forward_to_sqlx, locking_statements};
+use super::backend::{Backend, HeadMove, SELECT_LOCKOUT, forward_to_sqlx, locking_statements};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
 use crate::store::Trail;
@@ -34,11 +34,8 @@ impl Backend for Sqlite {
     /// disk, so the logins that arrive meanwhile share the next commit.
     const GROUP_LOGINS: bool = true;
 
-    /// SQLite's `WITH` cannot change rows, but its driver runs the statements of one call in
-    /// order, in one hand-off, binding `$n` across them and `?` in sequence.
-    fn moving_head(insert: &str, seq: &str, hash: &str) -> String {
-        format!("{insert}; UPDATE audit_head SET seq = {seq}, hash = {hash} WHERE id = 1")
-    }
+    /// SQLite's `WITH` cannot change rows.
+    const HEAD_MOVE: HeadMove = HeadMove::After;
 
     const MOVE_LAST_LOGIN: Option<&'static str> = None;
 
