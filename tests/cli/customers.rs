@@ -105,6 +105,46 @@ fn import_reports_a_customer_id_taken_by_another_customer_and_repeats_idempotent
     );
 }
 
+on_both_stores!(an_import_chains_more_events_than_one_statement_holds);
+/// An import stores its batch with one event per customer in one append, which is split into
+/// statements of a few dozen events each (their values numbered across the batch). Each event
+/// must be stored with its own link, in order, and the head left at the last of them: else
+/// `audit verify` fails, or the next append links to an event that is not the newest.
+async fn an_import_chains_more_events_than_one_statement_holds(backend: Backend) {
+    let (setup, _dir, _db) = sandbox_on(backend).await;
+    let hash = "$argon2id$v=19$m=8192,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$\
+                1MHhb5bTgdzmYBTTV1jVmfMgS0OoDMAnOVTeSa08Ezo";
+    // More than two statements' worth (24 events each), the last one part-full.
+    let ids: Vec<String> = (0..50).map(|i| format!("cust-{i:02}")).collect();
+    let lines: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let name = format!("{id}@example.com");
+            json!({"customerId": id, "username": name, "email": name,
+                   "firstName": "Many", "lastName": "L", "passwordHash": hash})
+        })
+        .collect();
+
+    let out = import(&setup, "many.jsonl", &lines);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let created: Vec<String> = exported_events(&setup)
+        .iter()
+        .filter(|e| e["kind"] == "customer.created")
+        .filter_map(|e| e["customerId"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(created, ids, "one event per customer, in the file's order");
+    run_ok(&setup, &["audit", "verify"]);
+    // The next append links to the last of them.
+    setup.create_customer("after", "off", PASSWORD);
+    run_ok(&setup, &["audit", "verify"]);
+    let created = exported_events(&setup)
+        .iter()
+        .filter(|e| e["kind"] == "customer.created")
+        .count();
+    assert_eq!(created, 51);
+}
+
 #[tokio::test]
 async fn import_streams_json_lines_with_passwords_or_hashes() {
     let (setup, _dir) = sandbox();

@@ -104,7 +104,7 @@ pub(super) async fn open(
         .run(sqlx::migrate!("./migrations/postgres"), &migrating)
         .await?;
     migrating.close().await;
-    let connect = url.options([("statement_timeout", statement_timeout.as_str())]);
+    let connect = session_settings(url, &statement_timeout);
     let pool = PgPoolOptions::new()
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.acquire_timeout)
@@ -131,6 +131,19 @@ pub(super) async fn open(
         options.statement_timeout,
     );
     Ok(SqlStore::new(pool.clone(), pool, trail, token_reads))
+}
+
+/// The settings of every connection that serves requests, over any the URL or the server's
+/// defaults give: a statement timeout, and READ COMMITTED, the isolation the store's locking is
+/// written for (`Backend::LOCKOUT_UNDER_LOCK`). Under a stricter default (`ALTER DATABASE … SET
+/// default_transaction_isolation`), concurrent logins on one username would fail each other
+/// with serialization errors instead of taking their turn: anyone could keep a customer from
+/// signing in by sending wrong passwords for their username at the same time.
+fn session_settings(url: PgConnectOptions, statement_timeout_ms: &str) -> PgConnectOptions {
+    url.options([
+        ("statement_timeout", statement_timeout_ms),
+        ("default_transaction_isolation", "read committed"),
+    ])
 }
 
 /// Connections for the session lookups: one per core of this instance, within the pool's size.
@@ -196,6 +209,32 @@ fn is_loopback(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Under a stricter isolation, concurrent logins on one username fail each other: wrong
+    /// passwords sent at the right moment would keep the customer from signing in.
+    #[tokio::test]
+    async fn connections_run_read_committed_whatever_the_url_or_server_asks() {
+        let url = std::env::var("FINHUB_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        // Client options outrank the database's and the role's defaults; this one is the
+        // strictest a URL could ask for, and the service's own setting must still win.
+        let stricter = PgConnectOptions::from_str(&url)
+            .unwrap()
+            .options([("default_transaction_isolation", "serializable")]);
+        let mut conn = PgConnection::connect_with(&session_settings(stricter, "5000"))
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL for tests at {url}: {e}"));
+        let (isolation,): (String,) = sqlx::query_as("SHOW default_transaction_isolation")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(isolation, "read committed");
+        let (timeout,): (String,) = sqlx::query_as("SHOW statement_timeout")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(timeout, "5s");
+    }
 
     /// A TLS downgrade: without an explicit sslmode a remote database would be reached with
     /// `prefer`, which an attacker on the path turns into cleartext (or a certificate of their

@@ -71,8 +71,8 @@ const EVENTS_PER_STATEMENT: usize = 24;
 /// Appends events to the chain inside the caller's transaction. The head is read with the
 /// backend's lock (SQLite's single writer; a row lock in PostgreSQL), so concurrent appenders,
 /// from this instance or another, take their turn. The links are computed first, then the
-/// events are written a few dozen to a statement, the last of them moving the head. A keyed seal on a chain begun without a key
-/// marks the switch first ([`ChainSeal::link`]).
+/// events are written a few dozen to a statement, the last of them moving the head. A keyed
+/// seal on a chain begun without a key marks the switch first ([`ChainSeal::link`]).
 pub(super) async fn append<B: Backend>(
     tx: &mut Tx<'_, B>,
     trail: &Trail,
