@@ -4,8 +4,8 @@
 //!
 //! sqlx cannot state "this value can be bound on this database" for a generic database without
 //! repeating the bounds on every function, so the shared queries go through [`Query`], which
-//! accepts any [`Param`] and decodes any [`Record`]: values and rows that both databases
-//! support, checked by the compiler for each backend.
+//! accepts any [`Param`] and decodes any [`Record`] (`store/record.rs`): values and rows that
+//! both databases support, checked by the compiler for each backend.
 //!
 //! A [`Query`] holds its text and its values ([`Value`]) itself until it runs. Bound into a
 //! driver's arguments at once, as sqlx binds them, they could not be read back (sqlx's SQLite
@@ -23,12 +23,11 @@
 use std::future::Future;
 use std::marker::PhantomData;
 
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Database, Encode, FromRow, Pool, Transaction, Type};
+use sqlx::{Database, Encode, Pool, Transaction, Type};
 
-use super::sqlite::InlineRecord;
+use super::token_rows::TokenRecord;
 use crate::domain::ports::StoreResult;
+pub use crate::store::record::Record;
 use crate::store::rows::lockout_columns;
 
 /// A value a statement binds, held by the store itself (not by a driver's arguments, which
@@ -76,17 +75,6 @@ params! {
     &[u8] => Bytes(<[u8]>::to_vec),
 }
 
-/// A row both databases can decode.
-pub trait Record:
-    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin + 'static
-{
-}
-
-impl<T> Record for T where
-    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin + 'static
-{
-}
-
 /// A read of one row by a token's hash, in the two forms a backend may run it.
 #[derive(Debug)]
 pub struct TokenRead {
@@ -118,7 +106,7 @@ pub(crate) use token_read_batch;
 /// asks first and reads through the pool when this answers `None`.
 pub trait TokenReads: std::fmt::Debug + Send + Sync + 'static {
     /// The row `sql` selects by `key`; `None` when the caller should read through the pool.
-    fn read_one<R: Record + InlineRecord>(
+    fn read_one<R: Record + TokenRecord>(
         &self,
         read: &'static TokenRead,
         key: &[u8],
@@ -228,7 +216,11 @@ pub enum HeadMove {
     /// In a data-modifying `WITH` before the insert: one statement.
     With,
     /// After the insert, as a second statement of the same call, which the driver runs in
-    /// order in one hand-off, binding `$n` across both and `?` in sequence.
+    /// order in one hand-off, binding `$n` across both and `?` in sequence. sqlx 0.9's SQLite
+    /// driver does; sqlx has deprecated several statements in one call (launchbadge/sqlx#3108),
+    /// so an upgrade that drops it fails every append on SQLite (the chain's tests, and
+    /// `an_import_chains_more_events_than_one_statement_holds` for appends of many statements),
+    /// and the move goes back to a call of its own.
     After,
 }
 
@@ -352,7 +344,7 @@ macro_rules! forward_to_sqlx {
                 .into_sqlx()
                 .fetch_optional(conn)
                 .await?
-                .map(|row| R::from_row(&row))
+                .map(|row| R::decode(&row))
                 .transpose()
         }
 
@@ -365,7 +357,7 @@ macro_rules! forward_to_sqlx {
                 .fetch_all(conn)
                 .await?
                 .iter()
-                .map(R::from_row)
+                .map(R::decode)
                 .collect()
         }
     };

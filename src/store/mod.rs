@@ -7,9 +7,11 @@ mod error;
 #[cfg(test)]
 mod index_use;
 mod postgres;
+mod record;
 mod rows;
 mod sql;
 mod sqlite;
+mod token_rows;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;

@@ -16,26 +16,29 @@ use crate::domain::sessions::{Session, SessionId, SessionState};
 
 use crate::domain::ports::{LoginCandidate, StoreError};
 use crate::domain::risk::DeviceStanding;
+use crate::store::record::{Cells, Record, record};
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Other(anyhow!("corrupt stored {what}"))
 }
 
-#[derive(Debug, sqlx::FromRow)]
-pub struct CustomerRow {
-    pub id: String,
-    pub username: String,
-    pub email: String,
-    pub phone: Option<String>,
-    pub first_name: String,
-    pub last_name: String,
-    pub kyc_status: String,
-    pub password_hash: String,
-    pub last_login_at: Option<i64>,
-    /// The default factor's, from [`default_factor_join`]; `None` without one.
-    pub factor_id: Option<String>,
-    pub factor_method: Option<String>,
-    pub factor_address: Option<String>,
+record! {
+    #[derive(Debug)]
+    pub struct CustomerRow {
+        pub id: String,
+        pub username: String,
+        pub email: String,
+        pub phone: Option<String>,
+        pub first_name: String,
+        pub last_name: String,
+        pub kyc_status: String,
+        pub password_hash: String,
+        pub last_login_at: Option<i64>,
+        /// The default factor's, from [`default_factor_join`]; `None` without one.
+        pub factor_id: Option<String>,
+        pub factor_method: Option<String>,
+        pub factor_address: Option<String>,
+    }
 }
 
 /// The columns of [`CustomerRow`], from `customers c` and [`default_factor_join`].
@@ -144,10 +147,10 @@ impl TryFrom<CustomerRow> for Customer {
     }
 }
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub struct SessionRow {
-    /// Named apart from the customer's id, so both can be read from one joined row.
-    #[sqlx(rename = "session_id")]
+    /// Read from `session_id`: named apart from the customer's id, so both can be read from
+    /// one joined row.
     pub id: String,
     pub customer_id: String,
     pub state: String,
@@ -160,6 +163,25 @@ pub struct SessionRow {
     pub two_factor_verified: bool,
     pub revoked_at: Option<i64>,
     pub recent_auth_at: Option<i64>,
+}
+
+impl Record for SessionRow {
+    fn decode<C: Cells>(row: &C) -> Result<Self, C::Error> {
+        Ok(Self {
+            id: row.named("session_id")?,
+            customer_id: row.named("customer_id")?,
+            state: row.named("state")?,
+            created_at: row.named("created_at")?,
+            expires_at: row.named("expires_at")?,
+            absolute_expires_at: row.named("absolute_expires_at")?,
+            last_seen_at: row.named("last_seen_at")?,
+            login_at: row.named("login_at")?,
+            previous_login_at: row.named("previous_login_at")?,
+            two_factor_verified: row.named("two_factor_verified")?,
+            revoked_at: row.named("revoked_at")?,
+            recent_auth_at: row.named("recent_auth_at")?,
+        })
+    }
 }
 
 /// The columns of [`SessionRow`], from `sessions s`.
@@ -187,12 +209,19 @@ macro_rules! select_session {
 pub(crate) use select_session;
 
 /// A session with its customer, read together.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub struct SessionCustomerRow {
-    #[sqlx(flatten)]
     pub session: SessionRow,
-    #[sqlx(flatten)]
     pub customer: CustomerRow,
+}
+
+impl Record for SessionCustomerRow {
+    fn decode<C: Cells>(row: &C) -> Result<Self, C::Error> {
+        Ok(Self {
+            session: SessionRow::decode(row)?,
+            customer: CustomerRow::decode(row)?,
+        })
+    }
 }
 
 /// A static query reading [`SessionCustomerRow`]s from `sessions s JOIN customers c`.
@@ -252,26 +281,15 @@ pub struct LoginCandidateRow {
     pub devices_known: i64,
 }
 
-impl<'r, R> sqlx::FromRow<'r, R> for LoginCandidateRow
-where
-    R: sqlx::Row,
-    &'r str: sqlx::ColumnIndex<R>,
-    CustomerRow: sqlx::FromRow<'r, R>,
-    LockoutRow: sqlx::FromRow<'r, R>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+impl Record for LoginCandidateRow {
+    fn decode<C: Cells>(row: &C) -> Result<Self, C::Error> {
         // Each table's key column says whether it joined a row.
-        let held: Option<String> = row.try_get("id")?;
+        let held: Option<String> = row.named("id")?;
         Ok(Self {
             lockout: LockoutRow::joined(row)?,
-            customer: held
-                .map(|_| <CustomerRow as sqlx::FromRow<'r, R>>::from_row(row))
-                .transpose()?,
-            device_known: row.try_get("device_known")?,
-            devices_known: row.try_get("devices_known")?,
+            customer: held.map(|_| CustomerRow::decode(row)).transpose()?,
+            device_known: row.named("device_known")?,
+            devices_known: row.named("devices_known")?,
         })
     }
 }
@@ -287,29 +305,21 @@ pub struct AdmissionRow {
     pub challenge: Option<(String, i64, i64)>,
 }
 
-impl<'r, R> sqlx::FromRow<'r, R> for AdmissionRow
-where
-    R: sqlx::Row,
-    &'r str: sqlx::ColumnIndex<R>,
-    LockoutRow: sqlx::FromRow<'r, R>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    fn from_row(row: &'r R) -> sqlx::Result<Self> {
-        let session_state: Option<String> = row.try_get("session_state")?;
-        let challenge_status: Option<String> = row.try_get("challenge_status")?;
+impl Record for AdmissionRow {
+    fn decode<C: Cells>(row: &C) -> Result<Self, C::Error> {
+        let session_state: Option<String> = row.named("session_state")?;
+        let challenge_status: Option<String> = row.named("challenge_status")?;
         Ok(Self {
             lockout: LockoutRow::joined(row)?,
             session: match session_state {
-                Some(state) => Some((state, row.try_get("session_revoked_at")?)),
+                Some(state) => Some((state, row.named("session_revoked_at")?)),
                 None => None,
             },
             challenge: match challenge_status {
                 Some(status) => Some((
                     status,
-                    row.try_get("challenge_attempts")?,
-                    row.try_get("challenge_expires_at")?,
+                    row.named("challenge_attempts")?,
+                    row.named("challenge_expires_at")?,
                 )),
                 None => None,
             },
@@ -330,29 +340,23 @@ impl LoginCandidateRow {
     }
 }
 
-#[derive(Debug, sqlx::FromRow)]
-pub struct LockoutRow {
-    pub failures: i64,
-    pub lock_count: i64,
-    pub locked_until: Option<i64>,
-    pub operator_locked: bool,
-    pub locked_down: bool,
+record! {
+    #[derive(Debug)]
+    pub struct LockoutRow {
+        pub failures: i64,
+        pub lock_count: i64,
+        pub locked_until: Option<i64>,
+        pub operator_locked: bool,
+        pub locked_down: bool,
+    }
 }
 
 impl LockoutRow {
     /// The counters outer-joined into `row`, if a counter row joined (`failures`, never null
     /// in a row of `lockouts`, is null otherwise).
-    pub fn joined<'r, R>(row: &'r R) -> sqlx::Result<Option<Self>>
-    where
-        R: sqlx::Row,
-        &'r str: sqlx::ColumnIndex<R>,
-        Self: sqlx::FromRow<'r, R>,
-        Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    {
-        let counted: Option<i64> = row.try_get("failures")?;
-        counted
-            .map(|_| <Self as sqlx::FromRow<'r, R>>::from_row(row))
-            .transpose()
+    pub fn joined<C: Cells>(row: &C) -> Result<Option<Self>, C::Error> {
+        let counted: Option<i64> = row.named("failures")?;
+        counted.map(|_| Self::decode(row)).transpose()
     }
 }
 
@@ -368,17 +372,19 @@ impl From<LockoutRow> for LockoutRecord {
     }
 }
 
-#[derive(Debug, sqlx::FromRow)]
-pub struct ChallengeRow {
-    pub id: String,
-    pub session_id: String,
-    pub method: String,
-    pub factor_id: Option<String>,
-    pub code_hash: Option<Vec<u8>>,
-    pub ceremony: Option<String>,
-    pub expires_at: i64,
-    pub attempts: i64,
-    pub status: String,
+record! {
+    #[derive(Debug)]
+    pub struct ChallengeRow {
+        pub id: String,
+        pub session_id: String,
+        pub method: String,
+        pub factor_id: Option<String>,
+        pub code_hash: Option<Vec<u8>>,
+        pub ceremony: Option<String>,
+        pub expires_at: i64,
+        pub attempts: i64,
+        pub status: String,
+    }
 }
 
 /// The columns of [`ChallengeRow`].
@@ -408,24 +414,26 @@ impl TryFrom<ChallengeRow> for Challenge {
     }
 }
 
-#[derive(Debug, sqlx::FromRow)]
-pub struct AuditRow {
-    pub seq: i64,
-    pub id: String,
-    pub at: i64,
-    pub kind: String,
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub username: Option<String>,
-    pub customer_id: Option<String>,
-    pub session_id: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub device_fingerprint: Option<String>,
-    pub device_name: Option<String>,
-    pub details: String,
-    pub prev_hash: String,
-    pub hash: String,
+record! {
+    #[derive(Debug)]
+    pub struct AuditRow {
+        pub seq: i64,
+        pub id: String,
+        pub at: i64,
+        pub kind: String,
+        pub outcome: String,
+        pub reason: Option<String>,
+        pub username: Option<String>,
+        pub customer_id: Option<String>,
+        pub session_id: Option<String>,
+        pub ip: Option<String>,
+        pub user_agent: Option<String>,
+        pub device_fingerprint: Option<String>,
+        pub device_name: Option<String>,
+        pub details: String,
+        pub prev_hash: String,
+        pub hash: String,
+    }
 }
 
 /// A static query reading [`AuditRow`]s: `SELECT` its columns, then the rest of the query.

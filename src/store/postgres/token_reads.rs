@@ -37,7 +37,7 @@ use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
 use crate::domain::ports::{StoreError, StoreResult};
 use crate::store::backend::{Record, TokenRead, TokenReads};
 use crate::store::lock_list;
-use crate::store::sqlite::InlineRecord;
+use crate::store::token_rows::TokenRecord;
 
 /// The most hashes one statement reads.
 const MAX_BATCH: usize = 64;
@@ -139,7 +139,7 @@ impl PgTokenReads {
         }
     }
 
-    async fn read<R: Record>(
+    async fn read<R: TokenRecord>(
         &self,
         read: &'static TokenRead,
         key: &[u8],
@@ -151,7 +151,8 @@ impl PgTokenReads {
                 .map_err(|_| sqlx::Error::PoolTimedOut)??;
             match answer {
                 Answer::Replied(Ok(row)) => {
-                    return Ok(row.map(|row| R::from_row(&row)).transpose()?);
+                    // After `token_slot`, the statement's own columns.
+                    return Ok(row.map(|row| R::from_columns(&row, 1)).transpose()?);
                 }
                 Answer::Replied(Err(failure)) => return Err(failure.into()),
                 // The request running its batch was dropped halfway: queued again.
@@ -325,7 +326,7 @@ impl PgTokenReads {
 fn by_position(rows: Vec<PgRow>, n: usize) -> sqlx::Result<Vec<Option<PgRow>>> {
     let mut found: Vec<Option<PgRow>> = (0..n).map(|_| None).collect();
     for row in rows {
-        let slot: i64 = row.try_get("token_slot")?;
+        let slot: i64 = row.try_get(0)?; // `token_slot`, the first column
         let place = usize::try_from(slot)
             .ok()
             .and_then(|n| n.checked_sub(1))
@@ -355,7 +356,7 @@ fn is_connection_lost(e: &sqlx::Error) -> bool {
 }
 
 impl TokenReads for PgTokenReads {
-    async fn read_one<R: Record + InlineRecord>(
+    async fn read_one<R: Record + TokenRecord>(
         &self,
         read: &'static TokenRead,
         key: &[u8],

@@ -3,6 +3,7 @@
 //! customer's row) or here. Every change to a customer's set of factors holds the customer's
 //! row, so two at once cannot both take (or leave) the default.
 
+use crate::store::record::record;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
@@ -22,11 +23,13 @@ use crate::domain::delivery::message::Message;
 use crate::domain::ports::{FactorStore, StoreError, StoreResult};
 use crate::store::backend::{Backend, query, query_built, row_placeholders};
 
-#[derive(Debug, sqlx::FromRow)]
-struct FactorRow {
-    id: String,
-    method: String,
-    address: Option<String>,
+record! {
+    #[derive(Debug)]
+    struct FactorRow {
+        id: String,
+        method: String,
+        address: Option<String>,
+    }
 }
 
 impl TryFrom<FactorRow> for Factor {
@@ -44,15 +47,17 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(anyhow::anyhow!("corrupt stored factor: {e}"))
 }
 
-#[derive(Debug, sqlx::FromRow)]
-struct HeldRow {
-    id: String,
-    method: String,
-    address: Option<String>,
-    name: Option<String>,
-    is_default: bool,
-    created_at: i64,
-    last_used_at: Option<i64>,
+record! {
+    #[derive(Debug)]
+    struct HeldRow {
+        id: String,
+        method: String,
+        address: Option<String>,
+        name: Option<String>,
+        is_default: bool,
+        created_at: i64,
+        last_used_at: Option<i64>,
+    }
 }
 
 const HELD_COLUMNS: &str = "id, method, address, name, is_default, created_at, last_used_at";

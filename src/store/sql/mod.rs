@@ -33,7 +33,7 @@ use sqlx::pool::{Pool, PoolConnection};
 use self::login_commits::LoginQueue;
 use super::backend::TokenReads as _;
 use super::backend::{Backend, Param, Record, TokenRead, query};
-use super::sqlite::InlineRecord;
+use super::token_rows::TokenRecord;
 use crate::domain::ports::{Store, StoreError, StoreResult};
 use crate::domain::sessions::token::TokenHash;
 use crate::store::Trail;
@@ -100,7 +100,7 @@ impl<B: Backend> SqlStore<B> {
         hash: &TokenHash,
     ) -> StoreResult<Option<T>>
     where
-        R: Record + InlineRecord,
+        R: Record + TokenRecord,
         T: TryFrom<R, Error = StoreError>,
     {
         let key = hash.as_bytes().as_slice();

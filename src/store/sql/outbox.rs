@@ -3,6 +3,7 @@
 //! run out and another worker has claimed the message, the first worker's outcome changes
 //! nothing (and appends no event).
 
+use crate::store::record::record;
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
@@ -23,28 +24,30 @@ use crate::domain::ports::{OutboxStore, StoreError, StoreResult};
 use crate::domain::sessions::SessionId;
 use crate::store::backend::{Backend, Record, query};
 
-/// A claimed message, as `Backend::CLAIM_MESSAGES` returns it.
-#[derive(Debug, sqlx::FromRow)]
-struct ClaimedRow {
-    id: String,
-    purpose: String,
-    customer_id: String,
-    session_id: Option<String>,
-    challenge_id: Option<String>,
-    reset_id: Option<String>,
-    channel: String,
-    address: String,
-    sealed_code: Option<Vec<u8>>,
-    payload: Option<String>,
-    dedupe_key: Option<String>,
-    valid_for_minutes: i64,
-    created_at: i64,
-    expires_at: i64,
-    attempts: i64,
-    claim_token: Option<String>,
-    maybe_delivered: i64,
-    live: i64,
-    lockdown_link: bool,
+record! {
+    /// A claimed message, as `Backend::CLAIM_MESSAGES` returns it.
+    #[derive(Debug)]
+    struct ClaimedRow {
+        id: String,
+        purpose: String,
+        customer_id: String,
+        session_id: Option<String>,
+        challenge_id: Option<String>,
+        reset_id: Option<String>,
+        channel: String,
+        address: String,
+        sealed_code: Option<Vec<u8>>,
+        payload: Option<String>,
+        dedupe_key: Option<String>,
+        valid_for_minutes: i64,
+        created_at: i64,
+        expires_at: i64,
+        attempts: i64,
+        claim_token: Option<String>,
+        maybe_delivered: i64,
+        live: i64,
+        lockdown_link: bool,
+    }
 }
 
 /// Claims the rows `sql` (one of the backend's claim statements) finds due at `now`, under

@@ -1,5 +1,6 @@
 //! Passkeys: the credentials of confirmed PASSKEY factors, and the passkey logins answered.
 
+use crate::store::record::record;
 use async_trait::async_trait;
 
 use super::{SqlStore, Tx};
@@ -13,14 +14,16 @@ use crate::store::backend::{Backend, query, query_built};
 
 const COLUMNS: &str = "id, customer_id, credential_id, passkey, user_handle, sign_count";
 
-#[derive(Debug, sqlx::FromRow)]
-struct PasskeyRow {
-    id: String,
-    customer_id: String,
-    credential_id: String,
-    passkey: String,
-    user_handle: Vec<u8>,
-    sign_count: i64,
+record! {
+    #[derive(Debug)]
+    struct PasskeyRow {
+        id: String,
+        customer_id: String,
+        credential_id: String,
+        passkey: String,
+        user_handle: Vec<u8>,
+        sign_count: i64,
+    }
 }
 
 impl From<PasskeyRow> for StoredPasskey {

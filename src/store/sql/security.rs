@@ -1,5 +1,6 @@
 //! The customer's own security view: live sessions, devices, sign-in history.
 
+use crate::store::record::record;
 use anyhow::Context as _;
 use async_trait::async_trait;
 
@@ -59,18 +60,19 @@ pub(super) fn bind_live<B: Backend>(
         .bind(live.idle_before.map_or(i64::MIN, to_unix_millis))
 }
 
-#[derive(sqlx::FromRow)]
-struct LiveSessionRow {
-    id: String,
-    state: String,
-    created_at: i64,
-    last_seen_at: i64,
-    expires_at: i64,
-    ip: Option<String>,
-    country: Option<String>,
-    user_agent: Option<String>,
-    device_id: Option<String>,
-    device_name: Option<String>,
+record! {
+    struct LiveSessionRow {
+        id: String,
+        state: String,
+        created_at: i64,
+        last_seen_at: i64,
+        expires_at: i64,
+        ip: Option<String>,
+        country: Option<String>,
+        user_agent: Option<String>,
+        device_id: Option<String>,
+        device_name: Option<String>,
+    }
 }
 
 fn device_ref(id: Option<String>, name: Option<String>) -> Option<DeviceRef> {
@@ -99,15 +101,16 @@ impl TryFrom<LiveSessionRow> for LiveSession {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct DeviceRow {
-    id: String,
-    name: Option<String>,
-    first_seen_at: i64,
-    last_seen_at: i64,
-    last_ip: Option<String>,
-    last_country: Option<String>,
-    active_sessions: i64,
+record! {
+    struct DeviceRow {
+        id: String,
+        name: Option<String>,
+        first_seen_at: i64,
+        last_seen_at: i64,
+        last_ip: Option<String>,
+        last_country: Option<String>,
+        active_sessions: i64,
+    }
 }
 
 impl From<DeviceRow> for KnownDevice {
@@ -124,18 +127,19 @@ impl From<DeviceRow> for KnownDevice {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct EventRow {
-    seq: i64,
-    id: String,
-    at: i64,
-    kind: String,
-    outcome: String,
-    reason: Option<String>,
-    ip: Option<String>,
-    details: String,
-    device_id: Option<String>,
-    device_name: Option<String>,
+record! {
+    struct EventRow {
+        seq: i64,
+        id: String,
+        at: i64,
+        kind: String,
+        outcome: String,
+        reason: Option<String>,
+        ip: Option<String>,
+        details: String,
+        device_id: Option<String>,
+        device_name: Option<String>,
+    }
 }
 
 impl TryFrom<EventRow> for SecurityEvent {

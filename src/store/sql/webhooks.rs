@@ -1,6 +1,7 @@
 //! The webhook outbox: security events queued with the audit events they are (by
 //! `audit::append`), claimed under a token by one worker at a time, finished or retried.
 
+use crate::store::record::record;
 use time::{Duration, OffsetDateTime};
 
 use super::{SqlStore, Tx, outbox};
@@ -11,14 +12,16 @@ use crate::domain::delivery::webhook::Webhook;
 use crate::domain::ports::StoreResult;
 use crate::store::backend::{Backend, query};
 
-#[derive(Debug, sqlx::FromRow)]
-struct ClaimedWebhook {
-    id: String,
-    kind: String,
-    body: String,
-    expires_at: i64,
-    attempts: i64,
-    claim_token: Option<String>,
+record! {
+    #[derive(Debug)]
+    struct ClaimedWebhook {
+        id: String,
+        kind: String,
+        body: String,
+        expires_at: i64,
+        attempts: i64,
+        claim_token: Option<String>,
+    }
 }
 
 /// Queues `events` for the webhook, inside the transaction that appends them to the trail.

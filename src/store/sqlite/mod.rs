@@ -20,7 +20,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection as _, Pool, Sqlite, SqliteConnection, Transaction};
 
 use self::inline_reads::InlineReads;
-pub(super) use self::inline_reads::InlineRecord;
 use super::backend::{Backend, HeadMove, SELECT_LOCKOUT, forward_to_sqlx, locking_statements};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
