@@ -44,8 +44,9 @@ impl AuthService {
         client: &ClientContext,
     ) -> Result<ChallengeIssued, AuthError> {
         let now = self.clock.now();
-        self.refuse_if_locked_in(customer, purpose.session_state(), now)
-            .await?;
+        // A lock refuses the code where the challenge is opened, under the username's lock
+        // (`SendOutcome::Locked`): a read here as well would cost every code a statement to
+        // spare a locked username a transaction that writes nothing.
         let prepared = self.prepare(session, customer, purpose, asking, now)?;
         let kind = match purpose {
             ChallengePurpose::Login | ChallengePurpose::Reset => AuditKind::TwoFactorInitiated,
