@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use super::error::{ApiError, FieldError};
 use super::json_shape::{Shape, ShapeError};
 use super::state::AppState;
+use crate::domain::customers::Customer;
 use crate::domain::error::AuthError;
 use crate::domain::risk::client::ClientContext;
 use crate::domain::sessions::Session;
@@ -146,6 +147,22 @@ impl FromRequestParts<AppState> for AuthSession {
     ) -> Result<Self, Self::Rejection> {
         let BearerToken(token) = BearerToken::from_request_parts(parts, state).await?;
         Ok(Self(state.auth.authenticate(&token).await?))
+    }
+}
+
+/// The live session behind the request's bearer token, with its customer, read together.
+pub struct AuthCustomer(pub Session, pub Customer);
+
+impl FromRequestParts<AppState> for AuthCustomer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let BearerToken(token) = BearerToken::from_request_parts(parts, state).await?;
+        let (session, customer) = state.auth.authenticate_with_customer(&token).await?;
+        Ok(Self(session, customer))
     }
 }
 

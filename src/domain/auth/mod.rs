@@ -231,14 +231,23 @@ impl AuthService {
     /// The customer behind a bearer token, as much as its session may see: the session and the
     /// customer come from one read, as the service's most frequent call deserves.
     pub async fn customer_details(&self, bearer: &str) -> Result<CustomerDetails, AuthError> {
+        let (session, customer) = self.authenticate_with_customer(bearer).await?;
+        Ok(CustomerDetails::for_session(customer, session))
+    }
+
+    /// [`AuthService::authenticate`], with the session's customer read in the same statement,
+    /// for the calls that need both.
+    pub async fn authenticate_with_customer(
+        &self,
+        bearer: &str,
+    ) -> Result<(Session, Customer), AuthError> {
         let token = SessionToken::parse(bearer).ok_or(AuthError::Unauthenticated)?;
         let (session, customer) = self
             .store
             .session_with_customer_by_access(&token.hash())
             .await?
             .ok_or(AuthError::Unauthenticated)?;
-        let session = self.admit(session).await?;
-        Ok(CustomerDetails::for_session(customer, session))
+        Ok((self.admit(session).await?, customer))
     }
 
     /// Applies the session rules to a call at this moment, recording it as activity once per

@@ -7,6 +7,7 @@ use crate::domain::credentials::challenge::{
     ChallengeId, ChallengeMethod, ChallengePurpose, Completion,
 };
 use crate::domain::credentials::factor::FactorId;
+use crate::domain::customers::Customer;
 use crate::domain::delivery::message::DeliveryState;
 use crate::domain::error::AuthError;
 use crate::domain::risk::client::ClientContext;
@@ -14,29 +15,29 @@ use crate::domain::sessions::token::TokenPair;
 use crate::domain::sessions::{Rotation, Session, SessionState};
 
 impl AuthService {
-    /// Opens a challenge for a pending session by `method` (the default factor when none is
-    /// named), replacing any earlier one; a code is sent within the limits on how often and how
+    /// Opens a challenge for a pending session of `customer` by `method` (the default factor
+    /// when none is named), replacing any earlier one; a code is sent within the limits on how often and how
     /// many times codes are sent.
     pub async fn initiate_two_factor(
         &self,
         session: &Session,
+        customer: &Customer,
         method: Option<ChallengeMethod>,
         factor: Option<&FactorId>,
         client: &ClientContext,
     ) -> Result<ChallengeIssued, AuthError> {
         Self::require_pending(session)?;
-        let customer = self.customer_of(&session.customer_id).await?;
         if session.state == SessionState::PasswordReset {
-            let asking = self.reset_asking(&customer, method, factor).await?;
+            let asking = self.reset_asking(customer, method, factor).await?;
             return self
-                .open(session, &customer, ChallengePurpose::Reset, asking, client)
+                .open(session, customer, ChallengePurpose::Reset, asking, client)
                 .await;
         }
         if method == Some(ChallengeMethod::Password) {
             return Err(super::asking::not_held());
         }
-        let asking = self.asking_for(&customer, method, factor).await?;
-        self.open(session, &customer, ChallengePurpose::Login, asking, client)
+        let asking = self.asking_for(customer, method, factor).await?;
+        self.open(session, customer, ChallengePurpose::Login, asking, client)
             .await
     }
 
@@ -59,16 +60,16 @@ impl AuthService {
     pub async fn verify_two_factor(
         &self,
         session: &Session,
+        customer: &Customer,
         challenge_id: &ChallengeId,
         answer: Presented,
         client: &ClientContext,
     ) -> Result<IssuedSession, AuthError> {
         Self::require_pending(session)?;
-        let customer = self.customer_of(&session.customer_id).await?;
         let now = self.clock.now();
         let challenge = self.store.challenge(challenge_id, &session.id).await?;
         let judged = self
-            .read_answer(&customer, challenge.as_ref(), answer, now)
+            .read_answer(customer, challenge.as_ref(), answer, now)
             .await?;
         let (completion, issued) = if session.state == SessionState::PasswordReset {
             let (rotation, issued) =
@@ -78,7 +79,7 @@ impl AuthService {
             let (rotation, issued) = self.activation(session, now)?;
             (Completion::Login(rotation), issued)
         };
-        self.check(session, &customer, challenge_id, judged, completion, client)
+        self.check(session, customer, challenge_id, judged, completion, client)
             .await?;
         Ok(issued)
     }

@@ -17,7 +17,7 @@ use crate::domain::auth::{ChallengeIssued, Presented};
 use crate::domain::credentials::challenge::{CODE_LENGTH, ChallengeId, ChallengeMethod};
 use crate::domain::credentials::factor::FactorId;
 use crate::http::error::{ApiError, ApiResult, FieldError, no_store};
-use crate::http::extract::{ApiJson, AuthSession, Client};
+use crate::http::extract::{ApiJson, AuthCustomer, AuthSession, Client};
 use crate::http::schema;
 use crate::http::state::AppState;
 
@@ -107,14 +107,14 @@ pub(super) fn challenge_opened(issued: ChallengeIssued) -> Response {
     ))]
 pub async fn initiate(
     State(state): State<AppState>,
-    AuthSession(session): AuthSession,
+    AuthCustomer(session, customer): AuthCustomer,
     Client(client): Client,
     ApiJson(body): ApiJson<InitiateRequest>,
 ) -> ApiResult<Response> {
     let factor = factor_id(body.factor_id.as_deref())?;
     let issued = state
         .auth
-        .initiate_two_factor(&session, body.method, factor.as_ref(), &client)
+        .initiate_two_factor(&session, &customer, body.method, factor.as_ref(), &client)
         .await?;
     Ok(challenge_opened(issued))
 }
@@ -147,7 +147,7 @@ pub struct VerifyRequest {
     ))]
 pub async fn verify(
     State(state): State<AppState>,
-    AuthSession(session): AuthSession,
+    AuthCustomer(session, customer): AuthCustomer,
     Client(client): Client,
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> ApiResult<Response> {
@@ -166,7 +166,7 @@ pub async fn verify(
     };
     let issued = state
         .auth
-        .verify_two_factor(&session, &challenge, answer, &client)
+        .verify_two_factor(&session, &customer, &challenge, answer, &client)
         .await
         .map_err(ApiError::Audited)?;
     Ok(tokens_issued(issued))
