@@ -323,25 +323,14 @@ impl AuthService {
         }
     }
 
+    /// Refuses a step of a signed-in customer while a lock holds their username.
     pub(super) async fn refuse_if_locked(
         &self,
         customer: &Customer,
         now: OffsetDateTime,
     ) -> Result<(), AuthError> {
-        self.refuse_if_locked_in(customer, SessionState::Active, now)
-            .await
-    }
-
-    /// Refuses a step of a session in `state` while a lock holds it (a lockdown does not hold
-    /// the reset that clears it).
-    async fn refuse_if_locked_in(
-        &self,
-        customer: &Customer,
-        state: SessionState,
-        now: OffsetDateTime,
-    ) -> Result<(), AuthError> {
         let record = self.store.lockout(&customer.username).await?;
-        match record.lock_in(state, now) {
+        match record.lock_in(SessionState::Active, now) {
             Some(lock) => Err(AuthError::AccountLocked {
                 until: lock.until(),
             }),

@@ -16,8 +16,8 @@ use crate::domain::sessions::{Rotation, Session, SessionState};
 
 impl AuthService {
     /// Opens a challenge for a pending session of `customer` by `method` (the default factor
-    /// when none is named), replacing any earlier one; a code is sent within the limits on how often and how
-    /// many times codes are sent.
+    /// when none is named), replacing any earlier one; a code is sent within the limits on how
+    /// often and how many times codes are sent.
     pub async fn initiate_two_factor(
         &self,
         session: &Session,

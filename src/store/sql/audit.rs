@@ -68,6 +68,19 @@ const COLUMNS: usize = 16;
 /// `store/backend.rs`).
 const EVENTS_PER_STATEMENT: usize = 24;
 
+/// An insert of `n` events, written at run time (`n` > 1).
+fn insert_of<B: Backend>(n: usize) -> String {
+    format!("{} {}", insert_events!(), row_placeholders::<B>(n, COLUMNS))
+}
+
+/// The placeholders of the head's new seq and hash, after an insert of `n` events.
+fn head_placeholders<B: Backend>(n: usize) -> (String, String) {
+    (
+        B::placeholder(n * COLUMNS + 1),
+        B::placeholder(n * COLUMNS + 2),
+    )
+}
+
 /// Appends events to the chain inside the caller's transaction. The head is read with the
 /// backend's lock (SQLite's single writer; a row lock in PostgreSQL), so concurrent appenders,
 /// from this instance or another, take their turn. The links are computed first, then the
@@ -111,23 +124,24 @@ pub(super) async fn append<B: Backend>(
         let mut insert = match (chunk.len(), moves_head, B::HEAD_MOVE) {
             (1, true, HeadMove::With) => query::<B>(ONE_WITH_HEAD_MOVE),
             (1, true, HeadMove::After) => query::<B>(ONE_THEN_HEAD_MOVE),
-            (n, moves_head, head_move) => {
-                let insert = format!("{} {}", insert_events!(), row_placeholders::<B>(n, COLUMNS));
-                if !moves_head {
-                    query_built::<B>(insert)
-                } else {
-                    let seq = B::placeholder(n * COLUMNS + 1);
-                    let hash = B::placeholder(n * COLUMNS + 2);
-                    query_built::<B>(match head_move {
-                        HeadMove::With => format!(
-                            concat!("WITH moved AS (", move_head!("{}", "{}"), ") {}"),
-                            seq, hash, insert
-                        ),
-                        HeadMove::After => {
-                            format!(concat!("{}; ", move_head!("{}", "{}")), insert, seq, hash)
-                        }
-                    })
-                }
+            (n, false, _) => query_built::<B>(insert_of::<B>(n)),
+            (n, true, HeadMove::With) => {
+                let (seq, hash) = head_placeholders::<B>(n);
+                query_built::<B>(format!(
+                    concat!("WITH moved AS (", move_head!("{}", "{}"), ") {}"),
+                    seq,
+                    hash,
+                    insert_of::<B>(n)
+                ))
+            }
+            (n, true, HeadMove::After) => {
+                let (seq, hash) = head_placeholders::<B>(n);
+                query_built::<B>(format!(
+                    concat!("{}; ", move_head!("{}", "{}")),
+                    insert_of::<B>(n),
+                    seq,
+                    hash
+                ))
             }
         };
         for Link {

@@ -3,7 +3,6 @@
 //! customer's row) or here. Every change to a customer's set of factors holds the customer's
 //! row, so two at once cannot both take (or leave) the default.
 
-use crate::store::record::record;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
@@ -22,6 +21,7 @@ use crate::domain::customers::CustomerId;
 use crate::domain::delivery::message::Message;
 use crate::domain::ports::{FactorStore, StoreError, StoreResult};
 use crate::store::backend::{Backend, query, query_built, row_placeholders};
+use crate::store::record::record;
 
 record! {
     #[derive(Debug)]

@@ -3,7 +3,6 @@
 //! run out and another worker has claimed the message, the first worker's outcome changes
 //! nothing (and appends no event).
 
-use crate::store::record::record;
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
@@ -23,6 +22,7 @@ use crate::domain::delivery::webhook::Webhook;
 use crate::domain::ports::{OutboxStore, StoreError, StoreResult};
 use crate::domain::sessions::SessionId;
 use crate::store::backend::{Backend, Record, query};
+use crate::store::record::record;
 
 record! {
     /// A claimed message, as `Backend::CLAIM_MESSAGES` returns it.

@@ -1,6 +1,5 @@
 //! Passkeys: the credentials of confirmed PASSKEY factors, and the passkey logins answered.
 
-use crate::store::record::record;
 use async_trait::async_trait;
 
 use super::{SqlStore, Tx};
@@ -11,6 +10,7 @@ use crate::domain::credentials::passkey_login::AnsweredCeremony;
 use crate::domain::customers::CustomerId;
 use crate::domain::ports::{PasskeyStore, StoreResult};
 use crate::store::backend::{Backend, query, query_built};
+use crate::store::record::record;
 
 const COLUMNS: &str = "id, customer_id, credential_id, passkey, user_handle, sign_count";
 

@@ -1,6 +1,5 @@
 //! The customer's own security view: live sessions, devices, sign-in history.
 
-use crate::store::record::record;
 use anyhow::Context as _;
 use async_trait::async_trait;
 
@@ -15,6 +14,7 @@ use crate::domain::risk::location::Coordinates;
 use crate::domain::risk::{DeviceStanding, LoginHistory};
 use crate::domain::sessions::{SessionId, SessionState};
 use crate::store::backend::{Backend, Query, query, query_built};
+use crate::store::record::record;
 use crate::store::rows::device_counts;
 
 /// Sessions none of whose lifetimes had ended at `$2`, last seen after `$3`: as

@@ -1,7 +1,6 @@
 //! The webhook outbox: security events queued with the audit events they are (by
 //! `audit::append`), claimed under a token by one worker at a time, finished or retried.
 
-use crate::store::record::record;
 use time::{Duration, OffsetDateTime};
 
 use super::{SqlStore, Tx, outbox};
@@ -11,6 +10,7 @@ use crate::domain::delivery::message::{ClaimToken, Finish};
 use crate::domain::delivery::webhook::Webhook;
 use crate::domain::ports::StoreResult;
 use crate::store::backend::{Backend, query};
+use crate::store::record::record;
 
 record! {
     #[derive(Debug)]
