@@ -1,6 +1,6 @@
 //! The contract between the shared queries (`sql/`) and a database: what differs between SQLite
 //! and PostgreSQL is declared once, in [`Backend`], and each backend implements it in its own
-//! module (`sqlite.rs`, `postgres.rs`).
+//! module (`sqlite/mod.rs`, `postgres/mod.rs`).
 //!
 //! sqlx cannot state "this value can be bound on this database" for a generic database without
 //! repeating the bounds on every function, so the shared queries go through [`Query`], which
@@ -9,7 +9,9 @@
 //!
 //! A [`Query`] holds its text and its values ([`Value`]) itself until it runs. Bound into a
 //! driver's arguments at once, as sqlx binds them, they could not be read back (sqlx's SQLite
-//! arguments are its own), and a shared statement could only ever run through that driver.
+//! arguments are its own), and a shared statement could only ever run through that driver. It
+//! runs on whatever implements [`Runs`]: sqlx's connections and transactions, and SQLite's own
+//! writer (`sqlite/writer.rs`), whose transactions implement [`WriteTx`] as sqlx's do.
 //!
 //! # Batch sizes
 //!
@@ -23,7 +25,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 
-use sqlx::{Database, Encode, Pool, Transaction, Type};
+use sqlx::{Database, Encode, Transaction, Type};
 
 use super::token_rows::TokenRecord;
 use crate::domain::ports::StoreResult;
@@ -124,7 +126,7 @@ pub(super) const SELECT_LOCKOUT: &str = concat!(
 );
 
 /// A database the shared queries run on.
-pub trait Backend: Database + Sync {
+pub trait Backend: Database<Connection: Runs<Self>> + Sync {
     /// How it reads a session by its token on every request.
     type TokenReads: TokenReads;
     /// Reads the chain head for an append, locked against concurrent appenders.
@@ -167,9 +169,8 @@ pub trait Backend: Database + Sync {
     /// logins writes their shared pages and syncs once for all of them.
     const GROUP_LOGINS: bool;
 
-    /// How an audit append's last insert also moves the chain's head, in the same call: each
-    /// statement costs a round trip (PostgreSQL) or a hand-off to the connection's thread and
-    /// back (SQLite's driver), which is most of what these two small writes cost.
+    /// How an audit append moves the chain's head: on PostgreSQL in its last insert, as each
+    /// statement costs a round trip, which is most of what these two small writes cost.
     const HEAD_MOVE: HeadMove;
 
     /// Moves a customer's last login (`$1` the new one, `$2` the customer) and returns the one
@@ -178,36 +179,64 @@ pub trait Backend: Database + Sync {
     /// would have. Either way under the username's lock, which every login's move holds.
     const MOVE_LAST_LOGIN: Option<&'static str>;
 
-    /// Whether a write of one statement may run outside a transaction, as its own: saves the
-    /// `BEGIN` and `COMMIT` round trips where they are round trips (PostgreSQL). SQLite's run
-    /// in [`Backend::begin_write`]'s transaction, which takes the write lock before reading.
-    const ONE_STATEMENT_WRITES_ALONE: bool;
+    /// Where write transactions start: on SQLite the one writer connection, on PostgreSQL a
+    /// pool.
+    type Writer: std::fmt::Debug + Send + Sync + 'static;
+
+    /// A write transaction (or a savepoint in one) on [`Backend::Writer`].
+    type Tx<'c>: WriteTx<Self>;
 
     /// Starts a transaction that may write.
     fn begin_write(
-        pool: &Pool<Self>,
-    ) -> impl Future<Output = sqlx::Result<Transaction<'static, Self>>> + Send;
+        writer: &Self::Writer,
+    ) -> impl Future<Output = sqlx::Result<Self::Tx<'static>>> + Send;
 
-    /// Starts a transaction that may write on a connection taken from the writers' pool.
-    fn begin_write_on(
-        conn: &mut Self::Connection,
-    ) -> impl Future<Output = sqlx::Result<Transaction<'_, Self>>> + Send;
-
-    /// Runs a statement; returns how many rows it changed.
-    fn execute(
-        conn: &mut Self::Connection,
+    /// Runs one write statement as a write of its own; returns how many rows it changed.
+    /// PostgreSQL runs it outside a transaction, saving the `BEGIN` and `COMMIT` round trips;
+    /// SQLite in [`Backend::begin_write`]'s transaction, which takes the write lock before
+    /// the statement reads (an `UPDATE` that reads first, like a claim's subquery, could
+    /// otherwise meet another process's write between its read and its write).
+    fn execute_alone(
+        writer: &Self::Writer,
         query: Query<Self>,
     ) -> impl Future<Output = sqlx::Result<u64>> + Send;
 
-    fn fetch_optional<R: Record>(
-        conn: &mut Self::Connection,
+    /// [`Backend::execute_alone`] for a statement that returns rows.
+    fn fetch_all_alone<R: Record>(
+        writer: &Self::Writer,
         query: Query<Self>,
+    ) -> impl Future<Output = sqlx::Result<Vec<R>>> + Send;
+
+    /// Lets go of the writer, at shutdown.
+    fn close_writer(writer: &Self::Writer) -> impl Future<Output = ()> + Send;
+}
+
+/// A connection or a transaction that runs backend `B`'s statements: sqlx's connections (both
+/// databases' readers, PostgreSQL's writers) and SQLite's own writer (`sqlite/writer.rs`).
+pub trait Runs<B: Backend>: Send {
+    /// Runs a statement; returns how many rows it changed.
+    fn execute(&mut self, query: Query<B>) -> impl Future<Output = sqlx::Result<u64>> + Send;
+
+    fn fetch_optional<R: Record>(
+        &mut self,
+        query: Query<B>,
     ) -> impl Future<Output = sqlx::Result<Option<R>>> + Send;
 
     fn fetch_all<R: Record>(
-        conn: &mut Self::Connection,
-        query: Query<Self>,
+        &mut self,
+        query: Query<B>,
     ) -> impl Future<Output = sqlx::Result<Vec<R>>> + Send;
+}
+
+/// A write transaction, or a savepoint in one. Dropped without [`WriteTx::commit`], it rolls
+/// back.
+pub trait WriteTx<B: Backend>: Runs<B> + Sized {
+    fn commit(self) -> impl Future<Output = sqlx::Result<()>> + Send;
+
+    fn rollback(self) -> impl Future<Output = sqlx::Result<()>> + Send;
+
+    /// A savepoint in this transaction, as a transaction of its own.
+    fn savepoint(&mut self) -> impl Future<Output = sqlx::Result<B::Tx<'_>>> + Send;
 }
 
 /// Where the statement that moves the audit chain's head goes in an append's last call.
@@ -215,13 +244,9 @@ pub trait Backend: Database + Sync {
 pub enum HeadMove {
     /// In a data-modifying `WITH` before the insert: one statement.
     With,
-    /// After the insert, as a second statement of the same call, which the driver runs in
-    /// order in one hand-off, binding `$n` across both and `?` in sequence. sqlx 0.9's SQLite
-    /// driver does; sqlx has deprecated several statements in one call (launchbadge/sqlx#3108),
-    /// so an upgrade that drops it fails every append on SQLite (the chain's tests, and
-    /// `an_import_chains_more_events_than_one_statement_holds` for appends of many statements),
-    /// and the move goes back to a call of its own.
-    After,
+    /// In a statement of its own after the insert: SQLite, whose `WITH` cannot change rows;
+    /// its writer runs on the calling thread, so a statement more costs no hand-off.
+    Separate,
 }
 
 /// A statement with its values, for backend `B`.
@@ -303,66 +328,104 @@ impl<B: Backend> Query<B> {
     }
 
     /// Runs the statement; returns how many rows it changed.
-    pub async fn execute(self, conn: &mut B::Connection) -> sqlx::Result<u64> {
-        B::execute(conn, self).await
+    pub async fn execute(self, conn: &mut (impl Runs<B> + ?Sized)) -> sqlx::Result<u64> {
+        conn.execute(self).await
     }
 
     pub async fn fetch_optional<R: Record>(
         self,
-        conn: &mut B::Connection,
+        conn: &mut (impl Runs<B> + ?Sized),
     ) -> sqlx::Result<Option<R>> {
-        B::fetch_optional(conn, self).await
+        conn.fetch_optional(self).await
     }
 
-    pub async fn fetch_one<R: Record>(self, conn: &mut B::Connection) -> sqlx::Result<R> {
-        B::fetch_optional(conn, self)
+    pub async fn fetch_one<R: Record>(self, conn: &mut (impl Runs<B> + ?Sized)) -> sqlx::Result<R> {
+        conn.fetch_optional(self)
             .await?
             .ok_or(sqlx::Error::RowNotFound)
     }
 
-    pub async fn fetch_all<R: Record>(self, conn: &mut B::Connection) -> sqlx::Result<Vec<R>> {
-        B::fetch_all(conn, self).await
+    pub async fn fetch_all<R: Record>(
+        self,
+        conn: &mut (impl Runs<B> + ?Sized),
+    ) -> sqlx::Result<Vec<R>> {
+        conn.fetch_all(self).await
+    }
+
+    /// The statement's text, whether it was built at run time (and so is not worth keeping
+    /// prepared), and its values in order.
+    pub(super) fn parts(&self) -> (&str, bool, &[Value]) {
+        match &self.sql {
+            Sql::Fixed(sql) => (sql, false, &self.values),
+            Sql::Built(sql) => (sql, true, &self.values),
+        }
     }
 }
 
-/// The part of [`Backend`] that is the same for every sqlx driver, written once: each backend
-/// module invokes it with its database type.
-macro_rules! forward_to_sqlx {
-    ($db:ty) => {
-        async fn execute(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            query: $crate::store::backend::Query<$db>,
-        ) -> sqlx::Result<u64> {
-            Ok(query.into_sqlx().execute(conn).await?.rows_affected())
+/// [`Runs`] for sqlx's connections and transactions of database `$db`.
+macro_rules! runs_on_sqlx {
+    ($($db:ty => $conn:ty),*) => {$(
+        impl Runs<$db> for $conn {
+            async fn execute(&mut self, query: Query<$db>) -> sqlx::Result<u64> {
+                Ok(query.into_sqlx().execute(self).await?.rows_affected())
+            }
+
+            async fn fetch_optional<R: Record>(
+                &mut self,
+                query: Query<$db>,
+            ) -> sqlx::Result<Option<R>> {
+                query
+                    .into_sqlx()
+                    .fetch_optional(self)
+                    .await?
+                    .map(|row| R::decode(&row))
+                    .transpose()
+            }
+
+            async fn fetch_all<R: Record>(&mut self, query: Query<$db>) -> sqlx::Result<Vec<R>> {
+                query
+                    .into_sqlx()
+                    .fetch_all(self)
+                    .await?
+                    .iter()
+                    .map(R::decode)
+                    .collect()
+            }
         }
 
-        async fn fetch_optional<R: $crate::store::backend::Record>(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            query: $crate::store::backend::Query<$db>,
-        ) -> sqlx::Result<Option<R>> {
-            query
-                .into_sqlx()
-                .fetch_optional(conn)
-                .await?
-                .map(|row| R::decode(&row))
-                .transpose()
-        }
+        impl Runs<$db> for Transaction<'_, $db> {
+            async fn execute(&mut self, query: Query<$db>) -> sqlx::Result<u64> {
+                (**self).execute(query).await
+            }
 
-        async fn fetch_all<R: $crate::store::backend::Record>(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            query: $crate::store::backend::Query<$db>,
-        ) -> sqlx::Result<Vec<R>> {
-            query
-                .into_sqlx()
-                .fetch_all(conn)
-                .await?
-                .iter()
-                .map(R::decode)
-                .collect()
+            async fn fetch_optional<R: Record>(
+                &mut self,
+                query: Query<$db>,
+            ) -> sqlx::Result<Option<R>> {
+                (**self).fetch_optional(query).await
+            }
+
+            async fn fetch_all<R: Record>(&mut self, query: Query<$db>) -> sqlx::Result<Vec<R>> {
+                (**self).fetch_all(query).await
+            }
         }
-    };
+    )*};
 }
-pub(super) use forward_to_sqlx;
+runs_on_sqlx!(sqlx::Sqlite => sqlx::SqliteConnection, sqlx::Postgres => sqlx::PgConnection);
+
+impl<B: Backend> Runs<B> for sqlx::pool::PoolConnection<B> {
+    async fn execute(&mut self, query: Query<B>) -> sqlx::Result<u64> {
+        (**self).execute(query).await
+    }
+
+    async fn fetch_optional<R: Record>(&mut self, query: Query<B>) -> sqlx::Result<Option<R>> {
+        (**self).fetch_optional(query).await
+    }
+
+    async fn fetch_all<R: Record>(&mut self, query: Query<B>) -> sqlx::Result<Vec<R>> {
+        (**self).fetch_all(query).await
+    }
+}
 
 /// The statements of [`Backend`] whose text differs between the databases only in how the rows
 /// they take are locked. Each backend module invokes it inside its `impl Backend` with its two

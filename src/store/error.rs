@@ -4,6 +4,8 @@
 use sqlx::error::DatabaseError;
 use sqlx::sqlite::SqliteError;
 
+use super::sqlite::InlineError;
+
 use crate::domain::ports::{StoreError, Taken};
 
 impl From<sqlx::Error> for StoreError {
@@ -29,7 +31,10 @@ fn is_transient(db: &dyn DatabaseError) -> bool {
     let Some(code) = db.code() else {
         return false;
     };
-    if db.try_downcast_ref::<SqliteError>().is_some() {
+    // SQLite's errors come from sqlx's readers or from the writer's own driver.
+    if db.try_downcast_ref::<SqliteError>().is_some()
+        || db.try_downcast_ref::<InlineError>().is_some()
+    {
         sqlite_transient(&code)
     } else {
         postgres_transient(&code)

@@ -61,6 +61,14 @@ fn bad_arguments_and_settings_fail_with_one_line() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no customer"), "{}", stderr(&out));
     assert_one_line(&stderr(&out));
+
+    // The writer and the readers are connections of their own: an in-memory database would
+    // give each a database of its own, and reads would not see what was written.
+    let memory = setup.clone().with("FINHUB_DATABASE_URL", "sqlite::memory:");
+    let out = memory.run(&["migrate"], None);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("in-memory"), "{}", stderr(&out));
+    assert_one_line(&stderr(&out));
 }
 
 fn assert_one_line(stderr: &str) {

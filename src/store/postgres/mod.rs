@@ -14,10 +14,10 @@ use std::str::FromStr;
 
 use anyhow::Context as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
-use sqlx::{Connection as _, PgConnection, Pool, Postgres, Transaction};
+use sqlx::{Pool, Postgres, Transaction};
 
 use self::token_reads::PgTokenReads;
-use super::backend::{Backend, HeadMove, forward_to_sqlx, locking_statements};
+use super::backend::{Backend, HeadMove, Query, Record, WriteTx, locking_statements};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
 use crate::store::Trail;
@@ -40,8 +40,6 @@ impl Backend for Postgres {
          WHERE customers.id = $2 AND before.id = customers.id RETURNING before.last_login_at",
     );
 
-    const ONE_STATEMENT_WRITES_ALONE: bool = true;
-
     /// `lock_username` (migration 0020) takes the advisory lock, then reads: one round trip.
     const LOCKOUT_UNDER_LOCK: &'static str =
         concat!("SELECT ", lockout_columns!(), " FROM lock_username($1)");
@@ -54,16 +52,44 @@ impl Backend for Postgres {
         format!("${n}")
     }
 
+    type Writer = Pool<Self>;
+    type Tx<'c> = Transaction<'c, Self>;
+
     async fn begin_write(pool: &Pool<Self>) -> sqlx::Result<Transaction<'static, Self>> {
         pool.begin().await
     }
 
-    async fn begin_write_on(conn: &mut PgConnection) -> sqlx::Result<Transaction<'_, Self>> {
-        conn.begin().await
+    /// Outside a transaction: saves the `BEGIN` and `COMMIT` round trips.
+    async fn execute_alone(pool: &Pool<Self>, query: Query<Self>) -> sqlx::Result<u64> {
+        query.execute(&mut *pool.acquire().await?).await
+    }
+
+    async fn fetch_all_alone<R: Record>(
+        pool: &Pool<Self>,
+        query: Query<Self>,
+    ) -> sqlx::Result<Vec<R>> {
+        query.fetch_all(&mut *pool.acquire().await?).await
+    }
+
+    async fn close_writer(pool: &Pool<Self>) {
+        pool.close().await;
     }
 
     locking_statements!(read = " FOR UPDATE", batch = " FOR UPDATE SKIP LOCKED");
-    forward_to_sqlx!(Postgres);
+}
+
+impl WriteTx<Postgres> for Transaction<'_, Postgres> {
+    async fn commit(self) -> sqlx::Result<()> {
+        Transaction::commit(self).await
+    }
+
+    async fn rollback(self) -> sqlx::Result<()> {
+        Transaction::rollback(self).await
+    }
+
+    async fn savepoint(&mut self) -> sqlx::Result<Transaction<'_, Postgres>> {
+        sqlx::Connection::begin(&mut **self).await
+    }
 }
 
 /// How long a pooled connection may sit idle before it is checked on its way out.
@@ -208,6 +234,8 @@ fn is_loopback(host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use sqlx::{Connection as _, PgConnection};
+
     use super::*;
 
     /// Under a stricter isolation, concurrent logins on one username fail each other: wrong

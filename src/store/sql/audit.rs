@@ -59,7 +59,8 @@ const ONE_WITH_HEAD_MOVE: &str = concat!(
     ") ",
     insert_one!()
 );
-const ONE_THEN_HEAD_MOVE: &str = concat!(insert_one!(), "; ", move_head!("$17", "$18"));
+/// The head's move in a statement of its own ([`HeadMove::Separate`]).
+const HEAD_MOVE_ALONE: &str = move_head!("$1", "$2");
 /// Values of one event in an insert.
 const COLUMNS: usize = 16;
 
@@ -118,29 +119,20 @@ pub(super) async fn append<B: Backend>(
     let (seq, hash) = (head.seq, head.hash.clone());
     let statements = links.len().div_ceil(EVENTS_PER_STATEMENT);
     for (i, chunk) in links.chunks(EVENTS_PER_STATEMENT).enumerate() {
-        // The last statement also moves the head, so an append of one event (every login,
-        // logout, …) is one call after the head's read.
-        let moves_head = i + 1 == statements;
-        let mut insert = match (chunk.len(), moves_head, B::HEAD_MOVE) {
-            (1, true, HeadMove::With) => query::<B>(ONE_WITH_HEAD_MOVE),
-            (1, true, HeadMove::After) => query::<B>(ONE_THEN_HEAD_MOVE),
-            (n, false, _) => query_built::<B>(insert_of::<B>(n)),
-            (n, true, HeadMove::With) => {
+        // Where the backend can, the last statement also moves the head, so an append of one
+        // event (every login, logout, …) is one call after the head's read.
+        let moves_head = i + 1 == statements && B::HEAD_MOVE == HeadMove::With;
+        let mut insert = match (chunk.len(), moves_head) {
+            (1, true) => query::<B>(ONE_WITH_HEAD_MOVE),
+            (1, false) => query::<B>(insert_one!()),
+            (n, false) => query_built::<B>(insert_of::<B>(n)),
+            (n, true) => {
                 let (seq, hash) = head_placeholders::<B>(n);
                 query_built::<B>(format!(
                     concat!("WITH moved AS (", move_head!("{}", "{}"), ") {}"),
                     seq,
                     hash,
                     insert_of::<B>(n)
-                ))
-            }
-            (n, true, HeadMove::After) => {
-                let (seq, hash) = head_placeholders::<B>(n);
-                query_built::<B>(format!(
-                    concat!("{}; ", move_head!("{}", "{}")),
-                    insert_of::<B>(n),
-                    seq,
-                    hash
                 ))
             }
         };
@@ -173,6 +165,13 @@ pub(super) async fn append<B: Backend>(
             insert = insert.bind(seq).bind(hash.as_str());
         }
         insert.execute(tx).await?;
+    }
+    if B::HEAD_MOVE == HeadMove::Separate {
+        query::<B>(HEAD_MOVE_ALONE)
+            .bind(seq)
+            .bind(hash.as_str())
+            .execute(tx)
+            .await?;
     }
     // The security webhook hears of an event exactly when the trail records it.
     if !trail.webhooks.is_empty() {

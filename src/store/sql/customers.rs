@@ -13,7 +13,7 @@ use crate::domain::delivery::message::Message;
 use crate::domain::ports::{
     CustomerStore, FailureOutcome, Insertion, LoginCandidate, StoreError, StoreResult, Taken,
 };
-use crate::store::backend::{Backend, SELECT_LOCKOUT, query};
+use crate::store::backend::{Backend, Runs, SELECT_LOCKOUT, query};
 use crate::store::rows::{
     CustomerRow, LockoutRow, LoginCandidateRow, customer_columns, default_factor_join,
     device_counts, lockout_columns, select_customer,
@@ -37,7 +37,7 @@ const LOGIN_CANDIDATE: &str = concat!(
 );
 
 pub(super) async fn lockout_row<B: Backend>(
-    conn: &mut B::Connection,
+    conn: &mut (impl Runs<B> + ?Sized),
     username: &Username,
 ) -> StoreResult<LockoutRecord> {
     read_lockout::<B>(conn, SELECT_LOCKOUT, username).await
@@ -56,7 +56,7 @@ pub(super) async fn lockout_in<B: Backend>(
 
 /// A username's counters as `sql` reads them (`$1` the username); none counted without a row.
 async fn read_lockout<B: Backend>(
-    conn: &mut B::Connection,
+    conn: &mut (impl Runs<B> + ?Sized),
     sql: &'static str,
     username: &Username,
 ) -> StoreResult<LockoutRecord> {

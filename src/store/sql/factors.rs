@@ -20,7 +20,7 @@ use crate::domain::credentials::factor::{
 use crate::domain::customers::CustomerId;
 use crate::domain::delivery::message::Message;
 use crate::domain::ports::{FactorStore, StoreError, StoreResult};
-use crate::store::backend::{Backend, query, query_built, row_placeholders};
+use crate::store::backend::{Backend, Runs, query, query_built, row_placeholders};
 use crate::store::record::record;
 
 record! {
@@ -86,7 +86,7 @@ impl TryFrom<HeldRow> for HeldFactor {
 }
 
 async fn held<B: Backend>(
-    conn: &mut B::Connection,
+    conn: &mut (impl Runs<B> + ?Sized),
     customer: &CustomerId,
     factor: &FactorId,
 ) -> StoreResult<Option<HeldFactor>> {

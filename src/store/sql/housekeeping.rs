@@ -17,11 +17,12 @@ impl<B: Backend> SqlStore<B> {
         cutoff: OffsetDateTime,
         batch: u32,
     ) -> StoreResult<u64> {
-        Ok(query::<B>(sql)
-            .bind(to_unix_millis(cutoff))
-            .bind(i64::from(batch))
-            .execute(&mut *self.writer.acquire().await?)
-            .await?)
+        self.write_alone(
+            query::<B>(sql)
+                .bind(to_unix_millis(cutoff))
+                .bind(i64::from(batch)),
+        )
+        .await
     }
 }
 

@@ -15,8 +15,6 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::Connection as _;
-use sqlx::pool::PoolConnection;
 use tokio::sync::oneshot;
 use tracing::Instrument as _;
 
@@ -78,14 +76,14 @@ impl LoginQueue {
     }
 
     /// Login `own` and the oldest others waiting, up to a batch; those whose caller has gone
-    /// are dropped.
+    /// are dropped. Empty when `own` is no longer waiting: a writer took it, and answers.
     fn take_batch(&self, own: u64) -> Vec<Waiting> {
         let mut waiting = lock_list(&self.waiting);
         waiting.retain(|w| w.id == own || !w.reply.is_closed());
-        let mut batch: Vec<Waiting> = Vec::new();
-        if let Some(i) = waiting.iter().position(|w| w.id == own) {
-            batch.push(waiting.remove(i));
-        }
+        let Some(i) = waiting.iter().position(|w| w.id == own) else {
+            return Vec::new();
+        };
+        let mut batch = vec![waiting.remove(i)];
         let n = waiting.len().min(MAX_BATCH.saturating_sub(batch.len()));
         batch.extend(waiting.drain(..n));
         batch
@@ -98,48 +96,45 @@ impl<B: Backend> SqlStore<B> {
         let (id, mut answer) = self.logins.push(login);
         // An answer may come while this caller waits for the writer: another caller took this
         // login into its commit. Dropping the wait for the writer then is safe.
-        let conn = tokio::select! {
+        let tx = tokio::select! {
             biased;
             start = &mut answer => return start.unwrap_or_else(|_| Err(abandoned())),
-            conn = self.writer.acquire() => conn,
+            tx = self.write() => tx,
         };
-        let conn = match conn {
-            Ok(conn) => conn,
+        let tx = match tx {
+            Ok(tx) => tx,
             // Still queued: nothing was written. Else a writer has it, and answers.
-            Err(e) if self.logins.unqueue(id) => return Err(e.into()),
+            Err(e) if self.logins.unqueue(id) => return Err(e),
             Err(_) => return answer.await.unwrap_or_else(|_| Err(abandoned())),
         };
-        // Whoever held the writer before answered every login it took before letting go: an
-        // answer not there yet means this login is still queued, and this caller commits it.
-        match answer.try_recv() {
-            Ok(start) => return start,
-            Err(oneshot::error::TryRecvError::Closed) => return Err(abandoned()),
-            Err(oneshot::error::TryRecvError::Empty) => {}
-        }
+        // The writer before may have taken this login into its commit, and let go of the
+        // writer before answering: the answer is on its way.
         let batch = self.logins.take_batch(id);
+        if batch.is_empty() {
+            drop(tx);
+            return answer.await.unwrap_or_else(|_| Err(abandoned()));
+        }
         if batch.len() == 1 {
-            commit(conn, &self.trail, batch).await;
+            commit(tx, &self.trail, batch).await;
         } else {
             // On a task of its own, so that a caller who goes away (a closed connection drops
             // its request) does not roll back the logins of others.
             let trail = self.trail.clone();
-            tokio::spawn(async move { commit(conn, &trail, batch).await });
+            tokio::spawn(async move { commit(tx, &trail, batch).await });
         }
         answer.await.unwrap_or_else(|_| Err(abandoned()))
     }
 }
 
-/// Commits `batch` on the writer and answers each login, then lets the writer go.
-async fn commit<B: Backend>(mut conn: PoolConnection<B>, trail: &Trail, batch: Vec<Waiting>) {
-    match start_all(&mut conn, trail, &batch).await {
+/// Commits `batch` in `tx` and answers each login, then lets the writer go.
+async fn commit<B: Backend>(tx: Tx<'static, B>, trail: &Trail, batch: Vec<Waiting>) {
+    match start_all(tx, trail, &batch).await {
         Ok(starts) => {
             for (waiting, start) in batch.into_iter().zip(starts) {
                 let _ = waiting.reply.send(start);
             }
         }
         Err(e) => {
-            // Its transaction may be in any state: the pool opens a new connection.
-            conn.close_on_drop();
             for waiting in batch {
                 let _ = waiting.reply.send(Err(same(&e)));
             }
@@ -147,15 +142,14 @@ async fn commit<B: Backend>(mut conn: PoolConnection<B>, trail: &Trail, batch: V
     }
 }
 
-/// Starts every login of `batch` in one transaction, each in a savepoint kept only when its
-/// session started (a login alone needs none), and commits. Each login's own answer, or the
-/// error that ended the transaction.
+/// Starts every login of `batch` in `tx`, each in a savepoint kept only when its session
+/// started (a login alone needs none), and commits. Each login's own answer, or the error that
+/// ended the transaction (which is rolled back as it is dropped).
 async fn start_all<B: Backend>(
-    conn: &mut PoolConnection<B>,
+    mut tx: Tx<'static, B>,
     trail: &Trail,
     batch: &[Waiting],
 ) -> StoreResult<Vec<StoreResult<SessionStart>>> {
-    let mut tx = B::begin_write_on(conn).await?;
     if let [alone] = batch {
         return match start_login(&mut tx, trail, &alone.login).await {
             Ok(start) => {
@@ -170,7 +164,7 @@ async fn start_all<B: Backend>(
     }
     let mut starts = Vec::with_capacity(batch.len());
     for waiting in batch {
-        let mut savepoint = tx.begin().await?;
+        let mut savepoint = tx.savepoint().await?;
         match start_login(&mut savepoint, trail, &waiting.login).await {
             Ok(start) => {
                 keep_if_started(savepoint, &start).await?;

@@ -27,25 +27,67 @@ mod two_factor;
 mod webhooks;
 
 use async_trait::async_trait;
-use sqlx::Transaction;
 use sqlx::pool::{Pool, PoolConnection};
 
 use self::login_commits::LoginQueue;
 use super::backend::TokenReads as _;
-use super::backend::{Backend, Param, Record, TokenRead, query};
+use super::backend::{Backend, Param, Query, Record, Runs, TokenRead, WriteTx as _, query};
 use super::token_rows::TokenRecord;
 use crate::domain::ports::{Store, StoreError, StoreResult};
 use crate::domain::sessions::token::TokenHash;
 use crate::store::Trail;
 
-/// A write transaction on backend `B`.
-type Tx<'c, B> = Transaction<'c, B>;
+/// A write transaction on backend `B` (or a savepoint in one). Dropped without
+/// [`Tx::commit`], it rolls back.
+struct Tx<'c, B: Backend>(B::Tx<'c>);
+
+impl<B: Backend> Tx<'_, B> {
+    async fn commit(self) -> sqlx::Result<()> {
+        self.0.commit().await
+    }
+
+    async fn rollback(self) -> sqlx::Result<()> {
+        self.0.rollback().await
+    }
+
+    /// A savepoint in this transaction, as a transaction of its own.
+    async fn savepoint(&mut self) -> sqlx::Result<Tx<'_, B>> {
+        Ok(Tx(self.0.savepoint().await?))
+    }
+}
+
+impl<'c, B: Backend> std::ops::Deref for Tx<'c, B> {
+    type Target = B::Tx<'c>;
+    fn deref(&self) -> &B::Tx<'c> {
+        &self.0
+    }
+}
+
+impl<B: Backend> std::ops::DerefMut for Tx<'_, B> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl<B: Backend> Runs<B> for Tx<'_, B> {
+    async fn execute(&mut self, query: Query<B>) -> sqlx::Result<u64> {
+        self.0.execute(query).await
+    }
+
+    async fn fetch_optional<R: Record>(&mut self, query: Query<B>) -> sqlx::Result<Option<R>> {
+        self.0.fetch_optional(query).await
+    }
+
+    async fn fetch_all<R: Record>(&mut self, query: Query<B>) -> sqlx::Result<Vec<R>> {
+        self.0.fetch_all(query).await
+    }
+}
 
 /// The database of backend `B`, with the seal its audit chain is written under.
 #[derive(Debug)]
 pub struct SqlStore<B: Backend> {
-    /// Where every write transaction starts (on SQLite, a pool of exactly one connection).
-    writer: Pool<B>,
+    /// Where every write transaction starts (on SQLite, its one writer connection).
+    writer: B::Writer,
     reader: Pool<B>,
     /// The backend's own way to read a session by its token, if it has one.
     token_reads: B::TokenReads,
@@ -57,7 +99,7 @@ pub struct SqlStore<B: Backend> {
 
 impl<B: Backend> SqlStore<B> {
     pub(super) fn new(
-        writer: Pool<B>,
+        writer: B::Writer,
         reader: Pool<B>,
         trail: Trail,
         token_reads: B::TokenReads,
@@ -72,11 +114,16 @@ impl<B: Backend> SqlStore<B> {
     }
 
     async fn write(&self) -> StoreResult<Tx<'static, B>> {
-        Ok(B::begin_write(&self.writer).await?)
+        Ok(Tx(B::begin_write(&self.writer).await?))
     }
 
     async fn read(&self) -> StoreResult<PoolConnection<B>> {
         Ok(self.reader.acquire().await?)
+    }
+
+    /// Runs one write statement as a write of its own ([`Backend::execute_alone`]).
+    async fn write_alone(&self, query: Query<B>) -> StoreResult<u64> {
+        Ok(B::execute_alone(&self.writer, query).await?)
     }
 
     /// The row `sql` selects by one key, converted to its domain value.
@@ -121,7 +168,7 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn close(&self) {
         self.token_reads.close();
-        self.writer.close().await;
+        B::close_writer(&self.writer).await;
         self.reader.close().await;
     }
 }

@@ -52,7 +52,7 @@ record! {
 
 /// Claims the rows `sql` (one of the backend's claim statements) finds due at `now`, under
 /// `claim` for `lease`, at most `limit`: one statement, committed alone where the backend
-/// allows ([`Backend::ONE_STATEMENT_WRITES_ALONE`]; a courier's every pass makes one).
+/// allows ([`Backend::fetch_all_alone`]; a courier's every pass makes one).
 pub(super) async fn claim_due<B: Backend, R: Record>(
     store: &SqlStore<B>,
     sql: &'static str,
@@ -67,15 +67,7 @@ pub(super) async fn claim_due<B: Backend, R: Record>(
         .bind(now)
         .bind(i64::from(limit))
         .bind(claim.as_str());
-    if B::ONE_STATEMENT_WRITES_ALONE {
-        return Ok(claiming
-            .fetch_all(&mut *store.writer.acquire().await?)
-            .await?);
-    }
-    let mut tx = store.write().await?;
-    let rows = claiming.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
+    Ok(B::fetch_all_alone(&store.writer, claiming).await?)
 }
 
 /// Errors are kept short: they are for operators, and never hold the code.

@@ -226,12 +226,13 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         skip_all
     )]
     async fn touch_session(&self, id: &SessionId, at: OffsetDateTime) -> StoreResult<()> {
-        query::<B>("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $3")
-            .bind(to_unix_millis(at))
-            .bind(id.as_str())
-            .bind(to_unix_millis(at))
-            .execute(&mut *self.writer.acquire().await?)
-            .await?;
+        self.write_alone(
+            query::<B>("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $3")
+                .bind(to_unix_millis(at))
+                .bind(id.as_str())
+                .bind(to_unix_millis(at)),
+        )
+        .await?;
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use crate::domain::credentials::lockout::{LockoutPolicy, LockoutRecord};
 use crate::domain::delivery::message::Message;
 use crate::domain::ports::{StoreResult, TwoFactorStore};
 use crate::domain::sessions::{SessionId, SessionState};
-use crate::store::backend::{Backend, query, query_built};
+use crate::store::backend::{Backend, Runs, query, query_built};
 use crate::store::rows::{AdmissionRow, CHALLENGE_COLUMNS, ChallengeRow, lockout_columns};
 
 /// Locks the session row if the session is still in `state` (awaiting 2FA for a login, ACTIVE
@@ -72,7 +72,7 @@ const ADMISSION: &str = concat!(
 /// challenge as that commit left it, and the guess gets the answer the write transaction would
 /// give (exhausted before locked).
 async fn admission<B: Backend>(
-    conn: &mut B::Connection,
+    conn: &mut (impl Runs<B> + ?Sized),
     guess: &CodeGuess,
     now: OffsetDateTime,
 ) -> StoreResult<Admission> {
@@ -106,7 +106,7 @@ async fn admission<B: Backend>(
 
 /// Why the challenge cannot take a guess, if it cannot.
 async fn unusable<B: Backend>(
-    conn: &mut B::Connection,
+    conn: &mut (impl Runs<B> + ?Sized),
     guess: &CodeGuess,
     now: OffsetDateTime,
 ) -> StoreResult<Option<GuessOutcome>> {

@@ -34,22 +34,18 @@ impl std::fmt::Debug for InlineReads {
     }
 }
 
-/// SQLite's reads by token: inline on a file database, through the pool on one in memory
-/// (which no other connection can open).
-impl TokenReads for Option<InlineReads> {
+/// SQLite's reads by token, inline.
+impl TokenReads for InlineReads {
     async fn read_one<R: Record + TokenRecord>(
         &self,
         read: &'static TokenRead,
         key: &[u8],
     ) -> Option<StoreResult<Option<R>>> {
-        self.as_ref()
-            .and_then(|inline| inline.read_one(read.one, key))
+        self.read_row(read.one, key)
     }
 
     fn close(&self) {
-        if let Some(inline) = self {
-            inline.close();
-        }
+        self.lock_idle().clear();
     }
 }
 
@@ -63,7 +59,7 @@ impl InlineReads {
 
     /// The row `sql` selects by one key; `None` inside when there is none, `None` outside when
     /// the database was busy and the caller should read through the pool instead.
-    pub fn read_one<R: TokenRecord>(
+    pub fn read_row<R: TokenRecord>(
         &self,
         sql: &str,
         key: &[u8],
@@ -106,11 +102,6 @@ impl InlineReads {
         conn.busy_timeout(std::time::Duration::ZERO)
             .map_err(|e| StoreError::Other(anyhow!(e)))?;
         Ok(conn)
-    }
-
-    /// Closes the idle connections: at shutdown, once no request reads any more.
-    pub fn close(&self) {
-        self.lock_idle().clear();
     }
 
     fn put_back(&self, conn: Connection) {

@@ -1,9 +1,9 @@
 //! The embedded SQLite store.
 //!
-//! SQLite allows one writer at a time, so writes go through a pool of exactly one connection
-//! that starts every transaction with `BEGIN IMMEDIATE` (no `SQLITE_BUSY` between our own
-//! transactions, and another process writing the same file makes us wait rather than fail), and
-//! reads go through a separate pool. WAL mode lets readers proceed during a write, and
+//! SQLite allows one writer at a time, so writes go through exactly one connection, run on the
+//! calling thread (`writer.rs`), that starts every transaction with `BEGIN IMMEDIATE` (no
+//! `SQLITE_BUSY` between our own transactions, and another process writing the same file makes
+//! us wait rather than fail), and reads go through a separate pool. WAL mode lets readers proceed during a write, and
 //! `synchronous = FULL` makes every commit durable before the response that depends on it.
 //!
 //! The queries themselves are shared with PostgreSQL (`sql/`); this module is SQLite's
@@ -11,36 +11,37 @@
 
 pub mod files;
 mod inline_reads;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection as _, Pool, Sqlite, SqliteConnection, Transaction};
 
 use self::inline_reads::InlineReads;
-use super::backend::{Backend, HeadMove, SELECT_LOCKOUT, forward_to_sqlx, locking_statements};
+pub(super) use self::writer::InlineError;
+use self::writer::{InlineTx, InlineWriter};
+use super::backend::{
+    Backend, HeadMove, Query, Record, Runs as _, SELECT_LOCKOUT, WriteTx as _, locking_statements,
+};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
 use crate::store::Trail;
 
 /// The single writer already orders every write, so nothing is locked explicitly.
 impl Backend for Sqlite {
-    type TokenReads = Option<InlineReads>;
+    type TokenReads = InlineReads;
 
     /// One writer: a login's transaction waits for the one before it, whose commit syncs the
     /// disk, so the logins that arrive meanwhile share the next commit.
     const GROUP_LOGINS: bool = true;
 
     /// SQLite's `WITH` cannot change rows.
-    const HEAD_MOVE: HeadMove = HeadMove::After;
+    const HEAD_MOVE: HeadMove = HeadMove::Separate;
 
     const MOVE_LAST_LOGIN: Option<&'static str> = None;
-
-    /// An `UPDATE` that reads first (a claim's subquery) outside `BEGIN IMMEDIATE` could meet
-    /// another process's write between its read and its write, a `SQLITE_BUSY` no wait cures.
-    const ONE_STATEMENT_WRITES_ALONE: bool = false;
 
     /// The transaction already holds the database's single write lock.
     const LOCKOUT_UNDER_LOCK: &'static str = SELECT_LOCKOUT;
@@ -57,18 +58,40 @@ impl Backend for Sqlite {
         "?".to_owned()
     }
 
+    type Writer = InlineWriter;
+    type Tx<'c> = InlineTx<'c>;
+
     /// Takes SQLite's write lock at once, so that a transaction never fails half-way with
     /// `SQLITE_BUSY` when it first writes.
-    async fn begin_write(pool: &Pool<Self>) -> sqlx::Result<Transaction<'static, Self>> {
-        pool.begin_with("BEGIN IMMEDIATE").await
+    async fn begin_write(writer: &InlineWriter) -> sqlx::Result<InlineTx<'static>> {
+        writer.begin().await
     }
 
-    async fn begin_write_on(conn: &mut SqliteConnection) -> sqlx::Result<Transaction<'_, Self>> {
-        conn.begin_with("BEGIN IMMEDIATE").await
+    /// In a transaction: an `UPDATE` that reads first (a claim's subquery) outside
+    /// `BEGIN IMMEDIATE` could meet another process's write between its read and its write, a
+    /// `SQLITE_BUSY` no wait cures; and its commit's sync is handed off the runtime.
+    async fn execute_alone(writer: &InlineWriter, query: Query<Self>) -> sqlx::Result<u64> {
+        let mut tx = writer.begin().await?;
+        let changed = tx.execute(query).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn fetch_all_alone<R: Record>(
+        writer: &InlineWriter,
+        query: Query<Self>,
+    ) -> sqlx::Result<Vec<R>> {
+        let mut tx = writer.begin().await?;
+        let rows = tx.fetch_all(query).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn close_writer(writer: &InlineWriter) {
+        writer.close().await;
     }
 
     locking_statements!(read = "", batch = "");
-    forward_to_sqlx!(Sqlite);
 }
 
 /// Opens (creating if needed) the database at `url`, applying or checking migrations.
@@ -85,35 +108,36 @@ pub(super) async fn open(
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true);
-    if let Some(file) = files::database_file(url)? {
-        if migrations == Migrations::Apply {
-            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                files::create_private_dir(dir)?;
-            }
-            files::create_private_database(&file)?;
+    // The writer and the readers are connections of their own, so they must share a file.
+    let Some(file) = files::database_file(url)? else {
+        anyhow::bail!(
+            "an in-memory SQLite database cannot be shared by the service's connections; \
+             name a file (on a tmpfs for a database that need not outlive the process)"
+        );
+    };
+    if migrations == Migrations::Apply {
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            files::create_private_dir(dir)?;
         }
-        files::refuse_shared_database(&file)?;
+        files::create_private_database(&file)?;
     }
-    // The pool's check before handing out a connection is a round trip to its worker thread
-    // for a file that cannot go away: a cost on every write transaction, with nothing to find.
-    let writer = SqlitePoolOptions::new()
+    files::refuse_shared_database(&file)?;
+    // Migrations run on a connection of their own, closed before the writer opens.
+    let migrator = SqlitePoolOptions::new()
         .max_connections(1)
         .acquire_timeout(options.acquire_timeout)
-        .test_before_acquire(false)
         .connect_with(connect.clone())
         .await
-        .with_context(|| {
-            format!(
-                "cannot open the SQLite database {}",
-                connect.get_filename().display()
-            )
-        })?;
-    migrations
-        .run(sqlx::migrate!("./migrations/sqlite"), &writer)
-        .await?;
-    // An in-memory database has no file that other connections could open.
-    let file = connect.get_filename();
-    let inline = file.is_file().then(|| InlineReads::new(file));
+        .with_context(|| format!("cannot open the SQLite database {}", file.display()))?;
+    let migrated = migrations
+        .run(sqlx::migrate!("./migrations/sqlite"), &migrator)
+        .await;
+    migrator.close().await;
+    migrated?;
+    let writer = InlineWriter::open(&file, options.acquire_timeout)?;
+    let inline = InlineReads::new(&file);
+    // The pool's check before handing out a connection is a round trip to its worker thread
+    // for a file that cannot go away.
     let reader = SqlitePoolOptions::new()
         .max_connections(options.max_connections.max(1))
         .acquire_timeout(options.acquire_timeout)

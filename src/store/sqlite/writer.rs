@@ -1,0 +1,574 @@
+//! SQLite's one writer, run on the calling thread.
+//!
+//! sqlx runs each SQLite statement on a worker thread of its connection and hands the rows
+//! back: two context switches and their wake-ups per statement, most of what a flow's small
+//! writes cost (see "Full flows: where the statements go" in `docs/performance.md`). Here the
+//! writer is a rusqlite connection behind an async lock, and a transaction's statements run
+//! where it is awaited: each is a few microseconds of work on pages already in memory, since
+//! `BEGIN IMMEDIATE` holds the database's write lock for the whole transaction.
+//!
+//! What may wait on something else is handed off the runtime instead: a commit, which syncs
+//! the write-ahead log to disk (`synchronous = FULL`), and a `BEGIN IMMEDIATE` that finds
+//! another process writing the same file, which waits for it as sqlx's writer did. So a
+//! transaction costs one hand-off, at its commit, however many statements it makes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rusqlite::{Connection, OpenFlags, Statement};
+use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
+
+use crate::store::backend::{Query, Record, Runs, Value, WriteTx};
+use sqlx::Sqlite;
+
+/// How long a `BEGIN IMMEDIATE` waits for another process's write to end, as sqlx's
+/// connections wait (`busy_timeout`).
+const BUSY_WAIT: Duration = Duration::from_secs(10);
+
+/// Statements kept prepared: every fixed statement the service writes with fits.
+const PREPARED_STATEMENTS: usize = 256;
+
+/// The writer connection, taken in turn; `None` once closed.
+#[derive(Debug)]
+pub struct InlineWriter {
+    conn: Arc<Mutex<Option<InlineConn>>>,
+    /// How long a caller waits for the writer before the store counts as unavailable.
+    acquire_timeout: Duration,
+    /// How long a transaction waits for another process's write to end.
+    busy_wait: Duration,
+}
+
+/// The writer's connection, and how deep its savepoints are.
+pub struct InlineConn {
+    conn: Connection,
+    savepoints: usize,
+}
+
+impl std::fmt::Debug for InlineConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InlineConn")
+            .field("savepoints", &self.savepoints)
+            .finish_non_exhaustive()
+    }
+}
+
+type Held = OwnedMappedMutexGuard<Option<InlineConn>, InlineConn>;
+
+impl InlineWriter {
+    /// Opens the database file at `path`, which exists and has its schema. Its settings are
+    /// those of every other connection to it (write-ahead log, `synchronous = FULL`, foreign
+    /// keys enforced).
+    pub fn open(path: &std::path::Path, acquire_timeout: Duration) -> anyhow::Result<Self> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .context("setting up the SQLite writer")?;
+        // Nothing waits on the runtime's threads: a busy database is waited for off them.
+        conn.busy_timeout(Duration::ZERO)
+            .context("setting up the SQLite writer")?;
+        conn.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
+        Ok(Self {
+            conn: Arc::new(Mutex::new(Some(InlineConn {
+                conn,
+                savepoints: 0,
+            }))),
+            acquire_timeout,
+            busy_wait: BUSY_WAIT,
+        })
+    }
+
+    /// Takes the writer and starts a transaction that holds the database's write lock.
+    pub async fn begin(&self) -> sqlx::Result<InlineTx<'static>> {
+        let held = tokio::time::timeout(self.acquire_timeout, Arc::clone(&self.conn).lock_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        let mut held: Held =
+            OwnedMutexGuard::try_map(held, Option::as_mut).map_err(|_| sqlx::Error::PoolClosed)?;
+        // A commit whose task panicked may have left its transaction open.
+        if !held.conn.is_autocommit() {
+            held.conn.execute_batch("ROLLBACK").map_err(to_sqlx)?;
+        }
+        held.savepoints = 0;
+        match held.conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => {}
+            Err(e) if is_busy(&e) => held = begin_when_free(held, self.busy_wait).await?,
+            Err(e) => return Err(to_sqlx(e)),
+        }
+        Ok(InlineTx {
+            conn: Some(TxConn::Top(held)),
+        })
+    }
+
+    /// Closes the connection once the transaction holding it, if any, is over.
+    pub async fn close(&self) {
+        self.conn.lock().await.take();
+    }
+}
+
+/// Waits, off the runtime, for another process's write to end, then takes the write lock.
+async fn begin_when_free(held: Held, wait: Duration) -> sqlx::Result<Held> {
+    run_blocking(held, move |held| {
+        held.conn.busy_timeout(wait)?;
+        let began = held.conn.execute_batch("BEGIN IMMEDIATE");
+        held.conn.busy_timeout(Duration::ZERO)?;
+        began
+    })
+    .await
+}
+
+/// Runs `work` on the writer on a thread where blocking is allowed, and hands it back.
+async fn run_blocking(
+    mut held: Held,
+    work: impl FnOnce(&mut InlineConn) -> rusqlite::Result<()> + Send + 'static,
+) -> sqlx::Result<Held> {
+    tokio::task::spawn_blocking(move || work(&mut held).map(|()| held))
+        .await
+        .map_err(|_| sqlx::Error::WorkerCrashed)?
+        .map_err(to_sqlx)
+}
+
+/// A transaction on the writer, or a savepoint in one.
+#[derive(Debug)]
+pub struct InlineTx<'c> {
+    /// `None` once committed or rolled back.
+    conn: Option<TxConn<'c>>,
+}
+
+#[derive(Debug)]
+enum TxConn<'c> {
+    /// The transaction, holding the writer.
+    Top(Held),
+    /// A savepoint, at this depth, in the transaction that lends the writer.
+    Savepoint(&'c mut InlineConn, usize),
+}
+
+impl TxConn<'_> {
+    fn conn(&mut self) -> &mut InlineConn {
+        match self {
+            Self::Top(held) => held,
+            Self::Savepoint(conn, _) => conn,
+        }
+    }
+}
+
+impl InlineTx<'_> {
+    fn conn(&mut self) -> sqlx::Result<&mut InlineConn> {
+        self.conn
+            .as_mut()
+            .map(TxConn::conn)
+            .ok_or(sqlx::Error::BeginFailed)
+    }
+}
+
+impl WriteTx<Sqlite> for InlineTx<'_> {
+    async fn commit(mut self) -> sqlx::Result<()> {
+        match self.conn.take() {
+            // The sync to disk is the one step of a transaction that waits on something.
+            Some(TxConn::Top(held)) => {
+                let conn = run_blocking(held, |held| match held.conn.execute_batch("COMMIT") {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        // SQLite may have kept the transaction open; it goes now.
+                        if !held.conn.is_autocommit() {
+                            let _ = held.conn.execute_batch("ROLLBACK");
+                        }
+                        Err(e)
+                    }
+                })
+                .await;
+                conn.map(drop)
+            }
+            Some(TxConn::Savepoint(conn, depth)) => {
+                conn.savepoints = depth - 1;
+                conn.conn
+                    .execute_batch(&format!("RELEASE sp{depth}"))
+                    .map_err(to_sqlx)
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn rollback(mut self) -> sqlx::Result<()> {
+        match self.conn.take() {
+            Some(conn) => roll_back(conn),
+            None => Ok(()),
+        }
+    }
+
+    async fn savepoint(&mut self) -> sqlx::Result<InlineTx<'_>> {
+        let conn = self.conn()?;
+        let depth = conn.savepoints + 1;
+        conn.conn
+            .execute_batch(&format!("SAVEPOINT sp{depth}"))
+            .map_err(to_sqlx)?;
+        conn.savepoints = depth;
+        Ok(InlineTx {
+            conn: Some(TxConn::Savepoint(conn, depth)),
+        })
+    }
+}
+
+/// Undoes what a transaction or savepoint wrote: no sync, so on the calling thread.
+fn roll_back(mut conn: TxConn<'_>) -> sqlx::Result<()> {
+    let undo = match &mut conn {
+        TxConn::Top(held) if !held.conn.is_autocommit() => held.conn.execute_batch("ROLLBACK"),
+        TxConn::Top(_) => Ok(()),
+        TxConn::Savepoint(conn, depth) => {
+            conn.savepoints = *depth - 1;
+            conn.conn
+                .execute_batch(&format!("ROLLBACK TO sp{depth}; RELEASE sp{depth}"))
+        }
+    };
+    undo.map_err(to_sqlx)
+}
+
+impl Drop for InlineTx<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && let Err(e) = roll_back(conn)
+        {
+            tracing::warn!(error = %e, "rolling back an abandoned SQLite transaction failed");
+        }
+    }
+}
+
+impl Runs<Sqlite> for InlineTx<'_> {
+    async fn execute(&mut self, query: Query<Sqlite>) -> sqlx::Result<u64> {
+        self.conn()?.run_execute(&query)
+    }
+
+    async fn fetch_optional<R: Record>(&mut self, query: Query<Sqlite>) -> sqlx::Result<Option<R>> {
+        self.conn()?.run_fetch_optional(&query)
+    }
+
+    async fn fetch_all<R: Record>(&mut self, query: Query<Sqlite>) -> sqlx::Result<Vec<R>> {
+        self.conn()?.run_fetch_all(&query)
+    }
+}
+
+impl InlineConn {
+    fn run_execute(&self, query: &Query<Sqlite>) -> sqlx::Result<u64> {
+        self.with_statement(query, |statement| {
+            {
+                let mut rows = statement.raw_query();
+                while rows.next()?.is_some() {}
+            }
+            // What SQLite counts is the last change of any statement: a read changed nothing.
+            Ok(if statement.readonly() {
+                0
+            } else {
+                self.conn.changes()
+            })
+        })
+    }
+
+    fn run_fetch_optional<R: Record>(&self, query: &Query<Sqlite>) -> sqlx::Result<Option<R>> {
+        self.with_statement(query, |statement| {
+            statement.raw_query().next()?.map(R::decode).transpose()
+        })
+    }
+
+    fn run_fetch_all<R: Record>(&self, query: &Query<Sqlite>) -> sqlx::Result<Vec<R>> {
+        self.with_statement(query, |statement| {
+            let mut rows = statement.raw_query();
+            let mut all = Vec::new();
+            while let Some(row) = rows.next()? {
+                all.push(R::decode(row)?);
+            }
+            Ok(all)
+        })
+    }
+
+    /// Prepares `query` (kept prepared unless its text was built for this call), binds its
+    /// values and hands it to `run`.
+    fn with_statement<T>(
+        &self,
+        query: &Query<Sqlite>,
+        run: impl FnOnce(&mut Statement<'_>) -> rusqlite::Result<T>,
+    ) -> sqlx::Result<T> {
+        let (sql, built, values) = query.parts();
+        let ran = if built {
+            self.conn.prepare(sql).and_then(|mut statement| {
+                bind(&mut statement, values).and_then(|()| run(&mut statement))
+            })
+        } else {
+            self.conn.prepare_cached(sql).and_then(|mut statement| {
+                bind(&mut statement, values).and_then(|()| run(&mut statement))
+            })
+        };
+        ran.map_err(to_sqlx)
+    }
+}
+
+/// Binds `values` as the store numbers them: `$n` is the `n`th value wherever it stands, and
+/// anonymous `?` take the values in order.
+fn bind(statement: &mut Statement<'_>, values: &[Value]) -> rusqlite::Result<()> {
+    let count = statement.parameter_count();
+    for i in 1..=count {
+        let n = match statement.parameter_name(i) {
+            Some(name) => name
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| rusqlite::Error::InvalidParameterName(name.to_owned()))?,
+            None => i,
+        };
+        let value = values
+            .get(n.wrapping_sub(1))
+            .ok_or(rusqlite::Error::InvalidParameterCount(n, values.len()))?;
+        statement.raw_bind_parameter(i, value)?;
+    }
+    Ok(())
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value as Owned, ValueRef};
+        Ok(match self {
+            Self::Bool(v) => v.map_or(ToSqlOutput::Owned(Owned::Null), |b| {
+                ToSqlOutput::Owned(Owned::Integer(i64::from(b)))
+            }),
+            Self::I32(v) => v.map_or(ToSqlOutput::Owned(Owned::Null), |n| {
+                ToSqlOutput::Owned(Owned::Integer(i64::from(n)))
+            }),
+            Self::I64(v) => v.map_or(ToSqlOutput::Owned(Owned::Null), |n| {
+                ToSqlOutput::Owned(Owned::Integer(n))
+            }),
+            Self::F64(v) => v.map_or(ToSqlOutput::Owned(Owned::Null), |x| {
+                ToSqlOutput::Owned(Owned::Real(x))
+            }),
+            Self::Text(v) => v.as_deref().map_or(ToSqlOutput::Owned(Owned::Null), |t| {
+                ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes()))
+            }),
+            Self::Bytes(v) => v.as_deref().map_or(ToSqlOutput::Owned(Owned::Null), |b| {
+                ToSqlOutput::Borrowed(ValueRef::Blob(b))
+            }),
+        })
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// rusqlite's errors as sqlx's, so that both drivers' are classified alike (`store/error.rs`):
+/// SQLite's own codes as a database error, a column that does not decode as a decoding error.
+pub(in crate::store) fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(failure, message) => {
+            sqlx::Error::Database(Box::new(InlineError {
+                code: failure.extended_code,
+                message: message.unwrap_or_else(|| failure.to_string()),
+            }))
+        }
+        e @ (rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::InvalidColumnIndex(_)
+        | rusqlite::Error::InvalidColumnName(_)) => sqlx::Error::Decode(Box::new(e)),
+        e => sqlx::Error::AnyDriverError(Box::new(e)),
+    }
+}
+
+/// An error SQLite reported through rusqlite: its extended result code and message.
+#[derive(Debug, thiserror::Error)]
+#[error("{message} (SQLite code {code})")]
+pub struct InlineError {
+    code: i32,
+    message: String,
+}
+
+impl sqlx::error::DatabaseError for InlineError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(self.code.to_string().into())
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        use rusqlite::ffi;
+        match self.code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                sqlx::error::ErrorKind::UniqueViolation
+            }
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => sqlx::error::ErrorKind::ForeignKeyViolation,
+            ffi::SQLITE_CONSTRAINT_NOTNULL => sqlx::error::ErrorKind::NotNullViolation,
+            ffi::SQLITE_CONSTRAINT_CHECK => sqlx::error::ErrorKind::CheckViolation,
+            _ => sqlx::error::ErrorKind::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sqlx::Sqlite;
+
+    use super::InlineWriter;
+    use crate::domain::ports::{StoreError, Taken};
+    use crate::store::backend::{WriteTx as _, query};
+
+    /// A database file with one table, and the writer on it.
+    fn writer() -> (tempfile::TempDir, std::path::PathBuf, InlineWriter) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("w.db");
+        rusqlite::Connection::open(&file)
+            .unwrap()
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER);",
+            )
+            .unwrap();
+        let writer = InlineWriter::open(&file, Duration::from_secs(5)).unwrap();
+        (dir, file, writer)
+    }
+
+    async fn rows(writer: &InlineWriter) -> Vec<(String, i64)> {
+        let mut tx = writer.begin().await.unwrap();
+        let rows = query::<Sqlite>("SELECT k, v FROM t ORDER BY k")
+            .fetch_all(&mut tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        rows
+    }
+
+    /// `$n` is the `n`th value wherever it stands in the text, as on PostgreSQL.
+    #[tokio::test]
+    async fn numbered_values_bind_wherever_they_stand() {
+        let (_dir, _file, writer) = writer();
+        let mut tx = writer.begin().await.unwrap();
+        let changed = query::<Sqlite>("INSERT INTO t (v, k) VALUES ($2, $1), ($2 + 1, $1 || 'x')")
+            .bind("a")
+            .bind(7_i64)
+            .execute(&mut tx)
+            .await
+            .unwrap();
+        assert_eq!(changed, 2);
+        let read = query::<Sqlite>("SELECT $1 AS unchanged FROM t LIMIT 1")
+            .bind(3_i64)
+            .execute(&mut tx)
+            .await
+            .unwrap();
+        assert_eq!(read, 0, "a read changes nothing");
+        tx.commit().await.unwrap();
+        assert_eq!(rows(&writer).await, [("a".into(), 7), ("ax".into(), 8)]);
+    }
+
+    /// A request that goes away mid-write (its future dropped with the transaction) leaves no
+    /// half of its write behind, and the writer serves the next caller.
+    #[tokio::test]
+    async fn a_transaction_dropped_unfinished_writes_nothing() {
+        let (_dir, _file, writer) = writer();
+        let mut tx = writer.begin().await.unwrap();
+        query::<Sqlite>("INSERT INTO t (k, v) VALUES ('gone', 1)")
+            .execute(&mut tx)
+            .await
+            .unwrap();
+        drop(tx);
+        assert!(rows(&writer).await.is_empty());
+    }
+
+    /// A savepoint rolled back undoes its own writes and keeps its transaction's.
+    #[tokio::test]
+    async fn a_savepoint_rolled_back_keeps_the_rest_of_its_transaction() {
+        let (_dir, _file, writer) = writer();
+        let mut tx = writer.begin().await.unwrap();
+        for (k, keep) in [("kept", true), ("undone", false), ("kept too", true)] {
+            let mut savepoint = tx.savepoint().await.unwrap();
+            query::<Sqlite>("INSERT INTO t (k, v) VALUES ($1, 1)")
+                .bind(k)
+                .execute(&mut savepoint)
+                .await
+                .unwrap();
+            if keep {
+                savepoint.commit().await.unwrap();
+            } else {
+                savepoint.rollback().await.unwrap();
+            }
+        }
+        tx.commit().await.unwrap();
+        assert_eq!(
+            rows(&writer).await,
+            [("kept".into(), 1), ("kept too".into(), 1)]
+        );
+    }
+
+    /// Errors are classified as sqlx's SQLite errors are: a taken key is a conflict (a
+    /// duplicate username is a 409, not a 500).
+    #[tokio::test]
+    async fn a_taken_key_is_a_conflict() {
+        let (_dir, _file, writer) = writer();
+        let mut tx = writer.begin().await.unwrap();
+        let insert = || query::<Sqlite>("INSERT INTO t (k, v) VALUES ('k', 1)");
+        insert().execute(&mut tx).await.unwrap();
+        let taken = insert().execute(&mut tx).await.unwrap_err();
+        assert!(
+            matches!(StoreError::from(taken), StoreError::Conflict(Taken::Other)),
+            "a unique violation"
+        );
+    }
+
+    /// Another process writing the same file (an operator's command) makes a write wait for
+    /// it, off the runtime, rather than fail; and a write that cannot wait long enough is an
+    /// outage (503), not a bug.
+    #[tokio::test]
+    async fn a_write_waits_for_another_process_holding_the_lock() {
+        let (_dir, file, writer) = writer();
+        let other = rusqlite::Connection::open(&file).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let waiting = tokio::spawn(async move {
+            let mut tx = writer.begin().await?;
+            query::<Sqlite>("INSERT INTO t (k, v) VALUES ('after', 2)")
+                .execute(&mut tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(writer)
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "the write waits for the lock");
+        other
+            .execute_batch("INSERT INTO t (k, v) VALUES ('before', 1); COMMIT")
+            .unwrap();
+        let writer = waiting.await.unwrap().unwrap();
+        assert_eq!(
+            rows(&writer).await,
+            [("after".into(), 2), ("before".into(), 1)]
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("busy.db");
+        rusqlite::Connection::open(&file)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode = WAL;")
+            .unwrap();
+        let mut impatient = InlineWriter::open(&file, Duration::from_secs(5)).unwrap();
+        impatient.busy_wait = Duration::from_millis(50);
+        let other = rusqlite::Connection::open(&file).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let e = impatient.begin().await.unwrap_err();
+        assert!(matches!(StoreError::from(e), StoreError::Unavailable(_)));
+    }
+}
