@@ -164,6 +164,9 @@ async fn start_all<B: Backend>(
     }
     let mut starts = Vec::with_capacity(batch.len());
     for waiting in batch {
+        // A batch's logins run on the calling thread (SQLite's writer): other requests on it
+        // get their turn between them.
+        tokio::task::yield_now().await;
         let mut savepoint = tx.savepoint().await?;
         match start_login(&mut savepoint, trail, &waiting.login).await {
             Ok(start) => {

@@ -23,9 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use self::inline_reads::InlineReads;
 pub(super) use self::writer::InlineError;
 use self::writer::{InlineTx, InlineWriter};
-use super::backend::{
-    Backend, HeadMove, Query, Record, Runs as _, SELECT_LOCKOUT, WriteTx as _, locking_statements,
-};
+use super::backend::{Backend, HeadMove, Query, Record, SELECT_LOCKOUT, locking_statements};
 use super::sql::SqlStore;
 use super::{ConnectOptions, Migrations};
 use crate::store::Trail;
@@ -69,22 +67,17 @@ impl Backend for Sqlite {
 
     /// In a transaction: an `UPDATE` that reads first (a claim's subquery) outside
     /// `BEGIN IMMEDIATE` could meet another process's write between its read and its write, a
-    /// `SQLITE_BUSY` no wait cures; and its commit's sync is handed off the runtime.
+    /// `SQLITE_BUSY` no wait cures. Off the runtime, with its commit: a purge's batch is not
+    /// bounded by a request's size.
     async fn execute_alone(writer: &InlineWriter, query: Query<Self>) -> sqlx::Result<u64> {
-        let mut tx = writer.begin().await?;
-        let changed = tx.execute(query).await?;
-        tx.commit().await?;
-        Ok(changed)
+        writer.alone(move |conn| conn.run_execute(&query)).await
     }
 
     async fn fetch_all_alone<R: Record>(
         writer: &InlineWriter,
         query: Query<Self>,
     ) -> sqlx::Result<Vec<R>> {
-        let mut tx = writer.begin().await?;
-        let rows = tx.fetch_all(query).await?;
-        tx.commit().await?;
-        Ok(rows)
+        writer.alone(move |conn| conn.run_fetch_all(&query)).await
     }
 
     async fn close_writer(writer: &InlineWriter) {

@@ -65,10 +65,18 @@ impl InlineWriter {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .with_context(|| format!("cannot open the SQLite database {}", path.display()))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-        )
-        .context("setting up the SQLite writer")?;
+        // Readers run beside the writer, and commits need no other lock, only in WAL mode.
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .context("setting up the SQLite writer")?;
+        anyhow::ensure!(
+            mode.eq_ignore_ascii_case("wal"),
+            "the SQLite database {} cannot use a write-ahead log (journal mode {mode}); \
+             put it on a local file system",
+            path.display()
+        );
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .context("setting up the SQLite writer")?;
         // Nothing waits on the runtime's threads: a busy database is waited for off them.
         conn.busy_timeout(Duration::ZERO)
             .context("setting up the SQLite writer")?;
@@ -85,24 +93,58 @@ impl InlineWriter {
 
     /// Takes the writer and starts a transaction that holds the database's write lock.
     pub async fn begin(&self) -> sqlx::Result<InlineTx<'static>> {
+        let held = self.take().await?;
+        match held.conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => Ok(InlineTx::holding(held)),
+            Err(e) if is_busy(&e) => begin_when_free(held, self.busy_wait).await,
+            Err(e) => Err(to_sqlx(e)),
+        }
+    }
+
+    /// Runs `work` in a transaction of its own, wholly off the runtime: a write whose size is
+    /// not bounded by one request's (a purge's batch, a courier's claim) or that may wait.
+    pub async fn alone<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&InlineConn) -> sqlx::Result<T> + Send + 'static,
+    ) -> sqlx::Result<T> {
+        let held = self.take().await?;
+        let wait = self.busy_wait;
+        tokio::task::spawn_blocking(move || {
+            held.conn.busy_timeout(wait).map_err(to_sqlx)?;
+            let done = held
+                .conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(to_sqlx)
+                .and_then(|()| work(&held))
+                .and_then(|done| {
+                    held.conn
+                        .execute_batch("COMMIT")
+                        .map(|()| done)
+                        .map_err(to_sqlx)
+                });
+            if !held.conn.is_autocommit() {
+                let _ = held.conn.execute_batch("ROLLBACK");
+            }
+            held.conn.busy_timeout(Duration::ZERO).map_err(to_sqlx)?;
+            done
+        })
+        .await
+        .map_err(|_| sqlx::Error::WorkerCrashed)?
+    }
+
+    /// The writer, once the caller before has let go of it, with no transaction open.
+    async fn take(&self) -> sqlx::Result<Held> {
         let held = tokio::time::timeout(self.acquire_timeout, Arc::clone(&self.conn).lock_owned())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?;
         let mut held: Held =
             OwnedMutexGuard::try_map(held, Option::as_mut).map_err(|_| sqlx::Error::PoolClosed)?;
-        // A commit whose task panicked may have left its transaction open.
+        // A task that panicked while holding it may have left its transaction open.
         if !held.conn.is_autocommit() {
             held.conn.execute_batch("ROLLBACK").map_err(to_sqlx)?;
         }
         held.savepoints = 0;
-        match held.conn.execute_batch("BEGIN IMMEDIATE") {
-            Ok(()) => {}
-            Err(e) if is_busy(&e) => held = begin_when_free(held, self.busy_wait).await?,
-            Err(e) => return Err(to_sqlx(e)),
-        }
-        Ok(InlineTx {
-            conn: Some(TxConn::Top(held)),
-        })
+        Ok(held)
     }
 
     /// Closes the connection once the transaction holding it, if any, is over.
@@ -112,25 +154,19 @@ impl InlineWriter {
 }
 
 /// Waits, off the runtime, for another process's write to end, then takes the write lock.
-async fn begin_when_free(held: Held, wait: Duration) -> sqlx::Result<Held> {
-    run_blocking(held, move |held| {
+async fn begin_when_free(held: Held, wait: Duration) -> sqlx::Result<InlineTx<'static>> {
+    tokio::task::spawn_blocking(move || {
         held.conn.busy_timeout(wait)?;
         let began = held.conn.execute_batch("BEGIN IMMEDIATE");
         held.conn.busy_timeout(Duration::ZERO)?;
-        began
+        began?;
+        // Made here, so that a transaction whose caller has gone meanwhile rolls back as it
+        // is dropped, rather than keep the write lock from other processes.
+        Ok(InlineTx::holding(held))
     })
     .await
-}
-
-/// Runs `work` on the writer on a thread where blocking is allowed, and hands it back.
-async fn run_blocking(
-    mut held: Held,
-    work: impl FnOnce(&mut InlineConn) -> rusqlite::Result<()> + Send + 'static,
-) -> sqlx::Result<Held> {
-    tokio::task::spawn_blocking(move || work(&mut held).map(|()| held))
-        .await
-        .map_err(|_| sqlx::Error::WorkerCrashed)?
-        .map_err(to_sqlx)
+    .map_err(|_| sqlx::Error::WorkerCrashed)?
+    .map_err(to_sqlx)
 }
 
 /// A transaction on the writer, or a savepoint in one.
@@ -157,12 +193,30 @@ impl TxConn<'_> {
     }
 }
 
+impl InlineTx<'static> {
+    fn holding(held: Held) -> Self {
+        Self {
+            conn: Some(TxConn::Top(held)),
+        }
+    }
+}
+
 impl InlineTx<'_> {
+    /// The connection, while its transaction is open. SQLite rolls a whole transaction back on
+    /// its own after some errors (a full disk, an I/O error): the statements after it would
+    /// each commit alone, so they are refused.
     fn conn(&mut self) -> sqlx::Result<&mut InlineConn> {
-        self.conn
+        let conn = self
+            .conn
             .as_mut()
             .map(TxConn::conn)
-            .ok_or(sqlx::Error::BeginFailed)
+            .ok_or(sqlx::Error::BeginFailed)?;
+        if conn.conn.is_autocommit() {
+            return Err(sqlx::Error::Protocol(
+                "SQLite ended the transaction after an error".into(),
+            ));
+        }
+        Ok(conn)
     }
 }
 
@@ -170,20 +224,17 @@ impl WriteTx<Sqlite> for InlineTx<'_> {
     async fn commit(mut self) -> sqlx::Result<()> {
         match self.conn.take() {
             // The sync to disk is the one step of a transaction that waits on something.
-            Some(TxConn::Top(held)) => {
-                let conn = run_blocking(held, |held| match held.conn.execute_batch("COMMIT") {
-                    Ok(()) => Ok(()),
-                    Err(e) => {
-                        // SQLite may have kept the transaction open; it goes now.
-                        if !held.conn.is_autocommit() {
-                            let _ = held.conn.execute_batch("ROLLBACK");
-                        }
-                        Err(e)
-                    }
-                })
-                .await;
-                conn.map(drop)
-            }
+            Some(TxConn::Top(held)) => tokio::task::spawn_blocking(move || {
+                let committed = held.conn.execute_batch("COMMIT");
+                // SQLite may have kept the transaction open; it goes now.
+                if committed.is_err() && !held.conn.is_autocommit() {
+                    let _ = held.conn.execute_batch("ROLLBACK");
+                }
+                committed
+            })
+            .await
+            .map_err(|_| sqlx::Error::WorkerCrashed)?
+            .map_err(to_sqlx),
             Some(TxConn::Savepoint(conn, depth)) => {
                 conn.savepoints = depth - 1;
                 conn.conn
@@ -253,7 +304,7 @@ impl Runs<Sqlite> for InlineTx<'_> {
 }
 
 impl InlineConn {
-    fn run_execute(&self, query: &Query<Sqlite>) -> sqlx::Result<u64> {
+    pub(super) fn run_execute(&self, query: &Query<Sqlite>) -> sqlx::Result<u64> {
         self.with_statement(query, |statement| {
             {
                 let mut rows = statement.raw_query();
@@ -268,13 +319,16 @@ impl InlineConn {
         })
     }
 
-    fn run_fetch_optional<R: Record>(&self, query: &Query<Sqlite>) -> sqlx::Result<Option<R>> {
+    pub(super) fn run_fetch_optional<R: Record>(
+        &self,
+        query: &Query<Sqlite>,
+    ) -> sqlx::Result<Option<R>> {
         self.with_statement(query, |statement| {
             statement.raw_query().next()?.map(R::decode).transpose()
         })
     }
 
-    fn run_fetch_all<R: Record>(&self, query: &Query<Sqlite>) -> sqlx::Result<Vec<R>> {
+    pub(super) fn run_fetch_all<R: Record>(&self, query: &Query<Sqlite>) -> sqlx::Result<Vec<R>> {
         self.with_statement(query, |statement| {
             let mut rows = statement.raw_query();
             let mut all = Vec::new();
@@ -306,17 +360,21 @@ impl InlineConn {
     }
 }
 
-/// Binds `values` as the store numbers them: `$n` is the `n`th value wherever it stands, and
-/// anonymous `?` take the values in order.
+/// Binds `values` as sqlx binds them on SQLite: `$n` is the `n`th value wherever it stands,
+/// and anonymous `?` take the values in order (statements use one kind or the other). Every
+/// parameter needs its value: a missing one is an error, not a null.
 fn bind(statement: &mut Statement<'_>, values: &[Value]) -> rusqlite::Result<()> {
-    let count = statement.parameter_count();
-    for i in 1..=count {
+    let mut anonymous = 0;
+    for i in 1..=statement.parameter_count() {
         let n = match statement.parameter_name(i) {
             Some(name) => name
                 .strip_prefix('$')
                 .and_then(|n| n.parse::<usize>().ok())
                 .ok_or_else(|| rusqlite::Error::InvalidParameterName(name.to_owned()))?,
-            None => i,
+            None => {
+                anonymous += 1;
+                anonymous
+            }
         };
         let value = values
             .get(n.wrapping_sub(1))
@@ -570,5 +628,36 @@ mod tests {
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         let e = impatient.begin().await.unwrap_err();
         assert!(matches!(StoreError::from(e), StoreError::Unavailable(_)));
+    }
+
+    /// A caller that goes away while its write waits for another process's lock (a client
+    /// that disconnects, a login answered by another's commit) does not keep the lock once
+    /// its wait ends: an operator's command can still write.
+    #[tokio::test]
+    async fn a_write_given_up_while_waiting_does_not_keep_the_lock() {
+        let (_dir, file, writer) = writer();
+        let writer = std::sync::Arc::new(writer);
+        let other = rusqlite::Connection::open(&file).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let waiting = tokio::spawn({
+            let writer = std::sync::Arc::clone(&writer);
+            async move { writer.begin().await.map(drop) }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waiting.abort();
+        other.execute_batch("COMMIT").unwrap();
+        // The abandoned wait takes the lock as soon as it is free, on its own thread, and
+        // lets go of the writer when it is done.
+        for _ in 0..500 {
+            if writer.conn.try_lock().is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let operator = rusqlite::Connection::open(&file).unwrap();
+        operator
+            .execute_batch("BEGIN IMMEDIATE; INSERT INTO t (k, v) VALUES ('operator', 1); COMMIT")
+            .unwrap();
+        assert_eq!(rows(&writer).await, [("operator".into(), 1)]);
     }
 }
