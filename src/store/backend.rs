@@ -209,6 +209,17 @@ pub trait Backend: Database<Connection: Runs<Self>> + Sync {
 
     /// Lets go of the writer, at shutdown.
     fn close_writer(writer: &Self::Writer) -> impl Future<Output = ()> + Send;
+
+    /// Where reads outside a transaction run.
+    type Reader: std::fmt::Debug + Send + Sync + 'static;
+
+    /// One caller's connection for reads.
+    type Read: Runs<Self>;
+
+    fn read(reader: &Self::Reader) -> impl Future<Output = sqlx::Result<Self::Read>> + Send;
+
+    /// Lets go of the readers, at shutdown.
+    fn close_reader(reader: &Self::Reader) -> impl Future<Output = ()> + Send;
 }
 
 /// A connection or a transaction that runs backend `B`'s statements: sqlx's connections (both

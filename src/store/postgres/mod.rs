@@ -13,6 +13,7 @@ mod token_reads;
 use std::str::FromStr;
 
 use anyhow::Context as _;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Pool, Postgres, Transaction};
 
@@ -72,6 +73,17 @@ impl Backend for Postgres {
     }
 
     async fn close_writer(pool: &Pool<Self>) {
+        pool.close().await;
+    }
+
+    type Reader = Pool<Self>;
+    type Read = PoolConnection<Self>;
+
+    async fn read(pool: &Pool<Self>) -> sqlx::Result<PoolConnection<Self>> {
+        pool.acquire().await
+    }
+
+    async fn close_reader(pool: &Pool<Self>) {
         pool.close().await;
     }
 

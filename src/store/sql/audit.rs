@@ -206,7 +206,7 @@ impl<B: Backend> AuditStore for SqlStore<B> {
             .bind(q.after_seq)
             .bind(q.since.map_or(i64::MIN, to_unix_millis))
             .bind(i64::from(q.limit))
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut self.read().await?)
             .await?;
         rows.into_iter().map(ChainedEvent::try_from).collect()
     }
@@ -266,7 +266,7 @@ impl<B: Backend> AuditStore for SqlStore<B> {
         }
         let rows: Vec<AuditRow> = q
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut self.read().await?)
             .await?;
         rows.into_iter().map(ChainedEvent::try_from).collect()
     }
@@ -274,21 +274,21 @@ impl<B: Backend> AuditStore for SqlStore<B> {
     async fn audit_tail(&self, n: u32) -> StoreResult<Vec<ChainedEvent>> {
         let rows: Vec<AuditRow> = query::<B>(NEWEST)
             .bind(i64::from(n))
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut self.read().await?)
             .await?;
         rows.into_iter().map(ChainedEvent::try_from).collect()
     }
 
     async fn audit_head(&self) -> StoreResult<(i64, String)> {
         Ok(query::<B>("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(&mut *self.read().await?)
+            .fetch_one(&mut self.read().await?)
             .await?)
     }
 
     async fn audit_checkpoint(&self) -> StoreResult<(i64, String)> {
         Ok(
             query::<B>("SELECT seq, hash FROM audit_checkpoint WHERE id = 1")
-                .fetch_one(&mut *self.read().await?)
+                .fetch_one(&mut self.read().await?)
                 .await?,
         )
     }

@@ -233,7 +233,7 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         let row: LoginCandidateRow = query::<B>(LOGIN_CANDIDATE)
             .bind(username.as_str())
             .bind(device)
-            .fetch_one(&mut *self.read().await?)
+            .fetch_one(&mut self.read().await?)
             .await?;
         Ok(row.into_candidate(device.is_some()))
     }
@@ -349,7 +349,7 @@ impl<B: Backend> CustomerStore for SqlStore<B> {
         skip_all
     )]
     async fn lockout(&self, username: &Username) -> StoreResult<LockoutRecord> {
-        lockout_row::<B>(&mut *self.read().await?, username).await
+        lockout_row::<B>(&mut self.read().await?, username).await
     }
 
     #[tracing::instrument(
@@ -432,7 +432,7 @@ impl<B: Backend> SqlStore<B> {
     /// operator (and reported). Returns how many were rewritten.
     pub(crate) async fn normalise_usernames(&self) -> StoreResult<u64> {
         let candidates: Vec<(String, String)> = query::<B>(B::NON_ASCII_USERNAMES)
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut self.read().await?)
             .await?;
         let mut rewritten = 0;
         for (id, stored) in candidates {

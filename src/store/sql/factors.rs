@@ -115,7 +115,7 @@ impl<B: Backend> FactorStore for SqlStore<B> {
              ORDER BY created_at, id"
         ))
         .bind(customer.as_str())
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.into_iter().map(HeldFactor::try_from).collect()
     }
@@ -130,7 +130,7 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         let row: Option<(Option<Vec<u8>>,)> =
             query::<B>("SELECT secret FROM factors WHERE id = $1 AND method = 'TOTP'")
                 .bind(factor.as_str())
-                .fetch_optional(&mut *self.read().await?)
+                .fetch_optional(&mut self.read().await?)
                 .await?;
         Ok(row.and_then(|(secret,)| secret))
     }
@@ -167,7 +167,7 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         .bind(factor.as_str())
         .bind(customer.as_str())
         .bind(to_unix_millis(now))
-        .fetch_optional(&mut *self.read().await?)
+        .fetch_optional(&mut self.read().await?)
         .await?;
         row.map(|(id, method, address, challenge)| {
             Ok((
@@ -432,7 +432,7 @@ impl<B: Backend> FactorStore for SqlStore<B> {
             "SELECT COUNT(*) FROM recovery_codes WHERE customer_id = $1 AND used_at IS NULL",
         )
         .bind(customer.as_str())
-        .fetch_one(&mut *self.read().await?)
+        .fetch_one(&mut self.read().await?)
         .await?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
@@ -463,7 +463,7 @@ impl<B: Backend> FactorStore for SqlStore<B> {
         for hash in hashes {
             lookup = lookup.bind(hash.to_vec());
         }
-        let row: Option<(String,)> = lookup.fetch_optional(&mut *self.read().await?).await?;
+        let row: Option<(String,)> = lookup.fetch_optional(&mut self.read().await?).await?;
         Ok(row.map(|(id,)| id))
     }
 }

@@ -27,7 +27,6 @@ mod two_factor;
 mod webhooks;
 
 use async_trait::async_trait;
-use sqlx::pool::{Pool, PoolConnection};
 
 use self::login_commits::LoginQueue;
 use super::backend::TokenReads as _;
@@ -88,7 +87,7 @@ impl<B: Backend> Runs<B> for Tx<'_, B> {
 pub struct SqlStore<B: Backend> {
     /// Where every write transaction starts (on SQLite, its one writer connection).
     writer: B::Writer,
-    reader: Pool<B>,
+    reader: B::Reader,
     /// The backend's own way to read a session by its token, if it has one.
     token_reads: B::TokenReads,
     /// How audit events are sealed and which are queued for the webhook.
@@ -100,7 +99,7 @@ pub struct SqlStore<B: Backend> {
 impl<B: Backend> SqlStore<B> {
     pub(super) fn new(
         writer: B::Writer,
-        reader: Pool<B>,
+        reader: B::Reader,
         trail: Trail,
         token_reads: B::TokenReads,
     ) -> Self {
@@ -117,8 +116,8 @@ impl<B: Backend> SqlStore<B> {
         Ok(Tx(B::begin_write(&self.writer).await?))
     }
 
-    async fn read(&self) -> StoreResult<PoolConnection<B>> {
-        Ok(self.reader.acquire().await?)
+    async fn read(&self) -> StoreResult<B::Read> {
+        Ok(B::read(&self.reader).await?)
     }
 
     /// Runs one write statement as a write of its own ([`Backend::execute_alone`]).
@@ -134,7 +133,7 @@ impl<B: Backend> SqlStore<B> {
     {
         let row: Option<R> = query::<B>(sql)
             .bind(key)
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_optional(&mut self.read().await?)
             .await?;
         row.map(T::try_from).transpose()
     }
@@ -169,6 +168,6 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn close(&self) {
         self.token_reads.close();
         B::close_writer(&self.writer).await;
-        self.reader.close().await;
+        B::close_reader(&self.reader).await;
     }
 }

@@ -341,7 +341,7 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
             query::<B>("SELECT status FROM messages WHERE challenge_id = $1 AND session_id = $2")
                 .bind(challenge.as_str())
                 .bind(session.as_str())
-                .fetch_optional(&mut *self.read().await?)
+                .fetch_optional(&mut self.read().await?)
                 .await?;
         Ok(status.and_then(|(s,)| DeliveryState::from_stored(&s)))
     }
@@ -349,7 +349,7 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
     async fn backlog(&self) -> StoreResult<(u64, Option<OffsetDateTime>)> {
         let (count, oldest): (i64, Option<i64>) =
             query::<B>("SELECT COUNT(*), MIN(created_at) FROM messages WHERE status = 'PENDING'")
-                .fetch_one(&mut *self.read().await?)
+                .fetch_one(&mut self.read().await?)
                 .await?;
         Ok((
             u64::try_from(count).unwrap_or_default(),

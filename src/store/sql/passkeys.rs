@@ -58,7 +58,7 @@ impl<B: Backend> PasskeyStore for SqlStore<B> {
              ORDER BY created_at, id"
         ))
         .bind(customer.as_str())
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         Ok(rows.into_iter().map(StoredPasskey::from).collect())
     }
@@ -77,7 +77,7 @@ impl<B: Backend> PasskeyStore for SqlStore<B> {
             "SELECT {COLUMNS} FROM factors WHERE credential_id = $1 AND {CONFIRMED}"
         ))
         .bind(credential_id)
-        .fetch_optional(&mut *self.read().await?)
+        .fetch_optional(&mut self.read().await?)
         .await?;
         Ok(row.map(StoredPasskey::from))
     }
@@ -92,7 +92,7 @@ impl<B: Backend> PasskeyStore for SqlStore<B> {
         let answered: Option<(i64,)> =
             query::<B>("SELECT expires_at FROM answered_passkey_logins WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&mut *self.read().await?)
+                .fetch_optional(&mut self.read().await?)
                 .await?;
         Ok(answered.is_some())
     }

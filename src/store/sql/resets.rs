@@ -176,7 +176,7 @@ impl<B: Backend> ResetStore for SqlStore<B> {
         let row: Option<(String, Option<String>)> =
             query::<B>("SELECT username, customer_id FROM password_resets WHERE id = $1")
                 .bind(id.as_str())
-                .fetch_optional(&mut *self.read().await?)
+                .fetch_optional(&mut self.read().await?)
                 .await?;
         row.map(|(username, customer)| {
             Ok(StoredReset {

@@ -222,7 +222,7 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
             customer,
             live,
         )
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.into_iter().map(LiveSession::try_from).collect()
     }
@@ -284,7 +284,7 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
         let (this, any): (i64, i64) = query::<B>(concat!("SELECT ", device_counts!("$1")))
             .bind(customer.as_str())
             .bind(fingerprint_hash)
-            .fetch_one(&mut *self.read().await?)
+            .fetch_one(&mut self.read().await?)
             .await?;
         Ok(DeviceStanding::of(
             fingerprint_hash.is_some(),
@@ -316,7 +316,7 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
             customer,
             live,
         )
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         Ok(rows.into_iter().map(KnownDevice::from).collect())
     }
@@ -425,7 +425,7 @@ impl<B: Backend> SecurityStore for SqlStore<B> {
             .bind(username.as_str())
             .bind(before.map_or(i64::MAX, Cursor::seq))
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut self.read().await?)
             .await?;
         rows.into_iter().map(SecurityEvent::try_from).collect()
     }

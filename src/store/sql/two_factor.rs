@@ -228,7 +228,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         ))
         .bind(id.as_str())
         .bind(session.as_str())
-        .fetch_optional(&mut *self.read().await?)
+        .fetch_optional(&mut self.read().await?)
         .await?;
         row.map(Challenge::try_from).transpose()
     }
@@ -262,7 +262,7 @@ impl<B: Backend> TwoFactorStore for SqlStore<B> {
         skip_all
     )]
     async fn admit_guess(&self, guess: &CodeGuess, now: OffsetDateTime) -> StoreResult<Admission> {
-        admission::<B>(&mut *self.read().await?, guess, now).await
+        admission::<B>(&mut self.read().await?, guess, now).await
     }
 
     #[tracing::instrument(

@@ -16,9 +16,13 @@ use std::sync::Mutex;
 use anyhow::anyhow;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _};
 
+use super::statements::is_busy;
 use crate::domain::ports::{StoreError, StoreResult};
 use crate::store::backend::{Record, TokenRead, TokenReads};
 use crate::store::token_rows::TokenRecord;
+
+/// Statements kept prepared on each connection: every fixed read the service makes fits.
+const PREPARED_STATEMENTS: usize = 128;
 
 /// Read-only connections to one SQLite file, each used by one thread at a time.
 pub struct InlineReads {
@@ -45,7 +49,7 @@ impl TokenReads for InlineReads {
     }
 
     fn close(&self) {
-        self.lock_idle().clear();
+        self.close_idle();
     }
 }
 
@@ -89,7 +93,7 @@ impl InlineReads {
         }
     }
 
-    fn take(&self) -> StoreResult<Connection> {
+    pub(super) fn take(&self) -> StoreResult<Connection> {
         if let Some(conn) = self.lock_idle().pop() {
             return Ok(conn);
         }
@@ -101,21 +105,20 @@ impl InlineReads {
         // No busy handler: waiting here would block a runtime thread (see the module's notes).
         conn.busy_timeout(std::time::Duration::ZERO)
             .map_err(|e| StoreError::Other(anyhow!(e)))?;
+        conn.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
         Ok(conn)
     }
 
-    fn put_back(&self, conn: Connection) {
+    /// Closes the idle connections: at shutdown, once no request reads any more.
+    pub(super) fn close_idle(&self) {
+        self.lock_idle().clear();
+    }
+
+    pub(super) fn put_back(&self, conn: Connection) {
         self.lock_idle().push(conn);
     }
 
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
         crate::store::lock_list(&self.idle)
     }
-}
-
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
 }

@@ -3,14 +3,18 @@
 //! SQLite allows one writer at a time, so writes go through exactly one connection, run on the
 //! calling thread (`writer.rs`), that starts every transaction with `BEGIN IMMEDIATE` (no
 //! `SQLITE_BUSY` between our own transactions, and another process writing the same file makes
-//! us wait rather than fail), and reads go through a separate pool. WAL mode lets readers proceed during a write, and
-//! `synchronous = FULL` makes every commit durable before the response that depends on it.
+//! us wait rather than fail). Reads run on read-only connections, on the calling thread too
+//! (`readers.rs`, `inline_reads.rs`), with a pool of sqlx's for a read that finds the database
+//! busy. WAL mode lets readers proceed during a write, and `synchronous = FULL` makes every
+//! commit durable before the response that depends on it.
 //!
 //! The queries themselves are shared with PostgreSQL (`sql/`); this module is SQLite's
 //! [`Backend`]: the few statements that differ, and how transactions start.
 
 pub mod files;
 mod inline_reads;
+mod readers;
+mod statements;
 mod writer;
 
 use std::str::FromStr;
@@ -21,7 +25,8 @@ use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use self::inline_reads::InlineReads;
-pub(super) use self::writer::InlineError;
+use self::readers::{InlineRead, Readers};
+pub(super) use self::statements::InlineError;
 use self::writer::{InlineTx, InlineWriter};
 use super::backend::{Backend, HeadMove, Query, Record, SELECT_LOCKOUT, locking_statements};
 use super::sql::SqlStore;
@@ -84,6 +89,17 @@ impl Backend for Sqlite {
         writer.close().await;
     }
 
+    type Reader = Readers;
+    type Read = InlineRead;
+
+    async fn read(readers: &Readers) -> sqlx::Result<InlineRead> {
+        Ok(readers.read())
+    }
+
+    async fn close_reader(readers: &Readers) {
+        readers.close().await;
+    }
+
     locking_statements!(read = "", batch = "");
 }
 
@@ -138,5 +154,6 @@ pub(super) async fn open(
         .connect_with(connect.read_only(true))
         .await
         .context("opening SQLite readers")?;
-    Ok(SqlStore::new(writer, reader, trail, inline))
+    let readers = Readers::new(InlineReads::new(&file), reader);
+    Ok(SqlStore::new(writer, readers, trail, inline))
 }
