@@ -38,8 +38,8 @@ impl std::fmt::Debug for InlineReads {
     }
 }
 
-/// SQLite's reads by token, inline.
-impl TokenReads for InlineReads {
+/// SQLite's reads by token, inline, on the connections its other reads use too.
+impl TokenReads for std::sync::Arc<InlineReads> {
     async fn read_one<R: Record + TokenRecord>(
         &self,
         read: &'static TokenRead,

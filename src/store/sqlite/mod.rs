@@ -18,6 +18,7 @@ mod statements;
 mod writer;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -35,7 +36,7 @@ use crate::store::Trail;
 
 /// The single writer already orders every write, so nothing is locked explicitly.
 impl Backend for Sqlite {
-    type TokenReads = InlineReads;
+    type TokenReads = Arc<InlineReads>;
 
     /// One writer: a login's transaction waits for the one before it, whose commit syncs the
     /// disk, so the logins that arrive meanwhile share the next commit.
@@ -144,7 +145,8 @@ pub(super) async fn open(
     migrator.close().await;
     migrated?;
     let writer = InlineWriter::open(&file, options.acquire_timeout)?;
-    let inline = InlineReads::new(&file);
+    // The session lookups and the other reads share one set of read-only connections.
+    let inline = Arc::new(InlineReads::new(&file));
     // The pool's check before handing out a connection is a round trip to its worker thread
     // for a file that cannot go away.
     let reader = SqlitePoolOptions::new()
@@ -154,6 +156,6 @@ pub(super) async fn open(
         .connect_with(connect.read_only(true))
         .await
         .context("opening SQLite readers")?;
-    let readers = Readers::new(InlineReads::new(&file), reader);
+    let readers = Readers::new(Arc::clone(&inline), reader);
     Ok(SqlStore::new(writer, readers, trail, inline))
 }

@@ -24,11 +24,8 @@ pub struct Readers {
 }
 
 impl Readers {
-    pub fn new(inline: InlineReads, pool: Pool<Sqlite>) -> Self {
-        Self {
-            inline: Arc::new(inline),
-            pool,
-        }
+    pub fn new(inline: Arc<InlineReads>, pool: Pool<Sqlite>) -> Self {
+        Self { inline, pool }
     }
 
     /// A connection for a caller's reads: inline when one can be had, else the pool's.
@@ -134,7 +131,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let readers = Readers::new(InlineReads::new(&file), pool);
+        let readers = Readers::new(std::sync::Arc::new(InlineReads::new(&file)), pool);
         let read = || async {
             query::<Sqlite>("SELECT v FROM t")
                 .fetch_one::<(i64,)>(&mut readers.read())
