@@ -27,6 +27,8 @@ const PREPARED_STATEMENTS: usize = 128;
 /// Read-only connections to one SQLite file, each used by one thread at a time.
 pub struct InlineReads {
     path: PathBuf,
+    /// Set at shutdown: no connection is opened or kept after it.
+    closed: std::sync::atomic::AtomicBool,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -57,6 +59,7 @@ impl InlineReads {
     pub fn new(path: &Path) -> Self {
         Self {
             path: path.to_owned(),
+            closed: std::sync::atomic::AtomicBool::new(false),
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -94,6 +97,9 @@ impl InlineReads {
     }
 
     pub(super) fn take(&self) -> StoreResult<Connection> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StoreError::Unavailable("the store is closed".into()));
+        }
         if let Some(conn) = self.lock_idle().pop() {
             return Ok(conn);
         }
@@ -111,11 +117,15 @@ impl InlineReads {
 
     /// Closes the idle connections: at shutdown, once no request reads any more.
     pub(super) fn close_idle(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
         self.lock_idle().clear();
     }
 
     pub(super) fn put_back(&self, conn: Connection) {
-        self.lock_idle().push(conn);
+        if !self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            self.lock_idle().push(conn);
+        }
     }
 
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
