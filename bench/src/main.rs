@@ -57,6 +57,10 @@ pub struct Args {
     #[arg(long, value_name = "CUSTOMERS", num_args = 0..=1, default_missing_value = "10000000",
           conflicts_with = "soak")]
     scale: Option<u64>,
+    /// Runs only logins and full flows against the hash bound, and passkey logins, on each
+    /// backend, and prints them: a quick comparison of builds that writes nothing.
+    #[arg(long, conflicts_with_all = ["soak", "scale"])]
+    ratios: bool,
 }
 
 impl Args {
@@ -96,6 +100,9 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     );
     if let Some(duration) = args.soak {
         return soak(args, duration).await;
+    }
+    if args.ratios {
+        return scenarios::ratios(args).await;
     }
     if let Some(customers) = args.scale {
         return scale(args, customers).await;

@@ -261,18 +261,8 @@ pub async fn reads(
             pg.push(pgbench::select_only(p.url, p.connections, slice).await?);
         }
     }
-    let body = login_body("bench-1@example.com");
-    let (login_url, login) = (
-        server.url("/api/v1/auth/token"),
-        Request::PostJson { body: &body },
-    );
-    let (mut logins, mut bound) = (Vec::new(), Vec::new());
-    for _ in 0..n {
-        logins.push(wrk::run(&login_url, &login, LOGIN_CONNECTIONS, slice, work).await?);
-        bound.push(hash_bound(slice).await?);
-    }
+    let (logins, hash_bound_per_sec) = logins_against_bound(server, d, work).await?;
     let (healthz, customers_me) = (Throughput::combined(&healthz), Throughput::combined(&me));
-    let (logins, hash_bound_per_sec) = (Throughput::combined(&logins), mean(&bound));
     Ok(Reads {
         me_over_healthz: customers_me.requests_per_sec / healthz.requests_per_sec,
         pgbench_select_per_sec: pgbench.map(|_| mean(&pg)),
@@ -283,6 +273,78 @@ pub async fn reads(
         hash_bound_per_sec,
         peak_rss_mib: server.peak_rss_mib()?,
     })
+}
+
+/// Logins and the hash bound in turns: the logins, and the bound's mean.
+async fn logins_against_bound(
+    server: &Server,
+    d: Duration,
+    work: &Path,
+) -> anyhow::Result<(Throughput, f64)> {
+    let (n, slice) = turns(d);
+    let body = login_body("bench-1@example.com");
+    let (login_url, login) = (
+        server.url("/api/v1/auth/token"),
+        Request::PostJson { body: &body },
+    );
+    let (mut logins, mut bound) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        logins.push(wrk::run(&login_url, &login, LOGIN_CONNECTIONS, slice, work).await?);
+        bound.push(hash_bound(slice).await?);
+    }
+    Ok((Throughput::combined(&logins), mean(&bound)))
+}
+
+/// Logins and full flows against the hash bound, and passkey logins, alone on each store,
+/// printed as they are measured: a quick comparison of two builds, which writes nothing.
+pub async fn ratios(args: &Args) -> anyhow::Result<()> {
+    let d = args.duration();
+    let work = std::env::temp_dir().join(format!("finhub-ratios-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let file = work.join("customers.jsonl");
+    crate::target::write_customers(&file, 100, FLOW_WORKERS)?;
+    let sqlite = Database::Sqlite(work.join("main.db"));
+    let postgres = if args.smoke {
+        None
+    } else {
+        Database::postgres(&args.postgres)
+            .await
+            .inspect_err(|e| eprintln!("PostgreSQL skipped: {e:#}"))
+            .ok()
+    };
+    for database in std::iter::once(&sqlite).chain(postgres.as_ref()) {
+        let launch = Launch {
+            binary: &args.binary,
+            database,
+            work_dir: &work,
+            default_limits: false,
+            settings: &[],
+        };
+        launch.import(&file).await?;
+        let server = launch.start().await?;
+        let (logins, bound) = logins_against_bound(&server, d, &work).await?;
+        let flows = flows_against_bound(&server, d).await?;
+        let passkeys =
+            passkeys::logins(&server, "bench-6@example.com", PASSKEY_CLIENTS, d, f64::NAN).await?;
+        server.stop().await?;
+        database.drop_all().await?;
+        println!(
+            "{}: logins {:.3} of the hash bound ({:.1}/s against {:.1}/s), flows {:.3} ({:.1}/s \
+             against {:.1}/s, {} errors), passkey logins {:.0}/s ({} errors)",
+            database.name(),
+            logins.requests_per_sec / bound,
+            logins.requests_per_sec,
+            bound,
+            flows.over_hash_bound,
+            flows.flows.flows_per_sec,
+            flows.hash_bound_per_sec,
+            flows.flows.errors,
+            passkeys.logins_per_sec,
+            passkeys.errors,
+        );
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
 }
 
 /// Full flows and the hash bound in turns.
