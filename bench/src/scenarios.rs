@@ -174,14 +174,8 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
     let paced_alone = open_loop::paced(&me, PACED_RATE, d).await?;
     let paced_under_login_flood = under_login_flood(&server, &me, d, &work).await?;
     let flows = flows_against_bound(&server, d).await?;
-    let passkey_logins = passkeys::logins(
-        &server,
-        "bench-6@example.com",
-        PASSKEY_CLIENTS,
-        d,
-        reads.healthz.requests_per_sec,
-    )
-    .await?;
+    let passkey_logins =
+        passkeys::logins(&server, "bench-6@example.com", PASSKEY_CLIENTS, d).await?;
     // Before the offered-load runs, whose overload phases hold thousands of connections open.
     let peak_rss_mib = server.peak_rss_mib()?;
     eprintln!("SQLite: latency against offered load…");
@@ -324,8 +318,7 @@ pub async fn ratios(args: &Args) -> anyhow::Result<()> {
         let server = launch.start().await?;
         let (logins, bound) = logins_against_bound(&server, d, &work).await?;
         let flows = flows_against_bound(&server, d).await?;
-        let passkeys =
-            passkeys::logins(&server, "bench-6@example.com", PASSKEY_CLIENTS, d, f64::NAN).await?;
+        let passkeys = passkeys::logins(&server, "bench-6@example.com", PASSKEY_CLIENTS, d).await?;
         server.stop().await?;
         database.drop_all().await?;
         println!(

@@ -11,7 +11,8 @@
 //! without holding up the async runtime.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::anyhow;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _};
@@ -28,7 +29,7 @@ const PREPARED_STATEMENTS: usize = 128;
 pub struct InlineReads {
     path: PathBuf,
     /// Set at shutdown: no connection is opened or kept after it.
-    closed: std::sync::atomic::AtomicBool,
+    closed: AtomicBool,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -41,7 +42,7 @@ impl std::fmt::Debug for InlineReads {
 }
 
 /// SQLite's reads by token, inline, on the connections its other reads use too.
-impl TokenReads for std::sync::Arc<InlineReads> {
+impl TokenReads for Arc<InlineReads> {
     async fn read_one<R: Record + TokenRecord>(
         &self,
         read: &'static TokenRead,
@@ -51,7 +52,7 @@ impl TokenReads for std::sync::Arc<InlineReads> {
     }
 
     fn close(&self) {
-        self.close_idle();
+        self.shut_down();
     }
 }
 
@@ -59,7 +60,7 @@ impl InlineReads {
     pub fn new(path: &Path) -> Self {
         Self {
             path: path.to_owned(),
-            closed: std::sync::atomic::AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -97,7 +98,7 @@ impl InlineReads {
     }
 
     pub(super) fn take(&self) -> StoreResult<Connection> {
-        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+        if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Unavailable("the store is closed".into()));
         }
         if let Some(conn) = self.lock_idle().pop() {
@@ -115,20 +116,43 @@ impl InlineReads {
         Ok(conn)
     }
 
-    /// Closes the idle connections: at shutdown, once no request reads any more.
-    pub(super) fn close_idle(&self) {
-        self.closed
-            .store(true, std::sync::atomic::Ordering::Release);
+    /// At shutdown: closes the idle connections, and opens or keeps none after, so that a read
+    /// still under way fails rather than reach a store the service has let go of.
+    pub(super) fn shut_down(&self) {
+        self.closed.store(true, Ordering::Release);
         self.lock_idle().clear();
     }
 
     pub(super) fn put_back(&self, conn: Connection) {
-        if !self.closed.load(std::sync::atomic::Ordering::Acquire) {
+        if !self.closed.load(Ordering::Acquire) {
             self.lock_idle().push(conn);
         }
     }
 
-    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+    fn lock_idle(&self) -> MutexGuard<'_, Vec<Connection>> {
         crate::store::lock_list(&self.idle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InlineReads;
+
+    /// A read that outlives shutdown (a request still being answered while the service stops)
+    /// neither gets a fresh connection nor leaves its own open behind.
+    #[test]
+    fn once_shut_down_no_connection_is_opened_or_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("r.db");
+        rusqlite::Connection::open(&file)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (k TEXT);")
+            .unwrap();
+        let reads = InlineReads::new(&file);
+        let under_way = reads.take().unwrap();
+        reads.shut_down();
+        assert!(reads.take().is_err(), "no connection opened after shutdown");
+        reads.put_back(under_way);
+        assert!(reads.lock_idle().is_empty(), "none kept after shutdown");
     }
 }

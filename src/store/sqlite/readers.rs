@@ -38,7 +38,7 @@ impl Readers {
     }
 
     pub async fn close(&self) {
-        self.inline.close_idle();
+        self.inline.shut_down();
         self.pool.close().await;
     }
 }
