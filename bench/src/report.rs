@@ -127,8 +127,10 @@ fn markdown(r: &Results) -> anyhow::Result<String> {
     );
     row(
         &format!(
-            "passkey logins/s (options, assertion, session; {} at once, SQLite) ÷ `/healthz` rps",
-            crate::scenarios::PASSKEY_CLIENTS
+            "passkey logins/s (options, assertion, session; {} at once over {} customers, SQLite) \
+             ÷ `/healthz` rps",
+            crate::scenarios::PASSKEY_CLIENTS,
+            crate::scenarios::PASSKEY_CUSTOMERS.end - crate::scenarios::PASSKEY_CUSTOMERS.start
         ),
         format!(
             "{:.2} ({:.0}/s vs {:.0}/s), {} errors",

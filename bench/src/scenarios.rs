@@ -107,6 +107,8 @@ const LOGIN_CONNECTIONS: u32 = 16;
 /// between requests, so 16 of them left the server's writer waiting for work; with 64 the
 /// service is the limit, as the rate of a capacity should be measured.
 pub const PASSKEY_CLIENTS: u32 = 64;
+/// The customers those clients sign in as, in turn (`passkeys::logins` says why several).
+pub const PASSKEY_CUSTOMERS: std::ops::Range<u64> = 60..68;
 /// The paced client: a signed-in customer's app polling its details.
 const PACED_RATE: f64 = 50.0;
 const FLOW_WORKERS: u64 = 8;
@@ -175,7 +177,7 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
     let paced_under_login_flood = under_login_flood(&server, &me, d, &work).await?;
     let flows = flows_against_bound(&server, d).await?;
     let passkey_logins =
-        passkeys::logins(&server, "bench-6@example.com", PASSKEY_CLIENTS, d).await?;
+        passkeys::logins(&server, &passkey_customers(), PASSKEY_CLIENTS, d).await?;
     // Before the offered-load runs, whose overload phases hold thousands of connections open.
     let peak_rss_mib = server.peak_rss_mib()?;
     eprintln!("SQLite: latency against offered load…");
@@ -269,6 +271,12 @@ pub async fn reads(
     })
 }
 
+fn passkey_customers() -> Vec<String> {
+    PASSKEY_CUSTOMERS
+        .map(|i| format!("bench-{i}@example.com"))
+        .collect()
+}
+
 /// Logins and the hash bound in turns: the logins, and the bound's mean.
 async fn logins_against_bound(
     server: &Server,
@@ -318,7 +326,7 @@ pub async fn ratios(args: &Args) -> anyhow::Result<()> {
         let server = launch.start().await?;
         let (logins, bound) = logins_against_bound(&server, d, &work).await?;
         let flows = flows_against_bound(&server, d).await?;
-        let passkeys = passkeys::logins(&server, "bench-6@example.com", PASSKEY_CLIENTS, d).await?;
+        let passkeys = passkeys::logins(&server, &passkey_customers(), PASSKEY_CLIENTS, d).await?;
         server.stop().await?;
         database.drop_all().await?;
         println!(
