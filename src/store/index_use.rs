@@ -6,12 +6,10 @@
 //! sessions or customers table: seconds each at ten million rows, holding SQLite's one writer
 //! (and every login behind it) and tripping PostgreSQL's statement timeout at start-up.
 
-use std::str::FromStr as _;
-
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Connection as _, Postgres, Sqlite};
+use sqlx::{Postgres, Sqlite};
 
 use super::backend::Backend;
+use super::test_schema::{drop_postgres, migrated_postgres, migrated_sqlite};
 
 /// The statements, by name.
 fn statements<B: Backend>() -> [(&'static str, &'static str); 3] {
@@ -24,14 +22,7 @@ fn statements<B: Backend>() -> [(&'static str, &'static str); 3] {
 
 #[tokio::test]
 async fn sqlite_purges_and_start_up_search_indexes_rather_than_scan_tables() {
-    let options = SqliteConnectOptions::from_str("sqlite::memory:").unwrap();
-    let mut conn = sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .unwrap();
-    sqlx::migrate!("./migrations/sqlite")
-        .run(&mut conn)
-        .await
-        .unwrap();
+    let mut conn = migrated_sqlite().await;
     for (name, statement) in statements::<Sqlite>() {
         let explain = sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {statement}"));
         let plan: Vec<(i64, i64, i64, String)> =
@@ -58,22 +49,10 @@ async fn sqlite_purges_and_start_up_search_indexes_rather_than_scan_tables() {
 
 #[tokio::test]
 async fn postgres_purges_and_start_up_search_indexes_rather_than_scan_tables() {
-    let url = std::env::var("FINHUB_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let mut conn = sqlx::PgConnection::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL for tests at {url}: {e}"));
-    let schema = format!("index_use_{}", std::process::id());
-    let setup = format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; \
-         SET search_path TO {schema}; SET enable_seqscan = off"
-    );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(setup))
+    let (mut conn, schema) = migrated_postgres("index_use").await;
+    // Priced out, so that only a missing index can choose a scan.
+    sqlx::raw_sql("SET enable_seqscan = off")
         .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::migrate!("./migrations/postgres")
-        .run(&mut conn)
         .await
         .unwrap();
     let mut scans = Vec::new();
@@ -101,10 +80,6 @@ async fn postgres_purges_and_start_up_search_indexes_rather_than_scan_tables() {
             scans.push(format!("{name} reads a whole table: {plan:#?}"));
         }
     }
-    let drop = format!("DROP SCHEMA {schema} CASCADE");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    drop_postgres(&mut conn, &schema).await;
     assert!(scans.is_empty(), "{scans:#?}");
 }

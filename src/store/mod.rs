@@ -5,12 +5,16 @@
 mod backend;
 mod error;
 #[cfg(test)]
+mod index_overlap;
+#[cfg(test)]
 mod index_use;
 mod postgres;
 mod record;
 mod rows;
 mod sql;
 mod sqlite;
+#[cfg(test)]
+mod test_schema;
 mod token_rows;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
