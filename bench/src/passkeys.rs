@@ -49,7 +49,8 @@ pub async fn logins(
         server.url("/api/v1/auth/passkey"),
     );
     let started = Instant::now();
-    let counts = Counts::of_workers((0..workers).zip(devices.iter().cycle()).map(|(_, device)| {
+    let clients = devices.iter().cycle().take(workers as usize);
+    let counts = Counts::of_workers(clients.map(|device| {
         let (client, mut device) = (client.clone(), device.clone());
         let (options, login) = (options.clone(), login.clone());
         async move {
