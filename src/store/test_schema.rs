@@ -1,6 +1,8 @@
-//! A fresh PostgreSQL schema with every migration applied, for tests that ask the database
-//! about the schema itself; and an in-memory SQLite database likewise.
+//! Databases for tests: a fresh PostgreSQL schema with every migration applied and an
+//! in-memory SQLite database likewise, for tests that ask the database about the schema
+//! itself; and a SQLite file of a test's own, for tests of the connections to one.
 
+use std::path::PathBuf;
 use std::str::FromStr as _;
 
 use sqlx::sqlite::SqliteConnectOptions;
@@ -47,4 +49,16 @@ pub async fn migrated_sqlite() -> SqliteConnection {
         .await
         .unwrap();
     conn
+}
+
+/// A SQLite database file in a directory of its own (removed when the `TempDir` is dropped),
+/// set up by `setup` on a connection closed before it returns.
+pub fn sqlite_file(setup: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("test.db");
+    rusqlite::Connection::open(&file)
+        .unwrap()
+        .execute_batch(setup)
+        .unwrap();
+    (dir, file)
 }

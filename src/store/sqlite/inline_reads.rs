@@ -137,17 +137,13 @@ impl InlineReads {
 #[cfg(test)]
 mod tests {
     use super::InlineReads;
+    use crate::store::test_schema::sqlite_file;
 
     /// A read that outlives shutdown (a request still being answered while the service stops)
     /// neither gets a fresh connection nor leaves its own open behind.
     #[test]
     fn once_shut_down_no_connection_is_opened_or_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("r.db");
-        rusqlite::Connection::open(&file)
-            .unwrap()
-            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (k TEXT);")
-            .unwrap();
+        let (_dir, file) = sqlite_file("PRAGMA journal_mode = WAL; CREATE TABLE t (k TEXT);");
         let reads = InlineReads::new(&file);
         let under_way = reads.take().unwrap();
         reads.shut_down();

@@ -330,17 +330,13 @@ mod tests {
     use super::InlineWriter;
     use crate::domain::ports::{StoreError, Taken};
     use crate::store::backend::{WriteTx as _, query};
+    use crate::store::test_schema::sqlite_file;
 
     /// A database file with one table, and the writer on it.
     fn writer() -> (tempfile::TempDir, std::path::PathBuf, InlineWriter) {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("w.db");
-        rusqlite::Connection::open(&file)
-            .unwrap()
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER);",
-            )
-            .unwrap();
+        let (dir, file) = sqlite_file(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER);",
+        );
         let writer = InlineWriter::open(&file, Duration::from_secs(5)).unwrap();
         (dir, file, writer)
     }
@@ -458,12 +454,7 @@ mod tests {
             [("after".into(), 2), ("before".into(), 1)]
         );
 
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("busy.db");
-        rusqlite::Connection::open(&file)
-            .unwrap()
-            .execute_batch("PRAGMA journal_mode = WAL;")
-            .unwrap();
+        let (_dir, file) = sqlite_file("PRAGMA journal_mode = WAL;");
         let mut impatient = InlineWriter::open(&file, Duration::from_secs(5)).unwrap();
         impatient.busy_wait = Duration::from_millis(50);
         let other = rusqlite::Connection::open(&file).unwrap();
