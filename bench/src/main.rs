@@ -2,6 +2,7 @@
 //! measured in the same run on the same machine, written as a table (Markdown and JSON), plots
 //! (SVG) and the figures section of docs/performance.md.
 
+mod cpu;
 mod hash_bound;
 mod open_loop;
 mod outbox;

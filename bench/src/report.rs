@@ -249,6 +249,17 @@ fn markdown(r: &Results) -> anyhow::Result<String> {
             &pg.offered_load.customers_me,
         );
     }
+    writeln!(
+        md,
+        "\nWhere both cores' time went during the ratios to the hash bound (`/proc`; each ratio \
+         is about the hashing share times the hash's speed against the bound's):\n"
+    )?;
+    writeln!(md, "- SQLite logins: {}", s.reads.logins_cpu)?;
+    writeln!(md, "- SQLite flows: {}", s.flows.cpu)?;
+    if let Some(pg) = &r.postgres {
+        writeln!(md, "- PostgreSQL logins: {}", pg.reads.logins_cpu)?;
+        writeln!(md, "- PostgreSQL flows: {}", pg.flows.cpu)?;
+    }
     Ok(md)
 }
 

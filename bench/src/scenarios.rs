@@ -11,7 +11,7 @@ use crate::open_loop::{Call, Flows, Paced};
 use crate::passkeys::PasskeyLogins;
 use crate::target::{Database, Launch, PASSWORD, Server};
 use crate::wrk::{Request, Throughput};
-use crate::{Args, hash_bound, open_loop, passkeys, pgbench, wrk};
+use crate::{Args, cpu, hash_bound, open_loop, passkeys, pgbench, wrk};
 
 /// Every figure of one run.
 #[derive(Debug, Serialize)]
@@ -76,6 +76,8 @@ pub struct Reads {
     /// The hash bound, in turns with `logins`.
     pub hash_bound_per_sec: f64,
     pub logins_over_hash_bound: f64,
+    /// Where the machine's time went during the logins.
+    pub logins_cpu: cpu::Split,
     pub peak_rss_mib: f64,
 }
 
@@ -85,6 +87,8 @@ pub struct FlowsAgainstBound {
     pub flows: Flows,
     pub hash_bound_per_sec: f64,
     pub over_hash_bound: f64,
+    /// Where the machine's time went during the flows.
+    pub cpu: cpu::Split,
 }
 
 #[derive(Debug, Serialize)]
@@ -257,7 +261,7 @@ pub async fn reads(
             pg.push(pgbench::select_only(p.url, p.connections, slice).await?);
         }
     }
-    let (logins, hash_bound_per_sec) = logins_against_bound(server, d, work).await?;
+    let (logins, hash_bound_per_sec, logins_cpu) = logins_against_bound(server, d, work).await?;
     let (healthz, customers_me) = (Throughput::combined(&healthz), Throughput::combined(&me));
     Ok(Reads {
         me_over_healthz: customers_me.requests_per_sec / healthz.requests_per_sec,
@@ -267,6 +271,7 @@ pub async fn reads(
         customers_me,
         logins,
         hash_bound_per_sec,
+        logins_cpu,
         peak_rss_mib: server.peak_rss_mib()?,
     })
 }
@@ -277,24 +282,30 @@ fn passkey_customers() -> Vec<String> {
         .collect()
 }
 
-/// Logins and the hash bound in turns: the logins, and the bound's mean.
+/// Logins and the hash bound in turns: the logins, the bound's mean, and where the machine's
+/// time went during the logins.
 async fn logins_against_bound(
     server: &Server,
     d: Duration,
     work: &Path,
-) -> anyhow::Result<(Throughput, f64)> {
+) -> anyhow::Result<(Throughput, f64, cpu::Split)> {
     let (n, slice) = turns(d);
     let body = login_body("bench-1@example.com");
     let (login_url, login) = (
         server.url("/api/v1/auth/token"),
         Request::PostJson { body: &body },
     );
-    let (mut logins, mut bound) = (Vec::new(), Vec::new());
+    let pid = server.pid()?;
+    let (mut logins, mut bound, mut spent) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
+        let before = cpu::Ticks::now(pid);
         logins.push(wrk::run(&login_url, &login, LOGIN_CONNECTIONS, slice, work).await?);
+        spent.push(before.until(&cpu::Ticks::now(pid)));
         bound.push(hash_bound(slice).await?);
     }
-    Ok((Throughput::combined(&logins), mean(&bound)))
+    let (logins, bound) = (Throughput::combined(&logins), mean(&bound));
+    let cpu = cpu::Ticks::sum(&spent).split(logins.requests_per_sec, bound);
+    Ok((logins, bound, cpu))
 }
 
 /// Logins and full flows against the hash bound, and passkey logins, alone on each store,
@@ -324,7 +335,7 @@ pub async fn ratios(args: &Args) -> anyhow::Result<()> {
         };
         launch.import(&file).await?;
         let server = launch.start().await?;
-        let (logins, bound) = logins_against_bound(&server, d, &work).await?;
+        let (logins, bound, logins_cpu) = logins_against_bound(&server, d, &work).await?;
         let flows = flows_against_bound(&server, d).await?;
         let passkeys = passkeys::logins(&server, &passkey_customers(), PASSKEY_CLIENTS, d).await?;
         server.stop().await?;
@@ -343,6 +354,8 @@ pub async fn ratios(args: &Args) -> anyhow::Result<()> {
             passkeys.logins_per_sec,
             passkeys.errors,
         );
+        println!("  logins' CPU: {logins_cpu}");
+        println!("  flows' CPU: {}", flows.cpu);
     }
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
@@ -351,14 +364,18 @@ pub async fn ratios(args: &Args) -> anyhow::Result<()> {
 /// Full flows and the hash bound in turns.
 async fn flows_against_bound(server: &Server, d: Duration) -> anyhow::Result<FlowsAgainstBound> {
     let (n, slice) = turns(d);
-    let (mut flows, mut bound) = (Vec::new(), Vec::new());
+    let pid = server.pid()?;
+    let (mut flows, mut bound, mut spent) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
+        let before = cpu::Ticks::now(pid);
         flows.push(open_loop::flows(server, FLOW_WORKERS, slice).await?);
+        spent.push(before.until(&cpu::Ticks::now(pid)));
         bound.push(hash_bound(slice).await?);
     }
     let (flows, hash_bound_per_sec) = (Flows::combined(&flows), mean(&bound));
     Ok(FlowsAgainstBound {
         over_hash_bound: flows.flows_per_sec / hash_bound_per_sec,
+        cpu: cpu::Ticks::sum(&spent).split(flows.flows_per_sec, hash_bound_per_sec),
         flows,
         hash_bound_per_sec,
     })
