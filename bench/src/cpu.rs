@@ -7,6 +7,8 @@
 //! other processes take, and what they slow the hash by, is what keeps the ratio from 1.
 
 use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -21,6 +23,8 @@ pub struct Ticks {
     all: u64,
     idle: u64,
     steal: u64,
+    /// Time passed, on the clock: `all` would tell it only where every core counts.
+    wall: Duration,
 }
 
 impl Ticks {
@@ -43,6 +47,8 @@ impl Ticks {
         if let Some((all, idle, steal)) = machine_ticks() {
             (ticks.all, ticks.idle, ticks.steal) = (all, idle, steal);
         }
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        ticks.wall = EPOCH.get_or_init(Instant::now).elapsed();
         ticks
     }
 
@@ -56,6 +62,7 @@ impl Ticks {
             all: later.all.saturating_sub(self.all),
             idle: later.idle.saturating_sub(self.idle),
             steal: later.steal.saturating_sub(self.steal),
+            wall: later.wall.saturating_sub(self.wall),
         }
     }
 
@@ -69,6 +76,7 @@ impl Ticks {
             all: a.all + b.all,
             idle: a.idle + b.idle,
             steal: a.steal + b.steal,
+            wall: a.wall + b.wall,
         })
     }
 
@@ -76,8 +84,9 @@ impl Ticks {
     /// against `bound` hashes a second on every core.
     pub fn split(&self, rate: f64, bound: f64) -> Split {
         let share = |t: u64| t as f64 / self.all.max(1) as f64;
+        // The bound runs a thread for each core counted so.
         let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
-        let hashes = rate * self.all as f64 / cores / TICKS_PER_SEC;
+        let hashes = rate * self.wall.as_secs_f64();
         let hashing_secs = self.hashing as f64 / TICKS_PER_SEC;
         let split = Split {
             hashing: share(self.hashing),
@@ -121,7 +130,9 @@ pub struct Split {
     /// Everything else: the kernel's own threads, other services on the machine.
     pub other: f64,
     /// Hashes per second of a hashing thread's time in the service, against the bound's own
-    /// threads: below 1 when the rest of the work slows a hash down (caches, memory).
+    /// threads: below 1 when the rest of the work slows a hash down (caches, memory). The
+    /// bound's threads are taken to have had their cores to themselves, as the ratios need
+    /// anyway: with other work on the machine (`other`), this says little.
     pub hash_speed: Option<f64>,
 }
 
@@ -238,7 +249,8 @@ mod tests {
     fn shares_add_up_and_the_hash_speed_compares_with_the_bound() {
         let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
         // 10 s on every core, of which hashing threads took 8 s a core and made 80 hashes
-        // a core: 10 a second of a thread's time, as the bound's threads did.
+        // a core: 10 a second of a thread's time, as the bound's threads did (whose rate on
+        // every core is 10 a second a core).
         let all = (1000.0 * cores) as u64;
         let part = |share: f64| (share * all as f64) as u64;
         let spent = Ticks {
@@ -249,6 +261,7 @@ mod tests {
             all,
             idle: part(0.01),
             steal: 0,
+            wall: Duration::from_secs(10),
         };
         let split = spent.split(8.0 * cores, 10.0 * cores);
         assert!((split.hashing - 0.8).abs() < 1e-3);
