@@ -81,11 +81,9 @@ impl Ticks {
     }
 
     /// As shares of the machine's time, while the service hashed `rate` times a second,
-    /// against `bound` hashes a second on every core.
-    pub fn split(&self, rate: f64, bound: f64) -> Split {
+    /// against the bound's `bound_per_cpu_sec` hashes a second of a thread's time.
+    pub fn split(&self, rate: f64, bound_per_cpu_sec: Option<f64>) -> Split {
         let share = |t: u64| t as f64 / self.all.max(1) as f64;
-        // The bound runs a thread for each core counted so.
-        let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
         let hashes = rate * self.wall.as_secs_f64();
         let hashing_secs = self.hashing as f64 / TICKS_PER_SEC;
         let split = Split {
@@ -95,8 +93,9 @@ impl Ticks {
             clients: share(self.clients),
             idle: share(self.idle),
             steal: share(self.steal),
-            hash_speed: (hashing_secs > 0.0 && bound > 0.0)
-                .then(|| hashes / hashing_secs / (bound / cores)),
+            hash_speed: bound_per_cpu_sec
+                .filter(|bound| hashing_secs > 0.0 && *bound > 0.0)
+                .map(|bound| hashes / hashing_secs / bound),
             other: 0.0,
         };
         Split {
@@ -130,9 +129,8 @@ pub struct Split {
     /// Everything else: the kernel's own threads, other services on the machine.
     pub other: f64,
     /// Hashes per second of a hashing thread's time in the service, against the bound's own
-    /// threads: below 1 when the rest of the work slows a hash down (caches, memory). The
-    /// bound's threads are taken to have had their cores to themselves, as the ratios need
-    /// anyway: with other work on the machine (`other`), this says little.
+    /// threads' (each side's processor time, so other work on the machine does not count):
+    /// below 1 when the rest of the work slows a hash down (caches, memory).
     pub hash_speed: Option<f64>,
 }
 
@@ -224,7 +222,12 @@ fn parse_machine(stat: &str) -> Option<(u64, u64, u64)> {
 }
 
 /// Linux's `USER_HZ`, which every `/proc` tick count is in.
-const TICKS_PER_SEC: f64 = 100.0;
+pub const TICKS_PER_SEC: f64 = 100.0;
+
+/// The calling thread's user and system ticks so far.
+pub fn own_thread_ticks() -> Option<u64> {
+    read_stat(Path::new("/proc/thread-self/stat")).map(|(_, spent)| spent)
+}
 
 #[cfg(test)]
 mod tests {
@@ -247,10 +250,9 @@ mod tests {
 
     #[test]
     fn shares_add_up_and_the_hash_speed_compares_with_the_bound() {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
-        // 10 s on every core, of which hashing threads took 8 s a core and made 80 hashes
-        // a core: 10 a second of a thread's time, as the bound's threads did (whose rate on
-        // every core is 10 a second a core).
+        let cores = 2.0;
+        // 10 s on two cores, of which hashing threads took 8 s a core and made 80 hashes a
+        // core: 10 a second of a thread's time, as the bound's threads did.
         let all = (1000.0 * cores) as u64;
         let part = |share: f64| (share * all as f64) as u64;
         let spent = Ticks {
@@ -263,11 +265,25 @@ mod tests {
             steal: 0,
             wall: Duration::from_secs(10),
         };
-        let split = spent.split(8.0 * cores, 10.0 * cores);
+        let split = spent.split(8.0 * cores, Some(10.0));
         assert!((split.hashing - 0.8).abs() < 1e-3);
         assert!((split.other - 0.02).abs() < 1e-3);
         let speed = split.hash_speed.unwrap_or_default();
         assert!((speed - 1.0).abs() < 1e-3, "{speed}");
+    }
+
+    #[test]
+    fn a_thread_counts_its_own_time() {
+        let before = own_thread_ticks().unwrap_or_default();
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(100) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let spent = own_thread_ticks()
+            .unwrap_or_default()
+            .saturating_sub(before);
+        assert!(spent > 0, "{spent}");
     }
 
     #[test]

@@ -13,16 +13,30 @@ pub fn default_params() -> anyhow::Result<Params> {
     Params::new(19 * 1024, 2, 1, None).map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))
 }
 
+/// What the bound's threads did.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// Hashes per second, all threads together.
+    pub per_sec: f64,
+    /// Hashes per second of a thread's processor time (`None` without `/proc`): how fast a
+    /// hash runs, whatever else shared the cores meanwhile.
+    pub per_cpu_sec: Option<f64>,
+}
+
 /// Hashes per second over `threads` threads for about `duration`.
-pub fn measure(threads: usize, duration: Duration) -> anyhow::Result<f64> {
+pub fn measure(threads: usize, duration: Duration) -> anyhow::Result<Bound> {
     let params = default_params()?;
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
+    let cpu_ticks = Arc::new(AtomicU64::new(0));
+    let counted = Arc::new(AtomicBool::new(true));
     let started = Instant::now();
     let workers: Vec<_> = (0..threads.max(1))
         .map(|_| {
             let (stop, done, params) = (Arc::clone(&stop), Arc::clone(&done), params.clone());
+            let (cpu_ticks, counted) = (Arc::clone(&cpu_ticks), Arc::clone(&counted));
             std::thread::spawn(move || {
+                let started = crate::cpu::own_thread_ticks();
                 let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
                 let mut memory = vec![Block::default(); params.block_count()];
                 let mut out = [0u8; 32];
@@ -39,6 +53,12 @@ pub fn measure(threads: usize, duration: Duration) -> anyhow::Result<f64> {
                         done.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                match (started, crate::cpu::own_thread_ticks()) {
+                    (Some(a), Some(b)) => {
+                        cpu_ticks.fetch_add(b.saturating_sub(a), Ordering::Relaxed);
+                    }
+                    _ => counted.store(false, Ordering::Relaxed),
+                }
             })
         })
         .collect();
@@ -49,5 +69,10 @@ pub fn measure(threads: usize, duration: Duration) -> anyhow::Result<f64> {
             .join()
             .map_err(|_| anyhow::anyhow!("a hashing thread panicked"))?;
     }
-    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+    let hashes = done.load(Ordering::Relaxed) as f64;
+    let cpu_secs = cpu_ticks.load(Ordering::Relaxed) as f64 / crate::cpu::TICKS_PER_SEC;
+    Ok(Bound {
+        per_sec: hashes / started.elapsed().as_secs_f64(),
+        per_cpu_sec: (counted.load(Ordering::Relaxed) && cpu_secs > 0.0).then(|| hashes / cpu_secs),
+    })
 }

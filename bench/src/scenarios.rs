@@ -130,13 +130,24 @@ fn turns(d: Duration) -> (u64, Duration) {
 }
 
 /// The hash bound over `slice`, on every core.
-async fn hash_bound(slice: Duration) -> anyhow::Result<f64> {
+async fn hash_bound(slice: Duration) -> anyhow::Result<hash_bound::Bound> {
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     tokio::task::spawn_blocking(move || hash_bound::measure(cores, slice)).await?
 }
 
 fn mean(rates: &[f64]) -> f64 {
     rates.iter().sum::<f64>() / rates.len().max(1) as f64
+}
+
+/// The bound's mean rate over its turns.
+fn per_sec(turns: &[hash_bound::Bound]) -> f64 {
+    mean(&turns.iter().map(|b| b.per_sec).collect::<Vec<_>>())
+}
+
+/// The bound's mean rate a second of a hashing thread's time, if every turn measured it.
+fn per_cpu_sec(turns: &[hash_bound::Bound]) -> Option<f64> {
+    let rates: Option<Vec<f64>> = turns.iter().map(|b| b.per_cpu_sec).collect();
+    rates.filter(|r| !r.is_empty()).map(|r| mean(&r))
 }
 
 /// pgbench's side of the PostgreSQL read ratio.
@@ -303,9 +314,9 @@ async fn logins_against_bound(
         spent.push(before.until(&cpu::Ticks::now(pid)));
         bound.push(hash_bound(slice).await?);
     }
-    let (logins, bound) = (Throughput::combined(&logins), mean(&bound));
-    let cpu = cpu::Ticks::sum(&spent).split(logins.requests_per_sec, bound);
-    Ok((logins, bound, cpu))
+    let logins = Throughput::combined(&logins);
+    let cpu = cpu::Ticks::sum(&spent).split(logins.requests_per_sec, per_cpu_sec(&bound));
+    Ok((logins, per_sec(&bound), cpu))
 }
 
 /// Logins and full flows against the hash bound, and passkey logins, alone on each store,
@@ -372,10 +383,10 @@ async fn flows_against_bound(server: &Server, d: Duration) -> anyhow::Result<Flo
         spent.push(before.until(&cpu::Ticks::now(pid)));
         bound.push(hash_bound(slice).await?);
     }
-    let (flows, hash_bound_per_sec) = (Flows::combined(&flows), mean(&bound));
+    let (flows, hash_bound_per_sec) = (Flows::combined(&flows), per_sec(&bound));
     Ok(FlowsAgainstBound {
         over_hash_bound: flows.flows_per_sec / hash_bound_per_sec,
-        cpu: cpu::Ticks::sum(&spent).split(flows.flows_per_sec, hash_bound_per_sec),
+        cpu: cpu::Ticks::sum(&spent).split(flows.flows_per_sec, per_cpu_sec(&bound)),
         flows,
         hash_bound_per_sec,
     })
