@@ -86,28 +86,19 @@ impl Ticks {
         let share = |t: u64| t as f64 / self.all.max(1) as f64;
         let hashes = rate * self.wall.as_secs_f64();
         let hashing_secs = self.hashing as f64 / TICKS_PER_SEC;
-        let split = Split {
+        let known =
+            self.hashing + self.service + self.database + self.clients + self.idle + self.steal;
+        Split {
             hashing: share(self.hashing),
             service: share(self.service),
             database: share(self.database),
             clients: share(self.clients),
             idle: share(self.idle),
             steal: share(self.steal),
+            other: share(self.all.saturating_sub(known)),
             hash_speed: bound_per_cpu_sec
                 .filter(|bound| hashing_secs > 0.0 && *bound > 0.0)
                 .map(|bound| hashes / hashing_secs / bound),
-            other: 0.0,
-        };
-        Split {
-            other: (1.0
-                - split.hashing
-                - split.service
-                - split.database
-                - split.clients
-                - split.idle
-                - split.steal)
-                .max(0.0),
-            ..split
         }
     }
 }

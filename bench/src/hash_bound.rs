@@ -23,7 +23,7 @@ pub struct Bound {
     pub per_cpu_sec: Option<f64>,
 }
 
-/// Hashes per second over `threads` threads for about `duration`.
+/// What `threads` threads hash in about `duration`.
 pub fn measure(threads: usize, duration: Duration) -> anyhow::Result<Bound> {
     let params = default_params()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -75,4 +75,19 @@ pub fn measure(threads: usize, duration: Duration) -> anyhow::Result<Bound> {
         per_sec: hashes / started.elapsed().as_secs_f64(),
         per_cpu_sec: (counted.load(Ordering::Relaxed) && cpu_secs > 0.0).then(|| hashes / cpu_secs),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread's processor time is at most the time it ran, so hashes per second of it are
+    /// at least the rate on the clock (tick rounding aside): each thread counts its own time.
+    #[test]
+    fn the_bound_counts_its_threads_own_time() {
+        let bound = measure(1, Duration::from_millis(400)).unwrap();
+        assert!(bound.per_sec > 0.0);
+        let per_cpu_sec = bound.per_cpu_sec.unwrap_or_default();
+        assert!(per_cpu_sec >= 0.8 * bound.per_sec, "{bound:?}");
+    }
 }
