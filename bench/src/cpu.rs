@@ -88,6 +88,7 @@ impl Ticks {
         let hashing_secs = self.hashing as f64 / TICKS_PER_SEC;
         let known =
             self.hashing + self.service + self.database + self.clients + self.idle + self.steal;
+        let ms_each = |t: u64| t as f64 / TICKS_PER_SEC * 1000.0 / hashes;
         Split {
             hashing: share(self.hashing),
             service: share(self.service),
@@ -99,8 +100,25 @@ impl Ticks {
             hash_speed: bound_per_cpu_sec
                 .filter(|bound| hashing_secs > 0.0 && *bound > 0.0)
                 .map(|bound| hashes / hashing_secs / bound),
+            each: (hashes >= 1.0).then(|| Each {
+                hashing_ms: ms_each(self.hashing),
+                service_ms: ms_each(self.service),
+                database_ms: ms_each(self.database),
+                clients_ms: ms_each(self.clients),
+            }),
         }
     }
+}
+
+/// Processor time per operation measured (a login, a flow): unlike the shares, which the
+/// hashing's speed on the host moves, these tell whether a change made the work beside the
+/// hash smaller.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Each {
+    pub hashing_ms: f64,
+    pub service_ms: f64,
+    pub database_ms: f64,
+    pub clients_ms: f64,
 }
 
 /// Shares of the machine's processor time during a measurement.
@@ -123,6 +141,8 @@ pub struct Split {
     /// threads' (each side's processor time, so other work on the machine does not count):
     /// below 1 when the rest of the work slows a hash down (caches, memory).
     pub hash_speed: Option<f64>,
+    /// The same time per operation; none when none was made.
+    pub each: Option<Each>,
 }
 
 impl std::fmt::Display for Split {
@@ -142,6 +162,14 @@ impl std::fmt::Display for Split {
         )?;
         if let Some(speed) = self.hash_speed {
             write!(f, "; a hash ran at {speed:.2} of the bound's speed")?;
+        }
+        if let Some(each) = self.each {
+            write!(
+                f,
+                "; each took {:.1} ms of hashing, {:.2} ms in the service, {:.2} ms in the \
+                 database, {:.2} ms in the clients",
+                each.hashing_ms, each.service_ms, each.database_ms, each.clients_ms
+            )?;
         }
         Ok(())
     }
@@ -261,6 +289,13 @@ mod tests {
         assert!((split.other - 0.02).abs() < 1e-3);
         let speed = split.hash_speed.unwrap_or_default();
         assert!((speed - 1.0).abs() < 1e-3, "{speed}");
+        // 160 hashes in 10 s: each took 16 s / 160 of hashing and 2 s / 160 in the service.
+        let each = split.each.unwrap_or_default();
+        assert!((each.hashing_ms - 100.0).abs() < 1e-6, "{each:?}");
+        assert!((each.service_ms - 12.5).abs() < 1e-6, "{each:?}");
+        assert!((each.database_ms - 6.25).abs() < 1e-6, "{each:?}");
+        assert!((each.clients_ms - 2.5).abs() < 1e-6, "{each:?}");
+        assert!(spent.split(0.0, Some(10.0)).each.is_none());
     }
 
     #[test]
