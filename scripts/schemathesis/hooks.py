@@ -8,6 +8,10 @@ Loaded through SCHEMATHESIS_HOOKS by scripts/schemathesis/run, which starts the 
     FINHUB_ST_READER        customer whose one shared session serves the read-only calls [alice]
     FINHUB_ST_ENDER         customer whose fresh sessions serve the calls that end sessions [carol]
     FINHUB_ST_PENDING       customer with 2FA whose fresh pending sessions serve the 2FA calls [bob]
+    FINHUB_ST_OWNER         customer without 2FA whose fresh sessions serve the calls that change
+                            credentials (factors, recovery codes, password, step-up) [dave]
+    FINHUB_ST_RESETTER      customer without 2FA whose password resets serve the reset's
+                            completion [erin]
     FINHUB_ST_PASSWORD      their password [finhub-demo-2026]
 
 Which token a case gets, and when:
@@ -30,6 +34,16 @@ Which token a case gets, and when:
 * The 2FA calls get a fresh TWO_FACTOR_PENDING session of the 2FA customer per case: a pending
   session allows few sends, and a right code makes it ACTIVE and rotates its tokens. One
   read-only call in four gets such a session too (restricted view, TWO_FACTOR_REQUIRED).
+* The calls that change the customer's own credentials (enrolling, confirming, renaming and
+  removing factors, recovery codes, the password, step-up) get a fresh ACTIVE session of a
+  customer of their own per case, who holds no factor: generated values cannot confirm a factor
+  or name the current password, so that customer stays without 2FA and every case reaches the
+  operation's own checks (validation, recent authentication, 404 for unknown factors) rather
+  than a 401. Every other step-up verification is real (a PASSWORD step-up, then its password).
+* A password reset's completion gets a fresh PASSWORD_RESET session per case, of a customer of
+  its own without 2FA: a reset asked for, its code read from the outbox, and verified. A
+  generated new password the policy accepts completes the reset, which ends that customer's
+  sessions (the next case opens another) and changes a password nothing else uses.
 
 Cases that Schemathesis generates without, or with broken, credentials on purpose (negative
 security tests) are left alone: it does not ask auth providers for them.
@@ -53,12 +67,25 @@ PASSWORD = os.environ.get("FINHUB_ST_PASSWORD", "finhub-demo-2026")
 READER = os.environ.get("FINHUB_ST_READER", "alice@demo.finhub.test")
 ENDER = os.environ.get("FINHUB_ST_ENDER", "carol@demo.finhub.test")
 PENDING = os.environ.get("FINHUB_ST_PENDING", "bob@demo.finhub.test")
+OWNER = os.environ.get("FINHUB_ST_OWNER", "dave@demo.finhub.test")
+RESETTER = os.environ.get("FINHUB_ST_RESETTER", "erin@demo.finhub.test")
 
 ROLES = {
     "GET /api/v1/customers/me": "reader",
     "GET /api/v1/sessions": "reader",
     "GET /api/v1/customers/me/devices": "reader",
     "GET /api/v1/customers/me/security-events": "reader",
+    "GET /api/v1/customers/me/factors": "reader",
+    "GET /api/v1/auth/2fa/challenges/{challengeId}": "pending",
+    "POST /api/v1/customers/me/factors": "owner",
+    "POST /api/v1/customers/me/factors/{factorId}/confirm": "owner",
+    "PATCH /api/v1/customers/me/factors/{factorId}": "owner",
+    "DELETE /api/v1/customers/me/factors/{factorId}": "owner",
+    "POST /api/v1/customers/me/recovery-codes": "owner",
+    "POST /api/v1/customers/me/password": "owner",
+    "POST /api/v1/auth/step-up": "owner",
+    "POST /api/v1/auth/step-up/verify": "owner",
+    "POST /api/v1/auth/password-reset/complete": "resetter",
     "POST /api/v1/auth/logout": "ender",
     "DELETE /api/v1/sessions/{id}": "ender",
     "DELETE /api/v1/customers/me/devices/{id}": "ender",
@@ -97,6 +124,28 @@ def login(username: str, fingerprint: str | None = None) -> dict:
     raise AssertionError("unreachable")
 
 
+def reset_session(username: str) -> str:
+    """A fresh PASSWORD_RESET session: a reset asked for, and its code from the outbox verified."""
+    r = _http().post(f"{BASE_URL}/api/v1/auth/password-reset", json={"username": username}, timeout=10)
+    if r.status_code != 202:
+        raise RuntimeError(f"a reset for {username} answered {r.status_code}: {r.text[:300]}")
+    reset_id = r.json()["resetId"]
+    # The answer goes out before the code is queued: it reaches the outbox a moment later.
+    deadline = time.monotonic() + 5
+    while (code := _outbox_code("resetId", reset_id)) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no code in the outbox for reset {reset_id}")
+        time.sleep(0.02)
+    r = _http().post(
+        f"{BASE_URL}/api/v1/auth/password-reset/verify",
+        json={"resetId": reset_id, "code": code},
+        timeout=10,
+    )
+    if r.status_code != 200:
+        raise RuntimeError(f"a reset's code answered {r.status_code}: {r.text[:300]}")
+    return r.json()["bffToken"]
+
+
 _reader: dict | None = None
 _reader_lock = threading.Lock()
 
@@ -128,6 +177,10 @@ def token_for(label: str, role: str, counted: bool = True) -> str:
         return _reader_token()
     if role == "pending":
         return login(PENDING)["bffToken"]
+    if role == "owner":
+        return login(OWNER)["bffToken"]
+    if role == "resetter":
+        return reset_session(RESETTER)
     return login(ENDER, fingerprint=f"schemathesis-{uuid.uuid4()}")["bffToken"]
 
 
@@ -163,6 +216,11 @@ def _positive(case) -> bool:
 
 
 def _code_for(challenge_id: str) -> str | None:
+    return _outbox_code("challengeId", challenge_id)
+
+
+def _outbox_code(key: str, value: str) -> str | None:
+    """The code of the newest outbox line whose `key` is `value`."""
     try:
         with open(OUTBOX, encoding="utf-8") as f:
             lines = f.readlines()
@@ -173,7 +231,7 @@ def _code_for(challenge_id: str) -> str | None:
             message = json.loads(line)
         except ValueError:
             continue
-        if message.get("challengeId") == challenge_id:
+        if message.get(key) == value:
             return message.get("code")
     return None
 
@@ -188,6 +246,9 @@ _turns = {
         "POST /api/v1/auth/2fa/verify",
         "DELETE /api/v1/sessions/{id}",
         "DELETE /api/v1/customers/me/devices/{id}",
+        "POST /api/v1/auth/step-up/verify",
+        "GET /api/v1/auth/2fa/challenges/{challengeId}",
+        "POST /api/v1/customers/me/factors/{factorId}/confirm",
     )
 }
 
@@ -226,6 +287,32 @@ def _make_real(label: str, case, turn: int) -> None:
         devices = r.json().get("devices", []) if r.status_code == 200 else []
         if devices:
             case.path_parameters = {**(case.path_parameters or {}), "id": devices[0]["id"]}
+    elif label == "POST /api/v1/auth/step-up/verify":
+        if token is None or not isinstance(case.body, dict):
+            return
+        r = _http().post(
+            f"{BASE_URL}/api/v1/auth/step-up", headers=auth, json={"method": "PASSWORD"}, timeout=10
+        )
+        if r.status_code == 202:
+            case.body = {"challengeId": r.json()["challengeId"], "password": PASSWORD}
+    elif label == "GET /api/v1/auth/2fa/challenges/{challengeId}":
+        if token is None:
+            return
+        r = _http().post(f"{BASE_URL}/api/v1/auth/2fa/initiate", headers=auth, json={}, timeout=10)
+        if r.status_code == 202:
+            case.path_parameters = {
+                **(case.path_parameters or {}),
+                "challengeId": r.json()["challengeId"],
+            }
+    elif label == "POST /api/v1/customers/me/factors/{factorId}/confirm":
+        # An app enrolled and not confirmed: the generated code is judged against it.
+        if token is None:
+            return
+        r = _http().post(
+            f"{BASE_URL}/api/v1/customers/me/factors", headers=auth, json={"method": "TOTP"}, timeout=10
+        )
+        if r.status_code == 201:
+            case.path_parameters = {**(case.path_parameters or {}), "factorId": r.json()["id"]}
 
 
 @schemathesis.hook
