@@ -252,7 +252,8 @@ fn markdown(r: &Results) -> anyhow::Result<String> {
     writeln!(
         md,
         "\nWhere both cores' time went during the ratios to the hash bound (`/proc`; each ratio \
-         is about the hashing share times the hash's speed against the bound's):\n"
+         is about the hashing share times the hash's speed against the bound's), and each \
+         part's processor time per login or flow:\n"
     )?;
     writeln!(md, "- SQLite logins: {}", s.reads.logins_cpu)?;
     writeln!(md, "- SQLite flows: {}", s.flows.cpu)?;
