@@ -215,8 +215,10 @@ def _positive(case) -> bool:
     )
 
 
-def _code_for(challenge_id: str) -> str | None:
-    return _outbox_code("challengeId", challenge_id)
+def _challenge(auth: dict) -> str | None:
+    """A 2FA challenge opened for the session in `auth` (its default factor), or None if refused."""
+    r = _http().post(f"{BASE_URL}/api/v1/auth/2fa/initiate", headers=auth, json={}, timeout=10)
+    return r.json()["challengeId"] if r.status_code == 202 else None
 
 
 def _outbox_code(key: str, value: str) -> str | None:
@@ -267,11 +269,10 @@ def _make_real(label: str, case, turn: int) -> None:
     elif label == "POST /api/v1/auth/2fa/verify":
         if token is None or not isinstance(case.body, dict):
             return
-        r = _http().post(f"{BASE_URL}/api/v1/auth/2fa/initiate", headers=auth, json={}, timeout=10)
-        if r.status_code != 202:
+        challenge = _challenge(auth)
+        if challenge is None:
             return
-        challenge = r.json()["challengeId"]
-        code = _code_for(challenge)
+        code = _outbox_code("challengeId", challenge)
         if code is not None:
             case.body = {**case.body, "challengeId": challenge, "code": code}
     elif label == "DELETE /api/v1/sessions/{id}":
@@ -298,12 +299,9 @@ def _make_real(label: str, case, turn: int) -> None:
     elif label == "GET /api/v1/auth/2fa/challenges/{challengeId}":
         if token is None:
             return
-        r = _http().post(f"{BASE_URL}/api/v1/auth/2fa/initiate", headers=auth, json={}, timeout=10)
-        if r.status_code == 202:
-            case.path_parameters = {
-                **(case.path_parameters or {}),
-                "challengeId": r.json()["challengeId"],
-            }
+        challenge = _challenge(auth)
+        if challenge is not None:
+            case.path_parameters = {**(case.path_parameters or {}), "challengeId": challenge}
     elif label == "POST /api/v1/customers/me/factors/{factorId}/confirm":
         # An app enrolled and not confirmed: the generated code is judged against it.
         if token is None:
